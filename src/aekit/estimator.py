@@ -1,0 +1,536 @@
+"""``Autoencoder``: the scikit-learn transformer, a thin adapter over config, model and trainer."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils.validation import validate_data
+
+from .config import ModelConfig, TrainConfig
+from .errors import ConfigError, DataError, DataTypeError, ModelFileError, NotFittedError
+from .io import read_model, write_model
+from .model import Hourglass
+from .train import Callback, History, Trainer, derive_seeds
+
+__all__ = ["SCALINGS", "Autoencoder", "load"]
+
+SCALINGS = ("auto", "standardize", "minmax", "none")
+_ROW_BLOCK = 16  # inference pads batches to whole blocks of rows (see _pad_rows)
+logger = logging.getLogger("aekit")
+
+# Constructor arguments that go into ModelConfig / TrainConfig under the same name.
+_MODEL_KEYS = (
+    "code_dim", "activation", "dropout", "batch_norm", "sparsity", "sparsity_weight",
+    "sparsity_target", "sparsity_k", "noise", "noise_level",
+)  # fmt: skip
+_TRAIN_KEYS = (
+    "epochs", "batch_size", "lr", "optimizer", "weight_decay", "lr_schedule", "loss",
+    "val_fraction", "patience", "min_delta", "max_time", "device", "precision",
+    "checkpoint_dir", "checkpoint_every", "verbose",
+)  # fmt: skip
+
+
+def auto_hidden(n_features: int, code_dim: int) -> tuple[int, ...]:
+    """The hidden widths ``hidden="auto"`` picks: two layers between the input and the code.
+
+    ``(min(512, max(64, 2·d)), min(256, max(32, d)))`` for ``d`` input features, so 784-pixel
+    images get 512-256 and a 13-column table gets 64-32; both layers are at least as wide as
+    the code.
+    """
+    first = min(512, max(64, 2 * n_features, code_dim))
+    second = min(256, max(32, n_features, code_dim))
+    return (first, second)
+
+
+class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Autoencoder as a scikit-learn transformer: a nonlinear PCA.
+
+    ``transform`` maps rows to codes, ``inverse_transform`` maps codes back to rows,
+    ``score_samples`` gives minus each row's reconstruction error (higher = more normal).
+    Sparse, denoising and linear autoencoders are settings of this one class.
+
+    Parameters
+    ----------
+    code_dim : int, default=2
+        Size of the code (the bottleneck), like ``PCA(n_components=...)``.
+    hidden : "auto", tuple of int, or int, default="auto"
+        Encoder hidden widths, outermost first; the decoder mirrors them. ``"auto"`` picks two
+        layers from the feature count (see :func:`auto_hidden`); ``()`` means no hidden layer.
+        ``hidden=()`` with ``activation="identity"`` is the linear autoencoder, which finds
+        PCA's subspace.
+    activation : str, default="relu"
+        Hidden non-linearity: relu, leaky_relu, elu, gelu, silu, tanh, sigmoid or identity.
+    output : {"auto", "identity", "sigmoid"}, default="auto"
+        Output activation. ``"auto"``: sigmoid when the scaled training data lies in [0, 1]
+        (and the model is not linear), identity otherwise.
+    dropout : float, default=0.0
+        Dropout after each hidden layer while training.
+    batch_norm : bool, default=False
+        Batch normalisation after each hidden linear layer.
+    sparsity : {"l1", "kl", "topk"} or None, default=None
+        Sparse code: L1 penalty (non-negative codes, unit-norm decoder columns), KL divergence
+        to a target activation rate (sigmoid codes), or top-k (k active units per row).
+    sparsity_weight : float, default=1e-3
+        λ of the L1 penalty or β of the KL penalty.
+    sparsity_target : float, default=0.05
+        Target mean activation ρ for ``sparsity="kl"``.
+    sparsity_k : int or None, default=None
+        Active units per row for ``sparsity="topk"``.
+    noise : {"gaussian", "masking", "salt_and_pepper"} or None, default=None
+        Corrupt the (scaled) training input and reconstruct the clean one: a denoising
+        autoencoder.
+    noise_level : float, default=0.3
+        σ for gaussian noise; the corrupted fraction for masking and salt-and-pepper.
+    scaling : {"auto", "standardize", "minmax", "none"}, default="auto"
+        Input scaling learned in ``fit`` and inverted on the way back. ``"auto"``: none when
+        the data already lies in [0, 1], standardize otherwise.
+    loss : {"mse", "bce"}, default="mse"
+        Reconstruction loss while training (``bce`` needs a sigmoid output).
+    epochs : int, default=100
+        Maximum epochs; early stopping usually ends sooner.
+    batch_size : int, default=128
+        Rows per optimiser step.
+    lr : float, default=1e-3
+        Learning rate.
+    optimizer : {"adam", "adamw"}, default="adam"
+        Optimiser.
+    weight_decay : float, default=0.0
+        Weight decay.
+    lr_schedule : {"constant", "cosine", "plateau"}, default="constant"
+        Learning-rate schedule.
+    val_fraction : float, default=0.1
+        Rows held out for early stopping (skipped when too few rows).
+    patience : int or None, default=10
+        Epochs without validation improvement before stopping; the best weights are kept.
+    min_delta : float, default=0.0
+        Relative improvement that counts as progress.
+    max_time : float or None, default=None
+        Training budget in seconds.
+    device : str, default="auto"
+        ``auto`` (CUDA, MPS, CPU) or a torch device string.
+    precision : {"fp32", "bf16"}, default="fp32"
+        ``bf16`` trains under bfloat16 autocast.
+    checkpoint_dir : str or None, default=None
+        Folder for resumable checkpoints.
+    checkpoint_every : int, default=1
+        Epochs between checkpoints.
+    transform_batch_size : int, default=4096
+        Rows per chunk in ``transform`` and friends, so memory stays flat.
+    random_state : int or None, default=None
+        Seed; a fixed seed makes CPU runs repeat exactly.
+    verbose : int, default=0
+        1 logs one line per epoch (``logging``, logger ``"aekit"``).
+
+    Attributes
+    ----------
+    module_ : Hourglass
+        The trained ``torch.nn.Module``.
+    model_config_ : ModelConfig
+        Architecture as resolved from the data.
+    train_config_ : TrainConfig
+        Training settings used.
+    history_ : History
+        Per-epoch losses.
+    scaling_ : str
+        Scaling actually applied (``"auto"`` resolved).
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names, when ``X`` had string column names.
+    n_iter_ : int
+        Epochs run.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from aekit import Autoencoder
+    >>> X = load_digits().data / 16.0
+    >>> ae = Autoencoder(code_dim=8, epochs=5, random_state=0).fit(X)
+    >>> ae.transform(X).shape
+    (1797, 8)
+    """
+
+    def __init__(
+        self,
+        code_dim: int = 2,
+        *,
+        hidden: str | tuple[int, ...] | int = "auto",
+        activation: str = "relu",
+        output: str = "auto",
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        sparsity: str | None = None,
+        sparsity_weight: float = 1e-3,
+        sparsity_target: float = 0.05,
+        sparsity_k: int | None = None,
+        noise: str | None = None,
+        noise_level: float = 0.3,
+        scaling: str = "auto",
+        loss: str = "mse",
+        epochs: int = 100,
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        optimizer: str = "adam",
+        weight_decay: float = 0.0,
+        lr_schedule: str = "constant",
+        val_fraction: float = 0.1,
+        patience: int | None = 10,
+        min_delta: float = 0.0,
+        max_time: float | None = None,
+        device: str = "auto",
+        precision: str = "fp32",
+        checkpoint_dir: str | None = None,
+        checkpoint_every: int = 1,
+        transform_batch_size: int = 4096,
+        random_state: int | None = None,
+        verbose: int = 0,
+    ) -> None:
+        self.code_dim = code_dim
+        self.hidden = hidden
+        self.activation = activation
+        self.output = output
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.sparsity = sparsity
+        self.sparsity_weight = sparsity_weight
+        self.sparsity_target = sparsity_target
+        self.sparsity_k = sparsity_k
+        self.noise = noise
+        self.noise_level = noise_level
+        self.scaling = scaling
+        self.loss = loss
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.val_fraction = val_fraction
+        self.patience = patience
+        self.min_delta = min_delta
+        self.max_time = max_time
+        self.device = device
+        self.precision = precision
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
+        self.transform_batch_size = transform_batch_size
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- scikit-learn plumbing ------------------------------------------------------------
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "module_")
+
+    @property
+    def _n_features_out(self) -> int:
+        """Number of code features (names: ``autoencoder0``, ``autoencoder1``, ...)."""
+        return self.model_config_.code_dim
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "module_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
+                "appropriate arguments before using this estimator."
+            )
+
+    def _validate(self, X: Any, *, reset: bool) -> np.ndarray:
+        """Check and convert input rows; aekit's errors, scikit-learn's wording."""
+        try:
+            X = validate_data(
+                self, X, reset=reset, dtype=[np.float64, np.float32], ensure_min_samples=1
+            )
+        except TypeError as exc:
+            raise DataTypeError(f"non-numeric input: {exc}") from exc
+        except ValueError as exc:
+            if "could not convert" in str(exc) or "dtype" in str(exc):
+                raise DataError(f"non-numeric input: {exc}") from exc
+            raise DataError(str(exc)) from exc
+        return X
+
+    # -- fit ------------------------------------------------------------------------------
+    def _resolve_configs(self, X: np.ndarray) -> tuple[ModelConfig, TrainConfig, str]:
+        if self.scaling not in SCALINGS:
+            raise ConfigError(f"scaling={self.scaling!r} is not one of {', '.join(SCALINGS)}")
+        in_unit = bool(X.min() >= 0 and X.max() <= 1)
+        scaling = ("none" if in_unit else "standardize") if self.scaling == "auto" else self.scaling
+        hidden = self.hidden
+        if isinstance(hidden, str):
+            if hidden != "auto":
+                raise ConfigError(f"hidden={hidden!r}: expected 'auto', an int or a tuple of ints")
+            hidden = auto_hidden(X.shape[1], self.code_dim)
+        elif isinstance(hidden, (int, np.integer)):
+            hidden = (int(hidden),)
+        linear = not hidden and self.activation == "identity"
+        output = self.output
+        if output == "auto":
+            unit_after_scaling = scaling == "minmax" or (scaling == "none" and in_unit)
+            output = "sigmoid" if unit_after_scaling and not linear else "identity"
+        model_kwargs = {key: getattr(self, key) for key in _MODEL_KEYS}
+        model = ModelConfig(
+            input_dim=X.shape[1], hidden=tuple(hidden), output=output, **model_kwargs
+        )
+        train_kwargs = {key: getattr(self, key) for key in _TRAIN_KEYS}
+        seed = derive_seeds(self.random_state, 2)[1] if self.random_state is not None else None
+        train = TrainConfig(random_state=seed, **train_kwargs)
+        return model, train, scaling
+
+    def fit(self, X: Any, y: None = None, *, callbacks: tuple[Callback, ...] = ()) -> Autoencoder:
+        """Train the autoencoder on ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training rows (NumPy, pandas, anything array-like).
+        y : None
+            Ignored.
+        callbacks : tuple of Callback, optional
+            Extra training hooks (progress bars...).
+
+        Returns
+        -------
+        self : Autoencoder
+        """
+        X = self._validate(X, reset=True)
+        model_config, train_config, scaling = self._resolve_configs(X)
+        if self.verbose and not logger.handlers:
+            logger.addHandler(logging.StreamHandler())
+            logger.setLevel(logging.INFO)
+        init_seed = derive_seeds(self.random_state, 2)[0]
+        generator = torch.Generator().manual_seed(init_seed)
+        module = Hourglass(model_config, generator)
+        offset, scale = _scaling_params(X, scaling)
+        module.offset.copy_(torch.from_numpy(offset))
+        module.scale.copy_(torch.from_numpy(scale))
+        trainer = Trainer(module, train_config, callbacks)
+        history = trainer.fit(torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)))
+        self._set_fitted(module.eval(), model_config, train_config, scaling, history)
+        return self
+
+    def _set_fitted(
+        self,
+        module: Hourglass,
+        model_config: ModelConfig,
+        train_config: TrainConfig,
+        scaling: str,
+        history: History,
+    ) -> None:
+        self.module_ = module
+        self.model_config_ = model_config
+        self.train_config_ = train_config
+        self.scaling_ = scaling
+        self.history_ = history
+        self.n_iter_ = len(history)
+
+    # -- inference ------------------------------------------------------------------------
+    def _run(self, X: np.ndarray, fn: Any, out_dtype: np.dtype) -> np.ndarray:
+        """Apply ``fn`` (scaled tensor → tensor) to ``X`` in chunks; return ``out_dtype``."""
+        module = self.module_
+        device = module.offset.device
+        was_training = module.training
+        module.eval()
+        chunks = []
+        with torch.inference_mode():
+            for start in range(0, X.shape[0], self.transform_batch_size):
+                part = X[start : start + self.transform_batch_size]
+                batch = torch.from_numpy(np.ascontiguousarray(part, dtype=np.float32)).to(device)
+                chunks.append(fn(_pad_rows(batch))[: len(part)].to("cpu", torch.float32).numpy())
+        module.train(was_training)
+        if not chunks:
+            return np.empty((0, 0), dtype=out_dtype)
+        return np.concatenate(chunks).astype(out_dtype, copy=False)
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Encode rows into codes.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        codes : ndarray of shape (n_samples, code_dim)
+            Same float dtype as ``X`` (float64 for other dtypes).
+        """
+        self._check_fitted()
+        X = self._validate(X, reset=False)
+        module = self.module_
+        return self._run(X, lambda b: module.encode(module.scale_input(b)), X.dtype)
+
+    def inverse_transform(self, X: Any) -> np.ndarray:
+        """Decode codes back into rows in the original units.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, code_dim)
+            Codes, e.g. from :meth:`transform`.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features_in_)
+        """
+        self._check_fitted()
+        codes = _as_codes(X, self.model_config_.code_dim)
+        module = self.module_
+        return self._run(codes, lambda c: module.unscale_output(module.decode(c)), codes.dtype)
+
+    def reconstruct(self, X: Any) -> np.ndarray:
+        """Encode and decode rows: ``inverse_transform(transform(X))`` in one pass.
+
+        Returns
+        -------
+        X_reconstructed : ndarray of shape (n_samples, n_features_in_)
+        """
+        self._check_fitted()
+        X = self._validate(X, reset=False)
+        module = self.module_
+        return self._run(
+            X, lambda b: module.unscale_output(module(module.scale_input(b)).recon), X.dtype
+        )
+
+    def reconstruction_error(self, X: Any) -> np.ndarray:
+        """Per-row sum of squared errors in the original units (aekit's one error unit).
+
+        Returns
+        -------
+        errors : ndarray of shape (n_samples,)
+        """
+        recon = self.reconstruct(X)
+        X = np.asarray(self._validate(X, reset=False), dtype=np.float64)
+        errors = np.square(X - recon, dtype=np.float64).sum(axis=1)
+        return errors.astype(recon.dtype, copy=False)
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Minus each row's reconstruction error: higher means more normal.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+        """
+        return -self.reconstruction_error(X)
+
+    def score(self, X: Any, y: None = None) -> float:
+        """Minus the mean reconstruction error (per-row sum of squares), as in scikit-learn.
+
+        Returns
+        -------
+        score : float
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    # -- persistence ----------------------------------------------------------------------
+    def save(self, folder: str | os.PathLike[str]) -> Path:
+        """Save to a model folder: ``config.json`` + ``weights.safetensors`` (no pickle).
+
+        Returns
+        -------
+        Path
+            The folder.
+        """
+        self._check_fitted()
+        names = getattr(self, "feature_names_in_", None)
+        meta = {
+            "train": self.train_config_.to_dict(),
+            "estimator": self.get_params(),
+            "scaling": self.scaling_,
+            "n_features_in": int(self.n_features_in_),
+            "feature_names": None if names is None else [str(n) for n in names],
+            "history": self.history_.to_dict(),
+        }
+        return write_model(folder, self.module_, meta)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if "module_" in state:  # CPU weights: a GPU-fitted model unpickles anywhere
+            module = state.pop("module_")
+            state["_module_state"] = {k: v.to("cpu") for k, v in module.state_dict().items()}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        module_state = state.pop("_module_state", None)
+        self.__dict__.update(state)
+        if module_state is not None:
+            module = Hourglass(self.model_config_)
+            module.load_state_dict(module_state)
+            self.module_ = module.eval()
+
+
+def _pad_rows(batch: torch.Tensor, block: int = _ROW_BLOCK) -> torch.Tensor:
+    """Pad to a whole number of ``block`` rows (at least one block).
+
+    Matrix-multiply kernels pick their code path by the row count, and a path for a few rows
+    rounds differently; with padded blocks a row's result never depends on how many rows
+    came with it, so ``transform`` of a subset equals the subset of ``transform``.
+    """
+    n = batch.shape[0]
+    padded = max(block, -(-n // block) * block)
+    if padded == n:
+        return batch
+    return torch.cat([batch, batch.new_zeros((padded - n, *batch.shape[1:]))])
+
+
+def _scaling_params(X: np.ndarray, scaling: str) -> tuple[np.ndarray, np.ndarray]:
+    """(offset, scale) with ``scaled = (X - offset) / scale``; constant features get scale 1."""
+    d = X.shape[1]
+    if scaling == "standardize":
+        offset, scale = X.mean(axis=0), X.std(axis=0)
+    elif scaling == "minmax":
+        offset, scale = X.min(axis=0), X.max(axis=0) - X.min(axis=0)
+    else:
+        offset, scale = np.zeros(d), np.ones(d)
+    scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(offset)), scale, 1.0)
+    return offset.astype(np.float32), scale.astype(np.float32)
+
+
+def _as_codes(X: Any, code_dim: int) -> np.ndarray:
+    try:
+        codes = np.asarray(X)
+        if codes.dtype.kind not in "fiub":
+            codes = codes.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataTypeError(f"codes must be numeric: {exc}") from exc
+    if codes.ndim != 2 or codes.shape[1] != code_dim:
+        raise DataError(f"codes must have shape (n_samples, {code_dim}), got {codes.shape}")
+    if not np.isfinite(codes).all():
+        raise DataError("codes contain NaN or infinity")
+    return codes if codes.dtype in (np.float32, np.float64) else codes.astype(np.float64)
+
+
+def load(folder: str | os.PathLike[str]) -> Autoencoder:
+    """Load a model folder written by :meth:`Autoencoder.save`; nothing in it is executed.
+
+    Raises
+    ------
+    ModelFileError
+        If the folder is missing, a file is truncated or tampered with, or not aekit's.
+    """
+    module, config = read_model(folder)
+    try:
+        params = dict(config["estimator"])
+        if isinstance(params.get("hidden"), list):
+            params["hidden"] = tuple(params["hidden"])
+        est = Autoencoder(**params)
+        train_config = TrainConfig.from_dict(config["train"])
+        scaling = config["scaling"]
+        n_features = config["n_features_in"]
+        names = config["feature_names"]
+        history = History.from_dict(config["history"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{folder}: config.json is incomplete or invalid ({exc})") from exc
+    if not isinstance(n_features, int) or n_features != module.config.input_dim:
+        raise ModelFileError(f"{folder}: n_features_in does not match the model's input_dim")
+    est._set_fitted(module, module.config, train_config, scaling, history)
+    est.n_features_in_ = n_features
+    if names is not None:
+        est.feature_names_in_ = np.asarray(names, dtype=object)
+    return est

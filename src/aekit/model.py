@@ -1,0 +1,187 @@
+"""The hourglass network: an MLP encoder narrowing to a code and a mirrored decoder.
+
+The module carries its own input scaling as buffers (``offset`` and ``scale``), so a saved
+model needs nothing else to turn raw rows into codes. The network itself works in the
+scaled space: ``forward(model.scale(x))``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+from .regularize import topk_mask
+
+__all__ = ["Hourglass", "Output"]
+
+
+class Output(NamedTuple):
+    """What :meth:`Hourglass.forward` returns."""
+
+    recon: torch.Tensor  # reconstruction, in the scaled space
+    code: torch.Tensor  # the code (after the code activation and any top-k)
+    logits: torch.Tensor  # reconstruction before the output activation
+
+
+def _activation(name: str) -> nn.Module:
+    return {
+        "relu": nn.ReLU,
+        "leaky_relu": nn.LeakyReLU,
+        "elu": nn.ELU,
+        "gelu": nn.GELU,
+        "silu": nn.SiLU,
+        "tanh": nn.Tanh,
+        "sigmoid": nn.Sigmoid,
+        "identity": nn.Identity,
+    }[name]()
+
+
+class SeededDropout(nn.Module):
+    """Dropout that draws from an explicit generator instead of the global random state."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+        self.generator: torch.Generator | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Zero a fraction ``p`` of entries and rescale the rest (training only)."""
+        if not self.training or self.p == 0:
+            return x
+        keep = torch.rand(x.shape, generator=self.generator, device=x.device) >= self.p
+        return x * keep.to(x.dtype) / (1 - self.p)
+
+
+def _stack(widths: list[int], config: ModelConfig) -> list[nn.Module]:
+    """Linear (+ batch norm) + activation (+ dropout) for each consecutive pair of widths."""
+    layers: list[nn.Module] = []
+    for fan_in, fan_out in itertools.pairwise(widths):
+        layers.append(nn.Linear(fan_in, fan_out))
+        if config.batch_norm:
+            layers.append(nn.BatchNorm1d(fan_out))
+        layers.append(_activation(config.activation))
+        if config.dropout > 0:
+            layers.append(SeededDropout(config.dropout))
+    return layers
+
+
+class Hourglass(nn.Module):
+    """An autoencoder built from a :class:`~aekit.config.ModelConfig`.
+
+    Parameters
+    ----------
+    config : ModelConfig
+        The architecture.
+    generator : torch.Generator, optional
+        Source of the initial weights (the global random state is never used).
+
+    Attributes
+    ----------
+    encoder : nn.Sequential
+        Input → code (before the code activation).
+    decoder : nn.Sequential
+        Code → reconstruction logits (before the output activation).
+    offset, scale : Tensor of shape (input_dim,)
+        Input scaling buffers: ``scaled = (x - offset) / scale``.
+    """
+
+    def __init__(self, config: ModelConfig, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.config = config
+        widths = [config.input_dim, *config.hidden]
+        back = [config.code_dim, *reversed(config.hidden)]
+        # nn.Linear draws a throw-away init from the global generator; fork it so building a
+        # model leaves the caller's random state as it was (reset_parameters draws the real one).
+        with torch.random.fork_rng(devices=[]):
+            self.encoder = nn.Sequential(
+                *_stack(widths, config), nn.Linear(widths[-1], config.code_dim)
+            )
+            self.decoder = nn.Sequential(
+                *_stack(back, config), nn.Linear(back[-1], config.input_dim)
+            )
+        self.register_buffer("offset", torch.zeros(config.input_dim))
+        self.register_buffer("scale", torch.ones(config.input_dim))
+        self.reset_parameters(generator)
+
+    # -- parameters ---------------------------------------------------------------------
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Draw fresh weights (PyTorch's default Linear init) from ``generator``."""
+        for layer in self.modules():
+            if isinstance(layer, nn.Linear):
+                nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+                bound = 1 / math.sqrt(layer.in_features)
+                nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+        self.normalize_decoder_()
+
+    def set_generator(self, generator: torch.Generator | None) -> None:
+        """Route every dropout layer's randomness through ``generator``."""
+        for layer in self.modules():
+            if isinstance(layer, SeededDropout):
+                layer.generator = generator
+
+    @property
+    def code_layer(self) -> nn.Linear:
+        """The decoder's first linear layer, whose columns are the code's dictionary atoms."""
+        layer = self.decoder[0]
+        assert isinstance(layer, nn.Linear)
+        return layer
+
+    @torch.no_grad()
+    def normalize_decoder_(self) -> None:
+        """Rescale the decoder's code columns to unit norm (only for ``sparsity="l1"``).
+
+        An L1 penalty on the code can otherwise be dodged by shrinking the code while the
+        decoder grows; with unit-norm columns the penalty means what it says.
+        """
+        if self.config.sparsity == "l1":
+            weight = self.code_layer.weight
+            weight /= weight.norm(dim=0, keepdim=True).clamp_min(1e-12)
+
+    # -- scaling ------------------------------------------------------------------------
+    def scale_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Map raw rows to the scaled space the network works in."""
+        return (x - self.offset) / self.scale
+
+    def unscale_output(self, x: torch.Tensor) -> torch.Tensor:
+        """Map scaled rows back to the original units."""
+        return x * self.scale + self.offset
+
+    # -- the network --------------------------------------------------------------------
+    def code_activation(self, pre: torch.Tensor) -> torch.Tensor:
+        """Apply the code non-linearity the sparsity setting calls for."""
+        sparsity = self.config.sparsity
+        if sparsity == "l1":
+            return torch.relu(pre)
+        if sparsity == "kl":
+            return torch.sigmoid(pre)
+        if sparsity == "topk":
+            assert self.config.sparsity_k is not None
+            return topk_mask(torch.relu(pre), self.config.sparsity_k)
+        return pre
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Scaled rows → codes."""
+        return self.code_activation(self.encoder(x))
+
+    def decode_logits(self, code: torch.Tensor) -> torch.Tensor:
+        """Codes → reconstruction before the output activation."""
+        return self.decoder(code)
+
+    def output_activation(self, logits: torch.Tensor) -> torch.Tensor:
+        """Apply the output activation (identity or sigmoid)."""
+        return torch.sigmoid(logits) if self.config.output == "sigmoid" else logits
+
+    def decode(self, code: torch.Tensor) -> torch.Tensor:
+        """Codes → reconstructions in the scaled space."""
+        return self.output_activation(self.decode_logits(code))
+
+    def forward(self, x: torch.Tensor) -> Output:
+        """Encode and decode scaled rows; return reconstruction, code and logits."""
+        code = self.encode(x)
+        logits = self.decode_logits(code)
+        return Output(self.output_activation(logits), code, logits)

@@ -1,0 +1,31 @@
+"""Shared fixtures: small deterministic datasets (no files, no network)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+
+@pytest.fixture(scope="session")
+def digits() -> np.ndarray:
+    """scikit-learn's bundled 8×8 digits, pixels scaled to [0, 1] (1797 × 64)."""
+    return load_digits().data / 16.0
+
+
+@pytest.fixture(scope="session")
+def spectrum() -> tuple[np.ndarray, int]:
+    """2000 rows in 20-D with three strong directions and a flat noise floor (eigengap 100)."""
+    rng = np.random.default_rng(0)
+    d, k = 20, 3
+    basis, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    scales = np.array([5.0, 4.0, 3.0] + [0.3] * (d - k))
+    return (rng.normal(size=(2000, d)) * scales) @ basis.T + 1.0, k
+
+
+@pytest.fixture()
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+FAST = {"epochs": 5, "batch_size": 64, "random_state": 0, "device": "cpu"}

@@ -1,0 +1,62 @@
+import torch
+
+from aekit import Hourglass, ModelConfig
+
+
+def build(**kwargs):
+    return Hourglass(
+        ModelConfig(**{"input_dim": 6, "code_dim": 3, **kwargs}), torch.Generator().manual_seed(0)
+    )
+
+
+def test_shapes_and_mirrored_decoder():
+    model = build(hidden=(16, 8))
+    out = model(torch.rand(5, 6))
+    assert out.recon.shape == (5, 6) and out.code.shape == (5, 3)
+    enc = [m.out_features for m in model.encoder if isinstance(m, torch.nn.Linear)]
+    dec = [m.out_features for m in model.decoder if isinstance(m, torch.nn.Linear)]
+    assert enc == [16, 8, 3] and dec == [8, 16, 6]
+
+
+def test_linear_model_is_one_affine_map_each_way():
+    model = build(hidden=(), activation="identity")
+    assert len(model.encoder) == 1 and len(model.decoder) == 1
+    x = torch.rand(4, 6)
+    lin = model.decoder[0](model.encoder[0](x))
+    assert torch.allclose(model(x).recon, lin)
+
+
+def test_sigmoid_output_in_unit_interval():
+    model = build(hidden=(8,), output="sigmoid")
+    recon = model(torch.randn(50, 6) * 10).recon
+    assert recon.min() >= 0 and recon.max() <= 1
+
+
+def test_topk_code_has_exactly_k_nonzeros():
+    model = build(code_dim=10, hidden=(16,), sparsity="topk", sparsity_k=3)
+    code = model.encode(torch.rand(32, 6))
+    assert ((code != 0).sum(dim=1) <= 3).all()
+    assert (code >= 0).all()
+
+
+def test_l1_codes_nonnegative_and_decoder_columns_unit_norm():
+    model = build(hidden=(8,), sparsity="l1")
+    assert (model.encode(torch.randn(20, 6)) >= 0).all()
+    norms = model.code_layer.weight.norm(dim=0)
+    assert torch.allclose(norms, torch.ones_like(norms), atol=1e-6)
+
+
+def test_same_generator_same_weights_and_global_rng_untouched():
+    state = torch.get_rng_state()
+    a, b = build(hidden=(8,)), build(hidden=(8,))
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+    assert torch.equal(state, torch.get_rng_state())
+
+
+def test_scaling_round_trip():
+    model = build()
+    model.offset.fill_(2.0)
+    model.scale.fill_(4.0)
+    x = torch.rand(3, 6)
+    assert torch.allclose(model.unscale_output(model.scale_input(x)), x)

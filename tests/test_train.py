@@ -1,0 +1,130 @@
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from aekit import (
+    Callback,
+    Hourglass,
+    ModelConfig,
+    TrainConfig,
+    Trainer,
+    TrainingDivergedError,
+)
+from aekit.train import resolve_device
+
+
+def make(data_dim=8, dropout=0.0, **train):
+    model = Hourglass(
+        ModelConfig(input_dim=data_dim, code_dim=2, hidden=(16,), dropout=dropout),
+        torch.Generator().manual_seed(0),
+    )
+    config = TrainConfig(
+        **{"epochs": 5, "batch_size": 32, "random_state": 0, "device": "cpu", **train}
+    )
+    return model, config
+
+
+def data(n=200, d=8, seed=0):
+    return torch.from_numpy(np.random.default_rng(seed).random((n, d), dtype=np.float32))
+
+
+def test_seeded_runs_are_identical_and_global_rng_untouched():
+    before = torch.get_rng_state()
+    weights = []
+    for _ in range(2):
+        model, config = make(dropout=0.2)
+        Trainer(model, config).fit(data())
+        weights.append([p.detach().clone() for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*weights, strict=True))
+    assert torch.equal(before, torch.get_rng_state())
+
+
+def test_loss_decreases_and_history_is_recorded():
+    model, config = make(epochs=20, lr=1e-2)
+    history = Trainer(model, config).fit(data())
+    assert len(history) == 20 and history.stop_reason == "epochs"
+    assert history.train_loss[-1] < history.train_loss[0] * 0.8
+    assert all(v is not None for v in history.val_loss)
+    assert history.to_dict()["records"][0]["epoch"] == 1
+
+
+def test_early_stopping_restores_best_weights():
+    model, config = make(epochs=200, lr=5e-2, patience=3)
+    trainer = Trainer(model, config)
+    history = trainer.fit(data(60))
+    assert history.stop_reason == "early_stopping"
+    best = history.best_epoch
+    assert history.val_loss[best - 1] == min(v for v in history.val_loss if v is not None)
+    # the weights in the model are the best epoch's: recompute the validation loss
+    x = data(60).index_select(0, trainer.val_idx)
+    with torch.no_grad():
+        val = (model(model.scale_input(x)).recon - x).pow(2).mean().item()
+    assert val == pytest.approx(history.val_loss[best - 1], rel=1e-5)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3])
+def test_tiny_inputs_train_without_validation(rows):
+    model, config = make()
+    history = Trainer(model, config).fit(data(rows))
+    assert len(history) == 5 and history.val_loss[0] is None
+
+
+def test_max_time_stops_training():
+    model, config = make(epochs=10_000, max_time=0.2, patience=None)
+    history = Trainer(model, config).fit(data())
+    assert history.stop_reason == "max_time" and len(history) < 10_000
+
+
+def test_divergence_raises_with_epoch_and_step():
+    model, config = make(lr=1e6, epochs=50)
+    with pytest.raises(TrainingDivergedError, match=r"epoch \d+"):
+        Trainer(model, config).fit(data() * 1e30)
+
+
+def test_callbacks_are_called_in_order():
+    calls = []
+
+    class Spy(Callback):
+        def on_train_begin(self, trainer):
+            calls.append("begin")
+
+        def on_epoch_begin(self, trainer, epoch):
+            calls.append(f"e{epoch}")
+
+        def on_batch_end(self, trainer, batch, n_batches):
+            calls.append(f"b{batch}/{n_batches}")
+
+        def on_train_end(self, trainer):
+            calls.append("end")
+
+    model, config = make(epochs=2, val_fraction=0.0)
+    Trainer(model, config, [Spy()]).fit(data(64))
+    assert calls == ["begin", "e1", "b1/2", "b2/2", "e2", "b1/2", "b2/2", "end"]
+
+
+def test_verbose_logs_each_epoch(caplog):
+    model, config = make(epochs=2, verbose=1)
+    with caplog.at_level(logging.INFO, logger="aekit"):
+        Trainer(model, config).fit(data())
+    assert sum("epoch" in r.message for r in caplog.records) == 2
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "plateau"])
+def test_schedules_change_the_learning_rate(schedule):
+    model, config = make(epochs=12, lr_schedule=schedule, patience=None, lr=1e-1)
+    history = Trainer(model, config).fit(data())
+    lrs = [r["lr"] for r in history.records]
+    assert lrs[-1] < lrs[0]
+
+
+def test_bf16_autocast_trains():
+    model, config = make(precision="bf16", epochs=3)
+    history = Trainer(model, config).fit(data())
+    assert np.isfinite(history.train_loss).all()
+
+
+def test_resolve_device():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in {"cpu", "cuda", "mps"}
