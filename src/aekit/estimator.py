@@ -285,7 +285,14 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         train = TrainConfig(random_state=seed, **train_kwargs)
         return model, train, scaling
 
-    def fit(self, X: Any, y: None = None, *, callbacks: tuple[Callback, ...] = ()) -> Autoencoder:
+    def fit(
+        self,
+        X: Any,
+        y: None = None,
+        *,
+        callbacks: tuple[Callback, ...] = (),
+        resume: bool | str | os.PathLike[str] = False,
+    ) -> Autoencoder:
         """Train the autoencoder on ``X``.
 
         Parameters
@@ -296,6 +303,9 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             Ignored.
         callbacks : tuple of Callback, optional
             Extra training hooks (progress bars...).
+        resume : bool or path, default=False
+            ``True`` continues from the newest valid checkpoint in ``checkpoint_dir``; a path
+            names one checkpoint file.
 
         Returns
         -------
@@ -313,7 +323,8 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         module.offset.copy_(torch.from_numpy(offset))
         module.scale.copy_(torch.from_numpy(scale))
         trainer = Trainer(module, train_config, callbacks)
-        history = trainer.fit(torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)))
+        rows = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+        history = trainer.fit(rows, resume=resume)
         self._set_fitted(module.eval(), model_config, train_config, scaling, history)
         return self
 
