@@ -238,8 +238,15 @@ class TrainConfig(_Config):
         Folder for resumable checkpoints.
     checkpoint_every : int, default=1
         Epochs between checkpoints.
+    checkpoint_every_steps : int or None, default=None
+        Also checkpoint every this many optimiser steps, so a long epoch resumes mid-way.
     keep_checkpoints : int, default=3
         Newest checkpoints kept on disk.
+    divergence_retries : int, default=0
+        When the loss becomes NaN or infinite, go back to the start of the epoch, multiply
+        the learning rate by ``divergence_lr_factor`` and try again, this many times.
+    divergence_lr_factor : float, default=0.1
+        Learning-rate factor of each retry, in (0, 1).
     verbose : int, default=0
         0 silent; 1 logs one line per epoch through :mod:`logging`.
     """
@@ -260,7 +267,10 @@ class TrainConfig(_Config):
     precision: str = "fp32"  # fp32 or bf16 autocast
     checkpoint_dir: str | None = None  # folder for resumable checkpoints
     checkpoint_every: int = 1  # epochs between checkpoints
+    checkpoint_every_steps: int | None = None  # optimiser steps between mid-epoch checkpoints
     keep_checkpoints: int = 3  # newest checkpoints kept
+    divergence_retries: int = 0  # restarts of a diverged epoch at a lower learning rate
+    divergence_lr_factor: float = 0.1  # learning-rate factor of each such restart
     verbose: int = 0  # 0 silent, 1 one log line per epoch
 
     def __post_init__(self) -> None:
@@ -292,5 +302,10 @@ class TrainConfig(_Config):
             f"checkpoint_dir must be a path string, got {self.checkpoint_dir!r}",
         )
         _positive_int("checkpoint_every", self.checkpoint_every)
+        if self.checkpoint_every_steps is not None:
+            _positive_int("checkpoint_every_steps", self.checkpoint_every_steps)
         _positive_int("keep_checkpoints", self.keep_checkpoints)
+        _positive_int("divergence_retries", self.divergence_retries, minimum=0)
+        _finite("divergence_lr_factor", self.divergence_lr_factor, 0.0, 1.0, open_high=True)
+        _check(self.divergence_lr_factor > 0, "divergence_lr_factor must be > 0")
         _check(isinstance(self.verbose, int), f"verbose must be an integer, got {self.verbose!r}")

@@ -36,6 +36,9 @@ __all__ = [
     "FORMAT_VERSION",
     "WEIGHTS_NAME",
     "atomic_write",
+    "build_module",
+    "check_fields",
+    "check_tensors",
     "read_checkpoint",
     "read_model",
     "write_checkpoint",
@@ -173,7 +176,29 @@ def build_module(
     except AekitError as exc:
         raise ModelFileError(f"{source}: invalid model config: {exc}") from exc
     module = Hourglass(mconfig)
-    expected = module.state_dict()
+    check_tensors(module.state_dict(), tensors, source)
+    scale = tensors["scale"]
+    if not bool((scale > 0).all()):
+        raise ModelFileError(f"{source}: the input scale must be positive everywhere")
+    module.load_state_dict(tensors)
+    return module.eval()
+
+
+def check_tensors(
+    expected: dict[str, torch.Tensor], tensors: object, source: os.PathLike[str] | str
+) -> None:
+    """Refuse ``tensors`` unless it has exactly the keys, shapes and dtypes of ``expected``.
+
+    Floating-point tensors must also be finite (a NaN weight is a broken model, not a model).
+
+    Raises
+    ------
+    ModelFileError
+        Naming the first key that does not fit.
+    """
+    if not isinstance(tensors, dict):
+        kind = type(tensors).__name__
+        raise ModelFileError(f"{source}: expected a mapping of tensors, got {kind}")
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
@@ -183,13 +208,50 @@ def build_module(
         )
     for key, ref in expected.items():
         got = tensors[key]
-        if got.shape != ref.shape or got.dtype != ref.dtype:
+        if not isinstance(got, torch.Tensor) or got.shape != ref.shape or got.dtype != ref.dtype:
+            shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+            dtype = f" ({got.dtype})" if isinstance(got, torch.Tensor) else ""
             raise ModelFileError(
-                f"{source}: weight {key!r} has shape {tuple(got.shape)} ({got.dtype}), "
+                f"{source}: weight {key!r} has shape {shape}{dtype}, "
                 f"the config needs {tuple(ref.shape)} ({ref.dtype})"
             )
-    module.load_state_dict(tensors)
-    return module.eval()
+        if got.is_floating_point() and not bool(torch.isfinite(got).all()):
+            raise ModelFileError(f"{source}: weight {key!r} holds NaN or infinity")
+
+
+def check_fields(
+    data: object,
+    fields: dict[str, type | tuple[type, ...]],
+    source: os.PathLike[str] | str,
+    *,
+    optional: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Check that ``data`` is a dict with exactly ``fields`` (name → allowed types).
+
+    ``bool`` is not accepted where ``int`` or ``float`` is asked for; names in ``optional``
+    may be absent. Returns ``data``.
+
+    Raises
+    ------
+    ModelFileError
+        Naming the missing, unknown or mistyped key.
+    """
+    if not isinstance(data, dict):
+        raise ModelFileError(f"{source}: expected a JSON object, got {type(data).__name__}")
+    missing = sorted(set(fields) - set(data) - set(optional))
+    unknown = sorted(set(data) - set(fields))
+    if missing or unknown:
+        raise ModelFileError(
+            f"{source}: missing key(s) {missing or 'none'}, unknown key(s) {unknown or 'none'}"
+        )
+    for key, value in data.items():
+        types = fields[key] if isinstance(fields[key], tuple) else (fields[key],)
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+            names = " or ".join("None" if t is type(None) else t.__name__ for t in types)
+            raise ModelFileError(
+                f"{source}: {key!r} must be {names}, got {type(value).__name__} {value!r:.60}"
+            )
+    return data
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -197,7 +259,7 @@ def _read_json(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ModelFileError(f"missing {path}") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ModelFileError(f"{path} is not valid JSON ({exc})") from exc
     if not isinstance(data, dict):
         raise ModelFileError(f"{path} must hold a JSON object")
@@ -267,7 +329,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         # The safetensors header (already validated above) is an 8-byte length and JSON.
         header = json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])
         state = _unflatten(json.loads(header["__metadata__"][_CHECKPOINT_KEY]), tensors)
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, RecursionError) as exc:
         raise ModelFileError(f"{path} is not an aekit checkpoint ({exc})") from exc
     if not isinstance(state, dict):
         raise ModelFileError(f"{path} is not an aekit checkpoint")

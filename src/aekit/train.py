@@ -28,11 +28,21 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
+from .checkpoint import (
+    CHECKPOINT_FORMAT,
+    check_state,
+    checkpoint_path,
+    clone_state,
+    find_checkpoint,
+    latest_checkpoint,
+    prune_checkpoints,
+)
 from .config import TrainConfig
 from .data import RowSource, TensorRows
 from .errors import ConfigError, ModelFileError, TrainingDivergedError
-from .io import atomic_write, read_checkpoint, write_checkpoint
+from .io import atomic_write, check_fields, check_tensors, read_checkpoint, write_checkpoint
 from .model import Hourglass
 from .regularize import corrupt, kl_penalty, l1_penalty
 
@@ -44,13 +54,15 @@ __all__ = [
     "LogProgress",
     "Trainer",
     "derive_seeds",
+    "latest_checkpoint",
     "resolve_device",
 ]
 
 logger = logging.getLogger("aekit")
 
 _EVAL_ROWS = 4096  # rows per chunk when evaluating
-_CHECKPOINT_GLOB = "checkpoint-*.safetensors"
+# Training-config fields a resumed run must share with the checkpoint to repeat the run.
+_RESUME_KEYS = ("batch_size", "val_fraction", "random_state", "optimizer", "lr_schedule", "loss")
 
 
 # -- small helpers ------------------------------------------------------------------------
@@ -134,8 +146,12 @@ class History:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> History:
-        """Inverse of :meth:`to_dict`."""
+    def from_dict(cls, data: object) -> History:
+        """Inverse of :meth:`to_dict`; refuses anything else with :class:`ModelFileError`."""
+        fields = {"records": list, "best_epoch": (int, type(None)), "stop_reason": str}
+        data = check_fields(data, fields, "history", optional=("best_epoch", "stop_reason"))
+        if not all(isinstance(r, dict) for r in data["records"]):
+            raise ModelFileError("history: 'records' must be a list of JSON objects")
         return cls(list(data["records"]), data.get("best_epoch"), data.get("stop_reason", ""))
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -252,7 +268,21 @@ class LogProgress(Callback):
 
 
 class Checkpointer(Callback):
-    """Write a resumable checkpoint every ``TrainConfig.checkpoint_every`` epochs."""
+    """Write a resumable checkpoint every ``checkpoint_every`` epochs (``TrainConfig``).
+
+    With ``checkpoint_every_steps`` also every that many optimiser steps, mid-epoch; a step
+    count that falls on the end of an epoch is saved after the epoch's validation instead.
+    """
+
+    def on_batch_end(self, trainer: Trainer, batch: int, n_batches: int) -> None:
+        """Save mid-epoch when the global step count is a multiple of the step interval."""
+        every = trainer.config.checkpoint_every_steps
+        if every is None or trainer.step % every:
+            return
+        if batch < n_batches:
+            trainer.save_checkpoint()
+        else:
+            trainer.pending_checkpoint = True
 
     def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
         """Save when the epoch number is a multiple of ``checkpoint_every``."""
@@ -321,17 +351,21 @@ class Trainer:
         data : RowSource or Tensor of shape (n_rows, n_features)
             Raw (unscaled) rows.
         resume : bool or path, default=False
-            ``True`` continues from the newest valid checkpoint in ``checkpoint_dir`` (a
+            ``True`` continues from the newest usable checkpoint in ``checkpoint_dir`` (a
             fresh start if there is none); a path names one checkpoint file.
 
         Raises
         ------
         TrainingDivergedError
-            If the loss becomes NaN or infinite.
+            If the loss becomes NaN or infinite (after ``divergence_retries`` retries).
+        ModelFileError
+            If the checkpoint to resume from is unusable or belongs to another run.
         KeyboardInterrupt
             Re-raised after writing a checkpoint (when ``checkpoint_dir`` is set).
         """
         cfg = self.config
+        if resume is True and cfg.checkpoint_dir is None:
+            raise ConfigError("resume=True needs checkpoint_dir (where the checkpoints are)")
         source = TensorRows(data) if isinstance(data, torch.Tensor) else data
         if isinstance(source, TensorRows):
             source.to(self.device)
@@ -342,16 +376,23 @@ class Trainer:
         self.noise_gen = _generator(seeds[2], self.device)
         module.set_generator(self.noise_gen)
         self.train_idx, self.val_idx = _split(len(source), cfg.val_fraction, split_gen)
+        self.n_batches = max(1, math.ceil(len(self.train_idx) / cfg.batch_size))
         self.net: nn.Module = module
         if self.world_size > 1:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
         self.optimizer = _make_optimizer(module, cfg)
         self.scheduler = _make_scheduler(self.optimizer, cfg)
-        self.position = {"epoch": 0, "batch": 0}
-        self.running = {"sse": 0.0, "penalty": 0.0}
-        self.epoch_perm_state = self.perm_gen.get_state()
+        # The run's state between two steps: what a checkpoint holds (see state_dict).
+        self.position = {"epoch": 0, "batch": 0}  # epochs done, batches done in the next
+        self.epoch_sums = self._zero_sums()  # summed loss and penalty of the epoch so far
+        self.epoch_perm_state = self.perm_gen.get_state()  # draws the next epoch's order
         self.elapsed_before = 0.0
+        self._noise_mark = self.noise_gen.get_state()
+        self._draws_noise = module.config.noise is not None or module.config.dropout > 0
+        self._forward_mutates = any(isinstance(m, _BatchNorm) for m in module.modules())
+        self._consistent = True  # False while the state is between two steps' values
+        self._epoch_start: dict[str, Any] | None = None  # where a divergence retry restarts
         self._bounds = _feature_bounds(source, self.train_idx) if module.config.noise else None
         if resume:
             self._resume(resume, len(source))
@@ -359,7 +400,7 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_train_begin(self)
         try:
-            self._loop(source)
+            self._loop_with_retries(source)
         except KeyboardInterrupt:
             self._checkpoint_on_interrupt()
             raise
@@ -369,73 +410,105 @@ class Trainer:
         module.set_generator(None)
         return self.history
 
-    def _loop(self, source: RowSource) -> None:
+    @property
+    def step(self) -> int:
+        """Optimiser steps taken so far in the whole run."""
+        return self.position["epoch"] * self.n_batches + self.position["batch"]
+
+    def _loop_with_retries(self, source: RowSource) -> None:
+        """Run :meth:`_loop`; on divergence restart the epoch at a lower rate if allowed."""
+        retries = self.config.divergence_retries
+        while True:
+            try:
+                self._loop(source, keep_epoch_start=retries > 0)
+                return
+            except TrainingDivergedError as exc:
+                if not retries:
+                    raise
+                retries -= 1
+                assert self._epoch_start is not None
+                self._load_state(self._epoch_start, "the epoch's start")
+                self._scale_lr(self.config.divergence_lr_factor)
+                logger.warning(
+                    "%s; retrying from the start of epoch %d with lr=%g (%d retries left)",
+                    str(exc).split(":")[0],
+                    self.position["epoch"] + 1,
+                    self.optimizer.param_groups[0]["lr"],
+                    retries,
+                )
+
+    def _loop(self, source: RowSource, *, keep_epoch_start: bool = False) -> None:
         cfg = self.config
-        n_train = len(self.train_idx)
-        n_batches = max(1, math.ceil(n_train / cfg.batch_size))
+        n_train, n_batches = len(self.train_idx), self.n_batches
         while self.position["epoch"] < cfg.epochs and not self._stop_reason:
+            if keep_epoch_start:  # what a divergence retry goes back to
+                self._epoch_start = clone_state(self.state_dict())
             epoch = self.position["epoch"] + 1
-            if self.position["batch"] == 0:
-                self.epoch_perm_state = self.perm_gen.get_state()
-                self.running = {"sse": 0.0, "penalty": 0.0}
-            else:  # resuming mid-epoch: replay the epoch's permutation
-                self.perm_gen.set_state(self.epoch_perm_state)
+            self.perm_gen.set_state(self.epoch_perm_state)
             order = self.train_idx[torch.randperm(n_train, generator=self.perm_gen)]
             for cb in self.callbacks:
                 cb.on_epoch_begin(self, epoch)
             tick = time.perf_counter()
-            sse = torch.zeros((), device=self.device, dtype=torch.float64)
-            penalty = torch.zeros((), device=self.device, dtype=torch.float64)
             self.net.train()
             first = self.position["batch"]
             for batch in range(first, n_batches):
                 rows = order[batch * cfg.batch_size : (batch + 1) * cfg.batch_size]
                 local = rows.tensor_split(self.world_size)[self.rank]
-                self._in_step = True
-                step_sse, step_penalty = self._step(source.take(local), len(rows), epoch, batch)
-                self._in_step = False
-                sse += step_sse
-                penalty += step_penalty
+                sums = self._step(source.take(local), len(rows), epoch, batch)
+                self.epoch_sums += sums
                 self.position["batch"] = batch + 1
-                self._partial = (sse, penalty)
+                self._mark_consistent()
                 for cb in self.callbacks:
                     cb.on_batch_end(self, batch + 1, n_batches)
             seconds = time.perf_counter() - tick
-            totals = self._all_sum(torch.stack([sse, penalty]))
-            self.running["sse"] += float(totals[0])
-            self.running["penalty"] += float(totals[1])
-            train_loss = self.running["sse"] / (n_train * source.n_features)
+            totals = self._all_sum(self.epoch_sums)
+            train_loss = float(totals[0]) / (n_train * source.n_features)
             if not math.isfinite(train_loss):
                 self._diverged(epoch, None)
             record = {
                 "epoch": epoch,
                 "train_loss": train_loss,
-                "penalty": self.running["penalty"] / n_batches,
+                "penalty": float(totals[1]) / n_batches,
                 "val_loss": self._validate(source),
                 "lr": self.optimizer.param_groups[0]["lr"],
                 "seconds": seconds,
                 "samples_per_s": (n_batches - first) * cfg.batch_size / max(seconds, 1e-9),
             }
+            # From here to the checkpoint the state moves to the next epoch's start; an
+            # interrupt in between cannot be saved consistently.
+            self._consistent = False
             self.history.records.append(record)
             self.position = {"epoch": epoch, "batch": 0}
+            self.epoch_sums = self._zero_sums()
+            self.epoch_perm_state = self.perm_gen.get_state()
             for cb in self.callbacks:
                 cb.on_epoch_end(self, record)
             self._step_schedule(record)
             if cfg.max_time is not None and self.elapsed() > cfg.max_time:
                 self.request_stop("max_time")
             self._agree_on_stop()
+            self._consistent = True
             if self.pending_checkpoint:
                 self.save_checkpoint()
         self.history.stop_reason = self._stop_reason or "epochs"
 
-    def _step(
-        self, x: torch.Tensor, global_rows: int, epoch: int, batch: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _zero_sums(self) -> torch.Tensor:
+        return torch.zeros(2, device=self.device, dtype=torch.float64)
+
+    def _mark_consistent(self) -> None:
+        """Note that the state is that of a step boundary again (what a checkpoint holds)."""
+        if self._draws_noise:
+            self._noise_mark = self.noise_gen.get_state()
+        self._consistent = True
+
+    def _step(self, x: torch.Tensor, global_rows: int, epoch: int, batch: int) -> torch.Tensor:
         """One optimiser step; returns this rank's summed reconstruction loss and penalty."""
         module, cfg, mcfg = self.module, self.config, self.module.config
         # Losses are sums over this rank's rows divided by the global row count, times the
         # world size: DDP's gradient averaging then yields the gradient of the global mean.
         share = len(x) * self.world_size / global_rows
+        if self._forward_mutates:  # batch norm updates its running statistics here
+            self._consistent = False
         with self._autocast():
             clean = module.scale_input(x)
             noisy = clean
@@ -453,9 +526,10 @@ class Trainer:
             self._diverged(epoch, batch + 1)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self._consistent = False  # the weights change from here until the position moves
         self.optimizer.step()
         module.normalize_decoder_()
-        return recon_sum.detach().double(), penalty.detach().double()
+        return torch.stack([recon_sum.detach().double(), penalty.detach().double()])
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.config.precision == "bf16":
@@ -519,21 +593,38 @@ class Trainer:
     # -- divergence -----------------------------------------------------------------------
     def _diverged(self, epoch: int, step: int | None) -> None:
         where = f"epoch {epoch}" + (f", step {step}" if step is not None else "")
+        lr = self.optimizer.param_groups[0]["lr"]
         hint = (
             f"; the last good checkpoint is kept in {self.config.checkpoint_dir}"
             if self.config.checkpoint_dir
             else ""
         )
         raise TrainingDivergedError(
-            f"training diverged at {where}: the loss is not finite (lr={self.config.lr:g}); "
-            f"lower the learning rate or check the input scaling{hint}"
+            f"training diverged at {where}: the loss is not finite (lr={lr:g}); lower the "
+            f"learning rate, set divergence_retries, or check the input scaling{hint}"
         )
+
+    def _scale_lr(self, factor: float) -> None:
+        """Multiply the learning rate, and the schedule's base rates, by ``factor``."""
+        for group in self.optimizer.param_groups:
+            group["lr"] *= factor
+            if "initial_lr" in group:
+                group["initial_lr"] *= factor
+        if self.scheduler is not None:
+            for name in ("base_lrs", "_last_lr"):
+                if hasattr(self.scheduler, name):
+                    values = getattr(self.scheduler, name)
+                    setattr(self.scheduler, name, [v * factor for v in values])
 
     # -- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue this run exactly."""
+        """Everything needed to continue this run exactly, as of the last finished step.
+
+        Under DDP ``epoch_sums`` is this rank's share; :meth:`save_checkpoint` stores the
+        sum over ranks.
+        """
         return {
-            "format": "aekit-checkpoint",
+            "format": CHECKPOINT_FORMAT,
             "model_config": self.module.config.to_dict(),
             "train_config": self.config.to_dict(),
             "module": self.module.state_dict(),
@@ -541,95 +632,120 @@ class Trainer:
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks},
             "position": dict(self.position),
-            "running": dict(self.running),
+            "epoch_sums": self.epoch_sums,
             "epoch_perm_state": self.epoch_perm_state,
-            "perm_state": self.perm_gen.get_state(),
-            "noise_state": self.noise_gen.get_state(),
+            "noise_state": self._noise_mark,
             "history": self.history.to_dict(),
+            "stop_reason": self._stop_reason,
             "elapsed": self.elapsed(),
             "n_rows": len(self.train_idx) + len(self.val_idx),
         }
 
     def save_checkpoint(self) -> Path | None:
-        """Write a checkpoint to ``checkpoint_dir`` (rank 0) and prune old ones."""
+        """Write a checkpoint to ``checkpoint_dir`` (rank 0) and prune old ones.
+
+        Called on every rank under DDP (the epoch's loss sums are added up across ranks).
+
+        Raises
+        ------
+        TrainingDivergedError
+            Instead of writing weights that are no longer finite.
+        """
         self.pending_checkpoint = False
-        if self.config.checkpoint_dir is None or not self.is_main:
+        if self.config.checkpoint_dir is None:
             return None
-        folder = Path(self.config.checkpoint_dir)
-        pos = self.position
-        path = folder / f"checkpoint-e{pos['epoch']:06d}-b{pos['batch']:06d}.safetensors"
-        write_checkpoint(path, self.state_dict())
-        for old in sorted(folder.glob(_CHECKPOINT_GLOB))[: -self.config.keep_checkpoints]:
-            old.unlink(missing_ok=True)
+        sums = self._all_sum(self.epoch_sums)
+        if not self.is_main:
+            return None
+        finite = all(bool(torch.isfinite(p).all()) for p in self.module.parameters())
+        if not (finite and bool(torch.isfinite(sums).all())):
+            self._diverged(self.position["epoch"] + 1, None)
+        state = {**self.state_dict(), "epoch_sums": sums}
+        path = checkpoint_path(self.config.checkpoint_dir, **self.position)
+        write_checkpoint(path, state)
+        prune_checkpoints(self.config.checkpoint_dir, self.config.keep_checkpoints)
         logger.debug("checkpoint written: %s", path)
         return path
 
     def _checkpoint_on_interrupt(self) -> None:
-        if self.config.checkpoint_dir is None:
+        folder = self.config.checkpoint_dir
+        if folder is None:
             return
-        if getattr(self, "_in_step", False):
+        if not self._consistent or self.world_size > 1:
+            why = "inside an optimiser update" if self.world_size == 1 else "under DDP"
             logger.warning(
-                "interrupted during an optimiser step: resume continues from the last "
-                "checkpoint in %s",
-                self.config.checkpoint_dir,
+                "interrupted %s, where no consistent state can be saved; resume=True continues "
+                "from the last checkpoint in %s",
+                why,
+                folder,
             )
             return
-        if self.position["batch"] > 0 and hasattr(self, "_partial"):
-            sse, penalty = self._partial
-            self.running = {
-                "sse": self.running["sse"] + float(self._all_sum(sse)),
-                "penalty": self.running["penalty"] + float(self._all_sum(penalty)),
-            }
-        path = self.save_checkpoint()
-        if path is not None:
-            logger.warning("interrupted: checkpoint saved to %s; resume with resume=True", path)
-
-    def _resume(self, resume: bool | str | os.PathLike[str], n_rows: int) -> None:
-        path = latest_checkpoint(self.config.checkpoint_dir) if resume is True else Path(resume)
-        if path is None:
-            logger.info("no checkpoint to resume from; starting afresh")
+        try:
+            path = self.save_checkpoint()
+        except TrainingDivergedError as exc:
+            logger.warning("interrupted, but not saved: %s", exc)
             return
-        state = read_checkpoint(path)
-        if state.get("model_config") != self.module.config.to_dict():
-            raise ModelFileError(f"{path} was written for a different model configuration")
-        if state.get("n_rows") != n_rows:
-            raise ModelFileError(
-                f"{path} was written for {state.get('n_rows')} rows, the data has {n_rows}"
-            )
-        self.module.load_state_dict(state["module"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and state["scheduler"] is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
-        for cb in self.callbacks:
-            if type(cb).__name__ in state["callbacks"]:
-                cb.load_state_dict(state["callbacks"][type(cb).__name__])
-        self.position = {k: int(v) for k, v in state["position"].items()}
-        self.running = {k: float(v) for k, v in state["running"].items()}
-        self.epoch_perm_state = state["epoch_perm_state"]
-        self.perm_gen.set_state(state["perm_state"])
-        self.noise_gen.set_state(state["noise_state"])
-        self.history = History.from_dict(state["history"])
-        self.elapsed_before = float(state["elapsed"])
-        logger.info(
-            "resumed from %s (epoch %d, batch %d)",
-            path,
-            self.position["epoch"],
+        logger.warning(
+            "interrupted at epoch %d, batch %d: checkpoint saved to %s; continue with "
+            "resume=True (aekit fit --resume)",
+            self.position["epoch"] + 1,
             self.position["batch"],
+            path,
         )
 
+    def _resume(self, resume: bool | str | os.PathLike[str], n_rows: int) -> None:
+        if resume is True:
+            found = find_checkpoint(self.config.checkpoint_dir)
+            if found is None:
+                logger.info("no checkpoint to resume from; starting afresh")
+                return
+            path, state = found
+        else:
+            path = Path(resume)
+            state = check_state(read_checkpoint(path), path)
+        if state["model_config"] != self.module.config.to_dict():
+            raise ModelFileError(f"{path} was written for a different model configuration")
+        if state["n_rows"] != n_rows:
+            raise ModelFileError(f"{path} was written for {state['n_rows']} rows, not {n_rows}")
+        ours = self.config.to_dict()
+        for key in _RESUME_KEYS:
+            if state["train_config"].get(key) != ours[key]:
+                raise ModelFileError(
+                    f"{path} was written with {key}={state['train_config'].get(key)!r}, "
+                    f"this run has {key}={ours[key]!r}"
+                )
+        self._load_state(state, path)
+        logger.info("resumed from %s (epoch %d, batch %d)", path, *self.position.values())
 
-def latest_checkpoint(folder: str | os.PathLike[str] | None) -> Path | None:
-    """The newest readable checkpoint in ``folder``; corrupt ones are skipped with a warning."""
-    if folder is None or not Path(folder).is_dir():
-        return None
-    for path in sorted(Path(folder).glob(_CHECKPOINT_GLOB), reverse=True):
+    def _load_state(self, state: dict[str, Any], source: str | os.PathLike[str]) -> None:
+        """Restore :meth:`state_dict` output; anything that does not fit is a ModelFileError."""
+        check_tensors(self.module.state_dict(), state["module"], source)
+        best = state["callbacks"].get("EarlyStopping", {}).get("best_state")
+        if best is not None:
+            check_tensors(self.module.state_dict(), best, f"{source} (best weights)")
+        if state["position"]["batch"] > self.n_batches:
+            raise ModelFileError(f"{source}: position {state['position']} is past the epoch")
         try:
-            read_checkpoint(path)
-        except ModelFileError as exc:
-            logger.warning("skipping unreadable checkpoint %s: %s", path, exc)
-            continue
-        return path
-    return None
+            self.module.load_state_dict(state["module"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scheduler is not None and state["scheduler"] is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
+            for cb in self.callbacks:
+                if type(cb).__name__ in state["callbacks"]:
+                    cb.load_state_dict(state["callbacks"][type(cb).__name__])
+            self.epoch_perm_state = state["epoch_perm_state"].clone()
+            self.perm_gen.set_state(self.epoch_perm_state)
+            self.noise_gen.set_state(state["noise_state"])
+            sums = state["epoch_sums"].to(self.device, torch.float64).reshape(2)
+        except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as exc:
+            raise ModelFileError(f"{source} does not fit this training run ({exc})") from exc
+        self._noise_mark = self.noise_gen.get_state()
+        self.position = dict(state["position"])
+        # Under DDP rank 0 carries the sums so far, so that adding up the ranks counts them once.
+        self.epoch_sums = sums if self.is_main else self._zero_sums()
+        self.history = History.from_dict(clone_state(state["history"]))
+        self._stop_reason = state["stop_reason"]
+        self.elapsed_before = float(state["elapsed"])
 
 
 # -- pieces of a step ---------------------------------------------------------------------
