@@ -13,8 +13,15 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import validate_data
 
 from .config import ModelConfig, TrainConfig
-from .errors import ConfigError, DataError, DataTypeError, ModelFileError, NotFittedError
-from .io import read_model, write_model
+from .errors import (
+    AekitError,
+    ConfigError,
+    DataError,
+    DataTypeError,
+    ModelFileError,
+    NotFittedError,
+)
+from .io import check_fields, read_model, write_model
 from .model import Hourglass
 from .train import Callback, History, Trainer, derive_seeds
 
@@ -32,8 +39,16 @@ _MODEL_KEYS = (
 _TRAIN_KEYS = (
     "epochs", "batch_size", "lr", "optimizer", "weight_decay", "lr_schedule", "loss",
     "val_fraction", "patience", "min_delta", "max_time", "device", "precision",
-    "checkpoint_dir", "checkpoint_every", "verbose",
+    "checkpoint_dir", "checkpoint_every", "checkpoint_every_steps", "divergence_retries",
+    "verbose",
 )  # fmt: skip
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+# Keys of a saved model's config.json (see Autoencoder.save) and their JSON types.
+_SAVED_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "format": str, "format_version": int, "aekit_version": str, "model": dict,
+    "weights_sha256": str, "train": dict, "estimator": dict, "scaling": str,
+    "n_features_in": int, "feature_names": (list, type(None)), "history": dict,
+}  # fmt: skip
 
 
 def auto_hidden(n_features: int, code_dim: int) -> tuple[int, ...]:
@@ -120,6 +135,11 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         Folder for resumable checkpoints.
     checkpoint_every : int, default=1
         Epochs between checkpoints.
+    checkpoint_every_steps : int or None, default=None
+        Also checkpoint every this many optimiser steps (resume mid-epoch).
+    divergence_retries : int, default=0
+        If the loss becomes NaN or infinite, restart the epoch with a 10× lower learning
+        rate, up to this many times, before raising ``TrainingDivergedError``.
     transform_batch_size : int, default=4096
         Rows per chunk in ``transform`` and friends, so memory stays flat.
     random_state : int or None, default=None
@@ -187,6 +207,8 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         precision: str = "fp32",
         checkpoint_dir: str | None = None,
         checkpoint_every: int = 1,
+        checkpoint_every_steps: int | None = None,
+        divergence_retries: int = 0,
         transform_batch_size: int = 4096,
         random_state: int | None = None,
         verbose: int = 0,
@@ -219,6 +241,8 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self.precision = precision
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
+        self.checkpoint_every_steps = checkpoint_every_steps
+        self.divergence_retries = divergence_retries
         self.transform_batch_size = transform_batch_size
         self.random_state = random_state
         self.verbose = verbose
@@ -256,6 +280,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             if "could not convert" in str(exc) or "dtype" in str(exc):
                 raise DataError(f"non-numeric input: {exc}") from exc
             raise DataError(str(exc)) from exc
+        _check_float32_range(X)
         return X
 
     # -- fit ------------------------------------------------------------------------------
@@ -324,6 +349,9 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         module.scale.copy_(torch.from_numpy(scale))
         trainer = Trainer(module, train_config, callbacks)
         rows = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+        # Scaling is monotone per column: if the extremes stay finite in float32, all do.
+        extremes = torch.from_numpy(np.stack([X.min(axis=0), X.max(axis=0)]).astype(np.float32))
+        _check_finite_output(module.scale_input(extremes).numpy().T, "input scaling", "column")
         history = trainer.fit(rows, resume=resume)
         self._set_fitted(module.eval(), model_config, train_config, scaling, history)
         return self
@@ -351,15 +379,15 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         was_training = module.training
         module.eval()
         chunks = []
-        with torch.inference_mode():
-            for start in range(0, X.shape[0], self.transform_batch_size):
+        with torch.inference_mode():  # one (empty) chunk for no rows: the width is still right
+            for start in range(0, max(X.shape[0], 1), self.transform_batch_size):
                 part = X[start : start + self.transform_batch_size]
                 batch = torch.from_numpy(np.ascontiguousarray(part, dtype=np.float32)).to(device)
                 chunks.append(fn(_pad_rows(batch))[: len(part)].to("cpu", torch.float32).numpy())
         module.train(was_training)
-        if not chunks:
-            return np.empty((0, 0), dtype=out_dtype)
-        return np.concatenate(chunks).astype(out_dtype, copy=False)
+        out = np.concatenate(chunks)
+        _check_finite_output(out, "the network")
+        return out.astype(out_dtype, copy=False)
 
     def transform(self, X: Any) -> np.ndarray:
         """Encode rows into codes.
@@ -419,7 +447,10 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         recon = self.reconstruct(X)
         X = np.asarray(self._validate(X, reset=False), dtype=np.float64)
         errors = np.square(X - recon, dtype=np.float64).sum(axis=1)
-        return errors.astype(recon.dtype, copy=False)
+        with np.errstate(over="ignore"):
+            errors = errors.astype(recon.dtype, copy=False)
+        _check_finite_output(errors, "its float32 error (pass float64 rows)")
+        return errors
 
     def score_samples(self, X: Any) -> np.ndarray:
         """Minus each row's reconstruction error: higher means more normal.
@@ -503,6 +534,26 @@ def _scaling_params(X: np.ndarray, scaling: str) -> tuple[np.ndarray, np.ndarray
     return offset.astype(np.float32), scale.astype(np.float32)
 
 
+def _check_float32_range(X: np.ndarray) -> None:
+    """Refuse values that float32, which the network computes in, cannot hold."""
+    if X.size and float(np.abs(X).max()) > _FLOAT32_MAX:
+        row, col = np.argwhere(np.abs(X) > _FLOAT32_MAX)[0]
+        raise DataError(
+            f"value {X[row, col]:.3g} at row {row}, column {col} is beyond float32's range "
+            f"(±{_FLOAT32_MAX:.3g}), which aekit computes in; rescale the data"
+        )
+
+
+def _check_finite_output(out: np.ndarray, during: str, what: str = "row") -> None:
+    """Refuse results that overflowed (inputs far larger than anything seen in ``fit``)."""
+    if not np.isfinite(out).all():
+        index = int(np.argwhere(~np.isfinite(out))[0][0])
+        raise DataError(
+            f"{what} {index} overflows float32 in {during}; rescale the data (aekit "
+            "computes in float32)"
+        )
+
+
 def _as_codes(X: Any, code_dim: int) -> np.ndarray:
     try:
         codes = np.asarray(X)
@@ -514,7 +565,9 @@ def _as_codes(X: Any, code_dim: int) -> np.ndarray:
         raise DataError(f"codes must have shape (n_samples, {code_dim}), got {codes.shape}")
     if not np.isfinite(codes).all():
         raise DataError("codes contain NaN or infinity")
-    return codes if codes.dtype in (np.float32, np.float64) else codes.astype(np.float64)
+    codes = codes if codes.dtype in (np.float32, np.float64) else codes.astype(np.float64)
+    _check_float32_range(codes)
+    return codes
 
 
 def load(folder: str | os.PathLike[str]) -> Autoencoder:
@@ -526,20 +579,29 @@ def load(folder: str | os.PathLike[str]) -> Autoencoder:
         If the folder is missing, a file is truncated or tampered with, or not aekit's.
     """
     module, config = read_model(folder)
+    source = Path(folder) / "config.json"
+    check_fields(config, _SAVED_FIELDS, source)
+    params = dict(config["estimator"])
+    unknown = sorted(set(params) - set(Autoencoder().get_params()))
+    if unknown:
+        raise ModelFileError(f"{source}: unknown estimator parameter(s) {', '.join(unknown)}")
+    if isinstance(params.get("hidden"), list):
+        params["hidden"] = tuple(params["hidden"])
+    est = Autoencoder(**params)
     try:
-        params = dict(config["estimator"])
-        if isinstance(params.get("hidden"), list):
-            params["hidden"] = tuple(params["hidden"])
-        est = Autoencoder(**params)
         train_config = TrainConfig.from_dict(config["train"])
-        scaling = config["scaling"]
-        n_features = config["n_features_in"]
-        names = config["feature_names"]
         history = History.from_dict(config["history"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"{folder}: config.json is incomplete or invalid ({exc})") from exc
-    if not isinstance(n_features, int) or n_features != module.config.input_dim:
-        raise ModelFileError(f"{folder}: n_features_in does not match the model's input_dim")
+    except AekitError as exc:
+        raise ModelFileError(f"{source} is incomplete or invalid ({exc})") from exc
+    scaling, n_features, names = config["scaling"], config["n_features_in"], config["feature_names"]
+    if scaling not in SCALINGS[1:]:
+        raise ModelFileError(f"{source}: scaling={scaling!r} is not one of {SCALINGS[1:]}")
+    if n_features != module.config.input_dim:
+        raise ModelFileError(f"{source}: n_features_in does not match the model's input_dim")
+    if names is not None and (
+        len(names) != n_features or not all(isinstance(n, str) for n in names)
+    ):
+        raise ModelFileError(f"{source}: feature_names must be {n_features} strings")
     est._set_fitted(module, module.config, train_config, scaling, history)
     est.n_features_in_ = n_features
     if names is not None:
