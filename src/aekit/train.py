@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -560,7 +561,9 @@ class Trainer:
             )
             self.scheduler.step(monitored)
         elif self.scheduler is not None:
-            self.scheduler.step()
+            with warnings.catch_warnings():  # a run resumed at an epoch's end steps no optimiser
+                warnings.filterwarnings("ignore", "Detected call of `lr_scheduler")
+                self.scheduler.step()
 
     def elapsed(self) -> float:
         """Seconds spent training, earlier runs of a resumed training included."""

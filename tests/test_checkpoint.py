@@ -1,0 +1,333 @@
+"""Checkpoints and resume: bitwise-exact continuation, Ctrl-C, divergence, corrupt files."""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
+
+from aekit import (
+    Callback,
+    ConfigError,
+    Hourglass,
+    ModelConfig,
+    ModelFileError,
+    TrainConfig,
+    Trainer,
+    TrainingDivergedError,
+)
+from aekit.checkpoint import find_checkpoint, latest_checkpoint
+from aekit.io import read_checkpoint, write_checkpoint
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+# Two set-ups that use every stateful part: dropout and input noise draw from the noise
+# generator, cosine/plateau schedules keep state, batch norm has running statistics, and
+# the second monitors the training loss (no validation split) so early stopping fires.
+SETUPS = {
+    "noise-cosine": (
+        {"dropout": 0.2, "noise": "masking"},
+        {"epochs": 4, "lr_schedule": "cosine"},
+    ),
+    "batchnorm-plateau-earlystop": (
+        {"batch_norm": True},
+        {"epochs": 30, "lr": 0.1, "lr_schedule": "plateau", "val_fraction": 0.0, "patience": 1},
+    ),
+}
+
+
+def make_trainer(folder=None, setup="noise-cosine", callbacks=(), **train):
+    model_kw, train_kw = SETUPS[setup]
+    module = Hourglass(
+        ModelConfig(input_dim=6, code_dim=2, hidden=(12,), **model_kw),
+        torch.Generator().manual_seed(0),
+    )
+    config = TrainConfig(
+        batch_size=32,
+        random_state=0,
+        device="cpu",
+        checkpoint_dir=None if folder is None else str(folder),
+        **{"keep_checkpoints": 1000, **train_kw, **train},
+    )
+    return Trainer(module, config, callbacks)
+
+
+def rows(n=150):
+    return torch.from_numpy(np.random.default_rng(0).random((n, 6), dtype=np.float32))
+
+
+def weights(trainer):
+    return {k: v.clone() for k, v in trainer.module.state_dict().items()}
+
+
+def assert_same_run(trainer, reference, history):
+    got = weights(trainer)
+    assert got.keys() == reference.keys()
+    assert all(torch.equal(got[k], reference[k]) for k in got), "weights differ"
+    assert trainer.history.train_loss == history.train_loss
+    assert trainer.history.val_loss == history.val_loss
+    assert trainer.history.stop_reason == history.stop_reason
+    assert trainer.history.best_epoch == history.best_epoch
+
+
+@pytest.fixture(scope="module", params=sorted(SETUPS))
+def reference(request, tmp_path_factory):
+    """An uninterrupted run that checkpoints every 2 steps and every epoch."""
+    folder = tmp_path_factory.mktemp("ref")
+    trainer = make_trainer(folder, request.param, checkpoint_every_steps=2)
+    history = trainer.fit(rows())
+    return request.param, folder, weights(trainer), history
+
+
+def test_resume_from_every_checkpoint_is_bitwise_exact(reference, tmp_path):
+    setup, folder, ref_weights, history = reference
+    files = sorted(folder.glob("checkpoint-*.safetensors"))
+    assert len(files) >= 10
+    if setup.startswith("batchnorm"):
+        assert history.stop_reason == "early_stopping"
+    for path in files[:: len(files) // 10]:  # ten or so, epoch ends and mid-epoch
+        trainer = make_trainer(tmp_path / path.stem, setup, checkpoint_every_steps=2)
+        trainer.fit(rows(), resume=path)
+        assert_same_run(trainer, ref_weights, history)
+
+
+def test_checkpoint_holds_position_early_stopping_and_best_weights(reference):
+    _, folder, _, history = reference
+    state = read_checkpoint(sorted(folder.glob("checkpoint-e000001-b000003*"))[0])
+    assert state["position"] == {"epoch": 1, "batch": 3}
+    early = state["callbacks"]["EarlyStopping"]
+    assert early["best_epoch"] == 1 and set(early["best_state"]) == set(state["module"])
+    assert state["history"]["records"][0]["train_loss"] == history.train_loss[0]
+    assert "exp_avg" in state["optimizer"]["state"][0] and state["scheduler"] is not None
+    assert state["noise_state"].dtype == torch.uint8 and state["epoch_sums"].shape == (2,)
+
+
+def test_finished_early_stopped_run_resumes_to_the_same_end(reference, tmp_path):
+    setup, folder, ref_weights, history = reference
+    trainer = make_trainer(tmp_path, setup)
+    trainer.fit(rows(), resume=latest_checkpoint(folder))
+    assert len(trainer.history) == len(history)  # no epoch trained after the stop
+    assert_same_run(trainer, ref_weights, history)
+
+
+def test_step_checkpoints_follow_the_interval_and_pruning(tmp_path):
+    # 135 training rows, batch 32: 5 steps per epoch. Every 3 steps: 3, 6, 9, 12 and 15,
+    # which ends epoch 3 and is saved once, after validation, with the epoch checkpoints.
+    make_trainer(tmp_path, epochs=3, checkpoint_every_steps=3, keep_checkpoints=4).fit(rows())
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint-e000001-b000004.safetensors",
+        "checkpoint-e000002-b000000.safetensors",
+        "checkpoint-e000002-b000002.safetensors",
+        "checkpoint-e000003-b000000.safetensors",
+    ]
+
+
+# -- Ctrl-C ---------------------------------------------------------------------------------
+class InterruptAt(Callback):
+    """Raise KeyboardInterrupt as Ctrl-C would, at a chosen global step or epoch start."""
+
+    def __init__(self, step=None, epoch=None):
+        self.step, self.epoch = step, epoch
+
+    def on_batch_end(self, trainer, batch, n_batches):
+        if trainer.step == self.step:
+            raise KeyboardInterrupt
+
+    def on_epoch_begin(self, trainer, epoch):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize(
+    ("where", "position"),
+    [
+        ({"step": 7}, "e000001-b000002"),
+        ({"step": 5}, "e000000-b000005"),
+        ({"epoch": 3}, "e000002-b000000"),
+    ],
+)
+def test_keyboard_interrupt_saves_a_checkpoint_that_resumes_exactly(
+    reference, tmp_path, caplog, where, position
+):
+    setup, _, ref_weights, history = reference
+    trainer = make_trainer(tmp_path, setup, callbacks=[InterruptAt(**where)])
+    with caplog.at_level(logging.WARNING, logger="aekit"), pytest.raises(KeyboardInterrupt):
+        trainer.fit(rows())
+    saved = latest_checkpoint(tmp_path)
+    assert saved.name == f"checkpoint-{position}.safetensors"
+    assert "resume=True" in caplog.text and str(saved) in caplog.text
+    resumed = make_trainer(tmp_path, setup)
+    resumed.fit(rows(), resume=True)
+    assert_same_run(resumed, ref_weights, history)
+
+
+def _raise_in_forward_at(trainer, call):
+    """Make the decoder raise KeyboardInterrupt in its ``call``-th forward pass."""
+    count = {"n": 0}
+
+    def hook(module, args, output):
+        count["n"] += module.training  # validation passes do not count
+        if count["n"] == call and module.training:
+            raise KeyboardInterrupt
+
+    trainer.module.decoder.register_forward_hook(hook)
+
+
+def test_interrupt_inside_the_forward_pass_rolls_back_to_the_step_start(reference, tmp_path):
+    setup, _, ref_weights, history = reference
+    trainer = make_trainer(tmp_path, setup)
+    _raise_in_forward_at(trainer, 8)  # the 8th step's forward (noise already drawn)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(rows())
+    saved = latest_checkpoint(tmp_path)
+    if setup.startswith("batchnorm"):  # batch norm statistics moved: nothing to save
+        assert saved.name == "checkpoint-e000001-b000000.safetensors"
+    else:
+        assert saved.name == "checkpoint-e000001-b000002.safetensors"
+    resumed = make_trainer(tmp_path, setup)
+    resumed.fit(rows(), resume=True)
+    assert_same_run(resumed, ref_weights, history)
+
+
+def test_interrupt_inside_the_optimiser_update_keeps_the_last_checkpoint(
+    reference, tmp_path, caplog
+):
+    setup, _, ref_weights, history = reference
+    trainer = make_trainer(tmp_path, setup)
+    calls = {"n": 0}
+
+    def after_step(optimizer, args, kwargs):  # weights changed, position not yet moved
+        calls["n"] += 1
+        if calls["n"] == 8:
+            raise KeyboardInterrupt
+
+    handle = register_optimizer_step_post_hook(after_step)
+    try:
+        with caplog.at_level(logging.WARNING, logger="aekit"), pytest.raises(KeyboardInterrupt):
+            trainer.fit(rows())
+    finally:
+        handle.remove()
+    assert "inside an optimiser update" in caplog.text
+    assert latest_checkpoint(tmp_path).name == "checkpoint-e000001-b000000.safetensors"
+    resumed = make_trainer(tmp_path, setup)
+    resumed.fit(rows(), resume=True)
+    assert_same_run(resumed, ref_weights, history)
+
+
+# -- corrupt, foreign and missing checkpoints -----------------------------------------------
+def test_corrupt_newest_checkpoint_is_skipped_with_a_warning(reference, tmp_path, caplog):
+    setup, folder, ref_weights, history = reference
+    for path in sorted(folder.glob("checkpoint-e000002-*"))[:3]:
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    newest, middle, oldest = sorted(tmp_path.iterdir(), reverse=True)
+    newest.write_bytes(newest.read_bytes()[:-50])  # truncated
+    state = read_checkpoint(middle)
+    del state["epoch_sums"]
+    write_checkpoint(middle, state)  # a well-formed file with a key missing
+    with caplog.at_level(logging.WARNING, logger="aekit"):
+        assert find_checkpoint(tmp_path)[0] == oldest
+    assert caplog.text.count("skipping unusable checkpoint") == 2
+    assert "epoch_sums" in caplog.text
+    trainer = make_trainer(tmp_path, setup)
+    trainer.fit(rows(), resume=True)
+    assert_same_run(trainer, ref_weights, history)
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda s: s.update(format="other"), "format"),
+        (lambda s: s.update(position={"epoch": 1}), "missing key"),
+        (lambda s: s.update(position={"epoch": 1, "batch": 99}), "past the epoch"),
+        (lambda s: s.update(n_rows=True), "'n_rows' must be int"),
+        (lambda s: s["module"].update({"encoder.0.weight": torch.zeros(3)}), "shape"),
+        (lambda s: s["module"]["scale"].fill_(float("nan")), "NaN"),
+        (lambda s: s["optimizer"].update(param_groups=[]), "does not fit"),
+        (lambda s: s.update(noise_state=torch.zeros(3)), "does not fit"),
+        (lambda s: s["history"].update(records="xyz"), "records"),
+        (lambda s: s["model_config"].update(code_dim=3), "different model configuration"),
+        (lambda s: s["train_config"].update(batch_size=16), "batch_size=16"),
+        (lambda s: s.update(n_rows=10), "10 rows"),
+    ],
+)
+def test_resume_refuses_a_tampered_or_foreign_checkpoint(reference, tmp_path, edit, match):
+    setup, folder, _, _ = reference
+    state = read_checkpoint(sorted(folder.glob("checkpoint-*"))[3])
+    edit(state)
+    write_checkpoint(tmp_path / "c.safetensors", state)
+    with pytest.raises(ModelFileError, match=match):
+        make_trainer(setup=setup).fit(rows(), resume=tmp_path / "c.safetensors")
+
+
+def test_resume_without_a_folder_or_checkpoint(tmp_path, caplog):
+    with pytest.raises(ConfigError, match="checkpoint_dir"):
+        make_trainer(epochs=1).fit(rows(), resume=True)
+    with pytest.raises(ModelFileError, match="cannot read checkpoint"):
+        make_trainer(epochs=1).fit(rows(), resume=tmp_path / "missing.safetensors")
+    fresh, reference = make_trainer(tmp_path / "a", epochs=2), make_trainer(epochs=2)
+    with caplog.at_level(logging.INFO, logger="aekit"):
+        fresh.fit(rows(), resume=True)
+    assert "starting afresh" in caplog.text
+    reference.fit(rows())
+    assert_same_run(fresh, weights(reference), reference.history)
+
+
+def test_stale_temporary_files_of_a_killed_write_are_cleaned(tmp_path):
+    stale = tmp_path / ".checkpoint-e000001-b000000.safetensors.abc.tmp"
+    stale.write_bytes(b"half a file")
+    make_trainer(tmp_path, epochs=1).fit(rows())
+    assert not stale.exists() and latest_checkpoint(tmp_path) is not None
+
+
+# -- divergence -----------------------------------------------------------------------------
+class PoisonAt(Callback):
+    """Set a weight to NaN after a chosen global step (``times`` times at most)."""
+
+    def __init__(self, step, times=1):
+        self.step, self.times = step, times
+
+    def on_batch_end(self, trainer, batch, n_batches):
+        if trainer.step == self.step and self.times:
+            self.times -= 1
+            with torch.no_grad():
+                trainer.module.encoder[0].weight[0, 0] = float("nan")
+
+
+def test_divergence_names_epoch_and_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    trainer = make_trainer(tmp_path, epochs=4, lr_schedule="constant", callbacks=[PoisonAt(8)])
+    with pytest.raises(TrainingDivergedError, match=r"epoch 2, step 4: .*lr=0.001.*kept in"):
+        trainer.fit(rows())
+    assert latest_checkpoint(tmp_path).name == "checkpoint-e000001-b000000.safetensors"
+    state = read_checkpoint(latest_checkpoint(tmp_path))
+    assert all(torch.isfinite(t).all() for t in state["module"].values())
+
+
+def test_a_non_finite_state_is_never_written(tmp_path):
+    # PoisonAt runs before the Checkpointer in the same on_batch_end: the save must refuse.
+    trainer = make_trainer(tmp_path, epochs=4, checkpoint_every_steps=2, callbacks=[PoisonAt(4)])
+    with pytest.raises(TrainingDivergedError, match="epoch 1"):
+        trainer.fit(rows())
+    assert latest_checkpoint(tmp_path).name == "checkpoint-e000000-b000002.safetensors"
+
+
+def test_divergence_retry_restarts_the_epoch_at_a_lower_learning_rate(tmp_path, caplog):
+    trainer = make_trainer(
+        epochs=4, divergence_retries=1, callbacks=[PoisonAt(step=8)], lr_schedule="constant"
+    )
+    with caplog.at_level(logging.WARNING, logger="aekit"):
+        history = trainer.fit(rows())
+    assert len(history) == 4 and np.isfinite(history.train_loss).all()
+    assert [r["lr"] for r in history.records] == pytest.approx([1e-3, 1e-4, 1e-4, 1e-4])
+    assert "retrying from the start of epoch 2 with lr=0.0001 (0 retries left)" in caplog.text
+    again = make_trainer(epochs=4, divergence_retries=1, callbacks=[PoisonAt(8, times=2)])
+    with pytest.raises(TrainingDivergedError, match="epoch 2"):
+        again.fit(rows())
+
+
+def test_divergence_retry_scales_a_schedule_too():
+    trainer = make_trainer(epochs=4, divergence_retries=2, callbacks=[PoisonAt(step=3)])
+    history = trainer.fit(rows())  # cosine schedule: every epoch's rate drops tenfold
+    plain = make_trainer(epochs=4).fit(rows())
+    lrs = [r["lr"] for r in history.records]
+    assert lrs == pytest.approx([r["lr"] * 0.1 for r in plain.records])
