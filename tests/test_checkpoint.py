@@ -1,6 +1,14 @@
 """Checkpoints and resume: bitwise-exact continuation, Ctrl-C, divergence, corrupt files."""
 
 import logging
+import os
+import random
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -331,3 +339,95 @@ def test_divergence_retry_scales_a_schedule_too():
     plain = make_trainer(epochs=4).fit(rows())
     lrs = [r["lr"] for r in history.records]
     assert lrs == pytest.approx([r["lr"] * 0.1 for r in plain.records])
+
+
+# -- real processes: SIGKILL at random points, and a real SIGINT ------------------------------
+KILL_RUN = {"epochs": 10, "checkpoint_every_steps": 1, "keep_checkpoints": 2}
+ROOT = Path(__file__).resolve().parents[1]
+CHILD = """
+import logging, sys
+import torch
+torch.set_num_threads(1)
+sys.path.insert(0, sys.argv[1])
+from tests.test_checkpoint import KILL_RUN, Report, make_trainer, rows
+logging.basicConfig(level=logging.WARNING, format="%(message)s")
+make_trainer(sys.argv[2], callbacks=[Report()], **KILL_RUN).fit(rows(), resume=True)
+print("done", flush=True)
+"""
+
+
+class Report(Callback):
+    """Print the global step after each optimiser step (the parent process reads it)."""
+
+    def on_batch_end(self, trainer, batch, n_batches):
+        print(trainer.step, flush=True)
+
+
+def _start_child(tmp_path, folder):
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    return subprocess.Popen(
+        [sys.executable, str(script), str(ROOT), str(folder)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _wait_for_step(proc, step, timeout=120.0):
+    """Read the child's step reports until one reaches ``step``; return it."""
+    deadline, buffer = time.monotonic() + timeout, b""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 1.0)
+        if not ready:
+            continue
+        chunk = os.read(proc.stdout.fileno(), 4096)
+        if not chunk:
+            raise AssertionError(f"child ended early: {proc.stderr.read().decode()[-2000:]}")
+        buffer += chunk
+        lines = buffer.split(b"\n")
+        buffer = lines[-1]
+        steps = [int(line) for line in lines[:-1] if line.strip().isdigit()]
+        if steps and steps[-1] >= step:
+            return steps[-1]
+    proc.kill()
+    raise AssertionError(f"child reached no step {step} within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def kill_reference():
+    trainer = make_trainer(**KILL_RUN)
+    trainer.fit(rows())
+    return weights(trainer), trainer.history
+
+
+def test_sigkill_at_random_points_then_resume_is_bitwise_exact(kill_reference, tmp_path):
+    """A chain of processes, each killed with SIGKILL at a seeded random point."""
+    rng = random.Random(5)
+    folder, reached, outcomes = tmp_path / "run", 0, []
+    for _ in range(3):
+        proc = _start_child(tmp_path, folder)
+        reached = _wait_for_step(proc, reached + rng.randint(2, 12))
+        time.sleep(rng.uniform(0.0, 0.02))  # let it run on into a step or a write
+        proc.kill()
+        proc.communicate(timeout=60)
+        assert proc.returncode == -signal.SIGKILL
+        outcomes.append((reached, latest_checkpoint(folder).name))
+    trainer = make_trainer(folder, **KILL_RUN)
+    trainer.fit(rows(), resume=True)
+    assert_same_run(trainer, *kill_reference)
+    print("SIGKILL after step / resumed from:", outcomes)
+
+
+def test_real_sigint_saves_a_checkpoint_and_resume_is_exact(kill_reference, tmp_path):
+    folder = tmp_path / "run"
+    proc = _start_child(tmp_path, folder)
+    _wait_for_step(proc, 9)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    err = err.decode()
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    assert "checkpoint saved to" in err or "inside an optimiser update" in err
+    assert "resume=True" in err
+    trainer = make_trainer(folder, **KILL_RUN)
+    trainer.fit(rows(), resume=True)
+    assert_same_run(trainer, *kill_reference)
