@@ -51,7 +51,20 @@ def test_truncated_weights_are_refused(fitted, tmp_path):
         (lambda c: c["model"].update(evil=1), "unknown ModelConfig key"),
         (lambda c: c["model"].update(hidden="32"), "list of integers"),
         (lambda c: c.update(format_version=99), "format_version"),
-        (lambda c: c.pop("estimator"), "incomplete"),
+        (lambda c: c.pop("estimator"), "missing key"),
+        (lambda c: c.update(evil="x"), "unknown key"),
+        (lambda c: c.update(n_features_in="64"), "'n_features_in' must be int"),
+        (lambda c: c.update(n_features_in=True), "'n_features_in' must be int"),
+        (lambda c: c.update(n_features_in=63), "n_features_in does not match"),
+        (lambda c: c.update(feature_names=["a"] * 3), "feature_names"),
+        (lambda c: c.update(scaling="robust"), "scaling"),
+        (lambda c: c.update(history="all good"), "'history' must be dict"),
+        (lambda c: c["history"].update(records=[1, 2]), "records"),
+        (lambda c: c["train"].update(lr="fast"), "lr"),
+        (lambda c: c["estimator"].update(evil=1), "unknown estimator parameter"),
+        (lambda c: c["model"].update(input_dim=10**12), "shape"),  # refused before allocating
+        (lambda c: c["model"].update(hidden=[32, 32]), "missing"),
+        (lambda c: c.update(model=[]), "invalid model config"),
     ],
 )
 def test_tampered_config_is_refused(fitted, tmp_path, edit, match):
@@ -112,3 +125,89 @@ def test_checkpoint_round_trip_keeps_int_keys_and_tensors(tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"\x00" * 5)
     with pytest.raises(ModelFileError):
         read_checkpoint(tmp_path / "bad.safetensors")
+
+
+def _replace_weights(folder, tensors=None, raw=None):
+    """Write new weights and the matching checksum, as a deliberate tamperer would."""
+    import hashlib
+
+    from safetensors.torch import save
+
+    raw = save(tensors) if raw is None else raw
+    (folder / WEIGHTS_NAME).write_bytes(raw)
+    config = json.loads((folder / CONFIG_NAME).read_text())
+    config["weights_sha256"] = hashlib.sha256(raw).hexdigest()
+    (folder / CONFIG_NAME).write_text(json.dumps(config))
+
+
+def _weights(fitted):
+    return {k: v.clone().contiguous() for k, v in fitted.module_.state_dict().items()}
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda w: w.update({"encoder.0.weight": w["encoder.0.weight"][:, :10].clone()}), "shape"),
+        (lambda w: w.update({"encoder.0.weight": w["encoder.0.weight"].double()}), "float64"),
+        (lambda w: w.pop("decoder.0.bias"), "missing"),
+        (lambda w: w.update(extra=w["scale"].clone()), "unexpected"),
+        (lambda w: w["decoder.0.bias"].fill_(float("nan")), "NaN"),
+        (lambda w: w["scale"].fill_(0.0), "positive"),
+    ],
+)
+def test_weights_that_do_not_fit_the_config_are_refused(fitted, tmp_path, edit, match):
+    folder = fitted.save(tmp_path / "m")
+    tensors = _weights(fitted)
+    edit(tensors)
+    _replace_weights(folder, tensors)
+    with pytest.raises(ModelFileError, match=match):
+        aekit.load(folder)
+
+
+def test_truncated_weights_with_a_matching_checksum_are_refused(fitted, tmp_path):
+    folder = fitted.save(tmp_path / "m")
+    _replace_weights(folder, raw=(folder / WEIGHTS_NAME).read_bytes()[:-7])
+    with pytest.raises(ModelFileError, match="not a valid safetensors file"):
+        aekit.load(folder)
+
+
+def test_pickles_renamed_to_our_file_names_are_refused_and_not_run(fitted, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    blob = pickle.dumps(Boom())
+    folder = fitted.save(tmp_path / "m")
+    (folder / CONFIG_NAME).write_bytes(blob)
+    with pytest.raises(ModelFileError, match="not valid JSON"):
+        aekit.load(folder)
+    folder = fitted.save(tmp_path / "t")  # torch.save's zip-of-pickles as the weights
+    buffer = __import__("io").BytesIO()
+    torch.save({"x": Boom()}, buffer)
+    _replace_weights(folder, raw=buffer.getvalue())
+    with pytest.raises(ModelFileError, match="safetensors"):
+        aekit.load(folder)
+    (tmp_path / "checkpoint-e000001-b000000.safetensors").write_bytes(blob)
+    with pytest.raises(ModelFileError, match="safetensors"):
+        read_checkpoint(tmp_path / "checkpoint-e000001-b000000.safetensors")
+    assert not (tmp_path / "PWNED").exists()
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {},  # a plain safetensors file, not ours
+        {"aekit_checkpoint": "{not json"},
+        {"aekit_checkpoint": json.dumps({"__dict__": [["a", {"__tensor__": "missing"}]]})},
+        {"aekit_checkpoint": json.dumps({"__dict__": [["a", {"__weird__": 1}]]})},
+        {"aekit_checkpoint": json.dumps([1, 2])},
+        {"aekit_checkpoint": "[" * 100_000 + "]" * 100_000},  # nesting bomb
+    ],
+)
+def test_checkpoint_metadata_that_is_not_ours_is_refused(tmp_path, metadata):
+    import torch
+    from safetensors.torch import save_file
+
+    path = tmp_path / "c.safetensors"
+    save_file({"t": torch.zeros(2)}, path, metadata=metadata)
+    with pytest.raises(ModelFileError):
+        read_checkpoint(path)

@@ -22,6 +22,8 @@ from .io import check_fields, read_checkpoint
 __all__ = [
     "CHECKPOINT_FORMAT",
     "STATE_FIELDS",
+    "check_like",
+    "check_optimizer_state",
     "check_state",
     "checkpoint_path",
     "clone_state",
@@ -76,6 +78,62 @@ def check_state(state: object, source: str | os.PathLike[str]) -> dict[str, Any]
     if min(position.values()) < 0:
         raise ModelFileError(f"{source}: negative position {position}")
     return state
+
+
+def check_like(template: object, value: object, source: str) -> None:
+    """Refuse ``value`` unless it has the structure and scalar types of ``template``.
+
+    Dicts need the same keys, lists and tuples the same length, tensors the same shape and
+    dtype; ints must be ints, floats may be ints or floats, strings strings, None None. The
+    template is the state of a freshly built object of the same kind (optimiser, schedule).
+
+    Raises
+    ------
+    ModelFileError
+        Naming the first place where ``value`` differs.
+    """
+    if isinstance(template, dict):
+        if not isinstance(value, dict) or set(value) != set(template):
+            raise ModelFileError(f"{source}: expected keys {sorted(map(str, template))}")
+        for key, item in template.items():
+            check_like(item, value[key], f"{source}.{key}")
+    elif isinstance(template, (list, tuple)):
+        if not isinstance(value, (list, tuple)) or len(value) != len(template):
+            raise ModelFileError(f"{source}: expected a list of {len(template)} items")
+        for i, (item, got) in enumerate(zip(template, value, strict=True)):
+            check_like(item, got, f"{source}.{i}")
+    elif isinstance(template, torch.Tensor):
+        if not isinstance(value, torch.Tensor) or value.shape != template.shape:
+            raise ModelFileError(f"{source}: expected a tensor of shape {tuple(template.shape)}")
+    elif type(template) is not type(value) and not (type(template) is float and type(value) is int):
+        raise ModelFileError(
+            f"{source}: expected {type(template).__name__}, got {type(value).__name__}"
+        )
+
+
+def check_optimizer_state(
+    template: dict[str, Any], value: object, params: list[torch.Tensor], source: str
+) -> None:
+    """Check an optimiser state dict against a fresh one's and the parameters it updates.
+
+    Raises
+    ------
+    ModelFileError
+        If a parameter group or a per-parameter tensor does not fit.
+    """
+    value = check_fields(value, {"state": dict, "param_groups": list}, source)
+    check_like(template["param_groups"], value["param_groups"], f"{source} param_groups")
+    for index, entry in value["state"].items():
+        if not isinstance(index, int) or not 0 <= index < len(params):
+            raise ModelFileError(f"{source}: state for unknown parameter {index!r}")
+        if not isinstance(entry, dict):
+            raise ModelFileError(f"{source}: state of parameter {index} is not a mapping")
+        for key, tensor in entry.items():
+            shape = () if key == "step" else tuple(params[index].shape)
+            if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != shape:
+                raise ModelFileError(
+                    f"{source}: {key} of parameter {index} must have shape {shape}"
+                )
 
 
 def find_checkpoint(folder: str | os.PathLike[str] | None) -> tuple[Path, dict[str, Any]] | None:

@@ -175,8 +175,9 @@ def build_module(
         mconfig = ModelConfig.from_dict(model_config)
     except AekitError as exc:
         raise ModelFileError(f"{source}: invalid model config: {exc}") from exc
+    with torch.device("meta"):  # shapes only: a config inflated by tampering allocates nothing
+        check_tensors(Hourglass(mconfig).state_dict(), tensors, source)
     module = Hourglass(mconfig)
-    check_tensors(module.state_dict(), tensors, source)
     scale = tensors["scale"]
     if not bool((scale > 0).all()):
         raise ModelFileError(f"{source}: the input scale must be positive everywhere")

@@ -33,6 +33,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from .checkpoint import (
     CHECKPOINT_FORMAT,
+    check_like,
+    check_optimizer_state,
     check_state,
     checkpoint_path,
     clone_state,
@@ -728,6 +730,12 @@ class Trainer:
             check_tensors(self.module.state_dict(), best, f"{source} (best weights)")
         if state["position"]["batch"] > self.n_batches:
             raise ModelFileError(f"{source}: position {state['position']} is past the epoch")
+        params = list(self.module.parameters())
+        fresh = _make_optimizer(self.module, self.config).state_dict()
+        fresh["param_groups"] = self.optimizer.state_dict()["param_groups"]
+        check_optimizer_state(fresh, state["optimizer"], params, f"{source} optimizer")
+        if self.scheduler is not None:
+            check_like(self.scheduler.state_dict(), state["scheduler"], f"{source} scheduler")
         try:
             self.module.load_state_dict(state["module"])
             self.optimizer.load_state_dict(state["optimizer"])
