@@ -5,7 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
 from sklearn.datasets import load_digits
+
+# Property tests repeat the same examples on every run (no example database, no timing
+# deadline on a shared machine); each test picks its own modest max_examples.
+settings.register_profile(
+    "aekit",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile("aekit")
 
 
 @pytest.fixture(scope="session")

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import check_array, validate_data
 
 from .config import ModelConfig, TrainConfig
 from .errors import (
@@ -42,6 +44,7 @@ _TRAIN_KEYS = (
     "checkpoint_dir", "checkpoint_every", "checkpoint_every_steps", "divergence_retries",
     "verbose",
 )  # fmt: skip
+_FLOATS = [np.float64, np.float32]  # input dtypes kept as they are; others become float64
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 # Keys of a saved model's config.json (see Autoencoder.save) and their JSON types.
 _SAVED_FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -270,16 +273,8 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
 
     def _validate(self, X: Any, *, reset: bool) -> np.ndarray:
         """Check and convert input rows; aekit's errors, scikit-learn's wording."""
-        try:
-            X = validate_data(
-                self, X, reset=reset, dtype=[np.float64, np.float32], ensure_min_samples=1
-            )
-        except TypeError as exc:
-            raise DataTypeError(f"non-numeric input: {exc}") from exc
-        except ValueError as exc:
-            if "could not convert" in str(exc) or "dtype" in str(exc):
-                raise DataError(f"non-numeric input: {exc}") from exc
-            raise DataError(str(exc)) from exc
+        with _aekit_errors():
+            X = validate_data(self, X, reset=reset, dtype=_FLOATS, ensure_min_samples=1)
         _check_float32_range(X)
         return X
 
@@ -531,7 +526,35 @@ def _scaling_params(X: np.ndarray, scaling: str) -> tuple[np.ndarray, np.ndarray
     else:
         offset, scale = np.zeros(d), np.ones(d)
     scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(offset)), scale, 1.0)
-    return offset.astype(np.float32), scale.astype(np.float32)
+    with np.errstate(over="ignore"):
+        offset, scale = offset.astype(np.float32), scale.astype(np.float32)
+    _check_finite_output(np.stack([offset, scale], axis=1), "input scaling", "column")
+    return offset, scale
+
+
+@contextlib.contextmanager
+def _aekit_errors() -> Iterator[None]:
+    """Turn scikit-learn's input-check errors into aekit's, each in one line."""
+    try:
+        with np.errstate(all="ignore"):  # inf - inf in its finiteness check: no warning
+            yield
+    except TypeError as exc:
+        raise DataTypeError(f"non-numeric input: {_one_line(exc)}") from exc
+    except ValueError as exc:
+        if "could not convert" in str(exc) or "dtype" in str(exc):
+            raise DataError(f"non-numeric input: {_one_line(exc)}") from exc
+        raise DataError(_one_line(exc)) from exc
+
+
+def _one_line(exc: Exception) -> str:
+    """scikit-learn's message without the data it quotes: first line, plus a reshape hint."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    text = lines[0].rstrip(":")
+    if len(lines) > 1 and lines[-1].startswith("Reshape"):
+        text += "; " + lines[-1][0].lower() + lines[-1][1:]
+    return text
 
 
 def _check_float32_range(X: np.ndarray) -> None:
@@ -555,17 +578,11 @@ def _check_finite_output(out: np.ndarray, during: str, what: str = "row") -> Non
 
 
 def _as_codes(X: Any, code_dim: int) -> np.ndarray:
-    try:
-        codes = np.asarray(X)
-        if codes.dtype.kind not in "fiub":
-            codes = codes.astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        raise DataTypeError(f"codes must be numeric: {exc}") from exc
-    if codes.ndim != 2 or codes.shape[1] != code_dim:
+    """Check codes like input rows (any number of rows, ``code_dim`` columns)."""
+    with _aekit_errors():
+        codes = check_array(X, dtype=_FLOATS, ensure_min_samples=0, input_name="codes")
+    if codes.shape[1] != code_dim:
         raise DataError(f"codes must have shape (n_samples, {code_dim}), got {codes.shape}")
-    if not np.isfinite(codes).all():
-        raise DataError("codes contain NaN or infinity")
-    codes = codes if codes.dtype in (np.float32, np.float64) else codes.astype(np.float64)
     _check_float32_range(codes)
     return codes
 
