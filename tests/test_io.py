@@ -211,3 +211,23 @@ def test_checkpoint_metadata_that_is_not_ours_is_refused(tmp_path, metadata):
     save_file({"t": torch.zeros(2)}, path, metadata=metadata)
     with pytest.raises(ModelFileError):
         read_checkpoint(path)
+
+
+@pytest.mark.parametrize("crash_in", ["fsync", "replace"])
+def test_a_write_killed_midway_leaves_the_old_file_whole(tmp_path, monkeypatch, crash_in):
+    import os
+
+    from aekit.io import atomic_write
+
+    target = tmp_path / "checkpoint.safetensors"
+    atomic_write(target, b"old contents")
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, crash_in, crash)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, b"new contents that never fully land")
+    monkeypatch.undo()
+    assert target.read_bytes() == b"old contents"
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]  # no temporary file left

@@ -15,14 +15,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_array, validate_data
 
 from .config import ModelConfig, TrainConfig
-from .errors import (
-    AekitError,
-    ConfigError,
-    DataError,
-    DataTypeError,
-    ModelFileError,
-    NotFittedError,
-)
+from .errors import ConfigError, DataError, DataTypeError, ModelFileError, NotFittedError
 from .io import check_fields, read_model, write_model
 from .model import Hourglass
 from .train import Callback, History, Trainer, derive_seeds
@@ -559,7 +552,7 @@ def _one_line(exc: Exception) -> str:
 
 def _check_float32_range(X: np.ndarray) -> None:
     """Refuse values that float32, which the network computes in, cannot hold."""
-    if X.size and float(np.abs(X).max()) > _FLOAT32_MAX:
+    if X.size and max(float(X.max()), -float(X.min())) > _FLOAT32_MAX:  # no |X| copy
         row, col = np.argwhere(np.abs(X) > _FLOAT32_MAX)[0]
         raise DataError(
             f"value {X[row, col]:.3g} at row {row}, column {col} is beyond float32's range "
@@ -608,7 +601,7 @@ def load(folder: str | os.PathLike[str]) -> Autoencoder:
     try:
         train_config = TrainConfig.from_dict(config["train"])
         history = History.from_dict(config["history"])
-    except AekitError as exc:
+    except (ConfigError, ModelFileError) as exc:
         raise ModelFileError(f"{source} is incomplete or invalid ({exc})") from exc
     scaling, n_features, names = config["scaling"], config["n_features_in"], config["feature_names"]
     if scaling not in SCALINGS[1:]:

@@ -1,0 +1,139 @@
+"""Crash injection: kill or interrupt training at random moments, resume, compare bitwise.
+
+Each run starts a child process (this script with ``--child``) that trains a small
+autoencoder on the CPU with checkpoints every epoch and every few steps. Once it reports that
+training began, it gets SIGKILL or SIGINT after a seeded random delay; a second child then
+resumes from the newest usable checkpoint to the end. The final weights are compared bit for
+bit with those of an uninterrupted child. Prints a table and writes JSON.
+
+usage: python benchmarks/crash_injection.py [--runs 10] [--seed 0] [--out crash_injection.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RUN = {"epochs": 6, "batch_size": 64, "checkpoint_every_steps": 10, "keep_checkpoints": 2}
+
+
+def child(folder: str) -> None:
+    """Train (resuming if there is a checkpoint) and save the final weights."""
+    import logging
+
+    import numpy as np
+    import torch
+    from safetensors.torch import save_file
+
+    from aekit import Hourglass, ModelConfig, TrainConfig, Trainer
+
+    torch.set_num_threads(1)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    rows = torch.from_numpy(np.random.default_rng(0).normal(size=(2000, 20)).astype(np.float32))
+    module = Hourglass(
+        ModelConfig(input_dim=20, code_dim=4, hidden=(64,), dropout=0.1, noise="gaussian"),
+        torch.Generator().manual_seed(0),
+    )
+    config = TrainConfig(random_state=0, device="cpu", checkpoint_dir=folder, **RUN)
+    print("training", flush=True)
+    Trainer(module, config).fit(rows, resume=True)
+    state = {k: v.contiguous() for k, v in module.state_dict().items()}
+    save_file(state, str(Path(folder) / "final.safetensors"))
+
+
+def _spawn(folder: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, __file__, "--child", str(folder)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _finish(folder: Path) -> float:
+    """Run a child to the end; return its training seconds."""
+    proc = _spawn(folder)
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    tick = time.perf_counter()
+    _, err = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"child failed: {err[-2000:]}")
+    return time.perf_counter() - tick
+
+
+def one_run(folder: Path, sig: signal.Signals, delay: float) -> dict[str, object]:
+    """Interrupt a child after ``delay`` seconds of training, resume it, describe the result."""
+    from aekit.checkpoint import latest_checkpoint
+
+    proc = _spawn(folder)
+    assert proc.stdout is not None
+    proc.stdout.readline()  # "training": imports are done
+    time.sleep(delay)
+    proc.send_signal(sig)
+    _, err = proc.communicate()
+    if "checkpoint saved to" in err:
+        saved = "saved at the interrupt"
+    elif "inside an optimiser update" in err:
+        saved = "in an update: kept the last"
+    else:
+        saved = "-" if proc.returncode == -signal.SIGKILL else "finished first"
+    newest = latest_checkpoint(folder)
+    stale = len(list(folder.glob(".checkpoint-*.tmp")))
+    _finish(folder)
+    return {
+        "signal": sig.name,
+        "delay_s": round(delay, 4),
+        "exit_code": proc.returncode,
+        "on_interrupt": saved,
+        "resumed_from": None if newest is None else newest.name,
+        "stale_temp_files": stale,
+        "final": (folder / "final.safetensors").read_bytes(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--runs", type=int, default=10, help="runs per signal (default: 10)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the delays (default: 0)")
+    parser.add_argument("--out", default="crash_injection.json", help="JSON results file")
+    args = parser.parse_args(argv)
+    if args.child:
+        child(args.child)
+        return 0
+    rng = random.Random(args.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        reference = Path(tmp) / "reference"
+        seconds = _finish(reference)
+        expected = (reference / "final.safetensors").read_bytes()
+        results = []
+        for i in range(2 * args.runs):
+            sig = signal.SIGKILL if i % 2 == 0 else signal.SIGINT
+            run = one_run(Path(tmp) / f"run{i}", sig, rng.uniform(0.0, seconds))
+            run["bitwise_equal"] = run.pop("final") == expected
+            results.append(run)
+    print(f"uninterrupted training: {seconds:.2f} s; {2 * args.runs} interrupted runs")
+    print(f"{'signal':8} {'delay s':>8}  {'on interrupt':28} {'resumed from':42} stale  equal")
+    for r in results:
+        print(
+            f"{r['signal']:8} {r['delay_s']:8.3f}  {r['on_interrupt']:28} "
+            f"{r['resumed_from'] or '(fresh start)':42} {r['stale_temp_files']:5}  "
+            f"{r['bitwise_equal']}"
+        )
+    equal = sum(bool(r["bitwise_equal"]) for r in results)
+    print(f"bitwise equal to the uninterrupted run: {equal} of {len(results)}")
+    summary = {"train_seconds": seconds, "config": RUN, "runs": results, "equal": equal}
+    Path(args.out).write_text(json.dumps(summary, indent=2))
+    return 0 if equal == len(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
