@@ -45,9 +45,13 @@ def rng() -> np.random.Generator:
 FAST = {"epochs": 5, "batch_size": 64, "random_state": 0, "device": "cpu"}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session", autouse=True)
 def one_thread():
-    """Run a module's many tiny trainings on one torch thread (far faster on a busy machine)."""
+    """Run the suite's many tiny trainings on one torch thread.
+
+    Their matrices are too small to gain from threads, and on a busy 2-core machine idle
+    worker threads spinning for a core make them tens of times slower.
+    """
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -28,8 +28,6 @@ from aekit import (
 from aekit.checkpoint import find_checkpoint, latest_checkpoint
 from aekit.io import read_checkpoint, write_checkpoint
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 # Two set-ups that use every stateful part: dropout and input noise draw from the noise
 # generator, cosine/plateau schedules keep state, batch norm has running statistics, and
 # the second monitors the training loss (no validation split) so early stopping fires.

@@ -21,8 +21,6 @@ from hypothesis.extra import numpy as hnp
 import aekit
 from aekit import AekitError, Autoencoder, ModelFileError
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 TINY = {"code_dim": 2, "hidden": (4,), "epochs": 1, "batch_size": 8, "random_state": 0}
 TINY = {**TINY, "device": "cpu"}
 N_FEATURES = 5

@@ -546,7 +546,7 @@ def _one_line(exc: Exception) -> str:
         return type(exc).__name__
     text = lines[0].rstrip(":")
     if len(lines) > 1 and lines[-1].startswith("Reshape"):
-        text += "; " + lines[-1][0].lower() + lines[-1][1:]
+        text += ". " + lines[-1]
     return text
 
 

@@ -430,8 +430,10 @@ class Trainer:
                     raise
                 retries -= 1
                 assert self._epoch_start is not None
+                self._consistent = False
                 self._load_state(self._epoch_start, "the epoch's start")
                 self._scale_lr(self.config.divergence_lr_factor)
+                self._consistent = True
                 logger.warning(
                     "%s; retrying from the start of epoch %d with lr=%g (%d retries left)",
                     str(exc).split(":")[0],
