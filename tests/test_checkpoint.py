@@ -432,3 +432,19 @@ def test_real_sigint_saves_a_checkpoint_and_resume_is_exact(kill_reference, tmp_
     trainer = make_trainer(folder, **KILL_RUN)
     trainer.fit(rows(), resume=True)
     assert_same_run(trainer, *kill_reference)
+
+
+def test_autoencoder_fit_resumes_exactly_after_ctrl_c(tmp_path, digits):
+    from aekit import Autoencoder
+
+    params = {"code_dim": 3, "hidden": (16,), "epochs": 3, "batch_size": 64, "device": "cpu"}
+    params |= {"random_state": 0, "checkpoint_every_steps": 4, "divergence_retries": 1}
+    X = digits[:300]
+    reference = Autoencoder(**params).fit(X)
+    folder = str(tmp_path / "ckpt")
+    with pytest.raises(KeyboardInterrupt):
+        Autoencoder(**params, checkpoint_dir=folder).fit(X, callbacks=(InterruptAt(step=6),))
+    assert latest_checkpoint(folder).name == "checkpoint-e000001-b000001.safetensors"
+    resumed = Autoencoder(**params, checkpoint_dir=folder).fit(X, resume=True)
+    assert np.array_equal(resumed.transform(X), reference.transform(X))
+    assert resumed.history_.train_loss == reference.history_.train_loss

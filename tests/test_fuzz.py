@@ -242,3 +242,11 @@ def test_load_of_a_tampered_model_works_or_raises_model_file_error(saved, data):
         OUTCOMES["load"]["works"] += 1
         X = np.random.default_rng(1).normal(size=(3, N_FEATURES))
         outcome("transform after load", lambda: check_output(est.transform(X), 3, 2))
+
+
+def test_fuzzing_met_both_outcomes():
+    """The fuzzers above are not vacuous: each saw inputs that work and inputs refused."""
+    for test in ("fit(array)", "fit(frame)", "transform", "inverse_transform", "load"):
+        if test in OUTCOMES:  # absent when only some tests were selected
+            counts = OUTCOMES[test]
+            assert counts["works"] > 0 and sum(counts.values()) > counts["works"], test
