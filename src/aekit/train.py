@@ -8,6 +8,13 @@ states are part of each checkpoint, so a resumed run repeats the uninterrupted o
 bit on the CPU. Under ``torchrun`` the same code runs on every rank: one global permutation,
 each global batch split across ranks, gradients averaged by DDP, rank 0 alone saving and
 logging.
+
+A checkpoint is the state at a step boundary. Ctrl-C (``KeyboardInterrupt``; aekit installs
+no signal handler) is caught, the state of the last finished step is saved, and the
+interrupt re-raised; only an interrupt that lands inside the optimiser update (or a batch-norm
+forward pass), where the weights are half-way between two steps, leaves the last periodic
+checkpoint to resume from. A non-finite loss raises :class:`TrainingDivergedError` without
+saving, so the last checkpoint on disk is always a finite one.
 """
 
 from __future__ import annotations
