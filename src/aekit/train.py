@@ -669,11 +669,11 @@ class Trainer:
         if self.config.checkpoint_dir is None:
             return None
         sums = self._all_sum(self.epoch_sums)
+        finite = all(bool(torch.isfinite(p).all()) for p in self.module.parameters())
+        if not (finite and bool(torch.isfinite(sums).all())):  # same verdict on every rank
+            self._diverged(self.position["epoch"] + 1, None)
         if not self.is_main:
             return None
-        finite = all(bool(torch.isfinite(p).all()) for p in self.module.parameters())
-        if not (finite and bool(torch.isfinite(sums).all())):
-            self._diverged(self.position["epoch"] + 1, None)
         state = {**self.state_dict(), "epoch_sums": sums}
         path = checkpoint_path(self.config.checkpoint_dir, **self.position)
         write_checkpoint(path, state)
