@@ -353,6 +353,9 @@ class Trainer:
         self.epoch_perm_state = self.perm_gen.get_state()
         self.elapsed_before = 0.0
         self._bounds = _feature_bounds(source, self.train_idx) if module.config.noise else None
+        # (x - 0) / 1 == x exactly: skip the two element-wise passes for unscaled inputs.
+        self._unscaled = bool((module.offset == 0).all() and (module.scale == 1).all())
+        self._step_sums = []
         if resume:
             self._resume(resume, len(source))
         self._start = time.perf_counter()
@@ -384,24 +387,10 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_epoch_begin(self, epoch)
             tick = time.perf_counter()
-            sse = torch.zeros((), device=self.device, dtype=torch.float64)
-            penalty = torch.zeros((), device=self.device, dtype=torch.float64)
-            self.net.train()
             first = self.position["batch"]
-            for batch in range(first, n_batches):
-                rows = order[batch * cfg.batch_size : (batch + 1) * cfg.batch_size]
-                local = rows.tensor_split(self.world_size)[self.rank]
-                self._in_step = True
-                step_sse, step_penalty = self._step(source.take(local), len(rows), epoch, batch)
-                self._in_step = False
-                sse += step_sse
-                penalty += step_penalty
-                self.position["batch"] = batch + 1
-                self._partial = (sse, penalty)
-                for cb in self.callbacks:
-                    cb.on_batch_end(self, batch + 1, n_batches)
+            self._train_batches(source, order, epoch, first, n_batches)
             seconds = time.perf_counter() - tick
-            totals = self._all_sum(torch.stack([sse, penalty]))
+            totals = self._all_sum(self._epoch_sums())
             self.running["sse"] += float(totals[0])
             self.running["penalty"] += float(totals[1])
             train_loss = self.running["sse"] / (n_train * source.n_features)
@@ -428,16 +417,39 @@ class Trainer:
                 self.save_checkpoint()
         self.history.stop_reason = self._stop_reason or "epochs"
 
-    def _step(
-        self, x: torch.Tensor, global_rows: int, epoch: int, batch: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimiser step; returns this rank's summed reconstruction loss and penalty."""
+    def _train_batches(
+        self, source: RowSource, order: torch.Tensor, epoch: int, first: int, n_batches: int
+    ) -> None:
+        """Steps ``first`` .. ``n_batches - 1`` of an epoch through the rows in ``order``."""
+        batch_size = self.config.batch_size
+        # Per-step sums stay on the device, unsummed: no host sync and no float64 work per
+        # step; :meth:`_epoch_sums` adds them up once.
+        self._step_sums: list[torch.Tensor] = []
+        self.net.train()
+        for batch in range(first, n_batches):
+            rows = order[batch * batch_size : (batch + 1) * batch_size]
+            local = rows.tensor_split(self.world_size)[self.rank] if self.world_size > 1 else rows
+            self._in_step = True
+            self._step_sums.append(self._step(source.take(local), len(rows), epoch, batch))
+            self._in_step = False
+            self.position["batch"] = batch + 1
+            for cb in self.callbacks:
+                cb.on_batch_end(self, batch + 1, n_batches)
+
+    def _epoch_sums(self) -> torch.Tensor:
+        """(Reconstruction SSE, penalty) on this rank, summed over the steps so far."""
+        if not self._step_sums:
+            return torch.zeros(2, device=self.device, dtype=torch.float64)
+        return torch.stack(self._step_sums).double().sum(dim=0)
+
+    def _step(self, x: torch.Tensor, global_rows: int, epoch: int, batch: int) -> torch.Tensor:
+        """One optimiser step; returns this rank's (summed reconstruction loss, penalty)."""
         module, cfg, mcfg = self.module, self.config, self.module.config
         # Losses are sums over this rank's rows divided by the global row count, times the
         # world size: DDP's gradient averaging then yields the gradient of the global mean.
         share = len(x) * self.world_size / global_rows
         with self._autocast():
-            clean = module.scale_input(x)
+            clean = x if self._unscaled else module.scale_input(x)
             noisy = clean
             if mcfg.noise is not None:
                 low, high = self._bounds if self._bounds is not None else (None, None)
@@ -455,7 +467,7 @@ class Trainer:
         loss.backward()
         self.optimizer.step()
         module.normalize_decoder_()
-        return recon_sum.detach().double(), penalty.detach().double()
+        return torch.stack([recon_sum.detach().float(), penalty.detach().float()])
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.config.precision == "bf16":
@@ -574,11 +586,11 @@ class Trainer:
                 self.config.checkpoint_dir,
             )
             return
-        if self.position["batch"] > 0 and hasattr(self, "_partial"):
-            sse, penalty = self._partial
+        if self.position["batch"] > 0 and self._step_sums:
+            sse, penalty = self._all_sum(self._epoch_sums()).tolist()
             self.running = {
-                "sse": self.running["sse"] + float(self._all_sum(sse)),
-                "penalty": self.running["penalty"] + float(self._all_sum(penalty)),
+                "sse": self.running["sse"] + sse,
+                "penalty": self.running["penalty"] + penalty,
             }
         path = self.save_checkpoint()
         if path is not None:
@@ -659,7 +671,7 @@ def _loss_sum(out: Any, target: torch.Tensor, loss: str) -> torch.Tensor:
 
 
 def _squared_error_sum(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return (recon.float() - target).pow(2).sum()
+    return F.mse_loss(recon.float(), target, reduction="sum")
 
 
 def _penalty(code: torch.Tensor, mcfg: Any) -> torch.Tensor:
@@ -671,8 +683,17 @@ def _penalty(code: torch.Tensor, mcfg: Any) -> torch.Tensor:
 
 
 def _make_optimizer(module: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam(W) with the fused kernel (one pass over all parameters) where the device has it.
+
+    The fused and the for-each implementations keep the same state, so checkpoints move
+    between them; the per-tensor loop PyTorch picks by default on the CPU is the slowest.
+    """
     kind = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return kind(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params = list(module.parameters())
+    try:
+        return kind(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    except RuntimeError:  # a device without fused Adam (e.g. MPS on older PyTorch)
+        return kind(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
 
 
 def _make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
