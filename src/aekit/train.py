@@ -332,30 +332,9 @@ class Trainer:
             Re-raised after writing a checkpoint (when ``checkpoint_dir`` is set).
         """
         cfg = self.config
-        source = TensorRows(data) if isinstance(data, torch.Tensor) else data
-        if isinstance(source, TensorRows):
-            source.to(self.device)
-        module = self.module.to(self.device)
-        seeds = self._agree_on_seeds()
-        split_gen = _generator(seeds[0], torch.device("cpu"))
-        self.perm_gen = _generator(seeds[1], torch.device("cpu"))
-        self.noise_gen = _generator(seeds[2], self.device)
-        module.set_generator(self.noise_gen)
+        source, split_gen = self._setup(data)
         self.train_idx, self.val_idx = _split(len(source), cfg.val_fraction, split_gen)
-        self.net: nn.Module = module
-        if self.world_size > 1:
-            device_ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
-        self.optimizer = _make_optimizer(module, cfg)
-        self.scheduler = _make_scheduler(self.optimizer, cfg)
-        self.position = {"epoch": 0, "batch": 0}
-        self.running = {"sse": 0.0, "penalty": 0.0}
-        self.epoch_perm_state = self.perm_gen.get_state()
-        self.elapsed_before = 0.0
-        self._bounds = _feature_bounds(source, self.train_idx) if module.config.noise else None
-        # (x - 0) / 1 == x exactly: skip the two element-wise passes for unscaled inputs.
-        self._unscaled = bool((module.offset == 0).all() and (module.scale == 1).all())
-        self._step_sums = []
+        self._bounds = _feature_bounds(source, self.train_idx) if self.module.config.noise else None
         if resume:
             self._resume(resume, len(source))
         self._start = time.perf_counter()
@@ -368,9 +347,95 @@ class Trainer:
             raise
         for cb in self.callbacks:
             cb.on_train_end(self)
-        module.eval()
-        module.set_generator(None)
+        self.module.eval()
+        self.module.set_generator(None)
         return self.history
+
+    def partial_fit(self, data: RowSource | torch.Tensor) -> dict[str, Any]:
+        """One more pass over ``data``, continuing the optimiser: incremental training.
+
+        The first call sets up the optimiser and the generators; later calls keep them, so
+        a sequence of calls trains like the epochs of one run, each on new rows (as
+        ``IncrementalPCA.partial_fit``). No validation, early stopping, schedule or
+        checkpoint is involved.
+
+        Parameters
+        ----------
+        data : RowSource or Tensor of shape (n_rows, n_features)
+            Raw (unscaled) rows.
+
+        Returns
+        -------
+        dict
+            The pass's record, also appended to :attr:`history`.
+        """
+        if not hasattr(self, "optimizer"):
+            source, _ = self._setup(data)
+        else:
+            source = TensorRows(data).to(self.device) if isinstance(data, torch.Tensor) else data
+            self.module.set_generator(self.noise_gen)
+        rows = torch.arange(len(source))
+        self._bounds = _feature_bounds(source, rows) if self.module.config.noise else None
+        epoch = self.position["epoch"] + 1
+        n_batches = max(1, math.ceil(len(rows) / self.config.batch_size))
+        tick = time.perf_counter()
+        self._train_batches(source, self._shuffled(source, rows), epoch, 0, n_batches)
+        sse, penalty = self._all_sum(self._epoch_sums()).tolist()
+        record = self._record(epoch, sse / (len(rows) * source.n_features), penalty / n_batches)
+        record.update(seconds=time.perf_counter() - tick, val_loss=None)
+        record["samples_per_s"] = len(rows) / max(record["seconds"], 1e-9)
+        if not math.isfinite(record["train_loss"]):
+            self._diverged(epoch, None)
+        self.history.records.append(record)
+        self.position = {"epoch": epoch, "batch": 0}
+        self.module.eval()
+        self.module.set_generator(None)
+        return record
+
+    def _setup(self, data: RowSource | torch.Tensor) -> tuple[RowSource, torch.Generator]:
+        """Move model and rows to the device, seed the generators, build the optimiser."""
+        cfg = self.config
+        source = TensorRows(data) if isinstance(data, torch.Tensor) else data
+        if isinstance(source, TensorRows):
+            source.to(self.device)
+        module = self.module.to(self.device)
+        seeds = self._agree_on_seeds()
+        split_gen = _generator(seeds[0], torch.device("cpu"))
+        self.perm_gen = _generator(seeds[1], torch.device("cpu"))
+        self.noise_gen = _generator(seeds[2], self.device)
+        module.set_generator(self.noise_gen)
+        self.net: nn.Module = module
+        if self.world_size > 1:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
+        self.optimizer = _make_optimizer(module, cfg)
+        self.scheduler = _make_scheduler(self.optimizer, cfg)
+        self.position = {"epoch": 0, "batch": 0}
+        self.running = {"sse": 0.0, "penalty": 0.0}
+        self.epoch_perm_state = self.perm_gen.get_state()
+        self.elapsed_before = 0.0
+        # (x - 0) / 1 == x exactly: skip the two element-wise passes for unscaled inputs.
+        self._unscaled = bool((module.offset == 0).all() and (module.scale == 1).all())
+        self._step_sums: list[torch.Tensor] = []
+        return source, split_gen
+
+    def _shuffled(self, source: RowSource, rows: torch.Tensor) -> torch.Tensor:
+        """One epoch's order of ``rows``: the source's own (e.g. by blocks) or a permutation."""
+        shuffle = getattr(source, "shuffle", None)
+        if shuffle is not None:
+            return shuffle(rows, self.perm_gen)
+        return rows[torch.randperm(len(rows), generator=self.perm_gen)]
+
+    def _record(self, epoch: int, train_loss: float, penalty: float) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "penalty": penalty,
+            "val_loss": None,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "seconds": 0.0,
+            "samples_per_s": 0.0,
+        }
 
     def _loop(self, source: RowSource) -> None:
         cfg = self.config
@@ -383,7 +448,7 @@ class Trainer:
                 self.running = {"sse": 0.0, "penalty": 0.0}
             else:  # resuming mid-epoch: replay the epoch's permutation
                 self.perm_gen.set_state(self.epoch_perm_state)
-            order = self.train_idx[torch.randperm(n_train, generator=self.perm_gen)]
+            order = self._shuffled(source, self.train_idx)
             for cb in self.callbacks:
                 cb.on_epoch_begin(self, epoch)
             tick = time.perf_counter()
@@ -396,15 +461,10 @@ class Trainer:
             train_loss = self.running["sse"] / (n_train * source.n_features)
             if not math.isfinite(train_loss):
                 self._diverged(epoch, None)
-            record = {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "penalty": self.running["penalty"] / n_batches,
-                "val_loss": self._validate(source),
-                "lr": self.optimizer.param_groups[0]["lr"],
-                "seconds": seconds,
-                "samples_per_s": (n_batches - first) * cfg.batch_size / max(seconds, 1e-9),
-            }
+            record = self._record(epoch, train_loss, self.running["penalty"] / n_batches)
+            record["val_loss"] = self._validate(source)
+            record["seconds"] = seconds
+            record["samples_per_s"] = (n_batches - first) * cfg.batch_size / max(seconds, 1e-9)
             self.history.records.append(record)
             self.position = {"epoch": epoch, "batch": 0}
             for cb in self.callbacks:
@@ -424,7 +484,7 @@ class Trainer:
         batch_size = self.config.batch_size
         # Per-step sums stay on the device, unsummed: no host sync and no float64 work per
         # step; :meth:`_epoch_sums` adds them up once.
-        self._step_sums: list[torch.Tensor] = []
+        self._step_sums = []
         self.net.train()
         for batch in range(first, n_batches):
             rows = order[batch * batch_size : (batch + 1) * batch_size]
