@@ -334,7 +334,8 @@ class Trainer:
         cfg = self.config
         source, split_gen = self._setup(data)
         self.train_idx, self.val_idx = _split(len(source), cfg.val_fraction, split_gen)
-        self._bounds = _feature_bounds(source, self.train_idx) if self.module.config.noise else None
+        noise = self.module.config.noise
+        self._bounds = _feature_bounds(source, self.train_idx, self.device) if noise else None
         if resume:
             self._resume(resume, len(source))
         self._start = time.perf_counter()
@@ -375,7 +376,8 @@ class Trainer:
             source = TensorRows(data).to(self.device) if isinstance(data, torch.Tensor) else data
             self.module.set_generator(self.noise_gen)
         rows = torch.arange(len(source))
-        self._bounds = _feature_bounds(source, rows) if self.module.config.noise else None
+        noise = self.module.config.noise
+        self._bounds = _feature_bounds(source, rows, self.device) if noise else None
         epoch = self.position["epoch"] + 1
         n_batches = max(1, math.ceil(len(rows) / self.config.batch_size))
         tick = time.perf_counter()
@@ -490,7 +492,8 @@ class Trainer:
             rows = order[batch * batch_size : (batch + 1) * batch_size]
             local = rows.tensor_split(self.world_size)[self.rank] if self.world_size > 1 else rows
             self._in_step = True
-            self._step_sums.append(self._step(source.take(local), len(rows), epoch, batch))
+            x = source.take(local).to(self.device, non_blocking=True)  # streamed rows: CPU
+            self._step_sums.append(self._step(x, len(rows), epoch, batch))
             self._in_step = False
             self.position["batch"] = batch + 1
             for cb in self.callbacks:
@@ -542,7 +545,7 @@ class Trainer:
         local = self.val_idx.tensor_split(self.world_size)[self.rank]
         total = torch.zeros((), device=self.device, dtype=torch.float64)
         for chunk in local.split(_EVAL_ROWS):
-            clean = self.module.scale_input(source.take(chunk))
+            clean = self.module.scale_input(source.take(chunk).to(self.device))
             with self._autocast():
                 out = self.module(clean)
             total += _loss_sum(out, clean, self.config.loss).double()
@@ -714,14 +717,17 @@ def _split(n: int, fraction: float, gen: torch.Generator) -> tuple[torch.Tensor,
     return perm[n_val:].sort().values, perm[:n_val].sort().values
 
 
-def _feature_bounds(source: RowSource, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _feature_bounds(
+    source: RowSource, rows: torch.Tensor, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-feature min and max of the scaled training rows (for salt-and-pepper noise)."""
     lows, highs = [], []
     for chunk in rows.split(_EVAL_ROWS * 4):
         x = source.take(chunk)
         lows.append(x.min(dim=0).values)
         highs.append(x.max(dim=0).values)
-    return torch.stack(lows).min(dim=0).values, torch.stack(highs).max(dim=0).values
+    low, high = torch.stack(lows).min(dim=0).values, torch.stack(highs).max(dim=0).values
+    return low.to(device), high.to(device)
 
 
 def _loss_sum(out: Any, target: torch.Tensor, loss: str) -> torch.Tensor:
