@@ -9,14 +9,17 @@ checking free disk, then trains the 784-256-30 model in fresh subprocesses, one 
 - ``idle``: only imports aekit and torch (the floor of resident memory).
 
 Each subprocess reports its peak resident set size (``resource.getrusage``) and its training
-throughput (rows per second of the epochs, from ``history_``). The file is deleted afterwards
-unless ``--keep``. Just written, it sits in the OS page cache; a cold disk bounds the
+throughput (rows per second from the first batch to the last; ``--max-batches N`` ends each
+run after N batches, for a short run on a busy machine: the streamed run still makes its
+scaling pass over the whole file and draws its batches from all of it). The file is deleted
+afterwards unless ``--keep``. Just written, it sits in the OS page cache; a cold disk bounds the
 streamed rate by its read speed instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -50,26 +53,44 @@ def write_rows(path: Path, n_rows: int, chunk: int = 32768) -> None:
             handle.write((1 / (1 + np.exp(-(z @ basis)))).astype("<f4").tobytes())
 
 
-def child(mode: str, path: str, memory_rows: int, threads: int) -> dict[str, Any]:
+class _EnoughError(Exception):
+    pass
+
+
+def child(mode: str, path: str, args: argparse.Namespace) -> dict[str, Any]:
     """Run one measurement in this (fresh) process."""
     import torch
 
-    from aekit import Autoencoder
+    from aekit import Autoencoder, Callback
 
-    torch.set_num_threads(threads)
+    class Clock(Callback):
+        """Time the batches; stop after ``max_batches`` of them (0: never)."""
+
+        start, batches, seconds = 0.0, 0, 0.0
+
+        def on_epoch_begin(self, trainer: Any, epoch: int) -> None:
+            self.start = self.start or time.perf_counter()
+
+        def on_batch_end(self, trainer: Any, batch: int, n_batches: int) -> None:
+            self.batches += 1
+            self.seconds = time.perf_counter() - self.start
+            if self.batches == args.max_batches:
+                raise _EnoughError
+
+    torch.set_num_threads(args.threads)
     tick = time.perf_counter()
     out: dict[str, Any] = {"mode": mode}
     if mode != "idle":
+        clock = Clock()
         if mode == "stream":
-            ae = Autoencoder(epochs=1, **PARAMS).fit(path)
+            data: Any = path
         else:
-            rows = np.array(np.load(path, mmap_mode="r")[:memory_rows])
-            ae = Autoencoder(epochs=2, **PARAMS).fit(rows)
-        records = ae.history_.records
-        rows_seen = sum(r["samples_per_s"] * r["seconds"] for r in records)
-        out["samples_per_s"] = rows_seen / sum(r["seconds"] for r in records)
+            data = np.array(np.load(path, mmap_mode="r")[: args.memory_rows])
+        with contextlib.suppress(_EnoughError):
+            Autoencoder(epochs=1, **PARAMS).fit(data, callbacks=(clock,))
+        out["batches"] = clock.batches
+        out["samples_per_s"] = clock.batches * PARAMS["batch_size"] / clock.seconds
         out["fit_seconds"] = time.perf_counter() - tick
-        out["train_loss"] = records[-1]["train_loss"]
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
 
@@ -77,6 +98,7 @@ def child(mode: str, path: str, memory_rows: int, threads: int) -> dict[str, Any
 def measure(mode: str, path: Path, args: argparse.Namespace) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", mode, "--path", str(path)]
     command += ["--memory-rows", str(args.memory_rows), "--threads", str(args.threads)]
+    command += ["--max-batches", str(args.max_batches)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{mode} run failed:\n{done.stderr[-2000:]}")
@@ -91,13 +113,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--memory-rows", type=int, default=100_000)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--max-batches", type=int, default=0, help="stop runs early (0: never)")
     parser.add_argument("--keep", action="store_true", help="keep the .npy file")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/streaming.json"))
     parser.add_argument("--child", choices=("stream", "memory", "idle"), help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child, args.path, args.memory_rows, args.threads)))
+        print(json.dumps(child(args.child, args.path, args)))
         return 0
 
     n_rows = int(args.gigabytes * 1e9 / (4 * FEATURES))

@@ -179,7 +179,7 @@ class NpyRows:
         self.close()
 
 
-def stream_stats(source: RowSource, chunk_rows: int = 65536) -> dict[str, np.ndarray]:
+def stream_stats(source: RowSource, chunk_rows: int = 8192) -> dict[str, np.ndarray]:
     """Per-feature min, max, mean and std of a row source in one streamed pass (float64).
 
     Raises
