@@ -15,9 +15,11 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_array, validate_data
 
 from .config import ModelConfig, TrainConfig
+from .data import RowSource, read_array
 from .errors import ConfigError, DataError, DataTypeError, ModelFileError, NotFittedError
 from .io import check_fields, read_model, write_model
 from .model import Hourglass
+from .stream import NpyRows, stream_stats
 from .train import Callback, History, Trainer, derive_seeds
 
 __all__ = ["SCALINGS", "Autoencoder", "load"]
@@ -272,16 +274,19 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         return X
 
     # -- fit ------------------------------------------------------------------------------
-    def _resolve_configs(self, X: np.ndarray) -> tuple[ModelConfig, TrainConfig, str]:
+    def _resolve_configs(
+        self, stats: dict[str, np.ndarray]
+    ) -> tuple[ModelConfig, TrainConfig, str]:
         if self.scaling not in SCALINGS:
             raise ConfigError(f"scaling={self.scaling!r} is not one of {', '.join(SCALINGS)}")
-        in_unit = bool(X.min() >= 0 and X.max() <= 1)
+        n_features = len(stats["min"])
+        in_unit = bool(stats["min"].min() >= 0 and stats["max"].max() <= 1)
         scaling = ("none" if in_unit else "standardize") if self.scaling == "auto" else self.scaling
         hidden = self.hidden
         if isinstance(hidden, str):
             if hidden != "auto":
                 raise ConfigError(f"hidden={hidden!r}: expected 'auto', an int or a tuple of ints")
-            hidden = auto_hidden(X.shape[1], self.code_dim)
+            hidden = auto_hidden(n_features, self.code_dim)
         elif isinstance(hidden, (int, np.integer)):
             hidden = (int(hidden),)
         linear = not hidden and self.activation == "identity"
@@ -291,7 +296,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             output = "sigmoid" if unit_after_scaling and not linear else "identity"
         model_kwargs = {key: getattr(self, key) for key in _MODEL_KEYS}
         model = ModelConfig(
-            input_dim=X.shape[1], hidden=tuple(hidden), output=output, **model_kwargs
+            input_dim=n_features, hidden=tuple(hidden), output=output, **model_kwargs
         )
         train_kwargs = {key: getattr(self, key) for key in _TRAIN_KEYS}
         seed = derive_seeds(self.random_state, 2)[1] if self.random_state is not None else None
@@ -310,8 +315,11 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training rows (NumPy, pandas, anything array-like).
+        X : array-like of shape (n_samples, n_features), path, or row source
+            Training rows (NumPy, pandas, anything array-like); or a file path: a ``.npy``
+            file is streamed from disk in shuffled blocks (see :class:`aekit.stream.NpyRows`)
+            and never loaded whole, other formats are read into memory; or a row source
+            such as :class:`~aekit.stream.NpyRows`.
         y : None
             Ignored.
         callbacks : tuple of Callback, optional
@@ -324,25 +332,100 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         -------
         self : Autoencoder
         """
-        X = self._validate(X, reset=True)
-        model_config, train_config, scaling = self._resolve_configs(X)
+        rows, stats = self._rows_and_stats(X, reset=True)
+        trainer, scaling = self._build(stats, callbacks)
+        try:
+            history = trainer.fit(rows, resume=resume)
+        finally:
+            _close_opened(X, rows)
+        self._trainer_: Trainer | None = None
+        module = trainer.module.eval()
+        self._set_fitted(module, module.config, trainer.config, scaling, history)
+        return self
+
+    def partial_fit(self, X: Any, y: None = None) -> Autoencoder:
+        """One more pass of training over ``X``, continuing where the last call stopped.
+
+        Like ``IncrementalPCA.partial_fit``: feed the data batch by batch (or file by file)
+        when it does not fit in memory at once. The first call (on an unfitted estimator)
+        builds the model and fixes the input scaling from that first ``X``; each call then
+        makes one shuffled pass of ``batch_size`` steps over its rows, keeping the
+        optimiser's state between calls. No rows are held out: ``val_fraction``,
+        ``patience``, ``lr_schedule`` and ``epochs`` do not apply.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), path, or row source
+            As in :meth:`fit`.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : Autoencoder
+        """
+        first = not hasattr(self, "module_")
+        rows, stats = self._rows_and_stats(X, reset=first)
+        trainer = getattr(self, "_trainer_", None)
+        if first:
+            trainer, scaling = self._build(stats, ())
+            module = trainer.module
+            self._set_fitted(module, module.config, trainer.config, scaling, trainer.history)
+        elif trainer is None:  # after fit() or unpickling: a fresh optimiser on these weights
+            trainer = Trainer(self.module_, self.train_config_)
+            trainer.history = self.history_
+        self._trainer_ = trainer
+        try:
+            trainer.partial_fit(rows)
+        finally:
+            _close_opened(X, rows)
+        self.history_, self.n_iter_ = trainer.history, len(trainer.history)
+        return self
+
+    def _rows_and_stats(
+        self, X: Any, *, reset: bool
+    ) -> tuple[torch.Tensor | RowSource, dict[str, np.ndarray]]:
+        """Training rows (a tensor, or a source streamed from disk) and their column stats."""
+        if isinstance(X, (str, os.PathLike)):
+            X = NpyRows(X) if str(X).lower().endswith(".npy") else read_array(X)
+        if not isinstance(X, RowSource):
+            X = self._validate(X, reset=reset)
+            stats = {
+                "min": X.min(axis=0),
+                "max": X.max(axis=0),
+                "mean": X.mean(axis=0),
+                "std": X.std(axis=0),
+            }
+            return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)), stats
+        if not reset and X.n_features != self.n_features_in_:
+            raise DataError(
+                f"X has {X.n_features} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input"
+            )
+        if reset:
+            self.n_features_in_ = X.n_features
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        return X, (stream_stats(X) if reset else {})
+
+    def _build(
+        self, stats: dict[str, np.ndarray], callbacks: tuple[Callback, ...]
+    ) -> tuple[Trainer, str]:
+        """A fresh model (scaling set from ``stats``) and its trainer; and the scaling used."""
+        model_config, train_config, scaling = self._resolve_configs(stats)
         if self.verbose and not logger.handlers:
             logger.addHandler(logging.StreamHandler())
             logger.setLevel(logging.INFO)
         init_seed = derive_seeds(self.random_state, 2)[0]
         generator = torch.Generator().manual_seed(init_seed)
         module = Hourglass(model_config, generator)
-        offset, scale = _scaling_params(X, scaling)
+        offset, scale = _scaling_params(stats, scaling)
         module.offset.copy_(torch.from_numpy(offset))
         module.scale.copy_(torch.from_numpy(scale))
-        trainer = Trainer(module, train_config, callbacks)
-        rows = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
         # Scaling is monotone per column: if the extremes stay finite in float32, all do.
-        extremes = torch.from_numpy(np.stack([X.min(axis=0), X.max(axis=0)]).astype(np.float32))
+        extremes = torch.from_numpy(np.stack([stats["min"], stats["max"]]).astype(np.float32))
         _check_finite_output(module.scale_input(extremes).numpy().T, "input scaling", "column")
-        history = trainer.fit(rows, resume=resume)
-        self._set_fitted(module.eval(), model_config, train_config, scaling, history)
-        return self
+        return Trainer(module, train_config, callbacks), scaling
 
     def _set_fitted(
         self,
@@ -481,6 +564,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
+        state.pop("_trainer_", None)  # optimiser state of partial_fit is not kept
         if "module_" in state:  # CPU weights: a GPU-fitted model unpickles anywhere
             module = state.pop("module_")
             state["_module_state"] = {k: v.to("cpu") for k, v in module.state_dict().items()}
@@ -493,6 +577,12 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             module = Hourglass(self.model_config_)
             module.load_state_dict(module_state)
             self.module_ = module.eval()
+
+
+def _close_opened(X: Any, rows: Any) -> None:
+    """Close a file that ``fit`` opened from a path (not one the caller handed over)."""
+    if isinstance(X, (str, os.PathLike)) and isinstance(rows, NpyRows):
+        rows.close()
 
 
 def _pad_rows(batch: torch.Tensor, block: int = _ROW_BLOCK) -> torch.Tensor:
@@ -509,13 +599,13 @@ def _pad_rows(batch: torch.Tensor, block: int = _ROW_BLOCK) -> torch.Tensor:
     return torch.cat([batch, batch.new_zeros((padded - n, *batch.shape[1:]))])
 
 
-def _scaling_params(X: np.ndarray, scaling: str) -> tuple[np.ndarray, np.ndarray]:
+def _scaling_params(stats: dict[str, np.ndarray], scaling: str) -> tuple[np.ndarray, np.ndarray]:
     """(offset, scale) with ``scaled = (X - offset) / scale``; constant features get scale 1."""
-    d = X.shape[1]
+    d = len(stats["min"])
     if scaling == "standardize":
-        offset, scale = X.mean(axis=0), X.std(axis=0)
+        offset, scale = stats["mean"], stats["std"]
     elif scaling == "minmax":
-        offset, scale = X.min(axis=0), X.max(axis=0) - X.min(axis=0)
+        offset, scale = stats["min"], stats["max"] - stats["min"]
     else:
         offset, scale = np.zeros(d), np.ones(d)
     scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(offset)), scale, 1.0)

@@ -376,6 +376,77 @@ class Trainer:
         cfg = self.config
         if resume is True and cfg.checkpoint_dir is None:
             raise ConfigError("resume=True needs checkpoint_dir (where the checkpoints are)")
+        source, split_gen = self._setup(data)
+        self.train_idx, self.val_idx = _split(len(source), cfg.val_fraction, split_gen)
+        self.n_batches = max(1, math.ceil(len(self.train_idx) / cfg.batch_size))
+        self._bounds = self._noise_bounds(source, self.train_idx)
+        if resume:
+            self._resume(resume, len(source))
+        self._start = time.perf_counter()
+        for cb in self.callbacks:
+            cb.on_train_begin(self)
+        try:
+            self._loop_with_retries(source)
+        except KeyboardInterrupt:
+            self._checkpoint_on_interrupt()
+            raise
+        for cb in self.callbacks:
+            cb.on_train_end(self)
+        self.module.eval()
+        self.module.set_generator(None)
+        return self.history
+
+    @property
+    def step(self) -> int:
+        """Optimiser steps taken so far in the whole run."""
+        return self.position["epoch"] * self.n_batches + self.position["batch"]
+
+    def partial_fit(self, data: RowSource | torch.Tensor) -> dict[str, Any]:
+        """One more pass over ``data``, continuing the optimiser: incremental training.
+
+        The first call sets up the optimiser and the generators; later calls keep them, so
+        a sequence of calls trains like the epochs of one run, each on new rows (as
+        ``IncrementalPCA.partial_fit``). No validation, early stopping, schedule or
+        checkpoint is involved.
+
+        Parameters
+        ----------
+        data : RowSource or Tensor of shape (n_rows, n_features)
+            Raw (unscaled) rows.
+
+        Returns
+        -------
+        dict
+            The pass's record, also appended to :attr:`history`.
+        """
+        if not hasattr(self, "optimizer"):
+            source, _ = self._setup(data)
+        else:
+            source = TensorRows(data).to(self.device) if isinstance(data, torch.Tensor) else data
+            self.module.set_generator(self.noise_gen)
+        rows = torch.arange(len(source))
+        self._bounds = self._noise_bounds(source, rows)
+        epoch = self.position["epoch"] + 1
+        n_batches = max(1, math.ceil(len(rows) / self.config.batch_size))
+        tick = time.perf_counter()
+        self.epoch_sums = self._zero_sums()
+        self._train_batches(source, self._shuffled(source, rows), epoch, 0, n_batches)
+        sse, penalty = self._all_sum(self.epoch_sums).tolist()
+        record = self._record(epoch, sse / (len(rows) * source.n_features), penalty / n_batches)
+        record["seconds"] = time.perf_counter() - tick
+        record["samples_per_s"] = len(rows) / max(record["seconds"], 1e-9)
+        if not math.isfinite(record["train_loss"]):
+            self._diverged(epoch, None)
+        self.history.records.append(record)
+        self.position = {"epoch": epoch, "batch": 0}
+        self.epoch_sums = self._zero_sums()
+        self.module.eval()
+        self.module.set_generator(None)
+        return record
+
+    def _setup(self, data: RowSource | torch.Tensor) -> tuple[RowSource, torch.Generator]:
+        """Move model and rows to the device, seed the generators, build the optimiser."""
+        cfg = self.config
         source = TensorRows(data) if isinstance(data, torch.Tensor) else data
         if isinstance(source, TensorRows):
             source.to(self.device)
@@ -385,8 +456,6 @@ class Trainer:
         self.perm_gen = _generator(seeds[1], torch.device("cpu"))
         self.noise_gen = _generator(seeds[2], self.device)
         module.set_generator(self.noise_gen)
-        self.train_idx, self.val_idx = _split(len(source), cfg.val_fraction, split_gen)
-        self.n_batches = max(1, math.ceil(len(self.train_idx) / cfg.batch_size))
         self.net: nn.Module = module
         if self.world_size > 1:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
@@ -403,27 +472,35 @@ class Trainer:
         self._forward_mutates = any(isinstance(m, _BatchNorm) for m in module.modules())
         self._consistent = True  # False while the state is between two steps' values
         self._epoch_start: dict[str, Any] | None = None  # where a divergence retry restarts
-        self._bounds = _feature_bounds(source, self.train_idx) if module.config.noise else None
-        if resume:
-            self._resume(resume, len(source))
-        self._start = time.perf_counter()
-        for cb in self.callbacks:
-            cb.on_train_begin(self)
-        try:
-            self._loop_with_retries(source)
-        except KeyboardInterrupt:
-            self._checkpoint_on_interrupt()
-            raise
-        for cb in self.callbacks:
-            cb.on_train_end(self)
-        module.eval()
-        module.set_generator(None)
-        return self.history
+        # (x - 0) / 1 == x exactly: skip the two element-wise passes for unscaled inputs.
+        self._unscaled = bool((module.offset == 0).all() and (module.scale == 1).all())
+        return source, split_gen
 
-    @property
-    def step(self) -> int:
-        """Optimiser steps taken so far in the whole run."""
-        return self.position["epoch"] * self.n_batches + self.position["batch"]
+    def _noise_bounds(
+        self, source: RowSource, rows: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Per-feature min and max of the scaled rows, for salt-and-pepper noise (else None)."""
+        if self.module.config.noise != "salt_and_pepper":
+            return None
+        return _feature_bounds(source, rows, self.module, self.device)
+
+    def _shuffled(self, source: RowSource, rows: torch.Tensor) -> torch.Tensor:
+        """One epoch's order of ``rows``: the source's own (e.g. by blocks) or a permutation."""
+        shuffle = getattr(source, "shuffle", None)
+        if shuffle is not None:
+            return shuffle(rows, self.perm_gen)
+        return rows[torch.randperm(len(rows), generator=self.perm_gen)]
+
+    def _record(self, epoch: int, train_loss: float, penalty: float) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "penalty": penalty,
+            "val_loss": None,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "seconds": 0.0,
+            "samples_per_s": 0.0,
+        }
 
     def _loop_with_retries(self, source: RowSource) -> None:
         """Run :meth:`_loop`; on divergence restart the epoch at a lower rate if allowed."""
@@ -457,35 +534,21 @@ class Trainer:
                 self._epoch_start = clone_state(self.state_dict())
             epoch = self.position["epoch"] + 1
             self.perm_gen.set_state(self.epoch_perm_state)
-            order = self.train_idx[torch.randperm(n_train, generator=self.perm_gen)]
+            order = self._shuffled(source, self.train_idx)
             for cb in self.callbacks:
                 cb.on_epoch_begin(self, epoch)
             tick = time.perf_counter()
-            self.net.train()
             first = self.position["batch"]
-            for batch in range(first, n_batches):
-                rows = order[batch * cfg.batch_size : (batch + 1) * cfg.batch_size]
-                local = rows.tensor_split(self.world_size)[self.rank]
-                sums = self._step(source.take(local), len(rows), epoch, batch)
-                self.epoch_sums += sums
-                self.position["batch"] = batch + 1
-                self._mark_consistent()
-                for cb in self.callbacks:
-                    cb.on_batch_end(self, batch + 1, n_batches)
+            self._train_batches(source, order, epoch, first, n_batches)
             seconds = time.perf_counter() - tick
             totals = self._all_sum(self.epoch_sums)
             train_loss = float(totals[0]) / (n_train * source.n_features)
             if not math.isfinite(train_loss):
                 self._diverged(epoch, None)
-            record = {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "penalty": float(totals[1]) / n_batches,
-                "val_loss": self._validate(source),
-                "lr": self.optimizer.param_groups[0]["lr"],
-                "seconds": seconds,
-                "samples_per_s": (n_batches - first) * cfg.batch_size / max(seconds, 1e-9),
-            }
+            record = self._record(epoch, train_loss, float(totals[1]) / n_batches)
+            record["val_loss"] = self._validate(source)
+            record["seconds"] = seconds
+            record["samples_per_s"] = (n_batches - first) * cfg.batch_size / max(seconds, 1e-9)
             # From here to the checkpoint the state moves to the next epoch's start; an
             # interrupt in between cannot be saved consistently.
             self._consistent = False
@@ -513,6 +576,23 @@ class Trainer:
             self._noise_mark = self.noise_gen.get_state()
         self._consistent = True
 
+    def _train_batches(
+        self, source: RowSource, order: torch.Tensor, epoch: int, first: int, n_batches: int
+    ) -> None:
+        """Steps ``first`` .. ``n_batches - 1`` of an epoch through the rows in ``order``."""
+        batch_size = self.config.batch_size
+        self.net.train()
+        for batch in range(first, n_batches):
+            rows = order[batch * batch_size : (batch + 1) * batch_size]
+            local = rows.tensor_split(self.world_size)[self.rank] if self.world_size > 1 else rows
+            x = source.take(local).to(self.device, non_blocking=True)  # streamed rows: CPU
+            # A float64 device tensor: summing in place costs no host sync.
+            self.epoch_sums += self._step(x, len(rows), epoch, batch)
+            self.position["batch"] = batch + 1
+            self._mark_consistent()
+            for cb in self.callbacks:
+                cb.on_batch_end(self, batch + 1, n_batches)
+
     def _step(self, x: torch.Tensor, global_rows: int, epoch: int, batch: int) -> torch.Tensor:
         """One optimiser step; returns this rank's summed reconstruction loss and penalty."""
         module, cfg, mcfg = self.module, self.config, self.module.config
@@ -522,7 +602,7 @@ class Trainer:
         if self._forward_mutates:  # batch norm updates its running statistics here
             self._consistent = False
         with self._autocast():
-            clean = module.scale_input(x)
+            clean = x if self._unscaled else module.scale_input(x)
             noisy = clean
             if mcfg.noise is not None:
                 low, high = self._bounds if self._bounds is not None else (None, None)
@@ -556,7 +636,7 @@ class Trainer:
         local = self.val_idx.tensor_split(self.world_size)[self.rank]
         total = torch.zeros((), device=self.device, dtype=torch.float64)
         for chunk in local.split(_EVAL_ROWS):
-            clean = self.module.scale_input(source.take(chunk))
+            clean = self.module.scale_input(source.take(chunk).to(self.device))
             with self._autocast():
                 out = self.module(clean)
             total += _loss_sum(out, clean, self.config.loss).double()
@@ -778,13 +858,16 @@ def _split(n: int, fraction: float, gen: torch.Generator) -> tuple[torch.Tensor,
     return perm[n_val:].sort().values, perm[:n_val].sort().values
 
 
-def _feature_bounds(source: RowSource, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-feature min and max of the scaled training rows (for salt-and-pepper noise)."""
+def _feature_bounds(
+    source: RowSource, rows: torch.Tensor, module: Hourglass, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-feature min and max of the *scaled* rows (salt-and-pepper corrupts scaled input)."""
     lows, highs = [], []
-    for chunk in rows.split(_EVAL_ROWS * 4):
-        x = source.take(chunk)
-        lows.append(x.min(dim=0).values)
-        highs.append(x.max(dim=0).values)
+    with torch.no_grad():
+        for chunk in rows.split(_EVAL_ROWS * 4):
+            x = module.scale_input(source.take(chunk).to(device))
+            lows.append(x.min(dim=0).values)
+            highs.append(x.max(dim=0).values)
     return torch.stack(lows).min(dim=0).values, torch.stack(highs).max(dim=0).values
 
 
@@ -795,7 +878,7 @@ def _loss_sum(out: Any, target: torch.Tensor, loss: str) -> torch.Tensor:
 
 
 def _squared_error_sum(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return (recon.float() - target).pow(2).sum()
+    return F.mse_loss(recon.float(), target, reduction="sum")
 
 
 def _penalty(code: torch.Tensor, mcfg: Any) -> torch.Tensor:
@@ -807,8 +890,17 @@ def _penalty(code: torch.Tensor, mcfg: Any) -> torch.Tensor:
 
 
 def _make_optimizer(module: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam(W) with the fused kernel (one pass over all parameters) where the device has it.
+
+    The fused and the for-each implementations keep the same state, so checkpoints move
+    between them; the per-tensor loop PyTorch picks by default on the CPU is the slowest.
+    """
     kind = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return kind(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params = list(module.parameters())
+    try:
+        return kind(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    except RuntimeError:  # a device without fused Adam (e.g. MPS on older PyTorch)
+        return kind(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
 
 
 def _make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> Any:

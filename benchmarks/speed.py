@@ -1,0 +1,340 @@
+"""Training and inference speed: aekit beside a hand-written loop, scikit-learn and PyOD.
+
+Every contender fits the same architecture (784-256-30 and 784-1000-500-250-30, mirrored
+decoder) with the same batch size, epochs, learning rate and threads on MNIST (the first 8,000
+images train, the last 2,000 test), or on synthetic data of that shape. Repeats are
+interleaved (contender order rotates each round) and medians are reported, so a noisy,
+shared machine slows everyone alike. The same run measures the machine's fp32
+matrix-multiply peak, giving each PyTorch contender's fraction of it (model FLOPs per sample
+≈ 6 × parameters: 2 forward, 4 backward).
+
+Run ``python benchmarks/speed.py`` (about 5 minutes on 2 cores); ``--quick`` is a smoke run.
+PyOD is optional (``pip install -e '.[bench]'``); without it its rows are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from threadpoolctl import threadpool_limits
+from torch import nn
+
+from aekit import Autoencoder
+from aekit.analysis import row_errors
+from aekit.data import read_array
+from aekit.io import atomic_write
+
+CODE_DIM = 30
+ARCHS = {"small": (256,), "large": (1000, 500, 250)}
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
+Fit = Callable[[np.ndarray, np.ndarray, tuple[int, ...], int, int, int], tuple[float, float]]
+
+
+# -- data -----------------------------------------------------------------------------------
+def load_rows(folder: Path, synthetic: bool, rows: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """(train, test) float32 rows in [0, 1]: MNIST's 8k/2k split, or synthetic of that shape."""
+    images = folder / "t10k-images-idx3-ubyte.gz"
+    if synthetic or not images.exists():
+        rng = np.random.default_rng(0)
+        basis = rng.normal(size=(CODE_DIM, 784)).astype(np.float32)
+        z = rng.normal(size=(rows, CODE_DIM)).astype(np.float32)
+        X = 1 / (1 + np.exp(-(z @ basis) / 4))
+        source = "synthetic"
+    else:
+        X = read_array(images).astype(np.float32)[:rows] / 255.0
+        source = str(images)
+    cut = int(len(X) * 0.8)
+    return X[:cut], X[cut:], source
+
+
+def flops_per_sample(hidden: tuple[int, ...]) -> float:
+    """≈ 6 × parameters of the hourglass 784-hidden-30-mirror."""
+    widths = [784, *hidden, CODE_DIM, *reversed(hidden), 784]
+    params = sum(a * b + b for a, b in itertools.pairwise(widths))
+    return 6.0 * params
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 8) -> float:
+    """Best GFLOP/s of an n×n by n×n matrix product."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    out = torch.empty(n, n, dtype=dtype)
+    torch.mm(a, b, out=out)
+    best = float("inf")
+    for _ in range(reps):
+        tick = time.perf_counter()
+        torch.mm(a, b, out=out)
+        best = min(best, time.perf_counter() - tick)
+    return 2 * n**3 / best / 1e9
+
+
+# -- contenders -----------------------------------------------------------------------------
+def fit_aekit(precision: str) -> Fit:
+    def fit(X, X_test, hidden, batch_size, epochs, seed):
+        ae = Autoencoder(
+            CODE_DIM, hidden=hidden, output="sigmoid", scaling="none", epochs=epochs,
+            batch_size=batch_size, val_fraction=0.0, patience=None, device="cpu",
+            precision=precision, random_state=seed,
+        )  # fmt: skip
+        tick = time.perf_counter()
+        ae.fit(X)
+        seconds = time.perf_counter() - tick
+        return seconds, float(row_errors(X_test, ae.reconstruct(X_test)).mean())
+
+    return fit
+
+
+def hand_loop(fused: bool) -> Fit:
+    """The minimal PyTorch loop a user writes: index, forward, MSE, backward, step."""
+
+    def fit(X, X_test, hidden, batch_size, epochs, seed):
+        tick = time.perf_counter()  # like the other fits, building the model counts
+        torch.manual_seed(seed)
+        widths = [784, *hidden, CODE_DIM, *reversed(hidden), 784]
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(itertools.pairwise(widths)):
+            layers.append(nn.Linear(a, b))
+            if 0 < i + 1 < len(widths) - 1 and b != CODE_DIM:
+                layers.append(nn.ReLU())
+        net = nn.Sequential(*layers, nn.Sigmoid())
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=fused or None)
+        data = torch.from_numpy(X)
+        for _ in range(epochs):
+            perm = torch.randperm(len(data))
+            for start in range(0, len(data), batch_size):
+                x = data.index_select(0, perm[start : start + batch_size])
+                loss = F.mse_loss(net(x), x)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        seconds = time.perf_counter() - tick
+        with torch.no_grad():
+            recon = net(torch.from_numpy(X_test)).numpy()
+        return seconds, float(row_errors(X_test, recon).mean())
+
+    return fit
+
+
+def fit_sklearn(X, X_test, hidden, batch_size, epochs, seed):
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPRegressor
+
+    mlp = MLPRegressor(
+        hidden_layer_sizes=(*hidden, CODE_DIM, *reversed(hidden)), activation="relu",
+        solver="adam", alpha=0.0, batch_size=batch_size, learning_rate_init=1e-3,
+        max_iter=epochs, tol=0.0, n_iter_no_change=epochs + 1, random_state=seed,
+    )  # fmt: skip
+    tick = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mlp.fit(X, X)
+    seconds = time.perf_counter() - tick
+    return seconds, float(row_errors(X_test, mlp.predict(X_test)).mean())
+
+
+def fit_pyod(X, X_test, hidden, batch_size, epochs, seed):
+    from pyod.models.auto_encoder import AutoEncoder
+
+    detector = AutoEncoder(
+        hidden_neuron_list=[*hidden, CODE_DIM], epoch_num=epochs, batch_size=batch_size,
+        lr=1e-3, batch_norm=False, dropout_rate=0.0, preprocessing=False,
+        optimizer_params={"weight_decay": 0.0}, device="cpu", random_state=seed, verbose=0,
+    )  # fmt: skip
+    tick = time.perf_counter()
+    detector.fit(X)
+    seconds = time.perf_counter() - tick
+    detector.model.eval()
+    with torch.no_grad():
+        recon = detector.model(torch.from_numpy(X_test)).numpy()
+    return seconds, float(row_errors(X_test, recon).mean())
+
+
+def contenders() -> dict[str, Fit]:
+    found: dict[str, Fit] = {
+        "hand loop (Adam default)": hand_loop(fused=False),
+        "hand loop (fused Adam)": hand_loop(fused=True),
+        "aekit fp32": fit_aekit("fp32"),
+        "aekit bf16": fit_aekit("bf16"),
+        "sklearn MLPRegressor": fit_sklearn,
+    }
+    try:
+        import pyod  # noqa: F401
+    except ImportError:
+        print("pyod is not installed: skipping PyOD (pip install -e '.[bench]')", file=sys.stderr)
+    else:
+        found["PyOD AutoEncoder"] = fit_pyod
+    return found
+
+
+# -- runs -----------------------------------------------------------------------------------
+def run_training(
+    args: argparse.Namespace, X: np.ndarray, X_test: np.ndarray, peaks: list[float]
+) -> dict[str, Any]:
+    """Interleaved repeats of every contender; the fp32 peak is sampled once per round."""
+    fits = contenders()
+    names = list(fits)
+    results: dict[str, Any] = {}
+    for arch, batch_size in (("small", args.batch_small), ("large", args.batch_large)):
+        hidden = ARCHS[arch]
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+        for rep in range(args.repeats):
+            for name in names[rep % len(names) :] + names[: rep % len(names)]:
+                runs[name].append(fits[name](X, X_test, hidden, batch_size, args.epochs, rep))
+                print(f"  {arch} rep {rep + 1}: {name}: {runs[name][-1][0]:.2f} s", flush=True)
+            peaks.append(matmul_peak(torch.float32))
+        samples = len(X) * args.epochs
+        results[arch] = {
+            "hidden": list(hidden),
+            "batch_size": batch_size,
+            "flops_per_sample": flops_per_sample(hidden),
+            "contenders": {
+                name: {
+                    "seconds": [s for s, _ in r],
+                    "samples_per_s": statistics.median(samples / s for s, _ in r),
+                    "test_error": statistics.median(e for _, e in r),
+                }
+                for name, r in runs.items()
+            },
+        }
+    return results
+
+
+def run_transform(args: argparse.Namespace, X: np.ndarray) -> dict[str, float]:
+    """Time ``Autoencoder.transform`` against the raw encoder forward over the same chunks."""
+    ae = Autoencoder(CODE_DIM, hidden=ARCHS["small"], epochs=1, device="cpu", random_state=0)
+    ae.fit(X)
+    rows = np.tile(X, (max(1, 40_000 // len(X)), 1))
+    module, chunk = ae.module_, ae.transform_batch_size
+
+    def raw() -> None:
+        with torch.inference_mode():
+            for part in torch.from_numpy(rows).split(chunk):
+                module.encode(module.scale_input(part))
+
+    times: dict[str, list[float]] = {"transform": [], "raw forward": []}
+    for _ in range(max(3, args.repeats)):
+        for name, call in (("transform", lambda: ae.transform(rows)), ("raw forward", raw)):
+            tick = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - tick)
+    out = {name: len(rows) / statistics.median(t) for name, t in times.items()}
+    return {
+        "rows": len(rows),
+        "chunk": chunk,
+        **out,
+        "ratio": out["transform"] / out["raw forward"],
+    }
+
+
+# -- report ---------------------------------------------------------------------------------
+def targets(res: dict[str, Any]) -> list[tuple[str, float, float]]:
+    """(what, measured, target) for each target of issue 4 that this run measured."""
+    out = []
+    peak = res["peak_gflops"]["fp32"]
+    for arch, info in res["training"].items():
+        c = info["contenders"]
+        speed = {name: v["samples_per_s"] for name, v in c.items()}
+        hand = speed["hand loop (Adam default)"]
+        out.append((f"{arch}: aekit fp32 / hand loop", speed["aekit fp32"] / hand, 1.0))
+        best = max(speed["aekit fp32"], speed["aekit bf16"])
+        if arch == "small":
+            out.append(
+                ("small: best aekit / MLPRegressor", best / speed["sklearn MLPRegressor"], 1.3)
+            )
+            if "PyOD AutoEncoder" in speed:
+                out.append(("small: best aekit / PyOD", best / speed["PyOD AutoEncoder"], 4.0))
+        else:
+            gflops = speed["aekit fp32"] * info["flops_per_sample"] / 1e9
+            out.append(("large: aekit fp32 share of fp32 peak", gflops / peak, 0.6))
+    out.append(("transform / raw forward", res["transform"]["ratio"], 0.9))
+    return out
+
+
+def print_report(res: dict[str, Any]) -> None:
+    peak = res["peak_gflops"]
+    print(f"\nfp32 matmul peak {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s; "
+          f"{res['threads']} threads; data {res['data']} ({res['train_rows']} train rows); "
+          f"{res['epochs']} epochs; medians of {res['repeats']} interleaved repeats")  # fmt: skip
+    for arch, info in res["training"].items():
+        widths = "-".join(map(str, info["hidden"]))
+        mflops = info["flops_per_sample"] / 1e6
+        print(
+            f"\n{arch}: 784-{widths}-30 (mirrored), batch {info['batch_size']}, "
+            f"{mflops:.1f} MFLOP/sample"
+        )
+        print(
+            f"  {'contender':<26}{'samples/s':>11}{'× hand':>8}{'% fp32 peak':>13}{'test SSE':>10}"
+        )
+        hand = info["contenders"]["hand loop (Adam default)"]["samples_per_s"]
+        for name, c in info["contenders"].items():
+            share = c["samples_per_s"] * info["flops_per_sample"] / 1e9 / peak["fp32"]
+            share_text = f"{100 * share:12.0f}%" if "sklearn" not in name else f"{'-':>13}"
+            print(f"  {name:<26}{c['samples_per_s']:11.0f}{c['samples_per_s'] / hand:8.2f}"
+                  f"{share_text}{c['test_error']:10.2f}")  # fmt: skip
+    t = res["transform"]
+    print(f"\ntransform {t['transform']:.0f} rows/s, raw forward {t['raw forward']:.0f} rows/s "
+          f"({t['rows']} rows, chunks of {t['chunk']})")  # fmt: skip
+    print("\ntargets (issue 4)")
+    for what, value, goal in res["targets"]:
+        print(
+            f"  {what:<40}{value:7.2f}  target ≥ {goal:<4}  {'met' if value >= goal else 'MISSED'}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with MNIST IDX")
+    parser.add_argument("--synthetic", action="store_true", help="synthetic rows, not MNIST")
+    parser.add_argument("--rows", type=int, default=10_000, help="rows to use (train + test)")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-small", type=int, default=128)
+    parser.add_argument("--batch-large", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=min(os.cpu_count() or 1, 16))
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/speed.json"))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rows, args.epochs, args.repeats = 1000, 1, 1
+    torch.set_num_threads(args.threads)
+    with threadpool_limits(args.threads):
+        X, X_test, source = load_rows(args.data, args.synthetic, args.rows)
+        load_before = os.getloadavg()
+        res: dict[str, Any] = {
+            "data": source, "train_rows": len(X), "test_rows": len(X_test),
+            "epochs": args.epochs, "repeats": args.repeats, "threads": args.threads,
+            "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+        }  # fmt: skip
+        res["peak_gflops"] = {
+            "fp32": matmul_peak(torch.float32),
+            "bf16": matmul_peak(torch.bfloat16),
+        }
+        peaks = [res["peak_gflops"]["fp32"]]
+        res["training"] = run_training(args, X, X_test, peaks)
+        res["transform"] = run_transform(args, X)
+        res["fp32_peak_samples"] = [*peaks, matmul_peak(torch.float32)]
+        res["peak_gflops"]["fp32"] = max(res["fp32_peak_samples"])
+        res["load_average"] = {"start": load_before, "end": os.getloadavg()}
+    res["targets"] = targets(res)
+    print_report(res)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(args.out, json.dumps(res, indent=2).encode())
+    print(f"\nwritten: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,167 @@
+"""Training on a ``.npy`` file larger than memory: peak resident memory and throughput.
+
+Writes a float32 ``.npy`` of MNIST's shape (784 features, default 3 GB ≈ 956k rows) after
+checking free disk, then trains the 784-256-30 model in fresh subprocesses, one run at a time:
+
+- ``stream``: ``Autoencoder.fit(path)``, one epoch streamed in shuffled blocks from disk;
+- ``memory``: the first ``--memory-rows`` rows loaded into RAM, ``fit`` on the array
+  (run before and after the streamed run; the median is the reference);
+- ``idle``: only imports aekit and torch (the floor of resident memory).
+
+Each subprocess reports its peak resident set size (``resource.getrusage``) and its training
+throughput (rows per second from the first batch to the last; ``--max-batches N`` ends each
+run after N batches, for a short run on a busy machine: the streamed run still makes its
+scaling pass over the whole file and draws its batches from all of it). The file is deleted
+afterwards unless ``--keep``. Just written, it sits in the OS page cache; a cold disk bounds the
+streamed rate by its read speed instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FEATURES = 784
+PARAMS = {
+    "code_dim": 30, "hidden": (256,), "batch_size": 128, "val_fraction": 0.0,
+    "patience": None, "random_state": 0, "device": "cpu",
+}  # fmt: skip
+
+
+def write_rows(path: Path, n_rows: int, chunk: int = 32768) -> None:
+    """A float32 .npy of rows in [0, 1] near a 30-d manifold, written with plain writes."""
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(30, FEATURES)).astype(np.float32) / 4
+    header = {"descr": "<f4", "fortran_order": False, "shape": (n_rows, FEATURES)}
+    with path.open("wb") as handle:
+        np.lib.format.write_array_header_2_0(handle, header)
+        for start in range(0, n_rows, chunk):
+            z = rng.normal(size=(min(chunk, n_rows - start), 30)).astype(np.float32)
+            handle.write((1 / (1 + np.exp(-(z @ basis)))).astype("<f4").tobytes())
+
+
+class _EnoughError(Exception):
+    pass
+
+
+def child(mode: str, path: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Run one measurement in this (fresh) process."""
+    import torch
+
+    from aekit import Autoencoder, Callback
+
+    class Clock(Callback):
+        """Time the batches; stop after ``max_batches`` of them (0: never)."""
+
+        start, batches, seconds = 0.0, 0, 0.0
+
+        def on_epoch_begin(self, trainer: Any, epoch: int) -> None:
+            self.start = self.start or time.perf_counter()
+
+        def on_batch_end(self, trainer: Any, batch: int, n_batches: int) -> None:
+            self.batches += 1
+            self.seconds = time.perf_counter() - self.start
+            if self.batches == args.max_batches:
+                raise _EnoughError
+
+    torch.set_num_threads(args.threads)
+    tick = time.perf_counter()
+    out: dict[str, Any] = {"mode": mode}
+    if mode != "idle":
+        clock = Clock()
+        if mode == "stream":
+            data: Any = path
+        else:
+            data = np.array(np.load(path, mmap_mode="r")[: args.memory_rows])
+        with contextlib.suppress(_EnoughError):
+            Autoencoder(epochs=1, **PARAMS).fit(data, callbacks=(clock,))
+        out["batches"] = clock.batches
+        out["samples_per_s"] = clock.batches * PARAMS["batch_size"] / clock.seconds
+        out["fit_seconds"] = time.perf_counter() - tick
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def measure(mode: str, path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--child", mode, "--path", str(path)]
+    command += ["--memory-rows", str(args.memory_rows), "--threads", str(args.threads)]
+    command += ["--max-batches", str(args.max_batches)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{mode} run failed:\n{done.stderr[-2000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"  {mode}: {json.dumps(result)}", flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gigabytes", type=float, default=3.0, help="size of the .npy file")
+    parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()))
+    parser.add_argument("--memory-rows", type=int, default=100_000)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--max-batches", type=int, default=0, help="stop runs early (0: never)")
+    parser.add_argument("--keep", action="store_true", help="keep the .npy file")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/streaming.json"))
+    parser.add_argument("--child", choices=("stream", "memory", "idle"), help=argparse.SUPPRESS)
+    parser.add_argument("--path", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args.child, args.path, args)))
+        return 0
+
+    n_rows = int(args.gigabytes * 1e9 / (4 * FEATURES))
+    size = n_rows * FEATURES * 4
+    free = shutil.disk_usage(args.dir).free
+    if free < size + 2**30:
+        print(f"not enough free disk in {args.dir}: {free / 1e9:.1f} GB free, "
+              f"{size / 1e9:.1f} GB + 1 GB margin needed", file=sys.stderr)  # fmt: skip
+        return 2
+    path = args.dir / f"aekit-streaming-{os.getpid()}.npy"
+    try:
+        tick = time.perf_counter()
+        write_rows(path, n_rows)
+        print(f"wrote {path} ({size / 1e9:.2f} GB, {n_rows} rows) in "
+              f"{time.perf_counter() - tick:.0f} s", flush=True)  # fmt: skip
+        runs = [measure(mode, path, args) for mode in ("idle", "memory", "stream", "memory")]
+    finally:
+        if not args.keep:
+            path.unlink(missing_ok=True)
+    idle, stream, memory = runs[0], runs[2], [runs[1], runs[3]]
+    reference = statistics.median(m["samples_per_s"] for m in memory)
+    res = {
+        "file_gb": size / 1e9, "rows": n_rows, "threads": args.threads,
+        "memory_rows": args.memory_rows, "runs": runs,
+        "ratio": stream["samples_per_s"] / reference,
+        "stream_peak_rss_mb": stream["peak_rss_mb"],
+    }  # fmt: skip
+    print(f"\n{'run':<34}{'samples/s':>11}{'peak RSS MB':>13}{'fit s':>8}")
+    print(f"{'idle (import aekit, torch)':<34}{'-':>11}{idle['peak_rss_mb']:13.0f}{'-':>8}")
+    for m in memory:
+        print(f"{f'in memory ({args.memory_rows} rows)':<34}{m['samples_per_s']:11.0f}"
+              f"{m['peak_rss_mb']:13.0f}{m['fit_seconds']:8.1f}")  # fmt: skip
+    print(f"{f'streamed ({size / 1e9:.1f} GB .npy)':<34}{stream['samples_per_s']:11.0f}"
+          f"{stream['peak_rss_mb']:13.0f}{stream['fit_seconds']:8.1f}")  # fmt: skip
+    print(f"\nstreamed / in-memory throughput {res['ratio']:.2f} (target ≥ 0.8); "
+          f"streamed peak RSS {stream['peak_rss_mb']:.0f} MB (target ≤ 1024)")  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=2))
+    print(f"written: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

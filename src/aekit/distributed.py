@@ -1,0 +1,191 @@
+"""Multi-process training on PyTorch DDP: join the process group ``torchrun`` set up, leave it.
+
+Launch any script or ``aekit fit`` under ``torchrun`` and wrap the fit in
+:func:`distributed_session`; the trainer then sees the process group and does the rest (one
+global permutation, each global batch split across ranks, gradients averaged, early stopping
+decided on all-reduced losses so every rank stops together, rank 0 alone logging)::
+
+    torchrun --standalone --nproc-per-node 2 my_fit.py            # one machine
+    # on each of two machines (host0:29400 reachable from both):
+    torchrun --nnodes 2 --nproc-per-node 4 --rdzv-backend c10d --rdzv-endpoint host0:29400 my_fit.py
+
+    # my_fit.py
+    with distributed_session() as ctx:
+        ae = Autoencoder(device=ctx.device, ...).fit(X)
+        if ctx.is_main:
+            ae.save("model/")
+
+CPU processes talk over gloo; CUDA processes over NCCL, each on ``cuda:LOCAL_RANK``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from .errors import ConfigError
+
+__all__ = [
+    "DistributedContext",
+    "distributed_session",
+    "init_from_env",
+    "relaunch",
+    "teardown",
+    "torchrun_command",
+]
+
+
+@dataclass(frozen=True)
+class DistributedContext:
+    """Where this process stands in a (possibly one-process) training run.
+
+    Attributes
+    ----------
+    rank, world_size, local_rank : int
+        As set by ``torchrun`` (0, 1, 0 without it).
+    device : str
+        The device this process should train on (``cuda:LOCAL_RANK`` under NCCL).
+    backend : str or None
+        ``"gloo"``, ``"nccl"``, or None when there is no process group.
+    """
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: str
+    backend: str | None
+
+    @property
+    def is_main(self) -> bool:
+        """True on rank 0, the one process that logs, saves and reports."""
+        return self.rank == 0
+
+
+def _env_int(name: str, default: int) -> int:
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"environment variable {name}={text!r} is not an integer") from None
+
+
+def init_from_env(device: str = "auto", backend: str | None = None) -> DistributedContext:
+    """Join the process group described by torchrun's environment variables.
+
+    Reads ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``.
+    Without them (or with ``WORLD_SIZE=1``) nothing is initialised and a one-process
+    context is returned, so the same script runs with and without ``torchrun``.
+
+    Parameters
+    ----------
+    device : str, default="auto"
+        ``"auto"`` picks ``cuda:LOCAL_RANK`` when CUDA is available, else the CPU;
+        ``"cpu"`` or ``"cuda"`` force one.
+    backend : str or None, default=None
+        ``None`` picks NCCL for CUDA and gloo for the CPU.
+
+    Returns
+    -------
+    DistributedContext
+
+    Raises
+    ------
+    ConfigError
+        Inconsistent variables (a rank outside the world), or a missing rendezvous address.
+    """
+    world_size = _env_int("WORLD_SIZE", 1)
+    rank = _env_int("RANK", 0)
+    local_rank = _env_int("LOCAL_RANK", rank)
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ConfigError(f"RANK={rank} is not within WORLD_SIZE={world_size}")
+    use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if use_cuda and world_size > 1:
+        if local_rank >= torch.cuda.device_count():
+            raise ConfigError(
+                f"LOCAL_RANK={local_rank} but this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s)"
+            )
+        torch.cuda.set_device(local_rank)
+        device = f"cuda:{local_rank}"
+    elif device == "auto":
+        device = "cuda" if use_cuda else "cpu"
+    if world_size == 1:
+        return DistributedContext(rank, 1, local_rank, device, None)
+    for name in ("MASTER_ADDR", "MASTER_PORT"):
+        if name not in os.environ:
+            raise ConfigError(
+                f"WORLD_SIZE={world_size} but {name} is not set: launch with torchrun"
+            )
+    backend = backend or ("nccl" if use_cuda else "gloo")
+    if not dist.is_initialized():
+        dist.init_process_group(backend, init_method="env://", rank=rank, world_size=world_size)
+    return DistributedContext(rank, world_size, local_rank, device, backend)
+
+
+def teardown() -> None:
+    """Leave the process group (no-op without one)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def distributed_session(
+    device: str = "auto", backend: str | None = None
+) -> Iterator[DistributedContext]:
+    """:func:`init_from_env` on entry, :func:`teardown` on exit (if this call joined a group).
+
+    The function the CLI calls around ``aekit fit``; see the module docstring.
+    """
+    joined = not (dist.is_available() and dist.is_initialized())
+    ctx = init_from_env(device, backend)
+    try:
+        yield ctx
+    finally:
+        if joined and ctx.world_size > 1:
+            teardown()
+
+
+def torchrun_command(
+    args: Sequence[str],
+    nproc: int,
+    *,
+    nnodes: int = 1,
+    rdzv_endpoint: str | None = None,
+    module: str | None = "aekit",
+) -> list[str]:
+    """The command that runs ``python -m <module> <args>`` under torchrun with ``nproc``.
+
+    One machine uses ``--standalone`` (a free local port); several need ``nnodes`` and a
+    ``rdzv_endpoint`` (``host:port`` of a machine every node can reach). With
+    ``module=None`` the first of ``args`` is a script to run instead.
+    """
+    if not isinstance(nproc, int) or nproc < 1:
+        raise ConfigError(f"nproc must be an integer >= 1, got {nproc!r}")
+    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}"]
+    if nnodes == 1 and rdzv_endpoint is None:
+        command.append("--standalone")
+    else:
+        if rdzv_endpoint is None:
+            raise ConfigError(f"nnodes={nnodes} needs a rendezvous endpoint host:port")
+        command += [f"--nnodes={nnodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint={rdzv_endpoint}"]
+    return [*command, *(["-m", module] if module else []), *args]
+
+
+def relaunch(args: Sequence[str], nproc: int) -> int:
+    """Run ``aekit <args>`` in ``nproc`` processes on this machine; return the exit status.
+
+    The ``--nproc N`` shortcut of ``aekit fit``: the caller strips ``--nproc`` from its
+    arguments and hands the rest here.
+    """
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    return subprocess.run(torchrun_command(args, nproc), env=env, check=False).returncode

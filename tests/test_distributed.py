@@ -1,0 +1,107 @@
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from aekit import Autoencoder, ConfigError, load
+from aekit.distributed import distributed_session, init_from_env, torchrun_command
+
+# No dropout or noise: every random draw is shared, so 2 ranks must match 1 process.
+PARAMS = {
+    "code_dim": 3,
+    "hidden": (16,),
+    "epochs": 30,
+    "batch_size": 32,
+    "lr": 3e-2,
+    "val_fraction": 0.2,
+    "patience": 3,
+    "random_state": 0,
+    "device": "cpu",
+}
+
+
+def rows():
+    # 211 rows: 169 train, so the last global batch of 9 splits 5 / 4 across the ranks.
+    return np.random.default_rng(0).normal(size=(211, 12)).astype(np.float32)
+
+
+SCRIPT = """
+import sys
+import numpy as np
+from aekit import Autoencoder
+from aekit.distributed import distributed_session
+
+X = np.random.default_rng(0).normal(size=(211, 12)).astype(np.float32)
+with distributed_session("cpu") as ctx:
+    assert ctx.world_size == 2 and ctx.backend == "gloo"
+    ae = Autoencoder(**{params!r}).fit(X)
+    if ctx.is_main:
+        ae.save(sys.argv[1])
+    else:
+        open(sys.argv[1] + ".rank1", "w").write(str(ae.n_iter_))
+"""
+
+
+def test_two_gloo_processes_match_one_process(tmp_path):
+    script = tmp_path / "fit.py"
+    script.write_text(textwrap.dedent(SCRIPT.format(params=PARAMS)))
+    out = tmp_path / "model"
+    command = torchrun_command([str(script), str(out)], 2, module=None)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    ddp = load(out)  # rank 0 saved an ordinary model folder
+    single = Autoencoder(**PARAMS).fit(rows())
+    # early stopping fired, at the same epoch, on both ranks
+    assert single.history_.stop_reason == "early_stopping"
+    assert ddp.history_.stop_reason == "early_stopping"
+    assert ddp.n_iter_ == single.n_iter_ == int((tmp_path / "model.rank1").read_text())
+    assert ddp.history_.best_epoch == single.history_.best_epoch
+    np.testing.assert_allclose(ddp.history_.val_loss, single.history_.val_loss, rtol=1e-5)
+    for name, tensor in single.module_.state_dict().items():
+        np.testing.assert_allclose(
+            ddp.module_.state_dict()[name].numpy(), tensor.numpy(), rtol=1e-4, atol=1e-6
+        )
+
+
+def test_without_torchrun_it_is_one_process(monkeypatch):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    with distributed_session("cpu") as ctx:
+        assert (ctx.rank, ctx.world_size, ctx.backend, ctx.device) == (0, 1, None, "cpu")
+        assert ctx.is_main
+
+
+@pytest.mark.parametrize(
+    ("env", "match"),
+    [
+        ({"WORLD_SIZE": "2", "RANK": "2"}, "RANK=2 is not within WORLD_SIZE=2"),
+        ({"WORLD_SIZE": "two"}, "WORLD_SIZE='two' is not an integer"),
+        ({"WORLD_SIZE": "2", "RANK": "1"}, "MASTER_ADDR is not set"),
+    ],
+)
+def test_bad_environment_is_a_clear_error(monkeypatch, env, match):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=match):
+        init_from_env("cpu")
+
+
+def test_torchrun_command_for_one_and_several_machines():
+    one = torchrun_command(["fit", "x.npy"], 4)
+    assert one[:3] == [sys.executable, "-m", "torch.distributed.run"]
+    assert "--nproc-per-node=4" in one and "--standalone" in one
+    assert one[-4:] == ["-m", "aekit", "fit", "x.npy"]
+    many = torchrun_command(["fit"], 2, nnodes=3, rdzv_endpoint="host0:29400")
+    assert "--nnodes=3" in many and "--rdzv-endpoint=host0:29400" in many
+    assert "--standalone" not in many
+    with pytest.raises(ConfigError, match="rendezvous"):
+        torchrun_command(["fit"], 2, nnodes=2)
+    with pytest.raises(ConfigError, match="nproc"):
+        torchrun_command(["fit"], 0)
