@@ -321,24 +321,24 @@ def _read_delimited(
     names = None if all(_is_number(c) for c in first) else [c.strip() for c in first]
     label_idx, feature_idx = _pick_columns(path, names, len(first), columns, label_column)
     skip = int(names is not None)
+    every = feature_idx == list(range(len(first)))  # then ragged rows are an error
+    options = {"delimiter": sep, "skiprows": skip, "quotechar": '"'}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "input contained no data" → checked below
         try:
-            X = np.loadtxt(
-                path, delimiter=sep, skiprows=skip, ndmin=2, dtype=np.float64,
-                usecols=feature_idx or None, quotechar='"',
-            )  # fmt: skip
             labels = None
             if label_idx is not None:
-                raw = np.loadtxt(
-                    path, delimiter=sep, skiprows=skip, ndmin=1, dtype=str,
-                    usecols=[label_idx], quotechar='"',
-                )  # fmt: skip
+                raw = np.loadtxt(path, ndmin=1, dtype=str, usecols=[label_idx], **options)
                 labels = _as_labels(raw)
+            if feature_idx:
+                X = np.loadtxt(
+                    path, ndmin=2, dtype=np.float64, usecols=None if every else feature_idx,
+                    **options,
+                )  # fmt: skip
+            else:
+                X = np.empty((0 if labels is None else len(labels), 0))
         except ValueError as exc:
             raise _explain_bad_text(path, sep, skip, feature_idx, names) from exc
-    if not feature_idx:
-        X = np.empty((0 if labels is None else len(labels), 0))
     if X.shape[0] == 0 and (labels is None or len(labels) == 0):
         raise DataError(f"{path} has no data rows")
     feature_names = None if names is None else [names[i] for i in feature_idx]
@@ -363,7 +363,7 @@ def _explain_bad_text(
                     column = repr(names[i]) if names else f"{i} (0-based)"
                     return DataTypeError(
                         f"{path} column {column} holds a non-numeric value {row[i]!r} at "
-                        "line {line}; pick numeric columns or name it as the label column"
+                        f"line {line}; pick numeric columns or name it as the label column"
                     )
     return DataError(f"{path} is not a numeric table")
 

@@ -103,9 +103,8 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         """
         self._validate_params()
         if self.prefit:
-            if self.estimator is None:
+            if self.estimator is None or not hasattr(self.estimator, "n_features_in_"):
                 raise NotFittedError("prefit=True needs a fitted estimator")
-            check_is_fitted(self.estimator)
             self.estimator_ = self.estimator
             X = validate_data(self, X, dtype=[np.float64, np.float32])
             if X.shape[1] != self.estimator_.n_features_in_:
