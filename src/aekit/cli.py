@@ -204,11 +204,6 @@ def cmd_fit(args: argparse.Namespace) -> int:
     ae = Autoencoder(
         code_dim=args.code_dim, checkpoint_dir=args.checkpoint_dir, **_estimator_params(args)
     )
-    print(
-        f"aekit fit: {len(train_idx)} training rows ({len(holdout_idx)} held out) × "
-        f"{X.shape[1]} features from {args.data}",
-        file=sys.stderr,
-    )
     stopper = StopOnSignal()
     try:
         with stopper.installed():
@@ -239,7 +234,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     atomic_write(out / FIT_INFO, (json.dumps(info, indent=2) + "\n").encode())
     _write_png(out / "loss.png", loss_curves, ae.history_)
     summary = (
-        f"saved {out}: {ae.n_iter_} epochs (stopped by {ae.history_.stop_reason}, "
+        f"saved {out}: {len(train_idx)} rows, {len(holdout_idx)} held out, {ae.n_iter_} "
+        f"epochs (stopped by {ae.history_.stop_reason}, "
         f"kept epoch {ae.history_.best_epoch})"
     )
     if len(holdout_idx):

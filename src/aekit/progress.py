@@ -61,6 +61,13 @@ class ProgressBar(Callback):
             self.bar = _isatty(self._out()) and _has_tqdm()
         self._begin = time.perf_counter()
         self._first_epoch = trainer.position["epoch"]
+        if trainer.is_main:
+            print(
+                f"training on {len(trainer.train_idx)} rows ({len(trainer.val_idx)} for "
+                f"validation), up to {trainer.config.epochs} epochs, on {trainer.device}",
+                file=self._out(),
+                flush=True,
+            )
 
     def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
         """Open this epoch's bar."""
