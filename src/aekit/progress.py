@@ -25,7 +25,9 @@ __all__ = ["ProgressBar", "StopOnSignal", "format_seconds"]
 
 
 def format_seconds(seconds: float) -> str:
-    """``75`` → ``"1m15s"``, ``3725`` → ``"1h02m"``, ``9`` → ``"9s"``."""
+    """``75`` → ``"1m15s"``, ``3725`` → ``"1h02m"``, ``9`` → ``"9s"``, NaN → ``"?"``."""
+    if not math.isfinite(seconds):
+        return "?"
     seconds = max(0, round(seconds))
     if seconds < 60:
         return f"{seconds}s"
