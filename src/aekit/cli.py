@@ -141,6 +141,7 @@ def _estimator_params(args: argparse.Namespace) -> dict[str, Any]:
     params: dict[str, Any] = {
         "hidden": args.hidden,
         "activation": args.activation,
+        "scaling": args.scaling,
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "lr": args.lr,
@@ -427,6 +428,7 @@ def _training_options() -> argparse.ArgumentParser:
     add = group.add_argument
     add("--hidden", type=_hidden, default="auto", help="widths, e.g. 512,256; auto; none")
     add("--activation", default="relu", help="hidden non-linearity (default: relu)")
+    add("--scaling", default="auto", help="auto, standardize, minmax, none (default: auto)")
     add("--sparsity", type=_sparsity, help="l1:WEIGHT, kl:TARGET_RATE or topk:K")
     add("--sparsity-weight", type=float, help="λ (l1) or β (kl) when not given in --sparsity")
     add("--noise", type=_noise, help="denoising: gaussian:SIGMA, masking:P or salt_and_pepper:P")

@@ -154,6 +154,11 @@ def code_map(points: np.ndarray, labels: np.ndarray | None, *, xlabel: str, ylab
         else:
             art = ax.scatter(points[:, 0], points[:, 1], c=labels.astype(float), **style)
             fig.colorbar(art, ax=ax, label="label")
+    # Frame the bulk of the points: a few far-out codes would squash everything else.
+    low, high = np.percentile(points, [0.5, 99.5], axis=0)
+    pad = 0.05 * np.maximum(high - low, 1e-12)
+    ax.set_xlim(low[0] - pad[0], high[0] + pad[0])
+    ax.set_ylim(low[1] - pad[1], high[1] + pad[1])
     ax.set(xlabel=xlabel, ylabel=ylabel)
     return _png(fig)
 

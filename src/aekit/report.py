@@ -297,6 +297,7 @@ def _code_map(estimator: Any, X: np.ndarray, labels: np.ndarray | None) -> Secti
             f"principal components{coloured}."
         )
         axes = ("PC 1 of the codes", "PC 2 of the codes")
+    text += " The axes frame the central 99% of the points."
     return Section(
         "Map of the codes", text, plots.code_map(points, sub_labels, xlabel=axes[0], ylabel=axes[1])
     )
