@@ -213,10 +213,11 @@ def test_ctrl_c_checkpoints_and_the_hint_resumes(files, tmp_path, monkeypatch, c
 
 
 def test_demo_writes_a_report(tmp_path, capsys):
-    assert main(["demo", "--code-dims", "2", "--device", "cpu", "-o", str(tmp_path)]) == 0
+    argv = ["demo", "--code-dims", "2", "--epochs", "5", "--device", "cpu", "-o", str(tmp_path)]
+    assert main(argv) == 0
     out = capsys.readouterr().out
     assert "autoencoder" in out and "PCA" in out and "report:" in out
-    assert (tmp_path / "index.html").is_file()
+    assert "5 epochs" in (tmp_path / "index.html").read_text()
 
 
 def test_module_entry_point_runs():

@@ -27,7 +27,9 @@ def split(digits):
 @pytest.fixture(scope="module")
 def sparse_model(digits, split):
     train, _ = split
-    return Autoencoder(code_dim=16, sparsity="topk", sparsity_k=3, **FAST).fit(digits[train])
+    return Autoencoder(code_dim=16, hidden=(32,), sparsity="topk", sparsity_k=3, **FAST).fit(
+        digits[train]
+    )
 
 
 def test_report_images_decode_and_numbers_are_held_out(digits, split, sparse_model, tmp_path):

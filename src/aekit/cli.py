@@ -406,6 +406,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         args.code_dims,
         random_state=args.seed,
         device=args.device,
+        epochs=args.epochs,
         keep_models=True,
     )
     print(result.table())
@@ -548,6 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
         "aekit demo --code-dims 2,8,16", [],
     )  # fmt: skip
     demo.add_argument("--code-dims", type=_int_list, default=[2, 8, 16], help="default: 2,8,16")
+    demo.add_argument("--epochs", type=int, default=100, help="maximum epochs (default: 100)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     demo.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default: auto)")
     demo.add_argument("-o", "--out", default="aekit-demo", help="report folder (aekit-demo)")
@@ -584,7 +586,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.filename:
-        return f"cannot write or read {exc.filename}: {exc.strerror or exc}"
+        return f"{exc.filename}: {exc.strerror or exc}"
     return " ".join(str(exc).split())
 
 
