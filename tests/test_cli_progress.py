@@ -29,8 +29,8 @@ def test_bar_shows_loss_rate_and_eta(digits):
     )
     text = out.getvalue()
     assert "epoch 1/2" in text and "epoch 2/2" in text
-    assert "row/s" in text and "loss=" in text and "ETA≤=" in text
-    assert "val=" in text  # the second epoch shows the first one's validation loss
+    assert "row/s" in text and "loss " in text and "ETA ≤ " in text
+    assert ", val " in text  # the second epoch shows the first one's validation loss
 
 
 def test_stop_on_signal_raises_between_steps(digits):

@@ -88,7 +88,8 @@ class ProgressBar(Callback):
             unit_scale=True,
             leave=False,
             file=self._out(),
-            dynamic_ncols=True,
+            bar_format="{desc}: {percentage:3.0f}%|{bar:20}| {n_fmt}/{total_fmt} "
+            "[{elapsed}<{remaining}, {rate_fmt}{postfix}]",
         )
         self._postfix_at = 0.0
 
@@ -104,16 +105,15 @@ class ProgressBar(Callback):
             return
         self._postfix_at = now
         partial = getattr(trainer, "_partial", None)
-        fields = {}
+        fields = []
         if partial is not None:
             local_rows = max(1, rows // trainer.world_size)
-            fields["loss"] = (
-                f"{float(partial[0]) / (local_rows * trainer.module.config.input_dim):.4g}"
-            )
+            loss = float(partial[0]) / (local_rows * trainer.module.config.input_dim)
+            fields.append(f"loss {loss:.4g}")
         if self._last_val is not None:
-            fields["val"] = f"{self._last_val:.4g}"
-        fields["ETA≤"] = format_seconds(self._eta(trainer, batch / n_batches))
-        self._tqdm.set_postfix(fields, refresh=False)
+            fields.append(f"val {self._last_val:.4g}")
+        fields.append(f"ETA ≤ {format_seconds(self._eta(trainer, batch / n_batches))}")
+        self._tqdm.set_postfix_str(", ".join(fields), refresh=False)
 
     def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
         """Close the bar; write the epoch's line."""
