@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import logging
 import shlex
@@ -220,9 +221,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
             "interrupted; nothing saved (add --checkpoint-dir DIR to make training resumable)"
         ) from None
     ae.save(out)
-    atomic_write(out / "history.json", (json.dumps(ae.history_.to_dict(), indent=2)).encode())
-    buffer = _npy_bytes(holdout_idx.astype(np.int64))
-    atomic_write(out / HOLDOUT, buffer)
+    ae.history_.save(out / "history.json")
+    atomic_write(out / HOLDOUT, _npy_bytes(holdout_idx.astype(np.int64)))
     info = {
         "data": str(args.data),
         "n_rows": len(X),
@@ -253,8 +253,6 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
-    import io
-
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)
     return buffer.getvalue()
