@@ -213,8 +213,12 @@ def test_ctrl_c_checkpoints_and_the_hint_resumes(files, tmp_path, monkeypatch, c
 
 
 def test_demo_writes_a_report(tmp_path, capsys):
+    import torch
+
+    threads = torch.get_num_threads()
     argv = ["demo", "--code-dims", "2", "--epochs", "5", "--device", "cpu", "-o", str(tmp_path)]
     assert main(argv) == 0
+    assert torch.get_num_threads() == threads  # the demo's one-thread setting is undone
     out = capsys.readouterr().out
     assert "autoencoder" in out and "PCA" in out and "report:" in out
     assert "5 epochs" in (tmp_path / "index.html").read_text()
