@@ -1,18 +1,227 @@
+import json
+import os
+import shlex
+import signal
 import subprocess
 import sys
 
+import numpy as np
+import pytest
+
+import aekit
 from aekit.cli import main
+from aekit.data import read_table
+from aekit.progress import StopOnSignal
+
+PNG = b"\x89PNG\r\n\x1a\n"
+N_ROWS = 300
+TINY = ["--hidden", "16", "--epochs", "2", "--batch-size", "64", "--device", "cpu", "-q"]
 
 
-def test_demo_prints_ae_and_pca(capsys):
-    assert main(["demo", "--code-dims", "2", "--device", "cpu"]) == 0
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, digits):
+    """300 digits as a CSV with a header and a text label column, and as .npy."""
+    from sklearn.datasets import load_digits
+
+    folder = tmp_path_factory.mktemp("cli")
+    X, y = digits[:N_ROWS], load_digits().target[:N_ROWS]
+    header = ",".join([f"p{i}" for i in range(64)] + ["digit"])
+    lines = [
+        ",".join([*(f"{v:g}" for v in row), f"d{label}"]) for row, label in zip(X, y, strict=True)
+    ]
+    (folder / "digits.csv").write_text(header + "\n" + "\n".join(lines) + "\n")
+    np.save(folder / "digits.npy", X)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def model(files):
+    out = files / "model"
+    argv = ["fit", str(files / "digits.csv"), "--code-dim", "3", "--label-column", "digit"]
+    assert main([*argv, *TINY, "-o", str(out)]) == 0
+    return out
+
+
+def test_fit_writes_model_history_holdout_and_plot(model, files, capsys):
+    names = {p.name for p in model.iterdir()}
+    assert {"config.json", "weights.safetensors", "history.json", "loss.png"} <= names
+    assert (model / "loss.png").read_bytes().startswith(PNG)
+    holdout = np.load(model / "holdout.npy", allow_pickle=False)
+    assert holdout.dtype == np.int64 and len(holdout) == 30 and len(np.unique(holdout)) == 30
+    info = json.loads((model / "fit.json").read_text())
+    assert info["columns"][:2] == ["p0", "p1"] and len(info["columns"]) == 64
+    assert info["label_column"] == "digit" and info["n_rows"] == N_ROWS
+    assert len(json.loads((model / "history.json").read_text())["records"]) == 2
+    ae = aekit.load(model)
+    assert ae.n_features_in_ == 64 and ae.n_iter_ == 2 and ae.model_config_.hidden == (16,)
+
+
+def test_fit_options_reach_the_estimator(files, tmp_path):
+    argv = ["fit", str(files / "digits.npy"), "--code-dim", "8", *TINY, "-o", str(tmp_path)]
+    assert main([*argv, "--sparsity", "topk:2", "--noise", "masking:0.2", "--lr", "0.01"]) == 0
+    ae = aekit.load(tmp_path)
+    cfg = ae.model_config_
+    assert (cfg.sparsity, cfg.sparsity_k, cfg.noise, cfg.noise_level) == ("topk", 2, "masking", 0.2)
+    assert ae.train_config_.lr == 0.01
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".csv", ".parquet"])
+def test_encode_uses_the_fit_time_columns(model, files, tmp_path, suffix):
+    out = tmp_path / f"codes{suffix}"
+    assert main(["encode", str(model), str(files / "digits.csv"), "-o", str(out)]) == 0
+    codes = read_table(out)
+    expected = aekit.load(model).transform(np.load(files / "digits.npy"))
+    assert codes.X.shape == (N_ROWS, 3)
+    assert np.allclose(codes.X, expected, atol=1e-6)
+    if suffix != ".npy":
+        assert codes.columns == ["autoencoder0", "autoencoder1", "autoencoder2"]
+
+
+def test_reconstruct_matches_the_library(model, files, tmp_path):
+    out = tmp_path / "recon.npy"
+    assert main(["reconstruct", str(model), str(files / "digits.npy"), "-o", str(out)]) == 0
+    expected = aekit.load(model).reconstruct(np.load(files / "digits.npy"))
+    assert np.allclose(np.load(out), expected, atol=1e-6)
+
+
+def test_score_flags_outliers(model, files, tmp_path, capsys):
+    out = tmp_path / "scores.csv"
+    data = str(files / "digits.npy")
+    assert main(["score", str(model), data, "-o", str(out), "--contamination", "0.1"]) == 0
+    table = read_table(out)
+    assert table.columns == ["error", "outlier"] and table.X[:, 1].sum() == 30
+    errors = aekit.load(model).reconstruction_error(np.load(files / "digits.npy"))
+    assert np.allclose(table.X[:, 0], errors)
+    assert "30 outliers" in capsys.readouterr().out
+    assert main(["score", str(model), data, "-o", str(out), "--threshold", "1e9"]) == 0
+    assert read_table(out).X[:, 1].sum() == 0
+    assert main(["score", str(model), data, "-o", str(out)]) == 0
+    assert read_table(out).columns == ["error"]
+
+
+def test_compare_writes_table_json_and_plot(files, tmp_path, capsys):
+    argv = ["compare", str(files / "digits.npy"), "--code-dims", "2,4", *TINY]
+    assert main([*argv, "-o", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "autoencoder" in out and "PCA" in out
+    result = json.loads((tmp_path / "compare.json").read_text())
+    assert [r["code_dim"] for r in result["rows"]] == [2, 4] and result["n_test"] == 60
+    assert (tmp_path / "compare.png").read_bytes().startswith(PNG)
 
 
-def test_no_command_prints_help(capsys):
+def test_report_uses_the_holdout_of_the_fit_time_data(model, files, tmp_path):
+    assert main(["report", str(model), str(files / "digits.csv"), "-o", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["n_test"] == 30 and "held-out" in summary["measured_on"]
+    page = (tmp_path / "index.html").read_text()
+    assert "Map of the codes" in page and "coloured by label" in page
+    assert "is not the data" not in page
+
+
+def test_report_on_other_data_says_so(model, files, tmp_path):
+    np.save(tmp_path / "part.npy", np.load(files / "digits.npy")[:100])
+    np.save(tmp_path / "labels.npy", np.arange(100) % 3)
+    argv = [
+        "report",
+        str(model),
+        str(tmp_path / "part.npy"),
+        "--labels",
+        str(tmp_path / "labels.npy"),
+    ]
+    assert main([*argv, "--image-shape", "none", "-o", str(tmp_path / "r")]) == 0
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "is not the data" in page and "coloured by label" in page
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["n_test"] == 100
+
+
+def one_error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("aekit: error: "), err
+    return err[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (["encode", "{model}", "{tmp}/missing.csv", "-o", "{tmp}/c.npy"], 2, "no such file"),
+        (["encode", "{model}", "{tmp}/x.xlsx", "-o", "{tmp}/c.npy"], 2, "unknown file format"),
+        (["encode", "{model}", "{tmp}/nan.npy", "-o", "{tmp}/c.npy"], 2, "NaN"),
+        (["encode", "{model}", "{tmp}/narrow.npy", "-o", "{tmp}/c.npy"], 2, "expects 64"),
+        (["encode", "{model}", "{tmp}/text.csv", "-o", "{tmp}/c.npy"], 2, "non-numeric"),
+        (["encode", "{model}", "{tmp}/ok.npy", "-o", "{tmp}/c.json"], 2, "unknown output format"),
+        (["encode", "{model}", "{tmp}/ok.npy", "-o", "{tmp}/ok.npy/c.npy"], 2, "writable"),
+        (["encode", "{tmp}", "{tmp}/ok.npy", "-o", "{tmp}/c.npy"], 2, "config.json"),
+        (["fit", "{tmp}/ok.npy", "--code-dim", "2", "-o", "{tmp}/m", "--resume"], 2, "resume"),
+        (["fit", "{tmp}/ok.npy", "--code-dim", "0", "-o", "{tmp}/m"], 2, "code_dim"),
+        (["score", "{model}", "{tmp}/ok.npy", "-o", "{tmp}/s.csv", "--contamination", "0.9"], 2,
+         "contamination"),
+    ],
+)  # fmt: skip
+def test_errors_are_one_line_and_leave_no_file(model, tmp_path, capsys, argv, code, message):
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "ok.npy", rng.uniform(size=(20, 64)))
+    bad = rng.uniform(size=(20, 64))
+    bad[3, 5] = np.nan
+    np.save(tmp_path / "nan.npy", bad)
+    np.save(tmp_path / "narrow.npy", rng.uniform(size=(20, 10)))
+    header = ",".join(f"p{i}" for i in range(64))
+    (tmp_path / "text.csv").write_text("\n".join([header] + ["1," * 63 + "x"] * 3))
+    (tmp_path / "x.xlsx").write_text("?")
+    before = set(tmp_path.iterdir())
+    filled = [a.format(model=model, tmp=tmp_path) for a in argv]
+    assert main(filled) == code
+    assert message in one_error_line(capsys)
+    assert set(tmp_path.iterdir()) == before  # nothing written, not even a temp file
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    argv = ["--debug", "encode", str(tmp_path / "m"), str(tmp_path / "x.npy"), "-o", "c.npy"]
+    with pytest.raises(aekit.ModelFileError):
+        main(argv)
+
+
+def test_usage_errors_exit_2(capsys):
+    assert main(["fit", "x.npy", "--code-dim", "2", "-o", "m", "--sparsity", "l3:1"]) == 2
+    assert "unknown sparsity 'l3'" in capsys.readouterr().err
     assert main([]) == 2
-    assert "usage" in capsys.readouterr().out
+    assert main(["fit", "--help"]) == 0
+    assert "example:" in capsys.readouterr().out
+
+
+def test_ctrl_c_checkpoints_and_the_hint_resumes(files, tmp_path, monkeypatch, capsys):
+    """SIGINT mid-epoch: exit 130 with a resume command; running it finishes the fit."""
+    original = StopOnSignal.on_batch_end
+
+    def interrupt(self, trainer, batch, n_batches):
+        if trainer.position["epoch"] == 1 and batch == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        original(self, trainer, batch, n_batches)
+
+    monkeypatch.setattr(StopOnSignal, "on_batch_end", interrupt)
+    argv = ["fit", str(files / "digits.npy"), "--code-dim", "2", *TINY, "-o", str(tmp_path / "m")]
+    argv += ["--checkpoint-dir", str(tmp_path / "ckpt")]
+    assert main(argv) == 130
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("aekit: interrupted; checkpoint in") and "--resume" in err
+    assert list((tmp_path / "ckpt").glob("checkpoint-e000001-b000002*"))
+    assert not (tmp_path / "m").exists()
+    monkeypatch.setattr(StopOnSignal, "on_batch_end", original)
+    resume = shlex.split(err.split("resume with: ", 1)[1])
+    assert resume[0] == "aekit" and main(resume[1:]) == 0
+    assert aekit.load(tmp_path / "m").n_iter_ == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_demo_writes_a_report(tmp_path, capsys):
+    import torch
+
+    threads = torch.get_num_threads()
+    argv = ["demo", "--code-dims", "2", "--epochs", "5", "--device", "cpu", "-o", str(tmp_path)]
+    assert main(argv) == 0
+    assert torch.get_num_threads() == threads  # the demo's one-thread setting is undone
+    out = capsys.readouterr().out
+    assert "autoencoder" in out and "PCA" in out and "report:" in out
+    assert "5 epochs" in (tmp_path / "index.html").read_text()
 
 
 def test_module_entry_point_runs():

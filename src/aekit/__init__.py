@@ -23,11 +23,13 @@ from .errors import (
 )
 from .estimator import Autoencoder, load
 from .model import Hourglass, Output
+from .outlier import AutoencoderOutlierDetector
 from .train import Callback, EarlyStopping, History, Trainer
 
 __all__ = [
     "AekitError",
     "Autoencoder",
+    "AutoencoderOutlierDetector",
     "Callback",
     "ConfigError",
     "DataError",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,10 +22,13 @@ __all__ = [
     "compare",
     "decoder_basis",
     "normalized_mse",
+    "pca_error_curve",
     "pca_reconstruction",
     "principal_angles",
     "row_errors",
     "sparsity_stats",
+    "split_indices",
+    "split_rows",
 ]
 
 
@@ -56,6 +59,30 @@ def pca_reconstruction(
     k = min(n_components, X_train.shape[0], X_train.shape[1])
     pca = PCA(n_components=k, random_state=random_state).fit(X_train)
     return pca.inverse_transform(pca.transform(X_test))
+
+
+def pca_error_curve(
+    X_train: np.ndarray, X_test: np.ndarray, max_components: int, *, random_state: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """PCA's mean per-row squared error on ``X_test`` for 1, 2, ... components, in one fit.
+
+    Components are orthonormal, so a row's error with the first ``k`` of them is its
+    centred squared norm minus the squares of its first ``k`` coordinates.
+
+    Returns
+    -------
+    n_components : ndarray of shape (k,)
+        ``1 .. k`` with ``k = min(max_components, n_train_rows, n_features)``.
+    errors : ndarray of shape (k,)
+        Mean per-row squared error with that many components.
+    """
+    k = min(max_components, X_train.shape[0], X_train.shape[1])
+    pca = PCA(n_components=k, random_state=random_state).fit(X_train)
+    centred = np.asarray(X_test, dtype=np.float64) - pca.mean_
+    coords = centred @ pca.components_.T
+    total = np.einsum("ij,ij->i", centred, centred)
+    errors = total[:, None] - np.cumsum(coords**2, axis=1)
+    return np.arange(1, k + 1), np.clip(errors, 0.0, None).mean(axis=0)
 
 
 def principal_angles(A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -134,6 +161,7 @@ class Comparison:
     n_train: int
     n_test: int
     params: dict[str, Any]
+    models: list[Any] = field(default_factory=list, repr=False)  # with keep_models=True
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -159,14 +187,21 @@ class Comparison:
         return "\n".join(lines)
 
 
+def split_indices(
+    n_rows: int, test_fraction: float, random_state: int | None = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffle-split ``range(n_rows)`` into sorted (train, test) indices; fraction in (0, 1)."""
+    order = np.random.default_rng(random_state).permutation(n_rows)
+    n_test = max(1, round(n_rows * test_fraction))
+    return np.sort(order[n_test:]), np.sort(order[:n_test])
+
+
 def split_rows(
     X: np.ndarray, test_fraction: float, random_state: int | None = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Shuffle-split rows into (train, test); ``test_fraction`` in (0, 1)."""
-    rng = np.random.default_rng(random_state)
-    order = rng.permutation(len(X))
-    n_test = max(1, round(len(X) * test_fraction))
-    return X[np.sort(order[n_test:])], X[np.sort(order[:n_test])]
+    train, test = split_indices(len(X), test_fraction, random_state)
+    return X[train], X[test]
 
 
 def compare(
@@ -175,6 +210,7 @@ def compare(
     code_dims: Iterable[int],
     *,
     callbacks: Sequence[Any] = (),
+    keep_models: bool = False,
     **params: Any,
 ) -> Comparison:
     """Fit an autoencoder and PCA at each code size on ``X_train``; measure on ``X_test``.
@@ -186,6 +222,8 @@ def compare(
         Code sizes to try.
     callbacks : sequence of Callback, optional
         Passed to each autoencoder fit (progress bars).
+    keep_models : bool, default=False
+        Keep the fitted autoencoders in ``Comparison.models`` (one per code size).
     **params
         Extra :class:`~aekit.Autoencoder` arguments (e.g. ``random_state=0``).
 
@@ -195,7 +233,7 @@ def compare(
     """
     from .estimator import Autoencoder
 
-    rows = []
+    rows, models = [], []
     for k in code_dims:
         tick = time.perf_counter()
         ae = Autoencoder(code_dim=int(k), **params).fit(X_train, callbacks=tuple(callbacks))
@@ -207,4 +245,6 @@ def compare(
                 int(k), ae_error, pca_error, ae_error / max(pca_error, 1e-300), seconds, ae.n_iter_
             )
         )
-    return Comparison(rows, len(X_train), len(X_test), dict(params))
+        if keep_models:
+            models.append(ae)
+    return Comparison(rows, len(X_train), len(X_test), dict(params), models)

@@ -7,17 +7,37 @@ float32 tensor of those rows. :class:`TensorRows` serves in-memory data by tenso
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import os
+import warnings
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
-from .errors import DataError, DataTypeError
+from .errors import AekitError, DataError, DataTypeError
+from .io import atomic_write
 
-__all__ = ["RowSource", "TensorRows", "check_finite_rows", "read_array", "read_idx"]
+__all__ = [
+    "OUTPUT_SUFFIXES",
+    "RowSource",
+    "Table",
+    "TensorRows",
+    "check_finite_rows",
+    "check_output",
+    "check_writable_folder",
+    "read_array",
+    "read_idx",
+    "read_labels",
+    "read_table",
+    "write_array",
+]
 
 
 @runtime_checkable
@@ -122,8 +142,28 @@ def _is_idx(path: Path) -> bool:
     return name.endswith((".idx", "-ubyte")) or ".idx" in path.suffixes
 
 
+@dataclass
+class Table:
+    """Rows read from a file: the numeric features, and optionally labels and column names.
+
+    Attributes
+    ----------
+    X : ndarray of shape (n_rows, n_features)
+        The feature columns (``.npy`` files stay memory-mapped when no column is picked).
+    labels : ndarray of shape (n_rows,) or None
+        The label column, when one was asked for (integers where all values are whole
+        numbers, strings otherwise).
+    columns : list of str or None
+        Names of the feature columns, when the file names them (CSV header, parquet).
+    """
+
+    X: np.ndarray
+    labels: np.ndarray | None = None
+    columns: list[str] | None = None
+
+
 def read_array(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read a 2-D numeric array from ``.npy``, ``.npz``, ``.csv``/``.tsv`` or IDX.
+    """Read a 2-D numeric array from ``.npy``, ``.npz``, ``.csv``/``.tsv``, ``.parquet`` or IDX.
 
     Images are flattened to one row each. ``.npy`` files are memory-mapped.
 
@@ -132,47 +172,231 @@ def read_array(path: str | os.PathLike[str]) -> np.ndarray:
     DataError
         Missing file, unknown format, or content that is not a numeric table.
     """
+    return read_table(path).X
+
+
+def read_table(
+    path: str | os.PathLike[str],
+    *,
+    columns: Sequence[str | int] | None = None,
+    label_column: str | int | None = None,
+) -> Table:
+    """Read rows from a file, picking feature columns and a label column by name or index.
+
+    Parameters
+    ----------
+    path : path
+        ``.npy`` (memory-mapped), ``.npz`` (array ``X`` or the first one), ``.csv``,
+        ``.tsv``/``.txt`` (a header row is detected), ``.parquet`` (needs pyarrow) or MNIST
+        IDX (``.idx``, ``-ubyte``, gzipped or not; images are flattened).
+    columns : sequence of str or int, optional
+        Feature columns to keep, by header name or 0-based index (default: all but the label).
+    label_column : str or int, optional
+        A column to return as ``labels`` instead of as a feature; it may hold text.
+
+    Returns
+    -------
+    Table
+
+    Raises
+    ------
+    DataError
+        Missing or unreadable file, unknown format, unknown column.
+    DataTypeError
+        A feature column is not numeric (the message names it).
+    """
     path = Path(path)
     if not path.exists():
         raise DataError(f"no such file: {path}")
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, expected a data file")
     suffix = path.suffix.lower()
-    if _is_idx(path):
-        array = read_idx(path)
-    elif suffix == ".npy":
-        try:
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
-        except ValueError as exc:
-            raise DataError(f"{path} is not a numeric .npy file ({exc})") from exc
-    elif suffix == ".npz":
-        with np.load(path, allow_pickle=False) as archive:
-            names = list(archive.files)
-            if not names:
-                raise DataError(f"{path} holds no arrays")
-            key = "X" if "X" in names else names[0]
-            array = archive[key]
-    elif suffix in (".csv", ".tsv", ".txt"):
-        array = _read_delimited(path, "\t" if suffix == ".tsv" else ",")
-    else:
-        raise DataError(
-            f"unknown file format {suffix or path.name!r} for {path} "
-            "(expected .npy, .npz, .csv, .tsv or MNIST IDX)"
-        )
+    if suffix in (".csv", ".tsv", ".txt") and not _is_idx(path):
+        return _read_delimited(path, "," if suffix == ".csv" else "\t", columns, label_column)
+    if suffix == ".parquet":
+        return _read_parquet(path, columns, label_column)
+    array = _read_binary(path, suffix)
     if array.dtype.kind not in "biuf":
         raise DataTypeError(f"{path} holds {array.dtype} data, expected numbers")
-    if array.ndim > 2:
+    if array.ndim == 1:
+        array = array[:, None]
+    elif array.ndim > 2:
         array = array.reshape(array.shape[0], -1)
-    return array
+    if columns is None and label_column is None:
+        return Table(array)
+    label_idx, feature_idx = _pick_columns(path, None, array.shape[1], columns, label_column)
+    labels = None if label_idx is None else _as_labels(np.asarray(array[:, label_idx]))
+    return Table(np.asarray(array[:, feature_idx]), labels)
 
 
-def _read_delimited(path: Path, sep: str) -> np.ndarray:
-    with path.open(encoding="utf-8") as handle:
-        first = handle.readline()
-    cells = first.strip().split(sep)
-    has_header = not all(_is_number(c) for c in cells)
+def read_labels(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read one label per row from a file with a single column (IDX labels, .npy, .csv...)."""
+    table = read_table(path) if Path(path).suffix.lower() not in (".csv", ".tsv") else None
+    if table is None:  # text labels are allowed: read the only column as labels
+        table = read_table(path, label_column=0, columns=[])
+        return table.labels  # type: ignore[return-value]
+    if table.X.shape[1] != 1:
+        raise DataError(f"{path} has {table.X.shape[1]} columns, expected one label per row")
+    return _as_labels(np.asarray(table.X[:, 0]))
+
+
+def _read_binary(path: Path, suffix: str) -> np.ndarray:
+    if _is_idx(path):
+        return read_idx(path)
+    if suffix == ".npy":
+        try:
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        except ValueError as exc:
+            raise DataError(f"{path} is not a numeric .npy file ({exc})") from exc
+    if suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                names = list(archive.files)
+                if not names:
+                    raise DataError(f"{path} holds no arrays")
+                return archive["X" if "X" in names else names[0]]
+        except (ValueError, OSError, zipfile.BadZipFile) as exc:
+            raise DataError(f"{path} is not a readable .npz file ({exc})") from exc
+    raise DataError(
+        f"unknown file format {suffix or path.name!r} for {path} "
+        "(expected .npy, .npz, .csv, .tsv, .parquet or MNIST IDX)"
+    )
+
+
+def _pick_columns(
+    path: Path,
+    names: list[str] | None,
+    n_columns: int,
+    columns: Sequence[str | int] | None,
+    label_column: str | int | None,
+) -> tuple[int | None, list[int]]:
+    """(label index, feature indices) from names or 0-based indices."""
+
+    def index(spec: str | int) -> int:
+        if names is not None and spec in names:
+            return names.index(str(spec))
+        text = str(spec).strip()
+        if text.lstrip("-").isdigit() and 0 <= int(text) < n_columns:
+            return int(text)
+        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "") if names else ""
+        known = f"columns: {shown}" if names else f"{n_columns} unnamed columns, 0-based"
+        raise DataError(f"{path} has no column {spec!r} ({known})")
+
+    label_idx = None if label_column is None else index(label_column)
+    if columns is None:
+        features = [i for i in range(n_columns) if i != label_idx]
+    else:
+        features = [index(c) for c in columns]
+        if label_idx is not None and label_idx in features:
+            raise DataError(f"column {label_column!r} of {path} cannot be a feature and the label")
+    return label_idx, features
+
+
+def _as_labels(values: np.ndarray) -> np.ndarray:
+    """Integers where every label is a whole number, floats or strings otherwise."""
+    if values.dtype.kind in "biu":
+        return values.astype(np.int64)
     try:
-        return np.loadtxt(path, delimiter=sep, skiprows=int(has_header), ndmin=2, dtype=np.float64)
-    except ValueError as exc:
-        raise DataTypeError(f"{path} has a non-numeric value ({exc})") from exc
+        numbers = values.astype(np.float64)
+    except ValueError:
+        return values.astype(str)
+    if np.isfinite(numbers).all() and (numbers == np.round(numbers)).all():
+        return numbers.astype(np.int64)
+    return numbers
+
+
+def _read_delimited(
+    path: Path,
+    sep: str,
+    columns: Sequence[str | int] | None,
+    label_column: str | int | None,
+) -> Table:
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            first = next(csv.reader(handle, delimiter=sep), [])
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {path} as text ({exc})") from exc
+    if not first or first == [""]:
+        raise DataError(f"{path} is empty")
+    names = None if all(_is_number(c) for c in first) else [c.strip() for c in first]
+    label_idx, feature_idx = _pick_columns(path, names, len(first), columns, label_column)
+    skip = int(names is not None)
+    every = feature_idx == list(range(len(first)))  # then ragged rows are an error
+    options = {"delimiter": sep, "skiprows": skip, "quotechar": '"'}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "input contained no data" → checked below
+        try:
+            labels = None
+            if label_idx is not None:
+                raw = np.loadtxt(path, ndmin=1, dtype=str, usecols=[label_idx], **options)
+                labels = _as_labels(raw)
+            if feature_idx:
+                X = np.loadtxt(
+                    path, ndmin=2, dtype=np.float64, usecols=None if every else feature_idx,
+                    **options,
+                )  # fmt: skip
+            else:
+                X = np.empty((0 if labels is None else len(labels), 0))
+        except ValueError as exc:
+            raise _explain_bad_text(path, sep, skip, feature_idx, names) from exc
+    if X.shape[0] == 0 and (labels is None or len(labels) == 0):
+        raise DataError(f"{path} has no data rows")
+    feature_names = None if names is None else [names[i] for i in feature_idx]
+    return Table(X, labels, feature_names)
+
+
+def _explain_bad_text(
+    path: Path, sep: str, skip: int, feature_idx: list[int], names: list[str] | None
+) -> AekitError:
+    """Find the first ragged row or non-numeric cell and say where it is."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = csv.reader(handle, delimiter=sep)
+        width = None
+        for line, row in enumerate(rows, start=1):
+            if line <= skip or not row:
+                continue
+            width = width or len(row)
+            if len(row) != width:
+                return DataError(f"{path} line {line} has {len(row)} fields, expected {width}")
+            for i in feature_idx:
+                if not _is_number(row[i]):
+                    column = repr(names[i]) if names else f"{i} (0-based)"
+                    return DataTypeError(
+                        f"{path} column {column} holds a non-numeric value {row[i]!r} at "
+                        f"line {line}; pick numeric columns or name it as the label column"
+                    )
+    return DataError(f"{path} is not a numeric table")
+
+
+def _read_parquet(
+    path: Path, columns: Sequence[str | int] | None, label_column: str | int | None
+) -> Table:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError(f"reading {path} needs pyarrow: pip install 'aekit[parquet]'") from None
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"cannot read {path} as parquet ({exc})") from exc
+    names = [str(n) for n in table.column_names]
+    label_idx, feature_idx = _pick_columns(path, names, len(names), columns, label_column)
+    features = []
+    for i in feature_idx:
+        values = table.column(i).to_numpy()
+        if values.dtype.kind not in "biuf":
+            raise DataTypeError(
+                f"{path} column {names[i]!r} holds {table.schema.field(i).type} values, "
+                "expected numbers; pick numeric columns or name it as the label column"
+            )
+        features.append(values)
+    rows = table.num_rows
+    X = np.column_stack(features) if features else np.empty((rows, 0))
+    labels = None
+    if label_idx is not None:
+        labels = _as_labels(np.asarray(table.column(label_idx).to_numpy(zero_copy_only=False)))
+    return Table(X, labels, [names[i] for i in feature_idx])
 
 
 def _is_number(text: str) -> bool:
@@ -181,3 +405,96 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# -- writing ------------------------------------------------------------------------------
+OUTPUT_SUFFIXES = (".npy", ".csv", ".tsv", ".parquet")
+
+
+def check_writable_folder(folder: str | os.PathLike[str]) -> Path:
+    """Raise :class:`DataError` unless ``folder`` is, or can be created as, a writable folder."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise DataError(f"cannot write to {folder}: {existing} is not a writable folder")
+    return folder
+
+
+def check_output(path: str | os.PathLike[str]) -> Path:
+    """Check an output path before any work: known format, writable folder, not a folder.
+
+    Raises
+    ------
+    DataError
+        Unknown extension (expected one of ``OUTPUT_SUFFIXES``), a folder in the way, an
+        unwritable place, or ``.parquet`` without pyarrow.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise DataError(
+            f"cannot write {path}: unknown output format {suffix or path.name!r} "
+            f"(expected {', '.join(OUTPUT_SUFFIXES)})"
+        )
+    if path.is_dir():
+        raise DataError(f"cannot write {path}: it is a folder")
+    check_writable_folder(path.parent)
+    if suffix == ".parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise DataError(f"writing {path} needs pyarrow: pip install 'aekit[parquet]'") from None
+    return path
+
+
+def write_array(
+    path: str | os.PathLike[str], array: Any, column_names: Sequence[str] | None = None
+) -> Path:
+    """Write rows to ``.npy``, ``.csv``/``.tsv`` (with a header) or ``.parquet``, atomically.
+
+    The format follows the extension; the file appears complete or not at all.
+
+    Parameters
+    ----------
+    path : path
+        Output file (checked with :func:`check_output`).
+    array : array-like of shape (n_rows, n_columns) or (n_rows,)
+        Numbers to write.
+    column_names : sequence of str, optional
+        Header names for text and parquet files (default ``x0``, ``x1``...).
+
+    Returns
+    -------
+    Path
+    """
+    path = check_output(path)
+    array = np.asarray(array)
+    if array.ndim == 1:
+        array = array[:, None]
+    names = [str(n) for n in column_names] if column_names is not None else None
+    names = names or [f"x{i}" for i in range(array.shape[1])]
+    if len(names) != array.shape[1]:
+        raise DataError(f"{len(names)} column names for {array.shape[1]} columns")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+        data = buffer.getvalue()
+    elif suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.table({n: array[:, i] for i, n in enumerate(names)}), sink)
+        data = sink.getvalue().to_pybytes()
+    else:
+        sep = "," if suffix == ".csv" else "\t"
+        text = io.StringIO()
+        csv.writer(text, delimiter=sep, lineterminator="\n").writerow(names)
+        digits = 9 if array.dtype == np.float32 else 17  # enough to read back exactly
+        np.savetxt(text, array, delimiter=sep, fmt=f"%.{digits}g")
+        data = text.getvalue().encode()
+    atomic_write(path, data)
+    return path

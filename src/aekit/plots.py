@@ -1,0 +1,192 @@
+"""Figures as PNG bytes: loss curves, error vs code size, reconstructions, code maps.
+
+Every function draws on its own ``matplotlib.figure.Figure`` (no pyplot, no global state,
+the Agg renderer) and returns the PNG file's bytes, ready for a file or a data URI.
+matplotlib is imported here only, when a figure is first drawn; without it
+:func:`require_matplotlib` raises a one-line :class:`~aekit.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError
+from .train import History
+
+__all__ = [
+    "code_activity",
+    "code_map",
+    "error_vs_code_size",
+    "feature_errors",
+    "image_grid",
+    "loss_curves",
+    "require_matplotlib",
+    "row_profiles",
+]
+
+_MAX_LEGEND = 20  # more distinct labels than this get a colour bar instead of a legend
+
+
+def require_matplotlib() -> None:
+    """Raise :class:`ConfigError` when matplotlib is not installed."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ConfigError("plots need matplotlib: pip install 'aekit[plot]'") from None
+
+
+def _figure(width: float, height: float) -> Any:
+    require_matplotlib()
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def _png(fig: Any) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def loss_curves(history: History) -> bytes:
+    """Training and validation loss per epoch (log scale), the kept epoch marked."""
+    fig = _figure(6, 3.6)
+    ax = fig.add_subplot()
+    epochs = [r["epoch"] for r in history.records]
+    ax.plot(epochs, history.train_loss, label="train", marker="." if len(epochs) < 30 else None)
+    val = [np.nan if v is None else v for v in history.val_loss]
+    if not np.isnan(val).all():
+        ax.plot(epochs, val, label="validation", marker="." if len(epochs) < 30 else None)
+    if history.best_epoch is not None:
+        ax.axvline(history.best_epoch, color="grey", linestyle=":", label="kept epoch")
+    ax.set(xlabel="epoch", ylabel="loss (mean per feature, scaled)", yscale="log")
+    ax.legend()
+    return _png(fig)
+
+
+def error_vs_code_size(
+    pca: tuple[Sequence[int], Sequence[float]],
+    autoencoder: tuple[Sequence[int], Sequence[float]],
+    *,
+    title: str = "",
+) -> bytes:
+    """Held-out error of PCA and of the autoencoder against the code size.
+
+    Parameters
+    ----------
+    pca : (code sizes, errors)
+        PCA's mean per-row squared error at each number of components.
+    autoencoder : (code sizes, errors)
+        The autoencoder's, one point per fitted model.
+    """
+    fig = _figure(6, 3.6)
+    ax = fig.add_subplot()
+    ax.plot(pca[0], pca[1], marker=".", label="PCA")
+    ax.plot(autoencoder[0], autoencoder[1], marker="o", linestyle="-", label="autoencoder")
+    ax.set(xlabel="code size (components)", ylabel="mean per-row squared error", yscale="log")
+    if title:
+        ax.set_title(title)
+    ax.legend()
+    return _png(fig)
+
+
+def image_grid(rows: Sequence[tuple[str, np.ndarray]], shape: tuple[int, int]) -> bytes:
+    """Rows of images (e.g. originals, autoencoder, PCA), one named row each.
+
+    Parameters
+    ----------
+    rows : sequence of (name, ndarray of shape (n_images, h·w))
+    shape : (height, width)
+    """
+    n = max(len(images) for _, images in rows)
+    fig = _figure(1.1 * n + 1.2, 1.15 * len(rows))
+    axes = fig.subplots(len(rows), n, squeeze=False)
+    low = min(float(np.min(images)) for _, images in rows)
+    high = max(float(np.max(images)) for _, images in rows)
+    for r, (name, images) in enumerate(rows):
+        for c in range(n):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c < len(images):
+                ax.imshow(images[c].reshape(shape), cmap="gray", vmin=low, vmax=high)
+        axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center")
+    return _png(fig)
+
+
+def row_profiles(original: np.ndarray, reconstructed: np.ndarray) -> bytes:
+    """Non-image rows: each row's features as a line, original against reconstruction."""
+    n = len(original)
+    fig = _figure(6, 1.4 * n + 0.4)
+    axes = fig.subplots(n, 1, squeeze=False, sharex=True)
+    for i in range(n):
+        ax = axes[i, 0]
+        ax.plot(original[i], marker=".", label="original")
+        ax.plot(reconstructed[i], marker=".", label="reconstruction")
+    axes[0, 0].legend(fontsize="small")
+    axes[-1, 0].set_xlabel("feature")
+    return _png(fig)
+
+
+def code_map(points: np.ndarray, labels: np.ndarray | None, *, xlabel: str, ylabel: str) -> bytes:
+    """A scatter of 2-D code coordinates, coloured by label when labels are given."""
+    fig = _figure(6, 5)
+    ax = fig.add_subplot()
+    style = {"s": 6, "alpha": 0.7, "linewidths": 0}
+    if labels is None:
+        ax.scatter(points[:, 0], points[:, 1], **style)
+    else:
+        values = np.unique(labels)
+        if len(values) <= _MAX_LEGEND:
+            import matplotlib
+
+            colours = matplotlib.colormaps["tab10" if len(values) <= 10 else "tab20"]
+            for i, value in enumerate(values):
+                keep = labels == value
+                ax.scatter(
+                    points[keep, 0], points[keep, 1], color=colours(i), label=str(value), **style
+                )
+            ax.legend(markerscale=3, fontsize="small", loc="best")
+        else:
+            art = ax.scatter(points[:, 0], points[:, 1], c=labels.astype(float), **style)
+            fig.colorbar(art, ax=ax, label="label")
+    # Frame the bulk of the points: a few far-out codes would squash everything else.
+    low, high = np.percentile(points, [0.5, 99.5], axis=0)
+    pad = 0.05 * np.maximum(high - low, 1e-12)
+    ax.set_xlim(low[0] - pad[0], high[0] + pad[0])
+    ax.set_ylim(low[1] - pad[1], high[1] + pad[1])
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    return _png(fig)
+
+
+def feature_errors(errors: np.ndarray, image_shape: tuple[int, int] | None) -> bytes:
+    """Mean squared error of each feature: a heat map for images, bars otherwise."""
+    fig = _figure(5 if image_shape else 6, 4 if image_shape else 3)
+    ax = fig.add_subplot()
+    if image_shape:
+        art = ax.imshow(errors.reshape(image_shape), cmap="magma")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.colorbar(art, ax=ax, label="mean squared error")
+    else:
+        ax.bar(np.arange(len(errors)), errors, width=1.0)
+        ax.set(xlabel="feature", ylabel="mean squared error")
+    return _png(fig)
+
+
+def code_activity(codes: np.ndarray, threshold: float = 1e-6) -> bytes:
+    """Sparse codes: a histogram of the active values, and each unit's activation rate."""
+    fig = _figure(9, 3.4)
+    left, right = fig.subplots(1, 2)
+    active = np.abs(codes) > threshold
+    values = codes[active]
+    left.hist(values if values.size else np.zeros(1), bins=50)
+    left.set(xlabel="activation (active units only)", ylabel="count", yscale="log")
+    rate = np.sort(active.mean(axis=0))[::-1]
+    right.bar(np.arange(len(rate)), rate, width=1.0)
+    right.set(xlabel="code unit (sorted)", ylabel="share of rows active")
+    return _png(fig)

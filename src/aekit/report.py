@@ -1,0 +1,303 @@
+"""The model report: what a fitted autoencoder does on a data file, as one HTML page.
+
+:func:`build_report` measures (held-out error against PCA, reconstructions, a 2-D map of the
+codes, per-feature error, code sparsity) and draws the figures; :meth:`Report.write` saves a
+self-contained ``index.html`` (every image embedded as a PNG data URI, no script, nothing
+fetched) and the numbers as ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__, plots
+from .analysis import pca_error_curve, pca_reconstruction, row_errors, sparsity_stats
+from .errors import DataError
+from .io import atomic_write
+
+__all__ = ["IMAGE_SHAPES", "Report", "Section", "build_report", "infer_image_shape"]
+
+IMAGE_SHAPES = {784: (28, 28), 64: (8, 8)}  # feature counts drawn as images by default
+_MAX_POINTS = 5000  # rows in the code map
+_N_EXAMPLES = 10  # rows shown as originals vs reconstructions
+_PCA_CURVE = 32  # PCA components drawn at least (more when the code is wider)
+
+_CSS = """
+body { font-family: system-ui, sans-serif; max-width: 960px; margin: 2em auto; color: #222;
+       padding: 0 1em; line-height: 1.45; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.25em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; } td, th { padding: 2px 12px 2px 0; text-align: left; }
+img { max-width: 100%; height: auto; } .note { background: #fff6d5; padding: .5em .8em; }
+"""
+
+
+@dataclass
+class Section:
+    """One part of the report: a heading, a paragraph and an optional figure."""
+
+    title: str
+    text: str
+    png: bytes | None = None
+
+
+@dataclass
+class Report:
+    """A report's facts, sections and numbers (see :func:`build_report`)."""
+
+    title: str
+    facts: dict[str, str]
+    sections: list[Section]
+    summary: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+    def html(self) -> str:
+        """The page: self-contained HTML5, images as base64 PNG data URIs."""
+        esc = html.escape
+        parts = [
+            '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">',
+            f'<link rel="icon" href="data:,">\n<title>{esc(self.title)}</title>',
+            f"<style>{_CSS}</style>\n</head>\n<body>\n<h1>{esc(self.title)}</h1>",
+        ]
+        parts += [f'<p class="note">{esc(note)}</p>' for note in self.notes]
+        rows = "".join(
+            f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in self.facts.items()
+        )
+        parts.append(f"<table>{rows}</table>")
+        for section in self.sections:
+            parts.append(f"<section>\n<h2>{esc(section.title)}</h2>\n<p>{esc(section.text)}</p>")
+            if section.png is not None:
+                data = base64.b64encode(section.png).decode()
+                parts.append(f'<img alt="{esc(section.title)}" src="data:image/png;base64,{data}">')
+            parts.append("</section>")
+        parts.append(f"<footer><p>aekit {esc(__version__)}</p></footer>\n</body>\n</html>\n")
+        return "\n".join(parts)
+
+    def write(self, folder: str | os.PathLike[str]) -> Path:
+        """Write ``index.html`` and ``summary.json`` into ``folder``; return the page's path."""
+        folder = Path(folder)
+        if folder.exists() and not folder.is_dir():
+            raise DataError(f"cannot write a report to {folder}: it exists and is not a folder")
+        atomic_write(folder / "summary.json", (json.dumps(self.summary, indent=2) + "\n").encode())
+        atomic_write(folder / "index.html", self.html().encode())
+        return folder / "index.html"
+
+
+def infer_image_shape(
+    n_features: int, image_shape: tuple[int, int] | str | None = "auto"
+) -> tuple[int, int] | None:
+    """The (height, width) to draw rows as, or None for tabular data.
+
+    ``"auto"`` recognises 784 features as 28×28 and 64 as 8×8; a given shape must multiply
+    out to ``n_features``.
+    """
+    if image_shape == "auto":
+        return IMAGE_SHAPES.get(n_features)
+    if image_shape is None or isinstance(image_shape, str):
+        return None
+    height, width = image_shape
+    if height * width != n_features:
+        raise DataError(
+            f"image shape {height}x{width} has {height * width} pixels, the data has "
+            f"{n_features} features"
+        )
+    return (int(height), int(width))
+
+
+def build_report(
+    estimator: Any,
+    X: np.ndarray,
+    *,
+    labels: np.ndarray | None = None,
+    holdout: np.ndarray | None = None,
+    image_shape: tuple[int, int] | str | None = "auto",
+    title: str = "aekit report",
+    notes: list[str] | None = None,
+) -> Report:
+    """Measure a fitted :class:`~aekit.Autoencoder` on ``X`` and draw the report's figures.
+
+    Parameters
+    ----------
+    estimator : Autoencoder
+        Fitted.
+    X : ndarray of shape (n_rows, n_features)
+        The data; with ``holdout``, the very rows the model was fitted from.
+    labels : ndarray of shape (n_rows,), optional
+        Colours of the code map.
+    holdout : ndarray of int, optional
+        Rows of ``X`` the model did not train on: the autoencoder and PCA (fitted on the
+        other rows) are compared there. Without it both are measured on all of ``X``, PCA
+        fitted on those same rows, which says so in the report.
+    image_shape : (int, int), "auto" or None, default="auto"
+        Draw rows as images of this shape (see :func:`infer_image_shape`).
+    title : str
+        Page title.
+    notes : list of str, optional
+        Remarks shown at the top (e.g. that the data differs from the fit-time data).
+
+    Returns
+    -------
+    Report
+    """
+    plots.require_matplotlib()
+    n_rows, n_features = X.shape
+    if labels is not None and len(labels) != n_rows:
+        raise DataError(f"{len(labels)} labels for {n_rows} rows")
+    shape = infer_image_shape(n_features, image_shape)
+    code_dim = int(estimator.model_config_.code_dim)
+    notes = list(notes or [])
+    if holdout is not None:
+        test_idx = np.asarray(holdout, dtype=np.int64)
+        train_idx = np.setdiff1d(np.arange(n_rows), test_idx)
+        where = f"the {len(test_idx)} held-out rows the model did not train on"
+    else:
+        train_idx = test_idx = np.arange(n_rows)
+        where = f"all {n_rows} rows, PCA fitted on the same rows (no held-out split known)"
+    X_train, X_test = np.asarray(X[train_idx]), np.asarray(X[test_idx])
+    recon = estimator.reconstruct(X_test)
+    ae_error = float(row_errors(X_test, recon).mean())
+    ks, pca_errors = pca_error_curve(X_train, X_test, max(_PCA_CURVE, 2 * code_dim))
+    pca_same = float(pca_errors[code_dim - 1]) if code_dim <= len(ks) else None
+    matching = ks[pca_errors <= ae_error]
+    summary: dict[str, Any] = {
+        "n_rows": n_rows,
+        "n_features": n_features,
+        "code_dim": code_dim,
+        "measured_on": where,
+        "n_test": len(test_idx),
+        "ae_error": ae_error,
+        "pca_error": pca_same,
+        "pca_components_to_match": int(matching[0]) if len(matching) else None,
+        "pca_curve": {"n_components": ks.tolist(), "error": pca_errors.tolist()},
+    }
+    history = estimator.history_
+    facts = {
+        "data": f"{n_rows} rows × {n_features} features",
+        "model": _describe(estimator),
+        "training": f"{len(history)} epochs, stopped by {history.stop_reason or '?'}, "
+        f"kept epoch {history.best_epoch}",
+        "autoencoder error": f"{ae_error:.4g} (mean per-row squared error, on {where})",
+        "PCA error, same code size": "-" if pca_same is None else f"{pca_same:.4g}",
+    }
+    sections = []
+    if len(history):
+        sections.append(
+            Section(
+                "Loss curves",
+                "Training and validation loss per epoch (mean squared error per feature on "
+                "the scaled data); the dotted line marks the epoch whose weights were kept.",
+                plots.loss_curves(history),
+            )
+        )
+    match_text = (
+        f"PCA needs {summary['pca_components_to_match']} components to do as well."
+        if summary["pca_components_to_match"]
+        else f"PCA with up to {len(ks)} components does not do as well."
+    )
+    sections.append(
+        Section(
+            "Autoencoder vs PCA",
+            f"Mean per-row squared error on {where}: autoencoder {ae_error:.4g} with a "
+            f"{code_dim}-number code, PCA {'-' if pca_same is None else f'{pca_same:.4g}'} "
+            f"with {code_dim} components. {match_text}",
+            plots.error_vs_code_size((ks, pca_errors), ([code_dim], [ae_error])),
+        )
+    )
+    sections.append(_examples(estimator, X_train, X_test, recon, shape, code_dim))
+    sections.append(_code_map(estimator, X, labels))
+    per_feature = np.square(X_test - recon, dtype=np.float64).mean(axis=0)
+    summary["feature_error"] = per_feature.tolist()
+    sections.append(
+        Section(
+            "Error per feature",
+            f"Mean squared reconstruction error of each feature on {where}.",
+            plots.feature_errors(per_feature, shape),
+        )
+    )
+    if estimator.model_config_.sparsity is not None:
+        codes = estimator.transform(X_test)
+        stats = sparsity_stats(codes)
+        summary["sparsity"] = stats
+        facts["dead code units"] = f"{stats['dead_units']} of {code_dim}"
+        sections.append(
+            Section(
+                "Code activity",
+                f"{stats['l0']:.1f} active units per row on average; {stats['dead_units']} of "
+                f"{code_dim} units never active on these rows (dead).",
+                plots.code_activity(codes),
+            )
+        )
+    return Report(title, facts, sections, summary, notes)
+
+
+def _describe(estimator: Any) -> str:
+    cfg = estimator.model_config_
+    hidden = "-".join(str(h) for h in cfg.hidden) or "none"
+    text = f"{cfg.input_dim} → hidden {hidden} → code {cfg.code_dim}, {cfg.activation}"
+    if cfg.sparsity:
+        text += f", sparsity {cfg.sparsity}"
+    if cfg.noise:
+        text += f", denoising ({cfg.noise} {cfg.noise_level:g})"
+    return text
+
+
+def _examples(
+    estimator: Any,
+    X_train: np.ndarray,
+    X_test: np.ndarray,
+    recon: np.ndarray,
+    shape: tuple[int, int] | None,
+    code_dim: int,
+) -> Section:
+    pick = np.unique(np.linspace(0, len(X_test) - 1, min(_N_EXAMPLES, len(X_test))).astype(int))
+    originals = X_test[pick]
+    if shape is None:
+        show = pick[:5]
+        return Section(
+            "Originals and reconstructions",
+            f"{len(show)} rows' features, original and reconstructed.",
+            plots.row_profiles(X_test[show], recon[show]),
+        )
+    pca = pca_reconstruction(X_train, originals, code_dim)
+    return Section(
+        "Originals and reconstructions",
+        f"Top: {len(pick)} rows; middle: the autoencoder's reconstructions; bottom: PCA's with "
+        f"{code_dim} components.",
+        plots.image_grid(
+            [("original", originals), ("autoencoder", recon[pick]), ("PCA", pca)], shape
+        ),
+    )
+
+
+def _code_map(estimator: Any, X: np.ndarray, labels: np.ndarray | None) -> Section:
+    rng = np.random.default_rng(0)
+    rows = np.sort(rng.permutation(len(X))[:_MAX_POINTS])
+    codes = estimator.transform(np.asarray(X[rows]))
+    sub_labels = None if labels is None else np.asarray(labels)[rows]
+    coloured = "" if labels is None else ", coloured by label"
+    if codes.shape[1] == 1:
+        points = np.column_stack([codes[:, 0], rng.uniform(-1, 1, len(codes))])
+        text, axes = f"The 1-D code of {len(rows)} rows (vertical jitter){coloured}.", ("code", "")
+    elif codes.shape[1] == 2:
+        points = codes
+        text, axes = f"The 2-D codes of {len(rows)} rows{coloured}.", ("code 1", "code 2")
+    else:
+        from sklearn.decomposition import PCA
+
+        points = PCA(n_components=2, random_state=0).fit_transform(codes)
+        text = (
+            f"The {codes.shape[1]}-D codes of {len(rows)} rows, projected on their first two "
+            f"principal components{coloured}."
+        )
+        axes = ("PC 1 of the codes", "PC 2 of the codes")
+    text += " The axes frame the central 99% of the points."
+    return Section(
+        "Map of the codes", text, plots.code_map(points, sub_labels, xlabel=axes[0], ylabel=axes[1])
+    )

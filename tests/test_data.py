@@ -1,0 +1,134 @@
+import gzip
+import struct
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from aekit import DataError, DataTypeError
+from aekit.data import check_output, read_array, read_idx, read_labels, read_table, write_array
+
+
+def write_idx(path, array):
+    codes = {np.dtype(np.uint8): 0x08, np.dtype(">f4"): 0x0D}
+    header = bytes([0, 0, codes[array.dtype], array.ndim])
+    header += b"".join(struct.pack(">I", n) for n in array.shape)
+    raw = header + array.tobytes()
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wb") as handle:
+        handle.write(raw)
+
+
+@pytest.fixture()
+def table(rng):
+    return rng.normal(size=(12, 4)).round(3)
+
+
+def test_npy_is_memory_mapped_and_npz_prefers_x(tmp_path, table):
+    np.save(tmp_path / "a.npy", table)
+    X = read_array(tmp_path / "a.npy")
+    assert isinstance(X, np.memmap) and np.array_equal(X, table)
+    np.savez(tmp_path / "a.npz", other=np.zeros((2, 2)), X=table)
+    assert np.array_equal(read_array(tmp_path / "a.npz"), table)
+
+
+@pytest.mark.parametrize("name", ["imgs-idx3-ubyte", "imgs-idx3-ubyte.gz", "imgs.idx"])
+def test_idx_images_are_flattened(tmp_path, name):
+    images = np.arange(3 * 4 * 5, dtype=np.uint8).reshape(3, 4, 5)
+    write_idx(tmp_path / name, images)
+    X = read_array(tmp_path / name)
+    assert X.shape == (3, 20) and np.array_equal(X, images.reshape(3, 20))
+    labels = np.array([3, 1, 4], dtype=np.uint8)
+    write_idx(tmp_path / "labels-idx1-ubyte", labels)
+    assert read_labels(tmp_path / "labels-idx1-ubyte").tolist() == [3, 1, 4]
+    assert read_idx(tmp_path / name).shape == (3, 4, 5)
+
+
+def test_csv_header_columns_and_text_labels(tmp_path):
+    (tmp_path / "t.csv").write_text('a,"b",kind,c\n1,2,cat,3\n4,5.5,dog,6\n')
+    t = read_table(tmp_path / "t.csv", label_column="kind")
+    assert t.columns == ["a", "b", "c"]
+    assert t.X.tolist() == [[1, 2, 3], [4, 5.5, 6]] and t.labels.tolist() == ["cat", "dog"]
+    t = read_table(tmp_path / "t.csv", columns=["c", "0"])
+    assert t.X.tolist() == [[3, 1], [6, 4]] and t.columns == ["c", "a"] and t.labels is None
+
+
+def test_tsv_without_header_and_integer_labels(tmp_path):
+    (tmp_path / "t.tsv").write_text("1\t2\t7\n3\t4\t8\n")
+    t = read_table(tmp_path / "t.tsv", label_column=2)
+    assert t.columns is None and t.X.tolist() == [[1, 2], [3, 4]]
+    assert t.labels.dtype == np.int64 and t.labels.tolist() == [7, 8]
+
+
+def test_parquet_columns_and_labels(tmp_path):
+    pq.write_table(
+        pa.table({"x": [1.0, 2.0], "y": np.array([3, 4], dtype=np.int32), "name": ["u", "v"]}),
+        tmp_path / "t.parquet",
+    )
+    t = read_table(tmp_path / "t.parquet", label_column="name")
+    assert t.X.tolist() == [[1, 3], [2, 4]] and t.columns == ["x", "y"]
+    assert t.labels.tolist() == ["u", "v"]
+    with pytest.raises(DataTypeError, match=r"column 'name'.*string"):
+        read_table(tmp_path / "t.parquet")
+
+
+def test_npy_columns_by_index(tmp_path, table):
+    np.save(tmp_path / "a.npy", table)
+    t = read_table(tmp_path / "a.npy", columns=["3", 1], label_column=0)
+    assert np.array_equal(t.X, table[:, [3, 1]]) and t.labels.shape == (12,)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "error", "match"),
+    [
+        ("missing.csv", None, DataError, "no such file"),
+        ("x.xlsx", "1,2\n", DataError, r"unknown file format '\.xlsx'"),
+        ("e.csv", "", DataError, "is empty"),
+        ("h.csv", "a,b\n", DataError, "no data rows"),
+        ("n.csv", "a,b\n1,2\n3,oops\n", DataTypeError, r"column 'b'.*'oops' at line 3"),
+        ("r.csv", "1,2\n3,4,5\n", DataError, "line 2 has 3 fields, expected 2"),
+        ("bad.npy", "not numpy", DataError, r"not a numeric \.npy"),
+        ("bad.parquet", "not parquet", DataError, r"cannot read .* as parquet"),
+        ("bad.npz", "not a zip", DataError, r"not a readable \.npz"),
+    ],
+)
+def test_bad_files_name_the_problem(tmp_path, name, content, error, match):
+    if content is not None:
+        (tmp_path / name).write_text(content)
+    with pytest.raises(error, match=match):
+        read_array(tmp_path / name)
+
+
+def test_unknown_column_lists_the_known_ones(tmp_path):
+    (tmp_path / "t.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match=r"no column 'z' \(columns: a, b\)"):
+        read_table(tmp_path / "t.csv", columns=["z"])
+    with pytest.raises(DataError, match="feature and the label"):
+        read_table(tmp_path / "t.csv", columns=["a"], label_column="a")
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".csv", ".tsv", ".parquet"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_write_array_round_trips_exactly(tmp_path, rng, suffix, dtype):
+    array = rng.normal(size=(7, 3)).astype(dtype)
+    path = write_array(tmp_path / f"out{suffix}", array, ["p", "q", "r"])
+    table = read_table(path)
+    assert np.array_equal(np.asarray(table.X, dtype=dtype), array)
+    if suffix != ".npy":
+        assert table.columns == ["p", "q", "r"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"out{suffix}"]  # no temp files
+
+
+def test_check_output_refuses_before_writing(tmp_path):
+    with pytest.raises(DataError, match=r"unknown output format '\.json'"):
+        check_output(tmp_path / "codes.json")
+    (tmp_path / "folder.npy").mkdir()
+    with pytest.raises(DataError, match="it is a folder"):
+        check_output(tmp_path / "folder.npy")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataError, match="not a writable folder"):
+        check_output(tmp_path / "file" / "codes.npy")
+    with pytest.raises(DataError, match="column names for"):
+        write_array(tmp_path / "a.csv", np.zeros((2, 2)), ["only-one"])
+    assert not (tmp_path / "a.csv").exists()
