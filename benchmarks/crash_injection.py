@@ -1,9 +1,10 @@
 """Crash injection: kill or interrupt training at random moments, resume, compare bitwise.
 
 Each run starts a child process (this script with ``--child``) that trains a small
-autoencoder on the CPU with checkpoints every epoch and every few steps. Once it reports that
-training began, it gets SIGKILL or SIGINT after a seeded random delay; a second child then
-resumes from the newest usable checkpoint to the end. The final weights are compared bit for
+autoencoder on the CPU with checkpoints every epoch and every few steps, printing each step.
+Once it reports a seeded random step, it gets SIGKILL or SIGINT after a further random delay
+of up to 50 ms (into a step or a checkpoint write); a second child then resumes from the
+newest usable checkpoint to the end. The final weights are compared bit for
 bit with those of an uninterrupted child. Prints a table and writes JSON.
 
 usage: python benchmarks/crash_injection.py [--runs 10] [--seed 0] [--out crash_injection.json]
@@ -21,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-RUN = {"epochs": 6, "batch_size": 64, "checkpoint_every_steps": 10, "keep_checkpoints": 2}
+RUN = {"epochs": 4, "batch_size": 64, "checkpoint_every_steps": 10, "keep_checkpoints": 2}
+STEPS = 4 * 29  # 1800 training rows in batches of 64, four epochs
 
 
 def child(folder: str) -> None:
@@ -32,7 +34,11 @@ def child(folder: str) -> None:
     import torch
     from safetensors.torch import save_file
 
-    from aekit import Hourglass, ModelConfig, TrainConfig, Trainer
+    from aekit import Callback, Hourglass, ModelConfig, TrainConfig, Trainer
+
+    class Report(Callback):
+        def on_batch_end(self, trainer: Trainer, batch: int, n_batches: int) -> None:
+            print(trainer.step, flush=True)
 
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -42,8 +48,7 @@ def child(folder: str) -> None:
         torch.Generator().manual_seed(0),
     )
     config = TrainConfig(random_state=0, device="cpu", checkpoint_dir=folder, **RUN)
-    print("training", flush=True)
-    Trainer(module, config).fit(rows, resume=True)
+    Trainer(module, config, [Report()]).fit(rows, resume=True)
     state = {k: v.contiguous() for k, v in module.state_dict().items()}
     save_file(state, str(Path(folder) / "final.safetensors"))
 
@@ -57,25 +62,23 @@ def _spawn(folder: Path) -> subprocess.Popen[str]:
     )
 
 
-def _finish(folder: Path) -> float:
-    """Run a child to the end; return its training seconds."""
+def _finish(folder: Path) -> None:
+    """Run a child to the end."""
     proc = _spawn(folder)
-    assert proc.stdout is not None
-    proc.stdout.readline()
-    tick = time.perf_counter()
     _, err = proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"child failed: {err[-2000:]}")
-    return time.perf_counter() - tick
 
 
-def one_run(folder: Path, sig: signal.Signals, delay: float) -> dict[str, object]:
-    """Interrupt a child after ``delay`` seconds of training, resume it, describe the result."""
+def one_run(folder: Path, sig: signal.Signals, step: int, delay: float) -> dict[str, object]:
+    """Interrupt a child ``delay`` s after it reports ``step``, resume it, describe the result."""
     from aekit.checkpoint import latest_checkpoint
 
     proc = _spawn(folder)
     assert proc.stdout is not None
-    proc.stdout.readline()  # "training": imports are done
+    for line in proc.stdout:
+        if int(line) >= step:
+            break
     time.sleep(delay)
     proc.send_signal(sig)
     _, err = proc.communicate()
@@ -90,6 +93,7 @@ def one_run(folder: Path, sig: signal.Signals, delay: float) -> dict[str, object
     _finish(folder)
     return {
         "signal": sig.name,
+        "step": step,
         "delay_s": round(delay, 4),
         "exit_code": proc.returncode,
         "on_interrupt": saved,
@@ -112,25 +116,28 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         reference = Path(tmp) / "reference"
-        seconds = _finish(reference)
+        _finish(reference)
         expected = (reference / "final.safetensors").read_bytes()
         results = []
         for i in range(2 * args.runs):
             sig = signal.SIGKILL if i % 2 == 0 else signal.SIGINT
-            run = one_run(Path(tmp) / f"run{i}", sig, rng.uniform(0.0, seconds))
+            step, delay = rng.randint(1, STEPS - 1), rng.uniform(0.0, 0.05)
+            run = one_run(Path(tmp) / f"run{i}", sig, step, delay)
             run["bitwise_equal"] = run.pop("final") == expected
             results.append(run)
-    print(f"uninterrupted training: {seconds:.2f} s; {2 * args.runs} interrupted runs")
-    print(f"{'signal':8} {'delay s':>8}  {'on interrupt':28} {'resumed from':42} stale  equal")
+    print(f"{2 * args.runs} interrupted runs of {STEPS} steps each")
+    print(
+        f"{'signal':8} {'step':>5} {'+ms':>4}  {'on interrupt':28} {'resumed from':42} stale  equal"
+    )
     for r in results:
         print(
-            f"{r['signal']:8} {r['delay_s']:8.3f}  {r['on_interrupt']:28} "
+            f"{r['signal']:8} {r['step']:5} {1000 * r['delay_s']:4.0f}  {r['on_interrupt']:28} "
             f"{r['resumed_from'] or '(fresh start)':42} {r['stale_temp_files']:5}  "
             f"{r['bitwise_equal']}"
         )
     equal = sum(bool(r["bitwise_equal"]) for r in results)
     print(f"bitwise equal to the uninterrupted run: {equal} of {len(results)}")
-    summary = {"train_seconds": seconds, "config": RUN, "runs": results, "equal": equal}
+    summary = {"config": RUN, "steps": STEPS, "runs": results, "equal": equal}
     Path(args.out).write_text(json.dumps(summary, indent=2))
     return 0 if equal == len(results) else 1
 
