@@ -105,3 +105,25 @@ def test_torchrun_command_for_one_and_several_machines():
         torchrun_command(["fit"], 2, nnodes=2)
     with pytest.raises(ConfigError, match="nproc"):
         torchrun_command(["fit"], 0)
+
+
+def test_cli_fit_nproc_2_matches_one_process(tmp_path):
+    data = tmp_path / "rows.npy"
+    np.save(data, rows())
+    common = ["fit", str(data), "--code-dim", "3", "--hidden", "16", "--epochs", "30",
+              "--batch-size", "32", "--lr", "0.03", "--val-fraction", "0.2", "--patience", "3",
+              "--seed", "0", "--device", "cpu", "--holdout", "0", "--quiet"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    outs = {}
+    for nproc in (2, 1):
+        out = tmp_path / f"model{nproc}"
+        argv = [sys.executable, "-m", "aekit", *common, "--out", str(out), "--nproc", str(nproc)]
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.count("saved ") == 1  # rank 0 alone reports
+        outs[nproc] = load(out)
+    assert outs[2].n_iter_ == outs[1].n_iter_
+    for name, tensor in outs[1].module_.state_dict().items():
+        np.testing.assert_allclose(
+            outs[2].module_.state_dict()[name].numpy(), tensor.numpy(), rtol=1e-4, atol=1e-6
+        )

@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -181,7 +182,37 @@ def _write_png(path: Path, draw: Any, *what: Any) -> bool:
 
 # -- commands -----------------------------------------------------------------------------
 def cmd_fit(args: argparse.Namespace) -> int:
-    """Fit an autoencoder to a data file and save it with its history and held-out rows."""
+    """Fit an autoencoder to a data file and save it with its history and held-out rows.
+
+    Under ``torchrun`` (or with ``--nproc N``, which relaunches through it) every process
+    joins PyTorch's process group, trains its share of each global batch, and rank 0 alone
+    writes the model folder and prints.
+    """
+    from .distributed import distributed_session, relaunch
+
+    if args.nproc < 1:
+        raise ConfigError(f"--nproc must be >= 1, got {args.nproc}")
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return relaunch(_without_option(args.argv, "--nproc"), args.nproc)
+    with distributed_session(args.device) as ctx:
+        return _fit(args, ctx.device, ctx.is_main)
+
+
+def _without_option(argv: Sequence[str], name: str) -> list[str]:
+    """``argv`` less ``name VALUE`` / ``name=VALUE``."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == name:
+            skip = True
+        elif not arg.startswith(name + "="):
+            out.append(arg)
+    return out
+
+
+def _fit(args: argparse.Namespace, device: str, is_main: bool) -> int:
     from .analysis import pca_reconstruction, row_errors, split_indices
     from .data import check_writable_folder
     from .estimator import Autoencoder
@@ -203,9 +234,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         train_idx, holdout_idx = split_indices(len(X), args.holdout, args.seed)
     else:
         train_idx, holdout_idx = np.arange(len(X)), np.arange(0)
-    ae = Autoencoder(
-        code_dim=args.code_dim, checkpoint_dir=args.checkpoint_dir, **_estimator_params(args)
-    )
+    params = {**_estimator_params(args), "device": device}
+    ae = Autoencoder(code_dim=args.code_dim, checkpoint_dir=args.checkpoint_dir, **params)
     stopper = StopOnSignal()
     try:
         with stopper.installed():
@@ -220,6 +250,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         raise InterruptedRunError(
             "interrupted; nothing saved (add --checkpoint-dir DIR to make training resumable)"
         ) from None
+    if not is_main:  # under DDP, rank 0 alone writes and reports
+        return 0
     ae.save(out)
     ae.history_.save(out / "history.json")
     atomic_write(out / HOLDOUT, _npy_bytes(holdout_idx.astype(np.int64)))
@@ -509,6 +541,14 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--holdout", type=float, default=0.1, help="rows kept out (default: 0.1)")
     fit.add_argument("--checkpoint-dir", help="write resumable checkpoints here every epoch")
     fit.add_argument("--resume", action="store_true", help="continue from --checkpoint-dir")
+    fit.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train in N processes on this machine with PyTorch DDP (gloo on CPU, NCCL on "
+        "GPU); the same as 'torchrun --standalone --nproc-per-node N -m aekit fit ...'",
+    )
 
     for name, func, help, example in (
         ("encode", cmd_encode, "write the codes of a data file's rows",
