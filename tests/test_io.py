@@ -231,3 +231,18 @@ def test_a_write_killed_midway_leaves_the_old_file_whole(tmp_path, monkeypatch, 
     monkeypatch.undo()
     assert target.read_bytes() == b"old contents"
     assert [p.name for p in tmp_path.iterdir()] == [target.name]  # no temporary file left
+
+
+def test_atomic_write_gives_files_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    from aekit.io import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "out.bin", b"abc")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.bin").read_bytes() == b"abc"
+    assert stat.S_IMODE((tmp_path / "out.bin").stat().st_mode) == 0o644
