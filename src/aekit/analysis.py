@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -134,6 +134,7 @@ class Comparison:
     n_train: int
     n_test: int
     params: dict[str, Any]
+    estimators: list[Any] = field(default_factory=list, repr=False)  # fitted, one per row
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -192,10 +193,11 @@ def compare(
     Returns
     -------
     Comparison
+        Its ``estimators`` hold the fitted autoencoders (not part of :meth:`~Comparison.to_dict`).
     """
     from .estimator import Autoencoder
 
-    rows = []
+    rows, estimators = [], []
     for k in code_dims:
         tick = time.perf_counter()
         ae = Autoencoder(code_dim=int(k), **params).fit(X_train, callbacks=tuple(callbacks))
@@ -207,4 +209,5 @@ def compare(
                 int(k), ae_error, pca_error, ae_error / max(pca_error, 1e-300), seconds, ae.n_iter_
             )
         )
-    return Comparison(rows, len(X_train), len(X_test), dict(params))
+        estimators.append(ae)
+    return Comparison(rows, len(X_train), len(X_test), dict(params), estimators)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from .io import read_model, write_model
 from .model import Hourglass
 from .train import Callback, History, Trainer, derive_seeds
 
-__all__ = ["SCALINGS", "Autoencoder", "load"]
+__all__ = ["SCALINGS", "Autoencoder", "auto_hidden", "load", "resolve_image_shape"]
 
 SCALINGS = ("auto", "standardize", "minmax", "none")
 _ROW_BLOCK = 16  # inference pads batches to whole blocks of rows (see _pad_rows)
@@ -48,6 +49,31 @@ def auto_hidden(n_features: int, code_dim: int) -> tuple[int, ...]:
     return (first, second)
 
 
+AUTO_CHANNELS = (32, 64)  # hidden="auto" with image_shape: two stride-2 convolutions
+
+
+def resolve_image_shape(image_shape: Any, n_features: int) -> tuple[int, ...] | None:
+    """Turn the ``image_shape`` parameter into ``(channels, height, width)`` or None.
+
+    ``"auto"`` reads ``n_features`` as one square channel (784 → (1, 28, 28), 64 → (1, 8, 8));
+    a pair ``(height, width)`` means one channel.
+    """
+    if image_shape is None:
+        return None
+    if isinstance(image_shape, str):
+        side = math.isqrt(n_features)
+        if image_shape != "auto" or side * side != n_features:
+            raise ConfigError(
+                f"image_shape={image_shape!r}: expected (channels, height, width), or 'auto' "
+                f"for square images, but {n_features} features are not a square"
+            )
+        return (1, side, side)
+    if not isinstance(image_shape, (tuple, list)):
+        raise ConfigError(f"image_shape={image_shape!r}: expected a tuple, 'auto' or None")
+    shape = tuple(image_shape)
+    return (1, *shape) if len(shape) == 2 else shape
+
+
 class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Autoencoder as a scikit-learn transformer: a nonlinear PCA.
 
@@ -63,7 +89,11 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         Encoder hidden widths, outermost first; the decoder mirrors them. ``"auto"`` picks two
         layers from the feature count (see :func:`auto_hidden`); ``()`` means no hidden layer.
         ``hidden=()`` with ``activation="identity"`` is the linear autoencoder, which finds
-        PCA's subspace.
+        PCA's subspace. With ``image_shape`` these are convolution channels (auto: 32, 64).
+    image_shape : tuple of int, "auto" or None, default=None
+        Treat rows as images, ``(channels, height, width)`` flattened channel-first (or
+        ``(height, width)``): the encoder becomes stride-2 convolutions and the decoder
+        transposed convolutions. ``"auto"``: one square channel (784 features → 28×28).
     activation : str, default="relu"
         Hidden non-linearity: relu, leaky_relu, elu, gelu, silu, tanh, sigmoid or identity.
     output : {"auto", "identity", "sigmoid"}, default="auto"
@@ -161,6 +191,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         code_dim: int = 2,
         *,
         hidden: str | tuple[int, ...] | int = "auto",
+        image_shape: str | tuple[int, ...] | None = None,
         activation: str = "relu",
         output: str = "auto",
         dropout: float = 0.0,
@@ -193,6 +224,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     ) -> None:
         self.code_dim = code_dim
         self.hidden = hidden
+        self.image_shape = image_shape
         self.activation = activation
         self.output = output
         self.dropout = dropout
@@ -264,21 +296,26 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             raise ConfigError(f"scaling={self.scaling!r} is not one of {', '.join(SCALINGS)}")
         in_unit = bool(X.min() >= 0 and X.max() <= 1)
         scaling = ("none" if in_unit else "standardize") if self.scaling == "auto" else self.scaling
+        image_shape = resolve_image_shape(self.image_shape, X.shape[1])
         hidden = self.hidden
         if isinstance(hidden, str):
             if hidden != "auto":
                 raise ConfigError(f"hidden={hidden!r}: expected 'auto', an int or a tuple of ints")
-            hidden = auto_hidden(X.shape[1], self.code_dim)
+            hidden = AUTO_CHANNELS if image_shape else auto_hidden(X.shape[1], self.code_dim)
         elif isinstance(hidden, (int, np.integer)):
             hidden = (int(hidden),)
-        linear = not hidden and self.activation == "identity"
+        linear = not hidden and self.activation == "identity" and image_shape is None
         output = self.output
         if output == "auto":
             unit_after_scaling = scaling == "minmax" or (scaling == "none" and in_unit)
             output = "sigmoid" if unit_after_scaling and not linear else "identity"
         model_kwargs = {key: getattr(self, key) for key in _MODEL_KEYS}
         model = ModelConfig(
-            input_dim=X.shape[1], hidden=tuple(hidden), output=output, **model_kwargs
+            input_dim=X.shape[1],
+            hidden=tuple(hidden),
+            output=output,
+            image_shape=image_shape,
+            **model_kwargs,
         )
         train_kwargs = {key: getattr(self, key) for key in _TRAIN_KEYS}
         seed = derive_seeds(self.random_state, 2)[1] if self.random_state is not None else None
@@ -528,8 +565,9 @@ def load(folder: str | os.PathLike[str]) -> Autoencoder:
     module, config = read_model(folder)
     try:
         params = dict(config["estimator"])
-        if isinstance(params.get("hidden"), list):
-            params["hidden"] = tuple(params["hidden"])
+        for key in ("hidden", "image_shape"):
+            if isinstance(params.get(key), list):
+                params[key] = tuple(params[key])
         est = Autoencoder(**params)
         train_config = TrainConfig.from_dict(config["train"])
         scaling = config["scaling"]

@@ -34,7 +34,7 @@ from .data import RowSource, TensorRows
 from .errors import ConfigError, ModelFileError, TrainingDivergedError
 from .io import atomic_write, read_checkpoint, write_checkpoint
 from .model import Hourglass
-from .regularize import corrupt, kl_penalty, l1_penalty
+from .regularize import corrupt, dead_unit_code, kl_penalty, l1_penalty
 
 __all__ = [
     "Callback",
@@ -50,6 +50,7 @@ __all__ = [
 logger = logging.getLogger("aekit")
 
 _EVAL_ROWS = 4096  # rows per chunk when evaluating
+_DEAD_AFTER_ROWS = 2048  # a top-k unit silent for this many training rows counts as dead
 _CHECKPOINT_GLOB = "checkpoint-*.safetensors"
 
 
@@ -448,6 +449,11 @@ class Trainer:
             recon_sum = _loss_sum(out, clean, cfg.loss)
             # The L1 penalty is a row mean (rescaled like the loss); KL is a batch statistic.
             penalty = _penalty(out.code, mcfg) * (share if mcfg.sparsity == "l1" else 1.0)
+            if mcfg.sparsity == "topk" and mcfg.sparsity_weight > 0:
+                aux_sum = _dead_unit_loss_sum(module, out, clean)
+                penalty = penalty + mcfg.sparsity_weight * aux_sum * (
+                    self.world_size / global_rows / clean.shape[1]
+                )
             loss = recon_sum * (self.world_size / global_rows / clean.shape[1]) + penalty
         if self.device.type == "cpu" and not torch.isfinite(loss):  # free on the CPU
             self._diverged(epoch, batch + 1)
@@ -668,6 +674,27 @@ def _penalty(code: torch.Tensor, mcfg: Any) -> torch.Tensor:
     if mcfg.sparsity == "kl":
         return mcfg.sparsity_weight * kl_penalty(code.float(), mcfg.sparsity_target)
     return torch.zeros((), device=code.device)
+
+
+def _dead_unit_loss_sum(module: Hourglass, out: Any, clean: torch.Tensor) -> torch.Tensor:
+    """AuxK: squared error left after adding dead units' best guesses to the reconstruction.
+
+    Units that have not fired for ``_DEAD_AFTER_ROWS`` training rows are dead; each row's
+    largest pre-activations among them form an auxiliary code whose decoded contribution is
+    added to the (fixed) reconstruction. Only dead units' weights get gradient from this.
+    """
+    config = module.config
+    assert config.sparsity_k is not None
+    with torch.no_grad():
+        fired = (out.code != 0).any(dim=0)
+        counter = module.rows_since_fired
+        counter.add_(len(clean)).masked_fill_(fired, 0)
+        dead = counter > _DEAD_AFTER_ROWS
+    k_aux = min(config.code_dim, max(2 * config.sparsity_k, config.input_dim // 2))
+    aux_code = dead_unit_code(out.pre, dead, k_aux)
+    delta = module.decode_logits(aux_code) - module.decode_logits(torch.zeros_like(aux_code[:1]))
+    aux_recon = module.output_activation(out.logits.detach() + delta)
+    return _squared_error_sum(aux_recon, clean)
 
 
 def _make_optimizer(module: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
