@@ -100,7 +100,9 @@ def _conv_pair(config: ModelConfig) -> tuple[list[nn.Module], list[nn.Module]]:
     for fan_in, fan_out in itertools.pairwise(channels):
         encoder += [nn.Conv2d(fan_in, fan_out, 3, stride=2, padding=1), *_extras(fan_out, config)]
     encoder += [nn.Flatten(), nn.Linear(flat, config.code_dim)]
-    steps = list(zip(reversed(channels), reversed(channels[:-1]), reversed(sizes[:-1])))
+    steps = list(
+        zip(reversed(channels[1:]), reversed(channels[:-1]), reversed(sizes[:-1]), strict=True)
+    )
     decoder: list[nn.Module] = [nn.Linear(config.code_dim, flat)]
     if steps:
         decoder += [*_extras(None, config), nn.Unflatten(1, (channels[-1], h, w))]

@@ -373,7 +373,7 @@ class Trainer:
     def _loop(self, source: RowSource) -> None:
         cfg = self.config
         n_train = len(self.train_idx)
-        n_batches = max(1, math.ceil(n_train / cfg.batch_size))
+        n_batches = _batch_count(n_train, cfg.batch_size)
         while self.position["epoch"] < cfg.epochs and not self._stop_reason:
             epoch = self.position["epoch"] + 1
             if self.position["batch"] == 0:
@@ -390,7 +390,8 @@ class Trainer:
             self.net.train()
             first = self.position["batch"]
             for batch in range(first, n_batches):
-                rows = order[batch * cfg.batch_size : (batch + 1) * cfg.batch_size]
+                end = n_train if batch == n_batches - 1 else (batch + 1) * cfg.batch_size
+                rows = order[batch * cfg.batch_size : end]
                 local = rows.tensor_split(self.world_size)[self.rank]
                 self._in_step = True
                 step_sse, step_penalty = self._step(source.take(local), len(rows), epoch, batch)
@@ -646,6 +647,12 @@ def _split(n: int, fraction: float, gen: torch.Generator) -> tuple[torch.Tensor,
         return torch.arange(n), torch.arange(0)
     perm = torch.randperm(n, generator=gen)
     return perm[n_val:].sort().values, perm[:n_val].sort().values
+
+
+def _batch_count(n_rows: int, batch_size: int) -> int:
+    """Batches per epoch; a last batch of one row joins the one before (batch norm needs 2)."""
+    n_batches = max(1, math.ceil(n_rows / batch_size))
+    return n_batches - 1 if n_batches > 1 and n_rows % batch_size == 1 else n_batches
 
 
 def _feature_bounds(source: RowSource, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
