@@ -52,7 +52,8 @@ LINEAR = {
     "activation": "identity",
     "lr": 3e-3,
     "lr_schedule": "cosine",
-    "epochs": 400,
+    "epochs": 200,
+    "batch_size": 256,
     "patience": None,
     "val_fraction": 0.0,
 }
@@ -63,6 +64,7 @@ L1 = {**SPARSE, "sparsity": "l1", "sparsity_weight": 3e-4}
 AUXK_WEIGHT = 1 / 32  # Gao et al. 2024's α
 CONV = {"image_shape": (1, 28, 28)}
 QUICK = {"epochs": 3}
+SECTIONS = ("undercomplete", "linear", "denoising", "sparse", "convolutional")
 
 
 def load_mnist(folder: Path, quick: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -207,45 +209,71 @@ def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
 
 def table(results: dict[str, Any]) -> str:
     """The printed summary."""
+    out: list[str] = []
+    if "undercomplete" in results:
+        out += _undercomplete_table(results["undercomplete"])
+    if "linear" in results:
+        out += _linear_table(results["linear"])
+    if "denoising" in results:
+        out += _denoising_table(results["denoising"])
+    if "sparse" in results:
+        out += _sparse_table(results["sparse"])
+    if "convolutional" in results:
+        c = results["convolutional"]
+        out.append(
+            f"5. convolutional, code 30, channels {c['hidden']}: {c['ae_error']:.3f} "
+            f"(PCA {c['pca_error']:.3f}, AE/PCA {c['ratio']:.3f}, {c['fit_seconds']:.0f} s)"
+        )
+    return "\n".join(out)
+
+
+def _undercomplete_table(section: dict[str, Any]) -> list[str]:
     out = ["1. undercomplete (mean squared error per test image; AE/PCA below 1 = AE wins)"]
     out.append(
         f"   {'model':<12} {'code':>4} {'AE':>8} {'PCA':>8} {'AE/PCA':>7} {'ep':>4} {'s':>6}"
     )
-    for r in results["undercomplete"]["rows"]:
+    for r in section["rows"]:
         out.append(
             f"   {r['model']:<12} {r['code_dim']:>4} {r['ae_error']:>8.3f} {r['pca_error']:>8.3f} "
             f"{r['ratio']:>7.3f} {r['epochs']:>4} {r['fit_seconds']:>6.0f}"
         )
-    out.append("2. linear AE vs PCA")
+    return out
+
+
+def _linear_table(rows: list[dict[str, Any]]) -> list[str]:
+    out = ["2. linear AE vs PCA"]
     out.append(
         f"   {'code':>4} {'AE/PCA':>7} {'mean°':>6} {'max°':>6} {'gap':>5} {'ep':>4} {'s':>6}"
     )
-    for r in results["linear"]:
+    for r in rows:
         out.append(
             f"   {r['code_dim']:>4} {r['ratio']:>7.4f} {r['mean_angle_deg']:>6.2f} "
             f"{r['max_angle_deg']:>6.2f} {r['eigengap']:>5.3f} {r['epochs']:>4} "
             f"{r['fit_seconds']:>6.0f}"
         )
-    out.append("3. denoising, code 30 (error against the clean images)")
+    return out
+
+
+def _denoising_table(rows: list[dict[str, Any]]) -> list[str]:
+    out = ["3. denoising, code 30 (error against the clean images)"]
     out.append(f"   {'noise':<9} {'DAE':>7} {'plain':>7} {'PCA':>7} {'noisy':>7} {'DAE/PCA':>7}")
-    for r in results["denoising"]:
+    for r in rows:
         out.append(
             f"   {r['noise']:<9} {r['dae_error']:>7.2f} {r['plain_ae_error']:>7.2f} "
             f"{r['pca_error']:>7.2f} {r['noisy_input_error']:>7.2f} {r['dae_over_pca']:>7.3f}"
         )
-    out.append("4. sparse codes, 1,024 units (normalized MSE; PCA-32 for reference)")
+    return out
+
+
+def _sparse_table(rows: list[dict[str, Any]]) -> list[str]:
+    out = ["4. sparse codes, 1,024 units (normalized MSE; PCA-32 for reference)"]
     out.append(f"   {'model':<17} {'nMSE':>6} {'PCA-32':>6} {'L0':>6} {'dead':>6} {'s':>6}")
-    for r in results["sparse"]:
+    for r in rows:
         out.append(
             f"   {r['model']:<17} {r['nmse']:>6.3f} {r['pca32_nmse']:>6.3f} {r['l0']:>6.1f} "
             f"{r['dead_fraction']:>6.1%} {r['fit_seconds']:>6.0f}"
         )
-    c = results["convolutional"]
-    out.append(
-        f"5. convolutional, code 30, channels {c['hidden']}: {c['ae_error']:.3f} "
-        f"(PCA {c['pca_error']:.3f}, AE/PCA {c['ratio']:.3f}, {c['fit_seconds']:.0f} s)"
-    )
-    return "\n".join(out)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -253,21 +281,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="MNIST folder")
     parser.add_argument("--out", type=Path, default=Path("quality.json"), help="JSON results")
     parser.add_argument("--quick", action="store_true", help="smoke run: few rows, 3 epochs")
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)",
+    )
     args = parser.parse_args(argv)
+    chosen = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = sorted(set(chosen) - set(SECTIONS))
+    if unknown:
+        print(f"quality.py: error: unknown section(s) {', '.join(unknown)}", file=sys.stderr)
+        return 2
     if not (args.data / IMAGES).is_file():
         print(f"quality.py: error: {args.data / IMAGES} not found (see --data)", file=sys.stderr)
         return 2
     tick = time.perf_counter()
     train, test = load_mnist(args.data, args.quick)
-    first = undercomplete(train, test, args.quick)
-    plain = first.pop("plain_ae_k30")
-    results = {
-        "undercomplete": first,
-        "linear": linear(train, test, args.quick),
-        "denoising": denoising(train, test, plain, args.quick),
-        "sparse": sparse(train, test, args.quick),
-        "convolutional": convolutional(train, test, args.quick),
-    }
+    results: dict[str, Any] = {}
+    plain = None
+    if "undercomplete" in chosen:
+        results["undercomplete"] = undercomplete(train, test, args.quick)
+        plain = results["undercomplete"].pop("plain_ae_k30")
+    if "linear" in chosen:
+        results["linear"] = linear(train, test, args.quick)
+    if "denoising" in chosen:
+        if plain is None:  # the plain AE of section 1, fitted here when section 1 is skipped
+            plain, _ = fit(train, args.quick, code_dim=30)
+        results["denoising"] = denoising(train, test, plain, args.quick)
+    if "sparse" in chosen:
+        results["sparse"] = sparse(train, test, args.quick)
+    if "convolutional" in chosen:
+        results["convolutional"] = convolutional(train, test, args.quick)
     results["meta"] = {
         "quick": args.quick,
         "n_train": len(train),

@@ -31,7 +31,7 @@ from torch import nn
 
 from .config import TrainConfig
 from .data import RowSource, TensorRows
-from .errors import ConfigError, ModelFileError, TrainingDivergedError
+from .errors import ConfigError, DataError, ModelFileError, TrainingDivergedError
 from .io import atomic_write, read_checkpoint, write_checkpoint
 from .model import Hourglass
 from .regularize import corrupt, dead_unit_code, kl_penalty, l1_penalty
@@ -343,6 +343,11 @@ class Trainer:
         self.noise_gen = _generator(seeds[2], self.device)
         module.set_generator(self.noise_gen)
         self.train_idx, self.val_idx = _split(len(source), cfg.val_fraction, split_gen)
+        if module.config.batch_norm and len(self.train_idx) < 2:
+            raise DataError(
+                f"batch_norm=True needs at least 2 training rows, got {len(self.train_idx)} "
+                "sample(s); pass batch_norm=False for a single sample"
+            )
         self.net: nn.Module = module
         if self.world_size > 1:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
