@@ -135,7 +135,8 @@ class ModelConfig(_Config):
         ``kl`` (sigmoid codes, KL divergence of the mean activation to ``sparsity_target``), or
         ``topk`` (keep the ``sparsity_k`` largest activations of each row, zero the rest).
     sparsity_weight : float, default=1e-3
-        λ for ``l1``, β for ``kl``; weight of the dead-unit auxiliary loss for ``topk``.
+        λ for ``l1``, β for ``kl``; weight of the dead-unit auxiliary loss (AuxK) for ``topk``
+        with a linear decoder (``hidden=()``).
     sparsity_target : float, default=0.05
         Target mean activation ρ for ``kl``.
     sparsity_k : int or None, default=None

@@ -455,7 +455,7 @@ class Trainer:
             recon_sum = _loss_sum(out, clean, cfg.loss)
             # The L1 penalty is a row mean (rescaled like the loss); KL is a batch statistic.
             penalty = _penalty(out.code, mcfg) * (share if mcfg.sparsity == "l1" else 1.0)
-            if mcfg.sparsity == "topk" and mcfg.sparsity_weight > 0:
+            if mcfg.sparsity == "topk" and mcfg.sparsity_weight > 0 and not mcfg.hidden:
                 aux_sum = _dead_unit_loss_sum(module, out, clean)
                 penalty = penalty + mcfg.sparsity_weight * aux_sum * (
                     self.world_size / global_rows / clean.shape[1]
@@ -691,9 +691,11 @@ def _penalty(code: torch.Tensor, mcfg: Any) -> torch.Tensor:
 def _dead_unit_loss_sum(module: Hourglass, out: Any, clean: torch.Tensor) -> torch.Tensor:
     """AuxK: squared error left after adding dead units' best guesses to the reconstruction.
 
-    Units that have not fired for ``_DEAD_AFTER_ROWS`` training rows are dead; each row's
-    largest pre-activations among them form an auxiliary code whose decoded contribution is
-    added to the (fixed) reconstruction. Only dead units' weights get gradient from this.
+    For a top-k code with a linear decoder (``hidden=()``, the sparse-dictionary setting of
+    Gao et al.). Units that have not fired for ``_DEAD_AFTER_ROWS`` training rows are dead;
+    each row's largest pre-activations among them form an auxiliary code whose decoded
+    contribution ``W z`` is added to the (fixed) reconstruction. Only dead units' weights get
+    gradient from this.
     """
     config = module.config
     assert config.sparsity_k is not None
@@ -704,7 +706,7 @@ def _dead_unit_loss_sum(module: Hourglass, out: Any, clean: torch.Tensor) -> tor
         dead = counter > _DEAD_AFTER_ROWS
     k_aux = min(config.code_dim, max(2 * config.sparsity_k, config.input_dim // 2))
     aux_code = dead_unit_code(out.pre, dead, k_aux)
-    delta = module.decode_logits(aux_code) - module.decode_logits(torch.zeros_like(aux_code[:1]))
+    delta = F.linear(aux_code, module.code_layer.weight)
     aux_recon = module.output_activation(out.logits.detach() + delta)
     return _squared_error_sum(aux_recon, clean)
 
