@@ -54,6 +54,8 @@ def test_from_dict_rejects_unknown_keys_and_types():
         ModelConfig.from_dict({**data, "code_dim": "2"})
     with pytest.raises(ConfigError, match="list of integers"):
         ModelConfig.from_dict({**data, "hidden": [8, "x"]})
+    with pytest.raises(ConfigError, match="missing ModelConfig key"):
+        ModelConfig.from_dict({k: v for k, v in data.items() if k != "input_dim"})
     with pytest.raises(ConfigError, match="JSON object"):
         ModelConfig.from_dict([1, 2])
     assert ModelConfig(input_dim=3, hidden=(), activation="identity").is_linear

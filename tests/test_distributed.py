@@ -9,8 +9,10 @@ import pytest
 from aekit import Autoencoder, ConfigError, load
 from aekit.distributed import distributed_session, init_from_env, torchrun_command
 
-# No dropout or noise: every random draw is shared, so 2 ranks must match 1 process.
+# No dropout or noise: every random draw is shared, so 2 ranks must match 1 process. No batch
+# norm either: under DDP it normalises with each rank's share of the batch.
 PARAMS = {
+    "batch_norm": False,
     "code_dim": 3,
     "hidden": (16,),
     "epochs": 30,
@@ -112,7 +114,8 @@ def test_cli_fit_nproc_2_matches_one_process(tmp_path):
     np.save(data, rows())
     common = ["fit", str(data), "--code-dim", "3", "--hidden", "16", "--epochs", "30",
               "--batch-size", "32", "--lr", "0.03", "--val-fraction", "0.2", "--patience", "3",
-              "--seed", "0", "--device", "cpu", "--holdout", "0", "--quiet"]  # fmt: skip
+              "--seed", "0", "--device", "cpu", "--holdout", "0", "--quiet",
+              "--no-batch-norm"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     outs = {}
     for nproc in (2, 1):

@@ -1,6 +1,9 @@
+import math
+
+import pytest
 import torch
 
-from aekit import Hourglass, ModelConfig
+from aekit import ConfigError, Hourglass, ModelConfig
 
 
 def build(**kwargs):
@@ -60,3 +63,36 @@ def test_scaling_round_trip():
     model.scale.fill_(4.0)
     x = torch.rand(3, 6)
     assert torch.allclose(model.unscale_output(model.scale_input(x)), x)
+
+
+def test_conv_model_shapes_and_mirrored_sizes():
+    for shape, hidden in [((1, 28, 28), (8, 16)), ((3, 7, 5), (4,)), ((1, 8, 8), ())]:
+        config = ModelConfig(
+            input_dim=math.prod(shape), code_dim=5, hidden=hidden, image_shape=shape
+        )
+        model = Hourglass(config, torch.Generator().manual_seed(0))
+        out = model(torch.rand(3, config.input_dim))
+        assert out.recon.shape == (3, config.input_dim) and out.code.shape == (3, 5)
+        convs = [m for m in model.encoder if isinstance(m, torch.nn.Conv2d)]
+        assert [c.out_channels for c in convs] == list(hidden)
+        deconvs = [m for m in model.decoder if isinstance(m, torch.nn.ConvTranspose2d)]
+        expected = [*reversed(hidden[:-1]), shape[0]] if hidden else []
+        assert [c.out_channels for c in deconvs] == expected
+
+
+def test_conv_image_shape_must_match_input_dim():
+    with pytest.raises(ConfigError, match="image_shape"):
+        ModelConfig(input_dim=100, image_shape=(1, 28, 28))
+    with pytest.raises(ConfigError, match="image_shape"):
+        ModelConfig(input_dim=784, image_shape=(28, 28))
+    conv_linear = ModelConfig(input_dim=4, hidden=(), activation="identity", image_shape=(1, 2, 2))
+    assert not conv_linear.is_linear
+
+
+def test_output_pre_is_code_before_activation():
+    model = build(code_dim=10, hidden=(16,), sparsity="topk", sparsity_k=3)
+    out = model(torch.rand(8, 6))
+    assert out.pre.shape == (8, 10)
+    assert torch.equal(out.code, model.code_activation(out.pre))
+    assert model.rows_since_fired.shape == (10,)
+    assert "rows_since_fired" not in build(code_dim=10).state_dict()

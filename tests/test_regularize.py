@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from aekit.regularize import corrupt, kl_penalty, l1_penalty, topk_mask
+from aekit.regularize import corrupt, dead_unit_code, kl_penalty, l1_penalty, topk_mask
 
 
 def test_l1_is_row_mean_of_abs_sum():
@@ -42,3 +42,20 @@ def test_corruption_is_reproducible_from_the_generator():
     a = corrupt(x, "gaussian", 1.0, torch.Generator().manual_seed(3))
     b = corrupt(x, "gaussian", 1.0, torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
+
+
+def test_dead_unit_code_keeps_top_dead_units_only():
+    pre = torch.tensor([[5.0, -1.0, 2.0, -3.0], [0.5, -4.0, -2.0, 1.0]], requires_grad=True)
+    dead = torch.tensor([False, True, True, True])
+    aux = dead_unit_code(pre, dead, 2)
+    assert torch.equal(aux, torch.tensor([[0.0, -1.0, 2.0, 0.0], [0.0, 0.0, -2.0, 1.0]]))
+    aux.sum().backward()
+    assert torch.equal(pre.grad, torch.tensor([[0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 1.0, 1.0]]))
+
+
+def test_dead_unit_code_with_fewer_dead_units_than_k_is_finite():
+    pre = torch.randn(3, 5)
+    aux = dead_unit_code(pre, torch.tensor([False, False, True, False, False]), 4)
+    assert torch.isfinite(aux).all()
+    assert torch.equal(aux[:, 2], pre[:, 2]) and (aux[:, [0, 1, 3, 4]] == 0).all()
+    assert (dead_unit_code(pre, torch.zeros(5, dtype=torch.bool), 2) == 0).all()

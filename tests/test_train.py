@@ -128,3 +128,26 @@ def test_bf16_autocast_trains():
 def test_resolve_device():
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type in {"cpu", "cuda", "mps"}
+
+
+def test_auxk_loss_revives_dead_topk_units(digits):
+    """Half the units start dead (bias far below zero); the auxiliary loss brings most back."""
+    rows = torch.from_numpy(digits.astype(np.float32))
+    dead = []
+    for weight in (0.0, 1 / 32):
+        config = ModelConfig(
+            input_dim=64, code_dim=64, hidden=(), sparsity="topk", sparsity_k=4,
+            sparsity_weight=weight,
+        )  # fmt: skip
+        model = Hourglass(config, torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            model.encoder[0].bias[32:] = -5.0
+        train = TrainConfig(
+            epochs=20, batch_size=32, lr=3e-3, random_state=0, device="cpu",
+            val_fraction=0.0, patience=None,
+        )  # fmt: skip
+        Trainer(model, train).fit(rows)
+        with torch.no_grad():
+            dead.append(float((model.encode(rows) != 0).any(dim=0).logical_not().float().mean()))
+    assert dead[0] > 0.5
+    assert dead[1] < dead[0] / 2

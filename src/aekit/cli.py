@@ -140,19 +140,16 @@ def _names(text: str) -> list[str]:
 
 def _estimator_params(args: argparse.Namespace) -> dict[str, Any]:
     """Autoencoder arguments from the shared training options."""
+    names = (
+        "hidden", "activation", "batch_norm", "dropout", "scaling", "loss", "epochs",
+        "batch_size", "lr", "lr_schedule", "weight_decay", "val_fraction", "max_time",
+    )  # fmt: skip
     params: dict[str, Any] = {
-        "hidden": args.hidden,
-        "activation": args.activation,
-        "scaling": args.scaling,
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "val_fraction": args.val_fraction,
-        "patience": args.patience if args.patience > 0 else None,
-        "max_time": args.max_time,
-        "random_state": args.seed,
-        "device": args.device,
+        name: getattr(args, name) for name in names if getattr(args, name) is not None
     }
+    if args.patience is not None:
+        params["patience"] = args.patience if args.patience > 0 else None
+    params.update(random_state=args.seed, device=args.device)
     params.update(args.sparsity or {})
     params.update(args.noise or {})
     if args.sparsity_weight is not None:
@@ -465,17 +462,24 @@ def _training_options() -> argparse.ArgumentParser:
     opts = argparse.ArgumentParser(add_help=False)
     group = opts.add_argument_group("model and training")
     add = group.add_argument
-    add("--hidden", type=_hidden, default="auto", help="widths, e.g. 512,256; auto; none")
-    add("--activation", default="relu", help="hidden non-linearity (default: relu)")
-    add("--scaling", default="auto", help="auto, standardize, minmax, none (default: auto)")
+    # Defaults are the library's own (None here = not passed): one place for each default.
+    lib = " (default: Autoencoder's)"
+    add("--hidden", type=_hidden, help="widths, e.g. 512,256; auto; none" + lib)
+    add("--activation", help="hidden non-linearity, e.g. relu, silu" + lib)
+    add("--batch-norm", action=argparse.BooleanOptionalAction, help="batch normalisation" + lib)
+    add("--dropout", type=float, help="dropout after each hidden layer" + lib)
+    add("--scaling", help="auto, standardize, minmax, none" + lib)
     add("--sparsity", type=_sparsity, help="l1:WEIGHT, kl:TARGET_RATE or topk:K")
     add("--sparsity-weight", type=float, help="λ (l1) or β (kl) when not given in --sparsity")
     add("--noise", type=_noise, help="denoising: gaussian:SIGMA, masking:P or salt_and_pepper:P")
-    add("--epochs", type=int, default=100, help="maximum epochs (default: 100)")
-    add("--batch-size", type=int, default=128, help="rows per step (default: 128)")
-    add("--lr", type=float, default=1e-3, help="learning rate (default: 1e-3)")
-    add("--val-fraction", type=float, default=0.1, help="validation share (default: 0.1)")
-    add("--patience", type=int, default=10, help="early-stopping patience; 0: off (default: 10)")
+    add("--loss", help="auto, mse or bce" + lib)
+    add("--epochs", type=int, help="maximum epochs" + lib)
+    add("--batch-size", type=int, help="rows per step" + lib)
+    add("--lr", type=float, help="learning rate" + lib)
+    add("--lr-schedule", help="constant, cosine or plateau" + lib)
+    add("--weight-decay", type=float, help="weight decay" + lib)
+    add("--val-fraction", type=float, help="validation share" + lib)
+    add("--patience", type=int, help="early-stopping patience; 0: off" + lib)
     add("--max-time", type=float, help="training budget in seconds")
     add("--seed", type=int, default=0, help="random seed (default: 0)")
     add("--device", default="auto", help="auto, cpu, cuda, mps (default: auto)")

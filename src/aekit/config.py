@@ -83,6 +83,14 @@ class _Config:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ConfigError(f"unknown {cls.__name__} key(s): {', '.join(unknown)}")
+        required = {
+            f.name
+            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        }
+        missing = sorted(required - set(data))
+        if missing:
+            raise ConfigError(f"missing {cls.__name__} key(s): {', '.join(missing)}")
         kwargs = {key: _coerce(cls.__name__, key, value, hints[key]) for key, value in data.items()}
         return cls(**kwargs)
 
@@ -135,7 +143,8 @@ class ModelConfig(_Config):
         ``kl`` (sigmoid codes, KL divergence of the mean activation to ``sparsity_target``), or
         ``topk`` (keep the ``sparsity_k`` largest activations of each row, zero the rest).
     sparsity_weight : float, default=1e-3
-        λ for ``l1``, β for ``kl``; weight of the dead-unit auxiliary loss for ``topk``.
+        λ for ``l1``, β for ``kl``; weight of the dead-unit auxiliary loss (AuxK) for ``topk``
+        with a linear decoder (``hidden=()``).
     sparsity_target : float, default=0.05
         Target mean activation ρ for ``kl``.
     sparsity_k : int or None, default=None
@@ -144,6 +153,10 @@ class ModelConfig(_Config):
         Input corruption while training (denoising autoencoder).
     noise_level : float, default=0.3
         σ for ``gaussian``; the fraction of corrupted features otherwise.
+    image_shape : tuple of int or None, default=None
+        ``(channels, height, width)`` of image rows (flattened channel-first, so
+        ``input_dim`` is their product): the encoder becomes stride-2 3×3 convolutions with
+        ``hidden`` channels and the decoder the mirrored transposed convolutions.
     """
 
     input_dim: int
@@ -159,6 +172,7 @@ class ModelConfig(_Config):
     sparsity_k: int | None = None  # active units per row for topk
     noise: str | None = None  # gaussian, masking, salt_and_pepper or None
     noise_level: float = 0.3  # σ (gaussian) or corrupted fraction (masking, salt_and_pepper)
+    image_shape: tuple[int, ...] | None = None  # (channels, height, width): convolutional
 
     def __post_init__(self) -> None:
         _positive_int("input_dim", self.input_dim)
@@ -192,11 +206,24 @@ class ModelConfig(_Config):
         _choice("noise", self.noise, (None, *NOISES))
         high = math.inf if self.noise == "gaussian" else 1.0
         _finite("noise_level", self.noise_level, 0.0, high, open_high=self.noise == "gaussian")
+        if self.image_shape is not None:
+            shape = self.image_shape
+            _check(
+                isinstance(shape, tuple)
+                and len(shape) == 3
+                and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape),
+                f"image_shape must be (channels, height, width) positive integers, got {shape!r}",
+            )
+            _check(
+                math.prod(shape) == self.input_dim,
+                f"image_shape={shape!r} holds {math.prod(shape)} values, input_dim is "
+                f"{self.input_dim}",
+            )
 
     @property
     def is_linear(self) -> bool:
         """True for the linear autoencoder (no hidden layer, identity activations)."""
-        return not self.hidden and self.activation == "identity"
+        return not self.hidden and self.activation == "identity" and self.image_shape is None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""The hourglass network: an MLP encoder narrowing to a code and a mirrored decoder.
+"""The hourglass network: an encoder narrowing to a code and a mirrored decoder.
+
+The encoder is an MLP, or for image rows (``ModelConfig.image_shape``) a stack of strided
+convolutions whose channel counts are ``hidden``; the decoder mirrors it with transposed
+convolutions. Code activations, penalties and noise are the same for both.
 
 The module carries its own input scaling as buffers (``offset`` and ``scale``), so a saved
 model needs nothing else to turn raw rows into codes. The network itself works in the
@@ -26,6 +30,7 @@ class Output(NamedTuple):
     recon: torch.Tensor  # reconstruction, in the scaled space
     code: torch.Tensor  # the code (after the code activation and any top-k)
     logits: torch.Tensor  # reconstruction before the output activation
+    pre: torch.Tensor  # the code before the code activation (top-k's auxiliary loss uses it)
 
 
 def _activation(name: str) -> nn.Module:
@@ -70,6 +75,57 @@ def _stack(widths: list[int], config: ModelConfig) -> list[nn.Module]:
     return layers
 
 
+def _conv_sizes(image_shape: tuple[int, ...], n_layers: int) -> list[tuple[int, int]]:
+    """Spatial size (height, width) before each stride-2 convolution and after the last."""
+    sizes = [(image_shape[1], image_shape[2])]
+    for _ in range(n_layers):
+        h, w = sizes[-1]
+        sizes.append(((h + 1) // 2, (w + 1) // 2))
+    return sizes
+
+
+def _conv_pair(config: ModelConfig) -> tuple[list[nn.Module], list[nn.Module]]:
+    """Strided-convolution encoder and transposed-convolution decoder for image rows.
+
+    Each encoder layer is a 3×3 convolution with stride 2 (halving height and width) and
+    ``hidden[i]`` output channels; a linear layer maps the last feature map to the code and
+    back. The decoder mirrors the encoder, its output padding chosen to restore each size.
+    """
+    assert config.image_shape is not None
+    channels = [config.image_shape[0], *config.hidden]
+    sizes = _conv_sizes(config.image_shape, len(config.hidden))
+    h, w = sizes[-1]
+    flat = channels[-1] * h * w
+    encoder: list[nn.Module] = []
+    for fan_in, fan_out in itertools.pairwise(channels):
+        encoder += [nn.Conv2d(fan_in, fan_out, 3, stride=2, padding=1), *_extras(fan_out, config)]
+    encoder += [nn.Flatten(), nn.Linear(flat, config.code_dim)]
+    steps = list(
+        zip(reversed(channels[1:]), reversed(channels[:-1]), reversed(sizes[:-1]), strict=True)
+    )
+    decoder: list[nn.Module] = [nn.Linear(config.code_dim, flat)]
+    if steps:
+        decoder += [*_extras(None, config), nn.Unflatten(1, (channels[-1], h, w))]
+    for i, (fan_in, fan_out, (out_h, out_w)) in enumerate(steps):
+        in_h, in_w = sizes[len(steps) - i]
+        pad = (out_h - 2 * in_h + 1, out_w - 2 * in_w + 1)
+        decoder.append(nn.ConvTranspose2d(fan_in, fan_out, 3, 2, padding=1, output_padding=pad))
+        if i < len(steps) - 1:
+            decoder += _extras(fan_out, config)
+    return encoder, [*decoder, nn.Flatten()] if steps else decoder
+
+
+def _extras(channels: int | None, config: ModelConfig) -> list[nn.Module]:
+    """Batch norm (over channels, when given), activation and dropout after a conv layer."""
+    layers: list[nn.Module] = []
+    if config.batch_norm and channels is not None:
+        layers.append(nn.BatchNorm2d(channels))
+    layers.append(_activation(config.activation))
+    if config.dropout > 0:
+        layers.append(SeededDropout(config.dropout))
+    return layers
+
+
 class Hourglass(nn.Module):
     """An autoencoder built from a :class:`~aekit.config.ModelConfig`.
 
@@ -98,23 +154,26 @@ class Hourglass(nn.Module):
         # nn.Linear draws a throw-away init from the global generator; fork it so building a
         # model leaves the caller's random state as it was (reset_parameters draws the real one).
         with torch.random.fork_rng(devices=[]):
-            self.encoder = nn.Sequential(
-                *_stack(widths, config), nn.Linear(widths[-1], config.code_dim)
-            )
-            self.decoder = nn.Sequential(
-                *_stack(back, config), nn.Linear(back[-1], config.input_dim)
-            )
+            if config.image_shape is not None:
+                encoder, decoder = _conv_pair(config)
+            else:
+                encoder = [*_stack(widths, config), nn.Linear(widths[-1], config.code_dim)]
+                decoder = [*_stack(back, config), nn.Linear(back[-1], config.input_dim)]
+            self.encoder = nn.Sequential(*encoder)
+            self.decoder = nn.Sequential(*decoder)
         self.register_buffer("offset", torch.zeros(config.input_dim))
         self.register_buffer("scale", torch.ones(config.input_dim))
+        if config.sparsity == "topk":  # training rows since each code unit last fired
+            self.register_buffer("rows_since_fired", torch.zeros(config.code_dim))
         self.reset_parameters(generator)
 
     # -- parameters ---------------------------------------------------------------------
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Draw fresh weights (PyTorch's default Linear init) from ``generator``."""
+        """Draw fresh weights (PyTorch's default init) from ``generator``."""
         for layer in self.modules():
-            if isinstance(layer, nn.Linear):
+            if isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
-                bound = 1 / math.sqrt(layer.in_features)
+                bound = 1 / math.sqrt(layer.weight[0].numel())  # PyTorch's fan-in
                 nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
         self.normalize_decoder_()
 
@@ -164,9 +223,15 @@ class Hourglass(nn.Module):
             return topk_mask(torch.relu(pre), self.config.sparsity_k)
         return pre
 
+    def encode_pre(self, x: torch.Tensor) -> torch.Tensor:
+        """Scaled rows → codes before the code activation."""
+        if self.config.image_shape is not None:
+            x = x.reshape(-1, *self.config.image_shape)
+        return self.encoder(x)
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Scaled rows → codes."""
-        return self.code_activation(self.encoder(x))
+        return self.code_activation(self.encode_pre(x))
 
     def decode_logits(self, code: torch.Tensor) -> torch.Tensor:
         """Codes → reconstruction before the output activation."""
@@ -182,6 +247,7 @@ class Hourglass(nn.Module):
 
     def forward(self, x: torch.Tensor) -> Output:
         """Encode and decode scaled rows; return reconstruction, code and logits."""
-        code = self.encode(x)
+        pre = self.encode_pre(x)
+        code = self.code_activation(pre)
         logits = self.decode_logits(code)
-        return Output(self.output_activation(logits), code, logits)
+        return Output(self.output_activation(logits), code, logits, pre)

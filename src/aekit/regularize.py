@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["corrupt", "kl_penalty", "l1_penalty", "topk_mask"]
+__all__ = ["corrupt", "dead_unit_code", "kl_penalty", "l1_penalty", "topk_mask"]
 
 _EPS = 1e-6
 
@@ -66,6 +66,33 @@ def topk_mask(code: torch.Tensor, k: int) -> torch.Tensor:
     """
     values, indices = code.topk(k, dim=1)
     return torch.zeros_like(code).scatter(1, indices, values)
+
+
+def dead_unit_code(pre: torch.Tensor, dead: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep each row's ``k`` largest pre-activations among dead units, zero everywhere else.
+
+    The auxiliary code of the AuxK loss (Gao et al. 2024, "Scaling and evaluating sparse
+    autoencoders"): dead units are asked to explain what the live code left unexplained, which
+    gives them gradient again. Values are not rectified, so a unit whose pre-activation is
+    negative on every row still learns.
+
+    Parameters
+    ----------
+    pre : Tensor of shape (n_rows, code_dim)
+        Code before the activation.
+    dead : Tensor of shape (code_dim,), bool
+        Units that have not fired for a while.
+    k : int
+        Entries kept per row, ``1 <= k <= code_dim``; fewer when fewer units are dead.
+
+    Returns
+    -------
+    Tensor of shape (n_rows, code_dim)
+    """
+    masked = pre.masked_fill(~dead, float("-inf"))
+    values, indices = masked.topk(k, dim=1)
+    values = torch.where(torch.isfinite(values), values, torch.zeros_like(values))
+    return torch.zeros_like(pre).scatter(1, indices, values)
 
 
 def corrupt(

@@ -51,10 +51,10 @@ from .checkpoint import (
 )
 from .config import TrainConfig
 from .data import RowSource, TensorRows
-from .errors import ConfigError, ModelFileError, TrainingDivergedError
+from .errors import ConfigError, DataError, ModelFileError, TrainingDivergedError
 from .io import atomic_write, check_fields, check_tensors, read_checkpoint, write_checkpoint
 from .model import Hourglass
-from .regularize import corrupt, kl_penalty, l1_penalty
+from .regularize import corrupt, dead_unit_code, kl_penalty, l1_penalty
 
 __all__ = [
     "Callback",
@@ -73,6 +73,7 @@ logger = logging.getLogger("aekit")
 _EVAL_ROWS = 4096  # rows per chunk when evaluating
 # Training-config fields a resumed run must share with the checkpoint to repeat the run.
 _RESUME_KEYS = ("batch_size", "val_fraction", "random_state", "optimizer", "lr_schedule", "loss")
+_DEAD_AFTER_ROWS = 2048  # a top-k unit silent for this many training rows counts as dead
 
 
 # -- small helpers ------------------------------------------------------------------------
@@ -378,7 +379,12 @@ class Trainer:
             raise ConfigError("resume=True needs checkpoint_dir (where the checkpoints are)")
         source, split_gen = self._setup(data)
         self.train_idx, self.val_idx = _split(len(source), cfg.val_fraction, split_gen)
-        self.n_batches = max(1, math.ceil(len(self.train_idx) / cfg.batch_size))
+        if self.module.config.batch_norm and len(self.train_idx) < 2:
+            raise DataError(
+                f"batch_norm=True needs at least 2 training rows, got {len(self.train_idx)} "
+                "sample(s); pass batch_norm=False for a single sample"
+            )
+        self.n_batches = _batch_count(len(self.train_idx), cfg.batch_size)
         self._bounds = self._noise_bounds(source, self.train_idx)
         if resume:
             self._resume(resume, len(source))
@@ -427,7 +433,7 @@ class Trainer:
         rows = torch.arange(len(source))
         self._bounds = self._noise_bounds(source, rows)
         epoch = self.position["epoch"] + 1
-        n_batches = max(1, math.ceil(len(rows) / self.config.batch_size))
+        n_batches = _batch_count(len(rows), self.config.batch_size)
         tick = time.perf_counter()
         self.epoch_sums = self._zero_sums()
         self._train_batches(source, self._shuffled(source, rows), epoch, 0, n_batches)
@@ -469,7 +475,11 @@ class Trainer:
         self.elapsed_before = 0.0
         self._noise_mark = self.noise_gen.get_state()
         self._draws_noise = module.config.noise is not None or module.config.dropout > 0
-        self._forward_mutates = any(isinstance(m, _BatchNorm) for m in module.modules())
+        # Batch norm's running statistics and AuxK's dead-unit counters change in a step
+        # before the weights do: an interrupt there cannot be saved consistently.
+        self._forward_mutates = any(isinstance(m, _BatchNorm) for m in module.modules()) or (
+            _uses_dead_unit_loss(module.config)
+        )
         self._consistent = True  # False while the state is between two steps' values
         self._epoch_start: dict[str, Any] | None = None  # where a divergence retry restarts
         # (x - 0) / 1 == x exactly: skip the two element-wise passes for unscaled inputs.
@@ -583,7 +593,8 @@ class Trainer:
         batch_size = self.config.batch_size
         self.net.train()
         for batch in range(first, n_batches):
-            rows = order[batch * batch_size : (batch + 1) * batch_size]
+            end = len(order) if batch == n_batches - 1 else (batch + 1) * batch_size
+            rows = order[batch * batch_size : end]
             local = rows.tensor_split(self.world_size)[self.rank] if self.world_size > 1 else rows
             x = source.take(local).to(self.device, non_blocking=True)  # streamed rows: CPU
             # A float64 device tensor: summing in place costs no host sync.
@@ -613,6 +624,11 @@ class Trainer:
             recon_sum = _loss_sum(out, clean, cfg.loss)
             # The L1 penalty is a row mean (rescaled like the loss); KL is a batch statistic.
             penalty = _penalty(out.code, mcfg) * (share if mcfg.sparsity == "l1" else 1.0)
+            if _uses_dead_unit_loss(mcfg):
+                aux_sum = _dead_unit_loss_sum(module, out, clean)
+                penalty = penalty + mcfg.sparsity_weight * aux_sum * (
+                    self.world_size / global_rows / clean.shape[1]
+                )
             loss = recon_sum * (self.world_size / global_rows / clean.shape[1]) + penalty
         if self.device.type == "cpu" and not torch.isfinite(loss):  # free on the CPU
             self._diverged(epoch, batch + 1)
@@ -858,6 +874,12 @@ def _split(n: int, fraction: float, gen: torch.Generator) -> tuple[torch.Tensor,
     return perm[n_val:].sort().values, perm[:n_val].sort().values
 
 
+def _batch_count(n_rows: int, batch_size: int) -> int:
+    """Batches per epoch; a last batch of one row joins the one before (batch norm needs 2)."""
+    n_batches = max(1, math.ceil(n_rows / batch_size))
+    return n_batches - 1 if n_batches > 1 and n_rows % batch_size == 1 else n_batches
+
+
 def _feature_bounds(
     source: RowSource, rows: torch.Tensor, module: Hourglass, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -887,6 +909,34 @@ def _penalty(code: torch.Tensor, mcfg: Any) -> torch.Tensor:
     if mcfg.sparsity == "kl":
         return mcfg.sparsity_weight * kl_penalty(code.float(), mcfg.sparsity_target)
     return torch.zeros((), device=code.device)
+
+
+def _uses_dead_unit_loss(mcfg: Any) -> bool:
+    """AuxK is on for weighted top-k codes with a linear decoder."""
+    return mcfg.sparsity == "topk" and mcfg.sparsity_weight > 0 and not mcfg.hidden
+
+
+def _dead_unit_loss_sum(module: Hourglass, out: Any, clean: torch.Tensor) -> torch.Tensor:
+    """AuxK: squared error left after adding dead units' best guesses to the reconstruction.
+
+    For a top-k code with a linear decoder (``hidden=()``, the sparse-dictionary setting of
+    Gao et al.). Units that have not fired for ``_DEAD_AFTER_ROWS`` training rows are dead;
+    each row's largest pre-activations among them form an auxiliary code whose decoded
+    contribution ``W z`` is added to the (fixed) reconstruction. Only dead units' weights get
+    gradient from this.
+    """
+    config = module.config
+    assert config.sparsity_k is not None
+    with torch.no_grad():
+        fired = (out.code != 0).any(dim=0)
+        counter = module.rows_since_fired
+        counter.add_(len(clean)).masked_fill_(fired, 0)
+        dead = counter > _DEAD_AFTER_ROWS
+    k_aux = min(config.code_dim, max(2 * config.sparsity_k, config.input_dim // 2))
+    aux_code = dead_unit_code(out.pre, dead, k_aux)
+    delta = F.linear(aux_code, module.code_layer.weight)
+    aux_recon = module.output_activation(out.logits.detach() + delta)
+    return _squared_error_sum(aux_recon, clean)
 
 
 def _make_optimizer(module: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
