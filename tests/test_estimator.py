@@ -225,3 +225,16 @@ def test_bad_image_shape_is_a_config_error(shape):
     X = np.random.default_rng(0).random((20, 10))
     with pytest.raises(ConfigError, match="image_shape"):
         Autoencoder(image_shape=shape, **FAST).fit(X)
+
+
+def test_uint8_images_scale_by_their_common_range(digits):
+    pixels = np.round(digits * 255).astype(np.uint8)
+    est = Autoencoder(code_dim=4, hidden=(32,), **FAST).fit(pixels[:300])
+    assert est.scaling_ == "global_minmax" and est.model_config_.output == "sigmoid"
+    assert np.allclose(est.module_.offset.numpy(), 0) and np.allclose(est.module_.scale, 255)
+    # the same images as floats in [0, 1] train the same network (up to float rounding)
+    floats = Autoencoder(code_dim=4, hidden=(32,), **FAST).fit(pixels[:300] / 255.0)
+    assert floats.scaling_ == "none"
+    np.testing.assert_allclose(
+        est.transform(pixels[300:310]), floats.transform(pixels[300:310] / 255.0), atol=1e-4
+    )

@@ -468,7 +468,7 @@ def _training_options() -> argparse.ArgumentParser:
     add("--activation", help="hidden non-linearity, e.g. relu, silu" + lib)
     add("--batch-norm", action=argparse.BooleanOptionalAction, help="batch normalisation" + lib)
     add("--dropout", type=float, help="dropout after each hidden layer" + lib)
-    add("--scaling", help="auto, standardize, minmax, none" + lib)
+    add("--scaling", help="auto, standardize, minmax, global_minmax, none" + lib)
     add("--sparsity", type=_sparsity, help="l1:WEIGHT, kl:TARGET_RATE or topk:K")
     add("--sparsity-weight", type=float, help="λ (l1) or β (kl) when not given in --sparsity")
     add("--noise", type=_noise, help="denoising: gaussian:SIGMA, masking:P or salt_and_pepper:P")

@@ -25,7 +25,7 @@ from .train import Callback, History, Trainer, derive_seeds
 
 __all__ = ["SCALINGS", "Autoencoder", "auto_hidden", "load", "resolve_image_shape"]
 
-SCALINGS = ("auto", "standardize", "minmax", "none")
+SCALINGS = ("auto", "standardize", "minmax", "global_minmax", "none")
 _ROW_BLOCK = 16  # inference pads batches to whole blocks of rows (see _pad_rows)
 logger = logging.getLogger("aekit")
 
@@ -131,8 +131,10 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         autoencoder.
     noise_level : float, default=0.3
         σ for gaussian noise; the corrupted fraction for masking and salt-and-pepper.
-    scaling : {"auto", "standardize", "minmax", "none"}, default="auto"
-        Input scaling learned in ``fit`` and inverted on the way back. ``"auto"``: none when
+    scaling : {"auto", "standardize", "minmax", "global_minmax", "none"}, default="auto"
+        Input scaling learned in ``fit`` and inverted on the way back; ``global_minmax`` maps
+        the data's overall range to [0, 1] with one offset and scale for all features (the
+        right thing for images). ``"auto"``: global_minmax for uint8 data, none when
         the data already lies in [0, 1], standardize otherwise.
     loss : {"auto", "mse", "bce"}, default="auto"
         Reconstruction loss while training (``bce`` needs a sigmoid output). ``"auto"``:
@@ -317,7 +319,9 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             raise ConfigError(f"scaling={self.scaling!r} is not one of {', '.join(SCALINGS)}")
         n_features = len(stats["min"])
         in_unit = bool(stats["min"].min() >= 0 and stats["max"].max() <= 1)
-        scaling = ("none" if in_unit else "standardize") if self.scaling == "auto" else self.scaling
+        scaling = self.scaling
+        if scaling == "auto":  # 8-bit data (images) keep their common scale: /255, not z-scores
+            scaling = "none" if in_unit else "global_minmax" if stats["uint8"] else "standardize"
         image_shape = resolve_image_shape(self.image_shape, n_features)
         hidden = self.hidden
         if isinstance(hidden, str):
@@ -329,7 +333,9 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         linear = not hidden and self.activation == "identity" and image_shape is None
         output = self.output
         if output == "auto":
-            unit_after_scaling = scaling == "minmax" or (scaling == "none" and in_unit)
+            unit_after_scaling = scaling in ("minmax", "global_minmax") or (
+                scaling == "none" and in_unit
+            )
             output = "sigmoid" if unit_after_scaling and not linear else "identity"
         model_kwargs = {key: getattr(self, key) for key in _MODEL_KEYS}
         model = ModelConfig(
@@ -433,12 +439,14 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         if isinstance(X, (str, os.PathLike)):
             X = NpyRows(X) if str(X).lower().endswith(".npy") else read_array(X)
         if not isinstance(X, RowSource):
+            bytes_in = getattr(X, "dtype", None) == np.uint8
             X = self._validate(X, reset=reset)
             stats = {
                 "min": X.min(axis=0),
                 "max": X.max(axis=0),
                 "mean": X.mean(axis=0),
                 "std": X.std(axis=0),
+                "uint8": np.asarray(bytes_in),
             }
             return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)), stats
         if not reset and X.n_features != self.n_features_in_:
@@ -450,7 +458,9 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             self.n_features_in_ = X.n_features
             if hasattr(self, "feature_names_in_"):
                 del self.feature_names_in_
-        return X, (stream_stats(X) if reset else {})
+        stats = stream_stats(X) if reset else {}
+        stats["uint8"] = np.asarray(getattr(X, "dtype", None) == np.uint8)
+        return X, stats
 
     def _build(
         self, stats: dict[str, np.ndarray], callbacks: tuple[Callback, ...]
@@ -650,6 +660,9 @@ def _scaling_params(stats: dict[str, np.ndarray], scaling: str) -> tuple[np.ndar
         offset, scale = stats["mean"], stats["std"]
     elif scaling == "minmax":
         offset, scale = stats["min"], stats["max"] - stats["min"]
+    elif scaling == "global_minmax":  # one offset and scale for every feature
+        low, high = float(np.min(stats["min"])), float(np.max(stats["max"]))
+        offset, scale = np.full(d, low), np.full(d, high - low)
     else:
         offset, scale = np.zeros(d), np.ones(d)
     scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(offset)), scale, 1.0)
