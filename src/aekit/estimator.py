@@ -304,11 +304,18 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 "appropriate arguments before using this estimator."
             )
 
-    def _validate(self, X: Any, *, reset: bool) -> np.ndarray:
-        """Check and convert input rows; aekit's errors, scikit-learn's wording."""
+    def _validate(self, X: Any, *, reset: bool, finite: bool = True) -> np.ndarray:
+        """Check and convert input rows; aekit's errors, scikit-learn's wording.
+
+        ``finite=False`` leaves the NaN/inf/float32-range checks to :meth:`_run`, which makes
+        them chunk by chunk on the float32 tensors it builds anyway (one pass, not three).
+        """
         with _aekit_errors():
-            X = validate_data(self, X, reset=reset, dtype=_FLOATS, ensure_min_samples=1)
-        _check_float32_range(X)
+            X = validate_data(
+                self, X, reset=reset, dtype=_FLOATS, ensure_min_samples=1, ensure_all_finite=finite
+            )
+        if finite:
+            _check_float32_range(X)
         return X
 
     # -- fit ------------------------------------------------------------------------------
@@ -497,8 +504,14 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self.n_iter_ = len(history)
 
     # -- inference ------------------------------------------------------------------------
-    def _run(self, X: np.ndarray, fn: Any, out_dtype: np.dtype) -> np.ndarray:
-        """Apply ``fn`` (scaled tensor → tensor) to ``X`` in chunks; return ``out_dtype``."""
+    def _run(
+        self, X: np.ndarray, fn: Any, out_dtype: np.dtype, *, check_input: bool = False
+    ) -> np.ndarray:
+        """Apply ``fn`` (scaled tensor → tensor) to ``X`` in chunks; return ``out_dtype``.
+
+        ``check_input`` refuses NaN, infinity and values beyond float32's range, chunk by chunk
+        (for rows validated with ``finite=False``).
+        """
         module = self.module_
         device = module.offset.device
         was_training = module.training
@@ -507,7 +520,11 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         with torch.inference_mode():  # one (empty) chunk for no rows: the width is still right
             for start in range(0, max(X.shape[0], 1), self.transform_batch_size):
                 part = X[start : start + self.transform_batch_size]
-                batch = torch.from_numpy(np.ascontiguousarray(part, dtype=np.float32)).to(device)
+                with np.errstate(over="ignore"):  # beyond float32 becomes inf: refused below
+                    batch = torch.from_numpy(np.ascontiguousarray(part, dtype=np.float32))
+                if check_input:
+                    _check_finite_chunk(batch, part, start)
+                batch = batch.to(device)
                 chunks.append(fn(_pad_rows(batch))[: len(part)].to("cpu", torch.float32).numpy())
         module.train(was_training)
         out = np.concatenate(chunks)
@@ -527,9 +544,13 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             Same float dtype as ``X`` (float64 for other dtypes).
         """
         self._check_fitted()
-        X = self._validate(X, reset=False)
+        X = self._validate(X, reset=False, finite=False)
         module = self.module_
-        return self._run(X, lambda b: module.encode(module.scale_input(b)), X.dtype)
+
+        def encode(rows: torch.Tensor) -> torch.Tensor:
+            return module.encode(module.scale_input(rows))
+
+        return self._run(X, encode, X.dtype, check_input=True)
 
     def inverse_transform(self, X: Any) -> np.ndarray:
         """Decode codes back into rows in the original units.
@@ -556,11 +577,15 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         X_reconstructed : ndarray of shape (n_samples, n_features_in_)
         """
         self._check_fitted()
-        X = self._validate(X, reset=False)
+        return self._reconstruct_rows(self._validate(X, reset=False, finite=False))
+
+    def _reconstruct_rows(self, X: np.ndarray) -> np.ndarray:
         module = self.module_
-        return self._run(
-            X, lambda b: module.unscale_output(module(module.scale_input(b)).recon), X.dtype
-        )
+
+        def recon(rows: torch.Tensor) -> torch.Tensor:
+            return module.unscale_output(module(module.scale_input(rows)).recon)
+
+        return self._run(X, recon, X.dtype, check_input=True)
 
     def reconstruction_error(self, X: Any) -> np.ndarray:
         """Per-row sum of squared errors in the original units (aekit's one error unit).
@@ -569,9 +594,10 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         -------
         errors : ndarray of shape (n_samples,)
         """
-        recon = self.reconstruct(X)
-        X = np.asarray(self._validate(X, reset=False), dtype=np.float64)
-        errors = np.square(X - recon, dtype=np.float64).sum(axis=1)
+        self._check_fitted()
+        X = self._validate(X, reset=False, finite=False)
+        recon = self._reconstruct_rows(X)  # validated once, checked chunk by chunk there
+        errors = np.square(np.asarray(X, dtype=np.float64) - recon, dtype=np.float64).sum(axis=1)
         with np.errstate(over="ignore"):
             errors = errors.astype(recon.dtype, copy=False)
         _check_finite_output(errors, "its float32 error (pass float64 rows)")
@@ -705,6 +731,26 @@ def _check_float32_range(X: np.ndarray) -> None:
             f"value {X[row, col]:.3g} at row {row}, column {col} is beyond float32's range "
             f"(±{_FLOAT32_MAX:.3g}), which aekit computes in; rescale the data"
         )
+
+
+def _check_finite_chunk(batch: torch.Tensor, part: np.ndarray, start: int) -> None:
+    """Refuse NaN, infinity, or values float32 cannot hold in a chunk of input rows."""
+    # NaN and infinity propagate into a sum: a finite sum (one fast reduction) clears the
+    # chunk; only a non-finite one (or an overflowing sum of huge values) is looked at closely.
+    if bool(torch.isfinite(batch.sum())) or bool(torch.isfinite(batch).all()):
+        return
+    row, col = (int(i) for i in np.argwhere(~np.isfinite(batch.numpy()))[0])
+    value = part[row, col]
+    if np.isnan(value):
+        kind = "NaN"
+    elif np.isinf(value):
+        kind = "infinity"
+    else:
+        kind = f"the value {value:.3g}, beyond float32's range (±{_FLOAT32_MAX:.3g})"
+    raise DataError(
+        f"Input X contains {kind} at row {start + row}, column {col}; aekit computes in "
+        "float32: drop, impute or rescale those values"
+    )
 
 
 def _check_finite_output(out: np.ndarray, during: str, what: str = "row") -> None:
