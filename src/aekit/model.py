@@ -176,6 +176,25 @@ class Hourglass(nn.Module):
                 bound = 1 / math.sqrt(layer.weight[0].numel())  # PyTorch's fan-in
                 nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
         self.normalize_decoder_()
+        self._tie_dictionary_init()
+
+    @torch.no_grad()
+    def _tie_dictionary_init(self) -> None:
+        """Sparse dictionary (L1 or top-k code, linear decoder): encoder = decoderᵀ at start.
+
+        Unit-norm decoder columns and the encoder as their transpose, biases zero: every unit
+        starts as a matched filter of its own atom, which keeps far fewer units from never
+        firing (Gao et al. 2024, "Scaling and evaluating sparse autoencoders").
+        """
+        encoder_out, decoder_in = self.encoder[-1], self.decoder[0]
+        if self.config.sparsity not in ("l1", "topk") or len(self.decoder) != 1:
+            return
+        if not isinstance(encoder_out, nn.Linear) or not isinstance(decoder_in, nn.Linear):
+            return
+        atoms = decoder_in.weight
+        atoms /= atoms.norm(dim=0, keepdim=True).clamp_min(1e-12)
+        encoder_out.weight.copy_(atoms.T)
+        encoder_out.bias.zero_()
 
     def set_generator(self, generator: torch.Generator | None) -> None:
         """Route every dropout layer's randomness through ``generator``."""
