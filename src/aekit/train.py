@@ -428,7 +428,7 @@ class Trainer:
         if not hasattr(self, "optimizer"):
             source, _ = self._setup(data)
         else:
-            source = TensorRows(data).to(self.device) if isinstance(data, torch.Tensor) else data
+            source = self._as_source(data)
             self.module.set_generator(self.noise_gen)
         rows = torch.arange(len(source))
         self._bounds = self._noise_bounds(source, rows)
@@ -453,9 +453,7 @@ class Trainer:
     def _setup(self, data: RowSource | torch.Tensor) -> tuple[RowSource, torch.Generator]:
         """Move model and rows to the device, seed the generators, build the optimiser."""
         cfg = self.config
-        source = TensorRows(data) if isinstance(data, torch.Tensor) else data
-        if isinstance(source, TensorRows):
-            source.to(self.device)
+        source = self._as_source(data)
         module = self.module.to(self.device)
         seeds = self._agree_on_seeds()
         split_gen = _generator(seeds[0], torch.device("cpu"))
@@ -485,6 +483,13 @@ class Trainer:
         # (x - 0) / 1 == x exactly: skip the two element-wise passes for unscaled inputs.
         self._unscaled = bool((module.offset == 0).all() and (module.scale == 1).all())
         return source, split_gen
+
+    def _as_source(self, data: RowSource | torch.Tensor) -> RowSource:
+        """Wrap a tensor as rows; in-memory rows move to the training device once."""
+        source = TensorRows(data) if isinstance(data, torch.Tensor) else data
+        if isinstance(source, TensorRows):
+            source.to(self.device)
+        return source
 
     def _noise_bounds(
         self, source: RowSource, rows: torch.Tensor
