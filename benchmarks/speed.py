@@ -8,8 +8,13 @@ shared machine slows everyone alike. The same run measures the machine's fp32
 matrix-multiply peak, giving each PyTorch contender's fraction of it (model FLOPs per sample
 ≈ 6 × parameters: 2 forward, 4 backward).
 
-Run ``python benchmarks/speed.py`` (about 5 minutes on 2 cores); ``--quick`` is a smoke run.
-PyOD is optional (``pip install -e '.[bench]'``); without it its rows are skipped.
+PyOD runs twice: with its own defaults, as its users run it (standardized inputs, batch norm,
+dropout; the issue's 4× target is against this one, counting only aekit fits at least as
+accurate as every PyOD row), and stripped to the same bare model as the hand loop.
+
+Run ``python benchmarks/speed.py`` (about 5 minutes on 2 cores); ``--quick`` is a smoke run,
+``--device cuda`` runs the PyTorch contenders on a GPU, ``--compile`` adds a torch.compile
+row. PyOD is optional (``pip install -e '.[bench]'``); without it its rows are skipped.
 """
 
 from __future__ import annotations
@@ -68,39 +73,50 @@ def flops_per_sample(hidden: tuple[int, ...]) -> float:
     return 6.0 * params
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 8) -> float:
+def synchronize(device: str) -> None:
+    """Wait for queued GPU work, so a timer stops when the work is done."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def matmul_peak(dtype: torch.dtype, device: str, n: int = 2048, reps: int = 8) -> float:
     """Best GFLOP/s of an n×n by n×n matrix product."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    out = torch.empty(n, n, dtype=dtype)
+    if device.startswith("cuda"):
+        n = 8192  # a GPU needs a larger product to reach its peak
+    a, b = (torch.randn(n, n, dtype=dtype, device=device) for _ in range(2))
+    out = torch.empty(n, n, dtype=dtype, device=device)
     torch.mm(a, b, out=out)
     best = float("inf")
     for _ in range(reps):
+        synchronize(device)
         tick = time.perf_counter()
         torch.mm(a, b, out=out)
+        synchronize(device)
         best = min(best, time.perf_counter() - tick)
     return 2 * n**3 / best / 1e9
 
 
 # -- contenders -----------------------------------------------------------------------------
-def fit_aekit(precision: str) -> Fit:
+def fit_aekit(precision: str, device: str, compile: bool = False) -> Fit:
     def fit(X, X_test, hidden, batch_size, epochs, seed):
         # The hand loop's model and optimiser exactly (no batch norm, MSE, constant lr 1e-3,
         # no weight decay), not aekit's tuned defaults: the same work, timed.
         ae = Autoencoder(
             CODE_DIM, hidden=hidden, output="sigmoid", scaling="none", epochs=epochs,
-            batch_size=batch_size, val_fraction=0.0, patience=None, device="cpu",
-            precision=precision, random_state=seed, batch_norm=False, loss="mse", lr=1e-3,
-            lr_schedule="constant", weight_decay=0.0,
+            batch_size=batch_size, val_fraction=0.0, patience=None, device=device,
+            precision=precision, compile=compile, random_state=seed, batch_norm=False,
+            loss="mse", lr=1e-3, lr_schedule="constant", weight_decay=0.0,
         )  # fmt: skip
         tick = time.perf_counter()
         ae.fit(X)
+        synchronize(device)
         seconds = time.perf_counter() - tick
         return seconds, float(row_errors(X_test, ae.reconstruct(X_test)).mean())
 
     return fit
 
 
-def hand_loop(fused: bool) -> Fit:
+def hand_loop(fused: bool, device: str) -> Fit:
     """The minimal PyTorch loop a user writes: index, forward, MSE, backward, step."""
 
     def fit(X, X_test, hidden, batch_size, epochs, seed):
@@ -112,20 +128,21 @@ def hand_loop(fused: bool) -> Fit:
             layers.append(nn.Linear(a, b))
             if 0 < i + 1 < len(widths) - 1 and b != CODE_DIM:
                 layers.append(nn.ReLU())
-        net = nn.Sequential(*layers, nn.Sigmoid())
+        net = nn.Sequential(*layers, nn.Sigmoid()).to(device)
         opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=fused or None)
-        data = torch.from_numpy(X)
+        data = torch.from_numpy(X).to(device)
         for _ in range(epochs):
-            perm = torch.randperm(len(data))
+            perm = torch.randperm(len(data), device=device)
             for start in range(0, len(data), batch_size):
                 x = data.index_select(0, perm[start : start + batch_size])
                 loss = F.mse_loss(net(x), x)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+        synchronize(device)
         seconds = time.perf_counter() - tick
         with torch.no_grad():
-            recon = net(torch.from_numpy(X_test)).numpy()
+            recon = net(torch.from_numpy(X_test).to(device)).cpu().numpy()
         return seconds, float(row_errors(X_test, recon).mean())
 
     return fit
@@ -148,37 +165,57 @@ def fit_sklearn(X, X_test, hidden, batch_size, epochs, seed):
     return seconds, float(row_errors(X_test, mlp.predict(X_test)).mean())
 
 
-def fit_pyod(X, X_test, hidden, batch_size, epochs, seed):
+def fit_pyod(device: str, bare: bool) -> Fit:
+    """PyOD's AutoEncoder as users run it, or with ``bare`` stripped to the hand loop's model.
+
+    Its defaults: standardized inputs, batch norm, dropout 0.2, weight decay 1e-5.
+    """
     from pyod.models.auto_encoder import AutoEncoder
 
-    detector = AutoEncoder(
-        hidden_neuron_list=[*hidden, CODE_DIM], epoch_num=epochs, batch_size=batch_size,
-        lr=1e-3, batch_norm=False, dropout_rate=0.0, preprocessing=False,
-        optimizer_params={"weight_decay": 0.0}, device="cpu", random_state=seed, verbose=0,
-    )  # fmt: skip
-    tick = time.perf_counter()
-    detector.fit(X)
-    seconds = time.perf_counter() - tick
-    detector.model.eval()
-    with torch.no_grad():
-        recon = detector.model(torch.from_numpy(X_test)).numpy()
-    return seconds, float(row_errors(X_test, recon).mean())
+    stripped = {
+        "batch_norm": False, "dropout_rate": 0.0, "preprocessing": False,
+        "optimizer_params": {"weight_decay": 0.0},
+    }  # fmt: skip
+
+    def fit(X, X_test, hidden, batch_size, epochs, seed):
+        detector = AutoEncoder(
+            hidden_neuron_list=[*hidden, CODE_DIM], epoch_num=epochs, batch_size=batch_size,
+            lr=1e-3, device=device, random_state=seed, verbose=0, **(stripped if bare else {}),
+        )  # fmt: skip
+        tick = time.perf_counter()
+        detector.fit(X)
+        synchronize(device)
+        seconds = time.perf_counter() - tick
+        detector.model.eval()
+        scale = (1.0, 0.0) if bare else (detector.X_std + 1e-8, detector.X_mean)  # its scaling
+        with torch.no_grad():
+            rows = torch.from_numpy(((X_test - scale[1]) / scale[0]).astype(np.float32))
+            recon = detector.model(rows.to(device)).cpu().numpy() * scale[0] + scale[1]
+        return seconds, float(row_errors(X_test, recon).mean())
+
+    return fit
 
 
-def contenders() -> dict[str, Fit]:
+PYOD = "PyOD AutoEncoder (defaults)"
+
+
+def contenders(device: str, compile: bool) -> dict[str, Fit]:
     found: dict[str, Fit] = {
-        "hand loop (Adam default)": hand_loop(fused=False),
-        "hand loop (fused Adam)": hand_loop(fused=True),
-        "aekit fp32": fit_aekit("fp32"),
-        "aekit bf16": fit_aekit("bf16"),
-        "sklearn MLPRegressor": fit_sklearn,
+        "hand loop (Adam default)": hand_loop(fused=False, device=device),
+        "hand loop (fused Adam)": hand_loop(fused=True, device=device),
+        "aekit fp32": fit_aekit("fp32", device),
+        "aekit bf16": fit_aekit("bf16", device),
     }
+    if compile:
+        found["aekit fp32 compiled"] = fit_aekit("fp32", device, compile=True)
+    found["sklearn MLPRegressor"] = fit_sklearn  # CPU only, whatever --device says
     try:
         import pyod  # noqa: F401
     except ImportError:
         print("pyod is not installed: skipping PyOD (pip install -e '.[bench]')", file=sys.stderr)
     else:
-        found["PyOD AutoEncoder"] = fit_pyod
+        found[PYOD] = fit_pyod(device, bare=False)
+        found["PyOD AutoEncoder (bare model)"] = fit_pyod(device, bare=True)
     return found
 
 
@@ -187,7 +224,7 @@ def run_training(
     args: argparse.Namespace, X: np.ndarray, X_test: np.ndarray, peaks: list[float]
 ) -> dict[str, Any]:
     """Interleaved repeats of every contender; the fp32 peak is sampled once per round."""
-    fits = contenders()
+    fits = contenders(args.device, args.compile)
     names = list(fits)
     results: dict[str, Any] = {}
     for arch, batch_size in (("small", args.batch_small), ("large", args.batch_large)):
@@ -197,7 +234,7 @@ def run_training(
             for name in names[rep % len(names) :] + names[: rep % len(names)]:
                 runs[name].append(fits[name](X, X_test, hidden, batch_size, args.epochs, rep))
                 print(f"  {arch} rep {rep + 1}: {name}: {runs[name][-1][0]:.2f} s", flush=True)
-            peaks.append(matmul_peak(torch.float32))
+            peaks.append(matmul_peak(torch.float32, args.device))
         samples = len(X) * args.epochs
         results[arch] = {
             "hidden": list(hidden),
@@ -217,17 +254,18 @@ def run_training(
 
 def run_transform(args: argparse.Namespace, X: np.ndarray) -> dict[str, float]:
     """Time ``Autoencoder.transform`` against the raw encoder forward over the same chunks."""
+    device = args.device
     ae = Autoencoder(
-        CODE_DIM, hidden=ARCHS["small"], epochs=1, device="cpu", random_state=0, batch_norm=False
+        CODE_DIM, hidden=ARCHS["small"], epochs=1, device=device, random_state=0, batch_norm=False
     )
     ae.fit(X)
     rows = np.tile(X, (max(1, 40_000 // len(X)), 1))
     module, chunk = ae.module_, ae.transform_batch_size
 
-    def raw() -> None:
+    def raw() -> None:  # the same chunks to the device and back, nothing else
         with torch.inference_mode():
             for part in torch.from_numpy(rows).split(chunk):
-                module.encode(module.scale_input(part))
+                module.encode(module.scale_input(part.to(device))).cpu()
 
     times: dict[str, list[float]] = {"transform": [], "raw forward": []}
     for _ in range(max(3, args.repeats)):
@@ -254,13 +292,18 @@ def targets(res: dict[str, Any]) -> list[tuple[str, float, float]]:
         speed = {name: v["samples_per_s"] for name, v in c.items()}
         hand = speed["hand loop (Adam default)"]
         out.append((f"{arch}: aekit fp32 / hand loop", speed["aekit fp32"] / hand, 1.0))
-        best = max(speed["aekit fp32"], speed["aekit bf16"])
+        best = max(v for name, v in speed.items() if name.startswith("aekit"))
         if arch == "small":
             out.append(
                 ("small: best aekit / MLPRegressor", best / speed["sklearn MLPRegressor"], 1.3)
             )
-            if "PyOD AutoEncoder" in speed:
-                out.append(("small: best aekit / PyOD", best / speed["PyOD AutoEncoder"], 4.0))
+            if PYOD in speed:  # equal quality: only aekit fits at least as accurate as every
+                # PyOD row count (its defaults can score badly on pixels constant in training)
+                bar = min(v["test_error"] for name, v in c.items() if name.startswith("PyOD"))
+                good = [v["samples_per_s"] for name, v in c.items()
+                        if name.startswith("aekit") and v["test_error"] <= bar]  # fmt: skip
+                ratio = max(good, default=0.0) / speed[PYOD]
+                out.append(("small: best aekit at PyOD's error / PyOD", ratio, 4.0))
         else:
             gflops = speed["aekit fp32"] * info["flops_per_sample"] / 1e9
             out.append(("large: aekit fp32 share of fp32 peak", gflops / peak, 0.6))
@@ -309,6 +352,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-small", type=int, default=128)
     parser.add_argument("--batch-large", type=int, default=256)
     parser.add_argument("--threads", type=int, default=min(os.cpu_count() or 1, 16))
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (sklearn stays on CPU)")
+    parser.add_argument(
+        "--compile", action="store_true", help="add an aekit row trained through torch.compile"
+    )
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/speed.json"))
     args = parser.parse_args(argv)
@@ -322,15 +369,17 @@ def main(argv: list[str] | None = None) -> int:
             "data": source, "train_rows": len(X), "test_rows": len(X_test),
             "epochs": args.epochs, "repeats": args.repeats, "threads": args.threads,
             "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+            "device": args.device,
+            "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
         }  # fmt: skip
         res["peak_gflops"] = {
-            "fp32": matmul_peak(torch.float32),
-            "bf16": matmul_peak(torch.bfloat16),
+            "fp32": matmul_peak(torch.float32, args.device),
+            "bf16": matmul_peak(torch.bfloat16, args.device),
         }
         peaks = [res["peak_gflops"]["fp32"]]
         res["training"] = run_training(args, X, X_test, peaks)
         res["transform"] = run_transform(args, X)
-        res["fp32_peak_samples"] = [*peaks, matmul_peak(torch.float32)]
+        res["fp32_peak_samples"] = [*peaks, matmul_peak(torch.float32, args.device)]
         res["peak_gflops"]["fp32"] = max(res["fp32_peak_samples"])
         res["load_average"] = {"start": load_before, "end": os.getloadavg()}
     res["targets"] = targets(res)

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 import aekit
 from aekit.cli import main
@@ -56,13 +57,17 @@ def test_fit_writes_model_history_holdout_and_plot(model, files, capsys):
     assert ae.n_features_in_ == 64 and ae.n_iter_ == 2 and ae.model_config_.hidden == (16,)
 
 
-def test_fit_options_reach_the_estimator(files, tmp_path):
+def test_fit_options_reach_the_estimator(files, tmp_path, monkeypatch):
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda net: compiled.append(net) or net)
     argv = ["fit", str(files / "digits.npy"), "--code-dim", "8", *TINY, "-o", str(tmp_path)]
-    assert main([*argv, "--sparsity", "topk:2", "--noise", "masking:0.2", "--lr", "0.01"]) == 0
+    options = ["--sparsity", "topk:2", "--noise", "masking:0.2", "--lr", "0.01"]
+    assert main([*argv, *options, "--precision", "bf16", "--compile"]) == 0
     ae = aekit.load(tmp_path)
     cfg = ae.model_config_
     assert (cfg.sparsity, cfg.sparsity_k, cfg.noise, cfg.noise_level) == ("topk", 2, "masking", 0.2)
-    assert ae.train_config_.lr == 0.01
+    assert (ae.train_config_.lr, ae.train_config_.precision) == (0.01, "bf16")
+    assert ae.train_config_.compile and len(compiled) == 1
 
 
 @pytest.mark.parametrize("suffix", [".npy", ".csv", ".parquet"])

@@ -125,6 +125,30 @@ def test_bf16_autocast_trains():
     assert np.isfinite(history.train_loss).all()
 
 
+def test_compile_trains_through_torch_compile_and_keeps_the_module(monkeypatch):
+    """compile=True hands the network to torch.compile (faked here: the real one needs a
+    compiler and a long warm-up) and trains through what it returns."""
+    calls = []
+
+    class Counting(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            calls.append(len(x))
+            return self.net(x)
+
+    monkeypatch.setattr(torch, "compile", lambda net: Counting(net))
+    weights = []
+    for compile in (False, True):
+        model, config = make(epochs=2, compile=compile)
+        Trainer(model, config).fit(data())
+        weights.append([p.detach().clone() for p in model.parameters()])
+    assert sum(calls) == 2 * 180  # every training row of both epochs went through it
+    assert all(torch.equal(a, b) for a, b in zip(*weights, strict=True))
+
+
 def test_resolve_device():
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type in {"cpu", "cuda", "mps"}

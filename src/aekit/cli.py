@@ -143,6 +143,7 @@ def _estimator_params(args: argparse.Namespace) -> dict[str, Any]:
     names = (
         "hidden", "activation", "batch_norm", "dropout", "scaling", "loss", "epochs",
         "batch_size", "lr", "lr_schedule", "weight_decay", "val_fraction", "max_time",
+        "precision",
     )  # fmt: skip
     params: dict[str, Any] = {
         name: getattr(args, name) for name in names if getattr(args, name) is not None
@@ -150,6 +151,8 @@ def _estimator_params(args: argparse.Namespace) -> dict[str, Any]:
     if args.patience is not None:
         params["patience"] = args.patience if args.patience > 0 else None
     params.update(random_state=args.seed, device=args.device)
+    if args.compile:
+        params["compile"] = True
     params.update(args.sparsity or {})
     params.update(args.noise or {})
     if args.sparsity_weight is not None:
@@ -483,6 +486,8 @@ def _training_options() -> argparse.ArgumentParser:
     add("--max-time", type=float, help="training budget in seconds")
     add("--seed", type=int, default=0, help="random seed (default: 0)")
     add("--device", default="auto", help="auto, cpu, cuda, mps (default: auto)")
+    add("--precision", help="fp32, or bf16 autocast (fast on GPUs and bf16 CPUs)" + lib)
+    add("--compile", action="store_true", help="train through torch.compile (needs a C++ compiler)")
     add("-q", "--quiet", action="store_true", help="no progress output")
     return opts
 

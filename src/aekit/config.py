@@ -261,6 +261,10 @@ class TrainConfig(_Config):
         ``auto`` (CUDA, then Apple MPS, then CPU) or a torch device string.
     precision : {"fp32", "bf16"}, default="fp32"
         ``bf16`` runs forward passes under bfloat16 autocast.
+    compile : bool, default=False
+        Train through ``torch.compile`` (opt-in: it needs a C++ compiler, and its warm-up
+        takes tens of seconds, worth it on long runs and GPUs). Weights, checkpoints and
+        saved models are the same either way.
     checkpoint_dir : str or None, default=None
         Folder for resumable checkpoints.
     checkpoint_every : int, default=1
@@ -292,6 +296,7 @@ class TrainConfig(_Config):
     random_state: int | None = None  # seed for everything random
     device: str = "auto"  # auto, cpu, cuda, cuda:1, mps
     precision: str = "fp32"  # fp32 or bf16 autocast
+    compile: bool = False  # train through torch.compile (opt-in)
     checkpoint_dir: str | None = None  # folder for resumable checkpoints
     checkpoint_every: int = 1  # epochs between checkpoints
     checkpoint_every_steps: int | None = None  # optimiser steps between mid-epoch checkpoints
@@ -324,6 +329,9 @@ class TrainConfig(_Config):
             )
         _check(isinstance(self.device, str), f"device must be a string, got {self.device!r}")
         _choice("precision", self.precision, PRECISIONS)
+        _check(
+            isinstance(self.compile, bool), f"compile must be True or False, got {self.compile!r}"
+        )
         _check(
             self.checkpoint_dir is None or isinstance(self.checkpoint_dir, str),
             f"checkpoint_dir must be a path string, got {self.checkpoint_dir!r}",

@@ -464,6 +464,8 @@ class Trainer:
         if self.world_size > 1:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
+        if cfg.compile:  # the compiled wrapper shares the module's parameters
+            self.net = torch.compile(self.net)
         self.optimizer = _make_optimizer(module, cfg)
         self.scheduler = _make_scheduler(self.optimizer, cfg)
         # The run's state between two steps: what a checkpoint holds (see state_dict).
