@@ -175,3 +175,16 @@ def test_auxk_loss_revives_dead_topk_units(digits):
             dead.append(float((model.encode(rows) != 0).any(dim=0).logical_not().float().mean()))
     assert dead[0] > 0.5
     assert dead[1] < dead[0] - 0.15  # seeded: 0.73 without AuxK, 0.53 with it
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_streamed_rows_train_on_a_gpu(tmp_path):
+    """Rows streamed from disk go through pinned memory to the GPU."""
+    from aekit.stream import NpyRows
+
+    path = tmp_path / "rows.npy"
+    np.save(path, data(n=300).numpy())
+    model, config = make(epochs=3, device="cuda")
+    history = Trainer(model, config).fit(NpyRows(path, block_rows=64))
+    assert np.isfinite(history.train_loss).all() and history.train_loss[-1] < history.train_loss[0]
+    assert next(model.parameters()).device.type == "cuda"

@@ -603,7 +603,11 @@ class Trainer:
             end = len(order) if batch == n_batches - 1 else (batch + 1) * batch_size
             rows = order[batch * batch_size : end]
             local = rows.tensor_split(self.world_size)[self.rank] if self.world_size > 1 else rows
-            x = source.take(local).to(self.device, non_blocking=True)  # streamed rows: CPU
+            x = source.take(local)
+            if x.device != self.device:  # streamed rows: from the CPU, pinned for a GPU
+                if self.device.type == "cuda":  # so the copy overlaps the previous step
+                    x = x.pin_memory()
+                x = x.to(self.device, non_blocking=True)
             # A float64 device tensor: summing in place costs no host sync.
             self.epoch_sums += self._step(x, len(rows), epoch, batch)
             self.position["batch"] = batch + 1
