@@ -222,6 +222,8 @@ def test_fit_and_partial_fit_stream_a_parquet_path(table, tmp_path):
     assert streamed.reconstruction_error(X).mean() < 1.2 * in_memory.reconstruction_error(X).mean()
     incremental = Autoencoder(**FAST).partial_fit(path).partial_fit(path)
     assert incremental.n_iter_ == 2 and incremental.n_features_in_ == 12
+    with pytest.raises(DataTypeError, match="only fit and partial_fit take file paths"):
+        streamed.transform(path)
 
 
 def test_fit_on_parquet_resumes_exactly_after_ctrl_c(digits, tmp_path):

@@ -310,6 +310,11 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         ``finite=False`` leaves the NaN/inf/float32-range checks to :meth:`_run`, which makes
         them chunk by chunk on the float32 tensors it builds anyway (one pass, not three).
         """
+        if isinstance(X, (str, os.PathLike)):  # fit and partial_fit open paths before this
+            raise DataTypeError(
+                f"got the path {str(X)!r}: only fit and partial_fit take file paths; "
+                "read the rows first (aekit.data.read_array)"
+            )
         with _aekit_errors():
             X = validate_data(
                 self, X, reset=reset, dtype=_FLOATS, ensure_min_samples=1, ensure_all_finite=finite
@@ -379,7 +384,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             numeric columns of a parquet file) and never loaded whole, other formats are
             read into memory; or a row source such as :class:`~aekit.stream.ParquetRows`
             (which picks columns). :meth:`transform` and the other methods take arrays, not
-            paths: read rows with :func:`aekit.read_array`, or chunk by chunk.
+            paths: read rows with :func:`aekit.data.read_array`, or chunk by chunk.
         y : None
             Ignored.
         callbacks : tuple of Callback, optional
