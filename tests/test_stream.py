@@ -1,11 +1,12 @@
 import pickle
+import sys
 
 import numpy as np
 import pytest
 import torch
 
 from aekit import Autoencoder, DataError, DataTypeError
-from aekit.stream import NpyRows, stream_stats
+from aekit.stream import NpyRows, ParquetRows, stream_stats
 
 FAST = {"code_dim": 3, "hidden": (16,), "batch_size": 32, "random_state": 0, "device": "cpu"}
 
@@ -129,3 +130,114 @@ def test_partial_fit_on_chunks_learns_and_checks_features(digits):
     ae = pickle.loads(pickle.dumps(ae))  # the optimiser is not pickled; training goes on
     ae.partial_fit(digits)
     assert ae.n_iter_ == 20
+
+
+# -- parquet ------------------------------------------------------------------------------
+def write_parquet(path, X, group_rows, **extra):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    columns = {f"x{i}": X[:, i] for i in range(X.shape[1])} | extra
+    pq.write_table(pa.table(columns), path, row_group_size=group_rows)
+    return path
+
+
+@pytest.fixture()
+def parquet(table, tmp_path):
+    X, _ = table
+    names = np.array([f"row{i}" for i in range(len(X))])
+    return X, write_parquet(tmp_path / "rows.parquet", X, 17, name=names)
+
+
+def test_parquet_rows_read_picked_columns_exactly(parquet):
+    X, path = parquet
+    source = ParquetRows(path, label_column="name", window_blocks=2)
+    assert (len(source), source.n_features, source.n_blocks) == (203, 12, 12)
+    idx = torch.from_numpy(np.random.default_rng(1).integers(0, 203, size=300))
+    for part in idx.split(40):  # parts span more row groups than the buffer holds
+        np.testing.assert_array_equal(source.take(part).numpy(), X[part.numpy()])
+    picked = ParquetRows(path, columns=["x3", 0])
+    np.testing.assert_array_equal(picked.take(torch.arange(203)).numpy(), X[:, [3, 0]])
+    again = pickle.loads(pickle.dumps(source))
+    np.testing.assert_array_equal(again.take(torch.tensor([5, 200])).numpy(), X[[5, 200]])
+
+
+def test_parquet_shuffle_visits_every_row_once_mixing_a_few_row_groups(parquet):
+    _, path = parquet
+    source = ParquetRows(path, label_column="name", window_blocks=3)
+    rows = torch.arange(3, 200)
+    orders = [source.shuffle(rows, torch.Generator().manual_seed(s)) for s in (5, 5, 6)]
+    assert torch.equal(orders[0], orders[1]) and not torch.equal(orders[0], orders[2])
+    assert torch.equal(orders[0].sort().values, rows)
+    assert len((orders[0][:40] // 17).unique()) <= 3  # the first window: 3 row groups
+
+
+def test_parquet_buffer_follows_the_row_group_not_the_file(tmp_path):
+    rng = np.random.default_rng(0)
+    small = write_parquet(tmp_path / "small.parquet", rng.random((100, 5)), 10)
+    large = write_parquet(tmp_path / "large.parquet", rng.random((2000, 5)), 10)
+    shapes = []
+    for path in (small, large):
+        source = ParquetRows(path, window_blocks=2)
+        source.shuffle(torch.arange(len(source)), torch.Generator().manual_seed(0))
+        stream_stats(source, chunk_rows=64)
+        shapes.append(tuple(source._buffer.shape))
+    assert shapes == [(40, 5), (40, 5)]
+    # the window shrinks to the memory bound; one row group over it is refused
+    assert ParquetRows(large, max_buffer_bytes=10 * 5 * 4 * 2).window_blocks == 1
+    with pytest.raises(DataError, match="smaller row groups"):
+        ParquetRows(large, max_buffer_bytes=100)
+
+
+def test_parquet_errors_are_one_clear_line(parquet, tmp_path, monkeypatch):
+    X, path = parquet
+    with pytest.raises(DataTypeError, match="column 'name' holds string"):
+        ParquetRows(path)
+    with pytest.raises(DataError, match="no column 'nope'"):
+        ParquetRows(path, columns=["nope"])
+    with pytest.raises(DataError, match="no such file"):
+        ParquetRows(tmp_path / "missing.parquet")
+    (tmp_path / "text.parquet").write_text("hello")
+    with pytest.raises(DataError, match=r"cannot read .* as parquet"):
+        ParquetRows(tmp_path / "text.parquet")
+    X = X.astype(np.float64)
+    X[150, 3] = np.nan
+    nan = write_parquet(tmp_path / "nan.parquet", X, 17)
+    with pytest.raises(DataError, match="row 150"):
+        stream_stats(ParquetRows(nan), chunk_rows=64)
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    with pytest.raises(DataError, match=r"pip install 'aekit\[parquet\]'"):
+        ParquetRows(path)
+
+
+def test_fit_and_partial_fit_stream_a_parquet_path(table, tmp_path):
+    X, npy = table
+    path = write_parquet(tmp_path / "rows.parquet", X, 40)
+    streamed = Autoencoder(epochs=8, **FAST).fit(str(path))
+    in_memory = Autoencoder(epochs=8, **FAST).fit(X)
+    np.testing.assert_allclose(streamed.module_.offset, in_memory.module_.offset, atol=1e-6)
+    np.testing.assert_allclose(streamed.module_.scale, in_memory.module_.scale, rtol=1e-5)
+    # row groups of 40 rows read like .npy blocks of 40 rows: the very same run
+    as_npy = Autoencoder(epochs=8, **FAST).fit(NpyRows(npy, block_rows=40))
+    np.testing.assert_array_equal(streamed.transform(X), as_npy.transform(X))
+    assert streamed.reconstruction_error(X).mean() < 1.2 * in_memory.reconstruction_error(X).mean()
+    incremental = Autoencoder(**FAST).partial_fit(path).partial_fit(path)
+    assert incremental.n_iter_ == 2 and incremental.n_features_in_ == 12
+    with pytest.raises(DataTypeError, match="only fit and partial_fit take file paths"):
+        streamed.transform(path)
+
+
+def test_fit_on_parquet_resumes_exactly_after_ctrl_c(digits, tmp_path):
+    from aekit.checkpoint import latest_checkpoint
+
+    from .test_checkpoint import InterruptAt
+
+    params = {**FAST, "epochs": 3, "batch_size": 64, "checkpoint_every_steps": 4}
+    path = write_parquet(tmp_path / "digits.parquet", digits[:300], 50)
+    reference = Autoencoder(**params).fit(path)
+    folder = str(tmp_path / "ckpt")
+    with pytest.raises(KeyboardInterrupt):
+        Autoencoder(**params, checkpoint_dir=folder).fit(path, callbacks=(InterruptAt(step=6),))
+    assert latest_checkpoint(folder) is not None
+    resumed = Autoencoder(**params, checkpoint_dir=folder).fit(path, resume=True)
+    assert np.array_equal(resumed.transform(digits), reference.transform(digits))
+    assert resumed.history_.train_loss == reference.history_.train_loss

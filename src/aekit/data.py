@@ -368,35 +368,74 @@ def _explain_bad_text(
     return DataError(f"{path} is not a numeric table")
 
 
-def _read_parquet(
-    path: Path, columns: Sequence[str | int] | None, label_column: str | int | None
-) -> Table:
+def open_parquet(path: Path) -> Any:
+    """A ``pyarrow.parquet.ParquetFile`` over ``path``, with aekit's errors.
+
+    Raises
+    ------
+    DataError
+        pyarrow is missing (naming the extra to install) or the file is not parquet.
+    """
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
         raise DataError(f"reading {path} needs pyarrow: pip install 'aekit[parquet]'") from None
     try:
-        table = pq.read_table(path)
+        return pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"cannot read {path} as parquet ({exc})") from exc
-    names = [str(n) for n in table.column_names]
+
+
+def parquet_columns(
+    path: Path,
+    schema: Any,
+    columns: Sequence[str | int] | None,
+    label_column: str | int | None,
+) -> tuple[int | None, list[int]]:
+    """(label index, feature indices) of a parquet schema; the features must be numeric.
+
+    Raises
+    ------
+    DataError
+        No such column.
+    DataTypeError
+        A feature column holds something other than integers, floats or booleans.
+    """
+    import pyarrow as pa
+
+    names = [str(n) for n in schema.names]
     label_idx, feature_idx = _pick_columns(path, names, len(names), columns, label_column)
-    features = []
     for i in feature_idx:
-        values = table.column(i).to_numpy()
-        if values.dtype.kind not in "biuf":
+        kind = schema.field(i).type
+        if not (
+            pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+        ):
             raise DataTypeError(
-                f"{path} column {names[i]!r} holds {table.schema.field(i).type} values, "
+                f"{path} column {names[i]!r} holds {kind} values, "
                 "expected numbers; pick numeric columns or name it as the label column"
             )
-        features.append(values)
-    rows = table.num_rows
-    X = np.column_stack(features) if features else np.empty((rows, 0))
+    return label_idx, feature_idx
+
+
+def _read_parquet(
+    path: Path, columns: Sequence[str | int] | None, label_column: str | int | None
+) -> Table:
+    import pyarrow as pa
+
+    parquet = open_parquet(path)
+    schema = parquet.schema_arrow
+    label_idx, feature_idx = parquet_columns(path, schema, columns, label_column)
+    try:
+        table = parquet.read()
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"cannot read {path} as parquet ({exc})") from exc
+    features = [table.column(i).to_numpy() for i in feature_idx]
+    X = np.column_stack(features) if features else np.empty((table.num_rows, 0))
     labels = None
     if label_idx is not None:
         labels = _as_labels(np.asarray(table.column(label_idx).to_numpy(zero_copy_only=False)))
-    return Table(X, labels, [names[i] for i in feature_idx])
+    return Table(X, labels, [str(schema.names[i]) for i in feature_idx])
 
 
 def _is_number(text: str) -> bool:

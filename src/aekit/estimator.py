@@ -20,7 +20,7 @@ from .data import RowSource, read_array
 from .errors import ConfigError, DataError, DataTypeError, ModelFileError, NotFittedError
 from .io import check_fields, read_model, write_model
 from .model import Hourglass
-from .stream import NpyRows, stream_stats
+from .stream import BlockRows, open_rows, stream_stats
 from .train import Callback, History, Trainer, derive_seeds
 
 __all__ = ["SCALINGS", "Autoencoder", "auto_hidden", "load", "resolve_image_shape"]
@@ -315,6 +315,11 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         ``finite=False`` leaves the NaN/inf/float32-range checks to :meth:`_run`, which makes
         them chunk by chunk on the float32 tensors it builds anyway (one pass, not three).
         """
+        if isinstance(X, (str, os.PathLike)):  # fit and partial_fit open paths before this
+            raise DataTypeError(
+                f"got the path {str(X)!r}: only fit and partial_fit take file paths; "
+                "read the rows first (aekit.data.read_array)"
+            )
         with _aekit_errors():
             X = validate_data(
                 self, X, reset=reset, dtype=_FLOATS, ensure_min_samples=1, ensure_all_finite=finite
@@ -379,9 +384,12 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         ----------
         X : array-like of shape (n_samples, n_features), path, or row source
             Training rows (NumPy, pandas, anything array-like); or a file path: a ``.npy``
-            file is streamed from disk in shuffled blocks (see :class:`aekit.stream.NpyRows`)
-            and never loaded whole, other formats are read into memory; or a row source
-            such as :class:`~aekit.stream.NpyRows`.
+            or ``.parquet`` file is streamed from disk in shuffled blocks (see
+            :class:`aekit.stream.NpyRows` and :class:`aekit.stream.ParquetRows`: all
+            numeric columns of a parquet file) and never loaded whole, other formats are
+            read into memory; or a row source such as :class:`~aekit.stream.ParquetRows`
+            (which picks columns). :meth:`transform` and the other methods take arrays, not
+            paths: read rows with :func:`aekit.data.read_array`, or chunk by chunk.
         y : None
             Ignored.
         callbacks : tuple of Callback, optional
@@ -449,7 +457,8 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     ) -> tuple[torch.Tensor | RowSource, dict[str, np.ndarray]]:
         """Training rows (a tensor, or a source streamed from disk) and their column stats."""
         if isinstance(X, (str, os.PathLike)):
-            X = NpyRows(X) if str(X).lower().endswith(".npy") else read_array(X)
+            streamed = open_rows(X)
+            X = read_array(X) if streamed is None else streamed
         if not isinstance(X, RowSource):
             bytes_in = getattr(X, "dtype", None) == np.uint8
             X = self._validate(X, reset=reset)
@@ -666,7 +675,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
 
 def _close_opened(X: Any, rows: Any) -> None:
     """Close a file that ``fit`` opened from a path (not one the caller handed over)."""
-    if isinstance(X, (str, os.PathLike)) and isinstance(rows, NpyRows):
+    if isinstance(X, (str, os.PathLike)) and isinstance(rows, BlockRows):
         rows.close()
 
 

@@ -1,32 +1,142 @@
-"""Rows streamed from a ``.npy`` file larger than memory, in shuffled blocks.
+"""Rows streamed from a ``.npy`` or parquet file larger than memory, in shuffled blocks.
 
 A memory map would do the reading, but every page it touches counts as resident memory, so a
-pass over a 3 GB file ends with 3 GB resident. :class:`NpyRows` instead reads contiguous
-*blocks* of rows with explicit ``readinto`` calls into a few buffers it allocates once, and
-shuffles *by block*: each epoch permutes the blocks, groups them into windows of
-``window_blocks`` consecutive blocks, and permutes the rows inside each window. A batch thus
-mixes rows of a few blocks instead of the whole file (rows far apart in the file meet less
-often than under a full shuffle); the order is drawn from the trainer's seeded generator, so
-runs and resumed runs repeat exactly.
+pass over a 3 GB file ends with 3 GB resident. The sources here instead read *blocks* of rows
+into a few buffers allocated once, and shuffle *by block*: each epoch permutes the blocks,
+groups them into windows of ``window_blocks`` consecutive blocks, and permutes the rows inside
+each window. A batch thus mixes rows of a few blocks instead of the whole file (rows far apart
+in the file meet less often than under a full shuffle); the order is drawn from the trainer's
+seeded generator, so runs and resumed runs repeat exactly.
+
+:class:`NpyRows` reads contiguous blocks of a ``.npy`` file with explicit ``readinto`` calls;
+:class:`ParquetRows` reads one parquet row group per block with pyarrow.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from .data import RowSource
+from .data import RowSource, open_parquet, parquet_columns
 from .errors import DataError, DataTypeError
 
-__all__ = ["NpyRows", "stream_stats"]
+__all__ = ["BlockRows", "NpyRows", "ParquetRows", "open_rows", "stream_stats"]
 
 _BLOCK_BYTES = 16 * 2**20  # bytes of float32 per block when block_rows is not given
 
 
-class NpyRows:
+class BlockRows:
+    """Base of the streamed row sources: blocks of rows, their shuffle and their buffers.
+
+    A subclass sets ``path``, ``n_rows``, ``n_features``, ``dtype`` and ``window_blocks``,
+    calls :meth:`_set_blocks` with the first row of each block, and implements
+    :meth:`_read_block` (fill a buffer slot with one block) and :meth:`_close_file`.
+    """
+
+    path: Path
+    n_rows: int
+    n_features: int
+    dtype: np.dtype
+    window_blocks: int
+
+    def _set_blocks(self, starts: np.ndarray) -> None:
+        """Blocks begin at rows ``starts`` (increasing, the first 0); the last ends the file."""
+        self._starts = torch.as_tensor(np.append(starts, self.n_rows), dtype=torch.int64)
+        self.n_blocks = len(starts)
+        self.block_rows = max(1, int((self._starts[1:] - self._starts[:-1]).max()))  # slot size
+        self._buffer: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        for name in self._unpicklable():
+            state[name] = None
+        return state
+
+    def _unpicklable(self) -> tuple[str, ...]:
+        return ("_buffer",)
+
+    def _block_of(self, rows: torch.Tensor) -> torch.Tensor:
+        return torch.searchsorted(self._starts, rows, right=True) - 1
+
+    # -- order --------------------------------------------------------------------------
+    def shuffle(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Block-wise shuffled order of ``rows`` (see the module docstring)."""
+        block = self._block_of(rows)
+        rank = torch.empty(self.n_blocks, dtype=torch.int64)
+        rank[torch.randperm(self.n_blocks, generator=generator)] = torch.arange(self.n_blocks)
+        window = rank[block] // self.window_blocks
+        key = window * len(rows) + torch.randperm(len(rows), generator=generator)
+        return rows[key.argsort()]
+
+    # -- reading ------------------------------------------------------------------------
+    def take(self, indices: torch.Tensor) -> torch.Tensor:
+        """Rows at ``indices`` as float32, read from disk block by block as needed."""
+        indices = indices.to(torch.int64)
+        if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= self.n_rows):
+            raise DataError(f"row index out of range for {self.n_rows} rows in {self.path}")
+        block = self._block_of(indices)
+        needed = block.unique().tolist()
+        if len(needed) > self.capacity:
+            # a caller asking for rows of many blocks at once (e.g. sorted validation chunks)
+            return torch.cat([self.take(part) for part in indices.tensor_split(2)])
+        self._ensure(needed)
+        slot = self._slot_of[block]
+        return self._rows.index_select(0, slot * self.block_rows + indices - self._starts[block])
+
+    @property
+    def capacity(self) -> int:
+        """Blocks held in memory at once."""
+        return min(2 * self.window_blocks, self.n_blocks)
+
+    def _ensure(self, blocks: list[int]) -> None:
+        if self._buffer is None:
+            self._buffer = torch.empty(self.capacity * self.block_rows, self.n_features)
+            self._rows = self._buffer
+            self._slot_of = torch.full((self.n_blocks,), -1)
+            self._held: list[int] = []  # blocks in slots, least recently used first
+        wanted = set(blocks)
+        for b in blocks:
+            if b in self._held:
+                self._held.remove(b)
+                self._held.append(b)
+                continue
+            if len(self._held) < self.capacity:
+                slot = len(self._held)
+            else:
+                victim = next(v for v in self._held if v not in wanted)
+                self._held.remove(victim)
+                slot = int(self._slot_of[victim])
+                self._slot_of[victim] = -1
+            first, stop = int(self._starts[b]), int(self._starts[b + 1])
+            start = slot * self.block_rows
+            self._read_block(b, self._buffer[start : start + stop - first])
+            self._slot_of[b] = slot
+            self._held.append(b)
+
+    def _read_block(self, block: int, target: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def _close_file(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Close the file and free the buffers (they come back on the next read)."""
+        self._close_file()
+        self._buffer = None
+
+    def __del__(self) -> None:
+        self.close()
+
+
+class NpyRows(BlockRows):
     """A :class:`~aekit.data.RowSource` over a ``.npy`` file, read block by block.
 
     Parameters
@@ -84,99 +194,166 @@ class NpyRows:
             raise DataError(
                 f"block_rows and window_blocks must be >= 1, got {block_rows}, {window_blocks}"
             )
-        self.block_rows = max(1, min(int(block_rows), self.n_rows))
         self.window_blocks = int(window_blocks)
-        self._handle: object | None = None
-        self._buffer: torch.Tensor | None = None
+        self._handle: Any = None
+        self._set_blocks(np.arange(0, max(self.n_rows, 1), max(1, int(block_rows))))
+        self._raw = np.empty(0, dtype=self.dtype)
 
-    def __len__(self) -> int:
-        return self.n_rows
+    def _unpicklable(self) -> tuple[str, ...]:
+        return ("_buffer", "_handle")
 
-    def __getstate__(self) -> dict[str, object]:
-        return {**self.__dict__, "_handle": None, "_buffer": None}
-
-    # -- order --------------------------------------------------------------------------
-    def shuffle(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Block-wise shuffled order of ``rows`` (see the module docstring)."""
-        block = rows // self.block_rows
-        n_blocks = -(-self.n_rows // self.block_rows)
-        rank = torch.empty(n_blocks, dtype=torch.int64)
-        rank[torch.randperm(n_blocks, generator=generator)] = torch.arange(n_blocks)
-        window = rank[block] // self.window_blocks
-        key = window * len(rows) + torch.randperm(len(rows), generator=generator)
-        return rows[key.argsort()]
-
-    # -- reading ------------------------------------------------------------------------
-    def take(self, indices: torch.Tensor) -> torch.Tensor:
-        """Rows at ``indices`` as float32, read from disk block by block as needed."""
-        indices = indices.to(torch.int64)
-        if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= self.n_rows):
-            raise DataError(f"row index out of range for {self.n_rows} rows in {self.path}")
-        block = indices // self.block_rows
-        needed = block.unique().tolist()
-        if len(needed) > self._capacity():
-            # a caller asking for rows of many blocks at once (e.g. sorted validation chunks)
-            return torch.cat([self.take(part) for part in indices.tensor_split(2)])
-        self._ensure(needed)
-        slot = self._slot_of[block]
-        return self._rows.index_select(0, slot * self.block_rows + indices % self.block_rows)
-
-    def _capacity(self) -> int:
-        return 2 * self.window_blocks
-
-    def _ensure(self, blocks: list[int]) -> None:
-        if self._buffer is None:
-            self._buffer = torch.empty(self._capacity() * self.block_rows, self.n_features)
-            self._rows = self._buffer
-            self._slot_of = torch.full((-(-self.n_rows // self.block_rows),), -1)
-            self._held: list[int] = []  # blocks in slots, least recently used first
-            self._raw = np.empty(self.block_rows * self.n_features, dtype=self.dtype)
-        wanted = set(blocks)
-        for b in blocks:
-            if b in self._held:
-                self._held.remove(b)
-                self._held.append(b)
-                continue
-            if len(self._held) < self._capacity():
-                slot = len(self._held)
-            else:
-                victim = next(v for v in self._held if v not in wanted)
-                self._held.remove(victim)
-                slot = int(self._slot_of[victim])
-                self._slot_of[victim] = -1
-            self._read_block(b, slot)
-            self._slot_of[b] = slot
-            self._held.append(b)
-
-    def _read_block(self, block: int, slot: int) -> None:
-        assert self._buffer is not None
-        first = block * self.block_rows
-        count = min(self.block_rows, self.n_rows - first)
-        target = self._buffer[slot * self.block_rows : slot * self.block_rows + count]
+    def _read_block(self, block: int, target: torch.Tensor) -> None:
+        first, count = int(self._starts[block]), len(target)
         native_f32 = self.dtype == np.dtype(np.float32)
+        if not native_f32 and len(self._raw) < self.block_rows * self.n_features:
+            self._raw = np.empty(self.block_rows * self.n_features, dtype=self.dtype)
         raw = target.numpy().reshape(-1) if native_f32 else self._raw[: count * self.n_features]
         if self._handle is None:
             self._handle = self.path.open("rb", buffering=0)
-        handle = self._handle
-        handle.seek(self.offset + first * self.n_features * self.dtype.itemsize)  # type: ignore[attr-defined]
+        self._handle.seek(self.offset + first * self.n_features * self.dtype.itemsize)
         view = memoryview(raw).cast("B")
         done = 0
         while done < len(view):
-            got = handle.readinto(view[done:])  # type: ignore[attr-defined]
+            got = self._handle.readinto(view[done:])
             if not got:
                 raise DataError(f"{self.path} ended early while reading block {block}")
             done += got
         if not native_f32:
             target.copy_(torch.from_numpy(raw.reshape(count, self.n_features).astype(np.float32)))
 
-    def close(self) -> None:
-        """Close the file and free the buffers (they come back on the next read)."""
+    def _close_file(self) -> None:
         if getattr(self, "_handle", None) is not None:
-            self._handle.close()  # type: ignore[union-attr]
-        self._handle = self._buffer = None
+            self._handle.close()
+        self._handle = None
 
-    def __del__(self) -> None:
-        self.close()
+
+class ParquetRows(BlockRows):
+    """A :class:`~aekit.data.RowSource` over the numeric columns of a parquet file.
+
+    Each block is one row group: pyarrow reads a row group whole, so memory follows the
+    largest row group, not the file. Write big files with row groups of a few MiB to a few
+    hundred MiB (``pyarrow.parquet.write_table(..., row_group_size=rows)``).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A parquet file (needs pyarrow: ``pip install 'aekit[parquet]'``).
+    columns : sequence of str or int, optional
+        Feature columns, by name or 0-based index (default: all but ``label_column``), as in
+        :func:`aekit.data.read_table`.
+    label_column : str or int, optional
+        A column left out of the features (it may hold text).
+    window_blocks : int, default=4
+        Row groups whose rows are shuffled together.
+    max_buffer_bytes : int, default=1 GiB
+        Bound on the float32 buffers (``2 * window_blocks`` row groups): ``window_blocks``
+        shrinks to fit it, down to one row group (then it may hold two).
+
+    Attributes
+    ----------
+    n_features : int
+        Values per row.
+    columns : list of str
+        Names of the feature columns.
+
+    Raises
+    ------
+    DataError
+        pyarrow missing, not a parquet file, no such column, or a row group too large for
+        ``max_buffer_bytes``.
+    DataTypeError
+        A feature column is not numeric.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        columns: Sequence[str | int] | None = None,
+        label_column: str | int | None = None,
+        window_blocks: int = 4,
+        max_buffer_bytes: int = 2**30,
+    ) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise DataError(f"no such file: {self.path}")
+        if window_blocks < 1:
+            raise DataError(f"window_blocks must be >= 1, got {window_blocks}")
+        self._file: Any = open_parquet(self.path)
+        try:
+            self._layout(columns, label_column, window_blocks, max_buffer_bytes)
+        except BaseException:
+            self._close_file()
+            raise
+
+    def _layout(
+        self,
+        columns: Sequence[str | int] | None,
+        label_column: str | int | None,
+        window_blocks: int,
+        max_buffer_bytes: int,
+    ) -> None:
+        """Pick the feature columns; one block per (non-empty) row group; size the window."""
+        schema = self._file.schema_arrow
+        _, feature_idx = parquet_columns(self.path, schema, columns, label_column)
+        if not feature_idx:
+            raise DataError(f"{self.path} has no feature columns left to train on")
+        self.columns = [str(schema.names[i]) for i in feature_idx]
+        self.dtype = np.result_type(*(schema.field(i).type.to_pandas_dtype() for i in feature_idx))
+        meta = self._file.metadata
+        sizes = np.array([meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
+        self.n_rows, self.n_features = int(sizes.sum()), len(feature_idx)
+        if self.n_rows == 0:
+            raise DataError(f"{self.path} has no data rows")
+        # empty row groups would be empty blocks: keep the others, and their file indices
+        self._groups = np.flatnonzero(sizes)
+        self._set_blocks(np.concatenate([[0], np.cumsum(sizes[self._groups])[:-1]]))
+        group_bytes = self.block_rows * self.n_features * 4
+        fit = max(1, max_buffer_bytes // (2 * group_bytes))
+        self.window_blocks = int(min(window_blocks, fit))
+        if self.capacity * group_bytes > max_buffer_bytes:
+            raise DataError(
+                f"{self.path} has row groups of up to {self.block_rows} rows "
+                f"({group_bytes / 2**20:.0f} MiB as float32), too large to stream within "
+                f"{max_buffer_bytes / 2**20:.0f} MiB; rewrite it with smaller row groups "
+                "(pyarrow.parquet.write_table(..., row_group_size=N)) or read it whole"
+            )
+
+    def _unpicklable(self) -> tuple[str, ...]:
+        return ("_buffer", "_file")
+
+    def _read_block(self, block: int, target: torch.Tensor) -> None:
+        import pyarrow as pa
+
+        if self._file is None:
+            self._file = open_parquet(self.path)
+        try:
+            group = self._file.read_row_group(int(self._groups[block]), columns=self.columns)
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"cannot read row group {block} of {self.path} ({exc})") from exc
+        if group.num_rows != len(target):
+            raise DataError(
+                f"{self.path} row group {block} holds {group.num_rows} rows, "
+                f"its metadata says {len(target)}"
+            )
+        out = target.numpy()
+        for j, column in enumerate(group.columns):  # nulls become NaN, caught by stream_stats
+            out[:, j] = column.cast(pa.float32(), safe=False).to_numpy()
+
+    def _close_file(self) -> None:
+        if getattr(self, "_file", None) is not None:
+            self._file.close()
+        self._file = None
+
+
+def open_rows(path: str | os.PathLike[str]) -> BlockRows | None:
+    """A streamed source for a ``.npy`` or ``.parquet`` path; None for other formats."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".npy":
+        return NpyRows(path)
+    if suffix == ".parquet":
+        return ParquetRows(path)
+    return None
 
 
 def stream_stats(source: RowSource, chunk_rows: int = 8192) -> dict[str, np.ndarray]:
