@@ -70,6 +70,65 @@ def test_fit_options_reach_the_estimator(files, tmp_path, monkeypatch):
     assert ae.train_config_.compile and len(compiled) == 1
 
 
+def test_fit_streams_a_file_without_reading_it_whole(files, tmp_path, monkeypatch, capsys):
+    """--stream trains from disk block by block: the same split and fingerprint as in memory,
+    and the whole-file reader is never called."""
+    import aekit.data
+
+    data = str(files / "digits.npy")
+    argv = ["fit", data, "--code-dim", "3", *TINY]
+    assert main([*argv, "--no-stream", "-o", str(tmp_path / "memory")]) == 0
+    in_memory = json.loads((tmp_path / "memory" / "fit.json").read_text())
+
+    def no_whole_reads(*args, **kwargs):
+        raise AssertionError("read the whole file")
+
+    monkeypatch.setattr(aekit.data, "read_table", no_whole_reads)
+    capsys.readouterr()
+    assert main([*argv, "--stream", "-o", str(tmp_path / "streamed")]) == 0
+    assert "held-out error" in capsys.readouterr().out
+    streamed = json.loads((tmp_path / "streamed" / "fit.json").read_text())
+    assert streamed["fingerprint"] == in_memory["fingerprint"]
+    assert streamed["n_rows"] == N_ROWS
+    holdouts = [np.load(tmp_path / name / "holdout.npy") for name in ("memory", "streamed")]
+    assert np.array_equal(*holdouts) and len(holdouts[0]) == 30
+    ae = aekit.load(tmp_path / "streamed")
+    assert ae.n_iter_ == 2 and np.isfinite(ae.history_.train_loss).all()
+
+    # the default streams files over the size threshold
+    monkeypatch.setattr("aekit.cli._STREAM_BYTES", 0)
+    assert main([*argv, "-o", str(tmp_path / "auto")]) == 0
+
+
+def test_fit_streams_parquet_columns(files, tmp_path, monkeypatch):
+    pytest.importorskip("pyarrow")
+    import aekit.data
+
+    table = read_table(files / "digits.csv", label_column="digit")
+    aekit.data.write_array(tmp_path / "d.parquet", np.asarray(table.X), table.columns)
+    monkeypatch.setattr(aekit.data, "read_table", None)  # any whole-file read fails
+    argv = ["fit", str(tmp_path / "d.parquet"), "--code-dim", "3", *TINY, "--stream"]
+    assert main([*argv, "--columns", "p1,p2,p3,p5", "-o", str(tmp_path / "m")]) == 0
+    assert json.loads((tmp_path / "m" / "fit.json").read_text())["columns"] == [
+        "p1", "p2", "p3", "p5"
+    ]  # fmt: skip
+    assert aekit.load(tmp_path / "m").n_features_in_ == 4
+
+
+@pytest.mark.parametrize(
+    ("data", "extra", "message"),
+    [
+        ("digits.csv", [], "--stream reads .npy and .parquet files, not digits.csv"),
+        ("digits.npy", ["--columns", "1,2"], "a streamed .npy file trains on all its columns"),
+    ],
+)
+def test_stream_errors_are_one_line(files, tmp_path, capsys, data, extra, message):
+    argv = ["fit", str(files / data), "--code-dim", "3", *TINY, "--stream", *extra]
+    assert main([*argv, "-o", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not (tmp_path / "m").exists()
+
+
 @pytest.mark.parametrize("suffix", [".npy", ".csv", ".parquet"])
 def test_encode_uses_the_fit_time_columns(model, files, tmp_path, suffix):
     out = tmp_path / f"codes{suffix}"

@@ -30,6 +30,9 @@ __all__ = ["build_parser", "main"]
 _USAGE_ERRORS = (ConfigError, DataError, DataTypeError, ModelFileError)
 FIT_INFO = "fit.json"  # beside the model: where its data came from and the held-out rows
 HOLDOUT = "holdout.npy"
+_STREAM_BYTES = 2**30  # --stream's default: stream .npy / .parquet files larger than this
+_HASH_ROWS = 65_536  # rows per chunk when hashing a streamed file
+_SUMMARY_ROWS = (50_000, 10_000)  # fit's closing PCA comparison: training, held-out rows
 
 
 class InterruptedRunError(Exception):
@@ -47,9 +50,64 @@ def _read(path: str, columns: list[str] | None, label_column: str | None) -> Any
     return table
 
 
-def _fingerprint(X: np.ndarray) -> str:
-    """SHA-256 of the rows as float32: tells whether a file holds the fit-time data."""
-    return hashlib.sha256(np.ascontiguousarray(X, dtype=np.float32).tobytes()).hexdigest()
+def _fingerprint(X: Any) -> str:
+    """SHA-256 of the rows as float32: tells whether a file holds the fit-time data.
+
+    ``X`` is an array or a streamed source (hashed chunk by chunk: the same digest).
+    """
+    if isinstance(X, np.ndarray):
+        return hashlib.sha256(np.ascontiguousarray(X, dtype=np.float32).tobytes()).hexdigest()
+    import torch
+
+    digest = hashlib.sha256()
+    for chunk in torch.arange(len(X)).split(_HASH_ROWS):
+        digest.update(X.take(chunk).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _streamed(args: argparse.Namespace) -> Any:
+    """DATA as a source read from disk block by block (see ``--stream``), or None."""
+    from .stream import NpyRows, ParquetRows
+
+    path = Path(args.data)
+    suffix = path.suffix.lower()
+    if suffix not in (".npy", ".parquet"):
+        if args.stream:
+            raise ConfigError(f"--stream reads .npy and .parquet files, not {path.name}")
+        return None
+    if args.stream is None and not (path.is_file() and path.stat().st_size > _STREAM_BYTES):
+        return None
+    if args.stream is False:
+        return None
+    if suffix == ".parquet":
+        source: Any = ParquetRows(path, columns=args.columns, label_column=args.label_column)
+    elif args.columns is not None or args.label_column is not None:
+        raise ConfigError(
+            "a streamed .npy file trains on all its columns: drop --columns and "
+            "--label-column, or pass --no-stream to read it into memory"
+        )
+    else:
+        source = NpyRows(path)
+    if len(source) == 0 or source.n_features == 0:
+        source.close()
+        raise DataError(f"{path} has no data ({len(source)} rows, {source.n_features} columns)")
+    return source
+
+
+def _rows_at(X: Any, index: np.ndarray) -> np.ndarray:
+    """Rows ``index`` (sorted) of an array or a streamed source, as an array."""
+    import torch
+
+    if isinstance(X, np.ndarray):
+        return X[index]
+    return X.take(torch.from_numpy(index.astype(np.int64))).numpy()
+
+
+def _at_most(index: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """``index`` itself, or a seeded sorted sample of ``count`` of its entries."""
+    if len(index) <= count:
+        return index
+    return np.sort(np.random.default_rng(seed).choice(index, count, replace=False))
 
 
 def _fit_info(model: str) -> dict[str, Any]:
@@ -213,12 +271,7 @@ def _without_option(argv: Sequence[str], name: str) -> list[str]:
 
 
 def _fit(args: argparse.Namespace, device: str, is_main: bool) -> int:
-    from .analysis import pca_reconstruction, row_errors, split_indices
     from .data import check_writable_folder
-    from .estimator import Autoencoder
-    from .io import atomic_write
-    from .plots import loss_curves
-    from .progress import StopOnSignal
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -228,18 +281,44 @@ def _fit(args: argparse.Namespace, device: str, is_main: bool) -> int:
         raise ConfigError("--resume needs --checkpoint-dir (the folder the checkpoints are in)")
     if not 0 <= args.holdout < 1:
         raise ConfigError(f"--holdout must be in [0, 1), got {args.holdout}")
-    table = _read(args.data, args.columns, args.label_column)
-    X = np.asarray(table.X)
+    source = _streamed(args)
+    try:
+        if source is None:
+            table = _read(args.data, args.columns, args.label_column)
+            X, columns = np.asarray(table.X), table.columns
+        else:
+            X, columns = source, getattr(source, "columns", None)
+        return _fit_rows(args, X, columns, device, is_main, out)
+    finally:
+        if source is not None:
+            source.close()
+
+
+def _fit_rows(
+    args: argparse.Namespace, X: Any, columns: Any, device: str, is_main: bool, out: Path
+) -> int:
+    """Fit on rows in memory (an array) or streamed (a source); rank 0 saves and reports."""
+    from .analysis import pca_reconstruction, row_errors, split_indices
+    from .estimator import Autoencoder
+    from .io import atomic_write
+    from .plots import loss_curves
+    from .progress import StopOnSignal
+    from .stream import RowSubset
+
     if args.holdout > 0 and len(X) >= 10:
         train_idx, holdout_idx = split_indices(len(X), args.holdout, args.seed)
     else:
         train_idx, holdout_idx = np.arange(len(X)), np.arange(0)
+    if isinstance(X, np.ndarray):
+        train = X[train_idx]
+    else:
+        train = RowSubset(X, train_idx) if len(holdout_idx) else X
     params = {**_estimator_params(args), "device": device}
     ae = Autoencoder(code_dim=args.code_dim, checkpoint_dir=args.checkpoint_dir, **params)
     stopper = StopOnSignal()
     try:
         with stopper.installed():
-            ae.fit(X[train_idx], callbacks=(*_callbacks(args), stopper), resume=args.resume)
+            ae.fit(train, callbacks=(*_callbacks(args), stopper), resume=args.resume)
     except KeyboardInterrupt:
         if args.checkpoint_dir:
             argv = [a for a in args.argv if a != "--resume"]
@@ -259,7 +338,7 @@ def _fit(args: argparse.Namespace, device: str, is_main: bool) -> int:
         "data": str(args.data),
         "n_rows": len(X),
         "fingerprint": _fingerprint(X),
-        "columns": table.columns,
+        "columns": columns,
         "label_column": args.label_column,
         "holdout_fraction": args.holdout,
         "seed": args.seed,
@@ -271,13 +350,18 @@ def _fit(args: argparse.Namespace, device: str, is_main: bool) -> int:
         f"epochs (stopped by {ae.history_.stop_reason}, "
         f"kept epoch {ae.history_.best_epoch})"
     )
-    if len(holdout_idx):
-        X_test = X[holdout_idx]
+    if len(holdout_idx):  # on samples of big data: the comparison must fit in memory
+        pca_rows, test_rows = (
+            _at_most(idx, count, args.seed)
+            for idx, count in zip((train_idx, holdout_idx), _SUMMARY_ROWS, strict=True)
+        )
+        X_test = _rows_at(X, test_rows)
         ae_error = float(ae.reconstruction_error(X_test).mean())
-        pca = pca_reconstruction(X[train_idx], X_test, args.code_dim, random_state=0)
+        pca = pca_reconstruction(_rows_at(X, pca_rows), X_test, args.code_dim, random_state=0)
         pca_error = float(row_errors(X_test, pca).mean())
+        sampled = "" if len(test_rows) == len(holdout_idx) else f" of {len(test_rows)} rows"
         summary += (
-            f"; held-out error {ae_error:.4g} (PCA with {args.code_dim} components: "
+            f"; held-out error{sampled} {ae_error:.4g} (PCA with {args.code_dim} components: "
             f"{pca_error:.4g})"
         )
     print(summary)
@@ -548,6 +632,12 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--code-dim", type=int, required=True, help="size of the code")
     fit.add_argument("-o", "--out", required=True, metavar="MODEL_DIR", help="model folder")
     fit.add_argument("--holdout", type=float, default=0.1, help="rows kept out (default: 0.1)")
+    fit.add_argument(
+        "--stream",
+        action=argparse.BooleanOptionalAction,
+        help="read a .npy or .parquet DATA from disk block by block instead of into memory "
+        "(default: when the file is over 1 GiB)",
+    )
     fit.add_argument("--checkpoint-dir", help="write resumable checkpoints here every epoch")
     fit.add_argument("--resume", action="store_true", help="continue from --checkpoint-dir")
     fit.add_argument(
