@@ -20,6 +20,7 @@ from aekit import (
     load,
 )
 from aekit.analysis import decoder_basis, principal_angles, row_errors, sparsity_stats
+from aekit.estimator import auto_epochs
 
 from .conftest import FAST
 
@@ -238,3 +239,24 @@ def test_uint8_images_scale_by_their_common_range(digits):
     np.testing.assert_allclose(
         est.transform(pixels[300:310]), floats.transform(pixels[300:310] / 255.0), atol=1e-4
     )
+
+
+def test_batch_norm_auto_is_on_for_unit_range_data_and_off_for_tables(digits):
+    params = {"code_dim": 2, "hidden": (8,), **FAST}
+    images = Autoencoder(**params).fit(digits[:100])  # pixels in [0, 1]
+    table = Autoencoder(**params).fit(digits[:100] * 16 - 3)  # standardized
+    assert images.model_config_.batch_norm and not table.model_config_.batch_norm
+    forced = Autoencoder(batch_norm=True, **params).fit(digits[:100] * 16 - 3)
+    assert forced.model_config_.batch_norm
+    with pytest.raises(ConfigError, match="batch_norm='yes'"):
+        Autoencoder(batch_norm="yes", **params).fit(digits[:100])
+
+
+def test_epochs_auto_gives_small_data_at_least_2000_steps():
+    assert auto_epochs(8000, 64, 0.1) == 100  # MNIST: 113 steps an epoch, as tuned
+    assert auto_epochs(1280 + 142, 64, 0.1) == 100  # 1,280 training rows: 20 steps an epoch
+    assert auto_epochs(133, 64, 0.1) == 1000  # wine's training split: 120 rows, 2 steps
+    assert auto_epochs(10, 64, 0.1) == 2000
+    X = np.random.default_rng(0).standard_normal((30, 3))
+    est = Autoencoder(code_dim=1, hidden=(4,), patience=1, random_state=0, device="cpu").fit(X)
+    assert est.train_config_.epochs == 2000 and est.n_iter_ < 2000  # early stopping still ends it

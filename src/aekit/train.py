@@ -63,6 +63,7 @@ __all__ = [
     "History",
     "LogProgress",
     "Trainer",
+    "batches_per_epoch",
     "derive_seeds",
     "latest_checkpoint",
     "resolve_device",
@@ -876,13 +877,24 @@ class Trainer:
 
 
 # -- pieces of a step ---------------------------------------------------------------------
+def _n_val(n: int, fraction: float) -> int:
+    """Rows held out for validation: none when a side would be empty."""
+    n_val = int(n * fraction)
+    return n_val if 1 <= n_val < n else 0
+
+
 def _split(n: int, fraction: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Sorted (train, validation) row indices; no validation when a side would be empty."""
-    n_val = int(n * fraction)
-    if n_val < 1 or n - n_val < 1:
+    n_val = _n_val(n, fraction)
+    if n_val == 0:
         return torch.arange(n), torch.arange(0)
     perm = torch.randperm(n, generator=gen)
     return perm[n_val:].sort().values, perm[:n_val].sort().values
+
+
+def batches_per_epoch(n_rows: int, batch_size: int, val_fraction: float) -> int:
+    """Optimiser steps in one epoch of :meth:`Trainer.fit` on ``n_rows`` rows (all ranks)."""
+    return _batch_count(n_rows - _n_val(n_rows, val_fraction), batch_size)
 
 
 def _batch_count(n_rows: int, batch_size: int) -> int:
