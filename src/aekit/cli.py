@@ -31,8 +31,8 @@ _USAGE_ERRORS = (ConfigError, DataError, DataTypeError, ModelFileError)
 FIT_INFO = "fit.json"  # beside the model: where its data came from and the held-out rows
 HOLDOUT = "holdout.npy"
 _STREAM_BYTES = 2**30  # --stream's default: stream .npy / .parquet files larger than this
-_HASH_ROWS = 65_536  # rows per chunk when hashing a streamed file
-_SUMMARY_ROWS = (50_000, 10_000)  # fit's closing PCA comparison: training, held-out rows
+_HASH_ROWS = 4096  # rows per chunk when hashing a streamed file (12 MiB at 784 floats)
+_SUMMARY_ROWS = (20_000, 5_000)  # fit's closing PCA comparison: training, held-out rows
 
 
 class InterruptedRunError(Exception):
