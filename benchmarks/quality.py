@@ -9,7 +9,8 @@ Salakhutdinov 2006's unit; PCA-30 scores 14.33 here). Prints a table and writes 
 
 Sections: 1. undercomplete AE (default settings and the documented best recipe) vs PCA;
 2. linear AE vs PCA (principal angles, eigengap); 3. denoising; 4. sparse codes (top-k with and
-without the dead-unit auxiliary loss, L1); 5. convolutional AE. Each fit's wall time is kept.
+without the AuxK dead-unit loss, L1; every top-k dictionary is centred and its code layers
+are spared weight decay); 5. convolutional AE. Each fit's wall time is kept.
 """
 
 from __future__ import annotations
@@ -166,7 +167,7 @@ def sparse(train: np.ndarray, test: np.ndarray, quick: bool) -> list[dict[str, A
     mean = train.mean(axis=0)
     pca_nmse = normalized_mse(test, pca_reconstruction(train, test, 32), mean)
     variants = {
-        "topk (no remedy)": {**TOPK, "sparsity_weight": 0.0},
+        "topk, no AuxK": {**TOPK, "sparsity_weight": 0.0},
         "topk + AuxK": {**TOPK, "sparsity_weight": AUXK_WEIGHT},
         "l1": L1,
     }

@@ -28,9 +28,11 @@ from aekit import (
 from aekit.checkpoint import find_checkpoint, latest_checkpoint
 from aekit.io import read_checkpoint, write_checkpoint
 
-# Two set-ups that use every stateful part: dropout and input noise draw from the noise
-# generator, cosine/plateau schedules keep state, batch norm has running statistics, and
-# the second monitors the training loss (no validation split) so early stopping fires.
+# Set-ups that use every stateful part: dropout and input noise draw from the noise
+# generator, cosine/plateau schedules keep state, batch norm has running statistics, the
+# second monitors the training loss (no validation split) so early stopping fires, and the
+# top-k dictionary keeps AuxK's dead-unit counters (a few units count as dead in the last
+# epochs) and two optimiser groups (its code layers without weight decay).
 SETUPS = {
     "noise-cosine": (
         {"dropout": 0.2, "noise": "masking"},
@@ -40,13 +42,17 @@ SETUPS = {
         {"batch_norm": True},
         {"epochs": 30, "lr": 0.1, "lr_schedule": "plateau", "val_fraction": 0.0, "patience": 1},
     ),
+    "topk-auxk-decay": (
+        {"hidden": (), "code_dim": 32, "sparsity": "topk", "sparsity_k": 2, "sparsity_weight": 1},
+        {"epochs": 18, "weight_decay": 1e-3, "lr": 0.01, "lr_schedule": "cosine"},
+    ),
 }
 
 
 def make_trainer(folder=None, setup="noise-cosine", callbacks=(), **train):
     model_kw, train_kw = SETUPS[setup]
     module = Hourglass(
-        ModelConfig(input_dim=6, code_dim=2, hidden=(12,), **model_kw),
+        ModelConfig(input_dim=6, **{"code_dim": 2, "hidden": (12,), **model_kw}),
         torch.Generator().manual_seed(0),
     )
     config = TrainConfig(
@@ -187,8 +193,8 @@ def test_interrupt_inside_the_forward_pass_rolls_back_to_the_step_start(referenc
     with pytest.raises(KeyboardInterrupt):
         trainer.fit(rows())
     saved = latest_checkpoint(tmp_path)
-    if setup.startswith("batchnorm"):  # batch norm statistics moved: nothing to save
-        assert saved.name == "checkpoint-e000001-b000000.safetensors"
+    if setup.startswith(("batchnorm", "topk")):  # running statistics or dead-unit counters
+        assert saved.name == "checkpoint-e000001-b000000.safetensors"  # move: nothing saved
     else:
         assert saved.name == "checkpoint-e000001-b000002.safetensors"
     resumed = make_trainer(tmp_path, setup)

@@ -23,6 +23,18 @@ PARAMS = {
     "random_state": 0,
     "device": "cpu",
 }
+# A top-k dictionary with AuxK: one unit has been silent past 2,048 rows by the last epochs,
+# and the silence counters must count global rows and any rank's firing to match 1 process.
+TOPK = {
+    **PARAMS,
+    "hidden": (),
+    "code_dim": 48,
+    "sparsity": "topk",
+    "sparsity_k": 2,
+    "sparsity_weight": 1.0,
+    "epochs": 20,
+    "patience": None,
+}
 
 
 def rows():
@@ -47,9 +59,10 @@ with distributed_session("cpu") as ctx:
 """
 
 
-def test_two_gloo_processes_match_one_process(tmp_path):
+@pytest.mark.parametrize(("params", "stop"), [(PARAMS, "early_stopping"), (TOPK, "epochs")])
+def test_two_gloo_processes_match_one_process(tmp_path, params, stop):
     script = tmp_path / "fit.py"
-    script.write_text(textwrap.dedent(SCRIPT.format(params=PARAMS)))
+    script.write_text(textwrap.dedent(SCRIPT.format(params=params)))
     out = tmp_path / "model"
     command = torchrun_command([str(script), str(out)], 2, module=None)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -57,10 +70,9 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
 
     ddp = load(out)  # rank 0 saved an ordinary model folder
-    single = Autoencoder(**PARAMS).fit(rows())
-    # early stopping fired, at the same epoch, on both ranks
-    assert single.history_.stop_reason == "early_stopping"
-    assert ddp.history_.stop_reason == "early_stopping"
+    single = Autoencoder(**params).fit(rows())
+    # early stopping (where it fires) at the same epoch on both ranks
+    assert single.history_.stop_reason == ddp.history_.stop_reason == stop
     assert ddp.n_iter_ == single.n_iter_ == int((tmp_path / "model.rank1").read_text())
     assert ddp.history_.best_epoch == single.history_.best_epoch
     np.testing.assert_allclose(ddp.history_.val_loss, single.history_.val_loss, rtol=1e-5)

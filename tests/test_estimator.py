@@ -174,6 +174,15 @@ def test_topk_codes_have_exactly_k_nonzeros(digits):
     assert ((codes != 0).sum(axis=1) == 5).all()
 
 
+def test_topk_dictionary_keeps_its_units_alive(digits):
+    """Centred at the data's mean, no weight decay on the code: few units stay silent."""
+    est = Autoencoder(
+        code_dim=64, hidden=(), sparsity="topk", sparsity_k=4, sparsity_weight=0.0, **FAST
+    ).fit(digits[:1400])
+    assert est.module_.centred
+    assert sparsity_stats(est.transform(digits[1400:]))["dead_fraction"] < 0.1  # seeded: 0.0
+
+
 def test_kl_sparsity_moves_mean_activation_to_target(digits):
     means = []
     for weight in (0.0, 1.0):

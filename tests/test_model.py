@@ -96,3 +96,23 @@ def test_output_pre_is_code_before_activation():
     assert torch.equal(out.code, model.code_activation(out.pre))
     assert model.rows_since_fired.shape == (10,)
     assert "rows_since_fired" not in build(code_dim=10).state_dict()
+
+
+@pytest.mark.parametrize("output", ["identity", "sigmoid"])
+def test_topk_dictionary_encodes_rows_relative_to_its_origin(output):
+    model = build(code_dim=10, hidden=(), sparsity="topk", sparsity_k=3, output=output)
+    mean = torch.linspace(0.1, 0.9, 6)
+    model.set_origin_(mean)
+    assert model.centred and torch.allclose(model.origin(), mean, atol=1e-6)
+    assert torch.allclose(model.decode(torch.zeros(1, 10)), mean, atol=1e-6)
+    x = torch.rand(4, 6)
+    assert torch.allclose(model.encode_pre(x), model.encoder[0](x - mean), atol=1e-6)
+
+
+def test_only_topk_dictionaries_are_centred():
+    assert not build(code_dim=10, hidden=(8,), sparsity="topk", sparsity_k=3).centred
+    assert not build(code_dim=10, hidden=(), sparsity="l1").centred
+    model = build(hidden=(), activation="identity")
+    before = model.code_layer.bias.clone()
+    model.set_origin_(torch.ones(6))
+    assert torch.equal(model.code_layer.bias, before)

@@ -12,6 +12,7 @@ from aekit import (
     Trainer,
     TrainingDivergedError,
 )
+from aekit import train as train_module
 from aekit.train import resolve_device
 
 
@@ -188,3 +189,56 @@ def test_streamed_rows_train_on_a_gpu(tmp_path):
     history = Trainer(model, config).fit(NpyRows(path, block_rows=64))
     assert np.isfinite(history.train_loss).all() and history.train_loss[-1] < history.train_loss[0]
     assert next(model.parameters()).device.type == "cuda"
+
+
+def _dictionary(rows, *, centre, weight_decay, epochs=6):
+    """A 64-unit top-k (k = 4) dictionary trained on digits; returns its dead-unit share."""
+    config = ModelConfig(
+        input_dim=64, code_dim=64, hidden=(), sparsity="topk", sparsity_k=4,
+        sparsity_weight=0.0, output="identity",
+    )  # fmt: skip
+    model = Hourglass(config, torch.Generator().manual_seed(0))
+    if centre:
+        model.set_origin_(rows.mean(dim=0))
+    train = TrainConfig(
+        epochs=epochs, batch_size=32, lr=3e-3, weight_decay=weight_decay, random_state=0,
+        device="cpu", val_fraction=0.0, patience=None,
+    )  # fmt: skip
+    Trainer(model, train).fit(rows)
+    with torch.no_grad():
+        return float((model.encode(rows) != 0).any(dim=0).logical_not().float().mean())
+
+
+def test_centring_keeps_topk_units_alive(digits):
+    """Uncentred pixels: units whose rows point away from the mean never reach the top k."""
+    rows = torch.from_numpy(digits.astype(np.float32))
+    uncentred = _dictionary(rows, centre=False, weight_decay=0.0)
+    centred = _dictionary(rows, centre=True, weight_decay=0.0)
+    assert uncentred > 0.4 and centred < 0.1  # seeded: 0.56 and 0.03
+
+
+def test_weight_decay_spares_topk_code_layers(digits, monkeypatch):
+    """Adam's L2 decay shrinks silent units' weights by ~lr a step; the code layers skip it."""
+    rows = torch.from_numpy(digits.astype(np.float32))
+    spared = _dictionary(rows, centre=True, weight_decay=1e-3)
+    monkeypatch.setattr(
+        train_module,
+        "_param_groups",
+        lambda module, decay: [{"params": list(module.parameters()), "weight_decay": decay}],
+    )
+    decayed = _dictionary(rows, centre=True, weight_decay=1e-3)
+    assert spared < 0.1 and decayed > 0.4  # seeded: 0.03 and 0.6
+
+
+def test_param_groups_exempt_only_topk_code_layers():
+    def groups(**model):
+        config = ModelConfig(input_dim=6, code_dim=4, hidden=(5,), **model)
+        module = Hourglass(config, torch.Generator().manual_seed(0))
+        found = train_module._param_groups(module, 0.1)
+        return module, [({id(p) for p in g["params"]}, g["weight_decay"]) for g in found]
+
+    module, found = groups(sparsity="topk", sparsity_k=2)
+    exempt = {id(p) for p in [*module.encoder[-1].parameters(), *module.decoder[0].parameters()]}
+    assert found == [({id(p) for p in module.parameters()} - exempt, 0.1), (exempt, 0.0)]
+    module, found = groups(sparsity="l1")
+    assert found == [({id(p) for p in module.parameters()}, 0.1)]

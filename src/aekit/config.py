@@ -241,7 +241,7 @@ class TrainConfig(_Config):
     optimizer : {"adam", "adamw"}, default="adam"
         Optimiser.
     weight_decay : float, default=0.0
-        L2 (adam) or decoupled (adamw) weight decay.
+        L2 (adam) or decoupled (adamw) weight decay; never on a top-k code's own layers.
     lr_schedule : {"constant", "cosine", "plateau"}, default="constant"
         Learning-rate schedule over epochs.
     loss : {"mse", "bce"}, default="mse"

@@ -142,9 +142,13 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         ``benchmarks/tabular.py``).
     sparsity : {"l1", "kl", "topk"} or None, default=None
         Sparse code: L1 penalty (non-negative codes, unit-norm decoder columns), KL divergence
-        to a target activation rate (sigmoid codes), or top-k (k active units per row).
+        to a target activation rate (sigmoid codes), or top-k (k active units per row). A
+        top-k dictionary (``hidden=()``) encodes rows relative to its origin, the decoder's
+        output for an empty code, which starts at the training mean (Gao et al. 2024's
+        pre-encoder bias); that keeps units from never reaching the top k.
     sparsity_weight : float, default=1e-3
-        λ of the L1 penalty or β of the KL penalty.
+        λ of the L1 penalty, β of the KL penalty, or for a top-k dictionary the weight of the
+        AuxK loss that revives dead units (Gao et al. use 1/32; 0 turns it off).
     sparsity_target : float, default=0.05
         Target mean activation ρ for ``sparsity="kl"``.
     sparsity_k : int or None, default=None
@@ -175,6 +179,8 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     weight_decay : float, default=1e-5
         L2 weight decay (adam) or decoupled weight decay (adamw); the small default curbs
         overfitting (MNIST benchmark: 0.36 instead of 0.40 × PCA's error at code size 30).
+        Not applied to a top-k code's own layers, where it silences units (Adam scales the
+        decay of a unit that gets no other gradient up to a step of about ``lr``).
     lr_schedule : {"constant", "cosine", "plateau"}, default="cosine"
         Learning-rate schedule (cosine decays to 0 over ``epochs``).
     val_fraction : float, default=0.1
@@ -530,6 +536,8 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         offset, scale = _scaling_params(stats, scaling)
         module.offset.copy_(torch.from_numpy(offset))
         module.scale.copy_(torch.from_numpy(scale))
+        mean = torch.from_numpy(np.asarray(stats["mean"], dtype=np.float32))
+        module.set_origin_(module.scale_input(mean))
         # Scaling is monotone per column: if the extremes stay finite in float32, all do.
         extremes = torch.from_numpy(np.stack([stats["min"], stats["max"]]).astype(np.float32))
         _check_finite_output(module.scale_input(extremes).numpy().T, "input scaling", "column")

@@ -7,6 +7,11 @@ convolutions. Code activations, penalties and noise are the same for both.
 The module carries its own input scaling as buffers (``offset`` and ``scale``), so a saved
 model needs nothing else to turn raw rows into codes. The network itself works in the
 scaled space: ``forward(model.scale(x))``.
+
+A top-k dictionary (``sparsity="topk"`` with a linear decoder) encodes each row relative to
+its origin, the decoder's output for an empty code: the pre-encoder bias of Gao et al. 2024,
+shared with the decoder's bias. :meth:`Hourglass.set_origin_` starts it at the data's mean
+(:class:`~aekit.Autoencoder` does so in ``fit``).
 """
 
 from __future__ import annotations
@@ -196,11 +201,47 @@ class Hourglass(nn.Module):
         encoder_out.weight.copy_(atoms.T)
         encoder_out.bias.zero_()
 
+    @property
+    def centred(self) -> bool:
+        """True for a top-k dictionary, whose encoder sees rows minus :meth:`origin`.
+
+        Uncentred rows (pixels in [0, 1], say) share one large mean direction; a unit whose
+        encoder row points away from it stays below the top-k threshold on every row.
+        """
+        return (
+            self.config.sparsity == "topk"
+            and len(self.decoder) == 1
+            and isinstance(self.decoder[0], nn.Linear)
+        )
+
+    def origin(self) -> torch.Tensor:
+        """The decoder's output for an all-zero code, in the scaled space."""
+        return self.output_activation(self.code_layer.bias)
+
+    @torch.no_grad()
+    def set_origin_(self, mean: torch.Tensor) -> None:
+        """Move :meth:`origin` to ``mean`` (scaled rows' mean, shape (input_dim,)).
+
+        Only for :attr:`centred` models; others are left as they are. With a sigmoid output
+        the mean is clipped to (0.001, 0.999) before its logit is taken.
+        """
+        if not self.centred:
+            return
+        bias = self.code_layer.bias
+        mean = mean.to(bias)
+        if self.config.output == "sigmoid":
+            mean = torch.logit(mean.clamp(1e-3, 1 - 1e-3))
+        bias.copy_(mean)
+
     def set_generator(self, generator: torch.Generator | None) -> None:
         """Route every dropout layer's randomness through ``generator``."""
         for layer in self.modules():
             if isinstance(layer, SeededDropout):
                 layer.generator = generator
+
+    def code_parameters(self) -> list[nn.Parameter]:
+        """The encoder's last and the decoder's first layer: each code unit's row and atom."""
+        return [*self.encoder[-1].parameters(), *self.code_layer.parameters()]
 
     @property
     def code_layer(self) -> nn.Linear:
@@ -244,6 +285,8 @@ class Hourglass(nn.Module):
 
     def encode_pre(self, x: torch.Tensor) -> torch.Tensor:
         """Scaled rows → codes before the code activation."""
+        if self.centred:
+            x = x - self.origin()
         if self.config.image_shape is not None:
             x = x.reshape(-1, *self.config.image_shape)
         return self.encoder(x)
