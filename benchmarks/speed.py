@@ -2,17 +2,17 @@
 
 Every contender fits the same architecture (784-256-30 and 784-1000-500-250-30, mirrored
 decoder) with the same batch size, epochs, learning rate and threads on MNIST (the first 8,000
-images train, the last 2,000 test), or on synthetic data of that shape. Repeats are
-interleaved (contender order rotates each round) and medians are reported, so a noisy,
-shared machine slows everyone alike. The same run measures the machine's fp32
-matrix-multiply peak, giving each PyTorch contender's fraction of it (model FLOPs per sample
-≈ 6 × parameters: 2 forward, 4 backward).
+images train, the last 2,000 test), or on synthetic data of that shape. Each contender first
+makes one untimed warm-up fit; then repeats are interleaved (contender order rotates each
+round) and medians are reported, so a noisy, shared machine slows everyone alike. The same
+run measures the machine's fp32 matrix-multiply peak, giving each PyTorch contender's fraction
+of it (model FLOPs per sample ≈ 6 × parameters: 2 forward, 4 backward).
 
 PyOD runs twice: with its own defaults, as its users run it (standardized inputs, batch norm,
 dropout; the issue's 4× target is against this one, counting only aekit fits at least as
 accurate as every PyOD row), and stripped to the same bare model as the hand loop.
 
-Run ``python benchmarks/speed.py`` (about 5 minutes on 2 cores); ``--quick`` is a smoke run,
+Run ``python benchmarks/speed.py`` (about 8 minutes on 2 cores); ``--quick`` is a smoke run,
 ``--device cuda`` runs the PyTorch contenders on a GPU, ``--compile`` adds a torch.compile
 row. PyOD is optional (``pip install -e '.[bench]'``); without it its rows are skipped.
 """
@@ -230,6 +230,8 @@ def run_training(
     for arch, batch_size in (("small", args.batch_small), ("large", args.batch_large)):
         hidden = ARCHS[arch]
         runs: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+        for name in names:  # untimed warm-up: first-call costs (allocators, kernels) off the clock
+            fits[name](X[:2048], X_test[:256], hidden, batch_size, 1, 0)
         for rep in range(args.repeats):
             for name in names[rep % len(names) :] + names[: rep % len(names)]:
                 runs[name].append(fits[name](X, X_test, hidden, batch_size, args.epochs, rep))
@@ -348,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthetic", action="store_true", help="synthetic rows, not MNIST")
     parser.add_argument("--rows", type=int, default=10_000, help="rows to use (train + test)")
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-small", type=int, default=128)
     parser.add_argument("--batch-large", type=int, default=256)
     parser.add_argument("--threads", type=int, default=min(os.cpu_count() or 1, 16))
