@@ -377,6 +377,9 @@ def _start_child(tmp_path, folder):
         [sys.executable, str(script), str(ROOT), str(folder)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # Python leaves SIGINT ignored if it starts ignored (a test run in the background):
+        # the child gets the default, so Ctrl-C raises KeyboardInterrupt there.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
