@@ -75,9 +75,8 @@ def _streamed(args: argparse.Namespace) -> Any:
         if args.stream:
             raise ConfigError(f"--stream reads .npy and .parquet files, not {path.name}")
         return None
-    if args.stream is None and not (path.is_file() and path.stat().st_size > _STREAM_BYTES):
-        return None
-    if args.stream is False:
+    big = path.is_file() and path.stat().st_size > _STREAM_BYTES
+    if not (args.stream or (args.stream is None and big)):
         return None
     if suffix == ".parquet":
         source: Any = ParquetRows(path, columns=args.columns, label_column=args.label_column)
@@ -96,10 +95,10 @@ def _streamed(args: argparse.Namespace) -> Any:
 
 def _rows_at(X: Any, index: np.ndarray) -> np.ndarray:
     """Rows ``index`` (sorted) of an array or a streamed source, as an array."""
-    import torch
-
     if isinstance(X, np.ndarray):
         return X[index]
+    import torch
+
     return X.take(torch.from_numpy(index.astype(np.int64))).numpy()
 
 
