@@ -147,11 +147,19 @@ def distributed_session(
     """
     joined = not (dist.is_available() and dist.is_initialized())
     ctx = init_from_env(device, backend)
+    owned = joined and ctx.world_size > 1
     try:
         yield ctx
-    finally:
-        if joined and ctx.world_size > 1:
+    except BaseException:
+        if owned:  # no barrier: the other ranks may never reach it
             teardown()
+        raise
+    if owned:
+        # Ranks leave together: rank 0 may still be saving while the others are done, and a
+        # rank tearing down its group alone can abort at exit ("terminate called without an
+        # active exception" from a gloo thread).
+        dist.barrier()
+        teardown()
 
 
 def torchrun_command(
