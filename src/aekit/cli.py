@@ -67,7 +67,7 @@ def _fingerprint(X: Any) -> str:
 
 def _streamed(args: argparse.Namespace) -> Any:
     """DATA as a source read from disk block by block (see ``--stream``), or None."""
-    from .stream import NpyRows, ParquetRows
+    from .stream import open_rows
 
     path = Path(args.data)
     suffix = path.suffix.lower()
@@ -78,15 +78,12 @@ def _streamed(args: argparse.Namespace) -> Any:
     big = path.is_file() and path.stat().st_size > _STREAM_BYTES
     if not (args.stream or (args.stream is None and big)):
         return None
-    if suffix == ".parquet":
-        source: Any = ParquetRows(path, columns=args.columns, label_column=args.label_column)
-    elif args.columns is not None or args.label_column is not None:
+    if suffix == ".npy" and (args.columns is not None or args.label_column is not None):
         raise ConfigError(
             "a streamed .npy file trains on all its columns: drop --columns and "
             "--label-column, or pass --no-stream to read it into memory"
         )
-    else:
-        source = NpyRows(path)
+    source: Any = open_rows(path, columns=args.columns, label_column=args.label_column)
     if len(source) == 0 or source.n_features == 0:
         source.close()
         raise DataError(f"{path} has no data ({len(source)} rows, {source.n_features} columns)")

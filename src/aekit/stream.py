@@ -394,13 +394,22 @@ class RowSubset:
             close()
 
 
-def open_rows(path: str | os.PathLike[str]) -> BlockRows | None:
-    """A streamed source for a ``.npy`` or ``.parquet`` path; None for other formats."""
+def open_rows(
+    path: str | os.PathLike[str],
+    *,
+    columns: Sequence[str | int] | None = None,
+    label_column: str | int | None = None,
+) -> BlockRows | None:
+    """A streamed source for a ``.npy`` or ``.parquet`` path; None for other formats.
+
+    ``columns`` and ``label_column`` pick parquet columns (see :class:`ParquetRows`); a
+    ``.npy`` source always has all its columns.
+    """
     suffix = Path(path).suffix.lower()
     if suffix == ".npy":
         return NpyRows(path)
     if suffix == ".parquet":
-        return ParquetRows(path)
+        return ParquetRows(path, columns=columns, label_column=label_column)
     return None
 
 
