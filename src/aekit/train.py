@@ -599,6 +599,8 @@ class Trainer:
     ) -> None:
         """Steps ``first`` .. ``n_batches - 1`` of an epoch through the rows in ``order``."""
         batch_size = self.config.batch_size
+        if isinstance(source, TensorRows):  # rows already on the device: so is their order,
+            order = order.to(source.data.device)  # one copy an epoch, no host sync a step
         self.net.train()
         for batch in range(first, n_batches):
             end = len(order) if batch == n_batches - 1 else (batch + 1) * batch_size
