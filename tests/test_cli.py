@@ -141,6 +141,16 @@ def test_encode_uses_the_fit_time_columns(model, files, tmp_path, suffix):
         assert codes.columns == ["autoencoder0", "autoencoder1", "autoencoder2"]
 
 
+def test_float32_npy_is_read_in_place_without_warnings(model, files, tmp_path):
+    """A float32 ``.npy`` opens as a read-only memory map; encoding it must not warn."""
+    data = tmp_path / "digits32.npy"
+    np.save(data, np.load(files / "digits.npy").astype(np.float32))
+    out = tmp_path / "codes.npy"
+    assert main(["encode", str(model), str(data), "-o", str(out)]) == 0  # warnings are errors
+    expected = aekit.load(model).transform(np.load(files / "digits.npy").astype(np.float32))
+    assert np.array_equal(np.load(out), expected)
+
+
 def test_reconstruct_matches_the_library(model, files, tmp_path):
     out = tmp_path / "recon.npy"
     assert main(["reconstruct", str(model), str(files / "digits.npy"), "-o", str(out)]) == 0

@@ -29,6 +29,7 @@ __all__ = [
     "RowSource",
     "Table",
     "TensorRows",
+    "as_tensor",
     "check_finite_rows",
     "check_output",
     "check_writable_folder",
@@ -81,6 +82,20 @@ class TensorRows:
     def take(self, indices: torch.Tensor) -> torch.Tensor:
         """Gather rows by index."""
         return self.data.index_select(0, indices.to(self.data.device))
+
+
+def as_tensor(array: np.ndarray) -> torch.Tensor:
+    """Rows as a float32 tensor that shares ``array``'s memory where it can.
+
+    aekit never writes to its input rows, so a read-only array (``np.load``'s memory map,
+    say) is shared as is rather than copied, and without torch's warning about it.
+    """
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    if array.flags.writeable:
+        return torch.from_numpy(array)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+        return torch.from_numpy(array)
 
 
 def check_finite_rows(array: np.ndarray, what: str = "input") -> None:

@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_array, validate_data
 
 from .config import ModelConfig, TrainConfig
-from .data import RowSource, read_array
+from .data import RowSource, as_tensor, read_array
 from .errors import ConfigError, DataError, DataTypeError, ModelFileError, NotFittedError
 from .io import check_fields, read_model, write_model
 from .model import Hourglass
@@ -507,7 +507,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 "std": X.std(axis=0),
                 "uint8": np.asarray(bytes_in),
             }
-            return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)), stats
+            return as_tensor(X), stats
         if not reset and X.n_features != self.n_features_in_:
             raise DataError(
                 f"X has {X.n_features} features, but {type(self).__name__} is expecting "
@@ -576,10 +576,9 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             for start in range(0, max(X.shape[0], 1), self.transform_batch_size):
                 part = X[start : start + self.transform_batch_size]
                 with np.errstate(over="ignore"):  # beyond float32 becomes inf: refused below
-                    batch = torch.from_numpy(np.ascontiguousarray(part, dtype=np.float32))
-                if check_input:
+                    batch = as_tensor(part).to(device)
+                if check_input:  # on the device: a GPU checks its copy faster than the CPU
                     _check_finite_chunk(batch, part, start)
-                batch = batch.to(device)
                 chunks.append(fn(_pad_rows(batch))[: len(part)].to("cpu", torch.float32).numpy())
         module.train(was_training)
         out = np.concatenate(chunks)
@@ -805,7 +804,7 @@ def _check_finite_chunk(batch: torch.Tensor, part: np.ndarray, start: int) -> No
     # chunk; only a non-finite one (or an overflowing sum of huge values) is looked at closely.
     if bool(torch.isfinite(batch.sum())) or bool(torch.isfinite(batch).all()):
         return
-    row, col = (int(i) for i in np.argwhere(~np.isfinite(batch.numpy()))[0])
+    row, col = (int(i) for i in np.argwhere(~np.isfinite(batch.cpu().numpy()))[0])
     value = part[row, col]
     if np.isnan(value):
         kind = "NaN"

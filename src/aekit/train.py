@@ -93,6 +93,8 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError(f"device={name!r} is not a torch device ({exc})") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device={name!r} asked for, but CUDA is not available here")
+    if device.type == "cuda" and device.index is None:  # tensors report cuda:N, never cuda
+        device = torch.device("cuda", torch.cuda.current_device())
     return device
 
 
@@ -481,6 +483,8 @@ class Trainer:
         self._forward_mutates = any(isinstance(m, _BatchNorm) for m in module.modules()) or (
             _uses_dead_unit_loss(module.config)
         )
+        mcfg = module.config
+        self._penalised = mcfg.sparsity in ("l1", "kl") or _uses_dead_unit_loss(mcfg)
         self._consistent = True  # False while the state is between two steps' values
         self._epoch_start: dict[str, Any] | None = None  # where a divergence retry restarts
         # (x - 0) / 1 == x exactly: skip the two element-wise passes for unscaled inputs.
@@ -559,11 +563,11 @@ class Trainer:
             first = self.position["batch"]
             self._train_batches(source, order, epoch, first, n_batches)
             seconds = time.perf_counter() - tick
-            totals = self._all_sum(self.epoch_sums)
-            train_loss = float(totals[0]) / (n_train * source.n_features)
+            recon_sum, penalty_sum = self._all_sum(self.epoch_sums).tolist()  # one host sync
+            train_loss = recon_sum / (n_train * source.n_features)
             if not math.isfinite(train_loss):
                 self._diverged(epoch, None)
-            record = self._record(epoch, train_loss, float(totals[1]) / n_batches)
+            record = self._record(epoch, train_loss, penalty_sum / n_batches)
             record["val_loss"] = self._validate(source)
             record["seconds"] = seconds
             record["samples_per_s"] = (n_batches - first) * cfg.batch_size / max(seconds, 1e-9)
@@ -611,19 +615,19 @@ class Trainer:
                 if self.device.type == "cuda":  # so the copy overlaps the previous step
                     x = x.pin_memory()
                 x = x.to(self.device, non_blocking=True)
-            # A float64 device tensor: summing in place costs no host sync.
-            self.epoch_sums += self._step(x, len(rows), epoch, batch)
+            self._step(x, len(rows), epoch, batch)
             self.position["batch"] = batch + 1
             self._mark_consistent()
             for cb in self.callbacks:
                 cb.on_batch_end(self, batch + 1, n_batches)
 
-    def _step(self, x: torch.Tensor, global_rows: int, epoch: int, batch: int) -> torch.Tensor:
-        """One optimiser step; returns this rank's summed reconstruction loss and penalty."""
+    def _step(self, x: torch.Tensor, global_rows: int, epoch: int, batch: int) -> None:
+        """One optimiser step; adds this rank's loss and penalty sums to ``epoch_sums``.
+
+        Kept lean: on a GPU, small models are bound by the Python and kernel launches per
+        step, so a plain autoencoder launches nothing for a penalty it does not have.
+        """
         module, cfg, mcfg = self.module, self.config, self.module.config
-        # Losses are sums over this rank's rows divided by the global row count, times the
-        # world size: DDP's gradient averaging then yields the gradient of the global mean.
-        share = len(x) * self.world_size / global_rows
         if self._forward_mutates:  # batch norm updates its running statistics here
             self._consistent = False
         with self._autocast():
@@ -636,23 +640,36 @@ class Trainer:
                 )
             out = self.net(noisy)
             recon_sum = _loss_sum(out, clean, cfg.loss)
-            # The L1 penalty is a row mean (rescaled like the loss); KL is a batch statistic.
-            penalty = _penalty(out.code, mcfg) * (share if mcfg.sparsity == "l1" else 1.0)
-            if _uses_dead_unit_loss(mcfg):
-                dead = self._dead_units(out.code, global_rows)
-                aux_sum = _dead_unit_loss_sum(module, out, clean, dead)
-                penalty = penalty + mcfg.sparsity_weight * aux_sum * (
-                    self.world_size / global_rows / clean.shape[1]
-                )
-            loss = recon_sum * (self.world_size / global_rows / clean.shape[1]) + penalty
-        if self.device.type == "cpu" and not torch.isfinite(loss):  # free on the CPU
+            # Losses are sums over this rank's rows divided by the global row count, times
+            # the world size: DDP's gradient averaging then yields the global mean's gradient.
+            loss = recon_sum * (self.world_size / global_rows / clean.shape[1])
+            penalty = self._penalty(out, clean, len(x), global_rows) if self._penalised else None
+            if penalty is not None:
+                loss = loss + penalty
+        if self.device.type == "cpu" and not math.isfinite(loss.item()):  # free on the CPU
             self._diverged(epoch, batch + 1)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self._consistent = False  # the weights change from here until the position moves
         self.optimizer.step()
         module.normalize_decoder_()
-        return torch.stack([recon_sum.detach().double(), penalty.detach().double()])
+        self.epoch_sums[0].add_(recon_sum.detach())  # float64 on the device: no host sync
+        if penalty is not None:
+            self.epoch_sums[1].add_(penalty.detach())
+
+    def _penalty(
+        self, out: Any, clean: torch.Tensor, local_rows: int, global_rows: int
+    ) -> torch.Tensor:
+        """The sparsity penalty (AuxK's dead-unit loss for top-k), scaled like the loss."""
+        mcfg = self.module.config
+        if mcfg.sparsity == "l1":  # a row mean, rescaled like the loss
+            share = local_rows * self.world_size / global_rows
+            return mcfg.sparsity_weight * l1_penalty(out.code.float()) * share
+        if mcfg.sparsity == "kl":  # a batch statistic
+            return mcfg.sparsity_weight * kl_penalty(out.code.float(), mcfg.sparsity_target)
+        dead = self._dead_units(out.code, global_rows)  # top-k with AuxK
+        aux_sum = _dead_unit_loss_sum(self.module, out, clean, dead)
+        return mcfg.sparsity_weight * aux_sum * (self.world_size / global_rows / clean.shape[1])
 
     @torch.no_grad()
     def _dead_units(self, code: torch.Tensor, global_rows: int) -> torch.Tensor:
@@ -938,14 +955,6 @@ def _loss_sum(out: Any, target: torch.Tensor, loss: str) -> torch.Tensor:
 
 def _squared_error_sum(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(recon.float(), target, reduction="sum")
-
-
-def _penalty(code: torch.Tensor, mcfg: Any) -> torch.Tensor:
-    if mcfg.sparsity == "l1":
-        return mcfg.sparsity_weight * l1_penalty(code.float())
-    if mcfg.sparsity == "kl":
-        return mcfg.sparsity_weight * kl_penalty(code.float(), mcfg.sparsity_target)
-    return torch.zeros((), device=code.device)
 
 
 def _uses_dead_unit_loss(mcfg: Any) -> bool:
