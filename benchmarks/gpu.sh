@@ -21,7 +21,7 @@ if [[ $stages == *" tests "* ]]; then
         tests/test_train.py::test_streamed_rows_train_on_a_gpu 2>&1 | tee "$out/gpu_tests.log"
 fi
 if [[ $stages == *" suite "* ]]; then
-    timeout 150 "$py" -m pytest -q -p no:cacheprovider -n 8 2>&1 | tail -40 > "$out/gpu_suite.log"
+    timeout 150 "$py" -m pytest -q -p no:cacheprovider -p no:benchmark -n 8 2>&1 | tail -40 > "$out/gpu_suite.log"
     tail -3 "$out/gpu_suite.log"
 fi
 if [[ $stages == *" speed "* ]]; then

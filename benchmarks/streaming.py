@@ -10,7 +10,10 @@ model in fresh subprocesses, one run at a time:
   (run before and after the streamed run; the median is the reference);
 - ``idle``: only imports aekit and torch (the floor of resident memory);
 - ``cli`` (with ``--cli``): ``aekit fit PATH`` for one whole epoch, streaming (the file is over
-  1 GiB), with its 10 % hold-out, fingerprint pass and closing comparison with PCA.
+  1 GiB), with its 10 % hold-out, fingerprint pass and closing comparison with PCA; then that
+  model's ``aekit encode``, ``aekit score`` and ``aekit reconstruct`` over the whole file, each
+  in its own process (streamed too: read block by block, written block by block; the
+  reconstruction is a second file of the same size, so ``--cli`` needs twice the disk).
 
 Each subprocess reports its peak resident set size (``resource.getrusage``) and its training
 throughput (rows per second from the first batch to the last; ``--max-batches N`` ends each
@@ -123,15 +126,25 @@ def child(mode: str, path: str, args: argparse.Namespace) -> dict[str, Any]:
     if mode == "cli":
         from aekit.cli import main as aekit_main
 
-        with tempfile.TemporaryDirectory() as model:
-            argv = ["fit", path, "--code-dim", "30", "--hidden", "256", "--batch-size", "128"]
-            argv += ["--epochs", "1", "--device", "cpu", "-q", "-o", model]
-            if aekit_main(argv) != 0:
-                raise SystemExit("aekit fit failed")
-            record = json.loads(Path(model, "history.json").read_text())["records"][0]
+        argv = ["fit", path, "--code-dim", "30", "--hidden", "256", "--batch-size", "128"]
+        argv += ["--epochs", "1", "--device", "cpu", "-q", "-o", args.model]
+        if aekit_main(argv) != 0:
+            raise SystemExit("aekit fit failed")
+        record = json.loads(Path(args.model, "history.json").read_text())["records"][0]
         out["samples_per_s"] = record["samples_per_s"]
         out["fit_seconds"] = time.perf_counter() - tick
         out["before_training_s"] = out["fit_seconds"] - record["seconds"]  # all but training
+    elif mode in APPLY:
+        from aekit.cli import main as aekit_main
+
+        output = Path(path).with_name(f"{Path(path).stem}-{mode}.npy")
+        try:
+            if aekit_main([mode, args.model, path, "-o", str(output)]) != 0:
+                raise SystemExit(f"aekit {mode} failed")
+            out["output_mb"] = output.stat().st_size / 1e6
+        finally:
+            output.unlink(missing_ok=True)
+        out["fit_seconds"] = time.perf_counter() - tick  # here: the command's seconds
     elif mode != "idle":
         clock = Clock()
         if mode == "stream":
@@ -148,8 +161,12 @@ def child(mode: str, path: str, args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+APPLY = ("encode", "score", "reconstruct")
+
+
 def measure(mode: str, path: Path, args: argparse.Namespace) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", mode, "--path", str(path)]
+    command += ["--model", str(args.model)]
     command += ["--memory-rows", str(args.memory_rows), "--threads", str(args.threads)]
     command += ["--max-batches", str(args.max_batches)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -176,9 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--cli", action="store_true", help="also time `aekit fit` over the file")
     parser.add_argument(
-        "--child", choices=("stream", "memory", "idle", "cli"), help=argparse.SUPPRESS
+        "--child", choices=("stream", "memory", "idle", "cli", *APPLY), help=argparse.SUPPRESS
     )
     parser.add_argument("--path", help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(args.child, args.path, args)))
@@ -186,12 +204,14 @@ def main(argv: list[str] | None = None) -> int:
 
     n_rows = int(args.gigabytes * 1e9 / (4 * FEATURES))
     size = n_rows * FEATURES * 4
-    free = shutil.disk_usage(args.dir).free
-    if free < size + 2**30:
+    free, needed = shutil.disk_usage(args.dir).free, size * (2 if args.cli else 1)
+    if free < needed + 2**30:
         print(f"not enough free disk in {args.dir}: {free / 1e9:.1f} GB free, "
-              f"{size / 1e9:.1f} GB + 1 GB margin needed", file=sys.stderr)  # fmt: skip
+              f"{needed / 1e9:.1f} GB + 1 GB margin needed", file=sys.stderr)  # fmt: skip
         return 2
     path = args.dir / f"aekit-streaming-{os.getpid()}.{args.format}"
+    model = tempfile.TemporaryDirectory()
+    args.model = model.name
     try:
         tick = time.perf_counter()
         if args.format == "npy":
@@ -201,9 +221,10 @@ def main(argv: list[str] | None = None) -> int:
         size = path.stat().st_size
         print(f"wrote {path} ({size / 1e9:.2f} GB, {n_rows} rows) in "
               f"{time.perf_counter() - tick:.0f} s", flush=True)  # fmt: skip
-        modes = ["idle", "memory", "stream", "memory", *(["cli"] if args.cli else [])]
+        modes = ["idle", "memory", "stream", "memory", *(["cli", *APPLY] if args.cli else [])]
         runs = [measure(mode, path, args) for mode in modes]
     finally:
+        model.cleanup()
         if not args.keep:
             path.unlink(missing_ok=True)
     idle, stream, memory = runs[0], runs[2], [runs[1], runs[3]]
@@ -227,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
         res["cli_peak_rss_mb"] = cli["peak_rss_mb"]
         print(f"{'aekit fit (whole epoch, streamed)':<34}{cli['samples_per_s']:11.0f}"
               f"{cli['peak_rss_mb']:13.0f}{cli['fit_seconds']:8.1f}")  # fmt: skip
+        for run in runs[5:]:
+            res[f"{run['mode']}_peak_rss_mb"] = run["peak_rss_mb"]
+            what = f"aekit {run['mode']} (whole file)"
+            print(f"{what:<34}{n_rows / run['fit_seconds']:11.0f}"
+                  f"{run['peak_rss_mb']:13.0f}{run['fit_seconds']:8.1f}")  # fmt: skip
     print(f"streamed scaling pass: {stream['before_training_s']:.0f} s before the first batch "
           f"({size / 1e6 / stream['before_training_s']:.0f} MB/s read)")  # fmt: skip
     print(f"\nstreamed / in-memory throughput {res['ratio']:.2f} (target ≥ 0.8); "

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import torch
 
@@ -115,11 +116,55 @@ def test_fit_streams_parquet_columns(files, tmp_path, monkeypatch):
     assert aekit.load(tmp_path / "m").n_features_in_ == 4
 
 
+@pytest.mark.parametrize("suffix", [".npy", ".parquet"])
+def test_encode_reconstruct_score_stream(model, files, tmp_path, monkeypatch, suffix):
+    """With --stream (or a big file), DATA is read and written block by block, never whole,
+    and the outputs are those of the in-memory path."""
+    import aekit.data
+
+    table = read_table(files / "digits.csv", label_column="digit")
+    data = tmp_path / f"digits{suffix}"
+    with aekit.data.row_writer(data, N_ROWS, 64, table.columns, dtype=np.float32) as write:
+        for part in np.array_split(np.asarray(table.X), 5):  # parquet: 5 row groups
+            write(part)
+    monkeypatch.setattr("aekit.stream._BLOCK_BYTES", 64 * 64 * 4)  # .npy: blocks of 64 rows
+    commands = ("encode", "reconstruct", "score")
+    in_memory = {}
+    for name in commands:
+        out = tmp_path / f"{name}-memory.npy"
+        assert main([name, str(model), str(data), "--no-stream", "-o", str(out)]) == 0
+        in_memory[name] = np.load(out)
+    monkeypatch.setattr(aekit.data, "read_table", None)  # any whole-file read fails
+    for flags in (["--stream"], []):
+        monkeypatch.setattr("aekit.cli._STREAM_BYTES", 0)  # the default streams big files
+        for name in commands:
+            out = tmp_path / f"{name}-streamed.parquet"
+            assert main([name, str(model), str(data), *flags, "-o", str(out)]) == 0
+            streamed = pq.read_table(out).to_pandas().to_numpy()
+            np.testing.assert_allclose(streamed, in_memory[name], rtol=1e-6, atol=1e-6)
+    assert pq.read_table(tmp_path / "reconstruct-streamed.parquet").column_names == (
+        table.columns if suffix == ".parquet" else [f"x{i}" for i in range(64)]
+    )
+
+
+def test_a_bad_row_in_a_streamed_file_keeps_the_old_output(model, files, tmp_path, capsys):
+    X = np.load(files / "digits.npy")
+    X[250, 7] = np.nan
+    np.save(tmp_path / "bad.npy", X)
+    out = tmp_path / "codes.npy"
+    out.write_bytes(b"yesterday's codes")
+    assert main(["encode", str(model), str(tmp_path / "bad.npy"), "--stream", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "contains NaN (first at row 250, column 7)" in err and err.count("\n") == 1
+    assert out.read_bytes() == b"yesterday's codes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.npy", "codes.npy"]
+
+
 @pytest.mark.parametrize(
     ("data", "extra", "message"),
     [
         ("digits.csv", [], "--stream reads .npy and .parquet files, not digits.csv"),
-        ("digits.npy", ["--columns", "1,2"], "a streamed .npy file trains on all its columns"),
+        ("digits.npy", ["--columns", "1,2"], "a streamed .npy file is read with all its columns"),
     ],
 )
 def test_stream_errors_are_one_line(files, tmp_path, capsys, data, extra, message):

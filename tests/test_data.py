@@ -7,7 +7,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from aekit import DataError, DataTypeError
-from aekit.data import check_output, read_array, read_idx, read_labels, read_table, write_array
+from aekit.data import (
+    check_output,
+    read_array,
+    read_idx,
+    read_labels,
+    read_table,
+    row_writer,
+    write_array,
+)
 
 
 def write_idx(path, array):
@@ -118,6 +126,41 @@ def test_write_array_round_trips_exactly(tmp_path, rng, suffix, dtype):
     if suffix != ".npy":
         assert table.columns == ["p", "q", "r"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"out{suffix}"]  # no temp files
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".csv", ".tsv", ".parquet"])
+def test_row_writer_in_chunks_writes_what_one_write_does(tmp_path, rng, suffix):
+    array = rng.normal(size=(50, 3)).astype(np.float32)
+    whole = write_array(tmp_path / f"whole{suffix}", array, ["p", "q", "r"])
+    chunked = tmp_path / f"chunked{suffix}"
+    with row_writer(chunked, 50, 3, ["p", "q", "r"], dtype=np.float32) as write:
+        for part in np.array_split(array, 4):
+            write(part)
+    tables = [read_table(path) for path in (whole, chunked)]
+    assert np.array_equal(np.asarray(tables[1].X, dtype=np.float32), array)
+    assert tables[1].columns == tables[0].columns
+    if suffix == ".parquet":
+        assert pq.ParquetFile(chunked).num_row_groups == 4  # one per chunk: streamable again
+    else:
+        assert chunked.read_bytes() == whole.read_bytes()
+
+
+def test_row_writer_leaves_old_output_on_any_failure(tmp_path):
+    path = tmp_path / "out.npy"
+    path.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="disk on fire"), row_writer(path, 10, 2) as write:
+        write(np.zeros((5, 2)))
+        raise RuntimeError("disk on fire")
+    with (
+        pytest.raises(DataError, match="5 rows written, 10 announced"),
+        row_writer(path, 10, 2) as write,
+    ):  # the error comes as the block ends
+        write(np.zeros((5, 2)))
+    shape = r"cannot write rows of shape \(5, 3\)"
+    with pytest.raises(DataError, match=shape), row_writer(path, 10, 2) as write:
+        write(np.zeros((5, 3)))
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.npy"]  # no temp files
 
 
 def test_check_output_refuses_before_writing(tmp_path):

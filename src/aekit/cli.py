@@ -9,6 +9,7 @@ Output paths are checked before any work starts, and every file is written atomi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import io
 import json
@@ -16,7 +17,7 @@ import logging
 import os
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,25 +66,25 @@ def _fingerprint(X: Any) -> str:
     return digest.hexdigest()
 
 
-def _streamed(args: argparse.Namespace) -> Any:
-    """DATA as a source read from disk block by block (see ``--stream``), or None."""
+def _streamed(data: str, stream: bool | None, columns: Any, label_column: str | None) -> Any:
+    """DATA as a source read from disk block by block, or None (``stream``: ``--stream``)."""
     from .stream import open_rows
 
-    path = Path(args.data)
+    path = Path(data)
     suffix = path.suffix.lower()
     if suffix not in (".npy", ".parquet"):
-        if args.stream:
+        if stream:
             raise ConfigError(f"--stream reads .npy and .parquet files, not {path.name}")
         return None
     big = path.is_file() and path.stat().st_size > _STREAM_BYTES
-    if not (args.stream or (args.stream is None and big)):
+    if not (stream or (stream is None and big)):
         return None
-    if suffix == ".npy" and (args.columns is not None or args.label_column is not None):
+    if suffix == ".npy" and (columns is not None or label_column is not None):
         raise ConfigError(
-            "a streamed .npy file trains on all its columns: drop --columns and "
+            "a streamed .npy file is read with all its columns: drop --columns and "
             "--label-column, or pass --no-stream to read it into memory"
         )
-    source: Any = open_rows(path, columns=args.columns, label_column=args.label_column)
+    source: Any = open_rows(path, columns=columns, label_column=label_column)
     if len(source) == 0 or source.n_features == 0:
         source.close()
         raise DataError(f"{path} has no data ({len(source)} rows, {source.n_features} columns)")
@@ -117,8 +118,16 @@ def _fit_info(model: str) -> dict[str, Any]:
     return info if isinstance(info, dict) else {}
 
 
-def _model_and_data(args: argparse.Namespace, label_column: str | None = None) -> Any:
-    """Load the model, then read DATA with the model's columns; check the feature count."""
+@contextlib.contextmanager
+def _model_and_data(
+    args: argparse.Namespace, label_column: str | None = None, *, stream: bool = False
+) -> Iterator[tuple[Any, dict[str, Any], Any]]:
+    """Load the model, then DATA with the model's columns; check the feature count.
+
+    Yields ``(model, fit info, data)``: DATA as a :class:`~aekit.data.Table`, or with
+    ``stream`` (and ``--stream``, or a big file) as a source read block by block, closed
+    when the block ends.
+    """
     from .estimator import load
 
     ae = load(args.model)
@@ -128,13 +137,53 @@ def _model_and_data(args: argparse.Namespace, label_column: str | None = None) -
         ".csv", ".tsv", ".parquet",
     ):  # fmt: skip
         columns = info["columns"]  # the fit-time columns, by name
-    table = _read(args.data, columns, label_column)
-    if table.X.shape[1] != ae.n_features_in_:
-        raise DataError(
-            f"{args.data} has {table.X.shape[1]} feature columns, the model {args.model} "
-            f"expects {ae.n_features_in_}"
-        )
-    return ae, info, table
+    source = _streamed(args.data, args.stream, columns, label_column) if stream else None
+    try:
+        data = source if source is not None else _read(args.data, columns, label_column)
+        n_features = source.n_features if source is not None else data.X.shape[1]
+        if n_features != ae.n_features_in_:
+            raise DataError(
+                f"{args.data} has {n_features} feature columns, the model {args.model} "
+                f"expects {ae.n_features_in_}"
+            )
+        yield ae, info, data
+    finally:
+        if source is not None:
+            source.close()
+
+
+def _apply(data: Any, path: str, fn: Any) -> Iterator[np.ndarray]:
+    """``fn`` of DATA's rows: all at once for a table, block by block for a streamed source.
+
+    A streamed block is checked for NaN and infinity as it comes (rows numbered in the file).
+    """
+    from .data import Table, check_finite_rows
+
+    if isinstance(data, Table):
+        yield fn(data.X)
+        return
+    for first, rows in data.chunks():
+        part = rows.numpy()
+        check_finite_rows(part, what=path, first_row=first)
+        yield fn(part)
+
+
+def _write_rows(
+    path: str, data: Any, parts: Iterator[np.ndarray], n_columns: int, names: Any
+) -> int:
+    """Write the ``parts`` (DATA's rows, in order) to ``path`` as float32, one at a time."""
+    from .data import Table, row_writer
+
+    n_rows = data.X.shape[0] if isinstance(data, Table) else len(data)
+    with row_writer(path, n_rows, n_columns, names, dtype=np.float32) as write:
+        for part in parts:
+            write(part)
+    return n_rows
+
+
+def _columns(data: Any) -> list[str] | None:
+    """DATA's feature column names (a table's, or a streamed parquet file's), if any."""
+    return getattr(data, "columns", None)
 
 
 # -- training options ---------------------------------------------------------------------
@@ -277,7 +326,7 @@ def _fit(args: argparse.Namespace, device: str, is_main: bool) -> int:
         raise ConfigError("--resume needs --checkpoint-dir (the folder the checkpoints are in)")
     if not 0 <= args.holdout < 1:
         raise ConfigError(f"--holdout must be in [0, 1), got {args.holdout}")
-    source = _streamed(args)
+    source = _streamed(args.data, args.stream, args.columns, args.label_column)
     try:
         if source is None:
             table = _read(args.data, args.columns, args.label_column)
@@ -372,25 +421,25 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 
 def cmd_encode(args: argparse.Namespace) -> int:
     """Write the codes of DATA's rows."""
-    from .data import check_output, write_array
+    from .data import check_output
 
     check_output(args.output)
-    ae, _, table = _model_and_data(args)
-    codes = ae.transform(table.X).astype(np.float32)
-    write_array(args.output, codes, list(ae.get_feature_names_out()))
-    print(f"wrote {args.output}: {codes.shape[0]} codes of {codes.shape[1]} numbers")
+    with _model_and_data(args, stream=True) as (ae, _, data):
+        names = list(ae.get_feature_names_out())
+        n = _write_rows(args.output, data, _apply(data, args.data, ae.transform), len(names), names)
+    print(f"wrote {args.output}: {n} codes of {len(names)} numbers")
     return 0
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     """Write DATA's rows as the model reconstructs them."""
-    from .data import check_output, write_array
+    from .data import check_output
 
     check_output(args.output)
-    ae, _, table = _model_and_data(args)
-    recon = ae.reconstruct(table.X).astype(np.float32)
-    write_array(args.output, recon, table.columns)
-    print(f"wrote {args.output}: {recon.shape[0]} reconstructed rows")
+    with _model_and_data(args, stream=True) as (ae, _, data):
+        parts = _apply(data, args.data, ae.reconstruct)
+        n = _write_rows(args.output, data, parts, ae.n_features_in_, _columns(data))
+    print(f"wrote {args.output}: {n} reconstructed rows")
     return 0
 
 
@@ -402,8 +451,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     check_output(args.output)
     if args.threshold is not None and args.contamination is not None:
         raise ConfigError("give --threshold or --contamination, not both")
-    ae, _, table = _model_and_data(args)
-    errors = np.asarray(ae.reconstruction_error(table.X), dtype=np.float64)
+    with _model_and_data(args, stream=True) as (ae, _, data):
+        parts = _apply(data, args.data, ae.reconstruction_error)
+        errors = np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])
     threshold = args.threshold
     if args.contamination is not None:
         contamination = args.contamination
@@ -466,9 +516,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         ".csv", ".tsv", ".parquet",
     ):  # fmt: skip
         label_column = info["label_column"]
-    ae, info, table = _model_and_data(args, label_column)
-    labels = read_labels(labels_file) if labels_file is not None else table.labels
-    X = np.asarray(table.X)
+    with _model_and_data(args, label_column) as (ae, info, table):  # in memory: all rows plot
+        labels = read_labels(labels_file) if labels_file is not None else table.labels
+        X = np.asarray(table.X)
     holdout, notes = None, []
     if info.get("fingerprint") == _fingerprint(X):
         holdout = np.load(Path(args.model) / HOLDOUT, allow_pickle=False)
@@ -592,6 +642,15 @@ def _image_shape(text: str) -> tuple[int, int] | str | None:
     return (height, width)
 
 
+def _stream_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--stream",
+        action=argparse.BooleanOptionalAction,
+        help="read a .npy or .parquet DATA from disk block by block instead of into memory "
+        "(default: when the file is over 1 GiB)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``aekit`` command."""
     parser = argparse.ArgumentParser(
@@ -628,12 +687,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--code-dim", type=int, required=True, help="size of the code")
     fit.add_argument("-o", "--out", required=True, metavar="MODEL_DIR", help="model folder")
     fit.add_argument("--holdout", type=float, default=0.1, help="rows kept out (default: 0.1)")
-    fit.add_argument(
-        "--stream",
-        action=argparse.BooleanOptionalAction,
-        help="read a .npy or .parquet DATA from disk block by block instead of into memory "
-        "(default: when the file is over 1 GiB)",
-    )
+    _stream_option(fit)
     fit.add_argument("--checkpoint-dir", help="write resumable checkpoints here every epoch")
     fit.add_argument("--resume", action="store_true", help="continue from --checkpoint-dir")
     fit.add_argument(
@@ -657,6 +711,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("model", metavar="MODEL", help="model folder from 'aekit fit'")
         p.add_argument("data", metavar="DATA", help="data file")
         p.add_argument("-o", "--output", required=True, help="output: .npy .csv .tsv .parquet")
+        _stream_option(p)
         if name == "score":
             p.add_argument("--threshold", type=float, help="flag rows with a larger error")
             p.add_argument(

@@ -7,13 +7,15 @@ float32 tensor of those rows. :class:`TensorRows` serves in-memory data by tenso
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
 import gzip
 import io
 import os
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 
 from .errors import AekitError, DataError, DataTypeError
-from .io import atomic_write
+from .io import atomic_file
 
 __all__ = [
     "OUTPUT_SUFFIXES",
@@ -37,6 +39,7 @@ __all__ = [
     "read_idx",
     "read_labels",
     "read_table",
+    "row_writer",
     "write_array",
 ]
 
@@ -98,14 +101,17 @@ def as_tensor(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array)
 
 
-def check_finite_rows(array: np.ndarray, what: str = "input") -> None:
-    """Raise :class:`DataError` naming the first row that holds NaN or infinity."""
+def check_finite_rows(array: np.ndarray, what: str = "input", first_row: int = 0) -> None:
+    """Raise :class:`DataError` naming the first row that holds NaN or infinity.
+
+    ``first_row`` is the number of the array's first row, for a chunk of a larger file.
+    """
     finite = np.isfinite(array)
     if not finite.all():
         bad = np.argwhere(~finite)[0]
         kind = "NaN" if np.isnan(array[tuple(bad)]) else "infinity"
         raise DataError(
-            f"{what} contains {kind} (first at row {bad[0]}, column {bad[-1]}); "
+            f"{what} contains {kind} (first at row {first_row + bad[0]}, column {bad[-1]}); "
             "drop or impute those values first"
         )
 
@@ -523,32 +529,130 @@ def write_array(
     -------
     Path
     """
-    path = check_output(path)
     array = np.asarray(array)
     if array.ndim == 1:
         array = array[:, None]
+    with row_writer(path, *array.shape, column_names, dtype=array.dtype) as write:
+        write(array)
+    return Path(path)
+
+
+@contextlib.contextmanager
+def row_writer(
+    path: str | os.PathLike[str],
+    n_rows: int,
+    n_columns: int,
+    column_names: Sequence[str] | None = None,
+    *,
+    dtype: Any = np.float64,
+) -> Iterator[Callable[[Any], None]]:
+    """Write ``n_rows`` rows chunk by chunk, in the format of :func:`write_array`.
+
+    The block gets a function that appends rows (an array of shape (rows, n_columns), or
+    (rows,) for one column). The file appears complete when the block ends without an
+    exception, or not at all; an older file at ``path`` stays until then. Memory holds one
+    chunk at a time, so outputs larger than memory can be written.
+
+    Raises
+    ------
+    DataError
+        If the rows written do not add up to ``n_rows`` by ``n_columns``.
+    """
+    path = check_output(path)
     names = [str(n) for n in column_names] if column_names is not None else None
-    names = names or [f"x{i}" for i in range(array.shape[1])]
-    if len(names) != array.shape[1]:
-        raise DataError(f"{len(names)} column names for {array.shape[1]} columns")
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        buffer = io.BytesIO()
-        np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
-        data = buffer.getvalue()
-    elif suffix == ".parquet":
+    names = names or [f"x{i}" for i in range(n_columns)]
+    if len(names) != n_columns:
+        raise DataError(f"{len(names)} column names for {n_columns} columns")
+    dtype = np.dtype(dtype)
+    written = 0
+    with atomic_file(path) as handle:
+        sink = _ROW_SINKS[path.suffix.lower()](handle, names, n_rows, dtype)
+
+        def write(rows: Any) -> None:
+            nonlocal written
+            rows = np.asarray(rows, dtype=dtype)
+            rows = rows[:, None] if rows.ndim == 1 else rows
+            if rows.ndim != 2 or rows.shape[1] != n_columns or written + len(rows) > n_rows:
+                raise DataError(
+                    f"cannot write rows of shape {rows.shape} to {path}: {written} of "
+                    f"{n_rows} rows of {n_columns} columns are written"
+                )
+            sink.write(rows)
+            written += len(rows)
+
+        try:
+            yield write
+        finally:
+            sink.close()
+        if written != n_rows:
+            raise DataError(f"{path}: {written} rows written, {n_rows} announced")
+
+
+class _NpySink:
+    """A ``.npy`` file: the header (with the announced shape), then the rows' bytes."""
+
+    def __init__(self, handle: Any, names: list[str], n_rows: int, dtype: np.dtype) -> None:
+        self.handle = handle
+        header = {
+            "descr": np.lib.format.dtype_to_descr(dtype),
+            "fortran_order": False,
+            "shape": (n_rows, len(names)),
+        }
+        np.lib.format.write_array_header_1_0(handle, header)
+
+    def write(self, rows: np.ndarray) -> None:
+        self.handle.write(np.ascontiguousarray(rows).data)
+
+    def close(self) -> None:
+        pass
+
+
+class _TextSink:
+    """A ``.csv`` or ``.tsv`` file with a header line; floats with digits to read back exactly."""
+
+    def __init__(
+        self, handle: Any, names: list[str], n_rows: int, dtype: np.dtype, *, sep: str = ","
+    ) -> None:
+        self.handle = handle
+        self.sep = sep
+        self.fmt = f"%.{9 if dtype == np.float32 else 17}g"
+        text = io.StringIO()
+        csv.writer(text, delimiter=self.sep, lineterminator="\n").writerow(names)
+        handle.write(text.getvalue().encode())
+
+    def write(self, rows: np.ndarray) -> None:
+        text = io.StringIO()
+        np.savetxt(text, rows, delimiter=self.sep, fmt=self.fmt)
+        self.handle.write(text.getvalue().encode())
+
+    def close(self) -> None:
+        pass
+
+
+class _ParquetSink:
+    """A ``.parquet`` file: each chunk of rows becomes row groups of one float column each."""
+
+    def __init__(self, handle: Any, names: list[str], n_rows: int, dtype: np.dtype) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        sink = pa.BufferOutputStream()
-        pq.write_table(pa.table({n: array[:, i] for i, n in enumerate(names)}), sink)
-        data = sink.getvalue().to_pybytes()
-    else:
-        sep = "," if suffix == ".csv" else "\t"
-        text = io.StringIO()
-        csv.writer(text, delimiter=sep, lineterminator="\n").writerow(names)
-        digits = 9 if array.dtype == np.float32 else 17  # enough to read back exactly
-        np.savetxt(text, array, delimiter=sep, fmt=f"%.{digits}g")
-        data = text.getvalue().encode()
-    atomic_write(path, data)
-    return path
+        self.names = names
+        self.schema = pa.schema([(n, pa.from_numpy_dtype(dtype)) for n in names])
+        self.writer = pq.ParquetWriter(handle, self.schema)
+
+    def write(self, rows: np.ndarray) -> None:
+        import pyarrow as pa
+
+        columns = {n: rows[:, i] for i, n in enumerate(self.names)}
+        self.writer.write_table(pa.table(columns, schema=self.schema))
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+_ROW_SINKS: dict[str, Callable[..., Any]] = {
+    ".npy": _NpySink,
+    ".csv": _TextSink,
+    ".tsv": functools.partial(_TextSink, sep="\t"),
+    ".parquet": _ParquetSink,
+}

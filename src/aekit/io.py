@@ -18,8 +18,9 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from safetensors import SafetensorError
@@ -35,6 +36,7 @@ __all__ = [
     "CONFIG_NAME",
     "FORMAT_VERSION",
     "WEIGHTS_NAME",
+    "atomic_file",
     "atomic_write",
     "build_module",
     "check_fields",
@@ -53,11 +55,14 @@ _CHECKPOINT_KEY = "aekit_checkpoint"
 
 
 # -- atomic writes ------------------------------------------------------------------------
-def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """A binary file that appears at ``path`` complete, or not at all.
 
-    The bytes go to a temporary file in the same folder, are flushed to disk (fsync), and the
-    file is renamed over ``path``; the folder entry is synced too.
+    What the block writes goes to a temporary file in the same folder; when the block ends
+    without an exception the file is flushed to disk (fsync) and renamed over ``path``, and
+    the folder entry is synced too. On an exception the temporary file is removed, and an
+    older file at ``path`` stays as it was.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -66,7 +71,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
         if hasattr(os, "fchmod"):  # mkstemp makes 0600; give the usual umask-based mode
             os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
@@ -75,6 +80,15 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
             os.unlink(tmp)
         raise
     _fsync_dir(target.parent)
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
+
+    See :func:`atomic_file`.
+    """
+    with atomic_file(path) as handle:
+        handle.write(data)
 
 
 def _umask() -> int:

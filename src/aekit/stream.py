@@ -15,7 +15,7 @@ seeded generator, so runs and resumed runs repeat exactly.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,13 @@ class BlockRows:
         self._ensure(needed)
         slot = self._slot_of[block]
         return self._rows.index_select(0, slot * self.block_rows + indices - self._starts[block])
+
+    def chunks(self) -> Iterator[tuple[int, torch.Tensor]]:
+        """``(first row, rows)`` for each block in file order: one sequential pass."""
+        for block in range(self.n_blocks):
+            first, stop = int(self._starts[block]), int(self._starts[block + 1])
+            if stop > first:
+                yield first, self.take(torch.arange(first, stop))
 
     @property
     def capacity(self) -> int:
