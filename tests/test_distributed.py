@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from aekit import Autoencoder, ConfigError, load
+from aekit.cli import main
 from aekit.distributed import distributed_session, init_from_env, torchrun_command
 
 # No dropout or noise: every random draw is shared, so 2 ranks must match 1 process. No batch
@@ -144,3 +146,45 @@ def test_cli_fit_nproc_2_matches_one_process(tmp_path):
         np.testing.assert_allclose(
             outs[2].module_.state_dict()[name].numpy(), tensor.numpy(), rtol=1e-4, atol=1e-6
         )
+
+
+def test_cli_fit_nproc_2_streams_a_parquet_file_like_one_process(tmp_path, monkeypatch):
+    import aekit.data
+
+    from .test_stream import write_parquet
+
+    X = rows()
+    # 10 row groups of up to 23 rows (more than one shuffle window of 4), and a text column
+    # that --label-column keeps out of the features
+    names = np.array([f"row{i}" for i in range(len(X))])
+    data = write_parquet(tmp_path / "rows.parquet", X, 23, name=names)
+    # 190 rows after the 10% holdout, 152 after validation: each global batch of 29 splits
+    # 15 / 14 across the ranks, the last one of 7 splits 4 / 3
+    common = ["fit", str(data), "--label-column", "name", "--code-dim", "3", "--hidden", "16",
+              "--epochs", "8", "--batch-size", "29", "--lr", "0.03", "--val-fraction", "0.2",
+              "--patience", "0", "--seed", "0", "--device", "cpu", "--quiet",
+              "--no-batch-norm"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "ddp"
+    argv = [sys.executable, "-m", "aekit", *common, "--stream", "--out", str(out), "--nproc", "2"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-20000:]  # each rank's error, then torchrun's
+    assert done.stdout.count("saved ") == 1  # rank 0 alone reports
+    # One process, here: in memory (another row order), then streamed with any whole-file
+    # read failing.
+    assert main([*common, "--no-stream", "--out", str(tmp_path / "memory")]) == 0
+    monkeypatch.setattr(aekit.data, "read_table", None)
+    assert main([*common, "--stream", "--out", str(tmp_path / "one")]) == 0
+
+    ddp, one, memory = (load(tmp_path / name) for name in ("ddp", "one", "memory"))
+    info = json.loads((out / "fit.json").read_text())
+    assert info == json.loads((tmp_path / "one" / "fit.json").read_text())
+    assert info["columns"] == [f"x{i}" for i in range(12)] and info["n_rows"] == 211
+    assert ddp.n_iter_ == one.n_iter_ == 8
+    np.testing.assert_allclose(ddp.history_.train_loss, one.history_.train_loss, rtol=1e-5)
+    for name, tensor in one.module_.state_dict().items():
+        np.testing.assert_allclose(
+            ddp.module_.state_dict()[name].numpy(), tensor.numpy(), rtol=1e-4, atol=1e-6
+        )
+    # the 2 ranks streamed too: training on the file's rows in memory gives another model
+    assert np.abs(ddp.transform(X) - memory.transform(X)).max() > 0.1
