@@ -32,7 +32,6 @@ _USAGE_ERRORS = (ConfigError, DataError, DataTypeError, ModelFileError)
 FIT_INFO = "fit.json"  # beside the model: where its data came from and the held-out rows
 HOLDOUT = "holdout.npy"
 _STREAM_BYTES = 2**30  # --stream's default: stream .npy / .parquet files larger than this
-_HASH_ROWS = 4096  # rows per chunk when hashing a streamed file (12 MiB at 784 floats)
 _SUMMARY_ROWS = (20_000, 5_000)  # fit's closing PCA comparison: training, held-out rows
 
 
@@ -58,11 +57,9 @@ def _fingerprint(X: Any) -> str:
     """
     if isinstance(X, np.ndarray):
         return hashlib.sha256(np.ascontiguousarray(X, dtype=np.float32).tobytes()).hexdigest()
-    import torch
-
     digest = hashlib.sha256()
-    for chunk in torch.arange(len(X)).split(_HASH_ROWS):
-        digest.update(X.take(chunk).numpy().tobytes())
+    for _, rows in X.chunks():
+        digest.update(rows.numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -179,11 +176,6 @@ def _write_rows(
         for part in parts:
             write(part)
     return n_rows
-
-
-def _columns(data: Any) -> list[str] | None:
-    """DATA's feature column names (a table's, or a streamed parquet file's), if any."""
-    return getattr(data, "columns", None)
 
 
 # -- training options ---------------------------------------------------------------------
@@ -438,7 +430,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     check_output(args.output)
     with _model_and_data(args, stream=True) as (ae, _, data):
         parts = _apply(data, args.data, ae.reconstruct)
-        n = _write_rows(args.output, data, parts, ae.n_features_in_, _columns(data))
+        names = getattr(data, "columns", None)  # a table's, or a streamed parquet file's
+        n = _write_rows(args.output, data, parts, ae.n_features_in_, names)
     print(f"wrote {args.output}: {n} reconstructed rows")
     return 0
 
