@@ -40,6 +40,7 @@ __all__ = [
     "read_labels",
     "read_table",
     "row_writer",
+    "shuffled",
     "write_array",
 ]
 
@@ -85,6 +86,17 @@ class TensorRows:
     def take(self, indices: torch.Tensor) -> torch.Tensor:
         """Gather rows by index."""
         return self.data.index_select(0, indices.to(self.data.device))
+
+
+def shuffled(source: RowSource, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """An epoch's order of ``rows``: the source's own shuffle, else a plain permutation.
+
+    A file source shuffles by blocks (see :mod:`aekit.stream`); both draw from ``generator``.
+    """
+    shuffle = getattr(source, "shuffle", None)
+    if shuffle is not None:
+        return shuffle(rows, generator)
+    return rows[torch.randperm(len(rows), generator=generator)]
 
 
 def as_tensor(array: np.ndarray) -> torch.Tensor:

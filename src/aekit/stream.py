@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data import RowSource, open_parquet, parquet_columns
+from .data import RowSource, open_parquet, parquet_columns, shuffled
 from .errors import DataError, DataTypeError
 
 __all__ = ["BlockRows", "NpyRows", "ParquetRows", "RowSubset", "open_rows", "stream_stats"]
@@ -389,10 +389,8 @@ class RowSubset:
 
     def shuffle(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """The source's shuffled order of these rows, as positions in the subset."""
-        shuffle = getattr(self.source, "shuffle", None)
-        if shuffle is None:
-            return rows[torch.randperm(len(rows), generator=generator)]
-        return torch.searchsorted(self.indices, shuffle(self.indices[rows], generator))
+        order = shuffled(self.source, self.indices[rows], generator)
+        return torch.searchsorted(self.indices, order)
 
     def close(self) -> None:
         """Close the source (if it has a file open)."""

@@ -50,7 +50,7 @@ from .checkpoint import (
     prune_checkpoints,
 )
 from .config import TrainConfig
-from .data import RowSource, TensorRows
+from .data import RowSource, TensorRows, shuffled
 from .errors import ConfigError, DataError, ModelFileError, TrainingDivergedError
 from .io import atomic_write, check_fields, check_tensors, read_checkpoint, write_checkpoint
 from .model import Hourglass
@@ -507,11 +507,8 @@ class Trainer:
         return _feature_bounds(source, rows, self.module, self.device)
 
     def _shuffled(self, source: RowSource, rows: torch.Tensor) -> torch.Tensor:
-        """One epoch's order of ``rows``: the source's own (e.g. by blocks) or a permutation."""
-        shuffle = getattr(source, "shuffle", None)
-        if shuffle is not None:
-            return shuffle(rows, self.perm_gen)
-        return rows[torch.randperm(len(rows), generator=self.perm_gen)]
+        """One epoch's order of ``rows``, drawn from the trainer's permutation generator."""
+        return shuffled(source, rows, self.perm_gen)
 
     def _record(self, epoch: int, train_loss: float, penalty: float) -> dict[str, Any]:
         return {
