@@ -72,7 +72,7 @@ def _finish(folder: Path) -> None:
 
 def one_run(folder: Path, sig: signal.Signals, step: int, delay: float) -> dict[str, object]:
     """Interrupt a child ``delay`` s after it reports ``step``, resume it, describe the result."""
-    from aekit.checkpoint import latest_checkpoint
+    from aekit.training.checkpoint import latest_checkpoint
 
     proc = _spawn(folder)
     assert proc.stdout is not None

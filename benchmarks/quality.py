@@ -28,6 +28,7 @@ import torch
 from sklearn.decomposition import PCA
 
 from aekit import Autoencoder
+from aekit._atomic import atomic_write
 from aekit.analysis import (
     compare,
     decoder_basis,
@@ -37,8 +38,7 @@ from aekit.analysis import (
     row_errors,
     sparsity_stats,
 )
-from aekit.data import read_array
-from aekit.io import atomic_write
+from aekit.data.formats import read_array
 
 SEED = 0
 IMAGES = "t10k-images-idx3-ubyte.gz"

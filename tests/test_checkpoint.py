@@ -25,8 +25,12 @@ from aekit import (
     Trainer,
     TrainingDivergedError,
 )
-from aekit.checkpoint import find_checkpoint, latest_checkpoint
-from aekit.io import read_checkpoint, write_checkpoint
+from aekit.training.checkpoint import (
+    find_checkpoint,
+    latest_checkpoint,
+    read_checkpoint,
+    write_checkpoint,
+)
 
 # Set-ups that use every stateful part: dropout and input noise draw from the noise
 # generator, cosine/plateau schedules keep state, batch norm has running statistics, the
@@ -60,7 +64,17 @@ def make_trainer(folder=None, setup="noise-cosine", callbacks=(), **train):
         random_state=0,
         device="cpu",
         checkpoint_dir=None if folder is None else str(folder),
-        **{"keep_checkpoints": 1000, **train_kw, **train},
+        # the trainer defaults these tests were written against (aekit 0.1.0's TrainConfig)
+        **{
+            **{
+                "keep_checkpoints": 1000,
+                "lr": 1e-3,
+                "weight_decay": 0.0,
+                "lr_schedule": "constant",
+            },
+            **train_kw,
+            **train,
+        },
     )
     return Trainer(module, config, callbacks)
 

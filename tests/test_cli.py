@@ -12,8 +12,8 @@ import torch
 
 import aekit
 from aekit.cli import main
-from aekit.data import read_table
-from aekit.progress import StopOnSignal
+from aekit.data.formats import read_table
+from aekit.training.progress import StopOnSignal
 
 PNG = b"\x89PNG\r\n\x1a\n"
 N_ROWS = 300
@@ -74,7 +74,7 @@ def test_fit_options_reach_the_estimator(files, tmp_path, monkeypatch):
 def test_fit_streams_a_file_without_reading_it_whole(files, tmp_path, monkeypatch, capsys):
     """--stream trains from disk block by block: the same split and fingerprint as in memory,
     and the whole-file reader is never called."""
-    import aekit.data
+    import aekit.data.formats
 
     data = str(files / "digits.npy")
     argv = ["fit", data, "--code-dim", "3", *TINY]
@@ -84,7 +84,7 @@ def test_fit_streams_a_file_without_reading_it_whole(files, tmp_path, monkeypatc
     def no_whole_reads(*args, **kwargs):
         raise AssertionError("read the whole file")
 
-    monkeypatch.setattr(aekit.data, "read_table", no_whole_reads)
+    monkeypatch.setattr(aekit.data.formats, "read_table", no_whole_reads)
     capsys.readouterr()
     assert main([*argv, "--stream", "-o", str(tmp_path / "streamed")]) == 0
     assert "held-out error" in capsys.readouterr().out
@@ -97,17 +97,17 @@ def test_fit_streams_a_file_without_reading_it_whole(files, tmp_path, monkeypatc
     assert ae.n_iter_ == 2 and np.isfinite(ae.history_.train_loss).all()
 
     # the default streams files over the size threshold
-    monkeypatch.setattr("aekit.cli._STREAM_BYTES", 0)
+    monkeypatch.setattr("aekit.cli.inputs._STREAM_BYTES", 0)
     assert main([*argv, "-o", str(tmp_path / "auto")]) == 0
 
 
 def test_fit_streams_parquet_columns(files, tmp_path, monkeypatch):
     pytest.importorskip("pyarrow")
-    import aekit.data
+    import aekit.data.formats
 
     table = read_table(files / "digits.csv", label_column="digit")
-    aekit.data.write_array(tmp_path / "d.parquet", np.asarray(table.X), table.columns)
-    monkeypatch.setattr(aekit.data, "read_table", None)  # any whole-file read fails
+    aekit.data.formats.write_array(tmp_path / "d.parquet", np.asarray(table.X), table.columns)
+    monkeypatch.setattr(aekit.data.formats, "read_table", None)  # any whole-file read fails
     argv = ["fit", str(tmp_path / "d.parquet"), "--code-dim", "3", *TINY, "--stream"]
     assert main([*argv, "--columns", "p1,p2,p3,p5", "-o", str(tmp_path / "m")]) == 0
     assert json.loads((tmp_path / "m" / "fit.json").read_text())["columns"] == [
@@ -120,23 +120,23 @@ def test_fit_streams_parquet_columns(files, tmp_path, monkeypatch):
 def test_encode_reconstruct_score_stream(model, files, tmp_path, monkeypatch, suffix):
     """With --stream (or a big file), DATA is read and written block by block, never whole,
     and the outputs are those of the in-memory path."""
-    import aekit.data
+    import aekit.data.formats
 
     table = read_table(files / "digits.csv", label_column="digit")
     data = tmp_path / f"digits{suffix}"
-    with aekit.data.row_writer(data, N_ROWS, 64, table.columns, dtype=np.float32) as write:
+    with aekit.data.formats.row_writer(data, N_ROWS, 64, table.columns, dtype=np.float32) as write:
         for part in np.array_split(np.asarray(table.X), 5):  # parquet: 5 row groups
             write(part)
-    monkeypatch.setattr("aekit.stream._BLOCK_BYTES", 64 * 64 * 4)  # .npy: blocks of 64 rows
+    monkeypatch.setattr("aekit.data.stream._BLOCK_BYTES", 64 * 64 * 4)  # .npy: blocks of 64 rows
     commands = ("encode", "reconstruct", "score")
     in_memory = {}
     for name in commands:
         out = tmp_path / f"{name}-memory.npy"
         assert main([name, str(model), str(data), "--no-stream", "-o", str(out)]) == 0
         in_memory[name] = np.load(out)
-    monkeypatch.setattr(aekit.data, "read_table", None)  # any whole-file read fails
+    monkeypatch.setattr(aekit.data.formats, "read_table", None)  # any whole-file read fails
     for flags in (["--stream"], []):
-        monkeypatch.setattr("aekit.cli._STREAM_BYTES", 0)  # the default streams big files
+        monkeypatch.setattr("aekit.cli.inputs._STREAM_BYTES", 0)  # the default streams big files
         for name in commands:
             out = tmp_path / f"{name}-streamed.parquet"
             assert main([name, str(model), str(data), *flags, "-o", str(out)]) == 0

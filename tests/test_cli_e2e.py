@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from aekit.data import read_table
+from aekit.data.formats import read_table
 
 TINY = ["--hidden", "16", "--epochs", "2", "--batch-size", "64", "--device", "cpu"]
 

@@ -4,7 +4,7 @@ import re
 import pytest
 
 from aekit import Autoencoder
-from aekit.progress import ProgressBar, StopOnSignal, format_seconds
+from aekit.training.progress import ProgressBar, StopOnSignal, format_seconds
 
 from .conftest import FAST
 

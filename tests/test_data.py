@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from aekit import DataError, DataTypeError
-from aekit.data import (
+from aekit.data.formats import (
     check_output,
     read_array,
     read_idx,

@@ -9,7 +9,7 @@ import pytest
 
 from aekit import Autoencoder, ConfigError, load
 from aekit.cli import main
-from aekit.distributed import distributed_session, init_from_env, torchrun_command
+from aekit.training.distributed import distributed_session, init_from_env, torchrun_command
 
 # No dropout or noise: every random draw is shared, so 2 ranks must match 1 process. No batch
 # norm either: under DDP it normalises with each rank's share of the batch.
@@ -48,7 +48,7 @@ SCRIPT = """
 import sys
 import numpy as np
 from aekit import Autoencoder
-from aekit.distributed import distributed_session
+from aekit.training.distributed import distributed_session
 
 X = np.random.default_rng(0).normal(size=(211, 12)).astype(np.float32)
 with distributed_session("cpu") as ctx:
@@ -149,7 +149,7 @@ def test_cli_fit_nproc_2_matches_one_process(tmp_path):
 
 
 def test_cli_fit_nproc_2_streams_a_parquet_file_like_one_process(tmp_path, monkeypatch):
-    import aekit.data
+    import aekit.data.formats
 
     from .test_stream import write_parquet
 
@@ -173,7 +173,7 @@ def test_cli_fit_nproc_2_streams_a_parquet_file_like_one_process(tmp_path, monke
     # One process, here: in memory (another row order), then streamed with any whole-file
     # read failing.
     assert main([*common, "--no-stream", "--out", str(tmp_path / "memory")]) == 0
-    monkeypatch.setattr(aekit.data, "read_table", None)
+    monkeypatch.setattr(aekit.data.formats, "read_table", None)
     assert main([*common, "--stream", "--out", str(tmp_path / "one")]) == 0
 
     ddp, one, memory = (load(tmp_path / name) for name in ("ddp", "one", "memory"))

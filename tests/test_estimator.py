@@ -19,8 +19,8 @@ from aekit import (
     NotFittedError,
     load,
 )
+from aekit._resolve import auto_epochs
 from aekit.analysis import decoder_basis, principal_angles, row_errors, sparsity_stats
-from aekit.estimator import auto_epochs
 
 from .conftest import FAST
 

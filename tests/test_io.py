@@ -6,7 +6,8 @@ import pytest
 
 import aekit
 from aekit import Autoencoder, ModelFileError
-from aekit.io import CONFIG_NAME, WEIGHTS_NAME, read_checkpoint, write_checkpoint
+from aekit.modelfile import CONFIG_NAME, WEIGHTS_NAME
+from aekit.training.checkpoint import read_checkpoint, write_checkpoint
 
 from .conftest import FAST
 
@@ -217,7 +218,7 @@ def test_checkpoint_metadata_that_is_not_ours_is_refused(tmp_path, metadata):
 def test_a_write_killed_midway_leaves_the_old_file_whole(tmp_path, monkeypatch, crash_in):
     import os
 
-    from aekit.io import atomic_write
+    from aekit._atomic import atomic_write
 
     target = tmp_path / "checkpoint.safetensors"
     atomic_write(target, b"old contents")
@@ -237,7 +238,7 @@ def test_atomic_write_gives_files_the_usual_permissions(tmp_path):
     import os
     import stat
 
-    from aekit.io import atomic_write
+    from aekit._atomic import atomic_write
 
     old = os.umask(0o022)
     try:

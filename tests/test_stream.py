@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from aekit import Autoencoder, DataError, DataTypeError
-from aekit.stream import NpyRows, ParquetRows, stream_stats
+from aekit.data.stream import NpyRows, ParquetRows, stream_stats
 
 FAST = {"code_dim": 3, "hidden": (16,), "batch_size": 32, "random_state": 0, "device": "cpu"}
 
@@ -227,7 +227,7 @@ def test_fit_and_partial_fit_stream_a_parquet_path(table, tmp_path):
 
 
 def test_fit_on_parquet_resumes_exactly_after_ctrl_c(digits, tmp_path):
-    from aekit.checkpoint import latest_checkpoint
+    from aekit.training.checkpoint import latest_checkpoint
 
     from .test_checkpoint import InterruptAt
 

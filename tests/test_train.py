@@ -12,8 +12,8 @@ from aekit import (
     Trainer,
     TrainingDivergedError,
 )
-from aekit import train as train_module
-from aekit.train import resolve_device
+from aekit.training import optim as train_module
+from aekit.training.trainer import resolve_device
 
 
 def make(data_dim=8, dropout=0.0, **train):
@@ -21,8 +21,10 @@ def make(data_dim=8, dropout=0.0, **train):
         ModelConfig(input_dim=data_dim, code_dim=2, hidden=(16,), dropout=dropout),
         torch.Generator().manual_seed(0),
     )
+    # aekit 0.1.0's TrainConfig defaults (lr 1e-3, constant, no decay), which these tests assume
+    base = {"lr": 1e-3, "lr_schedule": "constant", "weight_decay": 0.0}
     config = TrainConfig(
-        **{"epochs": 5, "batch_size": 32, "random_state": 0, "device": "cpu", **train}
+        **{"epochs": 5, "batch_size": 32, "random_state": 0, "device": "cpu", **base, **train}
     )
     return model, config
 
@@ -181,7 +183,7 @@ def test_auxk_loss_revives_dead_topk_units(digits):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_streamed_rows_train_on_a_gpu(tmp_path):
     """Rows streamed from disk go through pinned memory to the GPU."""
-    from aekit.stream import NpyRows
+    from aekit.data.stream import NpyRows
 
     path = tmp_path / "rows.npy"
     np.save(path, data(n=300).numpy())

@@ -1,4 +1,4 @@
-"""The one exception family of aekit.
+"""The one exception family of aekit, and its warning.
 
 Every error aekit raises on purpose derives from :class:`AekitError`, and also from the
 built-in type that scikit-learn and ordinary Python code expect, so ``except ValueError``
@@ -11,14 +11,23 @@ keeps working::
     ├── NotFittedError         (sklearn's NotFittedError: ValueError, AttributeError)
     ├── ModelFileError         (ValueError)      a model or checkpoint file is bad
     └── TrainingDivergedError  (FloatingPointError) the loss became NaN or infinite
+
+    AekitWarning (UserWarning)                   a setting that works but is likely a mistake
+
+:class:`NotFittedError` is made on first use (PEP 562), so that importing this module, which
+the command line's ``--help`` does, loads no scikit-learn.
 """
 
 from __future__ import annotations
 
-from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 
 __all__ = [
     "AekitError",
+    "AekitWarning",
     "ConfigError",
     "DataError",
     "DataTypeError",
@@ -30,6 +39,10 @@ __all__ = [
 
 class AekitError(Exception):
     """Base class of every error aekit raises on purpose."""
+
+
+class AekitWarning(UserWarning):
+    """A setting that works but is likely a mistake (say, a code as wide as the input)."""
 
 
 class ConfigError(AekitError, ValueError):
@@ -44,13 +57,28 @@ class DataTypeError(AekitError, TypeError):
     """Input data is not numeric."""
 
 
-class NotFittedError(AekitError, _SklearnNotFittedError):
-    """The estimator is used before ``fit``."""
-
-
 class ModelFileError(AekitError, ValueError):
     """A model or checkpoint file is missing, truncated, tampered with or of an unknown format."""
 
 
 class TrainingDivergedError(AekitError, FloatingPointError):
     """The training loss became NaN or infinite."""
+
+
+if TYPE_CHECKING:
+
+    class NotFittedError(AekitError, _SklearnNotFittedError):
+        """The estimator is used before ``fit``."""
+
+
+def __getattr__(name: str) -> Any:
+    if name != "NotFittedError":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
+
+    class NotFittedError(AekitError, _SklearnNotFittedError):  # type: ignore[no-redef]
+        """The estimator is used before ``fit``."""
+
+    NotFittedError.__module__ = __name__
+    globals()["NotFittedError"] = NotFittedError
+    return NotFittedError

@@ -2,30 +2,44 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import math
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import check_array, validate_data
+from sklearn.utils.validation import validate_data
 
-from .config import ModelConfig, TrainConfig
-from .data import RowSource, as_tensor, read_array
-from .errors import ConfigError, DataError, DataTypeError, ModelFileError, NotFittedError
-from .io import check_fields, read_model, write_model
+from ._resolve import (
+    AUTO_CHANNELS,
+    _resolve_auto,
+    _scaling_params,
+    auto_epochs,
+    auto_hidden,
+    resolve_image_shape,
+)
+from .config import SCALINGS, ModelConfig, TrainConfig
+from .data.checks import (
+    _FLOATS,
+    _aekit_errors,
+    _as_codes,
+    _check_finite_chunk,
+    _check_finite_output,
+    _check_float32_range,
+)
+from .data.formats import read_array
+from .data.sources import RowSource, as_tensor
+from .data.stream import BlockRows, open_rows, stream_stats
+from .errors import ConfigError, DataError, DataTypeError, NotFittedError
 from .model import Hourglass
-from .stream import BlockRows, open_rows, stream_stats
-from .train import Callback, History, Trainer, batches_per_epoch, derive_seeds
+from .modelfile import write_model
+from .training import Callback, History, Trainer
+from .training.trainer import derive_seeds
 
-__all__ = ["SCALINGS", "Autoencoder", "auto_epochs", "auto_hidden", "load", "resolve_image_shape"]
+__all__ = ["Autoencoder"]
 
-SCALINGS = ("auto", "standardize", "minmax", "global_minmax", "none")
 _ROW_BLOCK = 16  # inference pads batches to whole blocks of rows (see _pad_rows)
 logger = logging.getLogger("aekit")
 
@@ -40,70 +54,6 @@ _TRAIN_KEYS = (
     "compile", "checkpoint_dir", "checkpoint_every", "checkpoint_every_steps",
     "divergence_retries", "verbose",
 )  # fmt: skip
-_FLOATS = [np.float64, np.float32]  # input dtypes kept as they are; others become float64
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-# Keys of a saved model's config.json (see Autoencoder.save) and their JSON types.
-_SAVED_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "format": str, "format_version": int, "aekit_version": str, "model": dict,
-    "weights_sha256": str, "train": dict, "estimator": dict, "scaling": str,
-    "n_features_in": int, "feature_names": (list, type(None)), "history": dict,
-}  # fmt: skip
-
-
-def auto_hidden(n_features: int, code_dim: int) -> tuple[int, ...]:
-    """The hidden widths ``hidden="auto"`` picks: two layers between the input and the code.
-
-    ``(min(512, max(64, 2·d)), min(256, max(32, d)))`` for ``d`` input features, so 784-pixel
-    images get 512-256 and a 13-column table gets 64-32; both layers are at least as wide as
-    the code.
-    """
-    first = min(512, max(64, 2 * n_features, code_dim))
-    second = min(256, max(32, n_features, code_dim))
-    return (first, second)
-
-
-_AUTO_EPOCHS = 100  # epochs="auto" on data with enough rows: tuned on MNIST (113 steps an epoch)
-_MIN_STEPS = 2_000  # epochs="auto" on small data: at least this many optimiser steps
-
-
-def auto_epochs(n_rows: int, batch_size: int, val_fraction: float) -> int:
-    """The maximum epochs ``epochs="auto"`` picks: 100, or more for at least 2,000 steps.
-
-    The 100 epochs were tuned on MNIST, where an epoch of 7,200 rows in batches of 64 is 113
-    optimiser steps. A table of a few hundred rows has 2 to 6 batches an epoch, so 100 epochs
-    are only 200 to 600 steps and the model stops under-trained (on wine, 120 rows, without
-    batch norm: no better than PCA on its own training rows after 100 epochs). Small data
-    therefore gets ``ceil(2000 / batches per epoch)`` epochs; early stopping still ends
-    training when the validation loss stops improving. With 20 or more batches an epoch
-    (1,280 training rows at the default batch of 64) this is 100.
-    """
-    steps = batches_per_epoch(n_rows, batch_size, val_fraction)
-    return max(_AUTO_EPOCHS, math.ceil(_MIN_STEPS / steps))
-
-
-AUTO_CHANNELS = (32, 64)  # hidden="auto" with image_shape: two stride-2 convolutions
-
-
-def resolve_image_shape(image_shape: Any, n_features: int) -> tuple[int, ...] | None:
-    """Turn the ``image_shape`` parameter into ``(channels, height, width)`` or None.
-
-    ``"auto"`` reads ``n_features`` as one square channel (784 → (1, 28, 28), 64 → (1, 8, 8));
-    a pair ``(height, width)`` means one channel.
-    """
-    if image_shape is None:
-        return None
-    if isinstance(image_shape, str):
-        side = math.isqrt(n_features)
-        if image_shape != "auto" or side * side != n_features:
-            raise ConfigError(
-                f"image_shape={image_shape!r}: expected (channels, height, width), or 'auto' "
-                f"for square images, but {n_features} features are not a square"
-            )
-        return (1, side, side)
-    if not isinstance(image_shape, (tuple, list)):
-        raise ConfigError(f"image_shape={image_shape!r}: expected a tuple, 'auto' or None")
-    shape = tuple(image_shape)
-    return (1, *shape) if len(shape) == 2 else shape
 
 
 class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -719,15 +669,6 @@ def _close_opened(X: Any, rows: Any) -> None:
         rows.close()
 
 
-def _resolve_auto(name: str, value: Any, auto: bool) -> bool:
-    """A bool parameter that may also be ``"auto"`` (resolved to ``auto``)."""
-    if isinstance(value, str):
-        if value != "auto":
-            raise ConfigError(f"{name}={value!r}: expected True, False or 'auto'")
-        return auto
-    return value
-
-
 def _pad_rows(batch: torch.Tensor, block: int = _ROW_BLOCK) -> torch.Tensor:
     """Pad to a whole number of ``block`` rows (at least one block).
 
@@ -740,139 +681,3 @@ def _pad_rows(batch: torch.Tensor, block: int = _ROW_BLOCK) -> torch.Tensor:
     if padded == n:
         return batch
     return torch.cat([batch, batch.new_zeros((padded - n, *batch.shape[1:]))])
-
-
-def _scaling_params(stats: dict[str, np.ndarray], scaling: str) -> tuple[np.ndarray, np.ndarray]:
-    """(offset, scale) with ``scaled = (X - offset) / scale``; constant features get scale 1."""
-    d = len(stats["min"])
-    if scaling == "standardize":
-        offset, scale = stats["mean"], stats["std"]
-    elif scaling == "minmax":
-        offset, scale = stats["min"], stats["max"] - stats["min"]
-    elif scaling == "global_minmax":  # one offset and scale for every feature
-        low, high = float(np.min(stats["min"])), float(np.max(stats["max"]))
-        offset, scale = np.full(d, low), np.full(d, high - low)
-    else:
-        offset, scale = np.zeros(d), np.ones(d)
-    scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(offset)), scale, 1.0)
-    with np.errstate(over="ignore"):
-        offset, scale = offset.astype(np.float32), scale.astype(np.float32)
-    _check_finite_output(np.stack([offset, scale], axis=1), "input scaling", "column")
-    return offset, scale
-
-
-@contextlib.contextmanager
-def _aekit_errors() -> Iterator[None]:
-    """Turn scikit-learn's input-check errors into aekit's, each in one line."""
-    try:
-        with np.errstate(all="ignore"):  # inf - inf in its finiteness check: no warning
-            yield
-    except TypeError as exc:
-        raise DataTypeError(f"non-numeric input: {_one_line(exc)}") from exc
-    except ValueError as exc:
-        if "could not convert" in str(exc) or "dtype" in str(exc):
-            raise DataError(f"non-numeric input: {_one_line(exc)}") from exc
-        raise DataError(_one_line(exc)) from exc
-
-
-def _one_line(exc: Exception) -> str:
-    """scikit-learn's message without the data it quotes: first line, plus a reshape hint."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    if not lines:
-        return type(exc).__name__
-    text = lines[0].rstrip(":")
-    if len(lines) > 1 and lines[-1].startswith("Reshape"):
-        text += ". " + lines[-1]
-    return text
-
-
-def _check_float32_range(X: np.ndarray) -> None:
-    """Refuse values that float32, which the network computes in, cannot hold."""
-    if X.dtype == np.float32:  # finite (checked before) float32 values always fit
-        return
-    if X.size and max(float(X.max()), -float(X.min())) > _FLOAT32_MAX:  # no |X| copy
-        row, col = np.argwhere(np.abs(X) > _FLOAT32_MAX)[0]
-        raise DataError(
-            f"value {X[row, col]:.3g} at row {row}, column {col} is beyond float32's range "
-            f"(±{_FLOAT32_MAX:.3g}), which aekit computes in; rescale the data"
-        )
-
-
-def _check_finite_chunk(batch: torch.Tensor, part: np.ndarray, start: int) -> None:
-    """Refuse NaN, infinity, or values float32 cannot hold in a chunk of input rows."""
-    # NaN and infinity propagate into a sum: a finite sum (one fast reduction) clears the
-    # chunk; only a non-finite one (or an overflowing sum of huge values) is looked at closely.
-    if bool(torch.isfinite(batch.sum())) or bool(torch.isfinite(batch).all()):
-        return
-    row, col = (int(i) for i in np.argwhere(~np.isfinite(batch.cpu().numpy()))[0])
-    value = part[row, col]
-    if np.isnan(value):
-        kind = "NaN"
-    elif np.isinf(value):
-        kind = "infinity"
-    else:
-        kind = f"the value {value:.3g}, beyond float32's range (±{_FLOAT32_MAX:.3g})"
-    raise DataError(
-        f"Input X contains {kind} at row {start + row}, column {col}; aekit computes in "
-        "float32: drop, impute or rescale those values"
-    )
-
-
-def _check_finite_output(out: np.ndarray, during: str, what: str = "row") -> None:
-    """Refuse results that overflowed (inputs far larger than anything seen in ``fit``)."""
-    if not np.isfinite(out).all():
-        index = int(np.argwhere(~np.isfinite(out))[0][0])
-        raise DataError(
-            f"{what} {index} overflows float32 in {during}; rescale the data (aekit "
-            "computes in float32)"
-        )
-
-
-def _as_codes(X: Any, code_dim: int) -> np.ndarray:
-    """Check codes like input rows (any number of rows, ``code_dim`` columns)."""
-    with _aekit_errors():
-        codes = check_array(X, dtype=_FLOATS, ensure_min_samples=0, input_name="codes")
-    if codes.shape[1] != code_dim:
-        raise DataError(f"codes must have shape (n_samples, {code_dim}), got {codes.shape}")
-    _check_float32_range(codes)
-    return codes
-
-
-def load(folder: str | os.PathLike[str]) -> Autoencoder:
-    """Load a model folder written by :meth:`Autoencoder.save`; nothing in it is executed.
-
-    Raises
-    ------
-    ModelFileError
-        If the folder is missing, a file is truncated or tampered with, or not aekit's.
-    """
-    module, config = read_model(folder)
-    source = Path(folder) / "config.json"
-    check_fields(config, _SAVED_FIELDS, source)
-    params = dict(config["estimator"])
-    unknown = sorted(set(params) - set(Autoencoder().get_params()))
-    if unknown:
-        raise ModelFileError(f"{source}: unknown estimator parameter(s) {', '.join(unknown)}")
-    for key in ("hidden", "image_shape"):
-        if isinstance(params.get(key), list):
-            params[key] = tuple(params[key])
-    est = Autoencoder(**params)
-    try:
-        train_config = TrainConfig.from_dict(config["train"])
-        history = History.from_dict(config["history"])
-    except (ConfigError, ModelFileError) as exc:
-        raise ModelFileError(f"{source} is incomplete or invalid ({exc})") from exc
-    scaling, n_features, names = config["scaling"], config["n_features_in"], config["feature_names"]
-    if scaling not in SCALINGS[1:]:
-        raise ModelFileError(f"{source}: scaling={scaling!r} is not one of {SCALINGS[1:]}")
-    if n_features != module.config.input_dim:
-        raise ModelFileError(f"{source}: n_features_in does not match the model's input_dim")
-    if names is not None and (
-        len(names) != n_features or not all(isinstance(n, str) for n in names)
-    ):
-        raise ModelFileError(f"{source}: feature_names must be {n_features} strings")
-    est._set_fitted(module, module.config, train_config, scaling, history)
-    est.n_features_in_ = n_features
-    if names is not None:
-        est.feature_names_in_ = np.asarray(names, dtype=object)
-    return est

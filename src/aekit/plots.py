@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError
-from .train import History
+from .training.history import History
 
 __all__ = [
     "code_activity",

@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, plots
+from . import plots
+from ._atomic import atomic_write
+from ._version import __version__
 from .analysis import pca_error_curve, pca_reconstruction, row_errors, sparsity_stats
 from .errors import DataError
-from .io import atomic_write
 
 __all__ = ["IMAGE_SHAPES", "Report", "Section", "build_report", "infer_image_shape"]
 

@@ -1,8 +1,8 @@
-"""Reading arrays from files, and row sources the trainer draws batches from.
+"""Data files: readers and writers by file suffix.
 
-A *row source* is anything with ``__len__``, ``n_features`` and ``take(indices)`` returning a
-float32 tensor of those rows. :class:`TensorRows` serves in-memory data by tensor indexing
-(no per-sample collation).
+Reading: ``.npy``, ``.npz``, ``.csv``/``.tsv`` (optionally gzipped), ``.parquet`` and MNIST's
+IDX files (``*-ubyte``, optionally gzipped). Writing: ``.npy``, ``.csv``, ``.tsv`` and
+``.parquet``, atomically, in chunks.
 """
 
 from __future__ import annotations
@@ -18,117 +18,28 @@ import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
-import torch
 
-from .errors import AekitError, DataError, DataTypeError
-from .io import atomic_file
+from .._atomic import atomic_file, check_writable_folder
+from ..errors import AekitError, DataError, DataTypeError
 
 __all__ = [
     "OUTPUT_SUFFIXES",
-    "RowSource",
     "Table",
-    "TensorRows",
-    "as_tensor",
-    "check_finite_rows",
     "check_output",
-    "check_writable_folder",
+    "open_parquet",
+    "parquet_columns",
     "read_array",
     "read_idx",
     "read_labels",
     "read_table",
     "row_writer",
-    "shuffled",
     "write_array",
 ]
 
 
-@runtime_checkable
-class RowSource(Protocol):
-    """What the trainer needs from a dataset."""
-
-    n_features: int
-
-    def __len__(self) -> int:
-        """Number of rows."""
-        ...
-
-    def take(self, indices: torch.Tensor) -> torch.Tensor:
-        """Return the rows at ``indices`` (a 1-D int64 CPU tensor) as float32 on the device."""
-        ...
-
-
-class TensorRows:
-    """In-memory rows, optionally kept on the training device.
-
-    Parameters
-    ----------
-    data : Tensor of shape (n_rows, n_features)
-        Converted to float32.
-    """
-
-    def __init__(self, data: torch.Tensor) -> None:
-        if data.ndim != 2:
-            raise DataError(f"expected a 2-D array of rows, got shape {tuple(data.shape)}")
-        self.data = data.to(torch.float32)
-        self.n_features = int(data.shape[1])
-
-    def __len__(self) -> int:
-        return int(self.data.shape[0])
-
-    def to(self, device: torch.device) -> TensorRows:
-        """Move the rows to ``device`` once, so batches are sliced there."""
-        self.data = self.data.to(device)
-        return self
-
-    def take(self, indices: torch.Tensor) -> torch.Tensor:
-        """Gather rows by index."""
-        return self.data.index_select(0, indices.to(self.data.device))
-
-
-def shuffled(source: RowSource, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """An epoch's order of ``rows``: the source's own shuffle, else a plain permutation.
-
-    A file source shuffles by blocks (see :mod:`aekit.stream`); both draw from ``generator``.
-    """
-    shuffle = getattr(source, "shuffle", None)
-    if shuffle is not None:
-        return shuffle(rows, generator)
-    return rows[torch.randperm(len(rows), generator=generator)]
-
-
-def as_tensor(array: np.ndarray) -> torch.Tensor:
-    """Rows as a float32 tensor that shares ``array``'s memory where it can.
-
-    aekit never writes to its input rows, so a read-only array (``np.load``'s memory map,
-    say) is shared as is rather than copied, and without torch's warning about it.
-    """
-    array = np.ascontiguousarray(array, dtype=np.float32)
-    if array.flags.writeable:
-        return torch.from_numpy(array)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "The given NumPy array is not writable")
-        return torch.from_numpy(array)
-
-
-def check_finite_rows(array: np.ndarray, what: str = "input", first_row: int = 0) -> None:
-    """Raise :class:`DataError` naming the first row that holds NaN or infinity.
-
-    ``first_row`` is the number of the array's first row, for a chunk of a larger file.
-    """
-    finite = np.isfinite(array)
-    if not finite.all():
-        bad = np.argwhere(~finite)[0]
-        kind = "NaN" if np.isnan(array[tuple(bad)]) else "infinity"
-        raise DataError(
-            f"{what} contains {kind} (first at row {first_row + bad[0]}, column {bad[-1]}); "
-            "drop or impute those values first"
-        )
-
-
-# -- files --------------------------------------------------------------------------------
 _IDX_DTYPES = {
     0x08: np.uint8,
     0x09: np.int8,
@@ -479,19 +390,7 @@ def _is_number(text: str) -> bool:
     return True
 
 
-# -- writing ------------------------------------------------------------------------------
 OUTPUT_SUFFIXES = (".npy", ".csv", ".tsv", ".parquet")
-
-
-def check_writable_folder(folder: str | os.PathLike[str]) -> Path:
-    """Raise :class:`DataError` unless ``folder`` is, or can be created as, a writable folder."""
-    folder = Path(folder)
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise DataError(f"cannot write to {folder}: {existing} is not a writable folder")
-    return folder
 
 
 def check_output(path: str | os.PathLike[str]) -> Path:

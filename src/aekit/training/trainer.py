@@ -20,24 +20,28 @@ saving, so the last checkpoint on disk is always a finite one.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..config import TrainConfig
+from ..data.sources import RowSource, TensorRows, shuffled
+from ..errors import ConfigError, DataError, ModelFileError, TrainingDivergedError
+from ..model import Hourglass
+from ..modelfile import check_tensors
+from ..regularize import corrupt, kl_penalty, l1_penalty
+from .callbacks import Callback, Checkpointer, EarlyStopping, LogProgress
 from .checkpoint import (
     CHECKPOINT_FORMAT,
     check_like,
@@ -46,38 +50,30 @@ from .checkpoint import (
     checkpoint_path,
     clone_state,
     find_checkpoint,
-    latest_checkpoint,
     prune_checkpoints,
+    read_checkpoint,
+    write_checkpoint,
 )
-from .config import TrainConfig
-from .data import RowSource, TensorRows, shuffled
-from .errors import ConfigError, DataError, ModelFileError, TrainingDivergedError
-from .io import atomic_write, check_fields, check_tensors, read_checkpoint, write_checkpoint
-from .model import Hourglass
-from .regularize import corrupt, dead_unit_code, kl_penalty, l1_penalty
+from .history import History
+from .objective import _dead_unit_loss_sum, _loss_sum, _uses_dead_unit_loss
+from .optim import _make_optimizer, _make_scheduler
 
-__all__ = [
-    "Callback",
-    "Checkpointer",
-    "EarlyStopping",
-    "History",
-    "LogProgress",
-    "Trainer",
-    "batches_per_epoch",
-    "derive_seeds",
-    "latest_checkpoint",
-    "resolve_device",
-]
+__all__ = ["Trainer", "batches_per_epoch", "derive_seeds", "resolve_device"]
+
 
 logger = logging.getLogger("aekit")
 
+
 _EVAL_ROWS = 4096  # rows per chunk when evaluating
+
+
 # Training-config fields a resumed run must share with the checkpoint to repeat the run.
 _RESUME_KEYS = ("batch_size", "val_fraction", "random_state", "optimizer", "lr_schedule", "loss")
+
+
 _DEAD_AFTER_ROWS = 2048  # a top-k unit silent for this many training rows counts as dead
 
 
-# -- small helpers ------------------------------------------------------------------------
 def resolve_device(name: str) -> torch.device:
     """Turn ``"auto"`` into CUDA, then Apple MPS, then CPU; check any other name."""
     if name == "auto":
@@ -117,194 +113,6 @@ def _distributed() -> tuple[int, int]:
     return 0, 1
 
 
-# -- history ------------------------------------------------------------------------------
-@dataclass
-class History:
-    """Per-epoch figures of a training run.
-
-    Attributes
-    ----------
-    records : list of dict
-        One dict per epoch: ``epoch`` (1-based), ``train_loss`` (reconstruction loss on the
-        training rows), ``penalty`` (code penalty), ``val_loss`` (None without validation),
-        ``lr``, ``seconds`` and ``samples_per_s``.
-    best_epoch : int or None
-        The epoch whose weights were kept.
-    stop_reason : str
-        ``"epochs"``, ``"early_stopping"`` or ``"max_time"``.
-    """
-
-    records: list[dict[str, Any]] = field(default_factory=list)
-    best_epoch: int | None = None
-    stop_reason: str = ""
-
-    @property
-    def train_loss(self) -> list[float]:
-        """Training loss per epoch."""
-        return [r["train_loss"] for r in self.records]
-
-    @property
-    def val_loss(self) -> list[float | None]:
-        """Validation loss per epoch (None where there was no validation)."""
-        return [r["val_loss"] for r in self.records]
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "records": [dict(r) for r in self.records],
-            "best_epoch": self.best_epoch,
-            "stop_reason": self.stop_reason,
-        }
-
-    @classmethod
-    def from_dict(cls, data: object) -> History:
-        """Inverse of :meth:`to_dict`; refuses anything else with :class:`ModelFileError`."""
-        fields = {"records": list, "best_epoch": (int, type(None)), "stop_reason": str}
-        data = check_fields(data, fields, "history", optional=("best_epoch", "stop_reason"))
-        if not all(isinstance(r, dict) for r in data["records"]):
-            raise ModelFileError("history: 'records' must be a list of JSON objects")
-        return cls(list(data["records"]), data.get("best_epoch"), data.get("stop_reason", ""))
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the history as JSON (atomically)."""
-        atomic_write(path, json.dumps(self.to_dict(), indent=2).encode())
-
-
-# -- callbacks ----------------------------------------------------------------------------
-class Callback:
-    """Hooks called by :class:`Trainer`; override the ones you need.
-
-    A callback with state that must survive a resume implements :meth:`state_dict` and
-    :meth:`load_state_dict` (tensors and JSON scalars only).
-    """
-
-    def on_train_begin(self, trainer: Trainer) -> None:
-        """Before the first epoch (also after a resume)."""
-
-    def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
-        """Before each epoch (``epoch`` is 1-based)."""
-
-    def on_batch_end(self, trainer: Trainer, batch: int, n_batches: int) -> None:
-        """After each optimiser step (``batch`` counts from 1)."""
-
-    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
-        """After validation; ``trainer.request_stop(reason)`` ends training here."""
-
-    def on_train_end(self, trainer: Trainer) -> None:
-        """After the last epoch, also when training stops early."""
-
-    def state_dict(self) -> dict[str, Any]:
-        """State to keep in checkpoints."""
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` output."""
-
-
-class EarlyStopping(Callback):
-    """Stop when the monitored loss stops improving, and keep the best weights.
-
-    Monitors the validation loss, or the training loss when there is no validation split.
-
-    Parameters
-    ----------
-    patience : int or None
-        Epochs without improvement before stopping; None never stops (the best weights are
-        still restored at the end).
-    min_delta : float, default=0.0
-        Relative improvement that counts as progress.
-    """
-
-    def __init__(self, patience: int | None, min_delta: float = 0.0) -> None:
-        self.patience = patience
-        self.min_delta = min_delta
-        self.best = math.inf
-        self.best_epoch: int | None = None
-        self.bad_epochs = 0
-        self.best_state: dict[str, torch.Tensor] | None = None
-
-    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
-        """Track the best epoch; ask to stop after ``patience`` epochs without progress."""
-        value = record["val_loss"] if record["val_loss"] is not None else record["train_loss"]
-        if value < self.best * (1 - self.min_delta):
-            self.best, self.best_epoch, self.bad_epochs = value, record["epoch"], 0
-            self.best_state = {
-                k: v.detach().clone() for k, v in trainer.module.state_dict().items()
-            }
-        else:
-            self.bad_epochs += 1
-            if self.patience is not None and self.bad_epochs >= self.patience:
-                trainer.request_stop("early_stopping")
-
-    def on_train_end(self, trainer: Trainer) -> None:
-        """Load the best weights back into the model."""
-        if self.best_state is not None:
-            trainer.module.load_state_dict(self.best_state)
-        trainer.history.best_epoch = self.best_epoch
-
-    def state_dict(self) -> dict[str, Any]:
-        """Best loss, epoch, patience counter and weights."""
-        return {
-            "best": self.best,
-            "best_epoch": self.best_epoch,
-            "bad_epochs": self.bad_epochs,
-            "best_state": self.best_state,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` output."""
-        self.best = float(state["best"])
-        self.best_epoch = state["best_epoch"]
-        self.bad_epochs = int(state["bad_epochs"])
-        self.best_state = state["best_state"]
-
-
-class LogProgress(Callback):
-    """Log one line per epoch to the ``aekit`` logger (rank 0 only)."""
-
-    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
-        """Log the epoch's figures."""
-        if not trainer.is_main:
-            return
-        val = record["val_loss"]
-        logger.info(
-            "epoch %d/%d  train %.6g  val %s  lr %.3g  %.0f samples/s",
-            record["epoch"],
-            trainer.config.epochs,
-            record["train_loss"],
-            "-" if val is None else f"{val:.6g}",
-            record["lr"],
-            record["samples_per_s"],
-        )
-
-
-class Checkpointer(Callback):
-    """Write a resumable checkpoint every ``checkpoint_every`` epochs (``TrainConfig``).
-
-    With ``checkpoint_every_steps`` also every that many optimiser steps, mid-epoch; a step
-    count that falls on the end of an epoch is saved after the epoch's validation instead.
-    """
-
-    def on_batch_end(self, trainer: Trainer, batch: int, n_batches: int) -> None:
-        """Save mid-epoch when the global step count is a multiple of the step interval."""
-        every = trainer.config.checkpoint_every_steps
-        if every is None or trainer.step % every:
-            return
-        if batch < n_batches:
-            trainer.save_checkpoint()
-        else:
-            trainer.pending_checkpoint = True
-
-    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
-        """Save when the epoch number is a multiple of ``checkpoint_every``."""
-        if record["epoch"] % trainer.config.checkpoint_every == 0:
-            trainer.pending_checkpoint = True
-
-
-# -- the trainer --------------------------------------------------------------------------
 class Trainer:
     """Fit an :class:`~aekit.model.Hourglass` to rows.
 
@@ -904,7 +712,6 @@ class Trainer:
         self.elapsed_before = float(state["elapsed"])
 
 
-# -- pieces of a step ---------------------------------------------------------------------
 def _n_val(n: int, fraction: float) -> int:
     """Rows held out for validation: none when a side would be empty."""
     n_val = int(n * fraction)
@@ -942,80 +749,3 @@ def _feature_bounds(
             lows.append(x.min(dim=0).values)
             highs.append(x.max(dim=0).values)
     return torch.stack(lows).min(dim=0).values, torch.stack(highs).max(dim=0).values
-
-
-def _loss_sum(out: Any, target: torch.Tensor, loss: str) -> torch.Tensor:
-    if loss == "bce":
-        return F.binary_cross_entropy_with_logits(out.logits.float(), target, reduction="sum")
-    return _squared_error_sum(out.recon, target)
-
-
-def _squared_error_sum(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return F.mse_loss(recon.float(), target, reduction="sum")
-
-
-def _uses_dead_unit_loss(mcfg: Any) -> bool:
-    """AuxK is on for weighted top-k codes with a linear decoder."""
-    return mcfg.sparsity == "topk" and mcfg.sparsity_weight > 0 and not mcfg.hidden
-
-
-def _dead_unit_loss_sum(
-    module: Hourglass, out: Any, clean: torch.Tensor, dead: torch.Tensor
-) -> torch.Tensor:
-    """AuxK: squared error left after adding dead units' best guesses to the reconstruction.
-
-    For a top-k code with a linear decoder (``hidden=()``, the sparse-dictionary setting of
-    Gao et al.). ``dead`` marks the units silent for ``_DEAD_AFTER_ROWS`` training rows (see
-    :meth:`Trainer._dead_units`); each row's largest pre-activations among them form an
-    auxiliary code whose decoded contribution ``W z`` is added to the (fixed)
-    reconstruction. Only dead units' weights get gradient from this.
-    """
-    config = module.config
-    assert config.sparsity_k is not None
-    k_aux = min(config.code_dim, max(2 * config.sparsity_k, config.input_dim // 2))
-    aux_code = dead_unit_code(out.pre, dead, k_aux)
-    delta = F.linear(aux_code, module.code_layer.weight)
-    aux_recon = module.output_activation(out.logits.detach() + delta)
-    return _squared_error_sum(aux_recon, clean)
-
-
-def _make_optimizer(module: Hourglass, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Adam(W) with the fused kernel (one pass over all parameters) where the device has it.
-
-    The fused and the for-each implementations keep the same state, so checkpoints move
-    between them; the per-tensor loop PyTorch picks by default on the CPU is the slowest.
-    Weight decay spares a top-k code's own layers (see :func:`_param_groups`).
-    """
-    kind = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    groups = _param_groups(module, cfg.weight_decay)
-    try:
-        return kind(groups, lr=cfg.lr, fused=True)
-    except RuntimeError:  # a device without fused Adam (e.g. MPS on older PyTorch)
-        return kind(groups, lr=cfg.lr, foreach=True)
-
-
-def _param_groups(module: Hourglass, weight_decay: float) -> list[dict[str, Any]]:
-    """One group with ``weight_decay``; for top-k codes, a second one without it.
-
-    A top-k unit that is not among a row's k largest gets no reconstruction gradient, so the
-    weight decay is all its encoder row and decoder column see; Adam divides that gradient by
-    its own running scale and shrinks them by about ``lr`` per step however small the decay.
-    On MNIST (1,024 units, k = 32) that silenced over half the units within four epochs, past
-    what the AuxK loss could revive. The code's own layers therefore train without decay.
-    """
-    exempt = module.code_parameters() if module.config.sparsity == "topk" else []
-    ids = {id(p) for p in exempt}
-    decayed = [p for p in module.parameters() if id(p) not in ids]
-    groups = [{"params": decayed, "weight_decay": weight_decay}]
-    if exempt:
-        groups.append({"params": exempt, "weight_decay": 0.0})
-    return [g for g in groups if g["params"]]
-
-
-def _make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
-    if cfg.lr_schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
-    if cfg.lr_schedule == "plateau":
-        patience = max(1, (cfg.patience or 10) // 3)
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=patience)
-    return None

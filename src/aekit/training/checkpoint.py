@@ -9,15 +9,18 @@ resuming skips a corrupt or partial file with a warning and takes the one before
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import save as save_safetensors_bytes
 
-from .errors import ModelFileError
-from .io import check_fields, read_checkpoint
+from .._atomic import atomic_write
+from ..errors import ModelFileError
+from ..modelfile import _parse_safetensors, check_fields
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -36,6 +39,7 @@ logger = logging.getLogger("aekit")
 
 CHECKPOINT_FORMAT = "aekit-checkpoint"
 _GLOB = "checkpoint-*.safetensors"
+_CHECKPOINT_KEY = "aekit_checkpoint"
 _TEMP_GLOB = ".checkpoint-*.tmp"  # left behind by a writer killed mid-write
 
 # Top-level keys of a training state (see Trainer.state_dict) and their allowed types.
@@ -175,3 +179,65 @@ def clone_state(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return type(obj)(clone_state(value) for value in obj)
     return obj
+
+
+def _flatten(obj: object, prefix: str, tensors: dict[str, torch.Tensor]) -> object:
+    """Replace every tensor in a nested structure by a reference into ``tensors``."""
+    if isinstance(obj, torch.Tensor):
+        tensors[prefix] = obj.detach().to("cpu").clone().contiguous()
+        return {"__tensor__": prefix}
+    if isinstance(obj, dict):
+        return {"__dict__": [[k, _flatten(v, f"{prefix}.{k}", tensors)] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        return [_flatten(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot store {type(obj).__name__} at {prefix!r} in a checkpoint")
+
+
+def _unflatten(obj: object, tensors: dict[str, torch.Tensor]) -> object:
+    if isinstance(obj, list):
+        return [_unflatten(v, tensors) for v in obj]
+    if isinstance(obj, dict):
+        if set(obj) == {"__tensor__"}:
+            return tensors[obj["__tensor__"]]
+        if set(obj) == {"__dict__"}:
+            return {k: _unflatten(v, tensors) for k, v in obj["__dict__"]}
+        raise ValueError(f"unexpected object with keys {sorted(obj)}")
+    return obj
+
+
+def write_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
+    """Write a training state (nested dicts/lists of tensors and JSON scalars) atomically."""
+    tensors: dict[str, torch.Tensor] = {}
+    skeleton = _flatten(state, "s", tensors)
+    blob = save_safetensors_bytes(
+        tensors, metadata={_CHECKPOINT_KEY: json.dumps(skeleton), "format_version": "1"}
+    )
+    atomic_write(path, blob)
+    return Path(path)
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`write_checkpoint`.
+
+    Raises
+    ------
+    ModelFileError
+        If the file is missing, truncated, not a safetensors file or not an aekit checkpoint.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ModelFileError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from exc
+    tensors = _parse_safetensors(raw, path)
+    try:
+        # The safetensors header (already validated above) is an 8-byte length and JSON.
+        header = json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])
+        state = _unflatten(json.loads(header["__metadata__"][_CHECKPOINT_KEY]), tensors)
+    except (KeyError, ValueError, TypeError, RecursionError) as exc:
+        raise ModelFileError(f"{path} is not an aekit checkpoint ({exc})") from exc
+    if not isinstance(state, dict):
+        raise ModelFileError(f"{path} is not an aekit checkpoint")
+    return state

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data import RowSource, open_parquet, parquet_columns, shuffled
-from .errors import DataError, DataTypeError
+from ..errors import DataError, DataTypeError
+from .formats import open_parquet, parquet_columns
+from .sources import RowSource, RowSubset
 
 __all__ = ["BlockRows", "NpyRows", "ParquetRows", "RowSubset", "open_rows", "stream_stats"]
 
@@ -351,52 +352,6 @@ class ParquetRows(BlockRows):
         if getattr(self, "_file", None) is not None:
             self._file.close()
         self._file = None
-
-
-class RowSubset:
-    """Some rows of another source, without copying them: a train / held-out split of a file.
-
-    Parameters
-    ----------
-    source : RowSource
-        The rows to pick from (e.g. an :class:`NpyRows`).
-    indices : array-like of int
-        Rows of ``source`` to keep, each at most once; kept in increasing order.
-
-    Notes
-    -----
-    The subset shuffles the way its source does (block-wise for a file), so an epoch over
-    it still reads the file block by block.
-    """
-
-    def __init__(self, source: RowSource, indices: Any) -> None:
-        index = torch.as_tensor(np.asarray(indices), dtype=torch.int64).flatten().sort().values
-        if len(index) and (int(index[0]) < 0 or int(index[-1]) >= len(source)):
-            raise DataError(f"row index out of range for {len(source)} rows")
-        if len(index) > 1 and not bool((index[1:] > index[:-1]).all()):
-            raise DataError("RowSubset indices must not repeat")
-        self.source, self.indices = source, index
-        self.n_features = source.n_features
-        self.dtype = getattr(source, "dtype", None)
-        self.path = getattr(source, "path", None)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def take(self, indices: torch.Tensor) -> torch.Tensor:
-        """Rows at positions ``indices`` of the subset."""
-        return self.source.take(self.indices[indices.to(torch.int64)])
-
-    def shuffle(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """The source's shuffled order of these rows, as positions in the subset."""
-        order = shuffled(self.source, self.indices[rows], generator)
-        return torch.searchsorted(self.indices, order)
-
-    def close(self) -> None:
-        """Close the source (if it has a file open)."""
-        close = getattr(self.source, "close", None)
-        if close is not None:
-            close()
 
 
 def open_rows(

@@ -19,7 +19,8 @@ import time
 from collections.abc import Iterator
 from typing import IO, Any
 
-from .train import Callback, Trainer
+from .callbacks import Callback
+from .trainer import Trainer
 
 __all__ = ["ProgressBar", "StopOnSignal", "format_seconds"]
 

@@ -1,116 +1,71 @@
-"""Model folders and checkpoint files: JSON plus safetensors, written atomically, no pickle.
+"""Model folders: ``config.json`` plus ``weights.safetensors``, written atomically, no pickle.
 
 A model folder holds ``config.json`` (format version, model and training configuration,
 feature names, aekit version, the SHA-256 of the weights) and ``weights.safetensors`` (the
-module's tensors, input scaling included). Other tools may add files beside them.
-
-A checkpoint is one ``.safetensors`` file: every tensor of the training state (weights,
-optimiser moments, random-generator states, best weights so far) plus the rest of the state
-as JSON in the file's metadata. One file means one atomic rename.
-
-Loading parses JSON and safetensors only; nothing in a file is ever executed.
+module's tensors, input scaling included). Other tools may add files beside them. Loading
+parses JSON and safetensors only; nothing in a file is ever executed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
-from . import __version__
-from .config import ModelConfig
-from .errors import AekitError, ModelFileError
+from ._atomic import atomic_write
+from ._version import __version__
+from .config import SCALINGS, ModelConfig, TrainConfig
+from .errors import AekitError, ConfigError, ModelFileError
 from .model import Hourglass
+
+if TYPE_CHECKING:
+    from .estimator import Autoencoder
 
 __all__ = [
     "CONFIG_NAME",
     "FORMAT_VERSION",
     "WEIGHTS_NAME",
-    "atomic_file",
-    "atomic_write",
     "build_module",
     "check_fields",
     "check_tensors",
-    "read_checkpoint",
+    "load",
     "read_model",
-    "write_checkpoint",
     "write_model",
 ]
 
+
 FORMAT_VERSION = 1
+
+
 CONFIG_NAME = "config.json"
+
+
 WEIGHTS_NAME = "weights.safetensors"
+
+
 _MODEL_FORMAT = "aekit-model"
-_CHECKPOINT_KEY = "aekit_checkpoint"
 
 
-# -- atomic writes ------------------------------------------------------------------------
-@contextlib.contextmanager
-def atomic_file(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
-    """A binary file that appears at ``path`` complete, or not at all.
-
-    What the block writes goes to a temporary file in the same folder; when the block ends
-    without an exception the file is flushed to disk (fsync) and renamed over ``path``, and
-    the folder entry is synced too. On an exception the temporary file is removed, and an
-    older file at ``path`` stays as it was.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        if hasattr(os, "fchmod"):  # mkstemp makes 0600; give the usual umask-based mode
-            os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(target.parent)
-
-
-def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
-
-    See :func:`atomic_file`.
-    """
-    with atomic_file(path) as handle:
-        handle.write(data)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform can open a folder
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+# Keys of a saved model's config.json (see Autoencoder.save) and their JSON types.
+_SAVED_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "format": str, "format_version": int, "aekit_version": str, "model": dict,
+    "weights_sha256": str, "train": dict, "estimator": dict, "scaling": str,
+    "n_features_in": int, "feature_names": (list, type(None)), "history": dict,
+}  # fmt: skip
 
 
 def _json_bytes(obj: object) -> bytes:
     return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
 
 
-# -- model folders ------------------------------------------------------------------------
 def write_model(folder: str | os.PathLike[str], module: Hourglass, meta: dict[str, Any]) -> Path:
     """Save ``module`` and ``meta`` as a model folder.
 
@@ -296,64 +251,44 @@ def _parse_safetensors(raw: bytes, source: Path) -> dict[str, torch.Tensor]:
         raise ModelFileError(f"{source} is not a valid safetensors file ({exc})") from exc
 
 
-# -- checkpoints --------------------------------------------------------------------------
-def _flatten(obj: object, prefix: str, tensors: dict[str, torch.Tensor]) -> object:
-    """Replace every tensor in a nested structure by a reference into ``tensors``."""
-    if isinstance(obj, torch.Tensor):
-        tensors[prefix] = obj.detach().to("cpu").clone().contiguous()
-        return {"__tensor__": prefix}
-    if isinstance(obj, dict):
-        return {"__dict__": [[k, _flatten(v, f"{prefix}.{k}", tensors)] for k, v in obj.items()]}
-    if isinstance(obj, (list, tuple)):
-        return [_flatten(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    raise TypeError(f"cannot store {type(obj).__name__} at {prefix!r} in a checkpoint")
-
-
-def _unflatten(obj: object, tensors: dict[str, torch.Tensor]) -> object:
-    if isinstance(obj, list):
-        return [_unflatten(v, tensors) for v in obj]
-    if isinstance(obj, dict):
-        if set(obj) == {"__tensor__"}:
-            return tensors[obj["__tensor__"]]
-        if set(obj) == {"__dict__"}:
-            return {k: _unflatten(v, tensors) for k, v in obj["__dict__"]}
-        raise ValueError(f"unexpected object with keys {sorted(obj)}")
-    return obj
-
-
-def write_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
-    """Write a training state (nested dicts/lists of tensors and JSON scalars) atomically."""
-    tensors: dict[str, torch.Tensor] = {}
-    skeleton = _flatten(state, "s", tensors)
-    blob = save_safetensors_bytes(
-        tensors, metadata={_CHECKPOINT_KEY: json.dumps(skeleton), "format_version": "1"}
-    )
-    atomic_write(path, blob)
-    return Path(path)
-
-
-def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`write_checkpoint`.
+def load(folder: str | os.PathLike[str]) -> Autoencoder:
+    """Load a model folder written by :meth:`Autoencoder.save`; nothing in it is executed.
 
     Raises
     ------
     ModelFileError
-        If the file is missing, truncated, not a safetensors file or not an aekit checkpoint.
+        If the folder is missing, a file is truncated or tampered with, or not aekit's.
     """
-    path = Path(path)
+    from .estimator import Autoencoder
+    from .training.history import History
+
+    module, config = read_model(folder)
+    source = Path(folder) / "config.json"
+    check_fields(config, _SAVED_FIELDS, source)
+    params = dict(config["estimator"])
+    unknown = sorted(set(params) - set(Autoencoder().get_params()))
+    if unknown:
+        raise ModelFileError(f"{source}: unknown estimator parameter(s) {', '.join(unknown)}")
+    for key in ("hidden", "image_shape"):
+        if isinstance(params.get(key), list):
+            params[key] = tuple(params[key])
+    est = Autoencoder(**params)
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ModelFileError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from exc
-    tensors = _parse_safetensors(raw, path)
-    try:
-        # The safetensors header (already validated above) is an 8-byte length and JSON.
-        header = json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])
-        state = _unflatten(json.loads(header["__metadata__"][_CHECKPOINT_KEY]), tensors)
-    except (KeyError, ValueError, TypeError, RecursionError) as exc:
-        raise ModelFileError(f"{path} is not an aekit checkpoint ({exc})") from exc
-    if not isinstance(state, dict):
-        raise ModelFileError(f"{path} is not an aekit checkpoint")
-    return state
+        train_config = TrainConfig.from_dict(config["train"])
+        history = History.from_dict(config["history"])
+    except (ConfigError, ModelFileError) as exc:
+        raise ModelFileError(f"{source} is incomplete or invalid ({exc})") from exc
+    scaling, n_features, names = config["scaling"], config["n_features_in"], config["feature_names"]
+    if scaling not in SCALINGS[1:]:
+        raise ModelFileError(f"{source}: scaling={scaling!r} is not one of {SCALINGS[1:]}")
+    if n_features != module.config.input_dim:
+        raise ModelFileError(f"{source}: n_features_in does not match the model's input_dim")
+    if names is not None and (
+        len(names) != n_features or not all(isinstance(n, str) for n in names)
+    ):
+        raise ModelFileError(f"{source}: feature_names must be {n_features} strings")
+    est._set_fitted(module, module.config, train_config, scaling, history)
+    est.n_features_in_ = n_features
+    if names is not None:
+        est.feature_names_in_ = np.asarray(names, dtype=object)
+    return est

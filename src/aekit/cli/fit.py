@@ -1,0 +1,158 @@
+"""``aekit fit``: train on a data file, save the model folder with its side files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from .inputs import (
+    FIT_INFO,
+    HOLDOUT,
+    _at_most,
+    _fingerprint,
+    _npy_bytes,
+    _read,
+    _rows_at,
+    _streamed,
+    _write_png,
+)
+from .options import InterruptedRunError, _callbacks, _estimator_params
+
+_SUMMARY_ROWS = (20_000, 5_000)  # fit's closing PCA comparison: training, held-out rows
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    """Fit an autoencoder to a data file and save it with its history and held-out rows.
+
+    Under ``torchrun`` (or with ``--nproc N``, which relaunches through it) every process
+    joins PyTorch's process group, trains its share of each global batch, and rank 0 alone
+    writes the model folder and prints.
+    """
+    from ..training.distributed import distributed_session, relaunch
+
+    if args.nproc < 1:
+        raise ConfigError(f"--nproc must be >= 1, got {args.nproc}")
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return relaunch(_without_option(args.argv, "--nproc"), args.nproc)
+    with distributed_session(args.device) as ctx:
+        return _fit(args, ctx.device, ctx.is_main)
+
+
+def _without_option(argv: Sequence[str], name: str) -> list[str]:
+    """``argv`` less ``name VALUE`` / ``name=VALUE``."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == name:
+            skip = True
+        elif not arg.startswith(name + "="):
+            out.append(arg)
+    return out
+
+
+def _fit(args: argparse.Namespace, device: str, is_main: bool) -> int:
+    from .._atomic import check_writable_folder
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"cannot save a model to {out}: it exists and is not a folder")
+    check_writable_folder(out)
+    if args.resume and not args.checkpoint_dir:
+        raise ConfigError("--resume needs --checkpoint-dir (the folder the checkpoints are in)")
+    if not 0 <= args.holdout < 1:
+        raise ConfigError(f"--holdout must be in [0, 1), got {args.holdout}")
+    source = _streamed(args.data, args.stream, args.columns, args.label_column)
+    try:
+        if source is None:
+            table = _read(args.data, args.columns, args.label_column)
+            X, columns = np.asarray(table.X), table.columns
+        else:
+            X, columns = source, getattr(source, "columns", None)
+        return _fit_rows(args, X, columns, device, is_main, out)
+    finally:
+        if source is not None:
+            source.close()
+
+
+def _fit_rows(
+    args: argparse.Namespace, X: Any, columns: Any, device: str, is_main: bool, out: Path
+) -> int:
+    """Fit on rows in memory (an array) or streamed (a source); rank 0 saves and reports."""
+    from .._atomic import atomic_write
+    from ..analysis import pca_reconstruction, row_errors, split_indices
+    from ..data.sources import RowSubset
+    from ..estimator import Autoencoder
+    from ..plots import loss_curves
+    from ..training.progress import StopOnSignal
+
+    if args.holdout > 0 and len(X) >= 10:
+        train_idx, holdout_idx = split_indices(len(X), args.holdout, args.seed)
+    else:
+        train_idx, holdout_idx = np.arange(len(X)), np.arange(0)
+    if isinstance(X, np.ndarray):
+        train = X[train_idx]
+    else:
+        train = RowSubset(X, train_idx) if len(holdout_idx) else X
+    params = {**_estimator_params(args), "device": device}
+    ae = Autoencoder(code_dim=args.code_dim, checkpoint_dir=args.checkpoint_dir, **params)
+    stopper = StopOnSignal()
+    try:
+        with stopper.installed():
+            ae.fit(train, callbacks=(*_callbacks(args), stopper), resume=args.resume)
+    except KeyboardInterrupt:
+        if args.checkpoint_dir:
+            argv = [a for a in args.argv if a != "--resume"]
+            raise InterruptedRunError(
+                f"interrupted; checkpoint in {args.checkpoint_dir}; resume with: "
+                f"aekit {shlex.join([*argv, '--resume'])}"
+            ) from None
+        raise InterruptedRunError(
+            "interrupted; nothing saved (add --checkpoint-dir DIR to make training resumable)"
+        ) from None
+    if not is_main:  # under DDP, rank 0 alone writes and reports
+        return 0
+    ae.save(out)
+    ae.history_.save(out / "history.json")
+    atomic_write(out / HOLDOUT, _npy_bytes(holdout_idx.astype(np.int64)))
+    info = {
+        "data": str(args.data),
+        "n_rows": len(X),
+        "fingerprint": _fingerprint(X),
+        "columns": columns,
+        "label_column": args.label_column,
+        "holdout_fraction": args.holdout,
+        "seed": args.seed,
+    }
+    atomic_write(out / FIT_INFO, (json.dumps(info, indent=2) + "\n").encode())
+    _write_png(out / "loss.png", loss_curves, ae.history_)
+    summary = (
+        f"saved {out}: {len(train_idx)} rows, {len(holdout_idx)} held out, {ae.n_iter_} "
+        f"epochs (stopped by {ae.history_.stop_reason}, "
+        f"kept epoch {ae.history_.best_epoch})"
+    )
+    if len(holdout_idx):  # on samples of big data: the comparison must fit in memory
+        pca_rows, test_rows = (
+            _at_most(idx, count, args.seed)
+            for idx, count in zip((train_idx, holdout_idx), _SUMMARY_ROWS, strict=True)
+        )
+        X_test = _rows_at(X, test_rows)
+        ae_error = float(ae.reconstruction_error(X_test).mean())
+        pca = pca_reconstruction(_rows_at(X, pca_rows), X_test, args.code_dim, random_state=0)
+        pca_error = float(row_errors(X_test, pca).mean())
+        sampled = "" if len(test_rows) == len(holdout_idx) else f" of {len(test_rows)} rows"
+        summary += (
+            f"; held-out error{sampled} {ae_error:.4g} (PCA with {args.code_dim} components: "
+            f"{pca_error:.4g})"
+        )
+    print(summary)
+    return 0

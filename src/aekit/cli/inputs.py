@@ -1,0 +1,185 @@
+"""Reading DATA and model folders for the commands, and writing their outputs."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import io
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, DataError, ModelFileError
+
+FIT_INFO = "fit.json"  # beside the model: where its data came from and the held-out rows
+
+
+HOLDOUT = "holdout.npy"
+
+
+_STREAM_BYTES = 2**30  # --stream's default: stream .npy / .parquet files larger than this
+
+
+def _read(path: str, columns: list[str] | None, label_column: str | None) -> Any:
+    from ..data.checks import check_finite_rows
+    from ..data.formats import read_table
+
+    table = read_table(path, columns=columns, label_column=label_column)
+    if table.X.shape[0] == 0 or table.X.shape[1] == 0:
+        raise DataError(f"{path} has no data ({table.X.shape[0]} rows, {table.X.shape[1]} columns)")
+    check_finite_rows(np.asarray(table.X), what=str(path))
+    return table
+
+
+def _fingerprint(X: Any) -> str:
+    """SHA-256 of the rows as float32: tells whether a file holds the fit-time data.
+
+    ``X`` is an array or a streamed source (hashed chunk by chunk: the same digest).
+    """
+    if isinstance(X, np.ndarray):
+        return hashlib.sha256(np.ascontiguousarray(X, dtype=np.float32).tobytes()).hexdigest()
+    digest = hashlib.sha256()
+    for _, rows in X.chunks():
+        digest.update(rows.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _streamed(data: str, stream: bool | None, columns: Any, label_column: str | None) -> Any:
+    """DATA as a source read from disk block by block, or None (``stream``: ``--stream``)."""
+    from ..data.stream import open_rows
+
+    path = Path(data)
+    suffix = path.suffix.lower()
+    if suffix not in (".npy", ".parquet"):
+        if stream:
+            raise ConfigError(f"--stream reads .npy and .parquet files, not {path.name}")
+        return None
+    big = path.is_file() and path.stat().st_size > _STREAM_BYTES
+    if not (stream or (stream is None and big)):
+        return None
+    if suffix == ".npy" and (columns is not None or label_column is not None):
+        raise ConfigError(
+            "a streamed .npy file is read with all its columns: drop --columns and "
+            "--label-column, or pass --no-stream to read it into memory"
+        )
+    source: Any = open_rows(path, columns=columns, label_column=label_column)
+    if len(source) == 0 or source.n_features == 0:
+        source.close()
+        raise DataError(f"{path} has no data ({len(source)} rows, {source.n_features} columns)")
+    return source
+
+
+def _rows_at(X: Any, index: np.ndarray) -> np.ndarray:
+    """Rows ``index`` (sorted) of an array or a streamed source, as an array."""
+    if isinstance(X, np.ndarray):
+        return X[index]
+    import torch
+
+    return X.take(torch.from_numpy(index.astype(np.int64))).numpy()
+
+
+def _at_most(index: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """``index`` itself, or a seeded sorted sample of ``count`` of its entries."""
+    if len(index) <= count:
+        return index
+    return np.sort(np.random.default_rng(seed).choice(index, count, replace=False))
+
+
+def _fit_info(model: str) -> dict[str, Any]:
+    path = Path(model) / FIT_INFO
+    if not path.is_file():
+        return {}
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"{path} is not valid JSON ({exc})") from exc
+    return info if isinstance(info, dict) else {}
+
+
+@contextlib.contextmanager
+def _model_and_data(
+    args: argparse.Namespace, label_column: str | None = None, *, stream: bool = False
+) -> Iterator[tuple[Any, dict[str, Any], Any]]:
+    """Load the model, then DATA with the model's columns; check the feature count.
+
+    Yields ``(model, fit info, data)``: DATA as a :class:`~aekit.data.Table`, or with
+    ``stream`` (and ``--stream``, or a big file) as a source read block by block, closed
+    when the block ends.
+    """
+    from ..modelfile import load
+
+    ae = load(args.model)
+    info = _fit_info(args.model)
+    columns = args.columns
+    if columns is None and info.get("columns") and Path(args.data).suffix.lower() in (
+        ".csv", ".tsv", ".parquet",
+    ):  # fmt: skip
+        columns = info["columns"]  # the fit-time columns, by name
+    source = _streamed(args.data, args.stream, columns, label_column) if stream else None
+    try:
+        data = source if source is not None else _read(args.data, columns, label_column)
+        n_features = source.n_features if source is not None else data.X.shape[1]
+        if n_features != ae.n_features_in_:
+            raise DataError(
+                f"{args.data} has {n_features} feature columns, the model {args.model} "
+                f"expects {ae.n_features_in_}"
+            )
+        yield ae, info, data
+    finally:
+        if source is not None:
+            source.close()
+
+
+def _apply(data: Any, path: str, fn: Any) -> Iterator[np.ndarray]:
+    """``fn`` of DATA's rows: all at once for a table, block by block for a streamed source.
+
+    A streamed block is checked for NaN and infinity as it comes (rows numbered in the file).
+    """
+    from ..data.checks import check_finite_rows
+    from ..data.formats import Table
+
+    if isinstance(data, Table):
+        yield fn(data.X)
+        return
+    for first, rows in data.chunks():
+        part = rows.numpy()
+        check_finite_rows(part, what=path, first_row=first)
+        yield fn(part)
+
+
+def _write_rows(
+    path: str, data: Any, parts: Iterator[np.ndarray], n_columns: int, names: Any
+) -> int:
+    """Write the ``parts`` (DATA's rows, in order) to ``path`` as float32, one at a time."""
+    from ..data.formats import Table, row_writer
+
+    n_rows = data.X.shape[0] if isinstance(data, Table) else len(data)
+    with row_writer(path, n_rows, n_columns, names, dtype=np.float32) as write:
+        for part in parts:
+            write(part)
+    return n_rows
+
+
+def _write_png(path: Path, draw: Any, *what: Any) -> bool:
+    """Write a figure if matplotlib is there; say so and go on if it is not."""
+    from .._atomic import atomic_write
+    from ..plots import require_matplotlib
+
+    try:
+        require_matplotlib()
+    except ConfigError as exc:
+        print(f"aekit: note: {path.name} skipped: {exc}", file=sys.stderr)
+        return False
+    atomic_write(path, draw(*what))
+    return True
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()

@@ -1,0 +1,228 @@
+"""The ``aekit`` command's argument parser."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .._version import __version__
+from .apply import cmd_encode, cmd_reconstruct, cmd_score
+from .explore import cmd_compare, cmd_demo, cmd_report
+from .fit import cmd_fit
+
+__all__ = ["build_parser"]
+
+
+def _parse_kind(text: str, kinds: dict[str, tuple[str, type]], what: str) -> dict[str, Any]:
+    name, _, value = text.partition(":")
+    if name not in kinds:
+        raise argparse.ArgumentTypeError(
+            f"unknown {what} {name!r}: expected one of {', '.join(kinds)}"
+        )
+    out: dict[str, Any] = {what: name}
+    if value:
+        key, kind = kinds[name]
+        try:
+            out[key] = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{what} {name}: expected a {kind.__name__} after ':', got {value!r}"
+            ) from None
+    return out
+
+
+def _sparsity(text: str) -> dict[str, Any]:
+    kinds = {
+        "l1": ("sparsity_weight", float),
+        "kl": ("sparsity_target", float),
+        "topk": ("sparsity_k", int),
+    }
+    return _parse_kind(text, kinds, "sparsity")
+
+
+def _noise(text: str) -> dict[str, Any]:
+    kinds = {k: ("noise_level", float) for k in ("gaussian", "masking", "salt_and_pepper")}
+    return _parse_kind(text, kinds, "noise")
+
+
+def _hidden(text: str) -> str | tuple[int, ...]:
+    if text in ("auto", "none"):
+        return "auto" if text == "auto" else ()
+    return tuple(_int_list(text))
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _names(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def _training_options() -> argparse.ArgumentParser:
+    opts = argparse.ArgumentParser(add_help=False)
+    group = opts.add_argument_group("model and training")
+    add = group.add_argument
+    # Defaults are the library's own (None here = not passed): one place for each default.
+    lib = " (default: Autoencoder's)"
+    add("--hidden", type=_hidden, help="widths, e.g. 512,256; auto; none" + lib)
+    add("--activation", help="hidden non-linearity, e.g. relu, silu" + lib)
+    add("--batch-norm", action=argparse.BooleanOptionalAction, help="batch normalisation" + lib)
+    add("--dropout", type=float, help="dropout after each hidden layer" + lib)
+    add("--scaling", help="auto, standardize, minmax, global_minmax, none" + lib)
+    add("--sparsity", type=_sparsity, help="l1:WEIGHT, kl:TARGET_RATE or topk:K")
+    add("--sparsity-weight", type=float, help="λ (l1) or β (kl) when not given in --sparsity")
+    add("--noise", type=_noise, help="denoising: gaussian:SIGMA, masking:P or salt_and_pepper:P")
+    add("--loss", help="auto, mse or bce" + lib)
+    add("--epochs", type=int, help="maximum epochs" + lib)
+    add("--batch-size", type=int, help="rows per step" + lib)
+    add("--lr", type=float, help="learning rate" + lib)
+    add("--lr-schedule", help="constant, cosine or plateau" + lib)
+    add("--weight-decay", type=float, help="weight decay" + lib)
+    add("--val-fraction", type=float, help="validation share" + lib)
+    add("--patience", type=int, help="early-stopping patience; 0: off" + lib)
+    add("--max-time", type=float, help="training budget in seconds")
+    add("--seed", type=int, default=0, help="random seed (default: 0)")
+    add("--device", default="auto", help="auto, cpu, cuda, mps (default: auto)")
+    add("--precision", help="fp32, or bf16 autocast (fast on GPUs and bf16 CPUs)" + lib)
+    add("--compile", action="store_true", help="train through torch.compile (needs a C++ compiler)")
+    add("-q", "--quiet", action="store_true", help="no progress output")
+    return opts
+
+
+def _data_options() -> argparse.ArgumentParser:
+    opts = argparse.ArgumentParser(add_help=False)
+    group = opts.add_argument_group("data")
+    group.add_argument("--columns", type=_names, help="feature columns, by name or 0-based index")
+    group.add_argument("--label-column", help="a column that is a label, not a feature")
+    return opts
+
+
+def _image_shape(text: str) -> tuple[int, int] | str | None:
+    if text in ("auto", "none"):
+        return None if text == "none" else "auto"
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected HxW (e.g. 28x28), auto or none: {text!r}"
+        ) from None
+    return (height, width)
+
+
+def _stream_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--stream",
+        action=argparse.BooleanOptionalAction,
+        help="read a .npy or .parquet DATA from disk block by block instead of into memory "
+        "(default: when the file is over 1 GiB)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``aekit`` command."""
+    parser = argparse.ArgumentParser(
+        prog="aekit",
+        description="Autoencoders as a nonlinear PCA: fit, encode, reconstruct, score, compare.",
+        epilog="Run 'aekit COMMAND --help' for a command's options and examples.",
+    )
+    parser.add_argument("--version", action="version", version=f"aekit {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
+    train, data = _training_options(), _data_options()
+
+    def command(name: str, func: Any, help: str, example: str, parents: list[Any]) -> Any:
+        p = sub.add_parser(
+            name,
+            help=help,
+            description=help[0].upper() + help[1:] + ".",
+            epilog=f"example:\n  {example}",
+            parents=[*parents, debug],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.set_defaults(func=func)
+        return p
+
+    fit = command(
+        "fit", cmd_fit, "fit an autoencoder to a data file and save it",
+        "aekit fit t10k-images-idx3-ubyte.gz --code-dim 30 --out model/", [data, train],
+    )  # fmt: skip
+    fit.add_argument("data", metavar="DATA", help=".npy .npz .csv .tsv .parquet or MNIST IDX")
+    fit.add_argument("--code-dim", type=int, required=True, help="size of the code")
+    fit.add_argument("-o", "--out", required=True, metavar="MODEL_DIR", help="model folder")
+    fit.add_argument("--holdout", type=float, default=0.1, help="rows kept out (default: 0.1)")
+    _stream_option(fit)
+    fit.add_argument("--checkpoint-dir", help="write resumable checkpoints here every epoch")
+    fit.add_argument("--resume", action="store_true", help="continue from --checkpoint-dir")
+    fit.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train in N processes on this machine with PyTorch DDP (gloo on CPU, NCCL on "
+        "GPU); the same as 'torchrun --standalone --nproc-per-node N -m aekit fit ...'",
+    )
+
+    for name, func, help, example in (
+        ("encode", cmd_encode, "write the codes of a data file's rows",
+         "aekit encode model/ data.csv -o codes.parquet"),
+        ("reconstruct", cmd_reconstruct, "write a data file's rows as the model rebuilds them",
+         "aekit reconstruct model/ data.npy -o recon.npy"),
+        ("score", cmd_score, "write each row's reconstruction error, optionally flag outliers",
+         "aekit score model/ data.csv -o scores.csv --contamination 0.01"),
+    ):  # fmt: skip
+        p = command(name, func, help, example, [data])
+        p.add_argument("model", metavar="MODEL", help="model folder from 'aekit fit'")
+        p.add_argument("data", metavar="DATA", help="data file")
+        p.add_argument("-o", "--output", required=True, help="output: .npy .csv .tsv .parquet")
+        _stream_option(p)
+        if name == "score":
+            p.add_argument("--threshold", type=float, help="flag rows with a larger error")
+            p.add_argument(
+                "--contamination", help="flag this share of rows (0-0.5], or auto (Tukey's fence)"
+            )
+
+    cmp = command(
+        "compare", cmd_compare, "compare autoencoders with PCA at several code sizes",
+        "aekit compare data.npy --code-dims 2,8,16,32 --out results/", [data, train],
+    )  # fmt: skip
+    cmp.add_argument("data", metavar="DATA", help="data file")
+    cmp.add_argument(
+        "--code-dims", type=_int_list, default=[2, 8, 16, 32], help="default: 2,8,16,32"
+    )
+    cmp.add_argument("--test-fraction", type=float, default=0.2, help="held-out share (0.2)")
+    cmp.add_argument("-o", "--out", help="folder for compare.json and compare.png")
+
+    rep = command(
+        "report", cmd_report, "write an HTML report of a model on a data file",
+        "aekit report model/ t10k-images-idx3-ubyte.gz --labels t10k-labels-idx1-ubyte.gz "
+        "-o report/", [data],
+    )  # fmt: skip
+    rep.add_argument("model", metavar="MODEL", help="model folder from 'aekit fit'")
+    rep.add_argument("data", metavar="DATA", help="data file")
+    rep.add_argument("--labels", metavar="COL|FILE", help="label column, or a file of labels")
+    rep.add_argument("--image-shape", type=_image_shape, default="auto", help="HxW, auto, none")
+    rep.add_argument("-o", "--output", required=True, metavar="DIR", help="report folder")
+
+    demo = command(
+        "demo", cmd_demo, "fit on the bundled digits, compare with PCA, write a report",
+        "aekit demo --code-dims 2,8,16", [],
+    )  # fmt: skip
+    demo.add_argument("--code-dims", type=_int_list, default=[2, 8, 16], help="default: 2,8,16")
+    demo.add_argument("--epochs", type=int, default=100, help="maximum epochs (default: 100)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    demo.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default: auto)")
+    demo.add_argument("-o", "--out", default="aekit-demo", help="report folder (aekit-demo)")
+    return parser
