@@ -13,9 +13,8 @@ import math
 import textwrap
 import types
 import typing
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from .errors import ConfigError
 
@@ -28,8 +27,10 @@ __all__ = [
     "SPARSITIES",
     "EstimatorOptions",
     "ModelConfig",
+    "Option",
     "TrainConfig",
     "estimator_defaults",
+    "fill_parameters",
     "is_linear",
     "option",
 ]
@@ -134,47 +135,56 @@ def option(default: Any, doc: str, *, choices: tuple[Any, ...] | None = None) ->
     return field(default=default, metadata={"doc": doc, "choices": choices})
 
 
-def describe(cls: type) -> dict[str, tuple[Any, str, tuple[Any, ...] | None]]:
-    """``{name: (default, doc, choices)}`` of a configuration dataclass, in field order."""
+class Option(NamedTuple):
+    """One documented configuration field: what :func:`describe` and the one table return."""
+
+    default: Any  # the default (``dataclasses.MISSING`` for a required field)
+    doc: str  # the one documentation text
+    choices: tuple[Any, ...] | None  # the allowed values, where they are a fixed set
+    kind: str  # the type, as numpydoc writes it (``int``, ``float or None``, ...)
+
+
+def describe(cls: type) -> dict[str, Option]:
+    """``{name: Option}`` of a configuration dataclass's documented fields, in field order."""
+    hints = typing.get_type_hints(cls)
     return {
-        f.name: (f.default, f.metadata["doc"], f.metadata.get("choices"))
+        f.name: Option(
+            f.default, f.metadata["doc"], f.metadata.get("choices"), _kind(hints[f.name])
+        )
         for f in dataclasses.fields(cls)
         if "doc" in f.metadata
     }
 
 
-def _type_text(hint: object) -> str:
+def _kind(hint: object) -> str:
     """A numpydoc type from a type hint: ``int``, ``float or None``, ``tuple of int``."""
     text = str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
     text = text.replace("tuple[int, ...]", "tuple of int").replace(" | ", " or ")
     return text.replace("NoneType", "None")
 
 
-def parameters_doc(cls: type, names: Iterable[str] | None = None) -> str:
-    """The numpydoc ``Parameters`` entries of ``cls``'s documented fields (or ``names``)."""
-    hints = typing.get_type_hints(cls)
-    fields = describe(cls)
+def parameters_doc(table: dict[str, Option]) -> str:
+    """The numpydoc ``Parameters`` entries of a table of options (unindented)."""
     lines = []
-    for name in names if names is not None else fields:
-        default, doc, choices = fields[name]
-        kind = (
-            "{" + ", ".join(repr(c) for c in choices if c is not None) + "}"
-            if choices
-            else _type_text(hints[name])
-        )
-        if choices and None in choices:
-            kind += " or None"
+    for name, (default, doc, choices, kind) in table.items():
+        if choices:
+            kind = "{" + ", ".join(repr(c) for c in choices if c is not None) + "}"
+            kind += " or None" if None in choices else ""
         required = default is dataclasses.MISSING
         lines.append(f"{name} : {kind}" + ("" if required else f", default={default!r}"))
         lines += [f"    {line}" for line in textwrap.wrap(doc, 88)]
     return "\n".join(lines)
 
 
+def fill_parameters(docstring: str | None, table: dict[str, Option]) -> str:
+    """``docstring`` with its ``{parameters}`` slot filled from ``table`` (4-space indent)."""
+    entries = textwrap.indent(parameters_doc(table), "    ").lstrip()
+    return (docstring or "").replace("{parameters}", entries)
+
+
 def _documented(cls: type[_C]) -> type[_C]:
     """Fill the ``{parameters}`` slot of a config's docstring from its fields' texts."""
-    cls.__doc__ = (cls.__doc__ or "").replace(
-        "{parameters}", textwrap.indent(parameters_doc(cls), "    ").lstrip()
-    )
+    cls.__doc__ = fill_parameters(cls.__doc__, describe(cls))
     return cls
 
 
@@ -482,7 +492,7 @@ class EstimatorOptions:
     )
 
 
-def estimator_defaults() -> dict[str, tuple[Any, str, tuple[Any, ...] | None]]:
+def estimator_defaults() -> dict[str, Option]:
     """Every estimator parameter: ``{name: (default, doc, choices)}``, the one table.
 
     The model and training configs' fields (less ``input_dim``), with the fields of
