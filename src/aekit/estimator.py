@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import check_array, validate_data
 
 from ._inference import run_in_chunks
 from ._resolve import resolve_configs, scaling_params
@@ -40,7 +40,7 @@ from .data.sources import RowSource, as_tensor
 from .data.stream import BlockRows, open_rows, stream_stats
 from .errors import ConfigError, DataError, DataTypeError, NotFittedError
 from .model import Hourglass
-from .modelfile import write_model
+from .modelfile import save as save_model
 from .training import Callback, History, Trainer
 from .training.trainer import derive_seeds
 
@@ -443,6 +443,20 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         module = self.module_
         return self._run(X, module.scale_input, np.dtype(np.float64), check_input=True)
 
+    def unscale_rows(self, X_scaled: Any) -> np.ndarray:
+        """Rows of the scaled space back in the original units: the inverse of :meth:`scale_rows`.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features_in_), float64
+        """
+        self._check_fitted()
+        with _aekit_errors():  # scaled rows carry no feature names: check them as an array
+            rows = check_array(X_scaled, dtype=_FLOATS, ensure_min_samples=0)
+        if rows.shape[1] != self.n_features_in_:
+            raise DataError(f"X_scaled has {rows.shape[1]} columns, expected {self.n_features_in_}")
+        return self._run(rows, self.module_.unscale_output, np.dtype(np.float64), check_input=True)
+
     def reconstruction_error(self, X: Any, *, units: str = "scaled") -> np.ndarray:
         """Each row's sum of squared reconstruction errors: aekit's one error unit.
 
@@ -506,16 +520,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             The folder.
         """
         self._check_fitted()
-        names = getattr(self, "feature_names_in_", None)
-        meta = {
-            "train": self.train_config_.to_dict(),
-            "estimator": self.get_params(),
-            "scaling": self.scaling_,
-            "n_features_in": int(self.n_features_in_),
-            "feature_names": None if names is None else [str(n) for n in names],
-            "history": self.history_.to_dict(),
-        }
-        return write_model(folder, self.module_, meta)
+        return save_model(self, folder)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
