@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import SCALINGS, ModelConfig, TrainConfig, is_linear
+from .config import INITS, SCALINGS, ModelConfig, TrainConfig, is_linear
 from .data.checks import _check_finite_output
 from .errors import ConfigError
 from .training.trainer import batches_per_epoch, derive_seeds
@@ -133,8 +133,13 @@ def resolve_configs(
     if output == "auto":
         linear = is_linear(hidden, params["activation"], image_shape)
         output = "sigmoid" if unit_after_scaling and not linear else "identity"
+    if params["init"] not in INITS:
+        raise ConfigError(f"init={params['init']!r} is not one of {', '.join(INITS)}")
+    deep = bool(hidden) or image_shape is not None
     resolved = {
         **params,
+        # PCA's home in a deep model; linear models and dictionaries start in their own layers
+        "linear_path": params["init"] == "pca" and deep and params["sparsity"] is None,
         "input_dim": n_features,
         "hidden": hidden,
         "image_shape": image_shape,

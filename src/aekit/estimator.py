@@ -26,6 +26,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_array, validate_data
 
 from ._inference import run_in_chunks
+from ._pca_start import principal_directions
 from ._resolve import resolve_configs, scaling_params
 from .config import ModelConfig, TrainConfig, estimator_defaults, fill_parameters
 from .data.checks import (
@@ -132,6 +133,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         keep_checkpoints: int = 3,
         divergence_retries: int = 0,
         divergence_lr_factor: float = 0.1,
+        init: str = "pca",
         transform_batch_size: int = 4096,
         random_state: int | None = None,
         verbose: int = 0,
@@ -170,6 +172,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self.keep_checkpoints = keep_checkpoints
         self.divergence_retries = divergence_retries
         self.divergence_lr_factor = divergence_lr_factor
+        self.init = init
         self.transform_batch_size = transform_batch_size
         self.random_state = random_state
         self.verbose = verbose
@@ -248,7 +251,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self : Autoencoder
         """
         rows, stats = self._rows_and_stats(X, reset=True)
-        trainer, scaling = self._build(stats, callbacks)
+        trainer, scaling = self._build(rows, stats, callbacks)
         try:
             history = trainer.fit(rows, resume=resume)
         finally:
@@ -283,7 +286,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         rows, stats = self._rows_and_stats(X, reset=first)
         trainer = getattr(self, "_trainer_", None)
         if first:
-            trainer, scaling = self._build(stats, ())
+            trainer, scaling = self._build(rows, stats, ())
             module = trainer.module
             self._set_fitted(module, module.config, trainer.config, scaling, trainer.history)
         elif trainer is None:  # after fit() or unpickling: a fresh optimiser on these weights
@@ -331,7 +334,10 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         return X, stats
 
     def _build(
-        self, stats: dict[str, np.ndarray], callbacks: tuple[Callback, ...]
+        self,
+        rows: torch.Tensor | RowSource,
+        stats: dict[str, np.ndarray],
+        callbacks: tuple[Callback, ...],
     ) -> tuple[Trainer, str]:
         """A fresh model (scaling set from ``stats``) and its trainer; and the scaling used."""
         model_config, train_config, scaling = resolve_configs(self.get_params(), stats)
@@ -346,6 +352,11 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         module.scale.copy_(torch.from_numpy(scale))
         mean = torch.from_numpy(np.asarray(stats["mean"], dtype=np.float32))
         module.set_origin_(module.scale_input(mean))
+        if self.init == "pca" and module.pca_start is not None:
+            mean, components = principal_directions(
+                rows, module.scale_input, model_config.code_dim, seed=init_seed
+            )
+            module.start_from_pca_(mean, components)
         # Scaling is monotone per column: if the extremes stay finite in float32, all do.
         extremes = torch.from_numpy(np.stack([stats["min"], stats["max"]]).astype(np.float32))
         _check_finite_output(module.scale_input(extremes).numpy().T, "input scaling", "column")

@@ -49,7 +49,7 @@ FORMAT_VERSION = 2  # 2: errors in the scaled space; estimator parameters may be
 # Estimator parameters added after format 1, with the value that gives an older folder the
 # behaviour it was saved with: ``{name: (format_version that added it, the old behaviour)}``.
 # A parameter whose estimator default is already the old behaviour needs no entry.
-LEGACY_PARAMETERS: dict[str, tuple[int, Any]] = {}
+LEGACY_PARAMETERS: dict[str, tuple[int, Any]] = {"init": (2, "random")}
 
 
 CONFIG_NAME = "config.json"
