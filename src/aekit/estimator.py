@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from .data.checks import (
 from .data.formats import read_array
 from .data.sources import RowSource, as_tensor
 from .data.stream import BlockRows, open_rows, stream_stats
-from .errors import ConfigError, DataError, DataTypeError, NotFittedError
+from .errors import AekitWarning, ConfigError, DataError, DataTypeError, NotFittedError
 from .model import Hourglass
 from .modelfile import save as save_model
 from .training import Callback, History, Trainer
@@ -352,14 +353,15 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         module.scale.copy_(torch.from_numpy(scale))
         mean = torch.from_numpy(np.asarray(stats["mean"], dtype=np.float32))
         module.set_origin_(module.scale_input(mean))
+        # Scaling is monotone per column: if the extremes stay finite in float32, all do.
+        extremes = torch.from_numpy(np.stack([stats["min"], stats["max"]]).astype(np.float32))
+        _check_finite_output(module.scale_input(extremes).numpy().T, "input scaling", "column")
         if self.init == "pca" and module.pca_start is not None:
             mean, components = principal_directions(
                 rows, module.scale_input, model_config.code_dim, seed=init_seed
             )
             module.start_from_pca_(mean, components)
-        # Scaling is monotone per column: if the extremes stay finite in float32, all do.
-        extremes = torch.from_numpy(np.stack([stats["min"], stats["max"]]).astype(np.float32))
-        _check_finite_output(module.scale_input(extremes).numpy().T, "input scaling", "column")
+        _warn_if_identity_can_be_learned(model_config)
         return Trainer(module, train_config, callbacks), scaling
 
     def _set_fitted(
@@ -548,6 +550,19 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             module = Hourglass(self.model_config_)
             module.load_state_dict(module_state)
             self.module_ = module.eval()
+
+
+def _warn_if_identity_can_be_learned(config: ModelConfig) -> None:
+    """Warn when a code as wide as the input can copy it, with nothing to stop it."""
+    if config.code_dim >= config.input_dim and config.sparsity is None and config.noise is None:
+        warnings.warn(
+            f"code_dim={config.code_dim} >= {config.input_dim} features without sparsity or "
+            "noise: the autoencoder can learn the identity and its code explains nothing; "
+            "use a smaller code_dim, or sparsity='topk'/'l1' or noise='masking' to make a "
+            "wide code useful",
+            AekitWarning,
+            stacklevel=4,
+        )
 
 
 def _close_opened(X: Any, rows: Any) -> None:
