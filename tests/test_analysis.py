@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 
 from aekit.analysis import compare, normalized_mse, principal_angles, row_errors, sparsity_stats
-
-from .conftest import FAST
+from tests.helpers import FAST
 
 
 def test_principal_angles_known_values():

@@ -21,8 +21,7 @@ from aekit import (
 )
 from aekit._resolve import auto_epochs
 from aekit.analysis import decoder_basis, principal_angles, row_errors, sparsity_stats
-
-from .conftest import FAST
+from tests.helpers import FAST
 
 
 def test_check_estimator():

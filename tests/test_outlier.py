@@ -11,8 +11,7 @@ from aekit import (
     NotFittedError,
 )
 from aekit.outlier import threshold_for
-
-from .conftest import FAST
+from tests.helpers import FAST
 
 
 def small_ae(**kw):

@@ -8,8 +8,7 @@ import aekit
 from aekit import Autoencoder, ModelFileError
 from aekit.modelfile import CONFIG_NAME, WEIGHTS_NAME
 from aekit.training.checkpoint import read_checkpoint, write_checkpoint
-
-from .conftest import FAST
+from tests.helpers import FAST
 
 
 @pytest.fixture(scope="module")
