@@ -14,6 +14,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,24 @@ from aekit import AekitError, Autoencoder, ModelFileError
 TINY = {"code_dim": 2, "hidden": (4,), "epochs": 1, "batch_size": 8, "random_state": 0}
 TINY = {**TINY, "device": "cpu"}
 N_FEATURES = 5
+
+
+def fit_tiny(data, **params):
+    """``Autoencoder(**TINY)`` fitted on ``data``, its code narrower than the input.
+
+    One column leaves no narrower code: the estimator must then warn that a code as wide as
+    the input can copy it (and still fit).
+    """
+    width = np.shape(np.asarray(data))[1] if np.ndim(np.asarray(data, dtype=object)) == 2 else 2
+    est = Autoencoder(**{**TINY, "code_dim": max(1, min(2, width - 1)), **params})
+    if width > 1:
+        return est.fit(data)
+    with warnings.catch_warnings(record=True) as caught:  # a refusal raises before any warning
+        warnings.simplefilter("always")
+        est.fit(data)
+    assert [str(w.message) for w in caught if issubclass(w.category, aekit.AekitWarning)]
+    assert all(issubclass(w.category, aekit.AekitWarning) for w in caught), caught
+    return est
 SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, 1e-300, -1e-300, 1e-40, 1e20, -1e20, 1e38, -3.3e38]
 SPECIAL += [3.5e38, 1e300, -1e300, 65504.0, 70000.0, np.nan, np.inf, -np.inf]
 VALUES = st.one_of(st.floats(-5, 5), st.sampled_from(SPECIAL))
@@ -138,16 +157,16 @@ MUST_WORK = {
 def test_valid_input_fits_and_transforms(name):
     make, same_numbers = MUST_WORK[name]
     data = make(_rows())
-    est = Autoencoder(**TINY).fit(data)
+    est = fit_tiny(data)
     rows, width = len(data), est.n_features_in_
     codes = est.transform(data)
-    check_output(codes, rows, 2)
+    check_output(codes, rows, est.model_config_.code_dim)
     check_output(est.reconstruct(data), rows, width)
     check_output(est.score_samples(data), rows, None)
     check_output(est.inverse_transform(codes), rows, width)
     if same_numbers:  # the container and memory layout change nothing: same model, codes
         dense = np.ascontiguousarray(np.asarray(data, dtype=np.float64))
-        reference = Autoencoder(**TINY).fit(dense)
+        reference = fit_tiny(dense)
         np.testing.assert_array_equal(codes, reference.transform(dense))
 
 
@@ -268,9 +287,9 @@ def fitted():
 
 
 def _fit_then_use(X):
-    est = Autoencoder(**TINY).fit(X)
+    est = fit_tiny(X)
     rows = len(X)
-    check_output(est.transform(X), rows, 2)
+    check_output(est.transform(X), rows, est.model_config_.code_dim)
     check_output(est.reconstruct(X), rows, est.n_features_in_)
     check_output(est.score_samples(X), rows, None)
     return est
