@@ -22,12 +22,12 @@ from ._resolve import (
 )
 from .config import SCALINGS, ModelConfig, TrainConfig
 from .data.checks import (
-    _FLOATS,
-    _aekit_errors,
-    _as_codes,
-    _check_finite_chunk,
-    _check_finite_output,
-    _check_float32_range,
+    FLOATS,
+    aekit_errors,
+    as_codes,
+    check_finite_chunk,
+    check_finite_output,
+    check_float32_range,
 )
 from .data.formats import read_array
 from .data.sources import RowSource, as_tensor
@@ -300,12 +300,12 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 f"got the path {str(X)!r}: only fit and partial_fit take file paths; "
                 "read the rows first (aekit.data.read_array)"
             )
-        with _aekit_errors():
+        with aekit_errors():
             X = validate_data(
-                self, X, reset=reset, dtype=_FLOATS, ensure_min_samples=1, ensure_all_finite=finite
+                self, X, reset=reset, dtype=FLOATS, ensure_min_samples=1, ensure_all_finite=finite
             )
         if finite:
-            _check_float32_range(X)
+            check_float32_range(X)
         return X
 
     # -- fit ------------------------------------------------------------------------------
@@ -490,7 +490,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         module.set_origin_(module.scale_input(mean))
         # Scaling is monotone per column: if the extremes stay finite in float32, all do.
         extremes = torch.from_numpy(np.stack([stats["min"], stats["max"]]).astype(np.float32))
-        _check_finite_output(module.scale_input(extremes).numpy().T, "input scaling", "column")
+        check_finite_output(module.scale_input(extremes).numpy().T, "input scaling", "column")
         return Trainer(module, train_config, callbacks), scaling
 
     def _set_fitted(
@@ -528,11 +528,11 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 with np.errstate(over="ignore"):  # beyond float32 becomes inf: refused below
                     batch = as_tensor(part).to(device)
                 if check_input:  # on the device: a GPU checks its copy faster than the CPU
-                    _check_finite_chunk(batch, part, start)
+                    check_finite_chunk(batch, part, start)
                 chunks.append(fn(_pad_rows(batch))[: len(part)].to("cpu", torch.float32).numpy())
         module.train(was_training)
         out = np.concatenate(chunks)
-        _check_finite_output(out, "the network")
+        check_finite_output(out, "the network")
         return out.astype(out_dtype, copy=False)
 
     def transform(self, X: Any) -> np.ndarray:
@@ -569,7 +569,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         X_original : ndarray of shape (n_samples, n_features_in_)
         """
         self._check_fitted()
-        codes = _as_codes(X, self.model_config_.code_dim)
+        codes = as_codes(X, self.model_config_.code_dim)
         module = self.module_
         return self._run(codes, lambda c: module.unscale_output(module.decode(c)), codes.dtype)
 
@@ -604,7 +604,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         errors = np.square(np.asarray(X, dtype=np.float64) - recon, dtype=np.float64).sum(axis=1)
         with np.errstate(over="ignore"):
             errors = errors.astype(recon.dtype, copy=False)
-        _check_finite_output(errors, "its float32 error (pass float64 rows)")
+        check_finite_output(errors, "its float32 error (pass float64 rows)")
         return errors
 
     def score_samples(self, X: Any) -> np.ndarray:
