@@ -23,7 +23,9 @@ import numpy as np
 import torch
 
 from ..errors import DataError, DataTypeError
-from .formats import open_parquet, parquet_columns
+from .checks import check_finite_rows
+from .formats import find_format
+from .readers import open_parquet, parquet_columns
 from .sources import RowSource, RowSubset
 
 __all__ = ["BlockRows", "NpyRows", "ParquetRows", "RowSubset", "open_rows", "stream_stats"]
@@ -360,17 +362,16 @@ def open_rows(
     columns: Sequence[str | int] | None = None,
     label_column: str | int | None = None,
 ) -> BlockRows | None:
-    """A streamed source for a ``.npy`` or ``.parquet`` path; None for other formats.
+    """A streamed source for a path of a streamed format (``.npy``, ``.parquet``), else None.
 
-    ``columns`` and ``label_column`` pick parquet columns (see :class:`ParquetRows`); a
-    ``.npy`` source always has all its columns.
+    ``columns`` and ``label_column`` pick columns of a format that names them (see
+    :class:`ParquetRows`); a ``.npy`` source always has all its columns. The formats are those
+    of :data:`aekit.data.formats.FORMATS` with a ``stream``.
     """
-    suffix = Path(path).suffix.lower()
-    if suffix == ".npy":
-        return NpyRows(path)
-    if suffix == ".parquet":
-        return ParquetRows(path, columns=columns, label_column=label_column)
-    return None
+    found = find_format(path)
+    if found is None or found.stream is None:
+        return None
+    return found.stream(Path(path), columns, label_column)
 
 
 def stream_stats(source: RowSource, chunk_rows: int = 8192) -> dict[str, np.ndarray]:
@@ -379,21 +380,17 @@ def stream_stats(source: RowSource, chunk_rows: int = 8192) -> dict[str, np.ndar
     Raises
     ------
     DataError
-        If a value is NaN or infinite (naming the first such row).
+        If a value is NaN or infinite (naming the first such row and column, see
+        :func:`aekit.data.checks.check_finite_rows`).
     """
+    what = str(getattr(source, "path", None) or "the rows")
     d = source.n_features
     low, high = np.full(d, np.inf), np.full(d, -np.inf)
     mean, m2, count = np.zeros(d), np.zeros(d), 0
     for start in range(0, len(source), chunk_rows):
         stop = min(start + chunk_rows, len(source))
         x = source.take(torch.arange(start, stop)).double().numpy()
-        finite = np.isfinite(x)
-        if not finite.all():
-            row = start + int(np.argwhere(~finite)[0][0])
-            where = getattr(source, "path", "the rows")
-            raise DataError(
-                f"{where} contains NaN or infinity (first at row {row}); drop or impute them"
-            )
+        check_finite_rows(x, what, first_row=start)
         low, high = np.minimum(low, x.min(axis=0)), np.maximum(high, x.max(axis=0))
         n = stop - start
         chunk_mean = x.mean(axis=0)
