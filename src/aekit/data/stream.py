@@ -58,12 +58,14 @@ class BlockRows:
         return self.n_rows
 
     def __getstate__(self) -> dict[str, object]:
+        """The source without its open file and buffers: they come back on the next read."""
         state = dict(self.__dict__)
-        for name in self._unpicklable():
+        for name in self._transient():
             state[name] = None
         return state
 
-    def _unpicklable(self) -> tuple[str, ...]:
+    def _transient(self) -> tuple[str, ...]:
+        """The open file and the buffers: never pickled, dropped by :meth:`close`."""
         return ("_buffer",)
 
     def _block_of(self, rows: torch.Tensor) -> torch.Tensor:
@@ -90,9 +92,9 @@ class BlockRows:
         if len(needed) > self.capacity:
             # a caller asking for rows of many blocks at once (e.g. sorted validation chunks)
             return torch.cat([self.take(part) for part in indices.tensor_split(2)])
-        self._ensure(needed)
+        buffer = self._ensure(needed)
         slot = self._slot_of[block]
-        return self._rows.index_select(0, slot * self.block_rows + indices - self._starts[block])
+        return buffer.index_select(0, slot * self.block_rows + indices - self._starts[block])
 
     def chunks(self) -> Iterator[tuple[int, torch.Tensor]]:
         """``(first row, rows)`` for each block in file order: one sequential pass."""
@@ -106,10 +108,10 @@ class BlockRows:
         """Blocks held in memory at once."""
         return min(2 * self.window_blocks, self.n_blocks)
 
-    def _ensure(self, blocks: list[int]) -> None:
+    def _ensure(self, blocks: list[int]) -> torch.Tensor:
+        """Read ``blocks`` into buffer slots (evicting the least recently used); the buffer."""
         if self._buffer is None:
             self._buffer = torch.empty(self.capacity * self.block_rows, self.n_features)
-            self._rows = self._buffer
             self._slot_of = torch.full((self.n_blocks,), -1)
             self._held: list[int] = []  # blocks in slots, least recently used first
         wanted = set(blocks)
@@ -130,6 +132,7 @@ class BlockRows:
             self._read_block(b, self._buffer[start : start + stop - first])
             self._slot_of[b] = slot
             self._held.append(b)
+        return self._buffer
 
     def _read_block(self, block: int, target: torch.Tensor) -> None:
         raise NotImplementedError
@@ -140,7 +143,8 @@ class BlockRows:
     def close(self) -> None:
         """Close the file and free the buffers (they come back on the next read)."""
         self._close_file()
-        self._buffer = None
+        for name in self._transient():
+            setattr(self, name, None)
 
     def __del__(self) -> None:
         self.close()
@@ -207,17 +211,20 @@ class NpyRows(BlockRows):
         self.window_blocks = int(window_blocks)
         self._handle: Any = None
         self._set_blocks(np.arange(0, max(self.n_rows, 1), max(1, int(block_rows))))
-        self._raw = np.empty(0, dtype=self.dtype)
+        self._raw: np.ndarray | None = None  # a block as read, when it is not float32
 
-    def _unpicklable(self) -> tuple[str, ...]:
-        return ("_buffer", "_handle")
+    def _transient(self) -> tuple[str, ...]:
+        return ("_buffer", "_handle", "_raw")
 
     def _read_block(self, block: int, target: torch.Tensor) -> None:
         first, count = int(self._starts[block]), len(target)
         native_f32 = self.dtype == np.dtype(np.float32)
-        if not native_f32 and len(self._raw) < self.block_rows * self.n_features:
-            self._raw = np.empty(self.block_rows * self.n_features, dtype=self.dtype)
-        raw = target.numpy().reshape(-1) if native_f32 else self._raw[: count * self.n_features]
+        if native_f32:
+            raw = target.numpy().reshape(-1)
+        else:
+            if self._raw is None:
+                self._raw = np.empty(self.block_rows * self.n_features, dtype=self.dtype)
+            raw = self._raw[: count * self.n_features]
         if self._handle is None:
             self._handle = self.path.open("rb", buffering=0)
         self._handle.seek(self.offset + first * self.n_features * self.dtype.itemsize)
@@ -329,7 +336,7 @@ class ParquetRows(BlockRows):
                 "(pyarrow.parquet.write_table(..., row_group_size=N)) or read it whole"
             )
 
-    def _unpicklable(self) -> tuple[str, ...]:
+    def _transient(self) -> tuple[str, ...]:
         return ("_buffer", "_file")
 
     def _read_block(self, block: int, target: torch.Tensor) -> None:
