@@ -48,6 +48,8 @@ def fit_tiny(data, **params):
     assert [str(w.message) for w in caught if issubclass(w.category, aekit.AekitWarning)]
     assert all(issubclass(w.category, aekit.AekitWarning) for w in caught), caught
     return est
+
+
 SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, 1e-300, -1e-300, 1e-40, 1e20, -1e20, 1e38, -3.3e38]
 SPECIAL += [3.5e38, 1e300, -1e300, 65504.0, 70000.0, np.nan, np.inf, -np.inf]
 VALUES = st.one_of(st.floats(-5, 5), st.sampled_from(SPECIAL))
