@@ -74,7 +74,9 @@ def test_every_format_in_and_out(files, model):
     scores = read_table(folder / "scores.parquet")
     assert scores.columns == ["error"] and scores.X.shape == (200, 1)
     recon = np.load(folder / "recon.npy")
-    assert np.allclose(scores.X[:, 0], ((X - recon) ** 2).sum(axis=1), rtol=1e-4)
+    fitted = lib.load(model)  # errors are summed in the model's scaled space (pixels / 255)
+    expected = ((fitted.scale_rows(X) - fitted.scale_rows(recon)) ** 2).sum(axis=1)
+    assert np.allclose(scores.X[:, 0], expected, rtol=1e-4)
 
 
 def test_error_is_one_line_without_traceback(files, model):
