@@ -6,13 +6,14 @@ import torch
 
 from aekit import (
     Callback,
+    ConfigError,
     Hourglass,
     ModelConfig,
     TrainConfig,
     Trainer,
     TrainingDivergedError,
 )
-from aekit.training import optim as train_module
+from aekit.training import optim
 from aekit.training.trainer import resolve_device
 
 
@@ -122,10 +123,22 @@ def test_schedules_change_the_learning_rate(schedule):
     assert lrs[-1] < lrs[0]
 
 
-def test_bf16_autocast_trains():
-    model, config = make(precision="bf16", epochs=3)
-    history = Trainer(model, config).fit(data())
-    assert np.isfinite(history.train_loss).all()
+def test_bf16_autocast_trains_in_bfloat16():
+    """precision="bf16" runs training and validation forward passes in bfloat16, and still
+    learns; fp32 runs them in float32."""
+    dtypes, runs = {}, {}
+    for precision in ("fp32", "bf16"):
+        model, config = make(precision=precision, epochs=3, lr=1e-2)
+        seen = dtypes[precision] = set()
+        model.encoder[0].register_forward_hook(
+            lambda module, args, out, seen=seen: seen.add((module.training, out.dtype))
+        )
+        runs[precision] = Trainer(model, config).fit(data()).train_loss
+    assert dtypes["fp32"] == {(True, torch.float32), (False, torch.float32)}
+    assert dtypes["bf16"] == {(True, torch.bfloat16), (False, torch.bfloat16)}
+    assert np.isfinite(runs["bf16"]).all() and runs["bf16"][-1] < runs["bf16"][0]
+    assert runs["bf16"] != runs["fp32"]  # rounded to bfloat16: not the fp32 run
+    assert runs["bf16"] == pytest.approx(runs["fp32"], rel=0.05)
 
 
 def test_compile_trains_through_torch_compile_and_keeps_the_module(monkeypatch):
@@ -153,8 +166,23 @@ def test_compile_trains_through_torch_compile_and_keeps_the_module(monkeypatch):
 
 
 def test_resolve_device():
-    assert resolve_device("cpu").type == "cpu"
-    assert resolve_device("auto").type in {"cpu", "cuda", "mps"}
+    """"auto" is this machine's CUDA device, else Apple's MPS, else the CPU; names are kept."""
+    mps = getattr(torch.backends, "mps", None)
+    if torch.cuda.is_available():
+        expected = torch.device("cuda", torch.cuda.current_device())
+    elif mps is not None and mps.is_available():
+        expected = torch.device("mps")
+    else:
+        expected = torch.device("cpu")
+    assert resolve_device("auto") == expected
+    assert resolve_device("cpu") == torch.device("cpu")
+    if torch.cuda.is_available():
+        assert resolve_device("cuda") == torch.device("cuda", torch.cuda.current_device())
+    else:
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            resolve_device("cuda")
+    with pytest.raises(ConfigError, match="not a torch device"):
+        resolve_device("gpu0")
 
 
 def test_auxk_loss_revives_dead_topk_units(digits):
@@ -224,8 +252,8 @@ def test_weight_decay_spares_topk_code_layers(digits, monkeypatch):
     rows = torch.from_numpy(digits.astype(np.float32))
     spared = _dictionary(rows, centre=True, weight_decay=1e-3)
     monkeypatch.setattr(
-        train_module,
-        "_param_groups",
+        optim,
+        "param_groups",
         lambda module, decay: [{"params": list(module.parameters()), "weight_decay": decay}],
     )
     decayed = _dictionary(rows, centre=True, weight_decay=1e-3)
@@ -236,7 +264,7 @@ def test_param_groups_exempt_only_topk_code_layers():
     def groups(**model):
         config = ModelConfig(input_dim=6, code_dim=4, hidden=(5,), **model)
         module = Hourglass(config, torch.Generator().manual_seed(0))
-        found = train_module._param_groups(module, 0.1)
+        found = optim.param_groups(module, 0.1)
         return module, [({id(p) for p in g["params"]}, g["weight_decay"]) for g in found]
 
     module, found = groups(sparsity="topk", sparsity_k=2)
