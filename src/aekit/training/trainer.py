@@ -160,8 +160,9 @@ class Trainer:
             try:
                 self._fit_epoch(source)
             except TrainingDivergedError as exc:
-                self._at_boundary = False  # no state to go on from, unless a callback
-                self._notify("on_diverged", error=exc)  # loads one (DivergenceRetry)
+                # No state to go on from, unless a callback loads one (DivergenceRetry does).
+                self._at_boundary = False
+                self._notify("on_diverged", error=exc)
                 if not self._at_boundary:
                     raise
         self.history.stop_reason = self._stop_reason or "epochs"
