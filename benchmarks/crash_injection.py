@@ -37,7 +37,7 @@ def child(folder: str) -> None:
     from aekit import Callback, Hourglass, ModelConfig, TrainConfig, Trainer
 
     class Report(Callback):
-        def on_batch_end(self, trainer: Trainer, batch: int, n_batches: int) -> None:
+        def on_batch_end(self, trainer: Trainer, **kwargs: object) -> None:
             print(trainer.step, flush=True)
 
     torch.set_num_threads(1)

@@ -26,6 +26,9 @@ from aekit import (
     TrainingDivergedError,
 )
 from aekit.training.checkpoint import (
+    STATE_FIELDS,
+    build_state,
+    check_state,
     find_checkpoint,
     latest_checkpoint,
     read_checkpoint,
@@ -135,6 +138,37 @@ def test_finished_early_stopped_run_resumes_to_the_same_end(reference, tmp_path)
     trainer.fit(rows(), resume=latest_checkpoint(folder))
     assert len(trainer.history) == len(history)  # no epoch trained after the stop
     assert_same_run(trainer, ref_weights, history)
+
+
+def test_a_checkpoint_from_before_the_training_split_resumes():
+    """Written by aekit at commit 5f2b017 (noise-cosine, 1 epoch and 1 step done)."""
+    path = Path(__file__).parent / "fixtures" / "checkpoint-5f2b017-noise-cosine.safetensors"
+    state = check_state(read_checkpoint(path), path)
+    assert state["position"] == {"epoch": 1, "batch": 1} and len(state["history"]["records"]) == 1
+    reference = make_trainer()
+    reference.fit(rows())
+    resumed = make_trainer()
+    resumed.fit(rows(), resume=path)
+    assert resumed.history.records[0] == state["history"]["records"][0]
+    assert len(resumed.history) == len(reference.history) == 4
+    ours, theirs = weights(resumed), weights(reference)
+    for name, tensor in theirs.items():  # bit for bit here; other CPUs may round otherwise
+        torch.testing.assert_close(ours[name], tensor, rtol=1e-5, atol=1e-7)
+
+
+def test_one_schema_builds_and_checks_a_training_state(tmp_path):
+    trainer = make_trainer(tmp_path, epochs=1)
+    trainer.fit(rows())
+    state = trainer.state_dict()
+    assert list(state) == list(STATE_FIELDS)
+    assert check_state(state, "here") is state
+    parts = {k: v for k, v in state.items() if k not in ("format", "n_rows")}
+    with pytest.raises(ModelFileError, match=r"missing key\(s\) \['n_rows'\]"):
+        build_state(**parts)
+    with pytest.raises(ModelFileError, match="'elapsed' must be int or float"):
+        build_state(**{**parts, "elapsed": "1 s"}, n_rows=150)
+    with pytest.raises(ModelFileError, match=r"unknown key\(s\) \['extra'\]"):
+        build_state(**parts, n_rows=150, extra=1)
 
 
 def test_step_checkpoints_follow_the_interval_and_pruning(tmp_path):

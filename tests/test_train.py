@@ -6,13 +6,16 @@ import torch
 
 from aekit import (
     Callback,
+    ConfigError,
+    EarlyStopping,
     Hourglass,
     ModelConfig,
     TrainConfig,
     Trainer,
     TrainingDivergedError,
 )
-from aekit.training import optim as train_module
+from aekit.training import Checkpointer, LogProgress, default_callbacks, optim
+from aekit.training.callbacks import DivergenceRetry
 from aekit.training.trainer import resolve_device
 
 
@@ -122,10 +125,22 @@ def test_schedules_change_the_learning_rate(schedule):
     assert lrs[-1] < lrs[0]
 
 
-def test_bf16_autocast_trains():
-    model, config = make(precision="bf16", epochs=3)
-    history = Trainer(model, config).fit(data())
-    assert np.isfinite(history.train_loss).all()
+def test_bf16_autocast_trains_in_bfloat16():
+    """precision="bf16" runs training and validation forward passes in bfloat16, and still
+    learns; fp32 runs them in float32."""
+    dtypes, runs = {}, {}
+    for precision in ("fp32", "bf16"):
+        model, config = make(precision=precision, epochs=3, lr=1e-2)
+        seen = dtypes[precision] = set()
+        model.encoder[0].register_forward_hook(
+            lambda module, args, out, seen=seen: seen.add((module.training, out.dtype))
+        )
+        runs[precision] = Trainer(model, config).fit(data()).train_loss
+    assert dtypes["fp32"] == {(True, torch.float32), (False, torch.float32)}
+    assert dtypes["bf16"] == {(True, torch.bfloat16), (False, torch.bfloat16)}
+    assert np.isfinite(runs["bf16"]).all() and runs["bf16"][-1] < runs["bf16"][0]
+    assert runs["bf16"] != runs["fp32"]  # rounded to bfloat16: not the fp32 run
+    assert runs["bf16"] == pytest.approx(runs["fp32"], rel=0.05)
 
 
 def test_compile_trains_through_torch_compile_and_keeps_the_module(monkeypatch):
@@ -153,8 +168,23 @@ def test_compile_trains_through_torch_compile_and_keeps_the_module(monkeypatch):
 
 
 def test_resolve_device():
-    assert resolve_device("cpu").type == "cpu"
-    assert resolve_device("auto").type in {"cpu", "cuda", "mps"}
+    """ "auto" is this machine's CUDA device, else Apple's MPS, else the CPU; names are kept."""
+    mps = getattr(torch.backends, "mps", None)
+    if torch.cuda.is_available():
+        expected = torch.device("cuda", torch.cuda.current_device())
+    elif mps is not None and mps.is_available():
+        expected = torch.device("mps")
+    else:
+        expected = torch.device("cpu")
+    assert resolve_device("auto") == expected
+    assert resolve_device("cpu") == torch.device("cpu")
+    if torch.cuda.is_available():
+        assert resolve_device("cuda") == torch.device("cuda", torch.cuda.current_device())
+    else:
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            resolve_device("cuda")
+    with pytest.raises(ConfigError, match="not a torch device"):
+        resolve_device("gpu0")
 
 
 def test_auxk_loss_revives_dead_topk_units(digits):
@@ -224,8 +254,8 @@ def test_weight_decay_spares_topk_code_layers(digits, monkeypatch):
     rows = torch.from_numpy(digits.astype(np.float32))
     spared = _dictionary(rows, centre=True, weight_decay=1e-3)
     monkeypatch.setattr(
-        train_module,
-        "_param_groups",
+        optim,
+        "param_groups",
         lambda module, decay: [{"params": list(module.parameters()), "weight_decay": decay}],
     )
     decayed = _dictionary(rows, centre=True, weight_decay=1e-3)
@@ -236,7 +266,7 @@ def test_param_groups_exempt_only_topk_code_layers():
     def groups(**model):
         config = ModelConfig(input_dim=6, code_dim=4, hidden=(5,), **model)
         module = Hourglass(config, torch.Generator().manual_seed(0))
-        found = train_module._param_groups(module, 0.1)
+        found = optim.param_groups(module, 0.1)
         return module, [({id(p) for p in g["params"]}, g["weight_decay"]) for g in found]
 
     module, found = groups(sparsity="topk", sparsity_k=2)
@@ -244,3 +274,83 @@ def test_param_groups_exempt_only_topk_code_layers():
     assert found == [({id(p) for p in module.parameters()} - exempt, 0.1), (exempt, 0.0)]
     module, found = groups(sparsity="l1")
     assert found == [({id(p) for p in module.parameters()}, 0.1)]
+
+
+def test_default_callbacks_follow_the_config_and_extras_replace_them():
+    model, config = make(verbose=1, divergence_retries=2, patience=None, epochs=30, lr=5e-2)
+    kinds = [type(cb) for cb in default_callbacks(config)]
+    assert kinds == [EarlyStopping, DivergenceRetry, LogProgress, Checkpointer]
+    assert [type(cb) for cb in default_callbacks(make()[1])] == [EarlyStopping, Checkpointer]
+
+    class Spy(Callback):
+        pass
+
+    spy, stopping = Spy(), EarlyStopping(patience=1)
+    trainer = Trainer(model, config, [spy, stopping])
+    # by order: retries and early stopping first, then the extras, logging, checkpoints
+    kinds = [type(cb) for cb in trainer.callbacks]
+    assert kinds == [DivergenceRetry, EarlyStopping, Spy, LogProgress, Checkpointer]
+    assert trainer.callbacks[1] is stopping and trainer.callbacks[2] is spy
+    history = trainer.fit(data(60))  # the config says patience=None: the extra one stops
+    assert history.stop_reason == "early_stopping" and len(history) < 30
+
+
+def test_hooks_are_called_with_keywords():
+    """Every hook gets the trainer, then keyword arguments only."""
+    calls = []
+
+    def hook(name):
+        return lambda self, trainer, **kwargs: calls.append((name, sorted(kwargs)))
+
+    hooks = {name: hook(name) for name in vars(Callback) if name.startswith("on_")}
+    model, config = make(epochs=1, val_fraction=0.0)
+    Trainer(model, config, [type("Keywords", (Callback,), hooks)()]).fit(data(64))
+    assert calls == [
+        ("on_train_begin", []),
+        ("on_epoch_begin", ["epoch"]),
+        ("on_batch_end", ["batch", "n_batches"]),
+        ("on_batch_end", ["batch", "n_batches"]),
+        ("on_epoch_end", ["record"]),
+        ("on_epoch_boundary", ["epoch"]),
+        ("on_train_end", []),
+    ]
+
+
+def test_partial_fit_runs_the_epochs_of_fit():
+    """Passes of partial_fit over the training rows are fit's epochs, figures included."""
+    model, config = make(epochs=2, val_fraction=0.0)
+    history = Trainer(model, config).fit(data())
+    assert history.best_epoch == 2  # so the weights are the last epoch's
+    fitted = [p.detach().clone() for p in model.parameters()]
+    model, config = make(epochs=2, val_fraction=0.0)
+    trainer = Trainer(model, config)
+    passes = [trainer.partial_fit(data()) for _ in range(2)]
+    assert trainer.history.records == passes
+    assert all(torch.equal(a, b) for a, b in zip(fitted, model.parameters(), strict=True))
+    timing = ("seconds", "samples_per_s")
+    for ours, theirs in zip(passes, history.records, strict=True):
+        assert {k: v for k, v in ours.items() if k not in timing} == {
+            k: v for k, v in theirs.items() if k not in timing
+        }
+        assert ours["samples_per_s"] > 0 and theirs["samples_per_s"] > 0
+
+
+def test_running_loss_is_the_epoch_loss_at_its_last_step():
+    seen = []
+
+    class Watch(Callback):
+        def on_batch_end(self, trainer, *, batch, n_batches, **kwargs):
+            seen.append((batch, n_batches, trainer.running_loss))
+
+        def on_epoch_end(self, trainer, *, record, **kwargs):
+            seen.append(record["train_loss"])
+
+    model, config = make(epochs=2)
+    Trainer(model, config, [Watch()]).fit(data())
+    # 180 training rows, batches of 32: 6 steps an epoch, then the epoch's record
+    assert [len(s) if isinstance(s, tuple) else "record" for s in seen] == (
+        [3] * 6 + ["record"]
+    ) * 2
+    for last, record in ((seen[5], seen[6]), (seen[12], seen[13])):
+        assert last[:2] == (6, 6) and last[2] == record
+    assert all(np.isfinite(s[2]) for s in seen if isinstance(s, tuple))

@@ -1,42 +1,101 @@
-"""Training callbacks: hooks the trainer calls, and the ones it adds from its config."""
+"""Training callbacks: the hooks :class:`~aekit.training.Trainer` calls, and the default ones.
+
+Every run has :func:`default_callbacks`: :class:`EarlyStopping`, :class:`DivergenceRetry`
+(with ``divergence_retries``), :class:`LogProgress` (with ``verbose``) and
+:class:`Checkpointer`, which alone saves checkpoints and resumes from them. Hooks take
+keyword arguments and ``**kwargs``, so that a hook can be given more later without breaking
+the callbacks written against it.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING, Any
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
+
+from ..config import TrainConfig
+from ..errors import ConfigError, ModelFileError, TrainingDivergedError
+from .checkpoint import (
+    check_resumable,
+    check_state,
+    checkpoint_path,
+    clone_state,
+    find_checkpoint,
+    prune_checkpoints,
+    read_checkpoint,
+    write_checkpoint,
+)
+from .history import monitored_loss
+from .optim import scale_lr
 
 if TYPE_CHECKING:
     from .trainer import Trainer
 
-__all__ = ["Callback", "Checkpointer", "EarlyStopping", "LogProgress"]
+__all__ = [
+    "Callback",
+    "Checkpointer",
+    "DivergenceRetry",
+    "EarlyStopping",
+    "LogProgress",
+    "default_callbacks",
+    "run_callbacks",
+]
 
 
 logger = logging.getLogger("aekit")
 
 
 class Callback:
-    """Hooks called by :class:`Trainer`; override the ones you need.
+    """Hooks called by :class:`~aekit.training.Trainer`; override the ones you need.
 
-    A callback with state that must survive a resume implements :meth:`state_dict` and
+    Hooks are called with keyword arguments; accept ``**kwargs`` for any added later. A
+    callback with state that must survive a resume implements :meth:`state_dict` and
     :meth:`load_state_dict` (tensors and JSON scalars only).
+
+    Attributes
+    ----------
+    order : int
+        Callbacks run by ascending ``order``, then in the order given: divergence retries
+        (-20) and early stopping (-10) before yours (0), epoch logging (10) and checkpoints
+        (20) after them, so that a checkpoint holds what every other callback did.
     """
 
-    def on_train_begin(self, trainer: Trainer) -> None:
+    order: ClassVar[int] = 0
+
+    def on_train_begin(self, trainer: Trainer, **kwargs: Any) -> None:
         """Before the first epoch (also after a resume)."""
 
-    def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
+    def on_epoch_begin(self, trainer: Trainer, *, epoch: int, **kwargs: Any) -> None:
         """Before each epoch (``epoch`` is 1-based)."""
 
-    def on_batch_end(self, trainer: Trainer, batch: int, n_batches: int) -> None:
-        """After each optimiser step (``batch`` counts from 1)."""
+    def on_batch_end(self, trainer: Trainer, *, batch: int, n_batches: int, **kwargs: Any) -> None:
+        """After each optimiser step (``batch`` counts from 1): a step boundary."""
 
-    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: Trainer, *, record: dict[str, Any], **kwargs: Any) -> None:
         """After validation; ``trainer.request_stop(reason)`` ends training here."""
 
-    def on_train_end(self, trainer: Trainer) -> None:
+    def on_epoch_boundary(self, trainer: Trainer, *, epoch: int, **kwargs: Any) -> None:
+        """After :meth:`on_epoch_end`, the schedule step and the ranks' agreement to stop.
+
+        The state is the next epoch's start: a step boundary, where checkpoints are taken.
+        """
+
+    def on_interrupt(self, trainer: Trainer, **kwargs: Any) -> None:
+        """On Ctrl-C (``KeyboardInterrupt``) during the epochs; it is re-raised after."""
+
+    def on_diverged(self, trainer: Trainer, *, error: TrainingDivergedError, **kwargs: Any) -> None:
+        """On a non-finite loss; ``error`` is raised after, unless a callback recovers.
+
+        A callback recovers by loading a good state back (``trainer.load_state_dict``);
+        training then goes on from there.
+        """
+
+    def on_train_end(self, trainer: Trainer, **kwargs: Any) -> None:
         """After the last epoch, also when training stops early."""
 
     def state_dict(self) -> dict[str, Any]:
@@ -61,6 +120,8 @@ class EarlyStopping(Callback):
         Relative improvement that counts as progress.
     """
 
+    order = -10
+
     def __init__(self, patience: int | None, min_delta: float = 0.0) -> None:
         self.patience = patience
         self.min_delta = min_delta
@@ -69,9 +130,9 @@ class EarlyStopping(Callback):
         self.bad_epochs = 0
         self.best_state: dict[str, torch.Tensor] | None = None
 
-    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: Trainer, *, record: dict[str, Any], **kwargs: Any) -> None:
         """Track the best epoch; ask to stop after ``patience`` epochs without progress."""
-        value = record["val_loss"] if record["val_loss"] is not None else record["train_loss"]
+        value = monitored_loss(record)
         if value < self.best * (1 - self.min_delta):
             self.best, self.best_epoch, self.bad_epochs = value, record["epoch"], 0
             self.best_state = {
@@ -82,7 +143,7 @@ class EarlyStopping(Callback):
             if self.patience is not None and self.bad_epochs >= self.patience:
                 trainer.request_stop("early_stopping")
 
-    def on_train_end(self, trainer: Trainer) -> None:
+    def on_train_end(self, trainer: Trainer, **kwargs: Any) -> None:
         """Load the best weights back into the model."""
         if self.best_state is not None:
             trainer.module.load_state_dict(self.best_state)
@@ -105,10 +166,55 @@ class EarlyStopping(Callback):
         self.best_state = state["best_state"]
 
 
+class DivergenceRetry(Callback):
+    """Run a diverged epoch again from its start, with the learning rate scaled down.
+
+    Parameters
+    ----------
+    retries : int
+        Retries in one :meth:`Trainer.fit`; the divergence after the last one is raised.
+    lr_factor : float
+        What each retry multiplies the learning rate (and the schedule's) by.
+    """
+
+    order = -20
+
+    def __init__(self, retries: int, lr_factor: float) -> None:
+        self.retries = retries
+        self.lr_factor = lr_factor
+        self._left = retries
+        self._start: dict[str, Any] | None = None
+
+    def on_train_begin(self, trainer: Trainer, **kwargs: Any) -> None:
+        """Every fit has its own retries."""
+        self._left = self.retries
+
+    def on_epoch_begin(self, trainer: Trainer, *, epoch: int, **kwargs: Any) -> None:
+        """Keep a copy of the state at the epoch's start (while retries are left)."""
+        self._start = clone_state(trainer.state_dict()) if self._left else None
+
+    def on_diverged(self, trainer: Trainer, *, error: TrainingDivergedError, **kwargs: Any) -> None:
+        """Go back to the epoch's start at a lower learning rate, if a retry is left."""
+        if self._start is None:
+            return
+        self._left -= 1
+        trainer.load_state_dict(self._start)
+        scale_lr(trainer.optimizer, trainer.scheduler, self.lr_factor)
+        logger.warning(
+            "%s; retrying from the start of epoch %d with lr=%g (%d retries left)",
+            str(error).split(":")[0],
+            trainer.position["epoch"] + 1,
+            trainer.optimizer.param_groups[0]["lr"],
+            self._left,
+        )
+
+
 class LogProgress(Callback):
     """Log one line per epoch to the ``aekit`` logger (rank 0 only)."""
 
-    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
+    order = 10
+
+    def on_epoch_end(self, trainer: Trainer, *, record: dict[str, Any], **kwargs: Any) -> None:
         """Log the epoch's figures."""
         if not trainer.is_main:
             return
@@ -125,23 +231,156 @@ class LogProgress(Callback):
 
 
 class Checkpointer(Callback):
-    """Write a resumable checkpoint every ``checkpoint_every`` epochs (``TrainConfig``).
+    """Save resumable checkpoints to ``checkpoint_dir``, and resume from them (``TrainConfig``).
 
-    With ``checkpoint_every_steps`` also every that many optimiser steps, mid-epoch; a step
-    count that falls on the end of an epoch is saved after the epoch's validation instead.
+    Saves every ``checkpoint_every`` epochs, and with ``checkpoint_every_steps`` also every
+    that many optimiser steps, mid-epoch (a step count that falls on the end of an epoch is
+    saved with the epoch, after validation); keeps the ``keep_checkpoints`` newest. On Ctrl-C
+    it saves the state of the last finished step. Without ``checkpoint_dir`` it saves nothing,
+    but still resumes from a named checkpoint file.
     """
 
-    def on_batch_end(self, trainer: Trainer, batch: int, n_batches: int) -> None:
+    order = 20
+
+    def __init__(self) -> None:
+        self._due = False  # a save is due at the next epoch boundary
+
+    def on_batch_end(self, trainer: Trainer, *, batch: int, n_batches: int, **kwargs: Any) -> None:
         """Save mid-epoch when the global step count is a multiple of the step interval."""
         every = trainer.config.checkpoint_every_steps
         if every is None or trainer.step % every:
             return
         if batch < n_batches:
-            trainer.save_checkpoint()
+            self.save(trainer)
         else:
-            trainer.pending_checkpoint = True
+            self._due = True
 
-    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
-        """Save when the epoch number is a multiple of ``checkpoint_every``."""
+    def on_epoch_end(self, trainer: Trainer, *, record: dict[str, Any], **kwargs: Any) -> None:
+        """Note a save when the epoch number is a multiple of ``checkpoint_every``."""
         if record["epoch"] % trainer.config.checkpoint_every == 0:
-            trainer.pending_checkpoint = True
+            self._due = True
+
+    def on_epoch_boundary(self, trainer: Trainer, **kwargs: Any) -> None:
+        """Save if a save is due (the epoch's, or a step count that ended the epoch)."""
+        if self._due:
+            self.save(trainer)
+
+    def on_interrupt(self, trainer: Trainer, **kwargs: Any) -> None:
+        """Save the last step boundary's state, unless the interrupt landed off a boundary."""
+        folder = trainer.config.checkpoint_dir
+        if folder is None:
+            return
+        if not trainer.at_step_boundary or trainer.world_size > 1:
+            why = "inside an optimiser update" if trainer.world_size == 1 else "under DDP"
+            logger.warning(
+                "interrupted %s, where no consistent state can be saved; resume=True continues "
+                "from the last checkpoint in %s",
+                why,
+                folder,
+            )
+            return
+        try:
+            path = self.save(trainer)
+        except TrainingDivergedError as exc:
+            logger.warning("interrupted, but not saved: %s", exc)
+            return
+        logger.warning(
+            "interrupted at epoch %d, batch %d: checkpoint saved to %s; continue with "
+            "resume=True (aekit fit --resume)",
+            trainer.position["epoch"] + 1,
+            trainer.position["batch"],
+            path,
+        )
+
+    def save(self, trainer: Trainer) -> Path | None:
+        """Write the trainer's state to ``checkpoint_dir`` (rank 0) and prune old files.
+
+        Called on every rank under DDP (the epoch's loss sums are added up across ranks).
+
+        Raises
+        ------
+        TrainingDivergedError
+            Instead of writing weights or loss sums that are no longer finite.
+        """
+        self._due = False
+        folder = trainer.config.checkpoint_dir
+        if folder is None:
+            return None
+        sums = trainer.ranks.all_sum(trainer.epoch_sums)
+        finite = all(bool(torch.isfinite(p).all()) for p in trainer.module.parameters())
+        if not (finite and bool(torch.isfinite(sums).all())):  # same verdict on every rank
+            raise trainer.diverged_error()
+        if not trainer.is_main:
+            return None
+        state = {**trainer.state_dict(), "epoch_sums": sums}
+        path = checkpoint_path(folder, **trainer.position)
+        write_checkpoint(path, state)
+        prune_checkpoints(folder, trainer.config.keep_checkpoints)
+        logger.debug("checkpoint written: %s", path)
+        return path
+
+    def resume(self, trainer: Trainer, where: bool | str | os.PathLike[str]) -> None:
+        """Restore the trainer's state from a checkpoint, after checking it fits the run.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            Set up for its run (split, optimiser), before its first epoch.
+        where : True or path
+            ``True``: the newest usable checkpoint in ``checkpoint_dir`` (a fresh start if
+            there is none); a path: that checkpoint file.
+
+        Raises
+        ------
+        ConfigError
+            ``True`` without a ``checkpoint_dir``.
+        ModelFileError
+            If the file is unusable or belongs to another run.
+        """
+        if where is True:
+            if trainer.config.checkpoint_dir is None:
+                raise ConfigError("resume=True needs checkpoint_dir (where the checkpoints are)")
+            found = find_checkpoint(trainer.config.checkpoint_dir)
+            if found is None:
+                logger.info("no checkpoint to resume from; starting afresh")
+                return
+            path, state = found
+        else:
+            path = Path(where)
+            state = check_state(read_checkpoint(path), path)
+        params = [p for group in trainer.optimizer.param_groups for p in group["params"]]
+        current = trainer.state_dict()
+        check_resumable(state, current, params=params, n_batches=trainer.n_batches, source=path)
+        try:
+            trainer.load_state_dict(state)
+        except ModelFileError:
+            raise
+        except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as exc:
+            raise ModelFileError(f"{path} does not fit this training run ({exc})") from exc
+        logger.info("resumed from %s (epoch %d, batch %d)", path, *trainer.position.values())
+
+
+def default_callbacks(config: TrainConfig) -> list[Callback]:
+    """The callbacks a run has from its config.
+
+    Early stopping, divergence retries (``divergence_retries``), epoch logging
+    (``verbose``) and checkpoints.
+    """
+    callbacks: list[Callback] = [EarlyStopping(config.patience, config.min_delta)]
+    if config.divergence_retries:
+        callbacks.append(DivergenceRetry(config.divergence_retries, config.divergence_lr_factor))
+    if config.verbose:
+        callbacks.append(LogProgress())
+    return [*callbacks, Checkpointer()]
+
+
+def run_callbacks(config: TrainConfig, extra: Sequence[Callback] = ()) -> list[Callback]:
+    """A run's callbacks: :func:`default_callbacks` and ``extra``, in :attr:`~Callback.order`.
+
+    An extra callback that is an instance of a default one's class takes its place: pass an
+    ``EarlyStopping`` (or a subclass of it) to replace the one built from ``config``.
+    """
+    defaults = [
+        cb for cb in default_callbacks(config) if not any(isinstance(e, type(cb)) for e in extra)
+    ]
+    return sorted([*defaults, *extra], key=lambda cb: getattr(cb, "order", 0))

@@ -1,10 +1,14 @@
-"""Checkpoint files of a training run: naming, checking, finding the newest good one, pruning.
+"""The checkpoint file format: a training state, its one schema, its checks, its files.
 
-A run's folder holds ``checkpoint-eEEEEEE-bBBBBBB.safetensors`` files (epochs completed,
-batches done in the epoch after), each written atomically by
-:func:`aekit.io.write_checkpoint`, so the names sort in the order they were written. A file
-is trusted only after its state has the expected keys and types (:func:`check_state`);
-resuming skips a corrupt or partial file with a warning and takes the one before.
+A training state (:meth:`Trainer.state_dict <aekit.training.Trainer.state_dict>`) is a dict
+with the keys and types of :data:`STATE_FIELDS`: :func:`build_state` makes one, and
+:func:`check_state` checks one read from a file. A run's folder holds
+``checkpoint-eEEEEEE-bBBBBBB.safetensors`` files (epochs completed, batches done in the
+epoch after), each written atomically by :func:`write_checkpoint`, so the names sort in the
+order they were written. A file is trusted only after its state checks; resuming skips a
+corrupt or partial file with a warning and takes the one before (:func:`find_checkpoint`),
+and takes a state only if it fits the run (:func:`check_resumable`). When and where a run
+saves and resumes is the :class:`~aekit.training.callbacks.Checkpointer`'s business.
 """
 
 from __future__ import annotations
@@ -20,19 +24,24 @@ from safetensors.torch import save as save_safetensors_bytes
 
 from .._atomic import atomic_write
 from ..errors import ModelFileError
-from ..modelfile import _parse_safetensors, check_fields
+from ..modelfile import _parse_safetensors, check_fields, check_tensors
 
 __all__ = [
     "CHECKPOINT_FORMAT",
+    "RESUME_KEYS",
     "STATE_FIELDS",
+    "build_state",
     "check_like",
     "check_optimizer_state",
+    "check_resumable",
     "check_state",
     "checkpoint_path",
     "clone_state",
     "find_checkpoint",
     "latest_checkpoint",
     "prune_checkpoints",
+    "read_checkpoint",
+    "write_checkpoint",
 ]
 
 logger = logging.getLogger("aekit")
@@ -42,7 +51,7 @@ _GLOB = "checkpoint-*.safetensors"
 _CHECKPOINT_KEY = "aekit_checkpoint"
 _TEMP_GLOB = ".checkpoint-*.tmp"  # left behind by a writer killed mid-write
 
-# Top-level keys of a training state (see Trainer.state_dict) and their allowed types.
+# THE schema of a training state: its top-level keys, in order, and their allowed types.
 STATE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "format": str,
     "model_config": dict,
@@ -61,10 +70,25 @@ STATE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "n_rows": int,
 }
 
+# Training-config fields a resumed run must share with the checkpoint to repeat the run.
+RESUME_KEYS = ("batch_size", "val_fraction", "random_state", "optimizer", "lr_schedule", "loss")
+
 
 def checkpoint_path(folder: str | os.PathLike[str], epoch: int, batch: int) -> Path:
     """The file name of the checkpoint after ``epoch`` epochs and ``batch`` more batches."""
     return Path(folder) / f"checkpoint-e{epoch:06d}-b{batch:06d}.safetensors"
+
+
+def build_state(**parts: Any) -> dict[str, Any]:
+    """A training state from its parts: every key of :data:`STATE_FIELDS` but ``format``.
+
+    Raises
+    ------
+    ModelFileError
+        If a part is missing, unknown or of the wrong type (a state no file could hold).
+    """
+    state = {"format": CHECKPOINT_FORMAT, **parts}
+    return check_fields(state, STATE_FIELDS, "training state")
 
 
 def check_state(state: object, source: str | os.PathLike[str]) -> dict[str, Any]:
@@ -82,6 +106,59 @@ def check_state(state: object, source: str | os.PathLike[str]) -> dict[str, Any]
     if min(position.values()) < 0:
         raise ModelFileError(f"{source}: negative position {position}")
     return state
+
+
+def check_resumable(
+    state: dict[str, Any],
+    current: dict[str, Any],
+    *,
+    params: list[torch.Tensor],
+    n_batches: int,
+    source: str | os.PathLike[str],
+) -> None:
+    """Refuse a checked ``state`` unless it continues the run whose state is ``current``.
+
+    Parameters
+    ----------
+    state : dict
+        A state that passed :func:`check_state`.
+    current : dict
+        The run's own state (:meth:`Trainer.state_dict`), the template ``state`` must fit.
+    params : list of Tensor
+        The parameters the optimiser updates, in its order.
+    n_batches : int
+        Batches in one of the run's epochs.
+    source : str or path
+        Where ``state`` came from, for messages.
+
+    Raises
+    ------
+    ModelFileError
+        If ``state`` belongs to another model, data or set-up (``RESUME_KEYS``), or a tensor,
+        the optimiser's or the schedule's state does not fit.
+    """
+    if state["model_config"] != current["model_config"]:
+        raise ModelFileError(f"{source} was written for a different model configuration")
+    if state["n_rows"] != current["n_rows"]:
+        raise ModelFileError(
+            f"{source} was written for {state['n_rows']} rows, not {current['n_rows']}"
+        )
+    ours = current["train_config"]
+    for key in RESUME_KEYS:
+        if state["train_config"].get(key) != ours[key]:
+            raise ModelFileError(
+                f"{source} was written with {key}={state['train_config'].get(key)!r}, "
+                f"this run has {key}={ours[key]!r}"
+            )
+    check_tensors(current["module"], state["module"], source)
+    best = state["callbacks"].get("EarlyStopping", {}).get("best_state")
+    if best is not None:
+        check_tensors(current["module"], best, f"{source} (best weights)")
+    if state["position"]["batch"] > n_batches:
+        raise ModelFileError(f"{source}: position {state['position']} is past the epoch")
+    check_optimizer_state(current["optimizer"], state["optimizer"], params, f"{source} optimizer")
+    if current["scheduler"] is not None:
+        check_like(current["scheduler"], state["scheduler"], f"{source} scheduler")
 
 
 def check_like(template: object, value: object, source: str) -> None:

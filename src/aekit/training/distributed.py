@@ -16,6 +16,8 @@ decided on all-reduced losses so every rank stops together, rank 0 alone logging
             ae.save("model/")
 
 CPU processes talk over gloo; CUDA processes over NCCL, each on ``cuda:LOCAL_RANK``.
+:class:`Ranks` is how the trainer's processes agree: summed losses, rank 0's seeds, a stop
+that any rank asked for; in a single process every agreement is free.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
@@ -34,6 +37,7 @@ from ..errors import ConfigError
 
 __all__ = [
     "DistributedContext",
+    "Ranks",
     "distributed_session",
     "init_from_env",
     "relaunch",
@@ -41,9 +45,67 @@ __all__ = [
     "torchrun_command",
 ]
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
-class DistributedContext:
+class Ranks:
+    """A process's place among the processes of a training run, and how they agree.
+
+    Every method is collective under DDP (all ranks must call it, in the same order) and
+    free in a single process.
+
+    Attributes
+    ----------
+    rank, world_size : int
+        This process's rank and the number of processes (0 and 1 without DDP).
+    """
+
+    rank: int
+    world_size: int
+
+    @classmethod
+    def current(cls) -> Ranks:
+        """The ranks of the running process group, or a single process."""
+        if dist.is_available() and dist.is_initialized():
+            return cls(dist.get_rank(), dist.get_world_size())
+        return cls(0, 1)
+
+    @property
+    def is_main(self) -> bool:
+        """True on rank 0, the one process that logs, saves and reports."""
+        return self.rank == 0
+
+    def share(self, rows: torch.Tensor) -> torch.Tensor:
+        """The consecutive share of ``rows`` this rank works on (all of them in one process)."""
+        return rows.tensor_split(self.world_size)[self.rank] if self.world_size > 1 else rows
+
+    def all_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The sum of ``tensor`` over the ranks (a copy; ``tensor`` itself without DDP)."""
+        if self.world_size > 1:
+            tensor = tensor.clone()
+            dist.all_reduce(tensor)
+        return tensor
+
+    def from_main(self, value: T) -> T:
+        """Rank 0's ``value`` (any picklable object) on every rank."""
+        if self.world_size > 1:
+            holder = [value]
+            dist.broadcast_object_list(holder, src=0)
+            value = holder[0]
+        return value
+
+    def any(self, flag: bool, device: torch.device) -> bool:
+        """True on every rank when ``flag`` is true on any rank."""
+        if self.world_size == 1:
+            return flag
+        value = torch.tensor([1.0 if flag else 0.0], device=device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item())
+
+
+@dataclass(frozen=True)
+class DistributedContext(Ranks):
     """Where this process stands in a (possibly one-process) training run.
 
     Attributes
@@ -56,16 +118,9 @@ class DistributedContext:
         ``"gloo"``, ``"nccl"``, or None when there is no process group.
     """
 
-    rank: int
-    world_size: int
     local_rank: int
     device: str
     backend: str | None
-
-    @property
-    def is_main(self) -> bool:
-        """True on rank 0, the one process that logs, saves and reports."""
-        return self.rank == 0
 
 
 def _env_int(name: str, default: int) -> int:

@@ -11,7 +11,16 @@ from .._atomic import atomic_write
 from ..errors import ModelFileError
 from ..modelfile import check_fields
 
-__all__ = ["History"]
+__all__ = ["History", "monitored_loss"]
+
+
+def monitored_loss(record: dict[str, Any]) -> float:
+    """The loss a run watches in an epoch's record: validation loss, else training loss.
+
+    Early stopping keeps the epoch where it is lowest; a plateau schedule steps on it.
+    """
+    val = record["val_loss"]
+    return float(record["train_loss"] if val is None else val)
 
 
 @dataclass

@@ -17,10 +17,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .callbacks import Callback
-from .trainer import Trainer
+
+if TYPE_CHECKING:
+    from .trainer import Trainer
 
 __all__ = ["ProgressBar", "StopOnSignal", "format_seconds"]
 
@@ -58,7 +60,7 @@ class ProgressBar(Callback):
     def _out(self) -> IO[str]:
         return self.stream if self.stream is not None else sys.stderr
 
-    def on_train_begin(self, trainer: Trainer) -> None:
+    def on_train_begin(self, trainer: Trainer, **kwargs: Any) -> None:
         """Decide between bar and lines; note where the run starts (resumes count)."""
         if self.bar is None:
             self.bar = _isatty(self._out()) and _has_tqdm()
@@ -72,7 +74,7 @@ class ProgressBar(Callback):
                 flush=True,
             )
 
-    def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
+    def on_epoch_begin(self, trainer: Trainer, *, epoch: int, **kwargs: Any) -> None:
         """Open this epoch's bar."""
         self._epoch = epoch
         if not self.bar or not trainer.is_main:
@@ -94,28 +96,24 @@ class ProgressBar(Callback):
         )
         self._postfix_at = 0.0
 
-    def on_batch_end(self, trainer: Trainer, batch: int, n_batches: int) -> None:
+    def on_batch_end(self, trainer: Trainer, *, batch: int, n_batches: int, **kwargs: Any) -> None:
         """Advance the bar; refresh the running loss at most twice a second."""
         if self._tqdm is None:
             return
-        size = trainer.config.batch_size
-        rows = min(len(trainer.train_idx), batch * size)
+        rows = min(len(trainer.train_idx), batch * trainer.config.batch_size)
         self._tqdm.update(rows - self._tqdm.n)
         now = time.perf_counter()
         if now - self._postfix_at < 0.5 and batch < n_batches:
             return
         self._postfix_at = now
-        # epoch_sums holds this rank's summed loss over the epoch's batches so far.
-        local_rows = max(1, rows // trainer.world_size)
-        loss = float(trainer.epoch_sums[0]) / (local_rows * trainer.module.config.input_dim)
-        fields = [f"loss {loss:.4g}"]
+        fields = [f"loss {trainer.running_loss:.4g}"]
         if self._last_val is not None:
             fields.append(f"val {self._last_val:.4g}")
         fields.append(f"ETA ≤ {format_seconds(self._eta(trainer, batch / n_batches))}")
         # Draw the epoch's last state even when tqdm's own refresh interval has not passed.
         self._tqdm.set_postfix_str(", ".join(fields), refresh=batch == n_batches)
 
-    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: Trainer, *, record: dict[str, Any], **kwargs: Any) -> None:
         """Close the bar; write the epoch's line."""
         if self._tqdm is not None:
             self._tqdm.close()
@@ -132,7 +130,7 @@ class ProgressBar(Callback):
         )
         print(line, file=self._out(), flush=True)
 
-    def on_train_end(self, trainer: Trainer) -> None:
+    def on_train_end(self, trainer: Trainer, **kwargs: Any) -> None:
         """Close a bar left open (training stopped mid-epoch)."""
         if self._tqdm is not None:
             self._tqdm.close()
@@ -165,7 +163,7 @@ class StopOnSignal(Callback):
             raise KeyboardInterrupt
         self.requested = True
 
-    def on_batch_end(self, trainer: Trainer, batch: int, n_batches: int) -> None:
+    def on_batch_end(self, trainer: Trainer, *args: Any, **kwargs: Any) -> None:
         """Raise ``KeyboardInterrupt`` here, between two steps, once stopping was asked."""
         if self.requested:
             raise KeyboardInterrupt

@@ -1,0 +1,146 @@
+"""What a run is set up with: device, seeded generators, rows, their split and batches.
+
+Small pure functions the :class:`~aekit.training.Trainer` calls before its first epoch (and
+the estimator, to know an epoch's length before training).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.sources import RowSource, TensorRows
+from ..errors import ConfigError
+from ..model import Hourglass
+from .distributed import Ranks
+
+__all__ = [
+    "as_source",
+    "batch_count",
+    "batches_per_epoch",
+    "derive_seeds",
+    "noise_bounds",
+    "resolve_device",
+    "seeded_generator",
+    "split_rows",
+    "to_device",
+    "wrap_network",
+]
+
+_BOUNDS_ROWS = 16384  # rows per chunk when finding the feature bounds
+
+
+def resolve_device(name: str) -> torch.device:
+    """Turn ``"auto"`` into CUDA, then Apple MPS, then CPU; check any other name."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"device={name!r} is not a torch device ({exc})") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name!r} asked for, but CUDA is not available here")
+    if device.type == "cuda" and device.index is None:  # tensors report cuda:N, never cuda
+        device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def derive_seeds(random_state: int | None, count: int) -> list[int]:
+    """Return ``count`` independent 63-bit seeds from one seed (fresh entropy if None)."""
+    words = np.random.SeedSequence(random_state).generate_state(2 * count, dtype=np.uint32)
+    return [int(words[2 * i]) << 31 ^ int(words[2 * i + 1]) for i in range(count)]
+
+
+def seeded_generator(seed: int, device: torch.device) -> torch.Generator:
+    """A torch generator on ``device``, seeded with ``seed``."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    return gen
+
+
+def wrap_network(
+    module: Hourglass, ranks: Ranks, device: torch.device, *, compile: bool
+) -> nn.Module:
+    """What a step calls forward: ``module``, in DDP across ranks, compiled if asked.
+
+    The wrappers share the module's parameters.
+    """
+    net: nn.Module = module
+    if ranks.world_size > 1:
+        device_ids = [device.index] if device.type == "cuda" else None
+        net = nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
+    if compile:
+        net = torch.compile(net)
+    return net
+
+
+def as_source(data: RowSource | torch.Tensor, device: torch.device) -> RowSource:
+    """Wrap a tensor as rows; in-memory rows move to the training device once."""
+    source = TensorRows(data) if isinstance(data, torch.Tensor) else data
+    if isinstance(source, TensorRows):
+        source.to(device)
+    return source
+
+
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A batch on ``device``; streamed rows come from the CPU, pinned for a GPU.
+
+    Pinned, the copy is asynchronous and overlaps the previous step.
+    """
+    if x.device != device:
+        if device.type == "cuda":
+            x = x.pin_memory()
+        x = x.to(device, non_blocking=True)
+    return x
+
+
+def _n_val(n: int, fraction: float) -> int:
+    """Rows held out for validation: none when a side would be empty."""
+    n_val = int(n * fraction)
+    return n_val if 1 <= n_val < n else 0
+
+
+def split_rows(n: int, fraction: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted (train, validation) row indices; no validation when a side would be empty."""
+    n_val = _n_val(n, fraction)
+    if n_val == 0:
+        return torch.arange(n), torch.arange(0)
+    perm = torch.randperm(n, generator=gen)
+    return perm[n_val:].sort().values, perm[:n_val].sort().values
+
+
+def batches_per_epoch(n_rows: int, batch_size: int, val_fraction: float) -> int:
+    """Optimiser steps in one epoch of :meth:`Trainer.fit` on ``n_rows`` rows (all ranks)."""
+    return batch_count(n_rows - _n_val(n_rows, val_fraction), batch_size)
+
+
+def batch_count(n_rows: int, batch_size: int) -> int:
+    """Batches per epoch; a last batch of one row joins the one before (batch norm needs 2)."""
+    n_batches = max(1, math.ceil(n_rows / batch_size))
+    return n_batches - 1 if n_batches > 1 and n_rows % batch_size == 1 else n_batches
+
+
+def noise_bounds(
+    source: RowSource, rows: torch.Tensor, module: Hourglass, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Per-feature min and max of the *scaled* rows, for salt-and-pepper noise (else None).
+
+    Salt-and-pepper noise corrupts the scaled input, to these values.
+    """
+    if module.config.noise != "salt_and_pepper":
+        return None
+    lows, highs = [], []
+    with torch.no_grad():
+        for chunk in rows.split(_BOUNDS_ROWS):
+            x = module.scale_input(source.take(chunk).to(device))
+            lows.append(x.min(dim=0).values)
+            highs.append(x.max(dim=0).values)
+    return torch.stack(lows).min(dim=0).values, torch.stack(highs).max(dim=0).values
