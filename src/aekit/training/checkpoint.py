@@ -23,7 +23,8 @@ import torch
 from safetensors.torch import save as save_safetensors_bytes
 
 from .._atomic import atomic_write
-from ..errors import ModelFileError
+from ..config import ModelConfig
+from ..errors import ConfigError, ModelFileError
 from ..modelfile import _parse_safetensors, check_fields, check_tensors
 
 __all__ = [
@@ -137,7 +138,11 @@ def check_resumable(
         If ``state`` belongs to another model, data or set-up (``RESUME_KEYS``), or a tensor,
         the optimiser's or the schedule's state does not fit.
     """
-    if state["model_config"] != current["model_config"]:
+    try:  # a field added since the checkpoint was written takes its (old-behaviour) default
+        written = ModelConfig.from_dict(state["model_config"]).to_dict()
+    except ConfigError as exc:
+        raise ModelFileError(f"{source}: invalid model configuration ({exc})") from exc
+    if written != current["model_config"]:
         raise ModelFileError(f"{source} was written for a different model configuration")
     if state["n_rows"] != current["n_rows"]:
         raise ModelFileError(
