@@ -1,16 +1,21 @@
 import numpy as np
 import pytest
 import torch
+from sklearn.datasets import load_wine
+from sklearn.metrics import roc_auc_score
 from sklearn.utils.estimator_checks import check_estimator
 
+import aekit
 from aekit import (
     Autoencoder,
     AutoencoderOutlierDetector,
     ConfigError,
     DataError,
+    ModelFileError,
     NotFittedError,
 )
-from aekit.outlier import threshold_for
+from aekit.detectorfile import is_detector, load_detector
+from aekit.outlier import detector_code_dim, threshold_for
 from tests.helpers import FAST
 
 
@@ -42,9 +47,9 @@ def test_flags_the_noise_rows(with_outliers):
     labels = det.fit_predict(with_outliers)
     assert (labels == -1).sum() == 8
     assert set(np.flatnonzero(labels == -1)) == set(range(8))
-    errors = det.reconstruction_error(with_outliers)
-    assert np.allclose(det.score_samples(with_outliers), -errors)
-    assert np.allclose(det.decision_function(with_outliers), det.threshold_ - errors)
+    scores = det.anomaly_score(with_outliers)
+    assert np.allclose(det.score_samples(with_outliers), -scores)
+    assert np.allclose(det.decision_function(with_outliers), det.threshold_ - scores)
     assert det.offset_ == -det.threshold_
 
 
@@ -111,3 +116,112 @@ def test_threshold_for_checks_contamination():
     assert threshold_for(errors, 0.1) == pytest.approx(90.0)
     with pytest.raises(ConfigError, match="contamination"):
         threshold_for(errors, 0.7)
+
+
+# -- the anomaly score (aekit 0.2): normalised terms, defaults, ensembles, saved detectors ---
+
+
+@pytest.fixture(scope="module")
+def wine_split():
+    wine = load_wine()
+    normal = wine.data[wine.target < 2]
+    return (
+        normal[::2],
+        np.vstack([normal[1::2], wine.data[wine.target == 2]]),
+        np.r_[np.zeros(len(normal[1::2])), np.ones((wine.target == 2).sum())],
+    )
+
+
+def test_default_code_size_grows_with_the_features():
+    sizes = {d: detector_code_dim(d) for d in (1, 13, 30, 64, 784, 10_000)}
+    assert sizes == {1: 1, 13: 1, 30: 3, 64: 8, 784: 16, 10_000: 16}
+
+
+def test_defaults_weigh_every_column_fairly_on_wine(wine_split):
+    # aekit 0.1 summed the error in original units: proline (hundreds) made 99.5 % of it and
+    # class 2 scored below chance (AUROC 0.43).
+    train, test, labels = wine_split
+    det = AutoencoderOutlierDetector(random_state=0).fit(train)
+    assert det.estimator_.model_config_.code_dim == 1  # 13 columns → 1 code unit
+    assert det.estimator_.train_config_.loss == "mse"
+    assert len(det.estimators_) == 1
+    assert det.scorer_.image_shape is None and det.scorer_.code_term
+    assert roc_auc_score(labels, det.anomaly_score(test)) > 0.95
+
+
+def test_each_term_is_measured_in_iqrs_of_its_training_distribution(digits):
+    det = AutoencoderOutlierDetector(
+        Autoencoder(code_dim=4, **FAST), n_estimators=1, image_shape=None, code_term=False
+    ).fit(digits[:300])
+    scores = det.anomaly_score(digits[:300])
+    q1, median, q3 = np.percentile(scores, [25, 50, 75])
+    assert median == pytest.approx(0.0, abs=1e-5)
+    assert q3 - q1 == pytest.approx(1.0, rel=1e-4)
+    # one term, one autoencoder: the same order as the per-feature weighted residual
+    weights = det.scorer_.feature_weight[0].numpy()
+    ae = det.estimator_
+    weighted = ((ae.scale_rows(ae.reconstruct(digits)) - ae.scale_rows(digits)) ** 2) @ weights
+    assert np.corrcoef(weighted, det.anomaly_score(digits))[0, 1] > 0.9999
+
+
+def test_image_rows_pool_their_residuals_and_tables_add_the_code_term(digits):
+    ae = Autoencoder(code_dim=4, **FAST)
+    images = AutoencoderOutlierDetector(ae, n_estimators=1).fit(digits[:200])
+    assert images.scorer_.image_shape == (1, 8, 8) and not images.scorer_.code_term
+    as_table = AutoencoderOutlierDetector(ae, n_estimators=1, image_shape=None).fit(digits[:200])
+    assert as_table.scorer_.image_shape is None and as_table.scorer_.code_term
+    given = AutoencoderOutlierDetector(ae, n_estimators=1, image_shape=(8, 8), code_term=True)
+    given.fit(digits[:200])
+    assert given.scorer_.image_shape == (1, 8, 8) and given.scorer_.code_term
+    pooled, plain = images.anomaly_score(digits[:50]), as_table.anomaly_score(digits[:50])
+    assert not np.allclose(pooled, plain)
+    with pytest.raises(ConfigError, match="image_shape"):
+        AutoencoderOutlierDetector(ae, image_shape=(7, 7)).fit(digits[:200])
+
+
+def test_eight_bit_rows_stay_images(digits):
+    pixels = np.round(digits[:200] * 255).astype(np.uint8)
+    det = AutoencoderOutlierDetector(Autoencoder(code_dim=4, **FAST), n_estimators=1).fit(pixels)
+    assert det.estimator_.scaling_ == "global_minmax"
+    assert det.scorer_.image_shape == (1, 8, 8)
+
+
+def test_an_ensemble_averages_its_members_scores(digits):
+    X = digits[:300]
+    det = AutoencoderOutlierDetector(Autoencoder(code_dim=4, **FAST), n_estimators=3).fit(X)
+    seeds = [m.random_state for m in det.estimators_]
+    assert seeds[0] == 0 and len(set(seeds)) == 3
+    singles = [
+        AutoencoderOutlierDetector(
+            Autoencoder(code_dim=4, **{**FAST, "random_state": s}), n_estimators=1
+        ).fit(X)
+        for s in seeds
+    ]
+    mean = np.mean([s.anomaly_score(digits[300:400]) for s in singles], axis=0)
+    np.testing.assert_allclose(det.anomaly_score(digits[300:400]), mean, rtol=1e-5, atol=1e-5)
+
+
+def test_a_saved_detector_loads_with_the_same_scores(tmp_path, wine_split):
+    train, test, _ = wine_split
+    det = AutoencoderOutlierDetector(
+        Autoencoder(code_dim=2, **FAST), n_estimators=2, contamination=0.1
+    ).fit(train)
+    folder = det.save(tmp_path / "det")
+    assert is_detector(folder) and (folder / "members" / "1" / "config.json").is_file()
+    back = load_detector(folder)
+    np.testing.assert_array_equal(back.anomaly_score(test), det.anomaly_score(test))
+    assert back.threshold_ == det.threshold_ and back.get_params()["contamination"] == 0.1
+    np.testing.assert_array_equal(back.predict(test), det.predict(test))
+    assert aekit.load(folder).n_features_in_ == 13  # still a model folder
+    stats = folder / "detector.safetensors"
+    stats.write_bytes(stats.read_bytes()[:-1] + b"!")
+    with pytest.raises(ModelFileError, match="checksum"):
+        load_detector(folder)
+    with pytest.raises(ModelFileError, match="no detector"):
+        load_detector(tmp_path)
+
+
+def test_only_autoencoder_detectors_save():
+    det = AutoencoderOutlierDetector(FixedErrors(), prefit=True).fit(np.arange(9.0)[:, None])
+    with pytest.raises(ConfigError, match="Autoencoders"):
+        det.save("unused")

@@ -8,6 +8,7 @@ from typing import Any
 from .._version import __version__
 from .apply import cmd_encode, cmd_reconstruct, cmd_score
 from .explore import cmd_compare, cmd_demo, cmd_report
+from .export import register as register_export
 from .fit import cmd_fit
 
 __all__ = ["build_parser"]
@@ -193,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--contamination", help="flag this share of rows (0-0.5], or auto (Tukey's fence)"
             )
+    register_export(command, sub)  # aekit export; score also reads detectors and .onnx files
 
     cmp = command(
         "compare", cmd_compare, "compare autoencoders with PCA at several code sizes",

@@ -8,8 +8,17 @@
 - :mod:`aekit.data.checks`: the input check (shape, dtype, NaN/infinity, float32's range).
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .formats import Table, read_array, read_idx, read_labels, read_table, row_writer, write_array
-from .sources import RowSource, RowSubset, TensorRows, as_tensor
+
+if TYPE_CHECKING:
+    from .sources import RowSource, RowSubset, TensorRows, as_tensor
+
+_SOURCES = ("RowSource", "RowSubset", "TensorRows", "as_tensor")  # need torch: loaded on use
 
 __all__ = [
     "RowSource",
@@ -24,3 +33,12 @@ __all__ = [
     "row_writer",
     "write_array",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the row sources (and so torch) on first use: reading a file needs neither."""
+    if name not in _SOURCES:
+        raise AttributeError(f"module 'aekit.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(".sources", __name__), name)
+    globals()[name] = value
+    return value

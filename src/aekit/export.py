@@ -1,0 +1,210 @@
+"""ONNX export for deployment, and running an exported model without PyTorch.
+
+:func:`to_onnx` writes a fitted :class:`~aekit.Autoencoder` or
+:class:`~aekit.AutoencoderOutlierDetector` as **one self-contained ONNX file** (weights
+inside, no external-data sidecar). Its input ``rows`` is a float32 array of shape
+``(n_rows, n_features)`` in the original units; its outputs are
+
+- ``code`` (n_rows, code_dim): the (first) autoencoder's code, as ``transform`` gives it;
+- ``reconstruction`` (n_rows, n_features): its reconstruction in the original units;
+- ``error`` (n_rows,): its reconstruction error in the model's scaled space, aekit's one unit
+  (``Autoencoder.reconstruction_error``);
+- ``anomaly_score`` (n_rows,): higher is more anomalous. A detector's
+  :meth:`~aekit.AutoencoderOutlierDetector.anomaly_score` (scaling, residual weights or
+  pooling, the code term and the ensemble included); for an autoencoder, ``error``.
+
+The file's metadata records the aekit version, the feature count and names, what was
+exported and a detector's threshold. :class:`OnnxModel` runs such a file with ONNX Runtime
+and NumPy alone: this module imports torch only inside :func:`to_onnx`. Both need the
+``onnx`` extra (``pip install aekit[onnx]``).
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._atomic import atomic_write
+from ._version import __version__
+from .errors import ConfigError, DataError, ModelFileError
+
+__all__ = ["INPUT", "OUTPUTS", "OnnxModel", "to_onnx"]
+
+INPUT = "rows"
+OUTPUTS = ("code", "reconstruction", "error", "anomaly_score")
+OPSET = 17
+_CHUNK_ROWS = 4096  # OnnxModel.run feeds the session this many rows at a time
+_MAX_BYTES = 2**31 - 1  # protobuf's limit: one self-contained file holds less than 2 GiB
+
+
+def _require(package: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(package)
+    except ImportError:
+        raise ConfigError(
+            f"{package} is not installed: pip install 'aekit[onnx]' (onnx and onnxruntime)"
+        ) from None
+
+
+def _scorer_of(model: Any, feature_names: Any) -> tuple[Any, dict[str, str]]:
+    """The torch module to export (a CPU copy) and the metadata that describes it."""
+    from ._scorer import AnomalyScorer
+    from .estimator import Autoencoder
+    from .outlier import AutoencoderOutlierDetector
+
+    if isinstance(model, AutoencoderOutlierDetector):
+        if getattr(model, "scorer_", None) is None:
+            raise ConfigError("to_onnx needs a detector fitted with aekit Autoencoders")
+        scorer, first = model.scorer_, model.estimator_
+        meta = {"kind": "detector", "threshold": repr(float(model.threshold_))}
+    elif isinstance(model, Autoencoder):
+        if not hasattr(model, "module_"):
+            raise ConfigError("to_onnx needs a fitted autoencoder: call fit first")
+        scorer = AnomalyScorer([model.module_], image_shape=None, code_term=False)
+        first, meta = model, {"kind": "autoencoder"}
+    else:
+        raise ConfigError(
+            f"to_onnx exports an Autoencoder or AutoencoderOutlierDetector, not "
+            f"{type(model).__name__}"
+        )
+    names = getattr(first, "feature_names_in_", None) if feature_names is None else feature_names
+    if names is not None and len(names) != first.n_features_in_:
+        raise ConfigError(f"{len(names)} feature names for {first.n_features_in_} features")
+    meta |= {
+        "aekit_version": __version__,
+        "n_features": str(int(first.n_features_in_)),
+        "feature_names": json.dumps(None if names is None else [str(n) for n in names]),
+        "outputs": ", ".join(OUTPUTS),
+    }
+    return copy.deepcopy(scorer).to("cpu").float().eval(), meta
+
+
+def to_onnx(
+    model: Any, path: str | os.PathLike[str], *, feature_names: Sequence[str] | None = None
+) -> Path:
+    """Write a fitted autoencoder or outlier detector as one self-contained ONNX file.
+
+    Parameters
+    ----------
+    model : Autoencoder or AutoencoderOutlierDetector
+        Fitted. Its network, input scaling and (for a detector) the whole anomaly score are
+        exported; see the module docstring for the outputs.
+    path : path
+        The ``.onnx`` file to write (atomically); its folder is created if missing.
+    feature_names : sequence of str, optional
+        The input columns' names, recorded in the file's metadata (``aekit score`` picks
+        them from a named table); default: the names ``model`` was fitted with, if any.
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Raises
+    ------
+    ConfigError
+        If ``onnx`` is not installed, the model is not fitted or not aekit's, or it is too
+        large for one file (2 GiB).
+    """
+    onnx = _require("onnx")
+    import torch
+
+    scorer, meta = _scorer_of(model, feature_names)
+    example = torch.zeros(2, int(meta["n_features"]))
+    axes = {INPUT: {0: "n_rows"}} | {name: {0: "n_rows"} for name in OUTPUTS}
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        # The TorchScript-based exporter writes one file with no extra dependency; torch
+        # marks it deprecated in favour of the dynamo exporter (which needs onnxscript).
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            scorer,
+            (example,),
+            buffer,
+            input_names=[INPUT],
+            output_names=list(OUTPUTS),
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    proto = onnx.load_from_string(buffer.getvalue())
+    onnx.helper.set_model_props(proto, meta)
+    proto.doc_string = f"aekit {__version__}: {meta['kind']} with outputs {meta['outputs']}"
+    onnx.checker.check_model(proto)
+    raw = proto.SerializeToString()
+    if len(raw) > _MAX_BYTES:
+        raise ConfigError(f"the model needs {len(raw)} bytes: over ONNX's 2 GiB for one file")
+    path = Path(path)
+    atomic_write(path, raw)
+    return path
+
+
+class OnnxModel:
+    """An ONNX file from :func:`to_onnx`, run with ONNX Runtime on NumPy rows (no torch).
+
+    Parameters
+    ----------
+    path : path
+        The ``.onnx`` file.
+
+    Attributes
+    ----------
+    kind : {"detector", "autoencoder"}
+        What was exported.
+    n_features : int
+        Columns each row must have.
+    feature_names : list of str or None
+        The training columns' names, when it had any.
+    threshold : float or None
+        A detector's threshold on ``anomaly_score`` (rows above it are outliers).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        ort = _require("onnxruntime")
+        path = Path(path)
+        if not path.is_file():
+            raise ModelFileError(f"no ONNX file at {path}")
+        try:
+            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelFileError(f"{path} is not a valid ONNX model ({exc})") from exc
+        meta = self.session.get_modelmeta().custom_metadata_map
+        outputs = [o.name for o in self.session.get_outputs()]
+        if "n_features" not in meta or outputs != list(OUTPUTS):
+            raise ModelFileError(f"{path} was not written by aekit's to_onnx")
+        self.kind: str = meta.get("kind", "autoencoder")
+        self.n_features = int(meta["n_features"])
+        self.feature_names: list[str] | None = json.loads(meta.get("feature_names", "null"))
+        self.threshold = float(meta["threshold"]) if "threshold" in meta else None
+
+    def run(self, X: Any) -> dict[str, np.ndarray]:
+        """All four outputs for rows ``X`` (fed as float32, in chunks of 4,096 rows).
+
+        Raises
+        ------
+        DataError
+            If ``X`` is not 2-D with ``n_features`` columns, or holds NaN or infinity.
+        """
+        rows = np.asarray(X)
+        if rows.ndim != 2 or rows.shape[1] != self.n_features:
+            raise DataError(f"expected rows of {self.n_features} features, got shape {rows.shape}")
+        with np.errstate(over="ignore"):
+            rows = np.ascontiguousarray(rows, dtype=np.float32)
+        bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
+        if len(bad):
+            raise DataError(f"row {bad[0]} holds NaN, infinity or a value beyond float32's range")
+        parts = [
+            self.session.run(None, {INPUT: rows[start : start + _CHUNK_ROWS]})
+            for start in range(0, max(len(rows), 1), _CHUNK_ROWS)
+        ]
+        return {name: np.concatenate([p[i] for p in parts]) for i, name in enumerate(OUTPUTS)}

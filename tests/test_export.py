@@ -1,0 +1,172 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_wine
+
+import aekit
+from aekit import Autoencoder, AutoencoderOutlierDetector, ConfigError, DataError, ModelFileError
+from aekit.cli import main
+from aekit.data.formats import read_table
+from aekit.export import OUTPUTS, OnnxModel, to_onnx
+from tests.helpers import FAST
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+
+def close(got, want, unit=None):
+    """Within 1e-5 relative to ``unit``, by default each column's largest value.
+
+    Torch and ONNX Runtime round float32 sums differently, so a value that is small next to
+    the others in its column (a score near a typical row's 0) has no relative precision of
+    its own. Reconstructions are compared in the unit of the model's scaled space (a
+    column's standard deviation for a table, the pixel range for images).
+    """
+    want = np.asarray(want, dtype=np.float64)
+    scale = np.abs(want).max(axis=0) if unit is None else unit
+    assert got.shape == want.shape
+    worst = float(np.max(np.abs(got - want) / (scale + np.finfo(np.float32).tiny)))
+    assert worst <= 1e-5, worst
+
+
+def expected(model, X):
+    first = model.estimator_ if isinstance(model, AutoencoderOutlierDetector) else model
+    score = model.anomaly_score(X) if first is not model else first.reconstruction_error(X)
+    return {
+        "code": first.transform(X),
+        "reconstruction": first.reconstruct(X),
+        "error": first.reconstruction_error(X),
+        "anomaly_score": score,
+    }
+
+
+@pytest.fixture(scope="module")
+def wine():
+    return load_wine().data
+
+
+def conv(**kw):
+    return Autoencoder(code_dim=4, image_shape="auto", hidden=(4, 8), **FAST, **kw)
+
+
+@pytest.mark.parametrize(
+    "make, rows",
+    [
+        # a table: weighted residual + code term, two autoencoders
+        (
+            lambda: AutoencoderOutlierDetector(Autoencoder(code_dim=2, **FAST), n_estimators=2),
+            "wine",
+        ),
+        # images: pooled residuals; a convolutional model; a plain autoencoder
+        (lambda: AutoencoderOutlierDetector(Autoencoder(code_dim=4, **FAST)), "digits"),
+        (lambda: AutoencoderOutlierDetector(conv(), n_estimators=1), "digits"),
+        (lambda: Autoencoder(code_dim=3, **FAST), "wine"),
+        (lambda: Autoencoder(code_dim=3, sparsity="topk", sparsity_k=2, **FAST), "digits"),
+    ],
+    ids=["table-detector", "image-detector", "conv-detector", "autoencoder", "topk"],
+)
+def test_onnx_matches_aekit(tmp_path, make, rows, wine, digits):
+    X = {"wine": wine, "digits": digits[:300]}[rows]
+    model = make().fit(X)
+    path = to_onnx(model, tmp_path / "out" / "model.onnx")
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model.onnx"]  # no sidecar
+    onnx_model = OnnxModel(path)
+    got = onnx_model.run(X)
+    assert list(got) == list(OUTPUTS)
+    first = model.estimator_ if isinstance(model, AutoencoderOutlierDetector) else model
+    unit = {"reconstruction": first.module_.scale.numpy()}
+    for name, want in expected(model, X).items():
+        close(got[name], want, unit.get(name))
+    is_detector = isinstance(model, AutoencoderOutlierDetector)
+    assert onnx_model.kind == ("detector" if is_detector else "autoencoder")
+    assert onnx_model.threshold == (model.threshold_ if is_detector else None)
+    assert onnx_model.n_features == X.shape[1]
+
+
+def test_onnx_runs_any_number_of_rows(tmp_path, wine):
+    model = Autoencoder(code_dim=2, **FAST).fit(wine)
+    onnx_model = OnnxModel(to_onnx(model, tmp_path / "m.onnx"))
+    assert onnx_model.run(wine[:1])["code"].shape == (1, 2)
+    assert onnx_model.run(wine[:0])["anomaly_score"].shape == (0,)
+
+
+def test_onnx_refuses_bad_input_and_bad_files(tmp_path, wine):
+    model = Autoencoder(code_dim=2, **FAST).fit(wine)
+    onnx_model = OnnxModel(to_onnx(model, tmp_path / "m.onnx"))
+    with pytest.raises(DataError, match="13 features"):
+        onnx_model.run(wine[:, :5])
+    bad = wine[:3].copy()
+    bad[1, 4] = np.nan
+    with pytest.raises(DataError, match="row 1"):
+        onnx_model.run(bad)
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    with pytest.raises(ModelFileError, match="not a valid ONNX"):
+        OnnxModel(tmp_path / "junk.onnx")
+    with pytest.raises(ModelFileError, match="no ONNX file"):
+        OnnxModel(tmp_path / "missing.onnx")
+    with pytest.raises(ConfigError, match="fitted"):
+        to_onnx(Autoencoder(), tmp_path / "unfitted.onnx")
+    with pytest.raises(ConfigError, match="exports an Autoencoder"):
+        to_onnx(object(), tmp_path / "other.onnx")
+
+
+@pytest.fixture(scope="module")
+def cli_files(tmp_path_factory, wine):
+    folder = tmp_path_factory.mktemp("cli")
+    data = folder / "wine.csv"
+    np.savetxt(data, wine, delimiter=",", header=",".join(f"c{i}" for i in range(13)))
+    det = AutoencoderOutlierDetector(Autoencoder(code_dim=2, **FAST), contamination=0.1)
+    det.fit(wine[:120])
+    det.save(folder / "detector")
+    return folder, data, det
+
+
+def test_cli_scores_a_detector_folder_and_its_onnx_export_alike(cli_files, wine):
+    folder, data, det = cli_files
+    assert main(["score", str(folder / "detector"), str(data), "-o", str(folder / "d.csv")]) == 0
+    from_folder = read_table(folder / "d.csv")
+    assert list(from_folder.columns) == ["error", "anomaly_score", "outlier"]
+    np.testing.assert_allclose(from_folder.X[:, 1], det.anomaly_score(wine), rtol=1e-6)
+    np.testing.assert_array_equal(from_folder.X[:, 2], det.predict(wine) == -1)
+    onnx_file = folder / "detector.onnx"
+    assert main(["export", str(folder / "detector"), "-o", str(onnx_file)]) == 0
+    # aekit score on the ONNX file, in a fresh interpreter: PyTorch must never be imported
+    code = (
+        "import sys; from aekit.cli import main; "
+        f"rc = main(['score', {str(onnx_file)!r}, {str(data)!r}, '-o', "
+        f"{str(folder / 'o.csv')!r}]); "
+        "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(rc)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(aekit.__file__).parents[1])}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    from_onnx = read_table(folder / "o.csv")
+    assert list(from_onnx.columns) == ["error", "anomaly_score", "outlier"]
+    close(from_onnx.X[:, :2], from_folder.X[:, :2])
+    np.testing.assert_array_equal(from_onnx.X[:, 2], from_folder.X[:, 2])
+
+
+def test_cli_onnx_score_takes_a_threshold_and_refuses_streaming(cli_files, wine):
+    folder, data, _ = cli_files
+    onnx_file = folder / "detector.onnx"
+    if not onnx_file.exists():
+        assert main(["export", str(folder / "detector"), "-o", str(onnx_file)]) == 0
+    out = folder / "t.csv"
+    assert main(["score", str(onnx_file), str(data), "-o", str(out), "--threshold", "1e9"]) == 0
+    assert read_table(out).X[:, 2].sum() == 0
+    assert main(["score", str(onnx_file), str(data), "--contamination", "0.5", "-o", str(out)]) == 0
+    assert read_table(out).X[:, 2].sum() == len(wine) // 2
+    assert main(["score", str(onnx_file), str(data), "--stream", "-o", str(out)]) == 2
+    assert main(["export", str(folder / "detector"), "-o", str(folder / "x.npy")]) == 2
+
+
+def test_cli_exports_a_plain_model_folder(tmp_path, wine):
+    model = Autoencoder(code_dim=2, **FAST).fit(wine)
+    model.save(tmp_path / "model")
+    assert main(["export", str(tmp_path / "model"), "-o", str(tmp_path / "m.onnx")]) == 0
+    got = OnnxModel(tmp_path / "m.onnx").run(wine)
+    close(got["anomaly_score"], model.reconstruction_error(wine))
