@@ -34,7 +34,7 @@ _AUTO_EPOCHS = 100  # epochs="auto" on data with enough rows: tuned on MNIST (11
 _MIN_STEPS = 2_000  # epochs="auto" on small data: at least this many optimiser steps
 
 
-def auto_epochs(n_rows: int, batch_size: int, val_fraction: float) -> int:
+def auto_epochs(n_rows: int, batch_size: int, val_fraction: float, min_val_rows: int = 0) -> int:
     """The maximum epochs ``epochs="auto"`` picks: 100, or more for at least 2,000 steps.
 
     The 100 epochs were tuned on MNIST, where an epoch of 7,200 rows in batches of 64 is 113
@@ -45,7 +45,7 @@ def auto_epochs(n_rows: int, batch_size: int, val_fraction: float) -> int:
     training when the validation loss stops improving. With 20 or more batches an epoch
     (1,280 training rows at the default batch of 64) this is 100.
     """
-    steps = batches_per_epoch(n_rows, batch_size, val_fraction)
+    steps = batches_per_epoch(n_rows, batch_size, val_fraction, min_val_rows)
     return max(_AUTO_EPOCHS, math.ceil(_MIN_STEPS / steps))
 
 
@@ -151,7 +151,10 @@ def resolve_configs(
     }
     if params["epochs"] == "auto":
         resolved["epochs"] = auto_epochs(
-            int(stats["n_rows"]), params["batch_size"], params["val_fraction"]
+            int(stats["n_rows"]),
+            params["batch_size"],
+            params["val_fraction"],
+            params["min_val_rows"],
         )
     seed = params["random_state"]
     resolved["random_state"] = None if seed is None else derive_seeds(seed, 2)[1]

@@ -14,7 +14,7 @@ import textwrap
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 from .errors import ConfigError
 
@@ -102,6 +102,7 @@ class _Config:
         missing = sorted(required - set(data))
         if missing:
             raise ConfigError(f"missing {cls.__name__} key(s): {', '.join(missing)}")
+        data = {**getattr(cls, "ABSENT_MEANS", {}), **data}  # older files: the old behaviour
         kwargs = {key: _coerce(cls.__name__, key, value, hints[key]) for key, value in data.items()}
         return cls(**kwargs)
 
@@ -331,6 +332,9 @@ class TrainConfig(_Config):
     {parameters}
     """
 
+    # A field missing from an older file means the behaviour of the version that wrote it.
+    ABSENT_MEANS: ClassVar[dict[str, Any]] = {"min_val_rows": 0}
+
     epochs: int = option(
         100, "Maximum passes over the training rows; early stopping usually ends sooner."
     )
@@ -355,6 +359,11 @@ class TrainConfig(_Config):
         0.1,
         "Share of rows held out for validation and early stopping; 0 disables it. Skipped "
         "when it would leave no rows for either side.",
+    )
+    min_val_rows: int = option(
+        50,
+        "Small data holds out at least min(min_val_rows, n // 4) rows for validation, whatever "
+        "val_fraction (a dozen rows rank epochs by noise); 0 holds out exactly val_fraction.",
     )
     patience: int | None = option(
         10, "Epochs without validation improvement before stopping (None: never)."
@@ -407,6 +416,7 @@ class TrainConfig(_Config):
         _choice("lr_schedule", self.lr_schedule, SCHEDULES)
         _choice("loss", self.loss, LOSSES)
         _finite("val_fraction", self.val_fraction, 0.0, 1.0, open_high=True)
+        _positive_int("min_val_rows", self.min_val_rows, minimum=0)
         if self.patience is not None:
             _positive_int("patience", self.patience)
         _finite("min_delta", self.min_delta, 0.0, 1.0, open_high=True)
@@ -526,6 +536,12 @@ def estimator_defaults() -> dict[str, Option]:
     signature, its docstring and the CLI's options are all checked against or built from it.
     """
     table = {**describe(ModelConfig), **describe(TrainConfig)}
-    del table["input_dim"]
+    for name in RESOLVED_FIELDS:
+        del table[name]
     table.update(describe(EstimatorOptions))
     return table
+
+
+# Config fields the estimator derives rather than takes: the data's width, and the linear path
+# that init="pca" puts PCA's solution in.
+RESOLVED_FIELDS = ("input_dim", "linear_path")

@@ -122,6 +122,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         weight_decay: float = 1e-5,
         lr_schedule: str = "cosine",
         val_fraction: float = 0.1,
+        min_val_rows: int = 50,
         patience: int | None = 10,
         min_delta: float = 0.0,
         max_time: float | None = None,
@@ -161,6 +162,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self.weight_decay = weight_decay
         self.lr_schedule = lr_schedule
         self.val_fraction = val_fraction
+        self.min_val_rows = min_val_rows
         self.patience = patience
         self.min_delta = min_delta
         self.max_time = max_time

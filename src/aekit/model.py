@@ -302,6 +302,7 @@ class Hourglass(nn.Module):
                 last = [m for m in branch if isinstance(m, (nn.Linear, nn.ConvTranspose2d))][-1]
                 last.weight.zero_()
                 last.bias.zero_()
+        self.pca_started = True  # for the log; what the weights are is in the weights
         return True
 
     def set_generator(self, generator: torch.Generator | None) -> None:

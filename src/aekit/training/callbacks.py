@@ -109,7 +109,10 @@ class Callback:
 class EarlyStopping(Callback):
     """Stop when the monitored loss stops improving, and keep the best weights.
 
-    Monitors the validation loss, or the training loss when there is no validation split.
+    Monitors the validation error (squared error in the scaled space, whatever the training
+    loss), or the training loss when there is no validation split. With validation rows the
+    starting model is epoch 0 (:attr:`History.initial`): when no epoch beats it, its weights
+    are kept and ``best_epoch`` is 0 (with ``init="pca"``: PCA's solution).
 
     Parameters
     ----------
@@ -129,10 +132,20 @@ class EarlyStopping(Callback):
         self.best_epoch: int | None = None
         self.bad_epochs = 0
         self.best_state: dict[str, torch.Tensor] | None = None
+        self.monitor = "val_error"  # "val_loss" when resumed from an aekit 0.1 checkpoint
+
+    def on_train_begin(self, trainer: Trainer, **kwargs: Any) -> None:
+        """Count the starting model as epoch 0, the first best (on a fresh start)."""
+        initial = trainer.history.initial
+        if initial is not None and self.best_epoch is None:
+            self.best, self.best_epoch = float(initial["val_error"]), 0
+            self.best_state = {
+                k: v.detach().clone() for k, v in trainer.module.state_dict().items()
+            }
 
     def on_epoch_end(self, trainer: Trainer, *, record: dict[str, Any], **kwargs: Any) -> None:
         """Track the best epoch; ask to stop after ``patience`` epochs without progress."""
-        value = monitored_loss(record)
+        value = monitored_loss(record, self.monitor)
         if value < self.best * (1 - self.min_delta):
             self.best, self.best_epoch, self.bad_epochs = value, record["epoch"], 0
             self.best_state = {
@@ -148,6 +161,11 @@ class EarlyStopping(Callback):
         if self.best_state is not None:
             trainer.module.load_state_dict(self.best_state)
         trainer.history.best_epoch = self.best_epoch
+        if self.best_epoch == 0 and trainer.is_main:
+            logger.info(
+                "no epoch beat the starting model on the validation rows: it is kept (epoch 0%s)",
+                ", PCA's solution" if getattr(trainer.module, "pca_started", False) else "",
+            )
 
     def state_dict(self) -> dict[str, Any]:
         """Best loss, epoch, patience counter and weights."""
@@ -156,6 +174,7 @@ class EarlyStopping(Callback):
             "best_epoch": self.best_epoch,
             "bad_epochs": self.bad_epochs,
             "best_state": self.best_state,
+            "monitor": self.monitor,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -164,6 +183,7 @@ class EarlyStopping(Callback):
         self.best_epoch = state["best_epoch"]
         self.bad_epochs = int(state["bad_epochs"])
         self.best_state = state["best_state"]
+        self.monitor = state.get("monitor", "val_loss")  # aekit 0.1 ranked by the loss
 
 
 class DivergenceRetry(Callback):

@@ -161,18 +161,22 @@ class Objective:
         return counter > DEAD_AFTER_ROWS
 
     @torch.no_grad()
-    def validation_loss(self, source: RowSource, rows: torch.Tensor) -> float | None:
-        """Mean reconstruction loss per entry of ``rows`` (None without rows), over all ranks.
+    def validation(self, source: RowSource, rows: torch.Tensor) -> tuple[float, float] | None:
+        """``(loss, error)`` of ``rows`` over all ranks, or None without rows.
 
-        Leaves the model in evaluation mode.
+        ``loss`` is the training loss's mean per entry (BCE or squared error); ``error`` the
+        mean per-row sum of squared errors in the scaled space, aekit's one error unit, which
+        early stopping ranks epochs by whatever the loss. Leaves the model in eval mode.
         """
         if len(rows) == 0:
             return None
         self.module.eval()
-        total = torch.zeros((), device=self.device, dtype=torch.float64)
+        sums = torch.zeros(2, device=self.device, dtype=torch.float64)
         for chunk in self.ranks.share(rows).split(_EVAL_ROWS):
             clean = self.module.scale_input(source.take(chunk).to(self.device))
             with autocast(self.device, self.precision):
                 out = self.module(clean)
-            total += loss_sum(out, clean, self.loss).double()
-        return float(self.ranks.all_sum(total)) / (len(rows) * source.n_features)
+            sums[0] += loss_sum(out, clean, self.loss).double()
+            sums[1] += _squared_error_sum(out.recon, clean).double()
+        loss, error = self.ranks.all_sum(sums).tolist()
+        return loss / (len(rows) * source.n_features), error / len(rows)
