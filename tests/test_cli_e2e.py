@@ -128,6 +128,7 @@ window.addEventListener("load", () => {
 </script>"""
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(browser() is None, reason="no chromium installed")
 def test_report_renders_in_headless_chromium(files, model, tmp_path):
     """The page loads, every image decodes, and the page logs nothing to the console."""
@@ -146,6 +147,31 @@ def test_report_renders_in_headless_chromium(files, model, tmp_path):
     assert 'data-probe="images 5 broken 0"' in proc.stdout, proc.stderr[-2000:]
     console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
     assert len(console) == 1 and '"probe done"' in console[0], console
+
+
+_HELP = """
+import argparse, json, sys
+from aekit.cli import main
+from aekit.cli.parser import build_parser
+
+sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+codes = {name: main([name, "--help"]) for name in sub.choices}
+codes["aekit"] = main(["--help"])
+heavy = sorted(name for name in ("torch", "sklearn") if name in sys.modules)
+print(json.dumps({"codes": codes, "heavy": heavy}))
+"""
+
+
+def test_help_imports_neither_torch_nor_sklearn():
+    """``aekit --help`` and every ``aekit COMMAND --help`` answer without the heavy imports."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _HELP], capture_output=True, text=True, check=True, timeout=60
+    )
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["codes"] == dict.fromkeys(
+        ["fit", "encode", "reconstruct", "score", "compare", "report", "demo", "aekit"], 0
+    )
+    assert result["heavy"] == []
 
 
 def test_import_stays_light():
