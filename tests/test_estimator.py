@@ -27,7 +27,7 @@ from .conftest import FAST
 
 def test_check_estimator():
     est = Autoencoder(
-        code_dim=2, hidden=(8,), epochs=3, batch_size=16, random_state=0, device="cpu"
+        code_dim=1, hidden=(8,), epochs=3, batch_size=16, random_state=0, device="cpu"
     )
     results = check_estimator(est, on_fail=None)
     failed = [(r["check_name"], r["exception"]) for r in results if r["status"] == "failed"]
@@ -52,14 +52,22 @@ def test_float32_in_float32_out_float64_in_float64_out(digits):
     assert est.transform(digits[:5].astype(int)).dtype == np.float64
 
 
-def test_score_is_minus_mean_row_sse_in_original_units(rng):
+def test_errors_are_summed_in_the_scaled_space_and_original_units_on_request(rng):
     X = rng.normal(size=(300, 5)) * [1, 10, 100, 0.1, 5] + 50
     est = Autoencoder(code_dim=2, **FAST).fit(X)
     assert est.scaling_ == "standardize" and est.model_config_.output == "identity"
-    errors = row_errors(X, est.reconstruct(X))
-    assert np.allclose(est.reconstruction_error(X), errors)
-    assert np.allclose(est.score_samples(X), -errors)
-    assert est.score(X) == pytest.approx(-errors.mean())
+    scaled = est.scale_rows(X)
+    assert np.allclose(scaled, (X - X.mean(axis=0)) / X.std(axis=0), rtol=1e-4, atol=1e-3)
+    errors = row_errors(scaled, est.scale_rows(est.reconstruct(X)))
+    assert np.allclose(est.reconstruction_error(X), errors, rtol=1e-4)
+    assert np.allclose(est.score_samples(X), -est.reconstruction_error(X))
+    assert est.score(X) == pytest.approx(-est.reconstruction_error(X).mean())
+    raw = row_errors(X, est.reconstruct(X))
+    assert np.allclose(est.reconstruction_error(X, units="original"), raw, rtol=1e-4)
+    # in raw units the 100-wide column dominates; in the scaled space no column does
+    assert raw.mean() > 100 * errors.mean()
+    with pytest.raises(ConfigError, match="units="):
+        est.reconstruction_error(X, units="pixels")
     assert np.allclose(est.inverse_transform(est.transform(X)), est.reconstruct(X), atol=1e-4)
 
 
@@ -69,10 +77,10 @@ def test_scalings_are_inverted(scaling, rng):
     # Without batch norm: with scaling="none" the output must reach raw magnitudes (~1000),
     # which a batch-normalised hidden layer feeding an identity output learns only slowly.
     params = {**FAST, "epochs": 30, "lr": 1e-2, "batch_norm": False}
-    est = Autoencoder(code_dim=4, hidden=(16,), scaling=scaling, **params)
+    est = Autoencoder(code_dim=3, hidden=(16,), scaling=scaling, init="random", **params)
     est.fit(X)
     baseline = row_errors(X, np.broadcast_to(X.mean(0), X.shape)).mean()
-    assert est.reconstruction_error(X).mean() < baseline
+    assert est.reconstruction_error(X, units="original").mean() < baseline
 
 
 def test_pickle_and_clone(digits):

@@ -30,7 +30,10 @@ def test_save_load_gives_identical_codes(fitted, digits, tmp_path):
 def test_model_folder_holds_no_pickle(fitted, tmp_path):
     fitted.save(tmp_path / "m")
     config = json.loads((tmp_path / "m" / CONFIG_NAME).read_text())
-    assert config["format_version"] == 1 and config["model"]["code_dim"] == 4
+    assert (
+        config["format_version"] == aekit.modelfile.FORMAT_VERSION == 2
+        and config["model"]["code_dim"] == 4
+    )
     raw = (tmp_path / "m" / WEIGHTS_NAME).read_bytes()
     assert b"\x80\x04\x95" not in raw[:64]  # not a pickle stream
     header_len = int.from_bytes(raw[:8], "little")

@@ -16,7 +16,7 @@ from .conftest import FAST
 
 
 def small_ae(**kw):
-    return Autoencoder(code_dim=2, hidden=(8,), epochs=3, batch_size=16, random_state=0,
+    return Autoencoder(code_dim=1, hidden=(8,), epochs=3, batch_size=16, random_state=0,
                        device="cpu", **kw)  # fmt: skip
 
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
 import numpy as np
 
+from .config import INITS, SCALINGS, ModelConfig, TrainConfig, is_linear
 from .data.checks import _check_finite_output
 from .errors import ConfigError
-from .training.trainer import batches_per_epoch
+from .training.trainer import batches_per_epoch, derive_seeds
 
-__all__ = ["auto_epochs", "auto_hidden", "resolve_image_shape"]
+__all__ = ["auto_epochs", "auto_hidden", "resolve_configs", "resolve_image_shape"]
 
 
 def auto_hidden(n_features: int, code_dim: int) -> tuple[int, ...]:
@@ -81,7 +83,7 @@ def _resolve_auto(name: str, value: Any, auto: bool) -> bool:
     return value
 
 
-def _scaling_params(stats: dict[str, np.ndarray], scaling: str) -> tuple[np.ndarray, np.ndarray]:
+def scaling_params(stats: dict[str, np.ndarray], scaling: str) -> tuple[np.ndarray, np.ndarray]:
     """(offset, scale) with ``scaled = (X - offset) / scale``; constant features get scale 1."""
     d = len(stats["min"])
     if scaling == "standardize":
@@ -98,3 +100,61 @@ def _scaling_params(stats: dict[str, np.ndarray], scaling: str) -> tuple[np.ndar
         offset, scale = offset.astype(np.float32), scale.astype(np.float32)
     _check_finite_output(np.stack([offset, scale], axis=1), "input scaling", "column")
     return offset, scale
+
+
+def resolve_configs(
+    params: dict[str, Any], stats: dict[str, np.ndarray]
+) -> tuple[ModelConfig, TrainConfig, str]:
+    """The model and training configs and the scaling an estimator's parameters resolve to.
+
+    ``params`` are the estimator's parameters (``get_params()``); ``stats`` the training
+    rows' column statistics (``min``, ``max``, ``n_rows``, ``uint8``). Every ``"auto"`` is
+    decided here, from the data; every other parameter goes into the config field of the
+    same name unchanged, so a config default and an estimator default cannot drift apart.
+    """
+    if params["scaling"] not in SCALINGS:
+        raise ConfigError(f"scaling={params['scaling']!r} is not one of {', '.join(SCALINGS)}")
+    n_features = len(stats["min"])
+    in_unit = bool(stats["min"].min() >= 0 and stats["max"].max() <= 1)
+    scaling = params["scaling"]
+    if scaling == "auto":  # 8-bit data (images) keep their common scale: /255, not z-scores
+        scaling = "none" if in_unit else "global_minmax" if stats["uint8"] else "standardize"
+    image_shape = resolve_image_shape(params["image_shape"], n_features)
+    hidden = params["hidden"]
+    if isinstance(hidden, str):
+        if hidden != "auto":
+            raise ConfigError(f"hidden={hidden!r}: expected 'auto', an int or a tuple of ints")
+        hidden = AUTO_CHANNELS if image_shape else auto_hidden(n_features, params["code_dim"])
+    elif isinstance(hidden, (int, np.integer)):
+        hidden = (int(hidden),)
+    hidden = tuple(hidden)
+    unit_after_scaling = scaling in ("minmax", "global_minmax") or (scaling == "none" and in_unit)
+    output = params["output"]
+    if output == "auto":
+        linear = is_linear(hidden, params["activation"], image_shape)
+        output = "sigmoid" if unit_after_scaling and not linear else "identity"
+    if params["init"] not in INITS:
+        raise ConfigError(f"init={params['init']!r} is not one of {', '.join(INITS)}")
+    deep = bool(hidden) or image_shape is not None
+    resolved = {
+        **params,
+        # PCA's home in a deep model; linear models and dictionaries start in their own layers
+        "linear_path": params["init"] == "pca" and deep and params["sparsity"] is None,
+        "input_dim": n_features,
+        "hidden": hidden,
+        "image_shape": image_shape,
+        "output": output,
+        "batch_norm": _resolve_auto("batch_norm", params["batch_norm"], unit_after_scaling),
+        "loss": ("bce" if output == "sigmoid" else "mse")
+        if params["loss"] == "auto"
+        else params["loss"],
+    }
+    if params["epochs"] == "auto":
+        resolved["epochs"] = auto_epochs(
+            int(stats["n_rows"]), params["batch_size"], params["val_fraction"]
+        )
+    seed = params["random_state"]
+    resolved["random_state"] = None if seed is None else derive_seeds(seed, 2)[1]
+    model = ModelConfig(**{f.name: resolved[f.name] for f in dataclasses.fields(ModelConfig)})
+    train = TrainConfig(**{f.name: resolved[f.name] for f in dataclasses.fields(TrainConfig)})
+    return model, train, scaling

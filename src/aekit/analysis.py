@@ -1,10 +1,10 @@
-"""Measuring codes: PCA baseline, principal angles, error and sparsity metrics, comparisons.
+"""Measuring codes: THE autoencoder-vs-PCA measurement, principal angles, sparsity metrics.
 
-:func:`compare` is the one autoencoder-vs-PCA comparison that the demo, the CLI, the report
-and the benchmarks call.
-
-Every error here is aekit's one unit: the per-row sum of squared errors in the original units,
-averaged over rows when a single number is reported.
+:func:`measure` is the one autoencoder-vs-PCA measurement: the demo, the CLI (``fit``'s
+summary, ``compare``), the report and the benchmarks all call it, directly or through
+:func:`compare`. Its errors are aekit's one unit: squared errors per entry in the fitted
+model's scaled space, summed over a row and averaged over rows; the PCA baseline is fitted on
+the same scaled training rows, so both sides are measured alike.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from sklearn.decomposition import PCA
 
 __all__ = [
     "Comparison",
+    "Measurement",
     "compare",
     "decoder_basis",
+    "measure",
     "normalized_mse",
     "pca_error_curve",
     "pca_reconstruction",
@@ -142,11 +144,72 @@ def sparsity_stats(codes: np.ndarray, threshold: float = 1e-6) -> dict[str, floa
 
 
 @dataclass
+class Measurement:
+    """A fitted autoencoder and PCA, measured on the same held-out rows in the same unit.
+
+    Errors are mean per-row sums of squared errors in the model's scaled space.
+    """
+
+    ae_error: float  # the autoencoder's mean per-row squared error on the test rows
+    pca_components: np.ndarray  # 1 .. k components of the PCA curve
+    pca_errors: np.ndarray  # PCA's error with that many components (fitted on training rows)
+    code_dim: int
+    n_train: int
+    n_test: int
+
+    @property
+    def pca_error(self) -> float | None:
+        """PCA's error with as many components as the code has (None if beyond the curve)."""
+        k = self.code_dim
+        return float(self.pca_errors[k - 1]) if k <= len(self.pca_errors) else None
+
+    @property
+    def ratio(self) -> float | None:
+        """``ae_error / pca_error`` (below 1: the autoencoder wins)."""
+        pca = self.pca_error
+        return None if pca is None else self.ae_error / max(pca, 1e-300)
+
+    @property
+    def components_to_match(self) -> int | None:
+        """The fewest PCA components whose error is at most the autoencoder's (None: more)."""
+        matching = self.pca_components[self.pca_errors <= self.ae_error]
+        return int(matching[0]) if len(matching) else None
+
+
+def measure(
+    estimator: Any, X_train: Any, X_test: Any, *, max_components: int | None = None
+) -> Measurement:
+    """Measure a fitted autoencoder against PCA on held-out rows, in the model's scaled space.
+
+    Parameters
+    ----------
+    estimator : Autoencoder
+        Fitted (on ``X_train``, or on rows that include it).
+    X_train : array-like of shape (n_train, n_features)
+        Rows PCA is fitted on (scaled with the autoencoder's scaling first).
+    X_test : array-like of shape (n_test, n_features)
+        Held-out rows both are measured on.
+    max_components : int, optional
+        Length of PCA's error curve (default: the code size).
+
+    Returns
+    -------
+    Measurement
+    """
+    code_dim = int(estimator.model_config_.code_dim)
+    ae_error = float(estimator.reconstruction_error(X_test).mean())
+    ks, errors = pca_error_curve(
+        estimator.scale_rows(X_train), estimator.scale_rows(X_test), max_components or code_dim
+    )
+    return Measurement(ae_error, ks, errors, code_dim, len(X_train), len(X_test))
+
+
+@dataclass
 class ComparisonRow:
     """One code size of a :func:`compare` run."""
 
     code_dim: int
-    ae_error: float  # mean per-row squared error of the autoencoder on the test rows
+    ae_error: float  # mean per-row squared error (scaled space) of the autoencoder, test rows
     pca_error: float  # the same for PCA with as many components
     ratio: float  # ae_error / pca_error (below 1: the autoencoder wins)
     fit_seconds: float  # wall time of the autoencoder fit
@@ -162,6 +225,8 @@ class Comparison:
     n_test: int
     params: dict[str, Any]
     models: list[Any] = field(default_factory=list, repr=False)  # with keep_models=True
+    # PCA's error curve (components, errors) up to the largest code size, same unit and rows
+    pca_curve: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -181,8 +246,8 @@ class Comparison:
             for r in self.rows
         ]
         lines.append(
-            f"(mean per-row squared error on {self.n_test} held-out rows; "
-            f"trained on {self.n_train})"
+            f"(mean per-row squared error in the model's scaled space on {self.n_test} "
+            f"held-out rows; trained on {self.n_train}; PCA fitted on the same scaled rows)"
         )
         return "\n".join(lines)
 
@@ -213,7 +278,7 @@ def compare(
     keep_models: bool = False,
     **params: Any,
 ) -> Comparison:
-    """Fit an autoencoder and PCA at each code size on ``X_train``; measure on ``X_test``.
+    """Fit an autoencoder and PCA at each code size on ``X_train``; :func:`measure` on ``X_test``.
 
     Parameters
     ----------
@@ -233,18 +298,17 @@ def compare(
     """
     from .estimator import Autoencoder
 
-    rows, models = [], []
+    rows, models, curve = [], [], None
+    code_dims = [int(k) for k in code_dims]
     for k in code_dims:
         tick = time.perf_counter()
         ae = Autoencoder(code_dim=int(k), **params).fit(X_train, callbacks=tuple(callbacks))
         seconds = time.perf_counter() - tick
-        ae_error = float(ae.reconstruction_error(X_test).mean())
-        pca_error = float(row_errors(X_test, pca_reconstruction(X_train, X_test, int(k))).mean())
-        rows.append(
-            ComparisonRow(
-                int(k), ae_error, pca_error, ae_error / max(pca_error, 1e-300), seconds, ae.n_iter_
-            )
-        )
+        found = measure(ae, X_train, X_test, max_components=max(code_dims))
+        curve = curve or (found.pca_components, found.pca_errors)  # the scaling is the data's
+        pca_error = found.pca_error if found.pca_error is not None else float("nan")
+        ratio = found.ratio if found.ratio is not None else float("nan")
+        rows.append(ComparisonRow(int(k), found.ae_error, pca_error, ratio, seconds, ae.n_iter_))
         if keep_models:
             models.append(ae)
-    return Comparison(rows, len(X_train), len(X_test), dict(params), models)
+    return Comparison(rows, len(X_train), len(X_test), dict(params), models, curve)

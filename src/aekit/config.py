@@ -20,6 +20,7 @@ from .errors import ConfigError
 
 __all__ = [
     "ACTIVATIONS",
+    "INITS",
     "LOSSES",
     "NOISES",
     "SCALINGS",
@@ -44,6 +45,7 @@ OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "cosine", "plateau")
 PRECISIONS = ("fp32", "bf16")
 SCALINGS = ("auto", "standardize", "minmax", "global_minmax", "none")
+INITS = ("pca", "random")
 
 _C = TypeVar("_C", bound="_Config")
 
@@ -243,6 +245,12 @@ class ModelConfig(_Config):
         "(channels, height, width) of image rows, flattened channel-first: the encoder "
         "becomes stride-2 3×3 convolutions and the decoder the mirrored transposed ones.",
     )
+    linear_path: bool = option(
+        False,
+        "A linear encoder (input → code) and a linear decoder (code → output) added to the "
+        "nonlinear ones: what a PCA start (init='pca') puts PCA's solution in, while the "
+        "nonlinear branches start at zero and learn what PCA misses.",
+    )
 
     def __post_init__(self) -> None:
         _positive_int("input_dim", self.input_dim)
@@ -276,6 +284,10 @@ class ModelConfig(_Config):
         _choice("noise", self.noise, (None, *NOISES))
         high = math.inf if self.noise == "gaussian" else 1.0
         _finite("noise_level", self.noise_level, 0.0, high, open_high=self.noise == "gaussian")
+        _check(
+            isinstance(self.linear_path, bool),
+            f"linear_path must be a bool, got {self.linear_path!r}",
+        )
         if self.image_shape is not None:
             shape = self.image_shape
             _check(
@@ -486,6 +498,20 @@ class EstimatorOptions:
         "auto",
         "Maximum epochs; early stopping usually ends sooner. 'auto': 100, or on small data "
         "enough epochs for 2,000 optimiser steps.",
+    )
+    init: str = option(
+        "pca",
+        "Where training starts. 'pca': at PCA's solution, computed from all the training rows "
+        "in the scaled space: with an identity output the first model reconstructs exactly as "
+        "PCA with code_dim components does (a linear path beside the nonlinear layers, whose "
+        "last layers start at zero), early stopping counts that start as epoch 0, so training "
+        "is kept only where it beats PCA on the validation rows. With a sigmoid output the "
+        "decoder starts at PCA's first-order equivalent in logits; an L1 dictionary starts at "
+        "± principal directions (exactly PCA with code_dim // 2 components); top-k and KL codes "
+        "keep the random start (see the user guide). 'random': PyTorch's default "
+        "initialisation (aekit 0.1's only start; use it to watch a linear autoencoder find "
+        "PCA's subspace).",
+        choices=INITS,
     )
     transform_batch_size: int = option(
         4096, "Rows per chunk in transform and friends, so memory stays flat."

@@ -1,168 +1,72 @@
-"""``Autoencoder``: the scikit-learn transformer, a thin adapter over config, model and trainer."""
+"""``Autoencoder``: the scikit-learn transformer, a thin adapter over config, model and trainer.
+
+``fit`` resolves the ``"auto"`` parameters from the data (:mod:`aekit._resolve`), builds the
+network from the resulting :class:`~aekit.ModelConfig` and trains it with a
+:class:`~aekit.Trainer` on the :class:`~aekit.TrainConfig`; inference runs in chunks
+(:mod:`aekit._inference`), saving and loading go through :mod:`aekit.modelfile`.
+
+**The error unit.** Every reconstruction error aekit reports is the squared error per entry
+in the model's *scaled* space (the space the network trains in: standardized columns for a
+table, pixels in [0, 1] for 8-bit images), summed over a row. Each feature then weighs by its
+spread rather than its units, and the PCA baselines aekit compares with are fitted on the
+same scaled rows. ``reconstruction_error(X, units="original")`` gives the sum in the original
+units instead.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import check_array, validate_data
 
-from ._resolve import (
-    AUTO_CHANNELS,
-    _resolve_auto,
-    _scaling_params,
-    auto_epochs,
-    auto_hidden,
-    resolve_image_shape,
-)
-from .config import SCALINGS, ModelConfig, TrainConfig
+from ._inference import run_in_chunks
+from ._pca_start import principal_directions
+from ._resolve import resolve_configs, scaling_params
+from .config import ModelConfig, TrainConfig, estimator_defaults, fill_parameters
 from .data.checks import (
     _FLOATS,
     _aekit_errors,
     _as_codes,
-    _check_finite_chunk,
     _check_finite_output,
     _check_float32_range,
 )
 from .data.formats import read_array
 from .data.sources import RowSource, as_tensor
 from .data.stream import BlockRows, open_rows, stream_stats
-from .errors import ConfigError, DataError, DataTypeError, NotFittedError
+from .errors import AekitWarning, ConfigError, DataError, DataTypeError, NotFittedError
 from .model import Hourglass
-from .modelfile import write_model
+from .modelfile import save as save_model
 from .training import Callback, History, Trainer
 from .training.trainer import derive_seeds
 
-__all__ = ["Autoencoder"]
+__all__ = ["ERROR_UNITS", "Autoencoder"]
 
-_ROW_BLOCK = 16  # inference pads batches to whole blocks of rows (see _pad_rows)
+ERROR_UNITS = ("scaled", "original")  # reconstruction_error(units=...): scaled is THE unit
 logger = logging.getLogger("aekit")
-
-# Constructor arguments that go into ModelConfig / TrainConfig under the same name.
-_MODEL_KEYS = (
-    "code_dim", "activation", "dropout", "batch_norm", "sparsity", "sparsity_weight",
-    "sparsity_target", "sparsity_k", "noise", "noise_level",
-)  # fmt: skip
-_TRAIN_KEYS = (
-    "epochs", "batch_size", "lr", "optimizer", "weight_decay", "lr_schedule",
-    "val_fraction", "patience", "min_delta", "max_time", "device", "precision",
-    "compile", "checkpoint_dir", "checkpoint_every", "checkpoint_every_steps",
-    "divergence_retries", "verbose",
-)  # fmt: skip
 
 
 class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Autoencoder as a scikit-learn transformer: a nonlinear PCA.
 
     ``transform`` maps rows to codes, ``inverse_transform`` maps codes back to rows,
-    ``score_samples`` gives minus each row's reconstruction error (higher = more normal).
-    Sparse, denoising and linear autoencoders are settings of this one class.
+    ``score_samples`` gives minus each row's reconstruction error (higher = more normal),
+    measured in the model's scaled space (see the module docstring). Sparse, denoising and
+    linear autoencoders are settings of this one class.
+
+    The parameters and their defaults are those of :func:`aekit.config.estimator_defaults`:
+    the fields of :class:`~aekit.ModelConfig` and :class:`~aekit.TrainConfig`, with the
+    data-dependent ``"auto"`` defaults of :class:`aekit.config.EstimatorOptions`.
 
     Parameters
     ----------
-    code_dim : int, default=2
-        Size of the code (the bottleneck), like ``PCA(n_components=...)``.
-    hidden : "auto", tuple of int, or int, default="auto"
-        Encoder hidden widths, outermost first; the decoder mirrors them. ``"auto"`` picks two
-        layers from the feature count (see :func:`auto_hidden`); ``()`` means no hidden layer.
-        ``hidden=()`` with ``activation="identity"`` is the linear autoencoder, which finds
-        PCA's subspace. With ``image_shape`` these are convolution channels (auto: 32, 64).
-    image_shape : tuple of int, "auto" or None, default=None
-        Treat rows as images, ``(channels, height, width)`` flattened channel-first (or
-        ``(height, width)``): the encoder becomes stride-2 convolutions and the decoder
-        transposed convolutions. ``"auto"``: one square channel (784 features → 28×28).
-    activation : str, default="relu"
-        Hidden non-linearity: relu, leaky_relu, elu, gelu, silu, tanh, sigmoid or identity.
-    output : {"auto", "identity", "sigmoid"}, default="auto"
-        Output activation. ``"auto"``: sigmoid when the scaled training data lies in [0, 1]
-        (and the model is not linear), identity otherwise.
-    dropout : float, default=0.0
-        Dropout after each hidden layer while training.
-    batch_norm : bool or "auto", default="auto"
-        Batch normalisation after each hidden layer. ``"auto"``: on when the scaled training
-        data lies in [0, 1] (images: it roughly halves the epochs needed on MNIST, see
-        ``benchmarks/quality.py``), off otherwise: on standardized tables it widens the gap
-        between training and held-out error (diabetes and wine: up to 1.12× PCA's held-out
-        error with it, at most 1.05× without, with ``epochs="auto"``; see
-        ``benchmarks/tabular.py``).
-    sparsity : {"l1", "kl", "topk"} or None, default=None
-        Sparse code: L1 penalty (non-negative codes, unit-norm decoder columns), KL divergence
-        to a target activation rate (sigmoid codes), or top-k (k active units per row). A
-        top-k dictionary (``hidden=()``) encodes rows relative to its origin, the decoder's
-        output for an empty code, which starts at the training mean (Gao et al. 2024's
-        pre-encoder bias); that keeps units from never reaching the top k.
-    sparsity_weight : float, default=1e-3
-        λ of the L1 penalty, β of the KL penalty, or for a top-k dictionary the weight of the
-        AuxK loss that revives dead units (Gao et al. use 1/32; 0 turns it off).
-    sparsity_target : float, default=0.05
-        Target mean activation ρ for ``sparsity="kl"``.
-    sparsity_k : int or None, default=None
-        Active units per row for ``sparsity="topk"``.
-    noise : {"gaussian", "masking", "salt_and_pepper"} or None, default=None
-        Corrupt the (scaled) training input and reconstruct the clean one: a denoising
-        autoencoder.
-    noise_level : float, default=0.3
-        σ for gaussian noise; the corrupted fraction for masking and salt-and-pepper.
-    scaling : {"auto", "standardize", "minmax", "global_minmax", "none"}, default="auto"
-        Input scaling learned in ``fit`` and inverted on the way back; ``global_minmax`` maps
-        the data's overall range to [0, 1] with one offset and scale for all features (the
-        right thing for images). ``"auto"``: global_minmax for uint8 data, none when
-        the data already lies in [0, 1], standardize otherwise.
-    loss : {"auto", "mse", "bce"}, default="auto"
-        Reconstruction loss while training (``bce`` needs a sigmoid output). ``"auto"``:
-        ``bce`` with a sigmoid output (data in [0, 1]), ``mse`` otherwise. Errors are always
-        reported as squared error.
-    epochs : int or "auto", default="auto"
-        Maximum epochs; early stopping usually ends sooner. ``"auto"``: 100, or on small data
-        enough epochs for 2,000 optimiser steps (see :func:`auto_epochs`).
-    batch_size : int, default=64
-        Rows per optimiser step.
-    lr : float, default=3e-3
-        Peak learning rate.
-    optimizer : {"adam", "adamw"}, default="adam"
-        Optimiser.
-    weight_decay : float, default=1e-5
-        L2 weight decay (adam) or decoupled weight decay (adamw); the small default curbs
-        overfitting (MNIST benchmark: 0.36 instead of 0.40 × PCA's error at code size 30).
-        Not applied to a top-k code's own layers, where it silences units (Adam scales the
-        decay of a unit that gets no other gradient up to a step of about ``lr``).
-    lr_schedule : {"constant", "cosine", "plateau"}, default="cosine"
-        Learning-rate schedule (cosine decays to 0 over ``epochs``).
-    val_fraction : float, default=0.1
-        Rows held out for early stopping (skipped when too few rows).
-    patience : int or None, default=10
-        Epochs without validation improvement before stopping; the best weights are kept.
-    min_delta : float, default=0.0
-        Relative improvement that counts as progress.
-    max_time : float or None, default=None
-        Training budget in seconds.
-    device : str, default="auto"
-        ``auto`` (CUDA, MPS, CPU) or a torch device string.
-    precision : {"fp32", "bf16"}, default="fp32"
-        ``bf16`` trains under bfloat16 autocast.
-    compile : bool, default=False
-        Train through ``torch.compile``: opt-in, as it needs a C++ compiler and a warm-up of
-        tens of seconds (worth it on long runs and GPUs). The fitted model is the same kind.
-    checkpoint_dir : str or None, default=None
-        Folder for resumable checkpoints.
-    checkpoint_every : int, default=1
-        Epochs between checkpoints.
-    checkpoint_every_steps : int or None, default=None
-        Also checkpoint every this many optimiser steps (resume mid-epoch).
-    divergence_retries : int, default=0
-        If the loss becomes NaN or infinite, restart the epoch with a 10× lower learning
-        rate, up to this many times, before raising ``TrainingDivergedError``.
-    transform_batch_size : int, default=4096
-        Rows per chunk in ``transform`` and friends, so memory stays flat.
-    random_state : int or None, default=None
-        Seed; a fixed seed makes CPU runs repeat exactly.
-    verbose : int, default=0
-        1 logs one line per epoch (``logging``, logger ``"aekit"``).
+    {parameters}
 
     Attributes
     ----------
@@ -227,7 +131,10 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         checkpoint_dir: str | None = None,
         checkpoint_every: int = 1,
         checkpoint_every_steps: int | None = None,
+        keep_checkpoints: int = 3,
         divergence_retries: int = 0,
+        divergence_lr_factor: float = 0.1,
+        init: str = "pca",
         transform_batch_size: int = 4096,
         random_state: int | None = None,
         verbose: int = 0,
@@ -263,7 +170,10 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
         self.checkpoint_every_steps = checkpoint_every_steps
+        self.keep_checkpoints = keep_checkpoints
         self.divergence_retries = divergence_retries
+        self.divergence_lr_factor = divergence_lr_factor
+        self.init = init
         self.transform_batch_size = transform_batch_size
         self.random_state = random_state
         self.verbose = verbose
@@ -309,54 +219,6 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         return X
 
     # -- fit ------------------------------------------------------------------------------
-    def _resolve_configs(
-        self, stats: dict[str, np.ndarray]
-    ) -> tuple[ModelConfig, TrainConfig, str]:
-        if self.scaling not in SCALINGS:
-            raise ConfigError(f"scaling={self.scaling!r} is not one of {', '.join(SCALINGS)}")
-        n_features = len(stats["min"])
-        in_unit = bool(stats["min"].min() >= 0 and stats["max"].max() <= 1)
-        scaling = self.scaling
-        if scaling == "auto":  # 8-bit data (images) keep their common scale: /255, not z-scores
-            scaling = "none" if in_unit else "global_minmax" if stats["uint8"] else "standardize"
-        image_shape = resolve_image_shape(self.image_shape, n_features)
-        hidden = self.hidden
-        if isinstance(hidden, str):
-            if hidden != "auto":
-                raise ConfigError(f"hidden={hidden!r}: expected 'auto', an int or a tuple of ints")
-            hidden = AUTO_CHANNELS if image_shape else auto_hidden(n_features, self.code_dim)
-        elif isinstance(hidden, (int, np.integer)):
-            hidden = (int(hidden),)
-        linear = not hidden and self.activation == "identity" and image_shape is None
-        unit_after_scaling = scaling in ("minmax", "global_minmax") or (
-            scaling == "none" and in_unit
-        )
-        output = self.output
-        if output == "auto":
-            output = "sigmoid" if unit_after_scaling and not linear else "identity"
-        model_kwargs = {key: getattr(self, key) for key in _MODEL_KEYS}
-        model_kwargs["batch_norm"] = _resolve_auto(
-            "batch_norm", self.batch_norm, unit_after_scaling
-        )
-        model = ModelConfig(
-            input_dim=n_features,
-            hidden=tuple(hidden),
-            output=output,
-            image_shape=image_shape,
-            **model_kwargs,
-        )
-        train_kwargs = {key: getattr(self, key) for key in _TRAIN_KEYS}
-        if self.epochs == "auto":
-            train_kwargs["epochs"] = auto_epochs(
-                int(stats["n_rows"]), self.batch_size, self.val_fraction
-            )
-        loss = self.loss
-        if loss == "auto":
-            loss = "bce" if output == "sigmoid" else "mse"
-        seed = derive_seeds(self.random_state, 2)[1] if self.random_state is not None else None
-        train = TrainConfig(random_state=seed, loss=loss, **train_kwargs)
-        return model, train, scaling
-
     def fit(
         self,
         X: Any,
@@ -390,7 +252,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self : Autoencoder
         """
         rows, stats = self._rows_and_stats(X, reset=True)
-        trainer, scaling = self._build(stats, callbacks)
+        trainer, scaling = self._build(rows, stats, callbacks)
         try:
             history = trainer.fit(rows, resume=resume)
         finally:
@@ -425,7 +287,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         rows, stats = self._rows_and_stats(X, reset=first)
         trainer = getattr(self, "_trainer_", None)
         if first:
-            trainer, scaling = self._build(stats, ())
+            trainer, scaling = self._build(rows, stats, ())
             module = trainer.module
             self._set_fitted(module, module.config, trainer.config, scaling, trainer.history)
         elif trainer is None:  # after fit() or unpickling: a fresh optimiser on these weights
@@ -473,17 +335,20 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         return X, stats
 
     def _build(
-        self, stats: dict[str, np.ndarray], callbacks: tuple[Callback, ...]
+        self,
+        rows: torch.Tensor | RowSource,
+        stats: dict[str, np.ndarray],
+        callbacks: tuple[Callback, ...],
     ) -> tuple[Trainer, str]:
         """A fresh model (scaling set from ``stats``) and its trainer; and the scaling used."""
-        model_config, train_config, scaling = self._resolve_configs(stats)
+        model_config, train_config, scaling = resolve_configs(self.get_params(), stats)
         if self.verbose and not logger.handlers:
             logger.addHandler(logging.StreamHandler())
             logger.setLevel(logging.INFO)
         init_seed = derive_seeds(self.random_state, 2)[0]
         generator = torch.Generator().manual_seed(init_seed)
         module = Hourglass(model_config, generator)
-        offset, scale = _scaling_params(stats, scaling)
+        offset, scale = scaling_params(stats, scaling)
         module.offset.copy_(torch.from_numpy(offset))
         module.scale.copy_(torch.from_numpy(scale))
         mean = torch.from_numpy(np.asarray(stats["mean"], dtype=np.float32))
@@ -491,6 +356,12 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         # Scaling is monotone per column: if the extremes stay finite in float32, all do.
         extremes = torch.from_numpy(np.stack([stats["min"], stats["max"]]).astype(np.float32))
         _check_finite_output(module.scale_input(extremes).numpy().T, "input scaling", "column")
+        if self.init == "pca" and module.pca_start is not None:
+            mean, components = principal_directions(
+                rows, module.scale_input, model_config.code_dim, seed=init_seed
+            )
+            module.start_from_pca_(mean, components)
+        _warn_if_identity_can_be_learned(model_config)
         return Trainer(module, train_config, callbacks), scaling
 
     def _set_fitted(
@@ -512,28 +383,9 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     def _run(
         self, X: np.ndarray, fn: Any, out_dtype: np.dtype, *, check_input: bool = False
     ) -> np.ndarray:
-        """Apply ``fn`` (scaled tensor → tensor) to ``X`` in chunks; return ``out_dtype``.
-
-        ``check_input`` refuses NaN, infinity and values beyond float32's range, chunk by chunk
-        (for rows validated with ``finite=False``).
-        """
-        module = self.module_
-        device = module.offset.device
-        was_training = module.training
-        module.eval()
-        chunks = []
-        with torch.inference_mode():  # one (empty) chunk for no rows: the width is still right
-            for start in range(0, max(X.shape[0], 1), self.transform_batch_size):
-                part = X[start : start + self.transform_batch_size]
-                with np.errstate(over="ignore"):  # beyond float32 becomes inf: refused below
-                    batch = as_tensor(part).to(device)
-                if check_input:  # on the device: a GPU checks its copy faster than the CPU
-                    _check_finite_chunk(batch, part, start)
-                chunks.append(fn(_pad_rows(batch))[: len(part)].to("cpu", torch.float32).numpy())
-        module.train(was_training)
-        out = np.concatenate(chunks)
-        _check_finite_output(out, "the network")
-        return out.astype(out_dtype, copy=False)
+        return run_in_chunks(
+            self.module_, X, fn, out_dtype, self.transform_batch_size, check_input=check_input
+        )
 
     def transform(self, X: Any) -> np.ndarray:
         """Encode rows into codes.
@@ -591,24 +443,70 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
 
         return self._run(X, recon, X.dtype, check_input=True)
 
-    def reconstruction_error(self, X: Any) -> np.ndarray:
-        """Per-row sum of squared errors in the original units (aekit's one error unit).
+    def scale_rows(self, X: Any) -> np.ndarray:
+        """Rows in the model's scaled space, where it trains and errors are measured.
+
+        Returns
+        -------
+        X_scaled : ndarray of shape (n_samples, n_features_in_), float64
+            ``(X - offset) / scale`` with the scaling learned in ``fit`` (``scaling_``).
+        """
+        self._check_fitted()
+        X = self._validate(X, reset=False, finite=False)
+        module = self.module_
+        return self._run(X, module.scale_input, np.dtype(np.float64), check_input=True)
+
+    def unscale_rows(self, X_scaled: Any) -> np.ndarray:
+        """Rows of the scaled space back in the original units: the inverse of :meth:`scale_rows`.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features_in_), float64
+        """
+        self._check_fitted()
+        with _aekit_errors():  # scaled rows carry no feature names: check them as an array
+            rows = check_array(X_scaled, dtype=_FLOATS, ensure_min_samples=0)
+        if rows.shape[1] != self.n_features_in_:
+            raise DataError(f"X_scaled has {rows.shape[1]} columns, expected {self.n_features_in_}")
+        return self._run(rows, self.module_.unscale_output, np.dtype(np.float64), check_input=True)
+
+    def reconstruction_error(self, X: Any, *, units: str = "scaled") -> np.ndarray:
+        """Each row's sum of squared reconstruction errors: aekit's one error unit.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        units : {"scaled", "original"}, default="scaled"
+            ``"scaled"``: squared errors per entry in the model's scaled space (see
+            :meth:`scale_rows`), summed over the row: each feature weighs by its spread, not
+            its units, and a PCA fitted on the same scaled rows is measured alike.
+            ``"original"``: the same sum in the data's own units.
 
         Returns
         -------
         errors : ndarray of shape (n_samples,)
+            Same float dtype as ``X`` (float64 for other dtypes).
         """
         self._check_fitted()
+        if units not in ERROR_UNITS:
+            raise ConfigError(f"units={units!r} is not one of {', '.join(ERROR_UNITS)}")
         X = self._validate(X, reset=False, finite=False)
-        recon = self._reconstruct_rows(X)  # validated once, checked chunk by chunk there
-        errors = np.square(np.asarray(X, dtype=np.float64) - recon, dtype=np.float64).sum(axis=1)
-        with np.errstate(over="ignore"):
-            errors = errors.astype(recon.dtype, copy=False)
+        module = self.module_
+        original = units == "original"
+
+        def squared_error(rows: torch.Tensor) -> torch.Tensor:
+            scaled = module.scale_input(rows)
+            recon = module(scaled).recon
+            if original:
+                scaled, recon = rows, module.unscale_output(recon)
+            return (recon.double() - scaled.double()).square().sum(dim=1)
+
+        errors = self._run(X, squared_error, X.dtype, check_input=True)
         _check_finite_output(errors, "its float32 error (pass float64 rows)")
         return errors
 
     def score_samples(self, X: Any) -> np.ndarray:
-        """Minus each row's reconstruction error: higher means more normal.
+        """Minus each row's reconstruction error (scaled space): higher means more normal.
 
         Returns
         -------
@@ -617,7 +515,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         return -self.reconstruction_error(X)
 
     def score(self, X: Any, y: None = None) -> float:
-        """Minus the mean reconstruction error (per-row sum of squares), as in scikit-learn.
+        """Minus the mean reconstruction error (scaled space), as scikit-learn scores go.
 
         Returns
         -------
@@ -635,16 +533,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             The folder.
         """
         self._check_fitted()
-        names = getattr(self, "feature_names_in_", None)
-        meta = {
-            "train": self.train_config_.to_dict(),
-            "estimator": self.get_params(),
-            "scaling": self.scaling_,
-            "n_features_in": int(self.n_features_in_),
-            "feature_names": None if names is None else [str(n) for n in names],
-            "history": self.history_.to_dict(),
-        }
-        return write_model(folder, self.module_, meta)
+        return save_model(self, folder)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -663,21 +552,23 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             self.module_ = module.eval()
 
 
+def _warn_if_identity_can_be_learned(config: ModelConfig) -> None:
+    """Warn when a code as wide as the input can copy it, with nothing to stop it."""
+    if config.code_dim >= config.input_dim and config.sparsity is None and config.noise is None:
+        warnings.warn(
+            f"code_dim={config.code_dim} >= {config.input_dim} features without sparsity or "
+            "noise: the autoencoder can learn the identity and its code explains nothing; "
+            "use a smaller code_dim, or sparsity='topk'/'l1' or noise='masking' to make a "
+            "wide code useful",
+            AekitWarning,
+            stacklevel=4,
+        )
+
+
 def _close_opened(X: Any, rows: Any) -> None:
     """Close a file that ``fit`` opened from a path (not one the caller handed over)."""
     if isinstance(X, (str, os.PathLike)) and isinstance(rows, BlockRows):
         rows.close()
 
 
-def _pad_rows(batch: torch.Tensor, block: int = _ROW_BLOCK) -> torch.Tensor:
-    """Pad to a whole number of ``block`` rows (at least one block).
-
-    Matrix-multiply kernels pick their code path by the row count, and a path for a few rows
-    rounds differently; with padded blocks a row's result never depends on how many rows
-    came with it, so ``transform`` of a subset equals the subset of ``transform``.
-    """
-    n = batch.shape[0]
-    padded = max(block, -(-n // block) * block)
-    if padded == n:
-        return batch
-    return torch.cat([batch, batch.new_zeros((padded - n, *batch.shape[1:]))])
+Autoencoder.__doc__ = fill_parameters(Autoencoder.__doc__, estimator_defaults())

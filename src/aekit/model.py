@@ -166,6 +166,9 @@ class Hourglass(nn.Module):
                 decoder = [*_stack(back, config), nn.Linear(back[-1], config.input_dim)]
             self.encoder = nn.Sequential(*encoder)
             self.decoder = nn.Sequential(*decoder)
+            if config.linear_path:  # PCA's home in a deep model: input → code → output
+                self.linear_encoder = nn.Linear(config.input_dim, config.code_dim)
+                self.linear_decoder = nn.Linear(config.code_dim, config.input_dim)
         self.register_buffer("offset", torch.zeros(config.input_dim))
         self.register_buffer("scale", torch.ones(config.input_dim))
         if config.sparsity == "topk":  # training rows since each code unit last fired
@@ -233,6 +236,74 @@ class Hourglass(nn.Module):
             mean = torch.logit(mean.clamp(1e-3, 1 - 1e-3))
         bias.copy_(mean)
 
+    @property
+    def pca_start(self) -> str | None:
+        """How :meth:`start_from_pca_` starts this model, or None where it keeps the random start.
+
+        ``"exact"``: PCA's reconstruction (identity output); ``"logit"``: its first-order
+        equivalent through a sigmoid output; ``"signed_pairs"``: an L1 dictionary whose units
+        come in ± pairs of principal directions. Top-k and KL codes (and L1 codes with hidden
+        layers) have no PCA equivalent worth starting from: a top-k code of ± principal
+        directions would leave every unit beyond the first few below the top k (dead from the
+        first step), and sigmoid codes cannot be signed coordinates.
+        """
+        config = self.config
+        linear_core = self.config.linear_path or (not config.hidden and config.image_shape is None)
+        if not linear_core or config.sparsity in ("topk", "kl"):
+            return None
+        if config.sparsity == "l1":
+            return "signed_pairs" if not config.linear_path else None
+        return "logit" if config.output == "sigmoid" else "exact"
+
+    @torch.no_grad()
+    def start_from_pca_(self, mean: torch.Tensor, components: torch.Tensor) -> bool:
+        """Start at PCA's solution: codes are principal coordinates, outputs PCA's reconstruction.
+
+        Parameters
+        ----------
+        mean : Tensor of shape (input_dim,)
+            Mean of the scaled training rows.
+        components : Tensor of shape (n_components, input_dim)
+            Orthonormal principal directions of the scaled rows, largest variance first.
+
+        Returns
+        -------
+        bool
+            False where the model keeps its random start (see :attr:`pca_start`).
+
+        Notes
+        -----
+        The linear encoder maps a row to ``V (x - mean)`` and the linear decoder a code back to
+        ``Vᵀ h + mean`` (``V``: the first ``code_dim`` components; units beyond the number of
+        components start at zero). In a deep model these are the linear path, and the
+        nonlinear branches' last layers start at zero, so the whole model equals PCA until
+        training moves it. With a sigmoid output the decoder's logits start at the first-order
+        expansion of ``logit(PCA reconstruction)`` around the mean (clipped to [0.01, 0.99]).
+        """
+        how = self.pca_start
+        if how is None:
+            return False
+        units = _pca_units(components.to(self.offset), self.config.code_dim, how == "signed_pairs")
+        n = len(units)  # signed pairs: units beyond the pairs keep their random start
+        mean = mean.to(self.offset)
+        encoder = self.linear_encoder if self.config.linear_path else self.encoder[-1]
+        decoder = self.linear_decoder if self.config.linear_path else self.decoder[-1]
+        encoder.weight[:n] = units
+        encoder.bias[:n] = -(units @ mean)
+        if how == "logit":
+            centre = mean.clamp(0.01, 0.99)
+            decoder.weight[:, :n] = units.T / (centre * (1 - centre))[:, None]
+            decoder.bias.copy_(torch.logit(centre))
+        else:
+            decoder.weight[:, :n] = units.T
+            decoder.bias.copy_(mean)
+        if self.config.linear_path:  # the nonlinear branches add nothing at the start
+            for branch in (self.encoder, self.decoder):
+                last = [m for m in branch if isinstance(m, (nn.Linear, nn.ConvTranspose2d))][-1]
+                last.weight.zero_()
+                last.bias.zero_()
+        return True
+
     def set_generator(self, generator: torch.Generator | None) -> None:
         """Route every dropout layer's randomness through ``generator``."""
         for layer in self.modules():
@@ -287,9 +358,11 @@ class Hourglass(nn.Module):
         """Scaled rows → codes before the code activation."""
         if self.centred:
             x = x - self.origin()
+        rows = x
         if self.config.image_shape is not None:
             x = x.reshape(-1, *self.config.image_shape)
-        return self.encoder(x)
+        pre = self.encoder(x)
+        return pre + self.linear_encoder(rows) if self.config.linear_path else pre
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Scaled rows → codes."""
@@ -297,7 +370,8 @@ class Hourglass(nn.Module):
 
     def decode_logits(self, code: torch.Tensor) -> torch.Tensor:
         """Codes → reconstruction before the output activation."""
-        return self.decoder(code)
+        logits = self.decoder(code)
+        return logits + self.linear_decoder(code) if self.config.linear_path else logits
 
     def output_activation(self, logits: torch.Tensor) -> torch.Tensor:
         """Apply the output activation (identity or sigmoid)."""
@@ -313,3 +387,23 @@ class Hourglass(nn.Module):
         code = self.code_activation(pre)
         logits = self.decode_logits(code)
         return Output(self.output_activation(logits), code, logits, pre)
+
+
+def _pca_units(components: torch.Tensor, code_dim: int, signed_pairs: bool) -> torch.Tensor:
+    """The first code units' directions, one row each, principal directions in order.
+
+    All ``code_dim`` units, those beyond the number of components as zero rows (so the start
+    reconstructs exactly as PCA does); or with ``signed_pairs`` the ``2 · min(code_dim // 2,
+    n_components)`` units ``+v_0, -v_0, +v_1, -v_1, ...`` (non-negative codes represent a
+    signed coordinate as the difference of a pair), the rest left to the caller.
+    """
+    if signed_pairs:
+        pairs = min(code_dim // 2, len(components))
+        units = components.new_empty((2 * pairs, components.shape[1]))
+        units[0::2] = components[:pairs]
+        units[1::2] = -components[:pairs]
+        return units
+    units = components.new_zeros((code_dim, components.shape[1]))
+    n = min(code_dim, len(components))
+    units[:n] = components[:n]
+    return units

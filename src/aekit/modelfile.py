@@ -32,17 +32,24 @@ if TYPE_CHECKING:
 __all__ = [
     "CONFIG_NAME",
     "FORMAT_VERSION",
+    "LEGACY_PARAMETERS",
     "WEIGHTS_NAME",
     "build_module",
     "check_fields",
     "check_tensors",
     "load",
     "read_model",
+    "save",
     "write_model",
 ]
 
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: errors in the scaled space; estimator parameters may be absent (below)
+
+# Estimator parameters added after format 1, with the value that gives an older folder the
+# behaviour it was saved with: ``{name: (format_version that added it, the old behaviour)}``.
+# A parameter whose estimator default is already the old behaviour needs no entry.
+LEGACY_PARAMETERS: dict[str, tuple[int, Any]] = {"init": (2, "random")}
 
 
 CONFIG_NAME = "config.json"
@@ -251,6 +258,26 @@ def _parse_safetensors(raw: bytes, source: Path) -> dict[str, torch.Tensor]:
         raise ModelFileError(f"{source} is not a valid safetensors file ({exc})") from exc
 
 
+def save(estimator: Autoencoder, folder: str | os.PathLike[str]) -> Path:
+    """Write a fitted estimator as a model folder (the keys of ``_SAVED_FIELDS``).
+
+    Returns
+    -------
+    Path
+        The folder.
+    """
+    names = getattr(estimator, "feature_names_in_", None)
+    meta = {
+        "train": estimator.train_config_.to_dict(),
+        "estimator": estimator.get_params(),
+        "scaling": estimator.scaling_,
+        "n_features_in": int(estimator.n_features_in_),
+        "feature_names": None if names is None else [str(n) for n in names],
+        "history": estimator.history_.to_dict(),
+    }
+    return write_model(folder, estimator.module_, meta)
+
+
 def load(folder: str | os.PathLike[str]) -> Autoencoder:
     """Load a model folder written by :meth:`Autoencoder.save`; nothing in it is executed.
 
@@ -266,6 +293,9 @@ def load(folder: str | os.PathLike[str]) -> Autoencoder:
     source = Path(folder) / "config.json"
     check_fields(config, _SAVED_FIELDS, source)
     params = dict(config["estimator"])
+    for name, (since, old_value) in LEGACY_PARAMETERS.items():
+        if config["format_version"] < since:
+            params.setdefault(name, old_value)
     unknown = sorted(set(params) - set(Autoencoder().get_params()))
     if unknown:
         raise ModelFileError(f"{source}: unknown estimator parameter(s) {', '.join(unknown)}")

@@ -29,7 +29,9 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
 
     An autoencoder learns to reconstruct the training rows; rows it reconstructs much worse
     are flagged. The score is aekit's one error unit: a row's sum of squared errors in the
-    original units (``score_samples`` is minus it).
+    model's scaled space (``score_samples`` is minus it), so every feature weighs by its
+    spread rather than its units (in aekit 0.1 it was summed in the original units, where one
+    wide column could make up nearly all of it).
 
     Parameters
     ----------
@@ -122,7 +124,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         return self
 
     def reconstruction_error(self, X: Any) -> np.ndarray:
-        """Per-row sum of squared errors in the original units.
+        """Per-row sum of squared errors in the model's scaled space.
 
         Returns
         -------

@@ -20,13 +20,13 @@ import numpy as np
 
 from . import plots
 from ._atomic import atomic_write
+from ._resolve import resolve_image_shape
 from ._version import __version__
-from .analysis import pca_error_curve, pca_reconstruction, row_errors, sparsity_stats
-from .errors import DataError
+from .analysis import measure, pca_reconstruction, sparsity_stats
+from .errors import ConfigError, DataError
 
-__all__ = ["IMAGE_SHAPES", "Report", "Section", "build_report", "infer_image_shape"]
+__all__ = ["Report", "Section", "build_report", "infer_image_shape"]
 
-IMAGE_SHAPES = {784: (28, 28), 64: (8, 8)}  # feature counts drawn as images by default
 _MAX_POINTS = 5000  # rows in the code map
 _N_EXAMPLES = 10  # rows shown as originals vs reconstructions
 _PCA_CURVE = 32  # PCA components drawn at least (more when the code is wider)
@@ -92,15 +92,23 @@ class Report:
 
 
 def infer_image_shape(
-    n_features: int, image_shape: tuple[int, int] | str | None = "auto"
+    n_features: int, image_shape: tuple[int, int] | str | None = "auto", *, pixels: bool = True
 ) -> tuple[int, int] | None:
     """The (height, width) to draw rows as, or None for tabular data.
 
-    ``"auto"`` recognises 784 features as 28×28 and 64 as 8×8; a given shape must multiply
-    out to ``n_features``.
+    ``"auto"`` follows the estimator's one rule for ``image_shape="auto"`` (one square channel:
+    784 features → 28×28, 64 → 8×8), for rows that are ``pixels`` (data in [0, 1] or 8-bit,
+    which the model reconstructs through a sigmoid); a table whose width happens to be a
+    square is not drawn as an image. A given shape must multiply out to ``n_features``.
     """
     if image_shape == "auto":
-        return IMAGE_SHAPES.get(n_features)
+        if not pixels:
+            return None
+        try:
+            shape = resolve_image_shape("auto", n_features)
+        except ConfigError:  # not a square
+            return None
+        return None if shape is None else (int(shape[1]), int(shape[2]))
     if image_shape is None or isinstance(image_shape, str):
         return None
     height, width = image_shape
@@ -151,8 +159,11 @@ def build_report(
     n_rows, n_features = X.shape
     if labels is not None and len(labels) != n_rows:
         raise DataError(f"{len(labels)} labels for {n_rows} rows")
-    shape = infer_image_shape(n_features, image_shape)
-    code_dim = int(estimator.model_config_.code_dim)
+    config = estimator.model_config_
+    if config.image_shape is not None and image_shape == "auto":
+        image_shape = tuple(config.image_shape[1:])  # the convolutional model's own shape
+    shape = infer_image_shape(n_features, image_shape, pixels=config.output == "sigmoid")
+    code_dim = int(config.code_dim)
     notes = list(notes or [])
     if holdout is not None:
         test_idx = np.asarray(holdout, dtype=np.int64)
@@ -163,19 +174,19 @@ def build_report(
         where = f"all {n_rows} rows, PCA fitted on the same rows (no held-out split known)"
     X_train, X_test = np.asarray(X[train_idx]), np.asarray(X[test_idx])
     recon = estimator.reconstruct(X_test)
-    ae_error = float(row_errors(X_test, recon).mean())
-    ks, pca_errors = pca_error_curve(X_train, X_test, max(_PCA_CURVE, 2 * code_dim))
-    pca_same = float(pca_errors[code_dim - 1]) if code_dim <= len(ks) else None
-    matching = ks[pca_errors <= ae_error]
+    found = measure(estimator, X_train, X_test, max_components=max(_PCA_CURVE, 2 * code_dim))
+    ae_error, pca_same = found.ae_error, found.pca_error
+    ks, pca_errors = found.pca_components, found.pca_errors
     summary: dict[str, Any] = {
         "n_rows": n_rows,
         "n_features": n_features,
         "code_dim": code_dim,
         "measured_on": where,
+        "error_unit": "per-row sum of squared errors in the model's scaled space",
         "n_test": len(test_idx),
         "ae_error": ae_error,
         "pca_error": pca_same,
-        "pca_components_to_match": int(matching[0]) if len(matching) else None,
+        "pca_components_to_match": found.components_to_match,
         "pca_curve": {"n_components": ks.tolist(), "error": pca_errors.tolist()},
     }
     history = estimator.history_
@@ -184,7 +195,8 @@ def build_report(
         "model": _describe(estimator),
         "training": f"{len(history)} epochs, stopped by {history.stop_reason or '?'}, "
         f"kept epoch {history.best_epoch}",
-        "autoencoder error": f"{ae_error:.4g} (mean per-row squared error, on {where})",
+        "autoencoder error": f"{ae_error:.4g} (mean per-row squared error in the model's "
+        f"scaled space, on {where})",
         "PCA error, same code size": "-" if pca_same is None else f"{pca_same:.4g}",
     }
     sections = []
@@ -205,7 +217,8 @@ def build_report(
     sections.append(
         Section(
             "Autoencoder vs PCA",
-            f"Mean per-row squared error on {where}: autoencoder {ae_error:.4g} with a "
+            f"Mean per-row squared error in the model's scaled space (PCA fitted on the same "
+            f"scaled rows) on {where}: autoencoder {ae_error:.4g} with a "
             f"{code_dim}-number code, PCA {'-' if pca_same is None else f'{pca_same:.4g}'} "
             f"with {code_dim} components. {match_text}",
             plots.error_vs_code_size((ks, pca_errors), ([code_dim], [ae_error])),
@@ -213,12 +226,13 @@ def build_report(
     )
     sections.append(_examples(estimator, X_train, X_test, recon, shape, code_dim))
     sections.append(_code_map(estimator, X, labels))
-    per_feature = np.square(X_test - recon, dtype=np.float64).mean(axis=0)
+    scaled_error = estimator.scale_rows(X_test) - estimator.scale_rows(recon)
+    per_feature = np.square(scaled_error).mean(axis=0)
     summary["feature_error"] = per_feature.tolist()
     sections.append(
         Section(
             "Error per feature",
-            f"Mean squared reconstruction error of each feature on {where}.",
+            f"Mean squared reconstruction error of each feature (scaled space) on {where}.",
             plots.feature_errors(per_feature, shape),
         )
     )
@@ -266,7 +280,9 @@ def _examples(
             f"{len(show)} rows' features, original and reconstructed.",
             plots.row_profiles(X_test[show], recon[show]),
         )
-    pca = pca_reconstruction(X_train, originals, code_dim)
+    pca = estimator.unscale_rows(
+        pca_reconstruction(estimator.scale_rows(X_train), estimator.scale_rows(originals), code_dim)
+    )
     return Section(
         "Originals and reconstructions",
         f"Top: {len(pick)} rows; middle: the autoencoder's reconstructions; bottom: PCA's with "

@@ -17,7 +17,7 @@ from .options import estimator_kwargs, progress_callbacks, run_seed
 def cmd_compare(args: argparse.Namespace) -> int:
     """Autoencoder vs PCA at several code sizes on a held-out split."""
     from .._atomic import atomic_write, check_writable_folder
-    from ..analysis import compare, pca_error_curve, split_indices
+    from ..analysis import compare, split_indices
     from ..plots import error_vs_code_size
 
     if args.out is not None:
@@ -35,9 +35,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.out is not None:
         out = Path(args.out)
         atomic_write(out / "compare.json", (json.dumps(result.to_dict(), indent=2) + "\n").encode())
-        curve = pca_error_curve(X_train, X_test, max(args.code_dims))
         dims = ([r.code_dim for r in result.rows], [r.ae_error for r in result.rows])
-        _write_png(out / "compare.png", error_vs_code_size, curve, dims)
+        _write_png(out / "compare.png", error_vs_code_size, result.pca_curve, dims)
         print(f"wrote {out / 'compare.json'} and the plot compare.png")
     return 0
 

@@ -127,7 +127,7 @@ def _fit_rows(
 ) -> int:
     """Fit on rows in memory (an array) or streamed (a source); rank 0 saves and reports."""
     from .._atomic import atomic_write
-    from ..analysis import pca_reconstruction, row_errors, split_indices
+    from ..analysis import measure, split_indices
     from ..data.sources import RowSubset
     from ..estimator import Autoencoder
     from ..plots import loss_curves
@@ -184,14 +184,12 @@ def _fit_rows(
             _at_most(idx, count, seed)
             for idx, count in zip((train_idx, holdout_idx), _SUMMARY_ROWS, strict=True)
         )
-        X_test = _rows_at(X, test_rows)
-        ae_error = float(ae.reconstruction_error(X_test).mean())
-        pca = pca_reconstruction(_rows_at(X, pca_rows), X_test, args.code_dim, random_state=0)
-        pca_error = float(row_errors(X_test, pca).mean())
+        found = measure(ae, _rows_at(X, pca_rows), _rows_at(X, test_rows))
         sampled = "" if len(test_rows) == len(holdout_idx) else f" of {len(test_rows)} rows"
         summary += (
-            f"; held-out error{sampled} {ae_error:.4g} (PCA with {args.code_dim} components: "
-            f"{pca_error:.4g})"
+            f"; held-out error{sampled} {found.ae_error:.4g} (PCA with {args.code_dim} "
+            f"components: {'-' if found.pca_error is None else f'{found.pca_error:.4g}'}; "
+            "per-row squared error, scaled space)"
         )
     print(summary)
     return 0
