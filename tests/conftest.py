@@ -1,4 +1,9 @@
-"""Shared fixtures: small deterministic datasets (no files, no network)."""
+"""Shared fixtures (small deterministic datasets, no files, no network) and marker skips.
+
+Tests marked ``gpu`` need a CUDA GPU and tests marked ``browser`` a Chromium on ``PATH``;
+where either is missing they skip with that reason, which ``-ra`` lists at the end of a run.
+Helpers that test modules import live in ``tests/helpers.py``, not here.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, settings
 from sklearn.datasets import load_digits
+
+from tests.helpers import chromium, cuda_available
 
 # Property tests repeat the same examples on every run (no example database, no timing
 # deadline on a shared machine); each test picks its own modest max_examples.
@@ -42,9 +49,6 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 
 
-FAST = {"epochs": 5, "batch_size": 64, "random_state": 0, "device": "cpu"}
-
-
 @pytest.fixture(scope="session", autouse=True)
 def one_thread():
     """Run the suite's many tiny trainings on one torch thread.
@@ -56,3 +60,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip, with a visible reason, the marked tests this machine cannot run."""
+    missing = {
+        "gpu": None if cuda_available() else "needs a CUDA GPU (PyTorch sees none)",
+        "browser": None if chromium() else "needs chromium on PATH (apt-get install chromium)",
+    }
+    for item in items:
+        for marker, reason in missing.items():
+            if reason and item.get_closest_marker(marker):
+                item.add_marker(pytest.mark.skip(reason=f"{marker}: {reason}"))

@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 
 from aekit.analysis import compare, normalized_mse, principal_angles, row_errors, sparsity_stats
-
-from .conftest import FAST
+from tests.helpers import FAST
 
 
 def test_principal_angles_known_values():
@@ -30,10 +29,28 @@ def test_sparsity_stats():
     assert stats == {"l0": 1.5, "dead_units": 1, "dead_fraction": pytest.approx(1 / 3)}
 
 
-def test_compare_runs_both_models(digits):
-    result = compare(digits[:300], digits[300:400], [2, 4], hidden=(32,), **FAST)
+def pca_error_by_svd(train, test, k):
+    """Mean per-row squared error of the k-component PCA of ``train`` on ``test``, from an SVD."""
+    mean = train.mean(axis=0)
+    basis = np.linalg.svd(train - mean, full_matrices=False)[2][:k].T
+    recon = (test - mean) @ basis @ basis.T + mean
+    return float(((test - recon) ** 2).sum(axis=1).mean())
+
+
+def test_compare_measures_both_models_in_the_same_unit(digits):
+    # Pixels in [0, 1] and no scaling: the model's scaled space is the original one, so the
+    # errors below are the same numbers whichever of the two spaces compare measures in.
+    train, test = digits[:300], digits[300:400]
+    params = {"hidden": (32,), "scaling": "none", **FAST}
+    result = compare(train, test, [2, 4], keep_models=True, **params)
     assert [r.code_dim for r in result.rows] == [2, 4]
-    assert all(r.ae_error > 0 and r.pca_error > 0 for r in result.rows)
-    assert result.rows[1].pca_error < result.rows[0].pca_error
+    assert [m.code_dim for m in result.models] == [2, 4]
+    for row, model in zip(result.rows, result.models, strict=True):
+        assert model.n_features_in_ == 64 and row.epochs == model.n_iter_
+        assert row.pca_error == pytest.approx(pca_error_by_svd(train, test, row.code_dim), rel=1e-6)
+        ae_error = ((test - model.reconstruct(test)) ** 2).sum(axis=1).mean()
+        assert row.ae_error == pytest.approx(ae_error, rel=1e-6)
+        assert row.ratio == pytest.approx(row.ae_error / row.pca_error, rel=1e-12)
     assert "AE/PCA" in result.table()
-    assert result.to_dict()["n_test"] == 100
+    assert result.to_dict()["n_test"] == 100 and result.to_dict()["n_train"] == 300
+    assert compare(train, test, [2], **params).models == []  # kept only when asked

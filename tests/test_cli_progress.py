@@ -5,8 +5,7 @@ import pytest
 
 from aekit import Autoencoder
 from aekit.training.progress import ProgressBar, StopOnSignal, format_seconds
-
-from .conftest import FAST
+from tests.helpers import FAST
 
 
 def test_plain_lines_when_not_a_terminal(digits):

@@ -1,6 +1,6 @@
-"""The same code paths on a CUDA GPU: skipped where PyTorch sees none (CI has none).
+"""The same code paths on a CUDA GPU: marked ``gpu``, skipped where PyTorch sees none.
 
-Run them on a GPU machine with ``python -m pytest tests/test_cuda.py``.
+Run them on a GPU machine with ``python -m pytest -m gpu``.
 """
 
 import warnings
@@ -12,7 +12,7 @@ import torch
 import aekit
 from aekit.cli import main
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+pytestmark = pytest.mark.gpu
 
 
 @pytest.fixture(scope="module")

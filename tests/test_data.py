@@ -5,10 +5,26 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from sklearn.utils.validation import check_array
 
-from aekit import DataError, DataTypeError
+from aekit import Autoencoder, DataError, DataTypeError
+from aekit.data.checks import (
+    aekit_errors,
+    check_finite_output,
+    check_finite_rows,
+    first_unusable,
+)
 from aekit.data.formats import (
+    FORMATS,
+    can_stream,
     check_output,
+    file_format,
+    find_format,
+    names_columns,
     read_array,
     read_idx,
     read_labels,
@@ -16,6 +32,7 @@ from aekit.data.formats import (
     row_writer,
     write_array,
 )
+from aekit.data.stream import NpyRows, open_rows, stream_stats
 
 
 def write_idx(path, array):
@@ -175,3 +192,144 @@ def test_check_output_refuses_before_writing(tmp_path):
     with pytest.raises(DataError, match="column names for"):
         write_array(tmp_path / "a.csv", np.zeros((2, 2)), ["only-one"])
     assert not (tmp_path / "a.csv").exists()
+
+
+# -- the one table of formats -------------------------------------------------------------
+def write_npz(path, array):
+    np.savez(path, X=array)
+
+
+def write_txt(path, array):
+    np.savetxt(path, array, delimiter="\t", fmt="%.17g", header="p\tq\tr", comments="")
+
+
+def write_idx_rows(path, array):
+    write_idx(path, array.astype(">f4"))
+
+
+# formats aekit reads but does not write: the tests write them as other programs would
+READ_ONLY = {
+    "npz": (".npz", write_npz),
+    "txt": (".txt", write_txt),
+    "idx": ("-ubyte", write_idx_rows),
+}
+
+
+@pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.name)
+def test_every_format_in_the_table_round_trips(tmp_path, rng, fmt):
+    array = rng.normal(size=(7, 3)).astype(np.float32)
+    if fmt.sink is not None:
+        path = write_array(tmp_path / f"out{fmt.suffixes[0]}", array, ["p", "q", "r"])
+    else:  # a new read-only format needs a writer here
+        suffix, write = READ_ONLY[fmt.name]
+        path = tmp_path / f"out{suffix}"
+        write(path, array)
+    assert file_format(path) is fmt and find_format(str(path).upper()) is fmt
+    table = read_table(path)
+    assert np.array_equal(np.asarray(table.X, dtype=np.float32), array)
+    assert table.columns == (["p", "q", "r"] if fmt.named_columns else None)
+    assert names_columns(path) is fmt.named_columns and can_stream(path) is (fmt.stream is not None)
+    source = open_rows(path)  # the streamed formats read back the same rows block by block
+    if fmt.stream is None:
+        assert source is None
+    else:
+        assert np.array_equal(source.take(torch.arange(7)).numpy(), array)
+        source.close()
+
+
+def test_the_table_knows_gzipped_idx_and_refuses_unknown_suffixes(tmp_path):
+    assert file_format("train-images-idx3-ubyte.gz").name == "idx"
+    assert find_format("data.csv.gz") is None and find_format("notes") is None
+    assert not can_stream("data.xlsx") and not names_columns("data.xlsx")
+    (tmp_path / "x.xlsx").write_text("1,2\n")
+    with pytest.raises(DataError, match=r"unknown file format '\.xlsx'") as error:
+        read_table(tmp_path / "x.xlsx")
+    for fmt in FORMATS:  # every known suffix is listed
+        assert all(suffix in str(error.value) for suffix in fmt.suffixes)
+    with pytest.raises(DataError, match=r"unknown output format '\.txt'") as error:
+        check_output(tmp_path / "codes.txt")  # read, never written
+    assert "(expected .npy, .csv, .tsv, .parquet)" in str(error.value)
+
+
+def test_read_labels_takes_one_column_of_numbers_or_text(tmp_path):
+    (tmp_path / "kinds.csv").write_text("kind\ncat\ndog\n")
+    assert read_labels(tmp_path / "kinds.csv").tolist() == ["cat", "dog"]
+    np.save(tmp_path / "digits.npy", np.array([3.0, 1.0, 4.0]))
+    labels = read_labels(tmp_path / "digits.npy")
+    assert labels.dtype == np.int64 and labels.tolist() == [3, 1, 4]
+    (tmp_path / "two.csv").write_text("1,2\n3,4\n")
+    with pytest.raises(DataError, match="has 2 columns, expected one label per row"):
+        read_labels(tmp_path / "two.csv")
+
+
+# -- the one input check -------------------------------------------------------------------
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_a_bad_value_reads_the_same_from_the_estimator_a_stream_and_the_cli(tmp_path, value):
+    X = np.random.default_rng(0).normal(size=(203, 12))
+    ae = Autoencoder(code_dim=2, hidden=(4,), epochs=1, random_state=0, device="cpu").fit(X)
+    X[150, 3] = value
+    path = tmp_path / "rows.npy"
+    np.save(path, X)
+    messages = []
+    with pytest.raises(DataError) as error:  # the CLI's check of rows read whole or streamed
+        check_finite_rows(X[100:], str(path), first_row=100)
+    messages.append(str(error.value))
+    with pytest.raises(DataError) as error:  # a file streamed for fit
+        stream_stats(NpyRows(path, block_rows=64), chunk_rows=50)
+    messages.append(str(error.value))
+    for method in (ae.transform, ae.reconstruct, ae.score_samples):
+        with pytest.raises(DataError) as error:
+            method(X)
+        messages.append(str(error.value).replace("Input X", str(path)))
+    kind = "NaN" if np.isnan(value) else "infinity"
+    advice = "drop or impute those values first"
+    assert messages == [f"{path} contains {kind} (first at row 150, column 3); {advice}"] * 5
+
+
+def test_values_beyond_float32_read_the_same_in_fit_transform_and_codes():
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    ae = Autoencoder(code_dim=2, hidden=(4,), epochs=1, random_state=0, device="cpu").fit(X)
+    X[5, 1] = -1e300
+    expected = (
+        "Input X contains a value beyond float32's range of ±3.4e+38 (first at row 5, column 1:"
+        " -1e+300); aekit computes in float32: rescale the data"
+    )
+    for call in (ae.transform, Autoencoder().fit):
+        with pytest.raises(DataError) as error:
+            call(X)
+        assert str(error.value) == expected
+    with pytest.raises(DataError, match=r"^codes contains a value beyond float32's range"):
+        ae.inverse_transform(X[:, :2])
+    with pytest.raises(DataError, match="beyond float32's range"):
+        check_finite_rows(X, "Input X", float32=True)
+    check_finite_rows(X)  # finite: only float32=True refuses it
+
+
+def special_floats(dtype):
+    values = st.sampled_from([0.0, -1.5, 3e38, np.nan, np.inf, -np.inf])
+    if dtype == np.float64:
+        values = st.sampled_from([0.0, -1.5, 3e38, 1e39, -1e300, np.nan, np.inf])
+    return arrays(dtype, st.tuples(st.integers(0, 6), st.integers(1, 5)), elements=values)
+
+
+@given(st.sampled_from([np.float32, np.float64]).flatmap(special_floats), st.booleans())
+def test_first_unusable_finds_the_first_bad_entry_in_arrays_and_tensors(values, float32):
+    def first(bad):
+        found = np.argwhere(bad)
+        return tuple(found[0]) if len(found) else None
+
+    limit = np.finfo(np.float32).max if float32 else np.inf
+    assert first_unusable(values, float32=float32) == first(~(np.abs(values) < limit))
+    with np.errstate(over="ignore"):  # beyond float32's range becomes infinite, as in transform
+        single = values.astype(np.float32)
+    assert first_unusable(torch.from_numpy(single)) == first(~np.isfinite(single))
+
+
+def test_outputs_that_overflow_and_sklearn_s_finiteness_errors_are_one_line():
+    errors = np.array([1.0, 2.0, np.inf], dtype=np.float32)
+    with pytest.raises(DataError, match=r"^row 2 overflows float32 in the network; rescale"):
+        check_finite_output(errors, "the network")
+    check_finite_output(np.full(3, 3e38, dtype=np.float32), "the network")  # a sum overflows
+    for bad in (np.nan, np.inf):  # a finiteness error is not a non-numeric one
+        with pytest.raises(DataError, match=r"^Input X contains (NaN|infinity)"), aekit_errors():
+            check_array(np.array([[1.0, bad]]), input_name="X")

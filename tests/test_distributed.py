@@ -10,6 +10,7 @@ import pytest
 from aekit import Autoencoder, ConfigError, load
 from aekit.cli import main
 from aekit.training.distributed import distributed_session, init_from_env, torchrun_command
+from tests.helpers import write_parquet
 
 # No dropout or noise: every random draw is shared, so 2 ranks must match 1 process. No batch
 # norm either: under DDP it normalises with each rank's share of the batch.
@@ -150,8 +151,6 @@ def test_cli_fit_nproc_2_matches_one_process(tmp_path):
 
 def test_cli_fit_nproc_2_streams_a_parquet_file_like_one_process(tmp_path, monkeypatch):
     import aekit.data.formats
-
-    from .test_stream import write_parquet
 
     X = rows()
     # 10 row groups of up to 23 rows (more than one shuffle window of 4), and a text column

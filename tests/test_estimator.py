@@ -3,6 +3,8 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.model_selection import GridSearchCV
@@ -19,10 +21,10 @@ from aekit import (
     NotFittedError,
     load,
 )
-from aekit._resolve import auto_epochs
+from aekit._resolve import AUTO_CHANNELS, auto_epochs, auto_hidden
 from aekit.analysis import decoder_basis, principal_angles, row_errors, sparsity_stats
-
-from .conftest import FAST
+from aekit.training.trainer import batches_per_epoch
+from tests.helpers import FAST
 
 
 def test_check_estimator():
@@ -39,7 +41,7 @@ def test_fit_returns_self_and_sets_attributes(digits):
     est = Autoencoder(code_dim=3, **FAST)
     assert est.fit(digits[:200]) is est
     assert est.n_features_in_ == 64 and est.n_iter_ == 5
-    assert est.model_config_.hidden == (128, 64) and est.model_config_.output == "sigmoid"
+    assert est.model_config_.hidden == auto_hidden(64, 3) and est.model_config_.output == "sigmoid"
     assert est.scaling_ == "none"
     assert list(est.get_feature_names_out()) == ["autoencoder0", "autoencoder1", "autoencoder2"]
 
@@ -229,7 +231,7 @@ def test_denoising_reconstructs_corrupted_input_better(digits, noise):
 def test_image_shape_auto_builds_a_conv_model_that_round_trips(digits, tmp_path):
     est = Autoencoder(code_dim=4, image_shape="auto", **FAST).fit(digits[:200])
     assert est.model_config_.image_shape == (1, 8, 8)
-    assert est.model_config_.hidden == (32, 64)
+    assert est.model_config_.hidden == AUTO_CHANNELS
     assert est.transform(digits[:7]).shape == (7, 4)
     est.save(tmp_path / "conv")
     again = load(tmp_path / "conv")
@@ -269,11 +271,46 @@ def test_batch_norm_auto_is_on_for_unit_range_data_and_off_for_tables(digits):
         Autoencoder(batch_norm="yes", **params).fit(digits[:100])
 
 
-def test_epochs_auto_gives_small_data_at_least_2000_steps():
-    assert auto_epochs(8000, 64, 0.1) == 100  # MNIST: 113 steps an epoch, as tuned
-    assert auto_epochs(1280 + 142, 64, 0.1) == 100  # 1,280 training rows: 20 steps an epoch
-    assert auto_epochs(133, 64, 0.1) == 1000  # wine's training split: 120 rows, 2 steps
-    assert auto_epochs(10, 64, 0.1) == 2000
+@settings(max_examples=300)
+@given(n_features=st.integers(1, 5000), code_dim=st.integers(1, 256))
+def test_hidden_auto_narrows_towards_the_code_within_its_bounds(n_features, code_dim):
+    first, second = auto_hidden(n_features, code_dim)
+    assert 64 <= first <= 512 and 32 <= second <= 256  # the stated bounds
+    assert first >= second >= code_dim  # an hourglass: never narrower than the code
+    wider_input, wider_code = (
+        auto_hidden(n_features + 1, code_dim),
+        auto_hidden(n_features, code_dim + 1),
+    )
+    assert all(a >= b for a, b in zip(wider_input, (first, second), strict=True))
+    assert all(a >= b for a, b in zip(wider_code, (first, second), strict=True))
+
+
+def test_hidden_auto_grows_with_the_input_until_its_cap():
+    widths = [auto_hidden(d, 2) for d in (13, 64, 300, 784, 5000)]
+    assert widths == sorted(widths) and len(set(widths)) > 2
+    assert auto_hidden(10**6, 2) == (512, 256)
+
+
+@settings(max_examples=300)
+@given(
+    n_rows=st.integers(2, 200_000),
+    batch_size=st.sampled_from([1, 16, 64, 256, 4096]),
+    val_fraction=st.sampled_from([0.0, 0.1, 0.2]),
+)
+def test_epochs_auto_gives_at_least_2000_steps_and_no_more_epochs_than_that_needs(
+    n_rows, batch_size, val_fraction
+):
+    epochs = auto_epochs(n_rows, batch_size, val_fraction)
+    steps = batches_per_epoch(n_rows, batch_size, val_fraction)
+    assert epochs >= 100 and epochs * steps >= 2000
+    assert epochs == 100 or (epochs - 1) * steps < 2000  # the fewest epochs that reach 2000
+    if steps >= 20:  # big data: 100 epochs are already 2000 steps
+        assert epochs == 100
+    assert auto_epochs(2 * n_rows, batch_size, val_fraction) <= epochs  # more data, fewer
+
+
+def test_epochs_auto_is_what_fit_uses_and_early_stopping_still_ends_it():
     X = np.random.default_rng(0).standard_normal((30, 3))
     est = Autoencoder(code_dim=1, hidden=(4,), patience=1, random_state=0, device="cpu").fit(X)
-    assert est.train_config_.epochs == 2000 and est.n_iter_ < 2000  # early stopping still ends it
+    assert est.train_config_.epochs == auto_epochs(30, 64, 0.1) > 100  # 1 batch an epoch
+    assert est.n_iter_ < est.train_config_.epochs

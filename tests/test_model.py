@@ -35,11 +35,29 @@ def test_sigmoid_output_in_unit_interval():
     assert recon.min() >= 0 and recon.max() <= 1
 
 
-def test_topk_code_has_exactly_k_nonzeros():
+def keeps_exactly_the_k_largest(code, pre, k):
+    """Each row of ``code`` is ``pre`` at that row's ``k`` largest entries and zero elsewhere."""
+    kept = code != 0
+    largest = torch.zeros_like(kept).scatter_(1, pre.topk(k, dim=1).indices, True)
+    exactly_k = bool((kept.sum(dim=1) == k).all())
+    return exactly_k and torch.equal(kept, largest) and torch.equal(code[kept], pre[kept])
+
+
+def test_topk_code_keeps_exactly_the_k_largest_activations():
     model = build(code_dim=10, hidden=(16,), sparsity="topk", sparsity_k=3)
-    code = model.encode(torch.rand(32, 6))
-    assert ((code != 0).sum(dim=1) <= 3).all()
-    assert (code >= 0).all()
+    last = [m for m in model.encoder if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():  # every pre-activation positive, so the ReLU zeroes none of them
+        last.weight.mul_(0.01)
+        last.bias.copy_(torch.linspace(1.0, 2.0, 10))
+    x = torch.rand(32, 6, generator=torch.Generator().manual_seed(0))
+    pre = model.encode_pre(x)
+    assert (pre > 0).all() and (pre.sort(dim=1).values.diff(dim=1) > 0).all()  # no ties
+    assert keeps_exactly_the_k_largest(model.encode(x), pre, 3)
+    # the check itself fails on what a broken top-k would give
+    assert not keeps_exactly_the_k_largest(torch.zeros_like(pre), pre, 3)
+    assert not keeps_exactly_the_k_largest(pre, pre, 3)
+    smallest = torch.zeros_like(pre).scatter(1, (-pre).topk(3, dim=1).indices, 1.0) * pre
+    assert not keeps_exactly_the_k_largest(smallest, pre, 3)
 
 
 def test_l1_codes_nonnegative_and_decoder_columns_unit_norm():

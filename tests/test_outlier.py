@@ -11,8 +11,7 @@ from aekit import (
     NotFittedError,
 )
 from aekit.outlier import threshold_for
-
-from .conftest import FAST
+from tests.helpers import FAST
 
 
 def small_ae(**kw):
@@ -54,11 +53,44 @@ def fitted(with_outliers):
     return Autoencoder(code_dim=4, **FAST).fit(with_outliers)
 
 
-def test_auto_is_tukeys_fence(with_outliers, fitted):
+class FixedErrors:
+    """A stand-in autoencoder, already fitted: a row's reconstruction error is its one value."""
+
+    n_features_in_ = 1
+
+    def fit(self, X, y=None):
+        return self
+
+    def reconstruction_error(self, X):
+        return np.asarray(X, dtype=np.float64)[:, 0]
+
+
+def detector_on(errors, contamination):
+    rows = np.asarray(errors, dtype=np.float64)[:, None]
+    return AutoencoderOutlierDetector(FixedErrors(), contamination=contamination, prefit=True).fit(
+        rows
+    )
+
+
+def test_auto_is_tukeys_fence_on_errors_with_a_known_answer():
+    # errors 1..9: Q1 = 3, Q3 = 7, so the fence is 7 + 1.5 · 4 = 13
+    det = detector_on([1, 2, 3, 4, 5, 6, 7, 8, 9], "auto")
+    assert det.threshold_ == 13.0
+    assert list(det.predict(np.array([[12.9], [13.0], [13.1]]))) == [1, 1, -1]
+    assert threshold_for(np.arange(1.0, 10.0)) == 13.0
+
+
+@pytest.mark.parametrize("contamination", [0.01, 0.05, 0.1, 0.25, 0.5])
+def test_contamination_flags_that_share_of_the_training_rows(contamination):
+    errors = np.random.default_rng(0).exponential(size=400)  # distinct: no ties at the cut
+    det = detector_on(errors, contamination)
+    flagged = det.predict(errors[:, None]) == -1
+    assert flagged.sum() == round(contamination * 400)
+    assert errors[flagged].min() > errors[~flagged].max()  # the worst rows, nothing else
+
+
+def test_auto_flags_the_noise_rows(with_outliers, fitted):
     det = AutoencoderOutlierDetector(fitted, prefit=True).fit(with_outliers)
-    errors = det.reconstruction_error(with_outliers)
-    q1, q3 = np.percentile(errors, [25, 75])
-    assert det.threshold_ == pytest.approx(q3 + 1.5 * (q3 - q1))
     assert set(range(8)) <= set(np.flatnonzero(det.predict(with_outliers) == -1))
 
 

@@ -9,8 +9,7 @@ from matplotlib.image import imread
 from aekit import Autoencoder, DataError
 from aekit.analysis import pca_error_curve, pca_reconstruction, row_errors, split_indices
 from aekit.report import build_report, infer_image_shape
-
-from .conftest import FAST
+from tests.helpers import FAST
 
 
 def decoded_images(page: str) -> list[np.ndarray]:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .data.checks import _check_finite_chunk, _check_finite_output
+from .data.checks import check_finite_chunk, check_finite_output
 from .data.sources import as_tensor
 from .errors import ConfigError
 from .model import Hourglass
@@ -74,13 +74,13 @@ def run_in_chunks(
             with np.errstate(over="ignore"):  # beyond float32 becomes inf: refused below
                 batch = as_tensor(part).to(device)
             if check_input:  # on the device: a GPU checks its copy faster than the CPU
-                _check_finite_chunk(batch, part, start)
+                check_finite_chunk(batch, part, start)
             out = fn(pad_rows(batch))[: len(part)]
             kind = torch.float64 if out.dtype == torch.float64 else torch.float32
             chunks.append(out.to("cpu", kind).numpy())
     module.train(was_training)
     result = np.concatenate(chunks)
-    _check_finite_output(result, "the network")
+    check_finite_output(result, "the network")
     with np.errstate(over="ignore"):
         result = result.astype(out_dtype, copy=False)
     return result

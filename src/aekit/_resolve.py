@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .config import INITS, SCALINGS, ModelConfig, TrainConfig, is_linear
-from .data.checks import _check_finite_output
+from .data.checks import check_finite_output
 from .errors import ConfigError
 from .training.trainer import batches_per_epoch, derive_seeds
 
@@ -98,7 +98,7 @@ def scaling_params(stats: dict[str, np.ndarray], scaling: str) -> tuple[np.ndarr
     scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(offset)), scale, 1.0)
     with np.errstate(over="ignore"):
         offset, scale = offset.astype(np.float32), scale.astype(np.float32)
-    _check_finite_output(np.stack([offset, scale], axis=1), "input scaling", "column")
+    check_finite_output(np.stack([offset, scale], axis=1), "input scaling", "column")
     return offset, scale
 
 

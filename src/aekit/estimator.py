@@ -31,11 +31,11 @@ from ._pca_start import principal_directions
 from ._resolve import resolve_configs, scaling_params
 from .config import ModelConfig, TrainConfig, estimator_defaults, fill_parameters
 from .data.checks import (
-    _FLOATS,
-    _aekit_errors,
-    _as_codes,
-    _check_finite_output,
-    _check_float32_range,
+    FLOATS,
+    aekit_errors,
+    as_codes,
+    check_finite_output,
+    check_float32_range,
 )
 from .data.formats import read_array
 from .data.sources import RowSource, as_tensor
@@ -210,12 +210,12 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 f"got the path {str(X)!r}: only fit and partial_fit take file paths; "
                 "read the rows first (aekit.data.read_array)"
             )
-        with _aekit_errors():
+        with aekit_errors():
             X = validate_data(
-                self, X, reset=reset, dtype=_FLOATS, ensure_min_samples=1, ensure_all_finite=finite
+                self, X, reset=reset, dtype=FLOATS, ensure_min_samples=1, ensure_all_finite=finite
             )
         if finite:
-            _check_float32_range(X)
+            check_float32_range(X)
         return X
 
     # -- fit ------------------------------------------------------------------------------
@@ -355,7 +355,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         module.set_origin_(module.scale_input(mean))
         # Scaling is monotone per column: if the extremes stay finite in float32, all do.
         extremes = torch.from_numpy(np.stack([stats["min"], stats["max"]]).astype(np.float32))
-        _check_finite_output(module.scale_input(extremes).numpy().T, "input scaling", "column")
+        check_finite_output(module.scale_input(extremes).numpy().T, "input scaling", "column")
         if self.init == "pca" and module.pca_start is not None:
             mean, components = principal_directions(
                 rows, module.scale_input, model_config.code_dim, seed=init_seed
@@ -421,7 +421,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         X_original : ndarray of shape (n_samples, n_features_in_)
         """
         self._check_fitted()
-        codes = _as_codes(X, self.model_config_.code_dim)
+        codes = as_codes(X, self.model_config_.code_dim)
         module = self.module_
         return self._run(codes, lambda c: module.unscale_output(module.decode(c)), codes.dtype)
 
@@ -464,8 +464,8 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         X : ndarray of shape (n_samples, n_features_in_), float64
         """
         self._check_fitted()
-        with _aekit_errors():  # scaled rows carry no feature names: check them as an array
-            rows = check_array(X_scaled, dtype=_FLOATS, ensure_min_samples=0)
+        with aekit_errors():  # scaled rows carry no feature names: check them as an array
+            rows = check_array(X_scaled, dtype=FLOATS, ensure_min_samples=0)
         if rows.shape[1] != self.n_features_in_:
             raise DataError(f"X_scaled has {rows.shape[1]} columns, expected {self.n_features_in_}")
         return self._run(rows, self.module_.unscale_output, np.dtype(np.float64), check_input=True)
@@ -502,7 +502,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             return (recon.double() - scaled.double()).square().sum(dim=1)
 
         errors = self._run(X, squared_error, X.dtype, check_input=True)
-        _check_finite_output(errors, "its float32 error (pass float64 rows)")
+        check_finite_output(errors, "its float32 error (pass float64 rows)")
         return errors
 
     def score_samples(self, X: Any) -> np.ndarray:

@@ -44,7 +44,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     """Write an HTML report of a model on a data file."""
     from .._atomic import check_writable_folder
-    from ..data.formats import read_labels
+    from ..data.formats import names_columns, read_labels
     from ..report import build_report
 
     check_writable_folder(args.output)
@@ -56,9 +56,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             labels_file = args.labels
         else:
             label_column = args.labels
-    elif info.get("label_column") is not None and Path(args.data).suffix.lower() in (
-        ".csv", ".tsv", ".parquet",
-    ):  # fmt: skip
+    elif info.get("label_column") is not None and names_columns(args.data):
         label_column = info["label_column"]
     with _model_and_data(args, label_column) as (ae, info, table):  # in memory: all rows plot
         labels = read_labels(labels_file) if labels_file is not None else table.labels

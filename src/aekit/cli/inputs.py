@@ -51,20 +51,21 @@ def _fingerprint(X: Any) -> str:
 
 def _streamed(data: str, stream: bool | None, columns: Any, label_column: str | None) -> Any:
     """DATA as a source read from disk block by block, or None (``stream``: ``--stream``)."""
+    from ..data.formats import STREAM_SUFFIXES, can_stream, names_columns
     from ..data.stream import open_rows
 
     path = Path(data)
-    suffix = path.suffix.lower()
-    if suffix not in (".npy", ".parquet"):
+    if not can_stream(path):
         if stream:
-            raise ConfigError(f"--stream reads .npy and .parquet files, not {path.name}")
+            streamed = " and ".join(STREAM_SUFFIXES)
+            raise ConfigError(f"--stream reads {streamed} files, not {path.name}")
         return None
     big = path.is_file() and path.stat().st_size > _STREAM_BYTES
     if not (stream or (stream is None and big)):
         return None
-    if suffix == ".npy" and (columns is not None or label_column is not None):
+    if not names_columns(path) and (columns is not None or label_column is not None):
         raise ConfigError(
-            "a streamed .npy file is read with all its columns: drop --columns and "
+            f"a streamed {path.suffix} file is read with all its columns: drop --columns and "
             "--label-column, or pass --no-stream to read it into memory"
         )
     source: Any = open_rows(path, columns=columns, label_column=label_column)
@@ -111,14 +112,13 @@ def _model_and_data(
     ``stream`` (and ``--stream``, or a big file) as a source read block by block, closed
     when the block ends.
     """
+    from ..data.formats import names_columns
     from ..modelfile import load
 
     ae = load(args.model)
     info = _fit_info(args.model)
     columns = args.columns
-    if columns is None and info.get("columns") and Path(args.data).suffix.lower() in (
-        ".csv", ".tsv", ".parquet",
-    ):  # fmt: skip
+    if columns is None and info.get("columns") and names_columns(args.data):
         columns = info["columns"]  # the fit-time columns, by name
     source = _streamed(args.data, args.stream, columns, label_column) if stream else None
     try:

@@ -1,8 +1,12 @@
-"""The input checks: shape, numeric dtype, NaN and infinity, float32's range.
+"""The input check: shape, numeric dtype, NaN and infinity, float32's range.
 
 Every path into aekit (the estimator, the streamed sources, the CLI) checks rows with the
-functions here, so a bad value gets the same one-line :class:`~aekit.DataError` wherever it
-comes in.
+functions here. One core, :func:`first_unusable`, finds the first entry aekit cannot compute
+with (NaN, infinity, or a value beyond the range of float32, which aekit computes in), and one
+message, :func:`unusable_message`, says where it is, what it is and what to do, so a bad value
+reads the same wherever it comes in::
+
+    rows.npy contains NaN (first at row 150, column 3); drop or impute those values first
 """
 
 from __future__ import annotations
@@ -17,32 +21,162 @@ from sklearn.utils.validation import check_array
 
 from ..errors import DataError, DataTypeError
 
-__all__ = ["check_finite_rows"]
+__all__ = [
+    "FLOATS",
+    "aekit_errors",
+    "as_codes",
+    "check_finite_chunk",
+    "check_finite_output",
+    "check_finite_rows",
+    "check_float32_range",
+    "first_unusable",
+    "unusable_message",
+]
 
 
-_FLOATS = [np.float64, np.float32]  # input dtypes kept as they are; others become float64
+FLOATS = [np.float64, np.float32]  # input dtypes kept as they are; others become float64
 
 
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def check_finite_rows(array: np.ndarray, what: str = "input", first_row: int = 0) -> None:
-    """Raise :class:`DataError` naming the first row that holds NaN or infinity.
+def first_unusable(
+    values: np.ndarray | torch.Tensor, *, float32: bool = False
+) -> tuple[int, ...] | None:
+    """Index of the first entry (in row-major order) that is NaN or infinite, or None.
 
-    ``first_row`` is the number of the array's first row, for a chunk of a larger file.
+    Parameters
+    ----------
+    values : ndarray or Tensor
+        Rows, or any array; a tensor is looked at where it is (a GPU checks its own copy).
+    float32 : bool, default=False
+        Also find finite values beyond float32's range (±3.4e38) in float64 arrays. Float32
+        arrays and tensors cannot hold such values: their finiteness is all there is to check.
+
+    Returns
+    -------
+    tuple of int or None
+        ``(row, column)`` for 2-D values; None when every entry is usable.
     """
-    finite = np.isfinite(array)
-    if not finite.all():
-        bad = np.argwhere(~finite)[0]
-        kind = "NaN" if np.isnan(array[tuple(bad)]) else "infinity"
-        raise DataError(
-            f"{what} contains {kind} (first at row {first_row + bad[0]}, column {bad[-1]}); "
-            "drop or impute those values first"
+    # NaN and infinity propagate into a sum: a finite sum (one fast reduction, no copy) clears
+    # the values; only a non-finite one (or an overflowing sum of huge values) is looked at.
+    if isinstance(values, torch.Tensor):
+        if bool(torch.isfinite(values.sum())) or bool(torch.isfinite(values).all()):
+            return None
+        return tuple(int(i) for i in torch.nonzero(~torch.isfinite(values))[0])
+    values = np.asarray(values)
+    if values.dtype.kind != "f" or values.size == 0:  # integers and booleans always fit
+        return None
+    limit = FLOAT32_MAX if float32 and values.dtype.itemsize > 4 else None
+    with np.errstate(all="ignore"):
+        if limit is None:
+            if np.isfinite(values.sum()):
+                return None
+            bad = ~np.isfinite(values)
+        else:  # two reductions, no |values| copy; NaN fails both comparisons
+            if -limit <= values.min() and values.max() <= limit:
+                return None
+            bad = ~(np.abs(values) <= limit)
+    found = np.argwhere(bad)
+    return tuple(int(i) for i in found[0]) if len(found) else None
+
+
+def unusable_message(
+    what: str, value: float, row: int, column: int | None = None, *, during: str | None = None
+) -> str:
+    """The one line that names an unusable entry, its position, its kind and what to do.
+
+    Parameters
+    ----------
+    what : str
+        Whose entry it is: ``"Input X"``, a file's path. For a computed result (``during``
+        given), what its index counts: ``"row"`` or ``"column"``.
+    value : float
+        The entry: NaN, infinite, or finite but beyond float32's range.
+    row : int
+        Its row (numbered in the whole file for a chunk of one).
+    column : int, optional
+        Its column.
+    during : str, optional
+        The computation whose float32 result overflowed (``"the network"``): the message
+        then blames the input's scale, not its values.
+
+    Returns
+    -------
+    str
+    """
+    if during is not None:
+        return (
+            f"{what} {row} overflows float32 in {during}; rescale the data (aekit computes "
+            "in float32)"
         )
+    at = f"row {row}" if column is None else f"row {row}, column {column}"
+    if np.isnan(value) or np.isinf(value):
+        kind = "NaN" if np.isnan(value) else "infinity"
+        return f"{what} contains {kind} (first at {at}); drop or impute those values first"
+    return (
+        f"{what} contains a value beyond float32's range of ±{FLOAT32_MAX:.3g} (first at {at}: "
+        f"{value:.3g}); aekit computes in float32: rescale the data"
+    )
+
+
+def _raise_at(where: tuple[int, ...], values: Any, what: str, first_row: int = 0) -> None:
+    row, column = where[0], where[1] if len(where) > 1 else None
+    raise DataError(unusable_message(what, float(values[where]), first_row + row, column))
+
+
+def check_finite_rows(
+    array: np.ndarray, what: str = "input", first_row: int = 0, *, float32: bool = False
+) -> None:
+    """Raise :class:`DataError` naming the first entry that is NaN or infinity.
+
+    Parameters
+    ----------
+    array : ndarray
+        The rows, or a chunk of a larger file's rows.
+    what : str, default="input"
+        The rows' name in the message (a file's path, ``"Input X"``).
+    first_row : int, default=0
+        The number of the array's first row, for a chunk of a larger file.
+    float32 : bool, default=False
+        Also refuse values beyond float32's range (see :func:`first_unusable`).
+    """
+    where = first_unusable(array, float32=float32)
+    if where is not None:
+        _raise_at(where, array, what, first_row)
+
+
+def check_float32_range(X: np.ndarray, what: str = "Input X") -> None:
+    """Refuse NaN, infinity, and values that float32, which the network computes in, cannot hold.
+
+    The whole input check on validated rows, in one pass that copies nothing.
+    """
+    check_finite_rows(X, what, float32=True)
+
+
+def check_finite_chunk(batch: torch.Tensor, part: np.ndarray, start: int) -> None:
+    """Refuse NaN, infinity, or values float32 cannot hold in a chunk of input rows.
+
+    ``batch`` is ``part`` as float32 (values beyond its range became infinite); the message
+    quotes ``part``'s own value, numbered from ``start``.
+    """
+    where = first_unusable(batch)
+    if where is not None:
+        _raise_at(where, part, "Input X", start)
+
+
+def check_finite_output(out: np.ndarray, during: str, what: str = "row") -> None:
+    """Refuse results that overflowed (inputs far larger than anything seen in ``fit``).
+
+    ``what`` is what the first index of ``out`` counts (``"row"``, ``"column"``).
+    """
+    where = first_unusable(out)
+    if where is not None:
+        raise DataError(unusable_message(what, float(out[where]), where[0], during=during))
 
 
 @contextlib.contextmanager
-def _aekit_errors() -> Iterator[None]:
+def aekit_errors() -> Iterator[None]:
     """Turn scikit-learn's input-check errors into aekit's, each in one line."""
     try:
         with np.errstate(all="ignore"):  # inf - inf in its finiteness check: no warning
@@ -50,7 +184,8 @@ def _aekit_errors() -> Iterator[None]:
     except TypeError as exc:
         raise DataTypeError(f"non-numeric input: {_one_line(exc)}") from exc
     except ValueError as exc:
-        if "could not convert" in str(exc) or "dtype" in str(exc):
+        finiteness = "contains NaN" in str(exc) or "contains infinity" in str(exc)
+        if not finiteness and ("could not convert" in str(exc) or "dtype" in str(exc)):
             raise DataError(f"non-numeric input: {_one_line(exc)}") from exc
         raise DataError(_one_line(exc)) from exc
 
@@ -66,53 +201,11 @@ def _one_line(exc: Exception) -> str:
     return text
 
 
-def _check_float32_range(X: np.ndarray) -> None:
-    """Refuse values that float32, which the network computes in, cannot hold."""
-    if X.dtype == np.float32:  # finite (checked before) float32 values always fit
-        return
-    if X.size and max(float(X.max()), -float(X.min())) > _FLOAT32_MAX:  # no |X| copy
-        row, col = np.argwhere(np.abs(X) > _FLOAT32_MAX)[0]
-        raise DataError(
-            f"value {X[row, col]:.3g} at row {row}, column {col} is beyond float32's range "
-            f"(±{_FLOAT32_MAX:.3g}), which aekit computes in; rescale the data"
-        )
-
-
-def _check_finite_chunk(batch: torch.Tensor, part: np.ndarray, start: int) -> None:
-    """Refuse NaN, infinity, or values float32 cannot hold in a chunk of input rows."""
-    # NaN and infinity propagate into a sum: a finite sum (one fast reduction) clears the
-    # chunk; only a non-finite one (or an overflowing sum of huge values) is looked at closely.
-    if bool(torch.isfinite(batch.sum())) or bool(torch.isfinite(batch).all()):
-        return
-    row, col = (int(i) for i in np.argwhere(~np.isfinite(batch.cpu().numpy()))[0])
-    value = part[row, col]
-    if np.isnan(value):
-        kind = "NaN"
-    elif np.isinf(value):
-        kind = "infinity"
-    else:
-        kind = f"the value {value:.3g}, beyond float32's range (±{_FLOAT32_MAX:.3g})"
-    raise DataError(
-        f"Input X contains {kind} at row {start + row}, column {col}; aekit computes in "
-        "float32: drop, impute or rescale those values"
-    )
-
-
-def _check_finite_output(out: np.ndarray, during: str, what: str = "row") -> None:
-    """Refuse results that overflowed (inputs far larger than anything seen in ``fit``)."""
-    if not np.isfinite(out).all():
-        index = int(np.argwhere(~np.isfinite(out))[0][0])
-        raise DataError(
-            f"{what} {index} overflows float32 in {during}; rescale the data (aekit "
-            "computes in float32)"
-        )
-
-
-def _as_codes(X: Any, code_dim: int) -> np.ndarray:
+def as_codes(X: Any, code_dim: int) -> np.ndarray:
     """Check codes like input rows (any number of rows, ``code_dim`` columns)."""
-    with _aekit_errors():
-        codes = check_array(X, dtype=_FLOATS, ensure_min_samples=0, input_name="codes")
+    with aekit_errors():
+        codes = check_array(X, dtype=FLOATS, ensure_min_samples=0, input_name="codes")
     if codes.shape[1] != code_dim:
         raise DataError(f"codes must have shape (n_samples, {code_dim}), got {codes.shape}")
-    _check_float32_range(codes)
+    check_float32_range(codes, "codes")
     return codes

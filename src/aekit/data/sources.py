@@ -111,7 +111,7 @@ class RowSubset:
 def shuffled(source: RowSource, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """An epoch's order of ``rows``: the source's own shuffle, else a plain permutation.
 
-    A file source shuffles by blocks (see :mod:`aekit.stream`); both draw from ``generator``.
+    A file source shuffles by blocks (see :mod:`aekit.data.stream`); both draw from ``generator``.
     """
     shuffle = getattr(source, "shuffle", None)
     if shuffle is not None:

@@ -23,7 +23,9 @@ import numpy as np
 import torch
 
 from ..errors import DataError, DataTypeError
-from .formats import open_parquet, parquet_columns
+from .checks import check_finite_rows
+from .formats import find_format
+from .readers import open_parquet, parquet_columns
 from .sources import RowSource, RowSubset
 
 __all__ = ["BlockRows", "NpyRows", "ParquetRows", "RowSubset", "open_rows", "stream_stats"]
@@ -56,12 +58,14 @@ class BlockRows:
         return self.n_rows
 
     def __getstate__(self) -> dict[str, object]:
+        """The source without its open file and buffers: they come back on the next read."""
         state = dict(self.__dict__)
-        for name in self._unpicklable():
+        for name in self._transient():
             state[name] = None
         return state
 
-    def _unpicklable(self) -> tuple[str, ...]:
+    def _transient(self) -> tuple[str, ...]:
+        """The open file and the buffers: never pickled, dropped by :meth:`close`."""
         return ("_buffer",)
 
     def _block_of(self, rows: torch.Tensor) -> torch.Tensor:
@@ -88,9 +92,9 @@ class BlockRows:
         if len(needed) > self.capacity:
             # a caller asking for rows of many blocks at once (e.g. sorted validation chunks)
             return torch.cat([self.take(part) for part in indices.tensor_split(2)])
-        self._ensure(needed)
+        buffer = self._ensure(needed)
         slot = self._slot_of[block]
-        return self._rows.index_select(0, slot * self.block_rows + indices - self._starts[block])
+        return buffer.index_select(0, slot * self.block_rows + indices - self._starts[block])
 
     def chunks(self) -> Iterator[tuple[int, torch.Tensor]]:
         """``(first row, rows)`` for each block in file order: one sequential pass."""
@@ -104,10 +108,10 @@ class BlockRows:
         """Blocks held in memory at once."""
         return min(2 * self.window_blocks, self.n_blocks)
 
-    def _ensure(self, blocks: list[int]) -> None:
+    def _ensure(self, blocks: list[int]) -> torch.Tensor:
+        """Read ``blocks`` into buffer slots (evicting the least recently used); the buffer."""
         if self._buffer is None:
             self._buffer = torch.empty(self.capacity * self.block_rows, self.n_features)
-            self._rows = self._buffer
             self._slot_of = torch.full((self.n_blocks,), -1)
             self._held: list[int] = []  # blocks in slots, least recently used first
         wanted = set(blocks)
@@ -128,6 +132,7 @@ class BlockRows:
             self._read_block(b, self._buffer[start : start + stop - first])
             self._slot_of[b] = slot
             self._held.append(b)
+        return self._buffer
 
     def _read_block(self, block: int, target: torch.Tensor) -> None:
         raise NotImplementedError
@@ -138,7 +143,8 @@ class BlockRows:
     def close(self) -> None:
         """Close the file and free the buffers (they come back on the next read)."""
         self._close_file()
-        self._buffer = None
+        for name in self._transient():
+            setattr(self, name, None)
 
     def __del__(self) -> None:
         self.close()
@@ -205,17 +211,20 @@ class NpyRows(BlockRows):
         self.window_blocks = int(window_blocks)
         self._handle: Any = None
         self._set_blocks(np.arange(0, max(self.n_rows, 1), max(1, int(block_rows))))
-        self._raw = np.empty(0, dtype=self.dtype)
+        self._raw: np.ndarray | None = None  # a block as read, when it is not float32
 
-    def _unpicklable(self) -> tuple[str, ...]:
-        return ("_buffer", "_handle")
+    def _transient(self) -> tuple[str, ...]:
+        return ("_buffer", "_handle", "_raw")
 
     def _read_block(self, block: int, target: torch.Tensor) -> None:
         first, count = int(self._starts[block]), len(target)
         native_f32 = self.dtype == np.dtype(np.float32)
-        if not native_f32 and len(self._raw) < self.block_rows * self.n_features:
-            self._raw = np.empty(self.block_rows * self.n_features, dtype=self.dtype)
-        raw = target.numpy().reshape(-1) if native_f32 else self._raw[: count * self.n_features]
+        if native_f32:
+            raw = target.numpy().reshape(-1)
+        else:
+            if self._raw is None:
+                self._raw = np.empty(self.block_rows * self.n_features, dtype=self.dtype)
+            raw = self._raw[: count * self.n_features]
         if self._handle is None:
             self._handle = self.path.open("rb", buffering=0)
         self._handle.seek(self.offset + first * self.n_features * self.dtype.itemsize)
@@ -327,7 +336,7 @@ class ParquetRows(BlockRows):
                 "(pyarrow.parquet.write_table(..., row_group_size=N)) or read it whole"
             )
 
-    def _unpicklable(self) -> tuple[str, ...]:
+    def _transient(self) -> tuple[str, ...]:
         return ("_buffer", "_file")
 
     def _read_block(self, block: int, target: torch.Tensor) -> None:
@@ -360,17 +369,16 @@ def open_rows(
     columns: Sequence[str | int] | None = None,
     label_column: str | int | None = None,
 ) -> BlockRows | None:
-    """A streamed source for a ``.npy`` or ``.parquet`` path; None for other formats.
+    """A streamed source for a path of a streamed format (``.npy``, ``.parquet``), else None.
 
-    ``columns`` and ``label_column`` pick parquet columns (see :class:`ParquetRows`); a
-    ``.npy`` source always has all its columns.
+    ``columns`` and ``label_column`` pick columns of a format that names them (see
+    :class:`ParquetRows`); a ``.npy`` source always has all its columns. The formats are those
+    of :data:`aekit.data.formats.FORMATS` with a ``stream``.
     """
-    suffix = Path(path).suffix.lower()
-    if suffix == ".npy":
-        return NpyRows(path)
-    if suffix == ".parquet":
-        return ParquetRows(path, columns=columns, label_column=label_column)
-    return None
+    found = find_format(path)
+    if found is None or found.stream is None:
+        return None
+    return found.stream(Path(path), columns, label_column)
 
 
 def stream_stats(source: RowSource, chunk_rows: int = 8192) -> dict[str, np.ndarray]:
@@ -379,21 +387,17 @@ def stream_stats(source: RowSource, chunk_rows: int = 8192) -> dict[str, np.ndar
     Raises
     ------
     DataError
-        If a value is NaN or infinite (naming the first such row).
+        If a value is NaN or infinite (naming the first such row and column, see
+        :func:`aekit.data.checks.check_finite_rows`).
     """
+    what = str(getattr(source, "path", None) or "the rows")
     d = source.n_features
     low, high = np.full(d, np.inf), np.full(d, -np.inf)
     mean, m2, count = np.zeros(d), np.zeros(d), 0
     for start in range(0, len(source), chunk_rows):
         stop = min(start + chunk_rows, len(source))
         x = source.take(torch.arange(start, stop)).double().numpy()
-        finite = np.isfinite(x)
-        if not finite.all():
-            row = start + int(np.argwhere(~finite)[0][0])
-            where = getattr(source, "path", "the rows")
-            raise DataError(
-                f"{where} contains NaN or infinity (first at row {row}); drop or impute them"
-            )
+        check_finite_rows(x, what, first_row=start)
         low, high = np.minimum(low, x.min(axis=0)), np.maximum(high, x.max(axis=0))
         n = stop - start
         chunk_mean = x.mean(axis=0)

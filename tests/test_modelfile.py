@@ -1,15 +1,40 @@
 import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from sklearn.datasets import load_digits, load_wine
 
 import aekit
 from aekit import Autoencoder, ModelFileError
 from aekit.modelfile import CONFIG_NAME, WEIGHTS_NAME
 from aekit.training.checkpoint import read_checkpoint, write_checkpoint
+from tests.helpers import FAST
 
-from .conftest import FAST
+FIXTURES = Path(__file__).parent / "fixtures"
+# Model folders written by aekit 0.1.0, with the codes and reconstructions it computed for the
+# first 20 rows of each dataset (float64; the digits model was fitted on uint8 pixels).
+OLD_MODELS = {
+    "model-0.1.0-wine": lambda: load_wine().data[:20],
+    "model-0.1.0-digits-conv": lambda: load_digits().data.astype(np.uint8)[:20].astype(np.float64),
+}
+
+
+@pytest.mark.parametrize("name", OLD_MODELS)
+def test_models_written_by_0_1_0_load_and_compute_the_same(name, tmp_path):
+    # Codes and reconstructions only: error values of old models are not pinned, since the
+    # unit errors are measured in may change.
+    assert torch.get_num_threads() == 1  # as when the expected values were computed
+    folder, X = FIXTURES / name, OLD_MODELS[name]()
+    codes = np.load(folder / "expected_codes.npy", allow_pickle=False)
+    recon = np.load(folder / "expected_recon.npy", allow_pickle=False)
+    model = aekit.load(folder)
+    np.testing.assert_allclose(model.transform(X), codes, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(model.reconstruct(X), recon, rtol=1e-6, atol=1e-9)
+    again = aekit.load(model.save(tmp_path / "resaved"))  # and in today's format
+    np.testing.assert_allclose(again.transform(X), codes, rtol=1e-6, atol=1e-9)
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +144,6 @@ def test_save_keeps_other_files_and_leaves_no_temp_files(fitted, tmp_path):
 
 
 def test_checkpoint_round_trip_keeps_int_keys_and_tensors(tmp_path):
-    import torch
-
     state = {"a": {0: torch.arange(3), 1: [1.5, None, "x"]}, "inf": float("inf")}
     write_checkpoint(tmp_path / "c.safetensors", state)
     back = read_checkpoint(tmp_path / "c.safetensors")
@@ -176,8 +199,6 @@ def test_truncated_weights_with_a_matching_checksum_are_refused(fitted, tmp_path
 
 
 def test_pickles_renamed_to_our_file_names_are_refused_and_not_run(fitted, tmp_path, monkeypatch):
-    import torch
-
     monkeypatch.chdir(tmp_path)
     blob = pickle.dumps(Boom())
     folder = fitted.save(tmp_path / "m")
@@ -208,7 +229,6 @@ def test_pickles_renamed_to_our_file_names_are_refused_and_not_run(fitted, tmp_p
     ],
 )
 def test_checkpoint_metadata_that_is_not_ours_is_refused(tmp_path, metadata):
-    import torch
     from safetensors.torch import save_file
 
     path = tmp_path / "c.safetensors"

@@ -1,0 +1,332 @@
+"""Readers of data files, one per format; :mod:`aekit.data.formats` picks one by suffix.
+
+Each reader takes ``(path, columns, label_column)`` and returns a :class:`Table`: the numeric
+feature columns, the label column if one was asked for, and the column names if the file has
+them. Arrays (``.npy``, ``.npz``, IDX) have unnamed columns, picked by 0-based index; text
+tables (``.csv``, ``.tsv``) and parquet files name theirs.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import importlib
+import os
+import warnings
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import AekitError, DataError, DataTypeError
+
+__all__ = [
+    "Table",
+    "open_parquet",
+    "parquet_columns",
+    "read_delimited",
+    "read_idx",
+    "read_idx_table",
+    "read_npy",
+    "read_npz",
+    "read_parquet",
+    "require",
+]
+
+Columns = Sequence[str | int] | None  # feature columns to keep, by name or 0-based index
+Label = str | int | None  # the label column, by name or 0-based index
+
+
+@dataclass
+class Table:
+    """Rows read from a file: the numeric features, and optionally labels and column names.
+
+    Attributes
+    ----------
+    X : ndarray of shape (n_rows, n_features)
+        The feature columns (``.npy`` files stay memory-mapped when no column is picked).
+    labels : ndarray of shape (n_rows,) or None
+        The label column, when one was asked for (integers where all values are whole
+        numbers, strings otherwise).
+    columns : list of str or None
+        Names of the feature columns, when the file names them (CSV header, parquet).
+    """
+
+    X: np.ndarray
+    labels: np.ndarray | None = None
+    columns: list[str] | None = None
+
+
+_EXTRAS = {"pyarrow": "parquet"}  # optional packages, and the aekit extra that installs each
+
+
+def require(package: str, doing: str) -> None:
+    """Raise :class:`DataError` naming the extra to install unless ``package`` imports."""
+    try:
+        importlib.import_module(package)
+    except ImportError:
+        extra = _EXTRAS[package]
+        raise DataError(f"{doing} needs {package}: pip install 'aekit[{extra}]'") from None
+
+
+# -- arrays: .npy, .npz, IDX ------------------------------------------------------------------
+def read_npy(path: Path, columns: Columns, label_column: Label) -> Table:
+    """A ``.npy`` file, memory-mapped."""
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        raise DataError(f"{path} is not a numeric .npy file ({exc})") from exc
+    return _array_table(path, array, columns, label_column)
+
+
+def read_npz(path: Path, columns: Columns, label_column: Label) -> Table:
+    """A ``.npz`` archive: its array ``X``, or else its first array."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = list(archive.files)
+            if not names:
+                raise DataError(f"{path} holds no arrays")
+            array = archive["X" if "X" in names else names[0]]
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path} is not a readable .npz file ({exc})") from exc
+    return _array_table(path, array, columns, label_column)
+
+
+_IDX_DTYPES = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an IDX file (the MNIST format), gzipped or not.
+
+    Returns
+    -------
+    ndarray
+        With the file's shape, e.g. ``(10000, 28, 28)`` uint8 for MNIST images.
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            raw = handle.read()
+    except (OSError, EOFError) as exc:
+        raise DataError(f"cannot read IDX file {path}: {exc}") from exc
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise DataError(f"{path} is not an IDX file (bad magic number)")
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(shape)) * dtype.itemsize
+    if len(raw) != expected:
+        raise DataError(f"{path} is truncated or padded: {len(raw)} bytes, expected {expected}")
+    return (
+        np.frombuffer(raw, dtype=dtype, offset=header)
+        .reshape(shape)
+        .astype(dtype.newbyteorder("="))
+    )
+
+
+def read_idx_table(path: Path, columns: Columns, label_column: Label) -> Table:
+    """An IDX file as rows: images flattened, one label per row for a label file."""
+    return _array_table(path, read_idx(path), columns, label_column)
+
+
+def _array_table(path: Path, array: np.ndarray, columns: Columns, label_column: Label) -> Table:
+    """Rows of a numeric array (images flattened), with columns picked by index."""
+    if array.dtype.kind not in "biuf":
+        raise DataTypeError(f"{path} holds {array.dtype} data, expected numbers")
+    if array.ndim == 1:
+        array = array[:, None]
+    elif array.ndim > 2:
+        array = array.reshape(array.shape[0], -1)
+    if columns is None and label_column is None:
+        return Table(array)
+    label_idx, feature_idx = _pick_columns(path, None, array.shape[1], columns, label_column)
+    labels = None if label_idx is None else _as_labels(np.asarray(array[:, label_idx]))
+    return Table(np.asarray(array[:, feature_idx]), labels)
+
+
+def _pick_columns(
+    path: Path,
+    names: list[str] | None,
+    n_columns: int,
+    columns: Columns,
+    label_column: Label,
+) -> tuple[int | None, list[int]]:
+    """(label index, feature indices) from names or 0-based indices."""
+
+    def index(spec: str | int) -> int:
+        if names is not None and spec in names:
+            return names.index(str(spec))
+        text = str(spec).strip()
+        if text.lstrip("-").isdigit() and 0 <= int(text) < n_columns:
+            return int(text)
+        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "") if names else ""
+        known = f"columns: {shown}" if names else f"{n_columns} unnamed columns, 0-based"
+        raise DataError(f"{path} has no column {spec!r} ({known})")
+
+    label_idx = None if label_column is None else index(label_column)
+    if columns is None:
+        features = [i for i in range(n_columns) if i != label_idx]
+    else:
+        features = [index(c) for c in columns]
+        if label_idx is not None and label_idx in features:
+            raise DataError(f"column {label_column!r} of {path} cannot be a feature and the label")
+    return label_idx, features
+
+
+def _as_labels(values: np.ndarray) -> np.ndarray:
+    """Integers where every label is a whole number, floats or strings otherwise."""
+    if values.dtype.kind in "biu":
+        return values.astype(np.int64)
+    try:
+        numbers = values.astype(np.float64)
+    except ValueError:
+        return values.astype(str)
+    if np.isfinite(numbers).all() and (numbers == np.round(numbers)).all():
+        return numbers.astype(np.int64)
+    return numbers
+
+
+# -- text tables: .csv, .tsv -------------------------------------------------------------------
+def read_delimited(path: Path, columns: Columns, label_column: Label, *, sep: str) -> Table:
+    """A text table with fields separated by ``sep``; a header row is detected."""
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            first = next(csv.reader(handle, delimiter=sep), [])
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {path} as text ({exc})") from exc
+    if not first or first == [""]:
+        raise DataError(f"{path} is empty")
+    names = None if all(_is_number(c) for c in first) else [c.strip() for c in first]
+    label_idx, feature_idx = _pick_columns(path, names, len(first), columns, label_column)
+    skip = int(names is not None)
+    every = feature_idx == list(range(len(first)))  # then ragged rows are an error
+    options = {"delimiter": sep, "skiprows": skip, "quotechar": '"'}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "input contained no data" → checked below
+        try:
+            labels = None
+            if label_idx is not None:
+                raw = np.loadtxt(path, ndmin=1, dtype=str, usecols=[label_idx], **options)
+                labels = _as_labels(raw)
+            if feature_idx:
+                X = np.loadtxt(
+                    path, ndmin=2, dtype=np.float64, usecols=None if every else feature_idx,
+                    **options,
+                )  # fmt: skip
+            else:
+                X = np.empty((0 if labels is None else len(labels), 0))
+        except ValueError as exc:
+            raise _explain_bad_text(path, sep, skip, feature_idx, names) from exc
+    if X.shape[0] == 0 and (labels is None or len(labels) == 0):
+        raise DataError(f"{path} has no data rows")
+    feature_names = None if names is None else [names[i] for i in feature_idx]
+    return Table(X, labels, feature_names)
+
+
+def _explain_bad_text(
+    path: Path, sep: str, skip: int, feature_idx: list[int], names: list[str] | None
+) -> AekitError:
+    """Find the first ragged row or non-numeric cell and say where it is."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = csv.reader(handle, delimiter=sep)
+        width = None
+        for line, row in enumerate(rows, start=1):
+            if line <= skip or not row:
+                continue
+            width = width or len(row)
+            if len(row) != width:
+                return DataError(f"{path} line {line} has {len(row)} fields, expected {width}")
+            for i in feature_idx:
+                if not _is_number(row[i]):
+                    column = repr(names[i]) if names else f"{i} (0-based)"
+                    return DataTypeError(
+                        f"{path} column {column} holds a non-numeric value {row[i]!r} at "
+                        f"line {line}; pick numeric columns or name it as the label column"
+                    )
+    return DataError(f"{path} is not a numeric table")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+# -- parquet -----------------------------------------------------------------------------------
+def open_parquet(path: Path) -> Any:
+    """A ``pyarrow.parquet.ParquetFile`` over ``path``, with aekit's errors.
+
+    Raises
+    ------
+    DataError
+        pyarrow is missing (naming the extra to install) or the file is not parquet.
+    """
+    require("pyarrow", f"reading {path}")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"cannot read {path} as parquet ({exc})") from exc
+
+
+def parquet_columns(
+    path: Path, schema: Any, columns: Columns, label_column: Label
+) -> tuple[int | None, list[int]]:
+    """(label index, feature indices) of a parquet schema; the features must be numeric.
+
+    Raises
+    ------
+    DataError
+        No such column.
+    DataTypeError
+        A feature column holds something other than integers, floats or booleans.
+    """
+    import pyarrow as pa
+
+    names = [str(n) for n in schema.names]
+    label_idx, feature_idx = _pick_columns(path, names, len(names), columns, label_column)
+    for i in feature_idx:
+        kind = schema.field(i).type
+        if not (
+            pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+        ):
+            raise DataTypeError(
+                f"{path} column {names[i]!r} holds {kind} values, "
+                "expected numbers; pick numeric columns or name it as the label column"
+            )
+    return label_idx, feature_idx
+
+
+def read_parquet(path: Path, columns: Columns, label_column: Label) -> Table:
+    """A parquet file, read whole (needs pyarrow)."""
+    parquet = open_parquet(path)
+    import pyarrow as pa
+
+    schema = parquet.schema_arrow
+    label_idx, feature_idx = parquet_columns(path, schema, columns, label_column)
+    try:
+        table = parquet.read()
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"cannot read {path} as parquet ({exc})") from exc
+    features = [table.column(i).to_numpy() for i in feature_idx]
+    X = np.column_stack(features) if features else np.empty((table.num_rows, 0))
+    labels = None
+    if label_idx is not None:
+        labels = _as_labels(np.asarray(table.column(label_idx).to_numpy(zero_copy_only=False)))
+    return Table(X, labels, [str(schema.names[i]) for i in feature_idx])
