@@ -1,7 +1,6 @@
 """The CLI's estimator options: generated from the one table, forwarded only when given."""
 
 import argparse
-import inspect
 
 import pytest
 
@@ -94,12 +93,9 @@ def test_each_option_is_forwarded_with_its_type(name):
     assert type(kwargs[name]) is type(value)
 
 
-def test_every_forwarded_option_is_an_estimator_parameter():
+def test_every_option_reaches_the_estimator():
     from aekit import Autoencoder
 
-    accepted = set(inspect.signature(Autoencoder).parameters)
-    missing = sorted(OFFERED["fit"] - accepted)
-    assert not missing, f"the table has parameters Autoencoder does not take: {missing}"
     for name in sorted(OFFERED["fit"]):
         value, typed = sample(name, TABLE[name])
         params = Autoencoder(**estimator_kwargs(parse("fit", *typed))).get_params()
