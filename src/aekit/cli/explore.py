@@ -10,7 +10,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import ConfigError
-from .inputs import HOLDOUT, _fingerprint, _fit_info, _model_and_data, _read, _write_png
+from .inputs import HOLDOUT, fingerprint, fit_info, model_and_data, read_data, write_png
 from .options import estimator_kwargs, progress_callbacks, run_seed
 
 
@@ -24,7 +24,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         check_writable_folder(args.out)
     if not 0 < args.test_fraction < 1:
         raise ConfigError(f"--test-fraction must be in (0, 1), got {args.test_fraction}")
-    X = np.asarray(_read(args.data, args.columns, args.label_column).X)
+    X = np.asarray(read_data(args.data, args.columns, args.label_column).X)
     seed = run_seed(args)  # drawn when not given, and printed: the run can be repeated
     train_idx, test_idx = split_indices(len(X), args.test_fraction, seed)
     X_train, X_test = X[train_idx], X[test_idx]
@@ -36,7 +36,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         out = Path(args.out)
         atomic_write(out / "compare.json", (json.dumps(result.to_dict(), indent=2) + "\n").encode())
         dims = ([r.code_dim for r in result.rows], [r.ae_error for r in result.rows])
-        _write_png(out / "compare.png", error_vs_code_size, result.pca_curve, dims)
+        write_png(out / "compare.png", error_vs_code_size, result.pca_curve, dims)
         print(f"wrote {out / 'compare.json'} and the plot compare.png")
     return 0
 
@@ -48,7 +48,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ..report import build_report
 
     check_writable_folder(args.output)
-    info = _fit_info(args.model)
+    info = fit_info(args.model)
     label_column = None
     labels_file = None
     if args.labels is not None:
@@ -58,11 +58,11 @@ def cmd_report(args: argparse.Namespace) -> int:
             label_column = args.labels
     elif info.get("label_column") is not None and names_columns(args.data):
         label_column = info["label_column"]
-    with _model_and_data(args, label_column) as (ae, info, table):  # in memory: all rows plot
+    with model_and_data(args, label_column) as (ae, info, table):  # in memory: all rows plot
         labels = read_labels(labels_file) if labels_file is not None else table.labels
         X = np.asarray(table.X)
     holdout, notes = None, []
-    if info.get("fingerprint") == _fingerprint(X):
+    if info.get("fingerprint") == fingerprint(X):
         holdout = np.load(Path(args.model) / HOLDOUT, allow_pickle=False)
         if len(holdout) == 0:
             holdout = None

@@ -23,13 +23,13 @@ from ..errors import ConfigError, DataError
 from .inputs import (
     FIT_INFO,
     HOLDOUT,
-    _at_most,
-    _fingerprint,
-    _npy_bytes,
-    _read,
-    _rows_at,
-    _streamed,
-    _write_png,
+    at_most,
+    fingerprint,
+    npy_bytes,
+    open_streamed,
+    read_data,
+    rows_at,
+    write_png,
 )
 from .options import (
     InterruptedRunError,
@@ -109,10 +109,10 @@ def _fit(args: argparse.Namespace, ctx: DistributedContext) -> int:
     seed = _agreed_seed(args, ctx.world_size)
     if drawn and checkpoint_dir and ctx.is_main:
         print(f"aekit: note: no --seed given; this run's is --seed {seed}", file=sys.stderr)
-    source = _streamed(args.data, args.stream, args.columns, args.label_column)
+    source = open_streamed(args.data, args.stream, args.columns, args.label_column)
     try:
         if source is None:
-            table = _read(args.data, args.columns, args.label_column)
+            table = read_data(args.data, args.columns, args.label_column)
             X, columns = np.asarray(table.X), table.columns
         else:
             X, columns = source, getattr(source, "columns", None)
@@ -162,18 +162,18 @@ def _fit_rows(
         return 0
     ae.save(out)
     ae.history_.save(out / "history.json")
-    atomic_write(out / HOLDOUT, _npy_bytes(holdout_idx.astype(np.int64)))
+    atomic_write(out / HOLDOUT, npy_bytes(holdout_idx.astype(np.int64)))
     info = {
         "data": str(args.data),
         "n_rows": len(X),
-        "fingerprint": _fingerprint(X),
+        "fingerprint": fingerprint(X),
         "columns": columns,
         "label_column": args.label_column,
         "holdout_fraction": args.holdout,
         "seed": seed,
     }
     atomic_write(out / FIT_INFO, (json.dumps(info, indent=2) + "\n").encode())
-    _write_png(out / "loss.png", loss_curves, ae.history_)
+    write_png(out / "loss.png", loss_curves, ae.history_)
     summary = (
         f"saved {out}: {len(train_idx)} rows, {len(holdout_idx)} held out, {ae.n_iter_} "
         f"epochs (stopped by {ae.history_.stop_reason}, "
@@ -181,10 +181,10 @@ def _fit_rows(
     )
     if len(holdout_idx):  # on samples of big data: the comparison must fit in memory
         pca_rows, test_rows = (
-            _at_most(idx, count, seed)
+            at_most(idx, count, seed)
             for idx, count in zip((train_idx, holdout_idx), _SUMMARY_ROWS, strict=True)
         )
-        found = measure(ae, _rows_at(X, pca_rows), _rows_at(X, test_rows))
+        found = measure(ae, rows_at(X, pca_rows), rows_at(X, test_rows))
         sampled = "" if len(test_rows) == len(holdout_idx) else f" of {len(test_rows)} rows"
         summary += (
             f"; held-out error{sampled} {found.ae_error:.4g} (PCA with {args.code_dim} "
