@@ -162,7 +162,7 @@ def test_cli_fit_nproc_2_streams_a_parquet_file_like_one_process(tmp_path, monke
     common = ["fit", str(data), "--label-column", "name", "--code-dim", "3", "--hidden", "16",
               "--epochs", "8", "--batch-size", "29", "--lr", "0.03", "--val-fraction", "0.2",
               "--patience", "0", "--seed", "0", "--device", "cpu", "--quiet",
-              "--no-batch-norm"]  # fmt: skip
+              "--no-batch-norm", "--init", "random"]  # fmt: skip  (random: it must train)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = tmp_path / "ddp"
     argv = [sys.executable, "-m", "aekit", *common, "--stream", "--out", str(out), "--nproc", "2"]
