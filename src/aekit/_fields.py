@@ -79,7 +79,7 @@ class JsonConfig:
         names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ConfigError(f"unknown {cls.__name__} key(s): {', '.join(unknown)}")
+            raise ConfigError(f"unknown {cls.__name__} key(s): {', '.join(map(repr, unknown))}")
         required = {
             f.name
             for f in dataclasses.fields(cls)  # type: ignore[arg-type]
@@ -87,7 +87,7 @@ class JsonConfig:
         }
         missing = sorted(required - set(data))
         if missing:
-            raise ConfigError(f"missing {cls.__name__} key(s): {', '.join(missing)}")
+            raise ConfigError(f"missing {cls.__name__} key(s): {', '.join(map(repr, missing))}")
         data = {**getattr(cls, "ABSENT_MEANS", {}), **data}  # older files: the old behaviour
         kwargs = {key: _coerce(cls.__name__, key, value, hints[key]) for key, value in data.items()}
         return cls(**kwargs)
