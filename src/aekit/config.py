@@ -173,9 +173,18 @@ class ModelConfig(JsonConfig):
         return is_linear(self.hidden, self.activation, self.image_shape)
 
     @property
+    def has_linear_decoder(self) -> bool:
+        """True when the decoder is one affine map of the code (``hidden=()``, MLP or conv)."""
+        return not self.hidden
+
+    @property
     def is_dictionary(self) -> bool:
-        """True for a sparse dictionary: an L1 or top-k code with a linear decoder."""
-        return self.sparsity in ("l1", "topk") and not self.hidden and self.image_shape is None
+        """True for a sparse dictionary: an L1 or top-k code with a linear decoder.
+
+        The one rule for "dictionary": its atoms start as the encoder's matched filters, and a
+        top-k dictionary encodes rows relative to its origin and trains with AuxK.
+        """
+        return self.sparsity in ("l1", "topk") and self.has_linear_decoder
 
 
 def is_linear(hidden: tuple[int, ...], activation: str, image_shape: object) -> bool:

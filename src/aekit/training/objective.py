@@ -53,8 +53,8 @@ def _squared_error_sum(recon: torch.Tensor, target: torch.Tensor) -> torch.Tenso
 
 
 def uses_dead_unit_loss(mcfg: Any) -> bool:
-    """AuxK is on for weighted top-k codes with a linear decoder."""
-    return bool(mcfg.sparsity == "topk" and mcfg.sparsity_weight > 0 and not mcfg.hidden)
+    """AuxK is on for weighted top-k dictionaries."""
+    return bool(mcfg.is_dictionary and mcfg.sparsity == "topk" and mcfg.sparsity_weight > 0)
 
 
 def dead_unit_loss_sum(
