@@ -206,7 +206,7 @@ class TrainConfig(JsonConfig):
     """
 
     # A field missing from an older file means the behaviour of the version that wrote it.
-    ABSENT_MEANS: ClassVar[dict[str, Any]] = {"min_val_rows": 0}
+    ABSENT_MEANS: ClassVar[dict[str, Any]] = {"min_val_rows": 0, "improvement_z": 0.0}
 
     epochs: int = option(
         100, "Maximum passes over the training rows; early stopping usually ends sooner."
@@ -240,6 +240,13 @@ class TrainConfig(JsonConfig):
     )
     patience: int | None = option(
         10, "Epochs without validation improvement before stopping (None: never)."
+    )
+    improvement_z: float = option(
+        2.0,
+        "How many standard errors a trained model's mean improvement over the model training "
+        "started from (per validation row, paired) must reach to replace it; below, the start "
+        "(with init='pca': PCA's solution) is kept. Guards small data, where the best of many "
+        "epochs on a few validation rows beats the start by luck; 0 takes any improvement.",
     )
     min_delta: float = option(
         0.0, "Relative improvement of the validation loss that counts as progress."
@@ -290,6 +297,7 @@ class TrainConfig(JsonConfig):
         choice("loss", self.loss, LOSSES)
         finite("val_fraction", self.val_fraction, 0.0, 1.0, open_high=True)
         positive_int("min_val_rows", self.min_val_rows, minimum=0)
+        finite("improvement_z", self.improvement_z, 0.0, math.inf, open_high=True)
         if self.patience is not None:
             positive_int("patience", self.patience)
         finite("min_delta", self.min_delta, 0.0, 1.0, open_high=True)

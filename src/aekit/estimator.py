@@ -120,6 +120,7 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         val_fraction: float = 0.1,
         min_val_rows: int = 50,
         patience: int | None = 10,
+        improvement_z: float = 2.0,
         min_delta: float = 0.0,
         max_time: float | None = None,
         device: str = "auto",
@@ -160,6 +161,7 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         self.val_fraction = val_fraction
         self.min_val_rows = min_val_rows
         self.patience = patience
+        self.improvement_z = improvement_z
         self.min_delta = min_delta
         self.max_time = max_time
         self.device = device

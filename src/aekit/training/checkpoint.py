@@ -165,9 +165,10 @@ def check_resumable(
                 f"this run has {key}={ours[key]!r}"
             )
     check_tensors(current["module"], state["module"], source)
-    best = state["callbacks"].get("EarlyStopping", {}).get("best_state")
-    if best is not None:
-        check_tensors(current["module"], best, f"{source} (best weights)")
+    early = state["callbacks"].get("EarlyStopping", {})
+    for key, what in (("best_state", "best weights"), ("initial_state", "starting weights")):
+        if early.get(key) is not None:
+            check_tensors(current["module"], early[key], f"{source} ({what})")
     if state["position"]["batch"] > n_batches:
         raise ModelFileError(f"{source}: position {state['position']} is past the epoch")
     check_optimizer_state(current["optimizer"], state["optimizer"], params, f"{source} optimizer")

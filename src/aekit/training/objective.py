@@ -9,6 +9,7 @@ and several compute the same step.
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any
 
 import torch
@@ -180,3 +181,34 @@ class Objective:
             sums[1] += _squared_error_sum(out.recon, clean).double()
         loss, error = self.ranks.all_sum(sums).tolist()
         return loss / (len(rows) * source.n_features), error / len(rows)
+
+    @torch.no_grad()
+    def row_errors(self, source: RowSource, rows: torch.Tensor) -> torch.Tensor:
+        """Each row's squared error in the scaled space (float64), for this rank's share.
+
+        Leaves the model in evaluation mode.
+        """
+        self.module.eval()
+        parts = []
+        for chunk in self.ranks.share(rows).split(_EVAL_ROWS):
+            clean = self.module.scale_input(source.take(chunk).to(self.device))
+            with autocast(self.device, self.precision):
+                recon = self.module(clean).recon
+            parts.append((recon.double() - clean.double()).square().sum(dim=1))
+        return (
+            torch.cat(parts) if parts else torch.zeros(0, device=self.device, dtype=torch.float64)
+        )
+
+    def paired_gain(self, before: torch.Tensor, after: torch.Tensor) -> tuple[float, float]:
+        """Mean per-row improvement ``before - after`` over all ranks, and its z-score.
+
+        The z-score is the mean over its standard error (paired over the same rows); an
+        improvement with no spread at all counts as certain (infinite z).
+        """
+        diff = before - after
+        sums = torch.stack([diff.sum(), diff.square().sum(), diff.new_tensor(float(len(diff)))])
+        total, squares, n = self.ranks.all_sum(sums).tolist()
+        mean = total / max(n, 1.0)
+        variance = max(squares / max(n, 1.0) - mean * mean, 0.0) * n / max(n - 1.0, 1.0)
+        error = math.sqrt(variance / max(n, 1.0))
+        return mean, (math.inf if mean > 0 else 0.0) if error == 0 else mean / error

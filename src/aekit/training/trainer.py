@@ -129,6 +129,7 @@ class Trainer:
         """
         cfg = self.config
         source, split_gen = self._setup(data)
+        self.source = source  # for callbacks that measure the validation rows (early stopping)
         self.train_idx, self.val_idx = split_rows(
             len(source), cfg.val_fraction, split_gen, cfg.min_val_rows
         )
