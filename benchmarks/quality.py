@@ -49,6 +49,7 @@ BEST = {"hidden": (1024, 256), "epochs": 150}
 # Linear AE: no hidden layer, identity activation; a long cosine schedule lets the last,
 # weakly separated directions (eigengap ~1.07) settle, not just the error.
 LINEAR = {
+    "init": "random",  # the demonstration: a random start finds PCA's subspace by training
     "hidden": (),
     "activation": "identity",
     "lr": 3e-3,

@@ -74,6 +74,7 @@ def make_trainer(folder=None, setup="noise-cosine", callbacks=(), **train):
                 "lr": 1e-3,
                 "weight_decay": 0.0,
                 "lr_schedule": "constant",
+                "min_val_rows": 0,
             },
             **train_kw,
             **train,
@@ -501,7 +502,8 @@ def test_autoencoder_fit_resumes_exactly_after_ctrl_c(tmp_path, digits):
     folder = str(tmp_path / "ckpt")
     with pytest.raises(KeyboardInterrupt):
         Autoencoder(**params, checkpoint_dir=folder).fit(X, callbacks=(InterruptAt(step=6),))
-    assert latest_checkpoint(folder).name == "checkpoint-e000001-b000001.safetensors"
+    # 300 rows: 50 held out (min_val_rows), 250 train in 4 batches; step 6 is epoch 2's second
+    assert latest_checkpoint(folder).name == "checkpoint-e000001-b000002.safetensors"
     resumed = Autoencoder(**params, checkpoint_dir=folder).fit(X, resume=True)
     assert np.array_equal(resumed.transform(X), reference.transform(X))
     assert resumed.history_.train_loss == reference.history_.train_loss

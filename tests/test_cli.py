@@ -17,7 +17,8 @@ from aekit.training.progress import StopOnSignal
 
 PNG = b"\x89PNG\r\n\x1a\n"
 N_ROWS = 300
-TINY = ["--hidden", "16", "--epochs", "2", "--batch-size", "64", "--device", "cpu", "-q"]
+UNSEEDED = ["--hidden", "16", "--epochs", "2", "--batch-size", "64", "--device", "cpu", "-q"]
+TINY = [*UNSEEDED, "--seed", "0"]  # runs compared with each other; else each draws a seed
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +70,46 @@ def test_fit_options_reach_the_estimator(files, tmp_path, monkeypatch):
     assert (cfg.sparsity, cfg.sparsity_k, cfg.noise, cfg.noise_level) == ("topk", 2, "masking", 0.2)
     assert (ae.train_config_.lr, ae.train_config_.precision) == (0.01, "bf16")
     assert ae.train_config_.compile and len(compiled) == 1
+
+
+def test_fit_without_a_seed_draws_one_records_it_and_repeats_with_it(files, tmp_path, capsys):
+    """The CLI's default seed is the library's (none), but every run can be repeated."""
+    argv = ["fit", str(files / "digits.npy"), "--code-dim", "3", *UNSEEDED]
+    seeds = []
+    for name in ("a", "b"):
+        assert main([*argv, "-o", str(tmp_path / name)]) == 0
+        seeds.append(json.loads((tmp_path / name / "fit.json").read_text())["seed"])
+        assert f"seed {seeds[-1]}" in capsys.readouterr().out  # in the summary
+    assert all(isinstance(seed, int) for seed in seeds) and seeds[0] != seeds[1]
+    assert main([*argv, "--seed", str(seeds[0]), "-o", str(tmp_path / "again")]) == 0
+    first, again = aekit.load(tmp_path / "a"), aekit.load(tmp_path / "again")
+    for name, tensor in first.module_.state_dict().items():
+        assert torch.equal(again.module_.state_dict()[name], tensor), name
+    holdouts = [np.load(tmp_path / name / "holdout.npy") for name in ("a", "again")]
+    assert np.array_equal(*holdouts)
+    assert first.random_state == again.random_state == seeds[0]
+
+
+def test_ddp_ranks_share_the_drawn_seed(files, tmp_path):
+    """--nproc 2 without --seed: rank 0's drawn seed splits and seeds every rank, so one
+    process given that seed trains the same model."""
+    common = ["fit", str(files / "digits.npy"), "--code-dim", "3", "--hidden", "16",
+              "--epochs", "3", "--batch-size", "32", "--patience", "0", "--device", "cpu",
+              "--quiet", "--no-batch-norm"]  # fmt: skip
+    argv = [sys.executable, "-m", "aekit", *common, "-o", str(tmp_path / "ddp"), "--nproc", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-20000:]
+    seed = json.loads((tmp_path / "ddp" / "fit.json").read_text())["seed"]
+    assert f"seed {seed}" in done.stdout
+    assert main([*common, "--seed", str(seed), "-o", str(tmp_path / "one")]) == 0
+    ddp, one = aekit.load(tmp_path / "ddp"), aekit.load(tmp_path / "one")
+    holdouts = [np.load(tmp_path / name / "holdout.npy") for name in ("ddp", "one")]
+    assert np.array_equal(*holdouts)
+    for name, tensor in one.module_.state_dict().items():
+        np.testing.assert_allclose(
+            ddp.module_.state_dict()[name].numpy(), tensor.numpy(), rtol=1e-4, atol=1e-6
+        )
 
 
 def test_fit_streams_a_file_without_reading_it_whole(files, tmp_path, monkeypatch, capsys):
@@ -271,6 +312,8 @@ def one_error_line(capsys):
         (["encode", "{model}", "{tmp}/ok.npy", "-o", "{tmp}/ok.npy/c.npy"], 2, "writable"),
         (["encode", "{tmp}", "{tmp}/ok.npy", "-o", "{tmp}/c.npy"], 2, "config.json"),
         (["fit", "{tmp}/ok.npy", "--code-dim", "2", "-o", "{tmp}/m", "--resume"], 2, "resume"),
+        (["fit", "{tmp}/ok.npy", "--code-dim", "2", "-o", "{tmp}/m", "--checkpoint-dir",
+          "{tmp}/c", "--resume"], 2, "--resume needs the --seed of the run it continues"),
         (["fit", "{tmp}/ok.npy", "--code-dim", "0", "-o", "{tmp}/m"], 2, "code_dim"),
         (["score", "{model}", "{tmp}/ok.npy", "-o", "{tmp}/s.csv", "--contamination", "0.9"], 2,
          "contamination"),
@@ -308,7 +351,9 @@ def test_usage_errors_exit_2(capsys):
 
 
 def test_ctrl_c_checkpoints_and_the_hint_resumes(files, tmp_path, monkeypatch, capsys):
-    """SIGINT mid-epoch: exit 130 with a resume command; running it finishes the fit."""
+    """SIGINT mid-epoch: exit 130 with a resume command; running it finishes the fit.
+
+    No --seed: the hint carries the seed the run drew, which resuming needs."""
     original = StopOnSignal.on_batch_end
     handler = signal.getsignal(signal.SIGINT)  # the default, or SIG_IGN in a background run
 
@@ -318,17 +363,22 @@ def test_ctrl_c_checkpoints_and_the_hint_resumes(files, tmp_path, monkeypatch, c
         original(self, trainer, batch, n_batches)
 
     monkeypatch.setattr(StopOnSignal, "on_batch_end", interrupt)
-    argv = ["fit", str(files / "digits.npy"), "--code-dim", "2", *TINY, "-o", str(tmp_path / "m")]
-    argv += ["--checkpoint-dir", str(tmp_path / "ckpt")]
+    argv = ["fit", str(files / "digits.npy"), "--code-dim", "2", *UNSEEDED]
+    argv += ["-o", str(tmp_path / "m"), "--checkpoint-dir", str(tmp_path / "ckpt")]
     assert main(argv) == 130
-    err = capsys.readouterr().err.strip().splitlines()[-1]
+    lines = capsys.readouterr().err.strip().splitlines()
+    err = lines[-1]
     assert err.startswith("aekit: interrupted; checkpoint in") and "--resume" in err
+    seed = int(err.split("--seed ")[1].split()[0])
+    assert f"aekit: note: no --seed given; this run's is --seed {seed}" in lines
     assert list((tmp_path / "ckpt").glob("checkpoint-e000001-b000002*"))
     assert not (tmp_path / "m").exists()
     monkeypatch.setattr(StopOnSignal, "on_batch_end", original)
     resume = shlex.split(err.split("resume with: ", 1)[1])
     assert resume[0] == "aekit" and main(resume[1:]) == 0
-    assert aekit.load(tmp_path / "m").n_iter_ == 2
+    resumed = aekit.load(tmp_path / "m")
+    assert resumed.n_iter_ == 2 and resumed.random_state == seed
+    assert json.loads((tmp_path / "m" / "fit.json").read_text())["seed"] == seed
     assert signal.getsignal(signal.SIGINT) is handler  # the CLI put it back
 
 

@@ -2,7 +2,6 @@
 
 import gzip
 import json
-import shutil
 import signal
 import struct
 import subprocess
@@ -15,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from aekit.data.formats import read_table
+from tests.helpers import chromium
 
 TINY = ["--hidden", "16", "--epochs", "2", "--batch-size", "64", "--device", "cpu"]
 
@@ -69,14 +69,15 @@ def test_every_format_in_and_out(files, model):
     aekit("encode", model, folder / "x.parquet", "-o", folder / "codes.csv")
     aekit("score", model, folder / "x.csv", "-o", folder / "scores.parquet")
     aekit("reconstruct", model, folder / "x.tsv", "-o", folder / "recon.npy")
+    ae = lib.load(model)
     codes = read_table(folder / "codes.csv").X
-    assert np.allclose(codes, lib.load(model).transform(X), atol=1e-6)
+    assert np.allclose(codes, ae.transform(X), atol=1e-6)
     scores = read_table(folder / "scores.parquet")
     assert scores.columns == ["error"] and scores.X.shape == (200, 1)
     recon = np.load(folder / "recon.npy")
-    fitted = lib.load(model)  # errors are summed in the model's scaled space (pixels / 255)
-    expected = ((fitted.scale_rows(X) - fitted.scale_rows(recon)) ** 2).sum(axis=1)
-    assert np.allclose(scores.X[:, 0], expected, rtol=1e-4)
+    # a row's error: its squared distance to its reconstruction in the model's scaled space
+    distance = ((ae.scale_rows(X) - ae.scale_rows(recon)) ** 2).sum(axis=1)
+    assert np.allclose(scores.X[:, 0], distance, rtol=1e-4)
 
 
 def test_error_is_one_line_without_traceback(files, model):
@@ -116,10 +117,6 @@ def test_ctrl_c_exits_130_with_a_resume_hint(tmp_path, digits):
     assert not (tmp_path / "m").exists()
 
 
-def browser() -> str | None:
-    return next(filter(None, map(shutil.which, ("chromium", "chromium-browser"))), None)
-
-
 _PROBE = """<script>
 window.addEventListener("load", () => {
   const imgs = Array.from(document.images);
@@ -130,7 +127,7 @@ window.addEventListener("load", () => {
 </script>"""
 
 
-@pytest.mark.skipif(browser() is None, reason="no chromium installed")
+@pytest.mark.browser  # conftest skips it, saying why, where there is no chromium
 def test_report_renders_in_headless_chromium(files, model, tmp_path):
     """The page loads, every image decodes, and the page logs nothing to the console."""
     folder, _ = files
@@ -141,13 +138,38 @@ def test_report_renders_in_headless_chromium(files, model, tmp_path):
     probe = tmp_path / "probe.html"
     probe.write_text(page.replace("</body>", _PROBE + "</body>"))
     proc = subprocess.run(
-        [browser(), "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
          "--v=0", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert 'data-probe="images 5 broken 0"' in proc.stdout, proc.stderr[-2000:]
     console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
     assert len(console) == 1 and '"probe done"' in console[0], console
+
+
+_HELP = """
+import argparse, json, sys
+from aekit.cli import main
+from aekit.cli.parser import build_parser
+
+sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+codes = {name: main([name, "--help"]) for name in sub.choices}
+codes["aekit"] = main(["--help"])
+heavy = sorted(name for name in ("torch", "sklearn") if name in sys.modules)
+print(json.dumps({"codes": codes, "heavy": heavy}))
+"""
+
+
+def test_help_imports_neither_torch_nor_sklearn():
+    """``aekit --help`` and every ``aekit COMMAND --help`` answer without the heavy imports."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _HELP], capture_output=True, text=True, check=True, timeout=60
+    )
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["codes"] == dict.fromkeys(
+        ["fit", "encode", "reconstruct", "score", "compare", "report", "demo", "aekit"], 0
+    )
+    assert result["heavy"] == []
 
 
 def test_import_stays_light():

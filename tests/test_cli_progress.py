@@ -14,7 +14,7 @@ def test_plain_lines_when_not_a_terminal(digits):
         digits[:300], callbacks=(ProgressBar(out),)
     )
     lines = out.getvalue().splitlines()
-    assert lines[0] == "training on 270 rows (30 for validation), up to 3 epochs, on cpu"
+    assert lines[0] == "training on 250 rows (50 for validation), up to 3 epochs, on cpu"
     assert len(lines) == 4
     pattern = r"epoch (\d)/3  train [\d.e-]+  val [\d.e-]+  [\d,]+ samples/s  ETA ≤ \d+s"
     assert [re.fullmatch(pattern, line).group(1) for line in lines[1:]] == ["1", "2", "3"]

@@ -159,10 +159,34 @@ def test_cli_fit_nproc_2_streams_a_parquet_file_like_one_process(tmp_path, monke
     data = write_parquet(tmp_path / "rows.parquet", X, 23, name=names)
     # 190 rows after the 10% holdout, 152 after validation: each global batch of 29 splits
     # 15 / 14 across the ranks, the last one of 7 splits 4 / 3
-    common = ["fit", str(data), "--label-column", "name", "--code-dim", "3", "--hidden", "16",
-              "--epochs", "8", "--batch-size", "29", "--lr", "0.03", "--val-fraction", "0.2",
-              "--patience", "0", "--seed", "0", "--device", "cpu", "--quiet",
-              "--no-batch-norm"]  # fmt: skip
+    common = [
+        "fit",
+        str(data),
+        "--label-column",
+        "name",
+        "--code-dim",
+        "3",
+        "--hidden",
+        "16",
+        "--epochs",
+        "8",
+        "--batch-size",
+        "29",
+        "--lr",
+        "0.03",
+        "--val-fraction",
+        "0.2",
+        "--patience",
+        "0",
+        "--seed",
+        "0",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--no-batch-norm",
+        "--init",
+        "random",
+    ]  # fmt: skip  (random: it must train)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = tmp_path / "ddp"
     argv = [sys.executable, "-m", "aekit", *common, "--stream", "--out", str(out), "--nproc", "2"]

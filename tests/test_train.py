@@ -25,7 +25,7 @@ def make(data_dim=8, dropout=0.0, **train):
         torch.Generator().manual_seed(0),
     )
     # aekit 0.1.0's TrainConfig defaults (lr 1e-3, constant, no decay), which these tests assume
-    base = {"lr": 1e-3, "lr_schedule": "constant", "weight_decay": 0.0}
+    base = {"lr": 1e-3, "lr_schedule": "constant", "weight_decay": 0.0, "min_val_rows": 0}
     config = TrainConfig(
         **{"epochs": 5, "batch_size": 32, "random_state": 0, "device": "cpu", **base, **train}
     )

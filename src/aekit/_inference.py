@@ -8,18 +8,21 @@ checked, padded and copied to the device the same way everywhere.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
+from sklearn.utils.validation import check_array
 
-from .data.checks import check_finite_chunk, check_finite_output
+from .data.checks import FLOATS, aekit_errors, as_codes, check_finite_chunk, check_finite_output
 from .data.sources import as_tensor
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .model import Hourglass
 
-__all__ = ["ROW_BLOCK", "pad_rows", "run_in_chunks"]
+__all__ = ["ERROR_UNITS", "ROW_BLOCK", "InferenceMixin", "pad_rows", "run_in_chunks"]
 
 ROW_BLOCK = 16  # inference pads batches to whole blocks of rows (see pad_rows)
+ERROR_UNITS = ("scaled", "original")  # reconstruction_error(units=...): scaled is THE unit
 
 
 def pad_rows(batch: torch.Tensor, block: int = ROW_BLOCK) -> torch.Tensor:
@@ -84,3 +87,131 @@ def run_in_chunks(
     with np.errstate(over="ignore"):
         result = result.astype(out_dtype, copy=False)
     return result
+
+
+class InferenceMixin:
+    """What a fitted :class:`~aekit.Autoencoder` computes: codes, reconstructions, errors.
+
+    The estimator provides ``module_``, ``model_config_``, ``n_features_in_``,
+    ``transform_batch_size``, ``_check_fitted`` and ``_validate``.
+    """
+
+    def _run(
+        self, X: np.ndarray, fn: Any, out_dtype: np.dtype, *, check_input: bool = False
+    ) -> np.ndarray:
+        return run_in_chunks(
+            self.module_, X, fn, out_dtype, self.transform_batch_size, check_input=check_input
+        )
+
+    def inverse_transform(self, X: Any) -> np.ndarray:
+        """Decode codes back into rows in the original units.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, code_dim)
+            Codes, e.g. from :meth:`transform`.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features_in_)
+        """
+        self._check_fitted()
+        codes = as_codes(X, self.model_config_.code_dim)
+        module = self.module_
+        return self._run(codes, lambda c: module.unscale_output(module.decode(c)), codes.dtype)
+
+    def reconstruct(self, X: Any) -> np.ndarray:
+        """Encode and decode rows: ``inverse_transform(transform(X))`` in one pass.
+
+        Returns
+        -------
+        X_reconstructed : ndarray of shape (n_samples, n_features_in_)
+        """
+        self._check_fitted()
+        X = self._validate(X, reset=False, finite=False)
+        module = self.module_
+
+        def recon(rows: torch.Tensor) -> torch.Tensor:
+            return module.unscale_output(module(module.scale_input(rows)).recon)
+
+        return self._run(X, recon, X.dtype, check_input=True)
+
+    def scale_rows(self, X: Any) -> np.ndarray:
+        """Rows in the model's scaled space, where it trains and errors are measured.
+
+        Returns
+        -------
+        X_scaled : ndarray of shape (n_samples, n_features_in_), float64
+            ``(X - offset) / scale`` with the scaling learned in ``fit`` (``scaling_``).
+        """
+        self._check_fitted()
+        X = self._validate(X, reset=False, finite=False)
+        module = self.module_
+        return self._run(X, module.scale_input, np.dtype(np.float64), check_input=True)
+
+    def unscale_rows(self, X_scaled: Any) -> np.ndarray:
+        """Rows of the scaled space back in the original units: the inverse of :meth:`scale_rows`.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features_in_), float64
+        """
+        self._check_fitted()
+        with aekit_errors():  # scaled rows carry no feature names: check them as an array
+            rows = check_array(X_scaled, dtype=FLOATS, ensure_min_samples=0)
+        if rows.shape[1] != self.n_features_in_:
+            raise DataError(f"X_scaled has {rows.shape[1]} columns, expected {self.n_features_in_}")
+        return self._run(rows, self.module_.unscale_output, np.dtype(np.float64), check_input=True)
+
+    def reconstruction_error(self, X: Any, *, units: str = "scaled") -> np.ndarray:
+        """Each row's sum of squared reconstruction errors: aekit's one error unit.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        units : {"scaled", "original"}, default="scaled"
+            ``"scaled"``: squared errors per entry in the model's scaled space (see
+            :meth:`scale_rows`), summed over the row: each feature weighs by its spread, not
+            its units, and a PCA fitted on the same scaled rows is measured alike.
+            ``"original"``: the same sum in the data's own units.
+
+        Returns
+        -------
+        errors : ndarray of shape (n_samples,)
+            Same float dtype as ``X`` (float64 for other dtypes).
+        """
+        self._check_fitted()
+        if units not in ERROR_UNITS:
+            raise ConfigError(f"units={units!r} is not one of {', '.join(ERROR_UNITS)}")
+        X = self._validate(X, reset=False, finite=False)
+        module = self.module_
+        original = units == "original"
+
+        def squared_error(rows: torch.Tensor) -> torch.Tensor:
+            scaled = module.scale_input(rows)
+            recon = module(scaled).recon
+            if original:
+                scaled, recon = rows, module.unscale_output(recon)
+            return (recon.double() - scaled.double()).square().sum(dim=1)
+
+        errors = self._run(X, squared_error, X.dtype, check_input=True)
+        check_finite_output(errors, "its float32 error (pass float64 rows)")
+        return errors
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Minus each row's reconstruction error (scaled space): higher means more normal.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+        """
+        return -self.reconstruction_error(X)
+
+    def score(self, X: Any, y: None = None) -> float:
+        """Minus the mean reconstruction error (scaled space), as scikit-learn scores go.
+
+        Returns
+        -------
+        score : float
+        """
+        return float(np.mean(self.score_samples(X)))

@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from typing import Any
 
 import numpy as np
+import torch
 
+from ._pca_start import principal_directions
 from .config import INITS, SCALINGS, ModelConfig, TrainConfig, is_linear
 from .data.checks import check_finite_output
-from .errors import ConfigError
+from .data.sources import RowSource
+from .errors import AekitWarning, ConfigError
+from .model import Hourglass
 from .training.trainer import batches_per_epoch, derive_seeds
 
-__all__ = ["auto_epochs", "auto_hidden", "resolve_configs", "resolve_image_shape"]
+__all__ = [
+    "auto_epochs",
+    "auto_hidden",
+    "initial_model",
+    "resolve_configs",
+    "resolve_image_shape",
+]
 
 
 def auto_hidden(n_features: int, code_dim: int) -> tuple[int, ...]:
@@ -34,7 +45,7 @@ _AUTO_EPOCHS = 100  # epochs="auto" on data with enough rows: tuned on MNIST (11
 _MIN_STEPS = 2_000  # epochs="auto" on small data: at least this many optimiser steps
 
 
-def auto_epochs(n_rows: int, batch_size: int, val_fraction: float) -> int:
+def auto_epochs(n_rows: int, batch_size: int, val_fraction: float, min_val_rows: int = 0) -> int:
     """The maximum epochs ``epochs="auto"`` picks: 100, or more for at least 2,000 steps.
 
     The 100 epochs were tuned on MNIST, where an epoch of 7,200 rows in batches of 64 is 113
@@ -45,7 +56,7 @@ def auto_epochs(n_rows: int, batch_size: int, val_fraction: float) -> int:
     training when the validation loss stops improving. With 20 or more batches an epoch
     (1,280 training rows at the default batch of 64) this is 100.
     """
-    steps = batches_per_epoch(n_rows, batch_size, val_fraction)
+    steps = batches_per_epoch(n_rows, batch_size, val_fraction, min_val_rows)
     return max(_AUTO_EPOCHS, math.ceil(_MIN_STEPS / steps))
 
 
@@ -151,10 +162,60 @@ def resolve_configs(
     }
     if params["epochs"] == "auto":
         resolved["epochs"] = auto_epochs(
-            int(stats["n_rows"]), params["batch_size"], params["val_fraction"]
+            int(stats["n_rows"]),
+            params["batch_size"],
+            params["val_fraction"],
+            params["min_val_rows"],
         )
     seed = params["random_state"]
     resolved["random_state"] = None if seed is None else derive_seeds(seed, 2)[1]
     model = ModelConfig(**{f.name: resolved[f.name] for f in dataclasses.fields(ModelConfig)})
     train = TrainConfig(**{f.name: resolved[f.name] for f in dataclasses.fields(TrainConfig)})
     return model, train, scaling
+
+
+def initial_model(
+    params: dict[str, Any], rows: torch.Tensor | RowSource, stats: dict[str, np.ndarray]
+) -> tuple[Hourglass, TrainConfig, str]:
+    """The network training starts from, its training config and the scaling used.
+
+    The configs are resolved from the data (:func:`resolve_configs`), the network is built
+    from a seed derived from ``random_state``, its input scaling set from ``stats``, and with
+    ``init="pca"`` its weights moved to PCA's solution on ``rows`` (in the scaled space).
+
+    Raises
+    ------
+    DataError
+        If the scaling overflows float32 for some column.
+    """
+    model_config, train_config, scaling = resolve_configs(params, stats)
+    init_seed = derive_seeds(params["random_state"], 2)[0]
+    module = Hourglass(model_config, torch.Generator().manual_seed(init_seed))
+    offset, scale = scaling_params(stats, scaling)
+    module.offset.copy_(torch.from_numpy(offset))
+    module.scale.copy_(torch.from_numpy(scale))
+    mean = torch.from_numpy(np.asarray(stats["mean"], dtype=np.float32))
+    module.set_origin_(module.scale_input(mean))
+    # Scaling is monotone per column: if the extremes stay finite in float32, all do.
+    extremes = torch.from_numpy(np.stack([stats["min"], stats["max"]]).astype(np.float32))
+    check_finite_output(module.scale_input(extremes).numpy().T, "input scaling", "column")
+    if params["init"] == "pca" and module.pca_start is not None:
+        mean, components = principal_directions(
+            rows, module.scale_input, model_config.code_dim, seed=init_seed
+        )
+        module.start_from_pca_(mean, components)
+    _warn_if_identity_can_be_learned(model_config)
+    return module, train_config, scaling
+
+
+def _warn_if_identity_can_be_learned(config: ModelConfig) -> None:
+    """Warn when a code as wide as the input can copy it, with nothing to stop it."""
+    if config.code_dim >= config.input_dim and config.sparsity is None and config.noise is None:
+        warnings.warn(
+            f"code_dim={config.code_dim} >= {config.input_dim} features without sparsity or "
+            "noise: the autoencoder can learn the identity and its code explains nothing; "
+            "use a smaller code_dim, or sparsity='topk'/'l1' or noise='masking' to make a "
+            "wide code useful",
+            AekitWarning,
+            stacklevel=5,
+        )

@@ -118,8 +118,8 @@ def decoder_basis(estimator: Any) -> np.ndarray:
     basis : ndarray of shape (n_features, code_dim)
     """
     module = estimator.module_
-    if module.config.hidden:
-        raise ValueError("decoder_basis needs a linear autoencoder (hidden=())")
+    if not module.config.has_linear_decoder:
+        raise ValueError("decoder_basis needs a linear decoder (hidden=())")
     weight = module.decoder[-1].weight.detach().cpu().double().numpy()
     scale = module.scale.detach().cpu().double().numpy()
     return scale[:, None] * weight

@@ -8,15 +8,22 @@ tampered ``config.json`` is rejected instead of half-understood.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import textwrap
-import types
-import typing
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, ClassVar
 
-from .errors import ConfigError
+from ._fields import (
+    JsonConfig,
+    Option,
+    check,
+    choice,
+    describe,
+    documented,
+    fill_parameters,
+    finite,
+    option,
+    positive_int,
+)
 
 __all__ = [
     "ACTIVATIONS",
@@ -47,152 +54,10 @@ PRECISIONS = ("fp32", "bf16")
 SCALINGS = ("auto", "standardize", "minmax", "global_minmax", "none")
 INITS = ("pca", "random")
 
-_C = TypeVar("_C", bound="_Config")
 
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
-
-
-def _choice(name: str, value: object, allowed: tuple[object, ...]) -> None:
-    _check(value in allowed, f"{name}={value!r} is not one of {', '.join(map(repr, allowed))}")
-
-
-def _positive_int(name: str, value: object, *, minimum: int = 1) -> None:
-    _check(
-        isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
-        f"{name} must be an integer >= {minimum}, got {value!r}",
-    )
-
-
-def _finite(name: str, value: object, low: float, high: float, *, open_high: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and low <= value and (value < high if open_high else value <= high)
-    bracket = ")" if open_high else "]"
-    _check(ok, f"{name} must be a number in [{low}, {high}{bracket}, got {value!r}")
-
-
-class _Config:
-    """Shared JSON round-trip with strict key and type checks."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the configuration as a JSON-ready dict (tuples become lists)."""
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
-            out[f.name] = list(value) if isinstance(value, tuple) else value
-        return out
-
-    @classmethod
-    def from_dict(cls: type[_C], data: object) -> _C:
-        """Rebuild a configuration from :meth:`to_dict` output, refusing unknown keys or types."""
-        if not isinstance(data, dict):
-            raise ConfigError(f"{cls.__name__} must be a JSON object, got {type(data).__name__}")
-        hints = typing.get_type_hints(cls)
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ConfigError(f"unknown {cls.__name__} key(s): {', '.join(unknown)}")
-        required = {
-            f.name
-            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        }
-        missing = sorted(required - set(data))
-        if missing:
-            raise ConfigError(f"missing {cls.__name__} key(s): {', '.join(missing)}")
-        kwargs = {key: _coerce(cls.__name__, key, value, hints[key]) for key, value in data.items()}
-        return cls(**kwargs)
-
-
-def _coerce(owner: str, key: str, value: object, hint: object) -> object:
-    """Check ``value`` against a simple type hint; lists become tuples for tuple fields."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(hint)
-        if value is None and type(None) in options:
-            return None
-        hint = next(h for h in options if h is not type(None))
-        origin = typing.get_origin(hint)
-    if origin is tuple:
-        ok = isinstance(value, (list, tuple)) and all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value
-        )
-        if not ok:
-            raise ConfigError(f"{owner}.{key} must be a list of integers, got {value!r}")
-        return tuple(value)  # type: ignore[arg-type]
-    expected = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}[hint]  # type: ignore[index]
-    if not isinstance(value, expected) or (hint is not bool and isinstance(value, bool)):
-        raise ConfigError(f"{owner}.{key} must be of type {hint.__name__}, got {value!r}")  # type: ignore[union-attr]
-    return float(value) if hint is float else value
-
-
-def option(default: Any, doc: str, *, choices: tuple[Any, ...] | None = None) -> Any:
-    """A configuration field: its default and its one documentation text.
-
-    The text is the field's documentation everywhere: the config's and the estimator's
-    docstrings (numpydoc ``Parameters``) and, its first sentence, the CLI's ``--help``.
-    """
-    return field(default=default, metadata={"doc": doc, "choices": choices})
-
-
-class Option(NamedTuple):
-    """One documented configuration field: what :func:`describe` and the one table return."""
-
-    default: Any  # the default (``dataclasses.MISSING`` for a required field)
-    doc: str  # the one documentation text
-    choices: tuple[Any, ...] | None  # the allowed values, where they are a fixed set
-    kind: str  # the type, as numpydoc writes it (``int``, ``float or None``, ...)
-
-
-def describe(cls: type) -> dict[str, Option]:
-    """``{name: Option}`` of a configuration dataclass's documented fields, in field order."""
-    hints = typing.get_type_hints(cls)
-    return {
-        f.name: Option(
-            f.default, f.metadata["doc"], f.metadata.get("choices"), _kind(hints[f.name])
-        )
-        for f in dataclasses.fields(cls)
-        if "doc" in f.metadata
-    }
-
-
-def _kind(hint: object) -> str:
-    """A numpydoc type from a type hint: ``int``, ``float or None``, ``tuple of int``."""
-    text = str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
-    text = text.replace("tuple[int, ...]", "tuple of int").replace(" | ", " or ")
-    return text.replace("NoneType", "None")
-
-
-def parameters_doc(table: dict[str, Option]) -> str:
-    """The numpydoc ``Parameters`` entries of a table of options (unindented)."""
-    lines = []
-    for name, (default, doc, choices, kind) in table.items():
-        if choices:
-            kind = "{" + ", ".join(repr(c) for c in choices if c is not None) + "}"
-            kind += " or None" if None in choices else ""
-        required = default is dataclasses.MISSING
-        lines.append(f"{name} : {kind}" + ("" if required else f", default={default!r}"))
-        lines += [f"    {line}" for line in textwrap.wrap(doc, 88)]
-    return "\n".join(lines)
-
-
-def fill_parameters(docstring: str | None, table: dict[str, Option]) -> str:
-    """``docstring`` with its ``{parameters}`` slot filled from ``table`` (4-space indent)."""
-    entries = textwrap.indent(parameters_doc(table), "    ").lstrip()
-    return (docstring or "").replace("{parameters}", entries)
-
-
-def _documented(cls: type[_C]) -> type[_C]:
-    """Fill the ``{parameters}`` slot of a config's docstring from its fields' texts."""
-    cls.__doc__ = fill_parameters(cls.__doc__, describe(cls))
-    return cls
-
-
-@_documented
+@documented
 @dataclass(frozen=True)
-class ModelConfig(_Config):
+class ModelConfig(JsonConfig):
     """Architecture of an hourglass autoencoder: with the weights, all a model file needs.
 
     Parameters
@@ -253,50 +118,50 @@ class ModelConfig(_Config):
     )
 
     def __post_init__(self) -> None:
-        _positive_int("input_dim", self.input_dim)
-        _positive_int("code_dim", self.code_dim)
-        _check(
+        positive_int("input_dim", self.input_dim)
+        positive_int("code_dim", self.code_dim)
+        check(
             isinstance(self.hidden, tuple)
             and all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in self.hidden),
             f"hidden must be a tuple of positive integers, got {self.hidden!r}",
         )
-        _choice("activation", self.activation, ACTIVATIONS)
-        _choice("output", self.output, OUTPUTS)
-        _finite("dropout", self.dropout, 0.0, 1.0, open_high=True)
-        _check(
+        choice("activation", self.activation, ACTIVATIONS)
+        choice("output", self.output, OUTPUTS)
+        finite("dropout", self.dropout, 0.0, 1.0, open_high=True)
+        check(
             isinstance(self.batch_norm, bool), f"batch_norm must be a bool, got {self.batch_norm!r}"
         )
-        _choice("sparsity", self.sparsity, (None, *SPARSITIES))
-        _finite("sparsity_weight", self.sparsity_weight, 0.0, math.inf, open_high=True)
-        _finite("sparsity_target", self.sparsity_target, 0.0, 1.0, open_high=True)
-        _check(
+        choice("sparsity", self.sparsity, (None, *SPARSITIES))
+        finite("sparsity_weight", self.sparsity_weight, 0.0, math.inf, open_high=True)
+        finite("sparsity_target", self.sparsity_target, 0.0, 1.0, open_high=True)
+        check(
             self.sparsity != "kl" or self.sparsity_target > 0,
             "sparsity_target must be > 0 for sparsity='kl'",
         )
         if self.sparsity == "topk":
-            _check(self.sparsity_k is not None, "sparsity='topk' needs sparsity_k (active units)")
+            check(self.sparsity_k is not None, "sparsity='topk' needs sparsity_k (active units)")
         if self.sparsity_k is not None:
-            _positive_int("sparsity_k", self.sparsity_k)
-            _check(
+            positive_int("sparsity_k", self.sparsity_k)
+            check(
                 self.sparsity_k <= self.code_dim,
                 f"sparsity_k={self.sparsity_k} exceeds code_dim={self.code_dim}",
             )
-        _choice("noise", self.noise, (None, *NOISES))
+        choice("noise", self.noise, (None, *NOISES))
         high = math.inf if self.noise == "gaussian" else 1.0
-        _finite("noise_level", self.noise_level, 0.0, high, open_high=self.noise == "gaussian")
-        _check(
+        finite("noise_level", self.noise_level, 0.0, high, open_high=self.noise == "gaussian")
+        check(
             isinstance(self.linear_path, bool),
             f"linear_path must be a bool, got {self.linear_path!r}",
         )
         if self.image_shape is not None:
             shape = self.image_shape
-            _check(
+            check(
                 isinstance(shape, tuple)
                 and len(shape) == 3
                 and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape),
                 f"image_shape must be (channels, height, width) positive integers, got {shape!r}",
             )
-            _check(
+            check(
                 math.prod(shape) == self.input_dim,
                 f"image_shape={shape!r} holds {math.prod(shape)} values, input_dim is "
                 f"{self.input_dim}",
@@ -308,9 +173,18 @@ class ModelConfig(_Config):
         return is_linear(self.hidden, self.activation, self.image_shape)
 
     @property
+    def has_linear_decoder(self) -> bool:
+        """True when the decoder is one affine map of the code (``hidden=()``, MLP or conv)."""
+        return not self.hidden
+
+    @property
     def is_dictionary(self) -> bool:
-        """True for a sparse dictionary: an L1 or top-k code with a linear decoder."""
-        return self.sparsity in ("l1", "topk") and not self.hidden and self.image_shape is None
+        """True for a sparse dictionary: an L1 or top-k code with a linear decoder.
+
+        The one rule for "dictionary": its atoms start as the encoder's matched filters, and a
+        top-k dictionary encodes rows relative to its origin and trains with AuxK.
+        """
+        return self.sparsity in ("l1", "topk") and self.has_linear_decoder
 
 
 def is_linear(hidden: tuple[int, ...], activation: str, image_shape: object) -> bool:
@@ -318,9 +192,9 @@ def is_linear(hidden: tuple[int, ...], activation: str, image_shape: object) -> 
     return not hidden and activation == "identity" and image_shape is None
 
 
-@_documented
+@documented
 @dataclass(frozen=True)
-class TrainConfig(_Config):
+class TrainConfig(JsonConfig):
     """How to train: optimiser, batches, schedule, stopping, device and checkpoints.
 
     These are the defaults :class:`~aekit.Autoencoder` trains with: a :class:`~aekit.Trainer`
@@ -330,6 +204,9 @@ class TrainConfig(_Config):
     ----------
     {parameters}
     """
+
+    # A field missing from an older file means the behaviour of the version that wrote it.
+    ABSENT_MEANS: ClassVar[dict[str, Any]] = {"min_val_rows": 0, "improvement_z": 0.0}
 
     epochs: int = option(
         100, "Maximum passes over the training rows; early stopping usually ends sooner."
@@ -356,8 +233,20 @@ class TrainConfig(_Config):
         "Share of rows held out for validation and early stopping; 0 disables it. Skipped "
         "when it would leave no rows for either side.",
     )
+    min_val_rows: int = option(
+        50,
+        "Small data holds out at least min(min_val_rows, n // 4) rows for validation, whatever "
+        "val_fraction (a dozen rows rank epochs by noise); 0 holds out exactly val_fraction.",
+    )
     patience: int | None = option(
         10, "Epochs without validation improvement before stopping (None: never)."
+    )
+    improvement_z: float = option(
+        2.0,
+        "How many standard errors a trained model's mean improvement over the model training "
+        "started from (per validation row, paired) must reach to replace it; below, the start "
+        "(with init='pca': PCA's solution) is kept. Guards small data, where the best of many "
+        "epochs on a few validation rows beats the start by luck; 0 takes any improvement.",
     )
     min_delta: float = option(
         0.0, "Relative improvement of the validation loss that counts as progress."
@@ -398,47 +287,49 @@ class TrainConfig(_Config):
     verbose: int = option(0, "0 silent; 1 logs one line per epoch (logging, logger 'aekit').")
 
     def __post_init__(self) -> None:
-        _positive_int("epochs", self.epochs)
-        _positive_int("batch_size", self.batch_size)
-        _finite("lr", self.lr, 0.0, math.inf, open_high=True)
-        _check(self.lr > 0, f"lr must be > 0, got {self.lr!r}")
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _finite("weight_decay", self.weight_decay, 0.0, math.inf, open_high=True)
-        _choice("lr_schedule", self.lr_schedule, SCHEDULES)
-        _choice("loss", self.loss, LOSSES)
-        _finite("val_fraction", self.val_fraction, 0.0, 1.0, open_high=True)
+        positive_int("epochs", self.epochs)
+        positive_int("batch_size", self.batch_size)
+        finite("lr", self.lr, 0.0, math.inf, open_high=True)
+        check(self.lr > 0, f"lr must be > 0, got {self.lr!r}")
+        choice("optimizer", self.optimizer, OPTIMIZERS)
+        finite("weight_decay", self.weight_decay, 0.0, math.inf, open_high=True)
+        choice("lr_schedule", self.lr_schedule, SCHEDULES)
+        choice("loss", self.loss, LOSSES)
+        finite("val_fraction", self.val_fraction, 0.0, 1.0, open_high=True)
+        positive_int("min_val_rows", self.min_val_rows, minimum=0)
+        finite("improvement_z", self.improvement_z, 0.0, math.inf, open_high=True)
         if self.patience is not None:
-            _positive_int("patience", self.patience)
-        _finite("min_delta", self.min_delta, 0.0, 1.0, open_high=True)
+            positive_int("patience", self.patience)
+        finite("min_delta", self.min_delta, 0.0, 1.0, open_high=True)
         if self.max_time is not None:
-            _finite("max_time", self.max_time, 0.0, math.inf, open_high=True)
+            finite("max_time", self.max_time, 0.0, math.inf, open_high=True)
         if self.random_state is not None:
-            _check(
+            check(
                 isinstance(self.random_state, int)
                 and not isinstance(self.random_state, bool)
                 and 0 <= self.random_state < 2**63,
                 f"random_state must be a non-negative integer or None, got {self.random_state!r}",
             )
-        _check(isinstance(self.device, str), f"device must be a string, got {self.device!r}")
-        _choice("precision", self.precision, PRECISIONS)
-        _check(
+        check(isinstance(self.device, str), f"device must be a string, got {self.device!r}")
+        choice("precision", self.precision, PRECISIONS)
+        check(
             isinstance(self.compile, bool), f"compile must be True or False, got {self.compile!r}"
         )
-        _check(
+        check(
             self.checkpoint_dir is None or isinstance(self.checkpoint_dir, str),
             f"checkpoint_dir must be a path string, got {self.checkpoint_dir!r}",
         )
-        _positive_int("checkpoint_every", self.checkpoint_every)
+        positive_int("checkpoint_every", self.checkpoint_every)
         if self.checkpoint_every_steps is not None:
-            _positive_int("checkpoint_every_steps", self.checkpoint_every_steps)
-        _positive_int("keep_checkpoints", self.keep_checkpoints)
-        _positive_int("divergence_retries", self.divergence_retries, minimum=0)
-        _finite("divergence_lr_factor", self.divergence_lr_factor, 0.0, 1.0, open_high=True)
-        _check(self.divergence_lr_factor > 0, "divergence_lr_factor must be > 0")
-        _check(isinstance(self.verbose, int), f"verbose must be an integer, got {self.verbose!r}")
+            positive_int("checkpoint_every_steps", self.checkpoint_every_steps)
+        positive_int("keep_checkpoints", self.keep_checkpoints)
+        positive_int("divergence_retries", self.divergence_retries, minimum=0)
+        finite("divergence_lr_factor", self.divergence_lr_factor, 0.0, 1.0, open_high=True)
+        check(self.divergence_lr_factor > 0, "divergence_lr_factor must be > 0")
+        check(isinstance(self.verbose, int), f"verbose must be an integer, got {self.verbose!r}")
 
 
-@_documented
+@documented
 @dataclass(frozen=True)
 class EstimatorOptions:
     """What :class:`~aekit.Autoencoder` adds to the configs: defaults resolved from the data.
@@ -526,6 +417,12 @@ def estimator_defaults() -> dict[str, Option]:
     signature, its docstring and the CLI's options are all checked against or built from it.
     """
     table = {**describe(ModelConfig), **describe(TrainConfig)}
-    del table["input_dim"]
+    for name in RESOLVED_FIELDS:
+        del table[name]
     table.update(describe(EstimatorOptions))
     return table
+
+
+# Config fields the estimator derives rather than takes: the data's width, and the linear path
+# that init="pca" puts PCA's solution in.
+RESOLVED_FIELDS = ("input_dim", "linear_path")

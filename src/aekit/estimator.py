@@ -15,44 +15,40 @@ units instead.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import check_array, validate_data
+from sklearn.utils.validation import validate_data
 
-from ._inference import run_in_chunks
-from ._pca_start import principal_directions
-from ._resolve import resolve_configs, scaling_params
-from .config import ModelConfig, TrainConfig, estimator_defaults, fill_parameters
+from ._inference import InferenceMixin
+from ._resolve import initial_model
+from .config import ModelConfig, TrainConfig
 from .data.checks import (
     FLOATS,
     aekit_errors,
-    as_codes,
-    check_finite_output,
     check_float32_range,
 )
 from .data.formats import read_array
 from .data.sources import RowSource, as_tensor
-from .data.stream import BlockRows, open_rows, stream_stats
-from .errors import AekitWarning, ConfigError, DataError, DataTypeError, NotFittedError
+from .data.stream import array_stats, open_rows, stream_stats
+from .errors import DataError, DataTypeError, NotFittedError
 from .model import Hourglass
 from .modelfile import save as save_model
 from .training import Callback, History, Trainer
-from .training.trainer import derive_seeds
 
-__all__ = ["ERROR_UNITS", "Autoencoder"]
+__all__ = ["Autoencoder"]
 
-ERROR_UNITS = ("scaled", "original")  # reconstruction_error(units=...): scaled is THE unit
 logger = logging.getLogger("aekit")
 
 
-class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Autoencoder as a scikit-learn transformer: a nonlinear PCA.
 
     ``transform`` maps rows to codes, ``inverse_transform`` maps codes back to rows,
@@ -122,7 +118,9 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         weight_decay: float = 1e-5,
         lr_schedule: str = "cosine",
         val_fraction: float = 0.1,
+        min_val_rows: int = 50,
         patience: int | None = 10,
+        improvement_z: float = 2.0,
         min_delta: float = 0.0,
         max_time: float | None = None,
         device: str = "auto",
@@ -161,7 +159,9 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self.weight_decay = weight_decay
         self.lr_schedule = lr_schedule
         self.val_fraction = val_fraction
+        self.min_val_rows = min_val_rows
         self.patience = patience
+        self.improvement_z = improvement_z
         self.min_delta = min_delta
         self.max_time = max_time
         self.device = device
@@ -251,12 +251,9 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         -------
         self : Autoencoder
         """
-        rows, stats = self._rows_and_stats(X, reset=True)
-        trainer, scaling = self._build(rows, stats, callbacks)
-        try:
+        with self._training_rows(X, reset=True) as (rows, stats):
+            trainer, scaling = self._build(rows, stats, callbacks)
             history = trainer.fit(rows, resume=resume)
-        finally:
-            _close_opened(X, rows)
         self._trainer_: Trainer | None = None
         module = trainer.module.eval()
         self._set_fitted(module, module.config, trainer.config, scaling, history)
@@ -284,42 +281,44 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self : Autoencoder
         """
         first = not hasattr(self, "module_")
-        rows, stats = self._rows_and_stats(X, reset=first)
         trainer = getattr(self, "_trainer_", None)
-        if first:
-            trainer, scaling = self._build(rows, stats, ())
-            module = trainer.module
-            self._set_fitted(module, module.config, trainer.config, scaling, trainer.history)
-        elif trainer is None:  # after fit() or unpickling: a fresh optimiser on these weights
-            trainer = Trainer(self.module_, self.train_config_)
-            trainer.history = self.history_
-        self._trainer_ = trainer
-        try:
+        with self._training_rows(X, reset=first) as (rows, stats):
+            if first:
+                trainer, scaling = self._build(rows, stats, ())
+                module = trainer.module
+                self._set_fitted(module, module.config, trainer.config, scaling, trainer.history)
+            elif trainer is None:  # after fit() or unpickling: a fresh optimiser, same weights
+                trainer = Trainer(self.module_, self.train_config_)
+                trainer.history = self.history_
+            self._trainer_ = trainer
             trainer.partial_fit(rows)
-        finally:
-            _close_opened(X, rows)
         self.history_, self.n_iter_ = trainer.history, len(trainer.history)
         return self
+
+    @contextlib.contextmanager
+    def _training_rows(
+        self, X: Any, *, reset: bool
+    ) -> Iterator[tuple[torch.Tensor | RowSource, dict[str, np.ndarray]]]:
+        """Training rows (a tensor, or a source streamed from disk) and their column stats.
+
+        A file opened here from a path is closed when the block ends.
+        """
+        opened = open_rows(X) if isinstance(X, (str, os.PathLike)) else None
+        try:
+            yield self._rows_and_stats(X if opened is None else opened, reset=reset)
+        finally:
+            if opened is not None:
+                opened.close()
 
     def _rows_and_stats(
         self, X: Any, *, reset: bool
     ) -> tuple[torch.Tensor | RowSource, dict[str, np.ndarray]]:
-        """Training rows (a tensor, or a source streamed from disk) and their column stats."""
-        if isinstance(X, (str, os.PathLike)):
-            streamed = open_rows(X)
-            X = read_array(X) if streamed is None else streamed
+        if isinstance(X, (str, os.PathLike)):  # a format that is not streamed
+            X = read_array(X)
         if not isinstance(X, RowSource):
             bytes_in = getattr(X, "dtype", None) == np.uint8
             X = self._validate(X, reset=reset)
-            stats = {
-                "n_rows": np.asarray(X.shape[0]),
-                "min": X.min(axis=0),
-                "max": X.max(axis=0),
-                "mean": X.mean(axis=0),
-                "std": X.std(axis=0),
-                "uint8": np.asarray(bytes_in),
-            }
-            return as_tensor(X), stats
+            return as_tensor(X), {**array_stats(X), "uint8": np.asarray(bytes_in)}
         if not reset and X.n_features != self.n_features_in_:
             raise DataError(
                 f"X has {X.n_features} features, but {type(self).__name__} is expecting "
@@ -341,27 +340,10 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         callbacks: tuple[Callback, ...],
     ) -> tuple[Trainer, str]:
         """A fresh model (scaling set from ``stats``) and its trainer; and the scaling used."""
-        model_config, train_config, scaling = resolve_configs(self.get_params(), stats)
+        module, train_config, scaling = initial_model(self.get_params(), rows, stats)
         if self.verbose and not logger.handlers:
             logger.addHandler(logging.StreamHandler())
             logger.setLevel(logging.INFO)
-        init_seed = derive_seeds(self.random_state, 2)[0]
-        generator = torch.Generator().manual_seed(init_seed)
-        module = Hourglass(model_config, generator)
-        offset, scale = scaling_params(stats, scaling)
-        module.offset.copy_(torch.from_numpy(offset))
-        module.scale.copy_(torch.from_numpy(scale))
-        mean = torch.from_numpy(np.asarray(stats["mean"], dtype=np.float32))
-        module.set_origin_(module.scale_input(mean))
-        # Scaling is monotone per column: if the extremes stay finite in float32, all do.
-        extremes = torch.from_numpy(np.stack([stats["min"], stats["max"]]).astype(np.float32))
-        check_finite_output(module.scale_input(extremes).numpy().T, "input scaling", "column")
-        if self.init == "pca" and module.pca_start is not None:
-            mean, components = principal_directions(
-                rows, module.scale_input, model_config.code_dim, seed=init_seed
-            )
-            module.start_from_pca_(mean, components)
-        _warn_if_identity_can_be_learned(model_config)
         return Trainer(module, train_config, callbacks), scaling
 
     def _set_fitted(
@@ -379,14 +361,8 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self.history_ = history
         self.n_iter_ = len(history)
 
-    # -- inference ------------------------------------------------------------------------
-    def _run(
-        self, X: np.ndarray, fn: Any, out_dtype: np.dtype, *, check_input: bool = False
-    ) -> np.ndarray:
-        return run_in_chunks(
-            self.module_, X, fn, out_dtype, self.transform_batch_size, check_input=check_input
-        )
-
+    # -- inference (the rest: InferenceMixin) ------------------------------------------------
+    # transform is defined here: scikit-learn's set_output wraps only the class's own methods
     def transform(self, X: Any) -> np.ndarray:
         """Encode rows into codes.
 
@@ -407,121 +383,6 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             return module.encode(module.scale_input(rows))
 
         return self._run(X, encode, X.dtype, check_input=True)
-
-    def inverse_transform(self, X: Any) -> np.ndarray:
-        """Decode codes back into rows in the original units.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, code_dim)
-            Codes, e.g. from :meth:`transform`.
-
-        Returns
-        -------
-        X_original : ndarray of shape (n_samples, n_features_in_)
-        """
-        self._check_fitted()
-        codes = as_codes(X, self.model_config_.code_dim)
-        module = self.module_
-        return self._run(codes, lambda c: module.unscale_output(module.decode(c)), codes.dtype)
-
-    def reconstruct(self, X: Any) -> np.ndarray:
-        """Encode and decode rows: ``inverse_transform(transform(X))`` in one pass.
-
-        Returns
-        -------
-        X_reconstructed : ndarray of shape (n_samples, n_features_in_)
-        """
-        self._check_fitted()
-        return self._reconstruct_rows(self._validate(X, reset=False, finite=False))
-
-    def _reconstruct_rows(self, X: np.ndarray) -> np.ndarray:
-        module = self.module_
-
-        def recon(rows: torch.Tensor) -> torch.Tensor:
-            return module.unscale_output(module(module.scale_input(rows)).recon)
-
-        return self._run(X, recon, X.dtype, check_input=True)
-
-    def scale_rows(self, X: Any) -> np.ndarray:
-        """Rows in the model's scaled space, where it trains and errors are measured.
-
-        Returns
-        -------
-        X_scaled : ndarray of shape (n_samples, n_features_in_), float64
-            ``(X - offset) / scale`` with the scaling learned in ``fit`` (``scaling_``).
-        """
-        self._check_fitted()
-        X = self._validate(X, reset=False, finite=False)
-        module = self.module_
-        return self._run(X, module.scale_input, np.dtype(np.float64), check_input=True)
-
-    def unscale_rows(self, X_scaled: Any) -> np.ndarray:
-        """Rows of the scaled space back in the original units: the inverse of :meth:`scale_rows`.
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, n_features_in_), float64
-        """
-        self._check_fitted()
-        with aekit_errors():  # scaled rows carry no feature names: check them as an array
-            rows = check_array(X_scaled, dtype=FLOATS, ensure_min_samples=0)
-        if rows.shape[1] != self.n_features_in_:
-            raise DataError(f"X_scaled has {rows.shape[1]} columns, expected {self.n_features_in_}")
-        return self._run(rows, self.module_.unscale_output, np.dtype(np.float64), check_input=True)
-
-    def reconstruction_error(self, X: Any, *, units: str = "scaled") -> np.ndarray:
-        """Each row's sum of squared reconstruction errors: aekit's one error unit.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        units : {"scaled", "original"}, default="scaled"
-            ``"scaled"``: squared errors per entry in the model's scaled space (see
-            :meth:`scale_rows`), summed over the row: each feature weighs by its spread, not
-            its units, and a PCA fitted on the same scaled rows is measured alike.
-            ``"original"``: the same sum in the data's own units.
-
-        Returns
-        -------
-        errors : ndarray of shape (n_samples,)
-            Same float dtype as ``X`` (float64 for other dtypes).
-        """
-        self._check_fitted()
-        if units not in ERROR_UNITS:
-            raise ConfigError(f"units={units!r} is not one of {', '.join(ERROR_UNITS)}")
-        X = self._validate(X, reset=False, finite=False)
-        module = self.module_
-        original = units == "original"
-
-        def squared_error(rows: torch.Tensor) -> torch.Tensor:
-            scaled = module.scale_input(rows)
-            recon = module(scaled).recon
-            if original:
-                scaled, recon = rows, module.unscale_output(recon)
-            return (recon.double() - scaled.double()).square().sum(dim=1)
-
-        errors = self._run(X, squared_error, X.dtype, check_input=True)
-        check_finite_output(errors, "its float32 error (pass float64 rows)")
-        return errors
-
-    def score_samples(self, X: Any) -> np.ndarray:
-        """Minus each row's reconstruction error (scaled space): higher means more normal.
-
-        Returns
-        -------
-        scores : ndarray of shape (n_samples,)
-        """
-        return -self.reconstruction_error(X)
-
-    def score(self, X: Any, y: None = None) -> float:
-        """Minus the mean reconstruction error (scaled space), as scikit-learn scores go.
-
-        Returns
-        -------
-        score : float
-        """
-        return float(np.mean(self.score_samples(X)))
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, folder: str | os.PathLike[str]) -> Path:
@@ -550,25 +411,3 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             module = Hourglass(self.model_config_)
             module.load_state_dict(module_state)
             self.module_ = module.eval()
-
-
-def _warn_if_identity_can_be_learned(config: ModelConfig) -> None:
-    """Warn when a code as wide as the input can copy it, with nothing to stop it."""
-    if config.code_dim >= config.input_dim and config.sparsity is None and config.noise is None:
-        warnings.warn(
-            f"code_dim={config.code_dim} >= {config.input_dim} features without sparsity or "
-            "noise: the autoencoder can learn the identity and its code explains nothing; "
-            "use a smaller code_dim, or sparsity='topk'/'l1' or noise='masking' to make a "
-            "wide code useful",
-            AekitWarning,
-            stacklevel=4,
-        )
-
-
-def _close_opened(X: Any, rows: Any) -> None:
-    """Close a file that ``fit`` opened from a path (not one the caller handed over)."""
-    if isinstance(X, (str, os.PathLike)) and isinstance(rows, BlockRows):
-        rows.close()
-
-
-Autoencoder.__doc__ = fill_parameters(Autoencoder.__doc__, estimator_defaults())

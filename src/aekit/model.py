@@ -194,11 +194,9 @@ class Hourglass(nn.Module):
         starts as a matched filter of its own atom, which keeps far fewer units from never
         firing (Gao et al. 2024, "Scaling and evaluating sparse autoencoders").
         """
-        encoder_out, decoder_in = self.encoder[-1], self.decoder[0]
-        if self.config.sparsity not in ("l1", "topk") or len(self.decoder) != 1:
+        if not self.config.is_dictionary:
             return
-        if not isinstance(encoder_out, nn.Linear) or not isinstance(decoder_in, nn.Linear):
-            return
+        encoder_out, decoder_in = self.encoder[-1], self.code_layer
         atoms = decoder_in.weight
         atoms /= atoms.norm(dim=0, keepdim=True).clamp_min(1e-12)
         encoder_out.weight.copy_(atoms.T)
@@ -211,11 +209,7 @@ class Hourglass(nn.Module):
         Uncentred rows (pixels in [0, 1], say) share one large mean direction; a unit whose
         encoder row points away from it stays below the top-k threshold on every row.
         """
-        return (
-            self.config.sparsity == "topk"
-            and len(self.decoder) == 1
-            and isinstance(self.decoder[0], nn.Linear)
-        )
+        return self.config.is_dictionary and self.config.sparsity == "topk"
 
     def origin(self) -> torch.Tensor:
         """The decoder's output for an all-zero code, in the scaled space."""
@@ -248,7 +242,9 @@ class Hourglass(nn.Module):
         first step), and sigmoid codes cannot be signed coordinates.
         """
         config = self.config
-        linear_core = self.config.linear_path or (not config.hidden and config.image_shape is None)
+        linear_core = config.linear_path or (
+            config.has_linear_decoder and config.image_shape is None
+        )
         if not linear_core or config.sparsity in ("topk", "kl"):
             return None
         if config.sparsity == "l1":
@@ -302,6 +298,7 @@ class Hourglass(nn.Module):
                 last = [m for m in branch if isinstance(m, (nn.Linear, nn.ConvTranspose2d))][-1]
                 last.weight.zero_()
                 last.bias.zero_()
+        self.pca_started = True  # for the log; what the weights are is in the weights
         return True
 
     def set_generator(self, generator: torch.Generator | None) -> None:

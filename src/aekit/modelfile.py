@@ -298,7 +298,9 @@ def load(folder: str | os.PathLike[str]) -> Autoencoder:
             params.setdefault(name, old_value)
     unknown = sorted(set(params) - set(Autoencoder().get_params()))
     if unknown:
-        raise ModelFileError(f"{source}: unknown estimator parameter(s) {', '.join(unknown)}")
+        raise ModelFileError(
+            f"{source}: unknown estimator parameter(s) {', '.join(map(repr, unknown))}"
+        )
     for key in ("hidden", "image_shape"):
         if isinstance(params.get(key), list):
             params[key] = tuple(params[key])

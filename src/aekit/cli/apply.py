@@ -7,7 +7,7 @@ import argparse
 import numpy as np
 
 from ..errors import ConfigError
-from .inputs import _apply, _model_and_data, _write_rows
+from .inputs import map_rows, model_and_data, write_rows
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
@@ -15,9 +15,10 @@ def cmd_encode(args: argparse.Namespace) -> int:
     from ..data.formats import check_output
 
     check_output(args.output)
-    with _model_and_data(args, stream=True) as (ae, _, data):
+    with model_and_data(args, stream=True) as (ae, _, data):
         names = list(ae.get_feature_names_out())
-        n = _write_rows(args.output, data, _apply(data, args.data, ae.transform), len(names), names)
+        codes = map_rows(data, args.data, ae.transform)
+        n = write_rows(args.output, data, codes, len(names), names)
     print(f"wrote {args.output}: {n} codes of {len(names)} numbers")
     return 0
 
@@ -27,10 +28,10 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     from ..data.formats import check_output
 
     check_output(args.output)
-    with _model_and_data(args, stream=True) as (ae, _, data):
-        parts = _apply(data, args.data, ae.reconstruct)
+    with model_and_data(args, stream=True) as (ae, _, data):
+        parts = map_rows(data, args.data, ae.reconstruct)
         names = getattr(data, "columns", None)  # a table's, or a streamed parquet file's
-        n = _write_rows(args.output, data, parts, ae.n_features_in_, names)
+        n = write_rows(args.output, data, parts, ae.n_features_in_, names)
     print(f"wrote {args.output}: {n} reconstructed rows")
     return 0
 
@@ -43,8 +44,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     check_output(args.output)
     if args.threshold is not None and args.contamination is not None:
         raise ConfigError("give --threshold or --contamination, not both")
-    with _model_and_data(args, stream=True) as (ae, _, data):
-        parts = _apply(data, args.data, ae.reconstruction_error)
+    with model_and_data(args, stream=True) as (ae, _, data):
+        parts = map_rows(data, args.data, ae.reconstruction_error)
         errors = np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])
     threshold = args.threshold
     if args.contamination is not None:

@@ -10,8 +10,8 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import ConfigError
-from .inputs import HOLDOUT, _fingerprint, _fit_info, _model_and_data, _read, _write_png
-from .options import _callbacks, _estimator_params
+from .inputs import HOLDOUT, fingerprint, fit_info, model_and_data, read_data, write_png
+from .options import estimator_kwargs, progress_callbacks, run_seed
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -24,17 +24,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
         check_writable_folder(args.out)
     if not 0 < args.test_fraction < 1:
         raise ConfigError(f"--test-fraction must be in (0, 1), got {args.test_fraction}")
-    X = np.asarray(_read(args.data, args.columns, args.label_column).X)
-    train_idx, test_idx = split_indices(len(X), args.test_fraction, args.seed)
+    X = np.asarray(read_data(args.data, args.columns, args.label_column).X)
+    seed = run_seed(args)  # drawn when not given, and printed: the run can be repeated
+    train_idx, test_idx = split_indices(len(X), args.test_fraction, seed)
     X_train, X_test = X[train_idx], X[test_idx]
-    params = _estimator_params(args)
-    result = compare(X_train, X_test, args.code_dims, callbacks=_callbacks(args), **params)
+    params = {**estimator_kwargs(args), "random_state": seed}
+    result = compare(X_train, X_test, args.code_dims, callbacks=progress_callbacks(args), **params)
     print(result.table())
+    print(f"seed {seed}")
     if args.out is not None:
         out = Path(args.out)
         atomic_write(out / "compare.json", (json.dumps(result.to_dict(), indent=2) + "\n").encode())
         dims = ([r.code_dim for r in result.rows], [r.ae_error for r in result.rows])
-        _write_png(out / "compare.png", error_vs_code_size, result.pca_curve, dims)
+        write_png(out / "compare.png", error_vs_code_size, result.pca_curve, dims)
         print(f"wrote {out / 'compare.json'} and the plot compare.png")
     return 0
 
@@ -46,7 +48,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ..report import build_report
 
     check_writable_folder(args.output)
-    info = _fit_info(args.model)
+    info = fit_info(args.model)
     label_column = None
     labels_file = None
     if args.labels is not None:
@@ -56,11 +58,11 @@ def cmd_report(args: argparse.Namespace) -> int:
             label_column = args.labels
     elif info.get("label_column") is not None and names_columns(args.data):
         label_column = info["label_column"]
-    with _model_and_data(args, label_column) as (ae, info, table):  # in memory: all rows plot
+    with model_and_data(args, label_column) as (ae, info, table):  # in memory: all rows plot
         labels = read_labels(labels_file) if labels_file is not None else table.labels
         X = np.asarray(table.X)
     holdout, notes = None, []
-    if info.get("fingerprint") == _fingerprint(X):
+    if info.get("fingerprint") == fingerprint(X):
         holdout = np.load(Path(args.model) / HOLDOUT, allow_pickle=False)
         if len(holdout) == 0:
             holdout = None
@@ -96,7 +98,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     check_writable_folder(args.out)
     digits = load_digits()
     X = digits.data / 16.0  # 8×8 images, pixels scaled to [0, 1]
-    train_idx, test_idx = split_indices(len(X), 0.2, random_state=args.seed)
+    train_idx, test_idx = split_indices(len(X), 0.2, random_state=args.random_state)
     print(
         f"aekit {__version__} demo: scikit-learn digits, {len(train_idx)} train / "
         f"{len(test_idx)} held-out rows of {X.shape[1]} pixels"
@@ -107,13 +109,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     try:
         result = compare(
-            X[train_idx],
-            X[test_idx],
-            args.code_dims,
-            random_state=args.seed,
-            device=args.device,
-            epochs=args.epochs,
-            keep_models=True,
+            X[train_idx], X[test_idx], args.code_dims, keep_models=True, **estimator_kwargs(args)
         )
     finally:
         torch.set_num_threads(threads)

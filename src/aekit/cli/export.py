@@ -47,14 +47,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..detectorfile import is_detector, load_detector
     from ..export import to_onnx
     from ..modelfile import load
-    from .inputs import _fit_info
+    from .inputs import fit_info
 
     output = Path(args.output)
     if output.suffix.lower() != ".onnx":
         raise ConfigError(f"the output must be an .onnx file, got {output.name}")
     detector = is_detector(args.model)
     model = load_detector(args.model) if detector else load(args.model)
-    columns = _fit_info(args.model).get("columns")
+    columns = fit_info(args.model).get("columns")
     to_onnx(model, output, feature_names=columns if isinstance(columns, list) else None)
     kind = "detector" if detector else "autoencoder"
     print(f"wrote {output}: the {kind} in {args.model} ({output.stat().st_size:,} bytes)")
@@ -102,7 +102,7 @@ def _write_scores(args: argparse.Namespace, table: np.ndarray, default: float | 
 def _score_detector(args: argparse.Namespace) -> int:
     from ..data.formats import check_output
     from ..detectorfile import load_detector
-    from .inputs import _apply, _model_and_data
+    from .inputs import map_rows, model_and_data
 
     check_output(args.output)
     detector = load_detector(args.model)
@@ -110,8 +110,8 @@ def _score_detector(args: argparse.Namespace) -> int:
     def both(X: np.ndarray) -> np.ndarray:
         return np.column_stack([detector.reconstruction_error(X), detector.anomaly_score(X)])
 
-    with _model_and_data(args, stream=True) as (_, _, data):
-        table = np.concatenate(list(_apply(data, args.data, both)))
+    with model_and_data(args, stream=True) as (_, _, data):
+        table = np.concatenate(list(map_rows(data, args.data, both)))
     return _write_scores(args, table, detector.threshold_)
 
 

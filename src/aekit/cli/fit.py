@@ -1,4 +1,10 @@
-"""``aekit fit``: train on a data file, save the model folder with its side files."""
+"""``aekit fit``: train on a data file, save the model folder with its side files.
+
+The run's seed is ``--seed``, or one drawn here when none is given (see :mod:`.options`,
+"Seeds"): it splits off the held-out rows, seeds the model, is printed in the summary and
+recorded in ``fit.json``, so ``--seed N`` repeats any run exactly. Under DDP every rank uses
+rank 0's.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,10 @@ import argparse
 import json
 import os
 import shlex
+import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,15 +23,24 @@ from ..errors import ConfigError, DataError
 from .inputs import (
     FIT_INFO,
     HOLDOUT,
-    _at_most,
-    _fingerprint,
-    _npy_bytes,
-    _read,
-    _rows_at,
-    _streamed,
-    _write_png,
+    at_most,
+    fingerprint,
+    npy_bytes,
+    open_streamed,
+    read_data,
+    rows_at,
+    write_png,
 )
-from .options import InterruptedRunError, _callbacks, _estimator_params
+from .options import (
+    InterruptedRunError,
+    estimator_kwargs,
+    option_value,
+    progress_callbacks,
+    run_seed,
+)
+
+if TYPE_CHECKING:
+    from ..training.distributed import DistributedContext
 
 _SUMMARY_ROWS = (20_000, 5_000)  # fit's closing PCA comparison: training, held-out rows
 
@@ -42,8 +58,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         raise ConfigError(f"--nproc must be >= 1, got {args.nproc}")
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return relaunch(_without_option(args.argv, "--nproc"), args.nproc)
-    with distributed_session(args.device) as ctx:
-        return _fit(args, ctx.device, ctx.is_main)
+    with distributed_session(option_value(args, "device")) as ctx:
+        return _fit(args, ctx)
 
 
 def _without_option(argv: Sequence[str], name: str) -> list[str]:
@@ -60,32 +76,54 @@ def _without_option(argv: Sequence[str], name: str) -> list[str]:
     return out
 
 
-def _fit(args: argparse.Namespace, device: str, is_main: bool) -> int:
+def _agreed_seed(args: argparse.Namespace, world_size: int) -> int:
+    """:func:`run_seed`; under DDP, rank 0's (a drawn seed differs from rank to rank)."""
+    seed = run_seed(args)
+    if world_size > 1:
+        import torch.distributed as dist
+
+        holder = [seed]
+        dist.broadcast_object_list(holder, src=0)
+        seed = holder[0]
+    return seed
+
+
+def _fit(args: argparse.Namespace, ctx: DistributedContext) -> int:
     from .._atomic import check_writable_folder
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise DataError(f"cannot save a model to {out}: it exists and is not a folder")
     check_writable_folder(out)
-    if args.resume and not args.checkpoint_dir:
+    checkpoint_dir = option_value(args, "checkpoint_dir")
+    drawn = option_value(args, "random_state") is None
+    if args.resume and not checkpoint_dir:
         raise ConfigError("--resume needs --checkpoint-dir (the folder the checkpoints are in)")
+    if args.resume and drawn:
+        raise ConfigError(
+            "--resume needs the --seed of the run it continues (aekit fit prints it when "
+            "it draws one, and its resume command includes it)"
+        )
     if not 0 <= args.holdout < 1:
         raise ConfigError(f"--holdout must be in [0, 1), got {args.holdout}")
-    source = _streamed(args.data, args.stream, args.columns, args.label_column)
+    seed = _agreed_seed(args, ctx.world_size)
+    if drawn and checkpoint_dir and ctx.is_main:
+        print(f"aekit: note: no --seed given; this run's is --seed {seed}", file=sys.stderr)
+    source = open_streamed(args.data, args.stream, args.columns, args.label_column)
     try:
         if source is None:
-            table = _read(args.data, args.columns, args.label_column)
+            table = read_data(args.data, args.columns, args.label_column)
             X, columns = np.asarray(table.X), table.columns
         else:
             X, columns = source, getattr(source, "columns", None)
-        return _fit_rows(args, X, columns, device, is_main, out)
+        return _fit_rows(args, X, columns, ctx, out, seed)
     finally:
         if source is not None:
             source.close()
 
 
 def _fit_rows(
-    args: argparse.Namespace, X: Any, columns: Any, device: str, is_main: bool, out: Path
+    args: argparse.Namespace, X: Any, columns: Any, ctx: DistributedContext, out: Path, seed: int
 ) -> int:
     """Fit on rows in memory (an array) or streamed (a source); rank 0 saves and reports."""
     from .._atomic import atomic_write
@@ -96,56 +134,57 @@ def _fit_rows(
     from ..training.progress import StopOnSignal
 
     if args.holdout > 0 and len(X) >= 10:
-        train_idx, holdout_idx = split_indices(len(X), args.holdout, args.seed)
+        train_idx, holdout_idx = split_indices(len(X), args.holdout, seed)
     else:
         train_idx, holdout_idx = np.arange(len(X)), np.arange(0)
     if isinstance(X, np.ndarray):
         train = X[train_idx]
     else:
         train = RowSubset(X, train_idx) if len(holdout_idx) else X
-    params = {**_estimator_params(args), "device": device}
-    ae = Autoencoder(code_dim=args.code_dim, checkpoint_dir=args.checkpoint_dir, **params)
+    ae = Autoencoder(**{**estimator_kwargs(args), "random_state": seed, "device": ctx.device})
     stopper = StopOnSignal()
     try:
         with stopper.installed():
-            ae.fit(train, callbacks=(*_callbacks(args), stopper), resume=args.resume)
+            ae.fit(train, callbacks=(*progress_callbacks(args), stopper), resume=args.resume)
     except KeyboardInterrupt:
-        if args.checkpoint_dir:
+        if ae.checkpoint_dir:
             argv = [a for a in args.argv if a != "--resume"]
+            if option_value(args, "random_state") is None:  # the drawn seed, to resume
+                argv += ["--seed", str(seed)]
             raise InterruptedRunError(
-                f"interrupted; checkpoint in {args.checkpoint_dir}; resume with: "
+                f"interrupted; checkpoint in {ae.checkpoint_dir}; resume with: "
                 f"aekit {shlex.join([*argv, '--resume'])}"
             ) from None
         raise InterruptedRunError(
             "interrupted; nothing saved (add --checkpoint-dir DIR to make training resumable)"
         ) from None
-    if not is_main:  # under DDP, rank 0 alone writes and reports
+    if not ctx.is_main:  # under DDP, rank 0 alone writes and reports
         return 0
     ae.save(out)
     ae.history_.save(out / "history.json")
-    atomic_write(out / HOLDOUT, _npy_bytes(holdout_idx.astype(np.int64)))
+    atomic_write(out / HOLDOUT, npy_bytes(holdout_idx.astype(np.int64)))
     info = {
         "data": str(args.data),
         "n_rows": len(X),
-        "fingerprint": _fingerprint(X),
+        "fingerprint": fingerprint(X),
         "columns": columns,
         "label_column": args.label_column,
         "holdout_fraction": args.holdout,
-        "seed": args.seed,
+        "seed": seed,
     }
     atomic_write(out / FIT_INFO, (json.dumps(info, indent=2) + "\n").encode())
-    _write_png(out / "loss.png", loss_curves, ae.history_)
+    write_png(out / "loss.png", loss_curves, ae.history_)
     summary = (
         f"saved {out}: {len(train_idx)} rows, {len(holdout_idx)} held out, {ae.n_iter_} "
         f"epochs (stopped by {ae.history_.stop_reason}, "
-        f"kept epoch {ae.history_.best_epoch})"
+        f"kept epoch {ae.history_.best_epoch}), seed {seed}"
     )
     if len(holdout_idx):  # on samples of big data: the comparison must fit in memory
         pca_rows, test_rows = (
-            _at_most(idx, count, args.seed)
+            at_most(idx, count, seed)
             for idx, count in zip((train_idx, holdout_idx), _SUMMARY_ROWS, strict=True)
         )
-        found = measure(ae, _rows_at(X, pca_rows), _rows_at(X, test_rows))
+        found = measure(ae, rows_at(X, pca_rows), rows_at(X, test_rows))
         sampled = "" if len(test_rows) == len(holdout_idx) else f" of {len(test_rows)} rows"
         summary += (
             f"; held-out error{sampled} {found.ae_error:.4g} (PCA with {args.code_dim} "

@@ -16,6 +16,22 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, ModelFileError
 
+__all__ = [
+    "FIT_INFO",
+    "HOLDOUT",
+    "at_most",
+    "fingerprint",
+    "fit_info",
+    "map_rows",
+    "model_and_data",
+    "npy_bytes",
+    "open_streamed",
+    "read_data",
+    "rows_at",
+    "write_png",
+    "write_rows",
+]
+
 FIT_INFO = "fit.json"  # beside the model: where its data came from and the held-out rows
 
 
@@ -25,7 +41,8 @@ HOLDOUT = "holdout.npy"
 _STREAM_BYTES = 2**30  # --stream's default: stream .npy / .parquet files larger than this
 
 
-def _read(path: str, columns: list[str] | None, label_column: str | None) -> Any:
+def read_data(path: str, columns: list[str] | None, label_column: str | None) -> Any:
+    """DATA read into memory as a :class:`~aekit.data.Table`, refused if empty or not finite."""
     from ..data.checks import check_finite_rows
     from ..data.formats import read_table
 
@@ -36,7 +53,7 @@ def _read(path: str, columns: list[str] | None, label_column: str | None) -> Any
     return table
 
 
-def _fingerprint(X: Any) -> str:
+def fingerprint(X: Any) -> str:
     """SHA-256 of the rows as float32: tells whether a file holds the fit-time data.
 
     ``X`` is an array or a streamed source (hashed chunk by chunk: the same digest).
@@ -49,7 +66,7 @@ def _fingerprint(X: Any) -> str:
     return digest.hexdigest()
 
 
-def _streamed(data: str, stream: bool | None, columns: Any, label_column: str | None) -> Any:
+def open_streamed(data: str, stream: bool | None, columns: Any, label_column: str | None) -> Any:
     """DATA as a source read from disk block by block, or None (``stream``: ``--stream``)."""
     from ..data.formats import STREAM_SUFFIXES, can_stream, names_columns
     from ..data.stream import open_rows
@@ -57,8 +74,8 @@ def _streamed(data: str, stream: bool | None, columns: Any, label_column: str | 
     path = Path(data)
     if not can_stream(path):
         if stream:
-            streamed = " and ".join(STREAM_SUFFIXES)
-            raise ConfigError(f"--stream reads {streamed} files, not {path.name}")
+            suffixes = " and ".join(STREAM_SUFFIXES)
+            raise ConfigError(f"--stream reads {suffixes} files, not {path.name}")
         return None
     big = path.is_file() and path.stat().st_size > _STREAM_BYTES
     if not (stream or (stream is None and big)):
@@ -75,7 +92,7 @@ def _streamed(data: str, stream: bool | None, columns: Any, label_column: str | 
     return source
 
 
-def _rows_at(X: Any, index: np.ndarray) -> np.ndarray:
+def rows_at(X: Any, index: np.ndarray) -> np.ndarray:
     """Rows ``index`` (sorted) of an array or a streamed source, as an array."""
     if isinstance(X, np.ndarray):
         return X[index]
@@ -84,14 +101,15 @@ def _rows_at(X: Any, index: np.ndarray) -> np.ndarray:
     return X.take(torch.from_numpy(index.astype(np.int64))).numpy()
 
 
-def _at_most(index: np.ndarray, count: int, seed: int) -> np.ndarray:
+def at_most(index: np.ndarray, count: int, seed: int) -> np.ndarray:
     """``index`` itself, or a seeded sorted sample of ``count`` of its entries."""
     if len(index) <= count:
         return index
     return np.sort(np.random.default_rng(seed).choice(index, count, replace=False))
 
 
-def _fit_info(model: str) -> dict[str, Any]:
+def fit_info(model: str) -> dict[str, Any]:
+    """The ``fit.json`` beside a model (``{}`` when there is none)."""
     path = Path(model) / FIT_INFO
     if not path.is_file():
         return {}
@@ -103,7 +121,7 @@ def _fit_info(model: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _model_and_data(
+def model_and_data(
     args: argparse.Namespace, label_column: str | None = None, *, stream: bool = False
 ) -> Iterator[tuple[Any, dict[str, Any], Any]]:
     """Load the model, then DATA with the model's columns; check the feature count.
@@ -116,13 +134,13 @@ def _model_and_data(
     from ..modelfile import load
 
     ae = load(args.model)
-    info = _fit_info(args.model)
+    info = fit_info(args.model)
     columns = args.columns
     if columns is None and info.get("columns") and names_columns(args.data):
         columns = info["columns"]  # the fit-time columns, by name
-    source = _streamed(args.data, args.stream, columns, label_column) if stream else None
+    source = open_streamed(args.data, args.stream, columns, label_column) if stream else None
     try:
-        data = source if source is not None else _read(args.data, columns, label_column)
+        data = source if source is not None else read_data(args.data, columns, label_column)
         n_features = source.n_features if source is not None else data.X.shape[1]
         if n_features != ae.n_features_in_:
             raise DataError(
@@ -135,7 +153,7 @@ def _model_and_data(
             source.close()
 
 
-def _apply(data: Any, path: str, fn: Any) -> Iterator[np.ndarray]:
+def map_rows(data: Any, path: str, fn: Any) -> Iterator[np.ndarray]:
     """``fn`` of DATA's rows: all at once for a table, block by block for a streamed source.
 
     A streamed block is checked for NaN and infinity as it comes (rows numbered in the file).
@@ -152,7 +170,7 @@ def _apply(data: Any, path: str, fn: Any) -> Iterator[np.ndarray]:
         yield fn(part)
 
 
-def _write_rows(
+def write_rows(
     path: str, data: Any, parts: Iterator[np.ndarray], n_columns: int, names: Any
 ) -> int:
     """Write the ``parts`` (DATA's rows, in order) to ``path`` as float32, one at a time."""
@@ -165,7 +183,7 @@ def _write_rows(
     return n_rows
 
 
-def _write_png(path: Path, draw: Any, *what: Any) -> bool:
+def write_png(path: Path, draw: Any, *what: Any) -> bool:
     """Write a figure if matplotlib is there; say so and go on if it is not."""
     from .._atomic import atomic_write
     from ..plots import require_matplotlib
@@ -179,7 +197,8 @@ def _write_png(path: Path, draw: Any, *what: Any) -> bool:
     return True
 
 
-def _npy_bytes(array: np.ndarray) -> bytes:
+def npy_bytes(array: np.ndarray) -> bytes:
+    """``array`` as the bytes of a ``.npy`` file (for an atomic write)."""
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)
     return buffer.getvalue()

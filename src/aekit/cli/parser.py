@@ -10,93 +10,13 @@ from .apply import cmd_encode, cmd_reconstruct, cmd_score
 from .explore import cmd_compare, cmd_demo, cmd_report
 from .export import register as register_export
 from .fit import cmd_fit
+from .options import NOT_FOR_COMPARISONS, add_estimator_options, add_quiet_option, int_list
 
 __all__ = ["build_parser"]
 
 
-def _parse_kind(text: str, kinds: dict[str, tuple[str, type]], what: str) -> dict[str, Any]:
-    name, _, value = text.partition(":")
-    if name not in kinds:
-        raise argparse.ArgumentTypeError(
-            f"unknown {what} {name!r}: expected one of {', '.join(kinds)}"
-        )
-    out: dict[str, Any] = {what: name}
-    if value:
-        key, kind = kinds[name]
-        try:
-            out[key] = kind(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{what} {name}: expected a {kind.__name__} after ':', got {value!r}"
-            ) from None
-    return out
-
-
-def _sparsity(text: str) -> dict[str, Any]:
-    kinds = {
-        "l1": ("sparsity_weight", float),
-        "kl": ("sparsity_target", float),
-        "topk": ("sparsity_k", int),
-    }
-    return _parse_kind(text, kinds, "sparsity")
-
-
-def _noise(text: str) -> dict[str, Any]:
-    kinds = {k: ("noise_level", float) for k in ("gaussian", "masking", "salt_and_pepper")}
-    return _parse_kind(text, kinds, "noise")
-
-
-def _hidden(text: str) -> str | tuple[int, ...]:
-    if text in ("auto", "none"):
-        return "auto" if text == "auto" else ()
-    return tuple(_int_list(text))
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values
-
-
 def _names(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
-
-
-def _training_options() -> argparse.ArgumentParser:
-    opts = argparse.ArgumentParser(add_help=False)
-    group = opts.add_argument_group("model and training")
-    add = group.add_argument
-    # Defaults are the library's own (None here = not passed): one place for each default.
-    lib = " (default: Autoencoder's)"
-    add("--hidden", type=_hidden, help="widths, e.g. 512,256; auto; none" + lib)
-    add("--activation", help="hidden non-linearity, e.g. relu, silu" + lib)
-    add("--batch-norm", action=argparse.BooleanOptionalAction, help="batch normalisation" + lib)
-    add("--dropout", type=float, help="dropout after each hidden layer" + lib)
-    add("--scaling", help="auto, standardize, minmax, global_minmax, none" + lib)
-    add("--sparsity", type=_sparsity, help="l1:WEIGHT, kl:TARGET_RATE or topk:K")
-    add("--sparsity-weight", type=float, help="λ (l1) or β (kl) when not given in --sparsity")
-    add("--noise", type=_noise, help="denoising: gaussian:SIGMA, masking:P or salt_and_pepper:P")
-    add("--loss", help="auto, mse or bce" + lib)
-    add("--epochs", type=int, help="maximum epochs" + lib)
-    add("--batch-size", type=int, help="rows per step" + lib)
-    add("--lr", type=float, help="learning rate" + lib)
-    add("--lr-schedule", help="constant, cosine or plateau" + lib)
-    add("--weight-decay", type=float, help="weight decay" + lib)
-    add("--val-fraction", type=float, help="validation share" + lib)
-    add("--patience", type=int, help="early-stopping patience; 0: off" + lib)
-    add("--max-time", type=float, help="training budget in seconds")
-    add("--seed", type=int, default=0, help="random seed (default: 0)")
-    add("--device", default="auto", help="auto, cpu, cuda, mps (default: auto)")
-    add("--precision", help="fp32, or bf16 autocast (fast on GPUs and bf16 CPUs)" + lib)
-    add("--compile", action="store_true", help="train through torch.compile (needs a C++ compiler)")
-    add("-q", "--quiet", action="store_true", help="no progress output")
-    return opts
 
 
 def _data_options() -> argparse.ArgumentParser:
@@ -142,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     debug.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
     )
-    train, data = _training_options(), _data_options()
+    data = _data_options()
 
     def command(name: str, func: Any, help: str, example: str, parents: list[Any]) -> Any:
         p = sub.add_parser(
@@ -158,15 +78,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     fit = command(
         "fit", cmd_fit, "fit an autoencoder to a data file and save it",
-        "aekit fit t10k-images-idx3-ubyte.gz --code-dim 30 --out model/", [data, train],
+        "aekit fit t10k-images-idx3-ubyte.gz --code-dim 30 --out model/", [data],
     )  # fmt: skip
     fit.add_argument("data", metavar="DATA", help=".npy .npz .csv .tsv .parquet or MNIST IDX")
-    fit.add_argument("--code-dim", type=int, required=True, help="size of the code")
     fit.add_argument("-o", "--out", required=True, metavar="MODEL_DIR", help="model folder")
-    fit.add_argument("--holdout", type=float, default=0.1, help="rows kept out (default: 0.1)")
+    fit.add_argument(
+        "--holdout", type=float, default=0.1, help="rows kept out, seeded (default: 0.1)"
+    )
     _stream_option(fit)
-    fit.add_argument("--checkpoint-dir", help="write resumable checkpoints here every epoch")
-    fit.add_argument("--resume", action="store_true", help="continue from --checkpoint-dir")
+    fit.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from --checkpoint-dir (give the --seed of the run it continues)",
+    )
     fit.add_argument(
         "--nproc",
         type=int,
@@ -175,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="train in N processes on this machine with PyTorch DDP (gloo on CPU, NCCL on "
         "GPU); the same as 'torchrun --standalone --nproc-per-node N -m aekit fit ...'",
     )
+    add_quiet_option(fit)
+    add_estimator_options(fit, required=("code_dim",))  # the code size is the user's choice
 
     for name, func, help, example in (
         ("encode", cmd_encode, "write the codes of a data file's rows",
@@ -198,14 +124,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     cmp = command(
         "compare", cmd_compare, "compare autoencoders with PCA at several code sizes",
-        "aekit compare data.npy --code-dims 2,8,16,32 --out results/", [data, train],
+        "aekit compare data.npy --code-dims 2,8,16,32 --out results/", [data],
     )  # fmt: skip
     cmp.add_argument("data", metavar="DATA", help="data file")
     cmp.add_argument(
-        "--code-dims", type=_int_list, default=[2, 8, 16, 32], help="default: 2,8,16,32"
+        "--code-dims", type=int_list, default=[2, 8, 16, 32], help="default: 2,8,16,32"
     )
     cmp.add_argument("--test-fraction", type=float, default=0.2, help="held-out share (0.2)")
     cmp.add_argument("-o", "--out", help="folder for compare.json and compare.png")
+    add_quiet_option(cmp)
+    add_estimator_options(cmp, exclude=NOT_FOR_COMPARISONS)
 
     rep = command(
         "report", cmd_report, "write an HTML report of a model on a data file",
@@ -222,9 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", cmd_demo, "fit on the bundled digits, compare with PCA, write a report",
         "aekit demo --code-dims 2,8,16", [],
     )  # fmt: skip
-    demo.add_argument("--code-dims", type=_int_list, default=[2, 8, 16], help="default: 2,8,16")
-    demo.add_argument("--epochs", type=int, default=100, help="maximum epochs (default: 100)")
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    demo.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default: auto)")
+    demo.add_argument("--code-dims", type=int_list, default=[2, 8, 16], help="default: 2,8,16")
     demo.add_argument("-o", "--out", default="aekit-demo", help="report folder (aekit-demo)")
+    # The demo's seed is part of its content, like its data: every run shows the same numbers.
+    add_estimator_options(demo, exclude=NOT_FOR_COMPARISONS, defaults={"random_state": 0})
     return parser

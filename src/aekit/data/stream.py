@@ -28,7 +28,15 @@ from .formats import find_format
 from .readers import open_parquet, parquet_columns
 from .sources import RowSource, RowSubset
 
-__all__ = ["BlockRows", "NpyRows", "ParquetRows", "RowSubset", "open_rows", "stream_stats"]
+__all__ = [
+    "BlockRows",
+    "NpyRows",
+    "ParquetRows",
+    "RowSubset",
+    "array_stats",
+    "open_rows",
+    "stream_stats",
+]
 
 _BLOCK_BYTES = 16 * 2**20  # bytes of float32 per block when block_rows is not given
 
@@ -379,6 +387,20 @@ def open_rows(
     if found is None or found.stream is None:
         return None
     return found.stream(Path(path), columns, label_column)
+
+
+def array_stats(X: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-feature min, max, mean and std of rows in memory, and their count.
+
+    What :func:`stream_stats` gives for a streamed source.
+    """
+    return {
+        "n_rows": np.asarray(X.shape[0]),
+        "min": X.min(axis=0),
+        "max": X.max(axis=0),
+        "mean": X.mean(axis=0),
+        "std": X.std(axis=0),
+    }
 
 
 def stream_stats(source: RowSource, chunk_rows: int = 8192) -> dict[str, np.ndarray]:

@@ -109,7 +109,10 @@ class Callback:
 class EarlyStopping(Callback):
     """Stop when the monitored loss stops improving, and keep the best weights.
 
-    Monitors the validation loss, or the training loss when there is no validation split.
+    Monitors the validation error (squared error in the scaled space, whatever the training
+    loss), or the training loss when there is no validation split. With validation rows the
+    starting model is epoch 0 (:attr:`History.initial`): when no epoch beats it, its weights
+    are kept and ``best_epoch`` is 0 (with ``init="pca"``: PCA's solution).
 
     Parameters
     ----------
@@ -122,17 +125,32 @@ class EarlyStopping(Callback):
 
     order = -10
 
-    def __init__(self, patience: int | None, min_delta: float = 0.0) -> None:
+    def __init__(
+        self, patience: int | None, min_delta: float = 0.0, improvement_z: float = 0.0
+    ) -> None:
         self.patience = patience
         self.min_delta = min_delta
+        self.improvement_z = improvement_z
+        self.initial_state: dict[str, torch.Tensor] | None = None
         self.best = math.inf
         self.best_epoch: int | None = None
         self.bad_epochs = 0
         self.best_state: dict[str, torch.Tensor] | None = None
+        self.monitor = "val_error"  # "val_loss" when resumed from an aekit 0.1 checkpoint
+
+    def on_train_begin(self, trainer: Trainer, **kwargs: Any) -> None:
+        """Count the starting model as epoch 0, the first best (on a fresh start)."""
+        initial = trainer.history.initial
+        if initial is not None and self.best_epoch is None:
+            self.best, self.best_epoch = float(initial["val_error"]), 0
+            self.best_state = {
+                k: v.detach().clone() for k, v in trainer.module.state_dict().items()
+            }
+            self.initial_state = {k: v.clone() for k, v in self.best_state.items()}
 
     def on_epoch_end(self, trainer: Trainer, *, record: dict[str, Any], **kwargs: Any) -> None:
         """Track the best epoch; ask to stop after ``patience`` epochs without progress."""
-        value = monitored_loss(record)
+        value = monitored_loss(record, self.monitor)
         if value < self.best * (1 - self.min_delta):
             self.best, self.best_epoch, self.bad_epochs = value, record["epoch"], 0
             self.best_state = {
@@ -144,10 +162,37 @@ class EarlyStopping(Callback):
                 trainer.request_stop("early_stopping")
 
     def on_train_end(self, trainer: Trainer, **kwargs: Any) -> None:
-        """Load the best weights back into the model."""
+        """Load the best weights back (the start's, unless training beat it clearly)."""
+        if self.best_epoch and self.initial_state is not None and self.improvement_z > 0:
+            self._keep_start_unless_clearly_beaten(trainer)
         if self.best_state is not None:
             trainer.module.load_state_dict(self.best_state)
         trainer.history.best_epoch = self.best_epoch
+        if self.best_epoch == 0 and trainer.is_main:
+            logger.info(
+                "no epoch beat the starting model on the validation rows: it is kept (epoch 0%s)",
+                ", PCA's solution" if getattr(trainer.module, "pca_started", False) else "",
+            )
+
+    def _keep_start_unless_clearly_beaten(self, trainer: Trainer) -> None:
+        """Compare the best epoch with the start row by row on the validation rows."""
+        assert self.best_state is not None and self.initial_state is not None
+        rows = trainer.val_idx
+        trainer.module.load_state_dict(self.best_state)
+        after = trainer.objective.row_errors(trainer.source, rows)
+        trainer.module.load_state_dict(self.initial_state)
+        before = trainer.objective.row_errors(trainer.source, rows)
+        gain, z = trainer.objective.paired_gain(before, after)
+        if trainer.history.initial is not None:
+            trainer.history.initial.update(best_epoch_gain=gain, best_epoch_z=min(z, 1e9))
+        if z < self.improvement_z:
+            if trainer.is_main:
+                logger.info(
+                    "epoch %d beat the starting model by %.3g per validation row, within noise "
+                    "(%.2f standard errors < improvement_z=%g): the start is kept",
+                    self.best_epoch, gain, z, self.improvement_z,
+                )  # fmt: skip
+            self.best_epoch, self.best_state = 0, self.initial_state
 
     def state_dict(self) -> dict[str, Any]:
         """Best loss, epoch, patience counter and weights."""
@@ -156,6 +201,8 @@ class EarlyStopping(Callback):
             "best_epoch": self.best_epoch,
             "bad_epochs": self.bad_epochs,
             "best_state": self.best_state,
+            "initial_state": self.initial_state,
+            "monitor": self.monitor,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -164,6 +211,8 @@ class EarlyStopping(Callback):
         self.best_epoch = state["best_epoch"]
         self.bad_epochs = int(state["bad_epochs"])
         self.best_state = state["best_state"]
+        self.initial_state = state.get("initial_state")  # aekit 0.1 had no start to keep
+        self.monitor = state.get("monitor", "val_loss")  # aekit 0.1 ranked by the loss
 
 
 class DivergenceRetry(Callback):
@@ -366,7 +415,8 @@ def default_callbacks(config: TrainConfig) -> list[Callback]:
     Early stopping, divergence retries (``divergence_retries``), epoch logging
     (``verbose``) and checkpoints.
     """
-    callbacks: list[Callback] = [EarlyStopping(config.patience, config.min_delta)]
+    early = EarlyStopping(config.patience, config.min_delta, config.improvement_z)
+    callbacks: list[Callback] = [early]
     if config.divergence_retries:
         callbacks.append(DivergenceRetry(config.divergence_retries, config.divergence_lr_factor))
     if config.verbose:

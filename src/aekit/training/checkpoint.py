@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import save as save_safetensors_bytes
 
 from .._atomic import atomic_write
-from ..config import ModelConfig
+from ..config import ModelConfig, TrainConfig
 from ..errors import ConfigError, ModelFileError
 from ..modelfile import _parse_safetensors, check_fields, check_tensors
 
@@ -72,7 +72,15 @@ STATE_FIELDS: dict[str, type | tuple[type, ...]] = {
 }
 
 # Training-config fields a resumed run must share with the checkpoint to repeat the run.
-RESUME_KEYS = ("batch_size", "val_fraction", "random_state", "optimizer", "lr_schedule", "loss")
+RESUME_KEYS = (
+    "batch_size",
+    "val_fraction",
+    "min_val_rows",
+    "random_state",
+    "optimizer",
+    "lr_schedule",
+    "loss",
+)
 
 
 def checkpoint_path(folder: str | os.PathLike[str], epoch: int, batch: int) -> Path:
@@ -149,16 +157,18 @@ def check_resumable(
             f"{source} was written for {state['n_rows']} rows, not {current['n_rows']}"
         )
     ours = current["train_config"]
+    theirs = {**TrainConfig.ABSENT_MEANS, **state["train_config"]}
     for key in RESUME_KEYS:
-        if state["train_config"].get(key) != ours[key]:
+        if theirs.get(key) != ours[key]:
             raise ModelFileError(
-                f"{source} was written with {key}={state['train_config'].get(key)!r}, "
+                f"{source} was written with {key}={theirs.get(key)!r}, "
                 f"this run has {key}={ours[key]!r}"
             )
     check_tensors(current["module"], state["module"], source)
-    best = state["callbacks"].get("EarlyStopping", {}).get("best_state")
-    if best is not None:
-        check_tensors(current["module"], best, f"{source} (best weights)")
+    early = state["callbacks"].get("EarlyStopping", {})
+    for key, what in (("best_state", "best weights"), ("initial_state", "starting weights")):
+        if early.get(key) is not None:
+            check_tensors(current["module"], early[key], f"{source} ({what})")
     if state["position"]["batch"] > n_batches:
         raise ModelFileError(f"{source}: position {state['position']} is past the epoch")
     check_optimizer_state(current["optimizer"], state["optimizer"], params, f"{source} optimizer")

@@ -14,13 +14,19 @@ from ..modelfile import check_fields
 __all__ = ["History", "monitored_loss"]
 
 
-def monitored_loss(record: dict[str, Any]) -> float:
-    """The loss a run watches in an epoch's record: validation loss, else training loss.
+def monitored_loss(record: dict[str, Any], monitor: str = "val_error") -> float:
+    """What a run watches in an epoch's record: the validation error, else the training loss.
 
-    Early stopping keeps the epoch where it is lowest; a plateau schedule steps on it.
+    The validation error is aekit's one error unit (squared error in the scaled space, summed
+    over a row), whatever the training loss; records of aekit 0.1 (without it) fall back on
+    the validation loss, and so does a run resumed from an aekit 0.1 checkpoint
+    (``monitor="val_loss"``), whose best loss is in that unit. Early stopping keeps the epoch
+    where it is lowest; a plateau schedule steps on it.
     """
-    val = record["val_loss"]
-    return float(record["train_loss"] if val is None else val)
+    for key in (monitor, "val_loss"):
+        if record.get(key) is not None:
+            return float(record[key])
+    return float(record["train_loss"])
 
 
 @dataclass
@@ -31,10 +37,15 @@ class History:
     ----------
     records : list of dict
         One dict per epoch: ``epoch`` (1-based), ``train_loss`` (reconstruction loss on the
-        training rows), ``penalty`` (code penalty), ``val_loss`` (None without validation),
-        ``lr``, ``seconds`` and ``samples_per_s``.
+        training rows), ``penalty`` (code penalty), ``val_loss`` (the training loss on the
+        validation rows; None without validation), ``val_error`` (their mean per-row squared
+        error in the scaled space), ``lr``, ``seconds`` and ``samples_per_s``.
     best_epoch : int or None
-        The epoch whose weights were kept.
+        The epoch whose weights were kept: 0 for the model training started from (its
+        validation figures are in ``initial``) when no epoch beat it.
+    initial : dict or None
+        ``val_loss`` and ``val_error`` of the model before the first step (None when
+        training had no validation rows).
     stop_reason : str
         ``"epochs"``, ``"early_stopping"`` or ``"max_time"``.
     """
@@ -42,6 +53,7 @@ class History:
     records: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int | None = None
     stop_reason: str = ""
+    initial: dict[str, Any] | None = None
 
     @property
     def train_loss(self) -> list[float]:
@@ -62,16 +74,28 @@ class History:
             "records": [dict(r) for r in self.records],
             "best_epoch": self.best_epoch,
             "stop_reason": self.stop_reason,
+            "initial": None if self.initial is None else dict(self.initial),
         }
 
     @classmethod
     def from_dict(cls, data: object) -> History:
         """Inverse of :meth:`to_dict`; refuses anything else with :class:`ModelFileError`."""
-        fields = {"records": list, "best_epoch": (int, type(None)), "stop_reason": str}
-        data = check_fields(data, fields, "history", optional=("best_epoch", "stop_reason"))
+        fields = {
+            "records": list,
+            "best_epoch": (int, type(None)),
+            "stop_reason": str,
+            "initial": (dict, type(None)),
+        }
+        optional = ("best_epoch", "stop_reason", "initial")  # aekit 0.1 wrote no "initial"
+        data = check_fields(data, fields, "history", optional=optional)
         if not all(isinstance(r, dict) for r in data["records"]):
             raise ModelFileError("history: 'records' must be a list of JSON objects")
-        return cls(list(data["records"]), data.get("best_epoch"), data.get("stop_reason", ""))
+        return cls(
+            list(data["records"]),
+            data.get("best_epoch"),
+            data.get("stop_reason", ""),
+            data.get("initial"),
+        )
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the history as JSON (atomically)."""

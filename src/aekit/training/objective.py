@@ -9,6 +9,7 @@ and several compute the same step.
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any
 
 import torch
@@ -53,8 +54,8 @@ def _squared_error_sum(recon: torch.Tensor, target: torch.Tensor) -> torch.Tenso
 
 
 def uses_dead_unit_loss(mcfg: Any) -> bool:
-    """AuxK is on for weighted top-k codes with a linear decoder."""
-    return bool(mcfg.sparsity == "topk" and mcfg.sparsity_weight > 0 and not mcfg.hidden)
+    """AuxK is on for weighted top-k dictionaries."""
+    return bool(mcfg.is_dictionary and mcfg.sparsity == "topk" and mcfg.sparsity_weight > 0)
 
 
 def dead_unit_loss_sum(
@@ -161,18 +162,53 @@ class Objective:
         return counter > DEAD_AFTER_ROWS
 
     @torch.no_grad()
-    def validation_loss(self, source: RowSource, rows: torch.Tensor) -> float | None:
-        """Mean reconstruction loss per entry of ``rows`` (None without rows), over all ranks.
+    def validation(self, source: RowSource, rows: torch.Tensor) -> tuple[float, float] | None:
+        """``(loss, error)`` of ``rows`` over all ranks, or None without rows.
 
-        Leaves the model in evaluation mode.
+        ``loss`` is the training loss's mean per entry (BCE or squared error); ``error`` the
+        mean per-row sum of squared errors in the scaled space, aekit's one error unit, which
+        early stopping ranks epochs by whatever the loss. Leaves the model in eval mode.
         """
         if len(rows) == 0:
             return None
         self.module.eval()
-        total = torch.zeros((), device=self.device, dtype=torch.float64)
+        sums = torch.zeros(2, device=self.device, dtype=torch.float64)
         for chunk in self.ranks.share(rows).split(_EVAL_ROWS):
             clean = self.module.scale_input(source.take(chunk).to(self.device))
             with autocast(self.device, self.precision):
                 out = self.module(clean)
-            total += loss_sum(out, clean, self.loss).double()
-        return float(self.ranks.all_sum(total)) / (len(rows) * source.n_features)
+            sums[0] += loss_sum(out, clean, self.loss).double()
+            sums[1] += _squared_error_sum(out.recon, clean).double()
+        loss, error = self.ranks.all_sum(sums).tolist()
+        return loss / (len(rows) * source.n_features), error / len(rows)
+
+    @torch.no_grad()
+    def row_errors(self, source: RowSource, rows: torch.Tensor) -> torch.Tensor:
+        """Each row's squared error in the scaled space (float64), for this rank's share.
+
+        Leaves the model in evaluation mode.
+        """
+        self.module.eval()
+        parts = []
+        for chunk in self.ranks.share(rows).split(_EVAL_ROWS):
+            clean = self.module.scale_input(source.take(chunk).to(self.device))
+            with autocast(self.device, self.precision):
+                recon = self.module(clean).recon
+            parts.append((recon.double() - clean.double()).square().sum(dim=1))
+        return (
+            torch.cat(parts) if parts else torch.zeros(0, device=self.device, dtype=torch.float64)
+        )
+
+    def paired_gain(self, before: torch.Tensor, after: torch.Tensor) -> tuple[float, float]:
+        """Mean per-row improvement ``before - after`` over all ranks, and its z-score.
+
+        The z-score is the mean over its standard error (paired over the same rows); an
+        improvement with no spread at all counts as certain (infinite z).
+        """
+        diff = before - after
+        sums = torch.stack([diff.sum(), diff.square().sum(), diff.new_tensor(float(len(diff)))])
+        total, squares, n = self.ranks.all_sum(sums).tolist()
+        mean = total / max(n, 1.0)
+        variance = max(squares / max(n, 1.0) - mean * mean, 0.0) * n / max(n - 1.0, 1.0)
+        error = math.sqrt(variance / max(n, 1.0))
+        return mean, (math.inf if mean > 0 else 0.0) if error == 0 else mean / error

@@ -102,24 +102,35 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x
 
 
-def _n_val(n: int, fraction: float) -> int:
-    """Rows held out for validation: none when a side would be empty."""
+def _n_val(n: int, fraction: float, min_rows: int) -> int:
+    """Rows held out for validation: none when a side would be empty.
+
+    ``int(n * fraction)``, but with a fraction above 0 at least ``min(min_rows, n // 4)``: a
+    dozen rows rank epochs by noise (iris's 10 % is 15 rows), and early stopping keeps the
+    wrong one.
+    """
     n_val = int(n * fraction)
+    if fraction > 0:
+        n_val = max(n_val, min(min_rows, n // 4))
     return n_val if 1 <= n_val < n else 0
 
 
-def split_rows(n: int, fraction: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def split_rows(
+    n: int, fraction: float, gen: torch.Generator, min_rows: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Sorted (train, validation) row indices; no validation when a side would be empty."""
-    n_val = _n_val(n, fraction)
+    n_val = _n_val(n, fraction, min_rows)
     if n_val == 0:
         return torch.arange(n), torch.arange(0)
     perm = torch.randperm(n, generator=gen)
     return perm[n_val:].sort().values, perm[:n_val].sort().values
 
 
-def batches_per_epoch(n_rows: int, batch_size: int, val_fraction: float) -> int:
+def batches_per_epoch(
+    n_rows: int, batch_size: int, val_fraction: float, min_val_rows: int = 0
+) -> int:
     """Optimiser steps in one epoch of :meth:`Trainer.fit` on ``n_rows`` rows (all ranks)."""
-    return batch_count(n_rows - _n_val(n_rows, val_fraction), batch_size)
+    return batch_count(n_rows - _n_val(n_rows, val_fraction, min_val_rows), batch_size)
 
 
 def batch_count(n_rows: int, batch_size: int) -> int:

@@ -129,7 +129,10 @@ class Trainer:
         """
         cfg = self.config
         source, split_gen = self._setup(data)
-        self.train_idx, self.val_idx = split_rows(len(source), cfg.val_fraction, split_gen)
+        self.source = source  # for callbacks that measure the validation rows (early stopping)
+        self.train_idx, self.val_idx = split_rows(
+            len(source), cfg.val_fraction, split_gen, cfg.min_val_rows
+        )
         if self.module.config.batch_norm and len(self.train_idx) < 2:
             raise DataError(
                 f"batch_norm=True needs at least 2 training rows, got {len(self.train_idx)} "
@@ -142,6 +145,9 @@ class Trainer:
             if checkpointer is None:
                 raise ConfigError("resuming needs a Checkpointer among the callbacks")
             checkpointer.resume(self, resume)
+        if self.position == {"epoch": 0, "batch": 0} and self.history.initial is None:
+            # The starting model is epoch 0: training is kept only where it beats it.
+            self.history.initial = self._validate(source) if len(self.val_idx) else None
         self._start = time.perf_counter()
         self._notify("on_train_begin")
         try:
@@ -172,9 +178,7 @@ class Trainer:
         epoch = self.position["epoch"] + 1
         self._notify("on_epoch_begin", epoch=epoch)
         record = self._train_epoch(source, self.train_idx, self.callbacks)
-        record["val_loss"] = self.objective.validation_loss(source, self.val_idx)
-        if record["val_loss"] is not None and not math.isfinite(record["val_loss"]):
-            raise self.diverged_error()
+        record.update(self._validate(source))
         # From here to the boundary the state moves to the next epoch's start.
         self._at_boundary = False
         self._close_epoch(record)
@@ -246,10 +250,20 @@ class Trainer:
             "train_loss": train_loss,
             "penalty": penalty_sum / n_batches,
             "val_loss": None,
+            "val_error": None,
             "lr": self.optimizer.param_groups[0]["lr"],
             "seconds": seconds,
             "samples_per_s": (len(rows) - first * batch_size) / max(seconds, 1e-9),
         }
+
+    def _validate(self, source: RowSource) -> dict[str, Any]:
+        """``val_loss`` and ``val_error`` of the validation rows (None without them)."""
+        found = self.objective.validation(source, self.val_idx)
+        if found is None:
+            return {"val_loss": None, "val_error": None}
+        if not all(math.isfinite(v) for v in found):
+            raise self.diverged_error()
+        return {"val_loss": found[0], "val_error": found[1]}
 
     def _close_epoch(self, record: dict[str, Any]) -> None:
         """Keep the record and move the state to the next epoch's start."""
