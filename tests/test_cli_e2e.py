@@ -167,7 +167,8 @@ def test_help_imports_neither_torch_nor_sklearn():
     )
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["codes"] == dict.fromkeys(
-        ["fit", "encode", "reconstruct", "score", "compare", "report", "demo", "aekit"], 0
+        ["fit", "encode", "reconstruct", "score", "export", "compare", "report", "demo", "aekit"],
+        0,
     )
     assert result["heavy"] == []
 
