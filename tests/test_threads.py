@@ -50,6 +50,12 @@ class SameRanks(Ranks):
         return value
 
 
+@pytest.fixture(autouse=True)
+def no_recent_probe(monkeypatch):
+    """Each test probes afresh (no timings kept from another test)."""
+    monkeypatch.setattr(threads, "_RECENT", {})
+
+
 @pytest.fixture()
 def auto(monkeypatch):
     """threads='auto' as in a fresh process: torch's count is the start-up one, no variables."""
@@ -194,6 +200,20 @@ def test_auto_probes_the_ladder_of_the_budget(four_threads, monkeypatch):
     assert calls == [([4, 2, 1], 64)]
     assert (choice.count, choice.usable, choice.share) == (2, 4, 4)
     assert choice.seconds == {4: 0.5, 2: 0.3, 1: 1.0}
+
+
+def test_a_recent_probe_of_the_same_model_is_reused(four_threads, monkeypatch):
+    calls = []
+    monkeypatch.setattr(threads, "probe_seconds", fake_probe({4: 0.5, 2: 0.3, 1: 1.0}, calls))
+    X = torch.rand(500, 8, generator=torch.Generator().manual_seed(0))
+    choose = [TrainConfig(), ModelConfig(8), X, torch.device("cpu")]
+    first, again = threads.choose_threads(*choose), threads.choose_threads(*choose)
+    assert len(calls) == 1 and first.count == again.count == 2
+    threads.choose_threads(TrainConfig(), ModelConfig(8, code_dim=3), X, torch.device("cpu"))
+    assert len(calls) == 2  # another model: probed
+    monkeypatch.setattr(threads, "REUSE_SECONDS", 0.0)
+    threads.choose_threads(TrainConfig(), ModelConfig(8, code_dim=3), X, torch.device("cpu"))
+    assert len(calls) == 3  # too old: probed again
 
 
 def test_ddp_processes_share_the_cpus_and_say_so(four_threads, monkeypatch, caplog):

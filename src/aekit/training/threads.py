@@ -21,7 +21,8 @@ its first step, in this order:
    takes the **fewest threads within** :data:`MARGIN` **of the fastest**. More threads must
    earn their place: the fewer are as fast now, kinder to the neighbours, and a run on one
    thread cannot collapse when a neighbour gets busy later. The count is then fixed for the
-   whole run (changing it mid-run would change the results).
+   whole run (changing it mid-run would change the results). A fit within
+   :data:`REUSE_SECONDS` of a probe of the same model and batch reuses its timings.
 
 Under DDP every rank probes, and all take rank 0's count. :func:`using_threads` sets the count
 for a fit and puts the previous one back when it returns (``try``/``finally``). The count is
@@ -72,8 +73,9 @@ logger = logging.getLogger("aekit")
 STARTUP_THREADS = torch.get_num_threads()  # torch's count when this module was imported
 MARGIN = 0.05  # more threads must be this much faster per step than fewer to be chosen
 PROBE_SECONDS = 0.25  # the probe's timed rounds stop after this, once MIN_ROUNDS are done
-WINDOW_SECONDS = 0.015  # each timing covers about this long (several steps of a small model)
+WINDOW_SECONDS = 0.01  # each timing covers about this long (several steps of a small model)
 MIN_ROUNDS, MAX_ROUNDS = 3, 5
+REUSE_SECONDS = 60.0  # a probe of the same model and batch this recent is not repeated
 COLLAPSE = 4.0  # a count whose first step is this many times one thread's is out at once
 DROP = 2.0  # a count this many times slower than the best is dropped between rounds
 
@@ -192,9 +194,10 @@ def choose_threads(
         local_batch = math.ceil(config.batch_size / ranks.world_size)
         batch = _first_rows(rows, local_batch) if budget > 1 and device.type == "cpu" else None
         if batch is not None and len(batch) > 1:  # (batch norm needs two rows)
-            seconds = probe_seconds(model_config, config, batch, ladder(budget))
+            seconds, age = _probed(model_config, config, batch, ladder(budget))
             timing = ", ".join(f"{n}: {1e3 * s:.2f} ms" for n, s in seconds.items())
-            why = f"the fewest threads within {MARGIN:.0%} of the fastest step ({timing})"
+            when = f", timed {age:.0f} s ago" if age else ""
+            why = f"the fewest threads within {MARGIN:.0%} of the fastest step ({timing}{when})"
             choice = ThreadChoice(fewest_within(seconds), why, usable, share, processes, seconds)
     choice = ranks.from_main(choice)
     if ranks.is_main:
@@ -304,6 +307,27 @@ def probe_seconds(
             best = min(statistics.median(samples[count]) for count in live)
             live = [c for c in live if statistics.median(samples[c]) <= DROP * best]
     return {count: statistics.median(found) for count, found in samples.items()}
+
+
+_RECENT: dict[tuple[object, ...], tuple[float, dict[int, float]]] = {}
+
+
+def _probed(
+    model_config: ModelConfig, config: TrainConfig, batch: torch.Tensor, counts: list[int]
+) -> tuple[dict[int, float], float]:
+    """:func:`probe_seconds`'s timings and their age: the same probe's, if that recent.
+
+    A probe of the same model and batch made in the last :data:`REUSE_SECONDS` is not
+    repeated, so a grid search does not pay for one at every fit.
+    """
+    key = (model_config, config.optimizer, config.precision, tuple(batch.shape), tuple(counts))
+    now = time.monotonic()
+    if key in _RECENT and now - _RECENT[key][0] < REUSE_SECONDS:
+        return _RECENT[key][1], now - _RECENT[key][0]
+    seconds = probe_seconds(model_config, config, batch, counts)
+    _RECENT.clear()  # one architecture at a time: no growth, no stale entries
+    _RECENT[key] = (time.monotonic(), seconds)
+    return seconds, 0.0
 
 
 def _processes_here(ranks: Ranks) -> int:
