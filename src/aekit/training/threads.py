@@ -76,7 +76,7 @@ PROBE_SECONDS = 0.25  # the probe's timed rounds stop after this, once MIN_ROUND
 WINDOW_SECONDS = 0.01  # each timing covers about this long (several steps of a small model)
 MIN_ROUNDS, MAX_ROUNDS = 3, 5
 REUSE_SECONDS = 60.0  # a probe of the same model and batch this recent is not repeated
-COLLAPSE = 4.0  # a count whose first step is this many times one thread's is out at once
+COLLAPSE = 4.0  # a count whose first forward pass or step is this many times slower is out
 DROP = 2.0  # a count this many times slower than the best is dropped between rounds
 
 
