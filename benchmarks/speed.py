@@ -100,6 +100,7 @@ def matmul_peak(dtype: torch.dtype, device: str, n: int = 2048, reps: int = 8) -
 HAND_RECIPE = {
     "output": "sigmoid", "scaling": "none", "batch_norm": False, "loss": "mse", "lr": 1e-3,
     "lr_schedule": "constant", "weight_decay": 0.0,
+    "init": "random",  # the hand loop's model: no PCA start, no linear path beside the layers
 }  # fmt: skip
 
 

@@ -9,6 +9,7 @@ checks their ``__post_init__`` make.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import textwrap
@@ -100,7 +101,16 @@ def _coerce(owner: str, key: str, value: object, hint: object) -> object:
         options = typing.get_args(hint)
         if value is None and type(None) in options:
             return None
-        hint = next(h for h in options if h is not type(None))
+        *others, hint = [h for h in options if h is not type(None)]
+        for other in others:  # int | str: the first type the value is
+            with contextlib.suppress(ConfigError):
+                return _coerce(owner, key, value, other)
+        if others:
+            try:
+                return _coerce(owner, key, value, hint)
+            except ConfigError:
+                names = " or ".join(getattr(h, "__name__", str(h)) for h in [*others, hint])
+                raise ConfigError(f"{owner}.{key} must be of type {names}, got {value!r}") from None
         origin = typing.get_origin(hint)
     if origin is tuple:
         ok = isinstance(value, (list, tuple)) and all(

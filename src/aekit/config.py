@@ -206,7 +206,11 @@ class TrainConfig(JsonConfig):
     """
 
     # A field missing from an older file means the behaviour of the version that wrote it.
-    ABSENT_MEANS: ClassVar[dict[str, Any]] = {"min_val_rows": 0, "improvement_z": 0.0}
+    ABSENT_MEANS: ClassVar[dict[str, Any]] = {
+        "min_val_rows": 0,
+        "improvement_z": 0.0,
+        "threads": "torch",
+    }
 
     epochs: int = option(
         100, "Maximum passes over the training rows; early stopping usually ends sooner."
@@ -262,6 +266,15 @@ class TrainConfig(JsonConfig):
     device: str = option(
         "auto", "'auto' (CUDA, then Apple MPS, then CPU) or a torch device string."
     )
+    threads: int | str = option(
+        "auto",
+        "Intra-op CPU threads while training. 'auto': the CPUs this process may use (affinity "
+        "and cgroup quota; its share under DDP), fewer when a probe of a few steps before the "
+        "first one finds more threads no faster (a busy core makes threads wait for each "
+        "other), and an explicit torch.set_num_threads or OMP_NUM_THREADS is kept; 'torch': "
+        "torch's count, untouched. The count is recorded in the history and reused on resume "
+        "(results differ in the last bits between counts); fit restores torch's count.",
+    )
     precision: str = option(
         "fp32", "bf16 runs forward passes under bfloat16 autocast.", choices=PRECISIONS
     )
@@ -311,6 +324,15 @@ class TrainConfig(JsonConfig):
                 f"random_state must be a non-negative integer or None, got {self.random_state!r}",
             )
         check(isinstance(self.device, str), f"device must be a string, got {self.device!r}")
+        check(
+            self.threads in ("auto", "torch")
+            or (
+                isinstance(self.threads, int)
+                and not isinstance(self.threads, bool)
+                and self.threads >= 1
+            ),
+            f"threads must be 'auto', 'torch' or an integer >= 1, got {self.threads!r}",
+        )
         choice("precision", self.precision, PRECISIONS)
         check(
             isinstance(self.compile, bool), f"compile must be True or False, got {self.compile!r}"

@@ -28,7 +28,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import validate_data
 
 from ._inference import InferenceMixin
-from ._resolve import initial_model
+from ._resolve import initial_model, resolve_configs
 from .config import ModelConfig, TrainConfig
 from .data.checks import (
     FLOATS,
@@ -42,6 +42,7 @@ from .errors import DataError, DataTypeError, NotFittedError
 from .model import Hourglass
 from .modelfile import save as save_model
 from .training import Callback, History, Trainer
+from .training.threads import choose_threads, using_threads
 
 __all__ = ["Autoencoder"]
 
@@ -124,6 +125,7 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         min_delta: float = 0.0,
         max_time: float | None = None,
         device: str = "auto",
+        threads: int | str = "auto",
         precision: str = "fp32",
         compile: bool = False,
         checkpoint_dir: str | None = None,
@@ -165,6 +167,7 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         self.min_delta = min_delta
         self.max_time = max_time
         self.device = device
+        self.threads = threads
         self.precision = precision
         self.compile = compile
         self.checkpoint_dir = checkpoint_dir
@@ -339,12 +342,21 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         stats: dict[str, np.ndarray],
         callbacks: tuple[Callback, ...],
     ) -> tuple[Trainer, str]:
-        """A fresh model (scaling set from ``stats``) and its trainer; and the scaling used."""
-        module, train_config, scaling = initial_model(self.get_params(), rows, stats)
+        """A fresh model (scaling set from ``stats``) and its trainer; and the scaling used.
+
+        The thread count is chosen first, so that the PCA start runs at the training's.
+        """
         if self.verbose and not logger.handlers:
             logger.addHandler(logging.StreamHandler())
             logger.setLevel(logging.INFO)
-        return Trainer(module, train_config, callbacks), scaling
+        params = self.get_params()
+        model_config, train_config, _ = resolve_configs(params, stats)
+        threads = choose_threads(train_config, model_config, rows)
+        with using_threads(threads.count):
+            module, train_config, scaling = initial_model(params, rows, stats)
+        trainer = Trainer(module, train_config, callbacks)
+        trainer.thread_choice = threads
+        return trainer, scaling
 
     def _set_fitted(
         self,

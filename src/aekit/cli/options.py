@@ -65,7 +65,11 @@ NOT_FOR_COMPARISONS = frozenset(
 ALIASES = {"random_state": ("--seed",)}  # the CLI's older, shorter spelling
 
 # Words with a meaning of their own for one parameter, beside "none" and "auto".
-WORDS: dict[str, dict[str, Any]] = {"hidden": {"none": ()}, "patience": {"0": None}}
+WORDS: dict[str, dict[str, Any]] = {
+    "hidden": {"none": ()},
+    "patience": {"0": None},
+    "threads": {"torch": "torch"},
+}
 
 # --KIND_OPTION KIND:NUMBER sets the kind and the parameter its number belongs to.
 SHORTHANDS: dict[str, dict[str, str]] = {

@@ -8,6 +8,8 @@
 - :mod:`~aekit.training.checkpoint`: the checkpoint file format.
 - :mod:`~aekit.training.history`: the per-epoch record.
 - :mod:`~aekit.training.distributed`: ``torchrun`` / DDP sessions, agreement between ranks.
+- :mod:`~aekit.training.threads`: how many CPU threads a run uses (the policy, the probe);
+  :mod:`~aekit.training.cpus`: the CPUs a process may use (affinity, cgroup quota).
 """
 
 from .callbacks import Callback, Checkpointer, EarlyStopping, LogProgress, default_callbacks

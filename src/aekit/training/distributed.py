@@ -23,6 +23,7 @@ that any rank asked for; in a single process every agreement is free.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import subprocess
 import sys
@@ -34,6 +35,7 @@ import torch
 import torch.distributed as dist
 
 from ..errors import ConfigError
+from .cpus import SHARE_ENV, process_share, usable_cpus
 
 __all__ = [
     "DistributedContext",
@@ -247,8 +249,17 @@ def relaunch(args: Sequence[str], nproc: int) -> int:
     """Run ``aekit <args>`` in ``nproc`` processes on this machine; return the exit status.
 
     The ``--nproc N`` shortcut of ``aekit fit``: the caller strips ``--nproc`` from its
-    arguments and hands the rest here.
+    arguments and hands the rest here. Unless ``OMP_NUM_THREADS`` is set, each process
+    starts with its share of the CPUs this one may use (affinity and cgroup quota), marked
+    as aekit's own split (:data:`~aekit.training.cpus.SHARE_ENV`), so that ``threads="auto"``
+    may still go below it; a variable the user set is left as it is.
     """
     env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    if "OMP_NUM_THREADS" not in env:  # torchrun would set 1
+        usable = usable_cpus()
+        share = str(process_share(usable, nproc))
+        env["OMP_NUM_THREADS"] = env[SHARE_ENV] = share
+        logging.getLogger("aekit").info(
+            "%d processes on %s usable CPU(s): %s thread(s) each at most", nproc, usable, share
+        )
     return subprocess.run(torchrun_command(args, nproc), env=env, check=False).returncode

@@ -48,12 +48,16 @@ class History:
         training had no validation rows).
     stop_reason : str
         ``"epochs"``, ``"early_stopping"`` or ``"max_time"``.
+    threads : int or None
+        The intra-op thread count the run trained at (results differ in the last bits between
+        counts; a resumed run reuses it); None in histories written before aekit recorded it.
     """
 
     records: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int | None = None
     stop_reason: str = ""
     initial: dict[str, Any] | None = None
+    threads: int | None = None
 
     @property
     def train_loss(self) -> list[float]:
@@ -75,6 +79,7 @@ class History:
             "best_epoch": self.best_epoch,
             "stop_reason": self.stop_reason,
             "initial": None if self.initial is None else dict(self.initial),
+            "threads": self.threads,
         }
 
     @classmethod
@@ -85,16 +90,21 @@ class History:
             "best_epoch": (int, type(None)),
             "stop_reason": str,
             "initial": (dict, type(None)),
+            "threads": (int, type(None)),
         }
-        optional = ("best_epoch", "stop_reason", "initial")  # aekit 0.1 wrote no "initial"
+        # aekit 0.1 wrote no "initial", and aekit 0.2 no "threads"
+        optional = ("best_epoch", "stop_reason", "initial", "threads")
         data = check_fields(data, fields, "history", optional=optional)
         if not all(isinstance(r, dict) for r in data["records"]):
             raise ModelFileError("history: 'records' must be a list of JSON objects")
+        if data.get("threads") is not None and data["threads"] < 1:
+            raise ModelFileError(f"history: 'threads' must be >= 1, got {data['threads']}")
         return cls(
             list(data["records"]),
             data.get("best_epoch"),
             data.get("stop_reason", ""),
             data.get("initial"),
+            data.get("threads"),
         )
 
     def save(self, path: str | os.PathLike[str]) -> None:

@@ -50,6 +50,7 @@ from .prepare import (
     to_device,
     wrap_network,
 )
+from .threads import ThreadChoice, choose_threads, using_threads
 
 __all__ = ["Trainer", "batches_per_epoch", "derive_seeds", "resolve_device"]
 
@@ -86,6 +87,11 @@ class Trainer:
         ``{"epoch": epochs done, "batch": batches done in the next}``.
     train_idx, val_idx : Tensor of shape (n_train,) and (n_val,)
         The rows :meth:`fit` trains on and validates on, set when it starts.
+    thread_choice : ThreadChoice or None
+        The intra-op thread count training runs at, and why
+        (:mod:`~aekit.training.threads`); decided before the first step unless set before
+        :meth:`fit` (the estimator decides it before the PCA start, which then runs at it
+        too). Recorded as ``history.threads``; a resumed run takes its checkpoint's.
     """
 
     def __init__(
@@ -98,6 +104,7 @@ class Trainer:
         self.callbacks = run_callbacks(config, callbacks)
         self.history = History()
         self.position = {"epoch": 0, "batch": 0}
+        self.thread_choice: ThreadChoice | None = None
         self._stop_reason = ""
         if config.loss == "bce" and module.config.output != "sigmoid":
             raise ConfigError("loss='bce' needs output='sigmoid' (targets in [0, 1])")
@@ -145,17 +152,18 @@ class Trainer:
             if checkpointer is None:
                 raise ConfigError("resuming needs a Checkpointer among the callbacks")
             checkpointer.resume(self, resume)
-        if self.position == {"epoch": 0, "batch": 0} and self.history.initial is None:
-            # The starting model is epoch 0: training is kept only where it beats it.
-            self.history.initial = self._validate(source) if len(self.val_idx) else None
-        self._start = time.perf_counter()
-        self._notify("on_train_begin")
-        try:
-            self._fit_epochs(source)
-        except KeyboardInterrupt:
-            self._notify("on_interrupt")
-            raise
-        self._notify("on_train_end")
+        with using_threads(self._threads(source)):  # torch's own count back on return
+            if self.position == {"epoch": 0, "batch": 0} and self.history.initial is None:
+                # The starting model is epoch 0: training is kept only where it beats it.
+                self.history.initial = self._validate(source) if len(self.val_idx) else None
+            self._start = time.perf_counter()
+            self._notify("on_train_begin")
+            try:
+                self._fit_epochs(source)
+            except KeyboardInterrupt:
+                self._notify("on_interrupt")
+                raise
+            self._notify("on_train_end")
         self.module.eval()
         self.module.set_generator(None)
         return self.history
@@ -218,7 +226,8 @@ class Trainer:
         self._bounds = noise_bounds(source, rows, self.module, self.device)
         self.position["batch"] = 0
         self.epoch_sums = self._zero_sums()
-        record = self._train_epoch(source, rows, ())
+        with using_threads(self._threads(source)):
+            record = self._train_epoch(source, rows, ())
         self._close_epoch(record)
         self.module.eval()
         self.module.set_generator(None)
@@ -355,6 +364,16 @@ class Trainer:
         # (x - 0) / 1 == x exactly: skip the two element-wise passes for unscaled inputs.
         self._unscaled = bool((module.offset == 0).all() and (module.scale == 1).all())
         return source, split_gen
+
+    def _threads(self, source: RowSource) -> int:
+        """The run's thread count: its checkpoint's when resumed, else chosen once; recorded."""
+        recorded = self.history.threads
+        if self.thread_choice is None or recorded not in (None, self.thread_choice.count):
+            self.thread_choice = choose_threads(
+                self.config, self.module.config, source, self.device, self.ranks, recorded=recorded
+            )
+        self.history.threads = self.thread_choice.count
+        return self.thread_choice.count
 
     def _zero_sums(self) -> torch.Tensor:
         return torch.zeros(2, device=self.device, dtype=torch.float64)
