@@ -210,7 +210,7 @@ def test_auxk_loss_revives_dead_topk_units(digits):
     assert dead[1] < dead[0] - 0.15  # seeded: 0.73 without AuxK, 0.53 with it
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.gpu
 def test_streamed_rows_train_on_a_gpu(tmp_path):
     """Rows streamed from disk go through pinned memory to the GPU."""
     from aekit.data.stream import NpyRows
