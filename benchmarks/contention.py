@@ -194,8 +194,9 @@ class Workers:
                 [*base, "--worker", json.dumps(spec)], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, text=True, env=env,
             )  # fmt: skip
-        for name in self.procs:
-            self._read(name)  # the warm-up fits
+            # Its warm-up fit, alone: a thread probe then measures the condition, not the
+            # other workers' warm-ups (started all at once, aekit's probe saw a busy machine).
+            self._read(name)
 
     def _read(self, name: str) -> dict[str, Any]:
         line = self.procs[name].stdout.readline()  # type: ignore[union-attr]
