@@ -28,6 +28,8 @@ from .regularize import topk_mask
 
 __all__ = ["Hourglass", "Output"]
 
+LOGIT_CLAMP = 0.01  # a sigmoid start expands the logit around the mean clipped to [c, 1 - c]
+
 
 class Output(NamedTuple):
     """What :meth:`Hourglass.forward` returns."""
@@ -287,7 +289,7 @@ class Hourglass(nn.Module):
         encoder.weight[:n] = units
         encoder.bias[:n] = -(units @ mean)
         if how == "logit":
-            centre = mean.clamp(0.01, 0.99)
+            centre = mean.clamp(LOGIT_CLAMP, 1 - LOGIT_CLAMP)
             decoder.weight[:, :n] = units.T / (centre * (1 - centre))[:, None]
             decoder.bias.copy_(torch.logit(centre))
         else:
