@@ -89,9 +89,11 @@ def mean_error(clean: np.ndarray, recon: np.ndarray) -> float:
     return float(row_errors(clean, recon).mean())
 
 
-def undercomplete(train: np.ndarray, test: np.ndarray, quick: bool) -> dict[str, Any]:
+def undercomplete(
+    train: np.ndarray, test: np.ndarray, quick: bool, init: str = "pca"
+) -> dict[str, Any]:
     """Section 1: default AE at code sizes 2, 8, 30 and the best recipe at 30, vs PCA."""
-    extra = QUICK if quick else {}
+    extra = {**(QUICK if quick else {}), "init": init}  # init="random": aekit 0.1's start
     default = compare(train, test, (2, 8, 30), keep_models=True, random_state=SEED, **extra)
     best = compare(train, test, (30,), **{"random_state": SEED, **BEST, **extra})
     rows = [{"model": "default", **row} for row in default.to_dict()["rows"]]
@@ -277,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("quality.json"), help="JSON results")
     parser.add_argument("--quick", action="store_true", help="smoke run: few rows, 3 epochs")
     parser.add_argument(
+        "--init", default="pca", choices=("pca", "random"), help="section 1's start (pca)"
+    )
+    parser.add_argument(
         "--sections",
         default=",".join(SECTIONS),
         help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)",
@@ -295,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     plain = None
     if "undercomplete" in chosen:
-        results["undercomplete"] = undercomplete(train, test, args.quick)
+        results["undercomplete"] = undercomplete(train, test, args.quick, args.init)
         plain = results["undercomplete"].pop("plain_ae_k30")
     if "linear" in chosen:
         results["linear"] = linear(train, test, args.quick)
