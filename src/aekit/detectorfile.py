@@ -35,7 +35,7 @@ from ._atomic import atomic_write
 from ._scorer import AnomalyScorer
 from ._version import __version__
 from .errors import ModelFileError
-from .modelfile import check_fields, check_tensors, load, save
+from .modelfile import check_fields, check_tensors, load, read_json, save
 
 if TYPE_CHECKING:
     from .outlier import AutoencoderOutlierDetector
@@ -113,13 +113,10 @@ def save_detector(detector: AutoencoderOutlierDetector, folder: str | os.PathLik
 
 def _read_meta(folder: Path) -> dict[str, Any]:
     path = folder / DETECTOR_NAME
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ModelFileError(f"no detector in {folder} (missing {DETECTOR_NAME})") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ModelFileError(f"{path} is not valid JSON ({exc})") from exc
-    if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+    if not path.is_file():
+        raise ModelFileError(f"no detector in {folder} (missing {DETECTOR_NAME})")
+    meta = read_json(path)  # a JSON object, or one ModelFileError naming the file
+    if meta.get("format") != _FORMAT:
         raise ModelFileError(f"{path} is not an aekit detector file")
     if not isinstance(meta.get("format_version"), int) or meta["format_version"] > _VERSION:
         raise ModelFileError(

@@ -38,6 +38,8 @@ __all__ = [
     "check_fields",
     "check_tensors",
     "load",
+    "parse_safetensors",
+    "read_json",
     "read_model",
     "save",
     "write_model",
@@ -128,7 +130,7 @@ def read_model(folder: str | os.PathLike[str]) -> tuple[Hourglass, dict[str, Any
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelFileError(f"no model folder at {folder}")
-    config = _read_json(folder / CONFIG_NAME)
+    config = read_json(folder / CONFIG_NAME)
     if config.get("format") != _MODEL_FORMAT:
         raise ModelFileError(f"{folder / CONFIG_NAME} is not an aekit model config")
     version = config.get("format_version")
@@ -147,7 +149,7 @@ def read_model(folder: str | os.PathLike[str]) -> tuple[Hourglass, dict[str, Any
             f"{weights_path} does not match the checksum in {CONFIG_NAME} "
             "(truncated, modified, or from another save)"
         )
-    module = build_module(config.get("model"), _parse_safetensors(raw, weights_path), folder)
+    module = build_module(config.get("model"), parse_safetensors(raw, weights_path), folder)
     return module, config
 
 
@@ -239,7 +241,8 @@ def check_fields(
     return data
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; anything else is one :class:`ModelFileError` naming it."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -251,7 +254,8 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _parse_safetensors(raw: bytes, source: Path) -> dict[str, torch.Tensor]:
+def parse_safetensors(raw: bytes, source: Path) -> dict[str, torch.Tensor]:
+    """Tensors from safetensors bytes (no code runs); bad bytes are a :class:`ModelFileError`."""
     try:
         return load_safetensors_bytes(raw)
     except (SafetensorError, ValueError, RuntimeError, OSError) as exc:

@@ -25,7 +25,7 @@ from safetensors.torch import save as save_safetensors_bytes
 from .._atomic import atomic_write
 from ..config import ModelConfig, TrainConfig
 from ..errors import ConfigError, ModelFileError
-from ..modelfile import _parse_safetensors, check_fields, check_tensors
+from ..modelfile import check_fields, check_tensors, parse_safetensors
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -323,7 +323,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         raw = path.read_bytes()
     except OSError as exc:
         raise ModelFileError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from exc
-    tensors = _parse_safetensors(raw, path)
+    tensors = parse_safetensors(raw, path)
     try:
         # The safetensors header (already validated above) is an 8-byte length and JSON.
         header = json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])
