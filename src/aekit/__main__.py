@@ -1,8 +1,6 @@
 """``python -m aekit`` runs the command line (``torchrun -m aekit`` too, once per rank)."""
 
-import sys
-
-from .cli import main
+from .cli import run
 
 if __name__ == "__main__":  # importing the module (pydoc, a spawned process) runs nothing
-    sys.exit(main())
+    run()

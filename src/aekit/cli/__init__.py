@@ -16,7 +16,7 @@ from ..errors import AekitError, ConfigError, DataError, DataTypeError, ModelFil
 from .options import InterruptedRunError
 from .parser import build_parser
 
-__all__ = ["main"]
+__all__ = ["main", "run"]
 
 
 _USAGE_ERRORS = (ConfigError, DataError, DataTypeError, ModelFileError)
@@ -54,3 +54,17 @@ def _one_line(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.filename:
         return f"{exc.filename}: {exc.strerror or exc}"
     return " ".join(str(exc).split())
+
+
+def run() -> None:
+    """The console entry point: :func:`main`, then exit with its code.
+
+    A ``torchrun`` worker whose distributed session has ended exits at once
+    (:func:`aekit.training.distributed.exit_process`), past the interpreter teardown in which
+    PyTorch's gloo backend can abort a process that has done its work.
+    """
+    code = main()
+    distributed = sys.modules.get("aekit.training.distributed")  # imported only if it ran
+    if distributed is not None and distributed.left_a_group():
+        distributed.exit_process(code)
+    sys.exit(code)
