@@ -201,7 +201,7 @@ def choose_threads(
             choice = ThreadChoice(fewest_within(seconds), why, usable, share, processes, seconds)
     choice = ranks.from_main(choice)
     if ranks.is_main:
-        _log(choice, recorded)
+        _log(choice, recorded, quiet=explicit is not None and processes == 1)
     return choice
 
 
@@ -347,10 +347,14 @@ def _first_rows(rows: RowSource | torch.Tensor, n: int) -> torch.Tensor:
     return source.take(indices).to("cpu", torch.float32)
 
 
-def _log(choice: ThreadChoice, recorded: int | None) -> None:
-    """Say the choice on the ``aekit`` logger; warn when it oversubscribes or breaks a repeat."""
+def _log(choice: ThreadChoice, recorded: int | None, *, quiet: bool = False) -> None:
+    """Say the choice on the ``aekit`` logger; warn when it oversubscribes or breaks a repeat.
+
+    ``quiet``: the user's own choice in one process is news to nobody (debug level).
+    """
     each = f" in each of {choice.processes} processes" if choice.processes > 1 else ""
-    logger.info(
+    logger.log(
+        logging.DEBUG if quiet else logging.INFO,
         "%d intra-op thread(s)%s: %s (%d usable CPU(s), this process's share %d)",
         *(choice.count, each, choice.reason, choice.usable, choice.share),
     )
