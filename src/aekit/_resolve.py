@@ -175,20 +175,24 @@ def resolve_configs(
 
 
 def initial_model(
-    params: dict[str, Any], rows: torch.Tensor | RowSource, stats: dict[str, np.ndarray]
+    params: dict[str, Any],
+    rows: torch.Tensor | RowSource,
+    stats: dict[str, np.ndarray],
+    resolved: tuple[ModelConfig, TrainConfig, str] | None = None,
 ) -> tuple[Hourglass, TrainConfig, str]:
     """The network training starts from, its training config and the scaling used.
 
     The configs are resolved from the data (:func:`resolve_configs`), the network is built
     from a seed derived from ``random_state``, its input scaling set from ``stats``, and with
     ``init="pca"`` its weights moved to PCA's solution on ``rows`` (in the scaled space).
+    ``resolved`` passes configs already resolved from the same ``params`` and ``stats``.
 
     Raises
     ------
     DataError
         If the scaling overflows float32 for some column.
     """
-    model_config, train_config, scaling = resolve_configs(params, stats)
+    model_config, train_config, scaling = resolved or resolve_configs(params, stats)
     init_seed = derive_seeds(params["random_state"], 2)[0]
     module = Hourglass(model_config, torch.Generator().manual_seed(init_seed))
     offset, scale = scaling_params(stats, scaling)

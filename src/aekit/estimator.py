@@ -350,10 +350,10 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
             logger.addHandler(logging.StreamHandler())
             logger.setLevel(logging.INFO)
         params = self.get_params()
-        model_config, train_config, _ = resolve_configs(params, stats)
-        threads = choose_threads(train_config, model_config, rows)
+        resolved = resolve_configs(params, stats)
+        threads = choose_threads(resolved[1], resolved[0], rows)
         with using_threads(threads.count):
-            module, train_config, scaling = initial_model(params, rows, stats)
+            module, train_config, scaling = initial_model(params, rows, stats, resolved)
         trainer = Trainer(module, train_config, callbacks)
         trainer.thread_choice = threads
         return trainer, scaling
