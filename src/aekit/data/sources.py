@@ -16,7 +16,7 @@ import torch
 
 from ..errors import DataError
 
-__all__ = ["RowSource", "RowSubset", "TensorRows", "as_tensor", "shuffled"]
+__all__ = ["RowSource", "RowSubset", "TensorRows", "as_tensor", "dealt_parts", "shuffled"]
 
 
 @runtime_checkable
@@ -96,10 +96,27 @@ class RowSubset:
         """Rows at positions ``indices`` of the subset."""
         return self.source.take(self.indices[indices.to(torch.int64)])
 
-    def shuffle(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """The source's shuffled order of these rows, as positions in the subset."""
-        order = shuffled(self.source, self.indices[rows], generator)
+    def shuffle(
+        self,
+        rows: torch.Tensor,
+        generator: torch.Generator,
+        parts: int = 1,
+        batches: tuple[int, int] | None = None,
+    ) -> torch.Tensor:
+        """The source's shuffled (and dealt) order of these rows, as positions in the subset."""
+        order = shuffled(self.source, self.indices[rows], generator, parts, batches)
         return torch.searchsorted(self.indices, order)
+
+    @property
+    def bytes_read(self) -> int | None:
+        """The source's count of bytes read from disk (None for rows in memory)."""
+        return getattr(self.source, "bytes_read", None)
+
+    @property
+    def parts(self) -> int | None:
+        """The source's :attr:`~aekit.data.stream.BlockRows.parts` (no such attribute when the
+        source deals no rows)."""
+        return self.source.parts  # type: ignore[attr-defined, no-any-return]
 
     def close(self) -> None:
         """Close the source (if it has a file open)."""
@@ -108,15 +125,34 @@ class RowSubset:
             close()
 
 
-def shuffled(source: RowSource, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def shuffled(
+    source: RowSource,
+    rows: torch.Tensor,
+    generator: torch.Generator,
+    parts: int = 1,
+    batches: tuple[int, int] | None = None,
+) -> torch.Tensor:
     """An epoch's order of ``rows``: the source's own shuffle, else a plain permutation.
 
-    A file source shuffles by blocks (see :mod:`aekit.data.stream`); both draw from ``generator``.
+    A file source shuffles by blocks and deals them to ``parts`` ranks, ``batches`` being
+    ``(batch_size, n_batches)`` (see :mod:`aekit.data.shares`); rows in memory ignore
+    ``parts`` (every rank holds them all). Both draw from ``generator``.
     """
     shuffle = getattr(source, "shuffle", None)
     if shuffle is not None:
-        return shuffle(rows, generator)
+        return shuffle(rows, generator) if parts == 1 else shuffle(rows, generator, parts, batches)
     return rows[torch.randperm(len(rows), generator=generator)]
+
+
+def dealt_parts(source: RowSource, world_size: int) -> int:
+    """The ranks an epoch of ``source`` is dealt to.
+
+    1 for a source that does not deal its rows (rows in memory: every rank holds them all);
+    else the source's ``parts`` (a replay's setting) or the world size.
+    """
+    if not hasattr(source, "parts"):
+        return 1
+    return getattr(source, "parts", None) or world_size
 
 
 def as_tensor(array: np.ndarray) -> torch.Tensor:

@@ -6,7 +6,9 @@ into a few buffers allocated once, and shuffle *by block*: each epoch permutes t
 groups them into windows of ``window_blocks`` consecutive blocks, and permutes the rows inside
 each window. A batch thus mixes rows of a few blocks instead of the whole file (rows far apart
 in the file meet less often than under a full shuffle); the order is drawn from the trainer's
-seeded generator, so runs and resumed runs repeat exactly.
+seeded generator, so runs and resumed runs repeat exactly. Under DDP the shuffled blocks are
+dealt to the ranks, each reading only its share (:mod:`aekit.data.shares`); every source counts
+the bytes it reads (:attr:`BlockRows.bytes_read`).
 
 :class:`NpyRows` reads contiguous blocks of a ``.npy`` file with explicit ``readinto`` calls;
 :class:`ParquetRows` reads one parquet row group per block with pyarrow.
@@ -26,6 +28,7 @@ from ..errors import DataError, DataTypeError
 from .checks import check_finite_rows
 from .formats import find_format
 from .readers import open_parquet, parquet_columns
+from .shares import deal
 from .sources import RowSource, RowSubset
 
 __all__ = [
@@ -45,8 +48,20 @@ class BlockRows:
     """Base of the streamed row sources: blocks of rows, their shuffle and their buffers.
 
     A subclass sets ``path``, ``n_rows``, ``n_features``, ``dtype`` and ``window_blocks``,
-    calls :meth:`_set_blocks` with the first row of each block, and implements
-    :meth:`_read_block` (fill a buffer slot with one block) and :meth:`_close_file`.
+    calls :meth:`_set_blocks` with the first row of each block and the bytes each takes on
+    disk, and implements :meth:`_read_block` (fill a buffer slot with one block) and
+    :meth:`_close_file`.
+
+    Attributes
+    ----------
+    bytes_read : int
+        Bytes this source has read from disk so far (blocks as stored: a ``.npy`` block's
+        bytes, a parquet row group's compressed column chunks). The page cache hides re-reads
+        from ``/proc``; this counts what the reader asked for.
+    parts : int or None
+        The number of ranks an epoch's blocks are dealt to (:mod:`aekit.data.shares`); None,
+        the default, means the run's world size. Set it to N in one process to replay the
+        order of an N-rank run.
     """
 
     path: Path
@@ -54,9 +69,12 @@ class BlockRows:
     n_features: int
     dtype: np.dtype
     window_blocks: int
+    bytes_read: int = 0
+    parts: int | None = None
 
-    def _set_blocks(self, starts: np.ndarray) -> None:
-        """Blocks begin at rows ``starts`` (increasing, the first 0); the last ends the file."""
+    def _set_blocks(self, starts: np.ndarray, nbytes: np.ndarray) -> None:
+        """Blocks begin at rows ``starts`` (increasing, the first 0) and take ``nbytes``."""
+        self.block_bytes = np.asarray(nbytes, dtype=np.int64)
         self._starts = torch.as_tensor(np.append(starts, self.n_rows), dtype=torch.int64)
         self.n_blocks = len(starts)
         self.block_rows = max(1, int((self._starts[1:] - self._starts[:-1]).max()))  # slot size
@@ -80,14 +98,21 @@ class BlockRows:
         return torch.searchsorted(self._starts, rows, right=True) - 1
 
     # -- order --------------------------------------------------------------------------
-    def shuffle(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Block-wise shuffled order of ``rows`` (see the module docstring)."""
+    def shuffle(
+        self,
+        rows: torch.Tensor,
+        generator: torch.Generator,
+        parts: int = 1,
+        batches: tuple[int, int] | None = None,
+    ) -> torch.Tensor:
+        """Block-wise shuffled order of ``rows``, dealt to ``parts`` ranks.
+
+        ``batches`` is ``(batch_size, n_batches)`` of the epoch (needed when ``parts > 1``):
+        see :func:`aekit.data.shares.deal`. :attr:`parts`, when set, overrides ``parts``.
+        """
         block = self._block_of(rows)
-        rank = torch.empty(self.n_blocks, dtype=torch.int64)
-        rank[torch.randperm(self.n_blocks, generator=generator)] = torch.arange(self.n_blocks)
-        window = rank[block] // self.window_blocks
-        key = window * len(rows) + torch.randperm(len(rows), generator=generator)
-        return rows[key.argsort()]
+        parts = self.parts or parts
+        return rows[deal(block, self.n_blocks, self.window_blocks, generator, parts, batches)]
 
     # -- reading ------------------------------------------------------------------------
     def take(self, indices: torch.Tensor) -> torch.Tensor:
@@ -138,6 +163,7 @@ class BlockRows:
             first, stop = int(self._starts[b]), int(self._starts[b + 1])
             start = slot * self.block_rows
             self._read_block(b, self._buffer[start : start + stop - first])
+            self.bytes_read += int(self.block_bytes[b])
             self._slot_of[b] = slot
             self._held.append(b)
         return self._buffer
@@ -218,7 +244,9 @@ class NpyRows(BlockRows):
             )
         self.window_blocks = int(window_blocks)
         self._handle: Any = None
-        self._set_blocks(np.arange(0, max(self.n_rows, 1), max(1, int(block_rows))))
+        starts = np.arange(0, max(self.n_rows, 1), max(1, int(block_rows)))
+        row_bytes = self.n_features * dtype.itemsize
+        self._set_blocks(starts, np.diff(np.append(starts, self.n_rows)) * row_bytes)
         self._raw: np.ndarray | None = None  # a block as read, when it is not float32
 
     def _transient(self) -> tuple[str, ...]:
@@ -332,7 +360,11 @@ class ParquetRows(BlockRows):
             raise DataError(f"{self.path} has no data rows")
         # empty row groups would be empty blocks: keep the others, and their file indices
         self._groups = np.flatnonzero(sizes)
-        self._set_blocks(np.concatenate([[0], np.cumsum(sizes[self._groups])[:-1]]))
+        nbytes = [  # what read_row_group fetches: the feature columns' chunks
+            sum(meta.row_group(int(g)).column(i).total_compressed_size for i in feature_idx)
+            for g in self._groups
+        ]
+        self._set_blocks(np.concatenate([[0], np.cumsum(sizes[self._groups])[:-1]]), nbytes)
         group_bytes = self.block_rows * self.n_features * 4
         fit = max(1, max_buffer_bytes // (2 * group_bytes))
         self.window_blocks = int(min(window_blocks, fit))

@@ -64,6 +64,7 @@ STATE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "position": dict,
     "epoch_sums": torch.Tensor,
     "epoch_perm_state": torch.Tensor,
+    "dealt_to": int,  # ranks the epoch in progress was dealt to (data/shares.py); absent: 1
     "noise_state": torch.Tensor,
     "history": dict,
     "stop_reason": str,
@@ -108,7 +109,7 @@ def check_state(state: object, source: str | os.PathLike[str]) -> dict[str, Any]
     ModelFileError
         If a key is missing, unknown or of the wrong type, or the format is not aekit's.
     """
-    state = check_fields(state, STATE_FIELDS, source)
+    state = check_fields(state, STATE_FIELDS, source, optional=("dealt_to",))
     if state["format"] != CHECKPOINT_FORMAT:
         raise ModelFileError(f"{source}: format {state['format']!r} is not {CHECKPOINT_FORMAT!r}")
     position = check_fields(state["position"], {"epoch": int, "batch": int}, f"{source} position")

@@ -23,6 +23,7 @@ __all__ = [
     "batches_per_epoch",
     "derive_seeds",
     "noise_bounds",
+    "read_counts",
     "resolve_device",
     "seeded_generator",
     "split_rows",
@@ -155,3 +156,19 @@ def noise_bounds(
             lows.append(x.min(dim=0).values)
             highs.append(x.max(dim=0).values)
     return torch.stack(lows).min(dim=0).values, torch.stack(highs).max(dim=0).values
+
+
+def read_counts(
+    marks: list[int | None], ranks: Ranks, device: torch.device
+) -> dict[str, list[int]]:
+    """Bytes each rank read in an epoch's training steps and in its validation.
+
+    ``marks`` is this rank's source's ``bytes_read`` before training, after it and after
+    validating (None for rows in memory: then ``{}``). Collective under DDP (one all-reduce).
+    """
+    if marks[0] is None:
+        return {}
+    counts = torch.zeros(2, ranks.world_size, dtype=torch.int64, device=device)
+    counts[:, ranks.rank] = torch.tensor([marks[1] - marks[0], marks[2] - marks[1]])
+    train, val = ranks.all_sum(counts).tolist()
+    return {"bytes_read": train, "val_bytes_read": val}

@@ -28,7 +28,7 @@ import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..config import TrainConfig
-from ..data.sources import RowSource, TensorRows, shuffled
+from ..data.sources import RowSource, TensorRows, dealt_parts, shuffled
 from ..errors import ConfigError, DataError, TrainingDivergedError
 from ..model import Hourglass
 from ..regularize import corrupt
@@ -44,6 +44,7 @@ from .prepare import (
     batches_per_epoch,
     derive_seeds,
     noise_bounds,
+    read_counts,
     resolve_device,
     seeded_generator,
     split_rows,
@@ -185,8 +186,12 @@ class Trainer:
         """Train (from a resumed batch on), validate, and let the callbacks speak."""
         epoch = self.position["epoch"] + 1
         self._notify("on_epoch_begin", epoch=epoch)
+        marks = [getattr(source, "bytes_read", None)]  # bytes this rank read: train, validate
         record = self._train_epoch(source, self.train_idx, self.callbacks)
+        marks.append(getattr(source, "bytes_read", None))
         record.update(self._validate(source))
+        marks.append(getattr(source, "bytes_read", None))
+        record.update(read_counts(marks, self.ranks, self.device))
         # From here to the boundary the state moves to the next epoch's start.
         self._at_boundary = False
         self._close_epoch(record)
@@ -245,8 +250,10 @@ class Trainer:
         batch_size = self.config.batch_size
         epoch, first = self.position["epoch"] + 1, self.position["batch"]
         n_batches = batch_count(len(rows), batch_size)
+        if first == 0:  # a resumed epoch keeps the ranks it was dealt to (its checkpoint's)
+            self.epoch_parts = dealt_parts(source, self.world_size)
         self.perm_gen.set_state(self.epoch_perm_state)
-        order = shuffled(source, rows, self.perm_gen)
+        order = shuffled(source, rows, self.perm_gen, self.epoch_parts, (batch_size, n_batches))
         tick = time.perf_counter()
         self._train_batches(source, order, first, n_batches, callbacks)
         seconds = time.perf_counter() - tick
@@ -352,6 +359,7 @@ class Trainer:
         self.position = {"epoch": 0, "batch": 0}
         self.epoch_sums = self._zero_sums()  # summed loss and penalty of the epoch so far
         self.epoch_perm_state = self.perm_gen.get_state()  # draws the next epoch's order
+        self.epoch_parts = 1  # the ranks this epoch's blocks are dealt to (data/shares.py)
         self.elapsed_before, self._start = 0.0, time.perf_counter()
         self._noise_mark = self.noise_gen.get_state()  # the noise state at the boundary
         self._draws_noise = module.config.noise is not None or module.config.dropout > 0
@@ -398,6 +406,7 @@ class Trainer:
             position=dict(self.position),
             epoch_sums=self.epoch_sums,
             epoch_perm_state=self.epoch_perm_state,
+            dealt_to=self.epoch_parts,
             noise_state=self._noise_mark,
             history=self.history.to_dict(),
             stop_reason=self._stop_reason,
@@ -417,6 +426,7 @@ class Trainer:
                 cb.load_state_dict(state["callbacks"][type(cb).__name__])
         self.epoch_perm_state = state["epoch_perm_state"].clone()
         self.perm_gen.set_state(self.epoch_perm_state)
+        self.epoch_parts = int(state.get("dealt_to", 1))  # older files: blocks were not dealt
         self.noise_gen.set_state(state["noise_state"])
         self._noise_mark = self.noise_gen.get_state()
         sums = state["epoch_sums"].to(self.device, torch.float64).reshape(2)
