@@ -68,6 +68,7 @@ def fingerprint(X: Any) -> str:
 
 def open_streamed(data: str, stream: bool | None, columns: Any, label_column: str | None) -> Any:
     """DATA as a source read from disk block by block, or None (``stream``: ``--stream``)."""
+    from ..data.folders import data_bytes
     from ..data.formats import STREAM_SUFFIXES, can_stream, names_columns
     from ..data.stream import open_rows
 
@@ -77,12 +78,13 @@ def open_streamed(data: str, stream: bool | None, columns: Any, label_column: st
             suffixes = " and ".join(STREAM_SUFFIXES)
             raise ConfigError(f"--stream reads {suffixes} files, not {path.name}")
         return None
-    big = path.is_file() and path.stat().st_size > _STREAM_BYTES
+    big = data_bytes(path) > _STREAM_BYTES  # a dataset folder: all its shards
     if not (stream or (stream is None and big)):
         return None
     if not names_columns(path) and (columns is not None or label_column is not None):
+        what = "folder of .npy files" if path.is_dir() else f"{path.suffix} file"
         raise ConfigError(
-            f"a streamed {path.suffix} file is read with all its columns: drop --columns and "
+            f"a streamed {what} is read with all its columns: drop --columns and "
             "--label-column, or pass --no-stream to read it into memory"
         )
     source: Any = open_rows(path, columns=columns, label_column=label_column)

@@ -10,10 +10,13 @@ tsv        ``.tsv``              yes    yes    no      yes (header)
 txt        ``.txt`` (tabs)       yes    no     no      yes (header)
 parquet    ``.parquet``          yes    yes    yes     yes (schema)
 idx        ``-ubyte``, ``.idx``  yes    no     no      no
+folder     a folder, a glob      yes    no     yes     as its shards
 =========  ====================  =====  =====  ======  =============
 
 IDX is MNIST's format, recognised by its file name (``train-images-idx3-ubyte``), gzipped or
-not; parquet needs pyarrow (``pip install 'aekit[parquet]'``). Everything that depends on a
+not; parquet needs pyarrow (``pip install 'aekit[parquet]'``). A *folder* (or a glob pattern)
+of ``.parquet`` or ``.npy`` shards is one dataset (:mod:`aekit.data.folders`: the layouts
+Spark and Dask write, its row order, its schema check). Everything that depends on a
 file's format asks this table, through :func:`file_format`, :func:`find_format`,
 :func:`can_stream`, :func:`names_columns` and :func:`check_output`, and never looks at a suffix
 itself. The readers are in :mod:`aekit.data.readers`, the writers in :mod:`aekit.data.writers`,
@@ -23,6 +26,7 @@ the streamed sources in :mod:`aekit.data.stream`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 from collections.abc import Callable, Sequence
@@ -59,6 +63,7 @@ __all__ = [
     "check_output",
     "file_format",
     "find_format",
+    "is_dataset",
     "names_columns",
     "read_array",
     "read_idx",
@@ -93,6 +98,8 @@ class FileFormat:
         The file may also be gzipped, its name then ending in ``.gz``.
     needs : str or None
         An optional package the format needs (``"pyarrow"``).
+    dataset : bool
+        A folder or glob of files of another format, not a file (:mod:`aekit.data.folders`).
     """
 
     name: str
@@ -103,9 +110,12 @@ class FileFormat:
     named_columns: bool = False
     gzipped: bool = False
     needs: str | None = None
+    dataset: bool = False
 
     def matches(self, path: str | os.PathLike[str]) -> bool:
-        """Whether the file name ends in one of the suffixes."""
+        """Whether the file name ends in one of the suffixes (a dataset: see :func:`is_dataset`)."""
+        if self.dataset:
+            return is_dataset(path)
         name = Path(path).name.lower()
         if self.gzipped:
             name = name.removesuffix(".gz")
@@ -113,6 +123,8 @@ class FileFormat:
 
     def listed(self) -> str:
         """The suffixes as a message shows them: ``.npy``; ``-ubyte[.gz], .idx[.gz]``."""
+        if self.dataset:
+            return "a folder or glob of .parquet or .npy files"
         return ", ".join(s + "[.gz]" * self.gzipped for s in self.suffixes)
 
 
@@ -129,7 +141,27 @@ def _parquet_rows(path: Path, columns: Any, label_column: Any) -> BlockRows:
     return ParquetRows(path, columns=columns, label_column=label_column)
 
 
+def is_dataset(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names a dataset: a folder, or a glob pattern that is not a file."""
+    path = Path(path)
+    return path.is_dir() or (any(c in str(path) for c in "*?[") and not path.exists())
+
+
+def _folder_rows(path: Path, columns: Any, label_column: Any) -> BlockRows:
+    from .folders import ShardedRows
+
+    return ShardedRows(path, columns=columns, label_column=label_column)
+
+
+def _read_folder(path: Path, columns: Any, label_column: Any) -> Table:
+    from .folders import read_folder
+
+    return read_folder(path, columns, label_column)
+
+
 FORMATS: tuple[FileFormat, ...] = (
+    # first: Spark names its output folders data.parquet/
+    FileFormat("folder", (), _read_folder, stream=_folder_rows, dataset=True),
     FileFormat("npy", (".npy",), read_npy, NpySink, _npy_rows),
     FileFormat("npz", (".npz",), read_npz),
     FileFormat(
@@ -160,8 +192,23 @@ STREAM_SUFFIXES = tuple(s for f in FORMATS if f.stream is not None for s in f.su
 
 
 def find_format(path: str | os.PathLike[str]) -> FileFormat | None:
-    """The format of ``path`` by its name, or None for a name no format knows."""
-    return next((f for f in FORMATS if f.matches(path)), None)
+    """The format of ``path`` by its name, or None for a name no format knows.
+
+    A dataset folder or glob is the ``folder`` format, naming its columns and needing a
+    package as its shards' format does.
+
+    Raises
+    ------
+    DataError
+        A dataset without shards, or with files that are not shards of one format.
+    """
+    found = next((f for f in FORMATS if f.matches(path)), None)
+    if found is not None and found.dataset:
+        from .folders import list_shards, shard_format
+
+        shards = shard_format(list_shards(path), path)
+        found = dataclasses.replace(found, named_columns=shards.named_columns, needs=shards.needs)
+    return found
 
 
 def file_format(path: str | os.PathLike[str]) -> FileFormat:
@@ -219,8 +266,9 @@ def read_table(
     ----------
     path : path
         ``.npy`` (memory-mapped), ``.npz`` (array ``X`` or the first one), ``.csv``,
-        ``.tsv``/``.txt`` (a header row is detected), ``.parquet`` (needs pyarrow) or MNIST
-        IDX (``.idx``, ``-ubyte``, gzipped or not; images are flattened).
+        ``.tsv``/``.txt`` (a header row is detected), ``.parquet`` (needs pyarrow), MNIST
+        IDX (``.idx``, ``-ubyte``, gzipped or not; images are flattened), or a folder or
+        glob of ``.parquet`` or ``.npy`` shards (:mod:`aekit.data.folders`).
     columns : sequence of str or int, optional
         Feature columns to keep, by header name or 0-based index (default: all but the label).
     label_column : str or int, optional
@@ -238,10 +286,8 @@ def read_table(
         A feature column is not numeric (the message names it).
     """
     path = Path(path)
-    if not path.exists():
+    if not path.exists() and not is_dataset(path):
         raise DataError(f"no such file: {path}")
-    if path.is_dir():
-        raise DataError(f"{path} is a folder, expected a data file")
     return file_format(path).read(path, columns, label_column)
 
 
@@ -277,8 +323,8 @@ def check_output(path: str | os.PathLike[str]) -> Path:
 def _output(path: str | os.PathLike[str]) -> tuple[Path, Callable[..., RowSink]]:
     """:func:`check_output`'s checks; the path, and its format's writer."""
     path = Path(path)
-    found = find_format(path)
-    if found is None or found.sink is None:
+    found = next((f for f in FORMATS if f.sink is not None and f.matches(path)), None)
+    if found is None:
         raise DataError(
             f"cannot write {path}: unknown output format {path.suffix.lower() or path.name!r} "
             f"(expected {', '.join(OUTPUT_SUFFIXES)})"

@@ -83,6 +83,19 @@ class BlockRows:
     def __len__(self) -> int:
         return self.n_rows
 
+    def _fit_window(self, window_blocks: int, max_buffer_bytes: int) -> None:
+        """Shrink ``window_blocks`` so the buffers fit ``max_buffer_bytes`` (row groups)."""
+        group_bytes = self.block_rows * self.n_features * 4
+        fit = max(1, max_buffer_bytes // (2 * group_bytes))
+        self.window_blocks = int(min(window_blocks, fit))
+        if self.capacity * group_bytes > max_buffer_bytes:
+            raise DataError(
+                f"{self.path} has row groups of up to {self.block_rows} rows "
+                f"({group_bytes / 2**20:.0f} MiB as float32), too large to stream within "
+                f"{max_buffer_bytes / 2**20:.0f} MiB; rewrite it with smaller row groups "
+                "(pyarrow.parquet.write_table(..., row_group_size=N)) or read it whole"
+            )
+
     def __getstate__(self) -> dict[str, object]:
         """The source without its open file and buffers: they come back on the next read."""
         state = dict(self.__dict__)
@@ -230,7 +243,7 @@ class NpyRows(BlockRows):
                 f"{self.path} must hold C-ordered rows of shape (n_rows, n_features), "
                 f"got shape {shape}{' in Fortran order' if fortran else ''}"
             )
-        self.dtype = dtype
+        self.dtype, self.shape = dtype, tuple(shape)
         self.n_rows = int(shape[0])
         self.n_features = int(np.prod(shape[1:]))
         expected = self.offset + self.n_rows * self.n_features * dtype.itemsize
@@ -365,16 +378,7 @@ class ParquetRows(BlockRows):
             for g in self._groups
         ]
         self._set_blocks(np.concatenate([[0], np.cumsum(sizes[self._groups])[:-1]]), nbytes)
-        group_bytes = self.block_rows * self.n_features * 4
-        fit = max(1, max_buffer_bytes // (2 * group_bytes))
-        self.window_blocks = int(min(window_blocks, fit))
-        if self.capacity * group_bytes > max_buffer_bytes:
-            raise DataError(
-                f"{self.path} has row groups of up to {self.block_rows} rows "
-                f"({group_bytes / 2**20:.0f} MiB as float32), too large to stream within "
-                f"{max_buffer_bytes / 2**20:.0f} MiB; rewrite it with smaller row groups "
-                "(pyarrow.parquet.write_table(..., row_group_size=N)) or read it whole"
-            )
+        self._fit_window(window_blocks, max_buffer_bytes)
 
     def _transient(self) -> tuple[str, ...]:
         return ("_buffer", "_file")

@@ -1,0 +1,279 @@
+"""Dataset folders: a folder (or a glob) of ``.parquet`` or ``.npy`` shards, read as one dataset.
+
+The layouts Spark, Dask, pandas and pyarrow write are read as they are:
+
+- the folder is walked recursively; files and folders whose names start with ``_`` or ``.``
+  are skipped, as pyarrow's dataset discovery skips them (Spark's ``_SUCCESS``,
+  ``_metadata``, ``_common_metadata``, its ``.part-*.crc`` checksums); any other file must be
+  a shard, all of one format (``.parquet`` or ``.npy``);
+- hive partition folders (``key=value/``) are walked like any folder. **Partition keys do not
+  become columns**: the features are the columns stored in the files, and a key named as a
+  column is refused with a message that says so (a key is constant within a file, and
+  usually an identifier such as a date, not a feature);
+- a glob (``data/part-*.parquet``, ``data/**/*.npy``, recursive) picks the shards itself.
+
+**Order.** The dataset's rows are the shards' rows in *sorted shard path order* (paths compared
+as strings), each shard's rows in file order (parquet: its row groups in turn). ``encode``,
+``score`` and ``reconstruct`` write rows in that order, and row numbers in messages count in it.
+
+Every shard must have the first shard's schema: the same column names in the same order with
+the same types (parquet), the same row shape and dtype (``.npy``); a mismatch is one
+:class:`~aekit.errors.DataError` naming the shard, the first shard and what differs. Empty
+shards (Spark writes some) are skipped. Each block of a shard (a parquet row group, a range
+of ``.npy`` rows) is a block of :class:`ShardedRows`, so the dataset streams, shuffles and is
+dealt to DDP ranks exactly as one file is (:mod:`aekit.data.stream`, :mod:`aekit.data.shares`).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from .formats import FileFormat, find_format, is_dataset
+from .readers import Table, open_parquet
+from .stream import BlockRows, NpyRows, ParquetRows
+
+__all__ = ["ShardedRows", "data_bytes", "list_shards", "read_folder", "shard_format"]
+
+_SKIPPED = ("_", ".")  # name prefixes of files and folders that are not shards
+_OPEN_SHARDS = 8  # shards whose files (and read buffers) stay open at once
+
+
+def _skipped(relative: Path) -> bool:
+    return any(part.startswith(_SKIPPED) for part in relative.parts)
+
+
+def list_shards(path: str | os.PathLike[str]) -> list[Path]:
+    """The shard files of a dataset folder or glob, in the dataset's order (sorted paths).
+
+    Raises
+    ------
+    DataError
+        No shard, a file that is not a ``.parquet`` or ``.npy`` shard, or shards of both.
+    """
+    path = Path(path)
+    if path.is_dir():
+        files = [
+            p for p in path.rglob("*") if not _skipped(p.relative_to(path)) and not p.is_dir()
+        ]
+    else:
+        files = [Path(p) for p in glob.glob(str(path), recursive=True) if not Path(p).is_dir()]
+    files.sort(key=lambda p: p.as_posix())
+    if not files:
+        raise DataError(f"{path} holds no data files (expected .parquet or .npy shards)")
+    shard_format(files, path)
+    return files
+
+
+def shard_format(files: Sequence[Path], where: str | os.PathLike[str]) -> FileFormat:
+    """The one streamed format of ``files`` (shards of the dataset ``where``)."""
+    formats = {}
+    for file in files:
+        found = find_format(file)
+        if found is None or found.stream is None:
+            raise DataError(
+                f"{file} in the dataset {where} is not a .parquet or .npy shard (a dataset "
+                "folder holds shards of one format; names starting with _ or . are skipped)"
+            )
+        formats.setdefault(found.name, (found, file))
+    if len(formats) > 1:
+        (a, first), (b, other) = formats.values()
+        raise DataError(f"{where} mixes {a.name} and {b.name} shards ({first}, {other})")
+    return next(iter(formats.values()))[0]
+
+
+def data_bytes(path: str | os.PathLike[str]) -> int:
+    """Bytes of a data file, or of all the shards of a dataset folder or glob."""
+    if is_dataset(path):
+        return sum(file.stat().st_size for file in list_shards(path))
+    path = Path(path)
+    return path.stat().st_size if path.is_file() else 0
+
+
+def _partition_keys(files: Sequence[Path], root: Path) -> set[str]:
+    """Hive partition keys (``key=value`` folder names) above the shards."""
+    keys = set()
+    for file in files:
+        parts = file.relative_to(root).parts if root.is_dir() else file.parent.parts
+        keys.update(part.split("=", 1)[0] for part in parts[:-1] if "=" in part)
+    return keys
+
+
+def _schema_difference(schema: Any, reference: Any) -> str | None:
+    """What differs between two arrow schemas (names, their order, types), or None."""
+    names, expected = list(schema.names), list(reference.names)
+    if names != expected:
+        missing = [n for n in expected if n not in names]
+        extra = [n for n in names if n not in expected]
+        if missing or extra:
+            return f"columns {missing or 'none'} missing and {extra or 'none'} extra"
+        return f"its columns are in another order ({names}, not {expected})"
+    for name in names:
+        kind, want = schema.field(name).type, reference.field(name).type
+        if kind != want:
+            return f"column {name!r} holds {kind}, not {want}"
+    return None
+
+
+class ShardedRows(BlockRows):
+    """A :class:`~aekit.data.RowSource` over a dataset folder or glob of shards.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A folder, or a glob pattern, of ``.parquet`` or ``.npy`` files (see the module
+        docstring for the layouts read and the order of the rows).
+    columns, label_column : optional
+        Feature columns and a column left out, as for :class:`~aekit.data.stream.ParquetRows`
+        (parquet shards only; hive partition keys are not columns).
+    window_blocks : int, default=4
+        Blocks whose rows are shuffled together.
+    block_rows : int or None, default=None
+        Rows per block of ``.npy`` shards (None: ~16 MiB blocks).
+    max_buffer_bytes : int, default=1 GiB
+        Bound on the buffers for parquet shards, as for ``ParquetRows``.
+
+    Attributes
+    ----------
+    shards : list of NpyRows or ParquetRows
+        The non-empty shards, in order.
+    columns : list of str or None
+        Names of the feature columns (parquet).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        columns: Sequence[str | int] | None = None,
+        label_column: str | int | None = None,
+        window_blocks: int = 4,
+        block_rows: int | None = None,
+        max_buffer_bytes: int = 2**30,
+    ) -> None:
+        self.path = Path(path)
+        self._open: list[int] = []
+        files = list_shards(path)
+        kind = shard_format(files, path).name
+        if kind == "npy" and (columns is not None or label_column is not None):
+            raise DataError(f"{path} holds .npy shards: they have no columns to pick by name")
+        self.shards: list[BlockRows] = []
+        if kind == "parquet":
+            self._open_parquet(files, columns, label_column, window_blocks, max_buffer_bytes)
+        else:
+            self._open_npy(files, block_rows, window_blocks)
+        if not self.shards:
+            raise DataError(f"{path} has no data rows in its {len(files)} shard(s)")
+        first = self.shards[0]
+        self.n_features, self.dtype = first.n_features, first.dtype
+        self.columns = getattr(first, "columns", None)
+        self.n_rows = sum(len(shard) for shard in self.shards)
+        offsets = np.cumsum([0] + [len(shard) for shard in self.shards])
+        self._set_blocks(
+            np.concatenate([s._starts[:-1].numpy() + o for s, o in zip(self.shards, offsets)]),
+            np.concatenate([shard.block_bytes for shard in self.shards]),
+        )
+        self._shard_of = np.repeat(np.arange(len(self.shards)), [s.n_blocks for s in self.shards])
+        self._local = np.concatenate([np.arange(s.n_blocks) for s in self.shards])
+        if kind == "parquet":
+            self._fit_window(window_blocks, max_buffer_bytes)
+        else:
+            self.window_blocks = int(window_blocks)
+
+    def _open_parquet(
+        self,
+        files: list[Path],
+        columns: Sequence[str | int] | None,
+        label_column: str | int | None,
+        window_blocks: int,
+        max_buffer_bytes: int,
+    ) -> None:
+        reference = None
+        for file in files:
+            parquet = open_parquet(file)
+            schema, n_rows = parquet.schema_arrow.remove_metadata(), parquet.metadata.num_rows
+            parquet.close()
+            if reference is None:
+                reference, first = schema, file
+                self._check_keys(files, schema, columns, label_column)
+            elif (difference := _schema_difference(schema, reference)) is not None:
+                raise DataError(f"shard {file} does not match shard {first}: {difference}")
+            if n_rows:
+                shard = ParquetRows(
+                    file,
+                    columns=columns,
+                    label_column=label_column,
+                    window_blocks=window_blocks,
+                    max_buffer_bytes=max_buffer_bytes,
+                )
+                shard.close()  # reopened on its first read
+                self.shards.append(shard)
+
+    def _check_keys(
+        self,
+        files: list[Path],
+        schema: Any,
+        columns: Sequence[str | int] | None,
+        label_column: str | int | None,
+    ) -> None:
+        """Refuse a hive partition key named as a column, saying why."""
+        keys = _partition_keys(files, self.path) - set(schema.names)
+        for name in [*(columns or ()), label_column]:
+            if isinstance(name, str) and name in keys:
+                raise DataError(
+                    f"{name!r} is a hive partition key of {self.path} (its folders are named "
+                    f"{name}=...), not a column stored in the files; aekit reads the stored "
+                    "columns only"
+                )
+
+    def _open_npy(self, files: list[Path], block_rows: int | None, window_blocks: int) -> None:
+        first: NpyRows | None = None
+        for file in files:
+            shard = NpyRows(file, block_rows=block_rows, window_blocks=window_blocks)
+            if first is None:
+                first = shard
+            elif (shard.shape[1:], shard.dtype) != (first.shape[1:], first.dtype):
+                raise DataError(
+                    f"shard {file} does not match shard {first.path}: rows of shape "
+                    f"{shard.shape[1:]} and dtype {shard.dtype}, not {first.shape[1:]} and "
+                    f"{first.dtype}"
+                )
+            if len(shard):
+                self.shards.append(shard)
+
+    def _read_block(self, block: int, target: torch.Tensor) -> None:
+        index = int(self._shard_of[block])
+        self.shards[index]._read_block(int(self._local[block]), target)
+        if index in self._open:
+            self._open.remove(index)
+        self._open.append(index)
+        if len(self._open) > _OPEN_SHARDS:  # close the least recently read shard's file
+            self.shards[self._open.pop(0)].close()
+
+    def _close_file(self) -> None:
+        for index in getattr(self, "_open", ()):
+            self.shards[index].close()
+        self._open = []
+
+
+def read_folder(
+    path: Path, columns: Sequence[str | int] | None, label_column: str | int | None
+) -> Table:
+    """A dataset folder or glob read whole: its shards' tables, checked, in order."""
+    ShardedRows(path, columns=columns, label_column=label_column).close()  # the schema check
+    files = list_shards(path)
+    read = shard_format(files, path).read
+    tables = [read(file, columns, label_column) for file in files]
+    labels = [t.labels for t in tables]
+    return Table(
+        np.concatenate([t.X for t in tables]),
+        None if labels[0] is None else np.concatenate(labels),  # type: ignore[arg-type]
+        tables[0].columns,
+    )
