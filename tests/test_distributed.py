@@ -9,6 +9,7 @@ import pytest
 
 from aekit import Autoencoder, ConfigError, load
 from aekit.cli import main
+from aekit.training import Callback
 from aekit.training.distributed import distributed_session, init_from_env, torchrun_command
 from tests.helpers import write_parquet
 
@@ -155,6 +156,7 @@ def test_cli_fit_nproc_2_matches_one_process(tmp_path):
 
 def test_cli_fit_nproc_2_streams_a_parquet_file_like_one_process(tmp_path, monkeypatch):
     import aekit.data.formats
+    import aekit.data.stream
 
     X = rows()
     # 10 row groups of up to 23 rows (more than one shuffle window of 4), and a text column
@@ -198,9 +200,10 @@ def test_cli_fit_nproc_2_streams_a_parquet_file_like_one_process(tmp_path, monke
     assert done.returncode == 0, done.stderr[-20000:]  # each rank's error, then torchrun's
     assert done.stdout.count("saved ") == 1  # rank 0 alone reports
     # One process, here: in memory (another row order), then streamed with any whole-file
-    # read failing.
+    # read failing, replaying the order of 2 ranks (each read the blocks dealt to it).
     assert main([*common, "--no-stream", "--out", str(tmp_path / "memory")]) == 0
     monkeypatch.setattr(aekit.data.formats, "read_table", None)
+    monkeypatch.setattr(aekit.data.stream.BlockRows, "parts", 2)
     assert main([*common, "--stream", "--out", str(tmp_path / "one")]) == 0
 
     ddp, one, memory = (load(tmp_path / name) for name in ("ddp", "one", "memory"))
@@ -215,3 +218,74 @@ def test_cli_fit_nproc_2_streams_a_parquet_file_like_one_process(tmp_path, monke
         )
     # the 2 ranks streamed too: training on the file's rows in memory gives another model
     assert np.abs(ddp.transform(X) - memory.transform(X)).max() > 0.1
+
+
+class Steps(Callback):
+    """Counts the optimiser steps this process took."""
+
+    def __init__(self):
+        self.count = 0
+
+    def on_batch_end(self, trainer, **kwargs):
+        self.count += 1
+
+
+FOLDER_SCRIPT = """
+import json, sys
+from aekit import Autoencoder
+from aekit.training import Callback
+from aekit.training.distributed import distributed_session, exit_process
+
+class Steps(Callback):
+    count = 0
+    def on_batch_end(self, trainer, **kwargs):
+        Steps.count += 1
+
+with distributed_session("cpu") as ctx:
+    ae = Autoencoder(**{params!r}).fit(sys.argv[1], callbacks=(Steps(),))
+    if ctx.is_main:
+        ae.save(sys.argv[2])
+    else:
+        open(sys.argv[2] + ".rank1", "w").write(json.dumps([Steps.count, ae.n_iter_]))
+exit_process(0)
+"""
+
+
+def test_two_ranks_read_their_share_of_a_folder_and_train_as_one_process_replaying(tmp_path):
+    from aekit.data.stream import open_rows
+
+    X = rows()
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    start = 0
+    for i, size in enumerate([13, 60, 7, 91, 40]):  # uneven shards: the ranks still agree
+        write_parquet(folder / f"part-{i}.parquet", X[start : start + size], 4)
+        start += size
+    params = {**PARAMS, "epochs": 6, "patience": None, "init": "random"}
+    script = tmp_path / "fit.py"
+    script.write_text(textwrap.dedent(FOLDER_SCRIPT.format(params=params)))
+    out = tmp_path / "model"
+    command = torchrun_command([str(script), str(folder), str(out)], 2, module=None)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    ddp = load(out)
+    source = open_rows(folder)
+    source.parts = 2  # one process, the 2 ranks' order
+    counted = Steps()
+    one = Autoencoder(**params).fit(source, callbacks=(counted,))
+    steps, n_iter = json.loads((tmp_path / "model.rank1").read_text())
+    assert n_iter == ddp.n_iter_ == one.n_iter_ == 6
+    assert steps == counted.count == 6 * 5  # every global step on rank 1 too (161 rows / 32)
+    np.testing.assert_allclose(ddp.history_.train_loss, one.history_.train_loss, rtol=1e-5)
+    for name, tensor in one.module_.state_dict().items():
+        np.testing.assert_allclose(
+            ddp.module_.state_dict()[name].numpy(), tensor.numpy(), rtol=1e-4, atol=1e-6
+        )
+    # each rank read its share of the blocks in each epoch, not the whole folder
+    total = source.block_bytes.sum()
+    for record in ddp.history_.records:
+        assert len(record["bytes_read"]) == 2
+        assert max(record["bytes_read"]) <= 0.6 * total, (record["bytes_read"], total)
+        assert sum(record["bytes_read"]) >= total * 0.9  # (the validation rows' blocks aside)
