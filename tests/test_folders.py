@@ -143,7 +143,9 @@ def test_cli_fits_a_folder_and_encodes_it_in_the_documented_order(parquet_folder
 def _epoch_bytes(source_of, rows, parts, batch_size=32, seed=1):
     """Bytes each of ``parts`` ranks reads in one epoch, as the trainer takes its shares."""
     n_batches = batch_count(len(rows), batch_size)
-    order = source_of().shuffle(rows, torch.Generator().manual_seed(seed), parts, (batch_size, n_batches))
+    order = source_of().shuffle(
+        rows, torch.Generator().manual_seed(seed), parts, (batch_size, n_batches)
+    )
     assert sorted(order.tolist()) == rows.tolist()  # every training row once
     counts = []
     for rank in range(parts):

@@ -239,7 +239,9 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
             or ``.parquet`` file is streamed from disk in shuffled blocks (see
             :class:`aekit.stream.NpyRows` and :class:`aekit.stream.ParquetRows`: all
             numeric columns of a parquet file) and never loaded whole, other formats are
-            read into memory; or a row source such as :class:`~aekit.stream.ParquetRows`
+            read into memory; a folder or glob of ``.parquet`` or ``.npy`` shards streams
+            as one dataset (:mod:`aekit.data.folders`; under DDP each rank reads its share,
+            :mod:`aekit.data.shares`); or a row source such as :class:`~aekit.stream.ParquetRows`
             (which picks columns). :meth:`transform` and the other methods take arrays, not
             paths: read rows with :func:`aekit.data.read_array`, or chunk by chunk.
         y : None

@@ -80,7 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
         "fit", cmd_fit, "fit an autoencoder to a data file and save it",
         "aekit fit t10k-images-idx3-ubyte.gz --code-dim 30 --out model/", [data],
     )  # fmt: skip
-    fit.add_argument("data", metavar="DATA", help=".npy .npz .csv .tsv .parquet or MNIST IDX")
+    fit.add_argument(
+        "data",
+        metavar="DATA",
+        help=".npy .npz .csv .tsv .parquet or MNIST IDX, or a folder or glob of .parquet or "
+        ".npy shards",
+    )
     fit.add_argument("-o", "--out", required=True, metavar="MODEL_DIR", help="model folder")
     fit.add_argument(
         "--holdout", type=float, default=0.1, help="rows kept out, seeded (default: 0.1)"
@@ -112,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):  # fmt: skip
         p = command(name, func, help, example, [data])
         p.add_argument("model", metavar="MODEL", help="model folder from 'aekit fit'")
-        p.add_argument("data", metavar="DATA", help="data file")
+        p.add_argument("data", metavar="DATA", help="data file, or a folder or glob of shards")
         p.add_argument("-o", "--output", required=True, help="output: .npy .csv .tsv .parquet")
         _stream_option(p)
         if name == "score":

@@ -5,6 +5,8 @@
   the readers and writers themselves are in :mod:`aekit.data.readers` and
   :mod:`aekit.data.writers`.
 - :mod:`aekit.data.stream`: files larger than memory, read block by block.
+- :mod:`aekit.data.folders`: a folder or glob of shards read as one dataset.
+- :mod:`aekit.data.shares`: each DDP rank's share of a streamed epoch.
 - :mod:`aekit.data.checks`: the input check (shape, dtype, NaN/infinity, float32's range).
 """
 

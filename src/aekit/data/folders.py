@@ -60,9 +60,7 @@ def list_shards(path: str | os.PathLike[str]) -> list[Path]:
     """
     path = Path(path)
     if path.is_dir():
-        files = [
-            p for p in path.rglob("*") if not _skipped(p.relative_to(path)) and not p.is_dir()
-        ]
+        files = [p for p in path.rglob("*") if not _skipped(p.relative_to(path)) and not p.is_dir()]
     else:
         files = [Path(p) for p in glob.glob(str(path), recursive=True) if not Path(p).is_dir()]
     files.sort(key=lambda p: p.as_posix())
@@ -175,9 +173,10 @@ class ShardedRows(BlockRows):
         self.n_features, self.dtype = first.n_features, first.dtype
         self.columns = getattr(first, "columns", None)
         self.n_rows = sum(len(shard) for shard in self.shards)
-        offsets = np.cumsum([0] + [len(shard) for shard in self.shards])
+        offsets = np.cumsum([0] + [len(shard) for shard in self.shards])[:-1]
+        starts = [s._starts[:-1].numpy() + o for s, o in zip(self.shards, offsets, strict=True)]
         self._set_blocks(
-            np.concatenate([s._starts[:-1].numpy() + o for s, o in zip(self.shards, offsets)]),
+            np.concatenate(starts),
             np.concatenate([shard.block_bytes for shard in self.shards]),
         )
         self._shard_of = np.repeat(np.arange(len(self.shards)), [s.n_blocks for s in self.shards])

@@ -114,8 +114,10 @@ class RowSubset:
 
     @property
     def parts(self) -> int | None:
-        """The source's :attr:`~aekit.data.stream.BlockRows.parts` (no such attribute when the
-        source deals no rows)."""
+        """The source's :attr:`~aekit.data.stream.BlockRows.parts`.
+
+        No such attribute when the source deals no rows.
+        """
         return self.source.parts  # type: ignore[attr-defined, no-any-return]
 
     def close(self) -> None:

@@ -121,10 +121,10 @@ class BlockRows:
         """Block-wise shuffled order of ``rows``, dealt to ``parts`` ranks.
 
         ``batches`` is ``(batch_size, n_batches)`` of the epoch (needed when ``parts > 1``):
-        see :func:`aekit.data.shares.deal`. :attr:`parts`, when set, overrides ``parts``.
+        see :func:`aekit.data.shares.deal`. (The trainer passes :attr:`parts` when it is set,
+        else its world size.)
         """
         block = self._block_of(rows)
-        parts = self.parts or parts
         return rows[deal(block, self.n_blocks, self.window_blocks, generator, parts, batches)]
 
     # -- reading ------------------------------------------------------------------------
