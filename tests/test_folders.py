@@ -86,6 +86,11 @@ def test_a_npy_folder_is_one_dataset(npy_folder, tmp_path):
     assert source.n_blocks == 3 + 1 + 6 + 5  # blocks of 16 rows never span two shards
     np.testing.assert_array_equal(read_table(root).X, X)
     np.testing.assert_array_equal(read_table(str(root / "part-[0-9]*.npy")).X, X)
+    np.testing.assert_array_equal(read_table(root, columns=[0, 2]).X, X[:, [0, 2]])  # in memory
+    with pytest.raises(DataError, match="no columns to pick"):
+        ShardedRows(root, columns=[0, 2])  # streamed: every column
+    with pytest.raises(DataError, match="matches no files"):
+        read_table(str(root / "*.parquet"))
 
 
 @pytest.mark.parametrize(

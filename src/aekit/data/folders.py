@@ -65,7 +65,8 @@ def list_shards(path: str | os.PathLike[str]) -> list[Path]:
         files = [Path(p) for p in glob.glob(str(path), recursive=True) if not Path(p).is_dir()]
     files.sort(key=lambda p: p.as_posix())
     if not files:
-        raise DataError(f"{path} holds no data files (expected .parquet or .npy shards)")
+        found = "holds no data files" if path.is_dir() else "matches no files"
+        raise DataError(f"{path} {found} (expected .parquet or .npy shards)")
     shard_format(files, path)
     return files
 
@@ -266,9 +267,11 @@ def read_folder(
     path: Path, columns: Sequence[str | int] | None, label_column: str | int | None
 ) -> Table:
     """A dataset folder or glob read whole: its shards' tables, checked, in order."""
-    ShardedRows(path, columns=columns, label_column=label_column).close()  # the schema check
     files = list_shards(path)
-    read = shard_format(files, path).read
+    shards = shard_format(files, path)
+    picks = {"columns": columns, "label_column": label_column} if shards.named_columns else {}
+    ShardedRows(path, **picks).close()  # the schema check (.npy columns are picked below)
+    read = shards.read
     tables = [read(file, columns, label_column) for file in files]
     labels = [t.labels for t in tables]
     return Table(

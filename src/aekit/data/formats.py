@@ -26,7 +26,6 @@ the streamed sources in :mod:`aekit.data.stream`.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import os
 from collections.abc import Callable, Sequence
@@ -99,7 +98,8 @@ class FileFormat:
     needs : str or None
         An optional package the format needs (``"pyarrow"``).
     dataset : bool
-        A folder or glob of files of another format, not a file (:mod:`aekit.data.folders`).
+        A folder or glob of files of another format, not a file (:mod:`aekit.data.folders`);
+        whether it names its columns is its files' format's answer (:func:`names_columns`).
     """
 
     name: str
@@ -192,23 +192,8 @@ STREAM_SUFFIXES = tuple(s for f in FORMATS if f.stream is not None for s in f.su
 
 
 def find_format(path: str | os.PathLike[str]) -> FileFormat | None:
-    """The format of ``path`` by its name, or None for a name no format knows.
-
-    A dataset folder or glob is the ``folder`` format, naming its columns and needing a
-    package as its shards' format does.
-
-    Raises
-    ------
-    DataError
-        A dataset without shards, or with files that are not shards of one format.
-    """
-    found = next((f for f in FORMATS if f.matches(path)), None)
-    if found is not None and found.dataset:
-        from .folders import list_shards, shard_format
-
-        shards = shard_format(list_shards(path), path)
-        found = dataclasses.replace(found, named_columns=shards.named_columns, needs=shards.needs)
-    return found
+    """The format of ``path`` by its name (a folder or glob: ``folder``), or None."""
+    return next((f for f in FORMATS if f.matches(path)), None)
 
 
 def file_format(path: str | os.PathLike[str]) -> FileFormat:
@@ -236,8 +221,20 @@ def can_stream(path: str | os.PathLike[str]) -> bool:
 
 
 def names_columns(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is of a format that names its columns (False for unknown formats)."""
+    """Whether ``path`` is of a format that names its columns (False for unknown formats).
+
+    A dataset folder or glob names them as its shards' format does.
+
+    Raises
+    ------
+    DataError
+        A dataset without shards, or with files that are not shards of one format.
+    """
     found = find_format(path)
+    if found is not None and found.dataset:
+        from .folders import list_shards, shard_format
+
+        found = shard_format(list_shards(path), path)
     return found is not None and found.named_columns
 
 
