@@ -15,7 +15,9 @@ in the history: ``train`` is an epoch's training steps, ``validate`` its validat
 (each rank validates its consecutive 1/N of the sorted validation rows). The target: each rank
 reads about 1/N of the dataset's bytes per epoch in training, at most 1.1/N. **Speed** is
 rank 0's ``samples_per_s`` (global rows per second of training steps), the median over the
-epochs after the first, with the CPUs split between the processes (``OMP_NUM_THREADS``).
+epochs after the first: one process at 1 thread and at one per core, two processes with the
+cores split between them (``OMP_NUM_THREADS`` and ``threads=``; on a loaded machine extra
+threads can cost far more than they bring, so both one-process figures are kept).
 Prints a table and writes ``--out`` as JSON (a section run alone keeps the other's figures
 there, for the same data size).
 """
@@ -105,7 +107,8 @@ def worker(folder: str, out: str, block_rows: int, epochs: int) -> None:
 
     with distributed_session("cpu") as ctx:
         source = ShardedRows(folder, block_rows=block_rows)
-        ae = Autoencoder(**PARAMS, epochs=epochs).fit(source)
+        threads = int(os.environ["OMP_NUM_THREADS"])  # the benchmark's choice, no probe
+        ae = Autoencoder(**PARAMS, epochs=epochs, threads=threads).fit(source)
         if ctx.is_main:
             result = {
                 "records": ae.history_.records,
@@ -154,8 +157,7 @@ def speed_section(folders: dict[str, Path], size: dict[str, int]) -> list[dict[s
     rows = []
     print(f"\n{'data':8} {'processes':>9} {'threads each':>12} {'samples/s':>10}")
     for kind, folder in folders.items():
-        for nproc in (1, 2):
-            threads = max(1, cores // nproc)
+        for nproc, threads in ((1, 1), (1, cores), (2, max(1, cores // 2))):
             found = run(folder, kind, nproc, size, threads)
             rates = [r["samples_per_s"] for r in found["records"]]
             rate = statistics.median(rates[1:] or rates)
