@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -104,31 +106,37 @@ def test_a_npy_folder_is_one_dataset(npy_folder, tmp_path):
         ("other", "notes.txt in the dataset .* is not a .parquet or .npy shard"),
     ],
 )
-def test_a_shard_that_does_not_match_is_one_error_naming_it(tmp_path, change, message):
+def test_a_shard_that_does_not_match_is_one_error_naming_it(tmp_path, capsys, change, message):
+    root = tmp_path / "data"
+    root.mkdir()
     X = _rows()
     parts = _split(X)
     for name, part in parts.items():
         if change in ("dtype", "shape", "mixed", "other"):
-            np.save(tmp_path / f"{name}.npy", part)
+            np.save(root / f"{name}.npy", part)
         else:
-            write_parquet(tmp_path / f"{name}.parquet", part, 10)
+            write_parquet(root / f"{name}.parquet", part, 10)
     odd = parts["part-9"]
     if change == "dtype":
-        np.save(tmp_path / "part-9.npy", odd.astype(np.float64))
+        np.save(root / "part-9.npy", odd.astype(np.float64))
     elif change == "shape":
-        np.save(tmp_path / "part-9.npy", odd[:, :5])
+        np.save(root / "part-9.npy", odd[:, :5])
     elif change == "type":
-        write_parquet(tmp_path / "part-9.parquet", odd, 10, x1=odd[:, 1].astype(np.float64))
+        write_parquet(root / "part-9.parquet", odd, 10, x1=odd[:, 1].astype(np.float64))
     elif change == "names":
-        write_parquet(tmp_path / "part-9.parquet", odd[:, :5], 10, y=odd[:, 5])
+        write_parquet(root / "part-9.parquet", odd[:, :5], 10, y=odd[:, 5])
     elif change == "mixed":
-        write_parquet(tmp_path / "part-9.parquet", odd, 10)
+        write_parquet(root / "part-9.parquet", odd, 10)
     else:
-        (tmp_path / "notes.txt").write_text("not data")
+        (root / "notes.txt").write_text("not data")
     with pytest.raises(DataError, match=message):
-        read_table(tmp_path)
+        read_table(root)
     with pytest.raises(DataError, match=message):
-        Autoencoder(**FAST).fit(tmp_path)
+        Autoencoder(**FAST).fit(root)
+    # the command line: one line, no traceback
+    assert main(["fit", str(root), "--out", str(tmp_path / "model"), "--code-dim", "2"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and re.search(message, error), error
 
 
 def test_cli_fits_a_folder_and_encodes_it_in_the_documented_order(parquet_folder, tmp_path):
