@@ -116,6 +116,12 @@ class ModelConfig(JsonConfig):
         "nonlinear ones: what a PCA start (init='pca') puts PCA's solution in, while the "
         "nonlinear branches start at zero and learn what PCA misses.",
     )
+    categorical_blocks: tuple[tuple[int, int], ...] = option(
+        (),
+        "(start, stop) of each categorical column's one-hot block in the input (from the "
+        "table's layout, aekit.data.tables): the output applies a softmax over each block, "
+        "whose columns are not scaled, and training adds a cross-entropy per block.",
+    )
 
     def __post_init__(self) -> None:
         positive_int("input_dim", self.input_dim)
@@ -153,6 +159,7 @@ class ModelConfig(JsonConfig):
             isinstance(self.linear_path, bool),
             f"linear_path must be a bool, got {self.linear_path!r}",
         )
+        _check_blocks(self.categorical_blocks, self.input_dim)
         if self.image_shape is not None:
             shape = self.image_shape
             check(
@@ -185,6 +192,20 @@ class ModelConfig(JsonConfig):
         top-k dictionary encodes rows relative to its origin and trains with AuxK.
         """
         return self.sparsity in ("l1", "topk") and self.has_linear_decoder
+
+
+def _check_blocks(blocks: object, input_dim: int) -> None:
+    """Blocks are ordered, non-overlapping ``(start, stop)`` pairs inside the input."""
+    end = 0
+    for block in blocks if isinstance(blocks, tuple) else (None,):
+        ok = isinstance(block, tuple) and len(block) == 2
+        ok = ok and all(isinstance(i, int) and not isinstance(i, bool) for i in block)
+        check(
+            ok and end <= block[0] < block[1] <= input_dim,  # type: ignore[index]
+            f"categorical_blocks must be ordered (start, stop) pairs within input_dim="
+            f"{input_dim}, got {blocks!r}",
+        )
+        end = block[1]  # type: ignore[index]
 
 
 def is_linear(hidden: tuple[int, ...], activation: str, image_shape: object) -> bool:
@@ -429,6 +450,22 @@ class EstimatorOptions:
     transform_batch_size: int = option(
         4096, "Rows per chunk in transform and friends, so memory stays flat."
     )
+    categorical_features: str | None = option(
+        None,
+        "Integer-coded (or other) columns to treat as categorical, besides a DataFrame's "
+        "category, object, string and bool columns, which always are: column names or 0-based "
+        "indices (a list, or one comma-separated string), or a boolean mask, as "
+        "HistGradientBoosting takes them. Each categorical column enters the model as a "
+        "one-hot block and comes out through a softmax (trained with cross-entropy); "
+        "inverse_transform and reconstruct then return a DataFrame (an array for array input) "
+        "with the input's columns and dtypes. A category unseen in fit is treated as missing, "
+        "with a warning (see aekit.data.tables).",
+    )
+    max_categories: int = option(
+        50,
+        "The most distinct values a categorical column may have: fit refuses a column with "
+        "more (a free-text or identifier column), naming it.",
+    )
 
 
 def estimator_defaults() -> dict[str, Option]:
@@ -445,6 +482,6 @@ def estimator_defaults() -> dict[str, Option]:
     return table
 
 
-# Config fields the estimator derives rather than takes: the data's width, and the linear path
-# that init="pca" puts PCA's solution in.
-RESOLVED_FIELDS = ("input_dim", "linear_path")
+# Config fields the estimator derives rather than takes: the data's width, the linear path
+# that init="pca" puts PCA's solution in, and the one-hot blocks of a table's layout.
+RESOLVED_FIELDS = ("input_dim", "linear_path", "categorical_blocks")
