@@ -19,8 +19,8 @@ Rules, stated once here:
 - **Too many categories**: a column with more than ``max_categories`` distinct values (a
   free-text or identifier column) is a :class:`~aekit.errors.DataError` naming the column and
   its count.
-- **Dates and times** (datetime, timedelta, period columns) are a :class:`DataError` naming the
-  column: turn them into numbers first (a timestamp, a day of the year) or drop them.
+- **Dates and times** (datetime, timedelta, period columns) are a
+  :class:`~aekit.errors.DataTypeError` naming the column: turn them into numbers first (a timestamp, a day of the year) or drop them.
 
 The layout is JSON (:meth:`TableLayout.to_dict`, saved in a model's ``config.json``): the
 categories are JSON strings, numbers and booleans, nothing is pickled.
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import AekitWarning, ConfigError, DataError, ModelFileError
+from ..errors import AekitWarning, ConfigError, DataError, DataTypeError, ModelFileError
 
 __all__ = ["MAX_CATEGORIES", "Column", "TableLayout", "fit_layout", "needs_layout"]
 
@@ -115,8 +115,10 @@ class TableLayout:
         Raises
         ------
         DataError
-            A column with more than ``max_categories`` values, a date/time column, a
-            category that is not a string, number or boolean.
+            A column with more than ``max_categories`` values, or a category that is not
+            a string, number or boolean.
+        DataTypeError
+            A date/time (or complex) column.
         ConfigError
             ``categorical_features`` names no column of ``X``.
         """
@@ -302,7 +304,7 @@ def _chosen(table: pd.DataFrame, spec: Any) -> set[Any]:
     names = list(table.columns)
     if isinstance(spec, str):
         spec = [s.strip() for s in spec.split(",") if s.strip()]
-        spec = [int(s) if s.isdigit() and s not in map(str, names) else s for s in spec]
+        spec = [int(s) if s.isdigit() and s not in names else s for s in spec]
     values = np.asarray(spec)
     if values.dtype == bool:
         if len(values) != len(names):
@@ -331,8 +333,10 @@ def _fit_column(name: Any, values: pd.Series, chosen: bool, max_categories: int)
         raise DataError(f"column names must be strings or integers, got {name!r}")
     name = name if isinstance(name, str) else int(name)
     dtype = values.dtype
-    if getattr(dtype, "kind", "O") in "mMc" or isinstance(dtype, (pd.PeriodDtype, pd.DatetimeTZDtype)):
-        raise DataError(
+    if getattr(dtype, "kind", "O") in "mMc" or isinstance(
+        dtype, (pd.PeriodDtype, pd.DatetimeTZDtype)
+    ):
+        raise DataTypeError(
             f"column {name!r} holds {dtype} values: aekit does not encode dates, times or "
             "complex numbers; turn them into numbers first (a timestamp, a day of the year) "
             "or drop the column"
@@ -417,10 +421,8 @@ def _decoded(part: np.ndarray, column: Column) -> Any:
     values[:] = categories
     picked = values[index]
     if column.dtype == "object":
-        return picked
-    return pd.array(picked).astype(column.dtype) if len(picked) else pd.array(
-        picked, dtype=column.dtype
-    )
+        return pd.Series(picked, dtype=object)
+    return pd.Series(list(picked)).astype(column.dtype)
 
 
 def _column_from_dict(data: object) -> Column:
