@@ -163,9 +163,9 @@ def test_valid_input_fits_and_transforms(name):
     rows, width = len(data), est.n_features_in_
     codes = est.transform(data)
     check_output(codes, rows, est.model_config_.code_dim)
-    check_output(est.reconstruct(data), rows, width)
+    check_rows(est, est.reconstruct(data), data)
     check_output(est.score_samples(data), rows, None)
-    check_output(est.inverse_transform(codes), rows, width)
+    check_rows(est, est.inverse_transform(codes), data)
     if same_numbers:  # the container and memory layout change nothing: same model, codes
         dense = np.ascontiguousarray(np.asarray(data, dtype=np.float64))
         reference = fit_tiny(dense)
@@ -281,6 +281,15 @@ def check_output(out, rows, width):
     assert np.isfinite(out).all()
 
 
+def check_rows(est, out, data):
+    """Rows back: an array, or for a table with categorical columns a frame like ``data``."""
+    if est.table_layout_ is None:
+        check_output(out, len(data), est.n_features_in_)
+        return
+    assert isinstance(out, pd.DataFrame) and list(out.columns) == list(data.columns)
+    assert list(out.dtypes[-1:]) == list(data.dtypes[-1:]) and len(out) == len(data)
+
+
 @pytest.fixture(scope="module")
 def fitted():
     X = np.random.default_rng(0).normal(size=(40, N_FEATURES))
@@ -291,12 +300,7 @@ def _fit_then_use(X):
     est = fit_tiny(X)
     rows = len(X)
     check_output(est.transform(X), rows, est.model_config_.code_dim)
-    if est.table_layout_ is not None:  # categorical columns: the table comes back
-        back = est.reconstruct(X)
-        assert isinstance(back, pd.DataFrame) and list(back.columns) == list(X.columns)
-        assert list(back.dtypes[-1:]) == list(X.dtypes[-1:]) and len(back) == rows
-    else:
-        check_output(est.reconstruct(X), rows, est.n_features_in_)
+    check_rows(est, est.reconstruct(X), X)
     check_output(est.score_samples(X), rows, None)
     return est
 
