@@ -157,6 +157,8 @@ def model_and_data(
     source = open_streamed(args.data, args.stream, columns, label_column) if stream else None
     try:
         data = source if source is not None else read_data(args.data, columns, label_column)
+        if source is None and is_frame(data.X) and getattr(ae, "table_layout_", None) is None:
+            data.X = data.X.to_numpy()  # a numeric model: text columns are refused by value
         n_features = source.n_features if source is not None else data.X.shape[1]
         if n_features != ae.n_features_in_:
             raise DataError(
