@@ -1,7 +1,7 @@
-"""Categorical accuracy on the penguins table: aekit against the most-frequent and iterative imputers.
+"""Categorical accuracy on penguins: aekit against the most-frequent and iterative imputers.
 
-    .venv/bin/python benchmarks/impute_penguins.py            # 3 seeds × 10/20/40 % (a few minutes)
-    .venv/bin/python benchmarks/impute_penguins.py --quick    # 1 seed, 20 %, few epochs (smoke test)
+    .venv/bin/python benchmarks/impute_penguins.py          # 3 seeds × 10/20/40 % (minutes)
+    .venv/bin/python benchmarks/impute_penguins.py --quick  # 1 seed, 20 %, 30 epochs (smoke)
 
 Data: ``palmerpenguins.load_penguins()`` (344 rows; ``pip install 'aekit[bench]'``): five
 numeric columns with real holes, and three categorical ones, species, island and sex (sex
@@ -50,7 +50,14 @@ from aekit.errors import AekitWarning, DataError
 CATEGORICAL = ("species", "island", "sex")
 RATES = (0.1, 0.2, 0.4)
 RESULTS = Path(__file__).resolve().parent / "results" / "impute_penguins.json"
-AEKIT = {"code_dim": 6, "noise": "masking", "noise_level": 0.3, "dropout": 0.1, "patience": 30, "device": "cpu"}
+AEKIT = {
+    "code_dim": 6,
+    "noise": "masking",
+    "noise_level": 0.3,
+    "dropout": 0.1,
+    "patience": 30,
+    "device": "cpu",
+}
 
 
 def load() -> pd.DataFrame:
@@ -174,13 +181,13 @@ def one(table: pd.DataFrame, setting: str, rate: float, seed: int, quick: bool) 
         mask = hide(truth, rate, seed, CATEGORICAL)
         test = with_holes(truth, mask)
         ours = aekit_heldout
-    row: dict[str, Any] = {"setting": setting, "rate": rate, "seed": seed,
-                           "hidden": int(mask[:, np.isin(table.columns, CATEGORICAL)].sum())}  # fmt: skip
+    hidden = int(mask[:, np.isin(table.columns, CATEGORICAL)].sum())
+    row: dict[str, Any] = {"setting": setting, "rate": rate, "seed": seed, "hidden": hidden}
     for name, method in {**METHODS, "aekit": ours}.items():
         tick = time.perf_counter()
         try:
-            guess = method(train, test, seed, params) if name == "aekit" else method(
-                train, test, seed
+            guess = (
+                method(train, test, seed, params) if name == "aekit" else method(train, test, seed)
             )
         except DataError as exc:  # no missing-value support in this aekit
             row[name], row[f"{name}_note"] = None, str(exc).split(";")[0][:80]

@@ -160,7 +160,7 @@ def test_valid_input_fits_and_transforms(name):
     make, same_numbers = MUST_WORK[name]
     data = make(_rows())
     est = fit_tiny(data)
-    rows, width = len(data), est.n_features_in_
+    rows = len(data)
     codes = est.transform(data)
     check_output(codes, rows, est.model_config_.code_dim)
     check_rows(est, est.reconstruct(data), data)

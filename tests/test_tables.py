@@ -35,7 +35,9 @@ def test_layout_round_trips_columns_dtypes_and_categories():
     df = pd.DataFrame(
         {
             "x": [1.5, 2.0, 3.0, 4.0],
-            "cat": pd.Categorical(["a", "b", "a", "c"], categories=["c", "b", "a", "z"], ordered=True),
+            "cat": pd.Categorical(
+                ["a", "b", "a", "c"], categories=["c", "b", "a", "z"], ordered=True
+            ),
             "flag": [True, False, True, True],
             "obj": pd.Series(["u", "v", "u", "v"], dtype=object),
             "text": pd.array(["p", "q", "p", "q"], dtype="string"),

@@ -22,8 +22,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._scorer import AnomalyScorer, image_shape_of
 from ._threshold import threshold_for
-from .errors import ConfigError, DataError, NotFittedError
 from .data.tables import needs_layout
+from .errors import ConfigError, DataError, NotFittedError
 from .estimator import Autoencoder
 
 __all__ = ["AutoencoderOutlierDetector", "detector_code_dim", "threshold_for"]
@@ -166,8 +166,10 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         """
         self._validate_params()
         table = self._is_table(X)
-        X = validate_data(self, X, skip_check_array=True) if table else validate_data(
-            self, X, dtype=_DTYPES
+        X = (
+            validate_data(self, X, skip_check_array=True)
+            if table
+            else validate_data(self, X, dtype=_DTYPES)
         )
         if self.prefit:
             if self.estimator is None or not hasattr(self.estimator, "n_features_in_"):

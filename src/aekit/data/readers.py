@@ -63,7 +63,10 @@ class Table:
     columns: list[str] | None = None
 
 
-_EXTRAS = {"pyarrow": "parquet"}  # optional packages, and the aekit extra that installs each
+_EXTRAS = {
+    "pyarrow": "parquet",
+    "pandas": "parquet",
+}  # optional packages, and the aekit extra that installs each
 
 
 def require(package: str, doing: str) -> None:
@@ -245,6 +248,7 @@ def _read_text_columns(
     path: Path, sep: str, names: list[str] | None, feature_idx: list[int]
 ) -> Any:
     """The feature columns of a text table with text in them, as a pandas DataFrame."""
+    require("pandas", f"reading the text columns of {path}")
     import pandas as pd
 
     try:

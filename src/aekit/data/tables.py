@@ -20,7 +20,8 @@ Rules, stated once here:
   free-text or identifier column) is a :class:`~aekit.errors.DataError` naming the column and
   its count.
 - **Dates and times** (datetime, timedelta, period columns) are a
-  :class:`~aekit.errors.DataTypeError` naming the column: turn them into numbers first (a timestamp, a day of the year) or drop them.
+  :class:`~aekit.errors.DataTypeError` naming the column: turn them into numbers first (a
+  timestamp, a day of the year) or drop them.
 
 The layout is JSON (:meth:`TableLayout.to_dict`, saved in a model's ``config.json``): the
 categories are JSON strings, numbers and booleans, nothing is pickled.
@@ -29,15 +30,19 @@ categories are JSON strings, numbers and booleans, nothing is pickled.
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ..errors import AekitWarning, ConfigError, DataError, DataTypeError, ModelFileError
+from .readers import require
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["MAX_CATEGORIES", "Column", "TableLayout", "fit_layout", "needs_layout"]
 
@@ -128,12 +133,13 @@ class TableLayout:
             or max_categories < 1
         ):
             raise ConfigError(f"max_categories must be a positive integer, got {max_categories!r}")
+        require("pandas", "a table with categorical columns")
+        import pandas as pd
+
         frame = isinstance(X, pd.DataFrame)
         table = _as_frame(X)
         chosen = _chosen(table, categorical_features)
-        columns = [
-            _fit_column(name, table[name], name in chosen, max_categories) for name in table
-        ]
+        columns = [_fit_column(name, table[name], name in chosen, max_categories) for name in table]
         return cls(columns, frame)
 
     # -- what the model needs -------------------------------------------------------------
@@ -178,6 +184,8 @@ class TableLayout:
         -------
         ndarray of shape (n_samples, width)
         """
+        import pandas as pd
+
         table = _as_frame(X)
         if table.shape[1] != self.n_columns:
             raise DataError(f"X has {table.shape[1]} columns, the layout {self.n_columns}")
@@ -199,6 +207,8 @@ class TableLayout:
         Returns a DataFrame when the layout was fitted from one, else an array (float where
         every column is numeric, object otherwise).
         """
+        import pandas as pd
+
         encoded = np.asarray(encoded)
         if encoded.ndim != 2 or encoded.shape[1] != self.width:
             raise DataError(f"expected rows of {self.width} encoded columns, got {encoded.shape}")
@@ -259,7 +269,8 @@ def needs_layout(X: Any, categorical_features: Any = None) -> bool:
     """
     if _given(categorical_features):
         return True
-    if not isinstance(X, pd.DataFrame):
+    pd = sys.modules.get("pandas")  # without pandas imported, X is no DataFrame
+    if pd is None or not isinstance(X, pd.DataFrame):
         return False
     return any(not _plain_number(dtype) for dtype in X.dtypes)
 
@@ -282,6 +293,8 @@ def _given(categorical_features: Any) -> bool:
 
 def _plain_number(dtype: Any) -> bool:
     """Integers and floats, NumPy or pandas' nullable ones; not booleans."""
+    import pandas as pd
+
     if isinstance(dtype, pd.CategoricalDtype):
         return False
     kind = getattr(dtype, "kind", "O")
@@ -289,6 +302,8 @@ def _plain_number(dtype: Any) -> bool:
 
 
 def _as_frame(X: Any) -> pd.DataFrame:
+    import pandas as pd
+
     if isinstance(X, pd.DataFrame):
         return X
     array = np.asarray(X)
@@ -329,6 +344,8 @@ def _chosen(table: pd.DataFrame, spec: Any) -> set[Any]:
 
 
 def _fit_column(name: Any, values: pd.Series, chosen: bool, max_categories: int) -> Column:
+    import pandas as pd
+
     if not isinstance(name, (str, int, np.integer)) or isinstance(name, bool):
         raise DataError(f"column names must be strings or integers, got {name!r}")
     name = name if isinstance(name, str) else int(name)
@@ -387,6 +404,8 @@ def _numbers(values: pd.Series, name: Any) -> np.ndarray:
 
 
 def _one_hot(values: pd.Series, column: Column) -> np.ndarray:
+    import pandas as pd
+
     categories = list(column.categories or ())
     if isinstance(values.dtype, pd.CategoricalDtype):
         values = values.astype(object)
@@ -410,6 +429,8 @@ def _one_hot(values: pd.Series, column: Column) -> np.ndarray:
 
 
 def _decoded(part: np.ndarray, column: Column) -> Any:
+    import pandas as pd
+
     if column.categories is None:
         return part[:, 0].astype(np.float32 if column.dtype == "float32" else np.float64)
     index = np.argmax(np.nan_to_num(part, nan=-np.inf), axis=1)
