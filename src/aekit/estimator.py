@@ -10,7 +10,8 @@ in the model's *scaled* space (the space the network trains in: standardized col
 table, pixels in [0, 1] for 8-bit images), summed over a row. Each feature then weighs by its
 spread rather than its units, and the PCA baselines aekit compares with are fitted on the
 same scaled rows. ``reconstruction_error(X, units="original")`` gives the sum in the original
-units instead.
+units instead. A categorical column of a table (:mod:`aekit.data.tables`) adds the squared
+error between its one-hot row and the predicted probabilities (the model's softmax block).
 """
 
 from __future__ import annotations

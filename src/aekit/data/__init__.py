@@ -6,6 +6,7 @@
   :mod:`aekit.data.writers`.
 - :mod:`aekit.data.stream`: files larger than memory, read block by block.
 - :mod:`aekit.data.checks`: the input check (shape, dtype, NaN/infinity, float32's range).
+- :mod:`aekit.data.tables`: a table's categorical columns as one-hot blocks and back.
 """
 
 from __future__ import annotations

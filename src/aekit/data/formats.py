@@ -13,10 +13,11 @@ idx        ``-ubyte``, ``.idx``  yes    no     no      no
 =========  ====================  =====  =====  ======  =============
 
 IDX is MNIST's format, recognised by its file name (``train-images-idx3-ubyte``), gzipped or
-not; parquet needs pyarrow (``pip install 'aekit[parquet]'``). Everything that depends on a
-file's format asks this table, through :func:`file_format`, :func:`find_format`,
-:func:`can_stream`, :func:`names_columns` and :func:`check_output`, and never looks at a suffix
-itself. The readers are in :mod:`aekit.data.readers`, the writers in :mod:`aekit.data.writers`,
+not; parquet needs pyarrow (``pip install 'aekit[parquet]'``). A CSV, TSV or parquet file
+whose feature columns hold text is read whole, with pandas, as a DataFrame (never streamed).
+Everything that depends on a file's format asks this table, through :func:`file_format`,
+:func:`find_format`, :func:`can_stream`, :func:`names_columns` and :func:`check_output`, and
+never looks at a suffix itself. The readers are in :mod:`aekit.data.readers`, the writers in :mod:`aekit.data.writers`,
 the streamed sources in :mod:`aekit.data.stream`.
 """
 
