@@ -17,8 +17,8 @@ not; parquet needs pyarrow (``pip install 'aekit[parquet]'``). A CSV, TSV or par
 whose feature columns hold text is read whole, with pandas, as a DataFrame (never streamed).
 Everything that depends on a file's format asks this table, through :func:`file_format`,
 :func:`find_format`, :func:`can_stream`, :func:`names_columns` and :func:`check_output`, and
-never looks at a suffix itself. The readers are in :mod:`aekit.data.readers`, the writers in :mod:`aekit.data.writers`,
-the streamed sources in :mod:`aekit.data.stream`.
+never looks at a suffix itself. The readers are in :mod:`aekit.data.readers`, the writers in
+:mod:`aekit.data.writers`, the streamed sources in :mod:`aekit.data.stream`.
 """
 
 from __future__ import annotations
