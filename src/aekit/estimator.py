@@ -287,9 +287,9 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
 
         Like ``IncrementalPCA.partial_fit``: feed the data batch by batch (or file by file)
         when it does not fit in memory at once. The first call (on an unfitted estimator)
-        builds the model and fixes the input scaling from that first ``X``; each call then
-        makes one shuffled pass of ``batch_size`` steps over its rows, keeping the
-        optimiser's state between calls. No rows are held out: ``val_fraction``,
+        builds the model and fixes the input scaling (and a table's categories) from that
+        first ``X``; each call then makes one shuffled pass of ``batch_size`` steps over its
+        rows, keeping the optimiser's state between calls. No rows are held out: ``val_fraction``,
         ``patience``, ``lr_schedule`` and ``epochs`` do not apply.
 
         Parameters
@@ -342,8 +342,9 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
             bytes_in = getattr(X, "dtype", None) == np.uint8
             X = self._validate(X, reset=reset)
             stats = {**array_stats(X), "uint8": np.asarray(bytes_in)}
-            if self.table_layout_ is not None:
-                stats["categorical_blocks"] = np.asarray(self.table_layout_.blocks).reshape(-1, 2)
+            layout = getattr(self, "table_layout_", None)  # absent from older pickles
+            if layout is not None:
+                stats["categorical_blocks"] = np.asarray(layout.blocks).reshape(-1, 2)
             return as_tensor(X), stats
         if not reset and X.n_features != self.n_features_in_:
             raise DataError(
