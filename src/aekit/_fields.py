@@ -30,6 +30,7 @@ __all__ = [
     "fill_parameters",
     "finite",
     "option",
+    "ordered_pairs",
     "parameters_doc",
     "positive_int",
 ]
@@ -51,6 +52,17 @@ def positive_int(name: str, value: object, *, minimum: int = 1) -> None:
         isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
         f"{name} must be an integer >= {minimum}, got {value!r}",
     )
+
+
+def ordered_pairs(name: str, pairs: object, limit: int) -> None:
+    """``pairs`` is a tuple of ordered, non-overlapping ``(start, stop)`` in ``[0, limit]``."""
+    end = 0
+    for pair in pairs if isinstance(pairs, tuple) else (None,):
+        ok = isinstance(pair, tuple) and len(pair) == 2
+        ok = ok and all(isinstance(i, int) and not isinstance(i, bool) for i in pair)  # type: ignore[union-attr]
+        ok = ok and end <= pair[0] < pair[1] <= limit  # type: ignore[index]
+        check(ok, f"{name} must be ordered (start, stop) pairs within {limit}, got {pairs!r}")
+        end = pair[1]  # type: ignore[index]
 
 
 def finite(name: str, value: object, low: float, high: float, *, open_high: bool = False) -> None:

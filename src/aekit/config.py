@@ -22,6 +22,7 @@ from ._fields import (
     fill_parameters,
     finite,
     option,
+    ordered_pairs,
     positive_int,
 )
 
@@ -159,7 +160,7 @@ class ModelConfig(JsonConfig):
             isinstance(self.linear_path, bool),
             f"linear_path must be a bool, got {self.linear_path!r}",
         )
-        _check_blocks(self.categorical_blocks, self.input_dim)
+        ordered_pairs("categorical_blocks", self.categorical_blocks, self.input_dim)
         if self.image_shape is not None:
             shape = self.image_shape
             check(
@@ -192,20 +193,6 @@ class ModelConfig(JsonConfig):
         top-k dictionary encodes rows relative to its origin and trains with AuxK.
         """
         return self.sparsity in ("l1", "topk") and self.has_linear_decoder
-
-
-def _check_blocks(blocks: object, input_dim: int) -> None:
-    """Blocks are ordered, non-overlapping ``(start, stop)`` pairs inside the input."""
-    end = 0
-    for block in blocks if isinstance(blocks, tuple) else (None,):
-        ok = isinstance(block, tuple) and len(block) == 2
-        ok = ok and all(isinstance(i, int) and not isinstance(i, bool) for i in block)
-        check(
-            ok and end <= block[0] < block[1] <= input_dim,  # type: ignore[index]
-            f"categorical_blocks must be ordered (start, stop) pairs within input_dim="
-            f"{input_dim}, got {blocks!r}",
-        )
-        end = block[1]  # type: ignore[index]
 
 
 def is_linear(hidden: tuple[int, ...], activation: str, image_shape: object) -> bool:
@@ -452,14 +439,11 @@ class EstimatorOptions:
     )
     categorical_features: str | None = option(
         None,
-        "Integer-coded (or other) columns to treat as categorical, besides a DataFrame's "
-        "category, object, string and bool columns, which always are: column names or 0-based "
-        "indices (a list, or one comma-separated string), or a boolean mask, as "
-        "HistGradientBoosting takes them. Each categorical column enters the model as a "
-        "one-hot block and comes out through a softmax (trained with cross-entropy); "
-        "inverse_transform and reconstruct then return a DataFrame (an array for array input) "
-        "with the input's columns and dtypes. A category unseen in fit is treated as missing, "
-        "with a warning (see aekit.data.tables).",
+        "Integer-coded columns to treat as categorical (a DataFrame's category, text and bool "
+        "columns always are): names or 0-based indices, a list or one comma-separated string, "
+        "or a boolean mask. Each enters as a one-hot block and leaves through a softmax; "
+        "reconstruct then returns a DataFrame with the input's dtypes (an array for arrays). "
+        "Unseen categories are treated as missing, with a warning (aekit.data.tables).",
     )
     max_categories: int = option(
         50,
