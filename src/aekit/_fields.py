@@ -30,6 +30,7 @@ __all__ = [
     "fill_parameters",
     "finite",
     "option",
+    "ordered_pairs",
     "parameters_doc",
     "positive_int",
 ]
@@ -53,6 +54,17 @@ def positive_int(name: str, value: object, *, minimum: int = 1) -> None:
     )
 
 
+def ordered_pairs(name: str, pairs: object, limit: int) -> None:
+    """``pairs`` is a tuple of ordered, non-overlapping ``(start, stop)`` in ``[0, limit]``."""
+    end = 0
+    for pair in pairs if isinstance(pairs, tuple) else (None,):
+        ok = isinstance(pair, tuple) and len(pair) == 2
+        ok = ok and all(isinstance(i, int) and not isinstance(i, bool) for i in pair)  # type: ignore[union-attr]
+        ok = ok and end <= pair[0] < pair[1] <= limit  # type: ignore[index]
+        check(ok, f"{name} must be ordered (start, stop) pairs within {limit}, got {pairs!r}")
+        end = pair[1]  # type: ignore[index]
+
+
 def finite(name: str, value: object, low: float, high: float, *, open_high: bool = False) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and low <= value and (value < high if open_high else value <= high)
@@ -68,7 +80,9 @@ class JsonConfig:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
-            out[f.name] = list(value) if isinstance(value, tuple) else value
+            if isinstance(value, tuple):  # pairs too: ((0, 3),) → [[0, 3]]
+                value = [list(v) if isinstance(v, tuple) else v for v in value]
+            out[f.name] = value
         return out
 
     @classmethod
@@ -112,6 +126,10 @@ def _coerce(owner: str, key: str, value: object, hint: object) -> object:
                 names = " or ".join(getattr(h, "__name__", str(h)) for h in [*others, hint])
                 raise ConfigError(f"{owner}.{key} must be of type {names}, got {value!r}") from None
         origin = typing.get_origin(hint)
+    if origin is tuple and typing.get_origin(typing.get_args(hint)[0]) is tuple:  # pairs
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{owner}.{key} must be a list of lists, got {value!r}")
+        return tuple(_coerce(owner, key, v, typing.get_args(hint)[0]) for v in value)
     if origin is tuple:
         ok = isinstance(value, (list, tuple)) and all(
             isinstance(v, int) and not isinstance(v, bool) for v in value
@@ -158,6 +176,7 @@ def describe(cls: type) -> dict[str, Option]:
 def _kind(hint: object) -> str:
     """A numpydoc type from a type hint: ``int``, ``float or None``, ``tuple of int``."""
     text = str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
+    text = text.replace("tuple[tuple[int, int], ...]", "tuple of (int, int)")
     text = text.replace("tuple[int, ...]", "tuple of int").replace(" | ", " or ")
     return text.replace("NoneType", "None")
 

@@ -113,19 +113,23 @@ class InferenceMixin:
 
         Returns
         -------
-        X_original : ndarray of shape (n_samples, n_features_in_)
+        X_original : ndarray of shape (n_samples, n_features_in_), or DataFrame
+            A DataFrame with the input's columns and dtypes when fitted on a table with
+            categorical columns (each category the most probable one).
         """
         self._check_fitted()
         codes = as_codes(X, self.model_config_.code_dim)
         module = self.module_
-        return self._run(codes, lambda c: module.unscale_output(module.decode(c)), codes.dtype)
+        rows = self._run(codes, lambda c: module.unscale_output(module.decode(c)), codes.dtype)
+        return self._as_table(rows)
 
     def reconstruct(self, X: Any) -> np.ndarray:
         """Encode and decode rows: ``inverse_transform(transform(X))`` in one pass.
 
         Returns
         -------
-        X_reconstructed : ndarray of shape (n_samples, n_features_in_)
+        X_reconstructed : ndarray of shape (n_samples, n_features_in_), or DataFrame
+            As :meth:`inverse_transform` returns it.
         """
         self._check_fitted()
         X = self._validate(X, reset=False, finite=False)
@@ -134,7 +138,16 @@ class InferenceMixin:
         def recon(rows: torch.Tensor) -> torch.Tensor:
             return module.unscale_output(module(module.scale_input(rows)).recon)
 
-        return self._run(X, recon, X.dtype, check_input=True)
+        return self._as_table(self._run(X, recon, X.dtype, check_input=True))
+
+    def _as_table(self, rows: np.ndarray) -> Any:
+        """Model rows back as the input's table (categories by the largest probability).
+
+        Unchanged for numeric input; a DataFrame (or an object array) for a table fitted with
+        categorical columns (:meth:`aekit.data.tables.TableLayout.decode`).
+        """
+        layout = getattr(self, "table_layout_", None)
+        return rows if layout is None else layout.decode(rows)
 
     def scale_rows(self, X: Any) -> np.ndarray:
         """Rows in the model's scaled space, where it trains and errors are measured.
@@ -159,8 +172,9 @@ class InferenceMixin:
         self._check_fitted()
         with aekit_errors():  # scaled rows carry no feature names: check them as an array
             rows = check_array(X_scaled, dtype=FLOATS, ensure_min_samples=0)
-        if rows.shape[1] != self.n_features_in_:
-            raise DataError(f"X_scaled has {rows.shape[1]} columns, expected {self.n_features_in_}")
+        width = self.model_config_.input_dim  # n_features_in_, or a table's encoded width
+        if rows.shape[1] != width:
+            raise DataError(f"X_scaled has {rows.shape[1]} columns, expected {width}")
         return self._run(rows, self.module_.unscale_output, np.dtype(np.float64), check_input=True)
 
     def reconstruction_error(self, X: Any, *, units: str = "scaled") -> np.ndarray:
@@ -172,7 +186,9 @@ class InferenceMixin:
         units : {"scaled", "original"}, default="scaled"
             ``"scaled"``: squared errors per entry in the model's scaled space (see
             :meth:`scale_rows`), summed over the row: each feature weighs by its spread, not
-            its units, and a PCA fitted on the same scaled rows is measured alike.
+            its units, and a PCA fitted on the same scaled rows is measured alike. A
+            categorical column adds the squared error between its one-hot row and the
+            predicted probabilities (between 0 and 2).
             ``"original"``: the same sum in the data's own units.
 
         Returns

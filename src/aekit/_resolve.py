@@ -21,6 +21,7 @@ from .training.trainer import batches_per_epoch, derive_seeds
 __all__ = [
     "auto_epochs",
     "auto_hidden",
+    "categorical_blocks",
     "initial_model",
     "resolve_configs",
     "resolve_image_shape",
@@ -94,8 +95,19 @@ def _resolve_auto(name: str, value: Any, auto: bool) -> bool:
     return value
 
 
+def categorical_blocks(stats: dict[str, np.ndarray]) -> tuple[tuple[int, int], ...]:
+    """The one-hot blocks of a table's layout (``stats["categorical_blocks"]``), or ()."""
+    blocks = stats.get("categorical_blocks")
+    if blocks is None:
+        return ()
+    return tuple((int(start), int(stop)) for start, stop in np.asarray(blocks).reshape(-1, 2))
+
+
 def scaling_params(stats: dict[str, np.ndarray], scaling: str) -> tuple[np.ndarray, np.ndarray]:
-    """(offset, scale) with ``scaled = (X - offset) / scale``; constant features get scale 1."""
+    """(offset, scale) with ``scaled = (X - offset) / scale``; constant features get scale 1.
+
+    The columns of one-hot blocks (:func:`categorical_blocks`) keep offset 0 and scale 1.
+    """
     d = len(stats["min"])
     if scaling == "standardize":
         offset, scale = stats["mean"], stats["std"]
@@ -107,6 +119,9 @@ def scaling_params(stats: dict[str, np.ndarray], scaling: str) -> tuple[np.ndarr
     else:
         offset, scale = np.zeros(d), np.ones(d)
     scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(offset)), scale, 1.0)
+    offset, scale = np.array(offset, dtype=np.float64), np.array(scale, dtype=np.float64)
+    for start, stop in categorical_blocks(stats):  # one-hot columns stay 0/1
+        offset[start:stop], scale[start:stop] = 0.0, 1.0
     with np.errstate(over="ignore"):
         offset, scale = offset.astype(np.float32), scale.astype(np.float32)
     check_finite_output(np.stack([offset, scale], axis=1), "input scaling", "column")
@@ -152,6 +167,7 @@ def resolve_configs(
         # PCA's home in a deep model; linear models and dictionaries start in their own layers
         "linear_path": params["init"] == "pca" and deep and params["sparsity"] is None,
         "input_dim": n_features,
+        "categorical_blocks": categorical_blocks(stats),
         "hidden": hidden,
         "image_shape": image_shape,
         "output": output,

@@ -22,6 +22,7 @@ from ._fields import (
     fill_parameters,
     finite,
     option,
+    ordered_pairs,
     positive_int,
 )
 
@@ -116,6 +117,12 @@ class ModelConfig(JsonConfig):
         "nonlinear ones: what a PCA start (init='pca') puts PCA's solution in, while the "
         "nonlinear branches start at zero and learn what PCA misses.",
     )
+    categorical_blocks: tuple[tuple[int, int], ...] = option(
+        (),
+        "(start, stop) of each categorical column's one-hot block in the input (from the "
+        "table's layout, aekit.data.tables): the output applies a softmax over each block, "
+        "whose columns are not scaled, and training adds a cross-entropy per block.",
+    )
 
     def __post_init__(self) -> None:
         positive_int("input_dim", self.input_dim)
@@ -153,6 +160,7 @@ class ModelConfig(JsonConfig):
             isinstance(self.linear_path, bool),
             f"linear_path must be a bool, got {self.linear_path!r}",
         )
+        ordered_pairs("categorical_blocks", self.categorical_blocks, self.input_dim)
         if self.image_shape is not None:
             shape = self.image_shape
             check(
@@ -429,6 +437,19 @@ class EstimatorOptions:
     transform_batch_size: int = option(
         4096, "Rows per chunk in transform and friends, so memory stays flat."
     )
+    categorical_features: str | None = option(
+        None,
+        "Integer-coded columns to treat as categorical (a DataFrame's category, text and bool "
+        "columns always are): names or 0-based indices, a list or one comma-separated string, "
+        "or a boolean mask. Each enters as a one-hot block and leaves through a softmax; "
+        "reconstruct then returns a DataFrame with the input's dtypes (an array for arrays). "
+        "Unseen categories are treated as missing, with a warning (aekit.data.tables).",
+    )
+    max_categories: int = option(
+        50,
+        "The most distinct values a categorical column may have: fit refuses a column with "
+        "more (a free-text or identifier column), naming it.",
+    )
 
 
 def estimator_defaults() -> dict[str, Option]:
@@ -445,6 +466,6 @@ def estimator_defaults() -> dict[str, Option]:
     return table
 
 
-# Config fields the estimator derives rather than takes: the data's width, and the linear path
-# that init="pca" puts PCA's solution in.
-RESOLVED_FIELDS = ("input_dim", "linear_path")
+# Config fields the estimator derives rather than takes: the data's width, the linear path
+# that init="pca" puts PCA's solution in, and the one-hot blocks of a table's layout.
+RESOLVED_FIELDS = ("input_dim", "linear_path", "categorical_blocks")

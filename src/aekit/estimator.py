@@ -10,7 +10,8 @@ in the model's *scaled* space (the space the network trains in: standardized col
 table, pixels in [0, 1] for 8-bit images), summed over a row. Each feature then weighs by its
 spread rather than its units, and the PCA baselines aekit compares with are fitted on the
 same scaled rows. ``reconstruction_error(X, units="original")`` gives the sum in the original
-units instead.
+units instead. A categorical column of a table (:mod:`aekit.data.tables`) adds the squared
+error between its one-hot row and the predicted probabilities (the model's softmax block).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import check_array, validate_data
 
 from ._inference import InferenceMixin
 from ._resolve import initial_model, resolve_configs
@@ -38,6 +39,7 @@ from .data.checks import (
 from .data.formats import read_array
 from .data.sources import RowSource, as_tensor
 from .data.stream import array_stats, open_rows, stream_stats
+from .data.tables import fit_layout
 from .errors import DataError, DataTypeError, NotFittedError
 from .model import Hourglass
 from .modelfile import save as save_model
@@ -81,6 +83,9 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         Number of features seen in ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Column names, when ``X`` had string column names.
+    table_layout_ : TableLayout or None
+        How a table's categorical columns are encoded (one-hot blocks in, a softmax per
+        block out; :mod:`aekit.data.tables`), or None for numeric input.
     n_iter_ : int
         Epochs run.
 
@@ -136,6 +141,8 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         divergence_lr_factor: float = 0.1,
         init: str = "pca",
         transform_batch_size: int = 4096,
+        categorical_features: Any = None,
+        max_categories: int = 50,
         random_state: int | None = None,
         verbose: int = 0,
     ) -> None:
@@ -178,6 +185,8 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         self.divergence_lr_factor = divergence_lr_factor
         self.init = init
         self.transform_batch_size = transform_batch_size
+        self.categorical_features = categorical_features
+        self.max_categories = max_categories
         self.random_state = random_state
         self.verbose = verbose
 
@@ -213,10 +222,21 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
                 f"got the path {str(X)!r}: only fit and partial_fit take file paths; "
                 "read the rows first (aekit.data.read_array)"
             )
+        if reset:
+            self.table_layout_ = fit_layout(X, self.categorical_features, self.max_categories)
+        layout = getattr(self, "table_layout_", None)
         with aekit_errors():
-            X = validate_data(
-                self, X, reset=reset, dtype=FLOATS, ensure_min_samples=1, ensure_all_finite=finite
-            )
+            if layout is None:
+                X = validate_data(
+                    self, X, reset=reset, dtype=FLOATS, ensure_min_samples=1,
+                    ensure_all_finite=finite,
+                )  # fmt: skip
+            else:  # the table's columns by name and count; then its encoding, as numbers
+                validate_data(self, X, reset=reset, skip_check_array=True)
+                X = check_array(
+                    layout.encode(X, np.float64), dtype=FLOATS, ensure_min_samples=1,
+                    ensure_all_finite=finite,
+                )  # fmt: skip
         if finite:
             check_float32_range(X)
         return X
@@ -269,9 +289,9 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
 
         Like ``IncrementalPCA.partial_fit``: feed the data batch by batch (or file by file)
         when it does not fit in memory at once. The first call (on an unfitted estimator)
-        builds the model and fixes the input scaling from that first ``X``; each call then
-        makes one shuffled pass of ``batch_size`` steps over its rows, keeping the
-        optimiser's state between calls. No rows are held out: ``val_fraction``,
+        builds the model and fixes the input scaling (and a table's categories) from that
+        first ``X``; each call then makes one shuffled pass of ``batch_size`` steps over its
+        rows, keeping the optimiser's state between calls. No rows are held out: ``val_fraction``,
         ``patience``, ``lr_schedule`` and ``epochs`` do not apply.
 
         Parameters
@@ -323,7 +343,11 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         if not isinstance(X, RowSource):
             bytes_in = getattr(X, "dtype", None) == np.uint8
             X = self._validate(X, reset=reset)
-            return as_tensor(X), {**array_stats(X), "uint8": np.asarray(bytes_in)}
+            stats = {**array_stats(X), "uint8": np.asarray(bytes_in)}
+            layout = getattr(self, "table_layout_", None)  # absent from older pickles
+            if layout is not None:
+                stats["categorical_blocks"] = np.asarray(layout.blocks).reshape(-1, 2)
+            return as_tensor(X), stats
         if not reset and X.n_features != self.n_features_in_:
             raise DataError(
                 f"X has {X.n_features} features, but {type(self).__name__} is expecting "
@@ -331,6 +355,7 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
             )
         if reset:
             self.n_features_in_ = X.n_features
+            self.table_layout_ = None
             if hasattr(self, "feature_names_in_"):
                 del self.feature_names_in_
         stats = stream_stats(X) if reset else {}

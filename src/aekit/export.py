@@ -77,6 +77,11 @@ def _scorer_of(model: Any, feature_names: Any) -> tuple[Any, dict[str, str]]:
             f"to_onnx exports an Autoencoder or AutoencoderOutlierDetector, not "
             f"{type(model).__name__}"
         )
+    if getattr(first, "table_layout_", None) is not None:
+        raise ConfigError(
+            "to_onnx exports models of numeric rows; this one encodes a table with categorical "
+            "columns (one-hot blocks), which the ONNX file would not"
+        )
     names = getattr(first, "feature_names_in_", None) if feature_names is None else feature_names
     if names is not None and len(names) != first.n_features_in_:
         raise ConfigError(f"{len(names)} feature names for {first.n_features_in_} features")

@@ -26,7 +26,7 @@ from torch import nn
 from .config import ModelConfig
 from .regularize import topk_mask
 
-__all__ = ["Hourglass", "Output"]
+__all__ = ["Hourglass", "Output", "softmax_blocks"]
 
 LOGIT_CLAMP = 0.01  # a sigmoid start expands the logit around the mean clipped to [c, 1 - c]
 
@@ -373,8 +373,14 @@ class Hourglass(nn.Module):
         return logits + self.linear_decoder(code) if self.config.linear_path else logits
 
     def output_activation(self, logits: torch.Tensor) -> torch.Tensor:
-        """Apply the output activation (identity or sigmoid)."""
-        return torch.sigmoid(logits) if self.config.output == "sigmoid" else logits
+        """Apply the output activation (identity or sigmoid), and a softmax per one-hot block.
+
+        The columns of a categorical block (``ModelConfig.categorical_blocks``) become its
+        categories' probabilities: every reconstruction, error and score sees those.
+        """
+        out = torch.sigmoid(logits) if self.config.output == "sigmoid" else logits
+        blocks = self.config.categorical_blocks
+        return softmax_blocks(logits, out, blocks) if blocks else out
 
     def decode(self, code: torch.Tensor) -> torch.Tensor:
         """Codes → reconstructions in the scaled space."""
@@ -386,6 +392,18 @@ class Hourglass(nn.Module):
         code = self.code_activation(pre)
         logits = self.decode_logits(code)
         return Output(self.output_activation(logits), code, logits, pre)
+
+
+def softmax_blocks(
+    logits: torch.Tensor, out: torch.Tensor, blocks: tuple[tuple[int, int], ...]
+) -> torch.Tensor:
+    """``out`` with the columns of each ``(start, stop)`` block the softmax of ``logits``'."""
+    parts, end = [], 0
+    for start, stop in blocks:
+        parts += [out[:, end:start], torch.softmax(logits[:, start:stop], dim=1)]
+        end = stop
+    parts.append(out[:, end:])
+    return torch.cat(parts, dim=1)
 
 
 def _pca_units(components: torch.Tensor, code_dim: int, signed_pairs: bool) -> torch.Tensor:

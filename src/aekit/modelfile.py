@@ -23,6 +23,7 @@ from safetensors.torch import save as save_safetensors_bytes
 from ._atomic import atomic_write
 from ._version import __version__
 from .config import SCALINGS, ModelConfig, TrainConfig
+from .data.tables import TableLayout
 from .errors import AekitError, ConfigError, ModelFileError
 from .model import Hourglass
 
@@ -68,7 +69,9 @@ _SAVED_FIELDS: dict[str, type | tuple[type, ...]] = {
     "format": str, "format_version": int, "aekit_version": str, "model": dict,
     "weights_sha256": str, "train": dict, "estimator": dict, "scaling": str,
     "n_features_in": int, "feature_names": (list, type(None)), "history": dict,
+    "table": (dict, type(None)),
 }  # fmt: skip
+_OPTIONAL_FIELDS = ("table",)  # added later: absent from older folders (numeric input)
 
 
 def _json_bytes(obj: object) -> bytes:
@@ -271,15 +274,45 @@ def save(estimator: Autoencoder, folder: str | os.PathLike[str]) -> Path:
         The folder.
     """
     names = getattr(estimator, "feature_names_in_", None)
+    layout = getattr(estimator, "table_layout_", None)
     meta = {
         "train": estimator.train_config_.to_dict(),
-        "estimator": estimator.get_params(),
+        "estimator": _json_params(estimator.get_params()),
         "scaling": estimator.scaling_,
         "n_features_in": int(estimator.n_features_in_),
         "feature_names": None if names is None else [str(n) for n in names],
         "history": estimator.history_.to_dict(),
+        "table": None if layout is None else layout.to_dict(),
     }
     return write_model(folder, estimator.module_, meta)
+
+
+def _json_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Estimator parameters for JSON: ``categorical_features`` as a list of plain values."""
+    chosen = params.get("categorical_features")
+    if chosen is not None and not isinstance(chosen, str):
+        items = np.asarray(chosen, dtype=object).tolist()
+        params = {**params, "categorical_features": [_plain(v) for v in items]}
+    return params
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _read_layout(data: object, model: ModelConfig, source: Path) -> TableLayout | None:
+    """The table layout of ``config.json`` (None for numeric input), matching the model."""
+    if data is None:
+        if model.categorical_blocks:
+            raise ModelFileError(f"{source}: categorical_blocks without a table layout")
+        return None
+    try:
+        layout = TableLayout.from_dict(data)
+    except ModelFileError as exc:
+        raise ModelFileError(f"{source}: {exc}") from exc
+    if layout.blocks != model.categorical_blocks:
+        raise ModelFileError(f"{source}: the table layout does not match categorical_blocks")
+    return layout
 
 
 def load(folder: str | os.PathLike[str]) -> Autoencoder:
@@ -295,7 +328,7 @@ def load(folder: str | os.PathLike[str]) -> Autoencoder:
 
     module, config = read_model(folder)
     source = Path(folder) / "config.json"
-    check_fields(config, _SAVED_FIELDS, source)
+    check_fields(config, _SAVED_FIELDS, source, optional=_OPTIONAL_FIELDS)
     params = dict(config["estimator"])
     for name, (since, old_value) in LEGACY_PARAMETERS.items():
         if config["format_version"] < since:
@@ -317,7 +350,11 @@ def load(folder: str | os.PathLike[str]) -> Autoencoder:
     scaling, n_features, names = config["scaling"], config["n_features_in"], config["feature_names"]
     if scaling not in SCALINGS[1:]:
         raise ModelFileError(f"{source}: scaling={scaling!r} is not one of {SCALINGS[1:]}")
-    if n_features != module.config.input_dim:
+    layout = _read_layout(config.get("table"), module.config, source)
+    width = n_features if layout is None else layout.width
+    if n_features != (n_features if layout is None else layout.n_columns):
+        raise ModelFileError(f"{source}: n_features_in does not match the table's columns")
+    if width != module.config.input_dim:
         raise ModelFileError(f"{source}: n_features_in does not match the model's input_dim")
     if names is not None and (
         len(names) != n_features or not all(isinstance(n, str) for n in names)
@@ -325,6 +362,7 @@ def load(folder: str | os.PathLike[str]) -> Autoencoder:
         raise ModelFileError(f"{source}: feature_names must be {n_features} strings")
     est._set_fitted(module, module.config, train_config, scaling, history)
     est.n_features_in_ = n_features
+    est.table_layout_ = layout
     if names is not None:
         est.feature_names_in_ = np.asarray(names, dtype=object)
     return est

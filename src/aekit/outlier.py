@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._scorer import AnomalyScorer, image_shape_of
 from ._threshold import threshold_for
+from .data.tables import needs_layout
 from .errors import ConfigError, DataError, NotFittedError
 from .estimator import Autoencoder
 
@@ -164,7 +165,12 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         self : AutoencoderOutlierDetector
         """
         self._validate_params()
-        X = validate_data(self, X, dtype=_DTYPES)
+        table = self._is_table(X)
+        X = (
+            validate_data(self, X, skip_check_array=True)
+            if table
+            else validate_data(self, X, dtype=_DTYPES)
+        )
         if self.prefit:
             if self.estimator is None or not hasattr(self.estimator, "n_features_in_"):
                 raise NotFittedError("prefit=True needs a fitted estimator")
@@ -176,6 +182,8 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
             members = [self.estimator]
         else:
             members = [est.fit(X) for est in self._unfitted_members(X.shape[1])]
+        if table:  # the scorer takes the rows the autoencoders see: one-hot blocks
+            X = members[0].table_layout_.encode(X, np.float64)
         if all(isinstance(m, Autoencoder) for m in members):
             self._set_scorer(members)
             train_scores = self.scorer_.calibrate_(X, int(members[0].transform_batch_size))
@@ -184,6 +192,13 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
             train_scores = self.anomaly_score(X)
         self._set_threshold(train_scores)
         return self
+
+    def _is_table(self, X: Any) -> bool:
+        """Whether ``X`` is a table with categorical columns (:mod:`aekit.data.tables`)."""
+        base = self.estimator
+        if self.prefit:
+            return getattr(base, "table_layout_", None) is not None
+        return needs_layout(X, getattr(base, "categorical_features", None))
 
     def _unfitted_members(self, n_features: int) -> list[Autoencoder]:
         """``n_estimators`` clones of the base autoencoder, each with its own seed."""
@@ -221,8 +236,13 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         self.offset_ = -self.threshold_
 
     def _check(self, X: Any) -> np.ndarray:
+        """Checked rows; a table's encoded with the autoencoders' layout (one-hot blocks)."""
         check_is_fitted(self)
-        return validate_data(self, X, reset=False, dtype=_DTYPES)
+        layout = getattr(self.estimator_, "table_layout_", None)
+        if layout is None:
+            return validate_data(self, X, reset=False, dtype=_DTYPES)
+        validate_data(self, X, reset=False, skip_check_array=True)
+        return layout.encode(X, np.float64)
 
     def reconstruction_error(self, X: Any) -> np.ndarray:
         """The first autoencoder's per-row sum of squared errors in its scaled space.
@@ -231,7 +251,10 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         -------
         errors : ndarray of shape (n_samples,)
         """
-        return np.asarray(self.estimator_.reconstruction_error(self._check(X)), dtype=np.float64)
+        rows = self._check(X)
+        if getattr(self.estimator_, "table_layout_", None) is not None:
+            rows = X  # the autoencoder encodes its table itself
+        return np.asarray(self.estimator_.reconstruction_error(rows), dtype=np.float64)
 
     def anomaly_score(self, X: Any) -> np.ndarray:
         """Each row's anomaly score: higher is more abnormal, 0 a typical training row.

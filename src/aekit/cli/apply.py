@@ -29,6 +29,12 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
     check_output(args.output)
     with model_and_data(args, stream=True) as (ae, _, data):
+        if getattr(ae, "table_layout_", None) is not None:
+            raise ConfigError(
+                f"{args.model} models a table with categorical columns: aekit reconstruct "
+                "does not write such rows yet (use Autoencoder.reconstruct, which returns a "
+                "DataFrame)"
+            )
         parts = map_rows(data, args.data, ae.reconstruct)
         names = getattr(data, "columns", None)  # a table's, or a streamed parquet file's
         n = write_rows(args.output, data, parts, ae.n_features_in_, names)

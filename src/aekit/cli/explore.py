@@ -59,6 +59,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     elif info.get("label_column") is not None and names_columns(args.data):
         label_column = info["label_column"]
     with model_and_data(args, label_column) as (ae, info, table):  # in memory: all rows plot
+        if getattr(ae, "table_layout_", None) is not None:
+            raise ConfigError(
+                f"{args.model} models a table with categorical columns: aekit report does not "
+                "cover such models yet (use aekit score, or Autoencoder.reconstruction_error)"
+            )
         labels = read_labels(labels_file) if labels_file is not None else table.labels
         X = np.asarray(table.X)
     holdout, notes = None, []

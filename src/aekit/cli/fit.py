@@ -25,6 +25,7 @@ from .inputs import (
     HOLDOUT,
     at_most,
     fingerprint,
+    is_frame,
     npy_bytes,
     open_streamed,
     read_data,
@@ -113,7 +114,8 @@ def _fit(args: argparse.Namespace, ctx: DistributedContext) -> int:
     try:
         if source is None:
             table = read_data(args.data, args.columns, args.label_column)
-            X, columns = np.asarray(table.X), table.columns
+            X = table.X if is_frame(table.X) else np.asarray(table.X)
+            columns = table.columns
         else:
             X, columns = source, getattr(source, "columns", None)
         return _fit_rows(args, X, columns, ctx, out, seed)
@@ -137,8 +139,8 @@ def _fit_rows(
         train_idx, holdout_idx = split_indices(len(X), args.holdout, seed)
     else:
         train_idx, holdout_idx = np.arange(len(X)), np.arange(0)
-    if isinstance(X, np.ndarray):
-        train = X[train_idx]
+    if isinstance(X, np.ndarray) or is_frame(X):
+        train = rows_at(X, train_idx)
     else:
         train = RowSubset(X, train_idx) if len(holdout_idx) else X
     ae = Autoencoder(**{**estimator_kwargs(args), "random_state": seed, "device": ctx.device})

@@ -22,6 +22,7 @@ __all__ = [
     "at_most",
     "fingerprint",
     "fit_info",
+    "is_frame",
     "map_rows",
     "model_and_data",
     "npy_bytes",
@@ -42,15 +43,24 @@ _STREAM_BYTES = 2**30  # --stream's default: stream .npy / .parquet files larger
 
 
 def read_data(path: str, columns: list[str] | None, label_column: str | None) -> Any:
-    """DATA read into memory as a :class:`~aekit.data.Table`, refused if empty or not finite."""
+    """DATA read into memory as a :class:`~aekit.data.Table`, refused if empty or not finite.
+
+    A table with text columns (X a DataFrame) is checked by the estimator once encoded.
+    """
     from ..data.checks import check_finite_rows
     from ..data.formats import read_table
 
     table = read_table(path, columns=columns, label_column=label_column)
     if table.X.shape[0] == 0 or table.X.shape[1] == 0:
         raise DataError(f"{path} has no data ({table.X.shape[0]} rows, {table.X.shape[1]} columns)")
-    check_finite_rows(np.asarray(table.X), what=str(path))
+    if not is_frame(table.X):
+        check_finite_rows(np.asarray(table.X), what=str(path))
     return table
+
+
+def is_frame(X: Any) -> bool:
+    """Whether rows are a pandas DataFrame (a table with text columns), without importing pandas."""
+    return type(X).__name__ == "DataFrame" and hasattr(X, "iloc")
 
 
 def fingerprint(X: Any) -> str:
@@ -60,6 +70,10 @@ def fingerprint(X: Any) -> str:
     """
     if isinstance(X, np.ndarray):
         return hashlib.sha256(np.ascontiguousarray(X, dtype=np.float32).tobytes()).hexdigest()
+    if is_frame(X):  # a table with text columns: pandas' hash of its values, row by row
+        import pandas as pd
+
+        return hashlib.sha256(pd.util.hash_pandas_object(X, index=False).to_numpy()).hexdigest()
     digest = hashlib.sha256()
     for _, rows in X.chunks():
         digest.update(rows.numpy().tobytes())
@@ -98,6 +112,8 @@ def rows_at(X: Any, index: np.ndarray) -> np.ndarray:
     """Rows ``index`` (sorted) of an array or a streamed source, as an array."""
     if isinstance(X, np.ndarray):
         return X[index]
+    if is_frame(X):
+        return X.iloc[index]
     import torch
 
     return X.take(torch.from_numpy(index.astype(np.int64))).numpy()
@@ -143,6 +159,8 @@ def model_and_data(
     source = open_streamed(args.data, args.stream, columns, label_column) if stream else None
     try:
         data = source if source is not None else read_data(args.data, columns, label_column)
+        if source is None and is_frame(data.X) and getattr(ae, "table_layout_", None) is None:
+            data.X = data.X.to_numpy()  # a numeric model: text columns are refused by value
         n_features = source.n_features if source is not None else data.X.shape[1]
         if n_features != ae.n_features_in_:
             raise DataError(

@@ -8,6 +8,7 @@
 - :mod:`aekit.data.folders`: a folder or glob of shards read as one dataset.
 - :mod:`aekit.data.shares`: each DDP rank's share of a streamed epoch.
 - :mod:`aekit.data.checks`: the input check (shape, dtype, NaN/infinity, float32's range).
+- :mod:`aekit.data.tables`: a table's categorical columns as one-hot blocks and back.
 """
 
 from __future__ import annotations

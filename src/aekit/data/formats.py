@@ -16,11 +16,12 @@ folder     a folder, a glob      yes    no     yes     as its shards
 IDX is MNIST's format, recognised by its file name (``train-images-idx3-ubyte``), gzipped or
 not; parquet needs pyarrow (``pip install 'aekit[parquet]'``). A *folder* (or a glob pattern)
 of ``.parquet`` or ``.npy`` shards is one dataset (:mod:`aekit.data.folders`: the layouts
-Spark and Dask write, its row order, its schema check). Everything that depends on a
-file's format asks this table, through :func:`file_format`, :func:`find_format`,
-:func:`can_stream`, :func:`names_columns` and :func:`check_output`, and never looks at a suffix
-itself. The readers are in :mod:`aekit.data.readers`, the writers in :mod:`aekit.data.writers`,
-the streamed sources in :mod:`aekit.data.stream`.
+Spark and Dask write, its row order, its schema check). A CSV, TSV or parquet file whose
+feature columns hold text is read whole, with pandas, as a DataFrame (never streamed).
+Everything that depends on a file's format asks this table, through :func:`file_format`,
+:func:`find_format`, :func:`can_stream`, :func:`names_columns` and :func:`check_output`, and
+never looks at a suffix itself. The readers are in :mod:`aekit.data.readers`, the writers in
+:mod:`aekit.data.writers`, the streamed sources in :mod:`aekit.data.stream`.
 """
 
 from __future__ import annotations

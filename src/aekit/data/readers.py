@@ -3,7 +3,9 @@
 Each reader takes ``(path, columns, label_column)`` and returns a :class:`Table`: the numeric
 feature columns, the label column if one was asked for, and the column names if the file has
 them. Arrays (``.npy``, ``.npz``, IDX) have unnamed columns, picked by 0-based index; text
-tables (``.csv``, ``.tsv``) and parquet files name theirs.
+tables (``.csv``, ``.tsv``) and parquet files name theirs. A text table or parquet file
+whose feature columns hold text (or, in parquet, categories) gives X as a pandas DataFrame
+instead, for :mod:`aekit.data.tables` to encode.
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ class Table:
 
     Attributes
     ----------
-    X : ndarray of shape (n_rows, n_features)
-        The feature columns (``.npy`` files stay memory-mapped when no column is picked).
+    X : ndarray of shape (n_rows, n_features), or DataFrame
+        The feature columns (``.npy`` files stay memory-mapped when no column is picked); a
+        DataFrame where some hold text (CSV, parquet), read by pandas.
     labels : ndarray of shape (n_rows,) or None
         The label column, when one was asked for (integers where all values are whole
         numbers, strings otherwise).
@@ -55,12 +58,15 @@ class Table:
         Names of the feature columns, when the file names them (CSV header, parquet).
     """
 
-    X: np.ndarray
+    X: Any
     labels: np.ndarray | None = None
     columns: list[str] | None = None
 
 
-_EXTRAS = {"pyarrow": "parquet"}  # optional packages, and the aekit extra that installs each
+_EXTRAS = {
+    "pyarrow": "parquet",
+    "pandas": "parquet",
+}  # optional packages, and the aekit extra that installs each
 
 
 def require(package: str, doing: str) -> None:
@@ -228,11 +234,33 @@ def read_delimited(path: Path, columns: Columns, label_column: Label, *, sep: st
             else:
                 X = np.empty((0 if labels is None else len(labels), 0))
         except ValueError as exc:
-            raise _explain_bad_text(path, sep, skip, feature_idx, names) from exc
+            problem = _explain_bad_text(path, sep, skip, feature_idx, names)
+            if not isinstance(problem, DataTypeError):
+                raise problem from exc
+            X = _read_text_columns(path, sep, names, feature_idx)
     if X.shape[0] == 0 and (labels is None or len(labels) == 0):
         raise DataError(f"{path} has no data rows")
     feature_names = None if names is None else [names[i] for i in feature_idx]
     return Table(X, labels, feature_names)
+
+
+def _read_text_columns(
+    path: Path, sep: str, names: list[str] | None, feature_idx: list[int]
+) -> Any:
+    """The feature columns of a text table with text in them, as a pandas DataFrame."""
+    require("pandas", f"reading the text columns of {path}")
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(
+            path, sep=sep, header=None if names is None else 0, usecols=feature_idx,
+            skipinitialspace=True,
+        )  # fmt: skip
+    except (ValueError, OSError) as exc:
+        raise DataError(f"cannot read {path} as a table ({exc})") from exc
+    if names is None:
+        table.columns = list(range(table.shape[1]))
+    return table.iloc[:, [sorted(feature_idx).index(i) for i in feature_idx]]
 
 
 def _explain_bad_text(
@@ -286,9 +314,11 @@ def open_parquet(path: Path) -> Any:
 
 
 def parquet_columns(
-    path: Path, schema: Any, columns: Columns, label_column: Label
+    path: Path, schema: Any, columns: Columns, label_column: Label, *, text: bool = False
 ) -> tuple[int | None, list[int]]:
     """(label index, feature indices) of a parquet schema; the features must be numeric.
+
+    With ``text``, string and dictionary (categorical) feature columns are allowed too.
 
     Raises
     ------
@@ -305,27 +335,40 @@ def parquet_columns(
         kind = schema.field(i).type
         if not (
             pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
-        ):
+        ) and not (text and _is_text(kind)):
             raise DataTypeError(
                 f"{path} column {names[i]!r} holds {kind} values, "
                 "expected numbers; pick numeric columns or name it as the label column"
-            )
+                + ("" if text else " (a streamed file must be numeric: --no-stream reads one "
+                   "with text columns into memory)")
+            )  # fmt: skip
     return label_idx, feature_idx
 
 
+def _is_text(kind: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(
+        pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_dictionary(kind)
+    )
+
+
 def read_parquet(path: Path, columns: Columns, label_column: Label) -> Table:
-    """A parquet file, read whole (needs pyarrow)."""
+    """A parquet file, read whole (needs pyarrow); text columns make X a DataFrame."""
     parquet = open_parquet(path)
     import pyarrow as pa
 
     schema = parquet.schema_arrow
-    label_idx, feature_idx = parquet_columns(path, schema, columns, label_column)
+    label_idx, feature_idx = parquet_columns(path, schema, columns, label_column, text=True)
     try:
         table = parquet.read()
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"cannot read {path} as parquet ({exc})") from exc
-    features = [table.column(i).to_numpy() for i in feature_idx]
-    X = np.column_stack(features) if features else np.empty((table.num_rows, 0))
+    if any(_is_text(schema.field(i).type) for i in feature_idx):
+        X = table.select(feature_idx).to_pandas()
+    else:
+        features = [table.column(i).to_numpy() for i in feature_idx]
+        X = np.column_stack(features) if features else np.empty((table.num_rows, 0))
     labels = None
     if label_idx is not None:
         labels = _as_labels(np.asarray(table.column(label_idx).to_numpy(zero_copy_only=False)))

@@ -1,5 +1,10 @@
 """What training minimises: the reconstruction loss, the code penalties (AuxK included).
 
+A table with categorical columns (``ModelConfig.categorical_blocks``) trains with
+cross-entropy on each one-hot block (:func:`categorical_loss_sum`) beside the loss on the
+numeric columns; errors (validation, row errors) stay the squared error of every column,
+the blocks' being between the one-hot rows and the predicted probabilities.
+
 :class:`Objective` turns one forward pass into the step's loss, and computes the validation
 loss. Losses are sums over this rank's rows divided by the global row count, times the world
 size: DDP's gradient averaging then yields the gradient of the global mean, so one process
@@ -9,6 +14,7 @@ and several compute the same step.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from typing import Any
 
@@ -25,8 +31,10 @@ __all__ = [
     "DEAD_AFTER_ROWS",
     "Objective",
     "autocast",
+    "categorical_loss_sum",
     "dead_unit_loss_sum",
     "loss_sum",
+    "table_loss_sum",
     "uses_dead_unit_loss",
 ]
 
@@ -51,6 +59,58 @@ def loss_sum(out: Output, target: torch.Tensor, loss: str) -> torch.Tensor:
 
 def _squared_error_sum(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(recon.float(), target, reduction="sum")
+
+
+def categorical_loss_sum(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    blocks: tuple[tuple[int, int], ...],
+    observed: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Cross-entropy of each one-hot block's softmax, summed over rows and blocks (float32).
+
+    Parameters
+    ----------
+    logits : Tensor of shape (n_rows, n_columns)
+        The decoder's output before the per-block softmax.
+    target : Tensor of shape (n_rows, n_columns)
+        The scaled rows: one-hot blocks (all-NaN or all-zero for a missing value, which
+        then adds nothing).
+    blocks : tuple of (start, stop)
+        The blocks (``ModelConfig.categorical_blocks``).
+    observed : bool Tensor of shape (n_rows, n_blocks), optional
+        Which blocks count (default: every block whose target is not NaN).
+    """
+    total = logits.new_zeros((), dtype=torch.float32)
+    for b, (start, stop) in enumerate(blocks):
+        log_p = torch.log_softmax(logits[:, start:stop].float(), dim=1)
+        ce = -(torch.nan_to_num(target[:, start:stop].float()) * log_p).sum(dim=1)
+        if observed is not None:
+            ce = torch.where(observed[:, b], ce, torch.zeros_like(ce))
+        total = total + ce.sum()
+    return total
+
+
+@functools.lru_cache(maxsize=16)
+def numeric_columns(blocks: tuple[tuple[int, int], ...], width: int) -> torch.Tensor:
+    """Indices of the columns outside every block (int64)."""
+    keep = torch.ones(width, dtype=torch.bool)
+    for start, stop in blocks:
+        keep[start:stop] = False
+    return keep.nonzero().flatten()
+
+
+def table_loss_sum(
+    out: Output, target: torch.Tensor, loss: str, blocks: tuple[tuple[int, int], ...]
+) -> torch.Tensor:
+    """:func:`loss_sum` on the numeric columns plus :func:`categorical_loss_sum` on the blocks."""
+    if not blocks:
+        return loss_sum(out, target, loss)
+    numeric = numeric_columns(blocks, target.shape[1]).to(target.device)
+    part = Output(out.recon[:, numeric], out.code, out.logits[:, numeric], out.pre)
+    return loss_sum(part, target[:, numeric], loss) + categorical_loss_sum(
+        out.logits, target, blocks
+    )
 
 
 def uses_dead_unit_loss(mcfg: Any) -> bool:
@@ -111,6 +171,7 @@ class Objective:
         self.precision = config.precision
         self.ranks = ranks
         self.device = device
+        self.blocks = module.config.categorical_blocks  # cross-entropy on these columns
         self.counts_dead_units = uses_dead_unit_loss(module.config)
         self.penalised = module.config.sparsity in ("l1", "kl") or self.counts_dead_units
 
@@ -128,7 +189,7 @@ class Objective:
         local_rows, global_rows : int
             Rows on this rank, and in the global batch over all ranks.
         """
-        recon_sum = loss_sum(out, clean, self.loss)
+        recon_sum = table_loss_sum(out, clean, self.loss, self.blocks)
         loss = recon_sum * (self.ranks.world_size / global_rows / clean.shape[1])
         penalty = self.penalty(out, clean, local_rows, global_rows) if self.penalised else None
         if penalty is not None:
@@ -177,7 +238,7 @@ class Objective:
             clean = self.module.scale_input(source.take(chunk).to(self.device))
             with autocast(self.device, self.precision):
                 out = self.module(clean)
-            sums[0] += loss_sum(out, clean, self.loss).double()
+            sums[0] += table_loss_sum(out, clean, self.loss, self.blocks).double()
             sums[1] += _squared_error_sum(out.recon, clean).double()
         loss, error = self.ranks.all_sum(sums).tolist()
         return loss / (len(rows) * source.n_features), error / len(rows)

@@ -1,0 +1,156 @@
+"""Categorical and boolean columns: the table layout, the softmax blocks, the error unit."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from aekit import Autoencoder, AutoencoderOutlierDetector, ConfigError, DataError
+from aekit.cli import main
+from aekit.data.formats import read_table
+from aekit.data.tables import TableLayout, needs_layout
+from aekit.errors import AekitWarning, DataTypeError
+from aekit.modelfile import load
+from aekit.training.objective import categorical_loss_sum
+from tests.helpers import FAST
+
+
+def mixed(n=400, seed=0):
+    """Numeric columns, a 3-category text column that is a function of them, a bool column."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3))
+    kind = np.where(x[:, 0] + x[:, 1] > 0.5, "hi", np.where(x[:, 0] - x[:, 2] > 0, "mid", "lo"))
+    return pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "kind": kind, "up": x[:, 2] > 0})
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    df = mixed()
+    return Autoencoder(code_dim=2, **{**FAST, "epochs": 40}).fit(df), df
+
+
+def test_layout_round_trips_columns_dtypes_and_categories():
+    df = pd.DataFrame(
+        {
+            "x": [1.5, 2.0, 3.0, 4.0],
+            "cat": pd.Categorical(
+                ["a", "b", "a", "c"], categories=["c", "b", "a", "z"], ordered=True
+            ),
+            "flag": [True, False, True, True],
+            "obj": pd.Series(["u", "v", "u", "v"], dtype=object),
+            "text": pd.array(["p", "q", "p", "q"], dtype="string"),
+            "code": [3, 1, 3, 2],
+            "f32": np.float32([1, 2, 3, 4]),
+        }
+    )
+    layout = TableLayout.fit(df, categorical_features=["code"])
+    assert layout.blocks == ((1, 5), (5, 7), (7, 9), (9, 11), (11, 14))
+    assert layout.feature_groups.tolist() == [0, 1, 1, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 5, 6]
+    encoded = layout.encode(df)
+    assert encoded.dtype == np.float32 and encoded.shape == (4, 15)
+    assert encoded[0, 1:5].tolist() == [0, 0, 1, 0]  # "a" is the third category of the dtype
+    back = layout.decode(encoded)
+    pd.testing.assert_frame_equal(back, df.astype({"x": np.float64, "code": np.int64}))
+    again = TableLayout.from_dict(json.loads(json.dumps(layout.to_dict())))
+    assert again == layout and again.decode(encoded).equals(back)
+
+
+def test_integer_coded_columns_of_an_array_by_index_and_mask():
+    X = np.array([[0, 1.5], [2, 2.5], [1, 0.0]])
+    for spec in ([0], np.array([True, False]), "0"):
+        layout = TableLayout.fit(X, spec)
+        assert layout.blocks == ((0, 3),) and not layout.frame
+        assert np.array_equal(layout.decode(layout.encode(X)), X)
+    assert not needs_layout(X) and needs_layout(X, [0])
+    with pytest.raises(ConfigError, match="no column 5"):
+        TableLayout.fit(X, [5])
+
+
+def test_missing_and_unseen_categories_become_missing_blocks():
+    layout = TableLayout.fit(pd.DataFrame({"colour": ["red", "blue", "red"], "x": [1.0, 2, 3]}))
+    new = pd.DataFrame({"colour": ["red", None, "purple"], "x": [1.0, 2, 3]})
+    with pytest.warns(AekitWarning, match=r"column 'colour'.*not seen in fit \('purple'\)"):
+        encoded = layout.encode(new)
+    assert encoded[0, :2].tolist() == [0, 1]
+    assert np.isnan(encoded[1:, :2]).all() and not np.isnan(encoded[:, 2]).any()
+
+
+def test_too_many_categories_and_dates_name_the_column():
+    ids = pd.DataFrame({"x": np.arange(60.0), "user": [f"u{i}" for i in range(60)]})
+    with pytest.raises(DataError, match=r"column 'user' has 60 distinct values.*max_categories=50"):
+        Autoencoder(**FAST).fit(ids)
+    TableLayout.fit(ids, max_categories=60)  # allowed when raised
+    dates = pd.DataFrame({"x": [1.0, 2.0], "when": pd.to_datetime(["2024-01-01", "2024-02-01"])})
+    with pytest.raises(DataTypeError, match=r"column 'when' holds datetime64"):
+        Autoencoder(**FAST).fit(dates)
+
+
+def test_categories_are_learned_from_the_numeric_columns(fitted):
+    ae, df = fitted
+    back = ae.reconstruct(df)
+    assert isinstance(back, pd.DataFrame) and list(back.columns) == list(df.columns)
+    assert list(back.dtypes) == list(df.dtypes)
+    chance = df["kind"].value_counts(normalize=True).max()  # 0.42
+    assert (back["kind"] == df["kind"]).mean() > chance + 0.3
+    assert (back["up"] == df["up"]).mean() > 0.8
+    assert ae.model_config_.categorical_blocks == ((3, 6), (6, 8))
+    assert ae.module_.scale[3:].tolist() == [1.0] * 5 and ae.module_.offset[3:].abs().sum() == 0
+    assert ae.inverse_transform(ae.transform(df)).equals(back)
+    assert isinstance(ae.transform(df), np.ndarray)
+
+
+def test_the_error_unit_is_one_hot_minus_probabilities_squared(fitted):
+    ae, df = fitted
+    module, layout = ae.module_, ae.table_layout_
+    rows = torch.from_numpy(layout.encode(df[:20]))
+    scaled = module.scale_input(rows)
+    out = module(scaled)
+    probs = out.recon[:, 3:6].detach()
+    assert torch.allclose(probs.sum(dim=1), torch.ones(20))
+    expected = (out.recon.detach().double() - scaled.double()).square().sum(dim=1)
+    one_hot_part = (probs.double() - scaled[:, 3:6].double()).square().sum(dim=1)
+    assert one_hot_part.max() > 0
+    assert np.allclose(ae.reconstruction_error(df[:20]), expected.numpy(), rtol=1e-6)
+    # training uses cross-entropy on the same blocks; a missing (NaN) block adds nothing
+    target = scaled.clone()
+    ce = categorical_loss_sum(out.logits, target, ((3, 6),))
+    manual = -(torch.log_softmax(out.logits[:, 3:6], 1) * target[:, 3:6]).sum()
+    assert torch.allclose(ce, manual)
+    row0 = -(torch.log_softmax(out.logits[0, 3:6], 0) * target[0, 3:6]).sum()
+    target[0, 3:6] = float("nan")
+    assert torch.allclose(categorical_loss_sum(out.logits, target, ((3, 6),)), ce - row0)
+
+
+def test_model_folder_round_trip(fitted, tmp_path):
+    ae, df = fitted
+    ae.save(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["table"]["columns"][3]["categories"] == ["hi", "lo", "mid"]
+    again = load(tmp_path / "m")
+    assert np.array_equal(again.reconstruction_error(df), ae.reconstruction_error(df))
+    assert again.reconstruct(df).equals(ae.reconstruct(df))
+    assert list(again.feature_names_in_) == list(df.columns)
+
+
+def test_outlier_detector_on_a_table(fitted):
+    _, df = fitted
+    det = AutoencoderOutlierDetector(Autoencoder(**FAST), n_estimators=1, random_state=0)
+    det.fit(df)
+    flipped = df.assign(kind=df["kind"].map({"hi": "lo", "lo": "hi", "mid": "hi"}))
+    assert det.score_samples(flipped).mean() < det.score_samples(df).mean()
+    assert det.reconstruction_error(df).shape == (len(df),)
+
+
+def test_cli_fits_and_scores_a_csv_with_text_columns(tmp_path, capsys):
+    df = mixed(200)
+    df.to_csv(tmp_path / "t.csv", index=False)
+    assert isinstance(read_table(tmp_path / "t.csv").X, pd.DataFrame)
+    options = ["--code-dim", "2", "--epochs", "3", "--seed", "0", "-q"]
+    assert main(["fit", str(tmp_path / "t.csv"), *options, "-o", str(tmp_path / "m")]) == 0
+    out = str(tmp_path / "s.csv")
+    assert main(["score", str(tmp_path / "m"), str(tmp_path / "t.csv"), "-o", out]) == 0
+    scores = np.loadtxt(out, skiprows=1)
+    assert scores.shape == (200,) and np.isfinite(scores).all()
+    assert load(tmp_path / "m").table_layout_.blocks == ((3, 6), (6, 8))
