@@ -79,7 +79,7 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         Scaling actually applied (``"auto"`` resolved).
     n_features_in_ : int
         Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names, when ``X`` had string column names.
     n_iter_ : int
         Epochs run.
@@ -237,9 +237,9 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         X : array-like of shape (n_samples, n_features), path, or row source
             Training rows (NumPy, pandas, anything array-like); or a file path: a ``.npy``
             or ``.parquet`` file is streamed from disk in shuffled blocks (see
-            :class:`aekit.stream.NpyRows` and :class:`aekit.stream.ParquetRows`: all
+            :class:`aekit.data.stream.NpyRows` and :class:`aekit.data.stream.ParquetRows`: all
             numeric columns of a parquet file) and never loaded whole, other formats are
-            read into memory; or a row source such as :class:`~aekit.stream.ParquetRows`
+            read into memory; or a row source such as :class:`~aekit.data.stream.ParquetRows`
             (which picks columns). :meth:`transform` and the other methods take arrays, not
             paths: read rows with :func:`aekit.data.read_array`, or chunk by chunk.
         y : None
