@@ -66,8 +66,9 @@ sphinx_gallery_conf = {
     "image_scrapers": ("matplotlib",),
     "show_memory": False,
     "reset_modules": ("matplotlib",),
-    # the examples read it to pick their CI sizes; shown on each page so a reader knows
     "first_notebook_cell": None,
+    # the CI mode always reruns every example (a full build may reuse unchanged ones)
+    "run_stale_examples": QUICK,
 }
 
 # -- HTML ------------------------------------------------------------------------------------
