@@ -21,7 +21,7 @@ import aekit  # noqa: E402
 
 project = "aekit"
 author = "aekit developers"
-copyright = "aekit developers, BSD-3-Clause"  # noqa: A001
+copyright = "aekit developers, BSD-3-Clause"
 version = release = aekit.__version__
 
 extensions = [
@@ -80,6 +80,9 @@ html_show_sourcelink = False
 html_theme_options = {
     "navbar_end": ["theme-switcher", "navbar-icon-links"],
     "show_toc_level": 2,
+    "navbar_align": "left",
+    # gallery pages: no right-hand sidebar, so code and figures get the width
+    "secondary_sidebar_items": {"auto_examples/*": []},
     "navigation_with_keys": False,
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],

@@ -87,7 +87,8 @@ def speed(data: dict[str, Any]) -> Table:
             rate = result["samples_per_s"]
             ratio = _f(rate / hand, 2) if hand else "–"
             widths = "-".join(map(str, block["hidden"]))
-            rows.append([f"{size} ({widths})", name, f"{rate:,.0f}", ratio, _f(result["test_error"], 2)])
+            error = _f(result["test_error"], 2)
+            rows.append([f"{size} ({widths})", name, f"{rate:,.0f}", ratio, error])
     return ["model", "contender", "samples/s", "× hand loop", "test error"], rows
 
 
@@ -137,9 +138,10 @@ class AekitBenchmark(SphinxDirective):
     """Render benchmarks/results/<argument>.json with the renderer named by ``:kind:``."""
 
     required_arguments = 1
-    option_spec = {"kind": str}  # noqa: RUF012
+    option_spec = {"kind": str}
 
     def run(self) -> list[nodes.Node]:
+        """The table's nodes, parsed from generated RST."""
         name = self.arguments[0]
         path = RESULTS / f"{name}.json"
         self.env.note_dependency(str(path))

@@ -61,6 +61,7 @@ class AekitCli(SphinxDirective):
     has_content = False
 
     def run(self) -> list[nodes.Node]:
+        """The sections, built from a fresh parser."""
         from aekit.cli.parser import build_parser
 
         parser = build_parser()

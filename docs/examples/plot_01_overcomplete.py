@@ -17,9 +17,9 @@ trains for fewer epochs.
 """
 
 import os
+import warnings
 
 import matplotlib.pyplot as plt
-import numpy as np
 from sklearn.datasets import load_digits
 
 from aekit import Autoencoder
@@ -33,7 +33,8 @@ X_train = X_train[:150]  # a small training set makes memorising visible
 # %%
 # The same network (one hidden layer of 256 units) at each code size, trained from a random
 # start with no validation split and no early stopping, so that what it can do is what it
-# does. aekit warns about the plain overcomplete ones: they can learn the identity.
+# does. aekit warns about the plain overcomplete ones (they can learn the identity); the
+# warnings are collected here and the first one printed.
 codes = [8, 64, 256] if QUICK else [4, 8, 16, 32, 64, 128, 256]
 variants = {
     "plain": {},
@@ -42,12 +43,15 @@ variants = {
 }
 common = {"hidden": (256,), "epochs": 150 if QUICK else 400, "val_fraction": 0, "init": "random"}
 results, models = {}, {}
-for name, extra in variants.items():
-    for k in codes:
-        ae = Autoencoder(code_dim=k, random_state=0, **common, **extra).fit(X_train)
-        train, test = ae.reconstruction_error(X_train), ae.reconstruction_error(X_test)
-        results[name, k] = (train.mean(), test.mean())
-        models[name, k] = (ae, train, test)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    for name, extra in variants.items():
+        for k in codes:
+            ae = Autoencoder(code_dim=k, random_state=0, **common, **extra).fit(X_train)
+            train, test = ae.reconstruction_error(X_train), ae.reconstruction_error(X_test)
+            results[name, k] = (train.mean(), test.mean())
+            models[name, k] = (ae, train, test)
+print(f"aekit warned {len(caught)} times; the first: {caught[0].message}")
 
 print(f"{'model':>25} {'code':>5} {'train':>7} {'held-out':>9} {'held-out / train':>17}")
 for (name, k), (train, test) in results.items():
@@ -68,8 +72,7 @@ for i, name in enumerate(variants):
 for ax in axes:
     ax.axvline(64, color="grey", ls=":", lw=1)
     ax.set(xscale="log", xlabel="code size (input: 64 pixels)")
-axes[0].set(yscale="log", ylabel="mean squared error per image",
-            title="training (solid) and held-out (dashed)")  # fmt: skip
+axes[0].set(yscale="log", ylabel="mean squared error per image", title="training and held-out")
 axes[1].set(ylabel="held-out error / training error", title="the gap")
 axes[1].legend(fontsize=8)
 fig.tight_layout()
@@ -78,8 +81,8 @@ fig.tight_layout()
 # The memorising model, shown
 # ---------------------------
 # The widest plain model on eight training images (top two rows: image, reconstruction)
-# and on eight held-out images (bottom two rows); each reconstruction is titled with its
-# squared error.
+# and on eight held-out images (bottom two rows); the number above each reconstruction is
+# its squared error.
 ae, train_err, test_err = models["plain", codes[-1]]
 fig, axes = plt.subplots(4, 8, figsize=(8, 4.8))
 for block, (images, errors, label) in enumerate(

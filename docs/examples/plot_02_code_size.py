@@ -48,9 +48,11 @@ ax.plot(codes, [found[k].ae_error for k in codes], "o-", color="tab:blue", label
 for k, m in found.items():
     if m.components_to_match:
         ax.annotate(
-            "", xy=(m.components_to_match, m.ae_error), xytext=(k, m.ae_error),
+            "",
+            xy=(m.components_to_match, m.ae_error),
+            xytext=(k, m.ae_error),
             arrowprops={"arrowstyle": "->", "color": "tab:blue", "alpha": 0.5},
-        )  # fmt: skip
+        )
 ax.set(xscale="log", xlabel="code size / PCA components", ylabel="held-out squared error")
 ax.legend()
 fig.tight_layout()

@@ -63,7 +63,7 @@ atoms = decoder_basis(model).T  # (128, 64)
 usage = (np.abs(model.transform(X_test)) > 1e-6).mean(axis=0)
 order = np.argsort(-usage)[:32]
 fig, axes = plt.subplots(4, 8, figsize=(8, 4.4))
-for ax, unit in zip(axes.ravel(), order):
+for ax, unit in zip(axes.ravel(), order, strict=True):
     atom = atoms[unit].reshape(8, 8)
     ax.imshow(atom, cmap="RdBu_r", vmin=-np.abs(atom).max(), vmax=np.abs(atom).max())
     ax.set_title(f"{usage[unit]:.0%}", fontsize=7)
@@ -84,17 +84,24 @@ fig.tight_layout()
 topk = {}
 for label, weight in (("no AuxK", 0.0), ("AuxK", 1 / 8)):
     ae = Autoencoder(
-        code_dim=512, hidden=(), sparsity="topk", sparsity_k=8, sparsity_weight=weight,
-        epochs=epochs, random_state=0,
-    ).fit(X_train)  # fmt: skip
+        code_dim=512,
+        hidden=(),
+        sparsity="topk",
+        sparsity_k=8,
+        sparsity_weight=weight,
+        epochs=epochs,
+        random_state=0,
+    ).fit(X_train)
     codes = ae.transform(X_test)
     topk[label] = (sparsity_stats(codes), ae.reconstruction_error(X_test).mean(), codes)
 for label, (stats, err, _) in topk.items():
-    print(f"top-k {label:>8}: dead units {stats['dead_fraction']:.1%}, L0 {stats['l0']:.1f}, "
-          f"error {err:.3f}")  # fmt: skip
+    print(
+        f"top-k {label:>8}: dead units {stats['dead_fraction']:.1%}, L0 {stats['l0']:.1f}, "
+        f"error {err:.3f}"
+    )
 
 fig, axes = plt.subplots(1, 2, figsize=(9, 3), sharey=True)
-for ax, (label, (stats, _, codes)) in zip(axes, topk.items()):
+for ax, (label, (stats, _, codes)) in zip(axes, topk.items(), strict=True):
     ax.bar(np.arange(codes.shape[1]), np.sort((codes > 1e-6).mean(axis=0))[::-1], width=1.0)
     ax.set(title=f"{label}: {stats['dead_fraction']:.0%} dead", xlabel="unit (by use)")
 axes[0].set_ylabel("share of images using it")

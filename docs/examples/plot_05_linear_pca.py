@@ -34,9 +34,15 @@ def angles_over_training(X, k):
     """Largest and mean principal angle to PCA's k-subspace after each pass of training."""
     target = PCA(n_components=k).fit(X).components_.T
     ae = Autoencoder(
-        code_dim=k, hidden=(), activation="identity", init="random", scaling="none",
-        batch_size=64, lr=3e-3, random_state=0,
-    )  # fmt: skip
+        code_dim=k,
+        hidden=(),
+        activation="identity",
+        init="random",
+        scaling="none",
+        batch_size=64,
+        lr=3e-3,
+        random_state=0,
+    )
     largest, mean = [], []
     for _ in range(passes):
         ae.partial_fit(X)  # one shuffled pass, the optimiser continuing
@@ -68,8 +74,10 @@ curves[f"digits, k={k} (eigengap {spectrum[k - 1] / spectrum[k]:.2f})"] = angles
 )
 
 for label, (largest, mean) in curves.items():
-    print(f"{label:>30}: after {passes} passes largest angle {largest[-1]:5.2f}°, "
-          f"mean {mean[-1]:5.2f}° (after 1 pass: {largest[0]:5.2f}°)")  # fmt: skip
+    print(
+        f"{label:>30}: after {passes} passes largest angle {largest[-1]:5.2f}°, "
+        f"mean {mean[-1]:5.2f}° (after 1 pass: {largest[0]:5.2f}°)"
+    )
 
 # %%
 # The angles

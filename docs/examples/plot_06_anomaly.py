@@ -40,8 +40,10 @@ for digit in [0, 3, 8] if QUICK else range(10):
         roc_auc_score(is_anomaly, pca_error),
         detector,
     )
-    print(f"digit {digit}: {len(normal)} training images, AUROC detector "
-          f"{results[digit][0]:.3f}, PCA {results[digit][1]:.3f}")  # fmt: skip
+    print(
+        f"digit {digit}: {len(normal)} training images, AUROC detector "
+        f"{results[digit][0]:.3f}, PCA {results[digit][1]:.3f}"
+    )
 ours = np.mean([r[0] for r in results.values()])
 theirs = np.mean([r[1] for r in results.values()])
 print(f"mean AUROC: detector {ours:.3f}, PCA reconstruction error {theirs:.3f}")

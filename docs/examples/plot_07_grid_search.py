@@ -38,7 +38,7 @@ ae = Autoencoder(epochs=5 if QUICK else 40, random_state=0)
 # --------------------
 search = GridSearchCV(ae, {"code_dim": codes}, cv=3).fit(X_train)
 recon = -search.cv_results_["mean_test_score"]
-print("reconstruction error by code size:", dict(zip(codes, recon.round(3).tolist())))
+print("reconstruction error by code size:", dict(zip(codes, recon.round(3).tolist(), strict=True)))
 print("best by reconstruction:", search.best_params_)
 
 # %%
@@ -47,7 +47,10 @@ print("best by reconstruction:", search.best_params_)
 pipe = Pipeline([("ae", ae), ("clf", LogisticRegression(max_iter=2000))])
 search = GridSearchCV(pipe, {"ae__code_dim": codes}, cv=3).fit(X_train, y_train)
 accuracy = search.cv_results_["mean_test_score"]
-print("cross-validated accuracy by code size:", dict(zip(codes, accuracy.round(3).tolist())))
+print(
+    "cross-validated accuracy by code size:",
+    dict(zip(codes, accuracy.round(3).tolist(), strict=True)),
+)
 print(f"best: {search.best_params_}, held-out accuracy {search.score(X_test, y_test):.3f}")
 
 fig, ax1 = plt.subplots(figsize=(6.5, 3.8))

@@ -34,6 +34,7 @@ class CtrlCAt(Callback):
         self.step = step
 
     def on_batch_end(self, trainer, **kwargs):
+        """Called by the trainer after every optimiser step."""
         if trainer.step == self.step:
             raise KeyboardInterrupt
 
@@ -56,8 +57,10 @@ resumed = Autoencoder(**settings, checkpoint_dir=folder).fit(X, resume=True)
 same_codes = np.array_equal(resumed.transform(X), reference.transform(X))
 same_history = resumed.history_.train_loss == reference.history_.train_loss
 diff = np.abs(resumed.transform(X) - reference.transform(X)).max()
-print(f"resumed == uninterrupted: codes {same_codes} (max |difference| {diff}), "
-      f"loss history {same_history}")  # fmt: skip
+print(
+    f"resumed == uninterrupted: codes {same_codes} (max |difference| {diff}), "
+    f"loss history {same_history}"
+)
 
 fig, ax = plt.subplots(figsize=(6, 3.5))
 epochs = np.arange(1, len(reference.history_) + 1)

@@ -29,7 +29,7 @@ from sklearn.utils.validation import validate_data
 
 from ._inference import InferenceMixin
 from ._resolve import initial_model, resolve_configs
-from .config import ModelConfig, TrainConfig
+from .config import ModelConfig, TrainConfig, estimator_defaults, fill_parameters
 from .data.checks import (
     FLOATS,
     aekit_errors,
@@ -423,3 +423,7 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
             module = Hourglass(self.model_config_)
             module.load_state_dict(module_state)
             self.module_ = module.eval()
+
+
+# The Parameters section comes from the one table of defaults, like the CLI's options.
+Autoencoder.__doc__ = fill_parameters(Autoencoder.__doc__, estimator_defaults())
