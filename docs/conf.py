@@ -67,8 +67,9 @@ sphinx_gallery_conf = {
     "show_memory": False,
     "reset_modules": ("matplotlib",),
     "first_notebook_cell": None,
-    # the CI mode always reruns every example (a full build may reuse unchanged ones)
-    "run_stale_examples": QUICK,
+    # rerun every example on every build: outputs of the quick mode must never stand in for
+    # the full one (AEKIT_DOCS_NO_GALLERY=1 skips running them while writing prose)
+    "run_stale_examples": True,
 }
 
 # -- HTML ------------------------------------------------------------------------------------

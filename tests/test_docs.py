@@ -319,5 +319,5 @@ def test_page_loads_in_chromium_without_errors(served, page):
     if page.startswith("auto_examples/plot_"):
         assert int(probe.group(1)) >= 3  # the figures
     if page.startswith("search"):
-        results = re.search(r'<ul class="search">(.*?)</ul>', dom, flags=re.S)
+        results = re.search(r'<ul[^>]*class="search"[^>]*>(.*?)</ul>', dom, flags=re.S)
         assert results and "linear_pca" in results.group(1), dom[-3000:]
