@@ -89,3 +89,5 @@ html_theme_options = {
     "footer_end": ["sphinx-version"],
 }
 html_context = {"default_mode": "light"}
+# pages without sub-pages: no empty "Section Navigation" column
+html_sidebars = {"index": [], "getting_started": [], "cli": [], "benchmarks": []}

@@ -60,8 +60,10 @@ for (name, k), (train, test) in results.items():
 # %%
 # Errors as the code grows
 # ------------------------
-# Solid lines: the training images; dashed: held-out images. The plain model's training
-# error keeps falling as the code widens; its held-out error falls far less.
+# Solid lines: the training images; dashed: held-out images. As the code widens, the plain
+# model's training error falls much faster than its held-out error: the gap grows past the
+# input size. Masking noise keeps the gap near 3 at every code size; this L1 weight does not
+# stop the memorising.
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 for i, name in enumerate(variants):
     colour = f"C{i}"

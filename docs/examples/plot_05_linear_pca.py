@@ -73,11 +73,9 @@ curves[f"digits, k={k} (eigengap {spectrum[k - 1] / spectrum[k]:.2f})"] = angles
     digits, k
 )
 
-for label, (largest, mean) in curves.items():
-    print(
-        f"{label:>30}: after {passes} passes largest angle {largest[-1]:5.2f}°, "
-        f"mean {mean[-1]:5.2f}° (after 1 pass: {largest[0]:5.2f}°)"
-    )
+print(f"{'largest angle to PCA, degrees':>38}  pass 1  pass 10  pass {passes}")
+for label, (largest, _) in curves.items():
+    print(f"{label:>38}  {largest[0]:6.2f}  {largest[9]:7.2f}  {largest[-1]:7.2f}")
 
 # %%
 # The angles

@@ -6,7 +6,9 @@ Train :class:`aekit.AutoencoderOutlierDetector` on one digit only; every other d
 an anomaly. The detector's anomaly score (reconstruction residual, pooled over 3×3 pixels,
 in interquartile ranges of the training scores) ranks held-out images; AUROC measures how
 well it separates the trained digit from the rest. PCA's reconstruction error is the
-baseline.
+baseline: on these tiny 8×8 images, about 100 training images per digit, it is as good or a
+little better; on MNIST's 28×28 digits the detector's mean AUROC is 0.980 against PCA's 0.961
+(:doc:`../benchmarks`).
 
 ``AEKIT_DOCS_QUICK=1`` (how the test suite runs this gallery) tries three digits, not ten.
 """

@@ -30,8 +30,8 @@ digits = load_digits()
 X_train, X_test, y_train, y_test = train_test_split(
     digits.data / 16.0, digits.target, test_size=0.3, random_state=0
 )
-codes = [2, 4, 8, 16] if QUICK else [2, 4, 6, 8, 12, 16, 24]
-ae = Autoencoder(epochs=5 if QUICK else 40, random_state=0)
+codes = [2, 4, 8, 16] if QUICK else [2, 4, 8, 16, 24]
+ae = Autoencoder(epochs=5 if QUICK else 20, random_state=0)
 
 # %%
 # Reconstruction alone

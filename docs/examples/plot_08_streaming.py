@@ -3,7 +3,7 @@ Training on a file larger than memory
 =====================================
 
 ``Autoencoder.fit("big.npy")`` streams the file from disk in blocks and never loads it
-whole. To show it, this example writes a ``.npy`` of jittered digits (51 MB in CI mode, 512 MB
+whole. To show it, this example writes a ``.npy`` of jittered digits (51 MB in CI mode, 256 MB
 otherwise), then, in a fresh Python process so that its peak memory is this fit's
 alone, measures the process's peak resident memory before and after fitting on the file —
 streamed, then loaded into memory for comparison.
@@ -24,7 +24,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 QUICK = os.environ.get("AEKIT_DOCS_QUICK", "") not in ("", "0")
-rows = 200_000 if QUICK else 2_000_000  # × 64 float32 columns: 51 MB or 512 MB
+rows = 200_000 if QUICK else 1_000_000  # × 64 float32 columns: 51 MB or 256 MB
 
 folder = Path(tempfile.mkdtemp())
 path = folder / "digits-big.npy"
