@@ -55,9 +55,10 @@ fig.tight_layout()
 # %%
 # The dictionary's atoms
 # ----------------------
-# The decoder columns of a middle λ, in the original pixel units, the most used first:
-# strokes and parts of digits rather than whole digits.
-lam = lambdas[len(lambdas) // 2]
+# The decoder columns of the model whose L0 is closest to 16 active units, in the original
+# pixel units, the most used first: each image is rebuilt as a weighted sum of a few of
+# these patterns.
+lam = min(l1, key=lambda value: abs(l1[value][0] - 16))
 model = l1[lam][2]
 atoms = decoder_basis(model).T  # (128, 64)
 usage = (np.abs(model.transform(X_test)) > 1e-6).mean(axis=0)
