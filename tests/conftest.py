@@ -13,7 +13,7 @@ import torch
 from hypothesis import HealthCheck, settings
 from sklearn.datasets import load_digits
 
-from tests.helpers import chromium, cuda_available
+from tests.helpers import DOCS_TIMES, chromium, cuda_available
 
 # Property tests repeat the same examples on every run (no example database, no timing
 # deadline on a shared machine); each test picks its own modest max_examples.
@@ -72,3 +72,11 @@ def pytest_collection_modifyitems(config, items):
         for marker, reason in missing.items():
             if reason and item.get_closest_marker(marker):
                 item.add_marker(pytest.mark.skip(reason=f"{marker}: {reason}"))
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """Print the docs build's and each gallery example's time when tests/test_docs.py ran."""
+    times = config.stash.get(DOCS_TIMES, None)
+    if times:
+        terminalreporter.write_sep("-", "documentation")
+        terminalreporter.write_line(times)

@@ -10,13 +10,19 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from aekit.training.callbacks import Callback
 
-__all__ = ["FAST", "InterruptAt", "chromium", "cuda_available", "write_parquet"]
+__all__ = ["DOCS_TIMES", "FAST", "InterruptAt", "chromium", "cuda_available", "write_parquet"]
 
 # Few epochs, a fixed seed, the CPU: enough to exercise a code path in well under a second.
 FAST = {"epochs": 5, "batch_size": 64, "random_state": 0, "device": "cpu"}
+
+
+# tests/test_docs.py stores the docs build's and each gallery example's time here;
+# conftest prints it at the end of the run.
+DOCS_TIMES = pytest.StashKey[str]()
 
 
 def write_parquet(path: Path, X: np.ndarray, group_rows: int, **extra: np.ndarray) -> Path:

@@ -62,3 +62,10 @@ def test_no_source_file_is_longer_than_500_lines():
     lengths = {str(p.relative_to(SOURCE)): len(p.read_text().splitlines()) for p in files}
     too_long = {name: n for name, n in lengths.items() if n > MAX_LINES}
     assert not too_long, f"over {MAX_LINES} lines: {too_long}"
+
+
+def test_estimator_docstring_documents_every_parameter_from_the_table():
+    doc = Autoencoder.__doc__
+    assert "{parameters}" not in doc
+    missing = [name for name in estimator_defaults() if f"\n    {name} : " not in doc]
+    assert not missing, f"not in Autoencoder's Parameters section: {missing}"

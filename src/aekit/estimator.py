@@ -30,7 +30,7 @@ from sklearn.utils.validation import check_array, validate_data
 
 from ._inference import InferenceMixin
 from ._resolve import initial_model, resolve_configs
-from .config import ModelConfig, TrainConfig
+from .config import ModelConfig, TrainConfig, estimator_defaults, fill_parameters
 from .data.checks import (
     FLOATS,
     aekit_errors,
@@ -81,7 +81,7 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         Scaling actually applied (``"auto"`` resolved).
     n_features_in_ : int
         Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names, when ``X`` had string column names.
     table_layout_ : TableLayout or None
         How a table's categorical columns are encoded (one-hot blocks in, a softmax per
@@ -257,11 +257,11 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         X : array-like of shape (n_samples, n_features), path, or row source
             Training rows (NumPy, pandas, anything array-like); or a file path: a ``.npy``
             or ``.parquet`` file is streamed from disk in shuffled blocks (see
-            :class:`aekit.stream.NpyRows` and :class:`aekit.stream.ParquetRows`: all
+            :class:`aekit.data.stream.NpyRows` and :class:`aekit.data.stream.ParquetRows`: all
             numeric columns of a parquet file) and never loaded whole, other formats are
             read into memory; a folder or glob of ``.parquet`` or ``.npy`` shards streams
             as one dataset (:mod:`aekit.data.folders`; under DDP each rank reads its share,
-            :mod:`aekit.data.shares`); or a row source such as :class:`~aekit.stream.ParquetRows`
+            :mod:`aekit.data.shares`); or a row source such as :class:`~aekit.data.stream.ParquetRows`
             (which picks columns). :meth:`transform` and the other methods take arrays, not
             paths: read rows with :func:`aekit.data.read_array`, or chunk by chunk.
         y : None
@@ -450,3 +450,7 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
             module = Hourglass(self.model_config_)
             module.load_state_dict(module_state)
             self.module_ = module.eval()
+
+
+# The Parameters section comes from the one table of defaults, like the CLI's options.
+Autoencoder.__doc__ = fill_parameters(Autoencoder.__doc__, estimator_defaults())

@@ -36,7 +36,9 @@ def require_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise ConfigError("plots need matplotlib: pip install 'aekit[plot]'") from None
+        raise ConfigError(
+            "plots need matplotlib, a dependency of aekit: pip install 'matplotlib>=3.7'"
+        ) from None
 
 
 def _figure(width: float, height: float) -> Any:

@@ -1,0 +1,166 @@
+"""``.. aekit-benchmark:: NAME``: a table generated at build time from benchmarks/results/NAME.json.
+
+Each renderer reads one kind of JSON that a ``benchmarks/`` script writes and returns a header
+and rows; nothing is copied by hand, so rerunning a benchmark and rebuilding the docs updates
+the page. The directive also prints, under the table, which file and which command it came from.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from docutils import nodes
+from docutils.statemachine import StringList
+from sphinx.application import Sphinx
+from sphinx.util.docutils import SphinxDirective
+
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+Table = tuple[list[str], list[list[str]]]
+
+
+def _f(value: Any, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def quality(data: dict[str, Any]) -> Table:
+    """benchmarks/quality.py --sections undercomplete: AE vs PCA on MNIST per code size."""
+    rows = [
+        [
+            f"{r['model']}, code {r['code_dim']}",
+            _f(r["ae_error"], 2),
+            _f(r["pca_error"], 2),
+            f"**{_f(r['ratio'])}**",
+            str(r["epochs"]),
+        ]
+        for r in data["undercomplete"]["rows"]
+    ]
+    return ["model", "AE error", "PCA error", "AE / PCA", "epochs"], rows
+
+
+def tabular(data: dict[str, Any]) -> Table:
+    """benchmarks/tabular.py: held-out error over PCA's, every bundled table, both starts."""
+    by_table: dict[str, dict[str, Any]] = {}
+    for s in data["summary"]:
+        by_table.setdefault(s["table"], {"fits": s["fits"]})[s["init"]] = s
+    rows = [
+        [
+            name.replace("_", " "),
+            str(entry["fits"]),
+            _f(entry["random"]["mean_ratio"]),
+            _f(entry["random"]["worst_ratio"]),
+            f"**{_f(entry['pca']['mean_ratio'])}**",
+            f"**{_f(entry['pca']['worst_ratio'])}**",
+        ]
+        for name, entry in by_table.items()
+    ]
+    header = ["table", "fits", "random start: mean", "worst", "PCA start: mean", "worst"]
+    return header, rows
+
+
+def anomaly(data: dict[str, Any]) -> Table:
+    """benchmarks/anomaly.py: AUROC on MNIST one-class (mean, worst digit) and two tables."""
+    tables = data.get("tables", {})
+    names = list(tables)
+    rows = []
+    for method, result in data["mnist"].items():
+        row = [method, _f(result["mean_auroc"]), _f(result["worst_auroc"])]
+        for table in names:
+            # table rows name their preprocessing in parentheses; match on the method's stem
+            stem = method.split(",")[0].split(" (")[0]
+            match = next((v for k, v in tables[table].items() if k.startswith(stem)), None)
+            row.append(_f(match["mean_auroc"]) if match else "–")
+        rows.append(row)
+    header = ["method", "MNIST mean", "worst digit", *(n.replace("_", " ") for n in names)]
+    return header, rows
+
+
+def speed(data: dict[str, Any]) -> Table:
+    """benchmarks/speed.py: samples/s, ratio to the hand-written loop and test error."""
+    rows = []
+    for size, block in data["training"].items():
+        contenders = block["contenders"]
+        hand = contenders.get("hand loop (Adam default)", {}).get("samples_per_s")
+        for name, result in contenders.items():
+            rate = result["samples_per_s"]
+            ratio = _f(rate / hand, 2) if hand else "–"
+            widths = "-".join(map(str, block["hidden"]))
+            error = _f(result["test_error"], 2)
+            rows.append([f"{size} ({widths})", name, f"{rate:,.0f}", ratio, error])
+    return ["model", "contender", "samples/s", "× hand loop", "test error"], rows
+
+
+def contention(data: dict[str, Any]) -> Table:
+    """benchmarks/contention.py: samples/s of whole fits beside busy processes, per policy."""
+    names: list[str] = []
+    for condition in data["conditions"].values():
+        names += [n for n in condition["contenders"] if n not in names]
+    rows = []
+    for label, condition in data["conditions"].items():
+        row = [condition.get("setup", label).split(" (/")[0]]
+        for name in names:
+            result = condition["contenders"].get(name)
+            row.append(f"{result['fit']:,.0f}" if result else "–")
+        rows.append(row)
+    return ["condition", *names], rows
+
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], Table]] = {
+    "quality": quality,
+    "tabular": tabular,
+    "anomaly": anomaly,
+    "speed": speed,
+    "contention": contention,
+}
+
+
+def _cell(text: str) -> str:
+    """Escape what reStructuredText would read as markup, except a whole **bold** cell."""
+    bold = text.startswith("**") and text.endswith("**")
+    core = text[2:-2] if bold else text
+    for char in ("\\", "*", "`", "|", "_"):
+        core = core.replace(char, "\\" + char)
+    return f"**{core}**" if bold else core
+
+
+def list_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """The lines of an RST list-table."""
+    lines = [".. list-table::", "   :header-rows: 1", "   :class: aekit-bench", ""]
+    for row in [header, *rows]:
+        lines.append(f"   * - {_cell(row[0])}")
+        lines += [f"     - {_cell(cell)}" for cell in row[1:]]
+    return lines
+
+
+class AekitBenchmark(SphinxDirective):
+    """Render benchmarks/results/<argument>.json with the renderer named by ``:kind:``."""
+
+    required_arguments = 1
+    option_spec = {"kind": str}
+
+    def run(self) -> list[nodes.Node]:
+        """The table's nodes, parsed from generated RST."""
+        name = self.arguments[0]
+        path = RESULTS / f"{name}.json"
+        self.env.note_dependency(str(path))
+        kind = self.options.get("kind", name.split("-")[0])
+        if kind not in RENDERERS:
+            raise self.error(f"no renderer {kind!r} for {path.name}; known: {sorted(RENDERERS)}")
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise self.error(f"cannot read {path}: {exc}") from None
+        header, rows = RENDERERS[kind](data)
+        lines = list_table(header, rows)
+        lines += ["", f"*Generated from* ``benchmarks/results/{path.name}``."]
+        container = nodes.container()
+        self.state.nested_parse(StringList(lines, source=str(path)), self.content_offset, container)
+        return container.children
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    """Register the directive."""
+    app.add_directive("aekit-benchmark", AekitBenchmark)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
