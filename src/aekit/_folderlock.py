@@ -41,7 +41,7 @@ _GUARD = threading.Lock()
 
 @contextlib.contextmanager
 def folder_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
-    """Hold the lock on ``folder`` (created if missing) for the block.
+    """Hold the lock on ``folder`` for the block (a folder it creates goes if left empty).
 
     Raises
     ------
@@ -55,6 +55,7 @@ def folder_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
         yield folder
         return
     path = folder / LOCK_NAME
+    created = not folder.exists()  # removed again if the run leaves it empty
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -75,6 +76,9 @@ def folder_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
             if held[1] == 0:
                 del _HELD[key]
                 _release(held[0], path)
+                if created:
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()
 
 
 def _acquire(folder: Path, path: Path) -> int:

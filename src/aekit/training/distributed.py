@@ -216,7 +216,13 @@ def init_from_env(device: str = "auto", backend: str | None = None) -> Distribut
             )
     backend = backend or ("nccl" if use_cuda else "gloo")
     if not dist.is_initialized():
-        dist.init_process_group(backend, init_method="env://", rank=rank, world_size=world_size)
+        # torchrun's agent keeps one store across the group's restarts: the addresses the
+        # ranks of a failed attempt published in it would be read again (gloo then connects
+        # to a dead peer and the restart fails). Each attempt gets its own keys.
+        store, _, _ = next(dist.rendezvous("env://", rank=rank, world_size=world_size))
+        attempt = _env_int("TORCHELASTIC_RESTART_COUNT", 0)
+        store = dist.PrefixStore(f"aekit/attempt{attempt}", store)
+        dist.init_process_group(backend, store=store, rank=rank, world_size=world_size)
     return DistributedContext(rank, world_size, local_rank, device, backend)
 
 
