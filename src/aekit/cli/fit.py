@@ -190,8 +190,8 @@ def _fit_rows(
         with stopper.installed():
             ae.fit(train, callbacks=(*progress_callbacks(args), stopper), resume=args.resume)
     except KeyboardInterrupt:
-        if not ctx.is_main:  # rank 0 says how to go on
-            return 130
+        if not ctx.is_main:  # rank 0 says how to go on; every rank leaves the group alike
+            raise InterruptedRunError("") from None
         if ae.checkpoint_dir:
             raise InterruptedRunError(
                 f"interrupted; checkpoint in {ae.checkpoint_dir}; "

@@ -30,8 +30,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
@@ -44,6 +46,7 @@ __all__ = [
     "KILL_AT_STEP_ENV",
     "NPROC_ENV",
     "SIGNAL_AT_STEP_ENV",
+    "WAIT_AT_STEP_ENV",
     "DistributedContext",
     "Ranks",
     "StopVote",
@@ -290,27 +293,38 @@ class StopVote:
             self._work = None
 
 
-# Test hooks, honoured in the first attempt of a launch only (TORCHELASTIC_RESTART_COUNT 0):
-# "RANK:STEP" kills that rank with SIGKILL once it finished that optimiser step, and
-# "RANK:STEP:SIGNAL" sends SIGNAL (TERM, INT) to the torchrun agent (this rank's parent), as a
-# scheduler pre-empting the job would.
-KILL_AT_STEP_ENV = "AEKIT_TEST_KILL_AT_STEP"
-SIGNAL_AT_STEP_ENV = "AEKIT_TEST_SIGNAL_AT_STEP"
+# Test hooks: what a test needs to happen at one step of one rank, so that it never depends
+# on timing. Each is "RANK:STEP[:ARGUMENT]", fires once that rank finished that optimiser
+# step, and only in the first attempt of a launch (TORCHELASTIC_RESTART_COUNT unset or 0).
+KILL_AT_STEP_ENV = "AEKIT_TEST_KILL_AT_STEP"  # SIGKILL this rank
+SIGNAL_AT_STEP_ENV = "AEKIT_TEST_SIGNAL_AT_STEP"  # TERM: to torchrun; INT: the process group
+WAIT_AT_STEP_ENV = "AEKIT_TEST_WAIT_AT_STEP"  # create PATH.reached, wait for PATH.go
 
 
 def fault_hook(rank: int, step: int) -> None:
-    """Fire the test hooks set for ``rank`` at ``step`` (see :data:`KILL_AT_STEP_ENV`)."""
+    """Fire the test hooks set for ``rank`` at ``step`` (see :data:`KILL_AT_STEP_ENV`).
+
+    ``SIGNAL...=R:S:TERM`` sends SIGTERM to this rank's parent, the torchrun agent, as a
+    scheduler pre-empting the job does; ``R:S:INT`` sends SIGINT to the whole process group,
+    as Ctrl-C in a terminal does (torchrun then passes it on to its workers a second time).
+    """
     if _env_int("TORCHELASTIC_RESTART_COUNT", 0) > 0:
         return
-    for name in (KILL_AT_STEP_ENV, SIGNAL_AT_STEP_ENV):
-        parts = os.environ.get(name, "").split(":")
-        if len(parts) < 2 or parts[:2] != [str(rank), str(step)]:
+    for name in (KILL_AT_STEP_ENV, SIGNAL_AT_STEP_ENV, WAIT_AT_STEP_ENV):
+        parts = os.environ.get(name, "").split(":", 2)
+        if parts[:2] != [str(rank), str(step)]:
             continue
         if name == KILL_AT_STEP_ENV:
             logging.shutdown()
             os.kill(os.getpid(), signal.SIGKILL)
-        else:
+        elif name == SIGNAL_AT_STEP_ENV and parts[2] == "INT":
+            os.killpg(os.getpgid(0), signal.SIGINT)
+        elif name == SIGNAL_AT_STEP_ENV:
             os.kill(os.getppid(), getattr(signal, "SIG" + parts[2]))
+        else:
+            Path(parts[2] + ".reached").touch()
+            while not Path(parts[2] + ".go").exists():
+                time.sleep(0.02)
 
 
 _LEFT: list[bool] = []  # True once a session of this process left its group cleanly
