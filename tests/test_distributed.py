@@ -261,9 +261,7 @@ def uninterrupted(tmp_path_factory):
     return data, weights(folder / "m"), folder / "ck"
 
 
-def test_a_killed_rank_restarts_the_group_which_resumes_its_own_checkpoint(
-    tmp_path, uninterrupted
-):
+def test_a_killed_rank_restarts_the_group_which_resumes_its_own_checkpoint(tmp_path, uninterrupted):
     """Rank 1 is SIGKILLed after step 7 (epoch 2, batch 2); torchrun restarts both ranks,
     which resume from the run's checkpoint after step 6, not from another run's newer one,
     and end with the uninterrupted run's weights, bit for bit."""
