@@ -327,7 +327,7 @@ def fault_hook(rank: int, step: int) -> None:
                 time.sleep(0.02)
 
 
-_LEFT: list[bool] = []  # True once a session of this process left its group cleanly
+_LEFT: list[bool] = []  # True once a session of this process left its group (done or not)
 
 
 def teardown() -> None:
@@ -372,6 +372,7 @@ def distributed_session(
     except BaseException:
         if owned:  # no barrier: the other ranks may never reach it
             teardown()
+            _LEFT.append(True)  # an interrupted rank, too, ends past gloo's teardown
         raise
     if owned:
         # Ranks leave together: rank 0 may still be saving while the others are done, and a
