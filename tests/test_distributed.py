@@ -128,6 +128,21 @@ def test_torchrun_command_for_one_and_several_machines():
         torchrun_command(["fit"], 0)
 
 
+def test_max_restarts_goes_to_torchrun_and_needs_processes(tmp_path, capsys):
+    command = torchrun_command(["fit"], 2, max_restarts=3)
+    assert "--max-restarts=3" in command and command.index("--max-restarts=3") < command.index(
+        "-m", 3
+    )
+    assert not any("restarts" in arg for arg in torchrun_command(["fit"], 2))
+    with pytest.raises(ConfigError, match="max_restarts"):
+        torchrun_command(["fit"], 2, max_restarts=-1)
+    np.save(tmp_path / "x.npy", rows())
+    argv = ["fit", str(tmp_path / "x.npy"), "--code-dim", "2", "-o", str(tmp_path / "m")]
+    assert main([*argv, "--max-restarts", "2"]) == 2
+    assert "--max-restarts needs --nproc N" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
 def test_cli_fit_nproc_2_matches_one_process(tmp_path):
     data = tmp_path / "rows.npy"
     np.save(data, rows())
