@@ -129,6 +129,21 @@ def test_torchrun_command_for_one_and_several_machines():
         torchrun_command(["fit"], 0)
 
 
+def test_max_restarts_goes_to_torchrun_and_needs_processes(tmp_path, capsys):
+    command = torchrun_command(["fit"], 2, max_restarts=3)
+    assert "--max-restarts=3" in command and command.index("--max-restarts=3") < command.index(
+        "-m", 3
+    )
+    assert not any("restarts" in arg for arg in torchrun_command(["fit"], 2))
+    with pytest.raises(ConfigError, match="max_restarts"):
+        torchrun_command(["fit"], 2, max_restarts=-1)
+    np.save(tmp_path / "x.npy", rows())
+    argv = ["fit", str(tmp_path / "x.npy"), "--code-dim", "2", "-o", str(tmp_path / "m")]
+    assert main([*argv, "--max-restarts", "2"]) == 2
+    assert "--max-restarts needs --nproc N" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
 def test_cli_fit_nproc_2_matches_one_process(tmp_path):
     data = tmp_path / "rows.npy"
     np.save(data, rows())
@@ -289,3 +304,100 @@ def test_two_ranks_read_their_share_of_a_folder_and_train_as_one_process_replayi
         assert len(record["bytes_read"]) == 2
         assert max(record["bytes_read"]) <= 0.6 * total, (record["bytes_read"], total)
         assert sum(record["bytes_read"]) >= total * 0.9  # (the validation rows' blocks aside)
+
+
+# -- resilience: elastic restarts, Ctrl-C / SIGTERM under DDP ------------------------------
+# 169 training rows in global batches of 32: 5 steps an epoch, 15 in all.
+RESILIENT = ["--code-dim", "3", "--hidden", "16", "--epochs", "3", "--batch-size", "32",
+             "--lr", "0.03", "--val-fraction", "0.2", "--patience", "0", "--seed", "0",
+             "--device", "cpu", "--holdout", "0", "--quiet", "--no-batch-norm",
+             "--init", "random", "--nproc", "2", "--keep-checkpoints", "20"]  # fmt: skip
+
+
+def aekit_run(argv, **env):
+    """``python -m aekit ARGV`` in a session of its own (a test hook may signal its group)."""
+    return subprocess.run(
+        [sys.executable, "-m", "aekit", *map(str, argv)],
+        env={**os.environ, "OMP_NUM_THREADS": "1", **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        start_new_session=True,
+    )
+
+
+def weights(folder):
+    from safetensors.numpy import load_file
+
+    return load_file(str(folder / "weights.safetensors"))
+
+
+def assert_same_bits(found, expected):
+    assert found.keys() == expected.keys()
+    for name, array in expected.items():
+        assert np.array_equal(found[name], array), name
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The data file, and the weights and checkpoint folder of an uninterrupted 2-rank run."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    data = folder / "rows.npy"
+    np.save(data, rows())
+    argv = ["fit", data, *RESILIENT, "--out", folder / "m", "--checkpoint-dir", folder / "ck"]
+    done = aekit_run(argv)
+    assert done.returncode == 0, done.stderr[-20000:]
+    return data, weights(folder / "m"), folder / "ck"
+
+
+def test_a_killed_rank_restarts_the_group_which_resumes_its_own_checkpoint(tmp_path, uninterrupted):
+    """Rank 1 is SIGKILLed after step 7 (epoch 2, batch 2); torchrun restarts both ranks,
+    which resume from the run's checkpoint after step 6, not from another run's newer one,
+    and end with the uninterrupted run's weights, bit for bit."""
+    from aekit.training.checkpoint import read_checkpoint, write_checkpoint
+
+    data, expected, other = uninterrupted
+    ck = tmp_path / "ck"
+    state = read_checkpoint(other / "checkpoint-e000002-b000000.safetensors")
+    state["module"] = {name: value + 1 for name, value in state["module"].items()}
+    stale = write_checkpoint(ck / "checkpoint-e000001-b000004.safetensors", state, "another")
+    argv = ["fit", data, *RESILIENT, "--out", tmp_path / "m", "--checkpoint-dir", ck,
+            "--checkpoint-every-steps", "3", "--max-restarts", "1"]  # fmt: skip
+    done = aekit_run(argv, AEKIT_TEST_KILL_AT_STEP="1:7")
+    assert done.returncode == 0, done.stderr[-20000:]
+    assert "exitcode  : -9" in done.stderr or "exitcode: -9" in done.stderr  # the kill landed
+    assert f"restarted the group: resuming from {ck / 'checkpoint-e000001-b000001'}" in (
+        done.stderr
+    )
+    assert stale.exists()
+    assert_same_bits(weights(tmp_path / "m"), expected)
+
+
+@pytest.mark.parametrize("signal_name", ["INT", "TERM"])
+def test_ctrl_c_or_sigterm_under_ddp_saves_the_step_every_rank_finished(
+    tmp_path, uninterrupted, signal_name
+):
+    """After step 7 rank 1 sends SIGINT to the process group (Ctrl-C in a terminal: each
+    worker gets it from there and again from torchrun) or SIGTERM to torchrun (a scheduler):
+    the ranks agree on a later step, save it mid-epoch, print the resume command, and that
+    command ends where the uninterrupted run does, bit for bit."""
+    import shlex
+
+    data, expected, _ = uninterrupted
+    ck = tmp_path / "ck"
+    argv = ["fit", data, *RESILIENT, "--out", tmp_path / "m", "--checkpoint-dir", ck]
+    done = aekit_run(argv, AEKIT_TEST_SIGNAL_AT_STEP=f"1:7:{signal_name}")
+    assert done.returncode != 0
+    saved = sorted(path.name for path in ck.glob("checkpoint-*"))
+    assert saved[0] == "checkpoint-e000001-b000000.safetensors"  # the epoch's
+    assert saved[-1] > "checkpoint-e000001-b000002"  # the interrupt's, at or after step 7
+    assert saved[-1] < "checkpoint-e000002"  # mid-epoch: saved on the signal, not an epoch end
+    assert done.stderr.count("aekit: interrupted") == 1  # rank 0 alone
+    command = done.stderr.split("resume with: aekit ", 1)[1].splitlines()[0]
+    assert command.endswith("--nproc 2 --resume")
+    if signal_name == "TERM":  # the same resume as INT's: run it once
+        return
+    resumed = aekit_run(shlex.split(command))
+    assert resumed.returncode == 0, resumed.stderr[-20000:]
+    assert f"resumed from {ck / saved[-1]}" in resumed.stderr
+    assert_same_bits(weights(tmp_path / "m"), expected)

@@ -355,11 +355,20 @@ def test_history_records_the_count(tmp_path):
 def test_nproc_starts_each_process_with_its_share(monkeypatch, omp, expected):
     seen = {}
 
-    def run(command, env, check):
-        seen.update(env)
-        return argparse.Namespace(returncode=0)
+    class Popen:  # torchrun, not started
+        def __init__(self, command, env):
+            seen.update(env)
 
-    monkeypatch.setattr(distributed_module.subprocess, "run", run)
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(distributed_module.subprocess, "Popen", Popen)
     monkeypatch.setattr(distributed_module, "usable_cpus", lambda: 5)
     monkeypatch.delenv(SHARE_ENV, raising=False)
     if omp is None:

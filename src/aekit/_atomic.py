@@ -1,17 +1,100 @@
-"""Atomic file writes: a file appears complete at its path, or not at all."""
+"""Atomic file writes: a file appears complete at its path, or not at all.
+
+Every file aekit writes goes through here. A write that the file system refuses because it
+is full, read-only or forbidden (``ENOSPC``, ``EDQUOT``, ``EROFS``, ``EACCES``, ``EPERM``)
+becomes one :class:`~aekit.errors.OutputError` naming the path; the file that was there
+before stays as it was, and no temporary file is left behind. :func:`atomic_files` writes
+several files of one folder (a model's config and weights) so that either all of them are
+replaced or none is.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import DataError
+from .errors import DataError, OutputError
 
-__all__ = ["atomic_file", "atomic_write", "check_writable_folder"]
+__all__ = [
+    "atomic_file",
+    "atomic_files",
+    "atomic_write",
+    "check_writable_folder",
+    "output_error",
+    "refused_write",
+]
+
+# What a file system says when it refuses a write for good, and how a user should read it.
+_REFUSALS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+
+
+def refused_write(exc: BaseException) -> bool:
+    """True when ``exc`` is the file system refusing a write (full, read-only, forbidden)."""
+    return isinstance(exc, OSError) and exc.errno in _REFUSALS
+
+
+def output_error(path: str | os.PathLike[str], exc: OSError) -> OutputError:
+    """The one error for a write to ``path`` the file system refused with ``exc``."""
+    reason = _REFUSALS.get(exc.errno or 0) or exc.strerror or str(exc)
+    error = OutputError(f"cannot write {path}: {reason}")
+    error.errno = exc.errno  # still an OSError with its errno, for code that checks it
+    return error
+
+
+@contextlib.contextmanager
+def _translated(path: Path) -> Iterator[None]:
+    """Turn a refused write inside the block into :func:`output_error`."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as exc:
+        if not refused_write(exc):
+            raise
+        raise output_error(path, exc) from exc
+
+
+@contextlib.contextmanager
+def _temporary(target: Path) -> Iterator[tuple[BinaryIO, str]]:
+    """A temporary file beside ``target``: flushed to disk and kept if the block succeeds.
+
+    Yields the open file and its path; on an exception the file is removed. The caller
+    renames it over ``target`` (:func:`_replace`).
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600; give the usual umask-based mode
+            os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, "wb") as handle:
+            yield handle, tmp
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _replace(tmp: str, target: Path) -> None:
+    """Rename ``tmp`` over ``target``; remove it if that fails."""
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 @contextlib.contextmanager
@@ -22,23 +105,54 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     without an exception the file is flushed to disk (fsync) and renamed over ``path``, and
     the folder entry is synced too. On an exception the temporary file is removed, and an
     older file at ``path`` stays as it was.
+
+    Raises
+    ------
+    OutputError
+        If the file system refuses the write (full, read-only, forbidden); names ``path``.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        if hasattr(os, "fchmod"):  # mkstemp makes 0600; give the usual umask-based mode
-            os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as handle:
+    with _translated(target):
+        with _temporary(target) as (handle, tmp):
             yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        _replace(tmp, target)
     _fsync_dir(target.parent)
+
+
+@contextlib.contextmanager
+def atomic_files(folder: str | os.PathLike[str]) -> Iterator[Callable[[str, bytes], None]]:
+    """Write several files of ``folder`` so that all of them are replaced, or none is.
+
+    The block gets ``put(name, data)``. Each file goes to a temporary file, flushed to disk;
+    only when the block ends without an exception are they renamed over their names, in the
+    order they were put (renames take no space: a full disk stops the writes before any file
+    is replaced). On an exception every temporary file is removed.
+
+    Raises
+    ------
+    OutputError
+        If the file system refuses a write; names the file.
+    """
+    folder = Path(folder)
+    staged: list[tuple[str, Path]] = []
+
+    def put(name: str, data: bytes) -> None:
+        with _translated(folder / name), _temporary(folder / name) as (handle, tmp):
+            handle.write(data)
+        staged.append((tmp, folder / name))
+
+    try:
+        yield put
+        while staged:
+            tmp, target = staged[0]
+            with _translated(target):
+                os.replace(tmp, target)
+            staged.pop(0)
+    finally:
+        for tmp, _ in staged:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    _fsync_dir(folder)
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:

@@ -31,7 +31,7 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 from sklearn.base import clone
 
-from ._atomic import atomic_write
+from ._atomic import atomic_files
 from ._scorer import AnomalyScorer
 from ._version import __version__
 from .errors import ModelFileError
@@ -106,8 +106,9 @@ def save_detector(detector: AutoencoderOutlierDetector, folder: str | os.PathLik
         "feature_names": None if names is None else [str(n) for n in names],
         "stats_sha256": hashlib.sha256(raw).hexdigest(),
     }
-    atomic_write(folder / STATS_NAME, raw)
-    atomic_write(folder / DETECTOR_NAME, (json.dumps(meta, indent=2) + "\n").encode())
+    with atomic_files(folder) as put:  # both or neither
+        put(STATS_NAME, raw)
+        put(DETECTOR_NAME, (json.dumps(meta, indent=2) + "\n").encode())
     return folder
 
 

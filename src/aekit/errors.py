@@ -10,6 +10,8 @@ keeps working::
     ├── DataTypeError          (TypeError)       non-numeric data
     ├── NotFittedError         (sklearn's NotFittedError: ValueError, AttributeError)
     ├── ModelFileError         (ValueError)      a model or checkpoint file is bad
+    ├── OutputError            (OSError)         a file cannot be written: full disk, read-only
+    │   └── FolderInUseError                     another run holds the output folder
     └── TrainingDivergedError  (FloatingPointError) the loss became NaN or infinite
 
     AekitWarning (UserWarning)                   a setting that works but is likely a mistake
@@ -31,8 +33,10 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DataTypeError",
+    "FolderInUseError",
     "ModelFileError",
     "NotFittedError",
+    "OutputError",
     "TrainingDivergedError",
 ]
 
@@ -59,6 +63,17 @@ class DataTypeError(AekitError, TypeError):
 
 class ModelFileError(AekitError, ValueError):
     """A model or checkpoint file is missing, truncated, tampered with or of an unknown format."""
+
+
+class OutputError(AekitError, OSError):
+    """A file cannot be written: the disk is full, the folder read-only or forbidden.
+
+    The message names the path; the file that was there before is left as it was.
+    """
+
+
+class FolderInUseError(OutputError):
+    """Another run (its process and host in the message) is writing to the same folder."""
 
 
 class TrainingDivergedError(AekitError, FloatingPointError):

@@ -20,7 +20,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
-from ._atomic import atomic_write
+from ._atomic import atomic_files
+from ._folderlock import folder_lock
 from ._version import __version__
 from .config import SCALINGS, ModelConfig, TrainConfig
 from .data.tables import TableLayout
@@ -108,10 +109,12 @@ def write_model(folder: str | os.PathLike[str], module: Hourglass, meta: dict[st
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
         **meta,
     }
-    # Weights first, config last: the config names the checksum of the weights it belongs to,
-    # so an interrupted overwrite is detected at load time rather than silently mixed.
-    atomic_write(folder / WEIGHTS_NAME, weights)
-    atomic_write(folder / CONFIG_NAME, _json_bytes(config))
+    # Both or neither replaced (a full disk stops the writes before any rename); weights
+    # first, config last, and the config names the checksum of the weights it belongs to, so
+    # a copy torn some other way is detected at load time rather than silently mixed.
+    with folder_lock(folder), atomic_files(folder) as put:
+        put(WEIGHTS_NAME, weights)
+        put(CONFIG_NAME, _json_bytes(config))
     return folder
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import plots
-from ._atomic import atomic_write
+from ._atomic import atomic_files
 from ._resolve import resolve_image_shape
 from ._version import __version__
 from .analysis import measure, pca_reconstruction, sparsity_stats
@@ -86,8 +86,9 @@ class Report:
         folder = Path(folder)
         if folder.exists() and not folder.is_dir():
             raise DataError(f"cannot write a report to {folder}: it exists and is not a folder")
-        atomic_write(folder / "summary.json", (json.dumps(self.summary, indent=2) + "\n").encode())
-        atomic_write(folder / "index.html", self.html().encode())
+        with atomic_files(folder) as put:  # both or neither
+            put("summary.json", (json.dumps(self.summary, indent=2) + "\n").encode())
+            put("index.html", self.html().encode())
         return folder / "index.html"
 
 

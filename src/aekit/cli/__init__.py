@@ -38,7 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except InterruptedRunError as exc:
-        print(f"aekit: {exc}", file=sys.stderr)
+        if str(exc):  # (under DDP, rank 0's alone)
+            print(f"aekit: {exc}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
         print("aekit: interrupted", file=sys.stderr)

@@ -9,6 +9,7 @@ rank 0's.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -53,14 +54,37 @@ def cmd_fit(args: argparse.Namespace) -> int:
     joins PyTorch's process group, trains its share of each global batch, and rank 0 alone
     writes the model folder and prints.
     """
+    from .._folderlock import folder_lock
     from ..training.distributed import distributed_session, relaunch
 
     if args.nproc < 1:
         raise ConfigError(f"--nproc must be >= 1, got {args.nproc}")
-    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
-        return relaunch(_without_option(args.argv, "--nproc"), args.nproc)
-    with distributed_session(option_value(args, "device")) as ctx:
+    if args.max_restarts < 0:
+        raise ConfigError(f"--max-restarts must be >= 0, got {args.max_restarts}")
+    launched = "WORLD_SIZE" in os.environ
+    if args.nproc > 1 and not launched:
+        return relaunch(_without_option(args.argv, "--nproc"), args.nproc, args.max_restarts)
+    if args.max_restarts and not launched:
+        raise ConfigError(
+            "--max-restarts needs --nproc N (or torchrun's own --max-restarts): a single "
+            "process has no one to restart it"
+        )
+    with distributed_session(option_value(args, "device")) as ctx, contextlib.ExitStack() as held:
+
+        def hold() -> None:  # rank 0 writes the model folder: it holds it for the whole run
+            held.enter_context(folder_lock(_checked_out(args.out)))
+
+        ctx.agree(hold)  # a second run writing the same folder is refused, on every rank
         return _fit(args, ctx)
+
+
+def _checked_out(out: str) -> Path:
+    from .._atomic import check_writable_folder
+
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise DataError(f"cannot save a model to {path}: it exists and is not a folder")
+    return check_writable_folder(path)
 
 
 def _without_option(argv: Sequence[str], name: str) -> list[str]:
@@ -78,8 +102,16 @@ def _without_option(argv: Sequence[str], name: str) -> list[str]:
 
 
 def _agreed_seed(args: argparse.Namespace, world_size: int) -> int:
-    """:func:`run_seed`; under DDP, rank 0's (a drawn seed differs from rank to rank)."""
-    seed = run_seed(args)
+    """:func:`run_seed`; under DDP, rank 0's (a drawn seed differs from rank to rank).
+
+    Under torchrun a seed not given is drawn from the launch id instead, so that a group
+    torchrun restarts draws the same one and can resume the checkpoints of the first.
+    """
+    from ..training.distributed import run_id, run_seed_of
+
+    launch = run_id()
+    drawn = option_value(args, "random_state") is None and launch is not None
+    seed = run_seed_of(launch) if drawn and launch else run_seed(args)
     if world_size > 1:
         import torch.distributed as dist
 
@@ -90,12 +122,7 @@ def _agreed_seed(args: argparse.Namespace, world_size: int) -> int:
 
 
 def _fit(args: argparse.Namespace, ctx: DistributedContext) -> int:
-    from .._atomic import check_writable_folder
-
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise DataError(f"cannot save a model to {out}: it exists and is not a folder")
-    check_writable_folder(out)
     checkpoint_dir = option_value(args, "checkpoint_dir")
     drawn = option_value(args, "random_state") is None
     if args.resume and not checkpoint_dir:
@@ -124,6 +151,22 @@ def _fit(args: argparse.Namespace, ctx: DistributedContext) -> int:
             source.close()
 
 
+def _resume_command(args: argparse.Namespace, seed: int, world_size: int) -> str:
+    """How to continue an interrupted run: its command with ``--resume`` (and its seed)."""
+    from ..training.distributed import NPROC_ENV
+
+    argv = [a for a in args.argv if a != "--resume"]
+    if option_value(args, "random_state") is None:  # the drawn seed, to resume
+        argv += ["--seed", str(seed)]
+    if world_size == 1:
+        return f"resume with: aekit {shlex.join([*argv, '--resume'])}"
+    if os.environ.get(NPROC_ENV) == str(world_size):  # started by aekit fit --nproc N
+        return f"resume with: aekit {shlex.join([*argv, '--nproc', str(world_size), '--resume'])}"
+    return (
+        f"resume by running the same torchrun command with: aekit {shlex.join([*argv, '--resume'])}"
+    )
+
+
 def _fit_rows(
     args: argparse.Namespace, X: Any, columns: Any, ctx: DistributedContext, out: Path, seed: int
 ) -> int:
@@ -149,13 +192,12 @@ def _fit_rows(
         with stopper.installed():
             ae.fit(train, callbacks=(*progress_callbacks(args), stopper), resume=args.resume)
     except KeyboardInterrupt:
+        if not ctx.is_main:  # rank 0 says how to go on; every rank leaves the group alike
+            raise InterruptedRunError("") from None
         if ae.checkpoint_dir:
-            argv = [a for a in args.argv if a != "--resume"]
-            if option_value(args, "random_state") is None:  # the drawn seed, to resume
-                argv += ["--seed", str(seed)]
             raise InterruptedRunError(
-                f"interrupted; checkpoint in {ae.checkpoint_dir}; resume with: "
-                f"aekit {shlex.join([*argv, '--resume'])}"
+                f"interrupted; checkpoint in {ae.checkpoint_dir}; "
+                f"{_resume_command(args, seed, ctx.world_size)}"
             ) from None
         raise InterruptedRunError(
             "interrupted; nothing saved (add --checkpoint-dir DIR to make training resumable)"

@@ -104,6 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="train in N processes on this machine with PyTorch DDP (gloo on CPU, NCCL on "
         "GPU); the same as 'torchrun --standalone --nproc-per-node N -m aekit fit ...'",
     )
+    fit.add_argument(
+        "--max-restarts",
+        type=int,
+        default=0,
+        metavar="K",
+        help="with --nproc: when a process dies, restart the group up to K times; with "
+        "--checkpoint-dir it resumes from its last checkpoint (torchrun's --max-restarts)",
+    )
     add_quiet_option(fit)
     add_estimator_options(fit, required=("code_dim",))  # the code size is the user's choice
 

@@ -9,15 +9,17 @@ the callbacks written against it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
+from .._folderlock import folder_lock
 from ..config import TrainConfig
 from ..errors import ConfigError, ModelFileError, TrainingDivergedError
 from .checkpoint import (
@@ -30,6 +32,7 @@ from .checkpoint import (
     read_checkpoint,
     write_checkpoint,
 )
+from .distributed import elastic_restart, fault_hook, run_id
 from .history import monitored_loss
 from .optim import scale_lr
 
@@ -285,24 +288,66 @@ class Checkpointer(Callback):
     Saves every ``checkpoint_every`` epochs, and with ``checkpoint_every_steps`` also every
     that many optimiser steps, mid-epoch (a step count that falls on the end of an epoch is
     saved with the epoch, after validation); keeps the ``keep_checkpoints`` newest. On Ctrl-C
-    it saves the state of the last finished step. Without ``checkpoint_dir`` it saves nothing,
-    but still resumes from a named checkpoint file.
+    it saves the state of the last finished step (under DDP the ranks agree on that step
+    first, see :class:`~aekit.training.progress.StopOnSignal`). Without ``checkpoint_dir`` it
+    saves nothing, but still resumes from a named checkpoint file.
+
+    For the whole of a fit, rank 0 holds the folder's lock (:mod:`aekit._folderlock`): a
+    second run writing the same folder is refused. Checkpoints written under ``torchrun``
+    carry its launch id; when torchrun restarts the group after a failure
+    (``--max-restarts``), the restarted run resumes from that launch's newest checkpoint on
+    its own, and never from another run's left in the folder.
     """
 
     order = 20
 
     def __init__(self) -> None:
         self._due = False  # a save is due at the next epoch boundary
+        self._saved_at: dict[str, int] | None = None  # the position of the last save
+
+    @contextlib.contextmanager
+    def session(self, trainer: Trainer, resume: bool | str | os.PathLike[str]) -> Iterator[None]:
+        """Hold the folder's lock, resume as asked (or after an elastic restart), then train.
+
+        Called by :meth:`Trainer.fit <aekit.training.Trainer.fit>` on every rank, around
+        its epochs.
+
+        Raises
+        ------
+        FolderInUseError
+            If another run holds ``checkpoint_dir`` (on every rank).
+        """
+        folder = trainer.config.checkpoint_dir
+        launch = elastic_restart()
+        with contextlib.ExitStack() as stack:
+
+            def lock() -> None:  # rank 0 writes the folder; every rank hears a refusal
+                stack.enter_context(folder_lock(folder))
+
+            def own_newest() -> Path | None:  # rank 0 picks, every rank reads the same file
+                found = find_checkpoint(folder, launch)
+                return None if found is None else found[0]
+
+            if folder is not None:
+                trainer.ranks.agree(lock)
+            if launch is not None and folder is not None:
+                path = trainer.ranks.agree(own_newest)
+                if path is not None:  # an earlier attempt of this launch saved: go on
+                    logger.info("torchrun restarted the group: resuming from %s", path)
+                    resume = path
+            if resume:
+                self.resume(trainer, resume)
+            yield
 
     def on_batch_end(self, trainer: Trainer, *, batch: int, n_batches: int, **kwargs: Any) -> None:
         """Save mid-epoch when the global step count is a multiple of the step interval."""
         every = trainer.config.checkpoint_every_steps
-        if every is None or trainer.step % every:
-            return
-        if batch < n_batches:
-            self.save(trainer)
-        else:
-            self._due = True
+        if every is not None and trainer.step % every == 0:
+            if batch < n_batches:
+                self.save(trainer)
+            else:
+                self._due = True
+        fault_hook(trainer.ranks.rank, trainer.step)
 
     def on_epoch_end(self, trainer: Trainer, *, record: dict[str, Any], **kwargs: Any) -> None:
         """Note a save when the epoch number is a multiple of ``checkpoint_every``."""
@@ -315,11 +360,16 @@ class Checkpointer(Callback):
             self.save(trainer)
 
     def on_interrupt(self, trainer: Trainer, **kwargs: Any) -> None:
-        """Save the last step boundary's state, unless the interrupt landed off a boundary."""
+        """Save the last step boundary's state, unless the interrupt landed off a boundary.
+
+        Under DDP nothing is saved here (a collective in an exception handler can hang):
+        the ranks saved together before raising, if they agreed to stop.
+        """
         folder = trainer.config.checkpoint_dir
         if folder is None:
             return
-        if not trainer.at_step_boundary or trainer.world_size > 1:
+        saved = self._saved_at == trainer.position and trainer.at_step_boundary
+        if not saved and (not trainer.at_step_boundary or trainer.world_size > 1):
             why = "inside an optimiser update" if trainer.world_size == 1 else "under DDP"
             logger.warning(
                 "interrupted %s, where no consistent state can be saved; resume=True continues "
@@ -329,17 +379,18 @@ class Checkpointer(Callback):
             )
             return
         try:
-            path = self.save(trainer)
+            path = checkpoint_path(folder, **trainer.position) if saved else self.save(trainer)
         except TrainingDivergedError as exc:
             logger.warning("interrupted, but not saved: %s", exc)
             return
-        logger.warning(
-            "interrupted at epoch %d, batch %d: checkpoint saved to %s; continue with "
-            "resume=True (aekit fit --resume)",
-            trainer.position["epoch"] + 1,
-            trainer.position["batch"],
-            path,
-        )
+        if trainer.is_main:
+            logger.warning(
+                "interrupted at epoch %d, batch %d: checkpoint saved to %s; continue with "
+                "resume=True (aekit fit --resume)",
+                trainer.position["epoch"] + 1,
+                trainer.position["batch"],
+                path,
+            )
 
     def save(self, trainer: Trainer) -> Path | None:
         """Write the trainer's state to ``checkpoint_dir`` (rank 0) and prune old files.
@@ -350,6 +401,8 @@ class Checkpointer(Callback):
         ------
         TrainingDivergedError
             Instead of writing weights or loss sums that are no longer finite.
+        OutputError
+            If the file system refuses the write (full, read-only); on every rank.
         """
         self._due = False
         folder = trainer.config.checkpoint_dir
@@ -359,14 +412,16 @@ class Checkpointer(Callback):
         finite = all(bool(torch.isfinite(p).all()) for p in trainer.module.parameters())
         if not (finite and bool(torch.isfinite(sums).all())):  # same verdict on every rank
             raise trainer.diverged_error()
-        if not trainer.is_main:
-            return None
-        state = {**trainer.state_dict(), "epoch_sums": sums}
         path = checkpoint_path(folder, **trainer.position)
-        write_checkpoint(path, state)
-        prune_checkpoints(folder, trainer.config.keep_checkpoints)
-        logger.debug("checkpoint written: %s", path)
-        return path
+
+        def write() -> None:  # rank 0; a refused write (full disk) stops every rank
+            write_checkpoint(path, {**trainer.state_dict(), "epoch_sums": sums}, run_id())
+            prune_checkpoints(folder, trainer.config.keep_checkpoints)
+            logger.debug("checkpoint written: %s", path)
+
+        trainer.ranks.agree(write)
+        self._saved_at = dict(trainer.position)
+        return path if trainer.is_main else None
 
     def resume(self, trainer: Trainer, where: bool | str | os.PathLike[str]) -> None:
         """Restore the trainer's state from a checkpoint, after checking it fits the run.

@@ -37,6 +37,7 @@ __all__ = [
     "check_resumable",
     "check_state",
     "checkpoint_path",
+    "checkpoint_run",
     "clone_state",
     "find_checkpoint",
     "latest_checkpoint",
@@ -51,6 +52,8 @@ CHECKPOINT_FORMAT = "aekit-checkpoint"
 _GLOB = "checkpoint-*.safetensors"
 _CHECKPOINT_KEY = "aekit_checkpoint"
 _TEMP_GLOB = ".checkpoint-*.tmp"  # left behind by a writer killed mid-write
+_RUN_KEY = "run_id"  # metadata: the torchrun launch that wrote the checkpoint
+_MAX_HEADER = 100_000_000  # safetensors' own limit on a header
 
 # THE schema of a training state: its top-level keys, in order, and their allowed types.
 STATE_FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -233,14 +236,19 @@ def check_optimizer_state(
                 )
 
 
-def find_checkpoint(folder: str | os.PathLike[str] | None) -> tuple[Path, dict[str, Any]] | None:
+def find_checkpoint(
+    folder: str | os.PathLike[str] | None, run_id: str | None = None
+) -> tuple[Path, dict[str, Any]] | None:
     """The newest checkpoint in ``folder`` that reads and checks, with its state.
 
-    Unreadable or malformed files are skipped with a warning on the ``aekit`` logger.
+    Unreadable or malformed files are skipped with a warning on the ``aekit`` logger. With
+    ``run_id``, only checkpoints written by that launch count (:func:`write_checkpoint`).
     """
     if folder is None or not Path(folder).is_dir():
         return None
     for path in sorted(Path(folder).glob(_GLOB), reverse=True):
+        if run_id is not None and checkpoint_run(path) != run_id:
+            continue
         try:
             return path, check_state(read_checkpoint(path), path)
         except ModelFileError as exc:
@@ -300,15 +308,37 @@ def _unflatten(obj: object, tensors: dict[str, torch.Tensor]) -> object:
     return obj
 
 
-def write_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
-    """Write a training state (nested dicts/lists of tensors and JSON scalars) atomically."""
+def write_checkpoint(
+    path: str | os.PathLike[str], state: dict[str, Any], run_id: str | None = None
+) -> Path:
+    """Write a training state (nested dicts/lists of tensors and JSON scalars) atomically.
+
+    ``run_id`` (torchrun's id of the launch, see
+    :func:`~aekit.training.distributed.run_id`) is stored beside the state, so that a group
+    torchrun restarts resumes from its own checkpoints only (:func:`checkpoint_run`).
+    """
     tensors: dict[str, torch.Tensor] = {}
     skeleton = _flatten(state, "s", tensors)
-    blob = save_safetensors_bytes(
-        tensors, metadata={_CHECKPOINT_KEY: json.dumps(skeleton), "format_version": "1"}
-    )
+    metadata = {_CHECKPOINT_KEY: json.dumps(skeleton), "format_version": "1"}
+    if run_id is not None:
+        metadata[_RUN_KEY] = run_id
+    blob = save_safetensors_bytes(tensors, metadata=metadata)
     atomic_write(path, blob)
     return Path(path)
+
+
+def checkpoint_run(path: str | os.PathLike[str]) -> str | None:
+    """The launch id a checkpoint was written under (None: none recorded, or unreadable)."""
+    try:
+        with open(path, "rb") as handle:
+            size = int.from_bytes(handle.read(8), "little")
+            if not 0 < size <= _MAX_HEADER:
+                return None
+            header = json.loads(handle.read(size))
+        found = header["__metadata__"].get(_RUN_KEY)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return found if isinstance(found, str) else None
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -23,28 +23,42 @@ that any rank asked for; in a single process every agreement is free.
 from __future__ import annotations
 
 import contextlib
+import datetime
+import hashlib
 import logging
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 
-from ..errors import ConfigError
+from ..errors import AekitError, ConfigError
 from .cpus import SHARE_ENV, process_share, usable_cpus
 
 __all__ = [
+    "KILL_AT_STEP_ENV",
+    "NPROC_ENV",
+    "SIGNAL_AT_STEP_ENV",
+    "WAIT_AT_STEP_ENV",
     "DistributedContext",
     "Ranks",
+    "StopVote",
     "distributed_session",
+    "elastic_restart",
     "exit_process",
+    "fault_hook",
     "init_from_env",
     "left_a_group",
     "relaunch",
+    "run_id",
+    "run_seed_of",
     "teardown",
     "torchrun_command",
 ]
@@ -97,6 +111,25 @@ class Ranks:
             holder = [value]
             dist.broadcast_object_list(holder, src=0)
             value = holder[0]
+        return value
+
+    def agree(self, make: Any) -> Any:
+        """Run ``make()`` on rank 0 alone; its result, or its error, on every rank.
+
+        An :class:`~aekit.errors.AekitError` that ``make`` raises is raised on every rank
+        (a refused write, a folder in use); any other error stays rank 0's.
+        """
+        if self.world_size == 1:
+            return make()
+        outcome: tuple[bool, Any] = (True, None)
+        if self.is_main:
+            try:
+                outcome = (True, make())
+            except AekitError as exc:
+                outcome = (False, exc)
+        ok, value = self.from_main(outcome)
+        if not ok:
+            raise value
         return value
 
     def any(self, flag: bool, device: torch.device) -> bool:
@@ -186,11 +219,115 @@ def init_from_env(device: str = "auto", backend: str | None = None) -> Distribut
             )
     backend = backend or ("nccl" if use_cuda else "gloo")
     if not dist.is_initialized():
-        dist.init_process_group(backend, init_method="env://", rank=rank, world_size=world_size)
+        # torchrun's agent keeps one store across the group's restarts: the addresses the
+        # ranks of a failed attempt published in it would be read again (gloo then connects
+        # to a dead peer and the restart fails). Each attempt gets its own keys.
+        store, _, _ = next(dist.rendezvous("env://", rank=rank, world_size=world_size))
+        attempt = _env_int("TORCHELASTIC_RESTART_COUNT", 0)
+        store = dist.PrefixStore(f"aekit/attempt{attempt}", store)
+        dist.init_process_group(backend, store=store, rank=rank, world_size=world_size)
     return DistributedContext(rank, world_size, local_rank, device, backend)
 
 
-_LEFT: list[bool] = []  # True once a session of this process left its group cleanly
+def run_id() -> str | None:
+    """The id torchrun gives this launch (``TORCHELASTIC_RUN_ID``), the same across restarts.
+
+    ``torchrun --standalone`` draws a fresh one per launch; on several machines it is
+    ``--rdzv-id``, which should name the job (its default, ``none``, counts as no id).
+    """
+    found = os.environ.get("TORCHELASTIC_RUN_ID", "")
+    return None if found in ("", "none") else found
+
+
+def elastic_restart() -> str | None:
+    """The launch's :func:`run_id` when torchrun restarted the group after a failure, else None.
+
+    ``TORCHELASTIC_RESTART_COUNT`` above 0 means an earlier attempt of this same launch died;
+    its checkpoints carry the run id (see :class:`~aekit.training.callbacks.Checkpointer`).
+    """
+    return run_id() if _env_int("TORCHELASTIC_RESTART_COUNT", 0) > 0 else None
+
+
+def run_seed_of(launch: str) -> int:
+    """A 32-bit seed drawn from a launch id: the same on every rank and in every restart."""
+    return int.from_bytes(hashlib.sha256(launch.encode()).digest()[:4], "little")
+
+
+class StopVote:
+    """Ranks agreeing to stop at one step boundary, with no collective that can block a step.
+
+    Every rank calls :meth:`poll` at every step boundary with its own wish to stop (a signal
+    arrived). Each call starts an asynchronous all-reduce (MAX) of the wish and collects the
+    previous boundary's, which the step in between has long finished (that step's gradient
+    all-reduce needed every rank past the earlier boundary). So :meth:`poll` returns True on
+    every rank at the same boundary: the one after a boundary where any rank wished to stop.
+    No collective runs inside an exception handler. Under NCCL the votes go over a gloo
+    group, on the CPU, so they add no device synchronisation.
+    """
+
+    def __init__(self, timeout: float = 300.0) -> None:
+        backend = dist.get_backend()
+        # new_group is collective: every rank builds its vote at the same (first) boundary
+        self._group = None if backend == "gloo" else dist.new_group(backend="gloo")
+        self._vote = torch.zeros(1)
+        self._work: Any = None
+        self._timeout = datetime.timedelta(seconds=timeout)
+
+    def poll(self, wish: bool) -> bool:
+        """Vote ``wish`` at this boundary; True (on every rank) where the ranks stop."""
+        if self._work is not None:
+            self._work.wait(self._timeout)
+            self._work = None
+            if self._vote.item() > 0:
+                return True
+        self._vote = torch.tensor([1.0 if wish else 0.0])
+        self._work = dist.all_reduce(
+            self._vote, op=dist.ReduceOp.MAX, group=self._group, async_op=True
+        )
+        return False
+
+    def close(self) -> None:
+        """Collect the last vote (every rank, at the end of training)."""
+        if self._work is not None:
+            self._work.wait(self._timeout)
+            self._work = None
+
+
+# Test hooks: what a test needs to happen at one step of one rank, so that it never depends
+# on timing. Each is "RANK:STEP[:ARGUMENT]", fires once that rank finished that optimiser
+# step, and only in the first attempt of a launch (TORCHELASTIC_RESTART_COUNT unset or 0).
+KILL_AT_STEP_ENV = "AEKIT_TEST_KILL_AT_STEP"  # SIGKILL this rank
+SIGNAL_AT_STEP_ENV = "AEKIT_TEST_SIGNAL_AT_STEP"  # TERM: to torchrun; INT: the process group
+WAIT_AT_STEP_ENV = "AEKIT_TEST_WAIT_AT_STEP"  # create PATH.reached, wait for PATH.go
+
+
+def fault_hook(rank: int, step: int) -> None:
+    """Fire the test hooks set for ``rank`` at ``step`` (see :data:`KILL_AT_STEP_ENV`).
+
+    ``SIGNAL...=R:S:TERM`` sends SIGTERM to this rank's parent, the torchrun agent, as a
+    scheduler pre-empting the job does; ``R:S:INT`` sends SIGINT to the whole process group,
+    as Ctrl-C in a terminal does (torchrun then passes it on to its workers a second time).
+    """
+    if _env_int("TORCHELASTIC_RESTART_COUNT", 0) > 0:
+        return
+    for name in (KILL_AT_STEP_ENV, SIGNAL_AT_STEP_ENV, WAIT_AT_STEP_ENV):
+        parts = os.environ.get(name, "").split(":", 2)
+        if parts[:2] != [str(rank), str(step)]:
+            continue
+        if name == KILL_AT_STEP_ENV:
+            logging.shutdown()
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif name == SIGNAL_AT_STEP_ENV and parts[2] == "INT":
+            os.killpg(os.getpgid(0), signal.SIGINT)
+        elif name == SIGNAL_AT_STEP_ENV:
+            os.kill(os.getppid(), getattr(signal, "SIG" + parts[2]))
+        else:
+            Path(parts[2] + ".reached").touch()
+            while not Path(parts[2] + ".go").exists():
+                time.sleep(0.02)
+
+
+_LEFT: list[bool] = []  # True once a session of this process left its group (done or not)
 
 
 def teardown() -> None:
@@ -235,6 +372,7 @@ def distributed_session(
     except BaseException:
         if owned:  # no barrier: the other ranks may never reach it
             teardown()
+            _LEFT.append(True)  # an interrupted rank, too, ends past gloo's teardown
         raise
     if owned:
         # Ranks leave together: rank 0 may still be saving while the others are done, and a
@@ -252,16 +390,23 @@ def torchrun_command(
     nnodes: int = 1,
     rdzv_endpoint: str | None = None,
     module: str | None = "aekit",
+    max_restarts: int = 0,
 ) -> list[str]:
     """The command that runs ``python -m <module> <args>`` under torchrun with ``nproc``.
 
     One machine uses ``--standalone`` (a free local port); several need ``nnodes`` and a
     ``rdzv_endpoint`` (``host:port`` of a machine every node can reach). With
-    ``module=None`` the first of ``args`` is a script to run instead.
+    ``module=None`` the first of ``args`` is a script to run instead. ``max_restarts``
+    lets torchrun restart the whole group that many times after a process fails (a run
+    with a checkpoint folder then resumes from its last checkpoint).
     """
     if not isinstance(nproc, int) or nproc < 1:
         raise ConfigError(f"nproc must be an integer >= 1, got {nproc!r}")
+    if not isinstance(max_restarts, int) or max_restarts < 0:
+        raise ConfigError(f"max_restarts must be an integer >= 0, got {max_restarts!r}")
     command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}"]
+    if max_restarts:
+        command.append(f"--max-restarts={max_restarts}")
     if nnodes == 1 and rdzv_endpoint is None:
         command.append("--standalone")
     else:
@@ -271,16 +416,22 @@ def torchrun_command(
     return [*command, *(["-m", module] if module else []), *args]
 
 
-def relaunch(args: Sequence[str], nproc: int) -> int:
+def relaunch(args: Sequence[str], nproc: int, max_restarts: int = 0) -> int:
     """Run ``aekit <args>`` in ``nproc`` processes on this machine; return the exit status.
 
     The ``--nproc N`` shortcut of ``aekit fit``: the caller strips ``--nproc`` from its
     arguments and hands the rest here. Unless ``OMP_NUM_THREADS`` is set, each process
     starts with its share of the CPUs this one may use (affinity and cgroup quota), marked
     as aekit's own split (:data:`~aekit.training.cpus.SHARE_ENV`), so that ``threads="auto"``
-    may still go below it; a variable the user set is left as it is.
+    may still go below it; a variable the user set is left as it is. ``max_restarts`` is
+    torchrun's ``--max-restarts``.
+
+    While torchrun runs, this process ignores Ctrl-C (the terminal sends it to torchrun and
+    its workers too, which stop at a step boundary and save) and passes a SIGTERM on to
+    torchrun, whose agent gives its workers their grace period.
     """
     env = dict(os.environ)
+    env[NPROC_ENV] = str(nproc)  # the workers' resume command names --nproc N
     if "OMP_NUM_THREADS" not in env:  # torchrun would set 1
         usable = usable_cpus()
         share = str(process_share(usable, nproc))
@@ -288,4 +439,21 @@ def relaunch(args: Sequence[str], nproc: int) -> int:
         logging.getLogger("aekit").info(
             "%d processes on %s usable CPU(s): %s thread(s) each at most", nproc, usable, share
         )
-    return subprocess.run(torchrun_command(args, nproc), env=env, check=False).returncode
+    command = torchrun_command(args, nproc, max_restarts=max_restarts)
+    with subprocess.Popen(command, env=env) as agent:
+        previous = {}
+        try:
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            previous[signal.SIGTERM] = signal.signal(
+                signal.SIGTERM, lambda signum, frame: agent.send_signal(signum)
+            )
+        except ValueError:  # not the main thread: no handlers, torchrun as it is
+            pass
+        try:
+            return agent.wait()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+NPROC_ENV = "AEKIT_NPROC"  # set by relaunch: the --nproc its workers were started with

@@ -3,9 +3,10 @@
 :class:`ProgressBar` draws a tqdm bar on a terminal (epoch, rows done, running training
 loss, last validation loss, samples/s and the time left) and writes one plain line per epoch
 when the output is not a terminal or tqdm is missing. :class:`StopOnSignal` turns the first
-Ctrl-C into a ``KeyboardInterrupt`` raised at the next batch end, so the trainer's
-interrupt checkpoint is taken between two optimiser steps; a second Ctrl-C interrupts at
-once. The library never installs a signal handler itself; the CLI does, around ``fit``.
+Ctrl-C or SIGTERM into a ``KeyboardInterrupt`` raised at a batch end (under DDP, the same
+one on every rank), so the interrupt checkpoint is taken between two optimiser steps; in
+one process a second Ctrl-C interrupts at once. The library never installs a signal handler
+itself; the CLI does, around ``fit``.
 """
 
 from __future__ import annotations
@@ -146,39 +147,84 @@ class ProgressBar(Callback):
 
 
 class StopOnSignal(Callback):
-    """Turn SIGINT into a ``KeyboardInterrupt`` at the next batch end (see :meth:`installed`).
+    """Turn Ctrl-C (SIGINT) or SIGTERM into a ``KeyboardInterrupt`` at a step boundary.
+
+    In one process the first signal stops training at the next batch end, where the
+    checkpointer saves the last finished step; a second one interrupts at once.
+
+    Under DDP (``torchrun``) every rank must have this callback. The ranks may be a step
+    apart when the signal lands, and it may reach one rank only, or reach each twice (a
+    terminal's Ctrl-C goes to torchrun and to its workers, and torchrun passes it on): so a
+    signal only sets a wish, and at every step boundary the ranks vote on it without
+    blocking (:class:`~aekit.training.distributed.StopVote`). At the boundary after the
+    first wish every rank stops; they save that step's state together, in the ordinary flow
+    of the loop (no collective inside an exception handler), then raise. That takes one or
+    two steps and one checkpoint write, well within the grace period torchrun's agent
+    gives its workers between its SIGTERM and its SIGKILL (``--shutdown-timeout``, 30 s by
+    default).
 
     Attributes
     ----------
     requested : bool
-        True once Ctrl-C was pressed.
+        True once a signal arrived.
     """
+
+    SIGNALS = ("SIGINT", "SIGTERM")
 
     def __init__(self) -> None:
         self.requested = False
+        self._vote: Any = None
 
     def request(self, signum: int | None = None, frame: object = None) -> None:
-        """Signal handler: ask to stop; a second call interrupts immediately."""
-        if self.requested:
+        """Signal handler: ask to stop; in one process a second call interrupts at once."""
+        if self.requested and not _in_group():
             raise KeyboardInterrupt
         self.requested = True
 
     def on_batch_end(self, trainer: Trainer, *args: Any, **kwargs: Any) -> None:
-        """Raise ``KeyboardInterrupt`` here, between two steps, once stopping was asked."""
-        if self.requested:
+        """Raise ``KeyboardInterrupt`` here, between two steps, once stopping was agreed."""
+        if trainer.world_size == 1:
+            if self.requested:
+                raise KeyboardInterrupt
+            return
+        from .callbacks import Checkpointer
+        from .distributed import StopVote
+
+        if self._vote is None:
+            self._vote = StopVote()
+        if self._vote.poll(self.requested):
+            self._vote = None
+            for callback in trainer.callbacks:  # every rank, together: the save is collective
+                if isinstance(callback, Checkpointer):
+                    callback.save(trainer)
             raise KeyboardInterrupt
+
+    def on_train_end(self, trainer: Trainer, **kwargs: Any) -> None:
+        """Collect the ranks' last vote."""
+        if self._vote is not None:
+            self._vote.close()
+            self._vote = None
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[StopOnSignal]:
-        """Route SIGINT to :meth:`request` inside the block (main thread only)."""
+        """Route SIGINT and SIGTERM to :meth:`request` inside the block (main thread only)."""
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
-        previous = signal.signal(signal.SIGINT, self.request)
+        previous = {
+            name: signal.signal(getattr(signal, name), self.request) for name in self.SIGNALS
+        }
         try:
             yield self
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for name, handler in previous.items():
+                signal.signal(getattr(signal, name), handler)
+
+
+def _in_group() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def _isatty(stream: IO[str]) -> bool:

@@ -17,6 +17,7 @@ loads a good state back.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -148,12 +149,14 @@ class Trainer:
             )
         self.n_batches = batch_count(len(self.train_idx), cfg.batch_size)
         self._bounds = noise_bounds(source, self.train_idx, self.module, self.device)
-        if resume:
-            checkpointer = next((c for c in self.callbacks if isinstance(c, Checkpointer)), None)
-            if checkpointer is None:
-                raise ConfigError("resuming needs a Checkpointer among the callbacks")
-            checkpointer.resume(self, resume)
-        with using_threads(self._threads(source)):  # torch's own count back on return
+        checkpointer = next((c for c in self.callbacks if isinstance(c, Checkpointer)), None)
+        if resume and checkpointer is None:
+            raise ConfigError("resuming needs a Checkpointer among the callbacks")
+        # the checkpointer holds its folder and resumes (as asked, or after an elastic restart)
+        session = (
+            contextlib.nullcontext() if checkpointer is None else checkpointer.session(self, resume)
+        )
+        with session, using_threads(self._threads(source)):  # torch's own count back on return
             if self.position == {"epoch": 0, "batch": 0} and self.history.initial is None:
                 # The starting model is epoch 0: training is kept only where it beats it.
                 self.history.initial = self._validate(source) if len(self.val_idx) else None

@@ -1,0 +1,139 @@
+"""One writer per folder: an advisory lock that a second run is refused by, with its holder.
+
+A run that writes a folder (``aekit fit --out``, a checkpoint folder, a model save) holds
+:func:`folder_lock` on it: an exclusive ``flock`` on ``FOLDER/.aekit.lock``, which holds the
+holder's process id, host and start time. A second process asking for the same folder gets
+:class:`~aekit.errors.FolderInUseError` naming the holder, at once rather than after its own
+run. The kernel drops the lock when its holder dies, however it dies (``SIGKILL``
+included), so a restarted run, an elastic restart under ``torchrun`` among them, takes it
+again; the holder removes the file when it lets go. Inside one process the lock is
+re-entrant (``aekit fit`` holds its output folder, then saves the model into it).
+
+``flock`` is advisory and local: it keeps aekit runs on one machine (or on a file system
+that forwards ``flock``, as NFSv4 and Lustre do) apart, not other programs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from ._atomic import output_error, refused_write
+from .errors import FolderInUseError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no locking
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["LOCK_NAME", "folder_lock"]
+
+LOCK_NAME = ".aekit.lock"
+
+_HELD: dict[str, list[int]] = {}  # real path of a locked folder -> [fd, depth], this process
+_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
+    """Hold the lock on ``folder`` for the block (a folder it creates goes if left empty).
+
+    Raises
+    ------
+    FolderInUseError
+        If another process holds it; the message names the holder.
+    OutputError
+        If the folder or its lock file cannot be written (read-only, full, forbidden).
+    """
+    folder = Path(folder)
+    if fcntl is None:
+        yield folder
+        return
+    path = folder / LOCK_NAME
+    created = not folder.exists()  # removed again if the run leaves it empty
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if refused_write(exc):
+            raise output_error(folder, exc) from exc
+        raise
+    key = os.path.realpath(folder)
+    with _GUARD:
+        held = _HELD.get(key)
+        if held is None:
+            held = _HELD[key] = [_acquire(folder, path), 0]
+        held[1] += 1
+    try:
+        yield folder
+    finally:
+        with _GUARD:
+            held[1] -= 1
+            if held[1] == 0:
+                del _HELD[key]
+                _release(held[0], path)
+                if created:
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()
+
+
+def _acquire(folder: Path, path: Path) -> int:
+    """Open and lock ``path``; the open file descriptor."""
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            if refused_write(exc):
+                raise output_error(path, exc) from exc
+            raise
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise FolderInUseError(
+                f"{folder} is in use by another aekit run ({holder}); wait for it to end "
+                "or write somewhere else"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        # Its last holder may have removed the file between our open and our lock: then the
+        # lock is on a file nobody else sees, and the path must be opened again.
+        if _same_file(fd, path):
+            break
+        os.close(fd)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    with contextlib.suppress(OSError):  # a full disk: the lock holds, the text is missing
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {stamp}".encode(), 0)
+    return fd
+
+
+def _release(fd: int, path: Path) -> None:
+    """Remove the lock file (while still holding it, so no one locks a removed file) and let go."""
+    with contextlib.suppress(OSError):
+        if _same_file(fd, path):
+            os.unlink(path)
+    os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        mine, named = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (mine.st_dev, mine.st_ino) == (named.st_dev, named.st_ino)
+
+
+def _holder(fd: int) -> str:
+    """The holder's note in the lock file ('pid 12 on host, since ...')."""
+    try:
+        text = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+    except OSError:
+        text = ""
+    return text or "holder unknown"

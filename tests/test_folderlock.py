@@ -1,0 +1,86 @@
+"""Two runs, one output folder: the second is refused, naming the first; a dead holder's
+lock goes with it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from aekit import FolderInUseError, load
+from aekit._folderlock import LOCK_NAME, folder_lock
+from aekit.cli import main
+
+FIT = ["--code-dim", "3", "--hidden", "8", "--epochs", "2", "--batch-size", "32",
+       "--seed", "0", "--device", "cpu", "--quiet", "--init", "random"]  # fmt: skip
+
+
+def test_the_lock_is_reentrant_in_a_process_and_leaves_nothing_behind(tmp_path):
+    folder = tmp_path / "new" / "m"
+    with folder_lock(folder):
+        note = (folder / LOCK_NAME).read_text()
+        assert note.startswith(f"pid {os.getpid()} on {socket.gethostname()}, since ")
+        with folder_lock(folder):  # aekit fit holds its folder, then saves into it
+            pass
+        assert (folder / LOCK_NAME).exists()
+    assert not folder.exists()  # it made the folder, and left it empty: gone again
+    with folder_lock(folder):
+        (folder / "kept").write_text("x")
+    assert [p.name for p in folder.iterdir()] == ["kept"]
+
+
+def wait_for(path, process):
+    """Until ``path`` exists (``process``'s hook made it), or ``process`` ended."""
+    while not path.exists():
+        assert process.poll() is None, process.communicate()[1][-5000:]
+        time.sleep(0.05)
+
+
+def test_a_second_run_on_a_held_folder_is_refused_until_the_holder_dies(tmp_path, digits, capsys):
+    """Run A holds m/ and ck/ (paused by a hook after its second step). A second fit into
+    m/, and one into m2/ checkpointing into ck/, are refused with A's pid and host; when A is
+    killed, the lock goes with it and the second run writes m/ whole."""
+    data = tmp_path / "x.npy"
+    np.save(data, digits[:300].astype(np.float32))
+    event = tmp_path / "event"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "AEKIT_TEST_WAIT_AT_STEP": f"0:2:{event}"}
+    first = ["fit", str(data), *FIT, "--out", str(tmp_path / "m")]
+    holder = subprocess.Popen(
+        [sys.executable, "-m", "aekit", *first, "--checkpoint-dir", str(tmp_path / "ck")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(event.with_suffix(".reached"), holder)
+        who = rf"pid {holder.pid} on {socket.gethostname()}"
+        with (
+            pytest.raises(FolderInUseError, match=rf"{tmp_path / 'm'} is in use .*\({who}"),
+            folder_lock(tmp_path / "m"),
+        ):
+            pass
+        capsys.readouterr()
+        assert main(first) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"aekit: error: {tmp_path / 'm'} is in use by another aekit run")
+        assert f"pid {holder.pid} on " in err and err.count("\n") == 1
+        second = ["fit", str(data), *FIT, "--out", str(tmp_path / "m2")]
+        assert main([*second, "--checkpoint-dir", str(tmp_path / "ck")]) == 1
+        assert f"{tmp_path / 'ck'} is in use by another aekit run (pid {holder.pid}" in (
+            capsys.readouterr().err
+        )
+        assert not (tmp_path / "m2").exists()  # the refused run left nothing
+        assert not (tmp_path / "m").exists() or not any((tmp_path / "m").glob("*.json"))
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.communicate()
+    assert main(first) == 0  # a SIGKILLed holder's lock went with it
+    assert load(tmp_path / "m").n_iter_ == 2
+    assert not (tmp_path / "m" / LOCK_NAME).exists()
