@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_array
 
+from ._missing import row_squared_error
 from .data.checks import FLOATS, aekit_errors, as_codes, check_finite_chunk, check_finite_output
 from .data.sources import as_tensor
 from .errors import ConfigError, DataError
@@ -175,6 +176,12 @@ class InferenceMixin:
             its units, and a PCA fitted on the same scaled rows is measured alike.
             ``"original"``: the same sum in the data's own units.
 
+            A row with missing values (NaN) is measured on its observed entries: their sum
+            of squared errors times ``n_features / n_observed`` (a categorical column's
+            one-hot block counts as one feature), so rows with and without holes are on one
+            scale; a complete row's error is the plain sum, and a row with no observed
+            entry has error 0. Missing entries are what :meth:`reconstruct` fills in.
+
         Returns
         -------
         errors : ndarray of shape (n_samples,)
@@ -192,7 +199,7 @@ class InferenceMixin:
             recon = module(scaled).recon
             if original:
                 scaled, recon = rows, module.unscale_output(recon)
-            return (recon.double() - scaled.double()).square().sum(dim=1)
+            return row_squared_error(recon, scaled, module.group_members)
 
         errors = self._run(X, squared_error, X.dtype, check_input=True)
         check_finite_output(errors, "its float32 error (pass float64 rows)")

@@ -110,6 +110,24 @@ class ModelConfig(JsonConfig):
         "(channels, height, width) of image rows, flattened channel-first: the encoder "
         "becomes stride-2 3×3 convolutions and the decoder the mirrored transposed ones.",
     )
+    missing: bool = option(
+        False,
+        "Train and predict with missing values (NaN): the encoder sees each missing entry as "
+        "0 in the scaled space plus a mask indicator (twice the input columns), the loss "
+        "counts observed entries only, and training hides hide_share of the observed entries.",
+    )
+    hide_share: float = option(
+        0.3,
+        "With missing=True: the share of observed entries hidden (set missing) in each "
+        "training batch and counted in the loss, so the model learns to fill holes (0.3 won "
+        "benchmarks/impute.py; 0 is much worse at imputing).",
+    )
+    feature_groups: tuple[int, ...] | None = option(
+        None,
+        "One group id per input column (ids 0..n_groups-1): columns that are one column of "
+        "the user's table (a one-hot block) are hidden together and count once in a row's "
+        "observed share. None: each column is its own group.",
+    )
     linear_path: bool = option(
         False,
         "A linear encoder (input → code) and a linear decoder (code → output) added to the "
@@ -127,6 +145,20 @@ class ModelConfig(JsonConfig):
         )
         choice("activation", self.activation, ACTIVATIONS)
         choice("output", self.output, OUTPUTS)
+        check(isinstance(self.missing, bool), f"missing must be True or False, got {self.missing!r}")
+        finite("hide_share", self.hide_share, 0.0, 1.0, open_high=True)
+        groups = self.feature_groups
+        check(
+            groups is None
+            or (
+                isinstance(groups, tuple)
+                and len(groups) == self.input_dim
+                and all(isinstance(g, int) and not isinstance(g, bool) for g in groups)
+                and sorted(set(groups)) == list(range(max(groups) + 1))
+            ),
+            f"feature_groups must be None or {self.input_dim} group ids numbered from 0 "
+            f"without gaps, got {groups!r}",
+        )
         finite("dropout", self.dropout, 0.0, 1.0, open_high=True)
         check(
             isinstance(self.batch_norm, bool), f"batch_norm must be a bool, got {self.batch_norm!r}"
@@ -426,6 +458,14 @@ class EstimatorOptions:
         "PCA's subspace).",
         choices=INITS,
     )
+    missing: bool | str = option(
+        "auto",
+        "Missing values (NaN, pd.NA) in the rows: the model sees each missing entry as 0 in "
+        "the scaled space plus a mask indicator, its loss counts observed entries only and "
+        "training hides hide_share of the observed entries. 'auto': on when the training "
+        "rows have a missing value. Errors of rows with holes are summed over the observed "
+        "entries and rescaled by n_features / n_observed.",
+    )
     transform_batch_size: int = option(
         4096, "Rows per chunk in transform and friends, so memory stays flat."
     )
@@ -447,4 +487,4 @@ def estimator_defaults() -> dict[str, Option]:
 
 # Config fields the estimator derives rather than takes: the data's width, and the linear path
 # that init="pca" puts PCA's solution in.
-RESOLVED_FIELDS = ("input_dim", "linear_path")
+RESOLVED_FIELDS = ("input_dim", "linear_path", "feature_groups")

@@ -34,6 +34,7 @@ from .data.checks import (
     FLOATS,
     aekit_errors,
     check_float32_range,
+    refuse_sparse_nan,
 )
 from .data.formats import read_array
 from .data.sources import RowSource, as_tensor
@@ -110,6 +111,8 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         sparsity_k: int | None = None,
         noise: str | None = None,
         noise_level: float = 0.3,
+        missing: bool | str = "auto",
+        hide_share: float = 0.3,
         scaling: str = "auto",
         loss: str = "auto",
         epochs: int | str = "auto",
@@ -152,6 +155,8 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         self.sparsity_k = sparsity_k
         self.noise = noise
         self.noise_level = noise_level
+        self.missing = missing
+        self.hide_share = hide_share
         self.scaling = scaling
         self.loss = loss
         self.epochs = epochs
@@ -213,12 +218,18 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
                 f"got the path {str(X)!r}: only fit and partial_fit take file paths; "
                 "read the rows first (aekit.data.read_array)"
             )
-        with aekit_errors():
+        refuse_sparse_nan(X)
+        with aekit_errors():  # NaN (and pd.NA) is a missing value; infinity is refused
             X = validate_data(
-                self, X, reset=reset, dtype=FLOATS, ensure_min_samples=1, ensure_all_finite=finite
+                self,
+                X,
+                reset=reset,
+                dtype=FLOATS,
+                ensure_min_samples=1,
+                ensure_all_finite="allow-nan" if finite else False,
             )
         if finite:
-            check_float32_range(X)
+            check_float32_range(X, allow_nan=True)
         return X
 
     # -- fit ------------------------------------------------------------------------------
@@ -290,7 +301,12 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
                 trainer, scaling = self._build(rows, stats, ())
                 module = trainer.module
                 self._set_fitted(module, module.config, trainer.config, scaling, trainer.history)
-            elif trainer is None:  # after fit() or unpickling: a fresh optimiser, same weights
+            elif bool(stats.get("has_missing", False)) and not self.model_config_.missing:
+                raise DataError(
+                    "X contains NaN (missing values) but the model was first fitted on complete "
+                    "rows (missing=False); fit it with missing=True to train on rows with holes"
+                )
+            if trainer is None:  # after fit() or unpickling: a fresh optimiser, same weights
                 trainer = Trainer(self.module_, self.train_config_)
                 trainer.history = self.history_
             self._trainer_ = trainer

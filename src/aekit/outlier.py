@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._scorer import AnomalyScorer, image_shape_of
 from ._threshold import threshold_for
+from .data.checks import aekit_errors, check_float32_range, refuse_sparse_nan
 from .errors import ConfigError, DataError, NotFittedError
 from .estimator import Autoencoder
 
@@ -146,7 +147,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
+        tags.input_tags.allow_nan = True
         return tags
 
     def fit(self, X: Any, y: None = None) -> AutoencoderOutlierDetector:
@@ -164,7 +165,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         self : AutoencoderOutlierDetector
         """
         self._validate_params()
-        X = validate_data(self, X, dtype=_DTYPES)
+        X = self._rows(X, reset=True)
         if self.prefit:
             if self.estimator is None or not hasattr(self.estimator, "n_features_in_"):
                 raise NotFittedError("prefit=True needs a fitted estimator")
@@ -222,7 +223,15 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
 
     def _check(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
-        return validate_data(self, X, reset=False, dtype=_DTYPES)
+        return self._rows(X, reset=False)
+
+    def _rows(self, X: Any, *, reset: bool) -> np.ndarray:
+        """Checked rows: NaN is a missing value (scored on the observed entries), not infinity."""
+        refuse_sparse_nan(X)
+        with aekit_errors():
+            X = validate_data(self, X, reset=reset, dtype=_DTYPES, ensure_all_finite="allow-nan")
+        check_float32_range(X, allow_nan=True)
+        return X
 
     def reconstruction_error(self, X: Any) -> np.ndarray:
         """The first autoencoder's per-row sum of squared errors in its scaled space.

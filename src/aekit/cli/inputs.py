@@ -42,14 +42,17 @@ _STREAM_BYTES = 2**30  # --stream's default: stream .npy / .parquet files larger
 
 
 def read_data(path: str, columns: list[str] | None, label_column: str | None) -> Any:
-    """DATA read into memory as a :class:`~aekit.data.Table`, refused if empty or not finite."""
+    """DATA read into memory as a :class:`~aekit.data.Table`, refused if empty or infinite.
+
+    Empty cells (NaN) are missing values, which the model handles.
+    """
     from ..data.checks import check_finite_rows
     from ..data.formats import read_table
 
     table = read_table(path, columns=columns, label_column=label_column)
     if table.X.shape[0] == 0 or table.X.shape[1] == 0:
         raise DataError(f"{path} has no data ({table.X.shape[0]} rows, {table.X.shape[1]} columns)")
-    check_finite_rows(np.asarray(table.X), what=str(path))
+    check_finite_rows(np.asarray(table.X), what=str(path), allow_nan=True)
     return table
 
 
@@ -156,7 +159,8 @@ def model_and_data(
 def map_rows(data: Any, path: str, fn: Any) -> Iterator[np.ndarray]:
     """``fn`` of DATA's rows: all at once for a table, block by block for a streamed source.
 
-    A streamed block is checked for NaN and infinity as it comes (rows numbered in the file).
+    A streamed block is checked for infinity as it comes (rows numbered in the file); NaN
+    is a missing value.
     """
     from ..data.checks import check_finite_rows
     from ..data.formats import Table
@@ -166,7 +170,7 @@ def map_rows(data: Any, path: str, fn: Any) -> Iterator[np.ndarray]:
         return
     for first, rows in data.chunks():
         part = rows.numpy()
-        check_finite_rows(part, what=path, first_row=first)
+        check_finite_rows(part, what=path, first_row=first, allow_nan=True)
         yield fn(part)
 
 
