@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         TrainingDivergedError,
     )
     from .estimator import Autoencoder
+    from .impute import AutoencoderImputer
     from .model import Hourglass, Output
     from .modelfile import load
     from .outlier import AutoencoderOutlierDetector
@@ -50,6 +51,7 @@ _HOMES = {
     "NotFittedError": "errors",
     "TrainingDivergedError": "errors",
     "Autoencoder": "estimator",
+    "AutoencoderImputer": "impute",
     "Hourglass": "model",
     "Output": "model",
     "load": "modelfile",
@@ -64,6 +66,7 @@ __all__ = [
     "AekitError",
     "AekitWarning",
     "Autoencoder",
+    "AutoencoderImputer",
     "AutoencoderOutlierDetector",
     "Callback",
     "ConfigError",

@@ -226,7 +226,7 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
                 reset=reset,
                 dtype=FLOATS,
                 ensure_min_samples=1,
-                ensure_all_finite="allow-nan" if finite else False,
+                ensure_all_finite=False,  # aekit's own check below, or chunk by chunk
             )
         if finite:
             check_float32_range(X, allow_nan=True)

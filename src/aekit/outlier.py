@@ -229,7 +229,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         """Checked rows: NaN is a missing value (scored on the observed entries), not infinity."""
         refuse_sparse_nan(X)
         with aekit_errors():
-            X = validate_data(self, X, reset=reset, dtype=_DTYPES, ensure_all_finite="allow-nan")
+            X = validate_data(self, X, reset=reset, dtype=_DTYPES, ensure_all_finite=False)
         check_float32_range(X, allow_nan=True)
         return X
 

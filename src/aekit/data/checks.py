@@ -185,12 +185,15 @@ def check_finite_chunk(batch: torch.Tensor, part: np.ndarray, start: int) -> Non
         _raise_at(where, part, "Input X", start)
 
 
-def check_finite_output(out: np.ndarray, during: str, what: str = "row") -> None:
+def check_finite_output(
+    out: np.ndarray, during: str, what: str = "row", *, allow_nan: bool = False
+) -> None:
     """Refuse results that overflowed (inputs far larger than anything seen in ``fit``).
 
-    ``what`` is what the first index of ``out`` counts (``"row"``, ``"column"``).
+    ``what`` is what the first index of ``out`` counts (``"row"``, ``"column"``);
+    ``allow_nan`` lets missing values through (scaled rows keep their holes).
     """
-    where = first_unusable(out)
+    where = first_unusable(out, allow_nan=allow_nan)
     if where is not None:
         raise DataError(unusable_message(what, float(out[where]), where[0], during=during))
 
