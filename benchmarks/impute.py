@@ -164,7 +164,9 @@ def quadrant(n_rows: int, seed: int, side: int = 28) -> np.ndarray:
 def downstream(X: np.ndarray, y: np.ndarray, seed: int) -> float:
     """A plain model on imputed rows: accuracy (classes) or R² (diabetes), 70/30 split."""
     classes = y.dtype.kind in "iub"
-    split = train_test_split(X, y, test_size=0.3, random_state=seed, stratify=y if classes else None)
+    split = train_test_split(
+        X, y, test_size=0.3, random_state=seed, stratify=y if classes else None
+    )
     X_train, X_test, y_train, y_test = split
     final = LogisticRegression(max_iter=300) if classes else Ridge()
     with warnings.catch_warnings():
@@ -202,7 +204,9 @@ def summarize(runs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
         if any(g == "timeout" for g in got):
             out[name] = "timeout"
             continue
-        out[name] = {k: float(np.mean([g[k] for g in got])) for k in ("rmse", "downstream", "seconds")}
+        out[name] = {
+            k: float(np.mean([g[k] for g in got])) for k in ("rmse", "downstream", "seconds")
+        }
     return out
 
 
@@ -211,12 +215,13 @@ def run_imputation(args: argparse.Namespace) -> dict[str, Any]:
     for dataset in args.datasets:
         X, y, kind = DATASETS[dataset](args)
         X = X.astype(np.float64)
+        shape = X.shape
         cases: dict[str, Callable[[int], np.ndarray]] = {
-            f"mcar{round(rate * 100)}": (lambda seed, rate=rate: mcar(X.shape, rate, seed))
+            f"mcar{round(rate * 100)}": (lambda seed, r=rate, s=shape: mcar(s, r, seed))
             for rate in args.rates
         }
         if dataset == "mnist" and not args.quick:
-            cases["quadrant"] = lambda seed: quadrant(len(X), seed)
+            cases["quadrant"] = lambda seed, n=shape[0]: quadrant(n, seed)
         results[dataset] = {}
         for case, make_mask in cases.items():
             runs = []
@@ -254,7 +259,9 @@ def run_outliers(args: argparse.Namespace) -> dict[str, Any]:
                 "seed": seed,
                 "auroc_with_holes": float(roc_auc_score(labels[has], scores[has])),
                 "auroc_without": float(roc_auc_score(labels[~has], scores[~has])),
-                "auroc_holed_rows_complete": float(roc_auc_score(labels[has], complete_scores[has])),
+                "auroc_holed_rows_complete": float(
+                    roc_auc_score(labels[has], complete_scores[has])
+                ),
                 "auroc_all_rows": float(roc_auc_score(labels, scores)),
                 "auroc_all_rows_complete": float(roc_auc_score(labels, complete_scores)),
             }
@@ -268,7 +275,9 @@ def run_outliers(args: argparse.Namespace) -> dict[str, Any]:
 def print_imputation(results: dict[str, Any], names: list[str]) -> None:
     print("\nRMSE on the hidden entries (standardized units for tables, pixels for MNIST), mean")
     print("over seeds; aekit/best = aekit's RMSE over the best scikit-learn imputer's")
-    header = f"{'data':<14}{'case':<10}" + "".join(f"{n:>14}" for n in names) + f"{'aekit/best':>12}"
+    header = (
+        f"{'data':<14}{'case':<10}" + "".join(f"{n:>14}" for n in names) + f"{'aekit/best':>12}"
+    )
     print(header)
     for dataset, cases in results.items():
         for case, found in cases.items():
@@ -281,13 +290,16 @@ def print_imputation(results: dict[str, Any], names: list[str]) -> None:
                 cells.append(f"{got['rmse']:>14.4f}")
                 if name != "aekit":
                     best = min(best, got["rmse"])
-            ratio = found["aekit"]["rmse"] / best if "aekit" in found and np.isfinite(best) else np.nan
+            ratio = (
+                found["aekit"]["rmse"] / best if "aekit" in found and np.isfinite(best) else np.nan
+            )
             print(f"{dataset:<14}{case:<10}" + "".join(cells) + f"{ratio:>12.3f}")
     print("\nDownstream score (accuracy; diabetes: R²) and fit + impute seconds")
     for dataset, cases in results.items():
         for case, found in cases.items():
             cells = [
-                f"{'timeout':>20}" if found[n] == "timeout"
+                f"{'timeout':>20}"
+                if found[n] == "timeout"
                 else f"{found[n]['downstream']:>11.3f}{found[n]['seconds']:>8.1f}s"
                 for n in names
             ]
@@ -311,7 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     quick_sets = "diabetes,wine"
     args.datasets = (args.datasets or (quick_sets if args.quick else ",".join(DATASETS))).split(",")
     args.imputers = (args.imputers or ",".join(IMPUTERS)).split(",")
-    args.rates = [float(r) for r in (args.rates or ("0.2" if args.quick else "0.1,0.2,0.4")).split(",")]
+    args.rates = [
+        float(r) for r in (args.rates or ("0.2" if args.quick else "0.1,0.2,0.4")).split(",")
+    ]
     args.seeds = list(range(1 if args.quick else args.seeds))
     args.outlier_seeds = list(range(1 if args.quick else 5))
     args.aekit_params = json.loads(args.aekit_params)

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from sklearn.pipeline import make_pipeline
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import check_estimator
 
 from aekit import Autoencoder, AutoencoderImputer, AutoencoderOutlierDetector, DataError, load
@@ -15,8 +15,8 @@ from aekit._missing import hide_entries, observed_share, row_squared_error, with
 from aekit.analysis import measure
 from aekit.cli import main
 from aekit.config import ModelConfig, TrainConfig
-from aekit.detectorfile import load_detector
 from aekit.data.stream import NpyRows, array_stats, stream_stats
+from aekit.detectorfile import load_detector
 from aekit.model import Hourglass
 from aekit.training.objective import loss_sum
 from tests.helpers import FAST, write_parquet
@@ -221,7 +221,9 @@ def test_detector_scores_rows_with_holes_on_the_same_scale(tmp_path):
     assert abs(np.median(holed) - np.median(complete)) < 0.5 * np.std(complete)
     detector.save(tmp_path / "d")
     back = load_detector(tmp_path / "d")
-    np.testing.assert_allclose(back.score_samples(_holes(test)), detector.score_samples(_holes(test)))
+    np.testing.assert_allclose(
+        back.score_samples(_holes(test)), detector.score_samples(_holes(test))
+    )
 
 
 def test_onnx_export_scores_rows_with_holes(tmp_path, holed, fitted):
@@ -237,8 +239,10 @@ def test_cli_fit_and_score_a_csv_with_empty_cells(tmp_path, capsys):
     X = _rows(300)
     text = "\n".join(
         [",".join(f"c{j}" for j in range(6))]
-        + [",".join("" if (i + j) % 7 == 0 else f"{v:.4f}" for j, v in enumerate(row))
-           for i, row in enumerate(X)]  # fmt: skip
+        + [
+            ",".join("" if (i + j) % 7 == 0 else f"{v:.4f}" for j, v in enumerate(row))
+            for i, row in enumerate(X)
+        ]
     )
     (tmp_path / "holes.csv").write_text(text + "\n")
     args = ["--code-dim", "2", "--hidden", "8", "--epochs", "3", "--seed", "0", "--device", "cpu"]

@@ -176,7 +176,9 @@ class InferenceMixin:
         """
         self._check_fitted()
         with aekit_errors():  # scaled rows carry no feature names: check them as an array
-            rows = check_array(X_scaled, dtype=FLOATS, ensure_min_samples=0, ensure_all_finite=False)
+            rows = check_array(
+                X_scaled, dtype=FLOATS, ensure_min_samples=0, ensure_all_finite=False
+            )
         if rows.shape[1] != self.n_features_in_:
             raise DataError(f"X_scaled has {rows.shape[1]} columns, expected {self.n_features_in_}")
         unscale = self.module_.unscale_output

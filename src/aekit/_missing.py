@@ -82,7 +82,7 @@ def row_squared_error(
     weight: torch.Tensor | None = None,
     dtype: torch.dtype = torch.float64,
 ) -> torch.Tensor:
-    """aekit's error unit: each row's squared error over observed entries, rescaled.
+    """Aekit's error unit: each row's squared error over observed entries, rescaled.
 
     Parameters
     ----------

@@ -232,7 +232,10 @@ def initial_model(
 
 def _warn_if_identity_can_be_learned(config: ModelConfig) -> None:
     """Warn when a code as wide as the input can copy it, with nothing to stop it."""
+    masked = config.missing and config.hide_share > 0  # masking noise on observed entries
     if config.code_dim >= config.input_dim and config.sparsity is None and config.noise is None:
+        if masked:
+            return
         warnings.warn(
             f"code_dim={config.code_dim} >= {config.input_dim} features without sparsity or "
             "noise: the autoencoder can learn the identity and its code explains nothing; "

@@ -145,7 +145,9 @@ class ModelConfig(JsonConfig):
         )
         choice("activation", self.activation, ACTIVATIONS)
         choice("output", self.output, OUTPUTS)
-        check(isinstance(self.missing, bool), f"missing must be True or False, got {self.missing!r}")
+        check(
+            isinstance(self.missing, bool), f"missing must be True or False, got {self.missing!r}"
+        )
         finite("hide_share", self.hide_share, 0.0, 1.0, open_high=True)
         groups = self.feature_groups
         check(

@@ -20,26 +20,47 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, v
 from .data.checks import aekit_errors, check_float32_range, refuse_sparse_nan
 from .errors import ConfigError
 from .estimator import Autoencoder
+from .outlier import member_seeds
 
-__all__ = ["IMPUTER_DEFAULTS", "AutoencoderImputer", "imputer_autoencoder"]
+__all__ = ["IMPUTER_DEFAULTS", "AutoencoderImputer", "imputer_autoencoder", "shared_scale"]
 
 # The autoencoder the imputer trains unless given one: what won benchmarks/impute.py.
 IMPUTER_DEFAULTS: dict[str, Any] = {
     "hidden": (256, 256),
     "missing": True,
-    "hide_share": 0.3,
+    "hide_share": 0.5,
     "patience": 20,
     "improvement_z": 0.0,
+    "min_val_rows": 20,
 }
 
+ENSEMBLE_ENTRIES = 100_000  # n_estimators="auto": 5 members up to this many entries, else 1
 
-def imputer_autoencoder(n_features: int, random_state: int | None = None) -> Autoencoder:
-    """The autoencoder :class:`AutoencoderImputer` trains by default on ``n_features`` columns.
 
-    :data:`IMPUTER_DEFAULTS` with a code as wide as ``max(2, n_features // 2)`` (at most 64).
+def imputer_autoencoder(X: np.ndarray, random_state: int | None = None) -> Autoencoder:
+    """The autoencoder :class:`AutoencoderImputer` trains by default on rows ``X``.
+
+    :data:`IMPUTER_DEFAULTS` with a code as wide as the rows (2 to 64 units) and, for
+    image-like rows (:func:`shared_scale`), one global scale for every column.
     """
-    code_dim = int(min(64, max(2, n_features // 2)))
-    return Autoencoder(code_dim=code_dim, random_state=random_state, **IMPUTER_DEFAULTS)
+    code_dim = int(min(64, max(2, X.shape[1])))
+    scaling = "global_minmax" if shared_scale(X) else "auto"
+    return Autoencoder(
+        code_dim=code_dim, scaling=scaling, random_state=random_state, **IMPUTER_DEFAULTS
+    )
+
+
+def shared_scale(X: np.ndarray) -> bool:
+    """Whether rows look like pixel intensities: non-negative, most columns reaching one top.
+
+    Such columns are measured on one scale; standardizing each (a rarely inked pixel gets a
+    tiny spread) blows rare values up and costs imputation badly (digits: 0.73 instead of
+    0.49 standardized RMSE at 20 % MCAR).
+    """
+    with np.errstate(all="ignore"):
+        low, high = np.nanmin(X) if X.size else 0.0, np.nanmax(X) if X.size else 0.0
+        tops = np.nanmax(np.where(np.isnan(X), -np.inf, X), axis=0)
+    return bool(low >= 0 and high > 0 and np.median(tops) == high)
 
 
 class AutoencoderImputer(TransformerMixin, BaseEstimator):
@@ -51,13 +72,17 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     it from the row's observed entries.
 
     The default autoencoder (:func:`imputer_autoencoder`) is what won
-    ``benchmarks/impute.py``: two hidden layers of 256 units, a code of ``n_features // 2``
-    units (2 to 64), masking noise hiding 30 % of the observed entries in each training
-    batch (``hide_share=0.3``; without it the model imputes much worse), the loss on every
-    observed entry, mask indicators in the input, early stopping on held-out rows with
-    entries hidden the same way (``patience=20``, ``improvement_z=0``) and the other
-    :class:`~aekit.Autoencoder` defaults (a PCA start, ``epochs="auto"``, images in [0, 1]
-    kept at their one global scale).
+    ``benchmarks/impute.py``: two hidden layers of 256 units, a code as wide as the rows
+    (2 to 64 units), masking noise hiding half of the observed entries in each training
+    batch (``hide_share=0.5``; 0.3 did worse on wine, no masking much worse everywhere), the
+    loss on every observed entry, mask indicators in the input, early stopping on held-out
+    rows with entries hidden the same way (``patience=20``, ``improvement_z=0``,
+    ``min_val_rows=20``: small tables keep more rows to train on), its own imputations
+    never fed back, and the other :class:`~aekit.Autoencoder` defaults (a PCA start of rows
+    filled with column means, ``epochs="auto"``). Image-like rows (:func:`shared_scale`:
+    non-negative, most columns reaching one maximum) keep one global scale; other tables
+    are standardized. With ``n_estimators="auto"`` small data (up to 100,000 entries) gets
+    an ensemble of 5.
 
     Parameters
     ----------
@@ -70,13 +95,20 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     keep_empty_features : bool, default=False
         As ``SimpleImputer``: a column with no observed value in ``fit`` is dropped from the
         output, or with ``True`` kept and filled with 0.
+    n_estimators : int or "auto", default="auto"
+        Autoencoders trained (each from its own seed) whose reconstructions are averaged:
+        an ensemble fills holes more closely (wine at 20 % MCAR: 0.768 → 0.739). "auto": 5
+        for data of up to 100,000 entries, else 1.
     random_state : int, optional
-        Seed of the default autoencoder (ignored when ``estimator`` is given: set its own).
+        Seed of the autoencoders (members after the first get seeds drawn from it); with
+        ``estimator`` given, None keeps the estimator's own ``random_state``.
 
     Attributes
     ----------
+    estimators_ : list of Autoencoder
+        The fitted autoencoders.
     estimator_ : Autoencoder
-        The fitted autoencoder.
+        The first of them.
     indicator_ : MissingIndicator or None
         The missing-value indicator (``add_indicator=True``).
     n_features_in_ : int
@@ -97,9 +129,11 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         missing_values: float | int | None = np.nan,
         add_indicator: bool = False,
         keep_empty_features: bool = False,
+        n_estimators: int | str = "auto",
         random_state: int | None = None,
     ) -> None:
         self.estimator = estimator
+        self.n_estimators = n_estimators
         self.missing_values = missing_values
         self.add_indicator = add_indicator
         self.keep_empty_features = keep_empty_features
@@ -127,7 +161,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             )
         if not nan_marker:
             check_float32_range(X)  # NaN is not the missing-value marker here
-            X[X == self.missing_values] = np.nan
+            X[self.missing_values == X] = np.nan
         check_float32_range(X, allow_nan=True)
         return X
 
@@ -149,11 +183,18 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         if not isinstance(self.add_indicator, (bool, np.bool_)):
             raise ConfigError(f"add_indicator must be True or False, got {self.add_indicator!r}")
         rows = self._rows(X, reset=True)
-        if self.estimator is None:
-            estimator = imputer_autoencoder(rows.shape[1], self.random_state)
-        else:
-            estimator = clone(self.estimator).set_params(missing=True)
-        self.estimator_ = estimator.fit(rows)
+        n = self.n_estimators
+        if n == "auto":
+            n = 5 if rows.size <= ENSEMBLE_ENTRIES else 1
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+            raise ConfigError(f"n_estimators must be a positive integer or 'auto', got {n!r}")
+        base = imputer_autoencoder(rows) if self.estimator is None else self.estimator
+        seed = self.random_state if self.random_state is not None else base.random_state
+        self.estimators_ = [
+            clone(base).set_params(missing=True, random_state=s).fit(rows)
+            for s in member_seeds(seed, int(n))
+        ]
+        self.estimator_ = self.estimators_[0]
         self._empty = np.isnan(rows).all(axis=0)
         self.indicator_ = None
         if self.add_indicator:
@@ -177,7 +218,8 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "estimator_")
         rows = self._rows(X, reset=False)
         holes = np.isnan(rows)
-        filled = np.where(holes, self.estimator_.reconstruct(rows), rows)
+        guess = np.mean([member.reconstruct(rows) for member in self.estimators_], axis=0)
+        filled = np.where(holes, guess.astype(rows.dtype, copy=False), rows)
         filled[:, self._empty] = 0.0
         if not self.keep_empty_features:
             filled = filled[:, ~self._empty]

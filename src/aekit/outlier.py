@@ -32,6 +32,14 @@ _MAX_CODE = 16  # the default autoencoder's code: one unit per 8 features, 1 to 
 _DTYPES = [np.float64, np.float32, np.uint8]  # 8-bit rows stay 8-bit: images (global_minmax)
 
 
+def member_seeds(seed: int | None, n: int) -> list[int | None]:
+    """Seeds of ``n`` ensemble members: ``seed``, then seeds drawn from it (None: all None)."""
+    if seed is None:
+        return [None] * n
+    spawned = np.random.SeedSequence(seed).generate_state(n, np.uint32)
+    return [seed, *(int(s) for s in spawned[1:])]
+
+
 def detector_code_dim(n_features: int) -> int:
     """The default autoencoder's code size: one unit per 8 features, between 1 and 16.
 
@@ -193,11 +201,9 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         else:
             base = self.estimator
         own = base.get_params().get("random_state")
-        seed = self.random_state if self.random_state is not None else own
-        seeds: list[int | None] = [seed] * self.n_estimators
-        if seed is not None:
-            spawned = np.random.SeedSequence(seed).generate_state(self.n_estimators, np.uint32)
-            seeds = [seed, *(int(s) for s in spawned[1:])]
+        seeds = member_seeds(
+            self.random_state if self.random_state is not None else own, self.n_estimators
+        )
         if "random_state" not in base.get_params():
             return [clone(base) for _ in seeds]
         return [clone(base).set_params(random_state=s) for s in seeds]
