@@ -14,7 +14,8 @@ of 0 is a typical training row and each unit is one interquartile range of a ter
   ``n_features / n_observed`` as aekit's error unit is, see :mod:`aekit._missing`). For a
   table each feature's squared residual is divided by its mean over the training rows (a
   feature the model rebuilds closely weighs more when it fails); for images the residual is
-  first averaged over 3×3 neighbourhoods of pixels, so a missing or extra stroke counts for more than a stroke drawn one pixel aside.
+  first averaged over 3×3 neighbourhoods of pixels, so a missing or extra stroke counts for
+  more than a stroke drawn one pixel aside.
 - **code** (optional): the squared Mahalanobis distance of the row's code to the training
   codes (their mean and Ledoit-Wolf covariance), like Hotelling's T² beside PCA's residual.
 
