@@ -22,13 +22,18 @@ from .errors import ConfigError
 from .estimator import Autoencoder
 from .outlier import member_seeds
 
-__all__ = ["IMPUTER_DEFAULTS", "AutoencoderImputer", "imputer_autoencoder", "shared_scale"]
+__all__ = [
+    "IMPUTER_DEFAULTS",
+    "AutoencoderImputer",
+    "hide_share_for",
+    "imputer_autoencoder",
+    "shared_scale",
+]
 
 # The autoencoder the imputer trains unless given one: what won benchmarks/impute.py.
 IMPUTER_DEFAULTS: dict[str, Any] = {
     "hidden": (256, 256),
     "missing": True,
-    "hide_share": 0.5,
     "patience": 20,
     "improvement_z": 0.0,
     "min_val_rows": 20,
@@ -40,14 +45,28 @@ ENSEMBLE_ENTRIES = 100_000  # n_estimators="auto": 5 members up to this many ent
 def imputer_autoencoder(X: np.ndarray, random_state: int | None = None) -> Autoencoder:
     """The autoencoder :class:`AutoencoderImputer` trains by default on rows ``X``.
 
-    :data:`IMPUTER_DEFAULTS` with a code as wide as the rows (2 to 64 units) and, for
-    image-like rows (:func:`shared_scale`), one global scale for every column.
+    :data:`IMPUTER_DEFAULTS` with a code as wide as the rows (2 to 64 units), masking noise
+    that follows the rows' missing share (:func:`hide_share_for`) and, for image-like rows
+    (:func:`shared_scale`), one global scale for every column.
     """
-    code_dim = int(min(64, max(2, X.shape[1])))
-    scaling = "global_minmax" if shared_scale(X) else "auto"
     return Autoencoder(
-        code_dim=code_dim, scaling=scaling, random_state=random_state, **IMPUTER_DEFAULTS
+        code_dim=int(min(64, max(2, X.shape[1]))),
+        hide_share=hide_share_for(X),
+        scaling="global_minmax" if shared_scale(X) else "auto",
+        random_state=random_state,
+        **IMPUTER_DEFAULTS,
     )
+
+
+def hide_share_for(X: np.ndarray) -> float:
+    """The masking noise for rows ``X``: 1.25 × their missing share, within [0.15, 0.5].
+
+    Measured at 10 % MCAR on breast cancer (one model): hiding 15 % of the observed entries
+    gave RMSE 0.427, 30 % 0.438, 50 % 0.501; at 40 % MCAR on wine 50 % beat 30 % (0.795 vs
+    0.844): few holes want little masking, many holes more.
+    """
+    share = float(np.isnan(X).mean()) if X.size else 0.0
+    return float(np.clip(1.25 * share, 0.15, 0.5))
 
 
 def shared_scale(X: np.ndarray) -> bool:
@@ -73,10 +92,10 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
 
     The default autoencoder (:func:`imputer_autoencoder`) is what won
     ``benchmarks/impute.py``: two hidden layers of 256 units, a code as wide as the rows
-    (2 to 64 units), masking noise hiding half of the observed entries in each training
-    batch (``hide_share=0.5``; 0.3 did worse on wine, no masking much worse everywhere), the
-    loss on every observed entry, mask indicators in the input, early stopping on held-out
-    rows with entries hidden the same way (``patience=20``, ``improvement_z=0``,
+    (2 to 64 units), masking noise hiding 1.25 × the rows' missing share of the observed
+    entries in each training batch, within [0.15, 0.5] (:func:`hide_share_for`; no masking
+    is much worse everywhere), the loss on every observed entry, mask indicators in the
+    input, early stopping on held-out rows with entries hidden the same way (``patience=20``, ``improvement_z=0``,
     ``min_val_rows=20``: small tables keep more rows to train on), its own imputations
     never fed back, and the other :class:`~aekit.Autoencoder` defaults (a PCA start of rows
     filled with column means, ``epochs="auto"``). Image-like rows (:func:`shared_scale`:
