@@ -90,18 +90,17 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     are returned as given; each missing entry becomes the autoencoder's reconstruction of
     it from the row's observed entries.
 
-    The default autoencoder (:func:`imputer_autoencoder`) is what won
-    ``benchmarks/impute.py``: two hidden layers of 256 units, a code as wide as the rows
-    (2 to 64 units), masking noise hiding 1.25 × the rows' missing share of the observed
-    entries in each training batch, within [0.15, 0.5] (:func:`hide_share_for`; no masking
-    is much worse everywhere), the loss on every observed entry, mask indicators in the
-    input, early stopping on held-out rows with entries hidden the same way
-    (``patience=20``, ``improvement_z=0``, ``min_val_rows=20``: small tables keep more rows
-    to train on), its own imputations never fed back, and the other :class:`~aekit.Autoencoder` defaults (a PCA start of rows
-    filled with column means, ``epochs="auto"``). Image-like rows (:func:`shared_scale`:
-    non-negative, most columns reaching one maximum) keep one global scale; other tables
-    are standardized. With ``n_estimators="auto"`` small data (up to 100,000 entries) gets
-    an ensemble of 5.
+    The default autoencoder (:func:`imputer_autoencoder`) is what won ``benchmarks/impute.py``:
+    two hidden layers of 256 units, a code as wide as the rows (2 to 64 units), masking noise
+    hiding 1.25 × the rows' missing share of the observed entries in each training batch, within
+    [0.15, 0.5] (:func:`hide_share_for`; no masking is much worse everywhere), the loss on every
+    observed entry, mask indicators in the input, early stopping on held-out rows with entries
+    hidden the same way (``patience=20``, ``improvement_z=0``, ``min_val_rows=20``: small tables
+    keep more rows to train on), its own imputations never fed back, and the other
+    :class:`~aekit.Autoencoder` defaults (a PCA start of rows filled with column means,
+    ``epochs="auto"``). Image-like rows (:func:`shared_scale`: non-negative, most columns
+    reaching one maximum) keep one global scale; other tables are standardized. With
+    ``n_estimators="auto"`` small data (up to 100,000 entries) gets an ensemble of 5.
 
     Parameters
     ----------
