@@ -209,10 +209,11 @@ def refuse_sparse_nan(X: Any) -> None:
     DataError
         If ``X`` is a scipy.sparse matrix or array whose stored values include NaN.
     """
+    if not type(X).__module__.startswith("scipy.sparse"):  # (an ndarray's .data is a buffer)
+        return
     data = getattr(X, "data", None)
     if (
-        type(X).__module__.startswith("scipy.sparse")
-        and isinstance(data, np.ndarray)
+        isinstance(data, np.ndarray)
         and data.dtype.kind == "f"
         and np.isnan(data).any()
     ):
