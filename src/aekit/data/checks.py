@@ -212,11 +212,7 @@ def refuse_sparse_nan(X: Any) -> None:
     if not type(X).__module__.startswith("scipy.sparse"):  # (an ndarray's .data is a buffer)
         return
     data = getattr(X, "data", None)
-    if (
-        isinstance(data, np.ndarray)
-        and data.dtype.kind == "f"
-        and np.isnan(data).any()
-    ):
+    if isinstance(data, np.ndarray) and data.dtype.kind == "f" and np.isnan(data).any():
         raise DataError(
             "sparse input contains NaN; aekit takes missing values (NaN) in dense input "
             "only: densify it (X.toarray()) or fill those entries first"
