@@ -11,7 +11,13 @@ from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import check_estimator
 
 from aekit import Autoencoder, AutoencoderImputer, AutoencoderOutlierDetector, DataError, load
-from aekit._missing import hide_entries, observed_share, row_squared_error, with_indicators
+from aekit._missing import (
+    groups_from_blocks,
+    hide_entries,
+    observed_share,
+    row_squared_error,
+    with_indicators,
+)
 from aekit.analysis import measure
 from aekit.cli import main
 from aekit.config import ModelConfig, TrainConfig
@@ -162,6 +168,11 @@ def test_masking_noise_hides_whole_groups():
     assert 0.2 < hidden[:, 0].float().mean() < 0.4
     plain = torch.isnan(hide_entries(x, 0.3, torch.Generator().manual_seed(0)))
     assert not torch.equal(plain[:, 0], plain[:, 1])
+
+
+def test_one_hot_blocks_become_feature_groups():
+    assert groups_from_blocks(6, ((1, 3), (4, 6))) == (0, 1, 1, 2, 3, 3)
+    assert groups_from_blocks(3, ()) == (0, 1, 2)
 
 
 def test_indicators_tell_holes_from_zeros():

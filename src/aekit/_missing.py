@@ -29,6 +29,7 @@ import torch
 __all__ = [
     "fill_holes",
     "group_matrix",
+    "groups_from_blocks",
     "hide_entries",
     "observed_share",
     "row_squared_error",
@@ -56,6 +57,22 @@ def group_matrix(
     """The ``(n_columns, n_groups)`` 0/1 membership matrix of ``groups``, as float32."""
     ids = torch.as_tensor(groups, dtype=torch.long, device=device)
     return torch.nn.functional.one_hot(ids, int(ids.max()) + 1).float()
+
+
+def groups_from_blocks(input_dim: int, blocks: tuple[tuple[int, int], ...]) -> tuple[int, ...]:
+    """Feature groups from one-hot blocks ``(start, stop)``, numbered in column order.
+
+    A block (``ModelConfig.categorical_blocks``) is one group, every other column its own.
+    """
+    group, ids, column = 0, [], 0
+    for start, stop in sorted(blocks):
+        for _ in range(column, start):
+            ids.append(group)
+            group += 1
+        ids.extend([group] * (stop - start))
+        group, column = group + 1, stop
+    ids.extend(range(group, group + input_dim - column))
+    return tuple(ids)
 
 
 def observed_share(holes: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
