@@ -190,13 +190,13 @@ def test_encode_reconstruct_score_stream(model, files, tmp_path, monkeypatch, su
 
 def test_a_bad_row_in_a_streamed_file_keeps_the_old_output(model, files, tmp_path, capsys):
     X = np.load(files / "digits.npy")
-    X[250, 7] = np.nan
+    X[250, 7] = np.inf
     np.save(tmp_path / "bad.npy", X)
     out = tmp_path / "codes.npy"
     out.write_bytes(b"yesterday's codes")
     assert main(["encode", str(model), str(tmp_path / "bad.npy"), "--stream", "-o", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "contains NaN (first at row 250, column 7)" in err and err.count("\n") == 1
+    assert "contains infinity (first at row 250, column 7)" in err and err.count("\n") == 1
     assert out.read_bytes() == b"yesterday's codes"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.npy", "codes.npy"]
 
@@ -305,7 +305,7 @@ def one_error_line(capsys):
     [
         (["encode", "{model}", "{tmp}/missing.csv", "-o", "{tmp}/c.npy"], 2, "no such file"),
         (["encode", "{model}", "{tmp}/x.xlsx", "-o", "{tmp}/c.npy"], 2, "unknown file format"),
-        (["encode", "{model}", "{tmp}/nan.npy", "-o", "{tmp}/c.npy"], 2, "NaN"),
+        (["encode", "{model}", "{tmp}/inf.npy", "-o", "{tmp}/c.npy"], 2, "infinity"),
         (["encode", "{model}", "{tmp}/narrow.npy", "-o", "{tmp}/c.npy"], 2, "expects 64"),
         (["encode", "{model}", "{tmp}/text.csv", "-o", "{tmp}/c.npy"], 2, "non-numeric"),
         (["encode", "{model}", "{tmp}/ok.npy", "-o", "{tmp}/c.json"], 2, "unknown output format"),
@@ -323,8 +323,8 @@ def test_errors_are_one_line_and_leave_no_file(model, tmp_path, capsys, argv, co
     rng = np.random.default_rng(0)
     np.save(tmp_path / "ok.npy", rng.uniform(size=(20, 64)))
     bad = rng.uniform(size=(20, 64))
-    bad[3, 5] = np.nan
-    np.save(tmp_path / "nan.npy", bad)
+    bad[3, 5] = np.inf
+    np.save(tmp_path / "inf.npy", bad)
     np.save(tmp_path / "narrow.npy", rng.uniform(size=(20, 10)))
     header = ",".join(f"p{i}" for i in range(64))
     (tmp_path / "text.csv").write_text("\n".join([header] + ["1," * 63 + "x"] * 3))

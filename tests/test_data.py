@@ -271,7 +271,7 @@ def test_read_labels_takes_one_column_of_numbers_or_text(tmp_path):
 
 
 # -- the one input check -------------------------------------------------------------------
-@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("value", [np.inf, -np.inf])  # NaN: a missing value
 def test_a_bad_value_reads_the_same_from_the_estimator_a_stream_and_the_cli(tmp_path, value):
     X = np.random.default_rng(0).normal(size=(203, 12))
     ae = Autoencoder(code_dim=2, hidden=(4,), epochs=1, random_state=0, device="cpu").fit(X)

@@ -111,7 +111,7 @@ def test_set_output_pandas(digits):
 @pytest.mark.parametrize(
     ("X", "error", "match"),
     [
-        (np.array([[1.0, np.nan], [0.0, 1.0]]), DataError, "NaN"),
+        (np.array([[1.0, np.nan], [0.0, -np.inf]]), DataError, "infinity"),
         (np.array([[1.0, np.inf], [0.0, 1.0]]), DataError, "infinity"),
         (np.zeros((0, 3)), DataError, "0 sample"),
         (np.zeros(5), DataError, "2D array"),

@@ -100,7 +100,7 @@ def test_onnx_refuses_bad_input_and_bad_files(tmp_path, wine):
     with pytest.raises(DataError, match="13 features"):
         onnx_model.run(wine[:, :5])
     bad = wine[:3].copy()
-    bad[1, 4] = np.nan
+    bad[1, 4] = np.inf
     with pytest.raises(DataError, match="row 1"):
         onnx_model.run(bad)
     (tmp_path / "junk.onnx").write_bytes(b"not a model")

@@ -109,16 +109,16 @@ def test_truncated_or_foreign_files_are_clear_errors(table, tmp_path):
         NpyRows(text)
 
 
-def test_stream_stats_match_numpy_and_find_nan(table, tmp_path):
+def test_stream_stats_match_numpy_and_find_infinity(table, tmp_path):
     X, path = table
     stats = stream_stats(NpyRows(path, block_rows=9), chunk_rows=50)
     np.testing.assert_allclose(stats["mean"], X.mean(axis=0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(stats["std"], X.std(axis=0), rtol=1e-5)
     np.testing.assert_array_equal(stats["min"], X.min(axis=0))
-    X[150, 3] = np.nan
-    np.save(tmp_path / "nan.npy", X)
-    with pytest.raises(DataError, match=r"nan\.npy contains NaN \(first at row 150, column 3\)"):
-        stream_stats(NpyRows(tmp_path / "nan.npy"), chunk_rows=64)
+    X[150, 3] = np.inf
+    np.save(tmp_path / "inf.npy", X)
+    with pytest.raises(DataError, match=r"inf\.npy contains infinity \(first at row 150, col"):
+        stream_stats(NpyRows(tmp_path / "inf.npy"), chunk_rows=64)
 
 
 def test_fit_streams_a_npy_path(table):
@@ -231,10 +231,10 @@ def test_parquet_errors_are_one_clear_line(parquet, tmp_path, monkeypatch):
     with pytest.raises(DataError, match=r"cannot read .* as parquet"):
         ParquetRows(tmp_path / "text.parquet")
     X = X.astype(np.float64)
-    X[150, 3] = np.nan
-    nan = write_parquet(tmp_path / "nan.parquet", X, 17)
+    X[150, 3] = np.inf
+    inf = write_parquet(tmp_path / "inf.parquet", X, 17)
     with pytest.raises(DataError, match="row 150"):
-        stream_stats(ParquetRows(nan), chunk_rows=64)
+        stream_stats(ParquetRows(inf), chunk_rows=64)
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     with pytest.raises(DataError, match=r"pip install 'aekit\[parquet\]'"):
         ParquetRows(path)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from aekit import Autoencoder, AutoencoderOutlierDetector, ConfigError, DataError
+from aekit._missing import groups_from_blocks
 from aekit.cli import main
 from aekit.data.formats import read_table
 from aekit.data.tables import TableLayout, needs_layout
@@ -47,7 +48,9 @@ def test_layout_round_trips_columns_dtypes_and_categories():
     )
     layout = TableLayout.fit(df, categorical_features=["code"])
     assert layout.blocks == ((1, 5), (5, 7), (7, 9), (9, 11), (11, 14))
-    assert layout.feature_groups.tolist() == [0, 1, 1, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 5, 6]
+    # one group per input column: what masking noise hides whole (aekit._missing)
+    groups = groups_from_blocks(layout.width, layout.blocks)
+    assert list(groups) == [0, 1, 1, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 5, 6]
     encoded = layout.encode(df)
     assert encoded.dtype == np.float32 and encoded.shape == (4, 15)
     assert encoded[0, 1:5].tolist() == [0, 0, 1, 0]  # "a" is the third category of the dtype

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         TrainingDivergedError,
     )
     from .estimator import Autoencoder
+    from .impute import AutoencoderImputer
     from .model import Hourglass, Output
     from .modelfile import load
     from .outlier import AutoencoderOutlierDetector
@@ -54,6 +55,7 @@ _HOMES = {
     "OutputError": "errors",
     "TrainingDivergedError": "errors",
     "Autoencoder": "estimator",
+    "AutoencoderImputer": "impute",
     "Hourglass": "model",
     "Output": "model",
     "load": "modelfile",
@@ -68,6 +70,7 @@ __all__ = [
     "AekitError",
     "AekitWarning",
     "Autoencoder",
+    "AutoencoderImputer",
     "AutoencoderOutlierDetector",
     "Callback",
     "ConfigError",

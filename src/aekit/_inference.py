@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_array
 
+from ._missing import row_squared_error
 from .data.checks import FLOATS, aekit_errors, as_codes, check_finite_chunk, check_finite_output
 from .data.sources import as_tensor
 from .errors import ConfigError, DataError
@@ -47,12 +48,15 @@ def run_in_chunks(
     chunk_rows: int,
     *,
     check_input: bool = False,
+    holes_out: bool = False,
 ) -> np.ndarray:
     """Apply ``fn`` (raw rows as a float32 tensor → tensor) to ``X`` chunk by chunk.
 
     The module runs in eval mode without autograd; results come back to the CPU as float32
     (float64 where ``fn`` returns float64) and then as ``out_dtype``. ``check_input`` refuses
-    NaN, infinity and values beyond float32's range, chunk by chunk, on the device.
+    infinity and values beyond float32's range, chunk by chunk, on the device (NaN is a
+    missing value); ``holes_out`` lets NaN through into the results (scaled rows keep their
+    holes), which are otherwise refused as an overflow.
 
     Raises
     ------
@@ -83,7 +87,7 @@ def run_in_chunks(
             chunks.append(out.to("cpu", kind).numpy())
     module.train(was_training)
     result = np.concatenate(chunks)
-    check_finite_output(result, "the network")
+    check_finite_output(result, "the network", allow_nan=holes_out)
     with np.errstate(over="ignore"):
         result = result.astype(out_dtype, copy=False)
     return result
@@ -97,10 +101,22 @@ class InferenceMixin:
     """
 
     def _run(
-        self, X: np.ndarray, fn: Any, out_dtype: np.dtype, *, check_input: bool = False
+        self,
+        X: np.ndarray,
+        fn: Any,
+        out_dtype: np.dtype,
+        *,
+        check_input: bool = False,
+        holes_out: bool = False,
     ) -> np.ndarray:
         return run_in_chunks(
-            self.module_, X, fn, out_dtype, self.transform_batch_size, check_input=check_input
+            self.module_,
+            X,
+            fn,
+            out_dtype,
+            self.transform_batch_size,
+            check_input=check_input,
+            holes_out=holes_out,
         )
 
     def inverse_transform(self, X: Any) -> np.ndarray:
@@ -155,12 +171,14 @@ class InferenceMixin:
         Returns
         -------
         X_scaled : ndarray of shape (n_samples, n_features_in_), float64
-            ``(X - offset) / scale`` with the scaling learned in ``fit`` (``scaling_``).
+            ``(X - offset) / scale`` with the scaling learned in ``fit`` (``scaling_``);
+            missing entries stay NaN.
         """
         self._check_fitted()
         X = self._validate(X, reset=False, finite=False)
         module = self.module_
-        return self._run(X, module.scale_input, np.dtype(np.float64), check_input=True)
+        scale = module.scale_input
+        return self._run(X, scale, np.dtype(np.float64), check_input=True, holes_out=True)
 
     def unscale_rows(self, X_scaled: Any) -> np.ndarray:
         """Rows of the scaled space back in the original units: the inverse of :meth:`scale_rows`.
@@ -171,11 +189,14 @@ class InferenceMixin:
         """
         self._check_fitted()
         with aekit_errors():  # scaled rows carry no feature names: check them as an array
-            rows = check_array(X_scaled, dtype=FLOATS, ensure_min_samples=0)
+            rows = check_array(
+                X_scaled, dtype=FLOATS, ensure_min_samples=0, ensure_all_finite=False
+            )
         width = self.model_config_.input_dim  # n_features_in_, or a table's encoded width
         if rows.shape[1] != width:
             raise DataError(f"X_scaled has {rows.shape[1]} columns, expected {width}")
-        return self._run(rows, self.module_.unscale_output, np.dtype(np.float64), check_input=True)
+        unscale = self.module_.unscale_output
+        return self._run(rows, unscale, np.dtype(np.float64), check_input=True, holes_out=True)
 
     def reconstruction_error(self, X: Any, *, units: str = "scaled") -> np.ndarray:
         """Each row's sum of squared reconstruction errors: aekit's one error unit.
@@ -190,6 +211,12 @@ class InferenceMixin:
             categorical column adds the squared error between its one-hot row and the
             predicted probabilities (between 0 and 2).
             ``"original"``: the same sum in the data's own units.
+
+            A row with missing values (NaN) is measured on its observed entries: their sum
+            of squared errors times ``n_features / n_observed`` (a categorical column's
+            one-hot block counts as one feature), so rows with and without holes are on one
+            scale; a complete row's error is the plain sum, and a row with no observed
+            entry has error 0. Missing entries are what :meth:`reconstruct` fills in.
 
         Returns
         -------
@@ -208,7 +235,7 @@ class InferenceMixin:
             recon = module(scaled).recon
             if original:
                 scaled, recon = rows, module.unscale_output(recon)
-            return (recon.double() - scaled.double()).square().sum(dim=1)
+            return row_squared_error(recon, scaled, module.group_members)
 
         errors = self._run(X, squared_error, X.dtype, check_input=True)
         check_finite_output(errors, "its float32 error (pass float64 rows)")

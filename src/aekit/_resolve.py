@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._missing import fill_holes
 from ._pca_start import principal_directions
 from .config import INITS, SCALINGS, ModelConfig, TrainConfig, is_linear
 from .data.checks import check_finite_output
 from .data.sources import RowSource
-from .errors import AekitWarning, ConfigError
+from .errors import AekitWarning, ConfigError, DataError
 from .model import Hourglass
 from .training.trainer import batches_per_epoch, derive_seeds
 
@@ -103,6 +104,17 @@ def categorical_blocks(stats: dict[str, np.ndarray]) -> tuple[tuple[int, int], .
     return tuple((int(start), int(stop)) for start, stop in np.asarray(blocks).reshape(-1, 2))
 
 
+def _resolve_missing(missing: Any, has_missing: bool) -> bool:
+    """``missing="auto"``: on when the training rows have a missing value; refuse False then."""
+    missing = _resolve_auto("missing", missing, has_missing)
+    if has_missing and not missing:
+        raise DataError(
+            "the training rows contain NaN (missing values) but missing=False; pass "
+            "missing=True or 'auto' to train with them, or fill them first"
+        )
+    return bool(missing)
+
+
 def scaling_params(stats: dict[str, np.ndarray], scaling: str) -> tuple[np.ndarray, np.ndarray]:
     """(offset, scale) with ``scaled = (X - offset) / scale``; constant features get scale 1.
 
@@ -164,6 +176,7 @@ def resolve_configs(
     deep = bool(hidden) or image_shape is not None
     resolved = {
         **params,
+        "missing": _resolve_missing(params["missing"], bool(stats.get("has_missing", False))),
         # PCA's home in a deep model; linear models and dictionaries start in their own layers
         "linear_path": params["init"] == "pca" and deep and params["sparsity"] is None,
         "input_dim": n_features,
@@ -220,9 +233,13 @@ def initial_model(
     extremes = torch.from_numpy(np.stack([stats["min"], stats["max"]]).astype(np.float32))
     check_finite_output(module.scale_input(extremes).numpy().T, "input scaling", "column")
     if params["init"] == "pca" and module.pca_start is not None:
-        mean, components = principal_directions(
-            rows, module.scale_input, model_config.code_dim, seed=init_seed
-        )
+        scale = module.scale_input  # rows with holes: PCA of rows filled with 0 (scaled)
+        if model_config.missing:
+
+            def scale(rows: torch.Tensor) -> torch.Tensor:
+                return fill_holes(module.scale_input(rows))
+
+        mean, components = principal_directions(rows, scale, model_config.code_dim, seed=init_seed)
         module.start_from_pca_(mean, components)
     _warn_if_identity_can_be_learned(model_config)
     return module, train_config, scaling
@@ -230,7 +247,10 @@ def initial_model(
 
 def _warn_if_identity_can_be_learned(config: ModelConfig) -> None:
     """Warn when a code as wide as the input can copy it, with nothing to stop it."""
+    masked = config.missing and config.hide_share > 0  # masking noise on observed entries
     if config.code_dim >= config.input_dim and config.sparsity is None and config.noise is None:
+        if masked:
+            return
         warnings.warn(
             f"code_dim={config.code_dim} >= {config.input_dim} features without sparsity or "
             "noise: the autoencoder can learn the identity and its code explains nothing; "

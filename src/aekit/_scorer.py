@@ -10,10 +10,12 @@ its own training distribution: ``(term - median) / IQR`` over the training rows,
 of 0 is a typical training row and each unit is one interquartile range of a term.
 
 - **residual**: the squared reconstruction residual in the scaled space, summed over the
-  row. For a table each feature's squared residual is divided by its mean over the training
-  rows (a feature the model rebuilds closely weighs more when it fails); for images the
-  residual is first averaged over 3×3 neighbourhoods of pixels, so a missing or extra
-  stroke counts for more than a stroke drawn one pixel aside.
+  row (rows with missing values: over the observed entries, rescaled by
+  ``n_features / n_observed`` as aekit's error unit is, see :mod:`aekit._missing`). For a
+  table each feature's squared residual is divided by its mean over the training rows (a
+  feature the model rebuilds closely weighs more when it fails); for images the residual is
+  first averaged over 3×3 neighbourhoods of pixels, so a missing or extra stroke counts for
+  more than a stroke drawn one pixel aside.
 - **code** (optional): the squared Mahalanobis distance of the row's code to the training
   codes (their mean and Ledoit-Wolf covariance), like Hotelling's T² beside PCA's residual.
 
@@ -37,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._inference import run_in_chunks
+from ._missing import fill_holes, observed_share, row_squared_error
 from .model import Hourglass
 
 __all__ = ["TERMS", "AnomalyScorer"]
@@ -115,8 +118,10 @@ class AnomalyScorer(nn.Module):
         per_member = []
         for i in range(len(self.members)):
             scaled, recon, code = self.member_outputs(rows, i)
-            residual = self._residual(recon - scaled)
-            terms = [(residual.square() * self.feature_weight[i]).sum(dim=1)]
+            holes = torch.isnan(scaled)
+            residual = self._residual(fill_holes(recon - scaled))  # holes: no residual
+            rescale = observed_share(holes, self.members[i].group_members).to(residual.dtype)
+            terms = [(residual.square() * self.feature_weight[i]).sum(dim=1) * rescale]
             if self.code_term:
                 centred = code - self.code_mean[i]
                 terms.append(((centred @ self.code_precision[i]) * centred).sum(dim=1))
@@ -133,7 +138,7 @@ class AnomalyScorer(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Raw rows → (code, reconstruction in original units, error, anomaly score)."""
         scaled, recon, code = self.member_outputs(rows, 0)
-        error = (recon - scaled).square().sum(dim=1)
+        error = row_squared_error(recon, scaled, self.members[0].group_members, dtype=recon.dtype)
         return code, self.members[0].unscale_output(recon), error, self.score(rows)
 
     # -- learning the normalisation from the training rows ------------------------------
@@ -154,13 +159,16 @@ class AnomalyScorer(nn.Module):
 
                 def squared(rows: torch.Tensor, i: int = i) -> torch.Tensor:
                     scaled, recon, _ = self.member_outputs(rows, i)
-                    return (recon - scaled).double().square()
+                    seen = (~torch.isnan(scaled)).double()  # the observed entries' count
+                    return torch.cat([fill_holes(recon - scaled).double().square(), seen], 1)
 
-                mean = np.zeros(X.shape[1])
+                d = X.shape[1]
+                mean, seen = np.zeros(d), np.zeros(d)
                 for start in range(0, X.shape[0], chunk_rows):
                     part = X[start : start + chunk_rows]
-                    mean += run_in_chunks(first, part, squared, np.float64, chunk_rows).sum(0)
-                mean /= X.shape[0]
+                    sums = run_in_chunks(first, part, squared, np.float64, chunk_rows).sum(0)
+                    mean, seen = mean + sums[:d], seen + sums[d:]
+                mean /= np.maximum(seen, 1)  # each feature's mean over its observed entries
                 floor = max(1e-6 * float(mean.mean()), np.finfo(np.float32).tiny)
                 weight = 1.0 / np.maximum(mean, floor)
                 self.feature_weight[i] = torch.from_numpy(weight / weight.mean()).to(first.offset)

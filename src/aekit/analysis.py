@@ -4,7 +4,10 @@
 summary, ``compare``), the report and the benchmarks all call it, directly or through
 :func:`compare`. Its errors are aekit's one unit: squared errors per entry in the fitted
 model's scaled space, summed over a row and averaged over rows; the PCA baseline is fitted on
-the same scaled training rows, so both sides are measured alike.
+the same scaled training rows, so both sides are measured alike. Rows with missing values
+(NaN): the error unit counts observed entries, rescaled by ``n_features / n_observed`` (see
+:mod:`aekit._missing`), and PCA is fitted on the training rows with holes filled by their
+column means.
 """
 
 from __future__ import annotations
@@ -79,12 +82,41 @@ def pca_error_curve(
         Mean per-row squared error with that many components.
     """
     k = min(max_components, X_train.shape[0], X_train.shape[1])
+    X_test = np.asarray(X_test, dtype=np.float64)
+    holes = np.isnan(X_test)
+    if np.isnan(X_train).any() or holes.any():
+        return np.arange(1, k + 1), _pca_curve_with_holes(X_train, X_test, holes, k, random_state)
     pca = PCA(n_components=k, random_state=random_state).fit(X_train)
-    centred = np.asarray(X_test, dtype=np.float64) - pca.mean_
+    centred = X_test - pca.mean_
     coords = centred @ pca.components_.T
     total = np.einsum("ij,ij->i", centred, centred)
     errors = total[:, None] - np.cumsum(coords**2, axis=1)
     return np.arange(1, k + 1), np.clip(errors, 0.0, None).mean(axis=0)
+
+
+def _pca_curve_with_holes(
+    X_train: np.ndarray, X_test: np.ndarray, holes: np.ndarray, k: int, random_state: int
+) -> np.ndarray:
+    """PCA's curve on rows with missing values: PCA of mean-filled rows, the one error unit.
+
+    Holes (training and test) are filled with the training rows' observed column means;
+    each test row's error is summed over its observed entries and rescaled by
+    ``n_features / n_observed`` (see :mod:`aekit._missing`), as the autoencoder's is.
+    """
+    X_train = np.asarray(X_train, dtype=np.float64)
+    means = np.zeros(X_train.shape[1])
+    seen = ~np.isnan(X_train)
+    np.divide(np.where(seen, X_train, 0.0).sum(axis=0), seen.sum(axis=0), means, where=seen.any(0))
+    pca = PCA(n_components=k, random_state=random_state).fit(np.where(seen, X_train, means))
+    centred = np.where(holes, means, X_test) - pca.mean_
+    coords = centred @ pca.components_.T
+    observed = (~holes).sum(axis=1)
+    rescale = np.divide(X_test.shape[1], observed, np.zeros(len(observed)), where=observed > 0)
+    errors, residual = np.empty(k), centred.copy()
+    for i in range(k):
+        residual -= np.outer(coords[:, i], pca.components_[i])
+        errors[i] = float((np.where(holes, 0.0, residual) ** 2).sum(axis=1) @ rescale)
+    return errors / max(len(X_test), 1)
 
 
 def principal_angles(A: np.ndarray, B: np.ndarray) -> np.ndarray:

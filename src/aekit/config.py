@@ -111,6 +111,18 @@ class ModelConfig(JsonConfig):
         "(channels, height, width) of image rows, flattened channel-first: the encoder "
         "becomes stride-2 3×3 convolutions and the decoder the mirrored transposed ones.",
     )
+    missing: bool = option(
+        False,
+        "Train and predict with missing values (NaN): the encoder sees each missing entry as "
+        "0 in the scaled space plus a mask indicator (twice the input columns), the loss "
+        "counts observed entries only, and training hides hide_share of the observed entries.",
+    )
+    hide_share: float = option(
+        0.3,
+        "With missing=True: the share of observed entries hidden (set missing) in each "
+        "training batch and counted in the loss, so the model learns to fill holes (0.3 won "
+        "benchmarks/impute.py; 0 is much worse at imputing).",
+    )
     linear_path: bool = option(
         False,
         "A linear encoder (input → code) and a linear decoder (code → output) added to the "
@@ -134,6 +146,10 @@ class ModelConfig(JsonConfig):
         )
         choice("activation", self.activation, ACTIVATIONS)
         choice("output", self.output, OUTPUTS)
+        check(
+            isinstance(self.missing, bool), f"missing must be True or False, got {self.missing!r}"
+        )
+        finite("hide_share", self.hide_share, 0.0, 1.0, open_high=True)
         finite("dropout", self.dropout, 0.0, 1.0, open_high=True)
         check(
             isinstance(self.batch_norm, bool), f"batch_norm must be a bool, got {self.batch_norm!r}"
@@ -433,6 +449,14 @@ class EstimatorOptions:
         "initialisation (aekit 0.1's only start; use it to watch a linear autoencoder find "
         "PCA's subspace).",
         choices=INITS,
+    )
+    missing: bool | str = option(
+        "auto",
+        "Missing values (NaN, pd.NA) in the rows: the model sees each missing entry as 0 in "
+        "the scaled space plus a mask indicator, its loss counts observed entries only and "
+        "training hides hide_share of the observed entries. 'auto': on when the training "
+        "rows have a missing value. Errors of rows with holes are summed over the observed "
+        "entries and rescaled by n_features / n_observed.",
     )
     transform_batch_size: int = option(
         4096, "Rows per chunk in transform and friends, so memory stays flat."

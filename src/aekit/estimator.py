@@ -35,10 +35,12 @@ from .data.checks import (
     FLOATS,
     aekit_errors,
     check_float32_range,
+    refuse_sparse_nan,
 )
 from .data.formats import read_array
 from .data.sources import RowSource, as_tensor
-from .data.stream import array_stats, open_rows, stream_stats
+from .data.stats import array_stats, stream_stats
+from .data.stream import open_rows
 from .data.tables import fit_layout
 from .errors import DataError, DataTypeError, NotFittedError
 from .model import Hourglass
@@ -115,6 +117,8 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         sparsity_k: int | None = None,
         noise: str | None = None,
         noise_level: float = 0.3,
+        missing: bool | str = "auto",
+        hide_share: float = 0.3,
         scaling: str = "auto",
         loss: str = "auto",
         epochs: int | str = "auto",
@@ -159,6 +163,8 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         self.sparsity_k = sparsity_k
         self.noise = noise
         self.noise_level = noise_level
+        self.missing = missing
+        self.hide_share = hide_share
         self.scaling = scaling
         self.loss = loss
         self.epochs = epochs
@@ -194,6 +200,7 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.input_tags.allow_nan = True  # a missing value; infinity is refused
         return tags
 
     def __sklearn_is_fitted__(self) -> bool:
@@ -222,23 +229,26 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
                 f"got the path {str(X)!r}: only fit and partial_fit take file paths; "
                 "read the rows first (aekit.data.read_array)"
             )
+        refuse_sparse_nan(X)
         if reset:
             self.table_layout_ = fit_layout(X, self.categorical_features, self.max_categories)
         layout = getattr(self, "table_layout_", None)
+        # NaN (and pd.NA) is a missing value; infinity is refused by aekit's own check below
+        # (or chunk by chunk), so scikit-learn's finiteness check is off
         with aekit_errors():
             if layout is None:
                 X = validate_data(
                     self, X, reset=reset, dtype=FLOATS, ensure_min_samples=1,
-                    ensure_all_finite=finite,
+                    ensure_all_finite=False,
                 )  # fmt: skip
             else:  # the table's columns by name and count; then its encoding, as numbers
                 validate_data(self, X, reset=reset, skip_check_array=True)
                 X = check_array(
                     layout.encode(X, np.float64), dtype=FLOATS, ensure_min_samples=1,
-                    ensure_all_finite=finite,
+                    ensure_all_finite=False,
                 )  # fmt: skip
         if finite:
-            check_float32_range(X)
+            check_float32_range(X, allow_nan=True)
         return X
 
     # -- fit ------------------------------------------------------------------------------
@@ -261,9 +271,10 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
             numeric columns of a parquet file) and never loaded whole, other formats are
             read into memory; a folder or glob of ``.parquet`` or ``.npy`` shards streams
             as one dataset (:mod:`aekit.data.folders`; under DDP each rank reads its share,
-            :mod:`aekit.data.shares`); or a row source such as :class:`~aekit.data.stream.ParquetRows`
-            (which picks columns). :meth:`transform` and the other methods take arrays, not
-            paths: read rows with :func:`aekit.data.read_array`, or chunk by chunk.
+            :mod:`aekit.data.shares`); or a row source such as
+            :class:`~aekit.data.stream.ParquetRows` (which picks columns). :meth:`transform`
+            and the other methods take arrays, not paths: read rows with
+            :func:`aekit.data.read_array`, or chunk by chunk.
         y : None
             Ignored.
         callbacks : tuple of Callback, optional
@@ -312,7 +323,12 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
                 trainer, scaling = self._build(rows, stats, ())
                 module = trainer.module
                 self._set_fitted(module, module.config, trainer.config, scaling, trainer.history)
-            elif trainer is None:  # after fit() or unpickling: a fresh optimiser, same weights
+            elif bool(stats.get("has_missing", False)) and not self.model_config_.missing:
+                raise DataError(
+                    "X contains NaN (missing values) but the model was first fitted on complete "
+                    "rows (missing=False); fit it with missing=True to train on rows with holes"
+                )
+            if trainer is None:  # after fit() or unpickling: a fresh optimiser, same weights
                 trainer = Trainer(self.module_, self.train_config_)
                 trainer.history = self.history_
             self._trainer_ = trainer

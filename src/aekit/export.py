@@ -198,16 +198,17 @@ class OnnxModel:
         Raises
         ------
         DataError
-            If ``X`` is not 2-D with ``n_features`` columns, or holds NaN or infinity.
+            If ``X`` is not 2-D with ``n_features`` columns, or holds infinity (NaN is a
+            missing value, scored on the observed entries).
         """
         rows = np.asarray(X)
         if rows.ndim != 2 or rows.shape[1] != self.n_features:
             raise DataError(f"expected rows of {self.n_features} features, got shape {rows.shape}")
         with np.errstate(over="ignore"):
             rows = np.ascontiguousarray(rows, dtype=np.float32)
-        bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
+        bad = np.flatnonzero(np.isinf(rows).any(axis=1))  # NaN: a missing value
         if len(bad):
-            raise DataError(f"row {bad[0]} holds NaN, infinity or a value beyond float32's range")
+            raise DataError(f"row {bad[0]} holds infinity or a value beyond float32's range")
         parts = [
             self.session.run(None, {INPUT: rows[start : start + _CHUNK_ROWS]})
             for start in range(0, max(len(rows), 1), _CHUNK_ROWS)

@@ -12,6 +12,10 @@ A top-k dictionary (``sparsity="topk"`` with a linear decoder) encodes each row 
 its origin, the decoder's output for an empty code: the pre-encoder bias of Gao et al. 2024,
 shared with the decoder's bias. :meth:`Hourglass.set_origin_` starts it at the data's mean
 (:class:`~aekit.Autoencoder` does so in ``fit``).
+
+Missing values (NaN in the scaled rows) are filled with 0 on the way into the encoder; a
+model trained with them (``ModelConfig.missing``) also sees their mask, as extra input
+columns (image rows: extra channels), see :mod:`aekit._missing`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from ._missing import fill_holes, group_matrix, groups_from_blocks, with_indicators
 from .config import ModelConfig
 from .regularize import topk_mask
 
@@ -99,7 +104,7 @@ def _conv_pair(config: ModelConfig) -> tuple[list[nn.Module], list[nn.Module]]:
     back. The decoder mirrors the encoder, its output padding chosen to restore each size.
     """
     assert config.image_shape is not None
-    channels = [config.image_shape[0], *config.hidden]
+    channels = [config.image_shape[0] * (2 if config.missing else 1), *config.hidden]
     sizes = _conv_sizes(config.image_shape, len(config.hidden))
     h, w = sizes[-1]
     flat = channels[-1] * h * w
@@ -156,7 +161,8 @@ class Hourglass(nn.Module):
     def __init__(self, config: ModelConfig, generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.config = config
-        widths = [config.input_dim, *config.hidden]
+        fan_in = config.input_dim * (2 if config.missing else 1)  # the mask indicators
+        widths = [fan_in, *config.hidden]
         back = [config.code_dim, *reversed(config.hidden)]
         # nn.Linear draws a throw-away init from the global generator; fork it so building a
         # model leaves the caller's random state as it was (reset_parameters draws the real one).
@@ -169,12 +175,15 @@ class Hourglass(nn.Module):
             self.encoder = nn.Sequential(*encoder)
             self.decoder = nn.Sequential(*decoder)
             if config.linear_path:  # PCA's home in a deep model: input → code → output
-                self.linear_encoder = nn.Linear(config.input_dim, config.code_dim)
+                self.linear_encoder = nn.Linear(fan_in, config.code_dim)
                 self.linear_decoder = nn.Linear(config.code_dim, config.input_dim)
         self.register_buffer("offset", torch.zeros(config.input_dim))
         self.register_buffer("scale", torch.ones(config.input_dim))
         if config.sparsity == "topk":  # training rows since each code unit last fired
             self.register_buffer("rows_since_fired", torch.zeros(config.code_dim))
+        blocks = config.categorical_blocks  # a one-hot block is one column of the table
+        members = group_matrix(groups_from_blocks(config.input_dim, blocks)) if blocks else None
+        self.register_buffer("group_members", members, persistent=False)
         self.reset_parameters(generator)
 
     # -- parameters ---------------------------------------------------------------------
@@ -201,7 +210,9 @@ class Hourglass(nn.Module):
         encoder_out, decoder_in = self.encoder[-1], self.code_layer
         atoms = decoder_in.weight
         atoms /= atoms.norm(dim=0, keepdim=True).clamp_min(1e-12)
-        encoder_out.weight.copy_(atoms.T)
+        d = self.config.input_dim  # mask indicators (missing=True) start at zero
+        encoder_out.weight[:, :d] = atoms.T
+        encoder_out.weight[:, d:] = 0
         encoder_out.bias.zero_()
 
     @property
@@ -286,7 +297,9 @@ class Hourglass(nn.Module):
         mean = mean.to(self.offset)
         encoder = self.linear_encoder if self.config.linear_path else self.encoder[-1]
         decoder = self.linear_decoder if self.config.linear_path else self.decoder[-1]
-        encoder.weight[:n] = units
+        d = self.config.input_dim  # mask indicators (missing=True) start at zero
+        encoder.weight[:n, :d] = units
+        encoder.weight[:n, d:] = 0
         encoder.bias[:n] = -(units @ mean)
         if how == "logit":
             centre = mean.clamp(LOGIT_CLAMP, 1 - LOGIT_CLAMP)
@@ -354,9 +367,13 @@ class Hourglass(nn.Module):
         return pre
 
     def encode_pre(self, x: torch.Tensor) -> torch.Tensor:
-        """Scaled rows → codes before the code activation."""
+        """Scaled rows (NaN where missing) → codes before the code activation."""
         if self.centred:
             x = x - self.origin()
+        if self.config.missing:
+            x = with_indicators(x)
+        elif not self.training:  # trained on complete rows: a hole is the training mean
+            x = fill_holes(x)
         rows = x
         if self.config.image_shape is not None:
             x = x.reshape(-1, *self.config.image_shape)

@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._scorer import AnomalyScorer, image_shape_of
 from ._threshold import threshold_for
+from .data.checks import aekit_errors, check_float32_range, refuse_sparse_nan
 from .data.tables import needs_layout
 from .errors import ConfigError, DataError, NotFittedError
 from .estimator import Autoencoder
@@ -30,6 +31,14 @@ __all__ = ["AutoencoderOutlierDetector", "detector_code_dim", "threshold_for"]
 
 _MAX_CODE = 16  # the default autoencoder's code: one unit per 8 features, 1 to 16 units
 _DTYPES = [np.float64, np.float32, np.uint8]  # 8-bit rows stay 8-bit: images (global_minmax)
+
+
+def member_seeds(seed: int | None, n: int) -> list[int | None]:
+    """Seeds of ``n`` ensemble members: ``seed``, then seeds drawn from it (None: all None)."""
+    if seed is None:
+        return [None] * n
+    spawned = np.random.SeedSequence(seed).generate_state(n, np.uint32)
+    return [seed, *(int(s) for s in spawned[1:])]
 
 
 def detector_code_dim(n_features: int) -> int:
@@ -147,7 +156,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
+        tags.input_tags.allow_nan = True
         return tags
 
     def fit(self, X: Any, y: None = None) -> AutoencoderOutlierDetector:
@@ -166,11 +175,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         """
         self._validate_params()
         table = self._is_table(X)
-        X = (
-            validate_data(self, X, skip_check_array=True)
-            if table
-            else validate_data(self, X, dtype=_DTYPES)
-        )
+        X = validate_data(self, X, skip_check_array=True) if table else self._rows(X, reset=True)
         if self.prefit:
             if self.estimator is None or not hasattr(self.estimator, "n_features_in_"):
                 raise NotFittedError("prefit=True needs a fitted estimator")
@@ -207,11 +212,9 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         else:
             base = self.estimator
         own = base.get_params().get("random_state")
-        seed = self.random_state if self.random_state is not None else own
-        seeds: list[int | None] = [seed] * self.n_estimators
-        if seed is not None:
-            spawned = np.random.SeedSequence(seed).generate_state(self.n_estimators, np.uint32)
-            seeds = [seed, *(int(s) for s in spawned[1:])]
+        seeds = member_seeds(
+            self.random_state if self.random_state is not None else own, self.n_estimators
+        )
         if "random_state" not in base.get_params():
             return [clone(base) for _ in seeds]
         return [clone(base).set_params(random_state=s) for s in seeds]
@@ -240,9 +243,17 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         check_is_fitted(self)
         layout = getattr(self.estimator_, "table_layout_", None)
         if layout is None:
-            return validate_data(self, X, reset=False, dtype=_DTYPES)
+            return self._rows(X, reset=False)
         validate_data(self, X, reset=False, skip_check_array=True)
         return layout.encode(X, np.float64)
+
+    def _rows(self, X: Any, *, reset: bool) -> np.ndarray:
+        """Checked rows: NaN is a missing value (scored on the observed entries), not infinity."""
+        refuse_sparse_nan(X)
+        with aekit_errors():
+            X = validate_data(self, X, reset=reset, dtype=_DTYPES, ensure_all_finite=False)
+        check_float32_range(X, allow_nan=True)
+        return X
 
     def reconstruction_error(self, X: Any) -> np.ndarray:
         """The first autoencoder's per-row sum of squared errors in its scaled space.

@@ -43,9 +43,10 @@ _STREAM_BYTES = 2**30  # --stream's default: stream .npy / .parquet files larger
 
 
 def read_data(path: str, columns: list[str] | None, label_column: str | None) -> Any:
-    """DATA read into memory as a :class:`~aekit.data.Table`, refused if empty or not finite.
+    """DATA read into memory as a :class:`~aekit.data.Table`, refused if empty or infinite.
 
-    A table with text columns (X a DataFrame) is checked by the estimator once encoded.
+    Empty cells (NaN) are missing values, which the model handles. A table with text columns
+    (X a DataFrame) is checked by the estimator once encoded.
     """
     from ..data.checks import check_finite_rows
     from ..data.formats import read_table
@@ -54,7 +55,7 @@ def read_data(path: str, columns: list[str] | None, label_column: str | None) ->
     if table.X.shape[0] == 0 or table.X.shape[1] == 0:
         raise DataError(f"{path} has no data ({table.X.shape[0]} rows, {table.X.shape[1]} columns)")
     if not is_frame(table.X):
-        check_finite_rows(np.asarray(table.X), what=str(path))
+        check_finite_rows(np.asarray(table.X), what=str(path), allow_nan=True)
     return table
 
 
@@ -176,7 +177,8 @@ def model_and_data(
 def map_rows(data: Any, path: str, fn: Any) -> Iterator[np.ndarray]:
     """``fn`` of DATA's rows: all at once for a table, block by block for a streamed source.
 
-    A streamed block is checked for NaN and infinity as it comes (rows numbered in the file).
+    A streamed block is checked for infinity as it comes (rows numbered in the file); NaN
+    is a missing value.
     """
     from ..data.checks import check_finite_rows
     from ..data.formats import Table
@@ -186,7 +188,7 @@ def map_rows(data: Any, path: str, fn: Any) -> Iterator[np.ndarray]:
         return
     for first, rows in data.chunks():
         part = rows.numpy()
-        check_finite_rows(part, what=path, first_row=first)
+        check_finite_rows(part, what=path, first_row=first, allow_nan=True)
         yield fn(part)
 
 

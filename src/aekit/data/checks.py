@@ -1,5 +1,11 @@
 """The input check: shape, numeric dtype, NaN and infinity, float32's range.
 
+The NaN policy: data rows (what ``fit``, ``transform`` and friends, the streamed sources
+and the CLI read) may hold NaN, aekit's missing value (``pd.NA`` becomes NaN on the way
+in); the functions that check them take ``allow_nan=True``. Infinity and values beyond
+float32's range are refused everywhere, and NaN is refused where it has no meaning: in
+codes, in computed results, and inside scipy.sparse input (:func:`refuse_sparse_nan`).
+
 Every path into aekit (the estimator, the streamed sources, the CLI) checks rows with the
 functions here. One core, :func:`first_unusable`, finds the first entry aekit cannot compute
 with (NaN, infinity, or a value beyond the range of float32, which aekit computes in), and one
@@ -30,6 +36,7 @@ __all__ = [
     "check_finite_rows",
     "check_float32_range",
     "first_unusable",
+    "refuse_sparse_nan",
     "unusable_message",
 ]
 
@@ -41,7 +48,7 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def first_unusable(
-    values: np.ndarray | torch.Tensor, *, float32: bool = False
+    values: np.ndarray | torch.Tensor, *, float32: bool = False, allow_nan: bool = False
 ) -> tuple[int, ...] | None:
     """Index of the first entry (in row-major order) that is NaN or infinite, or None.
 
@@ -52,6 +59,9 @@ def first_unusable(
     float32 : bool, default=False
         Also find finite values beyond float32's range (±3.4e38) in float64 arrays. Float32
         arrays and tensors cannot hold such values: their finiteness is all there is to check.
+    allow_nan : bool, default=False
+        NaN is a missing value, not an unusable one: only infinity (and, with ``float32``,
+        values beyond its range) is found.
 
     Returns
     -------
@@ -63,7 +73,9 @@ def first_unusable(
     if isinstance(values, torch.Tensor):
         if bool(torch.isfinite(values.sum())) or bool(torch.isfinite(values).all()):
             return None
-        return tuple(int(i) for i in torch.nonzero(~torch.isfinite(values))[0])
+        bad = torch.isinf(values) if allow_nan else ~torch.isfinite(values)
+        found = torch.nonzero(bad)
+        return tuple(int(i) for i in found[0]) if len(found) else None
     values = np.asarray(values)
     if values.dtype.kind != "f" or values.size == 0:  # integers and booleans always fit
         return None
@@ -72,11 +84,11 @@ def first_unusable(
         if limit is None:
             if np.isfinite(values.sum()):
                 return None
-            bad = ~np.isfinite(values)
+            bad = np.isinf(values) if allow_nan else ~np.isfinite(values)
         else:  # two reductions, no |values| copy; NaN fails both comparisons
             if -limit <= values.min() and values.max() <= limit:
                 return None
-            bad = ~(np.abs(values) <= limit)
+            bad = np.abs(values) > limit if allow_nan else ~(np.abs(values) <= limit)
     found = np.argwhere(bad)
     return tuple(int(i) for i in found[0]) if len(found) else None
 
@@ -126,7 +138,12 @@ def _raise_at(where: tuple[int, ...], values: Any, what: str, first_row: int = 0
 
 
 def check_finite_rows(
-    array: np.ndarray, what: str = "input", first_row: int = 0, *, float32: bool = False
+    array: np.ndarray,
+    what: str = "input",
+    first_row: int = 0,
+    *,
+    float32: bool = False,
+    allow_nan: bool = False,
 ) -> None:
     """Raise :class:`DataError` naming the first entry that is NaN or infinity.
 
@@ -140,39 +157,66 @@ def check_finite_rows(
         The number of the array's first row, for a chunk of a larger file.
     float32 : bool, default=False
         Also refuse values beyond float32's range (see :func:`first_unusable`).
+    allow_nan : bool, default=False
+        Let NaN (a missing value) through; infinity is still refused.
     """
-    where = first_unusable(array, float32=float32)
+    where = first_unusable(array, float32=float32, allow_nan=allow_nan)
     if where is not None:
         _raise_at(where, array, what, first_row)
 
 
-def check_float32_range(X: np.ndarray, what: str = "Input X") -> None:
+def check_float32_range(X: np.ndarray, what: str = "Input X", *, allow_nan: bool = False) -> None:
     """Refuse NaN, infinity, and values that float32, which the network computes in, cannot hold.
 
-    The whole input check on validated rows, in one pass that copies nothing.
+    The whole input check on validated rows, in one pass that copies nothing; data rows pass
+    ``allow_nan=True`` (NaN is a missing value).
     """
-    check_finite_rows(X, what, float32=True)
+    check_finite_rows(X, what, float32=True, allow_nan=allow_nan)
 
 
 def check_finite_chunk(batch: torch.Tensor, part: np.ndarray, start: int) -> None:
-    """Refuse NaN, infinity, or values float32 cannot hold in a chunk of input rows.
+    """Refuse infinity or values float32 cannot hold in a chunk of input rows (NaN: missing).
 
     ``batch`` is ``part`` as float32 (values beyond its range became infinite); the message
     quotes ``part``'s own value, numbered from ``start``.
     """
-    where = first_unusable(batch)
+    where = first_unusable(batch, allow_nan=True)
     if where is not None:
         _raise_at(where, part, "Input X", start)
 
 
-def check_finite_output(out: np.ndarray, during: str, what: str = "row") -> None:
+def check_finite_output(
+    out: np.ndarray, during: str, what: str = "row", *, allow_nan: bool = False
+) -> None:
     """Refuse results that overflowed (inputs far larger than anything seen in ``fit``).
 
-    ``what`` is what the first index of ``out`` counts (``"row"``, ``"column"``).
+    ``what`` is what the first index of ``out`` counts (``"row"``, ``"column"``);
+    ``allow_nan`` lets missing values through (scaled rows keep their holes).
     """
-    where = first_unusable(out)
+    where = first_unusable(out, allow_nan=allow_nan)
     if where is not None:
         raise DataError(unusable_message(what, float(out[where]), where[0], during=during))
+
+
+def refuse_sparse_nan(X: Any) -> None:
+    """Refuse NaN stored inside scipy.sparse input, which has no missing-value meaning there.
+
+    In a sparse matrix an absent entry means 0, so a stored NaN cannot be told apart from a
+    missing value consistently; aekit takes missing values in dense input only.
+
+    Raises
+    ------
+    DataError
+        If ``X`` is a scipy.sparse matrix or array whose stored values include NaN.
+    """
+    if not type(X).__module__.startswith("scipy.sparse"):  # (an ndarray's .data is a buffer)
+        return
+    data = getattr(X, "data", None)
+    if isinstance(data, np.ndarray) and data.dtype.kind == "f" and np.isnan(data).any():
+        raise DataError(
+            "sparse input contains NaN; aekit takes missing values (NaN) in dense input "
+            "only: densify it (X.toarray()) or fill those entries first"
+        )
 
 
 @contextlib.contextmanager

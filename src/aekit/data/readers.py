@@ -227,10 +227,7 @@ def read_delimited(path: Path, columns: Columns, label_column: Label, *, sep: st
                 raw = np.loadtxt(path, ndmin=1, dtype=str, usecols=[label_idx], **options)
                 labels = _as_labels(raw)
             if feature_idx:
-                X = np.loadtxt(
-                    path, ndmin=2, dtype=np.float64, usecols=None if every else feature_idx,
-                    **options,
-                )  # fmt: skip
+                X = _read_numbers(path, None if every else feature_idx, options)
             else:
                 X = np.empty((0 if labels is None else len(labels), 0))
         except ValueError as exc:
@@ -263,6 +260,26 @@ def _read_text_columns(
     return table.iloc[:, [sorted(feature_idx).index(i) for i in feature_idx]]
 
 
+MISSING_TEXT = frozenset({"", "na", "n/a", "nan", "null", "none"})  # empty cells → NaN
+
+
+def _read_numbers(path: Path, usecols: list[int] | None, options: dict[str, Any]) -> np.ndarray:
+    """The numeric cells of a text table; empty (or NA, null) cells become NaN, missing values.
+
+    The fast reader first; a file it refuses is read again cell by cell with missing cells.
+    """
+    try:
+        return np.loadtxt(path, ndmin=2, dtype=np.float64, usecols=usecols, **options)
+    except ValueError:
+        return np.loadtxt(
+            path, ndmin=2, dtype=np.float64, usecols=usecols, converters=_cell, **options
+        )
+
+
+def _cell(text: str) -> float:
+    return np.nan if text.strip().lower() in MISSING_TEXT else float(text)
+
+
 def _explain_bad_text(
     path: Path, sep: str, skip: int, feature_idx: list[int], names: list[str] | None
 ) -> AekitError:
@@ -277,7 +294,7 @@ def _explain_bad_text(
             if len(row) != width:
                 return DataError(f"{path} line {line} has {len(row)} fields, expected {width}")
             for i in feature_idx:
-                if not _is_number(row[i]):
+                if not _is_number(row[i]) and row[i].strip().lower() not in MISSING_TEXT:
                     column = repr(names[i]) if names else f"{i} (0-based)"
                     return DataTypeError(
                         f"{path} column {column} holds a non-numeric value {row[i]!r} at "

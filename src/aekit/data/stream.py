@@ -25,11 +25,11 @@ import numpy as np
 import torch
 
 from ..errors import DataError, DataTypeError
-from .checks import check_finite_rows
 from .formats import find_format
 from .readers import open_parquet, parquet_columns
 from .shares import deal
-from .sources import RowSource, RowSubset
+from .sources import RowSubset
+from .stats import array_stats, stream_stats  # their home before 0.2; kept importable
 
 __all__ = [
     "BlockRows",
@@ -423,46 +423,3 @@ def open_rows(
     if found is None or found.stream is None:
         return None
     return found.stream(Path(path), columns, label_column)
-
-
-def array_stats(X: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-feature min, max, mean and std of rows in memory, and their count.
-
-    What :func:`stream_stats` gives for a streamed source.
-    """
-    return {
-        "n_rows": np.asarray(X.shape[0]),
-        "min": X.min(axis=0),
-        "max": X.max(axis=0),
-        "mean": X.mean(axis=0),
-        "std": X.std(axis=0),
-    }
-
-
-def stream_stats(source: RowSource, chunk_rows: int = 8192) -> dict[str, np.ndarray]:
-    """Per-feature min, max, mean and std of a row source in one streamed pass (float64).
-
-    Raises
-    ------
-    DataError
-        If a value is NaN or infinite (naming the first such row and column, see
-        :func:`aekit.data.checks.check_finite_rows`).
-    """
-    what = str(getattr(source, "path", None) or "the rows")
-    d = source.n_features
-    low, high = np.full(d, np.inf), np.full(d, -np.inf)
-    mean, m2, count = np.zeros(d), np.zeros(d), 0
-    for start in range(0, len(source), chunk_rows):
-        stop = min(start + chunk_rows, len(source))
-        x = source.take(torch.arange(start, stop)).double().numpy()
-        check_finite_rows(x, what, first_row=start)
-        low, high = np.minimum(low, x.min(axis=0)), np.maximum(high, x.max(axis=0))
-        n = stop - start
-        chunk_mean = x.mean(axis=0)
-        delta = chunk_mean - mean
-        total = count + n
-        m2 += ((x - chunk_mean) ** 2).sum(axis=0) + delta**2 * count * n / total
-        mean += delta * n / total
-        count = total
-    std = np.sqrt(m2 / max(count, 1))
-    return {"min": low, "max": high, "mean": mean, "std": std}

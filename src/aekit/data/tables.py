@@ -162,11 +162,6 @@ class TableLayout:
             if c.categories is not None
         )
 
-    @property
-    def feature_groups(self) -> np.ndarray:
-        """One group id per encoded column: the input column it comes from (int64)."""
-        return np.repeat(np.arange(self.n_columns), [c.width for c in self.columns])
-
     # -- encoding ---------------------------------------------------------------------------
     def encode(self, X: Any, dtype: Any = np.float32) -> np.ndarray:
         """Rows → the model's float columns: one-hot blocks for categorical columns.

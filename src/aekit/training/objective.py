@@ -9,6 +9,12 @@ the blocks' being between the one-hot rows and the predicted probabilities.
 loss. Losses are sums over this rank's rows divided by the global row count, times the world
 size: DDP's gradient averaging then yields the gradient of the global mean, so one process
 and several compute the same step.
+
+Missing values (a model with ``ModelConfig.missing``): the target's NaN entries count in
+no loss (:func:`loss_sum` with ``observed``), and validation rows get the training's masking
+noise from a fixed seed, so early stopping ranks epochs by how well held-out observed
+entries are rebuilt when hidden. This is where a loss term per output slice goes (the
+categorical columns' cross-entropy): :func:`loss_sum` sees the whole output and target.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .._missing import hide_entries, row_squared_error
 from ..config import TrainConfig
 from ..data.sources import RowSource
 from ..model import Hourglass, Output
@@ -42,6 +49,8 @@ DEAD_AFTER_ROWS = 2048  # a top-k unit silent for this many training rows counts
 
 _EVAL_ROWS = 4096  # rows per chunk when validating
 
+_VALIDATION_SEED = 20_240_531  # the masking noise of validation rows (models with missing values)
+
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
     """bfloat16 autocast for ``precision="bf16"``, else nothing."""
@@ -50,15 +59,32 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     return contextlib.nullcontext()
 
 
-def loss_sum(out: Output, target: torch.Tensor, loss: str) -> torch.Tensor:
-    """The reconstruction loss summed over rows and features, in float32."""
+def loss_sum(
+    out: Output, target: torch.Tensor, loss: str, observed: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The reconstruction loss summed over rows and features, in float32.
+
+    ``observed`` (the target's non-NaN entries, for a model with missing values) limits the
+    sum to observed entries; None: every entry counts (and the target has no NaN).
+    """
+    if observed is not None:
+        if loss != "bce":
+            return _squared_error_sum(out.recon, target, observed)
+        target = torch.where(observed, target, torch.zeros((), dtype=target.dtype))
+        each = F.binary_cross_entropy_with_logits(out.logits.float(), target, reduction="none")
+        return torch.where(observed, each, torch.zeros((), dtype=each.dtype)).sum()
     if loss == "bce":
         return F.binary_cross_entropy_with_logits(out.logits.float(), target, reduction="sum")
     return _squared_error_sum(out.recon, target)
 
 
-def _squared_error_sum(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return F.mse_loss(recon.float(), target, reduction="sum")
+def _squared_error_sum(
+    recon: torch.Tensor, target: torch.Tensor, observed: torch.Tensor | None = None
+) -> torch.Tensor:
+    if observed is None:
+        return F.mse_loss(recon.float(), target, reduction="sum")
+    diff = recon.float() - target
+    return torch.where(observed, diff, torch.zeros((), dtype=diff.dtype)).square().sum()
 
 
 def categorical_loss_sum(
@@ -101,14 +127,23 @@ def numeric_columns(blocks: tuple[tuple[int, int], ...], width: int) -> torch.Te
 
 
 def table_loss_sum(
-    out: Output, target: torch.Tensor, loss: str, blocks: tuple[tuple[int, int], ...]
+    out: Output,
+    target: torch.Tensor,
+    loss: str,
+    blocks: tuple[tuple[int, int], ...],
+    observed: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """:func:`loss_sum` on the numeric columns plus :func:`categorical_loss_sum` on the blocks."""
+    """:func:`loss_sum` on the numeric columns plus :func:`categorical_loss_sum` on the blocks.
+
+    ``observed`` (the target's non-NaN entries) limits the numeric part to observed entries; a
+    block whose target is NaN (a missing category) adds nothing to the cross-entropy.
+    """
     if not blocks:
-        return loss_sum(out, target, loss)
+        return loss_sum(out, target, loss, observed)
     numeric = numeric_columns(blocks, target.shape[1]).to(target.device)
     part = Output(out.recon[:, numeric], out.code, out.logits[:, numeric], out.pre)
-    return loss_sum(part, target[:, numeric], loss) + categorical_loss_sum(
+    seen = None if observed is None else observed[:, numeric]
+    return loss_sum(part, target[:, numeric], loss, seen) + categorical_loss_sum(
         out.logits, target, blocks
     )
 
@@ -135,7 +170,8 @@ def dead_unit_loss_sum(
     aux_code = dead_unit_code(out.pre, dead, k_aux)
     delta = F.linear(aux_code, module.code_layer.weight)
     aux_recon = module.output_activation(out.logits.detach() + delta)
-    return _squared_error_sum(aux_recon, clean)
+    observed = ~torch.isnan(clean) if config.missing else None
+    return _squared_error_sum(aux_recon, clean, observed)
 
 
 class Objective:
@@ -174,6 +210,31 @@ class Objective:
         self.blocks = module.config.categorical_blocks  # cross-entropy on these columns
         self.counts_dead_units = uses_dead_unit_loss(module.config)
         self.penalised = module.config.sparsity in ("l1", "kl") or self.counts_dead_units
+        self.missing = module.config.missing
+
+    def hidden(self, clean: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """The model's input for scaled rows: a share of observed entries hidden (NaN).
+
+        Only for a model with missing values and ``hide_share > 0``; other models get
+        ``clean`` itself.
+        """
+        share = self.module.config.hide_share
+        if not self.missing or share == 0:
+            return clean
+        return hide_entries(clean, share, generator, self.module.group_members)
+
+    def _held_out(
+        self, source: RowSource, chunk: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, Output]:
+        """A validation chunk: its scaled rows and the model's output (entries hidden)."""
+        clean = self.module.scale_input(source.take(chunk).to(self.device))
+        with autocast(self.device, self.precision):
+            out = self.module(self.hidden(clean, generator))
+        return clean, out
+
+    def _validation_generator(self) -> torch.Generator:
+        """The same hidden entries at every validation (the split's rows, in order)."""
+        return torch.Generator(self.device).manual_seed(_VALIDATION_SEED)
 
     def __call__(
         self, out: Output, clean: torch.Tensor, local_rows: int, global_rows: int
@@ -189,7 +250,8 @@ class Objective:
         local_rows, global_rows : int
             Rows on this rank, and in the global batch over all ranks.
         """
-        recon_sum = table_loss_sum(out, clean, self.loss, self.blocks)
+        observed = ~torch.isnan(clean) if self.missing else None
+        recon_sum = table_loss_sum(out, clean, self.loss, self.blocks, observed)
         loss = recon_sum * (self.ranks.world_size / global_rows / clean.shape[1])
         penalty = self.penalty(out, clean, local_rows, global_rows) if self.penalised else None
         if penalty is not None:
@@ -228,18 +290,26 @@ class Objective:
 
         ``loss`` is the training loss's mean per entry (BCE or squared error); ``error`` the
         mean per-row sum of squared errors in the scaled space, aekit's one error unit, which
-        early stopping ranks epochs by whatever the loss. Leaves the model in eval mode.
+        early stopping ranks epochs by whatever the loss (rows with holes: observed entries,
+        rescaled, see :func:`aekit._missing.row_squared_error`; a model with missing values
+        sees validation rows with ``hide_share`` of their entries hidden, the same ones each
+        time). Leaves the model in eval mode.
         """
         if len(rows) == 0:
             return None
         self.module.eval()
         sums = torch.zeros(2, device=self.device, dtype=torch.float64)
+        generator = self._validation_generator()
         for chunk in self.ranks.share(rows).split(_EVAL_ROWS):
-            clean = self.module.scale_input(source.take(chunk).to(self.device))
-            with autocast(self.device, self.precision):
-                out = self.module(clean)
-            sums[0] += table_loss_sum(out, clean, self.loss, self.blocks).double()
-            sums[1] += _squared_error_sum(out.recon, clean).double()
+            clean, out = self._held_out(source, chunk, generator)
+            if self.missing:
+                observed = ~torch.isnan(clean)
+                sums[0] += table_loss_sum(out, clean, self.loss, self.blocks, observed).double()
+                members = self.module.group_members
+                sums[1] += row_squared_error(out.recon, clean, members).sum()
+            else:
+                sums[0] += table_loss_sum(out, clean, self.loss, self.blocks).double()
+                sums[1] += _squared_error_sum(out.recon, clean).double()
         loss, error = self.ranks.all_sum(sums).tolist()
         return loss / (len(rows) * source.n_features), error / len(rows)
 
@@ -251,11 +321,10 @@ class Objective:
         """
         self.module.eval()
         parts = []
+        generator = self._validation_generator()
         for chunk in self.ranks.share(rows).split(_EVAL_ROWS):
-            clean = self.module.scale_input(source.take(chunk).to(self.device))
-            with autocast(self.device, self.precision):
-                recon = self.module(clean).recon
-            parts.append((recon.double() - clean.double()).square().sum(dim=1))
+            clean, out = self._held_out(source, chunk, generator)
+            parts.append(row_squared_error(out.recon, clean, self.module.group_members))
         return (
             torch.cat(parts) if parts else torch.zeros(0, device=self.device, dtype=torch.float64)
         )

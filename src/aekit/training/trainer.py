@@ -324,7 +324,7 @@ class Trainer:
             self._at_boundary = False
         with autocast(self.device, self.config.precision):
             clean = x if self._unscaled else module.scale_input(x)
-            noisy = clean
+            noisy = self.objective.hidden(clean, self.noise_gen)  # missing values: masking
             if mcfg.noise is not None:
                 low, high = self._bounds if self._bounds is not None else (None, None)
                 noisy = corrupt(
@@ -365,7 +365,9 @@ class Trainer:
         self.epoch_parts = 1  # the ranks this epoch's blocks are dealt to (data/shares.py)
         self.elapsed_before, self._start = 0.0, time.perf_counter()
         self._noise_mark = self.noise_gen.get_state()  # the noise state at the boundary
-        self._draws_noise = module.config.noise is not None or module.config.dropout > 0
+        mcfg = module.config
+        hides = mcfg.missing and mcfg.hide_share > 0
+        self._draws_noise = mcfg.noise is not None or mcfg.dropout > 0 or hides
         # Batch norm's running statistics and AuxK's dead-unit counters change in a step
         # before the weights do: an interrupt there cannot be saved consistently.
         self._forward_mutates = self.objective.counts_dead_units or any(

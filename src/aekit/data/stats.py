@@ -1,0 +1,95 @@
+"""Per-feature column statistics (min, max, mean, std) of rows in memory or streamed.
+
+What the input scaling and the ``"auto"`` defaults (:mod:`aekit._resolve`) are decided from.
+Missing values (NaN) are left out: each statistic is over a column's observed values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .checks import check_finite_rows
+from .sources import RowSource
+
+__all__ = ["array_stats", "stream_stats"]
+
+
+def array_stats(X: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-feature min, max, mean and std of rows in memory, and their count.
+
+    What :func:`stream_stats` gives for a streamed source. Missing values (NaN) are left
+    out: each statistic is over a column's observed values (a column with none gets min,
+    max and mean 0 and std 1), and ``has_missing`` says whether there were any.
+    """
+    low = X.min(axis=0)  # NaN propagates: a column with holes has a NaN minimum
+    if not np.isnan(low).any():
+        return {
+            "n_rows": np.asarray(X.shape[0]),
+            "min": low,
+            "max": X.max(axis=0),
+            "mean": X.mean(axis=0),
+            "std": X.std(axis=0),
+            "has_missing": np.asarray(False),
+        }
+    seen = ~np.isnan(X)
+    count = seen.sum(axis=0)
+    filled = np.where(seen, X, 0.0)
+    mean = filled.sum(axis=0) / np.maximum(count, 1)
+    var = (np.where(seen, X - mean, 0.0) ** 2).sum(axis=0) / np.maximum(count, 1)
+    empty = count == 0
+    return {
+        "n_rows": np.asarray(X.shape[0]),
+        "min": np.where(empty, 0.0, np.where(seen, X, np.inf).min(axis=0)).astype(X.dtype),
+        "max": np.where(empty, 0.0, np.where(seen, X, -np.inf).max(axis=0)).astype(X.dtype),
+        "mean": mean.astype(X.dtype),
+        "std": np.where(empty, 1.0, np.sqrt(var)).astype(X.dtype),
+        "has_missing": np.asarray(True),
+    }
+
+
+def stream_stats(source: RowSource, chunk_rows: int = 8192) -> dict[str, np.ndarray]:
+    """Per-feature min, max, mean and std of a row source in one streamed pass (float64).
+
+    Raises
+    ------
+    DataError
+        If a value is infinite (naming the first such row and column, see
+        :func:`aekit.data.checks.check_finite_rows`). NaN is a missing value: statistics
+        are over each column's observed values and ``has_missing`` says there were some.
+    """
+    what = str(getattr(source, "path", None) or "the rows")
+    d = source.n_features
+    low, high = np.full(d, np.inf), np.full(d, -np.inf)
+    mean, m2, count = np.zeros(d), np.zeros(d), np.zeros(d)
+    has_missing = False
+    for start in range(0, len(source), chunk_rows):
+        stop = min(start + chunk_rows, len(source))
+        x = source.take(torch.arange(start, stop)).double().numpy()
+        check_finite_rows(x, what, first_row=start, allow_nan=True)
+        seen = ~np.isnan(x)
+        if seen.all():
+            n = np.full(d, float(stop - start))
+            chunk_mean = x.mean(axis=0)
+            spread = ((x - chunk_mean) ** 2).sum(axis=0)
+            low, high = np.minimum(low, x.min(axis=0)), np.maximum(high, x.max(axis=0))
+        else:  # missing values: each column's observed entries only
+            has_missing = True
+            n = seen.sum(axis=0).astype(np.float64)
+            chunk_mean = np.where(seen, x, 0.0).sum(axis=0) / np.maximum(n, 1)
+            spread = (np.where(seen, x - chunk_mean, 0.0) ** 2).sum(axis=0)
+            low = np.minimum(low, np.where(seen, x, np.inf).min(axis=0))
+            high = np.maximum(high, np.where(seen, x, -np.inf).max(axis=0))
+        delta = chunk_mean - mean
+        total = count + n
+        safe = np.where(total > 0, total, 1.0)
+        m2 += spread + delta**2 * count * n / safe
+        mean += delta * n / safe
+        count = total
+    std = np.sqrt(m2 / np.maximum(count, 1))
+    if has_missing:  # a column never observed: scaled as 0 ± 1
+        empty = count == 0
+        low, high = np.where(empty, 0.0, low), np.where(empty, 0.0, high)
+        std = np.where(empty, 1.0, std)
+    missing = np.asarray(has_missing)
+    return {"min": low, "max": high, "mean": mean, "std": std, "has_missing": missing}

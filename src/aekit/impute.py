@@ -1,0 +1,271 @@
+"""AutoencoderImputer: scikit-learn's imputer API, holes filled by a denoising autoencoder.
+
+The imputer composes an :class:`~aekit.Autoencoder` trained with missing values
+(``missing=True``): each training batch hides ``hide_share`` of the observed entries and the
+loss counts every observed entry, so the network learns to rebuild an entry from the others.
+``transform`` keeps the observed entries as given and fills each hole with the model's
+reconstruction (one pass; its own imputations are never fed back).
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.impute import MissingIndicator
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
+
+from .data.checks import aekit_errors, check_float32_range, refuse_sparse_nan
+from .errors import ConfigError
+from .estimator import Autoencoder
+from .outlier import member_seeds
+
+__all__ = [
+    "IMPUTER_DEFAULTS",
+    "AutoencoderImputer",
+    "hide_share_for",
+    "imputer_autoencoder",
+    "shared_scale",
+]
+
+# The autoencoder the imputer trains unless given one: what won benchmarks/impute.py.
+IMPUTER_DEFAULTS: dict[str, Any] = {
+    "hidden": (256, 256),
+    "missing": True,
+    "patience": 20,
+    "improvement_z": 0.0,
+    "min_val_rows": 20,
+}
+
+ENSEMBLE_ENTRIES = 100_000  # n_estimators="auto": 5 members up to this many entries, else 1
+
+
+def imputer_autoencoder(X: np.ndarray, random_state: int | None = None) -> Autoencoder:
+    """The autoencoder :class:`AutoencoderImputer` trains by default on rows ``X``.
+
+    :data:`IMPUTER_DEFAULTS` with a code as wide as the rows (2 to 64 units), masking noise
+    that follows the rows' missing share (:func:`hide_share_for`) and, for image-like rows
+    (:func:`shared_scale`), one global scale for every column.
+    """
+    return Autoencoder(
+        code_dim=int(min(64, max(2, X.shape[1]))),
+        hide_share=hide_share_for(X),
+        scaling="global_minmax" if shared_scale(X) else "auto",
+        random_state=random_state,
+        **IMPUTER_DEFAULTS,
+    )
+
+
+def hide_share_for(X: np.ndarray) -> float:
+    """The masking noise for rows ``X``: 1.25 × their missing share, within [0.15, 0.5].
+
+    Measured at 10 % MCAR on breast cancer (one model): hiding 15 % of the observed entries
+    gave RMSE 0.427, 30 % 0.438, 50 % 0.501; at 40 % MCAR on wine 50 % beat 30 % (0.795 vs
+    0.844): few holes want little masking, many holes more.
+    """
+    share = float(np.isnan(X).mean()) if X.size else 0.0
+    return float(np.clip(1.25 * share, 0.15, 0.5))
+
+
+def shared_scale(X: np.ndarray) -> bool:
+    """Whether rows look like pixel intensities: non-negative, most columns reaching one top.
+
+    Such columns are measured on one scale; standardizing each (a rarely inked pixel gets a
+    tiny spread) blows rare values up and costs imputation badly (digits: 0.73 instead of
+    0.49 standardized RMSE at 20 % MCAR).
+    """
+    with np.errstate(all="ignore"):
+        low, high = np.nanmin(X) if X.size else 0.0, np.nanmax(X) if X.size else 0.0
+        tops = np.nanmax(np.where(np.isnan(X), -np.inf, X), axis=0)
+    return bool(low >= 0 and high > 0 and np.median(tops) == high)
+
+
+class AutoencoderImputer(TransformerMixin, BaseEstimator):
+    """Fill missing values with a denoising autoencoder's reconstruction.
+
+    A drop-in for scikit-learn's imputers (``SimpleImputer``, ``KNNImputer``,
+    ``IterativeImputer``): use it in a ``Pipeline`` before any estimator. Observed entries
+    are returned as given; each missing entry becomes the autoencoder's reconstruction of
+    it from the row's observed entries.
+
+    The default autoencoder (:func:`imputer_autoencoder`) is what won ``benchmarks/impute.py``:
+    two hidden layers of 256 units, a code as wide as the rows (2 to 64 units), masking noise
+    hiding 1.25 × the rows' missing share of the observed entries in each training batch, within
+    [0.15, 0.5] (:func:`hide_share_for`; no masking is much worse everywhere), the loss on every
+    observed entry, mask indicators in the input, early stopping on held-out rows with entries
+    hidden the same way (``patience=20``, ``improvement_z=0``, ``min_val_rows=20``: small tables
+    keep more rows to train on), its own imputations never fed back, and the other
+    :class:`~aekit.Autoencoder` defaults (a PCA start of rows filled with column means,
+    ``epochs="auto"``). Image-like rows (:func:`shared_scale`: non-negative, most columns
+    reaching one maximum) keep one global scale; other tables are standardized. With
+    ``n_estimators="auto"`` small data (up to 100,000 entries) gets an ensemble of 5.
+
+    Parameters
+    ----------
+    estimator : Autoencoder, optional
+        The autoencoder to train (cloned, with ``missing=True``). None: the default above.
+    missing_values : float, int or None, default=np.nan
+        The placeholder of a missing value; every entry equal to it is imputed.
+    add_indicator : bool, default=False
+        Append ``MissingIndicator``'s columns (features with a missing value in ``fit``).
+    keep_empty_features : bool, default=False
+        As ``SimpleImputer``: a column with no observed value in ``fit`` is dropped from the
+        output, or with ``True`` kept and filled with 0.
+    n_estimators : int or "auto", default="auto"
+        Autoencoders trained (each from its own seed) whose reconstructions are averaged:
+        an ensemble fills holes more closely (wine at 20 % MCAR: 0.768 → 0.739). "auto": 5
+        for data of up to 100,000 entries, else 1.
+    random_state : int, optional
+        Seed of the autoencoders (members after the first get seeds drawn from it); with
+        ``estimator`` given, None keeps the estimator's own ``random_state``.
+
+    Attributes
+    ----------
+    estimators_ : list of Autoencoder
+        The fitted autoencoders.
+    estimator_ : Autoencoder
+        The first of them.
+    indicator_ : MissingIndicator or None
+        The missing-value indicator (``add_indicator=True``).
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Defined when ``X`` has feature names.
+
+    Examples
+    --------
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> model = make_pipeline(AutoencoderImputer(), LogisticRegression())  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        estimator: Autoencoder | None = None,
+        *,
+        missing_values: float | int | None = np.nan,
+        add_indicator: bool = False,
+        keep_empty_features: bool = False,
+        n_estimators: int | str = "auto",
+        random_state: int | None = None,
+    ) -> None:
+        self.estimator = estimator
+        self.n_estimators = n_estimators
+        self.missing_values = missing_values
+        self.add_indicator = add_indicator
+        self.keep_empty_features = keep_empty_features
+        self.random_state = random_state
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    # -- input ----------------------------------------------------------------------------
+    def _rows(self, X: Any, *, reset: bool) -> np.ndarray:
+        """Checked float rows with every missing value as NaN (infinity refused)."""
+        refuse_sparse_nan(X)
+        nan_marker = _is_nan(self.missing_values)
+        with aekit_errors():
+            X = validate_data(
+                self,
+                X,
+                reset=reset,
+                dtype=[np.float64, np.float32],
+                ensure_all_finite=False,  # NaN allowed, infinity refused below
+                copy=not nan_marker,
+            )
+        if not nan_marker:
+            check_float32_range(X)  # NaN is not the missing-value marker here
+            X[self.missing_values == X] = np.nan
+        check_float32_range(X, allow_nan=True)
+        return X
+
+    # -- fit / transform --------------------------------------------------------------------
+    def fit(self, X: Any, y: Any = None) -> AutoencoderImputer:
+        """Train the autoencoder on the rows' observed entries.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows with missing values (``missing_values``).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : AutoencoderImputer
+        """
+        if not isinstance(self.add_indicator, (bool, np.bool_)):
+            raise ConfigError(f"add_indicator must be True or False, got {self.add_indicator!r}")
+        rows = self._rows(X, reset=True)
+        n = self.n_estimators
+        if n == "auto":
+            n = 5 if rows.size <= ENSEMBLE_ENTRIES else 1
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+            raise ConfigError(f"n_estimators must be a positive integer or 'auto', got {n!r}")
+        base = imputer_autoencoder(rows) if self.estimator is None else self.estimator
+        seed = self.random_state if self.random_state is not None else base.random_state
+        self.estimators_ = [
+            clone(base).set_params(missing=True, random_state=s).fit(rows)
+            for s in member_seeds(seed, int(n))
+        ]
+        self.estimator_ = self.estimators_[0]
+        self._empty = np.isnan(rows).all(axis=0)
+        self.indicator_ = None
+        if self.add_indicator:
+            self.indicator_ = MissingIndicator(missing_values=np.nan, error_on_new=False)
+            self.indicator_.fit(rows)
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Fill the missing entries of ``X`` with the autoencoder's reconstruction.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        X_imputed : ndarray of shape (n_samples, n_features_out)
+            Observed entries as given, holes filled; columns empty in ``fit`` dropped
+            (unless ``keep_empty_features``), then the indicator's columns if asked for.
+        """
+        check_is_fitted(self, "estimator_")
+        rows = self._rows(X, reset=False)
+        holes = np.isnan(rows)
+        guess = np.mean([member.reconstruct(rows) for member in self.estimators_], axis=0)
+        filled = np.where(holes, guess.astype(rows.dtype, copy=False), rows)
+        filled[:, self._empty] = 0.0
+        if not self.keep_empty_features:
+            filled = filled[:, ~self._empty]
+        if self.indicator_ is not None:
+            flags = self.indicator_.transform(rows).astype(filled.dtype)
+            filled = np.hstack([filled, flags])
+        return filled
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Names of the output columns: the kept input features, then the indicator's.
+
+        Returns
+        -------
+        names : ndarray of str
+        """
+        check_is_fitted(self, "estimator_")
+        names = _check_feature_names_in(self, input_features)
+        kept = names if self.keep_empty_features else names[~self._empty]
+        if self.indicator_ is None:
+            return kept
+        flagged = self.indicator_.get_feature_names_out(names)
+        return np.concatenate([kept, flagged])
+
+
+def _is_nan(value: Any) -> bool:
+    """Whether the ``missing_values`` marker is NaN (float NaN, ``pd.NA`` or None)."""
+    if value is None:
+        return True
+    if isinstance(value, numbers.Real):
+        return bool(np.isnan(value))
+    return str(value) == "<NA>"
