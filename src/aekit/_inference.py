@@ -14,15 +14,52 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_array
 
+from ._sparse_net import forward_rows
 from .data.checks import FLOATS, aekit_errors, as_codes, check_finite_chunk, check_finite_output
 from .data.sources import as_tensor
+from .data.sparse import SparseBatch, chunk_rows_for, is_sparse
 from .errors import ConfigError, DataError
 from .model import Hourglass
 
-__all__ = ["ERROR_UNITS", "ROW_BLOCK", "InferenceMixin", "pad_rows", "run_in_chunks"]
+__all__ = [
+    "DENSE_OUTPUT_LIMIT_BYTES",
+    "ERROR_UNITS",
+    "ROW_BLOCK",
+    "InferenceMixin",
+    "check_dense_output",
+    "pad_rows",
+    "run_in_chunks",
+]
 
 ROW_BLOCK = 16  # inference pads batches to whole blocks of rows (see pad_rows)
 ERROR_UNITS = ("scaled", "original")  # reconstruction_error(units=...): scaled is THE unit
+
+
+DENSE_OUTPUT_LIMIT_BYTES = 8 * 2**30
+"""The largest dense result (rows × features) the estimator returns in memory: 8 GiB.
+
+``reconstruct``, ``inverse_transform``, ``scale_rows`` and ``unscale_rows`` refuse beyond it
+(``reconstruct`` of 1,000,000 sparse rows × 100,000 features would be 400 GB); the CLI's
+``aekit reconstruct`` writes any size to a file chunk by chunk. Raise it by assigning
+``aekit._inference.DENSE_OUTPUT_LIMIT_BYTES``.
+"""
+
+
+def check_dense_output(n_rows: int, n_features: int, dtype: Any, what: str) -> None:
+    """Refuse a dense result above :data:`DENSE_OUTPUT_LIMIT_BYTES`, saying what to do instead.
+
+    Raises
+    ------
+    DataError
+    """
+    size = n_rows * n_features * np.dtype(dtype).itemsize
+    if size > DENSE_OUTPUT_LIMIT_BYTES:
+        raise DataError(
+            f"{what} would return a dense {n_rows} × {n_features} array of {size / 1e9:.3g} GB, "
+            f"above the in-memory limit of {DENSE_OUTPUT_LIMIT_BYTES / 1e9:.3g} GB "
+            "(aekit._inference.DENSE_OUTPUT_LIMIT_BYTES); call it on fewer rows at a time, or "
+            "let `aekit reconstruct` write the rows to a file chunk by chunk"
+        )
 
 
 def pad_rows(batch: torch.Tensor, block: int = ROW_BLOCK) -> torch.Tensor:
@@ -36,6 +73,8 @@ def pad_rows(batch: torch.Tensor, block: int = ROW_BLOCK) -> torch.Tensor:
     padded = max(block, -(-n // block) * block)
     if padded == n:
         return batch
+    if isinstance(batch, SparseBatch):
+        return batch.padded(padded)
     return torch.cat([batch, batch.new_zeros((padded - n, *batch.shape[1:]))])
 
 
@@ -47,12 +86,16 @@ def run_in_chunks(
     chunk_rows: int,
     *,
     check_input: bool = False,
+    sparse: bool = False,
 ) -> np.ndarray:
     """Apply ``fn`` (raw rows as a float32 tensor → tensor) to ``X`` chunk by chunk.
 
     The module runs in eval mode without autograd; results come back to the CPU as float32
     (float64 where ``fn`` returns float64) and then as ``out_dtype``. ``check_input`` refuses
-    NaN, infinity and values beyond float32's range, chunk by chunk, on the device.
+    NaN, infinity and values beyond float32's range, chunk by chunk, on the device. A
+    ``scipy.sparse`` ``X`` (checked already) reaches ``fn`` as
+    :class:`~aekit.data.sparse.SparseBatch` chunks with ``sparse=True``, else as dense
+    chunks of bounded size.
 
     Raises
     ------
@@ -72,21 +115,32 @@ def run_in_chunks(
     module.eval()
     chunks = []
     with torch.inference_mode():  # one (empty) chunk for no rows: the width is still right
-        for start in range(0, max(X.shape[0], 1), chunk_rows):
-            part = X[start : start + chunk_rows]
+        sparse_rows = is_sparse(X)
+        step = chunk_rows_for(X.shape[1], chunk_rows) if sparse_rows else chunk_rows
+        for start in range(0, max(X.shape[0], 1), step):
+            part = X[start : start + step]
+            if sparse_rows:  # its values were checked whole
+                batch = SparseBatch.from_scipy(part).to(device)
+                batch = batch if sparse else batch.dense()
+                out = fn(pad_rows(batch))[: part.shape[0]]
+                chunks.append(out.to("cpu", _kind(out)).numpy())
+                continue
             with np.errstate(over="ignore"):  # beyond float32 becomes inf: refused below
                 batch = as_tensor(part).to(device)
             if check_input:  # on the device: a GPU checks its copy faster than the CPU
                 check_finite_chunk(batch, part, start)
             out = fn(pad_rows(batch))[: len(part)]
-            kind = torch.float64 if out.dtype == torch.float64 else torch.float32
-            chunks.append(out.to("cpu", kind).numpy())
+            chunks.append(out.to("cpu", _kind(out)).numpy())
     module.train(was_training)
     result = np.concatenate(chunks)
     check_finite_output(result, "the network")
     with np.errstate(over="ignore"):
         result = result.astype(out_dtype, copy=False)
     return result
+
+
+def _kind(out: torch.Tensor) -> torch.dtype:
+    return torch.float64 if out.dtype == torch.float64 else torch.float32
 
 
 class InferenceMixin:
@@ -100,7 +154,13 @@ class InferenceMixin:
         self, X: np.ndarray, fn: Any, out_dtype: np.dtype, *, check_input: bool = False
     ) -> np.ndarray:
         return run_in_chunks(
-            self.module_, X, fn, out_dtype, self.transform_batch_size, check_input=check_input
+            self.module_,
+            X,
+            fn,
+            out_dtype,
+            self.transform_batch_size,
+            check_input=check_input,
+            sparse=True,
         )
 
     def inverse_transform(self, X: Any) -> np.ndarray:
@@ -117,6 +177,7 @@ class InferenceMixin:
         """
         self._check_fitted()
         codes = as_codes(X, self.model_config_.code_dim)
+        check_dense_output(len(codes), self.n_features_in_, codes.dtype, "inverse_transform")
         module = self.module_
         return self._run(codes, lambda c: module.unscale_output(module.decode(c)), codes.dtype)
 
@@ -129,10 +190,11 @@ class InferenceMixin:
         """
         self._check_fitted()
         X = self._validate(X, reset=False, finite=False)
+        check_dense_output(X.shape[0], X.shape[1], X.dtype, "reconstruct")
         module = self.module_
 
         def recon(rows: torch.Tensor) -> torch.Tensor:
-            return module.unscale_output(module(module.scale_input(rows)).recon)
+            return module.unscale_output(forward_rows(module, rows)[0].recon)
 
         return self._run(X, recon, X.dtype, check_input=True)
 
@@ -146,8 +208,17 @@ class InferenceMixin:
         """
         self._check_fitted()
         X = self._validate(X, reset=False, finite=False)
+        check_dense_output(X.shape[0], X.shape[1], np.float64, "scale_rows")
         module = self.module_
-        return self._run(X, module.scale_input, np.dtype(np.float64), check_input=True)
+
+        def scale(rows: torch.Tensor) -> torch.Tensor:
+            return (
+                forward_rows(module, rows)[1]
+                if isinstance(rows, SparseBatch)
+                else module.scale_input(rows)
+            )
+
+        return self._run(X, scale, np.dtype(np.float64), check_input=True)
 
     def unscale_rows(self, X_scaled: Any) -> np.ndarray:
         """Rows of the scaled space back in the original units: the inverse of :meth:`scale_rows`.
@@ -161,6 +232,7 @@ class InferenceMixin:
             rows = check_array(X_scaled, dtype=FLOATS, ensure_min_samples=0)
         if rows.shape[1] != self.n_features_in_:
             raise DataError(f"X_scaled has {rows.shape[1]} columns, expected {self.n_features_in_}")
+        check_dense_output(rows.shape[0], rows.shape[1], np.float64, "unscale_rows")
         return self._run(rows, self.module_.unscale_output, np.dtype(np.float64), check_input=True)
 
     def reconstruction_error(self, X: Any, *, units: str = "scaled") -> np.ndarray:
@@ -188,10 +260,11 @@ class InferenceMixin:
         original = units == "original"
 
         def squared_error(rows: torch.Tensor) -> torch.Tensor:
-            scaled = module.scale_input(rows)
-            recon = module(scaled).recon
+            out, scaled = forward_rows(module, rows)
+            recon = out.recon
             if original:
-                scaled, recon = rows, module.unscale_output(recon)
+                raw = rows.dense() if isinstance(rows, SparseBatch) else rows
+                scaled, recon = raw, module.unscale_output(recon)
             return (recon.double() - scaled.double()).square().sum(dim=1)
 
         errors = self._run(X, squared_error, X.dtype, check_input=True)

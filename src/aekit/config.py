@@ -51,7 +51,9 @@ LOSSES = ("mse", "bce")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "cosine", "plateau")
 PRECISIONS = ("fp32", "bf16")
-SCALINGS = ("auto", "standardize", "minmax", "global_minmax", "none")
+SCALINGS = ("auto", "standardize", "minmax", "global_minmax", "unit_variance", "none")
+SPARSE_PATHS = ("auto", "sparse", "densify")
+SPARSE_OPTIMIZERS = ("lazy", "dense")
 INITS = ("pca", "random")
 
 
@@ -298,6 +300,23 @@ class TrainConfig(JsonConfig):
         0.1, "Learning-rate factor of each divergence retry, in (0, 1)."
     )
     verbose: int = option(0, "0 silent; 1 logs one line per epoch (logging, logger 'aekit').")
+    sparse_path: str = option(
+        "auto",
+        "How scipy.sparse training rows are fed. 'sparse': batches stay sparse, the first "
+        "layer costs non-zeros × hidden and the loss stays exact over all entries; "
+        "'densify': each batch (never the whole matrix) is made dense. 'auto': sparse for "
+        "rows at most half non-zero in one process with an MLP encoder and no noise but "
+        "masking, else densify. The path taken is the estimator's input_path_ (and logged).",
+        choices=SPARSE_PATHS,
+    )
+    sparse_optimizer: str = option(
+        "lazy",
+        "On the sparse path, how the first layer's weights are updated. 'lazy': Adam in the "
+        "columns of the features present in the batch only (cost follows the non-zeros; a "
+        "column's moments and weights move only in steps where its feature occurs, unlike "
+        "dense Adam's); 'dense': dense Adam on the whole layer, dense training's result.",
+        choices=SPARSE_OPTIMIZERS,
+    )
 
     def __post_init__(self) -> None:
         positive_int("epochs", self.epochs)
@@ -305,6 +324,8 @@ class TrainConfig(JsonConfig):
         finite("lr", self.lr, 0.0, math.inf, open_high=True)
         check(self.lr > 0, f"lr must be > 0, got {self.lr!r}")
         choice("optimizer", self.optimizer, OPTIMIZERS)
+        choice("sparse_path", self.sparse_path, SPARSE_PATHS)
+        choice("sparse_optimizer", self.sparse_optimizer, SPARSE_OPTIMIZERS)
         finite("weight_decay", self.weight_decay, 0.0, math.inf, open_high=True)
         choice("lr_schedule", self.lr_schedule, SCHEDULES)
         choice("loss", self.loss, LOSSES)
@@ -397,8 +418,11 @@ class EstimatorOptions:
         "auto",
         "Input scaling learned in fit and inverted on the way back. global_minmax maps the "
         "data's overall range to [0, 1] with one offset and scale for every feature (right "
-        "for images). 'auto': global_minmax for uint8 data, none when the data already lies "
-        "in [0, 1], standardize otherwise. Errors are measured in this scaled space.",
+        "for images); unit_variance divides each feature by its standard deviation without "
+        "centring (keeps sparse rows sparse; its errors equal standardize's, the biases "
+        "carry the mean). 'auto': global_minmax for uint8 data, none when the data already "
+        "lies in [0, 1], standardize otherwise (unit_variance for scipy.sparse input). Errors "
+        "are measured in this scaled space.",
         choices=SCALINGS,
     )
     loss: str = option(

@@ -29,14 +29,17 @@ from sklearn.utils.validation import validate_data
 
 from ._inference import InferenceMixin
 from ._resolve import initial_model, resolve_configs
+from ._sparse_net import encode_rows
 from .config import ModelConfig, TrainConfig
 from .data.checks import (
     FLOATS,
     aekit_errors,
     check_float32_range,
+    check_sparse_values,
 )
 from .data.formats import read_array
 from .data.sources import RowSource, as_tensor
+from .data.sparse import CsrRows, csr_stats, is_sparse
 from .data.stream import array_stats, open_rows, stream_stats
 from .errors import DataError, DataTypeError, NotFittedError
 from .model import Hourglass
@@ -83,6 +86,9 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         Column names, when ``X`` had string column names.
     n_iter_ : int
         Epochs run.
+    input_path_ : str
+        How the training rows were fed: ``"dense"``; for ``scipy.sparse`` rows ``"sparse"``
+        (batches kept sparse) or ``"densify"`` (each batch made dense); see ``sparse_path``.
 
     Examples
     --------
@@ -138,6 +144,8 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         transform_batch_size: int = 4096,
         random_state: int | None = None,
         verbose: int = 0,
+        sparse_path: str = "auto",
+        sparse_optimizer: str = "lazy",
     ) -> None:
         self.code_dim = code_dim
         self.hidden = hidden
@@ -180,11 +188,14 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         self.transform_batch_size = transform_batch_size
         self.random_state = random_state
         self.verbose = verbose
+        self.sparse_path = sparse_path
+        self.sparse_optimizer = sparse_optimizer
 
     # -- scikit-learn plumbing ------------------------------------------------------------
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.input_tags.sparse = True
         return tags
 
     def __sklearn_is_fitted__(self) -> bool:
@@ -215,8 +226,17 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
             )
         with aekit_errors():
             X = validate_data(
-                self, X, reset=reset, dtype=FLOATS, ensure_min_samples=1, ensure_all_finite=finite
+                self,
+                X,
+                reset=reset,
+                dtype=FLOATS,
+                accept_sparse="csr",
+                ensure_min_samples=1,
+                ensure_all_finite=finite,
             )
+        if is_sparse(X):  # every format arrives as CSR; its stored values are checked here
+            check_sparse_values(X)
+            return X
         if finite:
             check_float32_range(X)
         return X
@@ -234,8 +254,10 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features), path, or row source
-            Training rows (NumPy, pandas, anything array-like); or a file path: a ``.npy``
+        X : array-like or sparse matrix of shape (n_samples, n_features), path, or row source
+            Training rows (NumPy, pandas, anything array-like, ``scipy.sparse`` matrices and
+            arrays of any format: converted to CSR float32 once and never densified whole,
+            see ``sparse_path``); or a file path: a ``.npy``
             or ``.parquet`` file is streamed from disk in shuffled blocks (see
             :class:`aekit.stream.NpyRows` and :class:`aekit.stream.ParquetRows`: all
             numeric columns of a parquet file) and never loaded whole, other formats are
@@ -260,6 +282,7 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         self._trainer_: Trainer | None = None
         module = trainer.module.eval()
         self._set_fitted(module, module.config, trainer.config, scaling, history)
+        self.input_path_ = trainer.input_path
         return self
 
     def partial_fit(self, X: Any, y: None = None) -> Autoencoder:
@@ -295,6 +318,7 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
                 trainer.history = self.history_
             self._trainer_ = trainer
             trainer.partial_fit(rows)
+            self.input_path_ = trainer.input_path
         self.history_, self.n_iter_ = trainer.history, len(trainer.history)
         return self
 
@@ -321,6 +345,9 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         if not isinstance(X, RowSource):
             bytes_in = getattr(X, "dtype", None) == np.uint8
             X = self._validate(X, reset=reset)
+            if is_sparse(X):  # converted to CSR float32 once, batches sliced from it
+                rows = CsrRows(X)
+                return rows, {**csr_stats(rows), "uint8": np.asarray(False), "sparse": True}
             return as_tensor(X), {**array_stats(X), "uint8": np.asarray(bytes_in)}
         if not reset and X.n_features != self.n_features_in_:
             raise DataError(
@@ -392,7 +419,7 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         module = self.module_
 
         def encode(rows: torch.Tensor) -> torch.Tensor:
-            return module.encode(module.scale_input(rows))
+            return encode_rows(module, rows)
 
         return self._run(X, encode, X.dtype, check_input=True)
 

@@ -29,6 +29,7 @@ __all__ = [
     "check_finite_output",
     "check_finite_rows",
     "check_float32_range",
+    "check_sparse_values",
     "first_unusable",
     "unusable_message",
 ]
@@ -152,6 +153,22 @@ def check_float32_range(X: np.ndarray, what: str = "Input X") -> None:
     The whole input check on validated rows, in one pass that copies nothing.
     """
     check_finite_rows(X, what, float32=True)
+
+
+def check_sparse_values(X: Any, what: str = "Input X") -> None:
+    """The input check on a CSR matrix's stored values (its implicit zeros are always usable).
+
+    The one check sparse input passes through (the estimator's, the CLI's, the files'): NaN,
+    infinity and values beyond float32's range are refused, naming their row and column.
+    """
+    data = np.asarray(X.data)
+    where = first_unusable(data, float32=True)
+    if where is None:
+        return
+    position = where[0]
+    row = int(np.searchsorted(np.asarray(X.indptr), position, side="right")) - 1
+    column = int(np.asarray(X.indices)[position])
+    raise DataError(unusable_message(what, float(data[position]), row, column))
 
 
 def check_finite_chunk(batch: torch.Tensor, part: np.ndarray, start: int) -> None:

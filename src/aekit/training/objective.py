@@ -15,8 +15,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .._sparse_net import forward_rows
 from ..config import TrainConfig
 from ..data.sources import RowSource
+from ..data.sparse import source_chunk_rows
 from ..model import Hourglass, Output
 from ..regularize import dead_unit_code, kl_penalty, l1_penalty
 from .distributed import Ranks
@@ -128,15 +130,29 @@ class Objective:
         local_rows, global_rows : int
             Rows on this rank, and in the global batch over all ranks.
         """
-        recon_sum = loss_sum(out, clean, self.loss)
-        loss = recon_sum * (self.ranks.world_size / global_rows / clean.shape[1])
+        return self.total(loss_sum(out, clean, self.loss), out, clean, local_rows, global_rows)
+
+    def total(
+        self,
+        recon_sum: torch.Tensor,
+        out: Output,
+        clean: torch.Tensor | None,
+        local_rows: int,
+        global_rows: int,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """:meth:`__call__` from the summed reconstruction loss (the sparse path's too).
+
+        ``clean`` may be None unless AuxK's dead-unit loss needs it.
+        """
+        width = self.module.config.input_dim
+        loss = recon_sum * (self.ranks.world_size / global_rows / width)
         penalty = self.penalty(out, clean, local_rows, global_rows) if self.penalised else None
         if penalty is not None:
             loss = loss + penalty
         return loss, recon_sum, penalty
 
     def penalty(
-        self, out: Output, clean: torch.Tensor, local_rows: int, global_rows: int
+        self, out: Output, clean: torch.Tensor | None, local_rows: int, global_rows: int
     ) -> torch.Tensor:
         """The sparsity penalty (AuxK's dead-unit loss for top-k), scaled like the loss."""
         mcfg = self.module.config
@@ -147,8 +163,9 @@ class Objective:
         if mcfg.sparsity == "kl":  # a batch statistic
             return mcfg.sparsity_weight * kl_penalty(out.code.float(), mcfg.sparsity_target)
         dead = self.dead_units(out.code, global_rows)  # top-k with AuxK
+        assert clean is not None
         aux_sum = dead_unit_loss_sum(self.module, out, clean, dead)
-        return mcfg.sparsity_weight * aux_sum * (world_size / global_rows / clean.shape[1])
+        return mcfg.sparsity_weight * aux_sum * (world_size / global_rows / mcfg.input_dim)
 
     @torch.no_grad()
     def dead_units(self, code: torch.Tensor, global_rows: int) -> torch.Tensor:
@@ -173,10 +190,9 @@ class Objective:
             return None
         self.module.eval()
         sums = torch.zeros(2, device=self.device, dtype=torch.float64)
-        for chunk in self.ranks.share(rows).split(_EVAL_ROWS):
-            clean = self.module.scale_input(source.take(chunk).to(self.device))
+        for chunk in self.ranks.share(rows).split(source_chunk_rows(source, _EVAL_ROWS)):
             with autocast(self.device, self.precision):
-                out = self.module(clean)
+                out, clean = forward_rows(self.module, source.take(chunk).to(self.device))
             sums[0] += loss_sum(out, clean, self.loss).double()
             sums[1] += _squared_error_sum(out.recon, clean).double()
         loss, error = self.ranks.all_sum(sums).tolist()
@@ -190,10 +206,10 @@ class Objective:
         """
         self.module.eval()
         parts = []
-        for chunk in self.ranks.share(rows).split(_EVAL_ROWS):
-            clean = self.module.scale_input(source.take(chunk).to(self.device))
+        for chunk in self.ranks.share(rows).split(source_chunk_rows(source, _EVAL_ROWS)):
             with autocast(self.device, self.precision):
-                recon = self.module(clean).recon
+                out, clean = forward_rows(self.module, source.take(chunk).to(self.device))
+            recon = out.recon
             parts.append((recon.double() - clean.double()).square().sum(dim=1))
         return (
             torch.cat(parts) if parts else torch.zeros(0, device=self.device, dtype=torch.float64)

@@ -49,6 +49,7 @@ import torch
 
 from ..config import ModelConfig, TrainConfig
 from ..data.sources import RowSource, TensorRows
+from ..data.sparse import SparseBatch
 from ..model import Hourglass
 from .cpus import SHARE_ENV, process_share, usable_cpus
 from .distributed import Ranks
@@ -344,7 +345,10 @@ def _first_rows(rows: RowSource | torch.Tensor, n: int) -> torch.Tensor:
     """The first ``n`` rows (all, if fewer) as a float32 CPU tensor."""
     source = TensorRows(rows) if isinstance(rows, torch.Tensor) else rows
     indices = torch.arange(min(n, len(source)))
-    return source.take(indices).to("cpu", torch.float32)
+    batch = source.take(indices)
+    if isinstance(batch, SparseBatch):  # the probe steps on dense rows
+        batch = batch.dense()
+    return batch.to("cpu", torch.float32)
 
 
 def _log(choice: ThreadChoice, recorded: int | None, *, quiet: bool = False) -> None:

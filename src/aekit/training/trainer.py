@@ -29,6 +29,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..config import TrainConfig
 from ..data.sources import RowSource, TensorRows, shuffled
+from ..data.sparse import SparseBatch
 from ..errors import ConfigError, DataError, TrainingDivergedError
 from ..model import Hourglass
 from ..regularize import corrupt
@@ -50,6 +51,7 @@ from .prepare import (
     to_device,
     wrap_network,
 )
+from .sparse_step import input_path, sparse_loss
 from .threads import ThreadChoice, choose_threads, using_threads
 
 __all__ = ["Trainer", "batches_per_epoch", "derive_seeds", "resolve_device"]
@@ -313,15 +315,20 @@ class Trainer:
         if self._forward_mutates:  # batch norm updates its running statistics here
             self._at_boundary = False
         with autocast(self.device, self.config.precision):
-            clean = x if self._unscaled else module.scale_input(x)
-            noisy = clean
-            if mcfg.noise is not None:
-                low, high = self._bounds if self._bounds is not None else (None, None)
-                noisy = corrupt(
-                    clean, mcfg.noise, mcfg.noise_level, self.noise_gen, low=low, high=high
-                )
-            out = self.net(noisy)
-            loss, recon_sum, penalty = self.objective(out, clean, len(x), global_rows)
+            if isinstance(x, SparseBatch) and self.input_path == "sparse":
+                loss, recon_sum, penalty = sparse_loss(self, x, global_rows)
+            else:
+                if isinstance(x, SparseBatch):  # this batch alone, never the whole matrix
+                    x = x.dense()
+                clean = x if self._unscaled else module.scale_input(x)
+                noisy = clean
+                if mcfg.noise is not None:
+                    low, high = self._bounds if self._bounds is not None else (None, None)
+                    noisy = corrupt(
+                        clean, mcfg.noise, mcfg.noise_level, self.noise_gen, low=low, high=high
+                    )
+                out = self.net(noisy)
+                loss, recon_sum, penalty = self.objective(out, clean, len(x), global_rows)
         if self.device.type == "cpu" and not math.isfinite(loss.item()):  # free on the CPU
             raise self.diverged_error(step=batch + 1)
         self.optimizer.zero_grad(set_to_none=True)
@@ -345,7 +352,9 @@ class Trainer:
         self.noise_gen = seeded_generator(seeds[2], self.device)
         module.set_generator(self.noise_gen)
         self.net = wrap_network(module, self.ranks, self.device, compile=cfg.compile)
-        self.optimizer = make_optimizer(module, cfg)
+        self.input_path = input_path(source, module, cfg, self.ranks.world_size)
+        lazy = self.input_path == "sparse" and cfg.sparse_optimizer == "lazy"
+        self.optimizer = make_optimizer(module, cfg, lazy=lazy)
         self.scheduler = make_scheduler(self.optimizer, cfg)
         self.objective = Objective(module, cfg, self.ranks, self.device)
         # The run's state between two steps: what a checkpoint holds (see state_dict).

@@ -1,0 +1,233 @@
+"""The network on sparse rows: a first layer whose cost follows the non-zeros, an exact loss.
+
+A :class:`~aekit.data.sparse.SparseBatch` never becomes a dense ``batch × width`` input:
+
+* **First layer.** Each layer that reads the input (the encoder's first linear layer, and the
+  linear path's encoder) multiplies the stored values only: ``nnz × hidden`` work, by
+  :class:`SparseLinear`. Its weight gradient touches only the columns of features present in
+  the batch; with ``lazy=True`` it comes back as a sparse tensor (all ``hidden`` rows, the
+  batch's columns), which :class:`~aekit.training.optim.LazyAdam` applies to those columns
+  only. Input scaling divides the stored values by each feature's scale; an offset (a
+  centred scaling) cannot be subtracted from a sparse row without densifying it, so it goes
+  through the layer's bias instead: ``W (x - o) / s + b = W (x / s) + (b - W o / s)``
+  (implicit centring, as scikit-learn's PCA does for sparse input). ``scaling="auto"`` picks
+  scalings without an offset for sparse input, so that term is normally absent; with one the
+  ``W o / s`` product costs ``width × hidden`` a step (still exact).
+* **Output side.** The loss is over all entries, zeros included, and equals the dense path's.
+  For an identity output and squared error, ``‖x − x̂‖² = ‖x̂‖² − 2 x·x̂ + ‖x‖²`` with
+  ``x̂ = z Mᵀ + c``: ``‖x̂‖²`` needs ``Mᵀ M`` (hidden × hidden) and ``x·x̂`` only the stored
+  entries (:func:`exact_squared_error`). ``Mᵀ M`` costs ``width × hidden²`` against the dense
+  ``batch × width × hidden``, so it is used where the hidden width is at most the batch
+  (:func:`gram_is_cheaper`); either way the result is exact. Other outputs (sigmoid, BCE) are
+  computed densely per batch, ``batch × width`` values, which the loss over all entries
+  needs anyway.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data.sparse import SparseBatch
+from .model import Hourglass, Output
+
+__all__ = [
+    "SparseLinear",
+    "encode_rows",
+    "exact_squared_error",
+    "first_layers",
+    "forward_rows",
+    "gram_is_cheaper",
+    "input_shift",
+    "scaled_batch",
+    "scaled_dense",
+    "sparse_encode_pre",
+    "sparse_forward",
+]
+
+
+class SparseLinear(torch.autograd.Function):
+    """``rows @ weightᵀ`` for a CSR batch: ``nnz × out`` work forward and backward.
+
+    The weight's gradient is nonzero only in the batch's columns. ``lazy=True`` returns it
+    as a coalesced sparse COO tensor holding all ``out`` rows of those columns (row-major,
+    so a column's entries are ``k`` apart); ``lazy=False`` as a dense tensor (for dense Adam).
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        weight: torch.Tensor,
+        rows: torch.Tensor,
+        cols: torch.Tensor,
+        values: torch.Tensor,
+        n_rows: int,
+        lazy: bool,
+    ) -> torch.Tensor:
+        ctx.save_for_backward(weight, rows, cols, values)
+        ctx.lazy = lazy
+        picked = weight.index_select(1, cols).t() * values.to(weight.dtype)[:, None]
+        out = weight.new_zeros((n_rows, weight.shape[0]))
+        return out.index_add_(0, rows, picked)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        weight, rows, cols, values = ctx.saved_tensors
+        per_entry = grad_out.index_select(0, rows) * values.to(grad_out.dtype)[:, None]
+        touched, where = torch.unique(cols, return_inverse=True)
+        grouped = per_entry.new_zeros((len(touched), weight.shape[0]))
+        grouped = grouped.index_add_(0, where, per_entry).t().contiguous()  # out × touched
+        if ctx.lazy:
+            h, k = grouped.shape
+            index = torch.stack(
+                [
+                    torch.arange(h, device=cols.device).repeat_interleave(k),
+                    touched.repeat(h),
+                ]
+            )
+            grad = torch.sparse_coo_tensor(
+                index, grouped.reshape(-1), weight.shape, is_coalesced=True, check_invariants=False
+            )
+        else:
+            grad = weight.new_zeros(weight.shape).index_copy_(1, touched, grouped)
+        return grad, None, None, None, None, None
+
+
+def first_layers(module: Hourglass) -> list[nn.Linear]:
+    """The linear layers that read the input rows (empty for a convolutional encoder)."""
+    if module.config.image_shape is not None:
+        return []
+    layers = [module.encoder[0]]
+    if module.config.linear_path:
+        layers.append(module.linear_encoder)
+    return [layer for layer in layers if isinstance(layer, nn.Linear)]
+
+
+def input_shift(module: Hourglass) -> torch.Tensor | None:
+    """``offset / scale`` (plus a centred dictionary's origin), or None where it is zero.
+
+    What the scaled rows are short of when the stored values are only divided by the scale.
+    """
+    shift = module.offset / module.scale
+    nonzero = bool((module.offset != 0).any())
+    if module.centred:
+        return shift + module.origin()
+    return shift if nonzero else None
+
+
+def scaled_batch(module: Hourglass, batch: SparseBatch) -> SparseBatch:
+    """The batch's stored values divided by their features' scales (no offset)."""
+    return batch.with_values(batch.values / module.scale.index_select(0, batch.cols))
+
+
+def _sparse_layer(
+    layer: nn.Linear, batch: SparseBatch, shift: torch.Tensor | None, lazy: bool
+) -> torch.Tensor:
+    """``layer(x - shift)`` for the sparse scaled rows ``x``."""
+    out = SparseLinear.apply(layer.weight, batch.rows(), batch.cols, batch.values, len(batch), lazy)
+    bias = layer.bias if shift is None else layer.bias - F.linear(shift, layer.weight)
+    return out + bias
+
+
+def sparse_encode_pre(module: Hourglass, batch: SparseBatch, *, lazy: bool = False) -> torch.Tensor:
+    """Codes before the code activation, from sparse scaled rows (``x / scale``).
+
+    Equals ``module.encode_pre(module.scale_input(x))`` on the dense rows.
+    """
+    shift = input_shift(module)
+    first, *_ = first_layers(module)
+    pre = module.encoder[1:](_sparse_layer(first, batch, shift, lazy))
+    if module.config.linear_path:
+        pre = pre + _sparse_layer(module.linear_encoder, batch, shift, lazy)
+    return pre
+
+
+def scaled_dense(module: Hourglass, batch: SparseBatch) -> torch.Tensor:
+    """The scaled rows of a (scaled) sparse batch as a dense tensor: one batch's worth."""
+    dense = batch.dense()
+    shift = module.offset / module.scale
+    return dense - shift if bool((module.offset != 0).any()) else dense
+
+
+def sparse_forward(module: Hourglass, batch: SparseBatch) -> tuple[Output, torch.Tensor]:
+    """The forward pass of raw sparse rows, and the dense scaled rows (the target)."""
+    scaled = scaled_batch(module, batch)
+    pre = sparse_encode_pre(module, scaled)
+    code = module.code_activation(pre)
+    logits = module.decode_logits(code)
+    return Output(module.output_activation(logits), code, logits, pre), scaled_dense(module, scaled)
+
+
+def forward_rows(
+    module: Hourglass, rows: torch.Tensor | SparseBatch
+) -> tuple[Output, torch.Tensor]:
+    """The forward pass of raw rows, dense or sparse, and their scaled dense form."""
+    if isinstance(rows, SparseBatch):
+        return sparse_forward(module, rows)
+    clean = module.scale_input(rows)
+    return module(clean), clean
+
+
+def encode_rows(module: Hourglass, rows: torch.Tensor | SparseBatch) -> torch.Tensor:
+    """Codes of raw rows, dense or sparse (never densified)."""
+    if isinstance(rows, SparseBatch):
+        return module.code_activation(sparse_encode_pre(module, scaled_batch(module, rows)))
+    return module.encode(module.scale_input(rows))
+
+
+def decoder_parts(
+    module: Hourglass, code: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(z, M, c)`` with ``decode_logits(code) == z @ M.T + c``: the last layers' inputs.
+
+    ``z`` joins the decoder's last hidden activations and (with a linear path) the code;
+    ``M`` their output weights side by side, ``c`` the summed biases.
+    """
+    last = module.decoder[-1]
+    z = module.decoder[:-1](code)
+    if not module.config.linear_path:
+        return z, last.weight, last.bias
+    lin = module.linear_decoder
+    return (
+        torch.cat([z, code], dim=1),
+        torch.cat([last.weight, lin.weight], dim=1),
+        last.bias + lin.bias,
+    )
+
+
+def gram_is_cheaper(module: Hourglass, batch_rows: int) -> bool:
+    """Whether ``Mᵀ M`` (width × hidden²) costs less than the dense output (batch × width × hidden)."""
+    hidden = module.decoder[-1].in_features + (
+        module.config.code_dim if module.config.linear_path else 0
+    )
+    return hidden <= batch_rows
+
+
+def exact_squared_error(
+    module: Hourglass, code: torch.Tensor, scaled: SparseBatch, *, gram: bool
+) -> torch.Tensor:
+    """``Σ (x_scaled − x̂)²`` over every entry of the batch, zeros included (identity output).
+
+    ``scaled`` holds the rows divided by their scales (the offset, if any, is folded into the
+    output bias). With ``gram`` the reconstruction is never formed: ``‖x̂‖²`` comes from
+    ``Mᵀ M`` and ``x·x̂`` from the stored entries; else ``x̂`` is formed (batch × width) and the
+    stored entries corrected. Both equal the dense squared error.
+    """
+    z, weight, bias = decoder_parts(module, code)
+    shift = module.offset / module.scale
+    if bool((module.offset != 0).any()):  # x_scaled = x/s - shift: the bias absorbs it
+        bias = bias + shift
+    rows, cols, values = scaled.rows(), scaled.cols, scaled.values.float()
+    picked = (weight.index_select(0, cols) * z.index_select(0, rows)).sum(dim=1)
+    at_entries = picked + bias.index_select(0, cols)  # x̂ at the stored entries
+    if gram:
+        zw = z @ (weight.t() @ weight)
+        recon_sq = (
+            (zw * z).sum() + 2 * (z @ (weight.t() @ bias)).sum() + len(z) * bias.square().sum()
+        )
+    else:
+        recon_sq = F.linear(z, weight, bias).square().sum()
+    return recon_sq - 2 * (values * at_entries).sum() + values.square().sum()
