@@ -5,9 +5,9 @@ A :class:`~aekit.data.sparse.SparseBatch` never becomes a dense ``batch × width
 * **First layer.** Each layer that reads the input (the encoder's first linear layer, and the
   linear path's encoder) multiplies the stored values only: ``nnz × hidden`` work, by
   :class:`SparseLinear`. Its weight gradient touches only the columns of features present in
-  the batch; with ``lazy=True`` it comes back as a sparse tensor (all ``hidden`` rows, the
-  batch's columns), which :class:`~aekit.training.optim.LazyAdam` applies to those columns
-  only. Input scaling divides the stored values by each feature's scale; an offset (a
+  the batch; with ``lazy=True`` it is kept aside as ``(columns, hidden × columns)``
+  (:func:`lazy_grads`), and :class:`~aekit.training.optim.LazyAdam` applies it to those
+  columns only. Input scaling divides the stored values by each feature's scale; an offset (a
   centred scaling) cannot be subtracted from a sparse row without densifying it, so it goes
   through the layer's bias instead: ``W (x - o) / s + b = W (x / s) + (b - W o / s)``
   (implicit centring, as scikit-learn's PCA does for sparse input). ``scaling="auto"`` picks
@@ -42,6 +42,7 @@ __all__ = [
     "forward_rows",
     "gram_is_cheaper",
     "input_shift",
+    "lazy_grads",
     "scaled_batch",
     "scaled_dense",
     "sparse_encode_pre",
@@ -52,9 +53,11 @@ __all__ = [
 class SparseLinear(torch.autograd.Function):
     """``rows @ weightᵀ`` for a CSR batch: ``nnz × out`` work forward and backward.
 
-    The weight's gradient is nonzero only in the batch's columns. ``lazy=True`` returns it
-    as a coalesced sparse COO tensor holding all ``out`` rows of those columns (row-major,
-    so a column's entries are ``k`` apart); ``lazy=False`` as a dense tensor (for dense Adam).
+    The weight's gradient is nonzero only in the batch's columns. With a ``sink`` (a list:
+    the weight's :func:`lazy_grads`) it is appended there as ``(columns, out × columns
+    gradient)`` and autograd gets none, for :class:`~aekit.training.optim.LazyAdam` to apply
+    to those columns only (a sparse COO gradient would need a sort of ``out × columns``
+    entries each step); without, it is returned dense (for dense Adam).
     """
 
     @staticmethod
@@ -65,10 +68,10 @@ class SparseLinear(torch.autograd.Function):
         cols: torch.Tensor,
         values: torch.Tensor,
         n_rows: int,
-        lazy: bool,
+        sink: list[tuple[torch.Tensor, torch.Tensor]] | None,
     ) -> torch.Tensor:
         ctx.save_for_backward(weight, rows, cols, values)
-        ctx.lazy = lazy
+        ctx.sink = sink
         picked = weight.index_select(1, cols).t() * values.to(weight.dtype)[:, None]
         out = weight.new_zeros((n_rows, weight.shape[0]))
         return out.index_add_(0, rows, picked)
@@ -80,20 +83,19 @@ class SparseLinear(torch.autograd.Function):
         touched, where = torch.unique(cols, return_inverse=True)
         grouped = per_entry.new_zeros((len(touched), weight.shape[0]))
         grouped = grouped.index_add_(0, where, per_entry).t().contiguous()  # out × touched
-        if ctx.lazy:
-            h, k = grouped.shape
-            index = torch.stack(
-                [
-                    torch.arange(h, device=cols.device).repeat_interleave(k),
-                    touched.repeat(h),
-                ]
-            )
-            grad = torch.sparse_coo_tensor(
-                index, grouped.reshape(-1), weight.shape, is_coalesced=True, check_invariants=False
-            )
-        else:
-            grad = weight.new_zeros(weight.shape).index_copy_(1, touched, grouped)
+        if ctx.sink is not None:
+            ctx.sink.append((touched, grouped))
+            return None, None, None, None, None, None
+        grad = weight.new_zeros(weight.shape).index_copy_(1, touched, grouped)
         return grad, None, None, None, None, None
+
+
+def lazy_grads(weight: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The column gradients :class:`SparseLinear` left on ``weight`` since the last step."""
+    sink = weight.__dict__.get("lazy_grads")
+    if sink is None:
+        sink = weight.__dict__["lazy_grads"] = []
+    return sink
 
 
 def first_layers(module: Hourglass) -> list[nn.Linear]:
@@ -127,7 +129,8 @@ def _sparse_layer(
     layer: nn.Linear, batch: SparseBatch, shift: torch.Tensor | None, lazy: bool
 ) -> torch.Tensor:
     """``layer(x - shift)`` for the sparse scaled rows ``x``."""
-    out = SparseLinear.apply(layer.weight, batch.rows(), batch.cols, batch.values, len(batch), lazy)
+    sink = lazy_grads(layer.weight) if lazy and torch.is_grad_enabled() else None
+    out = SparseLinear.apply(layer.weight, batch.rows(), batch.cols, batch.values, len(batch), sink)
     bias = layer.bias if shift is None else layer.bias - F.linear(shift, layer.weight)
     return out + bias
 
@@ -199,7 +202,7 @@ def decoder_parts(
 
 
 def gram_is_cheaper(module: Hourglass, batch_rows: int) -> bool:
-    """Whether ``Mᵀ M`` (width × hidden²) costs less than the dense output (batch × width × hidden)."""
+    """Whether ``Mᵀ M`` (width × hidden²) costs less than ``x̂`` (batch × width × hidden)."""
     hidden = module.decoder[-1].in_features + (
         module.config.code_dim if module.config.linear_path else 0
     )

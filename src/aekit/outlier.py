@@ -22,6 +22,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._scorer import AnomalyScorer, image_shape_of
 from ._threshold import threshold_for
+from .data.checks import check_sparse_values
+from .data.sparse import is_sparse
 from .errors import ConfigError, DataError, NotFittedError
 from .estimator import Autoencoder
 
@@ -147,6 +149,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = True
         return tags
 
     def fit(self, X: Any, y: None = None) -> AutoencoderOutlierDetector:
@@ -164,7 +167,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         self : AutoencoderOutlierDetector
         """
         self._validate_params()
-        X = validate_data(self, X, dtype=_DTYPES)
+        X = self._validated(X, reset=True)
         if self.prefit:
             if self.estimator is None or not hasattr(self.estimator, "n_features_in_"):
                 raise NotFittedError("prefit=True needs a fitted estimator")
@@ -220,9 +223,16 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         self.threshold_ = float(threshold)
         self.offset_ = -self.threshold_
 
+    def _validated(self, X: Any, *, reset: bool) -> Any:
+        """Rows as an array, or as CSR (``scipy.sparse`` input, densified chunk by chunk)."""
+        X = validate_data(self, X, reset=reset, dtype=_DTYPES, accept_sparse="csr")
+        if is_sparse(X):
+            check_sparse_values(X)
+        return X
+
     def _check(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
-        return validate_data(self, X, reset=False, dtype=_DTYPES)
+        return self._validated(X, reset=False)
 
     def reconstruction_error(self, X: Any) -> np.ndarray:
         """The first autoencoder's per-row sum of squared errors in its scaled space.

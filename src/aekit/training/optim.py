@@ -101,11 +101,11 @@ def scale_lr(optimizer: torch.optim.Optimizer, scheduler: Any, factor: float) ->
 
 
 class _LazyColumns:
-    """Adam's update applied only to the columns a sparse gradient holds ("lazy" Adam).
+    """Adam's update applied only to the columns a first layer's batch touched ("lazy" Adam).
 
-    A parameter whose gradient is sparse (sparse input's first layer: all rows of the
-    batch's feature columns, see :class:`aekit._sparse_net.SparseLinear`) has its moments
-    and weights updated in those columns only, ``hidden × touched`` work instead of
+    A parameter with column gradients waiting in its :func:`~aekit._sparse_net.lazy_grads`
+    (sparse input's first layer: all rows of the batch's feature columns) has its moments and
+    weights updated in those columns only, ``hidden × touched`` work instead of
     ``hidden × width``; every other parameter takes the dense step of the base class, with
     the same state (``step``, ``exp_avg``, ``exp_avg_sq``), so checkpoints load either way.
 
@@ -121,28 +121,31 @@ class _LazyColumns:
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:
-        """Lazy steps for sparse gradients, then the dense step for the rest."""
+        """Lazy steps for column gradients, then the dense step for the rest."""
         for group in self.param_groups:  # type: ignore[attr-defined]
             for param in group["params"]:
-                grad = param.grad
-                if grad is not None and grad.is_sparse:
-                    if grad.is_coalesced() and grad._nnz() % param.shape[0] == 0:
-                        self._lazy_step(param, grad, group)
-                        param.grad = None
-                    else:
-                        param.grad = grad.to_dense()
+                parts = param.__dict__.get("lazy_grads")
+                if not parts:
+                    continue
+                cols = torch.cat([c for c, _ in parts])
+                grads = torch.cat([g for _, g in parts], dim=1)
+                several = len(parts) > 1
+                parts.clear()
+                if several or param.grad is not None:  # several parts, or a dense part too
+                    dense = torch.zeros_like(param).index_add_(1, cols, grads)
+                    param.grad = dense if param.grad is None else param.grad + dense
+                else:
+                    self._lazy_step(param, cols, grads, group)
         return super().step(closure)  # type: ignore[misc]
 
-    def _lazy_step(self, param: torch.Tensor, grad: torch.Tensor, group: dict[str, Any]) -> None:
+    def _lazy_step(
+        self, param: torch.Tensor, cols: torch.Tensor, g: torch.Tensor, group: dict[str, Any]
+    ) -> None:
         state = self.state[param]  # type: ignore[attr-defined]
         if not state:
             state["step"] = torch.zeros((), dtype=torch.float32, device=param.device)
             state["exp_avg"] = torch.zeros_like(param)
             state["exp_avg_sq"] = torch.zeros_like(param)
-        h = param.shape[0]
-        k = grad._nnz() // h
-        cols = grad._indices()[1, :k]
-        g = grad._values().view(h, k)
         beta1, beta2 = group["betas"]
         lr, eps, decay = group["lr"], group["eps"], group["weight_decay"]
         state["step"] += 1
