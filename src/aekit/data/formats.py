@@ -4,7 +4,9 @@
 format     suffixes              read   write  stream  named columns
 =========  ====================  =====  =====  ======  =============
 npy        ``.npy``              yes    yes    yes     no
-npz        ``.npz``              yes    no     no      no
+npz        ``.npz``              yes    no     no      no (also scipy.sparse.save_npz)
+mtx        ``.mtx``              yes    no     no      no (Matrix Market, sparse)
+h5ad       ``.h5ad``             yes    no     no      yes (AnnData var_names, sparse)
 csv        ``.csv``              yes    yes    no      yes (header)
 tsv        ``.tsv``              yes    yes    no      yes (header)
 txt        ``.txt`` (tabs)       yes    no     no      yes (header)
@@ -12,7 +14,10 @@ parquet    ``.parquet``          yes    yes    yes     yes (schema)
 idx        ``-ubyte``, ``.idx``  yes    no     no      no
 =========  ====================  =====  =====  ======  =============
 
-IDX is MNIST's format, recognised by its file name (``train-images-idx3-ubyte``), gzipped or
+A folder laid out as 10x Genomics writes a matrix (``matrix.mtx.gz``, ``features.tsv.gz``,
+``barcodes.tsv.gz``) reads as one table, a row per cell. Sparse formats give a
+``scipy.sparse`` CSR array (:mod:`aekit.data.sparse_files`); ``.h5ad`` needs anndata
+(``pip install 'aekit[h5ad]'``). IDX is MNIST's format, recognised by its file name (``train-images-idx3-ubyte``), gzipped or
 not; parquet needs pyarrow (``pip install 'aekit[parquet]'``). Everything that depends on a
 file's format asks this table, through :func:`file_format`, :func:`find_format`,
 :func:`can_stream`, :func:`names_columns` and :func:`check_output`, and never looks at a suffix
@@ -40,10 +45,10 @@ from .readers import (
     read_idx,
     read_idx_table,
     read_npy,
-    read_npz,
     read_parquet,
     require,
 )
+from .sparse_files import is_10x_folder, read_10x, read_any_npz, read_h5ad, read_mtx
 from .writers import NpySink, ParquetSink, RowSink, TextSink, write_rows
 
 if TYPE_CHECKING:
@@ -131,7 +136,9 @@ def _parquet_rows(path: Path, columns: Any, label_column: Any) -> BlockRows:
 
 FORMATS: tuple[FileFormat, ...] = (
     FileFormat("npy", (".npy",), read_npy, NpySink, _npy_rows),
-    FileFormat("npz", (".npz",), read_npz),
+    FileFormat("npz", (".npz",), read_any_npz),
+    FileFormat("mtx", (".mtx",), read_mtx, gzipped=True),
+    FileFormat("h5ad", (".h5ad",), read_h5ad, named_columns=True, needs="anndata"),
     FileFormat(
         "csv", (".csv",), functools.partial(read_delimited, sep=","), TextSink, named_columns=True
     ),
@@ -240,6 +247,8 @@ def read_table(
     path = Path(path)
     if not path.exists():
         raise DataError(f"no such file: {path}")
+    if is_10x_folder(path):
+        return read_10x(path, columns, label_column)
     if path.is_dir():
         raise DataError(f"{path} is a folder, expected a data file")
     return file_format(path).read(path, columns, label_column)

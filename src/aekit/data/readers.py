@@ -25,8 +25,10 @@ from ..errors import AekitError, DataError, DataTypeError
 
 __all__ = [
     "Table",
+    "as_labels",
     "open_parquet",
     "parquet_columns",
+    "pick_columns",
     "read_delimited",
     "read_idx",
     "read_idx_table",
@@ -46,8 +48,9 @@ class Table:
 
     Attributes
     ----------
-    X : ndarray of shape (n_rows, n_features)
-        The feature columns (``.npy`` files stay memory-mapped when no column is picked).
+    X : ndarray or scipy.sparse CSR array of shape (n_rows, n_features)
+        The feature columns (``.npy`` files stay memory-mapped when no column is picked;
+        sparse files give a CSR array, see :mod:`aekit.data.sparse_files`).
     labels : ndarray of shape (n_rows,) or None
         The label column, when one was asked for (integers where all values are whole
         numbers, strings otherwise).
@@ -60,7 +63,10 @@ class Table:
     columns: list[str] | None = None
 
 
-_EXTRAS = {"pyarrow": "parquet"}  # optional packages, and the aekit extra that installs each
+_EXTRAS = {
+    "pyarrow": "parquet",
+    "anndata": "h5ad",
+}  # optional packages, and the aekit extra that installs each
 
 
 def require(package: str, doing: str) -> None:
@@ -330,3 +336,7 @@ def read_parquet(path: Path, columns: Columns, label_column: Label) -> Table:
     if label_idx is not None:
         labels = _as_labels(np.asarray(table.column(label_idx).to_numpy(zero_copy_only=False)))
     return Table(X, labels, [str(schema.names[i]) for i in feature_idx])
+
+
+pick_columns = _pick_columns  # for the sparse readers (aekit.data.sparse_files)
+as_labels = _as_labels
