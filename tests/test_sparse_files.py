@@ -1,4 +1,4 @@
-"""Sparse matrix files: scipy .npz, Matrix Market, 10x Genomics folders, AnnData; the CLI on them."""
+"""Sparse files: scipy .npz, Matrix Market, 10x Genomics folders, AnnData; the CLI on them."""
 
 from __future__ import annotations
 
