@@ -16,14 +16,14 @@ idx        ``-ubyte``, ``.idx``  yes    no     no      no
 
 A ``.npz`` written by ``scipy.sparse.save_npz`` and Matrix Market files are sparse. A folder
 laid out as 10x Genomics writes a matrix (``matrix.mtx.gz``, ``features.tsv.gz``,
-``barcodes.tsv.gz``) reads as one table, a row per cell. Sparse formats give a
-``scipy.sparse`` CSR array (:mod:`aekit.data.sparse_files`); ``.h5ad`` needs anndata
-(``pip install 'aekit[h5ad]'``). IDX is MNIST's format, recognised by its file name
-(``train-images-idx3-ubyte``), gzipped or not; parquet needs pyarrow (``pip install
-'aekit[parquet]'``). Everything that depends on a file's format asks this table, through
-:func:`file_format`, :func:`find_format`, :func:`can_stream`, :func:`names_columns` and
-:func:`check_output`, and never looks at a suffix itself. The readers are in :mod:`aekit.data.readers`, the writers in :mod:`aekit.data.writers`,
-the streamed sources in :mod:`aekit.data.stream`.
+``barcodes.tsv.gz``) reads as one table, a row per cell. Sparse formats give a ``scipy.sparse``
+CSR array (:mod:`aekit.data.sparse_files`); ``.h5ad`` needs anndata (``pip install
+'aekit[h5ad]'``). IDX is MNIST's format, recognised by its file name (``train-images-
+idx3-ubyte``), gzipped or not; parquet needs pyarrow (``pip install 'aekit[parquet]'``).
+Everything that depends on a file's format asks this table, through :func:`file_format`,
+:func:`find_format`, :func:`can_stream`, :func:`names_columns` and :func:`check_output`, and
+never looks at a suffix itself. The readers are in :mod:`aekit.data.readers`, the writers in
+:mod:`aekit.data.writers`, the streamed sources in :mod:`aekit.data.stream`.
 """
 
 from __future__ import annotations
