@@ -22,6 +22,8 @@ from .data.sparse import CsrRows
 __all__ = ["EXACT_MAX_FEATURES", "principal_directions", "sparse_principal_directions"]
 
 EXACT_MAX_FEATURES = 10_000  # wider: no d × d covariance, subspace iteration instead
+SPARSE_EXACT_MAX_FEATURES = 2048  # the same for sparse rows, whose d × d covariance would
+# dwarf the matrix (10,000 features: 800 MB and minutes of eigh, for a CSR of a few MB)
 _CHUNK_ROWS = 8192
 _OVERSAMPLE = 10  # extra basis vectors of the subspace iteration
 _ITERATIONS = 7  # passes of the subspace iteration (each one pass over the rows)
@@ -108,14 +110,18 @@ def sparse_principal_directions(
         return second - torch.outer(raw_mean, raw_mean @ basis)
 
     mean = raw_mean - (offset.double() * torch.from_numpy(inverse))
-    return mean, _directions(covariance_times, d, k, seed)
+    return mean, _directions(covariance_times, d, k, seed, SPARSE_EXACT_MAX_FEATURES)
 
 
 def _directions(
-    covariance_times: Callable[[torch.Tensor | None], torch.Tensor], d: int, k: int, seed: int
+    covariance_times: Callable[[torch.Tensor | None], torch.Tensor],
+    d: int,
+    k: int,
+    seed: int,
+    exact_max: int = EXACT_MAX_FEATURES,
 ) -> torch.Tensor:
     """The ``k`` leading eigenvectors of the covariance, as rows, signed as scikit-learn's."""
-    if d <= EXACT_MAX_FEATURES:
+    if d <= exact_max:
         _, vectors = torch.linalg.eigh(covariance_times(None))
         components = vectors[:, -k:].flip(1).T if k else vectors[:, :0].T
     else:

@@ -217,20 +217,22 @@ def exact_squared_error(
     ``scaled`` holds the rows divided by their scales (the offset, if any, is folded into the
     output bias). With ``gram`` the reconstruction is never formed: ``‖x̂‖²`` comes from
     ``Mᵀ M`` and ``x·x̂`` from the stored entries; else ``x̂`` is formed (batch × width) and the
-    stored entries corrected. Both equal the dense squared error.
+    stored entries subtracted from it entry by entry, as the dense loss does (the same
+    rounding). Both equal the dense squared error.
     """
-    z, weight, bias = decoder_parts(module, code)
-    shift = module.offset / module.scale
-    if bool((module.offset != 0).any()):  # x_scaled = x/s - shift: the bias absorbs it
-        bias = bias + shift
     rows, cols, values = scaled.rows(), scaled.cols, scaled.values.float()
+    shifted = bool((module.offset != 0).any())  # x_scaled = x/s - shift: the bias absorbs it
+    if not gram:  # x̂ - x entry by entry, as the dense loss subtracts: the same rounding
+        diff = module.decode_logits(code).float()
+        if shifted:
+            diff = diff + module.offset / module.scale
+        diff = diff.index_put((rows, cols), -values, accumulate=True)
+        return diff.square().sum()
+    z, weight, bias = decoder_parts(module, code)
+    if shifted:
+        bias = bias + module.offset / module.scale
     picked = (weight.index_select(0, cols) * z.index_select(0, rows)).sum(dim=1)
     at_entries = picked + bias.index_select(0, cols)  # x̂ at the stored entries
-    if gram:
-        zw = z @ (weight.t() @ weight)
-        recon_sq = (
-            (zw * z).sum() + 2 * (z @ (weight.t() @ bias)).sum() + len(z) * bias.square().sum()
-        )
-    else:
-        recon_sq = F.linear(z, weight, bias).square().sum()
+    zw = z @ (weight.t() @ weight)
+    recon_sq = (zw * z).sum() + 2 * (z @ (weight.t() @ bias)).sum() + len(z) * bias.square().sum()
     return recon_sq - 2 * (values * at_entries).sum() + values.square().sum()
