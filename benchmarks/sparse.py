@@ -28,6 +28,7 @@ section and writes ``benchmarks/results/sparse.json`` (or ``--out``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import subprocess
@@ -214,10 +215,9 @@ def section_memory(args: argparse.Namespace) -> dict[str, Any]:
         path = str(Path(folder) / "rows.npz")
         rows, cols = (20000, 10000) if args.quick else (args.rows, args.cols)
         tick = time.perf_counter()
+        generate = ["--generate", path, "--rows", str(rows), "--cols", str(cols)]
         subprocess.run(
-            [sys.executable, __file__, "--generate", path, "--rows", str(rows)]
-            + ["--cols", str(cols), "--per-row", str(args.per_row)],
-            check=True,
+            [sys.executable, __file__, *generate, "--per-row", str(args.per_row)], check=True
         )
         print(f"  generated {rows} × {cols} in {time.perf_counter() - tick:.0f} s")
         command = [sys.executable, __file__, "--child-memory", path]
@@ -230,13 +230,9 @@ def section_memory(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _rss() -> int:
-    """This process's resident bytes now."""
+    """The resident bytes of this process now."""
     pages = int(Path("/proc/self/statm").read_text().split()[1])
     return pages * resource.getpagesize()
-
-
-class _Enough(Exception):
-    pass
 
 
 def child_memory(path: str, max_batches: int) -> None:
@@ -259,10 +255,8 @@ def child_memory(path: str, max_batches: int) -> None:
     stop = Stop()
     ae = Autoencoder(code_dim=30, random_state=SEED, device="cpu", threads=1)
     tick = time.perf_counter()
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Stop ends the fit after max_batches
         ae.fit(X, callbacks=(stop,))
-    except KeyboardInterrupt:
-        pass
     trainer = stop.trainer
     params = sum(p.numel() for p in trainer.module.parameters())
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -403,10 +397,8 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
 
         clock = Clock()
         ae = Autoencoder(code_dim=30, sparse_path=path, random_state=SEED, init="random")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):  # the clock ends it
             ae.fit(X[: rows // 2], callbacks=(clock,))
-        except KeyboardInterrupt:
-            pass
         out[f"{path}_samples_per_s"] = (args.max_batches - 1) * 64 / max(clock.seconds, 1e-9)
     out["speedup"] = out["sparse_samples_per_s"] / out["densify_samples_per_s"]
     tick = time.perf_counter()
