@@ -221,7 +221,12 @@ def section_memory(args: argparse.Namespace) -> dict[str, Any]:
         )
         print(f"  generated {rows} × {cols} in {time.perf_counter() - tick:.0f} s")
         command = [sys.executable, __file__, "--child-memory", path]
-        command += ["--max-batches", str(args.max_batches)]
+        command += [
+            "--max-batches",
+            str(args.max_batches),
+            "--val-fraction",
+            str(args.val_fraction),
+        ]
         found = json.loads(subprocess.run(command, check=True, capture_output=True).stdout)
     found["budget_bytes"] = 2 * found["csr_bytes"] + found["model_bytes"] + found["state_bytes"]
     found["met"] = found["peak_above_baseline_bytes"] <= found["budget_bytes"]
@@ -235,7 +240,7 @@ def _rss() -> int:
     return pages * resource.getpagesize()
 
 
-def child_memory(path: str, max_batches: int) -> None:
+def child_memory(path: str, max_batches: int, val_fraction: float) -> None:
     """Fit for ``max_batches`` steps; print peak RSS above the post-import baseline as JSON."""
     import torch
 
@@ -253,7 +258,9 @@ def child_memory(path: str, max_batches: int) -> None:
     X = sp.load_npz(path)
     X = sp.csr_array(X)
     stop = Stop()
-    ae = Autoencoder(code_dim=30, random_state=SEED, device="cpu", threads=1)
+    ae = Autoencoder(
+        code_dim=30, random_state=SEED, device="cpu", threads=1, val_fraction=val_fraction
+    )
     tick = time.perf_counter()
     with contextlib.suppress(KeyboardInterrupt):  # Stop ends the fit after max_batches
         ae.fit(X, callbacks=(stop,))
@@ -268,6 +275,7 @@ def child_memory(path: str, max_batches: int) -> None:
                 "csr_bytes": csr_bytes(X),
                 "model_bytes": params * 4,
                 "state_bytes": 2 * params * 4,  # Adam's two moments
+                "grad_bytes": params * 4,  # dense gradients (all but the first layer's)
                 "peak_above_baseline_bytes": peak - baseline,
                 "input_path": trainer.input_path,
                 "steps": trainer.step,
@@ -447,6 +455,7 @@ def main() -> None:
     parser.add_argument("--cols", type=int, default=100_000)
     parser.add_argument("--per-row", type=int, default=50)
     parser.add_argument("--max-batches", type=int, default=200)
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="memory: held out")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--generate", help=argparse.SUPPRESS)
     parser.add_argument("--child-memory", help=argparse.SUPPRESS)
@@ -454,7 +463,7 @@ def main() -> None:
     if args.generate:
         return generate(args.generate, args.rows, args.cols, args.per_row)
     if args.child_memory:
-        return child_memory(args.child_memory, args.max_batches)
+        return child_memory(args.child_memory, args.max_batches, args.val_fraction)
     sections = args.section or [s for s in SECTIONS if s != "speed"]
     functions = {
         "same": section_same,

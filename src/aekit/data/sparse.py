@@ -27,7 +27,7 @@ __all__ = [
     "source_chunk_rows",
 ]
 
-DENSE_CHUNK_VALUES = 2**24  # a dense block made from sparse rows holds at most this many values
+DENSE_CHUNK_VALUES = 2**22  # a dense block made from sparse rows holds at most this many values
 _STAT_VALUES = 2**22  # stored values per chunk when taking column statistics
 
 
