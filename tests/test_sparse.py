@@ -10,6 +10,7 @@ import scipy.sparse as sp
 import torch
 
 import aekit._inference
+import aekit._pca_start
 from aekit import Autoencoder, AutoencoderOutlierDetector, ConfigError, DataError
 from aekit._pca_start import principal_directions, sparse_principal_directions
 from aekit._resolve import initial_model
@@ -148,7 +149,10 @@ def test_dense_adam_on_the_sparse_path_trains_as_dense_rows_do(counts):
     assert np.allclose(a, b, rtol=1e-4)
 
 
-def test_the_sparse_pca_start_equals_the_dense_one(counts):
+@pytest.mark.parametrize("exact_max", [2048, 10])  # 10: by subspace iteration
+def test_the_sparse_pca_start_equals_the_dense_one(counts, exact_max, monkeypatch):
+    monkeypatch.setattr(aekit._pca_start, "SPARSE_EXACT_MAX_FEATURES", exact_max)
+    monkeypatch.setattr(aekit._pca_start, "EXACT_MAX_FEATURES", exact_max)  # dense: the same
     rows = CsrRows(counts)
     offset, scale = torch.full((40,), 0.5), torch.from_numpy(csr_stats(rows)["std"]).float() + 1
     mean, comp = sparse_principal_directions(rows, offset, scale, 4)

@@ -118,10 +118,14 @@ def _directions(
     d: int,
     k: int,
     seed: int,
-    exact_max: int = EXACT_MAX_FEATURES,
+    exact_max: int | None = None,
 ) -> torch.Tensor:
-    """The ``k`` leading eigenvectors of the covariance, as rows, signed as scikit-learn's."""
-    if d <= exact_max:
+    """The ``k`` leading eigenvectors of the covariance, as rows, signed as scikit-learn's.
+
+    Exact up to ``exact_max`` features (default :data:`EXACT_MAX_FEATURES`), else by
+    subspace iteration.
+    """
+    if d <= (EXACT_MAX_FEATURES if exact_max is None else exact_max):
         _, vectors = torch.linalg.eigh(covariance_times(None))
         components = vectors[:, -k:].flip(1).T if k else vectors[:, :0].T
     else:
