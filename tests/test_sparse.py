@@ -23,10 +23,9 @@ from aekit._sparse_net import (
 )
 from aekit.data.sparse import CsrRows, SparseBatch, csr_stats
 from aekit.data.stream import array_stats
-from aekit.training.checkpoint import latest_checkpoint
 from aekit.training.objective import loss_sum
 from aekit.training.optim import LazyAdam
-from tests.helpers import FAST, InterruptAt
+from tests.helpers import FAST, interrupted_and_resumed
 
 
 @pytest.fixture(scope="module")
@@ -194,12 +193,7 @@ def test_composes_with_sparsity_masking_and_the_detector(counts):
 def test_a_resumed_sparse_fit_is_bitwise_the_uninterrupted_one(counts, tmp_path):
     params = {"code_dim": 3, "hidden": (16,), "epochs": 3, "batch_size": 64, "device": "cpu"}
     params |= {"random_state": 0, "checkpoint_every_steps": 2, "noise": "masking"}
-    reference = Autoencoder(**params).fit(counts)
-    folder = str(tmp_path / "ckpt")
-    with pytest.raises(KeyboardInterrupt):
-        Autoencoder(**params, checkpoint_dir=folder).fit(counts, callbacks=(InterruptAt(step=5),))
-    assert latest_checkpoint(folder) is not None
-    resumed = Autoencoder(**params, checkpoint_dir=folder).fit(counts, resume=True)
+    reference, resumed = interrupted_and_resumed(params, counts, tmp_path / "ckpt", 5)
     assert resumed.history_.train_loss == reference.history_.train_loss
     assert np.array_equal(resumed.transform(counts), reference.transform(counts))
 
