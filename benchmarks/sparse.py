@@ -66,7 +66,7 @@ def nb_counts(n_rows: int, n_cols: int, rank: int = 10, seed: int = SEED) -> sp.
     parts = []
     for start in range(0, n_rows, 2000):  # a chunk of means at a time, never the whole
         factors = rng.gamma(0.5, 1.0, (min(2000, n_rows - start), rank))
-        mean = factors @ loadings * 0.004
+        mean = factors @ loadings * 0.0083
         counts = rng.negative_binomial(2.0, 2.0 / (2.0 + mean))
         parts.append(sp.csr_array(counts.astype(np.float32)))
     return sp.csr_array(sp.vstack(parts))
