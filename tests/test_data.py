@@ -5,6 +5,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import scipy.sparse
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -207,11 +208,26 @@ def write_idx_rows(path, array):
     write_idx(path, array.astype(">f4"))
 
 
+def write_mtx(path, array):
+    import scipy.io
+
+    scipy.io.mmwrite(path, scipy.sparse.coo_array(array))
+
+
+def write_h5ad(path, array):
+    anndata = pytest.importorskip("anndata")
+    adata = anndata.AnnData(scipy.sparse.csr_matrix(array))
+    adata.var_names = ["p", "q", "r"]
+    adata.write_h5ad(path)
+
+
 # formats aekit reads but does not write: the tests write them as other programs would
 READ_ONLY = {
     "npz": (".npz", write_npz),
     "txt": (".txt", write_txt),
     "idx": ("-ubyte", write_idx_rows),
+    "mtx": (".mtx", write_mtx),
+    "h5ad": (".h5ad", write_h5ad),
 }
 
 
@@ -226,7 +242,8 @@ def test_every_format_in_the_table_round_trips(tmp_path, rng, fmt):
         write(path, array)
     assert file_format(path) is fmt and find_format(str(path).upper()) is fmt
     table = read_table(path)
-    assert np.array_equal(np.asarray(table.X, dtype=np.float32), array)
+    X = table.X.toarray() if scipy.sparse.issparse(table.X) else table.X  # sparse formats
+    assert np.array_equal(np.asarray(X, dtype=np.float32), array)
     assert table.columns == (["p", "q", "r"] if fmt.named_columns else None)
     assert names_columns(path) is fmt.named_columns and can_stream(path) is (fmt.stream is not None)
     source = open_rows(path)  # the streamed formats read back the same rows block by block
