@@ -305,7 +305,7 @@ class TrainConfig(JsonConfig):
         "How scipy.sparse training rows are fed. 'sparse': batches stay sparse, the first "
         "layer costs non-zeros × hidden and the loss stays exact over all entries; "
         "'densify': each batch (never the whole matrix) is made dense. 'auto': sparse for "
-        "rows at most half non-zero in one process with an MLP encoder and no noise but "
+        "rows at most 3 % non-zero in one process with an MLP encoder and no noise but "
         "masking, else densify. The path taken is the estimator's input_path_ (and logged).",
         choices=SPARSE_PATHS,
     )
