@@ -14,7 +14,15 @@ import pytest
 
 from aekit.training.callbacks import Callback
 
-__all__ = ["DOCS_TIMES", "FAST", "InterruptAt", "chromium", "cuda_available", "write_parquet"]
+__all__ = [
+    "DOCS_TIMES",
+    "FAST",
+    "InterruptAt",
+    "chromium",
+    "cuda_available",
+    "interrupted_and_resumed",
+    "write_parquet",
+]
 
 # Few epochs, a fixed seed, the CPU: enough to exercise a code path in well under a second.
 FAST = {"epochs": 5, "batch_size": 64, "random_state": 0, "device": "cpu"}
@@ -60,3 +68,17 @@ def cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def interrupted_and_resumed(params: dict, X: object, folder: Path, step: int) -> tuple:
+    """``(uninterrupted fit, fit interrupted by Ctrl-C at ``step`` and resumed)`` of ``X``."""
+    import pytest
+
+    from aekit import Autoencoder
+    from aekit.training.checkpoint import latest_checkpoint
+
+    reference = Autoencoder(**params).fit(X)
+    with pytest.raises(KeyboardInterrupt):
+        Autoencoder(**params, checkpoint_dir=str(folder)).fit(X, callbacks=(InterruptAt(step),))
+    assert latest_checkpoint(folder) is not None
+    return reference, Autoencoder(**params, checkpoint_dir=str(folder)).fit(X, resume=True)

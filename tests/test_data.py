@@ -5,6 +5,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import scipy.sparse
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -213,12 +214,44 @@ def write_npy_shards(path, array):
     np.save(path / "part-1.npy", array[4:])
 
 
+def write_mtx(path, array):
+    import scipy.io
+
+    scipy.io.mmwrite(path, scipy.sparse.coo_array(array))
+
+
+def write_h5ad(path, array):
+    anndata = pytest.importorskip("anndata")
+    adata = anndata.AnnData(scipy.sparse.csr_matrix(array))
+    adata.var_names = ["p", "q", "r"]
+    adata.write_h5ad(path)
+
+
+def write_10x(path, array):
+    """A folder as 10x Genomics writes a matrix: features × cells, gzipped."""
+    import gzip
+
+    import scipy.io
+
+    path.mkdir()
+    scipy.io.mmwrite(path / "matrix.mtx", scipy.sparse.coo_array(array.T))
+    (path / "matrix.mtx.gz").write_bytes(gzip.compress((path / "matrix.mtx").read_bytes()))
+    (path / "matrix.mtx").unlink()
+    features = "".join(f"{name}\t{name}\tGene Expression\n" for name in "pqr")
+    (path / "features.tsv.gz").write_bytes(gzip.compress(features.encode()))
+    cells = "".join(f"AAAC{i}-1\n" for i in range(len(array)))
+    (path / "barcodes.tsv.gz").write_bytes(gzip.compress(cells.encode()))
+
+
 # formats aekit reads but does not write: the tests write them as other programs would
 READ_ONLY = {
     "npz": (".npz", write_npz),
     "txt": (".txt", write_txt),
     "idx": ("-ubyte", write_idx_rows),
     "folder": ("", write_npy_shards),
+    "mtx": (".mtx", write_mtx),
+    "h5ad": (".h5ad", write_h5ad),
+    "10x": ("", write_10x),
 }
 
 
@@ -232,9 +265,11 @@ def test_every_format_in_the_table_round_trips(tmp_path, rng, fmt):
         path = tmp_path / f"out{suffix}"
         write(path, array)
     assert file_format(path) is fmt
-    assert fmt.dataset or find_format(str(path).upper()) is fmt  # file names: any case
+    # file names: any case (folders are told by what they hold)
+    assert fmt.dataset or fmt.folder or find_format(str(path).upper()) is fmt
     table = read_table(path)
-    assert np.array_equal(np.asarray(table.X, dtype=np.float32), array)
+    X = table.X.toarray() if scipy.sparse.issparse(table.X) else table.X  # sparse formats
+    assert np.array_equal(np.asarray(X, dtype=np.float32), array)
     assert table.columns == (["p", "q", "r"] if fmt.named_columns else None)
     assert names_columns(path) is fmt.named_columns and can_stream(path) is (fmt.stream is not None)
     source = open_rows(path)  # the streamed formats read back the same rows block by block

@@ -401,3 +401,33 @@ def test_ctrl_c_or_sigterm_under_ddp_saves_the_step_every_rank_finished(
     assert resumed.returncode == 0, resumed.stderr[-20000:]
     assert f"resumed from {ck / saved[-1]}" in resumed.stderr
     assert_same_bits(weights(tmp_path / "m"), expected)
+
+
+def sparse_rows():
+    """rows() with two thirds of the entries zero, as CSR."""
+    import scipy.sparse as sp
+
+    X = rows()
+    return sp.csr_array(X * (np.random.default_rng(1).random(X.shape) < 0.35))
+
+
+def test_sparse_rows_under_ddp_densify_each_batch_and_match_one_process(tmp_path):
+    script = tmp_path / "fit.py"
+    body = SCRIPT.replace(
+        "X = np.random.default_rng(0).normal(size=(211, 12)).astype(np.float32)",
+        "import scipy.sparse as sp\n"
+        "X = np.random.default_rng(0).normal(size=(211, 12)).astype(np.float32)\n"
+        "X = sp.csr_array(X * (np.random.default_rng(1).random(X.shape) < 0.35))",
+    ).replace("ctx.is_main:", "ctx.is_main:\n        assert ae.input_path_ == 'densify'")
+    params = {**PARAMS, "epochs": 8, "patience": None}
+    script.write_text(textwrap.dedent(body.format(params=params)))
+    out = tmp_path / "model"
+    command = torchrun_command([str(script), str(out)], 2, module=None)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    single = Autoencoder(**params, sparse_path="densify").fit(sparse_rows())
+    for name, tensor in single.module_.state_dict().items():
+        np.testing.assert_allclose(
+            load(out).module_.state_dict()[name].numpy(), tensor.numpy(), rtol=1e-4, atol=1e-6
+        )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import aekit
 from aekit import Autoencoder, ModelConfig, TrainConfig
-from aekit.config import RESOLVED_FIELDS, EstimatorOptions, estimator_defaults
+from aekit.estimator_options import RESOLVED_FIELDS, EstimatorOptions, estimator_defaults
 
 SOURCE = Path(aekit.__file__).parent
 MAX_LINES = 500

@@ -15,15 +15,52 @@ import torch
 from sklearn.utils.validation import check_array
 
 from ._missing import row_squared_error
+from ._sparse_net import forward_rows
 from .data.checks import FLOATS, aekit_errors, as_codes, check_finite_chunk, check_finite_output
 from .data.sources import as_tensor
+from .data.sparse import SparseBatch, as_dense, chunk_rows_for, is_sparse
 from .errors import ConfigError, DataError
 from .model import Hourglass
 
-__all__ = ["ERROR_UNITS", "ROW_BLOCK", "InferenceMixin", "pad_rows", "run_in_chunks"]
+__all__ = [
+    "DENSE_OUTPUT_LIMIT_BYTES",
+    "ERROR_UNITS",
+    "ROW_BLOCK",
+    "InferenceMixin",
+    "check_dense_output",
+    "pad_rows",
+    "run_in_chunks",
+]
 
 ROW_BLOCK = 16  # inference pads batches to whole blocks of rows (see pad_rows)
 ERROR_UNITS = ("scaled", "original")  # reconstruction_error(units=...): scaled is THE unit
+
+
+DENSE_OUTPUT_LIMIT_BYTES = 8 * 2**30
+"""The largest dense result (rows × features) the estimator returns in memory: 8 GiB.
+
+``reconstruct``, ``inverse_transform``, ``scale_rows`` and ``unscale_rows`` refuse beyond it
+(``reconstruct`` of 1,000,000 sparse rows × 100,000 features would be 400 GB); the CLI's
+``aekit reconstruct`` writes any size to a file chunk by chunk. Raise it by assigning
+``aekit._inference.DENSE_OUTPUT_LIMIT_BYTES``.
+"""
+
+
+def check_dense_output(n_rows: int, n_features: int, dtype: Any, what: str) -> None:
+    """Refuse a dense result above :data:`DENSE_OUTPUT_LIMIT_BYTES`, saying what to do instead.
+
+    Raises
+    ------
+    DataError
+    """
+    size = n_rows * n_features * np.dtype(dtype).itemsize
+    if size > DENSE_OUTPUT_LIMIT_BYTES:
+        raise DataError(
+            f"{what} would return a dense {n_rows} × {n_features} array of {size / 1e9:.3g} GB, "
+            f"above the in-memory limit of {DENSE_OUTPUT_LIMIT_BYTES / 1e9:.3g} GB "
+            "(aekit._inference.DENSE_OUTPUT_LIMIT_BYTES); call it on fewer rows at a time, or "
+            "let `aekit reconstruct` write the rows to a file chunk by chunk"
+        )
 
 
 def pad_rows(batch: torch.Tensor, block: int = ROW_BLOCK) -> torch.Tensor:
@@ -37,6 +74,8 @@ def pad_rows(batch: torch.Tensor, block: int = ROW_BLOCK) -> torch.Tensor:
     padded = max(block, -(-n // block) * block)
     if padded == n:
         return batch
+    if isinstance(batch, SparseBatch):
+        return batch.padded(padded)
     return torch.cat([batch, batch.new_zeros((padded - n, *batch.shape[1:]))])
 
 
@@ -49,6 +88,7 @@ def run_in_chunks(
     *,
     check_input: bool = False,
     holes_out: bool = False,
+    sparse: bool = False,
 ) -> np.ndarray:
     """Apply ``fn`` (raw rows as a float32 tensor → tensor) to ``X`` chunk by chunk.
 
@@ -56,7 +96,10 @@ def run_in_chunks(
     (float64 where ``fn`` returns float64) and then as ``out_dtype``. ``check_input`` refuses
     infinity and values beyond float32's range, chunk by chunk, on the device (NaN is a
     missing value); ``holes_out`` lets NaN through into the results (scaled rows keep their
-    holes), which are otherwise refused as an overflow.
+    holes), which are otherwise refused as an overflow. A ``scipy.sparse`` ``X`` (checked
+    already, :func:`~aekit.data.checks.check_sparse_values`) reaches ``fn`` as
+    :class:`~aekit.data.sparse.SparseBatch` chunks with ``sparse=True``, else as dense
+    chunks of bounded size.
 
     Raises
     ------
@@ -76,21 +119,32 @@ def run_in_chunks(
     module.eval()
     chunks = []
     with torch.inference_mode():  # one (empty) chunk for no rows: the width is still right
-        for start in range(0, max(X.shape[0], 1), chunk_rows):
-            part = X[start : start + chunk_rows]
+        sparse_rows = is_sparse(X)
+        step = chunk_rows_for(X.shape[1], chunk_rows) if sparse_rows else chunk_rows
+        for start in range(0, max(X.shape[0], 1), step):
+            part = X[start : start + step]
+            if sparse_rows:  # its values were checked whole
+                batch = SparseBatch.from_scipy(part).to(device)
+                batch = batch if sparse else batch.dense()
+                out = fn(pad_rows(batch))[: part.shape[0]]
+                chunks.append(out.to("cpu", _kind(out)).numpy())
+                continue
             with np.errstate(over="ignore"):  # beyond float32 becomes inf: refused below
                 batch = as_tensor(part).to(device)
             if check_input:  # on the device: a GPU checks its copy faster than the CPU
                 check_finite_chunk(batch, part, start)
             out = fn(pad_rows(batch))[: len(part)]
-            kind = torch.float64 if out.dtype == torch.float64 else torch.float32
-            chunks.append(out.to("cpu", kind).numpy())
+            chunks.append(out.to("cpu", _kind(out)).numpy())
     module.train(was_training)
     result = np.concatenate(chunks)
     check_finite_output(result, "the network", allow_nan=holes_out)
     with np.errstate(over="ignore"):
         result = result.astype(out_dtype, copy=False)
     return result
+
+
+def _kind(out: torch.Tensor) -> torch.dtype:
+    return torch.float64 if out.dtype == torch.float64 else torch.float32
 
 
 class InferenceMixin:
@@ -117,6 +171,7 @@ class InferenceMixin:
             self.transform_batch_size,
             check_input=check_input,
             holes_out=holes_out,
+            sparse=True,
         )
 
     def inverse_transform(self, X: Any) -> np.ndarray:
@@ -135,6 +190,7 @@ class InferenceMixin:
         """
         self._check_fitted()
         codes = as_codes(X, self.model_config_.code_dim)
+        check_dense_output(len(codes), self.n_features_in_, codes.dtype, "inverse_transform")
         module = self.module_
         rows = self._run(codes, lambda c: module.unscale_output(module.decode(c)), codes.dtype)
         return self._as_table(rows)
@@ -149,10 +205,11 @@ class InferenceMixin:
         """
         self._check_fitted()
         X = self._validate(X, reset=False, finite=False)
+        check_dense_output(X.shape[0], X.shape[1], X.dtype, "reconstruct")
         module = self.module_
 
         def recon(rows: torch.Tensor) -> torch.Tensor:
-            return module.unscale_output(module(module.scale_input(rows)).recon)
+            return module.unscale_output(forward_rows(module, rows)[0].recon)
 
         return self._as_table(self._run(X, recon, X.dtype, check_input=True))
 
@@ -176,8 +233,12 @@ class InferenceMixin:
         """
         self._check_fitted()
         X = self._validate(X, reset=False, finite=False)
+        check_dense_output(X.shape[0], X.shape[1], np.float64, "scale_rows")
         module = self.module_
-        scale = module.scale_input
+
+        def scale(rows: torch.Tensor | SparseBatch) -> torch.Tensor:
+            return module.scale_input(as_dense(rows))
+
         return self._run(X, scale, np.dtype(np.float64), check_input=True, holes_out=True)
 
     def unscale_rows(self, X_scaled: Any) -> np.ndarray:
@@ -195,6 +256,7 @@ class InferenceMixin:
         width = self.model_config_.input_dim  # n_features_in_, or a table's encoded width
         if rows.shape[1] != width:
             raise DataError(f"X_scaled has {rows.shape[1]} columns, expected {width}")
+        check_dense_output(rows.shape[0], rows.shape[1], np.float64, "unscale_rows")
         unscale = self.module_.unscale_output
         return self._run(rows, unscale, np.dtype(np.float64), check_input=True, holes_out=True)
 
@@ -231,10 +293,10 @@ class InferenceMixin:
         original = units == "original"
 
         def squared_error(rows: torch.Tensor) -> torch.Tensor:
-            scaled = module.scale_input(rows)
-            recon = module(scaled).recon
+            out, scaled = forward_rows(module, rows)
+            recon = out.recon
             if original:
-                scaled, recon = rows, module.unscale_output(recon)
+                scaled, recon = as_dense(rows), module.unscale_output(recon)
             return row_squared_error(recon, scaled, module.group_members)
 
         errors = self._run(X, squared_error, X.dtype, check_input=True)

@@ -11,10 +11,11 @@ import numpy as np
 import torch
 
 from ._missing import fill_holes
-from ._pca_start import principal_directions
+from ._pca_start import principal_directions, sparse_principal_directions
 from .config import INITS, SCALINGS, ModelConfig, TrainConfig, is_linear
 from .data.checks import check_finite_output
 from .data.sources import RowSource
+from .data.sparse import CsrRows
 from .errors import AekitWarning, ConfigError, DataError
 from .model import Hourglass
 from .training.trainer import batches_per_epoch, derive_seeds
@@ -125,6 +126,8 @@ def scaling_params(stats: dict[str, np.ndarray], scaling: str) -> tuple[np.ndarr
         offset, scale = stats["mean"], stats["std"]
     elif scaling == "minmax":
         offset, scale = stats["min"], stats["max"] - stats["min"]
+    elif scaling == "unit_variance":  # no offset: sparse rows stay sparse
+        offset, scale = np.zeros(d), stats["std"]
     elif scaling == "global_minmax":  # one offset and scale for every feature
         low, high = float(np.min(stats["min"])), float(np.max(stats["max"]))
         offset, scale = np.full(d, low), np.full(d, high - low)
@@ -157,6 +160,8 @@ def resolve_configs(
     scaling = params["scaling"]
     if scaling == "auto":  # 8-bit data (images) keep their common scale: /255, not z-scores
         scaling = "none" if in_unit else "global_minmax" if stats["uint8"] else "standardize"
+        if scaling == "standardize" and bool(stats.get("sparse", False)):
+            scaling = "unit_variance"  # centring would densify: the biases carry the mean
     image_shape = resolve_image_shape(params["image_shape"], n_features)
     hidden = params["hidden"]
     if isinstance(hidden, str):
@@ -233,13 +238,20 @@ def initial_model(
     extremes = torch.from_numpy(np.stack([stats["min"], stats["max"]]).astype(np.float32))
     check_finite_output(module.scale_input(extremes).numpy().T, "input scaling", "column")
     if params["init"] == "pca" and module.pca_start is not None:
-        scale = module.scale_input  # rows with holes: PCA of rows filled with 0 (scaled)
-        if model_config.missing:
+        if isinstance(rows, CsrRows):  # no holes: sparse rows refuse NaN
+            mean, components = sparse_principal_directions(
+                rows, module.offset, module.scale, model_config.code_dim, seed=init_seed
+            )
+        else:
+            scale = module.scale_input  # rows with holes: PCA of rows filled with 0 (scaled)
+            if model_config.missing:
 
-            def scale(rows: torch.Tensor) -> torch.Tensor:
-                return fill_holes(module.scale_input(rows))
+                def scale(rows: torch.Tensor) -> torch.Tensor:
+                    return fill_holes(module.scale_input(rows))
 
-        mean, components = principal_directions(rows, scale, model_config.code_dim, seed=init_seed)
+            mean, components = principal_directions(
+                rows, scale, model_config.code_dim, seed=init_seed
+            )
         module.start_from_pca_(mean, components)
     _warn_if_identity_can_be_learned(model_config)
     return module, train_config, scaling

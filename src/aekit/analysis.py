@@ -233,7 +233,8 @@ def measure(
     ks, errors = pca_error_curve(
         estimator.scale_rows(X_train), estimator.scale_rows(X_test), max_components or code_dim
     )
-    return Measurement(ae_error, ks, errors, code_dim, len(X_train), len(X_test))
+    rows = [x.shape[0] if hasattr(x, "shape") else len(x) for x in (X_train, X_test)]
+    return Measurement(ae_error, ks, errors, code_dim, *rows)  # (sparse rows have no len)
 
 
 @dataclass

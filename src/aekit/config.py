@@ -17,7 +17,6 @@ from ._fields import (
     Option,
     check,
     choice,
-    describe,
     documented,
     fill_parameters,
     finite,
@@ -34,11 +33,9 @@ __all__ = [
     "SCALINGS",
     "SCHEDULES",
     "SPARSITIES",
-    "EstimatorOptions",
     "ModelConfig",
     "Option",
     "TrainConfig",
-    "estimator_defaults",
     "fill_parameters",
     "is_linear",
     "option",
@@ -52,7 +49,9 @@ LOSSES = ("mse", "bce")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "cosine", "plateau")
 PRECISIONS = ("fp32", "bf16")
-SCALINGS = ("auto", "standardize", "minmax", "global_minmax", "none")
+SCALINGS = ("auto", "standardize", "minmax", "global_minmax", "unit_variance", "none")
+SPARSE_PATHS = ("auto", "sparse", "densify")
+SPARSE_OPTIMIZERS = ("lazy", "dense")
 INITS = ("pca", "random")
 
 
@@ -322,6 +321,23 @@ class TrainConfig(JsonConfig):
         0.1, "Learning-rate factor of each divergence retry, in (0, 1)."
     )
     verbose: int = option(0, "0 silent; 1 logs one line per epoch (logging, logger 'aekit').")
+    sparse_path: str = option(
+        "auto",
+        "How scipy.sparse training rows are fed. 'sparse': batches stay sparse, the first "
+        "layer costs non-zeros × hidden and the loss stays exact over all entries; "
+        "'densify': each batch (never the whole matrix) is made dense. 'auto': sparse for "
+        "rows at most 3 % non-zero in one process with an MLP encoder and no noise but "
+        "masking, else densify. The path taken is the estimator's input_path_ (and logged).",
+        choices=SPARSE_PATHS,
+    )
+    sparse_optimizer: str = option(
+        "lazy",
+        "On the sparse path, how the first layer's weights are updated. 'lazy': Adam in the "
+        "columns of the features present in the batch only (cost follows the non-zeros; a "
+        "column's moments and weights move only in steps where its feature occurs, unlike "
+        "dense Adam's); 'dense': dense Adam on the whole layer, dense training's result.",
+        choices=SPARSE_OPTIMIZERS,
+    )
 
     def __post_init__(self) -> None:
         positive_int("epochs", self.epochs)
@@ -329,6 +345,8 @@ class TrainConfig(JsonConfig):
         finite("lr", self.lr, 0.0, math.inf, open_high=True)
         check(self.lr > 0, f"lr must be > 0, got {self.lr!r}")
         choice("optimizer", self.optimizer, OPTIMIZERS)
+        choice("sparse_path", self.sparse_path, SPARSE_PATHS)
+        choice("sparse_optimizer", self.sparse_optimizer, SPARSE_OPTIMIZERS)
         finite("weight_decay", self.weight_decay, 0.0, math.inf, open_high=True)
         choice("lr_schedule", self.lr_schedule, SCHEDULES)
         choice("loss", self.loss, LOSSES)
@@ -373,123 +391,3 @@ class TrainConfig(JsonConfig):
         finite("divergence_lr_factor", self.divergence_lr_factor, 0.0, 1.0, open_high=True)
         check(self.divergence_lr_factor > 0, "divergence_lr_factor must be > 0")
         check(isinstance(self.verbose, int), f"verbose must be an integer, got {self.verbose!r}")
-
-
-@documented
-@dataclass(frozen=True)
-class EstimatorOptions:
-    """What :class:`~aekit.Autoencoder` adds to the configs: defaults resolved from the data.
-
-    Each field here either has no home in a config (``scaling``, ``transform_batch_size``)
-    or replaces a config field's fixed default with one chosen from the training data in
-    ``fit`` (``"auto"``). Every other estimator parameter is a :class:`ModelConfig` or
-    :class:`TrainConfig` field with that field's default (see :func:`estimator_defaults`).
-
-    Parameters
-    ----------
-    {parameters}
-    """
-
-    code_dim: int = option(2, ModelConfig.__dataclass_fields__["code_dim"].metadata["doc"])
-    hidden: str | tuple[int, ...] | int = option(
-        "auto",
-        "Encoder hidden widths, outermost first; the decoder mirrors them. 'auto' picks two "
-        "layers from the feature count (min(512, max(64, 2d)), min(256, max(32, d))); () "
-        "means no hidden layer, and with activation='identity' gives the linear autoencoder, "
-        "which finds PCA's subspace. With image_shape these are convolution channels "
-        "(auto: 32, 64).",
-    )
-    image_shape: str | tuple[int, ...] | None = option(
-        None,
-        "Treat rows as images, (channels, height, width) flattened channel-first (or "
-        "(height, width)): the encoder becomes stride-2 convolutions and the decoder "
-        "transposed convolutions. 'auto': one square channel (784 features → 28×28).",
-    )
-    output: str = option(
-        "auto",
-        "Output activation, 'identity' or 'sigmoid'. 'auto': sigmoid when the scaled training "
-        "data lies in [0, 1] (and the model is not linear), identity otherwise.",
-    )
-    batch_norm: bool | str = option(
-        "auto",
-        "Batch normalisation after each hidden layer. 'auto': on when the scaled training "
-        "data lies in [0, 1] (images: it roughly halves the epochs needed on MNIST), off "
-        "otherwise (on standardized tables it widens the gap between training and held-out "
-        "error).",
-    )
-    scaling: str = option(
-        "auto",
-        "Input scaling learned in fit and inverted on the way back. global_minmax maps the "
-        "data's overall range to [0, 1] with one offset and scale for every feature (right "
-        "for images). 'auto': global_minmax for uint8 data, none when the data already lies "
-        "in [0, 1], standardize otherwise. Errors are measured in this scaled space.",
-        choices=SCALINGS,
-    )
-    loss: str = option(
-        "auto",
-        "Reconstruction loss while training, 'mse' or 'bce' (needs a sigmoid output). "
-        "'auto': bce with a sigmoid output, mse otherwise. Errors are always reported as "
-        "squared error.",
-    )
-    epochs: int | str = option(
-        "auto",
-        "Maximum epochs; early stopping usually ends sooner. 'auto': 100, or on small data "
-        "enough epochs for 2,000 optimiser steps.",
-    )
-    init: str = option(
-        "pca",
-        "Where training starts. 'pca': at PCA's solution, computed from all the training rows "
-        "in the scaled space: with an identity output the first model reconstructs exactly as "
-        "PCA with code_dim components does (a linear path beside the nonlinear layers, whose "
-        "last layers start at zero), early stopping counts that start as epoch 0, so training "
-        "is kept only where it beats PCA on the validation rows. With a sigmoid output the "
-        "decoder starts at PCA's first-order equivalent in logits; an L1 dictionary starts at "
-        "± principal directions (exactly PCA with code_dim // 2 components); top-k and KL codes "
-        "keep the random start (see the user guide). 'random': PyTorch's default "
-        "initialisation (aekit 0.1's only start; use it to watch a linear autoencoder find "
-        "PCA's subspace).",
-        choices=INITS,
-    )
-    missing: bool | str = option(
-        "auto",
-        "Missing values (NaN, pd.NA) in the rows: the model sees each missing entry as 0 in "
-        "the scaled space plus a mask indicator, its loss counts observed entries only and "
-        "training hides hide_share of the observed entries. 'auto': on when the training "
-        "rows have a missing value. Errors of rows with holes are summed over the observed "
-        "entries and rescaled by n_features / n_observed.",
-    )
-    transform_batch_size: int = option(
-        4096, "Rows per chunk in transform and friends, so memory stays flat."
-    )
-    categorical_features: str | None = option(
-        None,
-        "Integer-coded columns to treat as categorical (a DataFrame's category, text and bool "
-        "columns always are): names or 0-based indices, a list or one comma-separated string, "
-        "or a boolean mask. Each enters as a one-hot block and leaves through a softmax; "
-        "reconstruct then returns a DataFrame with the input's dtypes (an array for arrays). "
-        "Unseen categories are treated as missing, with a warning (aekit.data.tables).",
-    )
-    max_categories: int = option(
-        50,
-        "The most distinct values a categorical column may have: fit refuses a column with "
-        "more (a free-text or identifier column), naming it.",
-    )
-
-
-def estimator_defaults() -> dict[str, Option]:
-    """Every estimator parameter: ``{name: (default, doc, choices)}``, the one table.
-
-    The model and training configs' fields (less ``input_dim``), with the fields of
-    :class:`EstimatorOptions` taking the place of those of the same name. The estimator's
-    signature, its docstring and the CLI's options are all checked against or built from it.
-    """
-    table = {**describe(ModelConfig), **describe(TrainConfig)}
-    for name in RESOLVED_FIELDS:
-        del table[name]
-    table.update(describe(EstimatorOptions))
-    return table
-
-
-# Config fields the estimator derives rather than takes: the data's width, the linear path
-# that init="pca" puts PCA's solution in, and the one-hot blocks of a table's layout.
-RESOLVED_FIELDS = ("input_dim", "linear_path", "categorical_blocks")

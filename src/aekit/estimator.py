@@ -16,33 +16,23 @@ error between its one-hot row and the predicted probabilities (the model's softm
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import check_array, validate_data
 
+from ._estimator_rows import RowsMixin
 from ._inference import InferenceMixin
 from ._resolve import initial_model, resolve_configs
-from .config import ModelConfig, TrainConfig, estimator_defaults, fill_parameters
-from .data.checks import (
-    FLOATS,
-    aekit_errors,
-    check_float32_range,
-    refuse_sparse_nan,
-)
-from .data.formats import read_array
-from .data.sources import RowSource, as_tensor
-from .data.stats import array_stats, stream_stats
-from .data.stream import open_rows
-from .data.tables import fit_layout
-from .errors import DataError, DataTypeError, NotFittedError
+from ._sparse_net import encode_rows
+from .config import ModelConfig, TrainConfig, fill_parameters
+from .data.sources import RowSource
+from .errors import DataError, NotFittedError
+from .estimator_options import estimator_defaults
 from .model import Hourglass
 from .modelfile import save as save_model
 from .training import Callback, History, Trainer
@@ -53,7 +43,9 @@ __all__ = ["Autoencoder"]
 logger = logging.getLogger("aekit")
 
 
-class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class Autoencoder(
+    RowsMixin, InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Autoencoder as a scikit-learn transformer: a nonlinear PCA.
 
     ``transform`` maps rows to codes, ``inverse_transform`` maps codes back to rows,
@@ -61,9 +53,10 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
     measured in the model's scaled space (see the module docstring). Sparse, denoising and
     linear autoencoders are settings of this one class.
 
-    The parameters and their defaults are those of :func:`aekit.config.estimator_defaults`:
-    the fields of :class:`~aekit.ModelConfig` and :class:`~aekit.TrainConfig`, with the
-    data-dependent ``"auto"`` defaults of :class:`aekit.config.EstimatorOptions`.
+    The parameters and their defaults are those of
+    :func:`aekit.estimator_options.estimator_defaults`: the fields of
+    :class:`~aekit.ModelConfig` and :class:`~aekit.TrainConfig`, with the data-dependent
+    ``"auto"`` defaults of :class:`aekit.estimator_options.EstimatorOptions`.
 
     Parameters
     ----------
@@ -90,6 +83,9 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         block out; :mod:`aekit.data.tables`), or None for numeric input.
     n_iter_ : int
         Epochs run.
+    input_path_ : str
+        How the training rows were fed: ``"dense"``; for ``scipy.sparse`` rows ``"sparse"``
+        (batches kept sparse) or ``"densify"`` (each batch made dense); see ``sparse_path``.
 
     Examples
     --------
@@ -149,6 +145,8 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         max_categories: int = 50,
         random_state: int | None = None,
         verbose: int = 0,
+        sparse_path: str = "auto",
+        sparse_optimizer: str = "lazy",
     ) -> None:
         self.code_dim = code_dim
         self.hidden = hidden
@@ -195,12 +193,15 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         self.max_categories = max_categories
         self.random_state = random_state
         self.verbose = verbose
+        self.sparse_path = sparse_path
+        self.sparse_optimizer = sparse_optimizer
 
     # -- scikit-learn plumbing ------------------------------------------------------------
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.input_tags.allow_nan = True  # a missing value; infinity is refused
+        tags.input_tags.sparse = True  # scipy.sparse rows (no NaN inside: check_sparse_values)
         return tags
 
     def __sklearn_is_fitted__(self) -> bool:
@@ -218,39 +219,6 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
                 "appropriate arguments before using this estimator."
             )
 
-    def _validate(self, X: Any, *, reset: bool, finite: bool = True) -> np.ndarray:
-        """Check and convert input rows; aekit's errors, scikit-learn's wording.
-
-        ``finite=False`` leaves the NaN/inf/float32-range checks to :meth:`_run`, which makes
-        them chunk by chunk on the float32 tensors it builds anyway (one pass, not three).
-        """
-        if isinstance(X, (str, os.PathLike)):  # fit and partial_fit open paths before this
-            raise DataTypeError(
-                f"got the path {str(X)!r}: only fit and partial_fit take file paths; "
-                "read the rows first (aekit.data.read_array)"
-            )
-        refuse_sparse_nan(X)
-        if reset:
-            self.table_layout_ = fit_layout(X, self.categorical_features, self.max_categories)
-        layout = getattr(self, "table_layout_", None)
-        # NaN (and pd.NA) is a missing value; infinity is refused by aekit's own check below
-        # (or chunk by chunk), so scikit-learn's finiteness check is off
-        with aekit_errors():
-            if layout is None:
-                X = validate_data(
-                    self, X, reset=reset, dtype=FLOATS, ensure_min_samples=1,
-                    ensure_all_finite=False,
-                )  # fmt: skip
-            else:  # the table's columns by name and count; then its encoding, as numbers
-                validate_data(self, X, reset=reset, skip_check_array=True)
-                X = check_array(
-                    layout.encode(X, np.float64), dtype=FLOATS, ensure_min_samples=1,
-                    ensure_all_finite=False,
-                )  # fmt: skip
-        if finite:
-            check_float32_range(X, allow_nan=True)
-        return X
-
     # -- fit ------------------------------------------------------------------------------
     def fit(
         self,
@@ -264,8 +232,10 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features), path, or row source
-            Training rows (NumPy, pandas, anything array-like); or a file path: a ``.npy``
+        X : array-like or sparse matrix of shape (n_samples, n_features), path, or row source
+            Training rows (NumPy, pandas, anything array-like, ``scipy.sparse`` matrices and
+            arrays of any format: converted to CSR float32 once and never densified whole,
+            see ``sparse_path``); or a file path: a ``.npy``
             or ``.parquet`` file is streamed from disk in shuffled blocks (see
             :class:`aekit.data.stream.NpyRows` and :class:`aekit.data.stream.ParquetRows`: all
             numeric columns of a parquet file) and never loaded whole, other formats are
@@ -293,6 +263,7 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         self._trainer_: Trainer | None = None
         module = trainer.module.eval()
         self._set_fitted(module, module.config, trainer.config, scaling, history)
+        self.input_path_ = trainer.input_path
         return self
 
     def partial_fit(self, X: Any, y: None = None) -> Autoencoder:
@@ -333,51 +304,9 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
                 trainer.history = self.history_
             self._trainer_ = trainer
             trainer.partial_fit(rows)
+            self.input_path_ = trainer.input_path
         self.history_, self.n_iter_ = trainer.history, len(trainer.history)
         return self
-
-    @contextlib.contextmanager
-    def _training_rows(
-        self, X: Any, *, reset: bool
-    ) -> Iterator[tuple[torch.Tensor | RowSource, dict[str, np.ndarray]]]:
-        """Training rows (a tensor, or a source streamed from disk) and their column stats.
-
-        A file opened here from a path is closed when the block ends.
-        """
-        opened = open_rows(X) if isinstance(X, (str, os.PathLike)) else None
-        try:
-            yield self._rows_and_stats(X if opened is None else opened, reset=reset)
-        finally:
-            if opened is not None:
-                opened.close()
-
-    def _rows_and_stats(
-        self, X: Any, *, reset: bool
-    ) -> tuple[torch.Tensor | RowSource, dict[str, np.ndarray]]:
-        if isinstance(X, (str, os.PathLike)):  # a format that is not streamed
-            X = read_array(X)
-        if not isinstance(X, RowSource):
-            bytes_in = getattr(X, "dtype", None) == np.uint8
-            X = self._validate(X, reset=reset)
-            stats = {**array_stats(X), "uint8": np.asarray(bytes_in)}
-            layout = getattr(self, "table_layout_", None)  # absent from older pickles
-            if layout is not None:
-                stats["categorical_blocks"] = np.asarray(layout.blocks).reshape(-1, 2)
-            return as_tensor(X), stats
-        if not reset and X.n_features != self.n_features_in_:
-            raise DataError(
-                f"X has {X.n_features} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input"
-            )
-        if reset:
-            self.n_features_in_ = X.n_features
-            self.table_layout_ = None
-            if hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
-        stats = stream_stats(X) if reset else {}
-        stats["n_rows"] = np.asarray(len(X))
-        stats["uint8"] = np.asarray(getattr(X, "dtype", None) == np.uint8)
-        return X, stats
 
     def _build(
         self,
@@ -435,7 +364,7 @@ class Autoencoder(InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         module = self.module_
 
         def encode(rows: torch.Tensor) -> torch.Tensor:
-            return module.encode(module.scale_input(rows))
+            return encode_rows(module, rows)
 
         return self._run(X, encode, X.dtype, check_input=True)
 

@@ -17,8 +17,9 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.impute import MissingIndicator
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
-from .data.checks import aekit_errors, check_float32_range, refuse_sparse_nan
-from .errors import ConfigError
+from .data.checks import aekit_errors, check_float32_range
+from .data.sparse import is_sparse
+from .errors import ConfigError, DataTypeError
 from .estimator import Autoencoder
 from .outlier import member_seeds
 
@@ -166,7 +167,11 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     # -- input ----------------------------------------------------------------------------
     def _rows(self, X: Any, *, reset: bool) -> np.ndarray:
         """Checked float rows with every missing value as NaN (infinity refused)."""
-        refuse_sparse_nan(X)
+        if is_sparse(X):
+            raise DataTypeError(
+                "AutoencoderImputer takes dense rows (a missing value is a NaN entry, which "
+                "scipy.sparse input cannot hold): densify them first (X.toarray())"
+            )
         nan_marker = _is_nan(self.missing_values)
         with aekit_errors():
             X = validate_data(

@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._scorer import AnomalyScorer, image_shape_of
 from ._threshold import threshold_for
-from .data.checks import aekit_errors, check_float32_range, refuse_sparse_nan
+from .data.checks import aekit_errors, check_rows, refuse_sparse_table
 from .data.tables import needs_layout
 from .errors import ConfigError, DataError, NotFittedError
 from .estimator import Autoencoder
@@ -157,6 +157,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
+        tags.input_tags.sparse = True
         return tags
 
     def fit(self, X: Any, y: None = None) -> AutoencoderOutlierDetector:
@@ -175,6 +176,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         """
         self._validate_params()
         table = self._is_table(X)
+        refuse_sparse_table(X, table)
         X = validate_data(self, X, skip_check_array=True) if table else self._rows(X, reset=True)
         if self.prefit:
             if self.estimator is None or not hasattr(self.estimator, "n_features_in_"):
@@ -244,15 +246,21 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         layout = getattr(self.estimator_, "table_layout_", None)
         if layout is None:
             return self._rows(X, reset=False)
+        refuse_sparse_table(X, True)
         validate_data(self, X, reset=False, skip_check_array=True)
         return layout.encode(X, np.float64)
 
-    def _rows(self, X: Any, *, reset: bool) -> np.ndarray:
-        """Checked rows: NaN is a missing value (scored on the observed entries), not infinity."""
-        refuse_sparse_nan(X)
+    def _rows(self, X: Any, *, reset: bool) -> Any:
+        """Checked rows: NaN is a missing value (scored on the observed entries), not infinity.
+
+        ``scipy.sparse`` rows come back as CSR (densified chunk by chunk when scored), their
+        stored values checked by :func:`~aekit.data.checks.check_sparse_values`.
+        """
         with aekit_errors():
-            X = validate_data(self, X, reset=reset, dtype=_DTYPES, ensure_all_finite=False)
-        check_float32_range(X, allow_nan=True)
+            X = validate_data(
+                self, X, reset=reset, dtype=_DTYPES, accept_sparse="csr", ensure_all_finite=False
+            )
+        check_rows(X)
         return X
 
     def reconstruction_error(self, X: Any) -> np.ndarray:

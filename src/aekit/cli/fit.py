@@ -122,6 +122,8 @@ def _agreed_seed(args: argparse.Namespace, world_size: int) -> int:
 
 
 def _fit(args: argparse.Namespace, ctx: DistributedContext) -> int:
+    from ..data.sparse import is_sparse
+
     out = Path(args.out)
     checkpoint_dir = option_value(args, "checkpoint_dir")
     drawn = option_value(args, "random_state") is None
@@ -141,7 +143,7 @@ def _fit(args: argparse.Namespace, ctx: DistributedContext) -> int:
     try:
         if source is None:
             table = read_data(args.data, args.columns, args.label_column)
-            X = table.X if is_frame(table.X) else np.asarray(table.X)
+            X = table.X if is_frame(table.X) or is_sparse(table.X) else np.asarray(table.X)
             columns = table.columns
         else:
             X, columns = source, getattr(source, "columns", None)
@@ -173,16 +175,18 @@ def _fit_rows(
     """Fit on rows in memory (an array) or streamed (a source); rank 0 saves and reports."""
     from .._atomic import atomic_write
     from ..analysis import measure, split_indices
-    from ..data.sources import RowSubset
+    from ..data.sources import RowSource, RowSubset
+    from ..data.sparse import chunk_rows_for
     from ..estimator import Autoencoder
     from ..plots import loss_curves
     from ..training.progress import StopOnSignal
 
-    if args.holdout > 0 and len(X) >= 10:
-        train_idx, holdout_idx = split_indices(len(X), args.holdout, seed)
+    n_rows = len(X) if isinstance(X, RowSource) else X.shape[0]
+    if args.holdout > 0 and n_rows >= 10:
+        train_idx, holdout_idx = split_indices(n_rows, args.holdout, seed)
     else:
-        train_idx, holdout_idx = np.arange(len(X)), np.arange(0)
-    if isinstance(X, np.ndarray) or is_frame(X):
+        train_idx, holdout_idx = np.arange(n_rows), np.arange(0)
+    if not isinstance(X, RowSource):  # an array, a DataFrame or sparse rows
         train = rows_at(X, train_idx)
     else:
         train = RowSubset(X, train_idx) if len(holdout_idx) else X
@@ -209,7 +213,7 @@ def _fit_rows(
     atomic_write(out / HOLDOUT, npy_bytes(holdout_idx.astype(np.int64)))
     info = {
         "data": str(args.data),
-        "n_rows": len(X),
+        "n_rows": n_rows,
         "fingerprint": fingerprint(X),
         "columns": columns,
         "label_column": args.label_column,
@@ -224,8 +228,9 @@ def _fit_rows(
         f"kept epoch {ae.history_.best_epoch}), seed {seed}"
     )
     if len(holdout_idx):  # on samples of big data: the comparison must fit in memory
+        sparse = hasattr(X, "indptr")  # wide sparse rows: fewer, so the dense scaled rows fit
         pca_rows, test_rows = (
-            at_most(idx, count, seed)
+            at_most(idx, chunk_rows_for(X.shape[1], count) if sparse else count, seed)
             for idx, count in zip((train_idx, holdout_idx), _SUMMARY_ROWS, strict=True)
         )
         found = measure(ae, rows_at(X, pca_rows), rows_at(X, test_rows))

@@ -39,6 +39,9 @@ FIT_INFO = "fit.json"  # beside the model: where its data came from and the held
 HOLDOUT = "holdout.npy"
 
 
+_SPARSE_CHUNK_ROWS = 65536  # sparse DATA: rows per chunk of results (fewer for wide rows)
+
+
 _STREAM_BYTES = 2**30  # --stream's default: stream .npy / .parquet files larger than this
 
 
@@ -46,15 +49,19 @@ def read_data(path: str, columns: list[str] | None, label_column: str | None) ->
     """DATA read into memory as a :class:`~aekit.data.Table`, refused if empty or infinite.
 
     Empty cells (NaN) are missing values, which the model handles. A table with text columns
-    (X a DataFrame) is checked by the estimator once encoded.
+    (X a DataFrame) is checked by the estimator once encoded; sparse rows (a CSR ``X``) by
+    :func:`~aekit.data.checks.check_sparse_values`, which refuses NaN too.
     """
-    from ..data.checks import check_finite_rows
+    from ..data.checks import check_finite_rows, check_sparse_values
     from ..data.formats import read_table
+    from ..data.sparse import is_sparse
 
     table = read_table(path, columns=columns, label_column=label_column)
     if table.X.shape[0] == 0 or table.X.shape[1] == 0:
         raise DataError(f"{path} has no data ({table.X.shape[0]} rows, {table.X.shape[1]} columns)")
-    if not is_frame(table.X):
+    if is_sparse(table.X):
+        check_sparse_values(table.X, what=str(path))
+    elif not is_frame(table.X):
         check_finite_rows(np.asarray(table.X), what=str(path), allow_nan=True)
     return table
 
@@ -76,6 +83,10 @@ def fingerprint(X: Any) -> str:
 
         return hashlib.sha256(pd.util.hash_pandas_object(X, index=False).to_numpy()).hexdigest()
     digest = hashlib.sha256()
+    if hasattr(X, "indptr"):  # a CSR matrix: its three arrays
+        for part in (X.indptr.astype(np.int64), X.indices.astype(np.int64), X.data):
+            digest.update(np.ascontiguousarray(part, dtype=part.dtype).tobytes())
+        return digest.hexdigest()
     for _, rows in X.chunks():
         digest.update(rows.numpy().tobytes())
     return digest.hexdigest()
@@ -111,7 +122,7 @@ def open_streamed(data: str, stream: bool | None, columns: Any, label_column: st
 
 def rows_at(X: Any, index: np.ndarray) -> np.ndarray:
     """Rows ``index`` (sorted) of an array or a streamed source, as an array."""
-    if isinstance(X, np.ndarray):
+    if isinstance(X, np.ndarray) or hasattr(X, "indptr"):  # an array, or CSR rows
         return X[index]
     if is_frame(X):
         return X.iloc[index]
@@ -182,7 +193,13 @@ def map_rows(data: Any, path: str, fn: Any) -> Iterator[np.ndarray]:
     """
     from ..data.checks import check_finite_rows
     from ..data.formats import Table
+    from ..data.sparse import chunk_rows_for
 
+    if isinstance(data, Table) and hasattr(data.X, "indptr"):  # sparse: dense results
+        step = chunk_rows_for(data.X.shape[1], _SPARSE_CHUNK_ROWS)  # come chunk by chunk
+        for start in range(0, data.X.shape[0], step):
+            yield fn(data.X[start : start + step])
+        return
     if isinstance(data, Table):
         yield fn(data.X)
         return

@@ -1,11 +1,12 @@
 """The estimator's options on the command line, generated from the one table of defaults.
 
-Every :class:`~aekit.Autoencoder` parameter is a row of :func:`aekit.config.estimator_defaults`:
-its default, its one documentation text, its choices and its type. :func:`add_estimator_options`
-turns each row into ``--name-with-dashes``: ``--flag``/``--no-flag`` for a bool, otherwise a
-value read as the row's type says (``none`` where the parameter takes None, ``auto`` where it
-takes that word beside other types, comma-separated integers for a tuple, one of the choices
-where there are some). Its help is the text's first sentence and the table's
+Every :class:`~aekit.Autoencoder` parameter is a row of
+:func:`aekit.estimator_options.estimator_defaults`: its default, its one documentation text,
+its choices and its type. :func:`add_estimator_options` turns each row into
+``--name-with-dashes``: ``--flag``/``--no-flag`` for a bool, otherwise a value read as the
+row's type says (``none`` where the parameter takes None, ``auto`` where it takes that word
+beside other types, comma-separated integers for a tuple, one of the choices where there are
+some). Its help is the text's first sentence and the table's
 default. :func:`estimator_kwargs` reads the same rows back. An option the user does not pass is
 absent from the parsed namespace (``argparse.SUPPRESS``) and is not forwarded: the library's
 default applies, and the CLI states no default of its own.
@@ -34,7 +35,8 @@ import secrets
 from collections.abc import Callable, Collection
 from typing import Any
 
-from ..config import NOISES, Option, estimator_defaults
+from ..config import NOISES, Option
+from ..estimator_options import estimator_defaults
 
 __all__ = [
     "ALIASES",

@@ -4,7 +4,9 @@ The NaN policy: data rows (what ``fit``, ``transform`` and friends, the streamed
 and the CLI read) may hold NaN, aekit's missing value (``pd.NA`` becomes NaN on the way
 in); the functions that check them take ``allow_nan=True``. Infinity and values beyond
 float32's range are refused everywhere, and NaN is refused where it has no meaning: in
-codes, in computed results, and inside scipy.sparse input (:func:`refuse_sparse_nan`).
+codes, in computed results, and inside scipy.sparse input (:func:`check_sparse_values`, the
+one check of sparse rows: an absent entry there means 0, so a stored NaN has no consistent
+meaning; missing values come in dense rows).
 
 Every path into aekit (the estimator, the streamed sources, the CLI) checks rows with the
 functions here. One core, :func:`first_unusable`, finds the first entry aekit cannot compute
@@ -26,6 +28,7 @@ import torch
 from sklearn.utils.validation import check_array
 
 from ..errors import DataError, DataTypeError
+from .sparse import is_sparse
 
 __all__ = [
     "FLOATS",
@@ -35,8 +38,10 @@ __all__ = [
     "check_finite_output",
     "check_finite_rows",
     "check_float32_range",
+    "check_rows",
+    "check_sparse_values",
     "first_unusable",
-    "refuse_sparse_nan",
+    "refuse_sparse_table",
     "unusable_message",
 ]
 
@@ -174,6 +179,68 @@ def check_float32_range(X: np.ndarray, what: str = "Input X", *, allow_nan: bool
     check_finite_rows(X, what, float32=True, allow_nan=allow_nan)
 
 
+def check_sparse_values(X: Any, what: str = "Input X") -> None:
+    """The one check of scipy.sparse rows: their stored values (implicit zeros are usable).
+
+    Every path that takes sparse rows (the estimator, the detector, the CLI and its sparse
+    files) calls it on the CSR matrix. NaN is refused (an absent entry means 0, so a stored
+    NaN cannot stand for a missing value consistently: aekit takes missing values in dense
+    rows only), and so are infinity and values beyond float32's range, naming their row and
+    column.
+
+    Raises
+    ------
+    DataError
+        For a stored NaN, infinity, or value beyond float32's range.
+    """
+    data = np.asarray(X.data)
+    where = first_unusable(data, float32=True)
+    if where is None:
+        return
+    position = where[0]
+    row = int(np.searchsorted(np.asarray(X.indptr), position, side="right")) - 1
+    column = int(np.asarray(X.indices)[position])
+    value = float(data[position])
+    if np.isnan(value):
+        raise DataError(
+            f"{what}: sparse input contains NaN (first at row {row}, column {column}); "
+            "aekit takes missing values (NaN) in dense input only: densify it (X.toarray()) "
+            "or fill those entries first"
+        )
+    raise DataError(unusable_message(what, value, row, column))
+
+
+def check_rows(X: Any, what: str = "Input X") -> None:
+    """The input check on validated data rows, dense or scipy.sparse (CSR).
+
+    Dense rows: :func:`check_float32_range` with NaN allowed (a missing value); sparse rows:
+    :func:`check_sparse_values` on their stored values (NaN refused there).
+    """
+    if is_sparse(X):
+        check_sparse_values(X, what)
+    else:
+        check_float32_range(X, what, allow_nan=True)
+
+
+def refuse_sparse_table(X: Any, categorical: bool) -> None:
+    """Refuse scipy.sparse rows where a table's categorical columns are expected.
+
+    A sparse matrix holds numbers only; categorical columns (``categorical_features``, or a
+    model fitted on a table with them) come in a DataFrame.
+
+    Raises
+    ------
+    DataTypeError
+        If ``categorical`` and ``X`` is a scipy.sparse matrix or array.
+    """
+    if categorical and is_sparse(X):
+        raise DataTypeError(
+            "scipy.sparse input cannot carry categorical columns (categorical_features, or a "
+            "model fitted on a table with them): pass a DataFrame, or one-hot encode the "
+            "categories into numeric columns and fit on those"
+        )
+
+
 def check_finite_chunk(batch: torch.Tensor, part: np.ndarray, start: int) -> None:
     """Refuse infinity or values float32 cannot hold in a chunk of input rows (NaN: missing).
 
@@ -196,27 +263,6 @@ def check_finite_output(
     where = first_unusable(out, allow_nan=allow_nan)
     if where is not None:
         raise DataError(unusable_message(what, float(out[where]), where[0], during=during))
-
-
-def refuse_sparse_nan(X: Any) -> None:
-    """Refuse NaN stored inside scipy.sparse input, which has no missing-value meaning there.
-
-    In a sparse matrix an absent entry means 0, so a stored NaN cannot be told apart from a
-    missing value consistently; aekit takes missing values in dense input only.
-
-    Raises
-    ------
-    DataError
-        If ``X`` is a scipy.sparse matrix or array whose stored values include NaN.
-    """
-    if not type(X).__module__.startswith("scipy.sparse"):  # (an ndarray's .data is a buffer)
-        return
-    data = getattr(X, "data", None)
-    if isinstance(data, np.ndarray) and data.dtype.kind == "f" and np.isnan(data).any():
-        raise DataError(
-            "sparse input contains NaN; aekit takes missing values (NaN) in dense input "
-            "only: densify it (X.toarray()) or fill those entries first"
-        )
 
 
 @contextlib.contextmanager

@@ -5,11 +5,14 @@ format     suffixes              read   write  stream  named columns
 =========  ====================  =====  =====  ======  =============
 npy        ``.npy``              yes    yes    yes     no
 npz        ``.npz``              yes    no     no      no
+mtx        ``.mtx`` (sparse)     yes    no     no      no
+h5ad       ``.h5ad`` (sparse)    yes    no     no      yes (var_names)
 csv        ``.csv``              yes    yes    no      yes (header)
 tsv        ``.tsv``              yes    yes    no      yes (header)
 txt        ``.txt`` (tabs)       yes    no     no      yes (header)
 parquet    ``.parquet``          yes    yes    yes     yes (schema)
 idx        ``-ubyte``, ``.idx``  yes    no     no      no
+10x        a 10x folder          yes    no     no      yes (features)
 folder     a folder, a glob      yes    no     yes     as its shards
 =========  ====================  =====  =====  ======  =============
 
@@ -18,6 +21,12 @@ not; parquet needs pyarrow (``pip install 'aekit[parquet]'``). A *folder* (or a 
 of ``.parquet`` or ``.npy`` shards is one dataset (:mod:`aekit.data.folders`: the layouts
 Spark and Dask write, its row order, its schema check). A CSV, TSV or parquet file whose
 feature columns hold text is read whole, with pandas, as a DataFrame (never streamed).
+
+A ``.npz`` written by ``scipy.sparse.save_npz`` and Matrix Market files are sparse. A folder
+laid out as 10x Genomics writes a matrix (``matrix.mtx.gz``, ``features.tsv.gz``,
+``barcodes.tsv.gz``) is the ``10x`` format, not a dataset of shards: it reads as one table, a
+row per cell. Sparse formats give a ``scipy.sparse`` CSR array
+(:mod:`aekit.data.sparse_files`); ``.h5ad`` needs anndata (``pip install 'aekit[h5ad]'``).
 Everything that depends on a file's format asks this table, through :func:`file_format`,
 :func:`find_format`, :func:`can_stream`, :func:`names_columns` and :func:`check_output`, and
 never looks at a suffix itself. The readers are in :mod:`aekit.data.readers`, the writers in
@@ -44,10 +53,10 @@ from .readers import (
     read_idx,
     read_idx_table,
     read_npy,
-    read_npz,
     read_parquet,
     require,
 )
+from .sparse_files import is_10x_folder, read_10x, read_any_npz, read_h5ad, read_mtx
 from .writers import NpySink, ParquetSink, RowSink, TextSink, write_rows
 
 if TYPE_CHECKING:
@@ -101,6 +110,9 @@ class FileFormat:
     dataset : bool
         A folder or glob of files of another format, not a file (:mod:`aekit.data.folders`);
         whether it names its columns is its files' format's answer (:func:`names_columns`).
+    folder : callable or None
+        ``folder(path)`` tells a folder of this format by what it holds (a 10x Genomics
+        matrix); such a folder is one table, not a dataset of shards.
     """
 
     name: str
@@ -112,9 +124,12 @@ class FileFormat:
     gzipped: bool = False
     needs: str | None = None
     dataset: bool = False
+    folder: Callable[[Path], bool] | None = None
 
     def matches(self, path: str | os.PathLike[str]) -> bool:
         """Whether the file name ends in one of the suffixes (a dataset: see :func:`is_dataset`)."""
+        if self.folder is not None:
+            return self.folder(Path(path))
         if self.dataset:
             return is_dataset(path)
         name = Path(path).name.lower()
@@ -124,6 +139,8 @@ class FileFormat:
 
     def listed(self) -> str:
         """The suffixes as a message shows them: ``.npy``; ``-ubyte[.gz], .idx[.gz]``."""
+        if self.folder is not None:
+            return f"a {self.name} folder"
         if self.dataset:
             return "a folder or glob of .parquet or .npy files"
         return ", ".join(s + "[.gz]" * self.gzipped for s in self.suffixes)
@@ -161,10 +178,13 @@ def _read_folder(path: Path, columns: Any, label_column: Any) -> Table:
 
 
 FORMATS: tuple[FileFormat, ...] = (
-    # first: Spark names its output folders data.parquet/
+    # first: Spark names its output folders data.parquet/ (a 10x Genomics folder is a table)
+    FileFormat("10x", (), read_10x, named_columns=True, folder=is_10x_folder),
     FileFormat("folder", (), _read_folder, stream=_folder_rows, dataset=True),
     FileFormat("npy", (".npy",), read_npy, NpySink, _npy_rows),
-    FileFormat("npz", (".npz",), read_npz),
+    FileFormat("npz", (".npz",), read_any_npz),
+    FileFormat("mtx", (".mtx",), read_mtx, gzipped=True),
+    FileFormat("h5ad", (".h5ad",), read_h5ad, named_columns=True, needs="anndata"),
     FileFormat(
         "csv", (".csv",), functools.partial(read_delimited, sep=","), TextSink, named_columns=True
     ),
@@ -263,10 +283,12 @@ def read_table(
     Parameters
     ----------
     path : path
-        ``.npy`` (memory-mapped), ``.npz`` (array ``X`` or the first one), ``.csv``,
-        ``.tsv``/``.txt`` (a header row is detected), ``.parquet`` (needs pyarrow), MNIST
-        IDX (``.idx``, ``-ubyte``, gzipped or not; images are flattened), or a folder or
-        glob of ``.parquet`` or ``.npy`` shards (:mod:`aekit.data.folders`).
+        ``.npy`` (memory-mapped), ``.npz`` (array ``X`` or the first one; a
+        ``scipy.sparse.save_npz`` file is sparse), ``.csv``, ``.tsv``/``.txt`` (a header
+        row is detected), ``.parquet`` (needs pyarrow), MNIST IDX (``.idx``, ``-ubyte``,
+        gzipped or not; images are flattened), the sparse ``.mtx`` (Matrix Market),
+        ``.h5ad`` (needs anndata) and 10x Genomics folders (a scipy.sparse CSR ``X``), or
+        a folder or glob of ``.parquet`` or ``.npy`` shards (:mod:`aekit.data.folders`).
     columns : sequence of str or int, optional
         Feature columns to keep, by header name or 0-based index (default: all but the label).
     label_column : str or int, optional

@@ -27,8 +27,10 @@ from ..errors import AekitError, DataError, DataTypeError
 
 __all__ = [
     "Table",
+    "as_labels",
     "open_parquet",
     "parquet_columns",
+    "pick_columns",
     "read_delimited",
     "read_idx",
     "read_idx_table",
@@ -48,9 +50,10 @@ class Table:
 
     Attributes
     ----------
-    X : ndarray of shape (n_rows, n_features), or DataFrame
+    X : ndarray, DataFrame or scipy.sparse CSR array of shape (n_rows, n_features)
         The feature columns (``.npy`` files stay memory-mapped when no column is picked); a
-        DataFrame where some hold text (CSV, parquet), read by pandas.
+        DataFrame where some hold text (CSV, parquet), read by pandas; a CSR array from
+        sparse files (:mod:`aekit.data.sparse_files`).
     labels : ndarray of shape (n_rows,) or None
         The label column, when one was asked for (integers where all values are whole
         numbers, strings otherwise).
@@ -66,6 +69,7 @@ class Table:
 _EXTRAS = {
     "pyarrow": "parquet",
     "pandas": "parquet",
+    "anndata": "h5ad",
 }  # optional packages, and the aekit extra that installs each
 
 
@@ -390,3 +394,7 @@ def read_parquet(path: Path, columns: Columns, label_column: Label) -> Table:
     if label_idx is not None:
         labels = _as_labels(np.asarray(table.column(label_idx).to_numpy(zero_copy_only=False)))
     return Table(X, labels, [str(schema.names[i]) for i in feature_idx])
+
+
+pick_columns = _pick_columns  # for the sparse readers (aekit.data.sparse_files)
+as_labels = _as_labels

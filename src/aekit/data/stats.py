@@ -1,4 +1,4 @@
-"""Per-feature column statistics (min, max, mean, std) of rows in memory or streamed.
+"""Per-feature column statistics (min, max, mean, std) of rows in memory, streamed or sparse.
 
 What the input scaling and the ``"auto"`` defaults (:mod:`aekit._resolve`) are decided from.
 Missing values (NaN) are left out: each statistic is over a column's observed values.
@@ -11,8 +11,11 @@ import torch
 
 from .checks import check_finite_rows
 from .sources import RowSource
+from .sparse import CsrRows
 
-__all__ = ["array_stats", "stream_stats"]
+__all__ = ["array_stats", "csr_stats", "stream_stats"]
+
+_STAT_VALUES = 2**22  # stored values per chunk when taking a sparse source's statistics
 
 
 def array_stats(X: np.ndarray) -> dict[str, np.ndarray]:
@@ -93,3 +96,37 @@ def stream_stats(source: RowSource, chunk_rows: int = 8192) -> dict[str, np.ndar
         std = np.where(empty, 1.0, std)
     missing = np.asarray(has_missing)
     return {"min": low, "max": high, "mean": mean, "std": std, "has_missing": missing}
+
+
+def csr_stats(source: CsrRows) -> dict[str, np.ndarray]:
+    """Per-feature min, max, mean and std (float64) of a CSR source, zeros included.
+
+    Chunks of the stored values are added up per column, so memory beyond the matrix is a
+    few vectors of the width and one chunk.
+    """
+    d, n = source.n_features, max(len(source), 1)
+    total, squares = np.zeros(d), np.zeros(d)
+    stored = np.zeros(d, dtype=np.int64)
+    low, high = np.full(d, np.inf), np.full(d, -np.inf)
+    cols_all, values_all = source.indices.numpy(), source.data.numpy()
+    for lo in range(0, len(values_all), _STAT_VALUES):
+        cols = cols_all[lo : lo + _STAT_VALUES]
+        values = values_all[lo : lo + _STAT_VALUES].astype(np.float64)
+        total += np.bincount(cols, values, minlength=d)
+        squares += np.bincount(cols, values * values, minlength=d)
+        stored += np.bincount(cols, minlength=d)
+        np.minimum.at(low, cols, values)
+        np.maximum.at(high, cols, values)
+    has_zero = stored < len(source)
+    low = np.where(has_zero, np.minimum(low, 0.0), low)
+    high = np.where(has_zero, np.maximum(high, 0.0), high)
+    mean = total / n
+    std = np.sqrt(np.maximum(squares / n - mean * mean, 0.0))
+    return {
+        "n_rows": np.asarray(len(source)),
+        "min": low,
+        "max": high,
+        "mean": mean,
+        "std": std,
+        "has_missing": np.asarray(False),  # NaN is refused in sparse rows (check_sparse_values)
+    }

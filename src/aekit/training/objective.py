@@ -28,8 +28,10 @@ import torch
 import torch.nn.functional as F
 
 from .._missing import hide_entries, row_squared_error
+from .._sparse_net import forward_rows
 from ..config import TrainConfig
 from ..data.sources import RowSource
+from ..data.sparse import as_dense, source_chunk_rows
 from ..model import Hourglass, Output
 from ..regularize import dead_unit_code, kl_penalty, l1_penalty
 from .distributed import Ranks
@@ -226,8 +228,17 @@ class Objective:
     def _held_out(
         self, source: RowSource, chunk: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, Output]:
-        """A validation chunk: its scaled rows and the model's output (entries hidden)."""
-        clean = self.module.scale_input(source.take(chunk).to(self.device))
+        """A validation chunk: its scaled rows and the model's output (entries hidden).
+
+        Sparse rows stay sparse where the model reads them so (:func:`forward_rows`); a model
+        with missing values gets them dense (one chunk), its entries hidden.
+        """
+        rows = source.take(chunk).to(self.device)
+        if not self.missing:
+            with autocast(self.device, self.precision):
+                out, clean = forward_rows(self.module, rows)
+            return clean, out
+        clean = self.module.scale_input(as_dense(rows))
         with autocast(self.device, self.precision):
             out = self.module(self.hidden(clean, generator))
         return clean, out
@@ -252,14 +263,29 @@ class Objective:
         """
         observed = ~torch.isnan(clean) if self.missing else None
         recon_sum = table_loss_sum(out, clean, self.loss, self.blocks, observed)
-        loss = recon_sum * (self.ranks.world_size / global_rows / clean.shape[1])
+        return self.total(recon_sum, out, clean, local_rows, global_rows)
+
+    def total(
+        self,
+        recon_sum: torch.Tensor,
+        out: Output,
+        clean: torch.Tensor | None,
+        local_rows: int,
+        global_rows: int,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """:meth:`__call__` from the summed reconstruction loss (the sparse path's too).
+
+        ``clean`` may be None unless AuxK's dead-unit loss needs it.
+        """
+        width = self.module.config.input_dim
+        loss = recon_sum * (self.ranks.world_size / global_rows / width)
         penalty = self.penalty(out, clean, local_rows, global_rows) if self.penalised else None
         if penalty is not None:
             loss = loss + penalty
         return loss, recon_sum, penalty
 
     def penalty(
-        self, out: Output, clean: torch.Tensor, local_rows: int, global_rows: int
+        self, out: Output, clean: torch.Tensor | None, local_rows: int, global_rows: int
     ) -> torch.Tensor:
         """The sparsity penalty (AuxK's dead-unit loss for top-k), scaled like the loss."""
         mcfg = self.module.config
@@ -270,8 +296,9 @@ class Objective:
         if mcfg.sparsity == "kl":  # a batch statistic
             return mcfg.sparsity_weight * kl_penalty(out.code.float(), mcfg.sparsity_target)
         dead = self.dead_units(out.code, global_rows)  # top-k with AuxK
+        assert clean is not None
         aux_sum = dead_unit_loss_sum(self.module, out, clean, dead)
-        return mcfg.sparsity_weight * aux_sum * (world_size / global_rows / clean.shape[1])
+        return mcfg.sparsity_weight * aux_sum * (world_size / global_rows / mcfg.input_dim)
 
     @torch.no_grad()
     def dead_units(self, code: torch.Tensor, global_rows: int) -> torch.Tensor:
@@ -300,7 +327,7 @@ class Objective:
         self.module.eval()
         sums = torch.zeros(2, device=self.device, dtype=torch.float64)
         generator = self._validation_generator()
-        for chunk in self.ranks.share(rows).split(_EVAL_ROWS):
+        for chunk in self.ranks.share(rows).split(source_chunk_rows(source, _EVAL_ROWS)):
             clean, out = self._held_out(source, chunk, generator)
             if self.missing:
                 observed = ~torch.isnan(clean)
@@ -322,7 +349,7 @@ class Objective:
         self.module.eval()
         parts = []
         generator = self._validation_generator()
-        for chunk in self.ranks.share(rows).split(_EVAL_ROWS):
+        for chunk in self.ranks.share(rows).split(source_chunk_rows(source, _EVAL_ROWS)):
             clean, out = self._held_out(source, chunk, generator)
             parts.append(row_squared_error(out.recon, clean, self.module.group_members))
         return (

@@ -11,17 +11,31 @@ from ..config import TrainConfig
 from ..model import Hourglass
 from .history import monitored_loss
 
-__all__ = ["make_optimizer", "make_scheduler", "param_groups", "scale_lr", "step_schedule"]
+__all__ = [
+    "LazyAdam",
+    "LazyAdamW",
+    "make_optimizer",
+    "make_scheduler",
+    "param_groups",
+    "scale_lr",
+    "step_schedule",
+]
 
 
-def make_optimizer(module: Hourglass, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(
+    module: Hourglass, cfg: TrainConfig, *, lazy: bool = False
+) -> torch.optim.Optimizer:
     """Adam(W) with the fused kernel (one pass over all parameters) where the device has it.
 
     The fused and the for-each implementations keep the same state, so checkpoints move
     between them; the per-tensor loop PyTorch picks by default on the CPU is the slowest.
-    Weight decay spares a top-k code's own layers (see :func:`param_groups`).
+    Weight decay spares a top-k code's own layers (see :func:`param_groups`). ``lazy``: a
+    :class:`LazyAdam` (sparse input's first layer, see :mod:`aekit._sparse_net`).
     """
-    kind = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    if lazy:
+        kind = LazyAdamW if cfg.optimizer == "adamw" else LazyAdam
+    else:
+        kind = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     groups = param_groups(module, cfg.weight_decay)
     try:
         return kind(groups, lr=cfg.lr, fused=True)
@@ -84,3 +98,77 @@ def scale_lr(optimizer: torch.optim.Optimizer, scheduler: Any, factor: float) ->
             if hasattr(scheduler, name):
                 values = getattr(scheduler, name)
                 setattr(scheduler, name, [v * factor for v in values])
+
+
+class _LazyColumns:
+    """Adam's update applied only to the columns a first layer's batch touched ("lazy" Adam).
+
+    A parameter with column gradients waiting in its :func:`~aekit._sparse_net.lazy_grads`
+    (sparse input's first layer: all rows of the batch's feature columns) has its moments and
+    weights updated in those columns only, ``hidden × touched`` work instead of
+    ``hidden × width``; every other parameter takes the dense step of the base class, with
+    the same state (``step``, ``exp_avg``, ``exp_avg_sq``), so checkpoints load either way.
+
+    The trade-off against dense Adam (as ``torch.optim.SparseAdam``'s): a column's moments
+    decay only in steps where its feature occurs, and its weights move only then, where
+    dense Adam keeps moving a weight on its momentum for steps after its last gradient;
+    weight decay, too, reaches a column only in the steps that touch it. Each column's step
+    count is the parameter's, so its bias correction is that of the whole run. Results
+    differ from dense Adam's; ``sparse_optimizer="dense"`` gives dense Adam's exactly.
+    """
+
+    decoupled = False
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        """Lazy steps for column gradients, then the dense step for the rest."""
+        for group in self.param_groups:  # type: ignore[attr-defined]
+            for param in group["params"]:
+                parts = param.__dict__.get("lazy_grads")
+                if not parts:
+                    continue
+                cols = torch.cat([c for c, _ in parts])
+                grads = torch.cat([g for _, g in parts], dim=1)
+                several = len(parts) > 1
+                parts.clear()
+                if several or param.grad is not None:  # several parts, or a dense part too
+                    dense = torch.zeros_like(param).index_add_(1, cols, grads)
+                    param.grad = dense if param.grad is None else param.grad + dense
+                else:
+                    self._lazy_step(param, cols, grads, group)
+        return super().step(closure)  # type: ignore[misc]
+
+    def _lazy_step(
+        self, param: torch.Tensor, cols: torch.Tensor, g: torch.Tensor, group: dict[str, Any]
+    ) -> None:
+        state = self.state[param]  # type: ignore[attr-defined]
+        if not state:
+            state["step"] = torch.zeros((), dtype=torch.float32, device=param.device)
+            state["exp_avg"] = torch.zeros_like(param)
+            state["exp_avg_sq"] = torch.zeros_like(param)
+        beta1, beta2 = group["betas"]
+        lr, eps, decay = group["lr"], group["eps"], group["weight_decay"]
+        state["step"] += 1
+        step = float(state["step"])
+        weights = param.index_select(1, cols)
+        if decay and not self.decoupled:
+            g = g + decay * weights
+        m = state["exp_avg"].index_select(1, cols).mul_(beta1).add_(g, alpha=1 - beta1)
+        v = state["exp_avg_sq"].index_select(1, cols).mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        denom = (v.sqrt() / (1 - beta2**step) ** 0.5).add_(eps)
+        if decay and self.decoupled:
+            weights.mul_(1 - lr * decay)
+        weights.addcdiv_(m, denom, value=-lr / (1 - beta1**step))
+        param.index_copy_(1, cols, weights)
+        state["exp_avg"].index_copy_(1, cols, m)
+        state["exp_avg_sq"].index_copy_(1, cols, v)
+
+
+class LazyAdam(_LazyColumns, torch.optim.Adam):
+    """Adam, lazy for parameters with sparse gradients (see :class:`_LazyColumns`)."""
+
+
+class LazyAdamW(_LazyColumns, torch.optim.AdamW):
+    """AdamW, lazy for parameters with sparse gradients (see :class:`_LazyColumns`)."""
+
+    decoupled = True

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..data.sources import RowSource, TensorRows
+from ..data.sparse import as_dense, source_chunk_rows
 from ..errors import ConfigError
 from ..model import Hourglass
 from .distributed import Ranks
@@ -151,8 +152,8 @@ def noise_bounds(
         return None
     lows, highs = [], []
     with torch.no_grad():
-        for chunk in rows.split(_BOUNDS_ROWS):
-            x = module.scale_input(source.take(chunk).to(device))
+        for chunk in rows.split(source_chunk_rows(source, _BOUNDS_ROWS)):
+            x = module.scale_input(as_dense(source.take(chunk)).to(device))
             lows.append(x.min(dim=0).values)
             highs.append(x.max(dim=0).values)
     return torch.stack(lows).min(dim=0).values, torch.stack(highs).max(dim=0).values

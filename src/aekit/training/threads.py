@@ -44,17 +44,22 @@ import statistics
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..config import ModelConfig, TrainConfig
 from ..data.sources import RowSource, TensorRows
+from ..data.sparse import SparseBatch
 from ..model import Hourglass
 from .cpus import SHARE_ENV, process_share, usable_cpus
 from .distributed import Ranks
 from .objective import autocast, loss_sum
 from .optim import make_optimizer
 from .prepare import resolve_device
+
+if TYPE_CHECKING:
+    from .trainer import Trainer
 
 __all__ = [
     "MARGIN",
@@ -65,6 +70,7 @@ __all__ = [
     "fewest_within",
     "ladder",
     "probe_seconds",
+    "run_threads",
     "using_threads",
 ]
 
@@ -142,6 +148,23 @@ def fewest_within(seconds: dict[int, float], margin: float = MARGIN) -> int:
     """The fewest threads whose seconds per step are within ``margin`` of the fastest count's."""
     best = min(seconds.values())
     return min(count for count, s in seconds.items() if s <= best * (1 + margin))
+
+
+def run_threads(trainer: Trainer, source: RowSource) -> int:
+    """A training run's thread count: its checkpoint's when resumed, else chosen once.
+
+    Kept in ``trainer.thread_choice`` and recorded as ``trainer.history.threads``.
+    """
+    recorded = trainer.history.threads
+    choice = trainer.thread_choice
+    if choice is None or recorded not in (None, choice.count):
+        config, model_config = trainer.config, trainer.module.config
+        choice = choose_threads(
+            config, model_config, source, trainer.device, trainer.ranks, recorded=recorded
+        )
+        trainer.thread_choice = choice
+    trainer.history.threads = choice.count
+    return choice.count
 
 
 def choose_threads(
@@ -344,7 +367,10 @@ def _first_rows(rows: RowSource | torch.Tensor, n: int) -> torch.Tensor:
     """The first ``n`` rows (all, if fewer) as a float32 CPU tensor."""
     source = TensorRows(rows) if isinstance(rows, torch.Tensor) else rows
     indices = torch.arange(min(n, len(source)))
-    return source.take(indices).to("cpu", torch.float32)
+    batch = source.take(indices)
+    if isinstance(batch, SparseBatch):  # the probe steps on dense rows
+        batch = batch.dense()
+    return batch.to("cpu", torch.float32)
 
 
 def _log(choice: ThreadChoice, recorded: int | None, *, quiet: bool = False) -> None:

@@ -30,6 +30,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..config import TrainConfig
 from ..data.sources import RowSource, TensorRows, dealt_parts, shuffled
+from ..data.sparse import SparseBatch, as_dense
 from ..errors import ConfigError, DataError, TrainingDivergedError
 from ..model import Hourglass
 from ..regularize import corrupt
@@ -52,7 +53,8 @@ from .prepare import (
     to_device,
     wrap_network,
 )
-from .threads import ThreadChoice, choose_threads, using_threads
+from .sparse_step import input_path, sparse_loss
+from .threads import ThreadChoice, run_threads, using_threads
 
 __all__ = ["Trainer", "batches_per_epoch", "derive_seeds", "resolve_device"]
 
@@ -156,7 +158,7 @@ class Trainer:
         session = (
             contextlib.nullcontext() if checkpointer is None else checkpointer.session(self, resume)
         )
-        with session, using_threads(self._threads(source)):  # torch's own count back on return
+        with session, using_threads(run_threads(self, source)):  # torch's own count back on return
             if self.position == {"epoch": 0, "batch": 0} and self.history.initial is None:
                 # The starting model is epoch 0: training is kept only where it beats it.
                 self.history.initial = self._validate(source) if len(self.val_idx) else None
@@ -234,7 +236,7 @@ class Trainer:
         self._bounds = noise_bounds(source, rows, self.module, self.device)
         self.position["batch"] = 0
         self.epoch_sums = self._zero_sums()
-        with using_threads(self._threads(source)):
+        with using_threads(run_threads(self, source)):
             record = self._train_epoch(source, rows, ())
         self._close_epoch(record)
         self.module.eval()
@@ -323,15 +325,19 @@ class Trainer:
         if self._forward_mutates:  # batch norm updates its running statistics here
             self._at_boundary = False
         with autocast(self.device, self.config.precision):
-            clean = x if self._unscaled else module.scale_input(x)
-            noisy = self.objective.hidden(clean, self.noise_gen)  # missing values: masking
-            if mcfg.noise is not None:
-                low, high = self._bounds if self._bounds is not None else (None, None)
-                noisy = corrupt(
-                    clean, mcfg.noise, mcfg.noise_level, self.noise_gen, low=low, high=high
-                )
-            out = self.net(noisy)
-            loss, recon_sum, penalty = self.objective(out, clean, len(x), global_rows)
+            if isinstance(x, SparseBatch) and self.input_path == "sparse":
+                loss, recon_sum, penalty = sparse_loss(self, x, global_rows)
+            else:  # dense rows; a sparse batch made dense alone, never the whole matrix
+                x = as_dense(x)
+                clean = x if self._unscaled else module.scale_input(x)
+                noisy = self.objective.hidden(clean, self.noise_gen)  # missing values: masking
+                if mcfg.noise is not None:
+                    low, high = self._bounds if self._bounds is not None else (None, None)
+                    noisy = corrupt(
+                        clean, mcfg.noise, mcfg.noise_level, self.noise_gen, low=low, high=high
+                    )
+                out = self.net(noisy)
+                loss, recon_sum, penalty = self.objective(out, clean, len(x), global_rows)
         if self.device.type == "cpu" and not math.isfinite(loss.item()):  # free on the CPU
             raise self.diverged_error(step=batch + 1)
         self.optimizer.zero_grad(set_to_none=True)
@@ -355,7 +361,9 @@ class Trainer:
         self.noise_gen = seeded_generator(seeds[2], self.device)
         module.set_generator(self.noise_gen)
         self.net = wrap_network(module, self.ranks, self.device, compile=cfg.compile)
-        self.optimizer = make_optimizer(module, cfg)
+        self.input_path = input_path(source, module, cfg, self.ranks.world_size)
+        lazy = self.input_path == "sparse" and cfg.sparse_optimizer == "lazy"
+        self.optimizer = make_optimizer(module, cfg, lazy=lazy)
         self.scheduler = make_scheduler(self.optimizer, cfg)
         self.objective = Objective(module, cfg, self.ranks, self.device)
         # The run's state between two steps: what a checkpoint holds (see state_dict).
@@ -377,16 +385,6 @@ class Trainer:
         # (x - 0) / 1 == x exactly: skip the two element-wise passes for unscaled inputs.
         self._unscaled = bool((module.offset == 0).all() and (module.scale == 1).all())
         return source, split_gen
-
-    def _threads(self, source: RowSource) -> int:
-        """The run's thread count: its checkpoint's when resumed, else chosen once; recorded."""
-        recorded = self.history.threads
-        if self.thread_choice is None or recorded not in (None, self.thread_choice.count):
-            self.thread_choice = choose_threads(
-                self.config, self.module.config, source, self.device, self.ranks, recorded=recorded
-            )
-        self.history.threads = self.thread_choice.count
-        return self.thread_choice.count
 
     def _zero_sums(self) -> torch.Tensor:
         return torch.zeros(2, device=self.device, dtype=torch.float64)

@@ -1,0 +1,130 @@
+"""The rows the estimator takes: checked and converted input, training rows and their stats.
+
+:class:`RowsMixin` gives :class:`~aekit.Autoencoder` its input side: ``_validate`` checks and
+converts rows (a table's categorical columns encoded by :mod:`aekit.data.tables`; scipy.sparse
+rows kept as CSR, their stored values checked by
+:func:`~aekit.data.checks.check_sparse_values`, and refused where categorical columns are
+expected), and ``_training_rows`` turns what ``fit`` and
+``partial_fit`` get (rows, sparse rows, a path, a row source) into training rows and the column
+statistics (:mod:`aekit.data.stats`) the ``"auto"`` defaults are decided from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.utils.validation import check_array, validate_data
+
+from .data.checks import (
+    FLOATS,
+    aekit_errors,
+    check_rows,
+    refuse_sparse_table,
+)
+from .data.formats import read_array
+from .data.sources import RowSource, as_tensor
+from .data.sparse import CsrRows, is_sparse
+from .data.stats import array_stats, csr_stats, stream_stats
+from .data.stream import open_rows
+from .data.tables import fit_layout, needs_layout
+from .errors import DataError, DataTypeError
+
+__all__ = ["RowsMixin"]
+
+
+class RowsMixin:
+    """Input checks and training rows of :class:`~aekit.Autoencoder`.
+
+    The estimator provides ``categorical_features``, ``max_categories`` and, once fitted,
+    ``n_features_in_`` and ``table_layout_``.
+    """
+
+    categorical_features: Any
+    max_categories: int
+    n_features_in_: int
+
+    def _validate(self, X: Any, *, reset: bool, finite: bool = True) -> np.ndarray:
+        """Check and convert input rows; aekit's errors, scikit-learn's wording.
+
+        ``finite=False`` leaves the NaN/inf/float32-range checks to :meth:`_run`, which makes
+        them chunk by chunk on the float32 tensors it builds anyway (one pass, not three);
+        scipy.sparse rows are checked here either way, on their stored values.
+        """
+        if isinstance(X, (str, os.PathLike)):  # fit and partial_fit open paths before this
+            raise DataTypeError(
+                f"got the path {str(X)!r}: only fit and partial_fit take file paths; "
+                "read the rows first (aekit.data.read_array)"
+            )
+        if reset:  # (a sparse matrix cannot carry categorical columns: refused first)
+            refuse_sparse_table(X, needs_layout(X, self.categorical_features))
+            self.table_layout_ = fit_layout(X, self.categorical_features, self.max_categories)
+        layout = getattr(self, "table_layout_", None)
+        refuse_sparse_table(X, layout is not None)
+        # NaN (and pd.NA) is a missing value; infinity is refused by aekit's own check below
+        # (or chunk by chunk), so scikit-learn's finiteness check is off
+        with aekit_errors():
+            if layout is None:  # scipy.sparse rows of any format arrive as CSR
+                X = validate_data(
+                    self, X, reset=reset, dtype=FLOATS, accept_sparse="csr",
+                    ensure_min_samples=1, ensure_all_finite=False,
+                )  # fmt: skip
+            else:  # the table's columns by name and count; then its encoding, as numbers
+                validate_data(self, X, reset=reset, skip_check_array=True)
+                X = check_array(
+                    layout.encode(X, np.float64), dtype=FLOATS, ensure_min_samples=1,
+                    ensure_all_finite=False,
+                )  # fmt: skip
+        if finite or is_sparse(X):  # sparse rows always: the check reads the stored values
+            check_rows(X)
+        return X
+
+    @contextlib.contextmanager
+    def _training_rows(
+        self, X: Any, *, reset: bool
+    ) -> Iterator[tuple[torch.Tensor | RowSource, dict[str, np.ndarray]]]:
+        """Training rows (a tensor, or a source streamed from disk) and their column stats.
+
+        A file opened here from a path is closed when the block ends.
+        """
+        opened = open_rows(X) if isinstance(X, (str, os.PathLike)) else None
+        try:
+            yield self._rows_and_stats(X if opened is None else opened, reset=reset)
+        finally:
+            if opened is not None:
+                opened.close()
+
+    def _rows_and_stats(
+        self, X: Any, *, reset: bool
+    ) -> tuple[torch.Tensor | RowSource, dict[str, np.ndarray]]:
+        if isinstance(X, (str, os.PathLike)):  # a format that is not streamed
+            X = read_array(X)
+        if not isinstance(X, RowSource):
+            bytes_in = getattr(X, "dtype", None) == np.uint8
+            X = self._validate(X, reset=reset)
+            if is_sparse(X):  # converted to CSR float32 once, batches sliced from it
+                rows = CsrRows(X)
+                return rows, {**csr_stats(rows), "uint8": np.asarray(False), "sparse": True}
+            stats = {**array_stats(X), "uint8": np.asarray(bytes_in)}
+            layout = getattr(self, "table_layout_", None)  # absent from older pickles
+            if layout is not None:
+                stats["categorical_blocks"] = np.asarray(layout.blocks).reshape(-1, 2)
+            return as_tensor(X), stats
+        if not reset and X.n_features != self.n_features_in_:
+            raise DataError(
+                f"X has {X.n_features} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input"
+            )
+        if reset:
+            self.n_features_in_ = X.n_features
+            self.table_layout_ = None
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        stats = stream_stats(X) if reset else {}
+        stats["n_rows"] = np.asarray(len(X))
+        stats["uint8"] = np.asarray(getattr(X, "dtype", None) == np.uint8)
+        return X, stats
