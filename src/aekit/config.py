@@ -326,8 +326,9 @@ class TrainConfig(JsonConfig):
         "How scipy.sparse training rows are fed. 'sparse': batches stay sparse, the first "
         "layer costs non-zeros × hidden and the loss stays exact over all entries; "
         "'densify': each batch (never the whole matrix) is made dense. 'auto': sparse for "
-        "rows at most 3 % non-zero in one process with an MLP encoder and no noise but "
-        "masking, else densify. The path taken is the estimator's input_path_ (and logged).",
+        "rows at most 3 % non-zero in one process with an MLP encoder, no noise but masking, "
+        "no missing=True and no categorical columns, else densify. The path taken is logged "
+        "and recorded on the fitted estimator (see its attributes).",
         choices=SPARSE_PATHS,
     )
     sparse_optimizer: str = option(
