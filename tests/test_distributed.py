@@ -67,15 +67,20 @@ exit_process(0)
 """
 
 
-@pytest.mark.parametrize(("params", "stop"), [(PARAMS, "early_stopping"), (TOPK, "epochs")])
-def test_two_gloo_processes_match_one_process(tmp_path, params, stop):
+def run_two_ranks(tmp_path, text, *args):
+    """Run the script ``text`` under torchrun on 2 gloo ranks, one thread each; it must pass."""
     script = tmp_path / "fit.py"
-    script.write_text(textwrap.dedent(SCRIPT.format(params=params)))
-    out = tmp_path / "model"
-    command = torchrun_command([str(script), str(out)], 2, module=None)
+    script.write_text(textwrap.dedent(text))
+    command = torchrun_command([str(script), *map(str, args)], 2, module=None)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.parametrize(("params", "stop"), [(PARAMS, "early_stopping"), (TOPK, "epochs")])
+def test_two_gloo_processes_match_one_process(tmp_path, params, stop):
+    out = tmp_path / "model"
+    run_two_ranks(tmp_path, SCRIPT.format(params=params), out)
 
     ddp = load(out)  # rank 0 saved an ordinary model folder
     single = Autoencoder(**params).fit(rows())
@@ -277,13 +282,8 @@ def test_two_ranks_read_their_share_of_a_folder_and_train_as_one_process_replayi
         write_parquet(folder / f"part-{i}.parquet", X[start : start + size], 4)
         start += size
     params = {**PARAMS, "epochs": 6, "patience": None, "init": "random"}
-    script = tmp_path / "fit.py"
-    script.write_text(textwrap.dedent(FOLDER_SCRIPT.format(params=params)))
     out = tmp_path / "model"
-    command = torchrun_command([str(script), str(folder), str(out)], 2, module=None)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_two_ranks(tmp_path, FOLDER_SCRIPT.format(params=params), folder, out)
 
     ddp = load(out)
     source = open_rows(folder)
@@ -412,7 +412,6 @@ def sparse_rows():
 
 
 def test_sparse_rows_under_ddp_densify_each_batch_and_match_one_process(tmp_path):
-    script = tmp_path / "fit.py"
     body = SCRIPT.replace(
         "X = np.random.default_rng(0).normal(size=(211, 12)).astype(np.float32)",
         "import scipy.sparse as sp\n"
@@ -420,12 +419,8 @@ def test_sparse_rows_under_ddp_densify_each_batch_and_match_one_process(tmp_path
         "X = sp.csr_array(X * (np.random.default_rng(1).random(X.shape) < 0.35))",
     ).replace("ctx.is_main:", "ctx.is_main:\n        assert ae.input_path_ == 'densify'")
     params = {**PARAMS, "epochs": 8, "patience": None}
-    script.write_text(textwrap.dedent(body.format(params=params)))
     out = tmp_path / "model"
-    command = torchrun_command([str(script), str(out)], 2, module=None)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_two_ranks(tmp_path, body.format(params=params), out)
     single = Autoencoder(**params, sparse_path="densify").fit(sparse_rows())
     for name, tensor in single.module_.state_dict().items():
         np.testing.assert_allclose(
