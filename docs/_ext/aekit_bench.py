@@ -107,12 +107,65 @@ def contention(data: dict[str, Any]) -> Table:
     return ["condition", *names], rows
 
 
+IMPUTERS = ("aekit", "simple", "knn", "iterative_br", "iterative_et")
+
+
+def impute(data: dict[str, Any]) -> Table:
+    """benchmarks/impute.py: RMSE on the hidden entries, mean over seeds, and aekit / best."""
+    names = [
+        n for n in IMPUTERS if any(n in c for d in data["imputation"].values() for c in d.values())
+    ]
+    rows = []
+    for dataset, cases in data["imputation"].items():
+        for case, found in cases.items():
+            cells, best = [], None
+            for name in names:
+                got = found.get(name)
+                if not isinstance(got, dict):
+                    cells.append("–" if got is None else str(got))
+                    continue
+                cells.append(_f(got["rmse"], 4))
+                if name != "aekit":
+                    best = got["rmse"] if best is None else min(best, got["rmse"])
+            aekit = found.get("aekit")
+            ratio = aekit["rmse"] / best if isinstance(aekit, dict) and best else None
+            seeds = len(found.get("runs", []))
+            rows.append([dataset.replace("_", " "), case, str(seeds), *cells, f"**{_f(ratio)}**"])
+    return ["data", "case", "seeds", *names, "aekit / best"], rows
+
+
+def impute_penguins(data: dict[str, Any]) -> Table:
+    """benchmarks/impute_penguins.py: accuracy on hidden categorical cells, mean over seeds."""
+    rows = [
+        [m["setting"], f"{round(m['rate'] * 100)} %", _f(m["most_frequent"]),
+         _f(m["iterative"]), f"**{_f(m['aekit'])}**"]
+        for m in data["means"]
+    ]  # fmt: skip
+    return ["setting", "MCAR", "most frequent", "IterativeImputer", "aekit"], rows
+
+
+def shards(data: dict[str, Any]) -> Table:
+    """benchmarks/shards.py --section bytes: the most a rank read per epoch, × N / dataset."""
+    worst: dict[tuple[int, str], list[float]] = {}
+    for r in data["bytes"]:
+        entry = worst.setdefault((r["N"], r["data"]), [0.0, 0.0])
+        entry[0] = max(entry[0], r["train_fraction"] * r["N"])
+        entry[1] = max(entry[1], r["val_fraction"] * r["N"])
+    rows = [
+        [str(n), kind, _f(train), _f(val, 2)] for (n, kind), (train, val) in sorted(worst.items())
+    ]
+    return ["N", "data", "training bytes × N / dataset", "validation"], rows
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], Table]] = {
     "quality": quality,
     "tabular": tabular,
     "anomaly": anomaly,
     "speed": speed,
     "contention": contention,
+    "impute": impute,
+    "impute_penguins": impute_penguins,
+    "shards": shards,
 }
 
 
