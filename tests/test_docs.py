@@ -127,6 +127,9 @@ def test_api_cli_and_benchmark_pages_are_generated(site):
     tabular = json.loads((ROOT / "benchmarks/results/tabular.json").read_text())
     for row in tabular["summary"]:
         assert f"{row['mean_ratio']:.3f}" in bench, row
+    sparse = json.loads((ROOT / "benchmarks/results/sparse.json").read_text())
+    for row in sparse["quality"]:
+        assert f"{row['ae_over_svd']:.3f}" in bench, row
 
 
 def test_internal_links_resolve(site):

@@ -157,6 +157,17 @@ def shards(data: dict[str, Any]) -> Table:
     return ["N", "data", "training bytes × N / dataset", "validation"], rows
 
 
+def sparse(data: dict[str, Any]) -> Table:
+    """benchmarks/sparse.py --section quality: held-out error, sparse rows, vs TruncatedSVD."""
+    rows = [
+        [r["data"].replace("_", " "), str(r["k"]), r["path"], _f(r["autoencoder"], 2),
+         _f(r["truncated_svd"], 2), _f(r["pca_arpack"], 2), f"**{_f(r['ae_over_svd'])}**"]
+        for r in data["quality"]
+    ]  # fmt: skip
+    header = ["data", "code", "path", "AE error", "TruncatedSVD", "PCA (arpack)", "AE / SVD"]
+    return header, rows
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], Table]] = {
     "quality": quality,
     "tabular": tabular,
@@ -166,6 +177,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], Table]] = {
     "impute": impute,
     "impute_penguins": impute_penguins,
     "shards": shards,
+    "sparse": sparse,
 }
 
 
