@@ -308,3 +308,22 @@ def test_imputer_in_a_pipeline(holed):
     y = (np.nan_to_num(holed[:, 0]) > 0).astype(int)
     model = make_pipeline(tiny_imputer(), LogisticRegression()).fit(holed, y)
     assert model.score(holed, y) > 0.6
+
+
+def test_noise_on_top_of_hidden_entries_keeps_them_hidden(monkeypatch):
+    import aekit.training.trainer as trainer_module
+
+    # a noise that overwrites every entry: the holes (real and hidden) must still reach the
+    # network as NaN, which it sees as missing (fill + indicator), not as the noise's values
+    monkeypatch.setattr(trainer_module, "corrupt", lambda x, *a, **k: torch.zeros_like(x))
+    shares, forward = [], Hourglass.forward
+
+    def spy(self, x):
+        if self.training:
+            shares.append(torch.isnan(x).float().mean().item())
+        return forward(self, x)
+
+    monkeypatch.setattr(Hourglass, "forward", spy)
+    params = {**SMALL, "missing": True, "hide_share": 0.5, "noise": "masking", "epochs": 1}
+    Autoencoder(**params).fit(_holes(_rows(), 0.2))
+    assert shares and min(shares) > 0.4  # 20 % holes + half the rest hidden ≈ 60 %

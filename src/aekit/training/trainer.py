@@ -333,8 +333,11 @@ class Trainer:
                 noisy = self.objective.hidden(clean, self.noise_gen)  # missing values: masking
                 if mcfg.noise is not None:
                     low, high = self._bounds if self._bounds is not None else (None, None)
-                    noisy = corrupt(
-                        clean, mcfg.noise, mcfg.noise_level, self.noise_gen, low=low, high=high
+                    corrupted = corrupt(
+                        noisy, mcfg.noise, mcfg.noise_level, self.noise_gen, low=low, high=high
+                    )  # on top of the hidden entries: a hole stays a hole whatever noise writes
+                    noisy = (
+                        torch.where(noisy.isnan(), noisy, corrupted) if mcfg.missing else corrupted
                     )
                 out = self.net(noisy)
                 loss, recon_sum, penalty = self.objective(out, clean, len(x), global_rows)
