@@ -51,7 +51,7 @@ def test_table_holes_filled_columns_dtypes_and_observed_cells_kept():
     assert isinstance(out, pd.DataFrame) and out.index.equals(holed.index)
     assert list(out.columns) == list(imputer.get_feature_names_out())
     assert list(out.columns[6:]) == [f"missingindicator_{c}" for c in holed.columns[:4]]
-    assert (out.iloc[:, 6:].dtypes == bool).all()
+    assert all(dtype == np.bool_ for dtype in out.iloc[:, 6:].dtypes)
     assert not base.isna().any().any()
     assert (base.dtypes == holed.dtypes).all()  # category, float, object, bool, int
     assert list(base["species"].cat.categories) == ["Adelie", "Chinstrap", "Gentoo"]
