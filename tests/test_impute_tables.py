@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import sparse
 
 from aekit import Autoencoder, AutoencoderImputer
-from aekit.errors import AekitWarning
+from aekit.errors import AekitWarning, DataTypeError
 from tests.helpers import FAST
 
 
@@ -84,6 +85,8 @@ def test_integer_coded_array_with_categorical_features_gives_an_array():
     assert isinstance(out, np.ndarray) and out.dtype == np.float64 and not np.isnan(out).any()
     assert set(out[::7, 0]) <= {0.0, 1.0, 2.0}
     np.testing.assert_array_equal(out[1::7], X[1::7])
+    with pytest.raises(DataTypeError, match="dense"):
+        _imputer(categorical_features=[0]).fit(sparse.csr_matrix(np.nan_to_num(X)))
 
 
 def test_unseen_category_is_a_hole_and_a_text_marker_is_missing():

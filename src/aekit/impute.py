@@ -25,7 +25,7 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, v
 
 from .data.checks import aekit_errors, check_float32_range, refuse_sparse_nan
 from .data.tables import needs_layout
-from .errors import ConfigError
+from .errors import ConfigError, DataTypeError
 from .estimator import Autoencoder
 from .outlier import member_seeds
 
@@ -291,8 +291,13 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     def _cells(self, X: Any, *, reset: bool) -> pd.DataFrame:
         """The input as a DataFrame copy, its columns checked, ``missing_values`` as NaN."""
         import pandas as pd
+        from scipy import sparse
 
-        refuse_sparse_nan(X)
+        if sparse.issparse(X):
+            raise DataTypeError(
+                "categorical_features needs dense rows or a DataFrame, got a scipy.sparse "
+                "matrix: densify it first (X.toarray())"
+            )
         with aekit_errors():
             validate_data(self, X, reset=reset, skip_check_array=True)
         table = X.copy() if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X))
