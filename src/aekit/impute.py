@@ -5,13 +5,19 @@ The imputer composes an :class:`~aekit.Autoencoder` trained with missing values
 loss counts every observed entry, so the network learns to rebuild an entry from the others.
 ``transform`` keeps the observed entries as given and fills each hole with the model's
 reconstruction (one pass; its own imputations are never fed back).
+
+On a table with categorical columns (pandas ``category``, ``object``, string or ``bool``
+columns, or those ``categorical_features`` names) the autoencoder encodes them itself
+(:class:`~aekit.data.tables.TableLayout`, its ``table_layout_``); a hole in such a column
+becomes the category its members vote for (each member's most probable one), and the output
+is the input table with its holes filled: same columns, order, index and dtypes.
 """
 
 from __future__ import annotations
 
 import numbers
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, clone
@@ -20,9 +26,13 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, v
 
 from .data.checks import aekit_errors, check_float32_range
 from .data.sparse import is_sparse
+from .data.tables import needs_layout
 from .errors import ConfigError, DataTypeError
 from .estimator import Autoencoder
 from .outlier import member_seeds
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "IMPUTER_DEFAULTS",
@@ -106,14 +116,31 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     reaching one maximum) keep one global scale; other tables are standardized. With
     ``n_estimators="auto"`` small data (up to 100,000 entries) gets an ensemble of 5.
 
+    **Tables.** Fitted on a DataFrame with categorical columns (``category``, ``object``,
+    string or ``bool`` dtypes), or with ``categorical_features``, the autoencoder one-hot
+    encodes those columns inside the model (its ``table_layout_``; see
+    :mod:`aekit.data.tables`) and the imputer fills a missing numeric cell with the members'
+    mean reconstruction and a missing categorical cell with the category most members find
+    most probable (ties: the first category). ``transform`` then returns a copy of the input
+    DataFrame with its holes filled: the input's columns, order, index and dtypes (a
+    ``category`` column keeps its categories; integer columns get rounded fills); observed
+    cells unchanged. A category unseen in ``fit`` counts as missing (with a warning) and is
+    replaced. With ``add_indicator=True`` the indicator's columns are appended as ``bool``
+    columns named ``missingindicator_<column>``. An array fitted with
+    ``categorical_features`` gives back an array (a categorical hole gets its category's
+    code). Numeric input (every column a number) is unchanged by all this: an ndarray out.
+
     Parameters
     ----------
     estimator : Autoencoder, optional
         The autoencoder to train (cloned, with ``missing=True``). None: the default above.
-    missing_values : float, int or None, default=np.nan
+    missing_values : float, int, str or None, default=np.nan
         The placeholder of a missing value; every entry equal to it is imputed.
     add_indicator : bool, default=False
         Append ``MissingIndicator``'s columns (features with a missing value in ``fit``).
+    categorical_features : None, sequence of str or int, or boolean mask, default=None
+        Integer-coded columns to treat as categorical, passed to the autoencoder (as
+        :class:`~aekit.Autoencoder` takes it). None keeps the estimator's own setting.
     keep_empty_features : bool, default=False
         As ``SimpleImputer``: a column with no observed value in ``fit`` is dropped from the
         output, or with ``True`` kept and filled with 0.
@@ -150,6 +177,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         *,
         missing_values: float | int | None = np.nan,
         add_indicator: bool = False,
+        categorical_features: Any = None,
         keep_empty_features: bool = False,
         n_estimators: int | str = "auto",
         random_state: int | None = None,
@@ -158,6 +186,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         self.n_estimators = n_estimators
         self.missing_values = missing_values
         self.add_indicator = add_indicator
+        self.categorical_features = categorical_features
         self.keep_empty_features = keep_empty_features
         self.random_state = random_state
 
@@ -208,7 +237,14 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         """
         if not isinstance(self.add_indicator, (bool, np.bool_)):
             raise ConfigError(f"add_indicator must be True or False, got {self.add_indicator!r}")
-        rows = self._rows(X, reset=True)
+        own = self.estimator.categorical_features if self.estimator is not None else None
+        categorical = own if self.categorical_features is None else self.categorical_features
+        self._table = needs_layout(X, categorical)
+        if self._table:  # the members encode the table; the defaults see its cells' holes
+            data = self._cells(X, reset=True)
+            rows = np.where(data.isna().to_numpy(), np.nan, 0.0)
+        else:
+            data = rows = self._rows(X, reset=True)
         n = self.n_estimators
         if n == "auto":
             n = 5 if rows.size <= ENSEMBLE_ENTRIES else 1
@@ -216,8 +252,9 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             raise ConfigError(f"n_estimators must be a positive integer or 'auto', got {n!r}")
         base = imputer_autoencoder(rows) if self.estimator is None else self.estimator
         seed = self.random_state if self.random_state is not None else base.random_state
+        given = {} if self.categorical_features is None else {"categorical_features": categorical}
         self.estimators_ = [
-            clone(base).set_params(missing=True, random_state=s).fit(rows)
+            clone(base).set_params(missing=True, random_state=s, **given).fit(data)
             for s in member_seeds(seed, int(n))
         ]
         self.estimator_ = self.estimators_[0]
@@ -231,7 +268,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             self.indicator_.fit(rows)
         return self
 
-    def transform(self, X: Any) -> np.ndarray:
+    def transform(self, X: Any) -> Any:
         """Fill the missing entries of ``X`` with the autoencoder's reconstruction.
 
         Parameters
@@ -240,11 +277,15 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        X_imputed : ndarray of shape (n_samples, n_features_out)
+        X_imputed : ndarray of shape (n_samples, n_features_out), or DataFrame
             Observed entries as given, holes filled; columns empty in ``fit`` dropped
             (unless ``keep_empty_features``), then the indicator's columns if asked for.
+            Fitted on a DataFrame with categorical columns: a DataFrame with the input's
+            columns, index and dtypes (see the class docstring).
         """
         check_is_fitted(self, "estimator_")
+        if getattr(self, "_table", False):
+            return self._fill_table(X)
         rows = self._rows(X, reset=False)
         holes = np.isnan(rows)
         guess = np.mean([member.reconstruct(rows) for member in self.estimators_], axis=0)
@@ -257,6 +298,56 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             flags = self.indicator_.transform(rows).astype(filled.dtype)
             filled = np.hstack([filled, flags])
         return filled
+
+    # -- tables ---------------------------------------------------------------------------
+    def _cells(self, X: Any, *, reset: bool) -> pd.DataFrame:
+        """The input as a DataFrame copy, its columns checked, ``missing_values`` as NaN."""
+        import pandas as pd
+        from scipy import sparse
+
+        if sparse.issparse(X):
+            raise DataTypeError(
+                "categorical_features needs dense rows or a DataFrame, got a scipy.sparse "
+                "matrix: densify it first (X.toarray())"
+            )
+        with aekit_errors():
+            validate_data(self, X, reset=reset, skip_check_array=True)
+        table = X.copy() if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X))
+        if not _is_nan(self.missing_values):
+            marked = table == self.missing_values
+            for j in np.flatnonzero(marked.to_numpy().any(axis=0)):
+                table.iloc[marked.iloc[:, j].to_numpy(), j] = np.nan
+        return table
+
+    def _fill_table(self, X: Any) -> Any:
+        """:meth:`transform` on a table: each hole gets the members' numbers or category."""
+        import pandas as pd
+
+        table = self._cells(X, reset=False)
+        layout = self.estimator_.table_layout_
+        encoded = layout.encode(table, np.float64)  # warns once of unseen categories
+        holes = np.isnan(encoded[:, layout.starts])  # missing, or a category unseen in fit
+        for j in np.flatnonzero((holes & table.notna().to_numpy()).any(axis=0)):
+            table.iloc[holes[:, j], j] = np.nan  # unseen: a hole, not warned of again
+        out = table.copy()
+        if holes.any():  # numbers averaged over the members, categories by their votes
+            votes = np.mean([layout.encode(m.reconstruct(table)) for m in self.estimators_], 0)
+            guess = pd.DataFrame(layout.decode(votes))
+            for j in np.flatnonzero(holes.any(axis=0)):
+                values = guess.iloc[holes[:, j], j].to_numpy()
+                if pd.api.types.is_integer_dtype(out.dtypes.iloc[j]):
+                    values = np.round(values.astype(np.float64))
+                out.iloc[holes[:, j], j] = values
+        out.iloc[:, self._empty] = 0.0
+        if not self.keep_empty_features:
+            out = out.iloc[:, ~self._empty]
+        frame = isinstance(X, pd.DataFrame)
+        if self.indicator_ is not None:
+            flags = self.indicator_.transform(np.where(holes, np.nan, 0.0))
+            names = self.get_feature_names_out()[out.shape[1] :]
+            flags = flags if frame else flags.astype(np.float64)
+            out = pd.concat([out, pd.DataFrame(flags, columns=names, index=out.index)], axis=1)
+        return out if frame else out.to_numpy()
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Names of the output columns: the kept input features, then the indicator's.
