@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aekit._atomic import atomic_write
+from aekit.files.atomic import atomic_write
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
 HIDDEN, CODE_DIM, BATCH = (256,), 30, 128

@@ -43,9 +43,9 @@ from sklearn.experimental import enable_iterative_imputer  # noqa: F401
 from sklearn.impute import IterativeImputer, SimpleImputer
 
 from aekit import Autoencoder, AutoencoderImputer
-from aekit._atomic import atomic_write
 from aekit.data.tables import TableLayout
 from aekit.errors import AekitWarning, DataError
+from aekit.files.atomic import atomic_write
 
 CATEGORICAL = ("species", "island", "sex")
 RATES = (0.1, 0.2, 0.4)

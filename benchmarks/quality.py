@@ -28,7 +28,6 @@ import torch
 from sklearn.decomposition import PCA
 
 from aekit import Autoencoder
-from aekit._atomic import atomic_write
 from aekit.analysis import (
     compare,
     decoder_basis,
@@ -39,6 +38,7 @@ from aekit.analysis import (
     sparsity_stats,
 )
 from aekit.data.formats import read_array
+from aekit.files.atomic import atomic_write
 
 SEED = 0
 IMAGES = "t10k-images-idx3-ubyte.gz"

@@ -292,8 +292,8 @@ def module_error(module: Any, X: Any) -> float:
     """Mean per-row squared error (scaled space) of a network on sparse rows, in chunks."""
     import torch
 
-    from aekit._sparse_net import forward_rows
     from aekit.data.sparse import SparseBatch, chunk_rows_for
+    from aekit.model.sparse_net import forward_rows
 
     total, step = 0.0, chunk_rows_for(X.shape[1], 4096)
     module.eval()
@@ -317,7 +317,10 @@ def step_parts(width: int, per_row: int, quick: bool) -> dict[str, Any]:
     """Median seconds of one step and of its parts on a ``width``-wide synthetic batch."""
     import torch
 
-    from aekit._sparse_net import (
+    from aekit.config import ModelConfig, TrainConfig
+    from aekit.data.sparse import CsrRows
+    from aekit.model import Hourglass
+    from aekit.model.sparse_net import (
         SparseLinear,
         exact_squared_error,
         gram_is_cheaper,
@@ -325,9 +328,6 @@ def step_parts(width: int, per_row: int, quick: bool) -> dict[str, Any]:
         scaled_batch,
         sparse_encode_pre,
     )
-    from aekit.config import ModelConfig, TrainConfig
-    from aekit.data.sparse import CsrRows
-    from aekit.model import Hourglass
     from aekit.training.optim import make_optimizer
 
     X = topic_csr(640, width, per_row)

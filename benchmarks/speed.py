@@ -39,9 +39,9 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 
 from aekit import Autoencoder
-from aekit._atomic import atomic_write
 from aekit.analysis import row_errors
 from aekit.data.formats import read_array
+from aekit.files.atomic import atomic_write
 
 CODE_DIM = 30
 ARCHS = {"small": (256,), "large": (1000, 500, 250)}

@@ -30,8 +30,8 @@ import torch
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_iris, load_wine
 
 from aekit import Autoencoder
-from aekit._atomic import atomic_write
 from aekit.analysis import measure, split_indices
+from aekit.files.atomic import atomic_write
 
 TABLES = {
     "iris": lambda: load_iris().data,

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from aekit import Autoencoder, AutoencoderOutlierDetector, OutputError, load
+from aekit.analysis.report import Report
 from aekit.cli import main
-from aekit.report import Report
 from aekit.training.checkpoint import read_checkpoint, write_checkpoint
 from tests.helpers import FAST
 

@@ -12,7 +12,7 @@ from aekit.cli.options import (
     run_seed,
 )
 from aekit.cli.parser import build_parser
-from aekit.estimator_options import estimator_defaults
+from aekit.config.options import estimator_defaults
 
 TABLE = estimator_defaults()
 REQUIRED = {"fit": ["DATA", "-o", "m"], "compare": ["DATA"], "demo": []}

@@ -26,6 +26,7 @@ from aekit.data.formats import (
     file_format,
     find_format,
     names_columns,
+    open_rows,
     read_array,
     read_idx,
     read_labels,
@@ -33,7 +34,7 @@ from aekit.data.formats import (
     row_writer,
     write_array,
 )
-from aekit.data.stream import NpyRows, open_rows, stream_stats
+from aekit.data.stream import NpyRows, stream_stats
 
 
 def write_idx(path, array):

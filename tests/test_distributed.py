@@ -272,7 +272,7 @@ exit_process(0)
 
 
 def test_two_ranks_read_their_share_of_a_folder_and_train_as_one_process_replaying(tmp_path):
-    from aekit.data.stream import open_rows
+    from aekit.data.formats import open_rows
 
     X = rows()
     folder = tmp_path / "shards"

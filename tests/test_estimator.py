@@ -21,8 +21,8 @@ from aekit import (
     NotFittedError,
     load,
 )
-from aekit._resolve import AUTO_CHANNELS, auto_epochs, auto_hidden
 from aekit.analysis import decoder_basis, principal_angles, row_errors, sparsity_stats
+from aekit.estimator.resolve import AUTO_CHANNELS, auto_epochs, auto_hidden
 from aekit.training.trainer import batches_per_epoch
 from tests.helpers import FAST
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from aekit import FolderInUseError, load
-from aekit._folderlock import LOCK_NAME, folder_lock
 from aekit.cli import main
+from aekit.files.folderlock import LOCK_NAME, folder_lock
 
 FIT = ["--code-dim", "3", "--hidden", "8", "--epochs", "2", "--batch-size", "32",
        "--seed", "0", "--device", "cpu", "--quiet", "--init", "random"]  # fmt: skip

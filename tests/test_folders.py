@@ -7,9 +7,8 @@ import torch
 from aekit import Autoencoder, DataError
 from aekit.cli import main
 from aekit.data.folders import ShardedRows, list_shards
-from aekit.data.formats import can_stream, read_table
+from aekit.data.formats import can_stream, open_rows, read_table
 from aekit.data.shares import deal
-from aekit.data.stream import open_rows
 from aekit.training.prepare import batch_count
 from tests.helpers import FAST, InterruptAt, write_parquet
 

@@ -1,12 +1,13 @@
 """The package's layout rules: one table of defaults, and short source files."""
 
+import ast
 import dataclasses
 import inspect
 from pathlib import Path
 
 import aekit
 from aekit import Autoencoder, ModelConfig, TrainConfig
-from aekit.estimator_options import RESOLVED_FIELDS, EstimatorOptions, estimator_defaults
+from aekit.config.options import RESOLVED_FIELDS, EstimatorOptions, estimator_defaults
 
 SOURCE = Path(aekit.__file__).parent
 MAX_LINES = 500
@@ -58,7 +59,7 @@ def test_config_fields_the_estimator_does_not_override_keep_their_defaults():
 
 def test_no_source_file_is_longer_than_500_lines():
     files = sorted(SOURCE.rglob("*.py"))
-    assert len(files) > 20 and SOURCE / "estimator.py" in files
+    assert len(files) > 20 and SOURCE / "estimator" / "autoencoder.py" in files
     lengths = {str(p.relative_to(SOURCE)): len(p.read_text().splitlines()) for p in files}
     too_long = {name: n for name, n in lengths.items() if n > MAX_LINES}
     assert not too_long, f"over {MAX_LINES} lines: {too_long}"
@@ -69,3 +70,142 @@ def test_estimator_docstring_documents_every_parameter_from_the_table():
     assert "{parameters}" not in doc
     missing = [name for name in estimator_defaults() if f"\n    {name} : " not in doc]
     assert not missing, f"not in Autoencoder's Parameters section: {missing}"
+
+
+# -- the import graph, read from the source (imports inside functions and TYPE_CHECKING too) --
+
+# The families, bottom to top: each may import only the ones before it (and itself).
+FAMILIES = (
+    "errors",
+    "_version",
+    "config",
+    "files",
+    "data",
+    "model",
+    "training",
+    "estimator",
+    "anomaly",
+    "impute",
+    "analysis",
+    "export",
+    "",  # the package's own __init__: the lazy public names and aekit.load (every kind)
+    "cli",
+    "__main__",
+)
+ROOT_MODULES = {"__init__.py", "__main__.py", "_version.py", "errors.py", "py.typed"}
+MAX_SINGLE_FILE_FAMILIES = 3
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(SOURCE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(path: Path, known: set[str]) -> set[str]:
+    """The aekit modules ``path`` imports anywhere in its source."""
+    name = module_name(path)
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            for alias in node.names:
+                full = f"{target}.{alias.name}"
+                found.add(full if full in known else target)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {m for m in found if m in known and m != name}
+
+
+def import_graph() -> dict[str, set[str]]:
+    files = {module_name(p): p for p in SOURCE.rglob("*.py")}
+    return {name: imported_modules(path, set(files)) for name, path in files.items()}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def family(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def test_the_import_graph_has_no_cycle():
+    graph = import_graph()
+    assert len(graph) > 40 and graph["aekit.estimator.autoencoder"]  # the real graph
+    assert cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_cycle_through_a_function_import():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert cycles(graph) == [["a", "b", "c"]]
+    code = "def f():\n    from .estimator.autoencoder import Autoencoder\n"
+    tree_imports = [n for n in ast.walk(ast.parse(code)) if isinstance(n, ast.ImportFrom)]
+    assert tree_imports and tree_imports[0].module == "estimator.autoencoder"
+
+
+def test_each_family_imports_only_the_families_below_it():
+    rank = {name: i for i, name in enumerate(FAMILIES)}
+    upward = sorted(
+        f"{module} -> {target}"
+        for module, targets in import_graph().items()
+        for target in targets
+        if rank[family(target)] > rank[family(module)]
+    )
+    assert not upward, f"imports of a higher family: {upward}"
+
+
+def test_the_root_holds_only_the_families():
+    names = {p.name for p in SOURCE.iterdir() if not p.name.startswith("__pycache__")}
+    folders = {n for n in names if (SOURCE / n).is_dir()}
+    single = sorted(names - folders - ROOT_MODULES)
+    assert len(single) <= MAX_SINGLE_FILE_FAMILIES, f"single-file modules in the root: {single}"
+    assert all(n.removesuffix(".py") in FAMILIES for n in single + sorted(folders))
+    assert all((SOURCE / f / "__init__.py").is_file() for f in folders)
+
+
+def test_shard_kinds_agree_with_the_format_table():
+    from aekit.data.folders import SHARD_KINDS
+    from aekit.data.formats import find_format
+
+    for kind in SHARD_KINDS:
+        entry = find_format(f"shard{kind.suffix}")
+        assert entry is not None and entry.name == kind.name
+        assert entry.read is kind.read and entry.named_columns == kind.named_columns
+        assert entry.stream is not None

@@ -11,18 +11,18 @@ from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import check_estimator
 
 from aekit import Autoencoder, AutoencoderImputer, AutoencoderOutlierDetector, DataError, load
-from aekit._missing import (
+from aekit.analysis import measure
+from aekit.anomaly import load_detector
+from aekit.cli import main
+from aekit.config import ModelConfig, TrainConfig
+from aekit.data.missing import (
     groups_from_blocks,
     hide_entries,
     observed_share,
     row_squared_error,
     with_indicators,
 )
-from aekit.analysis import measure
-from aekit.cli import main
-from aekit.config import ModelConfig, TrainConfig
 from aekit.data.stream import NpyRows, array_stats, stream_stats
-from aekit.detectorfile import load_detector
 from aekit.model import Hourglass
 from aekit.training.objective import loss_sum
 from tests.helpers import FAST, write_parquet

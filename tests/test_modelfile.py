@@ -9,7 +9,7 @@ from sklearn.datasets import load_digits, load_wine
 
 import aekit
 from aekit import Autoencoder, ModelFileError
-from aekit.modelfile import CONFIG_NAME, WEIGHTS_NAME
+from aekit.estimator.modelfile import CONFIG_NAME, WEIGHTS_NAME
 from aekit.training.checkpoint import read_checkpoint, write_checkpoint
 from tests.helpers import FAST
 
@@ -31,10 +31,14 @@ def test_models_written_by_0_1_0_load_and_compute_the_same(name, tmp_path):
     codes = np.load(folder / "expected_codes.npy", allow_pickle=False)
     recon = np.load(folder / "expected_recon.npy", allow_pickle=False)
     model = aekit.load(folder)
-    np.testing.assert_allclose(model.transform(X), codes, rtol=1e-6, atol=1e-9)
-    np.testing.assert_allclose(model.reconstruct(X), recon, rtol=1e-6, atol=1e-9)
+    # float32 kernels differ in their last bits between CPUs (a convolution's codes near 0
+    # differ by ~1e-8 on some hosts): equal up to float32 rounding, not bit for bit.
+    close = {"rtol": 1e-5, "atol": 1e-7}
+    np.testing.assert_allclose(model.transform(X), codes, **close)
+    np.testing.assert_allclose(model.reconstruct(X), recon, **close)
     again = aekit.load(model.save(tmp_path / "resaved"))  # and in today's format
-    np.testing.assert_allclose(again.transform(X), codes, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(again.transform(X), codes, **close)
+    np.testing.assert_array_equal(again.transform(X), model.transform(X))  # bit for bit
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +60,7 @@ def test_model_folder_holds_no_pickle(fitted, tmp_path):
     fitted.save(tmp_path / "m")
     config = json.loads((tmp_path / "m" / CONFIG_NAME).read_text())
     assert (
-        config["format_version"] == aekit.modelfile.FORMAT_VERSION == 2
+        config["format_version"] == aekit.estimator.modelfile.FORMAT_VERSION == 2
         and config["model"]["code_dim"] == 4
     )
     raw = (tmp_path / "m" / WEIGHTS_NAME).read_bytes()
@@ -241,7 +245,7 @@ def test_checkpoint_metadata_that_is_not_ours_is_refused(tmp_path, metadata):
 def test_a_write_killed_midway_leaves_the_old_file_whole(tmp_path, monkeypatch, crash_in):
     import os
 
-    from aekit._atomic import atomic_write
+    from aekit.files.atomic import atomic_write
 
     target = tmp_path / "checkpoint.safetensors"
     atomic_write(target, b"old contents")
@@ -261,7 +265,7 @@ def test_atomic_write_gives_files_the_usual_permissions(tmp_path):
     import os
     import stat
 
-    from aekit._atomic import atomic_write
+    from aekit.files.atomic import atomic_write
 
     old = os.umask(0o022)
     try:

@@ -14,8 +14,8 @@ from aekit import (
     ModelFileError,
     NotFittedError,
 )
-from aekit.detectorfile import is_detector, load_detector
-from aekit.outlier import detector_code_dim, threshold_for
+from aekit.anomaly import is_detector, load_detector
+from aekit.anomaly.detector import detector_code_dim, threshold_for
 from tests.helpers import FAST
 
 

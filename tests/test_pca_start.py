@@ -9,8 +9,8 @@ from sklearn.datasets import load_digits, load_wine
 from sklearn.decomposition import PCA
 
 from aekit import Autoencoder
-from aekit._pca_start import principal_directions
-from aekit._resolve import initial_model
+from aekit.estimator.resolve import initial_model
+from aekit.model.pca_start import principal_directions
 
 
 def start(X, **params):
@@ -79,7 +79,7 @@ def test_wide_data_uses_the_subspace_iteration_and_finds_the_same_subspace(monke
     X = rng.normal(size=(400, 6)) @ rng.normal(size=(6, 60)) + 0.01 * rng.normal(size=(400, 60))
     rows = torch.from_numpy(X.astype(np.float32))
     mean, exact = principal_directions(rows, lambda x: x, 4)
-    monkeypatch.setattr("aekit._pca_start.EXACT_MAX_FEATURES", 10)
+    monkeypatch.setattr("aekit.model.pca_start.EXACT_MAX_FEATURES", 10)
     mean_wide, wide = principal_directions(rows, lambda x: x, 4, seed=1)
     assert torch.allclose(mean, mean_wide)
     overlap = torch.linalg.svdvals(exact @ wide.T)  # cosines of the principal angles

@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from aekit.regularize import corrupt, dead_unit_code, kl_penalty, l1_penalty, topk_mask
+from aekit.model.regularize import corrupt, dead_unit_code, kl_penalty, l1_penalty, topk_mask
 
 
 def test_l1_is_row_mean_of_abs_sum():

@@ -8,7 +8,8 @@ from matplotlib.image import imread
 
 from aekit import Autoencoder, DataError
 from aekit.analysis import pca_error_curve, pca_reconstruction, row_errors, split_indices
-from aekit.report import build_report, infer_image_shape
+from aekit.analysis.report import build_report
+from aekit.data.images import drawing_shape as infer_image_shape
 from tests.helpers import FAST
 
 

@@ -9,8 +9,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-import aekit._inference
-import aekit._pca_start
+import aekit.estimator.inference
+import aekit.model.pca_start
 from aekit import (
     Autoencoder,
     AutoencoderImputer,
@@ -21,9 +21,11 @@ from aekit import (
     Hourglass,
     ModelConfig,
 )
-from aekit._pca_start import principal_directions, sparse_principal_directions
-from aekit._resolve import initial_model
-from aekit._sparse_net import (
+from aekit.data.sparse import CsrRows, SparseBatch
+from aekit.data.stats import array_stats, csr_stats
+from aekit.estimator.resolve import initial_model
+from aekit.model.pca_start import principal_directions, sparse_principal_directions
+from aekit.model.sparse_net import (
     SparseLinear,
     exact_squared_error,
     lazy_grads,
@@ -31,8 +33,6 @@ from aekit._sparse_net import (
     sparse_blocker,
     sparse_encode_pre,
 )
-from aekit.data.sparse import CsrRows, SparseBatch
-from aekit.data.stats import array_stats, csr_stats
 from aekit.training.objective import loss_sum
 from aekit.training.optim import LazyAdam
 from aekit.training.sparse_step import SPARSE_MAX_DENSITY
@@ -163,8 +163,8 @@ def test_dense_adam_on_the_sparse_path_trains_as_dense_rows_do(counts):
 
 @pytest.mark.parametrize("exact_max", [2048, 10])  # 10: by subspace iteration
 def test_the_sparse_pca_start_equals_the_dense_one(counts, exact_max, monkeypatch):
-    monkeypatch.setattr(aekit._pca_start, "SPARSE_EXACT_MAX_FEATURES", exact_max)
-    monkeypatch.setattr(aekit._pca_start, "EXACT_MAX_FEATURES", exact_max)  # dense: the same
+    monkeypatch.setattr(aekit.model.pca_start, "SPARSE_EXACT_MAX_FEATURES", exact_max)
+    monkeypatch.setattr(aekit.model.pca_start, "EXACT_MAX_FEATURES", exact_max)  # dense: the same
     rows = CsrRows(counts)
     offset, scale = torch.full((40,), 0.5), torch.from_numpy(csr_stats(rows)["std"]).float() + 1
     mean, comp = sparse_principal_directions(rows, offset, scale, 4)
@@ -178,7 +178,7 @@ def test_the_sparse_pca_start_equals_the_dense_one(counts, exact_max, monkeypatc
 
 
 def test_huge_dense_outputs_are_refused_with_the_limit(fitted, counts, monkeypatch):
-    monkeypatch.setattr(aekit._inference, "DENSE_OUTPUT_LIMIT_BYTES", 1000)
+    monkeypatch.setattr(aekit.estimator.inference, "DENSE_OUTPUT_LIMIT_BYTES", 1000)
     with pytest.raises(DataError, match=r"300 × 40 array .* in-memory limit of 1e-06 GB"):
         fitted.reconstruct(counts)
     with pytest.raises(DataError, match="aekit reconstruct"):

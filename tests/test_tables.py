@@ -7,13 +7,12 @@ import pandas as pd
 import pytest
 import torch
 
-from aekit import Autoencoder, AutoencoderOutlierDetector, ConfigError, DataError
-from aekit._missing import groups_from_blocks
+from aekit import Autoencoder, AutoencoderOutlierDetector, ConfigError, DataError, load
 from aekit.cli import main
 from aekit.data.formats import read_table
+from aekit.data.missing import groups_from_blocks
 from aekit.data.tables import TableLayout, needs_layout
 from aekit.errors import AekitWarning, DataTypeError
-from aekit.modelfile import load
 from aekit.training.objective import categorical_loss_sum
 from tests.helpers import FAST
 
@@ -48,7 +47,7 @@ def test_layout_round_trips_columns_dtypes_and_categories():
     )
     layout = TableLayout.fit(df, categorical_features=["code"])
     assert layout.blocks == ((1, 5), (5, 7), (7, 9), (9, 11), (11, 14))
-    # one group per input column: what masking noise hides whole (aekit._missing)
+    # one group per input column: what masking noise hides whole (aekit.data.missing)
     groups = groups_from_blocks(layout.width, layout.blocks)
     assert list(groups) == [0, 1, 1, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 5, 6]
     encoded = layout.encode(df)

@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from ._atomic import atomic_write
 from ._version import __version__
 from .errors import ConfigError, DataError, ModelFileError
+from .files.atomic import atomic_write
 
 __all__ = ["INPUT", "OUTPUTS", "OnnxModel", "to_onnx"]
 
@@ -58,9 +58,9 @@ def _require(package: str) -> Any:
 
 def _scorer_of(model: Any, feature_names: Any) -> tuple[Any, dict[str, str]]:
     """The torch module to export (a CPU copy) and the metadata that describes it."""
-    from ._scorer import AnomalyScorer
-    from .estimator import Autoencoder
-    from .outlier import AutoencoderOutlierDetector
+    from .anomaly.detector import AutoencoderOutlierDetector
+    from .anomaly.scorer import AnomalyScorer
+    from .estimator.autoencoder import Autoencoder
 
     if isinstance(model, AutoencoderOutlierDetector):
         if getattr(model, "scorer_", None) is None:

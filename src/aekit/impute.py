@@ -24,12 +24,12 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.impute import MissingIndicator
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
+from .anomaly.detector import member_seeds
 from .data.checks import aekit_errors, check_float32_range
 from .data.sparse import is_sparse
 from .data.tables import needs_layout
 from .errors import ConfigError, DataTypeError
-from .estimator import Autoencoder
-from .outlier import member_seeds
+from .estimator.autoencoder import Autoencoder
 
 if TYPE_CHECKING:
     import pandas as pd

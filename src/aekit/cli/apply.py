@@ -44,8 +44,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     """Write each row's reconstruction error; flag outliers above a threshold."""
+    from ..anomaly.detector import threshold_for
     from ..data.formats import check_output, write_array
-    from ..outlier import threshold_for
 
     check_output(args.output)
     if args.threshold is not None and args.contamination is not None:

@@ -16,9 +16,9 @@ from .options import estimator_kwargs, progress_callbacks, run_seed
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Autoencoder vs PCA at several code sizes on a held-out split."""
-    from .._atomic import atomic_write, check_writable_folder
-    from ..analysis import compare, split_indices
-    from ..plots import error_vs_code_size
+    from ..analysis.measurement import compare, split_indices
+    from ..analysis.plots import error_vs_code_size
+    from ..files.atomic import atomic_write, check_writable_folder
 
     if args.out is not None:
         check_writable_folder(args.out)
@@ -43,9 +43,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write an HTML report of a model on a data file."""
-    from .._atomic import check_writable_folder
+    from ..analysis.report import build_report
     from ..data.formats import names_columns, read_labels
-    from ..report import build_report
+    from ..files.atomic import check_writable_folder
 
     check_writable_folder(args.output)
     info = fit_info(args.model)
@@ -96,9 +96,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import torch
     from sklearn.datasets import load_digits
 
-    from .._atomic import check_writable_folder
-    from ..analysis import compare, split_indices
-    from ..report import build_report
+    from ..analysis.measurement import compare, split_indices
+    from ..analysis.report import build_report
+    from ..files.atomic import check_writable_folder
 
     check_writable_folder(args.out)
     digits = load_digits()

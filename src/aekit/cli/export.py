@@ -44,16 +44,16 @@ def register(command: Any, sub: Any) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write MODEL (an autoencoder or detector folder) as one ONNX file."""
-    from ..detectorfile import is_detector, load_detector
+    from .. import load
+    from ..anomaly import is_detector
     from ..export import to_onnx
-    from ..modelfile import load
     from .inputs import fit_info
 
     output = Path(args.output)
     if output.suffix.lower() != ".onnx":
         raise ConfigError(f"the output must be an .onnx file, got {output.name}")
     detector = is_detector(args.model)
-    model = load_detector(args.model) if detector else load(args.model)
+    model = load(args.model)
     columns = fit_info(args.model).get("columns")
     to_onnx(model, output, feature_names=columns if isinstance(columns, list) else None)
     kind = "detector" if detector else "autoencoder"
@@ -67,7 +67,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         raise ConfigError("give --threshold or --contamination, not both")
     if Path(args.model).suffix.lower() == ".onnx":
         return _score_onnx(args)
-    from ..detectorfile import is_detector
+    from ..anomaly import is_detector
 
     if is_detector(args.model):
         return _score_detector(args)
@@ -78,7 +78,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def _write_scores(args: argparse.Namespace, table: np.ndarray, default: float | None) -> int:
     """Write ``error``, ``anomaly_score`` and ``outlier``; say how many rows were flagged."""
-    from .._threshold import threshold_for
+    from ..anomaly.threshold import threshold_for
     from ..data.formats import write_array
 
     scores = table[:, 1]
@@ -100,8 +100,8 @@ def _write_scores(args: argparse.Namespace, table: np.ndarray, default: float | 
 
 
 def _score_detector(args: argparse.Namespace) -> int:
+    from ..anomaly import load_detector
     from ..data.formats import check_output
-    from ..detectorfile import load_detector
     from .inputs import map_rows, model_and_data
 
     check_output(args.output)

@@ -54,7 +54,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     joins PyTorch's process group, trains its share of each global batch, and rank 0 alone
     writes the model folder and prints.
     """
-    from .._folderlock import folder_lock
+    from ..files.folderlock import folder_lock
     from ..training.distributed import distributed_session, relaunch
 
     if args.nproc < 1:
@@ -79,7 +79,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _checked_out(out: str) -> Path:
-    from .._atomic import check_writable_folder
+    from ..files.atomic import check_writable_folder
 
     path = Path(out)
     if path.exists() and not path.is_dir():
@@ -173,12 +173,12 @@ def _fit_rows(
     args: argparse.Namespace, X: Any, columns: Any, ctx: DistributedContext, out: Path, seed: int
 ) -> int:
     """Fit on rows in memory (an array) or streamed (a source); rank 0 saves and reports."""
-    from .._atomic import atomic_write
-    from ..analysis import measure, split_indices
+    from ..analysis.measurement import measure, split_indices
+    from ..analysis.plots import loss_curves
     from ..data.sources import RowSource, RowSubset
     from ..data.sparse import chunk_rows_for
-    from ..estimator import Autoencoder
-    from ..plots import loss_curves
+    from ..estimator.autoencoder import Autoencoder
+    from ..files.atomic import atomic_write
     from ..training.progress import StopOnSignal
 
     n_rows = len(X) if isinstance(X, RowSource) else X.shape[0]

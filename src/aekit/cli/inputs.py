@@ -94,9 +94,7 @@ def fingerprint(X: Any) -> str:
 
 def open_streamed(data: str, stream: bool | None, columns: Any, label_column: str | None) -> Any:
     """DATA as a source read from disk block by block, or None (``stream``: ``--stream``)."""
-    from ..data.folders import data_bytes
-    from ..data.formats import STREAM_SUFFIXES, can_stream, names_columns
-    from ..data.stream import open_rows
+    from ..data.formats import STREAM_SUFFIXES, can_stream, data_bytes, names_columns, open_rows
 
     path = Path(data)
     if not can_stream(path):
@@ -161,7 +159,7 @@ def model_and_data(
     when the block ends.
     """
     from ..data.formats import names_columns
-    from ..modelfile import load
+    from ..estimator import load
 
     ae = load(args.model)
     info = fit_info(args.model)
@@ -224,8 +222,8 @@ def write_rows(
 
 def write_png(path: Path, draw: Any, *what: Any) -> bool:
     """Write a figure if matplotlib is there; say so and go on if it is not."""
-    from .._atomic import atomic_write
-    from ..plots import require_matplotlib
+    from ..analysis.plots import require_matplotlib
+    from ..files.atomic import atomic_write
 
     try:
         require_matplotlib()

@@ -1,7 +1,7 @@
 """The estimator's options on the command line, generated from the one table of defaults.
 
 Every :class:`~aekit.Autoencoder` parameter is a row of
-:func:`aekit.estimator_options.estimator_defaults`: its default, its one documentation text,
+:func:`aekit.config.options.estimator_defaults`: its default, its one documentation text,
 its choices and its type. :func:`add_estimator_options` turns each row into
 ``--name-with-dashes``: ``--flag``/``--no-flag`` for a bool, otherwise a value read as the
 row's type says (``none`` where the parameter takes None, ``auto`` where it takes that word
@@ -35,8 +35,8 @@ import secrets
 from collections.abc import Callable, Collection
 from typing import Any
 
-from ..config import NOISES, Option
-from ..estimator_options import estimator_defaults
+from ..config.configs import NOISES, Option
+from ..config.options import estimator_defaults
 
 __all__ = [
     "ALIASES",

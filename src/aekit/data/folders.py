@@ -36,12 +36,19 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .formats import FileFormat, find_format, is_dataset
 from .readers import Table, open_parquet
 from .stream import BlockRows, NpyRows, ParquetRows
 
-__all__ = ["ShardedRows", "data_bytes", "list_shards", "read_folder", "shard_format"]
+__all__ = [
+    "SHARD_KINDS",
+    "ShardedRows",
+    "list_shards",
+    "read_folder",
+    "shard_format",
+]
 
+# The streamed formats a dataset's shards may have (each class names its format's suffix).
+SHARD_KINDS: tuple[type[NpyRows] | type[ParquetRows], ...] = (NpyRows, ParquetRows)
 _SKIPPED = ("_", ".")  # name prefixes of files and folders that are not shards
 _OPEN_SHARDS = 8  # shards whose files (and read buffers) stay open at once
 
@@ -71,29 +78,32 @@ def list_shards(path: str | os.PathLike[str]) -> list[Path]:
     return files
 
 
-def shard_format(files: Sequence[Path], where: str | os.PathLike[str]) -> FileFormat:
-    """The one streamed format of ``files`` (shards of the dataset ``where``)."""
-    formats = {}
+def shard_format(
+    files: Sequence[Path], where: str | os.PathLike[str]
+) -> type[NpyRows] | type[ParquetRows]:
+    """The one streamed kind of ``files`` (shards of the dataset ``where``).
+
+    A class of :data:`SHARD_KINDS`, whose ``name``, ``named_columns`` and ``read`` describe
+    the format.
+
+    Raises
+    ------
+    DataError
+        A file that is not a shard, or shards of two kinds.
+    """
+    kinds: dict[str, tuple[type[NpyRows] | type[ParquetRows], Path]] = {}
     for file in files:
-        found = find_format(file)
-        if found is None or found.stream is None:
+        found = next((k for k in SHARD_KINDS if file.name.lower().endswith(k.suffix)), None)
+        if found is None:
             raise DataError(
                 f"{file} in the dataset {where} is not a .parquet or .npy shard (a dataset "
                 "folder holds shards of one format; names starting with _ or . are skipped)"
             )
-        formats.setdefault(found.name, (found, file))
-    if len(formats) > 1:
-        (a, first), (b, other) = formats.values()
+        kinds.setdefault(found.name, (found, file))
+    if len(kinds) > 1:
+        (a, first), (b, other) = kinds.values()
         raise DataError(f"{where} mixes {a.name} and {b.name} shards ({first}, {other})")
-    return next(iter(formats.values()))[0]
-
-
-def data_bytes(path: str | os.PathLike[str]) -> int:
-    """Bytes of a data file, or of all the shards of a dataset folder or glob."""
-    if is_dataset(path):
-        return sum(file.stat().st_size for file in list_shards(path))
-    path = Path(path)
-    return path.stat().st_size if path.is_file() else 0
+    return next(iter(kinds.values()))[0]
 
 
 def _partition_keys(files: Sequence[Path], root: Path) -> set[str]:

@@ -45,8 +45,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._atomic import check_writable_folder
 from ..errors import DataError
+from ..files.atomic import check_writable_folder
 from .readers import (
     Table,
     read_delimited,
@@ -70,10 +70,12 @@ __all__ = [
     "Table",
     "can_stream",
     "check_output",
+    "data_bytes",
     "file_format",
     "find_format",
     "is_dataset",
     "names_columns",
+    "open_rows",
     "read_array",
     "read_idx",
     "read_labels",
@@ -146,6 +148,8 @@ class FileFormat:
         return ", ".join(s + "[.gz]" * self.gzipped for s in self.suffixes)
 
 
+# The streamed sources and dataset folders load torch: imported when a file is opened, so
+# reading the table (``aekit --help``, ``aekit score`` on an ONNX file) loads no torch.
 def _npy_rows(path: Path, columns: Any, label_column: Any) -> BlockRows:
     """A ``.npy`` file streams with all its columns (they have no names to pick by)."""
     from .stream import NpyRows
@@ -159,12 +163,6 @@ def _parquet_rows(path: Path, columns: Any, label_column: Any) -> BlockRows:
     return ParquetRows(path, columns=columns, label_column=label_column)
 
 
-def is_dataset(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` names a dataset: a folder, or a glob pattern that is not a file."""
-    path = Path(path)
-    return path.is_dir() or (any(c in str(path) for c in "*?[") and not path.exists())
-
-
 def _folder_rows(path: Path, columns: Any, label_column: Any) -> BlockRows:
     from .folders import ShardedRows
 
@@ -175,6 +173,22 @@ def _read_folder(path: Path, columns: Any, label_column: Any) -> Table:
     from .folders import read_folder
 
     return read_folder(path, columns, label_column)
+
+
+def is_dataset(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names a dataset: a folder, or a glob pattern that is not a file."""
+    path = Path(path)
+    return path.is_dir() or (any(c in str(path) for c in "*?[") and not path.exists())
+
+
+def data_bytes(path: str | os.PathLike[str]) -> int:
+    """Bytes of a data file, or of all the shards of a dataset folder or glob."""
+    from .folders import list_shards
+
+    if is_dataset(path):
+        return sum(file.stat().st_size for file in list_shards(path))
+    path = Path(path)
+    return path.stat().st_size if path.is_file() else 0
 
 
 FORMATS: tuple[FileFormat, ...] = (
@@ -255,7 +269,7 @@ def names_columns(path: str | os.PathLike[str]) -> bool:
     if found is not None and found.dataset:
         from .folders import list_shards, shard_format
 
-        found = shard_format(list_shards(path), path)
+        return shard_format(list_shards(path), path).named_columns
     return found is not None and found.named_columns
 
 
@@ -408,3 +422,21 @@ def row_writer(
     """
     path, sink = _output(path)
     return write_rows(path, sink, n_rows, n_columns, column_names, dtype)
+
+
+def open_rows(
+    path: str | os.PathLike[str],
+    *,
+    columns: Sequence[str | int] | None = None,
+    label_column: str | int | None = None,
+) -> BlockRows | None:
+    """A streamed source for a path of a streamed format (``.npy``, ``.parquet``), else None.
+
+    ``columns`` and ``label_column`` pick columns of a format that names them (see
+    :class:`ParquetRows`); a ``.npy`` source always has all its columns. The formats are those
+    of :data:`aekit.data.formats.FORMATS` with a ``stream``.
+    """
+    found = find_format(path)
+    if found is None or found.stream is None:
+        return None
+    return found.stream(Path(path), columns, label_column)

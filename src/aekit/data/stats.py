@@ -1,6 +1,7 @@
 """Per-feature column statistics (min, max, mean, std) of rows in memory, streamed or sparse.
 
-What the input scaling and the ``"auto"`` defaults (:mod:`aekit._resolve`) are decided from.
+What the input scaling and the ``"auto"`` defaults (:mod:`aekit.estimator.resolve`) are
+decided from.
 Missing values (NaN) are left out: each statistic is over a column's observed values.
 """
 

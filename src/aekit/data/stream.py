@@ -25,8 +25,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError, DataTypeError
-from .formats import find_format
-from .readers import open_parquet, parquet_columns
+from .readers import open_parquet, parquet_columns, read_npy, read_parquet
 from .shares import deal
 from .sources import RowSubset
 from .stats import array_stats, stream_stats  # their home before 0.2; kept importable
@@ -37,7 +36,6 @@ __all__ = [
     "ParquetRows",
     "RowSubset",
     "array_stats",
-    "open_rows",
     "stream_stats",
 ]
 
@@ -200,6 +198,10 @@ class BlockRows:
 class NpyRows(BlockRows):
     """A :class:`~aekit.data.RowSource` over a ``.npy`` file, read block by block.
 
+    As a kind of shard of a dataset folder (:mod:`aekit.data.folders`), its class attributes
+    say what :data:`aekit.data.formats.FORMATS` says of the format: ``name``, ``suffix``,
+    ``named_columns`` and ``read`` (the whole file as a :class:`~aekit.data.readers.Table`).
+
     Parameters
     ----------
     path : str or path-like
@@ -215,6 +217,11 @@ class NpyRows(BlockRows):
     n_features : int
         Values per row.
     """
+
+    name = "npy"
+    suffix = ".npy"
+    named_columns = False
+    read = staticmethod(read_npy)
 
     def __init__(
         self,
@@ -331,6 +338,11 @@ class ParquetRows(BlockRows):
         A feature column is not numeric.
     """
 
+    name = "parquet"
+    suffix = ".parquet"
+    named_columns = True
+    read = staticmethod(read_parquet)
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -405,21 +417,3 @@ class ParquetRows(BlockRows):
         if getattr(self, "_file", None) is not None:
             self._file.close()
         self._file = None
-
-
-def open_rows(
-    path: str | os.PathLike[str],
-    *,
-    columns: Sequence[str | int] | None = None,
-    label_column: str | int | None = None,
-) -> BlockRows | None:
-    """A streamed source for a path of a streamed format (``.npy``, ``.parquet``), else None.
-
-    ``columns`` and ``label_column`` pick columns of a format that names them (see
-    :class:`ParquetRows`); a ``.npy`` source always has all its columns. The formats are those
-    of :data:`aekit.data.formats.FORMATS` with a ``stream``.
-    """
-    found = find_format(path)
-    if found is None or found.stream is None:
-        return None
-    return found.stream(Path(path), columns, label_column)

@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .._atomic import atomic_file
 from ..errors import DataError
+from ..files.atomic import atomic_file
 
 __all__ = ["NpySink", "ParquetSink", "RowSink", "TextSink", "write_rows"]
 

@@ -15,13 +15,13 @@ import math
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 
-from .._folderlock import folder_lock
-from ..config import TrainConfig
+from ..config.configs import TrainConfig
 from ..errors import ConfigError, ModelFileError, TrainingDivergedError
+from ..files.folderlock import folder_lock
 from .checkpoint import (
     check_resumable,
     check_state,
@@ -35,9 +35,7 @@ from .checkpoint import (
 from .distributed import elastic_restart, fault_hook, run_id
 from .history import monitored_loss
 from .optim import scale_lr
-
-if TYPE_CHECKING:
-    from .trainer import Trainer
+from .protocol import TrainerLike
 
 __all__ = [
     "Callback",
@@ -70,35 +68,39 @@ class Callback:
 
     order: ClassVar[int] = 0
 
-    def on_train_begin(self, trainer: Trainer, **kwargs: Any) -> None:
+    def on_train_begin(self, trainer: TrainerLike, **kwargs: Any) -> None:
         """Before the first epoch (also after a resume)."""
 
-    def on_epoch_begin(self, trainer: Trainer, *, epoch: int, **kwargs: Any) -> None:
+    def on_epoch_begin(self, trainer: TrainerLike, *, epoch: int, **kwargs: Any) -> None:
         """Before each epoch (``epoch`` is 1-based)."""
 
-    def on_batch_end(self, trainer: Trainer, *, batch: int, n_batches: int, **kwargs: Any) -> None:
+    def on_batch_end(
+        self, trainer: TrainerLike, *, batch: int, n_batches: int, **kwargs: Any
+    ) -> None:
         """After each optimiser step (``batch`` counts from 1): a step boundary."""
 
-    def on_epoch_end(self, trainer: Trainer, *, record: dict[str, Any], **kwargs: Any) -> None:
+    def on_epoch_end(self, trainer: TrainerLike, *, record: dict[str, Any], **kwargs: Any) -> None:
         """After validation; ``trainer.request_stop(reason)`` ends training here."""
 
-    def on_epoch_boundary(self, trainer: Trainer, *, epoch: int, **kwargs: Any) -> None:
+    def on_epoch_boundary(self, trainer: TrainerLike, *, epoch: int, **kwargs: Any) -> None:
         """After :meth:`on_epoch_end`, the schedule step and the ranks' agreement to stop.
 
         The state is the next epoch's start: a step boundary, where checkpoints are taken.
         """
 
-    def on_interrupt(self, trainer: Trainer, **kwargs: Any) -> None:
+    def on_interrupt(self, trainer: TrainerLike, **kwargs: Any) -> None:
         """On Ctrl-C (``KeyboardInterrupt``) during the epochs; it is re-raised after."""
 
-    def on_diverged(self, trainer: Trainer, *, error: TrainingDivergedError, **kwargs: Any) -> None:
+    def on_diverged(
+        self, trainer: TrainerLike, *, error: TrainingDivergedError, **kwargs: Any
+    ) -> None:
         """On a non-finite loss; ``error`` is raised after, unless a callback recovers.
 
         A callback recovers by loading a good state back (``trainer.load_state_dict``);
         training then goes on from there.
         """
 
-    def on_train_end(self, trainer: Trainer, **kwargs: Any) -> None:
+    def on_train_end(self, trainer: TrainerLike, **kwargs: Any) -> None:
         """After the last epoch, also when training stops early."""
 
     def state_dict(self) -> dict[str, Any]:
@@ -141,7 +143,7 @@ class EarlyStopping(Callback):
         self.best_state: dict[str, torch.Tensor] | None = None
         self.monitor = "val_error"  # "val_loss" when resumed from an aekit 0.1 checkpoint
 
-    def on_train_begin(self, trainer: Trainer, **kwargs: Any) -> None:
+    def on_train_begin(self, trainer: TrainerLike, **kwargs: Any) -> None:
         """Count the starting model as epoch 0, the first best (on a fresh start)."""
         initial = trainer.history.initial
         if initial is not None and self.best_epoch is None:
@@ -151,7 +153,7 @@ class EarlyStopping(Callback):
             }
             self.initial_state = {k: v.clone() for k, v in self.best_state.items()}
 
-    def on_epoch_end(self, trainer: Trainer, *, record: dict[str, Any], **kwargs: Any) -> None:
+    def on_epoch_end(self, trainer: TrainerLike, *, record: dict[str, Any], **kwargs: Any) -> None:
         """Track the best epoch; ask to stop after ``patience`` epochs without progress."""
         value = monitored_loss(record, self.monitor)
         if value < self.best * (1 - self.min_delta):
@@ -164,7 +166,7 @@ class EarlyStopping(Callback):
             if self.patience is not None and self.bad_epochs >= self.patience:
                 trainer.request_stop("early_stopping")
 
-    def on_train_end(self, trainer: Trainer, **kwargs: Any) -> None:
+    def on_train_end(self, trainer: TrainerLike, **kwargs: Any) -> None:
         """Load the best weights back (the start's, unless training beat it clearly)."""
         if self.best_epoch and self.initial_state is not None and self.improvement_z > 0:
             self._keep_start_unless_clearly_beaten(trainer)
@@ -177,7 +179,7 @@ class EarlyStopping(Callback):
                 ", PCA's solution" if getattr(trainer.module, "pca_started", False) else "",
             )
 
-    def _keep_start_unless_clearly_beaten(self, trainer: Trainer) -> None:
+    def _keep_start_unless_clearly_beaten(self, trainer: TrainerLike) -> None:
         """Compare the best epoch with the start row by row on the validation rows."""
         assert self.best_state is not None and self.initial_state is not None
         rows = trainer.val_idx
@@ -237,15 +239,17 @@ class DivergenceRetry(Callback):
         self._left = retries
         self._start: dict[str, Any] | None = None
 
-    def on_train_begin(self, trainer: Trainer, **kwargs: Any) -> None:
+    def on_train_begin(self, trainer: TrainerLike, **kwargs: Any) -> None:
         """Every fit has its own retries."""
         self._left = self.retries
 
-    def on_epoch_begin(self, trainer: Trainer, *, epoch: int, **kwargs: Any) -> None:
+    def on_epoch_begin(self, trainer: TrainerLike, *, epoch: int, **kwargs: Any) -> None:
         """Keep a copy of the state at the epoch's start (while retries are left)."""
         self._start = clone_state(trainer.state_dict()) if self._left else None
 
-    def on_diverged(self, trainer: Trainer, *, error: TrainingDivergedError, **kwargs: Any) -> None:
+    def on_diverged(
+        self, trainer: TrainerLike, *, error: TrainingDivergedError, **kwargs: Any
+    ) -> None:
         """Go back to the epoch's start at a lower learning rate, if a retry is left."""
         if self._start is None:
             return
@@ -266,7 +270,7 @@ class LogProgress(Callback):
 
     order = 10
 
-    def on_epoch_end(self, trainer: Trainer, *, record: dict[str, Any], **kwargs: Any) -> None:
+    def on_epoch_end(self, trainer: TrainerLike, *, record: dict[str, Any], **kwargs: Any) -> None:
         """Log the epoch's figures."""
         if not trainer.is_main:
             return
@@ -292,7 +296,7 @@ class Checkpointer(Callback):
     first, see :class:`~aekit.training.progress.StopOnSignal`). Without ``checkpoint_dir`` it
     saves nothing, but still resumes from a named checkpoint file.
 
-    For the whole of a fit, rank 0 holds the folder's lock (:mod:`aekit._folderlock`): a
+    For the whole of a fit, rank 0 holds the folder's lock (:mod:`aekit.files.folderlock`): a
     second run writing the same folder is refused. Checkpoints written under ``torchrun``
     carry its launch id; when torchrun restarts the group after a failure
     (``--max-restarts``), the restarted run resumes from that launch's newest checkpoint on
@@ -306,7 +310,9 @@ class Checkpointer(Callback):
         self._saved_at: dict[str, int] | None = None  # the position of the last save
 
     @contextlib.contextmanager
-    def session(self, trainer: Trainer, resume: bool | str | os.PathLike[str]) -> Iterator[None]:
+    def session(
+        self, trainer: TrainerLike, resume: bool | str | os.PathLike[str]
+    ) -> Iterator[None]:
         """Hold the folder's lock, resume as asked (or after an elastic restart), then train.
 
         Called by :meth:`Trainer.fit <aekit.training.Trainer.fit>` on every rank, around
@@ -339,7 +345,9 @@ class Checkpointer(Callback):
                 self.resume(trainer, resume)
             yield
 
-    def on_batch_end(self, trainer: Trainer, *, batch: int, n_batches: int, **kwargs: Any) -> None:
+    def on_batch_end(
+        self, trainer: TrainerLike, *, batch: int, n_batches: int, **kwargs: Any
+    ) -> None:
         """Save mid-epoch when the global step count is a multiple of the step interval."""
         every = trainer.config.checkpoint_every_steps
         if every is not None and trainer.step % every == 0:
@@ -349,17 +357,17 @@ class Checkpointer(Callback):
                 self._due = True
         fault_hook(trainer.ranks.rank, trainer.step)
 
-    def on_epoch_end(self, trainer: Trainer, *, record: dict[str, Any], **kwargs: Any) -> None:
+    def on_epoch_end(self, trainer: TrainerLike, *, record: dict[str, Any], **kwargs: Any) -> None:
         """Note a save when the epoch number is a multiple of ``checkpoint_every``."""
         if record["epoch"] % trainer.config.checkpoint_every == 0:
             self._due = True
 
-    def on_epoch_boundary(self, trainer: Trainer, **kwargs: Any) -> None:
+    def on_epoch_boundary(self, trainer: TrainerLike, **kwargs: Any) -> None:
         """Save if a save is due (the epoch's, or a step count that ended the epoch)."""
         if self._due:
             self.save(trainer)
 
-    def on_interrupt(self, trainer: Trainer, **kwargs: Any) -> None:
+    def on_interrupt(self, trainer: TrainerLike, **kwargs: Any) -> None:
         """Save the last step boundary's state, unless the interrupt landed off a boundary.
 
         Under DDP nothing is saved here (a collective in an exception handler can hang):
@@ -392,7 +400,7 @@ class Checkpointer(Callback):
                 path,
             )
 
-    def save(self, trainer: Trainer) -> Path | None:
+    def save(self, trainer: TrainerLike) -> Path | None:
         """Write the trainer's state to ``checkpoint_dir`` (rank 0) and prune old files.
 
         Called on every rank under DDP (the epoch's loss sums are added up across ranks).
@@ -423,7 +431,7 @@ class Checkpointer(Callback):
         self._saved_at = dict(trainer.position)
         return path if trainer.is_main else None
 
-    def resume(self, trainer: Trainer, where: bool | str | os.PathLike[str]) -> None:
+    def resume(self, trainer: TrainerLike, where: bool | str | os.PathLike[str]) -> None:
         """Restore the trainer's state from a checkpoint, after checking it fits the run.
 
         Parameters

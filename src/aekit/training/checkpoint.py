@@ -22,10 +22,10 @@ from typing import Any
 import torch
 from safetensors.torch import save as save_safetensors_bytes
 
-from .._atomic import atomic_write
-from ..config import ModelConfig, TrainConfig
+from ..config.configs import ModelConfig, TrainConfig
 from ..errors import ConfigError, ModelFileError
-from ..modelfile import check_fields, check_tensors, parse_safetensors
+from ..files.atomic import atomic_write
+from ..files.core import check_fields, check_tensors, parse_safetensors
 
 __all__ = [
     "CHECKPOINT_FORMAT",

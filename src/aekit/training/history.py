@@ -7,9 +7,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._atomic import atomic_write
 from ..errors import ModelFileError
-from ..modelfile import check_fields
+from ..files.atomic import atomic_write
+from ..files.core import check_fields
 
 __all__ = ["History", "monitored_loss"]
 

@@ -27,13 +27,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .._missing import hide_entries, row_squared_error
-from .._sparse_net import forward_rows
-from ..config import TrainConfig
+from ..config.configs import TrainConfig
+from ..data.missing import hide_entries, row_squared_error
 from ..data.sources import RowSource
 from ..data.sparse import as_dense, source_chunk_rows
-from ..model import Hourglass, Output
-from ..regularize import dead_unit_code, kl_penalty, l1_penalty
+from ..model.hourglass import Hourglass, Output
+from ..model.regularize import dead_unit_code, kl_penalty, l1_penalty
+from ..model.sparse_net import forward_rows
 from .distributed import Ranks
 
 __all__ = [
@@ -318,7 +318,7 @@ class Objective:
         ``loss`` is the training loss's mean per entry (BCE or squared error); ``error`` the
         mean per-row sum of squared errors in the scaled space, aekit's one error unit, which
         early stopping ranks epochs by whatever the loss (rows with holes: observed entries,
-        rescaled, see :func:`aekit._missing.row_squared_error`; a model with missing values
+        rescaled, see :func:`aekit.data.missing.row_squared_error`; a model with missing values
         sees validation rows with ``hide_share`` of their entries hidden, the same ones each
         time). Leaves the model in eval mode.
         """

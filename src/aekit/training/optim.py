@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from ..config import TrainConfig
-from ..model import Hourglass
+from ..config.configs import TrainConfig
+from ..model.hourglass import Hourglass
 from .history import monitored_loss
 
 __all__ = [
@@ -30,7 +30,7 @@ def make_optimizer(
     The fused and the for-each implementations keep the same state, so checkpoints move
     between them; the per-tensor loop PyTorch picks by default on the CPU is the slowest.
     Weight decay spares a top-k code's own layers (see :func:`param_groups`). ``lazy``: a
-    :class:`LazyAdam` (sparse input's first layer, see :mod:`aekit._sparse_net`).
+    :class:`LazyAdam` (sparse input's first layer, see :mod:`aekit.model.sparse_net`).
     """
     if lazy:
         kind = LazyAdamW if cfg.optimizer == "adamw" else LazyAdam
@@ -103,7 +103,7 @@ def scale_lr(optimizer: torch.optim.Optimizer, scheduler: Any, factor: float) ->
 class _LazyColumns:
     """Adam's update applied only to the columns a first layer's batch touched ("lazy" Adam).
 
-    A parameter with column gradients waiting in its :func:`~aekit._sparse_net.lazy_grads`
+    A parameter with column gradients waiting in its :func:`~aekit.model.sparse_net.lazy_grads`
     (sparse input's first layer: all rows of the batch's feature columns) has its moments and
     weights updated in those columns only, ``hidden × touched`` work instead of
     ``hidden × width``; every other parameter takes the dense step of the base class, with

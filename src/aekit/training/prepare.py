@@ -15,7 +15,7 @@ from torch import nn
 from ..data.sources import RowSource, TensorRows
 from ..data.sparse import as_dense, source_chunk_rows
 from ..errors import ConfigError
-from ..model import Hourglass
+from ..model.hourglass import Hourglass
 from .distributed import Ranks
 
 __all__ = [

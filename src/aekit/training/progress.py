@@ -18,12 +18,10 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from .callbacks import Callback
-
-if TYPE_CHECKING:
-    from .trainer import Trainer
+from .protocol import TrainerLike
 
 __all__ = ["ProgressBar", "StopOnSignal", "format_seconds"]
 
@@ -61,7 +59,7 @@ class ProgressBar(Callback):
     def _out(self) -> IO[str]:
         return self.stream if self.stream is not None else sys.stderr
 
-    def on_train_begin(self, trainer: Trainer, **kwargs: Any) -> None:
+    def on_train_begin(self, trainer: TrainerLike, **kwargs: Any) -> None:
         """Decide between bar and lines; note where the run starts (resumes count)."""
         if self.bar is None:
             self.bar = _isatty(self._out()) and _has_tqdm()
@@ -75,7 +73,7 @@ class ProgressBar(Callback):
                 flush=True,
             )
 
-    def on_epoch_begin(self, trainer: Trainer, *, epoch: int, **kwargs: Any) -> None:
+    def on_epoch_begin(self, trainer: TrainerLike, *, epoch: int, **kwargs: Any) -> None:
         """Open this epoch's bar."""
         self._epoch = epoch
         if not self.bar or not trainer.is_main:
@@ -97,7 +95,9 @@ class ProgressBar(Callback):
         )
         self._postfix_at = 0.0
 
-    def on_batch_end(self, trainer: Trainer, *, batch: int, n_batches: int, **kwargs: Any) -> None:
+    def on_batch_end(
+        self, trainer: TrainerLike, *, batch: int, n_batches: int, **kwargs: Any
+    ) -> None:
         """Advance the bar; refresh the running loss at most twice a second."""
         if self._tqdm is None:
             return
@@ -114,7 +114,7 @@ class ProgressBar(Callback):
         # Draw the epoch's last state even when tqdm's own refresh interval has not passed.
         self._tqdm.set_postfix_str(", ".join(fields), refresh=batch == n_batches)
 
-    def on_epoch_end(self, trainer: Trainer, *, record: dict[str, Any], **kwargs: Any) -> None:
+    def on_epoch_end(self, trainer: TrainerLike, *, record: dict[str, Any], **kwargs: Any) -> None:
         """Close the bar; write the epoch's line."""
         if self._tqdm is not None:
             self._tqdm.close()
@@ -131,13 +131,13 @@ class ProgressBar(Callback):
         )
         print(line, file=self._out(), flush=True)
 
-    def on_train_end(self, trainer: Trainer, **kwargs: Any) -> None:
+    def on_train_end(self, trainer: TrainerLike, **kwargs: Any) -> None:
         """Close a bar left open (training stopped mid-epoch)."""
         if self._tqdm is not None:
             self._tqdm.close()
             self._tqdm = None
 
-    def _eta(self, trainer: Trainer, epoch_fraction: float) -> float:
+    def _eta(self, trainer: TrainerLike, epoch_fraction: float) -> float:
         """Seconds left if every remaining epoch runs (early stopping may end sooner)."""
         done = self._epoch - 1 - self._first_epoch + epoch_fraction
         if done <= 0:
@@ -181,7 +181,7 @@ class StopOnSignal(Callback):
             raise KeyboardInterrupt
         self.requested = True
 
-    def on_batch_end(self, trainer: Trainer, *args: Any, **kwargs: Any) -> None:
+    def on_batch_end(self, trainer: TrainerLike, *args: Any, **kwargs: Any) -> None:
         """Raise ``KeyboardInterrupt`` here, between two steps, once stopping was agreed."""
         if trainer.world_size == 1:
             if self.requested:
@@ -199,7 +199,7 @@ class StopOnSignal(Callback):
                     callback.save(trainer)
             raise KeyboardInterrupt
 
-    def on_train_end(self, trainer: Trainer, **kwargs: Any) -> None:
+    def on_train_end(self, trainer: TrainerLike, **kwargs: Any) -> None:
         """Collect the ranks' last vote."""
         if self._vote is not None:
             self._vote.close()

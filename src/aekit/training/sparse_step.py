@@ -5,7 +5,7 @@ by :func:`input_path` (``TrainConfig.sparse_path``) and recorded (``Trainer.inpu
 estimator's ``input_path_``, and the log):
 
 * ``"sparse"``: each batch stays sparse; the first layer costs ``nnz × hidden`` and its
-  weights move only in the batch's columns (:mod:`aekit._sparse_net`,
+  weights move only in the batch's columns (:mod:`aekit.model.sparse_net`,
   :class:`~aekit.training.optim.LazyAdam`); the loss is exact over all entries.
 * ``"densify"``: each batch (never the whole matrix) becomes a dense ``batch × width`` tensor
   and trains as dense rows do.
@@ -13,7 +13,7 @@ estimator's ``input_path_``, and the log):
 ``"auto"`` takes the sparse path for sparse rows whose density is at most
 :data:`SPARSE_MAX_DENSITY`, in one process (DDP densifies each batch: its gradient
 all-reduce wants dense gradients), with a multilayer encoder (not convolutions), no missing
-values (``missing=True``) nor categorical blocks (:func:`aekit._sparse_net.sparse_blocker`),
+values (``missing=True``) nor categorical blocks (:func:`aekit.model.sparse_net.sparse_blocker`),
 and noise that keeps sparsity (none, or masking: of the stored values only). Dense rows take
 the dense path (``"dense"``).
 """
@@ -21,11 +21,15 @@ the dense path (``"dense"``).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-from .._sparse_net import (
+from ..config.configs import TrainConfig
+from ..data.sparse import CsrRows, SparseBatch
+from ..errors import ConfigError
+from ..model.hourglass import Hourglass, Output
+from ..model.sparse_net import (
     exact_squared_error,
     gram_is_cheaper,
     scaled_batch,
@@ -33,14 +37,8 @@ from .._sparse_net import (
     sparse_blocker,
     sparse_encode_pre,
 )
-from ..config import TrainConfig
-from ..data.sparse import CsrRows, SparseBatch
-from ..errors import ConfigError
-from ..model import Hourglass, Output
 from .objective import loss_sum
-
-if TYPE_CHECKING:
-    from .trainer import Trainer
+from .protocol import TrainerLike
 
 __all__ = ["SPARSE_MAX_DENSITY", "input_path", "sparse_loss"]
 
@@ -92,7 +90,7 @@ def input_path(source: Any, module: Hourglass, config: TrainConfig, world_size: 
 
 
 def sparse_loss(
-    trainer: Trainer, batch: SparseBatch, global_rows: int
+    trainer: TrainerLike, batch: SparseBatch, global_rows: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """The step's loss, summed reconstruction loss and penalty, for a sparse batch.
 

@@ -44,22 +44,19 @@ import statistics
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
 
-from ..config import ModelConfig, TrainConfig
+from ..config.configs import ModelConfig, TrainConfig
 from ..data.sources import RowSource, TensorRows
 from ..data.sparse import SparseBatch
-from ..model import Hourglass
+from ..model.hourglass import Hourglass
 from .cpus import SHARE_ENV, process_share, usable_cpus
 from .distributed import Ranks
 from .objective import autocast, loss_sum
 from .optim import make_optimizer
 from .prepare import resolve_device
-
-if TYPE_CHECKING:
-    from .trainer import Trainer
+from .protocol import TrainerLike
 
 __all__ = [
     "MARGIN",
@@ -150,7 +147,7 @@ def fewest_within(seconds: dict[int, float], margin: float = MARGIN) -> int:
     return min(count for count, s in seconds.items() if s <= best * (1 + margin))
 
 
-def run_threads(trainer: Trainer, source: RowSource) -> int:
+def run_threads(trainer: TrainerLike, source: RowSource) -> int:
     """A training run's thread count: its checkpoint's when resumed, else chosen once.
 
     Kept in ``trainer.thread_choice`` and recorded as ``trainer.history.threads``.

@@ -28,12 +28,12 @@ from typing import Any
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..config import TrainConfig
+from ..config.configs import TrainConfig
 from ..data.sources import RowSource, TensorRows, dealt_parts, shuffled
 from ..data.sparse import SparseBatch, as_dense
 from ..errors import ConfigError, DataError, TrainingDivergedError
-from ..model import Hourglass
-from ..regularize import corrupt
+from ..model.hourglass import Hourglass
+from ..model.regularize import corrupt
 from .callbacks import Callback, Checkpointer, run_callbacks
 from .checkpoint import build_state, clone_state
 from .distributed import Ranks

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ._fields import (
+from .fields import (
     JsonConfig,
     Option,
     check,

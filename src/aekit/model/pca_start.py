@@ -16,8 +16,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .data.sources import RowSource, TensorRows
-from .data.sparse import CsrRows
+from ..data.sources import RowSource, TensorRows
+from ..data.sparse import CsrRows
 
 __all__ = ["EXACT_MAX_FEATURES", "principal_directions", "sparse_principal_directions"]
 

@@ -6,7 +6,7 @@ summary, ``compare``), the report and the benchmarks all call it, directly or th
 model's scaled space, summed over a row and averaged over rows; the PCA baseline is fitted on
 the same scaled training rows, so both sides are measured alike. Rows with missing values
 (NaN): the error unit counts observed entries, rescaled by ``n_features / n_observed`` (see
-:mod:`aekit._missing`), and PCA is fitted on the training rows with holes filled by their
+:mod:`aekit.data.missing`), and PCA is fitted on the training rows with holes filled by their
 column means.
 """
 
@@ -101,7 +101,7 @@ def _pca_curve_with_holes(
 
     Holes (training and test) are filled with the training rows' observed column means;
     each test row's error is summed over its observed entries and rescaled by
-    ``n_features / n_observed`` (see :mod:`aekit._missing`), as the autoencoder's is.
+    ``n_features / n_observed`` (see :mod:`aekit.data.missing`), as the autoencoder's is.
     """
     X_train = np.asarray(X_train, dtype=np.float64)
     means = np.zeros(X_train.shape[1])
@@ -329,7 +329,7 @@ def compare(
     -------
     Comparison
     """
-    from .estimator import Autoencoder
+    from ..estimator.autoencoder import Autoencoder
 
     rows, models, curve = [], [], None
     code_dims = [int(k) for k in code_dims]

@@ -23,8 +23,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ._atomic import output_error, refused_write
-from .errors import FolderInUseError
+from ..errors import FolderInUseError
+from .atomic import output_error, refused_write
 
 try:
     import fcntl

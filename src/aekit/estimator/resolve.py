@@ -10,15 +10,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._missing import fill_holes
-from ._pca_start import principal_directions, sparse_principal_directions
-from .config import INITS, SCALINGS, ModelConfig, TrainConfig, is_linear
-from .data.checks import check_finite_output
-from .data.sources import RowSource
-from .data.sparse import CsrRows
-from .errors import AekitWarning, ConfigError, DataError
-from .model import Hourglass
-from .training.trainer import batches_per_epoch, derive_seeds
+from ..config.configs import INITS, SCALINGS, ModelConfig, TrainConfig, is_linear
+from ..data import images
+from ..data.checks import check_finite_output
+from ..data.missing import fill_holes
+from ..data.sources import RowSource
+from ..data.sparse import CsrRows
+from ..errors import AekitWarning, ConfigError, DataError
+from ..model.hourglass import Hourglass
+from ..model.pca_start import principal_directions, sparse_principal_directions
+from ..training.trainer import batches_per_epoch, derive_seeds
 
 __all__ = [
     "auto_epochs",
@@ -26,7 +27,6 @@ __all__ = [
     "categorical_blocks",
     "initial_model",
     "resolve_configs",
-    "resolve_image_shape",
 ]
 
 
@@ -64,28 +64,6 @@ def auto_epochs(n_rows: int, batch_size: int, val_fraction: float, min_val_rows:
 
 
 AUTO_CHANNELS = (32, 64)  # hidden="auto" with image_shape: two stride-2 convolutions
-
-
-def resolve_image_shape(image_shape: Any, n_features: int) -> tuple[int, ...] | None:
-    """Turn the ``image_shape`` parameter into ``(channels, height, width)`` or None.
-
-    ``"auto"`` reads ``n_features`` as one square channel (784 → (1, 28, 28), 64 → (1, 8, 8));
-    a pair ``(height, width)`` means one channel.
-    """
-    if image_shape is None:
-        return None
-    if isinstance(image_shape, str):
-        side = math.isqrt(n_features)
-        if image_shape != "auto" or side * side != n_features:
-            raise ConfigError(
-                f"image_shape={image_shape!r}: expected (channels, height, width), or 'auto' "
-                f"for square images, but {n_features} features are not a square"
-            )
-        return (1, side, side)
-    if not isinstance(image_shape, (tuple, list)):
-        raise ConfigError(f"image_shape={image_shape!r}: expected a tuple, 'auto' or None")
-    shape = tuple(image_shape)
-    return (1, *shape) if len(shape) == 2 else shape
 
 
 def _resolve_auto(name: str, value: Any, auto: bool) -> bool:
@@ -162,7 +140,7 @@ def resolve_configs(
         scaling = "none" if in_unit else "global_minmax" if stats["uint8"] else "standardize"
         if scaling == "standardize" and bool(stats.get("sparse", False)):
             scaling = "unit_variance"  # centring would densify: the biases carry the mean
-    image_shape = resolve_image_shape(params["image_shape"], n_features)
+    image_shape = images.image_shape(params["image_shape"], n_features)
     hidden = params["hidden"]
     if isinstance(hidden, str):
         if hidden != "auto":

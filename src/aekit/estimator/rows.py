@@ -20,19 +20,18 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_array, validate_data
 
-from .data.checks import (
+from ..data.checks import (
     FLOATS,
     aekit_errors,
     check_rows,
     refuse_sparse_table,
 )
-from .data.formats import read_array
-from .data.sources import RowSource, as_tensor
-from .data.sparse import CsrRows, is_sparse
-from .data.stats import array_stats, csr_stats, stream_stats
-from .data.stream import open_rows
-from .data.tables import fit_layout, needs_layout
-from .errors import DataError, DataTypeError
+from ..data.formats import open_rows, read_array
+from ..data.sources import RowSource, as_tensor
+from ..data.sparse import CsrRows, is_sparse
+from ..data.stats import array_stats, csr_stats, stream_stats
+from ..data.tables import fit_layout, needs_layout
+from ..errors import DataError, DataTypeError
 
 __all__ = ["RowsMixin"]
 

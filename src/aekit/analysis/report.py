@@ -18,14 +18,14 @@ from typing import Any
 
 import numpy as np
 
+from .._version import __version__
+from ..data.images import drawing_shape
+from ..errors import DataError
+from ..files.atomic import atomic_files
 from . import plots
-from ._atomic import atomic_files
-from ._resolve import resolve_image_shape
-from ._version import __version__
-from .analysis import measure, pca_reconstruction, sparsity_stats
-from .errors import ConfigError, DataError
+from .measurement import measure, pca_reconstruction, sparsity_stats
 
-__all__ = ["Report", "Section", "build_report", "infer_image_shape"]
+__all__ = ["Report", "Section", "build_report"]
 
 _MAX_POINTS = 5000  # rows in the code map
 _N_EXAMPLES = 10  # rows shown as originals vs reconstructions
@@ -92,35 +92,6 @@ class Report:
         return folder / "index.html"
 
 
-def infer_image_shape(
-    n_features: int, image_shape: tuple[int, int] | str | None = "auto", *, pixels: bool = True
-) -> tuple[int, int] | None:
-    """The (height, width) to draw rows as, or None for tabular data.
-
-    ``"auto"`` follows the estimator's one rule for ``image_shape="auto"`` (one square channel:
-    784 features → 28×28, 64 → 8×8), for rows that are ``pixels`` (data in [0, 1] or 8-bit,
-    which the model reconstructs through a sigmoid); a table whose width happens to be a
-    square is not drawn as an image. A given shape must multiply out to ``n_features``.
-    """
-    if image_shape == "auto":
-        if not pixels:
-            return None
-        try:
-            shape = resolve_image_shape("auto", n_features)
-        except ConfigError:  # not a square
-            return None
-        return None if shape is None else (int(shape[1]), int(shape[2]))
-    if image_shape is None or isinstance(image_shape, str):
-        return None
-    height, width = image_shape
-    if height * width != n_features:
-        raise DataError(
-            f"image shape {height}x{width} has {height * width} pixels, the data has "
-            f"{n_features} features"
-        )
-    return (int(height), int(width))
-
-
 def build_report(
     estimator: Any,
     X: np.ndarray,
@@ -146,7 +117,7 @@ def build_report(
         other rows) are compared there. Without it both are measured on all of ``X``, PCA
         fitted on those same rows, which says so in the report.
     image_shape : (int, int), "auto" or None, default="auto"
-        Draw rows as images of this shape (see :func:`infer_image_shape`).
+        Draw rows as images of this shape (see :func:`aekit.data.images.drawing_shape`).
     title : str
         Page title.
     notes : list of str, optional
@@ -163,7 +134,7 @@ def build_report(
     config = estimator.model_config_
     if config.image_shape is not None and image_shape == "auto":
         image_shape = tuple(config.image_shape[1:])  # the convolutional model's own shape
-    shape = infer_image_shape(n_features, image_shape, pixels=config.output == "sigmoid")
+    shape = drawing_shape(n_features, image_shape, pixels=config.output == "sigmoid")
     code_dim = int(config.code_dim)
     notes = list(notes or [])
     if holdout is not None:

@@ -18,7 +18,7 @@ import typing
 from dataclasses import field
 from typing import Any, NamedTuple, TypeVar
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = [
     "JsonConfig",
@@ -39,15 +39,18 @@ _C = TypeVar("_C", bound="JsonConfig")
 
 
 def check(ok: bool, message: str) -> None:
+    """Raise :class:`ConfigError` with ``message`` unless ``ok``."""
     if not ok:
         raise ConfigError(message)
 
 
 def choice(name: str, value: object, allowed: tuple[object, ...]) -> None:
+    """Refuse ``value`` unless it is one of ``allowed``."""
     check(value in allowed, f"{name}={value!r} is not one of {', '.join(map(repr, allowed))}")
 
 
 def positive_int(name: str, value: object, *, minimum: int = 1) -> None:
+    """Refuse ``value`` unless it is an int (not a bool) of at least ``minimum``."""
     check(
         isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
         f"{name} must be an integer >= {minimum}, got {value!r}",
@@ -66,6 +69,7 @@ def ordered_pairs(name: str, pairs: object, limit: int) -> None:
 
 
 def finite(name: str, value: object, low: float, high: float, *, open_high: bool = False) -> None:
+    """Refuse ``value`` unless it is a finite number in ``[low, high]`` (``open_high``: < high)."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and low <= value and (value < high if open_high else value <= high)
     bracket = ")" if open_high else "]"

@@ -14,13 +14,13 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_array
 
-from ._missing import row_squared_error
-from ._sparse_net import forward_rows
-from .data.checks import FLOATS, aekit_errors, as_codes, check_finite_chunk, check_finite_output
-from .data.sources import as_tensor
-from .data.sparse import SparseBatch, as_dense, chunk_rows_for, is_sparse
-from .errors import ConfigError, DataError
-from .model import Hourglass
+from ..data.checks import FLOATS, aekit_errors, as_codes, check_finite_chunk, check_finite_output
+from ..data.missing import row_squared_error
+from ..data.sources import as_tensor
+from ..data.sparse import SparseBatch, as_dense, chunk_rows_for, is_sparse
+from ..errors import ConfigError, DataError
+from ..model.hourglass import Hourglass
+from ..model.sparse_net import forward_rows
 
 __all__ = [
     "DENSE_OUTPUT_LIMIT_BYTES",
@@ -42,7 +42,7 @@ DENSE_OUTPUT_LIMIT_BYTES = 8 * 2**30
 ``reconstruct``, ``inverse_transform``, ``scale_rows`` and ``unscale_rows`` refuse beyond it
 (``reconstruct`` of 1,000,000 sparse rows × 100,000 features would be 400 GB); the CLI's
 ``aekit reconstruct`` writes any size to a file chunk by chunk. Raise it by assigning
-``aekit._inference.DENSE_OUTPUT_LIMIT_BYTES``.
+``aekit.estimator.inference.DENSE_OUTPUT_LIMIT_BYTES``.
 """
 
 
@@ -58,7 +58,8 @@ def check_dense_output(n_rows: int, n_features: int, dtype: Any, what: str) -> N
         raise DataError(
             f"{what} would return a dense {n_rows} × {n_features} array of {size / 1e9:.3g} GB, "
             f"above the in-memory limit of {DENSE_OUTPUT_LIMIT_BYTES / 1e9:.3g} GB "
-            "(aekit._inference.DENSE_OUTPUT_LIMIT_BYTES); call it on fewer rows at a time, or "
+            "(aekit.estimator.inference.DENSE_OUTPUT_LIMIT_BYTES); call it on fewer rows at a "
+            "time, or "
             "let `aekit reconstruct` write the rows to a file chunk by chunk"
         )
 

@@ -4,8 +4,8 @@ It follows scikit-learn's outlier-detector conventions (those of ``IsolationFore
 ``fit`` learns what normal rows look like and a threshold, ``predict`` says +1 (inlier) or
 −1 (outlier), ``score_samples`` is higher for more normal rows, and ``decision_function`` is
 ``score_samples - offset_``, negative for outliers. The score itself is computed by
-:class:`aekit._scorer.AnomalyScorer` (see there for its terms), the same module that
-:func:`aekit.export.to_onnx` writes out; :mod:`aekit.detectorfile` saves and loads detectors.
+:class:`aekit.anomaly.scorer.AnomalyScorer` (see there for its terms), the same module that
+:func:`aekit.export.to_onnx` writes out; :mod:`aekit.anomaly.detectorfile` is its folder layout.
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ from sklearn.base import BaseEstimator, OutlierMixin, clone
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._scorer import AnomalyScorer, image_shape_of
-from ._threshold import threshold_for
-from .data.checks import aekit_errors, check_rows, refuse_sparse_table
-from .data.tables import needs_layout
-from .errors import ConfigError, DataError, NotFittedError
-from .estimator import Autoencoder
+from ..data.checks import aekit_errors, check_rows, refuse_sparse_table
+from ..data.tables import needs_layout
+from ..errors import ConfigError, DataError, NotFittedError
+from ..estimator.autoencoder import Autoencoder
+from ..estimator.inference import run_in_chunks
+from .detectorfile import read_detector, save_detector
+from .scorer import AnomalyScorer, image_shape_of
+from .threshold import threshold_for
 
 __all__ = ["AutoencoderOutlierDetector", "detector_code_dim", "threshold_for"]
 
@@ -80,7 +82,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         time, so one is the default.
     code_term : bool or "auto", default="auto"
         Add the code's Mahalanobis distance to the training codes. ``"auto"``: for tables,
-        not for images (where it measured worse; see :mod:`aekit._scorer`).
+        not for images (where it measured worse; see :mod:`aekit.anomaly.scorer`).
     image_shape : "auto", tuple of int or None, default="auto"
         ``(height, width)`` or ``(channels, height, width)`` of image rows, whose residuals
         are pooled over pixel neighbourhoods. ``"auto"``: a convolutional model's shape, or
@@ -287,8 +289,6 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         -------
         scores : ndarray of shape (n_samples,)
         """
-        from ._inference import run_in_chunks
-
         X = self._check(X)
         if self.scorer_ is None:
             errors = [m.reconstruction_error(X) for m in self.estimators_]
@@ -336,16 +336,37 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         """Save to a model folder that ``aekit score`` and ``aekit export`` read (no pickle).
 
         The first autoencoder is the folder's model (``aekit encode`` reads it as any model
-        folder); see :func:`aekit.detectorfile.save_detector` for the rest.
+        folder); see :mod:`aekit.anomaly.detectorfile` for the rest.
 
         Returns
         -------
         Path
             The folder.
         """
-        from .detectorfile import save_detector
-
         check_is_fitted(self)
         if self.scorer_ is None:
             raise ConfigError("only a detector of aekit Autoencoders can be saved")
         return save_detector(self, folder)
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike[str]) -> AutoencoderOutlierDetector:
+        """Load a detector folder written by :meth:`save`; nothing in it is executed.
+
+        Raises
+        ------
+        ModelFileError
+            If a file is missing, truncated, tampered with, or not aekit's.
+        """
+        saved = read_detector(folder)
+        params, members = saved.params, saved.members
+        if params["prefit"]:
+            params["estimator"] = members[0]
+        elif saved.estimator_given:
+            params["estimator"] = clone(members[0])
+        detector = cls(**params)
+        detector._adopt(members, saved.scorer)
+        detector._set_threshold_value(saved.threshold)
+        detector.n_features_in_ = members[0].n_features_in_
+        if saved.feature_names is not None:
+            detector.feature_names_in_ = np.asarray(saved.feature_names, dtype=object)
+        return detector

@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data.sparse import SparseBatch
-from .model import Hourglass, Output
+from ..data.sparse import SparseBatch
+from .hourglass import Hourglass, Output
 
 __all__ = [
     "SparseLinear",
@@ -69,7 +69,7 @@ class SparseLinear(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(  # type: ignore[override]  # noqa: D102
         ctx: Any,
         weight: torch.Tensor,
         rows: torch.Tensor,
@@ -84,7 +84,7 @@ class SparseLinear(torch.autograd.Function):
         return torch.sparse.mm(batch, weight.t())
 
     @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]  # noqa: D102
         weight, rows, cols, values = ctx.saved_tensors
         touched, where = torch.unique(cols, return_inverse=True)
         transposed = _coo(where, rows, values.to(grad_out.dtype), (len(touched), ctx.n_rows))

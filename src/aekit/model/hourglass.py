@@ -15,7 +15,7 @@ shared with the decoder's bias. :meth:`Hourglass.set_origin_` starts it at the d
 
 Missing values (NaN in the scaled rows) are filled with 0 on the way into the encoder; a
 model trained with them (``ModelConfig.missing``) also sees their mask, as extra input
-columns (image rows: extra channels), see :mod:`aekit._missing`.
+columns (image rows: extra channels), see :mod:`aekit.data.missing`.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ._missing import fill_holes, group_matrix, groups_from_blocks, with_indicators
-from .config import ModelConfig
+from ..config.configs import ModelConfig
+from ..data.missing import fill_holes, group_matrix, groups_from_blocks, with_indicators
 from .regularize import topk_mask
 
 __all__ = ["Hourglass", "Output", "softmax_blocks"]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._fields import Option, describe, documented, option
-from .config import INITS, SCALINGS, ModelConfig, TrainConfig
+from .configs import INITS, SCALINGS, ModelConfig, TrainConfig
+from .fields import Option, describe, documented, option
 
 __all__ = ["RESOLVED_FIELDS", "EstimatorOptions", "estimator_defaults"]
 

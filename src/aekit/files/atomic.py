@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import DataError, OutputError
+from ..errors import DataError, OutputError
 
 __all__ = [
     "atomic_file",

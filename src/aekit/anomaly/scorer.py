@@ -11,7 +11,7 @@ of 0 is a typical training row and each unit is one interquartile range of a ter
 
 - **residual**: the squared reconstruction residual in the scaled space, summed over the
   row (rows with missing values: over the observed entries, rescaled by
-  ``n_features / n_observed`` as aekit's error unit is, see :mod:`aekit._missing`). For a
+  ``n_features / n_observed`` as aekit's error unit is, see :mod:`aekit.data.missing`). For a
   table each feature's squared residual is divided by its mean over the training rows (a
   feature the model rebuilds closely weighs more when it fails); for images the residual is
   first averaged over 3×3 neighbourhoods of pixels, so a missing or extra stroke counts for
@@ -31,16 +31,15 @@ term on tables +0.02 to +0.04 (breast cancer 0.915 → 0.954 with a code of 2), 
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._inference import run_in_chunks
-from ._missing import fill_holes, observed_share, row_squared_error
-from .model import Hourglass
+from ..data.images import pooling_shape
+from ..data.missing import fill_holes, observed_share, row_squared_error
+from ..estimator.inference import run_in_chunks
+from ..model.hourglass import Hourglass
 
 __all__ = ["TERMS", "AnomalyScorer"]
 
@@ -190,26 +189,10 @@ class AnomalyScorer(nn.Module):
 def image_shape_of(member: Hourglass, image_shape: object) -> tuple[int, ...] | None:
     """The ``(channels, height, width)`` a detector pools residuals over, or None (a table).
 
-    ``"auto"``: a convolutional model's own shape; otherwise the report's rule for drawing
-    rows as images: rows the model reconstructs through a sigmoid (pixels in [0, 1] or 8-bit)
-    whose feature count is a square are one square channel.
+    The one rule of :func:`aekit.data.images.pooling_shape`, for ``member``'s input: a
+    convolutional model's own shape, else rows it reconstructs through a sigmoid whose
+    feature count is a square.
     """
-    from .report import infer_image_shape
-
     config = member.config
-    if image_shape != "auto":
-        if image_shape is None:
-            return None
-        shape = tuple(int(n) for n in image_shape)  # type: ignore[union-attr]
-        shape = (1, *shape) if len(shape) == 2 else shape
-        if len(shape) != 3 or math.prod(shape) != config.input_dim:
-            from .errors import ConfigError
-
-            raise ConfigError(
-                f"image_shape={image_shape!r} does not hold the {config.input_dim} features"
-            )
-        return shape
-    if config.image_shape is not None:
-        return tuple(config.image_shape)
-    square = infer_image_shape(config.input_dim, "auto", pixels=config.output == "sigmoid")
-    return None if square is None else (1, *square)
+    pixels = config.output == "sigmoid"
+    return pooling_shape(image_shape, config.input_dim, config.image_shape, pixels=pixels)

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
-from .training.history import History
+from ..errors import ConfigError
+from ..training.history import History
 
 __all__ = [
     "code_activity",

@@ -1,9 +1,10 @@
 """``Autoencoder``: the scikit-learn transformer, a thin adapter over config, model and trainer.
 
-``fit`` resolves the ``"auto"`` parameters from the data (:mod:`aekit._resolve`), builds the
-network from the resulting :class:`~aekit.ModelConfig` and trains it with a
+``fit`` resolves the ``"auto"`` parameters from the data (:mod:`aekit.estimator.resolve`),
+builds the network from the resulting :class:`~aekit.ModelConfig` and trains it with a
 :class:`~aekit.Trainer` on the :class:`~aekit.TrainConfig`; inference runs in chunks
-(:mod:`aekit._inference`), saving and loading go through :mod:`aekit.modelfile`.
+(:mod:`aekit.estimator.inference`); :meth:`Autoencoder.save` and :meth:`Autoencoder.load`
+write and read the model-folder layout of :mod:`aekit.estimator.modelfile`.
 
 **The error unit.** Every reconstruction error aekit reports is the squared error per entry
 in the model's *scaled* space (the space the network trains in: standardized columns for a
@@ -25,18 +26,18 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
-from ._estimator_rows import RowsMixin
-from ._inference import InferenceMixin
-from ._resolve import initial_model, resolve_configs
-from ._sparse_net import encode_rows
-from .config import ModelConfig, TrainConfig, fill_parameters
-from .data.sources import RowSource
-from .errors import DataError, NotFittedError
-from .estimator_options import estimator_defaults
-from .model import Hourglass
-from .modelfile import save as save_model
-from .training import Callback, History, Trainer
-from .training.threads import choose_threads, using_threads
+from ..config.configs import ModelConfig, TrainConfig, fill_parameters
+from ..config.options import estimator_defaults
+from ..data.sources import RowSource
+from ..errors import DataError, NotFittedError
+from ..model.hourglass import Hourglass
+from ..model.sparse_net import encode_rows
+from ..training import Callback, History, Trainer
+from ..training.threads import choose_threads, using_threads
+from .inference import InferenceMixin
+from .modelfile import estimator_meta, read_estimator, write_model
+from .resolve import initial_model, resolve_configs
+from .rows import RowsMixin
 
 __all__ = ["Autoencoder"]
 
@@ -54,9 +55,9 @@ class Autoencoder(
     linear autoencoders are settings of this one class.
 
     The parameters and their defaults are those of
-    :func:`aekit.estimator_options.estimator_defaults`: the fields of
+    :func:`aekit.config.options.estimator_defaults`: the fields of
     :class:`~aekit.ModelConfig` and :class:`~aekit.TrainConfig`, with the data-dependent
-    ``"auto"`` defaults of :class:`aekit.estimator_options.EstimatorOptions`.
+    ``"auto"`` defaults of :class:`aekit.config.options.EstimatorOptions`.
 
     Parameters
     ----------
@@ -378,7 +379,26 @@ class Autoencoder(
             The folder.
         """
         self._check_fitted()
-        return save_model(self, folder)
+        return write_model(folder, self.module_, estimator_meta(self))
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike[str]) -> Autoencoder:
+        """Load a model folder written by :meth:`save`; nothing in it is executed.
+
+        Raises
+        ------
+        ModelFileError
+            If the folder is missing, a file is truncated or tampered with, or not aekit's.
+        """
+        saved = read_estimator(folder, set(cls().get_params()))
+        est = cls(**saved.params)
+        module = saved.module
+        est._set_fitted(module, module.config, saved.train_config, saved.scaling, saved.history)
+        est.n_features_in_ = saved.n_features_in
+        est.table_layout_ = saved.table_layout
+        if saved.feature_names is not None:
+            est.feature_names_in_ = np.asarray(saved.feature_names, dtype=object)
+        return est
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

@@ -1,14 +1,14 @@
 """Where an anomaly score becomes an outlier: the one rule, without torch.
 
-:mod:`aekit.outlier` re-exports :func:`threshold_for`; ``aekit score`` on an ONNX file uses it
-from here, so scoring an exported model never imports PyTorch.
+:mod:`aekit.anomaly.detector` re-exports :func:`threshold_for`; ``aekit score`` on an ONNX
+file uses it from here, so scoring an exported model never imports PyTorch.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["threshold_for"]
 

@@ -13,36 +13,45 @@ A fitted :class:`~aekit.AutoencoderOutlierDetector` saves as::
                                          of detector.safetensors
 
 ``detector.json`` is written last, so an interrupted save is caught by its checksum. Loading
-parses JSON and safetensors only (the autoencoders through :func:`aekit.modelfile.load`).
+parses JSON and safetensors only (the autoencoders through
+:meth:`Autoencoder.load <aekit.Autoencoder.load>`), through :mod:`aekit.files`. This module
+reads and checks the layout; :meth:`AutoencoderOutlierDetector.load
+<aekit.AutoencoderOutlierDetector.load>` builds the detector from it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors_bytes
-from safetensors.torch import save as save_safetensors_bytes
-from sklearn.base import clone
+from .._version import __version__
+from ..errors import ModelFileError
+from ..estimator.autoencoder import Autoencoder
+from ..files import (
+    atomic_files,
+    check_fields,
+    check_header,
+    check_tensors,
+    json_bytes,
+    parse_safetensors,
+    read_checked,
+    read_json,
+    sha256,
+    tensor_bytes,
+)
+from ..files.layouts import DETECTOR_NAME
+from .scorer import AnomalyScorer
 
-from ._atomic import atomic_files
-from ._scorer import AnomalyScorer
-from ._version import __version__
-from .errors import ModelFileError
-from .modelfile import check_fields, check_tensors, load, read_json, save
+__all__ = [
+    "DETECTOR_NAME",
+    "STATS_NAME",
+    "SavedDetector",
+    "read_detector",
+    "save_detector",
+]
 
-if TYPE_CHECKING:
-    from .outlier import AutoencoderOutlierDetector
-
-__all__ = ["DETECTOR_NAME", "STATS_NAME", "is_detector", "load_detector", "save_detector"]
-
-DETECTOR_NAME = "detector.json"
 STATS_NAME = "detector.safetensors"
 _FORMAT, _VERSION = "aekit-detector", 1
 
@@ -59,16 +68,11 @@ _PARAMS: dict[str, type | tuple[type, ...]] = {
 }  # fmt: skip
 
 
-def is_detector(folder: str | os.PathLike[str]) -> bool:
-    """True when ``folder`` holds a saved detector (not just an autoencoder)."""
-    return (Path(folder) / DETECTOR_NAME).is_file()
-
-
 def _member_folder(folder: Path, i: int) -> Path:
     return folder if i == 0 else folder / "members" / str(i)
 
 
-def save_detector(detector: AutoencoderOutlierDetector, folder: str | os.PathLike[str]) -> Path:
+def save_detector(detector: Any, folder: str | os.PathLike[str]) -> Path:
     """Write a fitted detector as a detector folder (see the module docstring).
 
     Returns
@@ -78,14 +82,14 @@ def save_detector(detector: AutoencoderOutlierDetector, folder: str | os.PathLik
     """
     folder = Path(folder)
     for i, member in enumerate(detector.estimators_):
-        save(member, _member_folder(folder, i))
+        member.save(_member_folder(folder, i))
     scorer = detector.scorer_
     stats = {
-        name: buffer.detach().to("cpu", torch.float32).contiguous()
+        name: buffer.float()
         for name, buffer in scorer.named_buffers()
         if not name.startswith("members.")
     }
-    raw = save_safetensors_bytes(stats)
+    raw = tensor_bytes(stats)
     names = getattr(detector, "feature_names_in_", None)
     params = {key: detector.get_params()[key] for key in _PARAMS}
     if isinstance(params["image_shape"], tuple):
@@ -104,11 +108,11 @@ def save_detector(detector: AutoencoderOutlierDetector, folder: str | os.PathLik
         "threshold": float(detector.threshold_),
         "n_features_in": int(detector.n_features_in_),
         "feature_names": None if names is None else [str(n) for n in names],
-        "stats_sha256": hashlib.sha256(raw).hexdigest(),
+        "stats_sha256": sha256(raw),
     }
     with atomic_files(folder) as put:  # both or neither
         put(STATS_NAME, raw)
-        put(DETECTOR_NAME, (json.dumps(meta, indent=2) + "\n").encode())
+        put(DETECTOR_NAME, json_bytes(meta))
     return folder
 
 
@@ -117,13 +121,7 @@ def _read_meta(folder: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ModelFileError(f"no detector in {folder} (missing {DETECTOR_NAME})")
     meta = read_json(path)  # a JSON object, or one ModelFileError naming the file
-    if meta.get("format") != _FORMAT:
-        raise ModelFileError(f"{path} is not an aekit detector file")
-    if not isinstance(meta.get("format_version"), int) or meta["format_version"] > _VERSION:
-        raise ModelFileError(
-            f"{path} has format_version {meta.get('format_version')!r}; this aekit reads up "
-            f"to {_VERSION} (upgrade aekit)"
-        )
+    check_header(meta, path, _FORMAT, _VERSION)
     check_fields(meta, _FIELDS, path)
     check_fields(meta["params"], _PARAMS, path)
     if meta["n_members"] < 1:
@@ -131,19 +129,43 @@ def _read_meta(folder: Path) -> dict[str, Any]:
     return meta
 
 
-def load_detector(folder: str | os.PathLike[str]) -> AutoencoderOutlierDetector:
-    """Load a detector folder written by :meth:`AutoencoderOutlierDetector.save`.
+@dataclass
+class SavedDetector:
+    """A detector folder read and checked, for :meth:`AutoencoderOutlierDetector.load`.
+
+    Attributes
+    ----------
+    params : dict
+        The detector's parameters (tuples restored; ``estimator`` not yet set).
+    estimator_given : bool
+        Whether the saved detector was given an ``estimator``.
+    members : list of Autoencoder
+        The fitted autoencoders, the folder's own model first.
+    scorer : AnomalyScorer
+        The score's statistics, loaded, in eval mode.
+    threshold : float
+    feature_names : list of str or None
+    """
+
+    params: dict[str, Any]
+    estimator_given: bool
+    members: list[Autoencoder]
+    scorer: AnomalyScorer
+    threshold: float
+    feature_names: list[str] | None
+
+
+def read_detector(folder: str | os.PathLike[str]) -> SavedDetector:
+    """Read and check a detector folder written by :func:`save_detector`.
 
     Raises
     ------
     ModelFileError
         If a file is missing, truncated, tampered with, or not aekit's.
     """
-    from .outlier import AutoencoderOutlierDetector
-
     folder = Path(folder)
     meta = _read_meta(folder)
-    members = [load(_member_folder(folder, i)) for i in range(meta["n_members"])]
+    members = [Autoencoder.load(_member_folder(folder, i)) for i in range(meta["n_members"])]
     widths = {(m.n_features_in_, m.model_config_.code_dim) for m in members}
     if len(widths) != 1 or meta["n_features_in"] != members[0].n_features_in_:
         raise ModelFileError(f"{folder}: the detector's autoencoders do not fit together")
@@ -153,35 +175,19 @@ def load_detector(folder: str | os.PathLike[str]) -> AutoencoderOutlierDetector:
     except (RuntimeError, ValueError) as exc:
         raise ModelFileError(f"{folder}: image_shape {shape} does not fit the model") from exc
     stats_path = folder / STATS_NAME
-    try:
-        raw = stats_path.read_bytes()
-    except OSError as exc:
-        raise ModelFileError(f"cannot read {stats_path}: {exc.strerror or exc}") from exc
-    if hashlib.sha256(raw).hexdigest() != meta["stats_sha256"]:
-        raise ModelFileError(f"{stats_path} does not match the checksum in {DETECTOR_NAME}")
-    try:
-        stats = load_safetensors_bytes(raw)
-    except (SafetensorError, ValueError, RuntimeError, OSError) as exc:
-        raise ModelFileError(f"{stats_path} is not a valid safetensors file ({exc})") from exc
+    raw = read_checked(stats_path, meta["stats_sha256"], DETECTOR_NAME)
+    stats = parse_safetensors(raw, stats_path)
     expected = {k: v for k, v in scorer.state_dict().items() if not k.startswith("members.")}
     check_tensors(expected, stats, stats_path)
     scorer.load_state_dict(stats, strict=False)
     params = dict(meta["params"])
     if isinstance(params["image_shape"], list):
         params["image_shape"] = tuple(params["image_shape"])
-    if params["prefit"]:
-        params["estimator"] = members[0]
-    elif meta["estimator_given"]:
-        params["estimator"] = clone(members[0])
-    detector = AutoencoderOutlierDetector(**params)
-    detector._adopt(members, scorer.eval())
-    detector._set_threshold_value(meta["threshold"])
-    detector.n_features_in_ = members[0].n_features_in_
     names = meta["feature_names"]
-    if names is not None:
-        if len(names) != detector.n_features_in_ or not all(isinstance(n, str) for n in names):
-            raise ModelFileError(
-                f"{folder}: feature_names must be {detector.n_features_in_} strings"
-            )
-        detector.feature_names_in_ = np.asarray(names, dtype=object)
-    return detector
+    if names is not None and (
+        len(names) != members[0].n_features_in_ or not all(isinstance(n, str) for n in names)
+    ):
+        raise ModelFileError(f"{folder}: feature_names must be {members[0].n_features_in_} strings")
+    return SavedDetector(
+        params, meta["estimator_given"], members, scorer.eval(), meta["threshold"], names
+    )

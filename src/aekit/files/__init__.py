@@ -1,0 +1,47 @@
+"""The file core: every file aekit writes, and every folder layout it reads back.
+
+:mod:`~aekit.files.core` holds headers, checksums, JSON and safetensors;
+:mod:`~aekit.files.atomic` writes a file (or a folder's set of files) all or nothing;
+:mod:`~aekit.files.folderlock` keeps two processes from writing one folder at once;
+:mod:`~aekit.files.layouts` tells which kind of estimator a folder holds. Nothing
+here builds a model or an estimator: the model, detector, imputer and checkpoint layouts
+live with what they build and read and write through these functions.
+"""
+
+from .atomic import atomic_file, atomic_files, atomic_write, check_writable_folder, output_error
+from .core import (
+    check_fields,
+    check_header,
+    check_tensors,
+    json_bytes,
+    parse_safetensors,
+    read_checked,
+    read_json,
+    sha256,
+    tensor_bytes,
+)
+from .folderlock import LOCK_NAME, folder_lock
+from .layouts import DETECTOR_NAME, MODEL_CONFIG_NAME, folder_kind, is_detector
+
+__all__ = [
+    "DETECTOR_NAME",
+    "LOCK_NAME",
+    "MODEL_CONFIG_NAME",
+    "atomic_file",
+    "atomic_files",
+    "atomic_write",
+    "check_fields",
+    "check_header",
+    "check_tensors",
+    "check_writable_folder",
+    "folder_kind",
+    "folder_lock",
+    "is_detector",
+    "json_bytes",
+    "output_error",
+    "parse_safetensors",
+    "read_checked",
+    "read_json",
+    "sha256",
+    "tensor_bytes",
+]

@@ -1,0 +1,198 @@
+"""THE file core: headers, checksums, JSON and safetensors, for every aekit folder layout.
+
+A saved model, detector, imputer and a training checkpoint are each a *layout* of these
+pieces: a JSON header that names its ``format`` and ``format_version`` and the SHA-256 of the
+binary file beside it, and tensors in safetensors (no pickle: loading only parses JSON and
+safetensors, nothing in a file is executed). This module reads and writes bytes, dicts and
+tensors; it builds no model and no estimator (the layouts that do live with what they build).
+PyTorch and safetensors are imported by the functions that handle tensors, so the JSON side
+(and ``aekit score`` on an ONNX file) loads no torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ModelFileError
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "check_fields",
+    "check_header",
+    "check_tensors",
+    "json_bytes",
+    "parse_safetensors",
+    "read_checked",
+    "read_json",
+    "sha256",
+    "tensor_bytes",
+]
+
+Fields = dict[str, type | tuple[type, ...]]
+
+
+def json_bytes(obj: object) -> bytes:
+    """``obj`` as indented, key-sorted JSON text with a final newline, in UTF-8."""
+    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
+
+
+def sha256(raw: bytes) -> str:
+    """The hex SHA-256 of ``raw``: what a header stores for the file beside it."""
+    return hashlib.sha256(raw).hexdigest()
+
+
+def tensor_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:
+    """Safetensors bytes of ``tensors``, each moved to the CPU and made contiguous."""
+    from safetensors.torch import save as save_safetensors_bytes
+
+    cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    return save_safetensors_bytes(cpu, metadata=metadata)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; anything else is one :class:`ModelFileError` naming it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ModelFileError(f"missing {path}") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ModelFileError(f"{path} is not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ModelFileError(f"{path} must hold a JSON object")
+    return data
+
+
+def check_header(header: dict[str, Any], path: Path, file_format: str, max_version: int) -> int:
+    """Refuse a header unless it names ``file_format`` at a version this aekit reads.
+
+    Returns
+    -------
+    int
+        The header's ``format_version``.
+
+    Raises
+    ------
+    ModelFileError
+        Another format, or a ``format_version`` that is not an int in ``1..max_version``.
+    """
+    if header.get("format") != file_format:
+        raise ModelFileError(f"{path} is not an {file_format} file")
+    version = header.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ModelFileError(f"{path} has format_version {version!r}; expected a positive int")
+    if version > max_version:
+        raise ModelFileError(
+            f"{path} has format_version {version}; this aekit reads up to {max_version} "
+            "(upgrade aekit)"
+        )
+    return version
+
+
+def read_checked(path: Path, expected_sha256: object, named_in: str) -> bytes:
+    """The bytes of ``path``, refused unless their SHA-256 is ``expected_sha256``.
+
+    Raises
+    ------
+    ModelFileError
+        An unreadable file, or one that does not match the checksum its header
+        (``named_in``) stores: truncated, modified, or from another save.
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ModelFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if sha256(raw) != expected_sha256:
+        raise ModelFileError(
+            f"{path} does not match the checksum in {named_in} "
+            "(truncated, modified, or from another save)"
+        )
+    return raw
+
+
+def parse_safetensors(raw: bytes, source: os.PathLike[str] | str) -> dict[str, torch.Tensor]:
+    """Tensors from safetensors bytes (no code runs); bad bytes are a :class:`ModelFileError`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_safetensors_bytes
+
+    try:
+        return load_safetensors_bytes(raw)
+    except (SafetensorError, ValueError, RuntimeError, OSError) as exc:
+        raise ModelFileError(f"{source} is not a valid safetensors file ({exc})") from exc
+
+
+def check_tensors(
+    expected: dict[str, torch.Tensor], tensors: object, source: os.PathLike[str] | str
+) -> None:
+    """Refuse ``tensors`` unless it has exactly the keys, shapes and dtypes of ``expected``.
+
+    Floating-point tensors must also be finite (a NaN weight is a broken model, not a model).
+
+    Raises
+    ------
+    ModelFileError
+        Naming the first key that does not fit.
+    """
+    if not isinstance(tensors, dict):
+        kind = type(tensors).__name__
+        raise ModelFileError(f"{source}: expected a mapping of tensors, got {kind}")
+    import torch
+
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise ModelFileError(
+            f"{source}: weights do not fit the config (missing {missing or 'none'}, "
+            f"unexpected {unexpected or 'none'})"
+        )
+    for key, ref in expected.items():
+        got = tensors[key]
+        if not isinstance(got, torch.Tensor) or got.shape != ref.shape or got.dtype != ref.dtype:
+            shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+            dtype = f" ({got.dtype})" if isinstance(got, torch.Tensor) else ""
+            raise ModelFileError(
+                f"{source}: weight {key!r} has shape {shape}{dtype}, "
+                f"the config needs {tuple(ref.shape)} ({ref.dtype})"
+            )
+        if got.is_floating_point() and not bool(torch.isfinite(got).all()):
+            raise ModelFileError(f"{source}: weight {key!r} holds NaN or infinity")
+
+
+def check_fields(
+    data: object,
+    fields: Fields,
+    source: os.PathLike[str] | str,
+    *,
+    optional: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Check that ``data`` is a dict with exactly ``fields`` (name → allowed types).
+
+    ``bool`` is not accepted where ``int`` or ``float`` is asked for; names in ``optional``
+    may be absent. Returns ``data``.
+
+    Raises
+    ------
+    ModelFileError
+        Naming the missing, unknown or mistyped key.
+    """
+    if not isinstance(data, dict):
+        raise ModelFileError(f"{source}: expected a JSON object, got {type(data).__name__}")
+    missing = sorted(set(fields) - set(data) - set(optional))
+    unknown = sorted(set(data) - set(fields))
+    if missing or unknown:
+        raise ModelFileError(
+            f"{source}: missing key(s) {missing or 'none'}, unknown key(s) {unknown or 'none'}"
+        )
+    for key, value in data.items():
+        types = fields[key] if isinstance(fields[key], tuple) else (fields[key],)
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+            names = " or ".join("None" if t is type(None) else t.__name__ for t in types)
+            raise ModelFileError(
+                f"{source}: {key!r} must be {names}, got {type(value).__name__} {value!r:.60}"
+            )
+    return data

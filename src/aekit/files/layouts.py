@@ -1,0 +1,29 @@
+"""Which kind of saved folder a path is: the marker file of each folder layout.
+
+A model folder holds ``config.json``; a detector folder is a model folder with
+``detector.json`` beside it (:mod:`aekit.anomaly.detectorfile`). :func:`aekit.load` and the
+commands ask :func:`folder_kind` which estimator to build. Loads no torch.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["DETECTOR_NAME", "MODEL_CONFIG_NAME", "folder_kind", "is_detector"]
+
+MODEL_CONFIG_NAME = "config.json"
+DETECTOR_NAME = "detector.json"
+
+
+def is_detector(folder: str | os.PathLike[str]) -> bool:
+    """True when ``folder`` holds a saved detector (not just an autoencoder)."""
+    return (Path(folder) / DETECTOR_NAME).is_file()
+
+
+def folder_kind(folder: str | os.PathLike[str]) -> str:
+    """``"detector"`` or ``"model"``: the kind of estimator saved in ``folder``.
+
+    A folder that is neither is a ``"model"`` here; reading it gives the one clear error.
+    """
+    return "detector" if is_detector(folder) else "model"
