@@ -24,12 +24,12 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.impute import MissingIndicator
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
-from .anomaly.detector import member_seeds
 from .data.checks import check_float32_range, check_table_names, validate_rows
 from .data.sparse import is_sparse
 from .data.tables import needs_layout
 from .errors import ConfigError, DataTypeError
 from .estimator.autoencoder import Autoencoder
+from .training.prepare import member_seeds
 
 if TYPE_CHECKING:
     import pandas as pd

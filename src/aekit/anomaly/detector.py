@@ -31,6 +31,7 @@ from ..data.tables import needs_layout
 from ..errors import ConfigError, NotFittedError
 from ..estimator.autoencoder import Autoencoder
 from ..estimator.inference import run_in_chunks
+from ..training.prepare import member_seeds
 from .detectorfile import read_detector, save_detector
 from .scorer import AnomalyScorer, image_shape_of
 from .threshold import threshold_for
@@ -39,14 +40,6 @@ __all__ = ["AutoencoderOutlierDetector", "detector_code_dim", "threshold_for"]
 
 _MAX_CODE = 16  # the default autoencoder's code: one unit per 8 features, 1 to 16 units
 _DTYPES = [np.float64, np.float32, np.uint8]  # 8-bit rows stay 8-bit: images (global_minmax)
-
-
-def member_seeds(seed: int | None, n: int) -> list[int | None]:
-    """Seeds of ``n`` ensemble members: ``seed``, then seeds drawn from it (None: all None)."""
-    if seed is None:
-        return [None] * n
-    spawned = np.random.SeedSequence(seed).generate_state(n, np.uint32)
-    return [seed, *(int(s) for s in spawned[1:])]
 
 
 def _handed(member: Any, rows: Any) -> Any:
