@@ -11,15 +11,15 @@ It follows scikit-learn's outlier-detector conventions (those of ``IsolationFore
 from __future__ import annotations
 
 import os
-from numbers import Integral, Real
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin, clone
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from ..config.fields import check, positive_int
 from ..data.checks import (
     CheckedRows,
     check_n_features,
@@ -50,6 +50,10 @@ def _handed(member: Any, rows: Any) -> Any:
     table is never handed so: its autoencoders encode and check it themselves.)
     """
     return CheckedRows(rows) if isinstance(member, Autoencoder) else rows
+
+
+def _is_bool(value: object) -> bool:
+    return isinstance(value, (bool, np.bool_))
 
 
 def detector_code_dim(n_features: int) -> int:
@@ -136,16 +140,6 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
     90
     """
 
-    _parameter_constraints: dict[str, list[Any]] = {
-        "estimator": [HasMethods(["fit", "reconstruction_error"]), None],
-        "n_estimators": [Interval(Integral, 1, None, closed="left")],
-        "code_term": ["boolean", StrOptions({"auto"})],
-        "image_shape": [StrOptions({"auto"}), tuple, list, None],
-        "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
-        "prefit": ["boolean"],
-        "random_state": [Interval(Integral, 0, None, closed="left"), None],
-    }
-
     def __init__(
         self,
         estimator: Autoencoder | None = None,
@@ -185,7 +179,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         -------
         self : AutoencoderOutlierDetector
         """
-        self._validate_params()
+        self._check_params()
         table = self._is_table(X)
         refuse_sparse_table(X, table)
         if table:  # the autoencoders encode (and check) the table themselves
@@ -212,6 +206,41 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
             train_scores = self.anomaly_score(X)
         self._set_threshold(train_scores)
         return self
+
+    def _check_params(self) -> None:
+        """Refuse a bad parameter of the detector's own, before any training.
+
+        aekit's one style for an estimator's own parameters: the checks of
+        :mod:`aekit.config.fields` (which the configs behind :class:`~aekit.Autoencoder` make
+        too), called at the start of ``fit``, each a :class:`~aekit.ConfigError` naming the
+        parameter, what it takes and the value given.
+        """
+        est = self.estimator
+        methods = all(callable(getattr(est, m, None)) for m in ("fit", "reconstruction_error"))
+        check(
+            est is None or methods,
+            f"estimator must be an Autoencoder (an object with fit and reconstruction_error) "
+            f"or None, got {type(est).__name__}",
+        )
+        positive_int("n_estimators", self.n_estimators)
+        term, shape = self.code_term, self.image_shape
+        check(
+            term == "auto" if isinstance(term, str) else _is_bool(term),
+            f"code_term={term!r}: expected True, False or 'auto'",
+        )
+        sized = shape is None or isinstance(shape, (tuple, list))
+        check(
+            shape == "auto" if isinstance(shape, str) else sized,
+            "image_shape must be 'auto', None, (height, width) or (channels, height, width), "
+            f"got {shape!r}",
+        )
+        threshold_for(np.zeros(1), self.contamination)  # the threshold's own rule, checked now
+        check(_is_bool(self.prefit), f"prefit must be True or False, got {self.prefit!r}")
+        seed = self.random_state
+        check(
+            seed is None or (isinstance(seed, Integral) and not _is_bool(seed) and seed >= 0),
+            f"random_state must be None or an integer >= 0, got {seed!r}",
+        )
 
     def _is_table(self, X: Any) -> bool:
         """Whether ``X`` is a table with categorical columns (:mod:`aekit.data.tables`)."""
