@@ -225,3 +225,21 @@ def test_only_autoencoder_detectors_save():
     det = AutoencoderOutlierDetector(FixedErrors(), prefit=True).fit(np.arange(9.0)[:, None])
     with pytest.raises(ConfigError, match="Autoencoders"):
         det.save("unused")
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"n_estimators": 0}, "n_estimators must be an integer >= 1, got 0"),
+        ({"code_term": "yes"}, "code_term='yes': expected True, False or 'auto'"),
+        ({"image_shape": 8}, "image_shape must be 'auto', None"),
+        ({"contamination": 0.7}, r"contamination must be 'auto' or in \(0, 0.5\], got 0.7"),
+        ({"prefit": "no"}, "prefit must be True or False"),
+        ({"random_state": -1}, "random_state must be None or an integer >= 0"),
+        ({"estimator": object()}, "estimator must be an Autoencoder"),
+    ],
+)
+def test_bad_parameters_are_one_config_error_before_training(params, match):
+    X = np.random.default_rng(0).normal(size=(30, 4))
+    with pytest.raises(ConfigError, match=match):
+        AutoencoderOutlierDetector(**params).fit(X)

@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.impute import MissingIndicator
-from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
-from .anomaly.detector import member_seeds
-from .data.checks import aekit_errors, check_float32_range
+from .data.checks import check_float32_range, check_table_names, validate_rows
 from .data.sparse import is_sparse
 from .data.tables import needs_layout
 from .errors import ConfigError, DataTypeError
 from .estimator.autoencoder import Autoencoder
+from .training.prepare import member_seeds
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -205,19 +205,13 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
                 "scipy.sparse input cannot hold): densify them first (X.toarray())"
             )
         nan_marker = _is_nan(self.missing_values)
-        with aekit_errors():
-            X = validate_data(
-                self,
-                X,
-                reset=reset,
-                dtype=[np.float64, np.float32],
-                ensure_all_finite=False,  # NaN allowed, infinity refused below
-                copy=not nan_marker,
-            )
+        # NaN allowed (a missing value) unless another marker is: then refused before marking
+        X = validate_rows(
+            self, X, reset=reset, sparse=False, finite=nan_marker, copy=not nan_marker
+        )
         if not nan_marker:
             check_float32_range(X)  # NaN is not the missing-value marker here
             X[self.missing_values == X] = np.nan
-        check_float32_range(X, allow_nan=True)
         return X
 
     # -- fit / transform --------------------------------------------------------------------
@@ -310,8 +304,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
                 "categorical_features needs dense rows or a DataFrame, got a scipy.sparse "
                 "matrix: densify it first (X.toarray())"
             )
-        with aekit_errors():
-            validate_data(self, X, reset=reset, skip_check_array=True)
+        check_table_names(self, X, reset=reset)
         table = X.copy() if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X))
         if not _is_nan(self.missing_values):
             marked = table == self.missing_values
