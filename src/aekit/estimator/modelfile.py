@@ -184,7 +184,13 @@ def estimator_meta(estimator: Any) -> dict[str, Any]:
 
 
 def _json_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Estimator parameters for JSON: ``categorical_features`` as a list of plain values."""
+    """Estimator parameters for JSON: ``categorical_features`` as a list of plain values.
+
+    A ``numpy.random.RandomState`` as ``random_state`` is stored as None: its state is not
+    a parameter a later fit could repeat (the fitted weights are saved whatever the seed).
+    """
+    if isinstance(params.get("random_state"), np.random.RandomState):
+        params = {**params, "random_state": None}
     chosen = params.get("categorical_features")
     if chosen is not None and not isinstance(chosen, str):
         items = np.asarray(chosen, dtype=object).tolist()

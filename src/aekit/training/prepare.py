@@ -26,6 +26,7 @@ __all__ = [
     "noise_bounds",
     "read_counts",
     "resolve_device",
+    "seed_from",
     "seeded_generator",
     "split_rows",
     "to_device",
@@ -59,6 +60,33 @@ def derive_seeds(random_state: int | None, count: int) -> list[int]:
     """Return ``count`` independent 63-bit seeds from one seed (fresh entropy if None)."""
     words = np.random.SeedSequence(random_state).generate_state(2 * count, dtype=np.uint32)
     return [int(words[2 * i]) << 31 ^ int(words[2 * i + 1]) for i in range(count)]
+
+
+def seed_from(random_state: object) -> int | None:
+    """THE conversion of scikit-learn's ``random_state`` forms to aekit's integer seed.
+
+    An ``int`` in ``[0, 2**63)`` is kept and None stays None (fresh entropy where it is
+    used); a :class:`numpy.random.RandomState` gives one integer drawn from it, which
+    advances it as scikit-learn's estimators do (two fits with one ``RandomState`` differ;
+    both are reproduced by a ``RandomState`` seeded the same). Estimators call this once per
+    fit, before anything derives seeds (:func:`derive_seeds`).
+
+    Raises
+    ------
+    ConfigError
+        Anything else (a negative or bool number, a float, a ``numpy.random.Generator``).
+    """
+    if random_state is None:
+        return None
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(np.iinfo(np.int32).max))
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        if 0 <= random_state < 2**63:
+            return int(random_state)
+    raise ConfigError(
+        "random_state must be a non-negative integer, None or a numpy.random.RandomState, "
+        f"got {random_state!r}"
+    )
 
 
 def seeded_generator(seed: int, device: torch.device) -> torch.Generator:
