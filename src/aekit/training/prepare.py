@@ -80,9 +80,9 @@ def seed_from(random_state: object) -> int | None:
         return None
     if isinstance(random_state, np.random.RandomState):
         return int(random_state.randint(np.iinfo(np.int32).max))
-    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
-        if 0 <= random_state < 2**63:
-            return int(random_state)
+    whole = isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool)
+    if whole and 0 <= random_state < 2**63:
+        return int(random_state)
     raise ConfigError(
         "random_state must be a non-negative integer, None or a numpy.random.RandomState, "
         f"got {random_state!r}"
