@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -94,6 +95,20 @@ def test_default_imputer_is_deterministic_and_random_state_takes_a_randomstate()
     np.testing.assert_array_equal(a, b)
     with pytest.raises(ConfigError, match="random_state must be a non-negative integer"):
         _tiny(random_state=-2).fit(X)
+
+
+def test_detector_members_take_an_estimator_with_a_randomstate():
+    X = np.nan_to_num(_holed())
+    ae = Autoencoder(code_dim=2, hidden=(8,), **{**FAST, "random_state": None})
+    scores = [
+        AutoencoderOutlierDetector(
+            ae.set_params(random_state=np.random.RandomState(5)), n_estimators=2
+        )
+        .fit(X)
+        .anomaly_score(X)
+        for _ in range(2)
+    ]
+    np.testing.assert_array_equal(*scores)
 
 
 def test_autoencoder_takes_a_randomstate_and_saves_it_as_none(tmp_path):
@@ -219,8 +234,6 @@ def saved(tmp_path_factory):
 
 
 def _copy(saved, tmp_path):
-    import shutil
-
     return shutil.copytree(saved, tmp_path / "copy")
 
 

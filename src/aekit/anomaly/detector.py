@@ -25,6 +25,7 @@ from ..data.tables import needs_layout
 from ..errors import ConfigError, DataError, NotFittedError
 from ..estimator.autoencoder import Autoencoder
 from ..estimator.inference import run_in_chunks
+from ..training.prepare import seed_from
 from .detectorfile import read_detector, save_detector
 from .scorer import AnomalyScorer, image_shape_of
 from .threshold import threshold_for
@@ -35,8 +36,12 @@ _MAX_CODE = 16  # the default autoencoder's code: one unit per 8 features, 1 to 
 _DTYPES = [np.float64, np.float32, np.uint8]  # 8-bit rows stay 8-bit: images (global_minmax)
 
 
-def member_seeds(seed: int | None, n: int) -> list[int | None]:
-    """Seeds of ``n`` ensemble members: ``seed``, then seeds drawn from it (None: all None)."""
+def member_seeds(seed: int | np.random.RandomState | None, n: int) -> list[int | None]:
+    """Seeds of ``n`` ensemble members: ``seed``, then seeds drawn from it (None: all None).
+
+    A ``RandomState`` first gives one integer seed (:func:`~aekit.training.prepare.seed_from`).
+    """
+    seed = seed_from(seed)
     if seed is None:
         return [None] * n
     spawned = np.random.SeedSequence(seed).generate_state(n, np.uint32)

@@ -37,7 +37,6 @@ from ..data.sparse import is_sparse
 from ..data.tables import needs_layout
 from ..errors import AekitWarning, ConfigError, DataTypeError
 from ..estimator.autoencoder import Autoencoder
-from ..training.prepare import seed_from
 from .defaults import ENSEMBLE_ENTRIES, imputer_autoencoder
 from .imputerfile import read_imputer, save_imputer
 
@@ -116,7 +115,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         as scikit-learn's deterministic imputers do; it wins over the ``estimator``'s own
         ``random_state``. None keeps the estimator's own (fresh entropy if that is None too);
         a ``RandomState`` gives one seed drawn from it per fit
-        (:func:`~aekit.training.prepare.seed_from`).
+        (:func:`~aekit.training.prepare.seed_from`, through the members' seeds).
 
     Attributes
     ----------
@@ -235,7 +234,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
             raise ConfigError(f"n_estimators must be a positive integer or 'auto', got {n!r}")
         base = imputer_autoencoder(rows) if self.estimator is None else self.estimator
-        seed = seed_from(self.random_state if self.random_state is not None else base.random_state)
+        seed = self.random_state if self.random_state is not None else base.random_state
         given = {} if self.categorical_features is None else {"categorical_features": categorical}
         self.estimators_ = [
             clone(base).set_params(missing=True, random_state=s, **given).fit(data)
