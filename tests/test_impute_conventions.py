@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import sparse
-from sklearn.impute.tests import test_common as sklearn_common
 
 import aekit
 from aekit import Autoencoder, AutoencoderImputer, AutoencoderOutlierDetector
@@ -35,6 +34,11 @@ def _holed(n=120, d=5, seed=0, rate=0.2):
 EMPTY_COLUMN = "ignore:column.* have no observed value in fit:aekit.errors.AekitWarning"
 
 
+def sklearn_common():
+    """scikit-learn's own module of imputer tests (shipped inside the installed package)."""
+    return pytest.importorskip("sklearn.impute.tests.test_common")
+
+
 def _imputer_for_sklearn():
     return _tiny(n_estimators=2)  # an ensemble, so the members' seeds are exercised too
 
@@ -42,20 +46,20 @@ def _imputer_for_sklearn():
 @pytest.mark.filterwarnings(EMPTY_COLUMN)
 @pytest.mark.parametrize("marker", [np.nan, -1, 0])
 def test_sklearn_add_indicator(marker):
-    sklearn_common.test_imputers_add_indicator(marker, _imputer_for_sklearn())
+    sklearn_common().test_imputers_add_indicator(marker, _imputer_for_sklearn())
 
 
 @pytest.mark.filterwarnings(EMPTY_COLUMN)
 @pytest.mark.parametrize("marker", [np.nan, -1])
 @pytest.mark.parametrize("container", [sparse.csr_matrix, sparse.csr_array])
 def test_sklearn_add_indicator_sparse(marker, container):
-    sklearn_common.test_imputers_add_indicator_sparse(_imputer_for_sklearn(), marker, container)
+    sklearn_common().test_imputers_add_indicator_sparse(_imputer_for_sklearn(), marker, container)
 
 
 @pytest.mark.filterwarnings(EMPTY_COLUMN)
 @pytest.mark.parametrize("add_indicator", [True, False])
 def test_sklearn_pandas_na_integer_array(add_indicator):
-    sklearn_common.test_imputers_pandas_na_integer_array_support(
+    sklearn_common().test_imputers_pandas_na_integer_array_support(
         _imputer_for_sklearn(), add_indicator
     )
 
@@ -63,24 +67,26 @@ def test_sklearn_pandas_na_integer_array(add_indicator):
 @pytest.mark.parametrize("add_indicator", [True, False])
 def test_sklearn_feature_names_out(add_indicator):
     with pytest.warns(AekitWarning, match=r"\['e'\] have no observed value"):
-        sklearn_common.test_imputers_feature_names_out_pandas(_imputer_for_sklearn(), add_indicator)
+        sklearn_common().test_imputers_feature_names_out_pandas(
+            _imputer_for_sklearn(), add_indicator
+        )
 
 
 @pytest.mark.parametrize("keep", [True, False])
 def test_sklearn_keep_empty_features(keep):
     with pytest.warns(AekitWarning, match=r"\[0\] have no observed value"):
-        sklearn_common.test_keep_empty_features(_imputer_for_sklearn(), keep)
+        sklearn_common().test_keep_empty_features(_imputer_for_sklearn(), keep)
 
 
 @pytest.mark.parametrize("marker", [np.nan, 1])
 def test_sklearn_adds_indicator_when_asked(marker):
-    sklearn_common.test_imputation_adds_missing_indicator_if_add_indicator_is_true(
+    sklearn_common().test_imputation_adds_missing_indicator_if_add_indicator_is_true(
         _imputer_for_sklearn(), marker
     )
 
 
 def test_sklearn_missing_value_in_test_array():
-    sklearn_common.test_imputation_missing_value_in_test_array(_imputer_for_sklearn())
+    sklearn_common().test_imputation_missing_value_in_test_array(_imputer_for_sklearn())
 
 
 # -- determinism and random_state ------------------------------------------------------------
