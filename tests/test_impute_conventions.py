@@ -161,6 +161,12 @@ def test_sparse_rows_filled_like_dense_ones_and_stay_sparse():
     np.testing.assert_array_equal(fitted_sparse, dense)
     with pytest.raises(ConfigError, match=r"missing_values=0 cannot mark holes in scipy\.sparse"):
         _tiny(missing_values=0).fit(sparse.csr_matrix(X))
+    bad = sparse.csr_matrix(np.nan_to_num(X))
+    bad[5, 2] = np.inf
+    with pytest.raises(DataError, match="row 5, column 2"):
+        imputer.transform(bad)
+    with pytest.raises(DataError, match=r"contains NaN but missing_values=-1\.0"):
+        _tiny(missing_values=-1.0).fit(sparse.csr_matrix(X))
 
 
 # -- tables: fills of numeric columns within their observed range ------------------------------

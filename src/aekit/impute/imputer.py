@@ -32,10 +32,10 @@ from sklearn.impute import MissingIndicator
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from ..anomaly.detector import member_seeds
-from ..data.checks import aekit_errors, check_float32_range
+from ..data.checks import aekit_errors, check_float32_range, check_sparse_values
 from ..data.sparse import is_sparse
 from ..data.tables import needs_layout
-from ..errors import AekitWarning, ConfigError, DataTypeError
+from ..errors import AekitWarning, ConfigError, DataError, DataTypeError
 from ..estimator.autoencoder import Autoencoder
 from .defaults import ENSEMBLE_ENTRIES, imputer_autoencoder
 from .imputerfile import read_imputer, save_imputer
@@ -192,11 +192,13 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
                 ensure_all_finite=False,  # NaN allowed, infinity refused below
                 copy=sparse_rows or not nan_marker,
             )
-        values = X.data[None, :] if sparse_rows else X  # a CSR's stored entries
+        if sparse_rows:
+            _mark_sparse_holes(X, marker)
+            return X
         if not nan_marker:
-            check_float32_range(values)  # NaN is not the missing-value marker here
-            values[marker == values] = np.nan
-        check_float32_range(values, allow_nan=True)
+            check_float32_range(X)  # NaN is not the missing-value marker here
+            X[marker == X] = np.nan
+        check_float32_range(X, allow_nan=True)
         return X
 
     # -- fit / transform --------------------------------------------------------------------
@@ -441,6 +443,25 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         if saved.feature_names is not None:
             imputer.feature_names_in_ = np.asarray(saved.feature_names, dtype=object)
         return imputer
+
+
+def _mark_sparse_holes(X: Any, marker: Any) -> None:
+    """Make the stored entries of CSR rows ``X`` equal to ``marker`` NaN; check the others.
+
+    Infinity and values beyond float32 are refused naming their row and column
+    (:func:`~aekit.data.checks.check_sparse_values`); so is a NaN when it is not the marker.
+    """
+    if not _is_nan(marker):
+        if np.isnan(X.data).any():
+            raise DataError(
+                f"Input X contains NaN but missing_values={marker!r}: pass "
+                "missing_values=np.nan, or fill those entries first"
+            )
+        X.data[X.data == marker] = np.nan
+    holes = np.isnan(X.data)
+    probe = X.copy()
+    probe.data[holes] = 0.0  # a hole is no unusable value
+    check_sparse_values(probe)
 
 
 def _numeric_marker(value: Any) -> Any:
