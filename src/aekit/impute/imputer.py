@@ -207,14 +207,22 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows with missing values (``missing_values``).
+        X : array-like or sparse matrix of shape (n_samples, n_features), or DataFrame
+            Rows with missing values (``missing_values``); sparse rows are densified.
         y : None
             Ignored.
 
         Returns
         -------
         self : AutoencoderImputer
+
+        Raises
+        ------
+        DataError
+            Fewer than 2 rows (the autoencoders refuse them), infinity, or values beyond
+            float32.
+        DataTypeError
+            A text ``missing_values`` on numeric rows.
         """
         if not isinstance(self.add_indicator, (bool, np.bool_)):
             raise ConfigError(f"add_indicator must be True or False, got {self.add_indicator!r}")
@@ -266,11 +274,11 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or sparse matrix of shape (n_samples, n_features), or DataFrame
 
         Returns
         -------
-        X_imputed : ndarray of shape (n_samples, n_features_out), or DataFrame
+        X_imputed : ndarray or CSR matrix of shape (n_samples, n_features_out), or DataFrame
             Observed entries as given, holes filled; columns empty in ``fit`` dropped
             (unless ``keep_empty_features``), then the indicator's columns if asked for.
             Fitted on a DataFrame with categorical columns: a DataFrame with the input's
