@@ -27,6 +27,7 @@ __all__ = [
     "noise_bounds",
     "read_counts",
     "resolve_device",
+    "seed_from",
     "seeded_generator",
     "to_device",
     "validation_split",
@@ -70,12 +71,41 @@ def derive_seeds(random_state: int | None, count: int) -> list[int]:
     return [int(words[2 * i]) << 31 ^ int(words[2 * i + 1]) for i in range(count)]
 
 
-def member_seeds(seed: int | None, n: int) -> list[int | None]:
+def seed_from(random_state: object) -> int | None:
+    """THE conversion of scikit-learn's ``random_state`` forms to aekit's integer seed.
+
+    An ``int`` in ``[0, 2**63)`` is kept and None stays None (fresh entropy where it is
+    used); a :class:`numpy.random.RandomState` gives one integer drawn from it, which
+    advances it as scikit-learn's estimators do (two fits with one ``RandomState`` differ;
+    both are reproduced by a ``RandomState`` seeded the same). Estimators call this once per
+    fit, before anything derives seeds (:func:`derive_seeds`).
+
+    Raises
+    ------
+    ConfigError
+        Anything else (a negative or bool number, a float, a ``numpy.random.Generator``).
+    """
+    if random_state is None:
+        return None
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(np.iinfo(np.int32).max))
+    whole = isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool)
+    if whole and 0 <= random_state < 2**63:
+        return int(random_state)
+    raise ConfigError(
+        "random_state must be a non-negative integer, None or a numpy.random.RandomState, "
+        f"got {random_state!r}"
+    )
+
+
+def member_seeds(seed: object, n: int) -> list[int | None]:
     """Seeds of ``n`` ensemble members: ``seed``, then seeds drawn from it (None: all None).
 
     The first member keeps ``seed`` itself, so an ensemble of one is the plain estimator;
-    the outlier detector's and the imputer's members are seeded so.
+    the outlier detector's and the imputer's members are seeded so. A ``RandomState`` first
+    gives one integer seed (:func:`seed_from`).
     """
+    seed = seed_from(seed)
     if seed is None:
         return [None] * n
     return [seed, *(int(s) for s in _seed_words(seed, n)[1:])]
