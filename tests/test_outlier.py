@@ -151,7 +151,11 @@ def test_defaults_weigh_every_column_fairly_on_wine(wine_split):
 
 def test_each_term_is_measured_in_iqrs_of_its_training_distribution(digits):
     det = AutoencoderOutlierDetector(
-        Autoencoder(code_dim=4, **FAST), n_estimators=1, image_shape=None, code_term=False
+        Autoencoder(code_dim=4, **FAST),
+        n_estimators=1,
+        image_shape=None,
+        code_term=False,
+        neighbour_term=False,
     ).fit(digits[:300])
     scores = det.anomaly_score(digits[:300])
     q1, median, q3 = np.percentile(scores, [25, 50, 75])
