@@ -66,9 +66,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
       training rows; for images the residual is averaged over 3×3 pixel neighbourhoods;
     - for tables, the squared Mahalanobis distance of the code to the training codes.
 
-    Several autoencoders trained with different seeds average their scores. In aekit 0.1
-    the score was minus the reconstruction error summed in the original units, where one
-    wide column could make up nearly all of it (wine's proline: AUROC 0.43).
+    Several autoencoders trained with different seeds average their scores.
 
     Parameters
     ----------
@@ -305,8 +303,6 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
 
     def score_samples(self, X: Any) -> np.ndarray:
         """Minus the anomaly score (:meth:`anomaly_score`): the lower, the more abnormal.
-
-        In aekit 0.1 this was minus the reconstruction error in the original units.
 
         Returns
         -------
