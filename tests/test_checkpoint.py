@@ -459,6 +459,7 @@ def kill_reference():
     return weights(trainer), trainer.history
 
 
+@pytest.mark.slow  # a chain of child processes killed and resumed
 def test_sigkill_at_random_points_then_resume_is_bitwise_exact(kill_reference, tmp_path):
     """A chain of processes, each killed with SIGKILL at a seeded random point."""
     rng = random.Random(5)
@@ -477,6 +478,7 @@ def test_sigkill_at_random_points_then_resume_is_bitwise_exact(kill_reference, t
     print("SIGKILL after step / resumed from:", outcomes)
 
 
+@pytest.mark.slow  # a chain of child processes killed and resumed
 def test_real_sigint_saves_a_checkpoint_and_resume_is_exact(kill_reference, tmp_path):
     folder = tmp_path / "run"
     proc = _start_child(tmp_path, folder)

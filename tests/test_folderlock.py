@@ -48,6 +48,7 @@ def wait_for(path, process, timeout=120.0):
         time.sleep(0.05)
 
 
+@pytest.mark.slow  # two aekit fit processes
 def test_a_second_run_on_a_held_folder_is_refused_until_the_holder_dies(tmp_path, digits, capsys):
     """Run A holds m/ and ck/ (paused by a hook after its second step). A second fit into
     m/, and one into m2/ checkpointing into ck/, are refused with A's pid and host; when A is
