@@ -48,6 +48,7 @@ def pca_error_by_svd(train, test, k):
     return float(((test - recon) ** 2).sum(axis=1).mean())
 
 
+@pytest.mark.slow  # four fits on 300 digit images
 def test_compare_measures_both_models_in_the_same_unit(digits):
     # Pixels in [0, 1] and no scaling: the model's scaled space is the original one, so the
     # errors below are the same numbers whichever of the two spaces compare measures in.

@@ -101,7 +101,17 @@ def assert_same_run(trainer, reference, history):
     assert trainer.history.best_epoch == history.best_epoch
 
 
-@pytest.fixture(scope="module", params=sorted(SETUPS))
+# The top-k run is 18 epochs of every-2-steps checkpoints: each test of it is over a second.
+SLOW_SETUPS = {"topk-auxk-decay"}
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(name, marks=pytest.mark.slow) if name in SLOW_SETUPS else name
+        for name in sorted(SETUPS)
+    ],
+)
 def reference(request, tmp_path_factory):
     """An uninterrupted run that checkpoints every 2 steps and every epoch."""
     folder = tmp_path_factory.mktemp("ref")
