@@ -11,7 +11,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import check_estimator
 
 from aekit import Autoencoder, AutoencoderImputer, AutoencoderOutlierDetector, DataError, load
-from aekit.analysis import measure
 from aekit.anomaly import load_detector
 from aekit.cli import main
 from aekit.config import ModelConfig, TrainConfig
@@ -214,11 +213,6 @@ def test_groups_widen_nothing_and_pca_start_ignores_indicators():
     assert model.start_from_pca_(torch.zeros(4), components)
     assert torch.equal(model.encoder[-1].weight[:, 4:], torch.zeros(2, 4))
     assert TrainConfig()  # (the training config has no missing-value field)
-
-
-def test_measure_against_pca_with_holes(holed, fitted):
-    found = measure(fitted, holed[:200], holed[200:])
-    assert np.isfinite(found.ae_error) and np.isfinite(found.pca_error)
 
 
 def test_detector_scores_rows_with_holes_on_the_same_scale(tmp_path):

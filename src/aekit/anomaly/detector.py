@@ -82,9 +82,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
       which the autoencoder's terms weigh 0.1: on ADBench's one-class tables the nearest
       normal rows separate anomalies better than the reconstruction alone.
 
-    Several autoencoders trained with different seeds average their scores. In aekit 0.1
-    the score was minus the reconstruction error summed in the original units, where one
-    wide column could make up nearly all of it (wine's proline: AUROC 0.43).
+    Several autoencoders trained with different seeds average their scores.
 
     Parameters
     ----------
@@ -364,8 +362,6 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
 
     def score_samples(self, X: Any) -> np.ndarray:
         """Minus the anomaly score (:meth:`anomaly_score`): the lower, the more abnormal.
-
-        In aekit 0.1 this was minus the reconstruction error in the original units.
 
         Returns
         -------

@@ -133,8 +133,14 @@ def resolve_configs(
     ``params`` are the estimator's parameters (``get_params()``); ``stats`` the training
     rows' column statistics (``min``, ``max``, ``n_rows``, ``uint8``); fewer than
     :data:`MIN_ROWS` rows are refused (:class:`~aekit.errors.DataError`). Every ``"auto"`` is
-    decided here, from the data; every other parameter goes into the config field of the
-    same name unchanged, so a config default and an estimator default cannot drift apart.
+    decided here, from the data, and ``hidden`` given as one int becomes a 1-tuple.
+    ``linear_path`` (``init="pca"`` in a deep model without sparsity), ``input_dim`` and
+    ``categorical_blocks`` (from the data) are not parameters but set here. The seed is
+    not passed on as given: ``TrainConfig.random_state`` is the second of two seeds derived
+    from ``random_state`` (:func:`~aekit.training.prepare.derive_seeds`; the first seeds the
+    network's weights in :func:`initial_model`), None stays None. Every other parameter goes
+    into the config field of the same name unchanged, so a config default and an estimator
+    default cannot drift apart.
     """
     if int(stats["n_rows"]) < MIN_ROWS:
         raise DataError(
