@@ -21,6 +21,7 @@ reads and checks the layout; :meth:`AutoencoderOutlierDetector.load
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from ..files import (
     atomic_files,
     check_fields,
     check_header,
+    check_inside,
     check_tensors,
     json_bytes,
     parse_safetensors,
@@ -71,6 +73,11 @@ _PARAMS: dict[str, type | tuple[type, ...]] = {
 
 def _member_folder(folder: Path, i: int) -> Path:
     return folder if i == 0 else folder / "members" / str(i)
+
+
+def _read_member_folder(folder: Path, i: int) -> Path:
+    """Member ``i``'s folder, refused if it is reached through a link out of ``folder``."""
+    return folder if i == 0 else check_inside(folder, _member_folder(folder, i))
 
 
 def save_detector(detector: Any, folder: str | os.PathLike[str]) -> Path:
@@ -133,6 +140,8 @@ def _read_meta(folder: Path) -> dict[str, Any]:
         raise ModelFileError(f"{path}: n_reference must be 0 or more")
     if meta["n_members"] < 1:
         raise ModelFileError(f"{path}: n_members must be at least 1")
+    if not math.isfinite(meta["threshold"]):  # NaN flags all rows or none: not a threshold
+        raise ModelFileError(f"{path}: threshold must be a finite number, got {meta['threshold']}")
     return meta
 
 
@@ -172,7 +181,7 @@ def read_detector(folder: str | os.PathLike[str]) -> SavedDetector:
     """
     folder = Path(folder)
     meta = _read_meta(folder)
-    members = [Autoencoder.load(_member_folder(folder, i)) for i in range(meta["n_members"])]
+    members = [Autoencoder.load(_read_member_folder(folder, i)) for i in range(meta["n_members"])]
     widths = {(m.n_features_in_, m.model_config_.code_dim) for m in members}
     if len(widths) != 1 or meta["n_features_in"] != members[0].n_features_in_:
         raise ModelFileError(f"{folder}: the detector's autoencoders do not fit together")
