@@ -127,7 +127,7 @@ def save_detector(detector: Any, folder: str | os.PathLike[str]) -> Path:
 
 def _read_meta(folder: Path) -> dict[str, Any]:
     path = folder / DETECTOR_NAME
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise ModelFileError(f"no detector in {folder} (missing {DETECTOR_NAME})")
     meta = read_json(path)  # a JSON object, or one ModelFileError naming the file
     check_header(meta, path, _FORMAT, _VERSION)

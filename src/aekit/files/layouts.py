@@ -19,8 +19,13 @@ IMPUTER_NAME = "imputer.json"
 
 
 def is_detector(folder: str | os.PathLike[str]) -> bool:
-    """True when ``folder`` holds a saved detector (not just an autoencoder)."""
-    return (Path(folder) / DETECTOR_NAME).is_file()
+    """True when ``folder`` holds a saved detector (not just an autoencoder).
+
+    Any entry named ``detector.json`` counts, a link, FIFO or folder too: such a folder is
+    read as a detector, which refuses what is not a regular file, rather than silently as
+    the plain autoencoder beside it.
+    """
+    return os.path.lexists(Path(folder) / DETECTOR_NAME)
 
 
 def folder_kind(folder: str | os.PathLike[str]) -> str:
