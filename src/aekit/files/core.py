@@ -103,7 +103,7 @@ def read_regular(path: Path, limit: int | None = None) -> bytes:
             raise ModelFileError(
                 f"{path} holds {size} bytes, more than the {limit} this file may hold"
             )
-        with os.fdopen(fd, "rb", closefd=False) as handle:
+        with os.fdopen(os.dup(fd), "rb") as handle:
             raw = handle.read(size + 1)  # one more: a file still growing is caught
     if len(raw) != size:
         raise ModelFileError(f"{path} changed while it was read")
