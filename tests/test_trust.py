@@ -276,3 +276,103 @@ def test_checkpoint_dir_is_never_taken_from_a_saved_file(rows, tmp_path):
     loaded.fit(rows)  # a refit of the loaded model writes no checkpoints where the file said
     assert not stored.exists()
     np.testing.assert_array_equal(loaded.transform(rows), ae.transform(rows))
+
+
+# -- input files checked before allocation ----------------------------------------------------
+SMALL_LIMIT = 16 << 20  # AEKIT_MAX_INPUT_BYTES in these tests: 16 MiB
+
+
+@pytest.fixture()
+def small_limit(monkeypatch):
+    monkeypatch.setenv("AEKIT_MAX_INPUT_BYTES", str(SMALL_LIMIT))
+
+
+def _read_quietly(path):
+    """``read_table(path)``, with any warning an error (a refusal is one clear line only)."""
+    import warnings
+
+    from aekit.data.formats import read_table
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return read_table(path)
+
+
+def _npy_bytes(shape, dtype="<f8"):
+    import io
+
+    buffer = io.BytesIO()
+    header = {"descr": dtype, "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(buffer, header)
+    return buffer.getvalue()
+
+
+def test_a_compressed_npz_bomb_is_refused_before_unpacking(tmp_path, small_limit):
+    np.savez_compressed(tmp_path / "bomb.npz", X=np.zeros((1024, 8192)))  # 64 MiB of zeros
+    assert (tmp_path / "bomb.npz").stat().st_size < 1 << 20
+    with pytest.raises(aekit.DataError, match=r"would unpack to 67,1.* AEKIT_MAX_INPUT_BYTES"):
+        _read_quietly(tmp_path / "bomb.npz")
+
+
+def test_a_sparse_npz_bomb_is_refused_before_unpacking(tmp_path, small_limit):
+    import scipy.sparse as sp
+
+    X = sp.csr_array((np.ones(4_000_000), (np.zeros(4_000_000, int), np.arange(4_000_000))))
+    sp.save_npz(tmp_path / "bomb.npz", X, compressed=True)
+    with pytest.raises(aekit.DataError, match="would unpack"):
+        _read_quietly(tmp_path / "bomb.npz")
+
+
+@pytest.mark.parametrize("shape", [(10**6, 10**6), (2**62, 2**62), (3, 10**18)])
+def test_an_npz_array_claiming_more_than_it_holds_is_refused(tmp_path, shape):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "lie.npz", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("X.npy", _npy_bytes(shape) + b"\0" * 64)
+    with pytest.raises(aekit.DataError, match="declares shape"):
+        _read_quietly(tmp_path / "lie.npz")
+
+
+@pytest.mark.parametrize("shape", [(10**6, 10**6), (2**62, 2**62), (10, 10)])
+def test_an_npy_header_that_does_not_describe_its_file_is_refused_quietly(tmp_path, shape):
+    (tmp_path / "lie.npy").write_bytes(_npy_bytes(shape) + b"\0" * 64)
+    with pytest.raises(aekit.DataError, match="its header declares shape"):
+        _read_quietly(tmp_path / "lie.npy")
+
+
+def test_honest_arrays_still_read(tmp_path):
+    X = np.arange(12.0).reshape(4, 3)
+    np.save(tmp_path / "x.npy", X)
+    np.savez_compressed(tmp_path / "x.npz", X=X)
+    for name in ("x.npy", "x.npz"):
+        np.testing.assert_array_equal(np.asarray(_read_quietly(tmp_path / name).X), X)
+
+
+def test_a_gzipped_idx_bomb_is_refused_before_unpacking(tmp_path, small_limit):
+    import gzip
+
+    header = bytes([0, 0, 0x08, 3]) + b"".join(n.to_bytes(4, "big") for n in (4096, 64, 64))
+    with gzip.open(tmp_path / "bomb-idx3-ubyte.gz", "wb") as handle:
+        handle.write(header + bytes(4096 * 64 * 64))  # 16 MiB + header: over the limit
+    with pytest.raises(aekit.DataError, match="would unpack"):
+        _read_quietly(tmp_path / "bomb-idx3-ubyte.gz")
+
+
+@pytest.mark.parametrize(
+    ("size_line", "name", "match"),
+    [
+        ("10 10 1000000000000", "claims.mtx", "more than its"),
+        ("1000000000000 1000000000000 1", "wide.mtx", "would unpack"),
+        ("10 10 1000000000000", "claims.mtx.gz", "would unpack"),
+        ("1 2", "short.mtx", "bad size line"),
+    ],
+)
+def test_a_matrix_market_header_claiming_too_much_is_refused(tmp_path, size_line, name, match):
+    import gzip
+
+    text = f"%%MatrixMarket matrix coordinate real general\n% a comment\n{size_line}\n1 1 1.5\n"
+    opener = gzip.open if name.endswith(".gz") else open
+    with opener(tmp_path / name, "wt") as handle:
+        handle.write(text)
+    with pytest.raises(aekit.DataError, match=match):
+        _read_quietly(tmp_path / name)
