@@ -287,6 +287,12 @@ def read_estimator(folder: str | os.PathLike[str], known_params: set[str]) -> Sa
     known_params : set of str
         The estimator's parameter names: any other stored parameter is refused.
 
+    Notes
+    -----
+    Stored estimator parameters must agree with the saved model config (every one that is
+    not ``"auto"``), and ``checkpoint_dir`` is reset to None in both the parameters and the
+    training config: a path is the caller's choice at refit, never taken from a file.
+
     Raises
     ------
     ModelFileError
