@@ -244,7 +244,34 @@ def test_a_threshold_that_is_not_finite_is_refused(saved_detector, tmp_path, thr
     meta["threshold"] = 123.25
     text = json.dumps(meta).replace("123.25", threshold)
     (folder / DETECTOR_NAME).write_text(text)
-    with pytest.raises(ModelFileError, match="threshold must be a finite number"):
+    with pytest.raises(ModelFileError, match=r"threshold must be a finite number, got (nan|-?inf)"):
+        load_within_deadline(folder)
+
+
+DETECTOR_TAMPERED = {
+    "image_shape-10**30": (_set(None, image_shape=[10**30, 1, 6]), "image_shape"),
+    "image_shape-negative": (_set(None, image_shape=[-1, 1, 6]), "image_shape"),
+    "image_shape-other-width": (_set(None, image_shape=[1, 2, 4]), "image_shape"),
+    "n_members-10**30": (_set(None, n_members=10**30), "n_members"),
+    "n_members-not-n_estimators": (_set(None, n_members=1), "n_members"),
+    "n_estimators-negative": (_set("params", n_estimators=-1), "n_members"),
+    "contamination-nan": (_set("params", contamination=math.nan), "contamination"),
+    "contamination-2": (_set("params", contamination=2.0), "contamination"),
+    "contamination-text": (_set("params", contamination="evil"), "contamination"),
+    "code_term-text": (_set("params", code_term="evil"), "code_term"),
+    "random_state-negative": (_set("params", random_state=-5), "random_state"),
+    "image_shape-param-text": (_set("params", image_shape="evil"), "image_shape"),
+}
+
+
+@pytest.mark.parametrize("case", DETECTOR_TAMPERED)
+def test_a_detector_json_with_impossible_values_is_refused(saved_detector, tmp_path, case):
+    folder = _copy(saved_detector, tmp_path)
+    meta = json.loads((folder / DETECTOR_NAME).read_text())
+    edit, match = DETECTOR_TAMPERED[case]
+    edit(meta)
+    (folder / DETECTOR_NAME).write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match=match):
         load_within_deadline(folder)
 
 
