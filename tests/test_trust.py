@@ -403,3 +403,21 @@ def test_a_matrix_market_header_claiming_too_much_is_refused(tmp_path, size_line
         handle.write(text)
     with pytest.raises(aekit.DataError, match=match):
         _read_quietly(tmp_path / name)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_aekit_encode_on_a_fifo_in_a_model_folder_ends_with_one_line(saved, tmp_path, capsys):
+    from aekit.cli import main
+
+    folder = _copy(saved, tmp_path)
+    _fifo(folder / WEIGHTS_NAME)
+    np.save(tmp_path / "x.npy", np.zeros((3, 6)))
+    outcome = {}
+    argv = ["encode", str(folder), str(tmp_path / "x.npy"), "-o", str(tmp_path / "codes.npy")]
+    thread = threading.Thread(target=lambda: outcome.update(rc=main(argv)), daemon=True)
+    thread.start()
+    thread.join(DEADLINE_S)
+    assert not thread.is_alive(), "aekit encode hung on a FIFO"
+    err = capsys.readouterr().err
+    assert outcome["rc"] == 2 and err.count("\n") == 1 and "not a regular file" in err
+    assert not (tmp_path / "codes.npy").exists()
