@@ -345,7 +345,7 @@ def test_a_refit_killed_at_any_step_of_its_save_leaves_the_old_fit_or_the_new(
         shutil.rmtree(target)
         shutil.copytree(pristine, target)
         argv = _fit_argv(tmp_path, tmp_path / "b.npy", 2)
-        steps = ["os.rename", "os.replace", "os.link"]
+        steps = STEPS  # every rename, link, fsync and removal: before and after the swap
         killed = _killed_at(step, lambda argv=argv: main(argv), steps=steps)
         found = _fit_files(target)
         is_new = found.keys() == new_fit.keys() and all(found[k] == new_fit[k] for k in same)
@@ -355,7 +355,7 @@ def test_a_refit_killed_at_any_step_of_its_save_leaves_the_old_fit_or_the_new(
         if not killed:
             break
     capsys.readouterr()
-    assert not killed and {"old", "new"} == set(outcomes) and len(outcomes) >= 5
+    assert not killed and {"old", "new"} == set(outcomes) and len(outcomes) >= 20
     assert not list(tmp_path.glob(".m.*"))  # the last run removed what the kills left
 
 
