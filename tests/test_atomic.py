@@ -397,3 +397,15 @@ def test_a_refit_on_a_full_disk_keeps_the_old_fit_whole(tmp_path, digits, refuse
         "a.npy",
         "m",
     ]
+
+
+def test_a_folder_reached_through_a_link_is_replaced_and_the_link_kept(tmp_path):
+    from aekit.files.atomic import atomic_folder
+
+    real, link = tmp_path / "real", tmp_path / "link"
+    _write_fit(real, OLD_FIT)
+    link.symlink_to(real, target_is_directory=True)
+    with atomic_folder(link) as staged:
+        _write_fit(staged, NEW_FIT)
+    assert link.is_symlink() and {str(k): v for k, v in snapshot(link).items()} == NEW_FIT
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]

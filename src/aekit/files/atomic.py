@@ -187,6 +187,8 @@ def atomic_folder(target: str | os.PathLike[str]) -> Iterator[Path]:
         If the file system refuses a write (full, read-only, forbidden); names the path.
     """
     target = Path(target)
+    if target.is_symlink():  # a link to the folder: replace the folder, keep the link
+        target = target.resolve()
     with _translated(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         recover_folder(target)
@@ -219,7 +221,7 @@ def recover_folder(target: str | os.PathLike[str]) -> None:
     if old and not os.path.lexists(target):  # killed between the two renames
         os.rename(old[0], target)
     for path in siblings:
-        if path.exists() and path != target:
+        if path.is_dir() and not path.is_symlink() and path != target:
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -232,7 +234,8 @@ def _link_missing(old: Path, new: Path) -> None:
     """Hard-link into ``new`` the sub-folders and hidden entries of ``old`` it lacks."""
     for entry in os.scandir(old):
         folder = entry.is_dir(follow_symlinks=False)
-        if os.path.lexists(new / entry.name) or not (folder or entry.name.startswith(".")):
+        hidden = entry.name.startswith(".") and not entry.name.endswith(".tmp")  # no debris
+        if os.path.lexists(new / entry.name) or not (folder or hidden):
             continue
         if folder:
             shutil.copytree(entry.path, new / entry.name, symlinks=True, copy_function=os.link)
