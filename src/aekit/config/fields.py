@@ -56,10 +56,9 @@ MAX_INT = 2**31 - 1
 
 def positive_int(name: str, value: object, *, minimum: int = 1) -> None:
     """Refuse ``value`` unless it is an int (not a bool) in ``[minimum, MAX_INT]``."""
-    check(
-        isinstance(value, int) and not isinstance(value, bool) and minimum <= value <= MAX_INT,
-        f"{name} must be an integer in [{minimum}, {MAX_INT}], got {value!r:.60}",
-    )
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    check(is_int and value >= minimum, f"{name} must be an integer >= {minimum}, got {value!r:.60}")
+    check(value <= MAX_INT, f"{name} must be at most {MAX_INT}, got {value!r:.60}")
 
 
 def ordered_pairs(name: str, pairs: object, limit: int) -> None:
