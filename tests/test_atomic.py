@@ -322,6 +322,7 @@ def _fit_argv(tmp_path, data, seed):
             str(tmp_path / "m")]  # fmt: skip
 
 
+@pytest.mark.slow  # 24 fits, each killed at another step
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_refit_killed_at_any_step_of_its_save_leaves_the_old_fit_or_the_new(
     tmp_path, digits, capsys

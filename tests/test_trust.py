@@ -341,10 +341,11 @@ def test_a_compressed_npz_bomb_is_refused_before_unpacking(tmp_path, small_limit
         _read_quietly(tmp_path / "bomb.npz")
 
 
-def test_a_sparse_npz_bomb_is_refused_before_unpacking(tmp_path, small_limit):
+def test_a_sparse_npz_bomb_is_refused_before_unpacking(tmp_path, monkeypatch):
     import scipy.sparse as sp
 
-    X = sp.csr_array((np.ones(4_000_000), (np.zeros(4_000_000, int), np.arange(4_000_000))))
+    monkeypatch.setenv("AEKIT_MAX_INPUT_BYTES", str(1 << 20))  # 1 MiB; the matrix holds 2.4
+    X = sp.csr_array((np.ones(200_000), (np.zeros(200_000, int), np.arange(200_000))))
     sp.save_npz(tmp_path / "bomb.npz", X, compressed=True)
     with pytest.raises(aekit.DataError, match="would unpack"):
         _read_quietly(tmp_path / "bomb.npz")
