@@ -220,3 +220,193 @@ def test_a_read_only_mount_refuses_saves_with_one_line(tmpfs, fitted, digits, ca
     assert capsys.readouterr().err.count("\n") == 1  # one line, naming the folder
     assert snapshot(tmpfs) == before
     assert read_checkpoint(tmpfs / "ck" / "checkpoint.safetensors")["format"] == "aekit-checkpoint"
+
+
+# A refit is all or nothing (issue 24): files.atomic_folder writes the whole new folder
+# beside the old one and swaps it in; a process killed (SIGKILL, simulated by os._exit in a
+# forked child) at any file-system step leaves the old folder or the new one, file for file.
+
+OLD_FIT = {"config.json": b"old config", "weights.safetensors": b"old weights", "fit.json": b"1"}
+NEW_FIT = {"config.json": b"new config", "weights.safetensors": b"new", "history.json": b"2"}
+KEPT = {".aekit.lock": b"held", "ck/checkpoint.safetensors": b"a checkpoint"}
+DROPPED = {"loss.png": b"a plot of the old fit"}  # a file the new contents do not write
+STEPS = ["os.rename", "os.replace", "os.link", "os.symlink", "os.fsync", "shutil.rmtree"]
+
+
+def _write_fit(folder, files):
+    for name, data in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+
+
+def _killed_at(step, write, steps=STEPS, exchange=True):
+    """Run ``write()`` in a forked child killed at its ``step``-th file-system step (os._exit
+    without cleanup, as SIGKILL); True if the child was killed, False if it finished."""
+    import aekit.files.atomic as atomic
+
+    pid = os.fork()
+    if pid == 0:  # the child: count steps, die at the chosen one
+        try:
+            count = [0]
+
+            def counted(real):
+                def step_then(*args, **kwargs):
+                    count[0] += 1
+                    if count[0] == step:
+                        os._exit(137)
+                    return real(*args, **kwargs)
+
+                return step_then
+
+            for dotted in steps:
+                module, name = dotted.split(".")
+                owner = {"os": os, "shutil": shutil}[module]
+                setattr(owner, name, counted(getattr(owner, name)))
+            atomic._exchange = counted(atomic._exchange if exchange else lambda a, b: False)
+            write()
+        except BaseException:
+            os._exit(1)
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    assert code in (0, 137), f"the child failed at step {step}"
+    return code == 137
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "two-renames"])
+@pytest.mark.parametrize("first_save", [False, True], ids=["refit", "first-save"])
+def test_a_folder_replaced_and_killed_at_any_step_is_the_old_or_the_new(
+    tmp_path, exchange, first_save
+):
+    from aekit.files.atomic import atomic_folder, recover_folder
+
+    target = tmp_path / "m"
+
+    def write():
+        with atomic_folder(target) as staged:
+            _write_fit(staged, NEW_FIT)
+
+    old_folder = {} if first_save else {**OLD_FIT, **KEPT, **DROPPED}
+    new = {**NEW_FIT, **({} if first_save else KEPT)}
+    outcomes = set()
+    for step in range(1, 100):
+        shutil.rmtree(tmp_path, ignore_errors=True)
+        tmp_path.mkdir()
+        if not first_save:
+            target.mkdir()
+            _write_fit(target, old_folder)
+        killed = _killed_at(step, write, exchange=exchange)
+        if not target.exists() and not first_save:  # killed between the fallback's renames:
+            recover_folder(target)  # the next writer (or this) brings the old folder back
+        found = {str(k): v for k, v in snapshot(target).items()} if target.exists() else {}
+        assert found in (old_folder, new), f"killed at step {step}: {sorted(found)}"
+        outcomes.add("new" if found == new else "old")
+        with atomic_folder(target) as staged:  # the next run cleans what the kill left
+            _write_fit(staged, NEW_FIT)
+        assert [p.name for p in tmp_path.iterdir()] == ["m"]
+        if not killed:
+            break
+    assert not killed and outcomes == {"old", "new"}
+
+
+def _fit_files(folder):
+    """The files of a fit (a plot's bytes vary between runs; a killed run's lock file stays)."""
+    skip = (".png", ".lock")
+    return {str(k): v for k, v in snapshot(folder).items() if k.suffix not in skip}
+
+
+def _fit_argv(tmp_path, data, seed):
+    return ["fit", str(data), "--code-dim", "2", "--epochs", "3", "--seed", str(seed), "-o",
+            str(tmp_path / "m")]  # fmt: skip
+
+
+@pytest.mark.slow  # 24 fits, each killed at another step
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_refit_killed_at_any_step_of_its_save_leaves_the_old_fit_or_the_new(
+    tmp_path, digits, capsys
+):
+    """``aekit fit -o M`` over a fitted M, SIGKILLed at each rename or link of its save:
+    M is the old fit or the new one, file for file (never new weights beside the old
+    fit.json), and the model in it loads."""
+    np.save(tmp_path / "a.npy", digits[:120])
+    np.save(tmp_path / "b.npy", digits[120:240])
+    target, pristine = tmp_path / "m", tmp_path / "old"
+    assert main(_fit_argv(tmp_path, tmp_path / "b.npy", 2)) == 0
+    new_fit = _fit_files(target)
+    shutil.rmtree(target)
+    assert main(_fit_argv(tmp_path, tmp_path / "a.npy", 1)) == 0
+    shutil.copytree(target, pristine)
+    old_fit = _fit_files(pristine)
+    # config.json and history.json record the epochs' times: equal up to those
+    same = ("fit.json", "holdout.npy", "weights.safetensors")
+    outcomes = []
+    for step in range(1, 60):
+        shutil.rmtree(target)
+        shutil.copytree(pristine, target)
+        argv = _fit_argv(tmp_path, tmp_path / "b.npy", 2)
+        steps = STEPS  # every rename, link, fsync and removal: before and after the swap
+        killed = _killed_at(step, lambda argv=argv: main(argv), steps=steps)
+        found = _fit_files(target)
+        is_new = found.keys() == new_fit.keys() and all(found[k] == new_fit[k] for k in same)
+        assert found == old_fit or is_new, f"killed at step {step}: {sorted(found)}"
+        outcomes.append("new" if is_new else "old")
+        load(target)  # and its config names the checksum of the weights beside it
+        if not killed:
+            break
+    capsys.readouterr()
+    assert not killed and {"old", "new"} == set(outcomes) and len(outcomes) >= 20
+    assert not list(tmp_path.glob(".m.*"))  # the last run removed what the kills left
+
+
+def test_a_folder_swapped_in_under_a_lock_is_still_locked(tmp_path):
+    import fcntl
+
+    from aekit.files import LOCK_NAME, folder_lock
+    from aekit.files.atomic import atomic_folder
+
+    target = tmp_path / "m"
+    with folder_lock(target):
+        with atomic_folder(target) as staged:
+            _write_fit(staged, NEW_FIT)
+        fd = os.open(target / LOCK_NAME, os.O_RDWR)  # the held lock's file, not a new one
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+    assert sorted(p.name for p in target.iterdir()) == sorted(NEW_FIT)
+
+
+def test_a_first_fit_on_a_full_disk_leaves_no_folder(tmp_path, digits, refuse, capsys):
+    np.save(tmp_path / "a.npy", digits[:120])
+    refuse(errno.ENOSPC, after=1)  # the weights fit, the config does not
+    assert main(_fit_argv(tmp_path, tmp_path / "a.npy", 1)) == 1
+    assert "no space left" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy"]
+
+
+def test_a_refit_on_a_full_disk_keeps_the_old_fit_whole(tmp_path, digits, refuse, capsys):
+    np.save(tmp_path / "a.npy", digits[:120])
+    assert main(_fit_argv(tmp_path, tmp_path / "a.npy", 1)) == 0
+    before = snapshot(tmp_path)
+    refuse(errno.ENOSPC, after=3)  # weights, config and history fit; the rest does not
+    assert main(_fit_argv(tmp_path, tmp_path / "a.npy", 2)) == 1
+    assert "no space left" in capsys.readouterr().err
+    assert snapshot(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        "a.npy",
+        "m",
+    ]
+
+
+def test_a_folder_reached_through_a_link_is_replaced_and_the_link_kept(tmp_path):
+    from aekit.files.atomic import atomic_folder
+
+    real, link = tmp_path / "real", tmp_path / "link"
+    _write_fit(real, OLD_FIT)
+    link.symlink_to(real, target_is_directory=True)
+    with atomic_folder(link) as staged:
+        _write_fit(staged, NEW_FIT)
+    assert link.is_symlink() and {str(k): v for k, v in snapshot(link).items()} == NEW_FIT
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]

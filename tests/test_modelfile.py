@@ -95,7 +95,7 @@ def test_truncated_weights_are_refused(fitted, tmp_path):
         (lambda c: c["history"].update(records=[1, 2]), "records"),
         (lambda c: c["train"].update(lr="fast"), "lr"),
         (lambda c: c["estimator"].update(evil=1), "unknown estimator parameter"),
-        (lambda c: c["model"].update(input_dim=10**12), "shape"),  # refused before allocating
+        (lambda c: c["model"].update(input_dim=10**12), "input_dim"),  # refused before allocating
         (lambda c: c["model"].update(hidden=[32, 32]), "missing"),
         (lambda c: c.update(model=[]), "invalid model config"),
     ],

@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import math
 import os
 import warnings
 from collections.abc import Sequence
@@ -190,7 +191,7 @@ class OnnxModel:
         self.kind: str = meta.get("kind", "autoencoder")
         self.n_features = int(meta["n_features"])
         self.feature_names: list[str] | None = json.loads(meta.get("feature_names", "null"))
-        self.threshold = float(meta["threshold"]) if "threshold" in meta else None
+        self.threshold = _threshold(meta.get("threshold"), path)
 
     def run(self, X: Any) -> dict[str, np.ndarray]:
         """All four outputs for rows ``X`` (fed as float32, in chunks of 4,096 rows).
@@ -211,3 +212,24 @@ class OnnxModel:
             for start in range(0, max(len(rows), 1), _CHUNK_ROWS)
         ]
         return {name: np.concatenate([p[i] for p in parts]) for i, name in enumerate(OUTPUTS)}
+
+
+def _threshold(text: str | None, path: Path) -> float | None:
+    """The threshold stored in ONNX metadata: a finite number, or None where none is stored.
+
+    Raises
+    ------
+    ModelFileError
+        Text that is not a number, or NaN or infinity (which would flag every row or none).
+    """
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ModelFileError(
+            f"{path}: threshold {text!r:.40} in the metadata is not a finite number"
+        )
+    return value

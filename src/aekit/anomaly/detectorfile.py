@@ -21,6 +21,7 @@ reads and checks the layout; :meth:`AutoencoderOutlierDetector.load
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from ..files import (
     atomic_files,
     check_fields,
     check_header,
+    check_inside,
     check_tensors,
     json_bytes,
     parse_safetensors,
@@ -71,6 +73,11 @@ _PARAMS: dict[str, type | tuple[type, ...]] = {
 
 def _member_folder(folder: Path, i: int) -> Path:
     return folder if i == 0 else folder / "members" / str(i)
+
+
+def _read_member_folder(folder: Path, i: int) -> Path:
+    """Member ``i``'s folder, refused if it is reached through a link out of ``folder``."""
+    return folder if i == 0 else check_inside(folder, _member_folder(folder, i))
 
 
 def save_detector(detector: Any, folder: str | os.PathLike[str]) -> Path:
@@ -120,7 +127,7 @@ def save_detector(detector: Any, folder: str | os.PathLike[str]) -> Path:
 
 def _read_meta(folder: Path) -> dict[str, Any]:
     path = folder / DETECTOR_NAME
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise ModelFileError(f"no detector in {folder} (missing {DETECTOR_NAME})")
     meta = read_json(path)  # a JSON object, or one ModelFileError naming the file
     check_header(meta, path, _FORMAT, _VERSION)
@@ -129,11 +136,45 @@ def _read_meta(folder: Path) -> dict[str, Any]:
     check_fields(meta["params"], _PARAMS, path, optional=("neighbour_term",))
     meta.setdefault("n_reference", 0)
     meta["params"].setdefault("neighbour_term", False)
-    if meta["n_reference"] < 0:
-        raise ModelFileError(f"{path}: n_reference must be 0 or more")
-    if meta["n_members"] < 1:
-        raise ModelFileError(f"{path}: n_members must be at least 1")
+    _check_values(meta, path)
     return meta
+
+
+def _check_values(meta: dict[str, Any], path: Path) -> None:
+    """Refuse values of ``detector.json`` that no fitted detector holds (types are checked).
+
+    The threshold must be finite (NaN would flag every row, or none); the members as many as
+    the parameters ask for (one when ``prefit``); the parameters in the detector's ranges;
+    the pooling shape three positive sizes whose product is the input width.
+    """
+    params, shape = meta["params"], meta["image_shape"]
+    members = 1 if params["prefit"] else params["n_estimators"]
+    contamination, seed = params["contamination"], params["random_state"]
+    in_range = isinstance(contamination, float) and 0 < contamination <= 0.5
+    checks = [  # (name, stored value, what it must be, whether it is)
+        ("threshold", meta["threshold"], "a finite number", math.isfinite(meta["threshold"])),
+        ("n_members", meta["n_members"], f"{members} (n_estimators, or 1 with prefit)",
+         meta["n_members"] == members >= 1),
+        ("contamination", contamination, "'auto' or a number in (0, 0.5]",
+         contamination == "auto" or in_range),
+        ("code_term", params["code_term"], "true, false or 'auto'",
+         params["code_term"] in (True, False, "auto")),
+        ("neighbour_term", params["neighbour_term"], "true, false or 'auto'",
+         params["neighbour_term"] in (True, False, "auto")),
+        ("n_reference", meta["n_reference"], "an int in [0, 2**31)",
+         0 <= meta["n_reference"] < 2**31),
+        ("random_state", seed, "null or an int in [0, 2**63)", seed is None or 0 <= seed < 2**63),
+        ("params.image_shape", params["image_shape"], "'auto', null or a list",
+         params["image_shape"] == "auto" or not isinstance(params["image_shape"], str)),
+        ("image_shape", shape, f"null or 3 positive sizes of {meta['n_features_in']} values",
+         shape is None or (
+             len(shape) == 3
+             and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape)
+             and math.prod(shape) == meta["n_features_in"])),
+    ]  # fmt: skip
+    for name, value, expected, ok in checks:
+        if not ok:
+            raise ModelFileError(f"{path}: {name} must be {expected}, got {value!r:.60}")
 
 
 @dataclass
@@ -172,7 +213,7 @@ def read_detector(folder: str | os.PathLike[str]) -> SavedDetector:
     """
     folder = Path(folder)
     meta = _read_meta(folder)
-    members = [Autoencoder.load(_member_folder(folder, i)) for i in range(meta["n_members"])]
+    members = [Autoencoder.load(_read_member_folder(folder, i)) for i in range(meta["n_members"])]
     widths = {(m.n_features_in_, m.model_config_.code_dim) for m in members}
     if len(widths) != 1 or meta["n_features_in"] != members[0].n_features_in_:
         raise ModelFileError(f"{folder}: the detector's autoencoders do not fit together")
@@ -181,7 +222,7 @@ def read_detector(folder: str | os.PathLike[str]) -> SavedDetector:
         scorer = AnomalyScorer(
             [m.module_ for m in members], shape, meta["code_term"], meta["n_reference"]
         )
-    except (RuntimeError, ValueError) as exc:
+    except (RuntimeError, ValueError, TypeError, OverflowError) as exc:
         raise ModelFileError(f"{folder}: image_shape {shape} does not fit the model") from exc
     stats_path = folder / STATS_NAME
     raw = read_checked(stats_path, meta["stats_sha256"], DETECTOR_NAME)

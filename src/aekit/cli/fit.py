@@ -178,7 +178,7 @@ def _fit_rows(
     from ..data.sources import RowSource, RowSubset
     from ..data.sparse import chunk_rows_for
     from ..estimator.autoencoder import Autoencoder
-    from ..files.atomic import atomic_write
+    from ..files.atomic import atomic_folder, atomic_write
     from ..training.progress import StopOnSignal
 
     n_rows = len(X) if isinstance(X, RowSource) else X.shape[0]
@@ -208,9 +208,6 @@ def _fit_rows(
         ) from None
     if not ctx.is_main:  # under DDP, rank 0 alone writes and reports
         return 0
-    ae.save(out)
-    ae.history_.save(out / "history.json")
-    atomic_write(out / HOLDOUT, npy_bytes(holdout_idx.astype(np.int64)))
     info = {
         "data": str(args.data),
         "n_rows": n_rows,
@@ -220,8 +217,12 @@ def _fit_rows(
         "holdout_fraction": args.holdout,
         "seed": seed,
     }
-    atomic_write(out / FIT_INFO, (json.dumps(info, indent=2) + "\n").encode())
-    write_png(out / "loss.png", loss_curves, ae.history_)
+    with atomic_folder(out) as staged:  # all the fit's files, or (killed, full disk) none
+        ae.save(staged)
+        ae.history_.save(staged / "history.json")
+        atomic_write(staged / HOLDOUT, npy_bytes(holdout_idx.astype(np.int64)))
+        atomic_write(staged / FIT_INFO, (json.dumps(info, indent=2) + "\n").encode())
+        write_png(staged / "loss.png", loss_curves, ae.history_)
     summary = (
         f"saved {out}: {len(train_idx)} rows, {len(holdout_idx)} held out, {ae.n_iter_} "
         f"epochs (stopped by {ae.history_.stop_reason}, "

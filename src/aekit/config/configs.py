@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .fields import (
+    MAX_INT,
     JsonConfig,
     Option,
     check,
@@ -140,8 +141,11 @@ class ModelConfig(JsonConfig):
         positive_int("code_dim", self.code_dim)
         check(
             isinstance(self.hidden, tuple)
-            and all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in self.hidden),
-            f"hidden must be a tuple of positive integers, got {self.hidden!r}",
+            and all(
+                isinstance(h, int) and not isinstance(h, bool) and 1 <= h <= MAX_INT
+                for h in self.hidden
+            ),
+            f"hidden must be a tuple of integers in [1, {MAX_INT}], got {self.hidden!r:.60}",
         )
         choice("activation", self.activation, ACTIVATIONS)
         choice("output", self.output, OUTPUTS)
@@ -181,8 +185,12 @@ class ModelConfig(JsonConfig):
             check(
                 isinstance(shape, tuple)
                 and len(shape) == 3
-                and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape),
-                f"image_shape must be (channels, height, width) positive integers, got {shape!r}",
+                and all(
+                    isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_INT
+                    for n in shape
+                ),
+                f"image_shape must be (channels, height, width) integers in [1, {MAX_INT}], "
+                f"got {shape!r:.60}",
             )
             check(
                 math.prod(shape) == self.input_dim,
@@ -379,9 +387,9 @@ class TrainConfig(JsonConfig):
             or (
                 isinstance(self.threads, int)
                 and not isinstance(self.threads, bool)
-                and self.threads >= 1
+                and 1 <= self.threads <= MAX_INT
             ),
-            f"threads must be 'auto', 'torch' or an integer >= 1, got {self.threads!r}",
+            f"threads must be 'auto', 'torch' or an integer >= 1, got {self.threads!r:.60}",
         )
         choice("precision", self.precision, PRECISIONS)
         check(
@@ -398,4 +406,7 @@ class TrainConfig(JsonConfig):
         positive_int("divergence_retries", self.divergence_retries, minimum=0)
         finite("divergence_lr_factor", self.divergence_lr_factor, 0.0, 1.0, open_high=True)
         check(self.divergence_lr_factor > 0, "divergence_lr_factor must be > 0")
-        check(isinstance(self.verbose, int), f"verbose must be an integer, got {self.verbose!r}")
+        check(
+            isinstance(self.verbose, int) and abs(self.verbose) <= MAX_INT,
+            f"verbose must be an integer, got {self.verbose!r:.60}",
+        )

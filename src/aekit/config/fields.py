@@ -21,6 +21,7 @@ from typing import Any, NamedTuple, TypeVar
 from ..errors import ConfigError
 
 __all__ = [
+    "MAX_INT",
     "JsonConfig",
     "Option",
     "check",
@@ -49,12 +50,15 @@ def choice(name: str, value: object, allowed: tuple[object, ...]) -> None:
     check(value in allowed, f"{name}={value!r} is not one of {', '.join(map(repr, allowed))}")
 
 
+MAX_INT = 2**31 - 1
+"""The largest count, width or size a config holds: beyond it a value is a tampered file."""
+
+
 def positive_int(name: str, value: object, *, minimum: int = 1) -> None:
-    """Refuse ``value`` unless it is an int (not a bool) of at least ``minimum``."""
-    check(
-        isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
-        f"{name} must be an integer >= {minimum}, got {value!r}",
-    )
+    """Refuse ``value`` unless it is an int (not a bool) in ``[minimum, MAX_INT]``."""
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    check(is_int and value >= minimum, f"{name} must be an integer >= {minimum}, got {value!r:.60}")
+    check(value <= MAX_INT, f"{name} must be at most {MAX_INT}, got {value!r:.60}")
 
 
 def ordered_pairs(name: str, pairs: object, limit: int) -> None:
@@ -73,7 +77,7 @@ def finite(name: str, value: object, low: float, high: float, *, open_high: bool
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and low <= value and (value < high if open_high else value <= high)
     bracket = ")" if open_high else "]"
-    check(ok, f"{name} must be a number in [{low}, {high}{bracket}, got {value!r}")
+    check(ok, f"{name} must be a number in [{low}, {high}{bracket}, got {value!r:.60}")
 
 
 class JsonConfig:
@@ -91,7 +95,11 @@ class JsonConfig:
 
     @classmethod
     def from_dict(cls: type[_C], data: object) -> _C:
-        """Rebuild a configuration from :meth:`to_dict` output, refusing unknown keys or types."""
+        """Rebuild a configuration from :meth:`to_dict` output, refusing unknown keys or types.
+
+        Every value is then checked as on creation (ranges, choices, integers at most
+        :data:`MAX_INT`), so a tampered file is one :class:`ConfigError` naming the field.
+        """
         if not isinstance(data, dict):
             raise ConfigError(f"{cls.__name__} must be a JSON object, got {type(data).__name__}")
         hints = typing.get_type_hints(cls)

@@ -6,6 +6,12 @@ them. Arrays (``.npy``, ``.npz``, IDX) have unnamed columns, picked by 0-based i
 tables (``.csv``, ``.tsv``) and parquet files name theirs. A text table or parquet file
 whose feature columns hold text (or, in parquet, categories) gives X as a pandas DataFrame
 instead, for :mod:`aekit.data.tables` to encode.
+
+No file makes aekit allocate what its header merely claims: a ``.npy`` header must describe
+the bytes the file holds; the arrays of a ``.npz`` archive (compressed or not) and a
+(gzipped) IDX file are checked, from their headers, against
+:func:`~aekit.data.limits.max_input_bytes` before anything is unpacked, so a zip bomb is one
+:class:`~aekit.errors.DataError`.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import importlib
 import os
 import warnings
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import AekitError, DataError, DataTypeError
+from .limits import check_npz, check_unpacked_size, declared_bytes, npy_header
 
 __all__ = [
     "Table",
@@ -84,7 +92,18 @@ def require(package: str, doing: str) -> None:
 
 # -- arrays: .npy, .npz, IDX ------------------------------------------------------------------
 def read_npy(path: Path, columns: Columns, label_column: Label) -> Table:
-    """A ``.npy`` file, memory-mapped."""
+    """A ``.npy`` file, memory-mapped, after checking its header against its size."""
+    try:
+        with open(path, "rb") as handle:
+            shape, dtype = npy_header(handle, path)
+            held = os.fstat(handle.fileno()).st_size - handle.tell()
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if not dtype.hasobject and declared_bytes(shape, dtype) != held:
+        raise DataError(
+            f"{path}: its header declares shape {shape} of {dtype} "
+            f"({declared_bytes(shape, dtype):,} bytes), the file holds {held:,}"
+        )
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:
@@ -93,7 +112,8 @@ def read_npy(path: Path, columns: Columns, label_column: Label) -> Table:
 
 
 def read_npz(path: Path, columns: Columns, label_column: Label) -> Table:
-    """A ``.npz`` archive: its array ``X``, or else its first array."""
+    """A ``.npz`` archive: its array ``X``, or else its first array (checked: :func:`check_npz`)."""
+    check_npz(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
             names = list(archive.files)
@@ -127,16 +147,19 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as handle:
-            raw = handle.read()
-    except (OSError, EOFError) as exc:
+            raw = handle.read(4)
+            if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+                raise DataError(f"{path} is not an IDX file (bad magic number)")
+            raw += handle.read(4 * raw[3])
+            dtype = np.dtype(_IDX_DTYPES[raw[2]])
+            header = 4 + 4 * raw[3]
+            dims = range(raw[3])
+            shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in dims)
+            expected = header + declared_bytes(shape, dtype)
+            check_unpacked_size(path, expected, f"its header's shape {shape}")
+            raw += handle.read(expected - len(raw) + 1)  # one more: padding is caught
+    except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"cannot read IDX file {path}: {exc}") from exc
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise DataError(f"{path} is not an IDX file (bad magic number)")
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(shape)) * dtype.itemsize
     if len(raw) != expected:
         raise DataError(f"{path} is truncated or padded: {len(raw)} bytes, expected {expected}")
     return (

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import DataError, DataTypeError
+from .limits import check_npz, check_unpacked_size
 from .readers import Columns, Label, Table, as_labels, pick_columns, read_npz, require
 
 __all__ = [
@@ -78,7 +80,8 @@ def read_any_npz(path: Path, columns: Columns, label_column: Label) -> Table:
 
 
 def read_sparse_npz(path: Path, columns: Columns, label_column: Label) -> Table:
-    """A ``scipy.sparse.save_npz`` file."""
+    """A ``scipy.sparse.save_npz`` file (its arrays checked first: :func:`check_npz`)."""
+    check_npz(path)
     try:
         X = sp.load_npz(path)
     except (ValueError, OSError, KeyError) as exc:
@@ -86,9 +89,62 @@ def read_sparse_npz(path: Path, columns: Columns, label_column: Label) -> Table:
     return sparse_table(path, X, columns, label_column)
 
 
+def _mtx_header(path: Path) -> tuple[int, int, int, str, str]:
+    """``(rows, cols, entries, layout, symmetry)`` from a Matrix Market header (read alone)."""
+    opener: Any = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as handle:
+            banner = handle.readline(1024).decode("ascii", "replace").lower().split()
+            line = handle.readline(1024)
+            while line.startswith(b"%") or not line.strip():
+                if not line:
+                    raise ValueError("no size line")
+                line = handle.readline(1024)
+        sizes = [int(n) for n in line.split()]
+    except (ValueError, OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path} is not a readable Matrix Market file ({exc})") from exc
+    if (
+        len(banner) != 5
+        or banner[0] != "%%matrixmarket"
+        or banner[2]
+        not in (
+            "coordinate",
+            "array",
+        )
+    ):
+        raise DataError(f"{path} is not a Matrix Market file (bad banner)")
+    layout, symmetry = banner[2], banner[4]
+    if len(sizes) != (3 if layout == "coordinate" else 2) or min(sizes) < 0:
+        raise DataError(f"{path} is not a Matrix Market file (bad size line)")
+    rows, cols = sizes[:2]
+    return rows, cols, sizes[2] if layout == "coordinate" else rows * cols, layout, symmetry
+
+
+def _check_mtx_header(path: Path) -> None:
+    """Refuse a Matrix Market header whose claimed size the file or memory cannot hold.
+
+    A coordinate entry takes at least 4 bytes of text (``1 1`` and a newline), a dense one
+    2; what the matrix takes in memory (indices and values, twice for a symmetric one, and a
+    vector per row and per column) must fit :func:`~aekit.data.limits.max_input_bytes`.
+    """
+    rows, cols, entries, layout, symmetry = _mtx_header(path)
+    size = path.stat().st_size
+    written = entries  # entries in the text: a symmetric dense matrix stores one triangle
+    if layout == "array" and symmetry != "general":
+        written = rows * (rows - 1) // 2
+    if not path.name.endswith(".gz") and written * (2 if layout == "array" else 4) > size:
+        raise DataError(
+            f"{path}: its header claims {entries:,} entries ({rows:,} × {cols:,}), more than "
+            f"its {size:,} bytes can hold"
+        )
+    claimed = 8 * (rows + 1 + cols) + 24 * entries * (1 if symmetry == "general" else 2)
+    check_unpacked_size(path, claimed, f"its header's {rows:,} × {cols:,} matrix")
+
+
 def _mmread(path: Path) -> Any:
     import scipy.io
 
+    _check_mtx_header(path)
     try:
         return scipy.io.mmread(str(path))
     except (ValueError, OSError, EOFError, IndexError) as exc:

@@ -10,6 +10,7 @@ This module checks and reads the layout; :meth:`Autoencoder.save` and
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,8 +153,12 @@ def build_module(
         mconfig = ModelConfig.from_dict(model_config)
     except AekitError as exc:
         raise ModelFileError(f"{source}: invalid model config: {exc}") from exc
-    with torch.device("meta"):  # shapes only: a config inflated by tampering allocates nothing
-        check_tensors(Hourglass(mconfig).state_dict(), tensors, source)
+    try:
+        with torch.device("meta"):  # shapes only: a config inflated by tampering allocates nothing
+            expected = Hourglass(mconfig).state_dict()
+    except (RuntimeError, TypeError, ValueError, OverflowError) as exc:
+        raise ModelFileError(f"{source}: the model config describes no buildable network") from exc
+    check_tensors(expected, tensors, source)
     module = Hourglass(mconfig)
     scale = tensors["scale"]
     if not bool((scale > 0).all()):
@@ -201,6 +206,33 @@ def json_params(params: dict[str, Any]) -> dict[str, Any]:
 
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
+
+
+# Parameters whose stored value legitimately differs from the model config field of the same
+# name: the image shape (given in any of the forms aekit.data.images accepts).
+_RESOLVED_ELSEWHERE = ("image_shape",)
+
+
+def _check_params_match(params: dict[str, Any], model: ModelConfig, source: Path) -> None:
+    """Refuse stored estimator parameters that disagree with the model config they built.
+
+    Every parameter is copied into the config field of the same name unless it is ``"auto"``
+    (:func:`~aekit.estimator.resolve.resolve_configs`), so any other difference is a tampered
+    file: ``get_params`` and a refit would otherwise describe another model than the weights.
+    (Training parameters are not compared: an older folder's training config keeps the
+    behaviour it was written with, ``TrainConfig.ABSENT_MEANS``; a refit checks them anew.)
+    """
+    resolved = model.to_dict()
+    for name, value in params.items():
+        if name not in resolved or name in _RESOLVED_ELSEWHERE or value == "auto":
+            continue
+        stored = [value] if name == "hidden" and type(value) is int else value
+        same_kind = isinstance(stored, bool) == isinstance(resolved[name], bool)
+        if stored != resolved[name] or not same_kind:
+            raise ModelFileError(
+                f"{source}: estimator parameter {name}={value!r:.60} does not match the saved "
+                f"model's {name}={resolved[name]!r:.60}"
+            )
 
 
 def _read_layout(data: object, model: ModelConfig, source: Path) -> TableLayout | None:
@@ -255,6 +287,12 @@ def read_estimator(folder: str | os.PathLike[str], known_params: set[str]) -> Sa
     known_params : set of str
         The estimator's parameter names: any other stored parameter is refused.
 
+    Notes
+    -----
+    Stored estimator parameters must agree with the saved model config (every one that is
+    not ``"auto"``), and ``checkpoint_dir`` is reset to None in both the parameters and the
+    training config: a path is the caller's choice at refit, never taken from a file.
+
     Raises
     ------
     ModelFileError
@@ -272,14 +310,20 @@ def read_estimator(folder: str | os.PathLike[str], known_params: set[str]) -> Sa
         raise ModelFileError(
             f"{source}: unknown estimator parameter(s) {', '.join(map(repr, unknown))}"
         )
-    for key in ("hidden", "image_shape"):
-        if isinstance(params.get(key), list):
-            params[key] = tuple(params[key])
     try:
         train_config = TrainConfig.from_dict(config["train"])
         history = History.from_dict(config["history"])
     except (ConfigError, ModelFileError) as exc:
         raise ModelFileError(f"{source} is incomplete or invalid ({exc})") from exc
+    _check_params_match(params, module.config, source)
+    for key in ("hidden", "image_shape"):
+        if isinstance(params.get(key), list):
+            params[key] = tuple(params[key])
+    # A path is the caller's choice, never a file's: a refit of a loaded model writes no
+    # checkpoints until the caller sets checkpoint_dir again.
+    if "checkpoint_dir" in params:
+        params["checkpoint_dir"] = None
+    train_config = dataclasses.replace(train_config, checkpoint_dir=None)
     scaling, n_features, names = config["scaling"], config["n_features_in"], config["feature_names"]
     if scaling not in SCALINGS[1:]:
         raise ModelFileError(f"{source}: scaling={scaling!r} is not one of {SCALINGS[1:]}")

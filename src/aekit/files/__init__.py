@@ -12,11 +12,14 @@ from .atomic import atomic_file, atomic_files, atomic_write, check_writable_fold
 from .core import (
     check_fields,
     check_header,
+    check_inside,
     check_tensors,
     json_bytes,
     parse_safetensors,
     read_checked,
     read_json,
+    read_prefix,
+    read_regular,
     sha256,
     tensor_bytes,
 )
@@ -33,6 +36,7 @@ __all__ = [
     "atomic_write",
     "check_fields",
     "check_header",
+    "check_inside",
     "check_tensors",
     "check_writable_folder",
     "folder_kind",
@@ -43,6 +47,8 @@ __all__ = [
     "parse_safetensors",
     "read_checked",
     "read_json",
+    "read_prefix",
+    "read_regular",
     "sha256",
     "tensor_bytes",
 ]

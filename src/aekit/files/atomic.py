@@ -5,14 +5,17 @@ is full, read-only or forbidden (``ENOSPC``, ``EDQUOT``, ``EROFS``, ``EACCES``, 
 becomes one :class:`~aekit.errors.OutputError` naming the path; the file that was there
 before stays as it was, and no temporary file is left behind. :func:`atomic_files` writes
 several files of one folder (a model's config and weights) so that either all of them are
-replaced or none is.
+replaced or none is; :func:`atomic_folder` replaces a whole folder (a refit's model, record,
+history and plots) so that a kill at any moment leaves the old folder or the new one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,9 +26,11 @@ from ..errors import DataError, OutputError
 __all__ = [
     "atomic_file",
     "atomic_files",
+    "atomic_folder",
     "atomic_write",
     "check_writable_folder",
     "output_error",
+    "recover_folder",
     "refused_write",
 ]
 
@@ -153,6 +158,121 @@ def atomic_files(folder: str | os.PathLike[str]) -> Iterator[Callable[[str, byte
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
     _fsync_dir(folder)
+
+
+_NEW, _OLD = ".aekit-new-", ".aekit-old-"  # temporary folders beside a target: .NAME.aekit-...
+
+
+@contextlib.contextmanager
+def atomic_folder(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """A whole folder that appears at ``target`` complete, or not at all.
+
+    The block gets an empty temporary folder beside ``target`` and writes every file there.
+    When it ends without an exception, the sub-folders (a checkpoint folder) and hidden
+    entries (the lock of :mod:`~aekit.files.folderlock` that the writer holds) of the old
+    ``target`` that the block did not write are hard-linked into it; the old folder's other
+    files are not kept: they belonged to the old contents (an old fit record, plot or report
+    beside new weights would describe another model). The new folder is flushed to disk and
+    takes ``target``'s place in one atomic exchange
+    (Linux ``renameat2(RENAME_EXCHANGE)``; elsewhere two renames, and a run killed between
+    them gets the old folder back at the next call). The old folder is then removed. So a
+    process killed at any moment leaves either the old folder, whole, or the new one, whole;
+    on an exception (a full disk) the temporary folder is removed and ``target`` is as it
+    was; a first save that fails leaves no folder. Temporary folders left by a killed run
+    are removed at the next call for the same target.
+
+    Raises
+    ------
+    OutputError
+        If the file system refuses a write (full, read-only, forbidden); names the path.
+    """
+    target = Path(target)
+    if target.is_symlink():  # a link to the folder: replace the folder, keep the link
+        target = target.resolve()
+    with _translated(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        recover_folder(target)
+        staged = Path(tempfile.mkdtemp(prefix=f".{target.name}{_NEW}", dir=target.parent))
+    leftover: Path | None = staged  # removed at the end: the new folder on failure, else the old
+    try:
+        with _translated(target):
+            os.chmod(staged, 0o777 & ~_umask())  # mkdtemp makes 0700: the usual mode
+            yield staged
+            if target.is_dir():
+                _link_missing(target, staged)
+            _fsync_dir(staged)
+            leftover = _swap_in(staged, target)
+        _fsync_dir(target.parent)
+    finally:
+        if leftover is not None:
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def recover_folder(target: str | os.PathLike[str]) -> None:
+    """Undo what an :func:`atomic_folder` killed midway left beside ``target``.
+
+    A run killed between the two renames of the fallback swap left no folder at ``target``:
+    the old folder is renamed back. Temporary folders are removed. :func:`atomic_folder`
+    calls this first; only one process may write ``target`` at a time (a folder lock).
+    """
+    target = Path(target)
+    siblings = sorted(target.parent.glob(f".{_glob_escape(target.name)}.aekit-*"))
+    old = [p for p in siblings if p.name.startswith(f".{target.name}{_OLD}")]
+    if old and not os.path.lexists(target):  # killed between the two renames
+        os.rename(old[0], target)
+    for path in siblings:
+        if path.is_dir() and not path.is_symlink() and path != target:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _glob_escape(name: str) -> str:
+    """``name`` with the characters :meth:`Path.glob` treats specially escaped."""
+    return "".join(f"[{c}]" if c in "*?[]" else c for c in name)
+
+
+def _link_missing(old: Path, new: Path) -> None:
+    """Hard-link into ``new`` the sub-folders and hidden entries of ``old`` it lacks."""
+    for entry in os.scandir(old):
+        folder = entry.is_dir(follow_symlinks=False)
+        hidden = entry.name.startswith(".") and not entry.name.endswith(".tmp")  # no debris
+        if os.path.lexists(new / entry.name) or not (folder or hidden):
+            continue
+        if folder:
+            shutil.copytree(entry.path, new / entry.name, symlinks=True, copy_function=os.link)
+        elif entry.is_symlink():
+            os.symlink(os.readlink(entry.path), new / entry.name)
+        else:
+            os.link(entry.path, new / entry.name, follow_symlinks=False)
+
+
+def _swap_in(staged: Path, target: Path) -> Path | None:
+    """Put ``staged`` at ``target``; the old folder's new path (None: there was none)."""
+    if not os.path.lexists(target):
+        os.rename(staged, target)
+        return None
+    if _exchange(staged, target):
+        return staged
+    old = target.with_name(f".{target.name}{_OLD}{staged.name.rsplit('-', 1)[-1]}")
+    os.rename(target, old)  # a kill here: the next call renames old back
+    os.rename(staged, target)
+    return old
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap ``a`` and ``b`` in one step (Linux ``renameat2``); False where not supported."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
+    renameat2.argtypes += [ctypes.c_uint]
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):  # this file system cannot
+        return False
+    raise OSError(code, os.strerror(code), str(b))
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:

@@ -7,13 +7,23 @@ safetensors, nothing in a file is executed). This module reads and writes bytes,
 tensors; it builds no model and no estimator (the layouts that do live with what they build).
 PyTorch and safetensors are imported by the functions that handle tensors, so the JSON side
 (and ``aekit score`` on an ONNX file) loads no torch.
+
+Files are read only when they are what they claim to be: :func:`read_regular` opens a path
+without following a final symbolic link and without blocking, and reads it only if the opened
+file is a regular file within a size limit, so a link to ``/dev/zero``, a FIFO or a device in
+place of a saved file is one :class:`ModelFileError`, never a hang or an exhausted memory;
+:func:`check_inside` refuses a sub-folder reached through a link out of its folder.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,16 +35,105 @@ if TYPE_CHECKING:
 __all__ = [
     "check_fields",
     "check_header",
+    "check_inside",
     "check_tensors",
     "json_bytes",
     "parse_safetensors",
     "read_checked",
     "read_json",
+    "read_prefix",
+    "read_regular",
     "sha256",
     "tensor_bytes",
 ]
 
 Fields = dict[str, type | tuple[type, ...]]
+
+MAX_JSON_BYTES = 64 << 20
+"""The largest JSON file aekit reads (a model's config with its history is a few KiB)."""
+
+MAX_SAFETENSORS_HEADER = 100 << 20
+"""The largest safetensors header aekit reads (the safetensors library's own limit)."""
+
+
+@contextlib.contextmanager
+def _opened_regular(path: Path) -> Iterator[tuple[int, int]]:
+    """The open descriptor of the regular file ``path`` and its size; see :func:`read_regular`."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError as exc:
+        raise ModelFileError(f"missing {path}") from exc
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or os.path.islink(path):
+            raise ModelFileError(
+                f"{path} is a symbolic link; aekit reads only regular files in a saved folder"
+            ) from exc
+        raise ModelFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ModelFileError(
+                f"{path} is not a regular file (a FIFO, device or folder); aekit reads only "
+                "regular files in a saved folder"
+            )
+        os.set_blocking(fd, True)
+        yield fd, info.st_size
+    except OSError as exc:
+        raise ModelFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+
+
+def read_regular(path: Path, limit: int | None = None) -> bytes:
+    """The bytes of ``path``, read only if it is a regular file (of at most ``limit`` bytes).
+
+    The file is opened without following a final symbolic link (``O_NOFOLLOW``) and without
+    blocking (``O_NONBLOCK``: a FIFO does not hang the open), and the *opened* file is checked
+    (``fstat``), so it cannot be swapped between the check and the read.
+
+    Raises
+    ------
+    ModelFileError
+        A missing file, a symbolic link, a FIFO, a device, a folder or anything but a regular
+        file, a file over ``limit`` bytes, or one that cannot be read; naming ``path``.
+    """
+    with _opened_regular(path) as (fd, size):
+        if limit is not None and size > limit:
+            raise ModelFileError(
+                f"{path} holds {size} bytes, more than the {limit} this file may hold"
+            )
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            raw = handle.read(size + 1)  # one more: a file still growing is caught
+    if len(raw) != size:
+        raise ModelFileError(f"{path} changed while it was read")
+    return raw
+
+
+def read_prefix(path: Path, n: int) -> bytes:
+    """At most the first ``n`` bytes of the regular file ``path`` (see :func:`read_regular`)."""
+    with _opened_regular(path) as (fd, _):
+        return os.pread(fd, n, 0)
+
+
+def check_inside(folder: Path, sub: Path) -> Path:
+    """Refuse ``sub`` unless it is a real folder inside ``folder``, reached through no link.
+
+    Raises
+    ------
+    ModelFileError
+        A part of ``sub`` below ``folder`` is a symbolic link, or ``sub`` is not a folder.
+    """
+    part = folder
+    for name in sub.relative_to(folder).parts:
+        part = part / name
+        if part.is_symlink():
+            raise ModelFileError(
+                f"{part} is a symbolic link; a saved folder's members must be inside it"
+            )
+    if not sub.is_dir():
+        raise ModelFileError(f"no folder at {sub}")
+    return sub
 
 
 def json_bytes(obj: object) -> bytes:
@@ -57,11 +156,11 @@ def tensor_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | No
 
 def read_json(path: Path) -> dict[str, Any]:
     """A JSON object from ``path``; anything else is one :class:`ModelFileError` naming it."""
+    raw = read_regular(path, MAX_JSON_BYTES)  # a regular file of at most 64 MiB
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ModelFileError(f"missing {path}") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # ValueError covers json.JSONDecodeError and an int of more than 4,300 digits.
         raise ModelFileError(f"{path} is not valid JSON ({exc})") from exc
     if not isinstance(data, dict):
         raise ModelFileError(f"{path} must hold a JSON object")
@@ -95,24 +194,43 @@ def check_header(header: dict[str, Any], path: Path, file_format: str, max_versi
 
 
 def read_checked(path: Path, expected_sha256: object, named_in: str) -> bytes:
-    """The bytes of ``path``, refused unless their SHA-256 is ``expected_sha256``.
+    """The bytes of the safetensors file ``path``, refused unless their SHA-256 matches.
+
+    The file must be a regular file (:func:`read_regular`) whose size is the one its own
+    safetensors header declares, checked from the header before the tensors are read.
 
     Raises
     ------
     ModelFileError
-        An unreadable file, or one that does not match the checksum its header
-        (``named_in``) stores: truncated, modified, or from another save.
+        An unreadable file or not a regular one, a size other than its header declares, or
+        bytes that do not match the checksum its header (``named_in``) stores: truncated,
+        modified, or from another save.
     """
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ModelFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    raw = read_regular(path, _declared_size(path))
     if sha256(raw) != expected_sha256:
         raise ModelFileError(
             f"{path} does not match the checksum in {named_in} "
             "(truncated, modified, or from another save)"
         )
     return raw
+
+
+def _declared_size(path: Path) -> int:
+    """The size in bytes the safetensors header of ``path`` declares for the whole file."""
+    head = read_prefix(path, 8)
+    length = int.from_bytes(head, "little") if len(head) == 8 else -1
+    if not 0 < length <= MAX_SAFETENSORS_HEADER:
+        raise ModelFileError(f"{path} is not a valid safetensors file (bad header length)")
+    try:
+        header = json.loads(read_prefix(path, 8 + length)[8:])
+        ends = [
+            int(entry["data_offsets"][1]) for key, entry in header.items() if key != "__metadata__"
+        ]
+    except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
+        raise ModelFileError(f"{path} is not a valid safetensors file (bad header)") from exc
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{path} is not a valid safetensors file (bad header)")
+    return 8 + length + max(ends, default=0)
 
 
 def parse_safetensors(raw: bytes, source: os.PathLike[str] | str) -> dict[str, torch.Tensor]:

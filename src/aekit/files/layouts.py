@@ -19,16 +19,23 @@ IMPUTER_NAME = "imputer.json"
 
 
 def is_detector(folder: str | os.PathLike[str]) -> bool:
-    """True when ``folder`` holds a saved detector (not just an autoencoder)."""
-    return (Path(folder) / DETECTOR_NAME).is_file()
+    """True when ``folder`` holds a saved detector (not just an autoencoder).
+
+    Any entry named ``detector.json`` counts, a link, FIFO or folder too: such a folder is
+    read as a detector, which refuses what is not a regular file, rather than silently as
+    the plain autoencoder beside it.
+    """
+    return os.path.lexists(Path(folder) / DETECTOR_NAME)
 
 
 def folder_kind(folder: str | os.PathLike[str]) -> str:
     """``"imputer"``, ``"detector"`` or ``"model"``: the kind of estimator saved in ``folder``.
 
-    Told by the marker file beside the model (:data:`IMPUTER_NAME`, :data:`DETECTOR_NAME`).
-    A folder that is none of them is a ``"model"`` here; reading it gives the one clear error.
+    Told by the marker file beside the model (:data:`IMPUTER_NAME`, :data:`DETECTOR_NAME`),
+    an entry of that name of any kind (a link or FIFO too: reading it gives the one clear
+    error, rather than a plain autoencoder loaded silently). A folder that is none of them
+    is a ``"model"`` here; reading it gives the one clear error.
     """
-    if (Path(folder) / IMPUTER_NAME).is_file():
+    if os.path.lexists(Path(folder) / IMPUTER_NAME):
         return "imputer"
     return "detector" if is_detector(folder) else "model"
