@@ -119,15 +119,13 @@ def _score_onnx(args: argparse.Namespace) -> int:
     """Score with ONNX Runtime: reads DATA with aekit's readers, imports no torch."""
     from ..data.formats import check_output, read_table
     from ..export import OnnxModel
+    from .inputs import feature_columns, model_columns
 
     check_output(args.output)
     if args.stream:
         raise ConfigError("--stream reads with PyTorch's row sources: not with an .onnx MODEL")
     model = OnnxModel(args.model)
-    columns = args.columns
-    named = Path(args.data).suffix.lower() in (".csv", ".tsv", ".parquet")
-    if columns is None and named and model.feature_names is not None:
-        columns = model.feature_names  # the fit-time columns, by name
+    columns = feature_columns(args, model_columns({}, model), args.label_column)  # by name
     X = read_table(args.data, columns=columns, label_column=args.label_column).X
     if X.shape[0] == 0 or X.shape[1] != model.n_features:
         raise DataError(

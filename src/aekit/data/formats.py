@@ -49,6 +49,8 @@ from ..errors import DataError
 from ..files.atomic import check_writable_folder
 from .readers import (
     Table,
+    delimited_names,
+    parquet_names,
     read_delimited,
     read_idx,
     read_idx_table,
@@ -70,6 +72,7 @@ __all__ = [
     "Table",
     "can_stream",
     "check_output",
+    "column_names",
     "data_bytes",
     "file_format",
     "find_format",
@@ -115,6 +118,9 @@ class FileFormat:
     folder : callable or None
         ``folder(path)`` tells a folder of this format by what it holds (a 10x Genomics
         matrix); such a folder is one table, not a dataset of shards.
+    names : callable or None
+        ``names(path)`` reads the column names alone (a header line, a schema), or None
+        where the file has none; None for a format whose names are read with its rows.
     """
 
     name: str
@@ -127,6 +133,7 @@ class FileFormat:
     needs: str | None = None
     dataset: bool = False
     folder: Callable[[Path], bool] | None = None
+    names: Callable[[Path], list[str] | None] | None = None
 
     def matches(self, path: str | os.PathLike[str]) -> bool:
         """Whether the file name ends in one of the suffixes (a dataset: see :func:`is_dataset`)."""
@@ -200,7 +207,12 @@ FORMATS: tuple[FileFormat, ...] = (
     FileFormat("mtx", (".mtx",), read_mtx, gzipped=True),
     FileFormat("h5ad", (".h5ad",), read_h5ad, named_columns=True, needs="anndata"),
     FileFormat(
-        "csv", (".csv",), functools.partial(read_delimited, sep=","), TextSink, named_columns=True
+        "csv",
+        (".csv",),
+        functools.partial(read_delimited, sep=","),
+        TextSink,
+        named_columns=True,
+        names=functools.partial(delimited_names, sep=","),
     ),
     FileFormat(
         "tsv",
@@ -208,8 +220,15 @@ FORMATS: tuple[FileFormat, ...] = (
         functools.partial(read_delimited, sep="\t"),
         functools.partial(TextSink, sep="\t"),
         named_columns=True,
+        names=functools.partial(delimited_names, sep="\t"),
     ),
-    FileFormat("txt", (".txt",), functools.partial(read_delimited, sep="\t"), named_columns=True),
+    FileFormat(
+        "txt",
+        (".txt",),
+        functools.partial(read_delimited, sep="\t"),
+        named_columns=True,
+        names=functools.partial(delimited_names, sep="\t"),
+    ),
     FileFormat(
         "parquet",
         (".parquet",),
@@ -218,6 +237,7 @@ FORMATS: tuple[FileFormat, ...] = (
         _parquet_rows,
         named_columns=True,
         needs="pyarrow",
+        names=parquet_names,
     ),
     FileFormat("idx", ("-ubyte", ".idx"), read_idx_table, gzipped=True),
 )
@@ -271,6 +291,31 @@ def names_columns(path: str | os.PathLike[str]) -> bool:
 
         return shard_format(list_shards(path), path).named_columns
     return found is not None and found.named_columns
+
+
+def column_names(path: str | os.PathLike[str]) -> list[str] | None:
+    """The names of a data file's columns, read without its rows; None if it has none.
+
+    A text table without a header row, an array format, and the formats whose names come
+    with their rows (``.h5ad``, 10x folders) give None; a dataset folder or glob gives its
+    first shard's names (every shard has the same schema, :mod:`aekit.data.folders`).
+
+    Raises
+    ------
+    DataError
+        A missing or unreadable file.
+    """
+    found = find_format(path)
+    if found is not None and found.dataset and names_columns(path):
+        from .folders import list_shards
+
+        return column_names(list_shards(path)[0])
+    if found is None or found.names is None:
+        return None
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"no such file: {path}")
+    return found.names(path)
 
 
 def read_array(path: str | os.PathLike[str]) -> np.ndarray:
