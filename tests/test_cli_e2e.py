@@ -113,6 +113,7 @@ def test_ctrl_c_exits_130_with_a_resume_hint(tmp_path, digits):
     last = rest.strip().splitlines()[-1]
     assert last.startswith("aekit: interrupted; checkpoint in") and last.endswith("--resume")
     assert "Traceback" not in rest
+    assert sum("resume" in line for line in rest.splitlines()) == 1  # one hint: the command's
     assert list((tmp_path / "c").glob("checkpoint-*.safetensors"))
     assert not (tmp_path / "m").exists()
 
