@@ -87,7 +87,7 @@ def _said(args: Any) -> Iterator[None]:
     """Set, for one command, what it says on stderr (the module docstring); then restore it."""
     logger = logging.getLogger("aekit")
     level = logger.level
-    quiet, verbose = getattr(args, "quiet", False), getattr(args, "verbose", False)
+    quiet, verbose = getattr(args, "quiet", False), getattr(args, "details", False)
     logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
     log_filter = _CommandLog(verbose)
     logger.addFilter(log_filter)

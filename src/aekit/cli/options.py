@@ -311,6 +311,7 @@ def add_quiet_option(parser: argparse.ArgumentParser) -> None:
         "-v",
         "--verbose",
         action="store_true",
+        dest="details",  # not "verbose": that is an Autoencoder parameter (EXCLUDED)
         help="also say how training was set up (the number of CPU threads and why)",
     )
 
