@@ -5,6 +5,7 @@ after fitting on a DataFrame, through Python and through the command line; a sav
 not overwritten unless asked; ``-q`` is quiet and warnings are one line.
 """
 
+import importlib.util
 import subprocess
 import sys
 
@@ -200,3 +201,31 @@ def test_quiet_is_quiet_and_warnings_are_one_line(tmp_path, frame):
     warned = [line for line in verbose.splitlines() if "warning" in line]
     assert len(warned) == 1 and warned[0].startswith("aekit: warning: code_dim=4 >= 4 features")
     assert "warnings.warn" not in verbose and "Warning:" not in verbose
+
+
+def test_sparse_files_through_every_command(tmp_path, capsys):
+    """A scipy.sparse ``.npz``: fit, encode, reconstruct and score (to ``.npz`` too), score
+    with the ONNX file, report and compare all take it; the ONNX scores match the folder's."""
+    import scipy.sparse as sp
+
+    rows = sp.random(200, 40, density=0.1, random_state=0, format="csr", dtype=np.float64)
+    sp.save_npz(tmp_path / "rows.npz", rows)
+    data, model = tmp_path / "rows.npz", tmp_path / "m"
+    fit = ["fit", data, "--code-dim", "3", "--epochs", "2", "--seed", "0", "-q", "-o", model]
+    assert _cli(capsys, *fit)[0] == 0
+    for command, out, width in (("encode", "c.npz", 3), ("reconstruct", "r.npz", 40)):
+        code, _, err = _cli(capsys, command, model, data, "-o", tmp_path / out)
+        assert code == 0, err
+        assert np.load(tmp_path / out)["X"].shape == (200, width)  # a dense array X
+    assert _cli(capsys, "score", model, data, "-o", tmp_path / "s.npz")[0] == 0
+    errors = np.load(tmp_path / "s.npz")["X"][:, 0]
+    assert _cli(capsys, "export", model, "-o", tmp_path / "m.onnx")[0] == 0
+    if importlib.util.find_spec("onnxruntime") is not None:  # the ONNX runner is optional
+        code, _, err = _cli(capsys, "score", tmp_path / "m.onnx", data, "-o", tmp_path / "o.npy")
+        assert code == 0, err
+        np.testing.assert_allclose(np.load(tmp_path / "o.npy")[:, 0], errors, rtol=1e-4)
+    code, out, err = _cli(capsys, "report", model, data, "-o", tmp_path / "report")
+    assert code == 0 and (tmp_path / "report" / "index.html").is_file(), err
+    compare = ["compare", data, "--code-dims", "2", "--epochs", "1", "--seed", "0", "-q"]
+    code, out, err = _cli(capsys, *compare)
+    assert code == 0 and "seed 0" in out, err

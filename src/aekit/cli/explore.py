@@ -33,7 +33,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if not 0 < args.test_fraction < 1:
         raise ConfigError(f"--test-fraction must be in (0, 1), got {args.test_fraction}")
     picked = feature_columns(args, label_column=args.label_column)  # --columns less --drop
-    X = np.asarray(read_data(args.data, picked, args.label_column).X)
+    X = read_data(args.data, picked, args.label_column).X
+    X = X.toarray() if hasattr(X, "indptr") else np.asarray(X)  # sparse rows: compared dense
     seed = run_seed(args)  # drawn when not given, and printed: the run can be repeated
     train_idx, test_idx = split_indices(len(X), args.test_fraction, seed)
     X_train, X_test = X[train_idx], X[test_idx]
@@ -74,9 +75,10 @@ def cmd_report(args: argparse.Namespace) -> int:
                 "cover such models yet (use aekit score, or Autoencoder.reconstruction_error)"
             )
         labels = read_labels(labels_file) if labels_file is not None else table.labels
-        X = np.asarray(table.X)
+        sparse = hasattr(table.X, "indptr")  # the report plots rows: dense (the file's digest
+        X = table.X.toarray() if sparse else np.asarray(table.X)  # is of its sparse form)
         holdout, notes = None, []
-        if info.get("fingerprint") == fingerprint(X):
+        if info.get("fingerprint") == fingerprint(table.X if sparse else X):
             holdout = np.load(Path(args.model) / HOLDOUT, allow_pickle=False)
             if len(holdout) == 0:
                 holdout = None

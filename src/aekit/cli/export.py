@@ -12,6 +12,7 @@ the one ``--threshold``/``--contamination`` sets).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,24 @@ def _score_detector(args: argparse.Namespace) -> int:
     return _write_scores(args, table, detector.threshold_)
 
 
+_DENSE_BLOCK_VALUES = 2**24  # sparse DATA is scored by ONNX Runtime in dense blocks this big
+
+
+def _dense_blocks(X: Any) -> Iterator[Any]:
+    """``X`` itself, or sparse rows (a scipy CSR) as dense blocks of at most 2**24 values."""
+    if not hasattr(X, "indptr"):
+        yield X
+        return
+    step = max(1, _DENSE_BLOCK_VALUES // max(X.shape[1], 1))
+    for start in range(0, X.shape[0], step):
+        yield X[start : start + step].toarray()
+
+
+def _onnx_scores(model: Any, X: np.ndarray) -> np.ndarray:
+    out = model.run(X)
+    return np.column_stack([out["error"], out["anomaly_score"]]).astype(np.float64)
+
+
 def _score_onnx(args: argparse.Namespace) -> int:
     """Score with ONNX Runtime: reads DATA with aekit's readers, imports no torch."""
     from ..data.formats import check_output, read_table
@@ -132,6 +151,5 @@ def _score_onnx(args: argparse.Namespace) -> int:
             f"{args.data} has {X.shape[1]} feature columns and {X.shape[0]} rows, the model "
             f"{args.model} expects {model.n_features} columns"
         )
-    out = model.run(X)
-    table = np.column_stack([out["error"], out["anomaly_score"]]).astype(np.float64)
+    table = np.concatenate([_onnx_scores(model, part) for part in _dense_blocks(X)])
     return _write_scores(args, table, model.threshold)

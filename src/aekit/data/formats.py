@@ -4,7 +4,7 @@
 format     suffixes              read   write  stream  named columns
 =========  ====================  =====  =====  ======  =============
 npy        ``.npy``              yes    yes    yes     no
-npz        ``.npz``              yes    no     no      no
+npz        ``.npz``              yes    yes    no      no
 mtx        ``.mtx`` (sparse)     yes    no     no      no
 h5ad       ``.h5ad`` (sparse)    yes    no     no      yes (var_names)
 csv        ``.csv``              yes    yes    no      yes (header)
@@ -22,7 +22,8 @@ of ``.parquet`` or ``.npy`` shards is one dataset (:mod:`aekit.data.folders`: th
 Spark and Dask write, its row order, its schema check). A CSV, TSV or parquet file whose
 feature columns hold text is read whole, with pandas, as a DataFrame (never streamed).
 
-A ``.npz`` written by ``scipy.sparse.save_npz`` and Matrix Market files are sparse. A folder
+A ``.npz`` written by ``scipy.sparse.save_npz`` and Matrix Market files are sparse; a
+``.npz`` aekit writes holds one dense array ``X`` (:class:`~aekit.data.writers.NpzSink`). A folder
 laid out as 10x Genomics writes a matrix (``matrix.mtx.gz``, ``features.tsv.gz``,
 ``barcodes.tsv.gz``) is the ``10x`` format, not a dataset of shards: it reads as one table, a
 row per cell. Sparse formats give a ``scipy.sparse`` CSR array
@@ -59,7 +60,7 @@ from .readers import (
     require,
 )
 from .sparse_files import is_10x_folder, read_10x, read_any_npz, read_h5ad, read_mtx
-from .writers import NpySink, ParquetSink, RowSink, TextSink, write_rows
+from .writers import NpySink, NpzSink, ParquetSink, RowSink, TextSink, write_rows
 
 if TYPE_CHECKING:
     from .stream import BlockRows
@@ -203,7 +204,7 @@ FORMATS: tuple[FileFormat, ...] = (
     FileFormat("10x", (), read_10x, named_columns=True, folder=is_10x_folder),
     FileFormat("folder", (), _read_folder, stream=_folder_rows, dataset=True),
     FileFormat("npy", (".npy",), read_npy, NpySink, _npy_rows),
-    FileFormat("npz", (".npz",), read_any_npz),
+    FileFormat("npz", (".npz",), read_any_npz, NpzSink),
     FileFormat("mtx", (".mtx",), read_mtx, gzipped=True),
     FileFormat("h5ad", (".h5ad",), read_h5ad, named_columns=True, needs="anndata"),
     FileFormat(
@@ -419,7 +420,7 @@ def _output(path: str | os.PathLike[str]) -> tuple[Path, Callable[..., RowSink]]
 def write_array(
     path: str | os.PathLike[str], array: Any, column_names: Sequence[str] | None = None
 ) -> Path:
-    """Write rows to ``.npy``, ``.csv``/``.tsv`` (with a header) or ``.parquet``, atomically.
+    """Write rows to ``.npy``, ``.npz``, ``.csv``/``.tsv`` (a header) or ``.parquet``, atomically.
 
     The format follows the extension; the file appears complete or not at all.
 
