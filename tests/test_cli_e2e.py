@@ -86,7 +86,7 @@ def test_error_is_one_line_without_traceback(files, model):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"aekit: error: cannot write {folder / 'codes.xlsx'}: unknown output format '.xlsx' "
-        "(expected .npy, .csv, .tsv, .parquet)"
+        "(expected .npy, .npz, .csv, .tsv, .parquet)"
     ]
     assert not (folder / "codes.xlsx").exists()
 
