@@ -229,3 +229,28 @@ def test_sparse_files_through_every_command(tmp_path, capsys):
     compare = ["compare", data, "--code-dims", "2", "--epochs", "1", "--seed", "0", "-q"]
     code, out, err = _cli(capsys, *compare)
     assert code == 0 and "seed 0" in out, err
+
+
+def test_report_picks_columns_by_name(saved, capsys, tmp_path):
+    folder, _, _ = saved
+    code, _, err = _cli(
+        capsys, "report", folder / "model", folder / "reordered.csv", "-o", tmp_path / "r"
+    )
+    assert code == 0 and (tmp_path / "r" / "index.html").is_file(), err
+    code, _, err = _cli(
+        capsys, "report", folder / "model", folder / "renamed.csv", "-o", tmp_path / "s"
+    )
+    assert code == 2 and "'z' instead (renamed?)" in err and err.count("\n") == 1
+    code, _, err = _cli(
+        capsys,
+        "report",
+        folder / "detector",
+        folder / "extra.csv",
+        "--labels",
+        "y",
+        "--drop",
+        "e",
+        "-o",
+        tmp_path / "t",
+    )
+    assert code == 0, err
