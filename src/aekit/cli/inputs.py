@@ -218,10 +218,13 @@ def feature_columns(
     ConfigError
         ``--drop`` on a file without column names, or naming a column it does not have.
     """
-    from ..data.formats import column_names
+    from ..data.formats import column_names, names_columns
 
     drop = list(getattr(args, "drop", None) or [])
     names = column_names(args.data)
+    told = args.columns is not None or drop
+    if names is None and expected is not None and not told and names_columns(args.data):
+        return expected  # names read with the rows (.h5ad, 10x): the reader picks the model's
     if names is None:  # no names: by position (the width is checked once the rows are read)
         if drop:
             raise ConfigError(
