@@ -22,8 +22,6 @@ Prints a table for each benchmark and writes everything to ``--out`` as JSON.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
 import warnings
 from collections.abc import Callable
@@ -31,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sklearn
 import torch
 from sklearn.datasets import load_breast_cancer, load_wine
 from sklearn.decomposition import PCA
@@ -41,9 +38,10 @@ from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import OneClassSVM
 
-import aekit
 from aekit import Autoencoder, AutoencoderOutlierDetector
 from aekit.data.formats import read_idx
+
+from _common import environment, write_json
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 OUT = Path(__file__).resolve().parent / "results" / "anomaly.json"
@@ -272,10 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "split": args.split,
         "quick": args.quick,
-        "versions": {"aekit": aekit.__version__, "torch": torch.__version__,
-                     "sklearn": sklearn.__version__, "python": platform.python_version()},
-        "threads": torch.get_num_threads(),
-    }  # fmt: skip
+        **environment("versions", "threads"),
+    }
     if args.only != "tables":
         report["mnist"] = run_mnist(args.data, args.split, args.quick)
     if args.only != "mnist":
@@ -284,9 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         print_mnist(report["mnist"])
     if "tables" in report:
         print_tables(report["tables"])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"\nwrote {out}")
+    write_json(out, report, indent=1)
     return 0
 
 

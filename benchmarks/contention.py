@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -42,7 +41,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aekit.files.atomic import atomic_write
+from _common import environment, write_json
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
 HIDDEN, CODE_DIM, BATCH = (256,), 30, 128
@@ -371,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         args.rows, args.epochs, args.repeats = 1000, 1, 1
     res: dict[str, Any] = {
         "rows": args.rows, "epochs": args.epochs, "repeats": args.repeats, "quick": args.quick,
-        "cpus": len(usable()), "cpu": platform.processor() or platform.machine(),
+        "cpus": len(usable()), **environment("cpu"),
         "load_average_start": os.getloadavg(), "conditions": {},
     }  # fmt: skip
     for condition in args.conditions.split(","):
@@ -383,9 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     res["load_average_end"] = os.getloadavg()
     res["targets"] = targets(res)
     print_report(res)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(args.out, json.dumps(res, indent=2).encode())
-    print(f"\nwritten: {args.out}")
+    write_json(args.out, res)
     return 0
 
 

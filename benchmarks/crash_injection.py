@@ -13,7 +13,6 @@ usage: python benchmarks/crash_injection.py [--runs 10] [--seed 0] [--out crash_
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import signal
 import subprocess
@@ -21,6 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import write_json
 
 RUN = {"epochs": 4, "batch_size": 64, "checkpoint_every_steps": 10, "keep_checkpoints": 2}
 STEPS = 4 * 29  # 1800 training rows in batches of 64, four epochs
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     equal = sum(bool(r["bitwise_equal"]) for r in results)
     print(f"bitwise equal to the uninterrupted run: {equal} of {len(results)}")
     summary = {"config": RUN, "steps": STEPS, "runs": results, "equal": equal}
-    Path(args.out).write_text(json.dumps(summary, indent=2))
+    write_json(args.out, summary)
     return 0 if equal == len(results) else 1
 
 

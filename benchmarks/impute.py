@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import platform
 import time
 import warnings
 from collections.abc import Callable
@@ -55,9 +54,10 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-import aekit
 from aekit import AutoencoderImputer, AutoencoderOutlierDetector
 from aekit.data.formats import read_idx
+
+from _common import environment, write_json
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 OUT = Path(__file__).resolve().parent / "results" / "impute.json"
@@ -332,10 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "quick": args.quick,
         "aekit_params": args.aekit_params,
-        "versions": {"aekit": aekit.__version__, "torch": torch.__version__,
-                     "sklearn": sklearn.__version__, "python": platform.python_version()},
-        "threads": torch.get_num_threads(),
-    }  # fmt: skip
+        **environment("versions", "threads"),
+    }
     if args.only != "outliers":
         report["imputation"] = run_imputation(args)
     if args.only != "tables":
@@ -352,9 +350,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{found['mean_auroc_without']:.3f} (the holed rows complete: "
             f"{found['mean_auroc_holed_rows_complete']:.3f})"
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"\nwrote {args.out}")
+    write_json(args.out, report, indent=1)
     return 0
 
 

@@ -30,7 +30,6 @@ writes ``benchmarks/results/impute_penguins.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import warnings
 from pathlib import Path
@@ -45,7 +44,8 @@ from sklearn.impute import IterativeImputer, SimpleImputer
 from aekit import Autoencoder, AutoencoderImputer
 from aekit.data.tables import TableLayout
 from aekit.errors import AekitWarning, DataError
-from aekit.files.atomic import atomic_write
+
+from _common import write_json
 
 CATEGORICAL = ("species", "island", "sex")
 RATES = (0.1, 0.2, 0.4)
@@ -247,7 +247,7 @@ def main() -> None:
     args = parser.parse_args()
     result = run(tuple(range(1 if args.quick else args.seeds)), args.quick)
     print(table_text(result))
-    atomic_write(args.out, (json.dumps(result, indent=2) + "\n").encode())
+    write_json(args.out, result)
 
 
 if __name__ == "__main__":

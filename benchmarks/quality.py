@@ -16,15 +16,12 @@ are spared weight decay); 5. convolutional AE. Each fit's wall time is kept.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from sklearn.decomposition import PCA
 
 from aekit import Autoencoder
@@ -38,7 +35,8 @@ from aekit.analysis import (
     sparsity_stats,
 )
 from aekit.data.formats import read_array
-from aekit.files.atomic import atomic_write
+
+from _common import environment, write_json
 
 SEED = 0
 IMAGES = "t10k-images-idx3-ubyte.gz"
@@ -317,14 +315,11 @@ def main(argv: list[str] | None = None) -> int:
         "n_train": len(train),
         "n_test": len(test),
         "seed": SEED,
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "machine": platform.machine(),
+        **environment("torch", "threads", "machine"),
         "total_seconds": time.perf_counter() - tick,
     }
     print(table(results))
-    atomic_write(args.out, json.dumps(results, indent=2).encode())
-    print(f"wrote {args.out}")
+    write_json(args.out, results)
     return 0
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -37,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from _common import environment, write_json
 
 OUT = Path(__file__).resolve().parent / "results" / "shards.json"
 FULL = {"shards": 16, "groups": 8, "group_rows": 2048, "features": 32, "epochs": 3}
@@ -188,20 +189,18 @@ def main() -> None:
         result: dict[str, Any] = {
             "size": size,
             "params": PARAMS,
-            "machine": {"cpus": len(os.sched_getaffinity(0)), "python": platform.python_version()},
+            "machine": environment("cpus", "python"),
         }
         if args.section in ("all", "bytes"):
             result["bytes"] = bytes_section(folders, size, (2,) if args.quick else (1, 2, 4))
         if args.section in ("all", "speed"):
             timed = {"npy": folders["npy"]} if args.quick else folders
             result["speed"] = speed_section(timed, size)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.out.is_file() and args.section != "all":  # one section run alone keeps the other
         earlier = json.loads(args.out.read_text())
         if earlier.get("size") == size:
             result = {**earlier, **result}
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwrote {args.out}")
+    write_json(args.out, result)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from _common import write_json
+
 SEED = 0
 IMAGES = "t10k-images-idx3-ubyte.gz"
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
@@ -480,9 +482,7 @@ def main() -> None:
     for name in sections:
         print(f"== {name}")
         results[name] = functions[name](args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    write_json(args.out, results, indent=1)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -41,7 +39,8 @@ from torch import nn
 from aekit import Autoencoder
 from aekit.analysis import row_errors
 from aekit.data.formats import read_array
-from aekit.files.atomic import atomic_write
+
+from _common import environment, write_json
 
 CODE_DIM = 30
 ARCHS = {"small": (256,), "large": (1000, 500, 250)}
@@ -432,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         res: dict[str, Any] = {
             "data": source, "train_rows": len(X), "test_rows": len(X_test),
             "epochs": args.epochs, "repeats": args.repeats, "threads": args.threads,
-            "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+            **environment("torch", "cpu"),
             "device": args.device,
             "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
         }  # fmt: skip
@@ -449,9 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         res["load_average"] = {"start": load_before, "end": os.getloadavg()}
     res["targets"] = targets(res)
     print_report(res)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(args.out, json.dumps(res, indent=2).encode())
-    print(f"\nwritten: {args.out}")
+    write_json(args.out, res)
     return 0
 
 

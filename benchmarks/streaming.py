@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from _common import write_json
+
 FEATURES = 784
 PARAMS = {
     "code_dim": 30, "hidden": (256,), "batch_size": 128, "val_fraction": 0.0,
@@ -261,9 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is None:
         suffix = "" if args.format == "npy" else f"-{args.format}"
         args.out = Path(f"benchmarks/results/streaming{suffix}.json")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(res, indent=2))
-    print(f"written: {args.out}")
+    write_json(args.out, res)
     return 0
 
 

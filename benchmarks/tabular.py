@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,8 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, loa
 
 from aekit import Autoencoder
 from aekit.analysis import measure, split_indices
-from aekit.files.atomic import atomic_write
+
+from _common import environment, write_json
 
 TABLES = {
     "iris": lambda: load_iris().data,
@@ -123,14 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "tabular",
         "command": "benchmarks/tabular.py " + " ".join(argv or []),
-        "machine": {"platform": platform.platform(), "torch": torch.__version__},
+        "machine": environment("platform", "torch"),
         "params": params,
         "summary": summary,
         "fits": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(args.out, (json.dumps(report, indent=2) + "\n").encode())
-    print(f"wrote {args.out}")
+    write_json(args.out, report)
     return 0
 
 

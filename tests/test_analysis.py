@@ -1,7 +1,18 @@
 import numpy as np
+import pandas as pd
 import pytest
+from sklearn.decomposition import PCA
 
-from aekit.analysis import compare, normalized_mse, principal_angles, row_errors, sparsity_stats
+from aekit import Autoencoder
+from aekit.analysis import (
+    compare,
+    measure,
+    normalized_mse,
+    pca_error_curve,
+    principal_angles,
+    row_errors,
+    sparsity_stats,
+)
 from tests.helpers import FAST
 
 
@@ -37,6 +48,7 @@ def pca_error_by_svd(train, test, k):
     return float(((test - recon) ** 2).sum(axis=1).mean())
 
 
+@pytest.mark.slow  # four fits on 300 digit images
 def test_compare_measures_both_models_in_the_same_unit(digits):
     # Pixels in [0, 1] and no scaling: the model's scaled space is the original one, so the
     # errors below are the same numbers whichever of the two spaces compare measures in.
@@ -54,3 +66,50 @@ def test_compare_measures_both_models_in_the_same_unit(digits):
     assert "AE/PCA" in result.table()
     assert result.to_dict()["n_test"] == 100 and result.to_dict()["n_train"] == 300
     assert compare(train, test, [2], **params).models == []  # kept only when asked
+
+
+def _table_with_holes(n=300, seed=0):
+    """3 numeric columns and a 4-category column (from the first two), missing in ~30% of rows."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3))
+    kind = np.array(list("abcd"), dtype=object)[(x[:, 0] > 0) * 2 + (x[:, 1] > 0)]
+    df = pd.DataFrame({"x0": x[:, 0], "x1": x[:, 1], "x2": x[:, 2], "kind": kind})
+    df["kind"] = df["kind"].where(rng.random(n) > 0.3)  # a missing category: the block NaN
+    return df
+
+
+def test_measure_against_pca_with_holes():
+    # PCA is measured in the autoencoder's unit: observed entries, times n_columns /
+    # n_observed_columns, a categorical column (its one-hot block) counting as ONE column.
+    df = _table_with_holes()
+    train, test = df.iloc[:240], df.iloc[240:]
+    model = Autoencoder(code_dim=2, hidden=(8,), categorical_features=["kind"], **FAST).fit(train)
+    assert model.model_config_.categorical_blocks == ((3, 7),)
+    found = measure(model, train, test)
+
+    scaled_train, scaled_test = model.scale_rows(train), model.scale_rows(test)
+    assert np.isnan(scaled_test[:, 3:7]).all(axis=1).any()  # some rows miss their category
+    means = np.nanmean(scaled_train, axis=0)
+    pca = PCA(n_components=2).fit(np.where(np.isnan(scaled_train), means, scaled_train))
+    filled = np.where(np.isnan(scaled_test), means, scaled_test)
+    recon = pca.inverse_transform(pca.transform(filled))
+    squared = np.where(np.isnan(scaled_test), 0.0, scaled_test - recon) ** 2
+    observed = np.hstack([~np.isnan(scaled_test[:, :3]), ~np.isnan(scaled_test[:, 3:4])])
+    by_hand = (squared.sum(axis=1) * 4 / observed.sum(axis=1)).mean()  # 4 columns in the table
+    assert found.pca_error == pytest.approx(by_hand, rel=1e-9)
+    assert found.ae_error == pytest.approx(model.reconstruction_error(test).mean(), rel=1e-12)
+    assert found.ratio == pytest.approx(found.ae_error / by_hand, rel=1e-9)
+    assert found.n_train == 240 and found.n_test == 60
+
+
+def test_pca_error_curve_counts_a_group_once():
+    # One row, columns 1-3 one group: with column 0 missing, its error over the observed
+    # entries is rescaled by 2 groups / 1 observed group, not 4 columns / 3 observed.
+    train = np.array([[0.0, 1.0, 0.0, 0.0], [2.0, 0.0, 1.0, 0.0], [4.0, 0.0, 0.0, 1.0]])
+    test = np.array([[np.nan, 1.0, 1.0, 0.0]])
+    _, plain = pca_error_curve(train, test, 1)
+    _, grouped = pca_error_curve(train, test, 1, groups=(0, 1, 1, 1))
+    assert grouped[0] == pytest.approx(plain[0] * 2 / (4 / 3), rel=1e-12)
+    _, complete = pca_error_curve(train, np.nan_to_num(test), 1, groups=(0, 1, 1, 1))
+    _, ungrouped = pca_error_curve(train, np.nan_to_num(test), 1)
+    assert complete == pytest.approx(ungrouped, rel=1e-12)  # complete rows: the plain sum

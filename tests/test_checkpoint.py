@@ -101,7 +101,17 @@ def assert_same_run(trainer, reference, history):
     assert trainer.history.best_epoch == history.best_epoch
 
 
-@pytest.fixture(scope="module", params=sorted(SETUPS))
+# The top-k run is 18 epochs of every-2-steps checkpoints: each test of it is over a second.
+SLOW_SETUPS = {"topk-auxk-decay"}
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(name, marks=pytest.mark.slow) if name in SLOW_SETUPS else name
+        for name in sorted(SETUPS)
+    ],
+)
 def reference(request, tmp_path_factory):
     """An uninterrupted run that checkpoints every 2 steps and every epoch."""
     folder = tmp_path_factory.mktemp("ref")
@@ -459,6 +469,7 @@ def kill_reference():
     return weights(trainer), trainer.history
 
 
+@pytest.mark.slow  # a chain of child processes killed and resumed
 def test_sigkill_at_random_points_then_resume_is_bitwise_exact(kill_reference, tmp_path):
     """A chain of processes, each killed with SIGKILL at a seeded random point."""
     rng = random.Random(5)
@@ -477,6 +488,7 @@ def test_sigkill_at_random_points_then_resume_is_bitwise_exact(kill_reference, t
     print("SIGKILL after step / resumed from:", outcomes)
 
 
+@pytest.mark.slow  # a chain of child processes killed and resumed
 def test_real_sigint_saves_a_checkpoint_and_resume_is_exact(kill_reference, tmp_path):
     folder = tmp_path / "run"
     proc = _start_child(tmp_path, folder)

@@ -61,6 +61,7 @@ def model(files):
     return folder / "m"
 
 
+@pytest.mark.slow  # aekit commands in subprocesses
 def test_every_format_in_and_out(files, model):
     """IDX was fitted on; parquet, CSV and TSV go in here, .npz in the report, .npy in Ctrl-C."""
     import aekit as lib
@@ -80,6 +81,7 @@ def test_every_format_in_and_out(files, model):
     assert np.allclose(scores.X[:, 0], distance, rtol=1e-4)
 
 
+@pytest.mark.slow  # aekit commands in subprocesses
 def test_error_is_one_line_without_traceback(files, model):
     folder, _ = files
     proc = aekit("encode", model, folder / "x.npy", "-o", folder / "codes.xlsx", check=False)
@@ -91,6 +93,7 @@ def test_error_is_one_line_without_traceback(files, model):
     assert not (folder / "codes.xlsx").exists()
 
 
+@pytest.mark.slow  # aekit commands in subprocesses
 def test_ctrl_c_exits_130_with_a_resume_hint(tmp_path, digits):
     np.save(tmp_path / "x.npy", digits)
     cmd = [sys.executable, "-m", "aekit", "fit", str(tmp_path / "x.npy"), "--code-dim", "2",
@@ -128,6 +131,7 @@ window.addEventListener("load", () => {
 </script>"""
 
 
+@pytest.mark.slow  # aekit commands in subprocesses
 @pytest.mark.browser  # conftest skips it, saying why, where there is no chromium
 def test_report_renders_in_headless_chromium(files, model, tmp_path):
     """The page loads, every image decodes, and the page logs nothing to the console."""

@@ -77,6 +77,7 @@ def run_two_ranks(tmp_path, text, *args):
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+@pytest.mark.slow  # torchrun / several processes
 @pytest.mark.parametrize(("params", "stop"), [(PARAMS, "early_stopping"), (TOPK, "epochs")])
 def test_two_gloo_processes_match_one_process(tmp_path, params, stop):
     out = tmp_path / "model"
@@ -149,6 +150,7 @@ def test_max_restarts_goes_to_torchrun_and_needs_processes(tmp_path, capsys):
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.slow  # torchrun / several processes
 def test_cli_fit_nproc_2_matches_one_process(tmp_path):
     data = tmp_path / "rows.npy"
     np.save(data, rows())
@@ -174,6 +176,7 @@ def test_cli_fit_nproc_2_matches_one_process(tmp_path):
         )
 
 
+@pytest.mark.slow  # torchrun / several processes
 def test_cli_fit_nproc_2_streams_a_parquet_file_like_one_process(tmp_path, monkeypatch):
     import aekit.data.formats
     import aekit.data.stream
@@ -271,6 +274,7 @@ exit_process(0)
 """
 
 
+@pytest.mark.slow  # torchrun / several processes
 def test_two_ranks_read_their_share_of_a_folder_and_train_as_one_process_replaying(tmp_path):
     from aekit.data.formats import open_rows
 
@@ -350,6 +354,7 @@ def uninterrupted(tmp_path_factory):
     return data, weights(folder / "m"), folder / "ck"
 
 
+@pytest.mark.slow  # torchrun / several processes
 def test_a_killed_rank_restarts_the_group_which_resumes_its_own_checkpoint(tmp_path, uninterrupted):
     """Rank 1 is SIGKILLed after step 7 (epoch 2, batch 2); torchrun restarts both ranks,
     which resume from the run's checkpoint after step 6, not from another run's newer one,
@@ -373,6 +378,7 @@ def test_a_killed_rank_restarts_the_group_which_resumes_its_own_checkpoint(tmp_p
     assert_same_bits(weights(tmp_path / "m"), expected)
 
 
+@pytest.mark.slow  # torchrun / several processes
 @pytest.mark.parametrize("signal_name", ["INT", "TERM"])
 def test_ctrl_c_or_sigterm_under_ddp_saves_the_step_every_rank_finished(
     tmp_path, uninterrupted, signal_name
@@ -411,6 +417,7 @@ def sparse_rows():
     return sp.csr_array(X * (np.random.default_rng(1).random(X.shape) < 0.35))
 
 
+@pytest.mark.slow  # torchrun / several processes
 def test_sparse_rows_under_ddp_densify_each_batch_and_match_one_process(tmp_path):
     body = SCRIPT.replace(
         "X = np.random.default_rng(0).normal(size=(211, 12)).astype(np.float32)",

@@ -99,6 +99,7 @@ def printed(site: Path, example: str) -> str:
 
 
 # -- the build ---------------------------------------------------------------------------------
+@pytest.mark.slow  # the docs build (minutes)
 def test_every_example_ran_printed_and_drew(site):
     recorded = site / "example_times.json"  # absent in a site built by hand
     times = json.loads(recorded.read_text()) if recorded.exists() else example_times(DOCS)
@@ -109,6 +110,7 @@ def test_every_example_ran_printed_and_drew(site):
         assert printed(site, path.stem).strip(), f"{path.stem} printed nothing"
 
 
+@pytest.mark.slow  # the docs build (minutes)
 def test_api_cli_and_benchmark_pages_are_generated(site):
     from aekit.cli.parser import build_parser
 
@@ -132,6 +134,7 @@ def test_api_cli_and_benchmark_pages_are_generated(site):
         assert f"{row['ae_over_svd']:.3f}" in bench, row
 
 
+@pytest.mark.slow  # the docs build (minutes)
 def test_internal_links_resolve(site):
     pages = [p for p in site.rglob("*.html") if "_static" not in p.relative_to(site).parts]
     ids = {p: set(re.findall(r'\bid="([^"]+)"', p.read_text())) for p in pages}
@@ -156,6 +159,7 @@ def _numbers(line: str) -> list[float]:
     return [float(v) for v in re.findall(r"-?\d+\.\d+(?:e-?\d+)?", line)]
 
 
+@pytest.mark.slow  # the docs build (minutes)
 def test_overcomplete_plain_model_memorises_more_than_undercomplete(site):
     rows = [line.split() for line in printed(site, "plot_01_overcomplete").splitlines()]
     plain = {int(r[1]): float(r[-1]) for r in rows if r and r[0] == "plain"}
@@ -165,18 +169,21 @@ def test_overcomplete_plain_model_memorises_more_than_undercomplete(site):
     assert max(masked) < min(plain[k] for k in plain if k >= 64)  # noise holds the gap down
 
 
+@pytest.mark.slow  # the docs build (minutes)
 def test_pca_needs_more_components_than_the_code(site):
     out = printed(site, "plot_02_code_size")
     rows = [r.split() for r in out.splitlines() if re.match(r"\s*\d+\s+\d", r)]
     assert rows and all(int(r[-1]) > int(r[0]) for r in rows), out
 
 
+@pytest.mark.slow  # the docs build (minutes)
 def test_l1_sparsity_rises_with_lambda(site):
     out = printed(site, "plot_03_sparse_codes")
     l0 = [float(r.split()[1]) for r in out.splitlines() if re.match(r"\s*\d+e-\d+\s", r)]
     assert len(l0) >= 3 and l0 == sorted(l0, reverse=True), out
 
 
+@pytest.mark.slow  # the docs build (minutes)
 def test_denoising_beats_plain_and_pca_on_noisy_digits(site):
     out = printed(site, "plot_04_denoising")
     for row in (r for r in out.splitlines() if re.match(r"\s*0\.\d\s", r)):
@@ -184,6 +191,7 @@ def test_denoising_beats_plain_and_pca_on_noisy_digits(site):
         assert dae < min(plain, pca, noisy), row
 
 
+@pytest.mark.slow  # the docs build (minutes)
 def test_a_large_eigengap_is_found_faster(site):
     out = printed(site, "plot_05_linear_pca")
     rows = {
@@ -194,11 +202,13 @@ def test_a_large_eigengap_is_found_faster(site):
     assert 3 * rows["16"][-2] < rows["1.1"][-2] and rows["16"][-1] < 2.0, out
 
 
+@pytest.mark.slow  # the docs build (minutes)
 def test_detector_separates_digits(site):
     out = printed(site, "plot_06_anomaly")
     assert _numbers(re.search(r"mean AUROC: detector \S+", out).group())[0] > 0.9, out
 
 
+@pytest.mark.slow  # the docs build (minutes)
 def test_streamed_fit_peak_is_below_the_file_size(site):
     out = printed(site, "plot_08_streaming")
     size = float(re.search(r"file size:\s+(\d+) MiB", out).group(1))
@@ -207,12 +217,14 @@ def test_streamed_fit_peak_is_below_the_file_size(site):
     assert streamed < size <= in_memory, out
 
 
+@pytest.mark.slow  # the docs build (minutes)
 def test_resumed_fit_equals_the_uninterrupted_one(site):
     out = printed(site, "plot_09_resume")
     assert "codes True (max |difference| 0.0), loss history True" in out, out
 
 
 # -- claims of the prose pages ---------------------------------------------------------------------
+@pytest.mark.slow  # imports every page's names in a new interpreter
 def test_every_import_in_the_pages_works():
     """Each ``from aekit... import ...`` line of a page imports (no stale module paths)."""
     lines = {
@@ -307,6 +319,7 @@ def _open(url: str) -> tuple[str, list[str]]:
     return proc.stdout, console
 
 
+@pytest.mark.slow  # the docs build (minutes)
 @pytest.mark.browser  # conftest skips it, saying why, where there is no chromium
 @pytest.mark.parametrize(
     "page",

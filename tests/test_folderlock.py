@@ -35,13 +35,20 @@ def test_the_lock_is_reentrant_in_a_process_and_leaves_nothing_behind(tmp_path):
     assert [p.name for p in folder.iterdir()] == ["kept"]
 
 
-def wait_for(path, process):
-    """Until ``path`` exists (``process``'s hook made it), or ``process`` ended."""
+def wait_for(path, process, timeout=120.0):
+    """Until ``path`` exists (``process``'s hook made it); fail if ``process`` ends first or
+    ``timeout`` seconds pass (the process is killed then)."""
+    deadline = time.monotonic() + timeout
     while not path.exists():
         assert process.poll() is None, process.communicate()[1][-5000:]
+        if time.monotonic() > deadline:
+            process.kill()
+            err = process.communicate()[1][-5000:]
+            raise AssertionError(f"{path.name} did not appear within {timeout:.0f} s: {err}")
         time.sleep(0.05)
 
 
+@pytest.mark.slow  # two aekit fit processes
 def test_a_second_run_on_a_held_folder_is_refused_until_the_holder_dies(tmp_path, digits, capsys):
     """Run A holds m/ and ck/ (paused by a hook after its second step). A second fit into
     m/, and one into m2/ checkpointing into ck/, are refused with A's pid and host; when A is

@@ -11,7 +11,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import check_estimator
 
 from aekit import Autoencoder, AutoencoderImputer, AutoencoderOutlierDetector, DataError, load
-from aekit.analysis import measure
 from aekit.anomaly import load_detector
 from aekit.cli import main
 from aekit.config import ModelConfig, TrainConfig
@@ -23,6 +22,7 @@ from aekit.data.missing import (
     with_indicators,
 )
 from aekit.data.stream import NpyRows, array_stats, stream_stats
+from aekit.errors import AekitWarning
 from aekit.model import Hourglass
 from aekit.training.objective import loss_sum
 from tests.helpers import FAST, write_parquet
@@ -215,11 +215,6 @@ def test_groups_widen_nothing_and_pca_start_ignores_indicators():
     assert TrainConfig()  # (the training config has no missing-value field)
 
 
-def test_measure_against_pca_with_holes(holed, fitted):
-    found = measure(fitted, holed[:200], holed[200:])
-    assert np.isfinite(found.ae_error) and np.isfinite(found.pca_error)
-
-
 def test_detector_scores_rows_with_holes_on_the_same_scale(tmp_path):
     X = _rows(400)
     detector = AutoencoderOutlierDetector(Autoencoder(**SMALL), contamination=0.1).fit(X)
@@ -290,12 +285,14 @@ def test_imputer_indicator_empty_features_names_and_pandas(holed):
     X = holed.copy()
     X[:, 4] = np.nan  # empty in fit
     frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(6)])
-    imputer = tiny_imputer(add_indicator=True).set_output(transform="pandas").fit(frame)
+    with pytest.warns(AekitWarning, match=r"\['f4'\] have no observed value in fit: dropped"):
+        imputer = tiny_imputer(add_indicator=True).set_output(transform="pandas").fit(frame)
     out = imputer.transform(frame)
     names = list(imputer.get_feature_names_out())
     assert list(out.columns) == names and "f4" not in names[:5]
     assert names[5:] == [f"missingindicator_f{j}" for j in range(6)]
-    kept = tiny_imputer(keep_empty_features=True).fit(X).transform(X)
+    with pytest.warns(AekitWarning, match=r"\[4\] have no observed value in fit: kept"):
+        kept = tiny_imputer(keep_empty_features=True).fit(X).transform(X)
     assert kept.shape == (len(X), 6) and (kept[:, 4] == 0).all()
     marked = np.where(np.isnan(holed), -1.0, holed)
     np.testing.assert_array_equal(

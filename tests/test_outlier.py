@@ -151,7 +151,11 @@ def test_defaults_weigh_every_column_fairly_on_wine(wine_split):
 
 def test_each_term_is_measured_in_iqrs_of_its_training_distribution(digits):
     det = AutoencoderOutlierDetector(
-        Autoencoder(code_dim=4, **FAST), n_estimators=1, image_shape=None, code_term=False
+        Autoencoder(code_dim=4, **FAST),
+        n_estimators=1,
+        image_shape=None,
+        code_term=False,
+        neighbour_term=False,
     ).fit(digits[:300])
     scores = det.anomaly_score(digits[:300])
     q1, median, q3 = np.percentile(scores, [25, 50, 75])
@@ -225,3 +229,30 @@ def test_only_autoencoder_detectors_save():
     det = AutoencoderOutlierDetector(FixedErrors(), prefit=True).fit(np.arange(9.0)[:, None])
     with pytest.raises(ConfigError, match="Autoencoders"):
         det.save("unused")
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"n_estimators": 0}, "n_estimators must be an integer >= 1, got 0"),
+        ({"code_term": "yes"}, "code_term='yes': expected True, False or 'auto'"),
+        ({"neighbour_term": 1}, "neighbour_term=1: expected True, False or 'auto'"),
+        ({"image_shape": 8}, "image_shape must be 'auto', None"),
+        ({"contamination": 0.7}, r"contamination must be 'auto' or in \(0, 0.5\], got 0.7"),
+        ({"prefit": "no"}, "prefit must be True or False"),
+        ({"random_state": -1}, "random_state must be None, an integer >= 0 or a numpy"),
+        ({"estimator": object()}, "estimator must be an Autoencoder"),
+    ],
+)
+def test_bad_parameters_are_one_config_error_before_training(params, match):
+    X = np.random.default_rng(0).normal(size=(30, 4))
+    with pytest.raises(ConfigError, match=match):
+        AutoencoderOutlierDetector(**params).fit(X)
+
+
+def test_random_state_may_be_a_numpy_random_state():
+    X = np.random.default_rng(0).normal(size=(40, 4))
+    ae = Autoencoder(code_dim=2, **FAST)
+    a = AutoencoderOutlierDetector(ae, random_state=np.random.RandomState(3)).fit(X)
+    b = AutoencoderOutlierDetector(ae, random_state=np.random.RandomState(3)).fit(X)
+    np.testing.assert_array_equal(a.anomaly_score(X), b.anomaly_score(X))

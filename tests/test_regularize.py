@@ -59,3 +59,23 @@ def test_dead_unit_code_with_fewer_dead_units_than_k_is_finite():
     assert torch.isfinite(aux).all()
     assert torch.equal(aux[:, 2], pre[:, 2]) and (aux[:, [0, 1, 3, 4]] == 0).all()
     assert (dead_unit_code(pre, torch.zeros(5, dtype=torch.bool), 2) == 0).all()
+
+
+def test_masking_noise_is_the_missing_value_draw_filled_with_zero():
+    """One rule for hiding a random share of entries: ``corrupt`` masks what hide_entries hides."""
+    from aekit.data.missing import hide_entries
+
+    x = torch.randn(40, 7, generator=torch.Generator().manual_seed(1))
+    masked = corrupt(x, "masking", 0.3, torch.Generator().manual_seed(5))
+    hidden = hide_entries(x, 0.3, torch.Generator().manual_seed(5))
+    assert torch.equal(masked == 0, hidden.isnan())
+    assert torch.equal(masked, hidden.nan_to_num(0.0))
+
+
+def test_seeds_derived_as_before():
+    """Seeds are part of every result at a fixed random_state: pinned to aekit 0.x's values."""
+    from aekit.training.prepare import derive_seeds, member_seeds
+
+    assert member_seeds(7, 3) == [7, 3939563265, 4185785210]
+    assert member_seeds(None, 2) == [None, None]
+    assert derive_seeds(7, 2) == [4474668370826950401, 8988905292657444080]

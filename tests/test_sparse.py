@@ -264,10 +264,12 @@ def test_sparse_rows_cannot_carry_categorical_columns(counts):
         detector.score_samples(numbers)
 
 
-def test_the_imputer_and_nan_in_sparse_rows_say_to_densify(counts):
+def test_nan_in_sparse_rows_says_to_densify_and_the_imputer_fills_it(counts):
     X = sp.csr_array(counts, copy=True)
     X.data[0] = np.nan
     with pytest.raises(DataError, match=r"sparse input contains NaN \(first at row \d+"):
         AutoencoderOutlierDetector(Autoencoder(code_dim=2, **FAST)).fit(X)
-    with pytest.raises(DataTypeError, match="AutoencoderImputer takes dense rows"):
-        AutoencoderImputer().fit(counts)
+    imputer = AutoencoderImputer(Autoencoder(code_dim=2, hidden=(8,), **FAST), n_estimators=1)
+    filled = imputer.fit(X).transform(X)  # like SimpleImputer: a stored NaN is a hole
+    assert sp.issparse(filled) and filled.shape == X.shape
+    assert np.isfinite(filled.data).all() and filled.nnz == X.nnz

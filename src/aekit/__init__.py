@@ -119,7 +119,8 @@ def __dir__() -> list[str]:
 def load(path: str | os.PathLike[str]) -> Any:
     """Load whatever kind of aekit estimator was saved in ``path``; nothing in it is executed.
 
-    A detector folder (``detector.json`` beside the model) loads as an
+    An imputer folder (``imputer.json`` beside the model) loads as an
+    :class:`AutoencoderImputer`, a detector folder (``detector.json``) as an
     :class:`AutoencoderOutlierDetector`, a model folder as an :class:`Autoencoder`.
 
     Raises
@@ -129,7 +130,12 @@ def load(path: str | os.PathLike[str]) -> Any:
     """
     from .files.layouts import folder_kind
 
-    if folder_kind(path) == "detector":
+    kind = folder_kind(path)
+    if kind == "imputer":
+        from .impute import AutoencoderImputer
+
+        return AutoencoderImputer.load(path)
+    if kind == "detector":
         from .anomaly.detector import AutoencoderOutlierDetector
 
         return AutoencoderOutlierDetector.load(path)

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ._version import __version__
-from .errors import ConfigError, DataError, ModelFileError
+from .errors import ConfigError, ModelFileError
 from .files.atomic import atomic_write
 
 __all__ = ["INPUT", "OUTPUTS", "OnnxModel", "to_onnx"]
@@ -197,18 +197,15 @@ class OnnxModel:
 
         Raises
         ------
-        DataError
-            If ``X`` is not 2-D with ``n_features`` columns, or holds infinity (NaN is a
-            missing value, scored on the observed entries).
+        DataError, DataTypeError
+            The estimators' input check (:func:`aekit.data.checks.checked_array`): if ``X``
+            is not 2-D with ``n_features`` numeric columns, or holds infinity or a value
+            beyond float32's range (NaN is a missing value, scored on the observed entries).
         """
-        rows = np.asarray(X)
-        if rows.ndim != 2 or rows.shape[1] != self.n_features:
-            raise DataError(f"expected rows of {self.n_features} features, got shape {rows.shape}")
-        with np.errstate(over="ignore"):
-            rows = np.ascontiguousarray(rows, dtype=np.float32)
-        bad = np.flatnonzero(np.isinf(rows).any(axis=1))  # NaN: a missing value
-        if len(bad):
-            raise DataError(f"row {bad[0]} holds infinity or a value beyond float32's range")
+        from .data.checks import checked_array
+
+        rows = checked_array(X, self.n_features, "the ONNX model")
+        rows = np.ascontiguousarray(rows, dtype=np.float32)  # checked: within float32's range
         parts = [
             self.session.run(None, {INPUT: rows[start : start + _CHUNK_ROWS]})
             for start in range(0, max(len(rows), 1), _CHUNK_ROWS)

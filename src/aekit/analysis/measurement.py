@@ -5,9 +5,10 @@ summary, ``compare``), the report and the benchmarks all call it, directly or th
 :func:`compare`. Its errors are aekit's one unit: squared errors per entry in the fitted
 model's scaled space, summed over a row and averaged over rows; the PCA baseline is fitted on
 the same scaled training rows, so both sides are measured alike. Rows with missing values
-(NaN): the error unit counts observed entries, rescaled by ``n_features / n_observed`` (see
-:mod:`aekit.data.missing`), and PCA is fitted on the training rows with holes filled by their
-column means.
+(NaN): both sides are measured by :func:`aekit.data.missing.row_squared_error` with the
+model's feature groups (observed entries, rescaled by ``n_columns / n_observed_columns``, a
+categorical column's one-hot block counting as ONE column), and PCA is fitted on the training
+rows with holes filled by their column means.
 """
 
 from __future__ import annotations
@@ -67,12 +68,32 @@ def pca_reconstruction(
 
 
 def pca_error_curve(
-    X_train: np.ndarray, X_test: np.ndarray, max_components: int, *, random_state: int = 0
+    X_train: np.ndarray,
+    X_test: np.ndarray,
+    max_components: int,
+    *,
+    random_state: int = 0,
+    groups: Sequence[int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """PCA's mean per-row squared error on ``X_test`` for 1, 2, ... components, in one fit.
 
     Components are orthonormal, so a row's error with the first ``k`` of them is its
-    centred squared norm minus the squares of its first ``k`` coordinates.
+    centred squared norm minus the squares of its first ``k`` coordinates. Rows with missing
+    values (NaN) are measured in aekit's error unit,
+    :func:`aekit.data.missing.row_squared_error`.
+
+    Parameters
+    ----------
+    X_train, X_test : ndarray of shape (n_rows, n_features)
+        Rows PCA is fitted on, rows it is measured on (NaN where missing).
+    max_components : int
+        The longest curve wanted.
+    random_state : int, default=0
+        PCA's seed.
+    groups : sequence of int, optional
+        One group id per column (:func:`aekit.data.missing.groups_from_blocks`): a group (a
+        categorical column's one-hot block) counts as one column when rows with holes are
+        rescaled. None: each column its own group. Complete rows do not depend on it.
 
     Returns
     -------
@@ -85,7 +106,8 @@ def pca_error_curve(
     X_test = np.asarray(X_test, dtype=np.float64)
     holes = np.isnan(X_test)
     if np.isnan(X_train).any() or holes.any():
-        return np.arange(1, k + 1), _pca_curve_with_holes(X_train, X_test, holes, k, random_state)
+        errors = _pca_curve_with_holes(X_train, X_test, k, random_state, groups)
+        return np.arange(1, k + 1), errors
     pca = PCA(n_components=k, random_state=random_state).fit(X_train)
     centred = X_test - pca.mean_
     coords = centred @ pca.components_.T
@@ -95,27 +117,36 @@ def pca_error_curve(
 
 
 def _pca_curve_with_holes(
-    X_train: np.ndarray, X_test: np.ndarray, holes: np.ndarray, k: int, random_state: int
+    X_train: np.ndarray,
+    X_test: np.ndarray,
+    k: int,
+    random_state: int,
+    groups: Sequence[int] | None,
 ) -> np.ndarray:
     """PCA's curve on rows with missing values: PCA of mean-filled rows, the one error unit.
 
     Holes (training and test) are filled with the training rows' observed column means;
-    each test row's error is summed over its observed entries and rescaled by
-    ``n_features / n_observed`` (see :mod:`aekit.data.missing`), as the autoencoder's is.
+    each test row's error is :func:`aekit.data.missing.row_squared_error` of its
+    reconstruction (observed entries, rescaled with the feature ``groups``), as the
+    autoencoder's is.
     """
+    import torch
+
+    from ..data.missing import group_matrix, row_squared_error
+
     X_train = np.asarray(X_train, dtype=np.float64)
     means = np.zeros(X_train.shape[1])
     seen = ~np.isnan(X_train)
     np.divide(np.where(seen, X_train, 0.0).sum(axis=0), seen.sum(axis=0), means, where=seen.any(0))
     pca = PCA(n_components=k, random_state=random_state).fit(np.where(seen, X_train, means))
-    centred = np.where(holes, means, X_test) - pca.mean_
+    members = None if groups is None else group_matrix(tuple(groups)).double()
+    target = torch.from_numpy(X_test - pca.mean_)  # centred, NaN where missing
+    centred = np.where(np.isnan(X_test), means, X_test) - pca.mean_
     coords = centred @ pca.components_.T
-    observed = (~holes).sum(axis=1)
-    rescale = np.divide(X_test.shape[1], observed, np.zeros(len(observed)), where=observed > 0)
-    errors, residual = np.empty(k), centred.copy()
+    errors, recon = np.empty(k), np.zeros_like(centred)
     for i in range(k):
-        residual -= np.outer(coords[:, i], pca.components_[i])
-        errors[i] = float((np.where(holes, 0.0, residual) ** 2).sum(axis=1) @ rescale)
+        recon += np.outer(coords[:, i], pca.components_[i])
+        errors[i] = float(row_squared_error(torch.from_numpy(recon), target, members).sum())
     return errors / max(len(X_test), 1)
 
 
@@ -228,10 +259,18 @@ def measure(
     -------
     Measurement
     """
-    code_dim = int(estimator.model_config_.code_dim)
+    from ..data.missing import groups_from_blocks
+
+    config = estimator.model_config_
+    code_dim = int(config.code_dim)
     ae_error = float(estimator.reconstruction_error(X_test).mean())
+    blocks = config.categorical_blocks  # the model's feature groups (Hourglass.group_members)
+    groups = groups_from_blocks(config.input_dim, blocks) if blocks else None
     ks, errors = pca_error_curve(
-        estimator.scale_rows(X_train), estimator.scale_rows(X_test), max_components or code_dim
+        estimator.scale_rows(X_train),
+        estimator.scale_rows(X_test),
+        max_components or code_dim,
+        groups=groups,
     )
     rows = [x.shape[0] if hasattr(x, "shape") else len(x) for x in (X_train, X_test)]
     return Measurement(ae_error, ks, errors, code_dim, *rows)  # (sparse rows have no len)

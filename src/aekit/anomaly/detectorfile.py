@@ -54,17 +54,18 @@ __all__ = [
 ]
 
 STATS_NAME = "detector.safetensors"
-_FORMAT, _VERSION = "aekit-detector", 1
+_FORMAT, _VERSION = "aekit-detector", 2  # 2: the neighbour term (n_reference)
 
 # Keys of detector.json and their JSON types.
 _FIELDS: dict[str, type | tuple[type, ...]] = {
     "format": str, "format_version": int, "aekit_version": str, "params": dict,
     "estimator_given": bool, "n_members": int, "image_shape": (list, type(None)),
-    "code_term": bool, "threshold": float, "stats_sha256": str,
+    "code_term": bool, "n_reference": int, "threshold": float, "stats_sha256": str,
     "n_features_in": int, "feature_names": (list, type(None)),
 }  # fmt: skip
 _PARAMS: dict[str, type | tuple[type, ...]] = {
-    "n_estimators": int, "code_term": (bool, str), "image_shape": (str, list, type(None)),
+    "n_estimators": int, "code_term": (bool, str), "neighbour_term": (bool, str),
+    "image_shape": (str, list, type(None)),
     "contamination": (str, float), "prefit": bool, "random_state": (int, type(None)),
 }  # fmt: skip
 
@@ -112,6 +113,7 @@ def save_detector(
         "n_members": len(detector.estimators_),
         "image_shape": None if scorer.image_shape is None else list(scorer.image_shape),
         "code_term": scorer.code_term,
+        "n_reference": scorer.n_reference,
         "threshold": float(detector.threshold_),
         "n_features_in": int(detector.n_features_in_),
         "feature_names": None if names is None else [str(n) for n in names],
@@ -129,8 +131,13 @@ def _read_meta(folder: Path) -> dict[str, Any]:
         raise ModelFileError(f"no detector in {folder} (missing {DETECTOR_NAME})")
     meta = read_json(path)  # a JSON object, or one ModelFileError naming the file
     check_header(meta, path, _FORMAT, _VERSION)
-    check_fields(meta, _FIELDS, path)
-    check_fields(meta["params"], _PARAMS, path)
+    # added in format 2; absent from older folders, which had no neighbour term
+    check_fields(meta, _FIELDS, path, optional=("n_reference",))
+    check_fields(meta["params"], _PARAMS, path, optional=("neighbour_term",))
+    meta.setdefault("n_reference", 0)
+    meta["params"].setdefault("neighbour_term", False)
+    if meta["n_reference"] < 0:
+        raise ModelFileError(f"{path}: n_reference must be 0 or more")
     if meta["n_members"] < 1:
         raise ModelFileError(f"{path}: n_members must be at least 1")
     return meta
@@ -193,7 +200,9 @@ def read_detector(folder: str | os.PathLike[str]) -> SavedDetector:
         raise ModelFileError(f"{folder}: the detector's autoencoders do not fit together")
     shape = None if meta["image_shape"] is None else tuple(meta["image_shape"])
     try:
-        scorer = AnomalyScorer([m.module_ for m in members], shape, meta["code_term"])
+        scorer = AnomalyScorer(
+            [m.module_ for m in members], shape, meta["code_term"], meta["n_reference"]
+        )
     except (RuntimeError, ValueError) as exc:
         raise ModelFileError(f"{folder}: image_shape {shape} does not fit the model") from exc
     stats_path = folder / STATS_NAME

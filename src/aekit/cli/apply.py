@@ -1,13 +1,21 @@
-"""``aekit encode``, ``reconstruct`` and ``score``: a model applied to a data file's rows."""
+"""``aekit encode``, ``reconstruct`` and ``score``: a model applied to a data file's rows.
+
+``aekit score`` reads three kinds of MODEL: an autoencoder folder (each row's reconstruction
+error), a detector folder (:class:`~aekit.AutoencoderOutlierDetector.save`), or an ``.onnx``
+file from ``aekit export`` (:mod:`aekit.cli.export`), run with ONNX Runtime without PyTorch.
+"""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
-from .inputs import map_rows, model_and_data, write_rows
+from ..errors import ConfigError, DataError
+from .inputs import feature_columns, map_rows, model_and_data, model_columns, write_rows
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
@@ -43,22 +51,49 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    """Write each row's reconstruction error; flag outliers above a threshold."""
-    from ..anomaly.detector import threshold_for
+    """Score DATA's rows with an autoencoder folder, a detector folder or an ONNX file.
+
+    An autoencoder folder writes each row's reconstruction ``error`` (and ``outlier`` with
+    ``--threshold`` or ``--contamination``); a detector folder and an ``.onnx`` file (run
+    with ONNX Runtime, never importing PyTorch) write ``error``, ``anomaly_score`` and
+    ``outlier`` (1 above the detector's threshold, or the one the options set).
+    """
+    if args.threshold is not None and args.contamination is not None:
+        raise ConfigError("give --threshold or --contamination, not both")
+    if Path(args.model).suffix.lower() == ".onnx":
+        return _score_onnx(args)
+    from ..anomaly import is_detector
+
+    if is_detector(args.model):
+        return _score_detector(args)
+    return _score_errors(args)
+
+
+def _threshold(args: argparse.Namespace, scores: np.ndarray, default: float | None) -> Any:
+    """The score above which a row is flagged (None: no flags).
+
+    ``--contamination``'s share of ``scores``, else ``--threshold``, else ``default`` (a
+    detector's own threshold).
+    """
+    from ..anomaly.threshold import threshold_for
+
+    if args.contamination is not None:
+        contamination = args.contamination
+        return threshold_for(
+            scores, contamination if contamination == "auto" else float(contamination)
+        )
+    return args.threshold if args.threshold is not None else default
+
+
+def _score_errors(args: argparse.Namespace) -> int:
+    """An autoencoder folder: each row's reconstruction error, flagged above a threshold."""
     from ..data.formats import check_output, write_array
 
     check_output(args.output)
-    if args.threshold is not None and args.contamination is not None:
-        raise ConfigError("give --threshold or --contamination, not both")
     with model_and_data(args, stream=True) as (ae, _, data):
         parts = map_rows(data, args.data, ae.reconstruction_error)
         errors = np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])
-    threshold = args.threshold
-    if args.contamination is not None:
-        contamination = args.contamination
-        threshold = threshold_for(
-            errors, "auto" if contamination == "auto" else float(contamination)
-        )
+    threshold = _threshold(args, errors, None)
     line = f"wrote {args.output}: {len(errors)} rows, mean error {errors.mean():.4g}"
     if threshold is None:
         write_array(args.output, errors, ["error"])
@@ -68,3 +103,74 @@ def cmd_score(args: argparse.Namespace) -> int:
         line += f"; {int(flags.sum())} outliers (error > {threshold:.4g})"
     print(line)
     return 0
+
+
+def _write_scores(args: argparse.Namespace, table: np.ndarray, default: float | None) -> int:
+    """Write ``error``, ``anomaly_score`` and ``outlier``; say how many rows were flagged."""
+    from ..data.formats import write_array
+
+    scores = table[:, 1]
+    threshold = _threshold(args, scores, default)
+    line = f"wrote {args.output}: {len(scores)} rows"
+    if threshold is None:
+        write_array(args.output, table, ["error", "anomaly_score"])
+    else:
+        flags = (scores > threshold).astype(np.float64)
+        names = ["error", "anomaly_score", "outlier"]
+        write_array(args.output, np.column_stack([table, flags]), names)
+        line += f"; {int(flags.sum())} outliers (anomaly score > {threshold:.4g})"
+    print(line)
+    return 0
+
+
+def _score_detector(args: argparse.Namespace) -> int:
+    from ..anomaly import load_detector
+    from ..data.formats import check_output
+
+    check_output(args.output)
+    detector = load_detector(args.model)
+
+    def both(X: np.ndarray) -> np.ndarray:
+        return np.column_stack([detector.reconstruction_error(X), detector.anomaly_score(X)])
+
+    with model_and_data(args, stream=True) as (_, _, data):
+        table = np.concatenate(list(map_rows(data, args.data, both)))
+    return _write_scores(args, table, detector.threshold_)
+
+
+def _score_onnx(args: argparse.Namespace) -> int:
+    """Score with ONNX Runtime: reads DATA with aekit's readers, imports no torch."""
+    from ..data.formats import check_output, read_table
+    from ..export import OnnxModel
+
+    check_output(args.output)
+    if args.stream:
+        raise ConfigError("--stream reads with PyTorch's row sources: not with an .onnx MODEL")
+    model = OnnxModel(args.model)
+    columns = feature_columns(args, model_columns({}, model), args.label_column)  # by name
+    X = read_table(args.data, columns=columns, label_column=args.label_column).X
+    if X.shape[0] == 0 or X.shape[1] != model.n_features:
+        raise DataError(
+            f"{args.data} has {X.shape[1]} feature columns and {X.shape[0]} rows, the model "
+            f"{args.model} expects {model.n_features} columns"
+        )
+    table = np.concatenate([_onnx_scores(model, part) for part in _dense_blocks(X)])
+    return _write_scores(args, table, model.threshold)
+
+
+_DENSE_BLOCK_VALUES = 2**24  # sparse DATA is scored by ONNX Runtime in dense blocks this big
+
+
+def _dense_blocks(X: Any) -> Iterator[Any]:
+    """``X`` itself, or sparse rows (a scipy CSR) as dense blocks of at most 2**24 values."""
+    if not hasattr(X, "indptr"):
+        yield X
+        return
+    step = max(1, _DENSE_BLOCK_VALUES // max(X.shape[1], 1))
+    for start in range(0, X.shape[0], step):
+        yield X[start : start + step].toarray()
+
+
+def _onnx_scores(model: Any, X: np.ndarray) -> np.ndarray:
+    out = model.run(X)
+    return np.column_stack([out["error"], out["anomaly_score"]]).astype(np.float64)

@@ -220,8 +220,15 @@ def is_linear(hidden: tuple[int, ...], activation: str, image_shape: object) -> 
 class TrainConfig(JsonConfig):
     """How to train: optimiser, batches, schedule, stopping, device and checkpoints.
 
-    These are the defaults :class:`~aekit.Autoencoder` trains with: a :class:`~aekit.Trainer`
-    built from ``TrainConfig()`` trains exactly as the estimator does.
+    The defaults are the estimator's where it has a fixed default (batch size, learning rate,
+    schedule, weight decay, ...), but a :class:`~aekit.Trainer` built from ``TrainConfig()``
+    does not train as :class:`~aekit.Autoencoder` does. The estimator first resolves its
+    ``"auto"`` options from the data (:func:`aekit.estimator.resolve.resolve_configs`):
+    ``loss`` becomes ``"bce"`` where the output is a sigmoid (a deep model on data in [0, 1]),
+    where this default is ``"mse"``; ``epochs`` is 100 or, on small data, enough for 2,000
+    steps. It trains with a seed derived from its ``random_state``, not that value itself,
+    and it moves the network to PCA's solution before training (``init="pca"``); a Trainer
+    trains the module it is given from where it is.
 
     Parameters
     ----------

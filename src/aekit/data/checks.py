@@ -8,8 +8,14 @@ codes, in computed results, and inside scipy.sparse input (:func:`check_sparse_v
 one check of sparse rows: an absent entry there means 0, so a stored NaN has no consistent
 meaning; missing values come in dense rows).
 
-Every path into aekit (the estimator, the streamed sources, the CLI) checks rows with the
-functions here. One core, :func:`first_unusable`, finds the first entry aekit cannot compute
+Every path into aekit (the estimators, the ONNX runner, the streamed sources, the CLI) checks
+rows with the functions here: :func:`validate_rows` is the estimators' one input check
+(conversion, shape, feature count and names, then the values), :func:`check_table_names` its
+counterpart for tables encoded afterwards, and :func:`checked_array` the same check for callers
+without a scikit-learn estimator (:class:`aekit.export.OnnxModel`); rows that passed it are
+handed on as :class:`CheckedRows`, which the estimators take without checking them again.
+
+One core, :func:`first_unusable`, finds the first entry aekit cannot compute
 with (NaN, infinity, or a value beyond the range of float32, which aekit computes in), and one
 message, :func:`unusable_message`, says where it is, what it is and what to do, so a bad value
 reads the same wherever it comes in::
@@ -20,29 +26,36 @@ reads the same wherever it comes in::
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from sklearn.utils.validation import check_array
+import scipy.sparse as sp
 
 from ..errors import DataError, DataTypeError
-from .sparse import is_sparse
+
+if TYPE_CHECKING:  # torch and scikit-learn are imported where used: the ONNX runner needs neither
+    import torch
 
 __all__ = [
     "FLOATS",
+    "CheckedRows",
     "aekit_errors",
     "as_codes",
     "check_finite_chunk",
     "check_finite_output",
     "check_finite_rows",
     "check_float32_range",
+    "check_n_features",
     "check_rows",
     "check_sparse_values",
+    "check_table_names",
+    "checked_array",
     "first_unusable",
     "refuse_sparse_table",
     "unusable_message",
+    "validate_rows",
 ]
 
 
@@ -75,7 +88,8 @@ def first_unusable(
     """
     # NaN and infinity propagate into a sum: a finite sum (one fast reduction, no copy) clears
     # the values; only a non-finite one (or an overflowing sum of huge values) is looked at.
-    if isinstance(values, torch.Tensor):
+    torch = sys.modules.get("torch")  # a tensor exists only once torch was imported
+    if torch is not None and isinstance(values, torch.Tensor):
         if bool(torch.isfinite(values.sum())) or bool(torch.isfinite(values).all()):
             return None
         bad = torch.isinf(values) if allow_nan else ~torch.isfinite(values)
@@ -216,7 +230,7 @@ def check_rows(X: Any, what: str = "Input X") -> None:
     Dense rows: :func:`check_float32_range` with NaN allowed (a missing value); sparse rows:
     :func:`check_sparse_values` on their stored values (NaN refused there).
     """
-    if is_sparse(X):
+    if sp.issparse(X):
         check_sparse_values(X, what)
     else:
         check_float32_range(X, what, allow_nan=True)
@@ -233,7 +247,7 @@ def refuse_sparse_table(X: Any, categorical: bool) -> None:
     DataTypeError
         If ``categorical`` and ``X`` is a scipy.sparse matrix or array.
     """
-    if categorical and is_sparse(X):
+    if categorical and sp.issparse(X):
         raise DataTypeError(
             "scipy.sparse input cannot carry categorical columns (categorical_features, or a "
             "model fitted on a table with them): pass a DataFrame, or one-hot encode the "
@@ -301,9 +315,153 @@ def _one_line(exc: Exception) -> str:
 
 def as_codes(X: Any, code_dim: int) -> np.ndarray:
     """Check codes like input rows (any number of rows, ``code_dim`` columns)."""
+    from sklearn.utils.validation import check_array
+
     with aekit_errors():
         codes = check_array(X, dtype=FLOATS, ensure_min_samples=0, input_name="codes")
     if codes.shape[1] != code_dim:
         raise DataError(f"codes must have shape (n_samples, {code_dim}), got {codes.shape}")
     check_float32_range(codes, "codes")
     return codes
+
+
+class CheckedRows:
+    """Rows that passed :func:`validate_rows`, handed to an estimator that need not check them.
+
+    The outlier detector checks its input once and gives its ensemble members (aekit
+    Autoencoders) the checked rows wrapped in this; a member's own input check then only
+    takes their feature count (and, on ``reset``, forgets feature names: the detector keeps
+    them) instead of converting and scanning the rows again. Values deferred to the chunked
+    check of inference (``finite=False``) are still checked there, once.
+
+    Parameters
+    ----------
+    rows : ndarray or scipy.sparse CSR matrix
+        The checked rows, as :func:`validate_rows` returned them.
+    """
+
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: Any) -> None:
+        self.rows = rows
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The rows' dtype (``uint8`` rows stay 8-bit until the estimator converts them)."""
+        return np.dtype(self.rows.dtype)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The rows' shape."""
+        return tuple(self.rows.shape)
+
+    def as_floats(self) -> Any:
+        """The rows in a dtype of :data:`FLOATS`: float rows as they are, others as float64."""
+        if self.rows.dtype in FLOATS:
+            return self.rows
+        return self.rows.astype(np.float64)
+
+
+def check_n_features(n_features: int, expected: int, who: str) -> None:
+    """Refuse rows whose column count is not the fitted one, in scikit-learn's words.
+
+    Raises
+    ------
+    DataError
+        ``X has 4 features, but Autoencoder is expecting 5 features as input``.
+    """
+    if n_features != expected:
+        raise DataError(
+            f"X has {n_features} features, but {who} is expecting {expected} features as input"
+        )
+
+
+def validate_rows(
+    estimator: Any,
+    X: Any,
+    *,
+    reset: bool,
+    dtype: Any = FLOATS,
+    sparse: bool = True,
+    finite: bool = True,
+    copy: bool = False,
+) -> Any:
+    """THE input check of aekit's estimators: converted, shaped, named and valued rows.
+
+    scikit-learn's ``validate_data`` converts the rows (to ``dtype``; scipy.sparse rows of any
+    format to CSR, where ``sparse``), checks their shape and, against the fitted estimator,
+    their feature count and names (``reset`` records them instead); its errors become
+    aekit's (:func:`aekit_errors`). NaN is a missing value: scikit-learn's finiteness check
+    is off and :func:`check_rows` refuses infinity and values beyond float32's range (NaN
+    too in sparse rows).
+
+    Parameters
+    ----------
+    estimator : BaseEstimator
+        The estimator whose ``n_features_in_`` and ``feature_names_in_`` are set or checked.
+    X : array-like or sparse matrix
+        The rows.
+    reset : bool
+        True in ``fit``: record the feature count and names; False: check them.
+    dtype : dtype or list of dtypes, default=FLOATS
+        Dtypes kept as they are (the first for any other).
+    sparse : bool, default=True
+        Accept scipy.sparse rows (as CSR).
+    finite : bool, default=True
+        Check the values of dense rows here; False leaves them to the chunked check of
+        inference (:func:`check_finite_chunk`: one pass, not two). Sparse rows' stored values
+        are checked either way.
+    copy : bool, default=False
+        Return a copy even where no conversion was needed (the caller writes into it).
+
+    Returns
+    -------
+    ndarray or scipy.sparse CSR matrix
+
+    Raises
+    ------
+    DataError, DataTypeError
+        For rows of the wrong shape, feature count or names, non-numeric rows, and
+        unusable values (named with their row and column).
+    """
+    from sklearn.utils.validation import validate_data
+
+    with aekit_errors():
+        X = validate_data(
+            estimator, X, reset=reset, dtype=dtype, accept_sparse="csr" if sparse else False,
+            ensure_all_finite=False, copy=copy,
+        )  # fmt: skip
+    if finite or sp.issparse(X):  # sparse rows always: the check reads the stored values
+        check_rows(X)
+    return X
+
+
+def check_table_names(estimator: Any, X: Any, *, reset: bool) -> None:
+    """:func:`validate_rows` for a table encoded afterwards: its feature count and names only."""
+    from sklearn.utils.validation import validate_data
+
+    with aekit_errors():
+        validate_data(estimator, X, reset=reset, skip_check_array=True)
+
+
+def checked_array(X: Any, n_features: int, who: str) -> np.ndarray:
+    """The input check for a runner without an estimator (an ONNX file): dense rows only.
+
+    The conversion and messages of :func:`validate_rows` (any number of rows, including
+    none), the feature count by :func:`check_n_features`, the values by :func:`check_rows`.
+
+    Raises
+    ------
+    DataError, DataTypeError
+        For sparse or non-numeric rows, a shape other than ``(n_rows, n_features)``, and
+        unusable values.
+    """
+    from sklearn.utils.validation import check_array
+
+    if sp.issparse(X):
+        raise DataTypeError(f"{who} takes dense rows: densify them first (X.toarray())")
+    with aekit_errors():
+        rows = check_array(X, dtype=FLOATS, ensure_all_finite=False, ensure_min_samples=0)
+    check_n_features(rows.shape[1], n_features, who)
+    check_rows(rows)
+    return rows

@@ -32,6 +32,7 @@ __all__ = [
     "groups_from_blocks",
     "hide_entries",
     "observed_share",
+    "random_entries",
     "row_squared_error",
     "with_indicators",
 ]
@@ -122,19 +123,37 @@ def row_squared_error(
     return squared.sum(dim=1) * observed_share(holes, members).to(dtype)
 
 
-def hide_entries(
+def random_entries(
     x: torch.Tensor,
     share: float,
     generator: torch.Generator | None,
     members: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """A copy of ``x`` with a random ``share`` of its entries (whole groups) set to NaN.
+    """A random ``share`` of the entries of ``x`` (whole groups), as a boolean mask.
 
-    Entries already missing stay missing; the draw is one uniform number per row and group.
+    The one draw of masking noise: one uniform number per row and group (per entry without
+    ``members``), on ``x``'s device; an entry is hit where its number is below ``share``.
     """
     n_groups = x.shape[1] if members is None else members.shape[1]
     draw = torch.rand((x.shape[0], n_groups), generator=generator, device=x.device)
     hit = draw < share
     if members is not None:
         hit = (hit.to(members.dtype) @ members.T) > 0
-    return x.masked_fill(hit, float("nan"))
+    return hit
+
+
+def hide_entries(
+    x: torch.Tensor,
+    share: float,
+    generator: torch.Generator | None,
+    members: torch.Tensor | None = None,
+    *,
+    fill: float = float("nan"),
+) -> torch.Tensor:
+    """A copy of ``x`` with a random ``share`` of its entries (whole groups) set to ``fill``.
+
+    NaN (the default) hides them as missing values: entries already missing stay missing.
+    ``fill=0.0`` is the ``"masking"`` noise of denoising autoencoders
+    (:func:`aekit.model.regularize.corrupt`). The draw is :func:`random_entries`.
+    """
+    return x.masked_fill(random_entries(x, share, generator, members), fill)

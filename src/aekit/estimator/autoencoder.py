@@ -34,6 +34,7 @@ from ..files.layouts import check_can_save
 from ..model.hourglass import Hourglass
 from ..model.sparse_net import encode_rows
 from ..training import Callback, History, Trainer
+from ..training.prepare import seed_from
 from ..training.threads import choose_threads, using_threads
 from .inference import InferenceMixin
 from .modelfile import estimator_meta, read_estimator, write_model
@@ -323,7 +324,8 @@ class Autoencoder(
         if self.verbose and not logger.handlers:
             logger.addHandler(logging.StreamHandler())
             logger.setLevel(logging.INFO)
-        params = self.get_params()
+        # a RandomState is drawn from once here, so the init and training seeds agree
+        params = {**self.get_params(), "random_state": seed_from(self.random_state)}
         resolved = resolve_configs(params, stats)
         threads = choose_threads(resolved[1], resolved[0], rows)
         with using_threads(threads.count):

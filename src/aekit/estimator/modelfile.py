@@ -46,6 +46,7 @@ __all__ = [
     "SavedEstimator",
     "build_module",
     "estimator_meta",
+    "json_params",
     "read_estimator",
     "read_model",
     "write_model",
@@ -173,7 +174,7 @@ def estimator_meta(estimator: Any) -> dict[str, Any]:
     layout = getattr(estimator, "table_layout_", None)
     meta = {
         "train": estimator.train_config_.to_dict(),
-        "estimator": _json_params(estimator.get_params()),
+        "estimator": json_params(estimator.get_params()),
         "scaling": estimator.scaling_,
         "n_features_in": int(estimator.n_features_in_),
         "feature_names": None if names is None else [str(n) for n in names],
@@ -183,8 +184,14 @@ def estimator_meta(estimator: Any) -> dict[str, Any]:
     return meta
 
 
-def _json_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Estimator parameters for JSON: ``categorical_features`` as a list of plain values."""
+def json_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Estimator parameters for JSON: ``categorical_features`` as a list of plain values.
+
+    A ``numpy.random.RandomState`` as ``random_state`` is stored as None: its state is not
+    a parameter a later fit could repeat (the fitted weights are saved whatever the seed).
+    """
+    if isinstance(params.get("random_state"), np.random.RandomState):
+        params = {**params, "random_state": None}
     chosen = params.get("categorical_features")
     if chosen is not None and not isinstance(chosen, str):
         items = np.asarray(chosen, dtype=object).tolist()

@@ -22,12 +22,16 @@ from ..model.pca_start import principal_directions, sparse_principal_directions
 from ..training.trainer import batches_per_epoch, derive_seeds
 
 __all__ = [
+    "MIN_ROWS",
     "auto_epochs",
     "auto_hidden",
     "categorical_blocks",
     "initial_model",
     "resolve_configs",
 ]
+
+
+MIN_ROWS = 2  # the fewest training rows fit() (or partial_fit's first call) accepts
 
 
 def auto_hidden(n_features: int, code_dim: int) -> tuple[int, ...]:
@@ -127,10 +131,22 @@ def resolve_configs(
     """The model and training configs and the scaling an estimator's parameters resolve to.
 
     ``params`` are the estimator's parameters (``get_params()``); ``stats`` the training
-    rows' column statistics (``min``, ``max``, ``n_rows``, ``uint8``). Every ``"auto"`` is
-    decided here, from the data; every other parameter goes into the config field of the
-    same name unchanged, so a config default and an estimator default cannot drift apart.
+    rows' column statistics (``min``, ``max``, ``n_rows``, ``uint8``); fewer than
+    :data:`MIN_ROWS` rows are refused (:class:`~aekit.errors.DataError`). Every ``"auto"`` is
+    decided here, from the data, and ``hidden`` given as one int becomes a 1-tuple.
+    ``linear_path`` (``init="pca"`` in a deep model without sparsity), ``input_dim`` and
+    ``categorical_blocks`` (from the data) are not parameters but set here. The seed is
+    not passed on as given: ``TrainConfig.random_state`` is the second of two seeds derived
+    from ``random_state`` (:func:`~aekit.training.prepare.derive_seeds`; the first seeds the
+    network's weights in :func:`initial_model`), None stays None. Every other parameter goes
+    into the config field of the same name unchanged, so a config default and an estimator
+    default cannot drift apart.
     """
+    if int(stats["n_rows"]) < MIN_ROWS:
+        raise DataError(
+            f"X has {int(stats['n_rows'])} sample(s) (rows); fitting needs at least "
+            f"{MIN_ROWS}: one row has no spread to scale by and nothing to validate on"
+        )
     if params["scaling"] not in SCALINGS:
         raise ConfigError(f"scaling={params['scaling']!r} is not one of {', '.join(SCALINGS)}")
     n_features = len(stats["min"])

@@ -18,20 +18,24 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.utils.validation import check_array, validate_data
+from sklearn.utils.validation import check_array
 
 from ..data.checks import (
     FLOATS,
+    CheckedRows,
     aekit_errors,
+    check_n_features,
     check_rows,
+    check_table_names,
     refuse_sparse_table,
+    validate_rows,
 )
 from ..data.formats import open_rows, read_array
 from ..data.sources import RowSource, as_tensor
 from ..data.sparse import CsrRows, is_sparse
 from ..data.stats import array_stats, csr_stats, stream_stats
 from ..data.tables import fit_layout, needs_layout
-from ..errors import DataError, DataTypeError
+from ..errors import DataTypeError
 
 __all__ = ["RowsMixin"]
 
@@ -48,39 +52,50 @@ class RowsMixin:
     n_features_in_: int
 
     def _validate(self, X: Any, *, reset: bool, finite: bool = True) -> np.ndarray:
-        """Check and convert input rows; aekit's errors, scikit-learn's wording.
+        """Check and convert input rows: :func:`~aekit.data.checks.validate_rows`.
 
-        ``finite=False`` leaves the NaN/inf/float32-range checks to :meth:`_run`, which makes
-        them chunk by chunk on the float32 tensors it builds anyway (one pass, not three);
-        scipy.sparse rows are checked here either way, on their stored values.
+        :class:`~aekit.data.checks.CheckedRows` (rows an outlier detector checked already)
+        are taken as they are. ``finite=False`` leaves the NaN/inf/float32-range checks to
+        :meth:`_run`, which makes them chunk by chunk on the float32 tensors it builds anyway
+        (one pass, not three); scipy.sparse rows are checked here either way, on their stored
+        values.
         """
         if isinstance(X, (str, os.PathLike)):  # fit and partial_fit open paths before this
             raise DataTypeError(
                 f"got the path {str(X)!r}: only fit and partial_fit take file paths; "
                 "read the rows first (aekit.data.read_array)"
             )
+        if isinstance(X, CheckedRows):  # checked once by the caller (an outlier detector)
+            return self._adopt_checked(X, reset=reset)
         if reset:  # (a sparse matrix cannot carry categorical columns: refused first)
             refuse_sparse_table(X, needs_layout(X, self.categorical_features))
             self.table_layout_ = fit_layout(X, self.categorical_features, self.max_categories)
         layout = getattr(self, "table_layout_", None)
         refuse_sparse_table(X, layout is not None)
-        # NaN (and pd.NA) is a missing value; infinity is refused by aekit's own check below
-        # (or chunk by chunk), so scikit-learn's finiteness check is off
+        if layout is None:  # scipy.sparse rows of any format arrive as CSR
+            return validate_rows(self, X, reset=reset, finite=finite)
+        # the table's columns by name and count; then its encoding, as numbers
+        check_table_names(self, X, reset=reset)
         with aekit_errors():
-            if layout is None:  # scipy.sparse rows of any format arrive as CSR
-                X = validate_data(
-                    self, X, reset=reset, dtype=FLOATS, accept_sparse="csr",
-                    ensure_min_samples=1, ensure_all_finite=False,
-                )  # fmt: skip
-            else:  # the table's columns by name and count; then its encoding, as numbers
-                validate_data(self, X, reset=reset, skip_check_array=True)
-                X = check_array(
-                    layout.encode(X, np.float64), dtype=FLOATS, ensure_min_samples=1,
-                    ensure_all_finite=False,
-                )  # fmt: skip
-        if finite or is_sparse(X):  # sparse rows always: the check reads the stored values
+            X = check_array(layout.encode(X, np.float64), dtype=FLOATS, ensure_all_finite=False)
+        if finite:
             check_rows(X)
         return X
+
+    def _adopt_checked(self, X: CheckedRows, *, reset: bool) -> Any:
+        """Rows checked by the caller: their feature count recorded or compared, nothing else.
+
+        ``reset`` records a plain (not a table's) feature count, no feature names: the
+        caller that checked them keeps those.
+        """
+        if reset:
+            self.n_features_in_ = X.shape[1]
+            self.table_layout_ = None
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        else:
+            check_n_features(X.shape[1], self.n_features_in_, type(self).__name__)
+        return X.as_floats()
 
     @contextlib.contextmanager
     def _training_rows(
@@ -113,11 +128,8 @@ class RowsMixin:
             if layout is not None:
                 stats["categorical_blocks"] = np.asarray(layout.blocks).reshape(-1, 2)
             return as_tensor(X), stats
-        if not reset and X.n_features != self.n_features_in_:
-            raise DataError(
-                f"X has {X.n_features} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input"
-            )
+        if not reset:
+            check_n_features(X.n_features, self.n_features_in_, type(self).__name__)
         if reset:
             self.n_features_in_ = X.n_features
             self.table_layout_ = None

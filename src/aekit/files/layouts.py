@@ -1,7 +1,8 @@
 """Which kind of saved folder a path is: the marker file of each folder layout.
 
 A model folder holds ``config.json``; a detector folder is a model folder with
-``detector.json`` beside it (:mod:`aekit.anomaly.detectorfile`). :func:`aekit.load` and the
+``detector.json`` beside it (:mod:`aekit.anomaly.detectorfile`), an imputer folder one with
+``imputer.json`` beside it (:mod:`aekit.impute.imputerfile`). :func:`aekit.load` and the
 commands ask :func:`folder_kind` which estimator to build, and every save asks
 :func:`check_can_save` before it replaces one. Loads no torch.
 """
@@ -13,10 +14,18 @@ from pathlib import Path
 
 from ..errors import OutputError
 
-__all__ = ["DETECTOR_NAME", "MODEL_CONFIG_NAME", "check_can_save", "folder_kind", "is_detector"]
+__all__ = [
+    "DETECTOR_NAME",
+    "IMPUTER_NAME",
+    "MODEL_CONFIG_NAME",
+    "check_can_save",
+    "folder_kind",
+    "is_detector",
+]
 
 MODEL_CONFIG_NAME = "config.json"
 DETECTOR_NAME = "detector.json"
+IMPUTER_NAME = "imputer.json"
 
 
 def is_detector(folder: str | os.PathLike[str]) -> bool:
@@ -25,10 +34,13 @@ def is_detector(folder: str | os.PathLike[str]) -> bool:
 
 
 def folder_kind(folder: str | os.PathLike[str]) -> str:
-    """``"detector"`` or ``"model"``: the kind of estimator saved in ``folder``.
+    """``"imputer"``, ``"detector"`` or ``"model"``: the kind of estimator saved in ``folder``.
 
-    A folder that is neither is a ``"model"`` here; reading it gives the one clear error.
+    Told by the marker file beside the model (:data:`IMPUTER_NAME`, :data:`DETECTOR_NAME`).
+    A folder that is none of them is a ``"model"`` here; reading it gives the one clear error.
     """
+    if (Path(folder) / IMPUTER_NAME).is_file():
+        return "imputer"
     return "detector" if is_detector(folder) else "model"
 
 
@@ -49,10 +61,11 @@ def check_can_save(
     Raises
     ------
     OutputError
-        ``folder`` holds a ``config.json`` or ``detector.json`` and ``overwrite`` is False.
+        ``folder`` holds a saved model, detector or imputer and ``overwrite`` is False.
     """
     path = Path(folder)
-    if overwrite or not any((path / name).is_file() for name in (MODEL_CONFIG_NAME, DETECTOR_NAME)):
+    markers = (MODEL_CONFIG_NAME, DETECTOR_NAME, IMPUTER_NAME)
+    if overwrite or not any((path / name).is_file() for name in markers):
         return
     kind = folder_kind(path)
     raise OutputError(f"{path} already holds a saved {kind}: pass {how} to replace it")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from ..data.missing import hide_entries, random_entries
+
 __all__ = ["corrupt", "dead_unit_code", "kl_penalty", "l1_penalty", "topk_mask"]
 
 _EPS = 1e-6
@@ -128,10 +130,10 @@ def corrupt(
     if kind == "gaussian":
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         return x + level * noise
-    hit = torch.rand(x.shape, generator=generator, device=x.device) < level
     if kind == "masking":
-        return x.masked_fill(hit, 0.0)
+        return hide_entries(x, level, generator, fill=0.0)
     if kind == "salt_and_pepper":
+        hit = random_entries(x, level, generator)
         salt = torch.rand(x.shape, generator=generator, device=x.device) < 0.5
         lo = torch.zeros((), dtype=x.dtype, device=x.device) if low is None else low
         hi = torch.ones((), dtype=x.dtype, device=x.device) if high is None else high

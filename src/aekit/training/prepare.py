@@ -23,12 +23,14 @@ __all__ = [
     "batch_count",
     "batches_per_epoch",
     "derive_seeds",
+    "member_seeds",
     "noise_bounds",
     "read_counts",
     "resolve_device",
+    "seed_from",
     "seeded_generator",
-    "split_rows",
     "to_device",
+    "validation_split",
     "wrap_network",
 ]
 
@@ -55,10 +57,58 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def _seed_words(random_state: int | None, count: int) -> np.ndarray:
+    """``count`` 32-bit words of NumPy's ``SeedSequence(random_state)``: every seed's source."""
+    return np.random.SeedSequence(random_state).generate_state(count, dtype=np.uint32)
+
+
 def derive_seeds(random_state: int | None, count: int) -> list[int]:
-    """Return ``count`` independent 63-bit seeds from one seed (fresh entropy if None)."""
-    words = np.random.SeedSequence(random_state).generate_state(2 * count, dtype=np.uint32)
+    """Return ``count`` independent 63-bit seeds from one seed (fresh entropy if None).
+
+    What a run draws its generators from (the trainer's three, the estimator's "auto" rules).
+    """
+    words = _seed_words(random_state, 2 * count)
     return [int(words[2 * i]) << 31 ^ int(words[2 * i + 1]) for i in range(count)]
+
+
+def seed_from(random_state: object) -> int | None:
+    """THE conversion of scikit-learn's ``random_state`` forms to aekit's integer seed.
+
+    An ``int`` in ``[0, 2**63)`` is kept and None stays None (fresh entropy where it is
+    used); a :class:`numpy.random.RandomState` gives one integer drawn from it, which
+    advances it as scikit-learn's estimators do (two fits with one ``RandomState`` differ;
+    both are reproduced by a ``RandomState`` seeded the same). Estimators call this once per
+    fit, before anything derives seeds (:func:`derive_seeds`).
+
+    Raises
+    ------
+    ConfigError
+        Anything else (a negative or bool number, a float, a ``numpy.random.Generator``).
+    """
+    if random_state is None:
+        return None
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(np.iinfo(np.int32).max))
+    whole = isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool)
+    if whole and 0 <= random_state < 2**63:
+        return int(random_state)
+    raise ConfigError(
+        "random_state must be a non-negative integer, None or a numpy.random.RandomState, "
+        f"got {random_state!r}"
+    )
+
+
+def member_seeds(seed: object, n: int) -> list[int | None]:
+    """Seeds of ``n`` ensemble members: ``seed``, then seeds drawn from it (None: all None).
+
+    The first member keeps ``seed`` itself, so an ensemble of one is the plain estimator;
+    the outlier detector's and the imputer's members are seeded so. A ``RandomState`` first
+    gives one integer seed (:func:`seed_from`).
+    """
+    seed = seed_from(seed)
+    if seed is None:
+        return [None] * n
+    return [seed, *(int(s) for s in _seed_words(seed, n)[1:])]
 
 
 def seeded_generator(seed: int, device: torch.device) -> torch.Generator:
@@ -117,10 +167,14 @@ def _n_val(n: int, fraction: float, min_rows: int) -> int:
     return n_val if 1 <= n_val < n else 0
 
 
-def split_rows(
+def validation_split(
     n: int, fraction: float, gen: torch.Generator, min_rows: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sorted (train, validation) row indices; no validation when a side would be empty."""
+    """Sorted (train, validation) row indices; no validation when a side would be empty.
+
+    The trainer's held-out rows, drawn with the run's generator; a user's train/test split
+    of rows is :func:`aekit.analysis.split_rows`.
+    """
     n_val = _n_val(n, fraction, min_rows)
     if n_val == 0:
         return torch.arange(n), torch.arange(0)

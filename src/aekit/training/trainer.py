@@ -49,8 +49,8 @@ from .prepare import (
     read_counts,
     resolve_device,
     seeded_generator,
-    split_rows,
     to_device,
+    validation_split,
     wrap_network,
 )
 from .sparse_step import input_path, sparse_loss
@@ -141,7 +141,7 @@ class Trainer:
         cfg = self.config
         source, split_gen = self._setup(data)
         self.source = source  # for callbacks that measure the validation rows (early stopping)
-        self.train_idx, self.val_idx = split_rows(
+        self.train_idx, self.val_idx = validation_split(
             len(source), cfg.val_fraction, split_gen, cfg.min_val_rows
         )
         if self.module.config.batch_norm and len(self.train_idx) < 2:

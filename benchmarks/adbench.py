@@ -1,0 +1,291 @@
+"""ADBench's classical tables: aekit's detector against PyOD's peers, in two protocols.
+
+    .venv/bin/python benchmarks/adbench.py                      # both protocols, 5 seeds
+    .venv/bin/python benchmarks/adbench.py --quick              # 6 small tables, 1 seed
+    .venv/bin/python benchmarks/adbench.py --protocol one-class --seeds 1
+
+**Data.** The ``.npz`` tables of ``--data`` (default ``../shared/data/adbench``: 31 of
+ADBench's 47 classical tables, Han et al., NeurIPS 2022), each with ``X`` and ``y``
+(1 = anomaly). A table above 30,000 rows is subsampled to 30,000 rows (drawn with the seed,
+anomalies and normal rows alike); columns constant on the training rows are dropped for every
+method.
+
+**One-class** (the DTE paper's Table 1): half of the normal rows train; the other half and every
+anomaly test; a ``StandardScaler`` fitted on the training rows scales the rows of every method.
+**Unsupervised** (ADBench's): every row trains (labels unseen) and every row is scored; the
+scaler is fitted on all rows.
+
+**Methods, each with its library defaults:** aekit's ``AutoencoderOutlierDetector()`` and the
+plain ``Autoencoder()`` reconstruction error; PyOD's KNN, LOF, IForest, PCA, OCSVM, ECOD, COPOD,
+HBOS and CBLOF (``pip install 'aekit[bench]'``; without PyOD they are left out, and the run says
+so). Every method sees the same rows for a table and seed; PyTorch and the BLAS libraries run on
+one thread, so fit and score seconds are comparable side by side (ratios, not absolute times).
+
+**Output.** Per table and method: AUROC and average precision (means over seeds), fit and score
+seconds; per method: mean AUROC, mean rank among the measured methods (1 = best on a table), the
+number of tables more than 2 points below PCA; beside them the published DTE columns for the same
+tables (``benchmarks/published/dte_adbench.json``, with its source). Printed as tables and
+written to ``--out`` as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sklearn
+import torch
+from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
+
+import aekit
+from aekit import Autoencoder, AutoencoderOutlierDetector
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parents[1] / "shared" / "data" / "adbench"
+OUT = HERE / "results" / "adbench.json"
+PUBLISHED = HERE / "published" / "dte_adbench.json"
+MAX_ROWS = 30_000
+QUICK_TABLES = ("4_breastw", "14_glass", "29_Pima", "43_WDBC", "47_yeast", "38_thyroid")
+PUBLISHED_METHODS = ("DTE-NP", "KNN", "LOF", "IForest", "PCA", "OCSVM", "VAE", "ICL")
+DETECTOR = "aekit detector"
+RECONSTRUCTION = "aekit Autoencoder() error"
+
+# A method: (training rows, seed) -> a function from rows to anomaly scores (higher = worse).
+Scorer = Callable[[np.ndarray], np.ndarray]
+Method = Callable[[np.ndarray, int], Scorer]
+
+
+def aekit_detector(X: np.ndarray, seed: int) -> Scorer:
+    model = AutoencoderOutlierDetector(random_state=seed).fit(X)
+    return model.anomaly_score
+
+
+def aekit_reconstruction(X: np.ndarray, seed: int) -> Scorer:
+    return Autoencoder(random_state=seed).fit(X).reconstruction_error
+
+
+def pyod(name: str) -> Method:
+    """A PyOD detector with its defaults (``random_state`` where it takes one)."""
+
+    def fit(X: np.ndarray, seed: int) -> Scorer:
+        import importlib
+        import inspect
+
+        module, cls = {
+            "KNN": ("pyod.models.knn", "KNN"),
+            "LOF": ("pyod.models.lof", "LOF"),
+            "IForest": ("pyod.models.iforest", "IForest"),
+            "PCA": ("pyod.models.pca", "PCA"),
+            "OCSVM": ("pyod.models.ocsvm", "OCSVM"),
+            "ECOD": ("pyod.models.ecod", "ECOD"),
+            "COPOD": ("pyod.models.copod", "COPOD"),
+            "HBOS": ("pyod.models.hbos", "HBOS"),
+            "CBLOF": ("pyod.models.cblof", "CBLOF"),
+        }[name]
+        make = getattr(importlib.import_module(module), cls)
+        takes_seed = "random_state" in inspect.signature(make).parameters
+        model = make(random_state=seed) if takes_seed else make()
+        model.fit(X)
+        return model.decision_function
+
+    return fit
+
+
+def methods(names: list[str] | None) -> dict[str, Method]:
+    found: dict[str, Method] = {DETECTOR: aekit_detector, RECONSTRUCTION: aekit_reconstruction}
+    try:
+        import pyod as _  # noqa: F401
+    except ImportError:
+        print("PyOD is not installed (pip install 'aekit[bench]'): its methods are left out")
+    else:
+        for name in ("KNN", "LOF", "IForest", "PCA", "OCSVM", "ECOD", "COPOD", "HBOS", "CBLOF"):
+            found[f"PyOD {name}"] = pyod(name)
+    if names:
+        unknown = sorted(set(names) - set(found))
+        if unknown:
+            raise SystemExit(f"unknown method(s) {unknown}; known: {sorted(found)}")
+        found = {k: v for k, v in found.items() if k in names}
+    return found
+
+
+def load_table(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        X = np.asarray(data["X"], dtype=np.float64)
+        y = np.asarray(data["y"]).astype(int).ravel()
+    if X.ndim != 2 or len(X) != len(y) or not set(np.unique(y)) <= {0, 1}:
+        raise SystemExit(f"{path}: expected X (rows x features) and y in {{0, 1}}")
+    return X, y
+
+
+def split(X: np.ndarray, y: np.ndarray, protocol: str, seed: int) -> dict[str, np.ndarray]:
+    """Training rows, test rows and test labels of one seed, scaled, constant columns dropped."""
+    rng = np.random.default_rng(seed)
+    if len(X) > MAX_ROWS:
+        keep = np.sort(rng.choice(len(X), MAX_ROWS, replace=False))
+        X, y = X[keep], y[keep]
+    if protocol == "one-class":
+        normal = rng.permutation(np.flatnonzero(y == 0))
+        half = len(normal) // 2
+        train_idx = normal[:half]
+        test_idx = np.concatenate([normal[half:], np.flatnonzero(y == 1)])
+    else:
+        train_idx = test_idx = np.arange(len(X))
+    train, test = X[train_idx], X[test_idx]
+    varying = train.std(axis=0) > 0
+    scaler = StandardScaler().fit(train[:, varying])
+    return {
+        "train": scaler.transform(train[:, varying]).astype(np.float32),
+        "test": scaler.transform(test[:, varying]).astype(np.float32),
+        "labels": y[test_idx],
+    }
+
+
+def measure(method: Method, rows: dict[str, np.ndarray], seed: int) -> dict[str, float]:
+    """AUROC, average precision, fit and score seconds of one method on one split."""
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # peers' convergence and deprecation chatter
+        score = method(rows["train"], seed)
+        fitted = time.perf_counter()
+        scores = np.asarray(score(rows["test"]), dtype=np.float64)
+    done = time.perf_counter()
+    if not np.isfinite(scores).all():  # a method that fails on a table ranks last there
+        scores = np.nan_to_num(scores, nan=0.0, posinf=1e300, neginf=-1e300)
+    return {
+        "auroc": 100 * float(roc_auc_score(rows["labels"], scores)),
+        "ap": 100 * float(average_precision_score(rows["labels"], scores)),
+        "fit_s": fitted - start,
+        "score_s": done - fitted,
+    }
+
+
+def published_name(table: str) -> str:
+    return table.split("_", 1)[1].lower()
+
+
+def run(args: argparse.Namespace, protocol: str, found: dict[str, Method]) -> dict[str, Any]:
+    tables = sorted(p for p in Path(args.data).glob("*.npz"))
+    if args.tables:
+        tables = [p for p in tables if p.stem in args.tables]
+    if not tables:
+        raise SystemExit(f"no .npz tables in {args.data}")
+    published = json.loads(PUBLISHED.read_text())[
+        "one_class" if protocol == "one-class" else "unsupervised"
+    ]["tables"]
+    results: dict[str, Any] = {}
+    for path in tables:
+        X, y = load_table(path)
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in found}
+        for seed in range(args.seeds):
+            rows = split(X, y, protocol, seed)
+            for name, method in found.items():
+                runs[name].append(measure(method, rows, seed))
+        table = {
+            name: {key: float(np.mean([r[key] for r in got])) for key in got[0]}
+            for name, got in runs.items()
+        }
+        table["_shape"] = {"rows": len(X), "features": int(X.shape[1]),
+                           "anomalies": int(y.sum())}  # fmt: skip
+        table["_published"] = {
+            m: published.get(published_name(path.stem), {}).get(m, [None])[0]
+            for m in PUBLISHED_METHODS
+        }
+        results[path.stem] = table
+        line = "  ".join(f"{n.split()[-1]} {table[n]['auroc']:.1f}" for n in found)
+        print(f"{protocol:>12} {path.stem:<22} {line}", flush=True)
+    return {"tables": results, "summary": summarize(results, list(found))}
+
+
+def summarize(results: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """Mean AUROC, mean rank, tables > 2 points below PCA, median fit + score seconds."""
+    ranks: dict[str, list[float]] = {n: [] for n in names}
+    for table in results.values():
+        order = sorted(names, key=lambda n: -table[n]["auroc"])
+        aurocs = [table[n]["auroc"] for n in order]
+        for n in names:  # ties share the mean of their ranks
+            same = [i + 1 for i, a in enumerate(aurocs) if a == table[n]["auroc"]]
+            ranks[n].append(float(np.mean(same)))
+    pca = "PyOD PCA" if "PyOD PCA" in names else None
+    summary = {}
+    for n in names:
+        below = [t for t, tab in results.items() if pca and tab[n]["auroc"] < tab[pca]["auroc"] - 2]
+        summary[n] = {
+            "mean_auroc": float(np.mean([t[n]["auroc"] for t in results.values()])),
+            "mean_ap": float(np.mean([t[n]["ap"] for t in results.values()])),
+            "mean_rank": float(np.mean(ranks[n])),
+            "median_seconds": float(
+                np.median([t[n]["fit_s"] + t[n]["score_s"] for t in results.values()])
+            ),
+            "tables_2_below_pca": below,
+        }
+    for m in PUBLISHED_METHODS:
+        got = [t["_published"][m] for t in results.values()]
+        if all(v is not None for v in got):
+            summary[f"published {m}"] = {"mean_auroc": float(np.mean(got))}
+    return summary
+
+
+def print_summary(protocol: str, summary: dict[str, Any]) -> None:
+    print(f"\n{protocol}: mean AUROC (x100), mean rank, median fit+score s, tables >2 below PCA")
+    for name, s in sorted(summary.items(), key=lambda kv: -kv[1]["mean_auroc"]):
+        if "mean_rank" in s:
+            below = len(s["tables_2_below_pca"])
+            print(f"  {name:<28} {s['mean_auroc']:6.2f}  rank {s['mean_rank']:5.2f}  "
+                  f"{s['median_seconds']:7.2f} s  {below}")  # fmt: skip
+        else:
+            print(f"  {name:<28} {s['mean_auroc']:6.2f}  (published, DTE README)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=str(DATA), help="folder of ADBench .npz tables")
+    parser.add_argument("--out", default=str(OUT), help="JSON results file")
+    parser.add_argument("--protocol", choices=["one-class", "unsupervised", "both"], default="both")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--tables", nargs="*", help="table names (file stems) to run")
+    parser.add_argument("--methods", nargs="*", help="method names to run (default: all)")
+    parser.add_argument("--quick", action="store_true", help="6 small tables, 1 seed")
+    args = parser.parse_args()
+    if args.quick:
+        args.seeds, args.tables = 1, args.tables or list(QUICK_TABLES)
+    found = methods(args.methods)
+    protocols = ["one-class", "unsupervised"] if args.protocol == "both" else [args.protocol]
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    out: dict[str, Any] = {
+        "protocols": {},
+        "seeds": args.seeds,
+        "max_rows": MAX_ROWS,
+        "published_source": json.loads(PUBLISHED.read_text())["source"],
+        "versions": {"aekit": aekit.__version__, "torch": torch.__version__,
+                     "sklearn": sklearn.__version__, "python": platform.python_version()},
+        "threads": 1,
+        "cpu": platform.processor() or platform.machine(),
+        "command": "benchmarks/adbench.py " + " ".join(
+            f"--protocol {args.protocol} --seeds {args.seeds}".split()
+            + (["--tables", *args.tables] if args.tables else [])
+        ),
+    }  # fmt: skip
+    with threadpool_limits(1):
+        for protocol in protocols:
+            out["protocols"][protocol] = run(args, protocol, found)
+    out["total_seconds"] = time.perf_counter() - start
+    for protocol, got in out["protocols"].items():
+        print_summary(protocol, got["summary"])
+    print(f"\ntotal {out['total_seconds']:.0f} s")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

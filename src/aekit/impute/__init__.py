@@ -1,0 +1,23 @@
+"""The imputer family: :class:`AutoencoderImputer` and its folder layout.
+
+:mod:`~aekit.impute.imputer` holds the estimator (scikit-learn's imputer API, holes filled by
+a denoising autoencoder); :mod:`~aekit.impute.defaults` the autoencoder it trains unless given
+one; :mod:`~aekit.impute.imputerfile` the imputer folder it saves to and loads from
+(``imputer.json`` beside model folders, no pickle).
+"""
+
+from .defaults import IMPUTER_DEFAULTS, hide_share_for, imputer_autoencoder, shared_scale
+from .imputer import AutoencoderImputer
+from .imputerfile import IMPUTER_NAME, SavedImputer, read_imputer, save_imputer
+
+__all__ = [
+    "IMPUTER_DEFAULTS",
+    "IMPUTER_NAME",
+    "AutoencoderImputer",
+    "SavedImputer",
+    "hide_share_for",
+    "imputer_autoencoder",
+    "read_imputer",
+    "save_imputer",
+    "shared_scale",
+]

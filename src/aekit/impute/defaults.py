@@ -1,0 +1,71 @@
+"""The imputer's defaults: the autoencoder it trains unless given one, and its ensemble size.
+
+What won ``benchmarks/impute.py``; :class:`~aekit.impute.AutoencoderImputer` documents them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..estimator.autoencoder import Autoencoder
+
+__all__ = [
+    "ENSEMBLE_ENTRIES",
+    "IMPUTER_DEFAULTS",
+    "hide_share_for",
+    "imputer_autoencoder",
+    "shared_scale",
+]
+
+# The autoencoder the imputer trains unless given one: what won benchmarks/impute.py.
+IMPUTER_DEFAULTS: dict[str, Any] = {
+    "hidden": (256, 256),
+    "missing": True,
+    "patience": 20,
+    "improvement_z": 0.0,
+    "min_val_rows": 20,
+}
+
+ENSEMBLE_ENTRIES = 100_000  # n_estimators="auto": 5 members up to this many entries, else 1
+
+
+def imputer_autoencoder(X: np.ndarray, random_state: int | None = None) -> Autoencoder:
+    """The autoencoder :class:`AutoencoderImputer` trains by default on rows ``X``.
+
+    :data:`IMPUTER_DEFAULTS` with a code as wide as the rows (2 to 64 units), masking noise
+    that follows the rows' missing share (:func:`hide_share_for`) and, for image-like rows
+    (:func:`shared_scale`), one global scale for every column.
+    """
+    return Autoencoder(
+        code_dim=int(min(64, max(2, X.shape[1]))),
+        hide_share=hide_share_for(X),
+        scaling="global_minmax" if shared_scale(X) else "auto",
+        random_state=random_state,
+        **IMPUTER_DEFAULTS,
+    )
+
+
+def hide_share_for(X: np.ndarray) -> float:
+    """The masking noise for rows ``X``: 1.25 × their missing share, within [0.15, 0.5].
+
+    Measured at 10 % MCAR on breast cancer (one model): hiding 15 % of the observed entries
+    gave RMSE 0.427, 30 % 0.438, 50 % 0.501; at 40 % MCAR on wine 50 % beat 30 % (0.795 vs
+    0.844): few holes want little masking, many holes more.
+    """
+    share = float(np.isnan(X).mean()) if X.size else 0.0
+    return float(np.clip(1.25 * share, 0.15, 0.5))
+
+
+def shared_scale(X: np.ndarray) -> bool:
+    """Whether rows look like pixel intensities: non-negative, most columns reaching one top.
+
+    Such columns are measured on one scale; standardizing each (a rarely inked pixel gets a
+    tiny spread) blows rare values up and costs imputation badly (digits: 0.73 instead of
+    0.49 standardized RMSE at 20 % MCAR).
+    """
+    with np.errstate(all="ignore"):
+        low, high = np.nanmin(X) if X.size else 0.0, np.nanmax(X) if X.size else 0.0
+        tops = np.nanmax(np.where(np.isnan(X), -np.inf, X), axis=0)
+    return bool(low >= 0 and high > 0 and np.median(tops) == high)

@@ -1,0 +1,218 @@
+"""Imputer folders: model folders plus the imputer's own ``imputer.json``, no pickle.
+
+A fitted :class:`~aekit.impute.AutoencoderImputer` saves as (the detector's layout, see
+:mod:`aekit.anomaly.detectorfile`)::
+
+    folder/
+      config.json, weights.safetensors   the first autoencoder: a model folder every aekit
+                                         command reads (encode, reconstruct, report...)
+      members/1/, members/2/, ...        the other autoencoders, model folders too
+      imputer.json                       format "aekit-imputer" and its version, the imputer's
+                                         parameters, its fitted state (each column's observed
+                                         range, the columns empty in fit, the indicator's
+                                         columns, whether it fills a table), the feature names
+                                         and dtypes, and how many autoencoders there are
+
+The fitted state is a few numbers per column, stored in ``imputer.json`` itself (JSON keeps a
+float64 exactly; NaN, "no bound", as null). ``imputer.json`` is written last, after the
+members, so a folder without it is not an imputer; each member is checked by its own
+checksum. Loading parses JSON and safetensors only (the autoencoders through
+:meth:`Autoencoder.load <aekit.Autoencoder.load>`), through :mod:`aekit.files`. This module
+reads and checks the layout; :meth:`AutoencoderImputer.load
+<aekit.impute.AutoencoderImputer.load>` builds the imputer from it.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._version import __version__
+from ..errors import ModelFileError
+from ..estimator.autoencoder import Autoencoder
+from ..estimator.modelfile import json_params
+from ..files import atomic_files, check_fields, check_header, json_bytes, read_json
+from ..files.layouts import IMPUTER_NAME, check_can_save
+
+__all__ = ["IMPUTER_NAME", "SavedImputer", "read_imputer", "save_imputer"]
+
+_FORMAT, _VERSION = "aekit-imputer", 1
+
+# Keys of imputer.json and their JSON types.
+_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "format": str, "format_version": int, "aekit_version": str, "params": dict,
+    "estimator_given": bool, "n_members": int, "n_features_in": int,
+    "feature_names": (list, type(None)), "dtypes": (list, type(None)), "table": bool,
+    "empty": list, "low": list, "high": list, "indicator_features": (list, type(None)),
+}  # fmt: skip
+_PARAMS: dict[str, type | tuple[type, ...]] = {
+    "missing_values": (int, float, str, type(None)), "add_indicator": bool,
+    "categorical_features": (list, str, type(None)), "keep_empty_features": bool,
+    "n_estimators": (int, str), "random_state": (int, type(None)),
+}  # fmt: skip
+
+
+def _member_folder(folder: Path, i: int) -> Path:
+    return folder if i == 0 else folder / "members" / str(i)
+
+
+def _numbers(values: np.ndarray) -> list[float | None]:
+    """Floats for JSON, NaN as null."""
+    return [None if np.isnan(v) else float(v) for v in values]
+
+
+def _json_marker(value: Any) -> int | float | str | None:
+    """``missing_values`` for JSON: text and numbers as they are, NaN (or None, pd.NA) as null."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, numbers.Real) and not np.isnan(value):
+        return value.item() if isinstance(value, np.generic) else value
+    return None
+
+
+def save_imputer(imputer: Any, folder: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Write a fitted imputer as an imputer folder (see the module docstring).
+
+    A folder that already holds a saved model, detector or imputer is refused unless
+    ``overwrite`` (:func:`aekit.files.layouts.check_can_save`).
+
+    Returns
+    -------
+    Path
+        The folder.
+    """
+    folder = Path(folder)
+    check_can_save(folder, overwrite)
+    for i, member in enumerate(imputer.estimators_):
+        member.save(_member_folder(folder, i), overwrite=True)  # the folder is checked above
+    params = json_params(imputer.get_params(deep=False))
+    params = {key: params[key] for key in _PARAMS}
+    params["missing_values"] = _json_marker(params["missing_values"])
+    names = getattr(imputer, "feature_names_in_", None)
+    indicator = imputer.indicator_
+    meta = {
+        "format": _FORMAT,
+        "format_version": _VERSION,
+        "aekit_version": __version__,
+        "params": params,
+        "estimator_given": imputer.estimator is not None,
+        "n_members": len(imputer.estimators_),
+        "n_features_in": int(imputer.n_features_in_),
+        "feature_names": None if names is None else [str(n) for n in names],
+        "dtypes": getattr(imputer, "_dtypes", None),
+        "table": bool(imputer._table),
+        "empty": [bool(e) for e in imputer._empty],
+        "low": _numbers(imputer.bounds_[0]),
+        "high": _numbers(imputer.bounds_[1]),
+        "indicator_features": None if indicator is None else [int(j) for j in indicator.features_],
+    }
+    with atomic_files(folder) as put:
+        put(IMPUTER_NAME, json_bytes(meta))
+    return folder
+
+
+@dataclass
+class SavedImputer:
+    """An imputer folder read and checked, for :meth:`AutoencoderImputer.load`.
+
+    Attributes
+    ----------
+    params : dict
+        The imputer's parameters (``estimator`` not yet set; a NaN marker as ``np.nan``).
+    estimator_given : bool
+        Whether the saved imputer was given an ``estimator``.
+    members : list of Autoencoder
+        The fitted autoencoders, the folder's own model first.
+    table : bool
+        Whether it fills a table (its members encode categorical columns).
+    empty : ndarray of bool
+        The columns with no observed value in ``fit``.
+    bounds : ndarray of shape (2, n_features_in)
+        Each column's observed range (NaN: no bound).
+    indicator_features : list of int or None
+        The missing indicator's columns (None: no indicator).
+    feature_names : list of str or None
+    dtypes : list of str or None
+        The input DataFrame's column dtypes in ``fit`` (None for other input).
+    """
+
+    params: dict[str, Any]
+    estimator_given: bool
+    members: list[Autoencoder]
+    table: bool
+    empty: np.ndarray
+    bounds: np.ndarray
+    indicator_features: list[int] | None
+    feature_names: list[str] | None
+    dtypes: list[str] | None
+
+
+def _read_meta(folder: Path) -> dict[str, Any]:
+    path = folder / IMPUTER_NAME
+    if not path.is_file():
+        raise ModelFileError(f"no imputer in {folder} (missing {IMPUTER_NAME})")
+    meta = read_json(path)  # a JSON object, or one ModelFileError naming the file
+    check_header(meta, path, _FORMAT, _VERSION)
+    check_fields(meta, _FIELDS, path)
+    check_fields(meta["params"], _PARAMS, path)
+    n = meta["n_features_in"]
+    if meta["n_members"] < 1 or n < 1:
+        raise ModelFileError(f"{path}: n_members and n_features_in must be at least 1")
+    lists = {"empty": (bool,), "low": (int, float, type(None)), "high": (int, float, type(None))}
+    for key, types in lists.items():
+        values = meta[key]
+        if len(values) != n or not all(_typed(v, types) for v in values):
+            raise ModelFileError(f"{path}: {key!r} must be {n} values of {types[0].__name__}")
+    for key in ("feature_names", "dtypes"):
+        values = meta[key]
+        if values is not None and (len(values) != n or not all(isinstance(v, str) for v in values)):
+            raise ModelFileError(f"{path}: {key!r} must be {n} strings")
+    flagged = meta["indicator_features"]
+    if flagged is not None and not all(_typed(j, (int,)) and 0 <= j < n for j in flagged):
+        raise ModelFileError(f"{path}: indicator_features must be column indices below {n}")
+    return meta
+
+
+def _typed(value: object, types: tuple[type, ...]) -> bool:
+    """``isinstance`` where a bool is not an int or float unless asked for."""
+    return isinstance(value, types) and (bool in types or not isinstance(value, bool))
+
+
+def read_imputer(folder: str | os.PathLike[str]) -> SavedImputer:
+    """Read and check an imputer folder written by :func:`save_imputer`.
+
+    Raises
+    ------
+    ModelFileError
+        If a file is missing, truncated, tampered with, or not aekit's.
+    """
+    folder = Path(folder)
+    meta = _read_meta(folder)
+    members = [Autoencoder.load(_member_folder(folder, i)) for i in range(meta["n_members"])]
+    widths = {m.n_features_in_ for m in members}
+    if widths != {meta["n_features_in"]}:
+        raise ModelFileError(f"{folder}: the imputer's autoencoders do not fit its columns")
+    if meta["table"] != all(getattr(m, "table_layout_", None) is not None for m in members):
+        raise ModelFileError(f"{folder}: 'table' does not match the autoencoders' layouts")
+    params = dict(meta["params"])
+    if params["missing_values"] is None:
+        params["missing_values"] = np.nan
+    if isinstance(params["categorical_features"], list):
+        params["categorical_features"] = tuple(params["categorical_features"])
+    bounds = np.array([meta["low"], meta["high"]], dtype=np.float64)  # None → NaN
+    return SavedImputer(
+        params=params,
+        estimator_given=meta["estimator_given"],
+        members=members,
+        table=meta["table"],
+        empty=np.array(meta["empty"], dtype=bool),
+        bounds=bounds,
+        indicator_features=meta["indicator_features"],
+        feature_names=meta["feature_names"],
+        dtypes=meta["dtypes"],
+    )

@@ -1,0 +1,279 @@
+"""AutoencoderImputer: scikit-learn's imputer conventions, and its saved folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+import aekit
+from aekit import Autoencoder, AutoencoderImputer, AutoencoderOutlierDetector
+from aekit.errors import AekitWarning, ConfigError, DataError, DataTypeError, ModelFileError
+from aekit.files import folder_kind
+from tests.helpers import FAST
+
+
+def _tiny(**kw):
+    ae = Autoencoder(code_dim=1, hidden=(8,), epochs=3, batch_size=16, device="cpu")
+    return AutoencoderImputer(ae, **{"n_estimators": 1, **kw})
+
+
+def _holed(n=120, d=5, seed=0, rate=0.2):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 2)) @ rng.normal(size=(2, d)) + 0.1 * rng.normal(size=(n, d))
+    X[rng.random(X.shape) < rate] = np.nan
+    return X
+
+
+# -- scikit-learn's own imputer tests (sklearn/impute/tests/test_common.py) ----------------
+# Their tables have a column that is all missing: the imputer warns of it (SimpleImputer too).
+EMPTY_COLUMN = "ignore:column.* have no observed value in fit:aekit.errors.AekitWarning"
+
+
+def sklearn_common():
+    """scikit-learn's own module of imputer tests (shipped inside the installed package)."""
+    return pytest.importorskip("sklearn.impute.tests.test_common")
+
+
+def _imputer_for_sklearn():
+    return _tiny(n_estimators=2)  # an ensemble, so the members' seeds are exercised too
+
+
+@pytest.mark.filterwarnings(EMPTY_COLUMN)
+@pytest.mark.parametrize("marker", [np.nan, -1, 0])
+def test_sklearn_add_indicator(marker):
+    sklearn_common().test_imputers_add_indicator(marker, _imputer_for_sklearn())
+
+
+@pytest.mark.filterwarnings(EMPTY_COLUMN)
+@pytest.mark.parametrize("marker", [np.nan, -1])
+@pytest.mark.parametrize("container", [sparse.csr_matrix, sparse.csr_array])
+def test_sklearn_add_indicator_sparse(marker, container):
+    sklearn_common().test_imputers_add_indicator_sparse(_imputer_for_sklearn(), marker, container)
+
+
+@pytest.mark.filterwarnings(EMPTY_COLUMN)
+@pytest.mark.parametrize("add_indicator", [True, False])
+def test_sklearn_pandas_na_integer_array(add_indicator):
+    sklearn_common().test_imputers_pandas_na_integer_array_support(
+        _imputer_for_sklearn(), add_indicator
+    )
+
+
+@pytest.mark.parametrize("add_indicator", [True, False])
+def test_sklearn_feature_names_out(add_indicator):
+    with pytest.warns(AekitWarning, match=r"\['e'\] have no observed value"):
+        sklearn_common().test_imputers_feature_names_out_pandas(
+            _imputer_for_sklearn(), add_indicator
+        )
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_sklearn_keep_empty_features(keep):
+    with pytest.warns(AekitWarning, match=r"\[0\] have no observed value"):
+        sklearn_common().test_keep_empty_features(_imputer_for_sklearn(), keep)
+
+
+@pytest.mark.parametrize("marker", [np.nan, 1])
+def test_sklearn_adds_indicator_when_asked(marker):
+    sklearn_common().test_imputation_adds_missing_indicator_if_add_indicator_is_true(
+        _imputer_for_sklearn(), marker
+    )
+
+
+def test_sklearn_missing_value_in_test_array():
+    sklearn_common().test_imputation_missing_value_in_test_array(_imputer_for_sklearn())
+
+
+# -- determinism and random_state ------------------------------------------------------------
+def test_default_imputer_is_deterministic_and_random_state_takes_a_randomstate():
+    X = _holed()
+    first = _tiny().fit_transform(X)
+    np.testing.assert_array_equal(first, _tiny().fit_transform(X))
+    other = _tiny(random_state=1).fit_transform(X)
+    assert not np.array_equal(first, other)
+    a = _tiny(random_state=np.random.RandomState(3)).fit_transform(X)
+    b = _tiny(random_state=np.random.RandomState(3)).fit_transform(X)
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(ConfigError, match="random_state must be a non-negative integer"):
+        _tiny(random_state=-2).fit(X)
+
+
+def test_detector_members_take_an_estimator_with_a_randomstate():
+    X = np.nan_to_num(_holed())
+    ae = Autoencoder(code_dim=2, hidden=(8,), **{**FAST, "random_state": None})
+    scores = [
+        AutoencoderOutlierDetector(
+            ae.set_params(random_state=np.random.RandomState(5)), n_estimators=2
+        )
+        .fit(X)
+        .anomaly_score(X)
+        for _ in range(2)
+    ]
+    np.testing.assert_array_equal(*scores)
+
+
+def test_autoencoder_takes_a_randomstate_and_saves_it_as_none(tmp_path):
+    X = np.nan_to_num(_holed())
+    params = {"code_dim": 2, "hidden": (8,), **FAST}
+    codes = [
+        Autoencoder(**{**params, "random_state": np.random.RandomState(7)}).fit_transform(X)
+        for _ in range(2)
+    ]
+    np.testing.assert_array_equal(*codes)
+    ae = Autoencoder(**{**params, "random_state": np.random.RandomState(7)}).fit(X)
+    assert Autoencoder.load(ae.save(tmp_path / "m")).random_state is None
+    with pytest.raises(ConfigError, match=r"random_state must be .* got 1\.5"):
+        Autoencoder(**{**params, "random_state": 1.5}).fit(X)
+
+
+# -- bad input: one clear error ---------------------------------------------------------------
+def test_text_marker_on_numeric_rows_is_refused():
+    with pytest.raises(DataTypeError, match=r"missing_values='-1' is a str but X is numeric"):
+        _tiny(missing_values="-1").fit(np.ones((10, 3)))
+
+
+def test_one_row_is_refused_everywhere():
+    one = np.ones((1, 4))
+    for estimator in (
+        Autoencoder(epochs=2),
+        AutoencoderOutlierDetector(Autoencoder(epochs=2)),
+        _tiny(),
+    ):
+        with pytest.raises(DataError, match=r"X has 1 sample\(s\) \(rows\); fitting needs"):
+            estimator.fit(one)
+
+
+# -- sparse rows ----------------------------------------------------------------------------
+def test_sparse_rows_filled_like_dense_ones_and_stay_sparse():
+    X = _holed()
+    X[np.abs(np.nan_to_num(X, nan=1.0)) < 0.3] = 0.0  # implicit zeros: observed values
+    imputer = _tiny().fit(X)
+    dense = imputer.transform(X)
+    out = imputer.transform(sparse.csr_matrix(X))
+    assert sparse.issparse(out) and out.format == "csr"
+    np.testing.assert_allclose(out.toarray(), dense, rtol=1e-6, atol=1e-6)
+    fitted_sparse = _tiny().fit(sparse.csr_matrix(X)).transform(X)
+    np.testing.assert_array_equal(fitted_sparse, dense)
+    with pytest.raises(ConfigError, match=r"missing_values=0 cannot mark holes in scipy\.sparse"):
+        _tiny(missing_values=0).fit(sparse.csr_matrix(X))
+    bad = sparse.csr_matrix(np.nan_to_num(X))
+    bad[5, 2] = np.inf
+    with pytest.raises(DataError, match="row 5, column 2"):
+        imputer.transform(bad)
+    with pytest.raises(DataError, match=r"contains NaN but missing_values=-1\.0"):
+        _tiny(missing_values=-1.0).fit(sparse.csr_matrix(X))
+
+
+# -- tables: fills of numeric columns within their observed range ------------------------------
+def test_table_fills_clipped_to_each_numeric_columns_range(monkeypatch):
+    rng = np.random.default_rng(0)
+    n = 80
+    table = pd.DataFrame(
+        {
+            "kind": pd.Categorical(rng.choice(["a", "b"], n)),
+            "size": rng.uniform(10, 20, n),
+            "count": rng.integers(3, 9, n),
+        }
+    )
+    holed = table.copy()
+    holed.loc[:19, "size"] = np.nan
+    holed.loc[20:39, "count"] = np.nan
+    imputer = _tiny().fit(holed)
+    low, high = imputer.bounds_
+    assert np.isnan(low[0]) and np.isnan(high[0])  # a categorical column has no bounds
+    assert low[1] == holed["size"].min() and high[2] == holed["count"].max()
+    layout = imputer.estimator_.table_layout_
+
+    def wild(self, X):  # reconstructions far outside every column's range
+        return layout.decode(np.full((len(X), layout.width), 1e6))
+
+    monkeypatch.setattr(Autoencoder, "reconstruct", wild)
+    out = imputer.transform(holed)
+    assert (out.loc[:19, "size"] == holed["size"].max()).all()
+    assert (out.loc[20:39, "count"] == holed["count"].max()).all()
+    assert out["count"].dtype == holed["count"].dtype
+
+
+# -- the imputer folder ---------------------------------------------------------------------
+def test_saved_imputer_fills_the_same(tmp_path):
+    X = np.nan_to_num(_holed(), nan=-9.0)
+    imputer = _tiny(n_estimators=2, add_indicator=True, missing_values=-9.0)
+    frame = pd.DataFrame(X, columns=list("abcde"))
+    imputer.fit(frame)
+    folder = imputer.save(tmp_path / "imp")
+    assert folder_kind(folder) == "imputer"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "config.json", "imputer.json", "members", "weights.safetensors"
+    ]  # fmt: skip
+    loaded = aekit.load(folder)
+    assert isinstance(loaded, AutoencoderImputer)
+    np.testing.assert_array_equal(loaded.transform(frame), imputer.transform(frame))
+    assert list(loaded.get_feature_names_out()) == list(imputer.get_feature_names_out())
+    assert loaded.get_params()["missing_values"] == -9.0
+    assert isinstance(loaded.get_params()["estimator"], Autoencoder)
+
+
+def test_saved_table_imputer_fills_the_same(tmp_path):
+    rng = np.random.default_rng(1)
+    table = pd.DataFrame(
+        {"kind": pd.Categorical(rng.choice(["a", "b", "c"], 60)), "x": rng.normal(size=60)}
+    )
+    table.loc[::7, "kind"] = np.nan
+    table.loc[3::5, "x"] = np.nan
+    imputer = _tiny().fit(table)
+    loaded = AutoencoderImputer.load(imputer.save(tmp_path / "imp"))
+    pd.testing.assert_frame_equal(loaded.transform(table), imputer.transform(table))
+
+
+def test_aekit_load_returns_each_kind(tmp_path):
+    X = np.nan_to_num(_holed())
+    ae = Autoencoder(code_dim=2, hidden=(8,), **FAST).fit(X)
+    detector = AutoencoderOutlierDetector(ae, prefit=True).fit(X)
+    imputer = _tiny().fit(_holed())
+    assert type(aekit.load(ae.save(tmp_path / "m"))) is Autoencoder
+    assert type(aekit.load(detector.save(tmp_path / "d"))) is AutoencoderOutlierDetector
+    assert type(aekit.load(imputer.save(tmp_path / "i"))) is AutoencoderImputer
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    return _tiny(n_estimators=2).fit(_holed()).save(tmp_path_factory.mktemp("imp") / "imp")
+
+
+def _copy(saved, tmp_path):
+    return shutil.copytree(saved, tmp_path / "copy")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda meta: meta.update(format="other"), "is not an aekit-imputer file"),
+        (lambda meta: meta.update(format_version=9), "format_version 9"),
+        (lambda meta: meta["low"].pop(), "'low' must be 5 values"),
+        (lambda meta: meta.update(n_members=3), "no model folder"),
+        (lambda meta: meta["params"].update(random_state="x"), "'random_state' must be"),
+        (lambda meta: meta.update(table=True), "'table' does not match"),
+        (lambda meta: meta.update(indicator_features=[7]), "indicator_features must be"),
+    ],
+)
+def test_tampered_imputer_json_is_one_model_file_error(saved, tmp_path, change, message):
+    folder = _copy(saved, tmp_path)
+    meta = json.loads((folder / "imputer.json").read_text())
+    change(meta)
+    (folder / "imputer.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match=message):
+        aekit.load(folder)
+
+
+@pytest.mark.parametrize("name", ["imputer.json", "members/1/weights.safetensors"])
+def test_truncated_file_is_one_model_file_error(saved, tmp_path, name):
+    folder = _copy(saved, tmp_path)
+    raw = (folder / name).read_bytes()
+    (folder / name).write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ModelFileError):
+        AutoencoderImputer.load(folder)
