@@ -254,3 +254,19 @@ def test_report_picks_columns_by_name(saved, capsys, tmp_path):
         tmp_path / "t",
     )
     assert code == 0, err
+
+
+def test_imputer_refuses_other_columns_and_overwrites_only_when_asked(frame, tmp_path):
+    from aekit import AutoencoderImputer
+
+    holes = frame.mask(np.random.default_rng(2).random(frame.shape) < 0.1)
+    imputer = AutoencoderImputer(Autoencoder(code_dim=2, **FAST), n_estimators=1).fit(holes)
+    for X, named in _variants(holes).values():
+        with pytest.raises(DataError, match=named) as caught:
+            imputer.transform(X)
+        assert "\n" not in str(caught.value)
+    imputer.save(tmp_path / "imp")
+    with pytest.raises(OutputError, match="imp already holds a saved imputer: pass overwrite"):
+        imputer.save(tmp_path / "imp")
+    imputer.save(tmp_path / "imp", overwrite=True)
+    np.testing.assert_array_equal(load(tmp_path / "imp").transform(holes), imputer.transform(holes))

@@ -425,18 +425,10 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     def save(self, folder: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Save to an imputer folder (:mod:`aekit.impute.imputerfile`; no pickle).
 
-        Parameters
-        ----------
-        folder : path
-            Created if missing.
-        overwrite : bool, default=False
-            Replace a model, detector or imputer already saved in ``folder``; without it such
-            a folder is refused (:class:`~aekit.errors.OutputError`, naming it).
-
         Returns
         -------
         Path
-            The folder.
+            The folder (one that holds a saved model is refused unless ``overwrite=True``).
         """
         check_is_fitted(self, "estimator_")
         return save_imputer(self, folder, overwrite=overwrite)
