@@ -100,8 +100,8 @@ def test_a_refused_save_keeps_the_previous_files_and_leaves_no_debris(
     before = snapshot(tmp_path)
     refuse(code)
     writes = {
-        model: lambda: fitted.save(model),
-        det: lambda: detector.save(det),
+        model: lambda: fitted.save(model, overwrite=True),
+        det: lambda: detector.save(det, overwrite=True),
         ck / "checkpoint.safetensors": lambda: write_checkpoint(
             ck / "checkpoint.safetensors", state
         ),
@@ -129,8 +129,10 @@ def test_a_disk_that_fills_between_two_files_of_a_folder_replaces_neither(
     Report("before", {}, [], {}).write(tmp_path / "r")
     before = snapshot(tmp_path)
     for write in (
-        lambda: other.save(tmp_path / "m"),
-        lambda: detector.save(tmp_path / "d"),  # its model folder, then its own two files
+        lambda: other.save(tmp_path / "m", overwrite=True),
+        lambda: detector.save(
+            tmp_path / "d", overwrite=True
+        ),  # its model folder, then its own two files
         lambda: Report("after", {}, [], {}).write(tmp_path / "r"),
     ):
         refuse(errno.ENOSPC, after=1)
@@ -193,7 +195,7 @@ def test_a_full_tmpfs_keeps_the_saved_model_whole(tmpfs, fitted, digits):
     before = snapshot(tmpfs)
     big = Autoencoder(code_dim=3, hidden=(400,), **{**FAST, "epochs": 1}).fit(digits[:100])
     with pytest.raises(OutputError, match=f"cannot write {tmpfs / 'm'}.*no space left"):
-        big.save(tmpfs / "m")
+        big.save(tmpfs / "m", overwrite=True)
     assert snapshot(tmpfs) == before and debris(tmpfs) == []
     assert load(tmpfs / "m").transform(digits[:5]).tolist() == fitted.transform(digits[:5]).tolist()
     # a checkpoint (weights and Adam's two moments) does not fit either
@@ -211,7 +213,7 @@ def test_a_read_only_mount_refuses_saves_with_one_line(tmpfs, fitted, digits, ca
     subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)], check=True)
     before = snapshot(tmpfs)
     with pytest.raises(OutputError, match=f"{tmpfs / 'm'}.*read-only"):
-        fitted.save(tmpfs / "m")
+        fitted.save(tmpfs / "m", overwrite=True)
     with pytest.raises(OutputError, match="read-only"):
         write_checkpoint(tmpfs / "ck" / "checkpoint.safetensors", state)
     capsys.readouterr()

@@ -88,7 +88,7 @@ def test_error_is_one_line_without_traceback(files, model):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"aekit: error: cannot write {folder / 'codes.xlsx'}: unknown output format '.xlsx' "
-        "(expected .npy, .csv, .tsv, .parquet)"
+        "(expected .npy, .npz, .csv, .tsv, .parquet)"
     ]
     assert not (folder / "codes.xlsx").exists()
 
@@ -116,6 +116,7 @@ def test_ctrl_c_exits_130_with_a_resume_hint(tmp_path, digits):
     last = rest.strip().splitlines()[-1]
     assert last.startswith("aekit: interrupted; checkpoint in") and last.endswith("--resume")
     assert "Traceback" not in rest
+    assert sum("resume" in line for line in rest.splitlines()) == 1  # one hint: the command's
     assert list((tmp_path / "c").glob("checkpoint-*.safetensors"))
     assert not (tmp_path / "m").exists()
 

@@ -292,7 +292,7 @@ def test_the_table_knows_gzipped_idx_and_refuses_unknown_suffixes(tmp_path):
         assert all(suffix in str(error.value) for suffix in fmt.suffixes)
     with pytest.raises(DataError, match=r"unknown output format '\.txt'") as error:
         check_output(tmp_path / "codes.txt")  # read, never written
-    assert "(expected .npy, .csv, .tsv, .parquet)" in str(error.value)
+    assert "(expected .npy, .npz, .csv, .tsv, .parquet)" in str(error.value)
 
 
 def test_read_labels_takes_one_column_of_numbers_or_text(tmp_path):

@@ -9,6 +9,7 @@ from sklearn.datasets import load_digits, load_wine
 
 import aekit
 from aekit import Autoencoder, ModelFileError
+from aekit.errors import OutputError
 from aekit.estimator.modelfile import CONFIG_NAME, WEIGHTS_NAME
 from aekit.training.checkpoint import read_checkpoint, write_checkpoint
 from tests.helpers import FAST
@@ -143,7 +144,9 @@ def test_save_keeps_other_files_and_leaves_no_temp_files(fitted, tmp_path):
     folder.mkdir()
     (folder / "history.json").write_text("{}")
     fitted.save(folder)
-    fitted.save(folder)
+    with pytest.raises(OutputError, match=f"{folder.name} already holds a saved model"):
+        fitted.save(folder)  # no model is replaced by mistake
+    fitted.save(folder, overwrite=True)
     assert sorted(p.name for p in folder.iterdir()) == [CONFIG_NAME, "history.json", WEIGHTS_NAME]
 
 

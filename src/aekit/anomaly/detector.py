@@ -387,11 +387,19 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         """
         return np.where(self.decision_function(X) >= 0, 1, -1)
 
-    def save(self, folder: str | os.PathLike[str]) -> Path:
+    def save(self, folder: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Save to a model folder that ``aekit score`` and ``aekit export`` read (no pickle).
 
         The first autoencoder is the folder's model (``aekit encode`` reads it as any model
         folder); see :mod:`aekit.anomaly.detectorfile` for the rest.
+
+        Parameters
+        ----------
+        folder : path
+            Created if missing.
+        overwrite : bool, default=False
+            Replace a model or detector already saved in ``folder``; without it such a
+            folder is refused (:class:`~aekit.errors.OutputError`, naming it).
 
         Returns
         -------
@@ -401,7 +409,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         check_is_fitted(self)
         if self.scorer_ is None:
             raise ConfigError("only a detector of aekit Autoencoders can be saved")
-        return save_detector(self, folder)
+        return save_detector(self, folder, overwrite=overwrite)
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str]) -> AutoencoderOutlierDetector:

@@ -43,13 +43,14 @@ from ..files import (
     sha256,
     tensor_bytes,
 )
-from ..files.layouts import DETECTOR_NAME
+from ..files.layouts import DETECTOR_NAME, check_can_save
 from .scorer import AnomalyScorer
 
 __all__ = [
     "DETECTOR_NAME",
     "STATS_NAME",
     "SavedDetector",
+    "detector_feature_names",
     "read_detector",
     "save_detector",
 ]
@@ -80,8 +81,13 @@ def _read_member_folder(folder: Path, i: int) -> Path:
     return folder if i == 0 else check_inside(folder, _member_folder(folder, i))
 
 
-def save_detector(detector: Any, folder: str | os.PathLike[str]) -> Path:
+def save_detector(
+    detector: Any, folder: str | os.PathLike[str], *, overwrite: bool = False
+) -> Path:
     """Write a fitted detector as a detector folder (see the module docstring).
+
+    A folder that already holds a saved model or detector is refused unless ``overwrite``
+    (:func:`aekit.files.layouts.check_can_save`).
 
     Returns
     -------
@@ -89,8 +95,9 @@ def save_detector(detector: Any, folder: str | os.PathLike[str]) -> Path:
         The folder.
     """
     folder = Path(folder)
+    check_can_save(folder, overwrite)
     for i, member in enumerate(detector.estimators_):
-        member.save(_member_folder(folder, i))
+        member.save(_member_folder(folder, i), overwrite=True)  # the folder is checked above
     scorer = detector.scorer_
     stats = {
         name: buffer.float()
@@ -175,6 +182,21 @@ def _check_values(meta: dict[str, Any], path: Path) -> None:
     for name, value, expected, ok in checks:
         if not ok:
             raise ModelFileError(f"{path}: {name} must be {expected}, got {value!r:.60}")
+
+
+def detector_feature_names(folder: str | os.PathLike[str]) -> list[str] | None:
+    """The column names a saved detector was fitted on (None: unnamed), from its JSON alone.
+
+    Its autoencoders are fitted on the detector's checked rows and carry no names: the
+    commands that apply a detector folder's model pick DATA's columns by these.
+
+    Raises
+    ------
+    ModelFileError
+        ``detector.json`` is missing or not a valid detector file.
+    """
+    names = _read_meta(Path(folder))["feature_names"]
+    return None if names is None else [str(n) for n in names]
 
 
 @dataclass

@@ -8,13 +8,14 @@ file from ``aekit export`` (:mod:`aekit.cli.export`), run with ONNX Runtime with
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .inputs import map_rows, model_and_data, write_rows
+from .inputs import feature_columns, map_rows, model_and_data, model_columns, write_rows
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
@@ -146,16 +147,30 @@ def _score_onnx(args: argparse.Namespace) -> int:
     if args.stream:
         raise ConfigError("--stream reads with PyTorch's row sources: not with an .onnx MODEL")
     model = OnnxModel(args.model)
-    columns = args.columns
-    named = Path(args.data).suffix.lower() in (".csv", ".tsv", ".parquet")
-    if columns is None and named and model.feature_names is not None:
-        columns = model.feature_names  # the fit-time columns, by name
+    columns = feature_columns(args, model_columns({}, model), args.label_column)  # by name
     X = read_table(args.data, columns=columns, label_column=args.label_column).X
     if X.shape[0] == 0 or X.shape[1] != model.n_features:
         raise DataError(
             f"{args.data} has {X.shape[1]} feature columns and {X.shape[0]} rows, the model "
             f"{args.model} expects {model.n_features} columns"
         )
-    out = model.run(X)
-    table = np.column_stack([out["error"], out["anomaly_score"]]).astype(np.float64)
+    table = np.concatenate([_onnx_scores(model, part) for part in _dense_blocks(X)])
     return _write_scores(args, table, model.threshold)
+
+
+_DENSE_BLOCK_VALUES = 2**24  # sparse DATA is scored by ONNX Runtime in dense blocks this big
+
+
+def _dense_blocks(X: Any) -> Iterator[Any]:
+    """``X`` itself, or sparse rows (a scipy CSR) as dense blocks of at most 2**24 values."""
+    if not hasattr(X, "indptr"):
+        yield X
+        return
+    step = max(1, _DENSE_BLOCK_VALUES // max(X.shape[1], 1))
+    for start in range(0, X.shape[0], step):
+        yield X[start : start + step].toarray()
+
+
+def _onnx_scores(model: Any, X: np.ndarray) -> np.ndarray:
+    out = model.run(X)
+    return np.column_stack([out["error"], out["anomaly_score"]]).astype(np.float64)

@@ -10,7 +10,15 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import ConfigError
-from .inputs import HOLDOUT, fingerprint, fit_info, model_and_data, read_data, write_png
+from .inputs import (
+    HOLDOUT,
+    feature_columns,
+    fingerprint,
+    fit_info,
+    model_and_data,
+    read_data,
+    write_png,
+)
 from .options import estimator_kwargs, progress_callbacks, run_seed
 
 
@@ -24,7 +32,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         check_writable_folder(args.out)
     if not 0 < args.test_fraction < 1:
         raise ConfigError(f"--test-fraction must be in (0, 1), got {args.test_fraction}")
-    X = np.asarray(read_data(args.data, args.columns, args.label_column).X)
+    picked = feature_columns(args, label_column=args.label_column)  # --columns less --drop
+    X = read_data(args.data, picked, args.label_column).X
+    X = X.toarray() if hasattr(X, "indptr") else np.asarray(X)  # sparse rows: compared dense
     seed = run_seed(args)  # drawn when not given, and printed: the run can be repeated
     train_idx, test_idx = split_indices(len(X), args.test_fraction, seed)
     X_train, X_test = X[train_idx], X[test_idx]
@@ -65,27 +75,28 @@ def cmd_report(args: argparse.Namespace) -> int:
                 "cover such models yet (use aekit score, or Autoencoder.reconstruction_error)"
             )
         labels = read_labels(labels_file) if labels_file is not None else table.labels
-        X = np.asarray(table.X)
-    holdout, notes = None, []
-    if info.get("fingerprint") == fingerprint(X):
-        holdout = np.load(Path(args.model) / HOLDOUT, allow_pickle=False)
-        if len(holdout) == 0:
-            holdout = None
-            notes.append("The model was fitted without held-out rows: errors are in-sample.")
-    else:
-        notes.append(
-            f"{args.data} is not the data {args.model} was fitted on (or that is unknown): "
-            "errors are measured on all its rows, and PCA is fitted on those same rows."
+        sparse = hasattr(table.X, "indptr")  # the report plots rows: dense (the file's digest
+        X = table.X.toarray() if sparse else np.asarray(table.X)  # is of its sparse form)
+        holdout, notes = None, []
+        if info.get("fingerprint") == fingerprint(table.X if sparse else X):
+            holdout = np.load(Path(args.model) / HOLDOUT, allow_pickle=False)
+            if len(holdout) == 0:
+                holdout = None
+                notes.append("The model was fitted without held-out rows: errors are in-sample.")
+        else:
+            notes.append(
+                f"{args.data} is not the data {args.model} was fitted on (or that is unknown): "
+                "errors are measured on all its rows, and PCA is fitted on those same rows."
+            )
+        report = build_report(
+            ae,
+            X,
+            labels=labels,
+            holdout=holdout,
+            image_shape=args.image_shape,
+            title=f"aekit report: {Path(args.model).name} on {Path(args.data).name}",
+            notes=notes,
         )
-    report = build_report(
-        ae,
-        X,
-        labels=labels,
-        holdout=holdout,
-        image_shape=args.image_shape,
-        title=f"aekit report: {Path(args.model).name} on {Path(args.data).name}",
-        notes=notes,
-    )
     page = report.write(args.output)
     print(f"wrote {page}")
     return 0

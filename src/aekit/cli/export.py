@@ -41,15 +41,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .. import load
     from ..anomaly import is_detector
     from ..export import to_onnx
-    from .inputs import fit_info
+    from .inputs import fit_info, model_columns
 
     output = Path(args.output)
     if output.suffix.lower() != ".onnx":
         raise ConfigError(f"the output must be an .onnx file, got {output.name}")
     detector = is_detector(args.model)
     model = load(args.model)
-    columns = fit_info(args.model).get("columns")
-    to_onnx(model, output, feature_names=columns if isinstance(columns, list) else None)
+    columns = model_columns(fit_info(args.model), model)  # recorded: score picks by name
+    to_onnx(model, output, feature_names=columns)
     kind = "detector" if detector else "autoencoder"
     print(f"wrote {output}: the {kind} in {args.model} ({output.stat().st_size:,} bytes)")
     return 0

@@ -25,6 +25,7 @@ from .inputs import (
     FIT_INFO,
     HOLDOUT,
     at_most,
+    feature_columns,
     fingerprint,
     is_frame,
     npy_bytes,
@@ -72,18 +73,25 @@ def cmd_fit(args: argparse.Namespace) -> int:
     with distributed_session(option_value(args, "device")) as ctx, contextlib.ExitStack() as held:
 
         def hold() -> None:  # rank 0 writes the model folder: it holds it for the whole run
-            held.enter_context(folder_lock(_checked_out(args.out)))
+            held.enter_context(folder_lock(_checked_out(args.out, args.overwrite)))
 
         ctx.agree(hold)  # a second run writing the same folder is refused, on every rank
         return _fit(args, ctx)
 
 
-def _checked_out(out: str) -> Path:
+def _checked_out(out: str, overwrite: bool) -> Path:
+    """The model folder, checked before training: a writable folder, no model unless told.
+
+    A folder that holds a saved model is refused unless ``--overwrite``, so that no trained
+    model is lost by mistake.
+    """
     from ..files.atomic import check_writable_folder
+    from ..files.layouts import check_can_save
 
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise DataError(f"cannot save a model to {path}: it exists and is not a folder")
+    check_can_save(path, overwrite, "--overwrite")
     return check_writable_folder(path)
 
 
@@ -139,10 +147,11 @@ def _fit(args: argparse.Namespace, ctx: DistributedContext) -> int:
     seed = _agreed_seed(args, ctx.world_size)
     if drawn and checkpoint_dir and ctx.is_main:
         print(f"aekit: note: no --seed given; this run's is --seed {seed}", file=sys.stderr)
-    source = open_streamed(args.data, args.stream, args.columns, args.label_column)
+    picked = feature_columns(args, label_column=args.label_column)  # --columns less --drop
+    source = open_streamed(args.data, args.stream, picked, args.label_column)
     try:
         if source is None:
-            table = read_data(args.data, args.columns, args.label_column)
+            table = read_data(args.data, picked, args.label_column)
             X = table.X if is_frame(table.X) or is_sparse(table.X) else np.asarray(table.X)
             columns = table.columns
         else:
@@ -218,7 +227,7 @@ def _fit_rows(
         "seed": seed,
     }
     with atomic_folder(out) as staged:  # all the fit's files, or (killed, full disk) none
-        ae.save(staged)
+        ae.save(staged, overwrite=True)  # --overwrite was checked before training
         ae.history_.save(staged / "history.json")
         atomic_write(staged / HOLDOUT, npy_bytes(holdout_idx.astype(np.int64)))
         atomic_write(staged / FIT_INFO, (json.dumps(info, indent=2) + "\n").encode())

@@ -1,4 +1,17 @@
-"""Reading DATA and model folders for the commands, and writing their outputs."""
+"""Reading DATA and model folders for the commands, and writing their outputs.
+
+Columns by name
+---------------
+A model knows the columns it was fitted on by name when it was fitted on named columns:
+``fit.json`` records them for a folder written by ``aekit fit``, and a model saved from
+Python after fitting on a DataFrame keeps its ``feature_names_in_`` (:func:`model_columns`).
+When DATA names its columns too (a header, a schema), :func:`feature_columns` picks the
+model's columns from it by name: another order is reordered silently; a column the model
+needs but DATA lacks (missing, or renamed) is one error naming it and the expected columns;
+a column DATA has beyond the model's is refused unless it is left out (``--label-column``,
+``--drop COL``, the label column recorded at fit time). DATA without names (``.npy``) is
+taken by position, and its width checked.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +21,8 @@ import hashlib
 import io
 import json
 import sys
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +34,13 @@ __all__ = [
     "FIT_INFO",
     "HOLDOUT",
     "at_most",
+    "feature_columns",
     "fingerprint",
     "fit_info",
     "is_frame",
     "map_rows",
     "model_and_data",
+    "model_columns",
     "npy_bytes",
     "open_streamed",
     "read_data",
@@ -148,24 +164,141 @@ def fit_info(model: str) -> dict[str, Any]:
     return info if isinstance(info, dict) else {}
 
 
+def model_columns(info: dict[str, Any], model: Any) -> list[str] | None:
+    """The names of the columns ``model`` was fitted on, or None if they had none.
+
+    ``fit.json``'s (``info``) for a folder written by ``aekit fit``, else the model's own
+    ``feature_names_in_`` (an estimator fitted on a DataFrame, then saved) or the
+    ``feature_names`` an ONNX file records.
+    """
+    columns = info.get("columns")
+    if isinstance(columns, list) and columns:
+        return [str(c) for c in columns]
+    names = getattr(model, "feature_names_in_", None)
+    if names is None:
+        names = getattr(model, "feature_names", None)
+    return None if names is None else [str(n) for n in names]
+
+
+def _listed(names: Sequence[Any], most: int = 8) -> str:
+    shown = ", ".join(repr(str(n)) for n in names[:most])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > most else "")
+
+
+def feature_columns(
+    args: argparse.Namespace,
+    expected: list[str] | None = None,
+    label_column: str | None = None,
+    fit_label: str | None = None,
+) -> Sequence[str | int] | None:
+    """The feature columns to read from ``args.data``: by name where both sides have names.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``data``, ``columns`` (``--columns``), ``drop`` (``--drop``) and ``model``.
+    expected : list of str, optional
+        The model's columns by name (:func:`model_columns`); None for a model fitted on
+        unnamed columns, or when fitting.
+    label_column : str, optional
+        The column that is a label, left out of the features.
+    fit_label : str, optional
+        The label column recorded at fit time: left out too when DATA has it.
+
+    Returns
+    -------
+    list or None
+        Columns for :func:`~aekit.data.formats.read_table` (None: all but the label).
+
+    Raises
+    ------
+    DataError
+        A column the model needs is missing, renamed, or left out; DATA has columns the model
+        was not fitted on and they are not left out (see the module docstring).
+    ConfigError
+        ``--drop`` on a file without column names, or naming a column it does not have.
+    """
+    from ..data.formats import column_names, names_columns
+
+    drop = list(getattr(args, "drop", None) or [])
+    names = column_names(args.data)
+    told = args.columns is not None or drop
+    if names is None and expected is not None and not told and names_columns(args.data):
+        return expected  # names read with the rows (.h5ad, 10x): the reader picks the model's
+    if names is None:  # no names: by position (the width is checked once the rows are read)
+        if drop:
+            raise ConfigError(
+                f"--drop picks columns by name, and {args.data} does not name its columns "
+                "(pick them by 0-based index with --columns)"
+            )
+        return args.columns
+    unknown = [c for c in drop if c not in names]
+    if unknown:
+        raise ConfigError(f"--drop {_listed(unknown)}: {args.data} has no such column")
+    if args.columns is not None:
+        candidate = [names[int(c)] if c not in names and str(c).isdigit() and int(c) < len(names)
+                     else str(c) for c in args.columns]  # fmt: skip
+        candidate = [c for c in candidate if c not in drop]
+    else:
+        left_out = {label_column, *drop}
+        if fit_label is not None and (expected is None or fit_label not in expected):
+            left_out.add(fit_label)
+        candidate = [n for n in names if n not in left_out]
+    if expected is None:
+        return candidate if args.columns is not None or drop else None
+    model = getattr(args, "model", "the model")
+    missing = [c for c in expected if c not in candidate]
+    extra = [c for c in candidate if c not in expected]
+    left = [c for c in missing if c in names]
+    if left:
+        raise DataError(
+            f"column(s) {_listed(left)} of {args.data} are features of the model {model}: "
+            "they cannot be left out (--label-column, --drop, --columns)"
+        )
+    if missing and extra:
+        raise DataError(
+            f"{args.data} lacks the column(s) {_listed(missing)} that the model {model} was "
+            f"fitted on and has {_listed(extra)} instead (renamed?); expected the columns "
+            f"{_listed(expected)}"
+        )
+    if missing:
+        raise DataError(
+            f"{args.data} lacks the column(s) {_listed(missing)} that the model {model} was "
+            f"fitted on (expected the columns {_listed(expected)})"
+        )
+    if extra:
+        raise DataError(
+            f"{args.data} has column(s) {_listed(extra)} that the model {model} was not "
+            "fitted on: leave them out with --drop COL (or --label-column COL)"
+        )
+    return expected
+
+
 @contextlib.contextmanager
 def model_and_data(
     args: argparse.Namespace, label_column: str | None = None, *, stream: bool = False
 ) -> Iterator[tuple[Any, dict[str, Any], Any]]:
-    """Load the model, then DATA with the model's columns; check the feature count.
+    """Load the model, then DATA with the model's columns by name; check the feature count.
 
     Yields ``(model, fit info, data)``: DATA as a :class:`~aekit.data.Table`, or with
     ``stream`` (and ``--stream``, or a big file) as a source read block by block, closed
-    when the block ends.
+    when the block ends. ``label_column`` (default ``--label-column``) is left out of the
+    features; the columns are chosen by :func:`feature_columns`. Inside the block,
+    scikit-learn's "X does not have valid feature names" warning is silenced: the columns
+    were matched by name here, or DATA has none and its width is checked.
     """
-    from ..data.formats import names_columns
+    from ..anomaly.detectorfile import detector_feature_names
     from ..estimator import load
+    from ..files.layouts import is_detector
 
-    ae = load(args.model)
+    ae = load(args.model)  # a detector folder's first autoencoder
     info = fit_info(args.model)
-    columns = args.columns
-    if columns is None and info.get("columns") and names_columns(args.data):
-        columns = info["columns"]  # the fit-time columns, by name
+    if label_column is None:
+        label_column = args.label_column
+    if is_detector(args.model) and not info.get("columns"):
+        info = {**info, "columns": detector_feature_names(args.model)}  # the detector's names
+    expected = model_columns(info, ae)
+    columns = feature_columns(args, expected, label_column, info.get("label_column"))
     source = open_streamed(args.data, args.stream, columns, label_column) if stream else None
     try:
         data = source if source is not None else read_data(args.data, columns, label_column)
@@ -177,7 +310,9 @@ def model_and_data(
                 f"{args.data} has {n_features} feature columns, the model {args.model} "
                 f"expects {ae.n_features_in_}"
             )
-        yield ae, info, data
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "X does not have valid feature names")
+            yield ae, info, data
     finally:
         if source is not None:
             source.close()

@@ -302,8 +302,18 @@ def run_seed(args: argparse.Namespace) -> int:
 
 
 def add_quiet_option(parser: argparse.ArgumentParser) -> None:
-    """``-q``/``--quiet``: no progress output while training."""
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    """``-q``/``--quiet`` (no progress output, warnings only) and ``-v``/``--verbose``."""
+    said = parser.add_mutually_exclusive_group()
+    said.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress output; only warnings and errors"
+    )
+    said.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        dest="details",  # not "verbose": that is an Autoencoder parameter (EXCLUDED)
+        help="also say how training was set up (the number of CPU threads and why)",
+    )
 
 
 def progress_callbacks(args: argparse.Namespace) -> tuple[Any, ...]:

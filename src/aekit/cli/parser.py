@@ -24,6 +24,13 @@ def _data_options() -> argparse.ArgumentParser:
     group = opts.add_argument_group("data")
     group.add_argument("--columns", type=_names, help="feature columns, by name or 0-based index")
     group.add_argument("--label-column", help="a column that is a label, not a feature")
+    group.add_argument(
+        "--drop",
+        action="append",
+        metavar="COL",
+        help="leave out this column, by name (repeatable); a column the model was not fitted "
+        "on is refused unless it is left out",
+    )
     return opts
 
 
@@ -87,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
         ".npy shards",
     )
     fit.add_argument("-o", "--out", required=True, metavar="MODEL_DIR", help="model folder")
+    fit.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a model already saved in MODEL_DIR (refused without it)",
+    )
     fit.add_argument(
         "--holdout", type=float, default=0.1, help="rows kept out, seeded (default: 0.1)"
     )

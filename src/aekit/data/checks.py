@@ -300,6 +300,14 @@ def _one_line(exc: Exception) -> str:
     if not lines:
         return type(exc).__name__
     text = lines[0].rstrip(":")
+    if text.startswith("The feature names should match"):  # which names: all its lines
+        parts: list[str] = []
+        for line in lines:
+            if line.startswith("- ") and parts:  # a name under "...unseen at fit time:"
+                parts[-1] += (" " if parts[-1].endswith(":") else ", ") + line[2:]
+            else:
+                parts.append(line)
+        return " ".join(p if p.endswith(".") else p + "." for p in parts)
     if len(lines) > 1 and lines[-1].startswith("Reshape"):
         text += ". " + lines[-1]
     return text

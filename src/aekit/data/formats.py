@@ -4,7 +4,7 @@
 format     suffixes              read   write  stream  named columns
 =========  ====================  =====  =====  ======  =============
 npy        ``.npy``              yes    yes    yes     no
-npz        ``.npz``              yes    no     no      no
+npz        ``.npz``              yes    yes    no      no
 mtx        ``.mtx`` (sparse)     yes    no     no      no
 h5ad       ``.h5ad`` (sparse)    yes    no     no      yes (var_names)
 csv        ``.csv``              yes    yes    no      yes (header)
@@ -22,7 +22,8 @@ of ``.parquet`` or ``.npy`` shards is one dataset (:mod:`aekit.data.folders`: th
 Spark and Dask write, its row order, its schema check). A CSV, TSV or parquet file whose
 feature columns hold text is read whole, with pandas, as a DataFrame (never streamed).
 
-A ``.npz`` written by ``scipy.sparse.save_npz`` and Matrix Market files are sparse. A folder
+A ``.npz`` written by ``scipy.sparse.save_npz`` and Matrix Market files are sparse; a
+``.npz`` aekit writes holds one dense array ``X`` (:class:`~aekit.data.writers.NpzSink`). A folder
 laid out as 10x Genomics writes a matrix (``matrix.mtx.gz``, ``features.tsv.gz``,
 ``barcodes.tsv.gz``) is the ``10x`` format, not a dataset of shards: it reads as one table, a
 row per cell. Sparse formats give a ``scipy.sparse`` CSR array
@@ -49,6 +50,8 @@ from ..errors import DataError
 from ..files.atomic import check_writable_folder
 from .readers import (
     Table,
+    delimited_names,
+    parquet_names,
     read_delimited,
     read_idx,
     read_idx_table,
@@ -57,7 +60,7 @@ from .readers import (
     require,
 )
 from .sparse_files import is_10x_folder, read_10x, read_any_npz, read_h5ad, read_mtx
-from .writers import NpySink, ParquetSink, RowSink, TextSink, write_rows
+from .writers import NpySink, NpzSink, ParquetSink, RowSink, TextSink, write_rows
 
 if TYPE_CHECKING:
     from .stream import BlockRows
@@ -70,6 +73,7 @@ __all__ = [
     "Table",
     "can_stream",
     "check_output",
+    "column_names",
     "data_bytes",
     "file_format",
     "find_format",
@@ -115,6 +119,9 @@ class FileFormat:
     folder : callable or None
         ``folder(path)`` tells a folder of this format by what it holds (a 10x Genomics
         matrix); such a folder is one table, not a dataset of shards.
+    names : callable or None
+        ``names(path)`` reads the column names alone (a header line, a schema), or None
+        where the file has none; None for a format whose names are read with its rows.
     """
 
     name: str
@@ -127,6 +134,7 @@ class FileFormat:
     needs: str | None = None
     dataset: bool = False
     folder: Callable[[Path], bool] | None = None
+    names: Callable[[Path], list[str] | None] | None = None
 
     def matches(self, path: str | os.PathLike[str]) -> bool:
         """Whether the file name ends in one of the suffixes (a dataset: see :func:`is_dataset`)."""
@@ -196,11 +204,16 @@ FORMATS: tuple[FileFormat, ...] = (
     FileFormat("10x", (), read_10x, named_columns=True, folder=is_10x_folder),
     FileFormat("folder", (), _read_folder, stream=_folder_rows, dataset=True),
     FileFormat("npy", (".npy",), read_npy, NpySink, _npy_rows),
-    FileFormat("npz", (".npz",), read_any_npz),
+    FileFormat("npz", (".npz",), read_any_npz, NpzSink),
     FileFormat("mtx", (".mtx",), read_mtx, gzipped=True),
     FileFormat("h5ad", (".h5ad",), read_h5ad, named_columns=True, needs="anndata"),
     FileFormat(
-        "csv", (".csv",), functools.partial(read_delimited, sep=","), TextSink, named_columns=True
+        "csv",
+        (".csv",),
+        functools.partial(read_delimited, sep=","),
+        TextSink,
+        named_columns=True,
+        names=functools.partial(delimited_names, sep=","),
     ),
     FileFormat(
         "tsv",
@@ -208,8 +221,15 @@ FORMATS: tuple[FileFormat, ...] = (
         functools.partial(read_delimited, sep="\t"),
         functools.partial(TextSink, sep="\t"),
         named_columns=True,
+        names=functools.partial(delimited_names, sep="\t"),
     ),
-    FileFormat("txt", (".txt",), functools.partial(read_delimited, sep="\t"), named_columns=True),
+    FileFormat(
+        "txt",
+        (".txt",),
+        functools.partial(read_delimited, sep="\t"),
+        named_columns=True,
+        names=functools.partial(delimited_names, sep="\t"),
+    ),
     FileFormat(
         "parquet",
         (".parquet",),
@@ -218,6 +238,7 @@ FORMATS: tuple[FileFormat, ...] = (
         _parquet_rows,
         named_columns=True,
         needs="pyarrow",
+        names=parquet_names,
     ),
     FileFormat("idx", ("-ubyte", ".idx"), read_idx_table, gzipped=True),
 )
@@ -271,6 +292,31 @@ def names_columns(path: str | os.PathLike[str]) -> bool:
 
         return shard_format(list_shards(path), path).named_columns
     return found is not None and found.named_columns
+
+
+def column_names(path: str | os.PathLike[str]) -> list[str] | None:
+    """The names of a data file's columns, read without its rows; None if it has none.
+
+    A text table without a header row, an array format, and the formats whose names come
+    with their rows (``.h5ad``, 10x folders) give None; a dataset folder or glob gives its
+    first shard's names (every shard has the same schema, :mod:`aekit.data.folders`).
+
+    Raises
+    ------
+    DataError
+        A missing or unreadable file.
+    """
+    found = find_format(path)
+    if found is not None and found.dataset and names_columns(path):
+        from .folders import list_shards
+
+        return column_names(list_shards(path)[0])
+    if found is None or found.names is None:
+        return None
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"no such file: {path}")
+    return found.names(path)
 
 
 def read_array(path: str | os.PathLike[str]) -> np.ndarray:
@@ -374,7 +420,7 @@ def _output(path: str | os.PathLike[str]) -> tuple[Path, Callable[..., RowSink]]
 def write_array(
     path: str | os.PathLike[str], array: Any, column_names: Sequence[str] | None = None
 ) -> Path:
-    """Write rows to ``.npy``, ``.csv``/``.tsv`` (with a header) or ``.parquet``, atomically.
+    """Write rows to ``.npy``, ``.npz``, ``.csv``/``.tsv`` (a header) or ``.parquet``, atomically.
 
     The format follows the extension; the file appears complete or not at all.
 

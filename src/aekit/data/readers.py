@@ -36,8 +36,10 @@ from .limits import check_npz, check_unpacked_size, declared_bytes, npy_header
 __all__ = [
     "Table",
     "as_labels",
+    "delimited_names",
     "open_parquet",
     "parquet_columns",
+    "parquet_names",
     "pick_columns",
     "read_delimited",
     "read_idx",
@@ -234,14 +236,7 @@ def _as_labels(values: np.ndarray) -> np.ndarray:
 # -- text tables: .csv, .tsv -------------------------------------------------------------------
 def read_delimited(path: Path, columns: Columns, label_column: Label, *, sep: str) -> Table:
     """A text table with fields separated by ``sep``; a header row is detected."""
-    try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            first = next(csv.reader(handle, delimiter=sep), [])
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read {path} as text ({exc})") from exc
-    if not first or first == [""]:
-        raise DataError(f"{path} is empty")
-    names = None if all(_is_number(c) for c in first) else [c.strip() for c in first]
+    first, names = _header(path, sep)
     label_idx, feature_idx = _pick_columns(path, names, len(first), columns, label_column)
     skip = int(names is not None)
     every = feature_idx == list(range(len(first)))  # then ragged rows are an error
@@ -266,6 +261,28 @@ def read_delimited(path: Path, columns: Columns, label_column: Label, *, sep: st
         raise DataError(f"{path} has no data rows")
     feature_names = None if names is None else [names[i] for i in feature_idx]
     return Table(X, labels, feature_names)
+
+
+def _header(path: Path, sep: str) -> tuple[list[str], list[str] | None]:
+    """The first row of a text table, and its names if it is a header (not all numbers)."""
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            first = next(csv.reader(handle, delimiter=sep), [])
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {path} as text ({exc})") from exc
+    if not first or first == [""]:
+        raise DataError(f"{path} is empty")
+    return first, None if all(_is_number(c) for c in first) else [c.strip() for c in first]
+
+
+def delimited_names(path: Path, *, sep: str) -> list[str] | None:
+    """The header names of a text table (None when its first row is numbers): one line read."""
+    return _header(path, sep)[1]
+
+
+def parquet_names(path: Path) -> list[str]:
+    """The column names of a parquet file, from its schema (no rows read)."""
+    return [str(n) for n in open_parquet(path).schema_arrow.names]
 
 
 def _read_text_columns(

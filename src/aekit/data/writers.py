@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import DataError
 from ..files.atomic import atomic_file
 
-__all__ = ["NpySink", "ParquetSink", "RowSink", "TextSink", "write_rows"]
+__all__ = ["NpySink", "NpzSink", "ParquetSink", "RowSink", "TextSink", "write_rows"]
 
 
 class RowSink(Protocol):
@@ -53,6 +53,33 @@ class NpySink:
 
     def close(self) -> None:
         """Nothing to finish: the header announced the shape."""
+
+
+class NpzSink:
+    """A ``.npz`` file holding one dense array ``X`` (what ``np.savez(path, X=rows)`` writes).
+
+    The rows stream into the zip entry as a ``.npy`` file (stored, not compressed, like
+    ``np.savez``), so outputs larger than memory can be written. Dense on purpose: the
+    commands write codes, errors and reconstructions, which are dense even for sparse input
+    (a reconstruction predicts every entry). ``np.load(path)["X"]`` and
+    :func:`aekit.data.read_array` read it back; the column names are not kept.
+    """
+
+    def __init__(self, handle: Any, names: list[str], n_rows: int, dtype: np.dtype) -> None:
+        import zipfile
+
+        self.archive = zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED)
+        self.entry = self.archive.open("X.npy", "w", force_zip64=True)
+        self.rows = NpySink(self.entry, names, n_rows, dtype)
+
+    def write(self, rows: np.ndarray) -> None:
+        """Append the rows' bytes to the ``X.npy`` entry."""
+        self.rows.write(rows)
+
+    def close(self) -> None:
+        """Finish the entry and write the zip's directory."""
+        self.entry.close()
+        self.archive.close()
 
 
 class TextSink:

@@ -30,6 +30,7 @@ from ..config.configs import ModelConfig, TrainConfig, fill_parameters
 from ..config.options import estimator_defaults
 from ..data.sources import RowSource
 from ..errors import DataError, NotFittedError
+from ..files.layouts import check_can_save
 from ..model.hourglass import Hourglass
 from ..model.sparse_net import encode_rows
 from ..training import Callback, History, Trainer
@@ -372,15 +373,30 @@ class Autoencoder(
         return self._run(X, encode, X.dtype, check_input=True)
 
     # -- persistence ----------------------------------------------------------------------
-    def save(self, folder: str | os.PathLike[str]) -> Path:
+    def save(self, folder: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Save to a model folder: ``config.json`` + ``weights.safetensors`` (no pickle).
+
+        Parameters
+        ----------
+        folder : path
+            Created if missing; other files in it are left alone.
+        overwrite : bool, default=False
+            Replace a model (or detector) already saved in ``folder``; without it such a
+            folder is refused, so that no trained model is lost by mistake.
 
         Returns
         -------
         Path
             The folder.
+
+        Raises
+        ------
+        OutputError
+            ``folder`` already holds a saved model and ``overwrite`` is False (the message
+            names the folder), or it cannot be written.
         """
         self._check_fitted()
+        check_can_save(folder, overwrite)
         return write_model(folder, self.module_, estimator_meta(self))
 
     @classmethod

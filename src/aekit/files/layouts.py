@@ -3,7 +3,8 @@
 A model folder holds ``config.json``; a detector folder is a model folder with
 ``detector.json`` beside it (:mod:`aekit.anomaly.detectorfile`), an imputer folder one with
 ``imputer.json`` beside it (:mod:`aekit.impute.imputerfile`). :func:`aekit.load` and the
-commands ask :func:`folder_kind` which estimator to build. Loads no torch.
+commands ask :func:`folder_kind` which estimator to build, and every save asks
+:func:`check_can_save` before it replaces one. Loads no torch.
 """
 
 from __future__ import annotations
@@ -11,7 +12,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["DETECTOR_NAME", "IMPUTER_NAME", "MODEL_CONFIG_NAME", "folder_kind", "is_detector"]
+from ..errors import OutputError
+
+__all__ = [
+    "DETECTOR_NAME",
+    "IMPUTER_NAME",
+    "MODEL_CONFIG_NAME",
+    "check_can_save",
+    "folder_kind",
+    "is_detector",
+]
 
 MODEL_CONFIG_NAME = "config.json"
 DETECTOR_NAME = "detector.json"
@@ -39,3 +49,30 @@ def folder_kind(folder: str | os.PathLike[str]) -> str:
     if os.path.lexists(Path(folder) / IMPUTER_NAME):
         return "imputer"
     return "detector" if is_detector(folder) else "model"
+
+
+def check_can_save(
+    folder: str | os.PathLike[str], overwrite: bool, how: str = "overwrite=True"
+) -> None:
+    """Refuse to save into a folder that already holds a saved model, unless ``overwrite``.
+
+    Parameters
+    ----------
+    folder : path
+        Where a model (or detector) is about to be saved.
+    overwrite : bool
+        Replace what is there.
+    how : str
+        How the caller asks for ``overwrite`` (``--overwrite`` on the command line).
+
+    Raises
+    ------
+    OutputError
+        ``folder`` holds a saved model, detector or imputer and ``overwrite`` is False.
+    """
+    path = Path(folder)
+    markers = (MODEL_CONFIG_NAME, DETECTOR_NAME, IMPUTER_NAME)
+    if overwrite or not any((path / name).is_file() for name in markers):
+        return
+    kind = folder_kind(path)
+    raise OutputError(f"{path} already holds a saved {kind}: pass {how} to replace it")

@@ -422,16 +422,16 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         return np.concatenate([kept, flagged])
 
     # -- persistence ----------------------------------------------------------------------
-    def save(self, folder: str | os.PathLike[str]) -> Path:
+    def save(self, folder: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Save to an imputer folder (:mod:`aekit.impute.imputerfile`; no pickle).
 
         Returns
         -------
         Path
-            The folder.
+            The folder (one that holds a saved model is refused unless ``overwrite=True``).
         """
         check_is_fitted(self, "estimator_")
-        return save_imputer(self, folder)
+        return save_imputer(self, folder, overwrite=overwrite)
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str]) -> AutoencoderImputer:

@@ -37,7 +37,7 @@ from ..errors import ModelFileError
 from ..estimator.autoencoder import Autoencoder
 from ..estimator.modelfile import json_params
 from ..files import atomic_files, check_fields, check_header, json_bytes, read_json
-from ..files.layouts import IMPUTER_NAME
+from ..files.layouts import IMPUTER_NAME, check_can_save
 
 __all__ = ["IMPUTER_NAME", "SavedImputer", "read_imputer", "save_imputer"]
 
@@ -75,8 +75,11 @@ def _json_marker(value: Any) -> int | float | str | None:
     return None
 
 
-def save_imputer(imputer: Any, folder: str | os.PathLike[str]) -> Path:
+def save_imputer(imputer: Any, folder: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
     """Write a fitted imputer as an imputer folder (see the module docstring).
+
+    A folder that already holds a saved model, detector or imputer is refused unless
+    ``overwrite`` (:func:`aekit.files.layouts.check_can_save`).
 
     Returns
     -------
@@ -84,8 +87,9 @@ def save_imputer(imputer: Any, folder: str | os.PathLike[str]) -> Path:
         The folder.
     """
     folder = Path(folder)
+    check_can_save(folder, overwrite)
     for i, member in enumerate(imputer.estimators_):
-        member.save(_member_folder(folder, i))
+        member.save(_member_folder(folder, i), overwrite=True)  # the folder is checked above
     params = json_params(imputer.get_params(deep=False))
     params = {key: params[key] for key in _PARAMS}
     params["missing_values"] = _json_marker(params["missing_values"])
