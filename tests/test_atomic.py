@@ -320,8 +320,9 @@ def _fit_files(folder):
 
 
 def _fit_argv(tmp_path, data, seed):
+    """A fit into ``tmp_path/m`` that may replace the model there (a refit: ``--overwrite``)."""
     return ["fit", str(data), "--code-dim", "2", "--epochs", "3", "--seed", str(seed), "-o",
-            str(tmp_path / "m")]  # fmt: skip
+            str(tmp_path / "m"), "--overwrite"]  # fmt: skip
 
 
 @pytest.mark.slow  # 24 fits, each killed at another step

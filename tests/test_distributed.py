@@ -314,7 +314,7 @@ def test_two_ranks_read_their_share_of_a_folder_and_train_as_one_process_replayi
 # 169 training rows in global batches of 32: 5 steps an epoch, 15 in all.
 RESILIENT = ["--code-dim", "3", "--hidden", "16", "--epochs", "3", "--batch-size", "32",
              "--lr", "0.03", "--val-fraction", "0.2", "--patience", "0", "--seed", "0",
-             "--device", "cpu", "--holdout", "0", "--quiet", "--no-batch-norm",
+             "--device", "cpu", "--holdout", "0", "--no-batch-norm",
              "--init", "random", "--nproc", "2", "--keep-checkpoints", "20"]  # fmt: skip
 
 

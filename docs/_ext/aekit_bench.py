@@ -168,7 +168,49 @@ def sparse(data: dict[str, Any]) -> Table:
     return header, rows
 
 
+def adbench(data: dict[str, Any]) -> Table:
+    """benchmarks/adbench.py: per protocol, each method's mean AUROC, mean rank, misses."""
+    rows = []
+    for protocol, got in data["protocols"].items():
+        ordered = sorted(got["summary"].items(), key=lambda kv: -kv[1]["mean_auroc"])
+        for name, s in ordered:
+            published = "mean_rank" not in s
+            rows.append([
+                protocol,
+                f"{name} (DTE README)" if published else name,
+                f"**{_f(s['mean_auroc'], 2)}**" if name == "aekit detector" else
+                _f(s["mean_auroc"], 2),
+                "–" if published else _f(s["mean_rank"], 2),
+                "–" if published else str(len(s["tables_2_below_pca"])),
+                "–" if published else _f(s["median_seconds"], 2),
+            ])  # fmt: skip
+    header = ["protocol", "method", "mean AUROC", "mean rank", "tables > 2 below PCA", "median s"]
+    return header, rows
+
+
+def adbench_tables(data: dict[str, Any]) -> Table:
+    """benchmarks/adbench.py: one-class AUROC per table, aekit beside peers and DTE's columns."""
+    got = data["protocols"]["one-class"]["tables"]
+    measured = ["aekit detector", "PyOD KNN", "PyOD PCA", "PyOD IForest", "PyOD LOF"]
+    published = ["DTE-NP", "KNN", "PCA"]
+    rows = []
+    for table, result in got.items():
+        best = max(v["auroc"] for k, v in result.items() if not k.startswith("_"))
+        cells = []
+        for name in measured:
+            value = result.get(name, {}).get("auroc")
+            text = _f(value, 1)
+            cells.append(f"**{text}**" if value is not None and value == best else text)
+        cells += [_f(result["_published"].get(m), 1) for m in published]
+        rows.append([table, *cells])
+    header = ["table", *(m.removeprefix("PyOD ") for m in measured),
+              *(f"{m} (published)" for m in published)]  # fmt: skip
+    return header, rows
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], Table]] = {
+    "adbench": adbench,
+    "adbench_tables": adbench_tables,
     "quality": quality,
     "tabular": tabular,
     "anomaly": anomaly,
