@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 import warnings
 from collections.abc import Callable
@@ -40,14 +39,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sklearn
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-import aekit
 from aekit import Autoencoder, AutoencoderOutlierDetector
+
+from _common import environment, write_json
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[1] / "shared" / "data" / "adbench"
@@ -266,10 +265,8 @@ def main() -> None:
         "seeds": args.seeds,
         "max_rows": MAX_ROWS,
         "published_source": json.loads(PUBLISHED.read_text())["source"],
-        "versions": {"aekit": aekit.__version__, "torch": torch.__version__,
-                     "sklearn": sklearn.__version__, "python": platform.python_version()},
+        **environment("versions", "cpus", "cpu"),
         "threads": 1,
-        "cpu": platform.processor() or platform.machine(),
         "command": "benchmarks/adbench.py " + " ".join(
             f"--protocol {args.protocol} --seeds {args.seeds}".split()
             + (["--tables", *args.tables] if args.tables else [])
@@ -282,9 +279,7 @@ def main() -> None:
     for protocol, got in out["protocols"].items():
         print_summary(protocol, got["summary"])
     print(f"\ntotal {out['total_seconds']:.0f} s")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    write_json(args.out, out, indent=1)
 
 
 if __name__ == "__main__":
