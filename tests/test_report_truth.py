@@ -159,3 +159,13 @@ def test_cli_refuses_reconstruct_and_export_of_a_text_table_in_one_line(text_mod
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "one-hot" in err
     assert not (text_model / "m.onnx").exists() and not (text_model / "rec.csv").exists()
+
+
+def test_caption_says_when_the_start_was_kept(pixels):
+    ae = Autoencoder(code_dim=4, hidden=(16,), **FAST).fit(pixels)
+    history = ae.history_
+    ae.history_ = type(history)(
+        history.records, 0, "epochs", {**(history.initial or {}), "best_epoch_z": 0.5}
+    )
+    caption = loss_caption(build_report(ae, pixels))
+    assert "the start, as the best epoch beat it by only 0.50 standard errors" in caption

@@ -89,11 +89,13 @@ def loss_text(loss: str, categorical: bool = False) -> str:
 def loss_curves(history: History, loss: str = "mse", categorical: bool = False) -> bytes:
     """Training and validation loss per epoch (log scale), the kept epoch marked.
 
-    The y axis names the loss (:func:`loss_text`). When the history records a validation
-    error (``val_error``, the per-row squared error that early stopping watches, whatever the
-    loss), a second panel draws it: the kept epoch is the one where it is lowest.
+    The panel's title names the loss (:func:`loss_text`). When the history records a
+    validation error (``val_error``, the per-row squared error that early stopping watches,
+    whatever the loss), a second panel draws it: the kept epoch is the one where it is
+    lowest, epoch 0 being the model before training (``history.initial``).
     """
     epochs = [r["epoch"] for r in history.records]
+    initial = history.initial or {}
     val_error = [r.get("val_error") for r in history.records]
     watched = any(v is not None for v in val_error)
     fig = _figure(10 if watched else 6, 3.6)
@@ -103,16 +105,17 @@ def loss_curves(history: History, loss: str = "mse", categorical: bool = False) 
     ax.plot(epochs, history.train_loss, label="train", marker=marker)
     val = [np.nan if v is None else v for v in history.val_loss]
     if not np.isnan(val).all():
-        ax.plot(epochs, val, label="validation", marker=marker)
-    ax.set(xlabel="epoch", ylabel=f"loss ({loss_text(loss, categorical)})", yscale="log")
+        before = [] if initial.get("val_loss") is None else [initial["val_loss"]]
+        ax.plot([0] * len(before) + epochs, before + val, label="validation", marker=marker)
+    ax.set(xlabel="epoch", ylabel="loss", yscale="log")
+    ax.set_title(loss_text(loss, categorical), fontsize="small", wrap=True)
     if watched:
         right = axes[1]
-        right.plot(epochs, [np.nan if v is None else v for v in val_error], marker=marker)
-        right.set(
-            xlabel="epoch",
-            ylabel="validation error (per-row squared error, scaled)",
-            yscale="log",
-        )
+        before = [] if initial.get("val_error") is None else [initial["val_error"]]
+        errors = [np.nan if v is None else v for v in val_error]
+        right.plot([0] * len(before) + epochs, before + errors, marker=marker, color="C1")
+        right.set(xlabel="epoch", ylabel="per-row squared error, scaled", yscale="log")
+        right.set_title("validation error (picks the kept epoch)", fontsize="small")
     for panel in axes:
         if history.best_epoch is not None:
             panel.axvline(history.best_epoch, color="grey", linestyle=":", label="kept epoch")

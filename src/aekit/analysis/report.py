@@ -318,14 +318,22 @@ def _worst(errors: np.ndarray, names: list[str] | None, most: int = 5) -> str:
 
 
 def _kept_text(history: Any) -> str:
+    """What the dotted line of the loss curves marks, and why that epoch was kept."""
     watched = any(r.get("val_error") is not None for r in history.records)
     if not watched:
         return "the dotted line marks the epoch whose weights were kept."
-    return (
+    text = (
         "right: the validation error (mean per-row squared error, scaled space), which "
-        "early stopping watches whatever the loss; the dotted line marks the epoch whose "
-        "weights were kept, where it is lowest."
+        "early stopping watches whatever the loss, from the model before training (epoch 0); "
+        "the dotted line marks the epoch whose weights were kept"
     )
+    z = (history.initial or {}).get("best_epoch_z")
+    if history.best_epoch == 0 and z is not None:
+        return (
+            f"{text}: the start, as the best epoch beat it by only {z:.2f} standard errors "
+            "per validation row (within noise)."
+        )
+    return f"{text}, where it is lowest."
 
 
 def _profiles(
