@@ -24,10 +24,12 @@ __all__ = [
     "feature_errors",
     "image_grid",
     "loss_curves",
+    "loss_text",
     "require_matplotlib",
     "row_profiles",
 ]
 
+_MAX_NAMES = 40  # feature names on an axis at most (every k-th beyond)
 _MAX_LEGEND = 20  # more distinct labels than this get a colour bar instead of a legend
 
 
@@ -54,18 +56,69 @@ def _png(fig: Any) -> bytes:
     return buffer.getvalue()
 
 
-def loss_curves(history: History) -> bytes:
-    """Training and validation loss per epoch (log scale), the kept epoch marked."""
-    fig = _figure(6, 3.6)
-    ax = fig.add_subplot()
+_LOSS_WORDS = {"mse": "squared error", "bce": "binary cross-entropy"}
+
+
+def loss_text(loss: str, categorical: bool = False) -> str:
+    """The training loss in words, as the loss curves' axis and the report's caption say it.
+
+    The trainer records ``train_loss`` and ``val_loss`` as the loss summed over a batch's
+    entries divided by their number (rows × the model's columns, a one-hot column each), in
+    the model's scaled space; categorical blocks add their cross-entropy to that sum.
+
+    Parameters
+    ----------
+    loss : {"mse", "bce"}
+        The model's ``train_config_.loss``.
+    categorical : bool, default=False
+        Whether the model has categorical (one-hot) blocks.
+
+    Raises
+    ------
+    ConfigError
+        For a loss aekit does not know.
+    """
+    if loss not in _LOSS_WORDS:
+        raise ConfigError(f"no description of the loss {loss!r}: expected one of mse, bce")
+    words = _LOSS_WORDS[loss]
+    if categorical:
+        words = f"{words} (numeric columns) + cross-entropy (categorical columns)"
+    return f"{words}, mean per feature, scaled data"
+
+
+def loss_curves(history: History, loss: str = "mse", categorical: bool = False) -> bytes:
+    """Training and validation loss per epoch (log scale), the kept epoch marked.
+
+    The panel's title names the loss (:func:`loss_text`). When the history records a
+    validation error (``val_error``, the per-row squared error that early stopping watches,
+    whatever the loss), a second panel draws it: the kept epoch is the one where it is
+    lowest, epoch 0 being the model before training (``history.initial``).
+    """
     epochs = [r["epoch"] for r in history.records]
-    ax.plot(epochs, history.train_loss, label="train", marker="." if len(epochs) < 30 else None)
+    initial = history.initial or {}
+    val_error = [r.get("val_error") for r in history.records]
+    watched = any(v is not None for v in val_error)
+    fig = _figure(10 if watched else 6, 3.6)
+    axes = fig.subplots(1, 2 if watched else 1, squeeze=False)[0]
+    marker = "." if len(epochs) < 30 else None
+    ax = axes[0]
+    ax.plot(epochs, history.train_loss, label="train", marker=marker)
     val = [np.nan if v is None else v for v in history.val_loss]
     if not np.isnan(val).all():
-        ax.plot(epochs, val, label="validation", marker="." if len(epochs) < 30 else None)
-    if history.best_epoch is not None:
-        ax.axvline(history.best_epoch, color="grey", linestyle=":", label="kept epoch")
-    ax.set(xlabel="epoch", ylabel="loss (mean per feature, scaled)", yscale="log")
+        before = [] if initial.get("val_loss") is None else [initial["val_loss"]]
+        ax.plot([0] * len(before) + epochs, before + val, label="validation", marker=marker)
+    ax.set(xlabel="epoch", ylabel="loss", yscale="log")
+    ax.set_title(loss_text(loss, categorical), fontsize="small", wrap=True)
+    if watched:
+        right = axes[1]
+        before = [] if initial.get("val_error") is None else [initial["val_error"]]
+        errors = [np.nan if v is None else v for v in val_error]
+        right.plot([0] * len(before) + epochs, before + errors, marker=marker, color="C1")
+        right.set(xlabel="epoch", ylabel="per-row squared error, scaled", yscale="log")
+        right.set_title("validation error (picks the kept epoch)", fontsize="small")
+    for panel in axes:
+        if history.best_epoch is not None:
+            panel.axvline(history.best_epoch, color="grey", linestyle=":", label="kept epoch")
     ax.legend()
     return _png(fig)
 
@@ -120,18 +173,34 @@ def image_grid(rows: Sequence[tuple[str, np.ndarray]], shape: tuple[int, int]) -
     return _png(fig)
 
 
-def row_profiles(original: np.ndarray, reconstructed: np.ndarray) -> bytes:
-    """Non-image rows: each row's features as a line, original against reconstruction."""
+def row_profiles(
+    original: np.ndarray, reconstructed: np.ndarray, names: Sequence[str] | None = None
+) -> bytes:
+    """Non-image rows: each row's features as a line, original against reconstruction.
+
+    ``names`` label the x axis (every feature up to 40 of them); features are numbered
+    without them.
+    """
     n = len(original)
-    fig = _figure(6, 1.4 * n + 0.4)
+    fig = _figure(6, 1.4 * n + 0.4 + (0.8 if names else 0))
     axes = fig.subplots(n, 1, squeeze=False, sharex=True)
     for i in range(n):
         ax = axes[i, 0]
         ax.plot(original[i], marker=".", label="original")
         ax.plot(reconstructed[i], marker=".", label="reconstruction")
     axes[0, 0].legend(fontsize="small")
-    axes[-1, 0].set_xlabel("feature")
+    _name_features(axes[-1, 0], names)
     return _png(fig)
+
+
+def _name_features(ax: Any, names: Sequence[str] | None) -> None:
+    """Label the x axis with the features' names (a subset when there are many)."""
+    ax.set_xlabel("feature")
+    if not names:
+        return
+    step = max(1, -(-len(names) // _MAX_NAMES))
+    ticks = np.arange(0, len(names), step)
+    ax.set_xticks(ticks, [str(names[t]) for t in ticks], rotation=60, ha="right", fontsize=7)
 
 
 def code_map(points: np.ndarray, labels: np.ndarray | None, *, xlabel: str, ylabel: str) -> bytes:
@@ -165,9 +234,14 @@ def code_map(points: np.ndarray, labels: np.ndarray | None, *, xlabel: str, ylab
     return _png(fig)
 
 
-def feature_errors(errors: np.ndarray, image_shape: tuple[int, int] | None) -> bytes:
-    """Mean squared error of each feature: a heat map for images, bars otherwise."""
-    fig = _figure(5 if image_shape else 6, 4 if image_shape else 3)
+def feature_errors(
+    errors: np.ndarray, image_shape: tuple[int, int] | None, names: Sequence[str] | None = None
+) -> bytes:
+    """Mean squared error of each feature: a heat map for images, bars otherwise.
+
+    ``names`` label the bars (see :func:`row_profiles`).
+    """
+    fig = _figure(5 if image_shape else 6, 4 if image_shape else 3 + (0.8 if names else 0))
     ax = fig.add_subplot()
     if image_shape:
         art = ax.imshow(errors.reshape(image_shape), cmap="magma")
@@ -176,7 +250,8 @@ def feature_errors(errors: np.ndarray, image_shape: tuple[int, int] | None) -> b
         fig.colorbar(art, ax=ax, label="mean squared error")
     else:
         ax.bar(np.arange(len(errors)), errors, width=1.0)
-        ax.set(xlabel="feature", ylabel="mean squared error")
+        ax.set(ylabel="mean squared error")
+        _name_features(ax, names)
     return _png(fig)
 
 

@@ -12,6 +12,7 @@ import base64
 import html
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,7 @@ def build_report(
     image_shape: tuple[int, int] | str | None = "auto",
     title: str = "aekit report",
     notes: list[str] | None = None,
+    feature_names: list[str] | None = None,
 ) -> Report:
     """Measure a fitted :class:`~aekit.Autoencoder` on ``X`` and draw the report's figures.
 
@@ -108,8 +110,9 @@ def build_report(
     ----------
     estimator : Autoencoder
         Fitted.
-    X : ndarray of shape (n_rows, n_features)
-        The data; with ``holdout``, the very rows the model was fitted from.
+    X : ndarray or DataFrame of shape (n_rows, n_features)
+        The data; with ``holdout``, the very rows the model was fitted from. A DataFrame for
+        a model fitted on a table with categorical (text) columns.
     labels : ndarray of shape (n_rows,), optional
         Colours of the code map.
     holdout : ndarray of int, optional
@@ -122,6 +125,13 @@ def build_report(
         Page title.
     notes : list of str, optional
         Remarks shown at the top (e.g. that the data differs from the fit-time data).
+    feature_names : list of str, optional
+        The columns' names, for the axes and ``summary.json`` (default: the model's
+        ``feature_names_in_``, or a categorical table's columns; else features are numbered).
+
+    Tables (rows not drawn as images) are plotted in the model's scaled space, where each
+    feature weighs by its spread, not its units; a categorical column's error is the sum
+    over its one-hot block.
 
     Returns
     -------
@@ -132,9 +142,15 @@ def build_report(
     if labels is not None and len(labels) != n_rows:
         raise DataError(f"{len(labels)} labels for {n_rows} rows")
     config = estimator.model_config_
+    layout = getattr(estimator, "table_layout_", None)
+    names = _feature_names(estimator, n_features, feature_names)
     if config.image_shape is not None and image_shape == "auto":
         image_shape = tuple(config.image_shape[1:])  # the convolutional model's own shape
-    shape = drawing_shape(n_features, image_shape, pixels=config.output == "sigmoid")
+    shape = (
+        None
+        if layout is not None
+        else drawing_shape(n_features, image_shape, pixels=config.output == "sigmoid")
+    )
     code_dim = int(config.code_dim)
     notes = list(notes or [])
     if holdout is not None:
@@ -144,17 +160,19 @@ def build_report(
     else:
         train_idx = test_idx = np.arange(n_rows)
         where = f"all {n_rows} rows, PCA fitted on the same rows (no held-out split known)"
-    X_train, X_test = np.asarray(X[train_idx]), np.asarray(X[test_idx])
-    recon = estimator.reconstruct(X_test)
+    X_train, X_test = _rows(X, train_idx), _rows(X, test_idx)
     found = measure(estimator, X_train, X_test, max_components=max(_PCA_CURVE, 2 * code_dim))
     ae_error, pca_same = found.ae_error, found.pca_error
     ks, pca_errors = found.pca_components, found.pca_errors
+    loss = plots.loss_text(estimator.train_config_.loss, bool(config.categorical_blocks))
     summary: dict[str, Any] = {
         "n_rows": n_rows,
         "n_features": n_features,
+        "feature_names": names,
         "code_dim": code_dim,
         "measured_on": where,
         "error_unit": "per-row sum of squared errors in the model's scaled space",
+        "loss": loss,
         "n_test": len(test_idx),
         "ae_error": ae_error,
         "pca_error": pca_same,
@@ -167,6 +185,7 @@ def build_report(
         "model": _describe(estimator),
         "training": f"{len(history)} epochs, stopped by {history.stop_reason or '?'}, "
         f"kept epoch {history.best_epoch}",
+        "training loss": loss,
         "autoencoder error": f"{ae_error:.4g} (mean per-row squared error in the model's "
         f"scaled space, on {where})",
         "PCA error, same code size": "-" if pca_same is None else f"{pca_same:.4g}",
@@ -176,9 +195,12 @@ def build_report(
         sections.append(
             Section(
                 "Loss curves",
-                "Training and validation loss per epoch (mean squared error per feature on "
-                "the scaled data); the dotted line marks the epoch whose weights were kept.",
-                plots.loss_curves(history),
+                f"Training and validation loss per epoch ({loss}); {_kept_text(history)}",
+                plots.loss_curves(
+                    history,
+                    estimator.train_config_.loss,
+                    categorical=bool(config.categorical_blocks),
+                ),
             )
         )
     match_text = (
@@ -196,16 +218,23 @@ def build_report(
             plots.error_vs_code_size((ks, pca_errors), ([code_dim], [ae_error])),
         )
     )
-    sections.append(_examples(estimator, X_train, X_test, recon, shape, code_dim))
+    scaled = estimator.scale_rows(X_test)
+    scaled_recon = estimator.reconstruct_scaled(X_test)
+    if shape is None:
+        sections.append(_profiles(scaled, scaled_recon, _encoded_names(layout, names), summary))
+    else:
+        recon = estimator.unscale_rows(scaled_recon)
+        sections.append(_examples(estimator, X_train, X_test, recon, shape, code_dim))
     sections.append(_code_map(estimator, X, labels))
-    scaled_error = estimator.scale_rows(X_test) - estimator.scale_rows(recon)
-    per_feature = np.square(scaled_error).mean(axis=0)
+    per_feature = _per_column(np.square(scaled - scaled_recon), config)
     summary["feature_error"] = per_feature.tolist()
+    grouped = " (a categorical column: summed over its one-hot block)" if layout else ""
     sections.append(
         Section(
             "Error per feature",
-            f"Mean squared reconstruction error of each feature (scaled space) on {where}.",
-            plots.feature_errors(per_feature, shape),
+            f"Mean squared reconstruction error of each feature (scaled space){grouped} on "
+            f"{where}.{_worst(per_feature, names)}",
+            plots.feature_errors(per_feature, shape, None if shape else names),
         )
     )
     if estimator.model_config_.sparsity is not None:
@@ -235,23 +264,112 @@ def _describe(estimator: Any) -> str:
     return text
 
 
+def _rows(X: Any, index: np.ndarray) -> Any:
+    """Rows of an array or a DataFrame (by position)."""
+    return X.iloc[index] if hasattr(X, "iloc") else np.asarray(X[index])
+
+
+def _feature_names(estimator: Any, n_features: int, given: list[str] | None) -> list[str] | None:
+    """The columns' names: given, the model's ``feature_names_in_``, its table's, or None."""
+    if given is None:
+        given = getattr(estimator, "feature_names_in_", None)
+    if given is None and getattr(estimator, "table_layout_", None) is not None:
+        given = [c.name for c in estimator.table_layout_.columns]
+    if given is None:
+        return None
+    names = [str(n) for n in given]
+    if len(names) != n_features:
+        raise DataError(f"{len(names)} feature names for {n_features} features")
+    return names
+
+
+def _encoded_names(layout: Any, names: list[str] | None) -> list[str] | None:
+    """Names of the model's columns: a categorical column's block as ``name=category``."""
+    if layout is None:
+        return names
+    return [
+        str(c.name) if c.categories is None else f"{c.name}={value}"
+        for c in layout.columns
+        for value in (c.categories or (None,))
+    ]
+
+
+def _per_column(squared: np.ndarray, config: Any) -> np.ndarray:
+    """Mean squared error of each input column over the observed rows, blocks summed."""
+    with warnings.catch_warnings():  # a column missing in every row: NaN, said as such
+        warnings.simplefilter("ignore", RuntimeWarning)
+        each = np.nanmean(squared, axis=0) if len(squared) else np.zeros(squared.shape[1])
+    blocks = config.categorical_blocks
+    if not blocks:
+        return each
+    from ..data.missing import groups_from_blocks  # (torch: imported when it is needed)
+
+    groups = np.asarray(groups_from_blocks(config.input_dim, blocks))
+    return np.bincount(groups, weights=each)
+
+
+def _worst(errors: np.ndarray, names: list[str] | None, most: int = 5) -> str:
+    """The features with the largest errors, by name (nothing without names)."""
+    if not names or not np.isfinite(errors).any():
+        return ""
+    order = np.argsort(np.nan_to_num(errors, nan=-np.inf))[::-1][: min(most, len(names))]
+    listed = ", ".join(f"{names[i]} {errors[i]:.3g}" for i in order)
+    return f" Largest: {listed}."
+
+
+def _kept_text(history: Any) -> str:
+    """What the dotted line of the loss curves marks, and why that epoch was kept."""
+    watched = any(r.get("val_error") is not None for r in history.records)
+    if not watched:
+        return "the dotted line marks the epoch whose weights were kept."
+    text = (
+        "right: the validation error (mean per-row squared error, scaled space), which "
+        "early stopping watches whatever the loss, from the model before training (epoch 0); "
+        "the dotted line marks the epoch whose weights were kept"
+    )
+    z = (history.initial or {}).get("best_epoch_z")
+    if history.best_epoch == 0 and z is not None:
+        return (
+            f"{text}: the start, as the best epoch beat it by only {z:.2f} standard errors "
+            "per validation row (within noise)."
+        )
+    return f"{text}, where it is lowest."
+
+
+def _profiles(
+    scaled: np.ndarray,
+    scaled_recon: np.ndarray,
+    names: list[str] | None,
+    summary: dict[str, Any],
+) -> Section:
+    """A table's rows, original and reconstructed, in the model's scaled space."""
+    show = np.unique(np.linspace(0, len(scaled) - 1, min(5, len(scaled))).astype(int))
+    original, recon = scaled[show], scaled_recon[show]
+    summary["examples"] = {
+        "test_rows": show.tolist(),
+        "columns": names,
+        "scaled_original": np.where(np.isnan(original), None, original).tolist(),
+        "scaled_reconstruction": recon.tolist(),
+    }
+    return Section(
+        "Originals and reconstructions",
+        f"{len(show)} rows' features, original and reconstructed, in the model's scaled space "
+        "(each feature in units of its spread, so no column's units flatten the others'; a "
+        "categorical column as its one-hot block against the predicted probabilities).",
+        plots.row_profiles(original, recon, names),
+    )
+
+
 def _examples(
     estimator: Any,
     X_train: np.ndarray,
     X_test: np.ndarray,
     recon: np.ndarray,
-    shape: tuple[int, int] | None,
+    shape: tuple[int, int],
     code_dim: int,
 ) -> Section:
     pick = np.unique(np.linspace(0, len(X_test) - 1, min(_N_EXAMPLES, len(X_test))).astype(int))
     originals = X_test[pick]
-    if shape is None:
-        show = pick[:5]
-        return Section(
-            "Originals and reconstructions",
-            f"{len(show)} rows' features, original and reconstructed.",
-            plots.row_profiles(X_test[show], recon[show]),
-        )
     pca = estimator.unscale_rows(
         pca_reconstruction(estimator.scale_rows(X_train), estimator.scale_rows(originals), code_dim)
     )
@@ -268,7 +386,7 @@ def _examples(
 def _code_map(estimator: Any, X: np.ndarray, labels: np.ndarray | None) -> Section:
     rng = np.random.default_rng(0)
     rows = np.sort(rng.permutation(len(X))[:_MAX_POINTS])
-    codes = estimator.transform(np.asarray(X[rows]))
+    codes = estimator.transform(_rows(X, rows))
     sub_labels = None if labels is None else np.asarray(labels)[rows]
     coloured = "" if labels is None else ", coloured by label"
     if codes.shape[1] == 1:

@@ -15,7 +15,9 @@ from .inputs import (
     feature_columns,
     fingerprint,
     fit_info,
+    is_frame,
     model_and_data,
+    model_columns,
     read_data,
     write_png,
 )
@@ -69,14 +71,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     elif info.get("label_column") is not None and names_columns(args.data):
         label_column = info["label_column"]
     with model_and_data(args, label_column) as (ae, info, table):  # in memory: all rows plot
-        if getattr(ae, "table_layout_", None) is not None:
-            raise ConfigError(
-                f"{args.model} models a table with categorical columns: aekit report does not "
-                "cover such models yet (use aekit score, or Autoencoder.reconstruction_error)"
-            )
         labels = read_labels(labels_file) if labels_file is not None else table.labels
         sparse = hasattr(table.X, "indptr")  # the report plots rows: dense (the file's digest
-        X = table.X.toarray() if sparse else np.asarray(table.X)  # is of its sparse form)
+        X = table.X.toarray() if sparse else table.X  # is of its sparse form); a table with
+        if not is_frame(X):  # categorical columns stays a DataFrame
+            X = np.asarray(X)
         holdout, notes = None, []
         if info.get("fingerprint") == fingerprint(table.X if sparse else X):
             holdout = np.load(Path(args.model) / HOLDOUT, allow_pickle=False)
@@ -96,6 +95,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             image_shape=args.image_shape,
             title=f"aekit report: {Path(args.model).name} on {Path(args.data).name}",
             notes=notes,
+            feature_names=model_columns(info, ae),  # fit.json's, or the model's own
         )
     page = report.write(args.output)
     print(f"wrote {page}")

@@ -231,7 +231,8 @@ def _fit_rows(
         ae.history_.save(staged / "history.json")
         atomic_write(staged / HOLDOUT, npy_bytes(holdout_idx.astype(np.int64)))
         atomic_write(staged / FIT_INFO, (json.dumps(info, indent=2) + "\n").encode())
-        write_png(staged / "loss.png", loss_curves, ae.history_)
+        loss = ae.train_config_.loss, bool(ae.model_config_.categorical_blocks)
+        write_png(staged / "loss.png", loss_curves, ae.history_, *loss)
     summary = (
         f"saved {out}: {len(train_idx)} rows, {len(holdout_idx)} held out, {ae.n_iter_} "
         f"epochs (stopped by {ae.history_.stop_reason}, "

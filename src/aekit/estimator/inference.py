@@ -214,6 +214,27 @@ class InferenceMixin:
 
         return self._as_table(self._run(X, recon, X.dtype, check_input=True))
 
+    def reconstruct_scaled(self, X: Any) -> np.ndarray:
+        """Reconstructions in the model's scaled space (:meth:`scale_rows`'s), not decoded.
+
+        Returns
+        -------
+        X_reconstructed : ndarray of shape (n_samples, model_config_.input_dim), float64
+            What the network outputs: a categorical column's one-hot block holds its
+            categories' probabilities. ``reconstruct`` is :meth:`unscale_rows` of it, decoded.
+        """
+        self._check_fitted()
+        X = self._validate(X, reset=False, finite=False)
+        width = self.model_config_.input_dim
+        check_dense_output(X.shape[0], width, np.float64, "reconstruct_scaled")
+        module = self.module_
+        return self._run(
+            X,
+            lambda rows: forward_rows(module, rows)[0].recon,
+            np.dtype(np.float64),
+            check_input=True,
+        )
+
     def _as_table(self, rows: np.ndarray) -> Any:
         """Model rows back as the input's table (categories by the largest probability).
 
