@@ -1,16 +1,20 @@
 """Categorical and boolean columns: the table layout, the softmax blocks, the error unit."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+import aekit
 from aekit import Autoencoder, AutoencoderOutlierDetector, ConfigError, DataError, load
 from aekit.cli import main
 from aekit.data.formats import read_table
-from aekit.data.missing import groups_from_blocks
+from aekit.data.missing import group_matrix, groups_from_blocks
 from aekit.data.tables import TableLayout, needs_layout
 from aekit.errors import AekitWarning, DataTypeError
 from aekit.training.objective import categorical_loss_sum
@@ -134,6 +138,36 @@ def test_model_folder_round_trip(fitted, tmp_path):
     assert np.array_equal(again.reconstruction_error(df), ae.reconstruction_error(df))
     assert again.reconstruct(df).equals(ae.reconstruct(df))
     assert list(again.feature_names_in_) == list(df.columns)
+
+
+def test_loading_a_categorical_model_imports_no_dynamo_nor_sympy(fitted, tmp_path):
+    # the folder's shape check builds the network on the meta device, where one_hot imports
+    # torch._dynamo (~3 s on every command) and scatter_'s meta check sympy (~0.5 s)
+    ae, df = fitted
+    ae.save(tmp_path / "m")
+    df.to_csv(tmp_path / "rows.csv", index=False)
+    code = (
+        "import sys, aekit, pandas as pd; "
+        f"ae = aekit.load({str(tmp_path / 'm')!r}); "
+        f"codes = ae.transform(pd.read_csv({str(tmp_path / 'rows.csv')!r})); "
+        "assert codes.shape == (400, 2), codes.shape; "
+        "heavy = [m for m in ('torch._dynamo', 'sympy') if m in sys.modules]; "
+        "assert not heavy, f'imported {heavy}'"
+    )
+    env = {"PYTHONPATH": str(Path(aekit.__file__).parents[1])}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_group_matrix_is_one_hot_of_the_groups_on_every_device():
+    groups = (0, 1, 1, 2, 0, 3)
+    expected = torch.nn.functional.one_hot(torch.tensor(groups), 4).float()
+    assert torch.equal(group_matrix(groups), expected)
+    with torch.device("meta"):
+        on_meta = group_matrix(groups)
+    assert (on_meta.shape, on_meta.dtype, on_meta.device.type) == ((6, 4), torch.float32, "meta")
 
 
 def test_outlier_detector_on_a_table(fitted):

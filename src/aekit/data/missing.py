@@ -55,10 +55,18 @@ def with_indicators(x: torch.Tensor) -> torch.Tensor:
 def group_matrix(
     groups: tuple[int, ...] | torch.Tensor, device: torch.device | None = None
 ) -> torch.Tensor:
-    """The ``(n_columns, n_groups)`` 0/1 membership matrix of ``groups``, as float32."""
+    """The ``(n_columns, n_groups)`` 0/1 membership matrix of ``groups``, as float32.
+
+    On the meta device (the shape check of a model folder) only the shape is made: ``one_hot``
+    there imports ``torch._dynamo`` (about 3 s at every load of a model with categorical
+    columns) and ``scatter_``'s meta check sympy (0.5 s); elsewhere ``scatter_`` fills it.
+    """
     n_groups = int(max(groups)) + 1  # from the ids themselves: no device sync, meta-safe
     ids = torch.as_tensor(groups, dtype=torch.long, device=device)
-    return torch.nn.functional.one_hot(ids, n_groups).float()
+    members = torch.zeros(len(ids), n_groups, dtype=torch.float32, device=ids.device)
+    if members.is_meta:  # shapes only: there are no values to fill
+        return members
+    return members.scatter_(1, ids[:, None], 1.0)
 
 
 def groups_from_blocks(input_dim: int, blocks: tuple[tuple[int, int], ...]) -> tuple[int, ...]:
