@@ -90,6 +90,7 @@ def test_fit_without_a_seed_draws_one_records_it_and_repeats_with_it(files, tmp_
     assert first.random_state == again.random_state == seeds[0]
 
 
+@pytest.mark.slow  # torchrun, two processes
 def test_ddp_ranks_share_the_drawn_seed(files, tmp_path):
     """--nproc 2 without --seed: rank 0's drawn seed splits and seeds every rank, so one
     process given that seed trains the same model."""

@@ -184,6 +184,7 @@ def test_no_saved_model_is_overwritten_unless_asked(saved, frame, tmp_path, caps
     assert _cli(capsys, *argv, "-o", tmp_path / "new", "--overwrite")[0] == 0
 
 
+@pytest.mark.slow  # several `aekit` processes
 def test_quiet_is_quiet_and_warnings_are_one_line(tmp_path, frame):
     frame.to_csv(tmp_path / "x.csv", index=False)
 
