@@ -79,7 +79,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
       training rows; for images the residual is averaged over 3×3 pixel neighbourhoods;
     - for tables, the squared Mahalanobis distance of the code to the training codes;
     - for tables, the mean distance to the 3 nearest training rows in the scaled space, beside
-      which the autoencoder's terms weigh 0.1: on ADBench's one-class tables the nearest
+      which the autoencoder's terms weigh 0.5: on ADBench's one-class tables the nearest
       normal rows separate anomalies better than the reconstruction alone.
 
     Several autoencoders trained with different seeds average their scores.
@@ -99,7 +99,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         not for images (where it measured worse; see :mod:`aekit.anomaly.scorer`).
     neighbour_term : bool or "auto", default="auto"
         Add the mean distance to the 3 nearest training rows in the scaled space, the
-        autoencoder's terms then weighing 0.1 each (see :mod:`aekit.anomaly.scorer`).
+        autoencoder's terms then weighing 0.5 each (see :mod:`aekit.anomaly.scorer`).
         ``"auto"``: for tables, not for images (not measured there). Detectors saved before
         this option load without it.
     image_shape : "auto", tuple of int or None, default="auto"
