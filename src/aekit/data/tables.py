@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_CATEGORIES", "Column", "TableLayout", "fit_layout", "needs_layout"]
 
-MAX_CATEGORIES = 50  # the estimator's default max_categories (estimator_options.py)
+MAX_CATEGORIES = 50  # the estimator's default max_categories (config/options.py)
 
 _SHOWN = 5  # values named in a message about unseen categories
 
