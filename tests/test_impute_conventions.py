@@ -277,3 +277,13 @@ def test_truncated_file_is_one_model_file_error(saved, tmp_path, name):
     (folder / name).write_bytes(raw[: len(raw) // 2])
     with pytest.raises(ModelFileError):
         AutoencoderImputer.load(folder)
+
+
+@pytest.mark.parametrize("link", ["members", "members/1"])
+def test_an_imputer_member_linked_out_of_the_folder_is_refused(saved, tmp_path, link):
+    folder = _copy(saved, tmp_path)
+    outside = tmp_path / "outside"
+    shutil.move(folder / link, outside)  # a complete, valid model folder: still refused
+    (folder / link).symlink_to(outside, target_is_directory=True)
+    with pytest.raises(ModelFileError, match="symbolic link"):
+        AutoencoderImputer.load(folder)

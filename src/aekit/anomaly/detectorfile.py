@@ -34,7 +34,6 @@ from ..files import (
     atomic_files,
     check_fields,
     check_header,
-    check_inside,
     check_tensors,
     json_bytes,
     parse_safetensors,
@@ -43,7 +42,7 @@ from ..files import (
     sha256,
     tensor_bytes,
 )
-from ..files.layouts import DETECTOR_NAME, check_can_save
+from ..files.layouts import DETECTOR_NAME, check_can_save, member_folder, read_member_folder
 from .scorer import AnomalyScorer
 
 __all__ = [
@@ -72,15 +71,6 @@ _PARAMS: dict[str, type | tuple[type, ...]] = {
 }  # fmt: skip
 
 
-def _member_folder(folder: Path, i: int) -> Path:
-    return folder if i == 0 else folder / "members" / str(i)
-
-
-def _read_member_folder(folder: Path, i: int) -> Path:
-    """Member ``i``'s folder, refused if it is reached through a link out of ``folder``."""
-    return folder if i == 0 else check_inside(folder, _member_folder(folder, i))
-
-
 def save_detector(
     detector: Any, folder: str | os.PathLike[str], *, overwrite: bool = False
 ) -> Path:
@@ -97,7 +87,7 @@ def save_detector(
     folder = Path(folder)
     check_can_save(folder, overwrite)
     for i, member in enumerate(detector.estimators_):
-        member.save(_member_folder(folder, i), overwrite=True)  # the folder is checked above
+        member.save(member_folder(folder, i), overwrite=True)  # the folder is checked above
     scorer = detector.scorer_
     stats = {
         name: buffer.float()
@@ -235,7 +225,7 @@ def read_detector(folder: str | os.PathLike[str]) -> SavedDetector:
     """
     folder = Path(folder)
     meta = _read_meta(folder)
-    members = [Autoencoder.load(_read_member_folder(folder, i)) for i in range(meta["n_members"])]
+    members = [Autoencoder.load(read_member_folder(folder, i)) for i in range(meta["n_members"])]
     widths = {(m.n_features_in_, m.model_config_.code_dim) for m in members}
     if len(widths) != 1 or meta["n_features_in"] != members[0].n_features_in_:
         raise ModelFileError(f"{folder}: the detector's autoencoders do not fit together")

@@ -117,12 +117,14 @@ def read_prefix(path: Path, n: int) -> bytes:
 
 
 def check_inside(folder: Path, sub: Path) -> Path:
-    """Refuse ``sub`` unless it is a real folder inside ``folder``, reached through no link.
+    """Refuse ``sub`` unless it is inside ``folder``, reached through no link.
+
+    Whether ``sub`` exists is the reader's question (a missing model folder is its error).
 
     Raises
     ------
     ModelFileError
-        A part of ``sub`` below ``folder`` is a symbolic link, or ``sub`` is not a folder.
+        A part of ``sub`` below ``folder`` is a symbolic link.
     """
     part = folder
     for name in sub.relative_to(folder).parts:
@@ -131,8 +133,6 @@ def check_inside(folder: Path, sub: Path) -> Path:
             raise ModelFileError(
                 f"{part} is a symbolic link; a saved folder's members must be inside it"
             )
-    if not sub.is_dir():
-        raise ModelFileError(f"no folder at {sub}")
     return sub
 
 

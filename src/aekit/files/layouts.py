@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from ..errors import OutputError
+from .core import check_inside
 
 __all__ = [
     "DETECTOR_NAME",
@@ -21,6 +22,8 @@ __all__ = [
     "check_can_save",
     "folder_kind",
     "is_detector",
+    "member_folder",
+    "read_member_folder",
 ]
 
 MODEL_CONFIG_NAME = "config.json"
@@ -76,3 +79,23 @@ def check_can_save(
         return
     kind = folder_kind(path)
     raise OutputError(f"{path} already holds a saved {kind}: pass {how} to replace it")
+
+
+def member_folder(folder: Path, i: int) -> Path:
+    """Where an ensemble's member ``i`` is saved (detector and imputer layouts alike).
+
+    The folder itself for the first member, ``members/<i>/`` for the others.
+    """
+    return folder if i == 0 else folder / "members" / str(i)
+
+
+def read_member_folder(folder: Path, i: int) -> Path:
+    """:func:`member_folder` to read from.
+
+    Raises
+    ------
+    ModelFileError
+        A member folder reached through a link out of ``folder``
+        (:func:`~aekit.files.core.check_inside`).
+    """
+    return folder if i == 0 else check_inside(folder, member_folder(folder, i))

@@ -37,7 +37,7 @@ from ..errors import ModelFileError
 from ..estimator.autoencoder import Autoencoder
 from ..estimator.modelfile import json_params
 from ..files import atomic_files, check_fields, check_header, json_bytes, read_json
-from ..files.layouts import IMPUTER_NAME, check_can_save
+from ..files.layouts import IMPUTER_NAME, check_can_save, member_folder, read_member_folder
 
 __all__ = ["IMPUTER_NAME", "SavedImputer", "read_imputer", "save_imputer"]
 
@@ -55,10 +55,6 @@ _PARAMS: dict[str, type | tuple[type, ...]] = {
     "categorical_features": (list, str, type(None)), "keep_empty_features": bool,
     "n_estimators": (int, str), "random_state": (int, type(None)),
 }  # fmt: skip
-
-
-def _member_folder(folder: Path, i: int) -> Path:
-    return folder if i == 0 else folder / "members" / str(i)
 
 
 def _numbers(values: np.ndarray) -> list[float | None]:
@@ -89,7 +85,7 @@ def save_imputer(imputer: Any, folder: str | os.PathLike[str], *, overwrite: boo
     folder = Path(folder)
     check_can_save(folder, overwrite)
     for i, member in enumerate(imputer.estimators_):
-        member.save(_member_folder(folder, i), overwrite=True)  # the folder is checked above
+        member.save(member_folder(folder, i), overwrite=True)  # the folder is checked above
     params = json_params(imputer.get_params(deep=False))
     params = {key: params[key] for key in _PARAMS}
     params["missing_values"] = _json_marker(params["missing_values"])
@@ -193,7 +189,7 @@ def read_imputer(folder: str | os.PathLike[str]) -> SavedImputer:
     """
     folder = Path(folder)
     meta = _read_meta(folder)
-    members = [Autoencoder.load(_member_folder(folder, i)) for i in range(meta["n_members"])]
+    members = [Autoencoder.load(read_member_folder(folder, i)) for i in range(meta["n_members"])]
     widths = {m.n_features_in_ for m in members}
     if widths != {meta["n_features_in"]}:
         raise ModelFileError(f"{folder}: the imputer's autoencoders do not fit its columns")
