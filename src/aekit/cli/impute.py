@@ -13,6 +13,7 @@ fills rounded) and the other columns (``--label-column``, ``--drop``) as they we
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,9 @@ def cmd_impute(args: argparse.Namespace) -> int:
             f"{args.data} has {len(columns)} feature columns, the imputer {args.model} "
             f"expects {imputer.n_features_in_}"
         )
-    filled, holes = _filled(frame, columns, X, imputer)
+    with warnings.catch_warnings():  # columns matched by name here, or DATA names none
+        warnings.filterwarnings("ignore", "X does not have valid feature names")
+        filled, holes = _filled(frame, columns, X, imputer)
     _write(output, filled, named)
     line = f"wrote {output}: {len(X)} rows, {holes} missing values filled in {len(columns)} columns"
     if args.save is not None:
