@@ -22,12 +22,12 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from .options import add_estimator_options, estimator_kwargs
 
-__all__ = ["cmd_impute", "register"]
+__all__ = ["NOT_FOR_IMPUTERS", "cmd_impute", "register"]
 
 # Autoencoder options the imputer sets itself (missing values), that would clash between its
 # members (one checkpoint folder), or whose flag is FILLED's (--output, the output activation,
 # is the imputer's choice); random_state and categorical_features are the imputer's own.
-_NOT_FOR_IMPUTERS = frozenset(
+NOT_FOR_IMPUTERS = frozenset(
     {"missing", "output", "checkpoint_dir", "checkpoint_every", "checkpoint_every_steps",
      "keep_checkpoints"}
 )  # fmt: skip
@@ -58,7 +58,7 @@ def register(command: Any, data: Any) -> None:
     )  # fmt: skip
     p.add_argument("data", metavar="DATA", help=".csv .tsv .txt .parquet .npy or .npz file")
     p.add_argument(
-        "-o", "--output", required=True, metavar="FILLED",
+        "-o", "--output", required=True, metavar="FILLED", dest="filled",
         help="output: .csv .tsv .parquet (every column, kinds kept) or .npy .npz (numbers)",
     )  # fmt: skip
     p.add_argument("--model", metavar="DIR", help="use the imputer saved in DIR (no training)")
@@ -78,7 +78,8 @@ def register(command: Any, data: Any) -> None:
         help="a number or text that marks a missing cell too, besides empty cells and NA, "
         "null, NaN, None (which always do)",
     )  # fmt: skip
-    add_estimator_options(p, exclude=_NOT_FOR_IMPUTERS)
+    # the imputer's own default seed, 0: two runs on the same file fill the same values
+    add_estimator_options(p, exclude=NOT_FOR_IMPUTERS, defaults={"random_state": 0})
 
 
 def cmd_impute(args: argparse.Namespace) -> int:
@@ -87,15 +88,16 @@ def cmd_impute(args: argparse.Namespace) -> int:
     from ..files.atomic import check_writable_folder
     from ..files.layouts import check_can_save
 
-    output = check_output(args.output)
+    output = check_output(args.filled)  # dest "filled": "output" is an Autoencoder parameter
     if output.resolve() == Path(args.data).resolve() and not args.overwrite:
         raise ConfigError(f"FILLED is DATA ({args.data}): pass --overwrite to replace it")
-    trained = {k: v for k, v in estimator_kwargs(args).items() if k not in _NOT_FOR_IMPUTERS}
+    trained = estimator_kwargs(args)
     own = {k: trained.pop(k) for k in _IMPUTER_OWN if k in trained}
     if hasattr(args, "n_estimators"):
         own["n_estimators"] = args.n_estimators
-    if args.model is not None and (trained or own or args.save):
-        given = ", ".join("--" + k.replace("_", "-") for k in [*trained, *own])
+    told = [k for k in [*trained, *own] if k != "random_state"]  # a loaded imputer needs no seed
+    if args.model is not None and (told or args.save):
+        given = ", ".join("--" + k.replace("_", "-") for k in told)
         raise ConfigError(
             f"--model {args.model} fills with the imputer saved there as it is: leave out "
             f"{given or '--save'}"
