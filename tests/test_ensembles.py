@@ -76,6 +76,7 @@ def test_stacked_forward_is_each_members_forward(options):
     if config.missing:
         x[0, :5, 2] = float("nan")
     stack = StackedHourglass(members).train(False)
+    assert stack.native == (not options)  # a plain MLP runs without vmap
     recon, code, *_ = stack.forward(x)
     for i, member in enumerate(members):
         out = member.eval()(x[i])

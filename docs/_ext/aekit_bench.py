@@ -107,6 +107,24 @@ def contention(data: dict[str, Any]) -> Table:
     return ["condition", *names], rows
 
 
+def ensembles(data: dict[str, Any]) -> Table:
+    """benchmarks/ensembles.py: an ensemble's fit time over one member's, one pass or not."""
+    rows = [
+        [
+            r["estimator"],
+            str(r["members"]),
+            r["how"],
+            _f(r["seconds"], 1),
+            f"**{_f(r['x_one_member'], 2)}**",
+            str(r["max_epochs"]),
+            _f(r.get("rmse")),
+        ]
+        for r in data["rows"]
+    ]
+    header = ["estimator", "members", "fitted", "seconds", "× one member", "epochs", "RMSE"]
+    return header, rows
+
+
 IMPUTERS = ("aekit", "simple", "knn", "iterative_br", "iterative_et")
 
 
@@ -216,6 +234,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], Table]] = {
     "anomaly": anomaly,
     "speed": speed,
     "contention": contention,
+    "ensembles": ensembles,
     "impute": impute,
     "impute_penguins": impute_penguins,
     "shards": shards,

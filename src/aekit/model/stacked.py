@@ -9,6 +9,12 @@ up to the rounding of a batched matrix product. One backward pass and one optimi
 then train every member: the members never mix (each stacked slice gets its own member's
 gradient), and Adam's update is element-wise.
 
+A plain MLP (no batch norm, missing values, categorical blocks, image layers or code
+penalty) runs without ``vmap``: every operation of its forward pass takes a leading member
+axis as it is, except the linear layers, which :class:`MemberAxis` turns into one batched
+matrix product (``torch.baddbmm``) each. That saves ``vmap``'s per-operation cost, most of
+the step of a small model.
+
 Layers that draw random numbers inside the forward pass (dropout) cannot keep each member's
 own random stream under ``vmap``: :func:`stack_refusal` names such settings, and the caller
 trains those members one after another instead.
@@ -21,12 +27,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
+from torch.overrides import TorchFunctionMode
 
-from .hourglass import Hourglass
+from ..config.configs import ModelConfig
+from .hourglass import Hourglass, Output
 
-__all__ = ["StackedHourglass", "stack_refusal"]
+__all__ = ["MemberAxis", "StackedHourglass", "runs_on_member_axis", "stack_refusal"]
 
 
 def stack_refusal(members: Sequence[Hourglass]) -> str | None:
@@ -46,6 +55,36 @@ def stack_refusal(members: Sequence[Hourglass]) -> str | None:
     if config.sparsity in ("l1", "topk"):
         return f"sparsity={config.sparsity!r} updates each member outside its forward pass"
     return None
+
+
+def runs_on_member_axis(config: ModelConfig) -> bool:
+    """Whether an hourglass of ``config`` runs on rows of shape (n, rows, features) as it is.
+
+    True for an MLP whose only layers that mix a row's features are linear ones: no batch
+    norm, missing values (their indicators are concatenated on the feature axis, 1), table
+    blocks (sliced on axis 1), image layers, centred top-k codes or code penalties.
+    """
+    return (
+        config.image_shape is None
+        and not config.batch_norm
+        and not config.missing
+        and not config.categorical_blocks
+        and config.sparsity is None
+    )
+
+
+class MemberAxis(TorchFunctionMode):
+    """``F.linear`` with weights of shape (n, out, in): one batched product per member."""
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        if func is F.linear and args[1].dim() == 3:
+            x, weight = args[0], args[1]
+            bias = args[2] if len(args) > 2 else kwargs.get("bias")
+            if bias is None:
+                return torch.bmm(x, weight.transpose(1, 2))
+            return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+        return func(*args, **kwargs)
 
 
 def _set_tensor(module: nn.Module, name: str, value: torch.Tensor, parameter: bool) -> None:
@@ -124,9 +163,20 @@ class StackedHourglass:
 
         return vmap(one, randomness="error")(params, buffers, *stacked)
 
-    def forward(self, x: torch.Tensor) -> Any:
-        """Every member's :class:`~aekit.model.Output` for its scaled rows ``x[i]``."""
-        return self.map(lambda forward, rows: tuple(forward(rows)), x)
+    @property
+    def native(self) -> bool:
+        """Whether :meth:`forward` runs without ``vmap`` (:func:`runs_on_member_axis`)."""
+        return runs_on_member_axis(self.net.config)
+
+    def forward(self, x: torch.Tensor) -> Output:
+        """Every member's :class:`~aekit.model.Output` for its scaled rows ``x[i]``.
+
+        Each field has a leading member axis (``recon`` of shape (n, rows, features)).
+        """
+        if self.native:
+            with MemberAxis():
+                return self.net(x)
+        return Output(*self.map(lambda forward, rows: tuple(forward(rows)), x))
 
     @torch.no_grad()
     def write_back(self) -> None:

@@ -22,6 +22,7 @@ then fits them one after another.
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -29,6 +30,7 @@ from typing import Any
 import torch
 
 from ..data.sources import RowSource
+from ..model.hourglass import Output
 from ..model.stacked import StackedHourglass
 from ..model.stacked import stack_refusal as model_refusal
 from .history import History
@@ -95,7 +97,8 @@ def fit_together(trainers: Sequence[Trainer], data: torch.Tensor) -> list[Histor
     lead = trainers[0]
     with using_threads(run_threads(lead, sources[0])):
         for t, source in zip(trainers, sources, strict=True):
-            run_threads(t, source)  # the thread count lead chose: recorded, no probe
+            t.thread_choice = lead.thread_choice  # the stack runs at one count: the lead's
+            run_threads(t, source)  # recorded in each history, no probe
             t._begin(source)
         stack = StackedHourglass([t.module for t in trainers])
         optimizer = make_optimizer(stack.net, lead.config)
@@ -151,6 +154,11 @@ def _fit_epoch(
         t._end_epoch(source, record, [None, None])
 
 
+def _slice(out: Output, member: int) -> Output:
+    """One member's :class:`~aekit.model.Output` out of the stack's."""
+    return Output(*(field[member] for field in out))
+
+
 def _member_loss(
     objective: Objective,
     local_rows: int,
@@ -178,17 +186,28 @@ def _step(
     gradient alone.
     """
     lead = members[0]
+    rows = x.shape[1]
     with autocast(lead.device, lead.config.precision):
         clean = lead.module.scale_input(x)  # one scaling for all (checked in fit_together)
         pairs = zip(members, clean, strict=True)
         noisy = torch.stack([t.objective.inputs(c, t.noise_gen, t._bounds) for t, c in pairs])
-        loss_fn = functools.partial(_member_loss, lead.objective, x.shape[1])
-        loss, recon_sum, penalty = stack.map(loss_fn, noisy, clean)
-    if lead.device.type == "cpu" and not bool(torch.isfinite(loss).all()):
-        bad = int((~torch.isfinite(loss)).nonzero()[0])
+        if stack.native and not lead.objective.penalised:  # no vmap: the sum of the losses
+            out = stack.forward(noisy)
+            total = lead.objective(out, clean, rows, rows)[0]
+            with torch.no_grad():  # each member's own figure, for its history
+                recon_sum = torch.stack(
+                    [lead.objective(_slice(out, i), c, rows, rows)[1] for i, c in enumerate(clean)]
+                )
+            penalty = torch.zeros_like(recon_sum)
+        else:
+            loss_fn = functools.partial(_member_loss, lead.objective, rows)
+            loss, recon_sum, penalty = stack.map(loss_fn, noisy, clean)
+            total = loss.sum()
+    if lead.device.type == "cpu" and not math.isfinite(total.item()):  # free on the CPU
+        bad = int((~torch.isfinite(recon_sum)).nonzero().flatten()[:1].sum())
         raise members[bad].diverged_error(step=batch + 1)
     optimizer.zero_grad(set_to_none=True)
-    loss.sum().backward()
+    total.backward()
     optimizer.step()
     recon_sum, penalty = recon_sum.detach(), penalty.detach()
     for i, t in enumerate(members):
