@@ -9,8 +9,8 @@ up to the rounding of a batched matrix product. One backward pass and one optimi
 then train every member: the members never mix (each stacked slice gets its own member's
 gradient), and Adam's update is element-wise.
 
-A plain MLP (no batch norm, missing values, categorical blocks, image layers or code
-penalty) runs without ``vmap``: every operation of its forward pass takes a leading member
+A plain MLP (no batch norm, categorical blocks, image layers or code penalty; missing
+values are fine) runs without ``vmap``: every operation of its forward pass takes a leading member
 axis as it is, except the linear layers, which :class:`MemberAxis` turns into one batched
 matrix product (``torch.baddbmm``) each. That saves ``vmap``'s per-operation cost, most of
 the step of a small model.
@@ -61,13 +61,13 @@ def runs_on_member_axis(config: ModelConfig) -> bool:
     """Whether an hourglass of ``config`` runs on rows of shape (n, rows, features) as it is.
 
     True for an MLP whose only layers that mix a row's features are linear ones: no batch
-    norm, missing values (their indicators are concatenated on the feature axis, 1), table
-    blocks (sliced on axis 1), image layers, centred top-k codes or code penalties.
+    norm (statistics over axis 0), table blocks (sliced on axis 1), image layers or code
+    activations and penalties (top-k, L1, KL). Missing values' indicators join the feature
+    axis, the last.
     """
     return (
         config.image_shape is None
         and not config.batch_norm
-        and not config.missing
         and not config.categorical_blocks
         and config.sparsity is None
     )
