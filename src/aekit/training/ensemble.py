@@ -12,7 +12,9 @@ A member that stops (early stopping, ``max_time``) is frozen: its weights stay t
 last epoch (its callbacks then load its best ones), and the stack drops its slice, so the
 remaining members train as a smaller stack. The results equal a sequential fit's up to the
 rounding of batched matrix products (``tests/test_ensembles.py`` compares them member by
-member).
+member). Two figures are the stack's rather than the member's: an epoch's ``seconds`` (and
+``samples_per_s``) are the joint epoch's, and ``max_time`` counts the joint run's seconds, so
+where it binds a member trains fewer epochs than alone.
 
 :func:`stack_refusal` names what keeps members from training together (streamed or sparse
 rows, DDP, checkpoints, divergence retries, a plateau schedule, dropout...); the estimator
