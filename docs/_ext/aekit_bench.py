@@ -109,6 +109,15 @@ def contention(data: dict[str, Any]) -> Table:
 
 def ensembles(data: dict[str, Any]) -> Table:
     """benchmarks/ensembles.py: an ensemble's fit time over one member's, one pass or not."""
+    alone = {r["estimator"]: r for r in data["rows"] if r["members"] == 1}
+
+    def per_epoch(r: dict[str, Any]) -> str:  # CPU seconds per epoch of the longest member
+        one = alone.get(r["estimator"])
+        if one is None or "cpu_seconds" not in r:
+            return "–"
+        each = (r["cpu_seconds"] / r["max_epochs"]) / (one["cpu_seconds"] / one["max_epochs"])
+        return _f(each, 2)
+
     rows = [
         [
             r["estimator"],
@@ -116,12 +125,17 @@ def ensembles(data: dict[str, Any]) -> Table:
             r["how"],
             _f(r["seconds"], 1),
             f"**{_f(r['x_one_member'], 2)}**",
+            _f(r.get("x_one_cpu"), 2),
+            per_epoch(r),
             str(r["max_epochs"]),
+            ", ".join(str(t) for t in r.get("threads", [])) or "–",
             _f(r.get("rmse")),
         ]
         for r in data["rows"]
     ]
-    header = ["estimator", "members", "fitted", "seconds", "× one member", "epochs", "RMSE"]
+    header = ["estimator", "members", "fitted", "seconds", "× one member", "× one (CPU s)"]
+    header += ["× one per epoch (CPU s)"]
+    header += ["epochs", "threads", "RMSE"]
     return header, rows
 
 
