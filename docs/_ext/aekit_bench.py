@@ -113,8 +113,8 @@ def ensembles(data: dict[str, Any]) -> Table:
 
     def per_epoch(r: dict[str, Any]) -> str:  # CPU seconds per epoch of the longest member
         one = alone.get(r["estimator"])
-        if one is None or "cpu_seconds" not in r:
-            return "–"
+        if one is None or "cpu_seconds" not in r or r["how"] == "one after another":
+            return "–"  # one after another: every member's epochs add up
         each = (r["cpu_seconds"] / r["max_epochs"]) / (one["cpu_seconds"] / one["max_epochs"])
         return _f(each, 2)
 
