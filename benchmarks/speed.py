@@ -41,6 +41,7 @@ from aekit.analysis import row_errors
 from aekit.data.formats import read_array
 
 from _common import environment, write_json
+from _fixed_costs import print_fixed_costs, run_fixed_costs
 
 CODE_DIM = 30
 ARCHS = {"small": (256,), "large": (1000, 500, 250)}
@@ -420,10 +421,18 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated name prefixes of the contenders to run (the hand loop always runs)",
     )
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/speed.json"))
+    parser.add_argument(
+        "--section",
+        choices=("all", "fixed-costs"),
+        default="all",
+        help="fixed-costs: only the fixed costs of a fit (_fixed_costs.py), own JSON",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="JSON path (default per section)")
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.epochs, args.repeats = 1000, 1, 1
+    if args.section == "fixed-costs":
+        return fixed_costs(args)
     torch.set_num_threads(args.threads)
     with threadpool_limits(args.threads):
         X, X_test, source = load_rows(args.data, args.synthetic, args.rows)
@@ -448,7 +457,22 @@ def main(argv: list[str] | None = None) -> int:
         res["load_average"] = {"start": load_before, "end": os.getloadavg()}
     res["targets"] = targets(res)
     print_report(res)
-    write_json(args.out, res)
+    write_json(args.out or Path("benchmarks/results/speed.json"), res)
+    return 0
+
+
+def fixed_costs(args: argparse.Namespace) -> int:
+    """The fixed-costs section alone: aekit's own thread choice (no --threads), its own JSON."""
+    X, X_test, source = load_rows(args.data, args.synthetic, args.rows)
+    rows = np.concatenate([X, X_test])
+    res: dict[str, Any] = {
+        "data": source, "rows": len(rows), "repeats": args.repeats,
+        **environment("versions", "cpus", "cpu"), "load_average": {"start": os.getloadavg()},
+    }  # fmt: skip
+    res["fits"] = run_fixed_costs(rows, args.repeats, CODE_DIM, ARCHS["small"], args.batch_small)
+    res["load_average"]["end"] = os.getloadavg()
+    print_fixed_costs(res)
+    write_json(args.out or Path("benchmarks/results/speed_fixed_costs.json"), res)
     return 0
 
 

@@ -294,7 +294,9 @@ class TrainConfig(JsonConfig):
         0.0, "Relative improvement of the validation loss that counts as progress."
     )
     max_time: float | None = option(
-        None, "Wall-clock budget in seconds; training stops after the epoch that exceeds it."
+        None,
+        "Wall-clock budget in seconds; training stops after the epoch that exceeds it, or "
+        "within that epoch once it runs half the median epoch past the budget.",
     )
     random_state: int | None = option(
         None,

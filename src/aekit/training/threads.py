@@ -156,9 +156,11 @@ def run_threads(trainer: TrainerLike, source: RowSource) -> int:
     choice = trainer.thread_choice
     if choice is None or recorded not in (None, choice.count):
         config, model_config = trainer.config, trainer.module.config
+        tick = time.perf_counter()
         choice = choose_threads(
             config, model_config, source, trainer.device, trainer.ranks, recorded=recorded
         )
+        trainer.history.setup_seconds["threads"] = time.perf_counter() - tick
         trainer.thread_choice = choice
     trainer.history.threads = choice.count
     return choice.count
