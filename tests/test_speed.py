@@ -11,6 +11,7 @@ import torch
 
 from aekit import Autoencoder, Hourglass, ModelConfig, TrainConfig, Trainer
 from aekit.errors import ModelFileError
+from aekit.model import pca_start
 from aekit.training import History, denormals
 from aekit.training.budget import past_deadline
 from aekit.training.callbacks import Callback
@@ -101,3 +102,25 @@ def test_a_slow_last_epoch_is_cut_at_a_step_boundary(monkeypatch):
     assert len(history) == 3 and history.records[-1]["batches"] == 1
     assert "batches" not in history.records[0]  # whole epochs say nothing
     assert np.isfinite(history.records[-1]["train_loss"])
+
+
+# -- the PCA start --------------------------------------------------------------------------
+def test_the_fast_start_finds_the_exact_directions(monkeypatch):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 12)) @ rng.normal(size=(12, 300)) + 0.1 * rng.normal(
+        size=(2000, 300)
+    )
+    X = torch.from_numpy((X + 5.0).astype(np.float32))  # off-centre: the mean must come off
+    assert X.shape[1] >= pca_start.FAST_MIN_FEATURES
+    calls = []
+    real = pca_start._leading_eigenvectors
+    monkeypatch.setattr(pca_start, "_leading_eigenvectors", lambda *a: calls.append(a) or real(*a))
+    mean, fast = pca_start.principal_directions(X, lambda x: x, 8)
+    assert len(calls) == 1  # the subspace iteration on the covariance ran
+    monkeypatch.setattr(pca_start, "FAST_MIN_FEATURES", 10**9)  # float64 and eigh
+    exact_mean, exact = pca_start.principal_directions(X, lambda x: x, 8)
+    assert len(calls) == 1
+    assert torch.allclose(mean, exact_mean, atol=1e-5)
+    assert torch.allclose(fast @ fast.T, torch.eye(8, dtype=torch.float64), atol=1e-10)
+    assert torch.linalg.svdvals(exact @ fast.T).min() > 1 - 1e-8  # the same subspace
+    assert torch.allclose(fast, exact, atol=1e-4)  # and the same signed directions
