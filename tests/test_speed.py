@@ -5,6 +5,9 @@ No test here times anything: clocks are replaced where a rule reads one.
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -12,10 +15,13 @@ import torch
 from aekit import Autoencoder, Hourglass, ModelConfig, TrainConfig, Trainer
 from aekit.errors import ModelFileError
 from aekit.model import pca_start
-from aekit.training import History, denormals
+from aekit.training import History, denormals, rethreads, threads
 from aekit.training.budget import past_deadline
 from aekit.training.callbacks import Callback
+from aekit.training.cpus import SHARE_ENV
 from aekit.training.denormals import flushes_denormals, flushing_denormals
+from aekit.training.rethreads import REPROBE_SECONDS, reprobe_reason
+from aekit.training.threads import ThreadChoice
 
 
 def rows(n=300, d=8, seed=0):
@@ -124,3 +130,66 @@ def test_the_fast_start_finds_the_exact_directions(monkeypatch):
     assert torch.allclose(fast @ fast.T, torch.eye(8, dtype=torch.float64), atol=1e-10)
     assert torch.linalg.svdvals(exact @ fast.T).min() > 1 - 1e-8  # the same subspace
     assert torch.allclose(fast, exact, atol=1e-4)  # and the same signed directions
+
+
+# -- probing the threads again --------------------------------------------------------------
+PROBED = ThreadChoice(1, "probe", 4, 4, seconds={1: 1.0, 2: 1.0, 4: 1.0}, budget=4)
+
+
+def test_a_slow_epoch_or_an_old_probe_below_the_budget_asks_for_a_new_probe():
+    now = PROBED.probed_at + 1.0
+    assert reprobe_reason(PROBED, [2.0], now) is None  # one epoch: nothing to compare
+    assert reprobe_reason(PROBED, [2.0, 2.1, 2.9], now) is None  # within SLOW of the median
+    assert "times the median" in reprobe_reason(PROBED, [2.0, 2.1, 3.2], now)
+    old = PROBED.probed_at + REPROBE_SECONDS
+    assert "1 of 4 threads" in reprobe_reason(PROBED, [2.0, 2.0], old)
+    at_budget = dataclasses.replace(PROBED, count=4)
+    assert reprobe_reason(at_budget, [2.0, 2.0], old) is None  # nothing more to gain
+    chosen = dataclasses.replace(PROBED, seconds={})  # threads=N, a resumed run's count
+    assert reprobe_reason(chosen, [2.0, 9.0], old) is None
+
+
+class SeesThreads(Callback):
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def on_epoch_begin(self, trainer, **kwargs):
+        self.seen.append(torch.get_num_threads())
+
+
+@pytest.fixture()
+def four_cpus(monkeypatch):
+    """threads='auto' in a fresh process on 4 usable CPUs; torch's count put back after."""
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", SHARE_ENV):
+        monkeypatch.delenv(name, raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    monkeypatch.setattr(threads, "STARTUP_THREADS", 4)
+    monkeypatch.setattr(threads, "usable_cpus", lambda: 4)
+    monkeypatch.setattr(threads, "_RECENT", {})
+    yield
+    torch.set_num_threads(before)
+
+
+def test_a_run_probed_under_a_passing_load_takes_more_threads_when_it_has_passed(
+    four_cpus, monkeypatch
+):
+    timings = iter([{1: 1.0, 2: 1.0, 4: 1.0}, {1: 1.0, 2: 0.5, 4: 0.4}])  # the load passes
+    monkeypatch.setattr(threads, "probe_seconds", lambda *a, **k: next(timings))
+    monkeypatch.setattr(rethreads, "REPROBE_SECONDS", 0.0)
+    monkeypatch.setattr(rethreads, "SLOW", math.inf)  # real epoch times are not compared here
+    fit = trainer(threads="auto")
+    watch = SeesThreads()
+    fit.callbacks.append(watch)
+    history = fit.fit(rows())
+    assert watch.seen == [1, 4, 4]  # probed again after the first epoch only (at the budget)
+    assert history.threads == 4 and torch.get_num_threads() == 4  # put back: torch's own 4
+
+
+def test_an_explicit_count_is_never_probed_again(four_cpus, monkeypatch):
+    monkeypatch.setattr(threads, "probe_seconds", lambda *a, **k: pytest.fail("probed"))
+    monkeypatch.setattr(rethreads, "REPROBE_SECONDS", 0.0)
+    watch = SeesThreads()
+    fit = trainer(threads=2)
+    fit.callbacks.append(watch)
+    assert fit.fit(rows()).threads == 2 and watch.seen == [2, 2, 2]

@@ -54,6 +54,7 @@ from .prepare import (
     validation_split,
     wrap_network,
 )
+from .rethreads import rethread
 from .run_state import RunState
 from .sparse_step import input_path, sparse_loss
 from .threads import ThreadChoice, run_threads, using_threads
@@ -212,6 +213,8 @@ class Trainer(RunState):
             self.request_stop("max_time")
         if self.ranks.any(bool(self._stop_reason), self.device) and not self._stop_reason:
             self._stop_reason = "max_time"  # another rank's clock ran out
+        if not self._stop_reason and self.position["epoch"] < self.config.epochs:
+            rethread(self)  # a slow epoch, or fewer threads than the budget for a while
         self._at_boundary = True
         self._notify("on_epoch_boundary", epoch=epoch)
 
