@@ -10,8 +10,8 @@ Sections (``--section``, default all):
   words are pushed towards 0, through the denormal range) on the sparse path, and dense rows
   (MNIST's 10,000 test images, or synthetic ones of that shape), each trained ``--epochs``
   epochs with denormals flushed (aekit's default) and without (``FLUSH = False``), one run
-  after the other. Reported: samples/s of every epoch, and the median of the last two epochs over the median
-  of the first two (target: at least 0.8, i.e. within 20 %).
+  after the other. Reported: samples/s of every epoch, and the median of the last two epochs
+  over the median of the first two (target: at least 0.8, i.e. within 20 %).
 - ``max-time``: the same bag-of-words fit with ``max_time`` set to ``--budget-epochs`` times
   the first run's median epoch: how far training ran past the budget, against the median
   epoch (target: at most one median epoch).
