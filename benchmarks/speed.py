@@ -370,6 +370,9 @@ def print_report(res: dict[str, Any]) -> None:
     print(f"\nfp32 matmul peak {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s; "
           f"{res['threads']} threads; data {res['data']} ({res['train_rows']} train rows); "
           f"{res['epochs']} epochs; medians of {res['repeats']} interleaved repeats")  # fmt: skip
+    flags = res.get("cpu_flags", {})
+    bf16 = [name for name in ("avx512_bf16", "amx_bf16") if flags.get(name)]
+    print(f"bf16 instructions: {', '.join(bf16) or 'none (bf16 is emulated: measure fp32)'}")
     for arch, info in res["training"].items():
         widths = "-".join(map(str, info["hidden"]))
         mflops = info["flops_per_sample"] / 1e6
@@ -440,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         res: dict[str, Any] = {
             "data": source, "train_rows": len(X), "test_rows": len(X_test),
             "epochs": args.epochs, "repeats": args.repeats, "threads": args.threads,
-            **environment("torch", "cpu"),
+            **environment("torch", "cpu", "cpu_flags"),
             "device": args.device,
             "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
         }  # fmt: skip
