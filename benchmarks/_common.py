@@ -47,6 +47,17 @@ def _torch_threads() -> int:
     return torch.get_num_threads()
 
 
+def _cpu_flags() -> dict[str, bool]:
+    """Which of the CPU flags that decide bf16 and fp32 speed this machine has (Linux)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
+                  if line.startswith("flags")), [])  # fmt: skip
+    return {name: name in flags for name in ("avx2", "avx512f", "avx512_bf16", "amx_bf16")}
+
+
 # One definition of each environment field (torch is imported only by the fields that need it).
 FIELDS: dict[str, Callable[[], Any]] = {
     "versions": versions,  # aekit, torch, sklearn, python
@@ -57,6 +68,7 @@ FIELDS: dict[str, Callable[[], Any]] = {
     "cpu": lambda: platform.processor() or platform.machine(),
     "machine": platform.machine,
     "platform": platform.platform,
+    "cpu_flags": _cpu_flags,  # avx2, avx512f, avx512_bf16, amx_bf16: bf16 has hardware or not
 }
 
 

@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/shards.py                     # both sections (~5 min on 2 cores)
     .venv/bin/python benchmarks/shards.py --section bytes     # counts: load-independent
     .venv/bin/python benchmarks/shards.py --section speed     # a timing: run it on a quiet machine
+    .venv/bin/python benchmarks/shards.py --section curve     # --nproc 2 vs 1 by model size
     .venv/bin/python benchmarks/shards.py --quick             # a smoke run: tiny data, N = 2
 
 Writes a synthetic parquet folder (shards of several row groups, Spark's ``_SUCCESS`` beside
@@ -18,6 +19,13 @@ rank 0's ``samples_per_s`` (global rows per second of training steps), the media
 epochs after the first: one process at 1 thread and at one per core, two processes with the
 cores split between them (``OMP_NUM_THREADS`` and ``threads=``; on a loaded machine extra
 threads can cost far more than they bring, so both one-process figures are kept).
+**Curve** (``--section curve``, not part of "all"; a timing): the same ``.npy`` folder
+(256 features) fitted by models of growing size (hidden widths :data:`CURVE_HIDDEN`), one
+process at one thread a core against two processes with the cores split between them, at the
+default batch (256 rows in all, 128 a rank under two processes) and at a per-rank batch as
+large as one process's (512 in all: each rank steps on 256 rows): from which model size
+``--nproc 2`` pays on a CPU machine (rank 0's samples/s, the median over the epochs after
+the first).
 Prints a table and writes ``--out`` as JSON (a section run alone keeps the other's figures
 there, for the same data size).
 """
@@ -25,6 +33,7 @@ there, for the same data size).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -42,6 +51,9 @@ from _common import environment, write_json
 OUT = Path(__file__).resolve().parent / "results" / "shards.json"
 FULL = {"shards": 16, "groups": 8, "group_rows": 2048, "features": 32, "epochs": 3}
 QUICK = {"shards": 8, "groups": 4, "group_rows": 256, "features": 16, "epochs": 2}
+CURVE = {"shards": 8, "groups": 2, "group_rows": 1024, "features": 256, "epochs": 3}
+CURVE_QUICK = {"shards": 4, "groups": 2, "group_rows": 256, "features": 64, "epochs": 2}
+CURVE_HIDDEN = [(64,), (512,), (1024, 256), (2048, 1024)]  # ~0.04M to ~3M weights at 256
 PARAMS = {
     "code_dim": 8,
     "hidden": (64,),
@@ -77,8 +89,18 @@ def write_folders(work: Path, size: dict[str, int]) -> dict[str, Path]:
     return folders
 
 
-def run(folder: Path, kind: str, nproc: int, size: dict[str, int], threads: int) -> dict[str, Any]:
-    """Fit the folder in ``nproc`` processes; rank 0's history and the dataset's bytes."""
+def run(
+    folder: Path,
+    kind: str,
+    nproc: int,
+    size: dict[str, int],
+    threads: int,
+    params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Fit the folder in ``nproc`` processes; rank 0's history and the dataset's bytes.
+
+    ``params`` override :data:`PARAMS` (the curve's model sizes and batches).
+    """
     from aekit.training.distributed import torchrun_command
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,6 +112,7 @@ def run(folder: Path, kind: str, nproc: int, size: dict[str, int], threads: int)
             str(out),
             str(size["group_rows"]),
             str(size["epochs"]),
+            json.dumps(params or {}),
         ]
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         done = subprocess.run(
@@ -100,7 +123,7 @@ def run(folder: Path, kind: str, nproc: int, size: dict[str, int], threads: int)
         return json.loads(out.read_text())
 
 
-def worker(folder: str, out: str, block_rows: int, epochs: int) -> None:
+def worker(folder: str, out: str, block_rows: int, epochs: int, params: str = "{}") -> None:
     """Under torchrun: fit the folder streamed; rank 0 writes the history's records."""
     from aekit import Autoencoder
     from aekit.data.folders import ShardedRows
@@ -109,7 +132,8 @@ def worker(folder: str, out: str, block_rows: int, epochs: int) -> None:
     with distributed_session("cpu") as ctx:
         source = ShardedRows(folder, block_rows=block_rows)
         threads = int(os.environ["OMP_NUM_THREADS"])  # the benchmark's choice, no probe
-        ae = Autoencoder(**PARAMS, epochs=epochs, threads=threads).fit(source)
+        overrides = json.loads(params)
+        ae = Autoencoder(**{**PARAMS, **overrides}, epochs=epochs, threads=threads).fit(source)
         if ctx.is_main:
             result = {
                 "records": ae.history_.records,
@@ -169,21 +193,53 @@ def speed_section(folders: dict[str, Path], size: dict[str, int]) -> list[dict[s
     return rows
 
 
+def curve_section(folder: Path, size: dict[str, int], quick: bool) -> list[dict[str, Any]]:
+    """Samples/s of one process and of two, by model size and per-rank batch (the curve)."""
+    cores = len(os.sched_getaffinity(0))
+    rows = []
+    print(f"\n{'hidden':>12} {'weights':>9} {'batch':>6} {'1 proc':>9} {'2 procs':>9} {'2 / 1':>6}")
+    for hidden in CURVE_HIDDEN[:2] if quick else CURVE_HIDDEN:
+        widths = [size["features"], *hidden, PARAMS["code_dim"]]
+        weights = 2 * sum(a * b for a, b in itertools.pairwise(widths))
+        for batch in (256, 512):
+            rates = {}
+            for nproc, threads in ((1, cores), (2, max(1, cores // 2))):
+                params = {"hidden": list(hidden), "batch_size": batch}
+                found = run(folder, "npy", nproc, size, threads, params)
+                speeds = [r["samples_per_s"] for r in found["records"]]
+                rates[nproc] = statistics.median(speeds[1:] or speeds)
+            rows.append({"hidden": list(hidden), "weights": weights, "batch_size": batch,
+                         "per_rank_batch_2": batch // 2, "one_process": rates[1],
+                         "two_processes": rates[2], "ratio": rates[2] / rates[1]})  # fmt: skip
+            print(f"{'-'.join(map(str, hidden)):>12} {weights:>9,} {batch:>6} {rates[1]:>9,.0f} "
+                  f"{rates[2]:>9,.0f} {rates[2] / rates[1]:>6.2f}", flush=True)  # fmt: skip
+    return rows
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        folder, out, block_rows, epochs = sys.argv[2:6]
-        worker(folder, out, int(block_rows), int(epochs))
+        folder, out, block_rows, epochs, params = sys.argv[2:7]
+        worker(folder, out, int(block_rows), int(epochs), params)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--quick", action="store_true", help="tiny data; bytes at N = 2, speed on npy"
     )
-    parser.add_argument("--section", choices=["all", "bytes", "speed"], default="all")
+    parser.add_argument("--section", choices=["all", "bytes", "speed", "curve"], default="all")
     parser.add_argument(
         "--work", type=Path, help="folder for the synthetic data (default: a temporary one)"
     )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     size = QUICK if args.quick else FULL
+    if args.section == "curve":  # its own data size and JSON key
+        size = CURVE_QUICK if args.quick else CURVE
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = write_folders(args.work or Path(tmp), size)["npy"]
+            curve = {"size": size, "machine": environment("cpus", "python"),
+                     "rows": curve_section(folder, size, args.quick)}  # fmt: skip
+        earlier = json.loads(args.out.read_text()) if args.out.is_file() else {}
+        write_json(args.out, {**earlier, "curve": curve})
+        return
     with tempfile.TemporaryDirectory() as tmp:
         folders = write_folders(args.work or Path(tmp), size)
         result: dict[str, Any] = {

@@ -18,9 +18,10 @@ Sections (``--section``, default all but ``speed``):
   memory above the post-import baseline against 2 × the CSR's bytes + model + optimiser
   state (target: at most that).
 - ``speed`` (timing: run on a quiet machine): samples/s of the sparse path against
-  densifying each batch; ``TruncatedSVD(30)``'s fit time and held-out error, and the
-  autoencoder's time to reach it; one step's time and its parts (first layer, output layer,
-  optimiser) at widths 10k, 30k and 100k with the same non-zeros per row.
+  densifying each batch, on ``--speed-rows`` (default 50,000) rows of ``--cols`` (100,000)
+  features; ``TruncatedSVD(30)``'s fit time and held-out error, and the autoencoder's time
+  to reach it (its fit capped at ``--speed-seconds``); one step's time and its parts (first
+  layer, output layer, optimiser) at widths 10k, 30k and 100k with the same non-zeros per row.
 
 ``--quick`` shrinks everything to a smoke test (seconds to a minute). Prints a table per
 section and writes ``benchmarks/results/sparse.json`` (or ``--out``).
@@ -393,7 +394,7 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
 
     from aekit import Autoencoder, Callback
 
-    rows, cols = (5000, 5000) if args.quick else (args.rows, args.cols)
+    rows, cols = (5000, 5000) if args.quick else (args.speed_rows, args.cols)
     X = topic_csr(rows, cols, args.per_row)
     test = X[-2000:]
     out: dict[str, Any] = {"shape": [rows, cols]}
@@ -428,7 +429,8 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
             curve.append((trainer.elapsed(), module_error(trainer.module, test)))
             trainer.module.train()
 
-    ae = Autoencoder(code_dim=30, scaling="none", random_state=SEED, epochs=3 if args.quick else 20)
+    ae = Autoencoder(code_dim=30, scaling="none", random_state=SEED, epochs=3 if args.quick else 20,
+                     max_time=args.speed_seconds)  # fmt: skip
     ae.fit(X[:-2000], callbacks=(Watch(),))
     out["ae_curve"] = curve
     reached = [t for t, e in curve if e <= out["svd_error"]]
@@ -460,6 +462,12 @@ def main() -> None:
     parser.add_argument("--cols", type=int, default=100_000)
     parser.add_argument("--per-row", type=int, default=50)
     parser.add_argument("--max-batches", type=int, default=200)
+    parser.add_argument(
+        "--speed-rows", type=int, default=50_000, help="speed: rows of the --cols-wide CSR"
+    )
+    parser.add_argument(
+        "--speed-seconds", type=float, default=240.0, help="speed: the AE's time-to-error budget"
+    )
     parser.add_argument("--val-fraction", type=float, default=0.1, help="memory: held out")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--generate", help=argparse.SUPPRESS)

@@ -41,6 +41,7 @@ from aekit.analysis import row_errors
 from aekit.data.formats import read_array
 
 from _common import environment, write_json
+from _fixed_costs import print_fixed_costs, run_fixed_costs
 
 CODE_DIM = 30
 ARCHS = {"small": (256,), "large": (1000, 500, 250)}
@@ -369,6 +370,9 @@ def print_report(res: dict[str, Any]) -> None:
     print(f"\nfp32 matmul peak {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s; "
           f"{res['threads']} threads; data {res['data']} ({res['train_rows']} train rows); "
           f"{res['epochs']} epochs; medians of {res['repeats']} interleaved repeats")  # fmt: skip
+    flags = res.get("cpu_flags", {})
+    bf16 = [name for name in ("avx512_bf16", "amx_bf16") if flags.get(name)]
+    print(f"bf16 instructions: {', '.join(bf16) or 'none (bf16 is emulated: measure fp32)'}")
     for arch, info in res["training"].items():
         widths = "-".join(map(str, info["hidden"]))
         mflops = info["flops_per_sample"] / 1e6
@@ -420,10 +424,18 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated name prefixes of the contenders to run (the hand loop always runs)",
     )
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/speed.json"))
+    parser.add_argument(
+        "--section",
+        choices=("all", "fixed-costs"),
+        default="all",
+        help="fixed-costs: only the fixed costs of a fit (_fixed_costs.py), own JSON",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="JSON path (default per section)")
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.epochs, args.repeats = 1000, 1, 1
+    if args.section == "fixed-costs":
+        return fixed_costs(args)
     torch.set_num_threads(args.threads)
     with threadpool_limits(args.threads):
         X, X_test, source = load_rows(args.data, args.synthetic, args.rows)
@@ -431,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         res: dict[str, Any] = {
             "data": source, "train_rows": len(X), "test_rows": len(X_test),
             "epochs": args.epochs, "repeats": args.repeats, "threads": args.threads,
-            **environment("torch", "cpu"),
+            **environment("torch", "cpu", "cpu_flags"),
             "device": args.device,
             "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
         }  # fmt: skip
@@ -448,7 +460,22 @@ def main(argv: list[str] | None = None) -> int:
         res["load_average"] = {"start": load_before, "end": os.getloadavg()}
     res["targets"] = targets(res)
     print_report(res)
-    write_json(args.out, res)
+    write_json(args.out or Path("benchmarks/results/speed.json"), res)
+    return 0
+
+
+def fixed_costs(args: argparse.Namespace) -> int:
+    """The fixed-costs section alone: aekit's own thread choice (no --threads), its own JSON."""
+    X, X_test, source = load_rows(args.data, args.synthetic, args.rows)
+    rows = np.concatenate([X, X_test])
+    res: dict[str, Any] = {
+        "data": source, "rows": len(rows), "repeats": args.repeats,
+        **environment("versions", "cpus", "cpu"), "load_average": {"start": os.getloadavg()},
+    }  # fmt: skip
+    res["fits"] = run_fixed_costs(rows, args.repeats, CODE_DIM, ARCHS["small"], args.batch_small)
+    res["load_average"]["end"] = os.getloadavg()
+    print_fixed_costs(res)
+    write_json(args.out or Path("benchmarks/results/speed_fixed_costs.json"), res)
     return 0
 
 

@@ -189,6 +189,40 @@ def shards(data: dict[str, Any]) -> Table:
     return ["N", "data", "training bytes × N / dataset", "validation"], rows
 
 
+def shards_curve(data: dict[str, Any]) -> Table:
+    """benchmarks/shards.py --section curve: --nproc 2 against 1 process, by model size."""
+    header = ["hidden", "weights", "batch (in all)", "1 process", "2 processes", "2 / 1"]
+    rows = [
+        ["-".join(map(str, r["hidden"])), f"{r['weights']:,}", str(r["batch_size"]),
+         f"{r['one_process']:,.0f}", f"{r['two_processes']:,.0f}", f"**{_f(r['ratio'], 2)}**"]
+        for r in data.get("curve", {}).get("rows", [])
+    ]  # fmt: skip
+    return header, rows or [["not measured yet", "", "", "", "", ""]]
+
+
+def fixed_costs(data: dict[str, Any]) -> Table:
+    """benchmarks/speed.py --section fixed-costs: seconds before the first step, and share."""
+    rows = []
+    for name, info in data["fits"].items():
+        m = info["median_seconds"]
+        rows.append([name, f"{info['epochs']:.0f}", _f(m["total"], 2), _f(m["threads"], 3),
+                     _f(m["start"], 3), _f(m["start_validation"], 3),
+                     f"**{100 * info['fixed_share']:.1f} %**"])  # fmt: skip
+    header = ["fit", "epochs", "total s", "thread probe s", "start (PCA) s", "start validation s",
+              "fixed share"]  # fmt: skip
+    return header, rows
+
+
+def epochs(data: dict[str, Any]) -> Table:
+    """benchmarks/epochs.py --section slowdown: samples/s by epoch, last over first epochs."""
+    rows = [
+        [name, run["input_path"], " ".join(f"{s:,.0f}" for s in run["samples_per_s"]),
+         f"**{_f(run['last_over_first'], 2)}**"]
+        for name, run in data.get("slowdown", {}).items() if isinstance(run, dict)
+    ]  # fmt: skip
+    return ["run", "path", "samples/s, epoch by epoch", "last / first"], rows
+
+
 def sparse(data: dict[str, Any]) -> Table:
     """benchmarks/sparse.py --section quality: held-out error, sparse rows, vs TruncatedSVD."""
     rows = [
@@ -252,7 +286,10 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], Table]] = {
     "impute": impute,
     "impute_penguins": impute_penguins,
     "shards": shards,
+    "shards_curve": shards_curve,
     "sparse": sparse,
+    "fixed_costs": fixed_costs,
+    "epochs": epochs,
 }
 
 

@@ -294,7 +294,9 @@ class TrainConfig(JsonConfig):
         0.0, "Relative improvement of the validation loss that counts as progress."
     )
     max_time: float | None = option(
-        None, "Wall-clock budget in seconds; training stops after the epoch that exceeds it."
+        None,
+        "Wall-clock budget in seconds; training stops after the epoch that exceeds it, or "
+        "within that epoch once it runs half the median epoch past the budget.",
     )
     random_state: int | None = option(
         None,
@@ -309,7 +311,8 @@ class TrainConfig(JsonConfig):
         "Intra-op CPU threads while training. 'auto': the CPUs this process may use (affinity "
         "and cgroup quota; its share under DDP), fewer when a probe of a few steps before the "
         "first one finds more threads no faster (a busy core makes threads wait for each "
-        "other), and an explicit torch.set_num_threads or OMP_NUM_THREADS is kept; 'torch': "
+        "other; probed again between epochs after a slow epoch, or every 30 s while below "
+        "the budget), and an explicit torch.set_num_threads or OMP_NUM_THREADS is kept; 'torch': "
         "torch's count, untouched. The count is recorded in the history and reused on resume "
         "(results differ in the last bits between counts); fit restores torch's count.",
     )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -333,12 +334,16 @@ class Autoencoder(
         # a RandomState is drawn from once here, so the init and training seeds agree
         params = {**self.get_params(), "random_state": seed_from(self.random_state)}
         resolved = resolve_configs(params, stats)
+        tick = time.perf_counter()
         if threads is None:
             threads = choose_threads(resolved[1], resolved[0], rows)
+        chosen = time.perf_counter()
         with using_threads(threads.count):
             module, train_config, scaling = initial_model(params, rows, stats, resolved)
         trainer = Trainer(module, train_config, callbacks)
         trainer.thread_choice = threads
+        setup = {"threads": chosen - tick, "start": time.perf_counter() - chosen}
+        trainer.history.setup_seconds.update(setup)
         return trainer, scaling
 
     def _set_fitted(

@@ -10,7 +10,11 @@
 - :mod:`~aekit.training.history`: the per-epoch record.
 - :mod:`~aekit.training.distributed`: ``torchrun`` / DDP sessions, agreement between ranks.
 - :mod:`~aekit.training.threads`: how many CPU threads a run uses (the policy, the probe);
+  :mod:`~aekit.training.rethreads`: probing again between epochs;
   :mod:`~aekit.training.cpus`: the CPUs a process may use (affinity, cgroup quota).
+- :mod:`~aekit.training.denormals`: denormal numbers flushed to zero while training on the CPU.
+- :mod:`~aekit.training.budget`: when ``max_time`` ends an epoch early.
+- :mod:`~aekit.training.run_state`: the trainer's state between two steps.
 """
 
 from .callbacks import Callback, Checkpointer, EarlyStopping, LogProgress, default_callbacks

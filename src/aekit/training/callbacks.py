@@ -151,7 +151,7 @@ class EarlyStopping(Callback):
             self.best_state = {
                 k: v.detach().clone() for k, v in trainer.module.state_dict().items()
             }
-            self.initial_state = {k: v.clone() for k, v in self.best_state.items()}
+            self.initial_state = self.best_state  # one copy: a new best is a new dict
 
     def on_epoch_end(self, trainer: TrainerLike, *, record: dict[str, Any], **kwargs: Any) -> None:
         """Track the best epoch; ask to stop after ``patience`` epochs without progress."""

@@ -35,6 +35,7 @@ from ..data.sources import RowSource
 from ..model.hourglass import Output
 from ..model.stacked import StackedHourglass
 from ..model.stacked import stack_refusal as model_refusal
+from .denormals import flushing_denormals
 from .history import History
 from .objective import Objective, autocast
 from .optim import make_optimizer
@@ -97,7 +98,7 @@ def fit_together(trainers: Sequence[Trainer], data: torch.Tensor) -> list[Histor
         raise ValueError(f"these members cannot train together: {reason}")
     sources = [t._prepare(data) for t in trainers]
     lead = trainers[0]
-    with using_threads(run_threads(lead, sources[0])):
+    with using_threads(run_threads(lead, sources[0])), flushing_denormals(lead.device):
         for t, source in zip(trainers, sources, strict=True):
             t.thread_choice = lead.thread_choice  # the stack runs at one count: the lead's
             run_threads(t, source)  # recorded in each history, no probe

@@ -51,6 +51,11 @@ class History:
     threads : int or None
         The intra-op thread count the run trained at (results differ in the last bits between
         counts; a resumed run reuses it); None in histories written before aekit recorded it.
+    setup_seconds : dict of str to float
+        Wall-clock seconds spent before the first step, by part: ``"threads"`` (choosing the
+        thread count, its probe included), ``"start"`` (building the starting model, the PCA
+        start included) and ``"start_validation"`` (the starting model's validation figures);
+        the parts a run had (empty in histories written before aekit recorded them).
     """
 
     records: list[dict[str, Any]] = field(default_factory=list)
@@ -58,6 +63,7 @@ class History:
     stop_reason: str = ""
     initial: dict[str, Any] | None = None
     threads: int | None = None
+    setup_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def train_loss(self) -> list[float]:
@@ -80,6 +86,7 @@ class History:
             "stop_reason": self.stop_reason,
             "initial": None if self.initial is None else dict(self.initial),
             "threads": self.threads,
+            "setup_seconds": dict(self.setup_seconds),
         }
 
     @classmethod
@@ -91,20 +98,25 @@ class History:
             "stop_reason": str,
             "initial": (dict, type(None)),
             "threads": (int, type(None)),
+            "setup_seconds": dict,
         }
-        # aekit 0.1 wrote no "initial", and aekit 0.2 no "threads"
-        optional = ("best_epoch", "stop_reason", "initial", "threads")
+        # aekit 0.1 wrote no "initial", aekit 0.2 no "threads", and older files no "setup_seconds"
+        optional = ("best_epoch", "stop_reason", "initial", "threads", "setup_seconds")
         data = check_fields(data, fields, "history", optional=optional)
         if not all(isinstance(r, dict) for r in data["records"]):
             raise ModelFileError("history: 'records' must be a list of JSON objects")
         if data.get("threads") is not None and data["threads"] < 1:
             raise ModelFileError(f"history: 'threads' must be >= 1, got {data['threads']}")
+        setup = data.get("setup_seconds", {})
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in setup.values()):
+            raise ModelFileError("history: 'setup_seconds' must map names to numbers of seconds")
         return cls(
             list(data["records"]),
             data.get("best_epoch"),
             data.get("stop_reason", ""),
             data.get("initial"),
             data.get("threads"),
+            {str(k): float(v) for k, v in setup.items()},
         )
 
     def save(self, path: str | os.PathLike[str]) -> None:

@@ -20,8 +20,9 @@ its first step, in this order:
    of a throwaway model at the budget, half of it, ... 1 thread, interleaved, and the run
    takes the **fewest threads within** :data:`MARGIN` **of the fastest**. More threads must
    earn their place: the fewer are as fast now, kinder to the neighbours, and a run on one
-   thread cannot collapse when a neighbour gets busy later. The count is then fixed for the
-   whole run (changing it mid-run would change the results). A fit within
+   thread cannot collapse when a neighbour gets busy later. The count is probed again
+   between epochs after a slow epoch, or while it is below the budget
+   (:mod:`~aekit.training.rethreads`: a passing load does not set a whole run). A fit within
    :data:`REUSE_SECONDS` of a probe of the same model and batch reuses its timings.
 
 Under DDP every rank probes, and all take rank 0's count. :func:`using_threads` sets the count
@@ -37,6 +38,7 @@ is read once, when torch loads OpenMP: it must be in the environment before ``im
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -67,6 +69,7 @@ __all__ = [
     "fewest_within",
     "ladder",
     "probe_seconds",
+    "probed_choice",
     "run_threads",
     "using_threads",
 ]
@@ -101,6 +104,10 @@ class ThreadChoice:
         Training processes on this machine (1 without DDP).
     seconds : dict of int to float
         The probe's median seconds per step by thread count (empty without a probe).
+    budget : int
+        The most threads the run may take (its share, at most torch's count).
+    probed_at : float
+        When the probe's timings were taken (``time.monotonic()``; 0 without a probe).
     """
 
     count: int
@@ -109,6 +116,8 @@ class ThreadChoice:
     share: int
     processes: int = 1
     seconds: dict[int, float] = field(default_factory=dict)
+    budget: int = 1
+    probed_at: float = 0.0
 
 
 def explicit_threads(setting: int | str) -> tuple[int, str] | None:
@@ -156,9 +165,11 @@ def run_threads(trainer: TrainerLike, source: RowSource) -> int:
     choice = trainer.thread_choice
     if choice is None or recorded not in (None, choice.count):
         config, model_config = trainer.config, trainer.module.config
+        tick = time.perf_counter()
         choice = choose_threads(
             config, model_config, source, trainer.device, trainer.ranks, recorded=recorded
         )
+        trainer.history.setup_seconds["threads"] = time.perf_counter() - tick
         trainer.thread_choice = choice
     trainer.history.threads = choice.count
     return choice.count
@@ -210,19 +221,28 @@ def choose_threads(
     else:
         budget = min(share, torch.get_num_threads())
         why = f"its share of {usable} usable CPU(s)" if processes > 1 else "usable CPUs"
-        choice = ThreadChoice(budget, why, usable, share, processes)
+        choice = ThreadChoice(budget, why, usable, share, processes, budget=budget)
         local_batch = math.ceil(config.batch_size / ranks.world_size)
         batch = _first_rows(rows, local_batch) if budget > 1 and device.type == "cpu" else None
         if batch is not None and len(batch) > 1:  # (batch norm needs two rows)
             seconds, age = _probed(model_config, config, batch, ladder(budget))
-            timing = ", ".join(f"{n}: {1e3 * s:.2f} ms" for n, s in seconds.items())
-            when = f", timed {age:.0f} s ago" if age else ""
-            why = f"the fewest threads within {MARGIN:.0%} of the fastest step ({timing}{when})"
-            choice = ThreadChoice(fewest_within(seconds), why, usable, share, processes, seconds)
+            choice = probed_choice(choice, seconds, age)
     choice = ranks.from_main(choice)
     if ranks.is_main:
         _log(choice, recorded, quiet=explicit is not None and processes == 1)
     return choice
+
+
+def probed_choice(base: ThreadChoice, seconds: dict[int, float], age: float) -> ThreadChoice:
+    """``base`` with the count a probe's ``seconds`` give (:func:`fewest_within`), and why.
+
+    ``age``: how long ago the probe was taken (a reused one's).
+    """
+    timing = ", ".join(f"{n}: {1e3 * s:.2f} ms" for n, s in seconds.items())
+    when = f", timed {age:.0f} s ago" if age else ""
+    why = f"the fewest threads within {MARGIN:.0%} of the fastest step ({timing}{when})"
+    count, at = fewest_within(seconds), time.monotonic() - age
+    return dataclasses.replace(base, count=count, reason=why, seconds=seconds, probed_at=at)
 
 
 @contextlib.contextmanager
@@ -333,16 +353,21 @@ _RECENT: dict[tuple[object, ...], tuple[float, dict[int, float]]] = {}
 
 
 def _probed(
-    model_config: ModelConfig, config: TrainConfig, batch: torch.Tensor, counts: list[int]
+    model_config: ModelConfig,
+    config: TrainConfig,
+    batch: torch.Tensor,
+    counts: list[int],
+    *,
+    fresh: bool = False,
 ) -> tuple[dict[int, float], float]:
     """:func:`probe_seconds`'s timings and their age: the same probe's, if that recent.
 
     A probe of the same model and batch made in the last :data:`REUSE_SECONDS` is not
-    repeated, so a grid search does not pay for one at every fit.
+    repeated (unless ``fresh``), so a grid search does not pay for one at every fit.
     """
     key = (model_config, config.optimizer, config.precision, tuple(batch.shape), tuple(counts))
     now = time.monotonic()
-    if key in _RECENT and now - _RECENT[key][0] < REUSE_SECONDS:
+    if not fresh and key in _RECENT and now - _RECENT[key][0] < REUSE_SECONDS:
         return _RECENT[key][1], now - _RECENT[key][0]
     seconds = probe_seconds(model_config, config, batch, counts)
     _RECENT.clear()  # one architecture at a time: no growth, no stale entries

@@ -33,8 +33,9 @@ from ..data.sources import RowSource, TensorRows, dealt_parts, shuffled
 from ..data.sparse import SparseBatch, as_dense
 from ..errors import ConfigError, DataError, TrainingDivergedError
 from ..model.hourglass import Hourglass
+from .budget import past_deadline
 from .callbacks import Callback, Checkpointer, run_callbacks
-from .checkpoint import build_state, restore_state
+from .denormals import flushing_denormals
 from .distributed import Ranks
 from .history import History
 from .objective import Objective, autocast
@@ -52,6 +53,8 @@ from .prepare import (
     validation_split,
     wrap_network,
 )
+from .rethreads import rethread
+from .run_state import RunState
 from .sparse_step import input_path, sparse_loss
 from .threads import ThreadChoice, run_threads, using_threads
 
@@ -61,7 +64,7 @@ __all__ = ["Trainer", "batches_per_epoch", "derive_seeds", "resolve_device"]
 logger = logging.getLogger("aekit")
 
 
-class Trainer:
+class Trainer(RunState):
     """Fit an :class:`~aekit.model.Hourglass` to rows.
 
     Parameters
@@ -145,7 +148,9 @@ class Trainer:
         session = (
             contextlib.nullcontext() if checkpointer is None else checkpointer.session(self, resume)
         )
-        with session, using_threads(run_threads(self, source)):  # torch's own count back on return
+        # (after the session: a resumed run's count is its checkpoint's); torch's own count and
+        # the CPU's denormal mode back on return
+        with session, using_threads(run_threads(self, source)), flushing_denormals(self.device):
             self._begin(source)
             try:
                 self._fit_epochs(source)
@@ -176,7 +181,9 @@ class Trainer:
         """Measure the start (a fresh run's epoch 0), start the clock, call on_train_begin."""
         if self.position == {"epoch": 0, "batch": 0} and self.history.initial is None:
             # The starting model is epoch 0: training is kept only where it beats it.
+            tick = time.perf_counter()
             self.history.initial = self._validate(source) if len(self.val_idx) else None
+            self.history.setup_seconds["start_validation"] = time.perf_counter() - tick
         self._start = time.perf_counter()
         self._notify("on_train_begin")
 
@@ -204,7 +211,7 @@ class Trainer:
         epoch = self.position["epoch"] + 1
         self._notify("on_epoch_begin", epoch=epoch)
         marks = [getattr(source, "bytes_read", None)]  # bytes this rank read: train, validate
-        record = self._train_epoch(source, self.train_idx, self.callbacks)
+        record = self._train_epoch(source, self.train_idx, self.callbacks, self.config.max_time)
         marks.append(getattr(source, "bytes_read", None))
         self._end_epoch(source, record, marks)
 
@@ -222,6 +229,8 @@ class Trainer:
             self.request_stop("max_time")
         if self.ranks.any(bool(self._stop_reason), self.device) and not self._stop_reason:
             self._stop_reason = "max_time"  # another rank's clock ran out
+        if not self._stop_reason and self.position["epoch"] < self.config.epochs:
+            rethread(self)  # a slow epoch, or fewer threads than the budget for a while
         self._at_boundary = True
         self._notify("on_epoch_boundary", epoch=record["epoch"])
 
@@ -252,7 +261,7 @@ class Trainer:
         self._bounds = noise_bounds(source, rows, self.module, self.device)
         self.position["batch"] = 0
         self.epoch_sums = self._zero_sums()
-        with using_threads(run_threads(self, source)):
+        with using_threads(run_threads(self, source)), flushing_denormals(self.device):
             record = self._train_epoch(source, rows, ())
         self._close_epoch(record)
         self.module.eval()
@@ -261,17 +270,23 @@ class Trainer:
 
     # -- epoch ------------------------------------------------------------------------------
     def _train_epoch(
-        self, source: RowSource, rows: torch.Tensor, callbacks: Sequence[Callback]
+        self,
+        source: RowSource,
+        rows: torch.Tensor,
+        callbacks: Sequence[Callback],
+        max_time: float | None = None,
     ) -> dict[str, Any]:
         """The steps from :attr:`position` to the end of an epoch over ``rows``; its record.
 
         The one place an epoch's figures are computed, for :meth:`fit` and
-        :meth:`partial_fit` alike (``val_loss`` is left None).
+        :meth:`partial_fit` alike (``val_loss`` is left None). ``max_time`` can end the epoch
+        early (:func:`~aekit.training.budget.past_deadline`; the run then stops).
         """
         order, first, n_batches = self._epoch_order(source, rows)
         tick = time.perf_counter()
-        self._train_batches(source, order, first, n_batches, callbacks)
-        return self._epoch_record(rows, first, time.perf_counter() - tick, source.n_features)
+        done = self._train_batches(source, order, (first, n_batches), callbacks, max_time)
+        seconds = time.perf_counter() - tick
+        return self._epoch_record(rows, first, seconds, source.n_features, done)
 
     def _epoch_order(self, source: RowSource, rows: torch.Tensor) -> tuple[torch.Tensor, int, int]:
         """The epoch's order of ``rows``, the batch to start from and the batch count."""
@@ -284,23 +299,35 @@ class Trainer:
         return order, self.position["batch"], n_batches
 
     def _epoch_record(
-        self, rows: torch.Tensor, first: int, seconds: float, n_features: int
+        self,
+        rows: torch.Tensor,
+        first: int,
+        seconds: float,
+        n_features: int,
+        done: int | None = None,
     ) -> dict[str, Any]:
-        """The record of an epoch over ``rows`` trained from batch ``first`` in ``seconds``."""
+        """An epoch's record: ``rows`` from batch ``first`` to ``done`` (all if None)."""
+        batch_size = self.config.batch_size
+        n_batches = batch_count(len(rows), batch_size)
+        done = n_batches if done is None else done
         recon_sum, penalty_sum = self.ranks.all_sum(self.epoch_sums).tolist()  # one host sync
-        train_loss = recon_sum / (len(rows) * n_features)
+        trained = min(len(rows), done * batch_size)  # fewer where max_time cut the epoch short
+        train_loss = recon_sum / (trained * n_features)
         if not math.isfinite(train_loss):
             raise self.diverged_error()
-        return {
+        record = {
             "epoch": self.position["epoch"] + 1,
             "train_loss": train_loss,
-            "penalty": penalty_sum / batch_count(len(rows), self.config.batch_size),
+            "penalty": penalty_sum / done,
             "val_loss": None,
             "val_error": None,
             "lr": self.optimizer.param_groups[0]["lr"],
             "seconds": seconds,
-            "samples_per_s": (len(rows) - first * self.config.batch_size) / max(seconds, 1e-9),
+            "samples_per_s": (trained - first * batch_size) / max(seconds, 1e-9),
         }
+        if done < n_batches:
+            record["batches"] = done
+        return record
 
     def _validate(self, source: RowSource) -> dict[str, Any]:
         """``val_loss`` and ``val_error`` of the validation rows (None without them)."""
@@ -322,12 +349,16 @@ class Trainer:
         self,
         source: RowSource,
         order: torch.Tensor,
-        first: int,
-        n_batches: int,
+        steps: tuple[int, int],
         callbacks: Sequence[Callback],
-    ) -> None:
-        """Steps ``first`` .. ``n_batches - 1`` of an epoch through the rows in ``order``."""
-        batch_size = self.config.batch_size
+        max_time: float | None,
+    ) -> int:
+        """Steps ``first`` .. ``n_batches - 1`` of an epoch through the rows in ``order``.
+
+        Returns the batches done: fewer than ``n_batches`` where ``max_time`` ended it early.
+        """
+        (first, n_batches), batch_size = steps, self.config.batch_size
+        seconds = [r["seconds"] for r in self.history.records]  # earlier epochs
         if isinstance(source, TensorRows):  # rows already on the device: so is their order,
             order = order.to(source.data.device)  # one copy an epoch, no host sync a step
         self.net.train()
@@ -342,6 +373,11 @@ class Trainer:
             self._at_boundary = True
             for cb in callbacks:
                 cb.on_batch_end(self, batch=batch + 1, n_batches=n_batches)
+            over = past_deadline(max_time, self.elapsed(), seconds, self.world_size)
+            if over and batch + 1 < n_batches:
+                self.request_stop("max_time")
+                return batch + 1
+        return n_batches
 
     # -- step -------------------------------------------------------------------------------
     def _step(self, x: torch.Tensor, global_rows: int, batch: int) -> None:
@@ -412,34 +448,6 @@ class Trainer:
     def _notify(self, hook: str, **kwargs: Any) -> None:
         for cb in self.callbacks:
             getattr(cb, hook)(self, **kwargs)
-
-    # -- state ------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue this run exactly, as of the last step boundary.
-
-        Under DDP ``epoch_sums`` is this rank's share (a checkpoint stores the sum over ranks).
-        """
-        return build_state(
-            model_config=self.module.config.to_dict(),
-            train_config=self.config.to_dict(),
-            module=self.module.state_dict(),
-            optimizer=self.optimizer.state_dict(),
-            scheduler=None if self.scheduler is None else self.scheduler.state_dict(),
-            callbacks={type(cb).__name__: cb.state_dict() for cb in self.callbacks},
-            position=dict(self.position),
-            epoch_sums=self.epoch_sums,
-            epoch_perm_state=self.epoch_perm_state,
-            dealt_to=self.epoch_parts,
-            noise_state=self._noise_mark,
-            history=self.history.to_dict(),
-            stop_reason=self._stop_reason,
-            elapsed=self.elapsed(),
-            n_rows=len(self.train_idx) + len(self.val_idx),
-        )
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` output (a file's is checked by the checkpointer first)."""
-        restore_state(self, state)
 
     # -- what callbacks read ----------------------------------------------------------------
     @property
