@@ -10,7 +10,9 @@ meaning; missing values come in dense rows).
 
 Every path into aekit (the estimators, the ONNX runner, the streamed sources, the CLI) checks
 rows with the functions here: :func:`validate_rows` is the estimators' one input check
-(conversion, shape, feature count and names, then the values), :func:`check_table_names` its
+(conversion, shape, feature count and names, then the values; a DataFrame's columns matched
+by name, put in the fitted order when only their order differs: :func:`validate_named`),
+:func:`check_table_names` its
 counterpart for tables encoded afterwards, and :func:`checked_array` the same check for callers
 without a scikit-learn estimator (:class:`aekit.export.OnnxModel`); rows that passed it are
 handed on as :class:`CheckedRows`, which the estimators take without checking them again.
@@ -53,8 +55,10 @@ __all__ = [
     "check_table_names",
     "checked_array",
     "first_unusable",
+    "in_fitted_order",
     "refuse_sparse_table",
     "unusable_message",
+    "validate_named",
     "validate_rows",
 ]
 
@@ -424,24 +428,52 @@ def validate_rows(
         For rows of the wrong shape, feature count or names, non-numeric rows, and
         unusable values (named with their row and column).
     """
-    from sklearn.utils.validation import validate_data
-
-    with aekit_errors():
-        X = validate_data(
-            estimator, X, reset=reset, dtype=dtype, accept_sparse="csr" if sparse else False,
-            ensure_all_finite=False, copy=copy,
-        )  # fmt: skip
+    X = validate_named(
+        estimator, X, reset=reset, dtype=dtype, accept_sparse="csr" if sparse else False,
+        ensure_all_finite=False, copy=copy,
+    )  # fmt: skip
     if finite or sp.issparse(X):  # sparse rows always: the check reads the stored values
         check_rows(X)
     return X
 
 
-def check_table_names(estimator: Any, X: Any, *, reset: bool) -> None:
-    """:func:`validate_rows` for a table encoded afterwards: its feature count and names only."""
+def check_table_names(estimator: Any, X: Any, *, reset: bool) -> Any:
+    """:func:`validate_rows` for a table encoded afterwards: its feature count and names only.
+
+    Returns the table, its columns in the fitted order (:func:`in_fitted_order`).
+    """
+    return validate_named(estimator, X, reset=reset, skip_check_array=True)
+
+
+def validate_named(estimator: Any, X: Any, *, reset: bool, **checks: Any) -> Any:
+    """scikit-learn's ``validate_data`` on rows put in the fitted column order first.
+
+    THE place where aekit's estimators compare an input's column names with the fitted ones:
+    :func:`in_fitted_order`, then ``validate_data(estimator, X, reset=reset, **checks)``,
+    its errors made aekit's (:func:`aekit_errors`): a renamed, missing or extra column is
+    one line naming it.
+    """
     from sklearn.utils.validation import validate_data
 
+    if not reset:
+        X = in_fitted_order(X, getattr(estimator, "feature_names_in_", None))
     with aekit_errors():
-        validate_data(estimator, X, reset=reset, skip_check_array=True)
+        return validate_data(estimator, X, reset=reset, **checks)
+
+
+def in_fitted_order(X: Any, fitted: Any) -> Any:
+    """A DataFrame's columns put in the ``fitted`` order when only their order differs.
+
+    Anything else (no fitted names, other, missing, extra or repeated names, rows without
+    names) comes back unchanged, for scikit-learn's name check to refuse or take.
+    """
+    columns = getattr(X, "columns", None)
+    if fitted is None or columns is None or len(columns) != len(fitted):
+        return X
+    names, wanted = list(columns), list(fitted)
+    if names == wanted or not all(isinstance(name, str) for name in names):
+        return X
+    return X[wanted] if len(set(names)) == len(names) and set(names) == set(wanted) else X
 
 
 def checked_array(X: Any, n_features: int, who: str) -> np.ndarray:

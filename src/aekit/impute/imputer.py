@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.impute import MissingIndicator
-from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from ..data.checks import (
-    aekit_errors,
     check_float32_range,
     check_sparse_values,
     check_table_names,
+    validate_named,
     validate_rows,
 )
 from ..data.sparse import is_sparse
@@ -85,7 +85,8 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     mean reconstruction (clipped to the column's range in ``fit``) and a missing categorical
     cell with the category most members find most probable (ties: the first category).
     ``transform`` then returns a copy of the input DataFrame with its holes filled: the
-    input's columns, order, index and dtypes (a ``category`` column keeps its categories;
+    input's columns (in the fitted order, as ``get_feature_names_out`` says, where only the
+    order differed), index and dtypes (a ``category`` column keeps its categories;
     integer columns get rounded fills); observed cells unchanged. A category unseen in
     ``fit`` counts as missing (with a warning) and is replaced. With ``add_indicator=True``
     the indicator's columns are appended as ``bool`` columns named
@@ -189,16 +190,15 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
                 "zero would be one): densify the rows (X.toarray()) or use another marker"
             )
         if sparse_rows:  # NaN marks a hole here too: scikit-learn's conversion, then marking
-            with aekit_errors():
-                X = validate_data(
-                    self,
-                    X,
-                    reset=reset,
-                    accept_sparse="csr",
-                    dtype=[np.float64, np.float32],
-                    ensure_all_finite=False,  # NaN allowed, infinity refused when marking
-                    copy=True,
-                )
+            X = validate_named(
+                self,
+                X,
+                reset=reset,
+                accept_sparse="csr",
+                dtype=[np.float64, np.float32],
+                ensure_all_finite=False,  # NaN allowed, infinity refused when marking
+                copy=True,
+            )
             _mark_sparse_holes(X, marker)
             return X
         # NaN allowed (a missing value) unless another marker is: then refused before marking
@@ -365,7 +365,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
                 "categorical_features needs dense rows or a DataFrame, got a scipy.sparse "
                 "matrix: densify it first (X.toarray())"
             )
-        check_table_names(self, X, reset=reset)
+        X = check_table_names(self, X, reset=reset)  # (in the fitted column order)
         table = X.copy() if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X))
         if not _is_nan(self.missing_values):
             marked = table == self.missing_values

@@ -39,7 +39,7 @@ from ..estimator.modelfile import json_params
 from ..files import atomic_files, check_fields, check_header, json_bytes, read_json
 from ..files.layouts import IMPUTER_NAME, check_can_save, member_folder, read_member_folder
 
-__all__ = ["IMPUTER_NAME", "SavedImputer", "read_imputer", "save_imputer"]
+__all__ = ["IMPUTER_NAME", "SavedImputer", "imputer_feature_names", "read_imputer", "save_imputer"]
 
 _FORMAT, _VERSION = "aekit-imputer", 1
 
@@ -172,6 +172,20 @@ def _read_meta(folder: Path) -> dict[str, Any]:
     if flagged is not None and not all(_typed(j, (int,)) and 0 <= j < n for j in flagged):
         raise ModelFileError(f"{path}: indicator_features must be column indices below {n}")
     return meta
+
+
+def imputer_feature_names(folder: str | os.PathLike[str]) -> list[str] | None:
+    """The column names a saved imputer was fitted on (None: unnamed), from its JSON alone.
+
+    Its autoencoders carry no names: the commands that apply an imputer folder's model
+    pick DATA's columns by these.
+
+    Raises
+    ------
+    ModelFileError
+        ``imputer.json`` is missing or not a valid imputer file.
+    """
+    return _read_meta(Path(folder))["feature_names"]
 
 
 def _typed(value: object, types: tuple[type, ...]) -> bool:
