@@ -5,6 +5,7 @@ taken from a file are refused with one ModelFileError; each case ends fast (no h
 import json
 import math
 import os
+import re
 import shutil
 import threading
 
@@ -303,6 +304,39 @@ def test_checkpoint_dir_is_never_taken_from_a_saved_file(rows, tmp_path):
     loaded.fit(rows)  # a refit of the loaded model writes no checkpoints where the file said
     assert not stored.exists()
     np.testing.assert_array_equal(loaded.transform(rows), ae.transform(rows))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+@pytest.mark.parametrize("kind", REPLACEMENTS)
+def test_a_checkpoint_that_is_not_a_regular_file_is_skipped_fast(rows, tmp_path, kind, caplog):
+    """Checkpoint folders follow the saved folders' rule: regular files only, no hang."""
+    import logging
+
+    from aekit.training.checkpoint import checkpoint_run, find_checkpoint, read_checkpoint
+
+    folder = tmp_path / "ck"
+    Autoencoder(code_dim=2, hidden=(8,), checkpoint_dir=str(folder), **FAST).fit(rows)
+    good, newest = sorted(folder.glob("checkpoint-*.safetensors"))[-2:]
+    replace, match = REPLACEMENTS[kind]
+    replace(newest)
+    outcome = {}
+
+    def target():
+        with caplog.at_level(logging.WARNING, logger="aekit"):
+            outcome["found"] = find_checkpoint(folder)
+        outcome["run"] = checkpoint_run(newest)
+        try:
+            read_checkpoint(newest)
+        except ModelFileError as exc:
+            outcome["error"] = str(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(DEADLINE_S)
+    assert not thread.is_alive(), f"reading checkpoint {kind} hung for {DEADLINE_S} s"
+    assert outcome["found"][0] == good and "skipping unusable checkpoint" in caplog.text
+    assert outcome["run"] is None
+    assert re.search(match, outcome["error"]) and "\n" not in outcome["error"]
 
 
 # -- input files checked before allocation ----------------------------------------------------

@@ -36,7 +36,14 @@ from .._version import __version__
 from ..errors import ModelFileError
 from ..estimator.autoencoder import Autoencoder
 from ..estimator.modelfile import json_params
-from ..files import atomic_files, check_fields, check_header, json_bytes, read_json
+from ..files import (
+    atomic_files,
+    check_fields,
+    check_header,
+    json_bytes,
+    read_json,
+    saved_folder,
+)
 from ..files.layouts import IMPUTER_NAME, check_can_save, member_folder, read_member_folder
 
 __all__ = ["IMPUTER_NAME", "SavedImputer", "imputer_feature_names", "read_imputer", "save_imputer"]
@@ -84,6 +91,12 @@ def save_imputer(imputer: Any, folder: str | os.PathLike[str], *, overwrite: boo
     """
     folder = Path(folder)
     check_can_save(folder, overwrite)
+    with saved_folder(folder) as staged:  # the whole folder, or (failed, killed) none
+        _write_imputer(imputer, staged)
+    return folder
+
+
+def _write_imputer(imputer: Any, folder: Path) -> None:
     for i, member in enumerate(imputer.estimators_):
         member.save(member_folder(folder, i), overwrite=True)  # the folder is checked above
     params = json_params(imputer.get_params(deep=False))
@@ -109,7 +122,6 @@ def save_imputer(imputer: Any, folder: str | os.PathLike[str], *, overwrite: boo
     }
     with atomic_files(folder) as put:
         put(IMPUTER_NAME, json_bytes(meta))
-    return folder
 
 
 @dataclass
