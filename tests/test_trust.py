@@ -276,20 +276,38 @@ def test_a_detector_json_with_impossible_values_is_refused(saved_detector, tmp_p
         load_within_deadline(folder)
 
 
-@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "high"])
-def test_an_onnx_threshold_that_is_not_finite_is_refused(saved_detector, tmp_path, text):
+ONNX_METADATA = [
+    *[("threshold", text, "threshold") for text in ("nan", "inf", "-inf", "high")],
+    *[("n_features", text, "n_features") for text in ("5", "7", "-6", "6.0", "1" * 5000, "x")],
+    ("feature_names", "[1, 2, 3, 4, 5, 6]", "feature_names"),
+    ("feature_names", '["a", "b"]', "feature_names"),
+    ("feature_names", '["a", "a", "b", "c", "d", "e"]', "feature_names"),
+    ("feature_names", '{"a": 1}', "feature_names"),
+    ("feature_names", "[[[[", "feature_names"),
+    ("kind", "rocket", "kind"),
+]
+
+
+@pytest.mark.parametrize(("key", "text", "match"), ONNX_METADATA)
+def test_onnx_metadata_that_cannot_be_is_refused(saved_detector, tmp_path, key, text, match):
+    """Every field ``aekit score`` takes from an ONNX file's metadata is checked: one
+    ModelFileError naming the field."""
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     from aekit.export import OnnxModel, to_onnx
 
     path = to_onnx(aekit.load(saved_detector), tmp_path / "d.onnx")
     model = onnx.load(path)
-    for prop in model.metadata_props:
-        if prop.key == "threshold":
-            prop.value = text
+    props = {prop.key: prop for prop in model.metadata_props}
+    if key in props:
+        props[key].value = text
+    else:
+        model.metadata_props.add(key=key, value=text)
     onnx.save(model, path)
-    with pytest.raises(ModelFileError, match="threshold"):
+    with pytest.raises(ModelFileError, match=match) as caught:
         OnnxModel(path)
+    assert "\n" not in str(caught.value) and len(str(caught.value)) < 300
+    assert OnnxModel(to_onnx(aekit.load(saved_detector), tmp_path / "ok.onnx")).n_features == 6
 
 
 def test_checkpoint_dir_is_never_taken_from_a_saved_file(rows, tmp_path):
