@@ -21,6 +21,7 @@ __all__ = [
     "chromium",
     "cuda_available",
     "interrupted_and_resumed",
+    "score_in_worker",
     "write_parquet",
 ]
 
@@ -82,3 +83,11 @@ def interrupted_and_resumed(params: dict, X: object, folder: Path, step: int) ->
         Autoencoder(**params, checkpoint_dir=str(folder)).fit(X, callbacks=(InterruptAt(step),))
     assert latest_checkpoint(folder) is not None
     return reference, Autoencoder(**params, checkpoint_dir=str(folder)).fit(X, resume=True)
+
+
+def score_in_worker(folder: str, rows: object) -> object:
+    """``aekit.load(folder).score_samples(rows)``: run in a ``spawn`` process pool's worker
+    (a module-level function, importable there), as docs/user_guide/model_files.rst says."""
+    import aekit
+
+    return aekit.load(folder).score_samples(rows)

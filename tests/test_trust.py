@@ -474,3 +474,20 @@ def test_aekit_encode_on_a_fifo_in_a_model_folder_ends_with_one_line(saved, tmp_
     err = capsys.readouterr().err
     assert outcome["rc"] == 2 and err.count("\n") == 1 and "not a regular file" in err
     assert not (tmp_path / "codes.npy").exists()
+
+
+@pytest.mark.slow  # a spawned worker imports torch
+def test_the_documented_spawn_process_pool_scores_like_the_parent(rows, saved):
+    """docs/user_guide/model_files.rst: a ``spawn`` pool, each worker loading the folder,
+    after the parent has run the model itself (what hangs a ``fork`` pool)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tests.helpers import score_in_worker
+
+    expected = aekit.load(saved).score_samples(rows)  # PyTorch's threads started here
+    parts = [rows[:60], rows[60:]]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(2, mp_context=context) as pool:
+        scores = list(pool.map(score_in_worker, [str(saved)] * 2, parts, timeout=240))
+    np.testing.assert_array_equal(np.concatenate(scores), expected)
