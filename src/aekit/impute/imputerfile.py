@@ -24,6 +24,7 @@ reads and checks the layout; :meth:`AutoencoderImputer.load
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 from dataclasses import dataclass
@@ -183,7 +184,28 @@ def _read_meta(folder: Path) -> dict[str, Any]:
     flagged = meta["indicator_features"]
     if flagged is not None and not all(_typed(j, (int,)) and 0 <= j < n for j in flagged):
         raise ModelFileError(f"{path}: indicator_features must be column indices below {n}")
+    _check_values(meta, path)
     return meta
+
+
+def _check_values(meta: dict[str, Any], path: Path) -> None:
+    """Refuse values of ``imputer.json`` that no fitted imputer holds (types are checked).
+
+    The bounds must be finite where stored (a NaN bound would fill NaN), the members as many
+    as ``n_estimators`` asks for, the seed in range.
+    """
+    params = meta["params"]
+    members, seed = params["n_estimators"], params["random_state"]
+    for key in ("low", "high"):
+        if not all(v is None or math.isfinite(v) for v in meta[key]):
+            raise ModelFileError(f"{path}: {key!r} must be finite numbers or null")
+    if members != "auto" and not (_typed(members, (int,)) and members == meta["n_members"]):
+        raise ModelFileError(
+            f"{path}: n_estimators {members!r:.40} must be 'auto' or n_members "
+            f"({meta['n_members']})"
+        )
+    if seed is not None and not (_typed(seed, (int,)) and 0 <= seed < 2**63):
+        raise ModelFileError(f"{path}: random_state must be null or an int in [0, 2**63)")
 
 
 def imputer_feature_names(folder: str | os.PathLike[str]) -> list[str] | None:
