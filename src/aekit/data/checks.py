@@ -27,15 +27,14 @@ reads the same wherever it comes in::
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..errors import DataError, DataTypeError
+from .names import aekit_errors, in_fitted_order, validate_named
 
 if TYPE_CHECKING:  # torch and scikit-learn are imported where used: the ONNX runner needs neither
     import torch
@@ -50,6 +49,7 @@ __all__ = [
     "check_finite_rows",
     "check_float32_range",
     "check_n_features",
+    "check_observed",
     "check_rows",
     "check_sparse_values",
     "check_table_names",
@@ -283,40 +283,6 @@ def check_finite_output(
         raise DataError(unusable_message(what, float(out[where]), where[0], during=during))
 
 
-@contextlib.contextmanager
-def aekit_errors() -> Iterator[None]:
-    """Turn scikit-learn's input-check errors into aekit's, each in one line."""
-    try:
-        with np.errstate(all="ignore"):  # inf - inf in its finiteness check: no warning
-            yield
-    except TypeError as exc:
-        raise DataTypeError(f"non-numeric input: {_one_line(exc)}") from exc
-    except ValueError as exc:
-        finiteness = "contains NaN" in str(exc) or "contains infinity" in str(exc)
-        if not finiteness and ("could not convert" in str(exc) or "dtype" in str(exc)):
-            raise DataError(f"non-numeric input: {_one_line(exc)}") from exc
-        raise DataError(_one_line(exc)) from exc
-
-
-def _one_line(exc: Exception) -> str:
-    """scikit-learn's message without the data it quotes: first line, plus a reshape hint."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    if not lines:
-        return type(exc).__name__
-    text = lines[0].rstrip(":")
-    if text.startswith("The feature names should match"):  # which names: all its lines
-        parts: list[str] = []
-        for line in lines:
-            if line.startswith("- ") and parts:  # a name under "...unseen at fit time:"
-                parts[-1] += (" " if parts[-1].endswith(":") else ", ") + line[2:]
-            else:
-                parts.append(line)
-        return " ".join(p if p.endswith(".") else p + "." for p in parts)
-    if len(lines) > 1 and lines[-1].startswith("Reshape"):
-        text += ". " + lines[-1]
-    return text
-
-
 def as_codes(X: Any, code_dim: int) -> np.ndarray:
     """Check codes like input rows (any number of rows, ``code_dim`` columns)."""
     from sklearn.utils.validation import check_array
@@ -389,6 +355,7 @@ def validate_rows(
     sparse: bool = True,
     finite: bool = True,
     copy: bool = False,
+    observed: bool = True,
 ) -> Any:
     """THE input check of aekit's estimators: converted, shaped, named and valued rows.
 
@@ -417,6 +384,9 @@ def validate_rows(
         are checked either way.
     copy : bool, default=False
         Return a copy even where no conversion was needed (the caller writes into it).
+    observed : bool, default=True
+        Refuse dense rows whose every entry is NaN (:func:`check_observed`); False where such
+        rows have a meaning (the holes an imputer fills).
 
     Returns
     -------
@@ -434,7 +404,29 @@ def validate_rows(
     )  # fmt: skip
     if finite or sp.issparse(X):  # sparse rows always: the check reads the stored values
         check_rows(X)
+    if observed:
+        check_observed(X)
     return X
+
+
+def check_observed(X: Any, what: str = "X") -> None:
+    """Refuse dense rows in which every entry is NaN: nothing to fit, encode or score.
+
+    Reads rows in blocks until one holds an observed value (the first, mostly).
+
+    Raises
+    ------
+    DataError
+        ``X`` has entries and every one of them is NaN.
+    """
+    if sp.issparse(X) or getattr(X, "dtype", None) is None or X.dtype.kind != "f" or not X.size:
+        return
+    step = max(1, (1 << 16) // max(X.shape[-1], 1))
+    if not any(not np.isnan(X[i : i + step]).all() for i in range(0, len(X), step)):
+        raise DataError(
+            f"{what} has no observed value: all {X.size} entries are NaN (aekit's missing "
+            "value); give rows with at least one number"
+        )
 
 
 def check_table_names(estimator: Any, X: Any, *, reset: bool) -> Any:
@@ -443,37 +435,6 @@ def check_table_names(estimator: Any, X: Any, *, reset: bool) -> Any:
     Returns the table, its columns in the fitted order (:func:`in_fitted_order`).
     """
     return validate_named(estimator, X, reset=reset, skip_check_array=True)
-
-
-def validate_named(estimator: Any, X: Any, *, reset: bool, **checks: Any) -> Any:
-    """scikit-learn's ``validate_data`` on rows put in the fitted column order first.
-
-    THE place where aekit's estimators compare an input's column names with the fitted ones:
-    :func:`in_fitted_order`, then ``validate_data(estimator, X, reset=reset, **checks)``,
-    its errors made aekit's (:func:`aekit_errors`): a renamed, missing or extra column is
-    one line naming it.
-    """
-    from sklearn.utils.validation import validate_data
-
-    if not reset:
-        X = in_fitted_order(X, getattr(estimator, "feature_names_in_", None))
-    with aekit_errors():
-        return validate_data(estimator, X, reset=reset, **checks)
-
-
-def in_fitted_order(X: Any, fitted: Any) -> Any:
-    """A DataFrame's columns put in the ``fitted`` order when only their order differs.
-
-    Anything else (no fitted names, other, missing, extra or repeated names, rows without
-    names) comes back unchanged, for scikit-learn's name check to refuse or take.
-    """
-    columns = getattr(X, "columns", None)
-    if fitted is None or columns is None or len(columns) != len(fitted):
-        return X
-    names, wanted = list(columns), list(fitted)
-    if names == wanted or not all(isinstance(name, str) for name in names):
-        return X
-    return X[wanted] if len(set(names)) == len(names) and set(names) == set(wanted) else X
 
 
 def checked_array(X: Any, n_features: int, who: str) -> np.ndarray:
