@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import DataError, DataTypeError
 
-__all__ = ["aekit_errors", "in_fitted_order", "validate_named"]
+__all__ = ["aekit_errors", "check_unique_names", "in_fitted_order", "validate_named"]
 
 
 @contextlib.contextmanager
@@ -64,10 +64,27 @@ def validate_named(estimator: Any, X: Any, *, reset: bool, **checks: Any) -> Any
     """
     from sklearn.utils.validation import validate_data
 
+    check_unique_names(X)
     if not reset:
         X = in_fitted_order(X, getattr(estimator, "feature_names_in_", None))
     with aekit_errors():
         return validate_data(estimator, X, reset=reset, **checks)
+
+
+def check_unique_names(X: Any) -> None:
+    """Refuse a DataFrame that has a column name more than once, naming it.
+
+    Raises
+    ------
+    DataError
+        ``X`` names two of its columns alike (which of them would a name pick?).
+    """
+    columns = getattr(X, "columns", None)
+    if columns is None or columns.is_unique:
+        return
+    repeated = list(dict.fromkeys(columns[columns.duplicated()]))
+    shown = ", ".join(repr(name) for name in repeated[:5])
+    raise DataError(f"X has the column name(s) {shown} more than once: give each column its own")
 
 
 def in_fitted_order(X: Any, fitted: Any) -> Any:

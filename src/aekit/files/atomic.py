@@ -41,6 +41,7 @@ _REFUSALS = {
     errno.EROFS: "the file system is read-only",
     errno.EACCES: "permission denied",
     errno.EPERM: "operation not permitted",
+    errno.EISDIR: "a folder is in its place",
 }
 
 
