@@ -188,6 +188,32 @@ def test_text_columns_in_another_order(tmp_path, capsys):
         imputer.transform(holes.rename(columns={"t": "z"}))
 
 
+def test_reconstruct_of_a_table_with_text_columns_keeps_them(tmp_path, capsys):
+    """``aekit reconstruct`` writes a text-column model's reconstruction as a table (CSV or
+    parquet, which keeps the dtypes); ``.npy`` is refused in one line, nothing written;
+    ONNX export is refused in one line (the one-hot encoding is outside the network)."""
+    rng = np.random.default_rng(4)
+    table = pd.DataFrame({"x": rng.normal(size=80), "t": rng.choice(["red", "green"], 80)})
+    ae = Autoencoder(code_dim=1, **FAST).fit(table)
+    ae.save(tmp_path / "m")
+    table.to_csv(tmp_path / "d.csv", index=False)
+    expected = ae.reconstruct(table)
+    for out in ("r.csv", "r.parquet"):
+        code, _, err = _cli(capsys, "reconstruct", tmp_path / "m", tmp_path / "d.csv", "-o",
+                            tmp_path / out)  # fmt: skip
+        assert code == 0, err
+    back = pd.read_parquet(tmp_path / "r.parquet")
+    pd.testing.assert_frame_equal(back, expected)
+    from_csv = pd.read_csv(tmp_path / "r.csv")
+    assert list(from_csv["t"]) == list(expected["t"])
+    np.testing.assert_allclose(from_csv["x"], expected["x"], rtol=1e-12)
+    for argv in (("reconstruct", tmp_path / "m", tmp_path / "d.csv", "-o", tmp_path / "r.npy"),
+                 ("export", tmp_path / "m", "-o", tmp_path / "m.onnx")):  # fmt: skip
+        code, out, err = _cli(capsys, *argv)
+        assert code != 0 and err.startswith("aekit: error: ") and err.count("\n") == 1
+        assert not argv[-1].exists()
+
+
 def test_onnx_score_picks_columns_by_name(saved, capsys, tmp_path):
     pytest.importorskip("onnxruntime")
     folder, _, _ = saved
