@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import DataError
 from ..files.atomic import atomic_file
 
-__all__ = ["NpySink", "NpzSink", "ParquetSink", "RowSink", "TextSink", "write_frame", "write_rows"]
+__all__ = ["NpySink", "NpzSink", "ParquetSink", "RowSink", "TextSink", "write_rows"]
 
 
 class RowSink(Protocol):
@@ -175,30 +175,3 @@ def write_rows(
             rows_sink.close()
         if written != n_rows:
             raise DataError(f"{path}: {written} rows written, {n_rows} announced")
-
-
-def write_frame(path: Path, frame: Any) -> None:
-    """Write a DataFrame (a table with text columns) to ``.csv``, ``.tsv`` or ``.parquet``.
-
-    Text files get a header and no index; parquet keeps each column's dtype (a ``category``
-    its categories). The file appears complete or not at all.
-
-    Raises
-    ------
-    DataError
-        Another format: ``.npy`` and ``.npz`` hold numbers only.
-    """
-    suffix = "".join(path.suffixes[-1:]).lower()
-    if suffix not in (".csv", ".tsv", ".parquet"):
-        raise DataError(
-            f"cannot write {path}: a table with text columns goes to .csv, .tsv or .parquet "
-            f"({suffix or path.name!r} holds numbers only)"
-        )
-    with atomic_file(path) as handle:
-        if suffix == ".parquet":
-            frame.to_parquet(handle, index=False)
-        else:
-            text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
-            frame.to_csv(text, index=False, sep="\t" if suffix == ".tsv" else ",")
-            text.flush()
-            text.detach()
