@@ -2,10 +2,15 @@
 
 Test modules import it as ``from tests.helpers import FAST`` (``tests`` is a package and
 pytest runs from the repository root); no test module imports another one or ``conftest``.
+The adversarial case tables (tampered fields, files replaced by links, FIFOs and devices)
+live here too: ``tests/test_trust.py`` and ``scripts/adversarial.py`` both generate from them.
 """
 
 from __future__ import annotations
 
+import io
+import math
+import os
 import shutil
 from pathlib import Path
 
@@ -15,12 +20,23 @@ import pytest
 from aekit.training.callbacks import Callback
 
 __all__ = [
+    "DETECTOR_TAMPERED",
     "DOCS_TIMES",
     "FAST",
+    "IMPUTER_TAMPERED",
+    "IMPUTER_TAMPERED_TEXT",
+    "ONNX_METADATA",
+    "REPLACEMENTS",
+    "TAMPERED",
+    "TAMPERED_TEXT",
     "InterruptAt",
     "chromium",
     "cuda_available",
     "interrupted_and_resumed",
+    "make_fifo",
+    "npy_header_bytes",
+    "score_in_worker",
+    "set_field",
     "write_parquet",
 ]
 
@@ -82,3 +98,161 @@ def interrupted_and_resumed(params: dict, X: object, folder: Path, step: int) ->
         Autoencoder(**params, checkpoint_dir=str(folder)).fit(X, callbacks=(InterruptAt(step),))
     assert latest_checkpoint(folder) is not None
     return reference, Autoencoder(**params, checkpoint_dir=str(folder)).fit(X, resume=True)
+
+
+def score_in_worker(folder: str, rows: object) -> object:
+    """``aekit.load(folder).score_samples(rows)``: run in a ``spawn`` process pool's worker
+    (a module-level function, importable there), as docs/user_guide/model_files.rst says."""
+    import aekit
+
+    return aekit.load(folder).score_samples(rows)
+
+
+# -- adversarial cases: shared by tests/test_trust.py and scripts/adversarial.py ---------------
+def make_fifo(path):
+    path.unlink()
+    os.mkfifo(path)
+
+
+def _link_to(target):
+    def replace(path):
+        path.unlink()
+        path.symlink_to(target)
+
+    return replace
+
+
+def _folder(path):
+    path.unlink()
+    path.mkdir()
+
+
+def _link_to_copy(path):  # even a link to the very same bytes: only regular files are read
+    copy = path.with_name("elsewhere")
+    path.rename(copy)
+    path.symlink_to(copy)
+
+
+REPLACEMENTS = {
+    "fifo": (make_fifo, "not a regular file"),
+    "dev-zero": (_link_to("/dev/zero"), "symbolic link"),
+    "dev-urandom": (_link_to("/dev/urandom"), "symbolic link"),
+    "folder": (_folder, "not a regular file|cannot read"),
+    "link-to-copy": (_link_to_copy, "symbolic link"),
+}
+
+
+def set_field(section, **values):
+    def edit(config):
+        (config if section is None else config[section]).update(values)
+
+    return edit
+
+
+# Fields a tampered config.json may change, each refused with one ModelFileError naming it.
+TAMPERED = {
+    "code_dim-99": (set_field("model", code_dim=99), "shape"),
+    "code_dim-10**30": (set_field("model", code_dim=10**30), "code_dim"),
+    "code_dim-negative": (set_field("model", code_dim=-2), "code_dim"),
+    "code_dim-float": (set_field("model", code_dim=2.0), "code_dim"),
+    "code_dim-text": (set_field("model", code_dim="2"), "code_dim"),
+    "input_dim-mismatch": (set_field("model", input_dim=7), "shape"),
+    "input_dim-zero": (set_field("model", input_dim=0), "input_dim"),
+    "format_version--1": (set_field(None, format_version=-1), "format_version"),
+    "format_version-0": (set_field(None, format_version=0), "format_version"),
+    "format_version-float": (set_field(None, format_version=2.0), "format_version"),
+    "format_version-text": (set_field(None, format_version="2"), "format_version"),
+    "hidden-negative": (set_field("model", hidden=[-1]), "hidden"),
+    "hidden-10**30": (set_field("model", hidden=[10**30]), "hidden"),
+    "hidden-nested": (set_field("model", hidden=[[8]]), "hidden"),
+    "hidden-text": (set_field("model", hidden="8"), "hidden"),
+    "hidden-mapping": (set_field("model", hidden={"a": 8}), "hidden"),
+    "hidden-extra-layer": (set_field("model", hidden=[8, 8]), "missing"),
+    "image_shape-huge": (set_field("model", image_shape=[10**10] * 3), "image_shape"),
+    "image_shape-two": (set_field("model", image_shape=[2, 3]), "image_shape"),
+    "categorical_blocks-beyond": (set_field("model", categorical_blocks=[[0, 100]]), "categorical"),
+    "dropout-infinity": (set_field("model", dropout=math.inf), "dropout"),
+    "activation-unknown": (set_field("model", activation="evil"), "activation"),
+    "sparsity_k-10**30": (set_field("model", sparsity="topk", sparsity_k=10**30), "sparsity_k"),
+    "lr-nan": (set_field("train", lr=math.nan), "lr"),
+    "epochs-10**30": (set_field("train", epochs=10**30), "epochs"),
+    "batch_size-zero": (set_field("train", batch_size=0), "batch_size"),
+    "threads-10**30": (set_field("train", threads=10**30), "threads"),
+    "verbose-10**400": (set_field("train", verbose=10**400), "verbose"),
+    "random_state-negative": (set_field("train", random_state=-1), "random_state"),
+    "estimator-code_dim-mismatch": (set_field("estimator", code_dim=7), "code_dim=7"),
+    "estimator-code_dim-text": (set_field("estimator", code_dim="x"), "code_dim"),
+    "estimator-hidden-mismatch": (set_field("estimator", hidden=[64, 64]), "hidden"),
+    "estimator-hidden-negative": (set_field("estimator", hidden=[-5]), "hidden"),
+    "estimator-activation-mismatch": (set_field("estimator", activation="tanh"), "activation"),
+    "estimator-batch_norm-as-int": (set_field("estimator", batch_norm=0), "batch_norm"),
+    "n_features_in-negative": (set_field(None, n_features_in=-1), "n_features_in"),
+    "n_features_in-10**30": (set_field(None, n_features_in=10**30), "n_features_in"),
+}
+# Edits of the JSON text itself: numbers Python's json reads but no config can hold.
+TAMPERED_TEXT = {
+    "code_dim-5000-digits": ("9" * 5000, "not valid JSON"),
+    "code_dim-NaN": ("NaN", "code_dim"),
+    "code_dim-Infinity": ("Infinity", "code_dim"),
+    "code_dim-nested-100000-deep": ("[" * 100_000 + "]" * 100_000, "not valid JSON|code_dim"),
+}
+
+
+DETECTOR_TAMPERED = {
+    "image_shape-10**30": (set_field(None, image_shape=[10**30, 1, 6]), "image_shape"),
+    "image_shape-negative": (set_field(None, image_shape=[-1, 1, 6]), "image_shape"),
+    "image_shape-other-width": (set_field(None, image_shape=[1, 2, 4]), "image_shape"),
+    "n_members-10**30": (set_field(None, n_members=10**30), "n_members"),
+    "n_members-not-n_estimators": (set_field(None, n_members=1), "n_members"),
+    "n_estimators-negative": (set_field("params", n_estimators=-1), "n_members"),
+    "contamination-nan": (set_field("params", contamination=math.nan), "contamination"),
+    "contamination-2": (set_field("params", contamination=2.0), "contamination"),
+    "contamination-text": (set_field("params", contamination="evil"), "contamination"),
+    "code_term-text": (set_field("params", code_term="evil"), "code_term"),
+    "random_state-negative": (set_field("params", random_state=-5), "random_state"),
+    "image_shape-param-text": (set_field("params", image_shape="evil"), "image_shape"),
+}
+
+
+ONNX_METADATA = [
+    *[("threshold", text, "threshold") for text in ("nan", "inf", "-inf", "high")],
+    *[("n_features", text, "n_features") for text in ("5", "7", "-6", "6.0", "1" * 5000, "x")],
+    ("feature_names", "[1, 2, 3, 4, 5, 6]", "feature_names"),
+    ("feature_names", '["a", "b"]', "feature_names"),
+    ("feature_names", '["a", "a", "b", "c", "d", "e"]', "feature_names"),
+    ("feature_names", '{"a": 1}', "feature_names"),
+    ("feature_names", "[[[[", "feature_names"),
+    ("kind", "rocket", "kind"),
+]
+
+
+def npy_header_bytes(shape, dtype="<f8"):
+    buffer = io.BytesIO()
+    header = {"descr": dtype, "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(buffer, header)
+    return buffer.getvalue()
+
+
+# Fields a tampered imputer.json may change, each refused with one ModelFileError naming it.
+IMPUTER_TAMPERED = {
+    "n_members-10**30": (set_field(None, n_members=10**30), "n_members|members"),
+    "n_members-zero": (set_field(None, n_members=0), "n_members"),
+    "n_features_in-7": (set_field(None, n_features_in=7), "n_features_in|empty|columns"),
+    "n_features_in-negative": (set_field(None, n_features_in=-1), "n_features_in"),
+    "empty-short": (set_field(None, empty=[False]), "empty"),
+    "low-text": (set_field(None, low=["x"] * 6), "low"),
+    "high-bool": (set_field(None, high=[True] * 6), "high"),
+    "feature_names-short": (set_field(None, feature_names=["a"]), "feature_names"),
+    "feature_names-ints": (set_field(None, feature_names=list(range(6))), "feature_names"),
+    "indicator-beyond": (set_field(None, indicator_features=[99]), "indicator_features"),
+    "table-true": (set_field(None, table=True), "table"),
+    "format_version--1": (set_field(None, format_version=-1), "format_version"),
+    "n_estimators-negative": (set_field("params", n_estimators=-1), "n_estimators|n_members"),
+    "dtypes-short": (set_field(None, dtypes=["float64"]), "dtypes"),
+}
+# Edits of imputer.json's text: a number no imputer can hold (a bound must be finite).
+IMPUTER_TAMPERED_TEXT = {
+    "low-NaN": ("low", "NaN", "low"),
+    "high-Infinity": ("high", "Infinity", "high"),
+    "low--Infinity": ("low", "-Infinity", "low"),
+}

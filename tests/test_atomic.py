@@ -20,6 +20,7 @@ import pytest
 from aekit import Autoencoder, AutoencoderOutlierDetector, OutputError, load
 from aekit.analysis.report import Report
 from aekit.cli import main
+from aekit.files.layouts import SAVED_NAMES
 from aekit.training.checkpoint import read_checkpoint, write_checkpoint
 from tests.helpers import FAST
 
@@ -230,7 +231,7 @@ def test_a_read_only_mount_refuses_saves_with_one_line(tmpfs, fitted, digits, ca
 
 OLD_FIT = {"config.json": b"old config", "weights.safetensors": b"old weights", "fit.json": b"1"}
 NEW_FIT = {"config.json": b"new config", "weights.safetensors": b"new", "history.json": b"2"}
-KEPT = {".aekit.lock": b"held", "ck/checkpoint.safetensors": b"a checkpoint"}
+KEPT = {".aekit.lock": b"held", "ck/checkpoint.safetensors": b"a checkpoint", "notes": b"mine"}
 DROPPED = {"loss.png": b"a plot of the old fit"}  # a file the new contents do not write
 STEPS = ["os.rename", "os.replace", "os.link", "os.symlink", "os.fsync", "shutil.rmtree"]
 
@@ -287,7 +288,7 @@ def test_a_folder_replaced_and_killed_at_any_step_is_the_old_or_the_new(
     target = tmp_path / "m"
 
     def write():
-        with atomic_folder(target) as staged:
+        with atomic_folder(target, SAVED_NAMES) as staged:
             _write_fit(staged, NEW_FIT)
 
     old_folder = {} if first_save else {**OLD_FIT, **KEPT, **DROPPED}
@@ -305,7 +306,7 @@ def test_a_folder_replaced_and_killed_at_any_step_is_the_old_or_the_new(
         found = {str(k): v for k, v in snapshot(target).items()} if target.exists() else {}
         assert found in (old_folder, new), f"killed at step {step}: {sorted(found)}"
         outcomes.add("new" if found == new else "old")
-        with atomic_folder(target) as staged:  # the next run cleans what the kill left
+        with atomic_folder(target, SAVED_NAMES) as staged:  # the next run cleans what the kill left
             _write_fit(staged, NEW_FIT)
         assert [p.name for p in tmp_path.iterdir()] == ["m"]
         if not killed:
@@ -366,20 +367,23 @@ def test_a_refit_killed_at_any_step_of_its_save_leaves_the_old_fit_or_the_new(
 def test_a_folder_swapped_in_under_a_lock_is_still_locked(tmp_path):
     import fcntl
 
-    from aekit.files import LOCK_NAME, folder_lock
+    from aekit.files import folder_lock, lock_path
     from aekit.files.atomic import atomic_folder
 
     target = tmp_path / "m"
+    _write_fit(target, {**OLD_FIT, "notes.txt": b"the user's own file"})
     with folder_lock(target):
-        with atomic_folder(target) as staged:
+        with atomic_folder(target, SAVED_NAMES) as staged:
             _write_fit(staged, NEW_FIT)
-        fd = os.open(target / LOCK_NAME, os.O_RDWR)  # the held lock's file, not a new one
+        fd = os.open(lock_path(target), os.O_RDWR)  # the held lock's file, beside the folder
         try:
             with pytest.raises(BlockingIOError):
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         finally:
             os.close(fd)
-    assert sorted(p.name for p in target.iterdir()) == sorted(NEW_FIT)
+    # the old fit's files go, the user's own file stays
+    assert sorted(p.name for p in target.iterdir()) == sorted([*NEW_FIT, "notes.txt"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # the lock went with its holder
 
 
 def test_a_first_fit_on_a_full_disk_leaves_no_folder(tmp_path, digits, refuse, capsys):
@@ -409,7 +413,19 @@ def test_a_folder_reached_through_a_link_is_replaced_and_the_link_kept(tmp_path)
     real, link = tmp_path / "real", tmp_path / "link"
     _write_fit(real, OLD_FIT)
     link.symlink_to(real, target_is_directory=True)
-    with atomic_folder(link) as staged:
+    with atomic_folder(link, SAVED_NAMES) as staged:
         _write_fit(staged, NEW_FIT)
     assert link.is_symlink() and {str(k): v for k, v in snapshot(link).items()} == NEW_FIT
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
+
+
+def test_a_fit_into_a_folder_of_the_users_files_keeps_them(tmp_path, digits, capsys):
+    """``aekit fit DATA -o DIR`` where DIR holds the data (and other files of the user's):
+    they stay; every file the fit writes is one a later save replaces (SAVED_NAMES)."""
+    folder = tmp_path / "m"
+    folder.mkdir()
+    np.save(folder / "a.npy", digits[:120])
+    assert main([*_fit_argv(tmp_path, folder / "a.npy", 1)]) == 0, capsys.readouterr().err
+    written = {p.name for p in folder.iterdir()} - {"a.npy"}
+    assert (folder / "a.npy").is_file() and written and written <= SAVED_NAMES
+    np.testing.assert_array_equal(np.load(folder / "a.npy"), digits[:120])

@@ -337,7 +337,7 @@ def test_resume_refuses_a_tampered_or_foreign_checkpoint(reference, tmp_path, ed
 def test_resume_without_a_folder_or_checkpoint(tmp_path, caplog):
     with pytest.raises(ConfigError, match="checkpoint_dir"):
         make_trainer(epochs=1).fit(rows(), resume=True)
-    with pytest.raises(ModelFileError, match="cannot read checkpoint"):
+    with pytest.raises(ModelFileError, match=r"missing .*missing\.safetensors"):
         make_trainer(epochs=1).fit(rows(), resume=tmp_path / "missing.safetensors")
     fresh, reference = make_trainer(tmp_path / "a", epochs=2), make_trainer(epochs=2)
     with caplog.at_level(logging.INFO, logger="aekit"):

@@ -255,7 +255,7 @@ def _copy(saved, tmp_path):
         (lambda meta: meta.update(format="other"), "is not an aekit-imputer file"),
         (lambda meta: meta.update(format_version=9), "format_version 9"),
         (lambda meta: meta["low"].pop(), "'low' must be 5 values"),
-        (lambda meta: meta.update(n_members=3), "no model folder"),
+        (lambda meta: meta.update(n_members=3), "n_members \\(3\\)"),
         (lambda meta: meta["params"].update(random_state="x"), "'random_state' must be"),
         (lambda meta: meta.update(table=True), "'table' does not match"),
         (lambda meta: meta.update(indicator_features=[7]), "indicator_features must be"),

@@ -8,6 +8,7 @@ not overwritten unless asked; ``-q`` is quiet and warnings are one line.
 import importlib.util
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -49,22 +50,47 @@ def saved(tmp_path_factory, frame):
 
 def _variants(frame):
     return {
-        "reordered": (frame[COLUMNS[::-1]], "same order"),
         "renamed": (frame.rename(columns={"a": "z"}), "unseen at fit time: z"),
         "missing": (frame[COLUMNS[:3]], "missing: d"),
         "extra": (frame.assign(e=1.0), "unseen at fit time: e"),
     }
 
 
-@pytest.mark.parametrize("kind", ["reordered", "renamed", "missing", "extra"])
-@pytest.mark.parametrize("method", ["transform", "reconstruction_error", "predict"])
-def test_python_methods_refuse_other_columns_in_one_line(saved, frame, kind, method):
+MODEL_METHODS = [
+    "transform",
+    "reconstruct",
+    "reconstruct_scaled",
+    "reconstruction_error",
+    "score_samples",
+]
+DETECTOR_METHODS = ["predict", "score_samples", "decision_function", "reconstruction_error"]
+
+
+def _methods(ae, detector):
+    return [(ae, m) for m in MODEL_METHODS] + [(detector, m) for m in DETECTOR_METHODS]
+
+
+@pytest.mark.parametrize("kind", ["renamed", "missing", "extra"])
+def test_python_methods_refuse_other_columns_in_one_line(saved, frame, kind):
     _, ae, detector = saved
     X, named = _variants(frame)[kind]
-    estimator = detector if method == "predict" else ae
-    with pytest.raises(DataError, match=named) as caught:
-        getattr(estimator, method)(X)
-    assert "\n" not in str(caught.value)
+    for estimator, method in _methods(ae, detector):
+        with pytest.raises(DataError, match=named) as caught:
+            getattr(estimator, method)(X)
+        assert "\n" not in str(caught.value)
+
+
+def test_python_methods_reorder_columns_by_name(saved, frame):
+    """Only the order differs: the same answer as in the fitted order, without a warning."""
+    _, ae, detector = saved
+    reordered = frame[COLUMNS[::-1]]
+    for estimator, method in _methods(ae, detector):
+        expected = getattr(estimator, method)(frame)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            np.testing.assert_array_equal(getattr(estimator, method)(reordered), expected)
+    codes = ae.transform(frame)
+    np.testing.assert_array_equal(ae.inverse_transform(codes), ae.reconstruct(reordered))
 
 
 def _cli(capsys, *argv):
@@ -147,6 +173,45 @@ def test_text_columns_in_another_order(tmp_path, capsys):
         code, _, err = _cli(capsys, "score", tmp_path / "m", tmp_path / data, "-o", tmp_path / out)
         assert code == 0, err
     np.testing.assert_array_equal(np.load(tmp_path / "b.npy"), np.load(tmp_path / "a.npy"))
+    reordered = table[["w", "t", "x"]]  # and in Python: the model, a detector, an imputer
+    np.testing.assert_array_equal(ae.transform(reordered), ae.transform(table))
+    detector = AutoencoderOutlierDetector(Autoencoder(code_dim=2, **FAST)).fit(table)
+    np.testing.assert_array_equal(detector.score_samples(reordered), detector.score_samples(table))
+    from aekit import AutoencoderImputer
+
+    holes = table.mask(np.random.default_rng(3).random(table.shape) < 0.1)
+    imputer = AutoencoderImputer(Autoencoder(code_dim=2, **FAST), n_estimators=1).fit(holes)
+    filled = imputer.transform(holes[["w", "t", "x"]])
+    assert list(filled.columns) == ["x", "t", "w"]  # the fitted order: get_feature_names_out
+    pd.testing.assert_frame_equal(filled, imputer.transform(holes))
+    with pytest.raises(DataError, match="unseen at fit time: z"):
+        imputer.transform(holes.rename(columns={"t": "z"}))
+
+
+def test_reconstruct_of_a_table_with_text_columns_keeps_them(tmp_path, capsys):
+    """``aekit reconstruct`` writes a text-column model's reconstruction as a table (CSV or
+    parquet, which keeps the dtypes); ``.npy`` is refused in one line, nothing written;
+    ONNX export is refused in one line (the one-hot encoding is outside the network)."""
+    rng = np.random.default_rng(4)
+    table = pd.DataFrame({"x": rng.normal(size=80), "t": rng.choice(["red", "green"], 80)})
+    ae = Autoencoder(code_dim=1, **FAST).fit(table)
+    ae.save(tmp_path / "m")
+    table.to_csv(tmp_path / "d.csv", index=False)
+    expected = ae.reconstruct(table)
+    for out in ("r.csv", "r.parquet"):
+        code, _, err = _cli(capsys, "reconstruct", tmp_path / "m", tmp_path / "d.csv", "-o",
+                            tmp_path / out)  # fmt: skip
+        assert code == 0, err
+    back = pd.read_parquet(tmp_path / "r.parquet")
+    pd.testing.assert_frame_equal(back, expected)
+    from_csv = pd.read_csv(tmp_path / "r.csv")
+    assert list(from_csv["t"]) == list(expected["t"])
+    np.testing.assert_allclose(from_csv["x"], expected["x"], rtol=1e-12)
+    for argv in (("reconstruct", tmp_path / "m", tmp_path / "d.csv", "-o", tmp_path / "r.npy"),
+                 ("export", tmp_path / "m", "-o", tmp_path / "m.onnx")):  # fmt: skip
+        code, out, err = _cli(capsys, *argv)
+        assert code != 0 and err.startswith("aekit: error: ") and err.count("\n") == 1
+        assert not argv[-1].exists()
 
 
 def test_onnx_score_picks_columns_by_name(saved, capsys, tmp_path):
@@ -266,8 +331,34 @@ def test_imputer_refuses_other_columns_and_overwrites_only_when_asked(frame, tmp
         with pytest.raises(DataError, match=named) as caught:
             imputer.transform(X)
         assert "\n" not in str(caught.value)
+    np.testing.assert_array_equal(  # only the order differs: reordered by name
+        imputer.transform(holes[COLUMNS[::-1]]), imputer.transform(holes)
+    )
     imputer.save(tmp_path / "imp")
     with pytest.raises(OutputError, match="imp already holds a saved imputer: pass overwrite"):
         imputer.save(tmp_path / "imp")
     imputer.save(tmp_path / "imp", overwrite=True)
     np.testing.assert_array_equal(load(tmp_path / "imp").transform(holes), imputer.transform(holes))
+
+
+def test_cli_picks_an_imputer_folders_columns_by_name(frame, tmp_path, capsys):
+    """The commands apply an imputer folder's autoencoder with the imputer's column names."""
+    from aekit import AutoencoderImputer
+
+    holes = frame.mask(np.random.default_rng(2).random(frame.shape) < 0.1)
+    AutoencoderImputer(Autoencoder(code_dim=2, **FAST), n_estimators=1).fit(holes).save(
+        tmp_path / "imp"
+    )
+    frame.to_csv(tmp_path / "ok.csv", index=False)
+    frame[COLUMNS[::-1]].to_csv(tmp_path / "re.csv", index=False)
+    frame.rename(columns={"a": "z"}).to_csv(tmp_path / "renamed.csv", index=False)
+    for data, out in (("ok.csv", "a.npy"), ("re.csv", "b.npy")):
+        code, _, err = _cli(
+            capsys, "score", tmp_path / "imp", tmp_path / data, "-o", tmp_path / out
+        )
+        assert code == 0, err
+    np.testing.assert_array_equal(np.load(tmp_path / "b.npy"), np.load(tmp_path / "a.npy"))
+    code, out, err = _cli(
+        capsys, "encode", tmp_path / "imp", tmp_path / "renamed.csv", "-o", tmp_path / "c.npy"
+    )
+    assert code == 2 and "lacks the column(s) 'a'" in err and err.count("\n") == 1

@@ -140,14 +140,17 @@ def test_missing_folder_and_files(tmp_path, fitted):
 
 
 def test_save_keeps_other_files_and_leaves_no_temp_files(fitted, tmp_path):
+    """The user's own files stay; an old fit's record (another model's) goes."""
     folder = tmp_path / "m"
     folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
     (folder / "history.json").write_text("{}")
     fitted.save(folder)
     with pytest.raises(OutputError, match=f"{folder.name} already holds a saved model"):
         fitted.save(folder)  # no model is replaced by mistake
     fitted.save(folder, overwrite=True)
-    assert sorted(p.name for p in folder.iterdir()) == [CONFIG_NAME, "history.json", WEIGHTS_NAME]
+    assert sorted(p.name for p in folder.iterdir()) == [CONFIG_NAME, "notes.txt", WEIGHTS_NAME]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
 
 
 def test_checkpoint_round_trip_keeps_int_keys_and_tensors(tmp_path):

@@ -83,6 +83,14 @@ def test_missing_and_unseen_categories_become_missing_blocks():
     assert np.isnan(encoded[1:, :2]).all() and not np.isnan(encoded[:, 2]).any()
 
 
+def test_equal_values_are_one_category_as_documented():
+    """docs/user_guide/tables.rst: 1, 1.0 and True are one category; as text, three."""
+    mixed = pd.DataFrame({"t": pd.Series([True, 1, 1.0, "x"], dtype=object), "x": [1.0, 2, 3, 4]})
+    assert len(TableLayout.fit(mixed).columns[0].categories) == 2
+    as_text = mixed.assign(t=mixed["t"].astype(str))
+    assert len(TableLayout.fit(as_text).columns[0].categories) == 4
+
+
 def test_too_many_categories_and_dates_name_the_column():
     ids = pd.DataFrame({"x": np.arange(60.0), "user": [f"u{i}" for i in range(60)]})
     with pytest.raises(DataError, match=r"column 'user' has 60 distinct values.*max_categories=50"):

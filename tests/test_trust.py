@@ -3,8 +3,8 @@ size limits; config fields that disagree with the weights, impossible thresholds
 taken from a file are refused with one ModelFileError; each case ends fast (no hang)."""
 
 import json
-import math
 import os
+import re
 import shutil
 import threading
 
@@ -16,7 +16,18 @@ from aekit import Autoencoder, AutoencoderOutlierDetector, ModelFileError
 from aekit.anomaly.detectorfile import STATS_NAME
 from aekit.estimator.modelfile import CONFIG_NAME, WEIGHTS_NAME
 from aekit.files.layouts import DETECTOR_NAME
-from tests.helpers import FAST
+from tests.helpers import (
+    DETECTOR_TAMPERED,
+    FAST,
+    IMPUTER_TAMPERED,
+    IMPUTER_TAMPERED_TEXT,
+    ONNX_METADATA,
+    REPLACEMENTS,
+    TAMPERED,
+    TAMPERED_TEXT,
+    make_fifo,
+    npy_header_bytes,
+)
 
 DEADLINE_S = 20.0  # a FIFO or /dev/zero must be refused at once, not hang or fill memory
 
@@ -62,39 +73,6 @@ def saved_detector(rows, tmp_path_factory):
 
 def _copy(folder, tmp_path):
     return shutil.copytree(folder, tmp_path / folder.name)
-
-
-def _fifo(path):
-    path.unlink()
-    os.mkfifo(path)
-
-
-def _link_to(target):
-    def replace(path):
-        path.unlink()
-        path.symlink_to(target)
-
-    return replace
-
-
-def _folder(path):
-    path.unlink()
-    path.mkdir()
-
-
-def _link_to_copy(path):  # even a link to the very same bytes: only regular files are read
-    copy = path.with_name("elsewhere")
-    path.rename(copy)
-    path.symlink_to(copy)
-
-
-REPLACEMENTS = {
-    "fifo": (_fifo, "not a regular file"),
-    "dev-zero": (_link_to("/dev/zero"), "symbolic link"),
-    "dev-urandom": (_link_to("/dev/urandom"), "symbolic link"),
-    "folder": (_folder, "not a regular file|cannot read"),
-    "link-to-copy": (_link_to_copy, "symbolic link"),
-}
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
@@ -163,62 +141,6 @@ def test_a_safetensors_header_length_out_of_range_is_refused(saved, tmp_path, le
         load_within_deadline(folder)
 
 
-def _set(section, **values):
-    def edit(config):
-        (config if section is None else config[section]).update(values)
-
-    return edit
-
-
-# Fields a tampered config.json may change, each refused with one ModelFileError naming it.
-TAMPERED = {
-    "code_dim-99": (_set("model", code_dim=99), "shape"),
-    "code_dim-10**30": (_set("model", code_dim=10**30), "code_dim"),
-    "code_dim-negative": (_set("model", code_dim=-2), "code_dim"),
-    "code_dim-float": (_set("model", code_dim=2.0), "code_dim"),
-    "code_dim-text": (_set("model", code_dim="2"), "code_dim"),
-    "input_dim-mismatch": (_set("model", input_dim=7), "shape"),
-    "input_dim-zero": (_set("model", input_dim=0), "input_dim"),
-    "format_version--1": (_set(None, format_version=-1), "format_version"),
-    "format_version-0": (_set(None, format_version=0), "format_version"),
-    "format_version-float": (_set(None, format_version=2.0), "format_version"),
-    "format_version-text": (_set(None, format_version="2"), "format_version"),
-    "hidden-negative": (_set("model", hidden=[-1]), "hidden"),
-    "hidden-10**30": (_set("model", hidden=[10**30]), "hidden"),
-    "hidden-nested": (_set("model", hidden=[[8]]), "hidden"),
-    "hidden-text": (_set("model", hidden="8"), "hidden"),
-    "hidden-mapping": (_set("model", hidden={"a": 8}), "hidden"),
-    "hidden-extra-layer": (_set("model", hidden=[8, 8]), "missing"),
-    "image_shape-huge": (_set("model", image_shape=[10**10] * 3), "image_shape"),
-    "image_shape-two": (_set("model", image_shape=[2, 3]), "image_shape"),
-    "categorical_blocks-beyond": (_set("model", categorical_blocks=[[0, 100]]), "categorical"),
-    "dropout-infinity": (_set("model", dropout=math.inf), "dropout"),
-    "activation-unknown": (_set("model", activation="evil"), "activation"),
-    "sparsity_k-10**30": (_set("model", sparsity="topk", sparsity_k=10**30), "sparsity_k"),
-    "lr-nan": (_set("train", lr=math.nan), "lr"),
-    "epochs-10**30": (_set("train", epochs=10**30), "epochs"),
-    "batch_size-zero": (_set("train", batch_size=0), "batch_size"),
-    "threads-10**30": (_set("train", threads=10**30), "threads"),
-    "verbose-10**400": (_set("train", verbose=10**400), "verbose"),
-    "random_state-negative": (_set("train", random_state=-1), "random_state"),
-    "estimator-code_dim-mismatch": (_set("estimator", code_dim=7), "code_dim=7"),
-    "estimator-code_dim-text": (_set("estimator", code_dim="x"), "code_dim"),
-    "estimator-hidden-mismatch": (_set("estimator", hidden=[64, 64]), "hidden"),
-    "estimator-hidden-negative": (_set("estimator", hidden=[-5]), "hidden"),
-    "estimator-activation-mismatch": (_set("estimator", activation="tanh"), "activation"),
-    "estimator-batch_norm-as-int": (_set("estimator", batch_norm=0), "batch_norm"),
-    "n_features_in-negative": (_set(None, n_features_in=-1), "n_features_in"),
-    "n_features_in-10**30": (_set(None, n_features_in=10**30), "n_features_in"),
-}
-# Edits of the JSON text itself: numbers Python's json reads but no config can hold.
-TAMPERED_TEXT = {
-    "code_dim-5000-digits": ("9" * 5000, "not valid JSON"),
-    "code_dim-NaN": ("NaN", "code_dim"),
-    "code_dim-Infinity": ("Infinity", "code_dim"),
-    "code_dim-nested-100000-deep": ("[" * 100_000 + "]" * 100_000, "not valid JSON|code_dim"),
-}
-
-
 @pytest.mark.parametrize("case", [*TAMPERED, *TAMPERED_TEXT])
 def test_a_config_that_disagrees_with_the_weights_is_refused(saved, tmp_path, case):
     folder = _copy(saved, tmp_path)
@@ -248,22 +170,6 @@ def test_a_threshold_that_is_not_finite_is_refused(saved_detector, tmp_path, thr
         load_within_deadline(folder)
 
 
-DETECTOR_TAMPERED = {
-    "image_shape-10**30": (_set(None, image_shape=[10**30, 1, 6]), "image_shape"),
-    "image_shape-negative": (_set(None, image_shape=[-1, 1, 6]), "image_shape"),
-    "image_shape-other-width": (_set(None, image_shape=[1, 2, 4]), "image_shape"),
-    "n_members-10**30": (_set(None, n_members=10**30), "n_members"),
-    "n_members-not-n_estimators": (_set(None, n_members=1), "n_members"),
-    "n_estimators-negative": (_set("params", n_estimators=-1), "n_members"),
-    "contamination-nan": (_set("params", contamination=math.nan), "contamination"),
-    "contamination-2": (_set("params", contamination=2.0), "contamination"),
-    "contamination-text": (_set("params", contamination="evil"), "contamination"),
-    "code_term-text": (_set("params", code_term="evil"), "code_term"),
-    "random_state-negative": (_set("params", random_state=-5), "random_state"),
-    "image_shape-param-text": (_set("params", image_shape="evil"), "image_shape"),
-}
-
-
 @pytest.mark.parametrize("case", DETECTOR_TAMPERED)
 def test_a_detector_json_with_impossible_values_is_refused(saved_detector, tmp_path, case):
     folder = _copy(saved_detector, tmp_path)
@@ -275,20 +181,53 @@ def test_a_detector_json_with_impossible_values_is_refused(saved_detector, tmp_p
         load_within_deadline(folder)
 
 
-@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "high"])
-def test_an_onnx_threshold_that_is_not_finite_is_refused(saved_detector, tmp_path, text):
+@pytest.fixture(scope="module")
+def saved_imputer(rows, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("saved") / "i"
+    holes = np.where(np.random.default_rng(1).random(rows.shape) < 0.1, np.nan, rows)
+    ae = Autoencoder(code_dim=2, hidden=(8,), **FAST)
+    aekit.AutoencoderImputer(ae, n_estimators=2).fit(holes).save(folder)
+    return folder
+
+
+@pytest.mark.parametrize("case", [*IMPUTER_TAMPERED, *IMPUTER_TAMPERED_TEXT])
+def test_an_imputer_json_with_impossible_values_is_refused(saved_imputer, tmp_path, case):
+    folder = _copy(saved_imputer, tmp_path)
+    meta = json.loads((folder / "imputer.json").read_text())
+    if case in IMPUTER_TAMPERED:
+        edit, match = IMPUTER_TAMPERED[case]
+        edit(meta)
+        text = json.dumps(meta)
+    else:
+        key, value, match = IMPUTER_TAMPERED_TEXT[case]
+        meta[key][0] = 123.25
+        text = json.dumps(meta).replace("123.25", value)
+    (folder / "imputer.json").write_text(text)
+    with pytest.raises(ModelFileError, match=match) as caught:
+        load_within_deadline(folder)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("key", "text", "match"), ONNX_METADATA)
+def test_onnx_metadata_that_cannot_be_is_refused(saved_detector, tmp_path, key, text, match):
+    """Every field ``aekit score`` takes from an ONNX file's metadata is checked: one
+    ModelFileError naming the field."""
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     from aekit.export import OnnxModel, to_onnx
 
     path = to_onnx(aekit.load(saved_detector), tmp_path / "d.onnx")
     model = onnx.load(path)
-    for prop in model.metadata_props:
-        if prop.key == "threshold":
-            prop.value = text
+    props = {prop.key: prop for prop in model.metadata_props}
+    if key in props:
+        props[key].value = text
+    else:
+        model.metadata_props.add(key=key, value=text)
     onnx.save(model, path)
-    with pytest.raises(ModelFileError, match="threshold"):
+    with pytest.raises(ModelFileError, match=match) as caught:
         OnnxModel(path)
+    assert "\n" not in str(caught.value) and len(str(caught.value)) < 300
+    assert OnnxModel(to_onnx(aekit.load(saved_detector), tmp_path / "ok.onnx")).n_features == 6
 
 
 def test_checkpoint_dir_is_never_taken_from_a_saved_file(rows, tmp_path):
@@ -303,6 +242,39 @@ def test_checkpoint_dir_is_never_taken_from_a_saved_file(rows, tmp_path):
     loaded.fit(rows)  # a refit of the loaded model writes no checkpoints where the file said
     assert not stored.exists()
     np.testing.assert_array_equal(loaded.transform(rows), ae.transform(rows))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+@pytest.mark.parametrize("kind", REPLACEMENTS)
+def test_a_checkpoint_that_is_not_a_regular_file_is_skipped_fast(rows, tmp_path, kind, caplog):
+    """Checkpoint folders follow the saved folders' rule: regular files only, no hang."""
+    import logging
+
+    from aekit.training.checkpoint import checkpoint_run, find_checkpoint, read_checkpoint
+
+    folder = tmp_path / "ck"
+    Autoencoder(code_dim=2, hidden=(8,), checkpoint_dir=str(folder), **FAST).fit(rows)
+    good, newest = sorted(folder.glob("checkpoint-*.safetensors"))[-2:]
+    replace, match = REPLACEMENTS[kind]
+    replace(newest)
+    outcome = {}
+
+    def target():
+        with caplog.at_level(logging.WARNING, logger="aekit"):
+            outcome["found"] = find_checkpoint(folder)
+        outcome["run"] = checkpoint_run(newest)
+        try:
+            read_checkpoint(newest)
+        except ModelFileError as exc:
+            outcome["error"] = str(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(DEADLINE_S)
+    assert not thread.is_alive(), f"reading checkpoint {kind} hung for {DEADLINE_S} s"
+    assert outcome["found"][0] == good and "skipping unusable checkpoint" in caplog.text
+    assert outcome["run"] is None
+    assert re.search(match, outcome["error"]) and "\n" not in outcome["error"]
 
 
 # -- input files checked before allocation ----------------------------------------------------
@@ -323,15 +295,6 @@ def _read_quietly(path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         return read_table(path)
-
-
-def _npy_bytes(shape, dtype="<f8"):
-    import io
-
-    buffer = io.BytesIO()
-    header = {"descr": dtype, "fortran_order": False, "shape": shape}
-    np.lib.format.write_array_header_1_0(buffer, header)
-    return buffer.getvalue()
 
 
 def test_a_compressed_npz_bomb_is_refused_before_unpacking(tmp_path, small_limit):
@@ -356,14 +319,14 @@ def test_an_npz_array_claiming_more_than_it_holds_is_refused(tmp_path, shape):
     import zipfile
 
     with zipfile.ZipFile(tmp_path / "lie.npz", "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("X.npy", _npy_bytes(shape) + b"\0" * 64)
+        archive.writestr("X.npy", npy_header_bytes(shape) + b"\0" * 64)
     with pytest.raises(aekit.DataError, match="declares shape"):
         _read_quietly(tmp_path / "lie.npz")
 
 
 @pytest.mark.parametrize("shape", [(10**6, 10**6), (2**62, 2**62), (10, 10)])
 def test_an_npy_header_that_does_not_describe_its_file_is_refused_quietly(tmp_path, shape):
-    (tmp_path / "lie.npy").write_bytes(_npy_bytes(shape) + b"\0" * 64)
+    (tmp_path / "lie.npy").write_bytes(npy_header_bytes(shape) + b"\0" * 64)
     with pytest.raises(aekit.DataError, match="its header declares shape"):
         _read_quietly(tmp_path / "lie.npy")
 
@@ -411,7 +374,7 @@ def test_aekit_encode_on_a_fifo_in_a_model_folder_ends_with_one_line(saved, tmp_
     from aekit.cli import main
 
     folder = _copy(saved, tmp_path)
-    _fifo(folder / WEIGHTS_NAME)
+    make_fifo(folder / WEIGHTS_NAME)
     np.save(tmp_path / "x.npy", np.zeros((3, 6)))
     outcome = {}
     argv = ["encode", str(folder), str(tmp_path / "x.npy"), "-o", str(tmp_path / "codes.npy")]
@@ -422,3 +385,20 @@ def test_aekit_encode_on_a_fifo_in_a_model_folder_ends_with_one_line(saved, tmp_
     err = capsys.readouterr().err
     assert outcome["rc"] == 2 and err.count("\n") == 1 and "not a regular file" in err
     assert not (tmp_path / "codes.npy").exists()
+
+
+@pytest.mark.slow  # a spawned worker imports torch
+def test_the_documented_spawn_process_pool_scores_like_the_parent(rows, saved):
+    """docs/user_guide/model_files.rst: a ``spawn`` pool, each worker loading the folder,
+    after the parent has run the model itself (what hangs a ``fork`` pool)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tests.helpers import score_in_worker
+
+    expected = aekit.load(saved).score_samples(rows)  # PyTorch's threads started here
+    parts = [rows[:60], rows[60:]]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(2, mp_context=context) as pool:
+        scores = list(pool.map(score_in_worker, [str(saved)] * 2, parts, timeout=240))
+    np.testing.assert_array_equal(np.concatenate(scores), expected)

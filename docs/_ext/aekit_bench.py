@@ -274,8 +274,22 @@ def adbench_tables(data: dict[str, Any]) -> Table:
     return header, rows
 
 
+def adversarial(data: dict[str, Any]) -> Table:
+    """scripts/adversarial.py: cases tried, good and bad by kind; the bombs' peak memory."""
+    rows = [
+        [kind, str(c.get("tried", 0)), str(c.get("good", 0)), f"**{c.get('bad', 0)}**"]
+        for kind, c in data["counts"].items()
+    ]
+    total = data["total"]
+    rows.append(["all", str(total.get("tried", 0)), str(total.get("good", 0)),
+                 f"**{total.get('bad', 0)}**"])  # fmt: skip
+    rows.append([f"bombs' worker peak RSS: {data['bomb_peak_rss_mb']:.0f} MiB", "", "", ""])
+    return ["kind", "tried", "good", "bad"], rows
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], Table]] = {
     "adbench": adbench,
+    "adversarial": adversarial,
     "adbench_tables": adbench_tables,
     "quality": quality,
     "tabular": tabular,

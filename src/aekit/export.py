@@ -212,8 +212,14 @@ class OnnxModel:
             raise ModelFileError(f"{path} was not written by aekit's to_onnx")
         self.outputs = tuple(outputs)
         self.kind: str = meta.get("kind", "autoencoder")
-        self.n_features = int(meta["n_features"])
-        self.feature_names: list[str] | None = json.loads(meta.get("feature_names", "null"))
+        kinds = ("imputer",) if self.outputs == IMPUTER_OUTPUTS else ("autoencoder", "detector")
+        if self.kind not in kinds:
+            raise ModelFileError(
+                f"{path}: kind {self.kind!r:.40} in the metadata does not fit its outputs "
+                f"(expected {' or '.join(kinds)})"
+            )
+        self.n_features = _n_features(meta["n_features"], self.session.get_inputs()[0], path)
+        self.feature_names = _feature_names(meta.get("feature_names"), self.n_features, path)
         self.threshold = _threshold(meta.get("threshold"), path)
 
     def run(self, X: Any) -> dict[str, np.ndarray]:
@@ -237,6 +243,54 @@ class OnnxModel:
             for start in range(0, max(len(rows), 1), _CHUNK_ROWS)
         ]
         return {name: np.concatenate([p[i] for p in parts]) for i, name in enumerate(self.outputs)}
+
+
+def _n_features(text: str, graph_input: Any, path: Path) -> int:
+    """``n_features`` from ONNX metadata: a positive int, the graph's input width.
+
+    Raises
+    ------
+    ModelFileError
+        Text that is not a decimal int, a number out of range, or one other than the width
+        of the graph's input (where the graph fixes it).
+    """
+    width = graph_input.shape[-1] if graph_input.shape else None
+    value = int(text) if text.isascii() and text.isdigit() and len(text) <= 10 else 0
+    if not 0 < value < 2**31 or (isinstance(width, int) and width != value):
+        raise ModelFileError(
+            f"{path}: n_features {text!r:.40} in the metadata is not the input width "
+            f"of the graph ({width})"
+        )
+    return value
+
+
+def _feature_names(text: str | None, n_features: int, path: Path) -> list[str] | None:
+    """``feature_names`` from ONNX metadata: None, or ``n_features`` unique strings.
+
+    Raises
+    ------
+    ModelFileError
+        Text that is not such a JSON list.
+    """
+    if text is None:
+        return None
+    try:
+        names = json.loads(text)
+    except (ValueError, RecursionError):
+        names = 0  # refused below
+    if names is None:
+        return None
+    if (
+        not isinstance(names, list)
+        or len(names) != n_features
+        or not all(isinstance(name, str) for name in names)
+        or len(set(names)) != len(names)
+    ):
+        raise ModelFileError(
+            f"{path}: feature_names in the metadata must be a JSON list of {n_features} "
+            "distinct strings"
+        )
+    return names
 
 
 def _threshold(text: str | None, path: Path) -> float | None:

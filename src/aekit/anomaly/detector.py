@@ -306,7 +306,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         if layout is None:
             return self._rows(X, reset=False, finite=finite)
         refuse_sparse_table(X, True)
-        check_table_names(self, X, reset=False)
+        X = check_table_names(self, X, reset=False)  # (in the fitted column order)
         return layout.encode(X, np.float64)
 
     def _rows(self, X: Any, *, reset: bool, finite: bool = True) -> Any:

@@ -39,6 +39,7 @@ from ..files import (
     parse_safetensors,
     read_checked,
     read_json,
+    saved_folder,
     sha256,
     tensor_bytes,
 )
@@ -86,6 +87,12 @@ def save_detector(
     """
     folder = Path(folder)
     check_can_save(folder, overwrite)
+    with saved_folder(folder) as staged:  # the whole folder, or (failed, killed) none
+        _write_detector(detector, staged)
+    return folder
+
+
+def _write_detector(detector: Any, folder: Path) -> None:
     for i, member in enumerate(detector.estimators_):
         member.save(member_folder(folder, i), overwrite=True)  # the folder is checked above
     scorer = detector.scorer_
@@ -119,7 +126,6 @@ def save_detector(
     with atomic_files(folder) as put:  # both or neither
         put(STATS_NAME, raw)
         put(DETECTOR_NAME, json_bytes(meta))
-    return folder
 
 
 def _read_meta(folder: Path) -> dict[str, Any]:

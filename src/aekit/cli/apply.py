@@ -37,12 +37,12 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
     check_output(args.output)
     with model_and_data(args, stream=True) as (ae, _, data):
-        if getattr(ae, "table_layout_", None) is not None:
-            raise ConfigError(
-                f"{args.model} models a table with categorical columns: aekit reconstruct "
-                "does not write such rows yet (use Autoencoder.reconstruct, which returns a "
-                "DataFrame)"
-            )
+        if getattr(ae, "table_layout_", None) is not None:  # a DataFrame, its dtypes kept
+            from ..data.frames import write_frame
+
+            write_frame(Path(args.output), ae.reconstruct(data.X))
+            print(f"wrote {args.output}: {len(data.X)} reconstructed rows")
+            return 0
         parts = map_rows(data, args.data, ae.reconstruct)
         names = getattr(data, "columns", None)  # a table's, or a streamed parquet file's
         n = write_rows(args.output, data, parts, ae.n_features_in_, names)

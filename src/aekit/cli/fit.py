@@ -187,7 +187,8 @@ def _fit_rows(
     from ..data.sources import RowSource, RowSubset
     from ..data.sparse import chunk_rows_for
     from ..estimator.autoencoder import Autoencoder
-    from ..files.atomic import atomic_folder, atomic_write
+    from ..files.atomic import atomic_write
+    from ..files.folderlock import saved_folder
     from ..training.progress import StopOnSignal
 
     n_rows = len(X) if isinstance(X, RowSource) else X.shape[0]
@@ -226,7 +227,7 @@ def _fit_rows(
         "holdout_fraction": args.holdout,
         "seed": seed,
     }
-    with atomic_folder(out) as staged:  # all the fit's files, or (killed, full disk) none
+    with saved_folder(out) as staged:  # all the fit's files, or (killed, full disk) none
         ae.save(staged, overwrite=True)  # --overwrite was checked before training
         ae.history_.save(staged / "history.json")
         atomic_write(staged / HOLDOUT, npy_bytes(holdout_idx.astype(np.int64)))

@@ -289,14 +289,17 @@ def model_and_data(
     """
     from ..anomaly.detectorfile import detector_feature_names
     from ..estimator import load
-    from ..files.layouts import is_detector
+    from ..files.layouts import folder_kind
+    from ..impute.imputerfile import imputer_feature_names
 
-    ae = load(args.model)  # a detector folder's first autoencoder
+    ae = load(args.model)  # a detector's or an imputer's first autoencoder
     info = fit_info(args.model)
     if label_column is None:
         label_column = args.label_column
-    if is_detector(args.model) and not info.get("columns"):
-        info = {**info, "columns": detector_feature_names(args.model)}  # the detector's names
+    kind = folder_kind(args.model)
+    if kind != "model" and not info.get("columns"):  # the detector's or imputer's names
+        names = {"detector": detector_feature_names, "imputer": imputer_feature_names}[kind]
+        info = {**info, "columns": names(args.model)}
     expected = model_columns(info, ae)
     columns = feature_columns(args, expected, label_column, info.get("label_column"))
     source = open_streamed(args.data, args.stream, columns, label_column) if stream else None

@@ -10,7 +10,9 @@ meaning; missing values come in dense rows).
 
 Every path into aekit (the estimators, the ONNX runner, the streamed sources, the CLI) checks
 rows with the functions here: :func:`validate_rows` is the estimators' one input check
-(conversion, shape, feature count and names, then the values), :func:`check_table_names` its
+(conversion, shape, feature count and names, then the values; a DataFrame's columns matched
+by name, put in the fitted order when only their order differs: :func:`validate_named`),
+:func:`check_table_names` its
 counterpart for tables encoded afterwards, and :func:`checked_array` the same check for callers
 without a scikit-learn estimator (:class:`aekit.export.OnnxModel`); rows that passed it are
 handed on as :class:`CheckedRows`, which the estimators take without checking them again.
@@ -25,15 +27,14 @@ reads the same wherever it comes in::
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..errors import DataError, DataTypeError
+from .names import aekit_errors, in_fitted_order, validate_named
 
 if TYPE_CHECKING:  # torch and scikit-learn are imported where used: the ONNX runner needs neither
     import torch
@@ -48,13 +49,16 @@ __all__ = [
     "check_finite_rows",
     "check_float32_range",
     "check_n_features",
+    "check_observed",
     "check_rows",
     "check_sparse_values",
     "check_table_names",
     "checked_array",
     "first_unusable",
+    "in_fitted_order",
     "refuse_sparse_table",
     "unusable_message",
+    "validate_named",
     "validate_rows",
 ]
 
@@ -279,40 +283,6 @@ def check_finite_output(
         raise DataError(unusable_message(what, float(out[where]), where[0], during=during))
 
 
-@contextlib.contextmanager
-def aekit_errors() -> Iterator[None]:
-    """Turn scikit-learn's input-check errors into aekit's, each in one line."""
-    try:
-        with np.errstate(all="ignore"):  # inf - inf in its finiteness check: no warning
-            yield
-    except TypeError as exc:
-        raise DataTypeError(f"non-numeric input: {_one_line(exc)}") from exc
-    except ValueError as exc:
-        finiteness = "contains NaN" in str(exc) or "contains infinity" in str(exc)
-        if not finiteness and ("could not convert" in str(exc) or "dtype" in str(exc)):
-            raise DataError(f"non-numeric input: {_one_line(exc)}") from exc
-        raise DataError(_one_line(exc)) from exc
-
-
-def _one_line(exc: Exception) -> str:
-    """scikit-learn's message without the data it quotes: first line, plus a reshape hint."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    if not lines:
-        return type(exc).__name__
-    text = lines[0].rstrip(":")
-    if text.startswith("The feature names should match"):  # which names: all its lines
-        parts: list[str] = []
-        for line in lines:
-            if line.startswith("- ") and parts:  # a name under "...unseen at fit time:"
-                parts[-1] += (" " if parts[-1].endswith(":") else ", ") + line[2:]
-            else:
-                parts.append(line)
-        return " ".join(p if p.endswith(".") else p + "." for p in parts)
-    if len(lines) > 1 and lines[-1].startswith("Reshape"):
-        text += ". " + lines[-1]
-    return text
-
-
 def as_codes(X: Any, code_dim: int) -> np.ndarray:
     """Check codes like input rows (any number of rows, ``code_dim`` columns)."""
     from sklearn.utils.validation import check_array
@@ -385,6 +355,7 @@ def validate_rows(
     sparse: bool = True,
     finite: bool = True,
     copy: bool = False,
+    observed: bool = True,
 ) -> Any:
     """THE input check of aekit's estimators: converted, shaped, named and valued rows.
 
@@ -413,6 +384,9 @@ def validate_rows(
         are checked either way.
     copy : bool, default=False
         Return a copy even where no conversion was needed (the caller writes into it).
+    observed : bool, default=True
+        Refuse dense rows whose every entry is NaN (:func:`check_observed`); False where such
+        rows have a meaning (the holes an imputer fills).
 
     Returns
     -------
@@ -424,24 +398,43 @@ def validate_rows(
         For rows of the wrong shape, feature count or names, non-numeric rows, and
         unusable values (named with their row and column).
     """
-    from sklearn.utils.validation import validate_data
-
-    with aekit_errors():
-        X = validate_data(
-            estimator, X, reset=reset, dtype=dtype, accept_sparse="csr" if sparse else False,
-            ensure_all_finite=False, copy=copy,
-        )  # fmt: skip
+    X = validate_named(
+        estimator, X, reset=reset, dtype=dtype, accept_sparse="csr" if sparse else False,
+        ensure_all_finite=False, copy=copy,
+    )  # fmt: skip
     if finite or sp.issparse(X):  # sparse rows always: the check reads the stored values
         check_rows(X)
+    if observed:
+        check_observed(X)
     return X
 
 
-def check_table_names(estimator: Any, X: Any, *, reset: bool) -> None:
-    """:func:`validate_rows` for a table encoded afterwards: its feature count and names only."""
-    from sklearn.utils.validation import validate_data
+def check_observed(X: Any, what: str = "X") -> None:
+    """Refuse dense rows in which every entry is NaN: nothing to fit, encode or score.
 
-    with aekit_errors():
-        validate_data(estimator, X, reset=reset, skip_check_array=True)
+    Reads rows in blocks until one holds an observed value (the first, mostly).
+
+    Raises
+    ------
+    DataError
+        ``X`` has entries and every one of them is NaN.
+    """
+    if sp.issparse(X) or getattr(X, "dtype", None) is None or X.dtype.kind != "f" or not X.size:
+        return
+    step = max(1, (1 << 16) // max(X.shape[-1], 1))
+    if not any(not np.isnan(X[i : i + step]).all() for i in range(0, len(X), step)):
+        raise DataError(
+            f"{what} has no observed value: all {X.size} entries are NaN (aekit's missing "
+            "value); give rows with at least one number"
+        )
+
+
+def check_table_names(estimator: Any, X: Any, *, reset: bool) -> Any:
+    """:func:`validate_rows` for a table encoded afterwards: its feature count and names only.
+
+    Returns the table, its columns in the fitted order (:func:`in_fitted_order`).
+    """
+    return validate_named(estimator, X, reset=reset, skip_check_array=True)
 
 
 def checked_array(X: Any, n_features: int, who: str) -> np.ndarray:

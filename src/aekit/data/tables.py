@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import AekitWarning, ConfigError, DataError, DataTypeError, ModelFileError
+from .names import check_unique_names
 from .readers import require
 
 if TYPE_CHECKING:
@@ -300,6 +301,7 @@ def _as_frame(X: Any) -> pd.DataFrame:
     import pandas as pd
 
     if isinstance(X, pd.DataFrame):
+        check_unique_names(X)
         return X
     array = np.asarray(X)
     if array.ndim != 2:

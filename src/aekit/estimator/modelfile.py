@@ -28,11 +28,11 @@ from ..files import (
     check_fields,
     check_header,
     check_tensors,
-    folder_lock,
     json_bytes,
     parse_safetensors,
     read_checked,
     read_json,
+    saved_folder,
     sha256,
     tensor_bytes,
 )
@@ -113,7 +113,7 @@ def write_model(folder: str | os.PathLike[str], module: Hourglass, meta: dict[st
     # Both or neither replaced (a full disk stops the writes before any rename); weights
     # first, config last, and the config names the checksum of the weights it belongs to, so
     # a copy torn some other way is detected at load time rather than silently mixed.
-    with folder_lock(folder), atomic_files(folder) as put:
+    with saved_folder(folder) as staged, atomic_files(staged) as put:  # the whole folder
         put(WEIGHTS_NAME, weights)
         put(CONFIG_NAME, json_bytes(config))
     return folder

@@ -75,7 +75,7 @@ class RowsMixin:
         if layout is None:  # scipy.sparse rows of any format arrive as CSR
             return validate_rows(self, X, reset=reset, finite=finite)
         # the table's columns by name and count; then its encoding, as numbers
-        check_table_names(self, X, reset=reset)
+        X = check_table_names(self, X, reset=reset)  # (in the fitted column order)
         with aekit_errors():
             X = check_array(layout.encode(X, np.float64), dtype=FLOATS, ensure_all_finite=False)
         if finite:

@@ -20,10 +20,12 @@ from .core import (
     read_json,
     read_prefix,
     read_regular,
+    read_safetensors,
+    safetensors_header,
     sha256,
     tensor_bytes,
 )
-from .folderlock import LOCK_NAME, folder_lock
+from .folderlock import LOCK_NAME, folder_lock, lock_path, saved_folder
 from .layouts import DETECTOR_NAME, IMPUTER_NAME, MODEL_CONFIG_NAME, folder_kind, is_detector
 
 __all__ = [
@@ -43,12 +45,16 @@ __all__ = [
     "folder_lock",
     "is_detector",
     "json_bytes",
+    "lock_path",
     "output_error",
     "parse_safetensors",
     "read_checked",
     "read_json",
     "read_prefix",
     "read_regular",
+    "read_safetensors",
+    "safetensors_header",
+    "saved_folder",
     "sha256",
     "tensor_bytes",
 ]

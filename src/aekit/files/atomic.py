@@ -17,7 +17,7 @@ import errno
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -41,6 +41,7 @@ _REFUSALS = {
     errno.EROFS: "the file system is read-only",
     errno.EACCES: "permission denied",
     errno.EPERM: "operation not permitted",
+    errno.EISDIR: "a folder is in its place",
 }
 
 
@@ -164,15 +165,17 @@ _NEW, _OLD = ".aekit-new-", ".aekit-old-"  # temporary folders beside a target: 
 
 
 @contextlib.contextmanager
-def atomic_folder(target: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_folder(
+    target: str | os.PathLike[str], replaced: Collection[str] = frozenset()
+) -> Iterator[Path]:
     """A whole folder that appears at ``target`` complete, or not at all.
 
     The block gets an empty temporary folder beside ``target`` and writes every file there.
-    When it ends without an exception, the sub-folders (a checkpoint folder) and hidden
-    entries (the lock of :mod:`~aekit.files.folderlock` that the writer holds) of the old
-    ``target`` that the block did not write are hard-linked into it; the old folder's other
-    files are not kept: they belonged to the old contents (an old fit record, plot or report
-    beside new weights would describe another model). The new folder is flushed to disk and
+    When it ends without an exception, the entries of the old ``target`` that the block did
+    not write are hard-linked into it (a checkpoint folder, the user's own files), except
+    those named in ``replaced``: they belonged to the old contents (an old fit record or
+    plot beside new weights would describe another model), and the debris of killed writes
+    (``.NAME.*.tmp``). The new folder is flushed to disk and
     takes ``target``'s place in one atomic exchange
     (Linux ``renameat2(RENAME_EXCHANGE)``; elsewhere two renames, and a run killed between
     them gets the old folder back at the next call). The old folder is then removed. So a
@@ -195,17 +198,28 @@ def atomic_folder(target: str | os.PathLike[str]) -> Iterator[Path]:
         staged = Path(tempfile.mkdtemp(prefix=f".{target.name}{_NEW}", dir=target.parent))
     leftover: Path | None = staged  # removed at the end: the new folder on failure, else the old
     try:
-        with _translated(target):
+        with _translated(target), _named_as(staged, target):
             os.chmod(staged, 0o777 & ~_umask())  # mkdtemp makes 0700: the usual mode
             yield staged
             if target.is_dir():
-                _link_missing(target, staged)
+                _link_missing(target, staged, replaced)
             _fsync_dir(staged)
             leftover = _swap_in(staged, target)
         _fsync_dir(target.parent)
     finally:
         if leftover is not None:
             shutil.rmtree(leftover, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _named_as(staged: Path, target: Path) -> Iterator[None]:
+    """An :class:`OutputError` of the block names ``target``, not the temporary ``staged``."""
+    try:
+        yield
+    except OutputError as exc:
+        error = type(exc)(str(exc).replace(str(staged), str(target)))
+        error.errno = exc.errno
+        raise error from exc.__cause__
 
 
 def recover_folder(target: str | os.PathLike[str]) -> None:
@@ -230,12 +244,12 @@ def _glob_escape(name: str) -> str:
     return "".join(f"[{c}]" if c in "*?[]" else c for c in name)
 
 
-def _link_missing(old: Path, new: Path) -> None:
-    """Hard-link into ``new`` the sub-folders and hidden entries of ``old`` it lacks."""
+def _link_missing(old: Path, new: Path, replaced: Collection[str]) -> None:
+    """Hard-link into ``new`` the entries of ``old`` it lacks, but ``replaced`` and debris."""
     for entry in os.scandir(old):
         folder = entry.is_dir(follow_symlinks=False)
-        hidden = entry.name.startswith(".") and not entry.name.endswith(".tmp")  # no debris
-        if os.path.lexists(new / entry.name) or not (folder or hidden):
+        debris = entry.name.startswith(".") and entry.name.endswith(".tmp")
+        if os.path.lexists(new / entry.name) or debris or entry.name in replaced:
             continue
         if folder:
             shutil.copytree(entry.path, new / entry.name, symlinks=True, copy_function=os.link)

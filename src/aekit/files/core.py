@@ -43,6 +43,8 @@ __all__ = [
     "read_json",
     "read_prefix",
     "read_regular",
+    "read_safetensors",
+    "safetensors_header",
     "sha256",
     "tensor_bytes",
 ]
@@ -206,7 +208,7 @@ def read_checked(path: Path, expected_sha256: object, named_in: str) -> bytes:
         bytes that do not match the checksum its header (``named_in``) stores: truncated,
         modified, or from another save.
     """
-    raw = read_regular(path, _declared_size(path))
+    raw = read_safetensors(path)
     if sha256(raw) != expected_sha256:
         raise ModelFileError(
             f"{path} does not match the checksum in {named_in} "
@@ -215,8 +217,31 @@ def read_checked(path: Path, expected_sha256: object, named_in: str) -> bytes:
     return raw
 
 
-def _declared_size(path: Path) -> int:
-    """The size in bytes the safetensors header of ``path`` declares for the whole file."""
+def read_safetensors(path: Path) -> bytes:
+    """The bytes of the safetensors file ``path``: a regular file of the size its header declares.
+
+    The size is taken from the file's own header (:func:`safetensors_header`) before the
+    tensors are read (:func:`read_regular`), so a link, a FIFO, a device or a file longer
+    than its header says is refused before any large read.
+
+    Raises
+    ------
+    ModelFileError
+        Not a regular file, a bad header, or a size other than the header declares.
+    """
+    return read_regular(path, safetensors_header(path)[1])
+
+
+def safetensors_header(path: Path) -> tuple[dict[str, Any], int]:
+    """The safetensors header of the regular file ``path`` and the file size it declares.
+
+    Only the header is read (:func:`read_prefix`: a regular file, not a link, FIFO or device).
+
+    Raises
+    ------
+    ModelFileError
+        Not a regular file, or a header length, JSON or tensor offsets that are not valid.
+    """
     head = read_prefix(path, 8)
     length = int.from_bytes(head, "little") if len(head) == 8 else -1
     if not 0 < length <= MAX_SAFETENSORS_HEADER:
@@ -226,11 +251,9 @@ def _declared_size(path: Path) -> int:
         ends = [
             int(entry["data_offsets"][1]) for key, entry in header.items() if key != "__metadata__"
         ]
-    except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, RecursionError, AttributeError) as exc:
         raise ModelFileError(f"{path} is not a valid safetensors file (bad header)") from exc
-    if not isinstance(header, dict):
-        raise ModelFileError(f"{path} is not a valid safetensors file (bad header)")
-    return 8 + length + max(ends, default=0)
+    return header, 8 + length + max(ends, default=0)
 
 
 def parse_safetensors(raw: bytes, source: os.PathLike[str] | str) -> dict[str, torch.Tensor]:

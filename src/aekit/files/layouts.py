@@ -19,6 +19,7 @@ __all__ = [
     "DETECTOR_NAME",
     "IMPUTER_NAME",
     "MODEL_CONFIG_NAME",
+    "SAVED_NAMES",
     "check_can_save",
     "folder_kind",
     "is_detector",
@@ -29,6 +30,14 @@ __all__ = [
 MODEL_CONFIG_NAME = "config.json"
 DETECTOR_NAME = "detector.json"
 IMPUTER_NAME = "imputer.json"
+
+SAVED_NAMES = frozenset(
+    {MODEL_CONFIG_NAME, "weights.safetensors", DETECTOR_NAME, "detector.safetensors",
+     IMPUTER_NAME, "members", "fit.json", "history.json", "holdout.npy", "loss.png"}
+)  # fmt: skip
+"""Every name a save writes in a saved folder (a model's, detector's, imputer's, and
+``aekit fit``'s record of the fit). A new save drops these from the folder it replaces
+(an old fit record beside new weights would describe another model) and keeps the rest."""
 
 
 def is_detector(folder: str | os.PathLike[str]) -> bool:

@@ -29,23 +29,25 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.impute import MissingIndicator
-from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from ..data.checks import (
-    aekit_errors,
+    CheckedRows,
     check_float32_range,
-    check_sparse_values,
+    check_observed,
     check_table_names,
+    validate_named,
     validate_rows,
 )
 from ..data.sparse import is_sparse
 from ..data.tables import needs_layout
-from ..errors import AekitWarning, ConfigError, DataError, DataTypeError
+from ..errors import AekitWarning, ConfigError, DataTypeError
 from ..estimator.autoencoder import Autoencoder
 from ..estimator.ensemble import fit_members
 from ..training.prepare import member_seeds
 from .defaults import ENSEMBLE_ENTRIES, imputer_autoencoder
 from .imputerfile import read_imputer, save_imputer
+from .markers import is_nan_marker, mark_sparse_holes, numeric_marker
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,7 +88,8 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     mean reconstruction (clipped to the column's range in ``fit``) and a missing categorical
     cell with the category most members find most probable (ties: the first category).
     ``transform`` then returns a copy of the input DataFrame with its holes filled: the
-    input's columns, order, index and dtypes (a ``category`` column keeps its categories;
+    input's columns (in the fitted order, as ``get_feature_names_out`` says, where only the
+    order differed), index and dtypes (a ``category`` column keeps its categories;
     integer columns get rounded fills); observed cells unchanged. A category unseen in
     ``fit`` counts as missing (with a warning) and is replaced. With ``add_indicator=True``
     the indicator's columns are appended as ``bool`` columns named
@@ -181,8 +184,8 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
 
         ``scipy.sparse`` rows come back as a CSR copy whose stored holes are NaN.
         """
-        marker = _numeric_marker(self.missing_values)
-        nan_marker = _is_nan(marker)
+        marker = numeric_marker(self.missing_values)
+        nan_marker = is_nan_marker(marker)
         sparse_rows = is_sparse(X)
         if sparse_rows and not nan_marker and marker == 0:
             raise ConfigError(
@@ -190,25 +193,27 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
                 "zero would be one): densify the rows (X.toarray()) or use another marker"
             )
         if sparse_rows:  # NaN marks a hole here too: scikit-learn's conversion, then marking
-            with aekit_errors():
-                X = validate_data(
-                    self,
-                    X,
-                    reset=reset,
-                    accept_sparse="csr",
-                    dtype=[np.float64, np.float32],
-                    ensure_all_finite=False,  # NaN allowed, infinity refused when marking
-                    copy=True,
-                )
-            _mark_sparse_holes(X, marker)
+            X = validate_named(
+                self,
+                X,
+                reset=reset,
+                accept_sparse="csr",
+                dtype=[np.float64, np.float32],
+                ensure_all_finite=False,  # NaN allowed, infinity refused when marking
+                copy=True,
+            )
+            mark_sparse_holes(X, marker)
             return X
         # NaN allowed (a missing value) unless another marker is: then refused before marking
         X = validate_rows(
-            self, X, reset=reset, sparse=False, finite=nan_marker, copy=not nan_marker
-        )
+            self, X, reset=reset, sparse=False, finite=nan_marker, copy=not nan_marker,
+            observed=False,
+        )  # fmt: skip
         if not nan_marker:
             check_float32_range(X)  # NaN is not the missing-value marker here
             X[marker == X] = np.nan
+        if reset:  # holes everywhere: nothing to learn from (transform fills them)
+            check_observed(X)
         return X
 
     # -- fit / transform --------------------------------------------------------------------
@@ -300,8 +305,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         if is_sparse(rows):
             return self._fill_sparse(rows)
         holes = np.isnan(rows)
-        guess = self._clip(np.mean([m.reconstruct(rows) for m in self.estimators_], axis=0))
-        filled = np.where(holes, guess.astype(rows.dtype, copy=False), rows)
+        filled = np.where(holes, self._guess(rows).astype(rows.dtype, copy=False), rows)
         filled[:, self._empty] = 0.0
         if not self.keep_empty_features:
             filled = filled[:, ~self._empty]
@@ -309,6 +313,11 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             flags = self.indicator_.transform(rows).astype(filled.dtype)
             filled = np.hstack([filled, flags])
         return filled
+
+    def _guess(self, rows: np.ndarray) -> np.ndarray:
+        """The members' mean reconstruction of checked rows (all holes too), clipped."""
+        guesses = [m.reconstruct(CheckedRows(rows)) for m in self.estimators_]
+        return self._clip(np.mean(guesses, axis=0))
 
     def _clip(self, values: np.ndarray, columns: Any = slice(None)) -> np.ndarray:
         """``values`` within the observed range (``bounds_``) of their ``columns``."""
@@ -326,7 +335,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         for start in range(0, len(holed_rows), SPARSE_CHUNK_ROWS):
             chunk = holed_rows[start : start + SPARSE_CHUNK_ROWS]
             dense = rows[chunk].toarray()
-            guess = self._clip(np.mean([m.reconstruct(dense) for m in self.estimators_], 0))
+            guess = self._guess(dense)
             here = holes[np.isin(row_of[holes], chunk)]
             local = np.searchsorted(chunk, row_of[here])
             filled.data[here] = guess[local, rows.indices[here]]
@@ -365,9 +374,9 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
                 "categorical_features needs dense rows or a DataFrame, got a scipy.sparse "
                 "matrix: densify it first (X.toarray())"
             )
-        check_table_names(self, X, reset=reset)
+        X = check_table_names(self, X, reset=reset)  # (in the fitted column order)
         table = X.copy() if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X))
-        if not _is_nan(self.missing_values):
+        if not is_nan_marker(self.missing_values):
             marked = table == self.missing_values
             for j in np.flatnonzero(marked.to_numpy().any(axis=0)):
                 table.iloc[marked.iloc[:, j].to_numpy(), j] = np.nan
@@ -459,41 +468,3 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         if saved.feature_names is not None:
             imputer.feature_names_in_ = np.asarray(saved.feature_names, dtype=object)
         return imputer
-
-
-def _mark_sparse_holes(X: Any, marker: Any) -> None:
-    """Make the stored entries of CSR rows ``X`` equal to ``marker`` NaN; check the others.
-
-    Infinity and values beyond float32 are refused naming their row and column
-    (:func:`~aekit.data.checks.check_sparse_values`); so is a NaN when it is not the marker.
-    """
-    if not _is_nan(marker):
-        if np.isnan(X.data).any():
-            raise DataError(
-                f"Input X contains NaN but missing_values={marker!r}: pass "
-                "missing_values=np.nan, or fill those entries first"
-            )
-        X.data[X.data == marker] = np.nan
-    holes = np.isnan(X.data)
-    probe = X.copy()
-    probe.data[holes] = 0.0  # a hole is no unusable value
-    check_sparse_values(probe)
-
-
-def _numeric_marker(value: Any) -> Any:
-    """``missing_values`` for numeric rows: a number or NaN; text is a DataTypeError."""
-    if _is_nan(value) or (isinstance(value, numbers.Real) and not isinstance(value, str)):
-        return value
-    raise DataTypeError(
-        f"missing_values={value!r} is a {type(value).__name__} but X is numeric: no entry "
-        "can equal it; pass a number (or np.nan), as scikit-learn's imputers require"
-    )
-
-
-def _is_nan(value: Any) -> bool:
-    """Whether the ``missing_values`` marker is NaN (float NaN, ``pd.NA`` or None)."""
-    if value is None:
-        return True
-    if isinstance(value, numbers.Real):
-        return bool(np.isnan(value))
-    return str(value) == "<NA>"

@@ -24,6 +24,7 @@ reads and checks the layout; :meth:`AutoencoderImputer.load
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 from dataclasses import dataclass
@@ -36,10 +37,17 @@ from .._version import __version__
 from ..errors import ModelFileError
 from ..estimator.autoencoder import Autoencoder
 from ..estimator.modelfile import json_params
-from ..files import atomic_files, check_fields, check_header, json_bytes, read_json
+from ..files import (
+    atomic_files,
+    check_fields,
+    check_header,
+    json_bytes,
+    read_json,
+    saved_folder,
+)
 from ..files.layouts import IMPUTER_NAME, check_can_save, member_folder, read_member_folder
 
-__all__ = ["IMPUTER_NAME", "SavedImputer", "read_imputer", "save_imputer"]
+__all__ = ["IMPUTER_NAME", "SavedImputer", "imputer_feature_names", "read_imputer", "save_imputer"]
 
 _FORMAT, _VERSION = "aekit-imputer", 1
 
@@ -84,6 +92,12 @@ def save_imputer(imputer: Any, folder: str | os.PathLike[str], *, overwrite: boo
     """
     folder = Path(folder)
     check_can_save(folder, overwrite)
+    with saved_folder(folder) as staged:  # the whole folder, or (failed, killed) none
+        _write_imputer(imputer, staged)
+    return folder
+
+
+def _write_imputer(imputer: Any, folder: Path) -> None:
     for i, member in enumerate(imputer.estimators_):
         member.save(member_folder(folder, i), overwrite=True)  # the folder is checked above
     params = json_params(imputer.get_params(deep=False))
@@ -109,7 +123,6 @@ def save_imputer(imputer: Any, folder: str | os.PathLike[str], *, overwrite: boo
     }
     with atomic_files(folder) as put:
         put(IMPUTER_NAME, json_bytes(meta))
-    return folder
 
 
 @dataclass
@@ -171,7 +184,42 @@ def _read_meta(folder: Path) -> dict[str, Any]:
     flagged = meta["indicator_features"]
     if flagged is not None and not all(_typed(j, (int,)) and 0 <= j < n for j in flagged):
         raise ModelFileError(f"{path}: indicator_features must be column indices below {n}")
+    _check_values(meta, path)
     return meta
+
+
+def _check_values(meta: dict[str, Any], path: Path) -> None:
+    """Refuse values of ``imputer.json`` that no fitted imputer holds (types are checked).
+
+    The bounds must be finite where stored (a NaN bound would fill NaN), the members as many
+    as ``n_estimators`` asks for, the seed in range.
+    """
+    params = meta["params"]
+    members, seed = params["n_estimators"], params["random_state"]
+    for key in ("low", "high"):
+        if not all(v is None or math.isfinite(v) for v in meta[key]):
+            raise ModelFileError(f"{path}: {key!r} must be finite numbers or null")
+    if members != "auto" and not (_typed(members, (int,)) and members == meta["n_members"]):
+        raise ModelFileError(
+            f"{path}: n_estimators {members!r:.40} must be 'auto' or n_members "
+            f"({meta['n_members']})"
+        )
+    if seed is not None and not (_typed(seed, (int,)) and 0 <= seed < 2**63):
+        raise ModelFileError(f"{path}: random_state must be null or an int in [0, 2**63)")
+
+
+def imputer_feature_names(folder: str | os.PathLike[str]) -> list[str] | None:
+    """The column names a saved imputer was fitted on (None: unnamed), from its JSON alone.
+
+    Its autoencoders carry no names: the commands that apply an imputer folder's model
+    pick DATA's columns by these.
+
+    Raises
+    ------
+    ModelFileError
+        ``imputer.json`` is missing or not a valid imputer file.
+    """
+    return _read_meta(Path(folder))["feature_names"]
 
 
 def _typed(value: object, types: tuple[type, ...]) -> bool:

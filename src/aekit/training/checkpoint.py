@@ -25,7 +25,13 @@ from safetensors.torch import save as save_safetensors_bytes
 from ..config.configs import ModelConfig, TrainConfig
 from ..errors import ConfigError, ModelFileError
 from ..files.atomic import atomic_write
-from ..files.core import check_fields, check_tensors, parse_safetensors
+from ..files.core import (
+    check_fields,
+    check_tensors,
+    parse_safetensors,
+    read_safetensors,
+    safetensors_header,
+)
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -53,7 +59,6 @@ _GLOB = "checkpoint-*.safetensors"
 _CHECKPOINT_KEY = "aekit_checkpoint"
 _TEMP_GLOB = ".checkpoint-*.tmp"  # left behind by a writer killed mid-write
 _RUN_KEY = "run_id"  # metadata: the torchrun launch that wrote the checkpoint
-_MAX_HEADER = 100_000_000  # safetensors' own limit on a header
 
 # THE schema of a training state: its top-level keys, in order, and their allowed types.
 STATE_FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -330,13 +335,8 @@ def write_checkpoint(
 def checkpoint_run(path: str | os.PathLike[str]) -> str | None:
     """The launch id a checkpoint was written under (None: none recorded, or unreadable)."""
     try:
-        with open(path, "rb") as handle:
-            size = int.from_bytes(handle.read(8), "little")
-            if not 0 < size <= _MAX_HEADER:
-                return None
-            header = json.loads(handle.read(size))
-        found = header["__metadata__"].get(_RUN_KEY)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        found = safetensors_header(Path(path))[0]["__metadata__"].get(_RUN_KEY)
+    except (ModelFileError, KeyError, TypeError, AttributeError):
         return None
     return found if isinstance(found, str) else None
 
@@ -347,13 +347,12 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     Raises
     ------
     ModelFileError
-        If the file is missing, truncated, not a safetensors file or not an aekit checkpoint.
+        If the file is missing, truncated, not a safetensors file or not an aekit checkpoint, or
+        not a regular file (a symbolic link, a FIFO or a device in its place: read only by
+        :func:`~aekit.files.core.read_safetensors`, the rule of every saved folder).
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ModelFileError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from exc
+    raw = read_safetensors(path)
     tensors = parse_safetensors(raw, path)
     try:
         # The safetensors header (already validated above) is an 8-byte length and JSON.

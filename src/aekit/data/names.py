@@ -1,0 +1,102 @@
+"""Input errors in aekit's words, and THE match of an input's column names with the fitted ones.
+
+:func:`aekit_errors` turns scikit-learn's input-check errors into aekit's, one line each;
+:func:`validate_named` is scikit-learn's ``validate_data`` on rows whose columns were first
+put in the fitted order where only the order differed (:func:`in_fitted_order`). Every
+estimator's name check goes through it (:func:`aekit.data.checks.validate_rows` and
+:func:`aekit.data.checks.check_table_names`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError, DataTypeError
+
+__all__ = ["aekit_errors", "check_unique_names", "in_fitted_order", "validate_named"]
+
+
+@contextlib.contextmanager
+def aekit_errors() -> Iterator[None]:
+    """Turn scikit-learn's input-check errors into aekit's, each in one line."""
+    try:
+        with np.errstate(all="ignore"):  # inf - inf in its finiteness check: no warning
+            yield
+    except TypeError as exc:
+        raise DataTypeError(f"non-numeric input: {_one_line(exc)}") from exc
+    except ValueError as exc:
+        finiteness = "contains NaN" in str(exc) or "contains infinity" in str(exc)
+        if not finiteness and ("could not convert" in str(exc) or "dtype" in str(exc)):
+            raise DataError(f"non-numeric input: {_one_line(exc)}") from exc
+        raise DataError(_one_line(exc)) from exc
+
+
+def _one_line(exc: Exception) -> str:
+    """scikit-learn's message without the data it quotes: first line, plus a reshape hint."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    text = lines[0].rstrip(":")
+    if text.startswith("The feature names should match"):  # which names: all its lines
+        parts: list[str] = []
+        for line in lines:
+            if line.startswith("- ") and parts:  # a name under "...unseen at fit time:"
+                parts[-1] += (" " if parts[-1].endswith(":") else ", ") + line[2:]
+            else:
+                parts.append(line)
+        return " ".join(p if p.endswith(".") else p + "." for p in parts)
+    if len(lines) > 1 and lines[-1].startswith("Reshape"):
+        text += ". " + lines[-1]
+    return text
+
+
+def validate_named(estimator: Any, X: Any, *, reset: bool, **checks: Any) -> Any:
+    """scikit-learn's ``validate_data`` on rows put in the fitted column order first.
+
+    THE place where aekit's estimators compare an input's column names with the fitted ones:
+    :func:`in_fitted_order`, then ``validate_data(estimator, X, reset=reset, **checks)``,
+    its errors made aekit's (:func:`aekit_errors`): a renamed, missing or extra column is
+    one line naming it.
+    """
+    from sklearn.utils.validation import validate_data
+
+    check_unique_names(X)
+    if not reset:
+        X = in_fitted_order(X, getattr(estimator, "feature_names_in_", None))
+    with aekit_errors():
+        return validate_data(estimator, X, reset=reset, **checks)
+
+
+def check_unique_names(X: Any) -> None:
+    """Refuse a DataFrame that has a column name more than once, naming it.
+
+    Raises
+    ------
+    DataError
+        ``X`` names two of its columns alike (which of them would a name pick?).
+    """
+    columns = getattr(X, "columns", None)
+    if columns is None or columns.is_unique:
+        return
+    repeated = list(dict.fromkeys(columns[columns.duplicated()]))
+    shown = ", ".join(repr(name) for name in repeated[:5])
+    raise DataError(f"X has the column name(s) {shown} more than once: give each column its own")
+
+
+def in_fitted_order(X: Any, fitted: Any) -> Any:
+    """A DataFrame's columns put in the ``fitted`` order when only their order differs.
+
+    Anything else (no fitted names, other, missing, extra or repeated names, rows without
+    names) comes back unchanged, for scikit-learn's name check to refuse or take.
+    """
+    columns = getattr(X, "columns", None)
+    if fitted is None or columns is None or len(columns) != len(fitted):
+        return X
+    names, wanted = list(columns), list(fitted)
+    if names == wanted or not all(isinstance(name, str) for name in names):
+        return X
+    return X[wanted] if len(set(names)) == len(names) and set(names) == set(wanted) else X
