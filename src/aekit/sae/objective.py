@@ -1,0 +1,96 @@
+"""What one SAE training step minimises, and the figures it adds up for ``history_``.
+
+The reconstruction error is the field's: each row's squared error summed over its values,
+averaged over the rows (SAELens's ``mse_loss``), in the scaled space. Per architecture:
+
+* **Matryoshka** (Bussmann et al. 2025, Nabeshima 2024): for each prefix width ``m`` of
+  :meth:`~aekit.config.sae.SAEConfig.prefix_widths`, the reconstruction from the first ``m``
+  latents alone (plus ``b_dec``) has its own error; the loss is their sum (the full
+  dictionary's error is the last term). The code is BatchTopK's.
+* **JumpReLU**: ``+ sparsity_coef * L0``, L0 through :func:`~aekit.model.sae_codes.step_l0`.
+* **L1**: ``+ sparsity_coef * sum |code|`` (decoder rows have unit norm, so this is the
+  decoder-norm-weighted L1 of SAELens's standard SAE).
+* **AuxK** (top-k family, Gao et al. 2024): the ``aux_k`` largest pre-activations of the
+  dead latents (no activity over ``dead_rows`` rows) reconstruct the detached residual
+  ``x - x_hat``; ``+ aux_coef * ||e - e_hat||^2 / ||e - mean(e)||^2``, zero without dead
+  latents.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..model.regularize import dead_unit_code
+from ..model.sae_codes import step_l0
+from ..model.sae_dictionary import SparseDictionary
+
+__all__ = ["STAT_NAMES", "step_loss"]
+
+# The per-step figures summed on the device between two records of history_.
+STAT_NAMES = ("rows", "sse", "sst", "l0", "shrinkage", "loss", "aux_loss", "sparsity_loss")
+
+
+def step_loss(
+    module: SparseDictionary, x: torch.Tensor, dead: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The loss of a batch, its code, and its figures to add up.
+
+    Parameters
+    ----------
+    module : SparseDictionary
+    x : Tensor of shape (n_rows, n_features)
+        Rows in the scaled space.
+    dead : Tensor of shape (code_dim,), bool, or None
+        Dead latents (AuxK); None: no AuxK term.
+
+    Returns
+    -------
+    loss : Tensor of shape ()
+    code : Tensor of shape (n_rows, code_dim)
+        The training code (graph attached).
+    stats : Tensor of shape (len(STAT_NAMES),)
+        Detached sums over the batch, in the order of :data:`STAT_NAMES`.
+    """
+    config = module.config
+    pre = module.pre_activations(x)
+    code = module.train_code(pre)
+    recon = module.b_dec.expand_as(x)
+    loss = x.new_zeros(())
+    start = 0
+    for width in config.prefix_widths():
+        recon = recon + code[:, start:width] @ module.W_dec[start:width]
+        loss = loss + (recon - x).pow(2).sum(dim=1).mean()
+        start = width
+    residual = x - recon
+    sparsity = x.new_zeros(())
+    if config.architecture == "jumprelu":
+        sparsity = (
+            config.sparsity_coef
+            * step_l0(pre, module.log_threshold.exp(), config.jumprelu_bandwidth).mean()
+        )
+    elif config.architecture == "l1":
+        sparsity = config.sparsity_coef * code.sum(dim=1).mean()
+    aux = x.new_zeros(())
+    if dead is not None:
+        aux = config.aux_coef * auxk_loss(module, pre, residual.detach(), dead)
+    total = loss + sparsity + aux
+    with torch.no_grad():
+        sse = residual.pow(2).sum()
+        sst = (x - x.mean(dim=0)).pow(2).sum()
+        l0 = (code > 0).sum().to(x.dtype)
+        ratio = recon.norm(dim=1) / x.norm(dim=1).clamp_min(1e-12)
+        n = x.new_tensor(float(len(x)))
+        stats = torch.stack([n, sse, sst, l0, ratio.sum(), total * n, aux * n, sparsity * n])
+    return total, code, stats.detach()
+
+
+def auxk_loss(
+    module: SparseDictionary, pre: torch.Tensor, residual: torch.Tensor, dead: torch.Tensor
+) -> torch.Tensor:
+    """AuxK's normalised error of the dead latents' reconstruction of ``residual``."""
+    config = module.config
+    aux_k = min(config.aux_k or max(1, module.n_features // 2), config.code_dim)
+    aux_code = dead_unit_code(pre, dead, aux_k).relu()
+    error = (aux_code @ module.W_dec - residual).pow(2).sum(dim=1).mean()
+    scale = (residual - residual.mean(dim=0)).pow(2).sum(dim=1).mean().clamp_min(1e-12)
+    return error / scale * dead.any().to(pre.dtype)
