@@ -27,11 +27,12 @@ import torch
 
 from ..config.sae import SAEConfig
 from ..errors import ConfigError, ModelFileError, TrainingDivergedError
+from ..files import check_fields
 from ..model.sae_codes import update_threshold
 from ..model.sae_dictionary import SparseDictionary
 from ..training.checkpoint import (
     checkpoint_path,
-    latest_checkpoint,
+    find_checkpoint,
     prune_checkpoints,
     read_checkpoint,
     write_checkpoint,
@@ -39,10 +40,41 @@ from ..training.checkpoint import (
 from .objective import STAT_NAMES, step_loss
 from .streams import Source
 
-__all__ = ["SAE_CHECKPOINT_FORMAT", "SAETrainer", "geometric_median"]
+__all__ = ["SAE_CHECKPOINT_FORMAT", "SAETrainer", "check_sae_state", "geometric_median"]
 
 SAE_CHECKPOINT_FORMAT = "aekit-sae-checkpoint"
+# THE schema of an SAE training state: its keys and their types.
+SAE_STATE_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "format": str,
+    "config": dict,
+    "n_features": int,
+    "module": dict,
+    "optimizer": dict,
+    "position": dict,
+    "epoch_state": torch.Tensor,
+    "order_state": torch.Tensor,
+    "since_fired": torch.Tensor,
+    "sums": torch.Tensor,
+    "history": list,
+    "elapsed": (int, float),
+}
 _RUN_FIELDS = ("checkpoint_dir", "checkpoint_every", "keep_checkpoints", "log_every", "device")
+
+
+def check_sae_state(state: object, source: object) -> dict[str, Any]:
+    """Check the keys and types of an SAE training state read from ``source``; return it.
+
+    Raises
+    ------
+    ModelFileError
+        A missing, unknown or mistyped key, or a state of another format.
+    """
+    state = check_fields(state, SAE_STATE_FIELDS, str(source))
+    if state["format"] != SAE_CHECKPOINT_FORMAT:
+        raise ModelFileError(f"{source} is not an SAE checkpoint")
+    positions = {"step": int, "epoch": int, "batch": int, "rows": int}
+    check_fields(state["position"], positions, f"{source} position")
+    return state
 
 
 def geometric_median(rows: torch.Tensor, iterations: int = 50) -> torch.Tensor:
@@ -256,12 +288,13 @@ class SAETrainer:
 
     def load_checkpoint(self, path: str | None = None) -> bool:
         """Restore the newest checkpoint of ``checkpoint_dir`` (or ``path``); False if none."""
-        found = path or latest_checkpoint(self.config.checkpoint_dir)
-        if found is None:
-            return False
-        state = read_checkpoint(found)
-        if state.get("format") != SAE_CHECKPOINT_FORMAT:
-            raise ModelFileError(f"{found} is not an SAE checkpoint")
+        if path is not None:
+            found, state = path, check_sae_state(read_checkpoint(path), path)
+        else:
+            newest = find_checkpoint(self.config.checkpoint_dir, check=check_sae_state)
+            if newest is None:
+                return False
+            found, state = newest
         mine = {k: v for k, v in self.config.to_dict().items() if k not in _RUN_FIELDS}
         theirs = {k: v for k, v in state["config"].items() if k not in _RUN_FIELDS}
         if mine != theirs or state["n_features"] != self.module.n_features:
