@@ -16,7 +16,15 @@ from sklearn.base import clone
 import aekit
 from aekit.config.sae import SAEConfig
 from aekit.errors import ConfigError, DataError
-from aekit.model.sae_codes import batch_topk, jumprelu, step_l0, update_threshold
+from aekit.model.sae_codes import (
+    batch_topk,
+    batch_topk_sparse,
+    jumprelu,
+    smallest_positive,
+    step_l0,
+    topk_sparse,
+    update_threshold,
+)
 from aekit.model.sae_dictionary import SparseDictionary
 from aekit.sae import SparseAutoencoder
 from aekit.sae.loop import geometric_median
@@ -117,7 +125,8 @@ def test_matryoshka_loss_sums_the_prefix_losses():
     module = SparseDictionary(config, 5)
     module.reset_parameters(torch.Generator().manual_seed(0))
     x = torch.randn(6, 5, generator=torch.Generator().manual_seed(1))
-    loss, code, _ = step_loss(module, x, None)
+    loss, _, _, _ = step_loss(module, x, None)
+    code = batch_topk(module.pre_activations(x).relu(), 2)
     by_hand = sum(
         ((code[:, :w] @ module.W_dec[:w] + module.b_dec - x) ** 2).sum(1).mean() for w in (2, 4, 8)
     )
@@ -132,8 +141,25 @@ def test_batch_topk_keeps_k_times_rows_over_the_batch():
     kept = batch_topk(acts, 3)
     assert int((kept > 0).sum()) == 12
     assert kept[kept > 0].min() >= acts.flatten().topk(12).values.min()
-    threshold = update_threshold(torch.tensor(0.0), kept, 0.5)
+    threshold = update_threshold(torch.tensor(0.0), smallest_positive(kept), 0.5)
     assert threshold.item() == pytest.approx(0.5 * kept[kept > 0].min().item())
+    assert update_threshold(threshold, smallest_positive(kept * 0), 0.5) == threshold
+
+
+def test_sparse_codes_decode_as_the_dense_code_does():
+    acts = torch.rand(5, 12, generator=torch.Generator().manual_seed(0))
+    weight = torch.randn(12, 4, generator=torch.Generator().manual_seed(1))
+    sparse = batch_topk_sparse(acts, 3)
+    dense = batch_topk(acts, 3)
+    torch.testing.assert_close(sparse.decode(weight), dense @ weight)
+    torch.testing.assert_close(sparse.decode(weight, 4, 8), dense[:, 4:8] @ weight[4:8])
+    assert int(sparse.l0_sum()) == 15
+    assert torch.equal(sparse.active(12), (dense > 0).any(0))
+    per_row = topk_sparse(acts, 2)
+    top2 = torch.zeros_like(acts).scatter(
+        1, acts.topk(2, dim=1).indices, acts.topk(2, dim=1).values
+    )
+    torch.testing.assert_close(per_row.decode(weight), top2 @ weight)
 
 
 def test_jumprelu_pseudo_gradient_reaches_the_threshold_only_near_it():
