@@ -45,7 +45,7 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
     ----------
     module_ : SparseDictionary
         The trained network (on the CPU).
-    components_ : ndarray of shape (code_dim, n_features_in_)
+    components_ : ndarray of shape (code_dim, n_features)
         The dictionary: decoder rows of unit norm (as PCA's ``components_``).
     threshold_ : ndarray of shape (code_dim,) or None
         The inference thresholds of the JumpReLU-served architectures.
