@@ -348,3 +348,19 @@ def test_bad_settings_are_one_clear_error(data):
         small().fit(data[0], resume=True)
     with pytest.raises(aekit.NotFittedError):
         SparseAutoencoder().transform(data[0])
+
+
+# -- the command --------------------------------------------------------------------------
+def test_the_sae_command_fits_saves_and_prints_the_figures(tmp_path, data, capsys):
+    from aekit.cli import main
+
+    np.save(tmp_path / "acts.npy", data[0][:600])
+    out = tmp_path / "sae"
+    argv = ["sae", str(tmp_path / "acts.npy"), "-o", str(out), "--code-dim", "32", "--k", "2"]
+    argv += ["--batch-size", "100", "--lr", "0.005", "--format", "saelens"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "explained variance" in printed and "L0 2.0" in printed and "dead" in printed
+    assert (out / "cfg.json").is_file() and isinstance(aekit.load(out), SparseAutoencoder)
+    assert main(argv) == 1  # the folder holds an SAE: refused without --overwrite
+    assert "--overwrite" in capsys.readouterr().err
