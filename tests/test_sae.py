@@ -364,3 +364,13 @@ def test_the_sae_command_fits_saves_and_prints_the_figures(tmp_path, data, capsy
     assert (out / "cfg.json").is_file() and isinstance(aekit.load(out), SparseAutoencoder)
     assert main(argv) == 1  # the folder holds an SAE: refused without --overwrite
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_a_saelens_folder_aekit_cannot_read_faithfully_is_refused(tmp_path, fitted):
+    fitted["topk"].save(tmp_path / "lens", format="saelens")
+    cfg_path = tmp_path / "lens" / "cfg.json"
+    cfg = json.loads(cfg_path.read_text())
+    for change in ({"rescale_acts_by_decoder_norm": True}, {"architecture": "gated"}):
+        cfg_path.write_text(json.dumps({**cfg, **change}))
+        with pytest.raises(aekit.ModelFileError, match=next(iter(change))):
+            aekit.load(tmp_path / "lens")
