@@ -20,6 +20,7 @@ from aekit.model.sae_codes import (
     batch_topk,
     batch_topk_sparse,
     jumprelu,
+    kept_pre_activations,
     smallest_positive,
     step_l0,
     topk_sparse,
@@ -374,3 +375,24 @@ def test_a_saelens_folder_aekit_cannot_read_faithfully_is_refused(tmp_path, fitt
         cfg_path.write_text(json.dumps({**cfg, **change}))
         with pytest.raises(aekit.ModelFileError, match=next(iter(change))):
             aekit.load(tmp_path / "lens")
+
+
+def test_kept_pre_activations_have_the_dense_gradients():
+    gen = torch.Generator().manual_seed(0)
+    centered = torch.randn(6, 5, generator=gen, requires_grad=True)
+    w_enc = torch.randn(5, 9, generator=gen, requires_grad=True)
+    b_enc = torch.randn(9, generator=gen, requires_grad=True)
+    for select in (lambda p: batch_topk_sparse(p, 2), lambda p: topk_sparse(p, 3)):
+        with torch.no_grad():
+            kept = select(centered @ w_enc + b_enc)
+        sparse = kept_pre_activations(centered, w_enc, b_enc, kept)
+        weights = torch.randn(sparse.shape, generator=gen)
+        got = torch.autograd.grad((sparse * weights).sum(), (centered, w_enc, b_enc))
+        dense = centered @ w_enc + b_enc
+        mask = torch.zeros_like(dense)
+        rows, cols = kept.row_index(), kept.cols.reshape(-1)
+        mask[rows, cols] = weights.reshape(-1)
+        want = torch.autograd.grad((dense * mask).sum(), (centered, w_enc, b_enc))
+        torch.testing.assert_close(sparse, dense[rows, cols].reshape(sparse.shape))
+        for g, w in zip(got, want, strict=True):
+            torch.testing.assert_close(g, w)
