@@ -279,6 +279,8 @@ def test_metrics_by_the_fields_names():
     x = rng.normal(size=(50, 8))
     assert explained_variance(x, x) == 1.0 and explained_variance(x, x * 0 + x.mean(0)) == 0.0
     assert shrinkage(x, 0.5 * x) == pytest.approx(0.5)
+    with_zero_row = np.vstack([x, np.zeros((1, 8))])  # a row of norm 0 has no ratio
+    assert shrinkage(with_zero_row, 0.5 * with_zero_row + 1.0 * (with_zero_row == 0)) > 0.4
     codes = np.zeros((50, 4))
     codes[:, 0] = 1.0
     assert l0(codes) == 1.0
@@ -288,6 +290,7 @@ def test_metrics_by_the_fields_names():
     result = running.result()
     assert result["explained_variance"] == pytest.approx(explained_variance(x, 0.5 * x))
     assert result["dead_fraction"] == 0.75 and result["l0"] == 1.0
+    assert result["shrinkage"] == pytest.approx(0.5)
 
 
 # -- files --------------------------------------------------------------------------------

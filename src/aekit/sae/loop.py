@@ -253,7 +253,7 @@ class SAETrainer:
                 "fvu": fvu,
                 "l0": sums["l0"] / n,
                 "dead_fraction": dead,
-                "shrinkage": sums["shrinkage"] / n,
+                "shrinkage": sums["shrinkage"] / max(sums["nonzero_rows"], 1.0),
                 "aux_loss": sums["aux_loss"] / n,
                 "sparsity_loss": sums["sparsity_loss"] / n,
                 "lr": self.lr_at(max(self.position["step"] - 1, 0)),

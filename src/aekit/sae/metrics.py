@@ -7,7 +7,8 @@ Without ground truth (any activations):
 * ``l0``: mean number of active latents (code > 0) per row;
 * ``dead_fraction``: share of latents never active over the rows evaluated (``history_``
   counts over the last ``dead_rows`` training rows instead);
-* ``shrinkage``: mean ``||x_hat|| / ||x||`` (SAELens's ``l2_ratio``): below 1 when codes
+* ``shrinkage``: mean ``||x_hat|| / ||x||`` over the rows of positive norm (SAELens's
+  ``l2_ratio``): below 1 when codes
   shrink, as an L1 penalty makes them.
 
 With ground truth: the true feature directions ``true_features`` (n_true x n_features) and,
@@ -71,11 +72,17 @@ def dead_fraction(codes: Any) -> float:
     return float(1.0 - (_np(codes) > 0).any(axis=0).mean())
 
 
-def shrinkage(x: Any, x_hat: Any) -> float:
-    """Mean ``||x_hat|| / ||x||`` over the rows."""
-    x, x_hat = _np(x), _np(x_hat)
+def _norm_ratios(x: np.ndarray, x_hat: np.ndarray) -> np.ndarray:
+    """``||x_hat|| / ||x||`` of the rows of positive norm."""
     norms = np.linalg.norm(x, axis=1)
-    return float((np.linalg.norm(x_hat, axis=1) / np.maximum(norms, 1e-12)).mean())
+    keep = norms > 0
+    return np.linalg.norm(x_hat[keep], axis=1) / norms[keep]
+
+
+def shrinkage(x: Any, x_hat: Any) -> float:
+    """Mean ``||x_hat|| / ||x||`` over the rows of positive norm."""
+    ratios = _norm_ratios(_np(x), _np(x_hat))
+    return float(ratios.mean()) if len(ratios) else float("nan")
 
 
 def cosine_matrix(decoder: Any, true_features: Any) -> np.ndarray:
@@ -121,6 +128,7 @@ class RunningMetrics:
         self.sum_x: np.ndarray | None = None
         self.active = 0.0
         self.ratio = 0.0
+        self.nonzero = 0
         self.fired = np.zeros(code_dim, dtype=bool)
         self.match = match
         self.tp = np.zeros(code_dim)
@@ -135,9 +143,9 @@ class RunningMetrics:
         self.sum_sq += float((x**2).sum())
         self.sum_x = x.sum(axis=0) if self.sum_x is None else self.sum_x + x.sum(axis=0)
         self.active += float(on.sum())
-        self.ratio += float(
-            (np.linalg.norm(x_hat, axis=1) / np.maximum(np.linalg.norm(x, axis=1), 1e-12)).sum()
-        )
+        ratios = _norm_ratios(x, x_hat)
+        self.ratio += float(ratios.sum())
+        self.nonzero += len(ratios)
         self.fired |= on.any(axis=0)
         if self.match is not None and true_codes is not None:
             truth = _np(true_codes)[:, self.match] > 0
@@ -156,7 +164,7 @@ class RunningMetrics:
             "fvu": fvu,
             "l0": self.active / n,
             "dead_fraction": float(1.0 - self.fired.mean()),
-            "shrinkage": self.ratio / n,
+            "shrinkage": self.ratio / self.nonzero if self.nonzero else float("nan"),
         }
         if self.match is not None and (self.tp + self.fp + self.fn).sum() > 0:
             denominator = np.maximum(2 * self.tp + self.fp + self.fn, 1)

@@ -30,7 +30,17 @@ from ..model.sae_dictionary import SparseDictionary
 __all__ = ["STAT_NAMES", "step_loss"]
 
 # The per-step figures summed on the device between two records of history_.
-STAT_NAMES = ("rows", "sse", "sst", "l0", "shrinkage", "loss", "aux_loss", "sparsity_loss")
+STAT_NAMES = (
+    "rows",
+    "sse",
+    "sst",
+    "l0",
+    "shrinkage",
+    "nonzero_rows",  # rows of positive norm: the shrinkage's denominator
+    "loss",
+    "aux_loss",
+    "sparsity_loss",
+)
 
 
 def step_loss(
@@ -92,10 +102,12 @@ def step_loss(
         smallest = smallest_positive(values)
         sse = residual.pow(2).sum()
         sst = (x - x.mean(dim=0)).pow(2).sum()
-        ratio = recon.norm(dim=1) / x.norm(dim=1).clamp_min(1e-12)
+        norms = x.norm(dim=1)
+        ratio = torch.where(norms > 0, recon.norm(dim=1) / norms.clamp_min(1e-30), 0.0)
         n = x.new_tensor(float(len(x)))
-        stats = torch.stack([n, sse, sst, active, ratio.sum(), total * n, aux * n, sparsity * n])
-    return total, fired, smallest, stats.detach()
+        counted = (norms > 0).sum().to(x.dtype)
+        stats = [n, sse, sst, active, ratio.sum(), counted, total * n, aux * n, sparsity * n]
+    return total, fired, smallest, torch.stack(stats).detach()
 
 
 def auxk_loss(
