@@ -48,21 +48,25 @@ def rectangle(x: torch.Tensor) -> torch.Tensor:
     return ((x > -0.5) & (x < 0.5)).to(x.dtype)
 
 
+def _in_window(pre: torch.Tensor, threshold: torch.Tensor, eps: float) -> torch.Tensor:
+    """Where the rectangle kernel ``K((pre - threshold) / eps)`` is 1 (a bool mask)."""
+    return (pre - threshold).abs_() < eps / 2
+
+
 class _JumpReLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, pre: torch.Tensor, threshold: torch.Tensor, bandwidth: float) -> Any:
         ctx.save_for_backward(pre, threshold)
         ctx.bandwidth = bandwidth
-        return pre * (pre > threshold).to(pre.dtype)
+        return torch.where(pre > threshold, pre, 0.0)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> Any:  # type: ignore[override]
         pre, threshold = ctx.saved_tensors
         eps = ctx.bandwidth
-        grad_pre = grad * (pre > threshold).to(grad.dtype)
-        kernel = rectangle((pre - threshold) / eps)
-        grad_threshold = (-(threshold / eps) * kernel * grad).sum(dim=0)
-        return grad_pre, grad_threshold, None
+        grad_pre = torch.where(pre > threshold, grad, 0.0)
+        window = torch.where(_in_window(pre, threshold, eps), grad, 0.0).sum(dim=0)
+        return grad_pre, -(threshold / eps) * window, None
 
 
 class _Step(torch.autograd.Function):
@@ -70,14 +74,15 @@ class _Step(torch.autograd.Function):
     def forward(ctx: Any, pre: torch.Tensor, threshold: torch.Tensor, bandwidth: float) -> Any:
         ctx.save_for_backward(pre, threshold)
         ctx.bandwidth = bandwidth
-        return (pre > threshold).to(pre.dtype)
+        return (pre > threshold).sum(dim=1).to(pre.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> Any:  # type: ignore[override]
         pre, threshold = ctx.saved_tensors
         eps = ctx.bandwidth
-        grad_threshold = (-(1.0 / eps) * rectangle((pre - threshold) / eps) * grad).sum(dim=0)
-        return None, grad_threshold, None
+        # d count_i / d theta_j = -(1/eps) K((pre_ij - theta_j) / eps): grad is per row
+        window = torch.where(_in_window(pre, threshold, eps), grad[:, None], 0.0).sum(dim=0)
+        return None, -(1.0 / eps) * window, None
 
 
 def jumprelu(pre: torch.Tensor, threshold: torch.Tensor, bandwidth: float) -> torch.Tensor:
@@ -106,7 +111,7 @@ def step_l0(pre: torch.Tensor, threshold: torch.Tensor, bandwidth: float) -> tor
     -------
     Tensor of shape (n_rows,)
     """
-    return _Step.apply(pre, threshold, bandwidth).sum(dim=1)
+    return _Step.apply(pre, threshold, bandwidth)
 
 
 class SparseCode(NamedTuple):

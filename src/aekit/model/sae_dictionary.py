@@ -138,7 +138,9 @@ class SparseDictionary(nn.Module):
                 kept = select(pre, self.config.k)
             values = kept_pre_activations(centered, self.W_enc, self.b_enc, kept).relu()
             return TrainCode(kept._replace(values=values), pre, centered)
-        pre = centered @ self.W_enc + self.b_enc
+        # (x - b_dec) W_enc + b_enc, with b_dec's gradient a vector-matrix product rather
+        # than the dense (rows x code_dim) @ (code_dim x n_features) one the input's needs
+        pre = torch.addmm(self.b_enc - self.b_dec @ self.W_enc, x, self.W_enc)
         if arch == "jumprelu":
             code = jumprelu(pre, self.log_threshold.exp(), self.config.jumprelu_bandwidth)
             return TrainCode(code, pre, centered)

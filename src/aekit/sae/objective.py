@@ -62,7 +62,8 @@ def step_loss(
     fired : Tensor of shape (code_dim,), bool
         Latents active in some row of the batch.
     smallest : Tensor of shape ()
-        The smallest positive code value of the batch (infinity if none).
+        The smallest positive code value of the batch (infinity if none, and for the codes
+        other than the top-k family's, which need none).
     stats : Tensor of shape (len(STAT_NAMES),)
         Detached sums over the batch, in the order of :data:`STAT_NAMES`.
     """
@@ -94,12 +95,12 @@ def step_loss(
     total = loss + sparsity + aux
     with torch.no_grad():
         if isinstance(code, SparseCode):
-            values = code.values.detach()
             fired, active = code.active(config.code_dim), code.l0_sum().to(x.dtype)
-        else:
-            values = code.detach()
-            fired, active = (values > 0).any(dim=0), (values > 0).sum().to(x.dtype)
-        smallest = smallest_positive(values)
+            smallest = smallest_positive(code.values.detach())  # BatchTopK's threshold
+        else:  # JumpReLU, ReLU: no running threshold
+            on = code.detach() > 0
+            fired, active = on.any(dim=0), on.sum().to(x.dtype)
+            smallest = x.new_tensor(float("inf"))
         sse = residual.pow(2).sum()
         sst = (x - x.mean(dim=0)).pow(2).sum()
         norms = x.norm(dim=1)
