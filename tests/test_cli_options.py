@@ -4,6 +4,7 @@ import argparse
 
 import pytest
 
+from aekit.cli.impute import NOT_FOR_IMPUTERS
 from aekit.cli.options import (
     EXCLUDED,
     NOT_FOR_COMPARISONS,
@@ -15,11 +16,12 @@ from aekit.cli.parser import build_parser
 from aekit.config.options import estimator_defaults
 
 TABLE = estimator_defaults()
-REQUIRED = {"fit": ["DATA", "-o", "m"], "compare": ["DATA"], "demo": []}
+REQUIRED = {"fit": ["DATA", "-o", "m"], "compare": ["DATA"], "demo": [], "impute": ["D", "-o", "F"]}
 OFFERED = {
     "fit": set(TABLE) - EXCLUDED,
     "compare": set(TABLE) - EXCLUDED - NOT_FOR_COMPARISONS,
     "demo": set(TABLE) - EXCLUDED - NOT_FOR_COMPARISONS,
+    "impute": set(TABLE) - EXCLUDED - NOT_FOR_IMPUTERS,
 }
 
 
@@ -61,7 +63,12 @@ def test_generated_options_cover_the_table(command):
 @pytest.mark.parametrize("command", sorted(OFFERED))
 def test_no_options_forward_nothing(command):
     """The library's defaults apply: the CLI forwards only what was typed (and its rules)."""
-    expected = {"fit": {"code_dim": 3}, "compare": {}, "demo": {"random_state": 0}}
+    expected = {
+        "fit": {"code_dim": 3},
+        "compare": {},
+        "demo": {"random_state": 0},
+        "impute": {"random_state": 0},
+    }
     assert estimator_kwargs(parse(command)) == expected[command]
 
 

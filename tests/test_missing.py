@@ -308,11 +308,11 @@ def test_imputer_in_a_pipeline(holed):
 
 
 def test_noise_on_top_of_hidden_entries_keeps_them_hidden(monkeypatch):
-    import aekit.training.trainer as trainer_module
+    import aekit.training.objective as objective_module
 
     # a noise that overwrites every entry: the holes (real and hidden) must still reach the
     # network as NaN, which it sees as missing (fill + indicator), not as the noise's values
-    monkeypatch.setattr(trainer_module, "corrupt", lambda x, *a, **k: torch.zeros_like(x))
+    monkeypatch.setattr(objective_module, "corrupt", lambda x, *a, **k: torch.zeros_like(x))
     shares, forward = [], Hourglass.forward
 
     def spy(self, x):

@@ -107,6 +107,38 @@ def contention(data: dict[str, Any]) -> Table:
     return ["condition", *names], rows
 
 
+def ensembles(data: dict[str, Any]) -> Table:
+    """benchmarks/ensembles.py: an ensemble's fit time over one member's, one pass or not."""
+    alone = {r["estimator"]: r for r in data["rows"] if r["members"] == 1}
+
+    def per_epoch(r: dict[str, Any]) -> str:  # CPU seconds per epoch of the longest member
+        one = alone.get(r["estimator"])
+        if one is None or "cpu_seconds" not in r or r["how"] == "one after another":
+            return "–"  # one after another: every member's epochs add up
+        each = (r["cpu_seconds"] / r["max_epochs"]) / (one["cpu_seconds"] / one["max_epochs"])
+        return _f(each, 2)
+
+    rows = [
+        [
+            r["estimator"],
+            str(r["members"]),
+            r["how"],
+            _f(r["seconds"], 1),
+            f"**{_f(r['x_one_member'], 2)}**",
+            _f(r.get("x_one_cpu"), 2),
+            per_epoch(r),
+            str(r["max_epochs"]),
+            ", ".join(str(t) for t in r.get("threads", [])) or "–",
+            _f(r.get("rmse")),
+        ]
+        for r in data["rows"]
+    ]
+    header = ["estimator", "members", "fitted", "seconds", "× one member", "× one (CPU s)"]
+    header += ["× one per epoch (CPU s)"]
+    header += ["epochs", "threads", "RMSE"]
+    return header, rows
+
+
 IMPUTERS = ("aekit", "simple", "knn", "iterative_br", "iterative_et")
 
 
@@ -216,6 +248,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], Table]] = {
     "anomaly": anomaly,
     "speed": speed,
     "contention": contention,
+    "ensembles": ensembles,
     "impute": impute,
     "impute_penguins": impute_penguins,
     "shards": shards,

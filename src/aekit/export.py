@@ -13,6 +13,14 @@ inside, no external-data sidecar). Its input ``rows`` is a float32 array of shap
   :meth:`~aekit.AutoencoderOutlierDetector.anomaly_score` (scaling, residual weights or
   pooling, the code term and the ensemble included); for an autoencoder, ``error``.
 
+A fitted :class:`~aekit.AutoencoderImputer` exports instead as a graph with one output,
+``filled`` (n_rows, n_features_out): the input rows, NaN where a value is missing, with their
+holes filled as :meth:`~aekit.AutoencoderImputer.transform` fills them (the members' mean
+reconstruction after the same scaling, clipped to each column's observed range; observed
+entries unchanged; see :mod:`aekit.impute.graph`). An imputer fitted on a table with
+categorical columns is refused with one line: its holes become categories, which the graph
+does not decode.
+
 The file's metadata records the aekit version, the feature count and names, what was
 exported and a detector's threshold. :class:`OnnxModel` runs such a file with ONNX Runtime
 and NumPy alone: this module imports torch only inside :func:`to_onnx`. Both need the
@@ -37,10 +45,11 @@ from ._version import __version__
 from .errors import ConfigError, ModelFileError
 from .files.atomic import atomic_write
 
-__all__ = ["INPUT", "OUTPUTS", "OnnxModel", "to_onnx"]
+__all__ = ["IMPUTER_OUTPUTS", "INPUT", "OUTPUTS", "OnnxModel", "to_onnx"]
 
 INPUT = "rows"
 OUTPUTS = ("code", "reconstruction", "error", "anomaly_score")
+IMPUTER_OUTPUTS = ("filled",)  # an imputer's graph: the rows with their holes filled
 OPSET = 17
 _CHUNK_ROWS = 4096  # OnnxModel.run feeds the session this many rows at a time
 _MAX_BYTES = 2**31 - 1  # protobuf's limit: one self-contained file holds less than 2 GiB
@@ -62,7 +71,12 @@ def _scorer_of(model: Any, feature_names: Any) -> tuple[Any, dict[str, str]]:
     from .anomaly.detector import AutoencoderOutlierDetector
     from .anomaly.scorer import AnomalyScorer
     from .estimator.autoencoder import Autoencoder
+    from .impute import AutoencoderImputer, fill_graph
 
+    if isinstance(model, AutoencoderImputer):
+        graph = fill_graph(model)
+        meta = {"kind": "imputer", "outputs": ", ".join(IMPUTER_OUTPUTS)}
+        return graph, meta | _described(model, feature_names)
     if isinstance(model, AutoencoderOutlierDetector):
         if getattr(model, "scorer_", None) is None:
             raise ConfigError("to_onnx needs a detector fitted with aekit Autoencoders")
@@ -75,24 +89,28 @@ def _scorer_of(model: Any, feature_names: Any) -> tuple[Any, dict[str, str]]:
         first, meta = model, {"kind": "autoencoder"}
     else:
         raise ConfigError(
-            f"to_onnx exports an Autoencoder or AutoencoderOutlierDetector, not "
-            f"{type(model).__name__}"
+            f"to_onnx exports an Autoencoder, AutoencoderOutlierDetector or "
+            f"AutoencoderImputer, not {type(model).__name__}"
         )
     if getattr(first, "table_layout_", None) is not None:
         raise ConfigError(
             "to_onnx exports models of numeric rows; this one encodes a table with categorical "
             "columns (one-hot blocks), which the ONNX file would not"
         )
-    names = getattr(first, "feature_names_in_", None) if feature_names is None else feature_names
-    if names is not None and len(names) != first.n_features_in_:
-        raise ConfigError(f"{len(names)} feature names for {first.n_features_in_} features")
-    meta |= {
-        "aekit_version": __version__,
-        "n_features": str(int(first.n_features_in_)),
-        "feature_names": json.dumps(None if names is None else [str(n) for n in names]),
-        "outputs": ", ".join(OUTPUTS),
-    }
+    meta |= {"outputs": ", ".join(OUTPUTS)} | _described(first, feature_names)
     return copy.deepcopy(scorer).to("cpu").float().eval(), meta
+
+
+def _described(fitted: Any, feature_names: Any) -> dict[str, str]:
+    """The metadata every export records: the aekit version, the feature count and names."""
+    names = getattr(fitted, "feature_names_in_", None) if feature_names is None else feature_names
+    if names is not None and len(names) != fitted.n_features_in_:
+        raise ConfigError(f"{len(names)} feature names for {fitted.n_features_in_} features")
+    return {
+        "aekit_version": __version__,
+        "n_features": str(int(fitted.n_features_in_)),
+        "feature_names": json.dumps(None if names is None else [str(n) for n in names]),
+    }
 
 
 def to_onnx(
@@ -102,9 +120,10 @@ def to_onnx(
 
     Parameters
     ----------
-    model : Autoencoder or AutoencoderOutlierDetector
+    model : Autoencoder, AutoencoderOutlierDetector or AutoencoderImputer
         Fitted. Its network, input scaling and (for a detector) the whole anomaly score are
-        exported; see the module docstring for the outputs.
+        exported, or an imputer's whole ``transform``; see the module docstring for the
+        outputs.
     path : path
         The ``.onnx`` file to write (atomically); its folder is created if missing.
     feature_names : sequence of str, optional
@@ -119,15 +138,16 @@ def to_onnx(
     Raises
     ------
     ConfigError
-        If ``onnx`` is not installed, the model is not fitted or not aekit's, or it is too
-        large for one file (2 GiB).
+        If ``onnx`` is not installed, the model is not fitted or not aekit's, it models a
+        table with categorical columns, or it is too large for one file (2 GiB).
     """
     onnx = _require("onnx")
     import torch
 
     scorer, meta = _scorer_of(model, feature_names)
+    outputs = meta["outputs"].split(", ")
     example = torch.zeros(2, int(meta["n_features"]))
-    axes = {INPUT: {0: "n_rows"}} | {name: {0: "n_rows"} for name in OUTPUTS}
+    axes = {INPUT: {0: "n_rows"}} | {name: {0: "n_rows"} for name in outputs}
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         # The TorchScript-based exporter writes one file with no extra dependency; torch
@@ -138,7 +158,7 @@ def to_onnx(
             (example,),
             buffer,
             input_names=[INPUT],
-            output_names=list(OUTPUTS),
+            output_names=outputs,
             dynamic_axes=axes,
             opset_version=OPSET,
             dynamo=False,
@@ -165,8 +185,10 @@ class OnnxModel:
 
     Attributes
     ----------
-    kind : {"detector", "autoencoder"}
+    kind : {"detector", "autoencoder", "imputer"}
         What was exported.
+    outputs : tuple of str
+        Its outputs: :data:`OUTPUTS`, or an imputer's :data:`IMPUTER_OUTPUTS`.
     n_features : int
         Columns each row must have.
     feature_names : list of str or None
@@ -186,15 +208,18 @@ class OnnxModel:
             raise ModelFileError(f"{path} is not a valid ONNX model ({exc})") from exc
         meta = self.session.get_modelmeta().custom_metadata_map
         outputs = [o.name for o in self.session.get_outputs()]
-        if "n_features" not in meta or outputs != list(OUTPUTS):
+        if "n_features" not in meta or tuple(outputs) not in (OUTPUTS, IMPUTER_OUTPUTS):
             raise ModelFileError(f"{path} was not written by aekit's to_onnx")
+        self.outputs = tuple(outputs)
         self.kind: str = meta.get("kind", "autoencoder")
         self.n_features = int(meta["n_features"])
         self.feature_names: list[str] | None = json.loads(meta.get("feature_names", "null"))
         self.threshold = _threshold(meta.get("threshold"), path)
 
     def run(self, X: Any) -> dict[str, np.ndarray]:
-        """All four outputs for rows ``X`` (fed as float32, in chunks of 4,096 rows).
+        """All outputs for rows ``X`` (fed as float32, in chunks of 4,096 rows).
+
+        Four for an autoencoder or detector (:data:`OUTPUTS`); ``filled`` for an imputer.
 
         Raises
         ------
@@ -211,7 +236,7 @@ class OnnxModel:
             self.session.run(None, {INPUT: rows[start : start + _CHUNK_ROWS]})
             for start in range(0, max(len(rows), 1), _CHUNK_ROWS)
         ]
-        return {name: np.concatenate([p[i] for p in parts]) for i, name in enumerate(OUTPUTS)}
+        return {name: np.concatenate([p[i] for p in parts]) for i, name in enumerate(self.outputs)}
 
 
 def _threshold(text: str | None, path: Path) -> float | None:

@@ -30,6 +30,7 @@ from ..data.checks import (
 from ..data.tables import needs_layout
 from ..errors import ConfigError, NotFittedError
 from ..estimator.autoencoder import Autoencoder
+from ..estimator.ensemble import fit_members
 from ..estimator.inference import run_in_chunks
 from ..training.prepare import member_seeds
 from .detectorfile import read_detector, save_detector
@@ -201,10 +202,8 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
             check_n_features(X.shape[1], self.estimator.n_features_in_, "the estimator")
             members = [self.estimator]
         else:
-            members = [
-                est.fit(X if table else _handed(est, X))
-                for est in self._unfitted_members(X.shape[1])
-            ]
+            unfitted = self._unfitted_members(X.shape[1])  # one pass where they share a network
+            members = fit_members(unfitted, X if table else _handed(unfitted[0], X))
         if table:  # the scorer takes the rows the autoencoders see: one-hot blocks
             X = members[0].table_layout_.encode(X, np.float64)
         if all(isinstance(m, Autoencoder) for m in members):

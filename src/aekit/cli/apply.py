@@ -147,6 +147,11 @@ def _score_onnx(args: argparse.Namespace) -> int:
     if args.stream:
         raise ConfigError("--stream reads with PyTorch's row sources: not with an .onnx MODEL")
     model = OnnxModel(args.model)
+    if model.kind == "imputer":
+        raise ConfigError(
+            f"{args.model} is an imputer's ONNX file: it fills missing values and has no "
+            "scores (run it with aekit.export.OnnxModel, or 'aekit impute' on its folder)"
+        )
     columns = feature_columns(args, model_columns({}, model), args.label_column)  # by name
     X = read_table(args.data, columns=columns, label_column=args.label_column).X
     if X.shape[0] == 0 or X.shape[1] != model.n_features:

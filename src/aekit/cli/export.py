@@ -1,8 +1,10 @@
 """``aekit export``: a model or detector folder as one ONNX file.
 
-``aekit export MODEL -o model.onnx`` writes a model folder (an autoencoder's, or a saved
-:class:`~aekit.AutoencoderOutlierDetector`'s) as one ONNX file (:func:`aekit.export.to_onnx`),
-which ``aekit score`` (:func:`aekit.cli.apply.cmd_score`) runs without PyTorch.
+``aekit export MODEL -o model.onnx`` writes a model folder (an autoencoder's, a saved
+:class:`~aekit.AutoencoderOutlierDetector`'s or :class:`~aekit.AutoencoderImputer`'s) as one
+ONNX file (:func:`aekit.export.to_onnx`), which ``aekit score``
+(:func:`aekit.cli.apply.cmd_score`) runs without PyTorch (an imputer's file fills holes:
+:class:`aekit.export.OnnxModel` runs it).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ def register(command: Any, sub: Any) -> None:
         "export", cmd_export, "write a model folder as one self-contained ONNX file",
         "aekit export model/ -o model.onnx", [],
     )  # fmt: skip
-    p.add_argument("model", metavar="MODEL", help="model or detector folder")
+    p.add_argument("model", metavar="MODEL", help="model, detector or imputer folder")
     p.add_argument("-o", "--output", required=True, metavar="FILE.onnx", help="ONNX file")
     score = sub.choices["score"]
     score.description += (
@@ -37,19 +39,18 @@ def register(command: Any, sub: Any) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Write MODEL (an autoencoder or detector folder) as one ONNX file."""
+    """Write MODEL (an autoencoder, detector or imputer folder) as one ONNX file."""
     from .. import load
-    from ..anomaly import is_detector
     from ..export import to_onnx
+    from ..files.layouts import folder_kind
     from .inputs import fit_info, model_columns
 
     output = Path(args.output)
     if output.suffix.lower() != ".onnx":
         raise ConfigError(f"the output must be an .onnx file, got {output.name}")
-    detector = is_detector(args.model)
     model = load(args.model)
     columns = model_columns(fit_info(args.model), model)  # recorded: score picks by name
     to_onnx(model, output, feature_names=columns)
-    kind = "detector" if detector else "autoencoder"
+    kind = folder_kind(args.model)
     print(f"wrote {output}: the {kind} in {args.model} ({output.stat().st_size:,} bytes)")
     return 0

@@ -10,6 +10,7 @@ from .apply import cmd_encode, cmd_reconstruct, cmd_score
 from .explore import cmd_compare, cmd_demo, cmd_report
 from .export import register as register_export
 from .fit import cmd_fit
+from .impute import register as register_impute
 from .options import NOT_FOR_COMPARISONS, add_estimator_options, add_quiet_option, int_list
 from .sae import register as register_sae
 
@@ -148,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
     register_export(command, sub)  # aekit export; score also reads detectors and .onnx files
     register_sae(command)  # aekit sae: sparse autoencoders for interpretability
+    register_impute(command, data)  # aekit impute DATA -o FILLED
 
     cmp = command(
         "compare", cmd_compare, "compare autoencoders with PCA at several code sizes",

@@ -46,10 +46,12 @@ def fill_holes(x: torch.Tensor) -> torch.Tensor:
 def with_indicators(x: torch.Tensor) -> torch.Tensor:
     """``[fill_holes(x), isnan(x)]``: the input of a model trained with missing values.
 
-    Channel-first image rows stay images: the mask is a second set of channels.
+    Joined on the last (feature) axis, so rows with leading axes (a stacked ensemble's
+    members, :mod:`aekit.model.stacked`) work too. Image rows become images after this, the
+    mask a second set of channels.
     """
     holes = torch.isnan(x)
-    return torch.cat([fill_holes(x), holes.to(x.dtype)], dim=1)
+    return torch.cat([fill_holes(x), holes.to(x.dtype)], dim=-1)
 
 
 def group_matrix(

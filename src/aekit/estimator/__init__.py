@@ -4,7 +4,8 @@
 ``"auto"`` parameters from the data (:mod:`~aekit.estimator.resolve`), builds configs and a
 :class:`~aekit.Hourglass`, and trains it with a :class:`~aekit.Trainer`;
 :mod:`~aekit.estimator.rows` takes its input, :mod:`~aekit.estimator.inference` runs the
-network in chunks, and :mod:`~aekit.estimator.modelfile` is the model folder's layout.
+network in chunks, :mod:`~aekit.estimator.modelfile` is the model folder's layout, and
+:mod:`~aekit.estimator.ensemble` fits an ensemble's members in one pass.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from ..model.hourglass import Hourglass
 from ..model.sparse_net import encode_rows
 from ..training import Callback, History, Trainer
 from ..training.prepare import seed_from
-from ..training.threads import choose_threads, using_threads
+from ..training.threads import ThreadChoice, choose_threads, using_threads
 from .inference import InferenceMixin
 from .modelfile import estimator_meta, read_estimator, write_model
 from .resolve import initial_model, resolve_configs
@@ -262,10 +262,14 @@ class Autoencoder(
         """
         with self._training_rows(X, reset=True) as (rows, stats):
             trainer, scaling = self._build(rows, stats, callbacks)
-            history = trainer.fit(rows, resume=resume)
+            trainer.fit(rows, resume=resume)
+        return self._keep_fit(trainer, scaling)
+
+    def _keep_fit(self, trainer: Trainer, scaling: str) -> Autoencoder:
+        """Take what ``trainer`` fitted (:meth:`_build`'s, after its fit) as the fitted state."""
         self._trainer_: Trainer | None = None
         module = trainer.module.eval()
-        self._set_fitted(module, module.config, trainer.config, scaling, history)
+        self._set_fitted(module, module.config, trainer.config, scaling, trainer.history)
         self.input_path_ = trainer.input_path
         return self
 
@@ -316,10 +320,12 @@ class Autoencoder(
         rows: torch.Tensor | RowSource,
         stats: dict[str, np.ndarray],
         callbacks: tuple[Callback, ...],
+        threads: ThreadChoice | None = None,
     ) -> tuple[Trainer, str]:
         """A fresh model (scaling set from ``stats``) and its trainer; and the scaling used.
 
-        The thread count is chosen first, so that the PCA start runs at the training's.
+        The thread count is chosen first (unless given: an ensemble's members share one), so
+        that the PCA start runs at the training's.
         """
         if self.verbose and not logger.handlers:
             logger.addHandler(logging.StreamHandler())
@@ -327,7 +333,8 @@ class Autoencoder(
         # a RandomState is drawn from once here, so the init and training seeds agree
         params = {**self.get_params(), "random_state": seed_from(self.random_state)}
         resolved = resolve_configs(params, stats)
-        threads = choose_threads(resolved[1], resolved[0], rows)
+        if threads is None:
+            threads = choose_threads(resolved[1], resolved[0], rows)
         with using_threads(threads.count):
             module, train_config, scaling = initial_model(params, rows, stats, resolved)
         trainer = Trainer(module, train_config, callbacks)

@@ -3,10 +3,12 @@
 :mod:`~aekit.impute.imputer` holds the estimator (scikit-learn's imputer API, holes filled by
 a denoising autoencoder); :mod:`~aekit.impute.defaults` the autoencoder it trains unless given
 one; :mod:`~aekit.impute.imputerfile` the imputer folder it saves to and loads from
-(``imputer.json`` beside model folders, no pickle).
+(``imputer.json`` beside model folders, no pickle); :mod:`~aekit.impute.graph` its ``transform``
+as one torch module, for ONNX export.
 """
 
 from .defaults import IMPUTER_DEFAULTS, hide_share_for, imputer_autoencoder, shared_scale
+from .graph import FillGraph, fill_graph
 from .imputer import AutoencoderImputer
 from .imputerfile import IMPUTER_NAME, SavedImputer, read_imputer, save_imputer
 
@@ -14,7 +16,9 @@ __all__ = [
     "IMPUTER_DEFAULTS",
     "IMPUTER_NAME",
     "AutoencoderImputer",
+    "FillGraph",
     "SavedImputer",
+    "fill_graph",
     "hide_share_for",
     "imputer_autoencoder",
     "read_imputer",

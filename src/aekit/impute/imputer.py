@@ -42,6 +42,7 @@ from ..data.sparse import is_sparse
 from ..data.tables import needs_layout
 from ..errors import AekitWarning, ConfigError, DataError, DataTypeError
 from ..estimator.autoencoder import Autoencoder
+from ..estimator.ensemble import fit_members
 from ..training.prepare import member_seeds
 from .defaults import ENSEMBLE_ENTRIES, imputer_autoencoder
 from .imputerfile import read_imputer, save_imputer
@@ -255,10 +256,9 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         base = imputer_autoencoder(rows) if self.estimator is None else self.estimator
         seed = self.random_state if self.random_state is not None else base.random_state
         given = {} if self.categorical_features is None else {"categorical_features": categorical}
-        self.estimators_ = [
-            clone(base).set_params(missing=True, random_state=s, **given).fit(data)
-            for s in member_seeds(seed, int(n))
-        ]
+        seeds = member_seeds(seed, int(n))
+        members = [clone(base).set_params(missing=True, random_state=s, **given) for s in seeds]
+        self.estimators_ = fit_members(members, data)  # in one pass where they share a network
         self.estimator_ = self.estimators_[0]
         self._empty = np.isnan(rows).all(axis=0)
         self._warn_empty()

@@ -1,6 +1,7 @@
 """Training: the loop, what it minimises, its callbacks, checkpoints and DDP.
 
 - :mod:`~aekit.training.trainer`: :class:`Trainer`, the loop read top to bottom.
+- :mod:`~aekit.training.ensemble`: an ensemble's trainers in lock step over one stacked network.
 - :mod:`~aekit.training.objective`: reconstruction loss, code penalties, validation loss.
 - :mod:`~aekit.training.optim`: optimiser, parameter groups, schedule.
 - :mod:`~aekit.training.callbacks`: hooks; early stopping, logging, checkpoints and resuming.

@@ -27,6 +27,7 @@ from ..config.configs import ModelConfig, TrainConfig
 from ..errors import ConfigError, ModelFileError
 from ..files.atomic import atomic_write
 from ..files.core import check_fields, check_tensors, parse_safetensors
+from .history import History
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -44,6 +45,7 @@ __all__ = [
     "latest_checkpoint",
     "prune_checkpoints",
     "read_checkpoint",
+    "restore_state",
     "write_checkpoint",
 ]
 
@@ -373,3 +375,32 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(state, dict):
         raise ModelFileError(f"{path} is not an aekit checkpoint")
     return state
+
+
+def restore_state(trainer: Any, state: dict[str, Any]) -> None:
+    """Put a :class:`~aekit.training.Trainer` back where its ``state_dict()`` was taken.
+
+    Model, optimiser, schedule, callbacks, generators, position, history and clock; a file's
+    state is checked by the checkpointer first.
+    """
+    trainer._at_boundary = False
+    trainer.module.load_state_dict(state["module"])
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    if trainer.scheduler is not None and state["scheduler"] is not None:
+        trainer.scheduler.load_state_dict(state["scheduler"])
+    for cb in trainer.callbacks:
+        if type(cb).__name__ in state["callbacks"]:
+            cb.load_state_dict(state["callbacks"][type(cb).__name__])
+    trainer.epoch_perm_state = state["epoch_perm_state"].clone()
+    trainer.perm_gen.set_state(trainer.epoch_perm_state)
+    trainer.epoch_parts = int(state.get("dealt_to", 1))  # older files: blocks were not dealt
+    trainer.noise_gen.set_state(state["noise_state"])
+    trainer._noise_mark = trainer.noise_gen.get_state()
+    sums = state["epoch_sums"].to(trainer.device, torch.float64).reshape(2)
+    # Under DDP rank 0 carries the sums so far, so that adding up the ranks counts them once.
+    trainer.epoch_sums = sums if trainer.is_main else trainer._zero_sums()
+    trainer.position = dict(state["position"])
+    trainer.history = History.from_dict(clone_state(state["history"]))
+    trainer._stop_reason = state["stop_reason"]
+    trainer.elapsed_before = float(state["elapsed"])
+    trainer._at_boundary = True

@@ -32,7 +32,7 @@ from ..data.missing import hide_entries, row_squared_error
 from ..data.sources import RowSource
 from ..data.sparse import as_dense, source_chunk_rows
 from ..model.hourglass import Hourglass, Output
-from ..model.regularize import dead_unit_code, kl_penalty, l1_penalty
+from ..model.regularize import corrupt, dead_unit_code, kl_penalty, l1_penalty
 from ..model.sparse_net import forward_rows
 from .distributed import Ranks
 
@@ -224,6 +224,25 @@ class Objective:
         if not self.missing or share == 0:
             return clean
         return hide_entries(clean, share, generator, self.module.group_members)
+
+    def inputs(
+        self,
+        clean: torch.Tensor,
+        generator: torch.Generator | None,
+        bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """What the network sees in a training step: :meth:`hidden` entries, then the noise.
+
+        ``bounds`` are the scaled rows' per-feature extremes salt-and-pepper noise writes.
+        Noise lands on top of the hidden entries: a hole stays a hole whatever noise writes.
+        """
+        mcfg = self.module.config
+        noisy = self.hidden(clean, generator)
+        if mcfg.noise is None:
+            return noisy
+        low, high = bounds if bounds is not None else (None, None)
+        corrupted = corrupt(noisy, mcfg.noise, mcfg.noise_level, generator, low=low, high=high)
+        return torch.where(noisy.isnan(), noisy, corrupted) if mcfg.missing else corrupted
 
     def _held_out(
         self, source: RowSource, chunk: torch.Tensor, generator: torch.Generator

@@ -33,9 +33,8 @@ from ..data.sources import RowSource, TensorRows, dealt_parts, shuffled
 from ..data.sparse import SparseBatch, as_dense
 from ..errors import ConfigError, DataError, TrainingDivergedError
 from ..model.hourglass import Hourglass
-from ..model.regularize import corrupt
 from .callbacks import Callback, Checkpointer, run_callbacks
-from .checkpoint import build_state, clone_state
+from .checkpoint import build_state, restore_state
 from .distributed import Ranks
 from .history import History
 from .objective import Objective, autocast
@@ -138,6 +137,26 @@ class Trainer:
             Re-raised after the callbacks' ``on_interrupt`` (a checkpoint is written when
             ``checkpoint_dir`` is set).
         """
+        source = self._prepare(data)
+        checkpointer = next((c for c in self.callbacks if isinstance(c, Checkpointer)), None)
+        if resume and checkpointer is None:
+            raise ConfigError("resuming needs a Checkpointer among the callbacks")
+        # the checkpointer holds its folder and resumes (as asked, or after an elastic restart)
+        session = (
+            contextlib.nullcontext() if checkpointer is None else checkpointer.session(self, resume)
+        )
+        with session, using_threads(run_threads(self, source)):  # torch's own count back on return
+            self._begin(source)
+            try:
+                self._fit_epochs(source)
+            except KeyboardInterrupt:
+                self._notify("on_interrupt")
+                raise
+            self._finish()
+        return self.history
+
+    def _prepare(self, data: RowSource | torch.Tensor) -> RowSource:
+        """Set up (:meth:`_setup`), split the rows; the source training reads."""
         cfg = self.config
         source, split_gen = self._setup(data)
         self.source = source  # for callbacks that measure the validation rows (early stopping)
@@ -151,28 +170,22 @@ class Trainer:
             )
         self.n_batches = batch_count(len(self.train_idx), cfg.batch_size)
         self._bounds = noise_bounds(source, self.train_idx, self.module, self.device)
-        checkpointer = next((c for c in self.callbacks if isinstance(c, Checkpointer)), None)
-        if resume and checkpointer is None:
-            raise ConfigError("resuming needs a Checkpointer among the callbacks")
-        # the checkpointer holds its folder and resumes (as asked, or after an elastic restart)
-        session = (
-            contextlib.nullcontext() if checkpointer is None else checkpointer.session(self, resume)
-        )
-        with session, using_threads(run_threads(self, source)):  # torch's own count back on return
-            if self.position == {"epoch": 0, "batch": 0} and self.history.initial is None:
-                # The starting model is epoch 0: training is kept only where it beats it.
-                self.history.initial = self._validate(source) if len(self.val_idx) else None
-            self._start = time.perf_counter()
-            self._notify("on_train_begin")
-            try:
-                self._fit_epochs(source)
-            except KeyboardInterrupt:
-                self._notify("on_interrupt")
-                raise
-            self._notify("on_train_end")
+        return source
+
+    def _begin(self, source: RowSource) -> None:
+        """Measure the start (a fresh run's epoch 0), start the clock, call on_train_begin."""
+        if self.position == {"epoch": 0, "batch": 0} and self.history.initial is None:
+            # The starting model is epoch 0: training is kept only where it beats it.
+            self.history.initial = self._validate(source) if len(self.val_idx) else None
+        self._start = time.perf_counter()
+        self._notify("on_train_begin")
+
+    def _finish(self) -> None:
+        """After the last epoch: why it stopped, on_train_end, the model in evaluation mode."""
+        self.history.stop_reason = self._stop_reason or "epochs"
+        self._notify("on_train_end")
         self.module.eval()
         self.module.set_generator(None)
-        return self.history
 
     def _fit_epochs(self, source: RowSource) -> None:
         """Epochs until the last, a stop, or a divergence no callback recovers from."""
@@ -185,7 +198,6 @@ class Trainer:
                 self._notify("on_diverged", error=exc)
                 if not self._at_boundary:
                     raise
-        self.history.stop_reason = self._stop_reason or "epochs"
 
     def _fit_epoch(self, source: RowSource) -> None:
         """Train (from a resumed batch on), validate, and let the callbacks speak."""
@@ -194,6 +206,10 @@ class Trainer:
         marks = [getattr(source, "bytes_read", None)]  # bytes this rank read: train, validate
         record = self._train_epoch(source, self.train_idx, self.callbacks)
         marks.append(getattr(source, "bytes_read", None))
+        self._end_epoch(source, record, marks)
+
+    def _end_epoch(self, source: RowSource, record: dict[str, Any], marks: list[Any]) -> None:
+        """Validate, keep the record, let the callbacks speak, step the schedule, maybe stop."""
         record.update(self._validate(source))
         marks.append(getattr(source, "bytes_read", None))
         record.update(read_counts(marks, self.ranks, self.device))
@@ -207,7 +223,7 @@ class Trainer:
         if self.ranks.any(bool(self._stop_reason), self.device) and not self._stop_reason:
             self._stop_reason = "max_time"  # another rank's clock ran out
         self._at_boundary = True
-        self._notify("on_epoch_boundary", epoch=epoch)
+        self._notify("on_epoch_boundary", epoch=record["epoch"])
 
     def partial_fit(self, data: RowSource | torch.Tensor) -> dict[str, Any]:
         """One more pass over ``data``, continuing the optimiser: incremental training.
@@ -252,29 +268,38 @@ class Trainer:
         The one place an epoch's figures are computed, for :meth:`fit` and
         :meth:`partial_fit` alike (``val_loss`` is left None).
         """
-        batch_size = self.config.batch_size
-        epoch, first = self.position["epoch"] + 1, self.position["batch"]
-        n_batches = batch_count(len(rows), batch_size)
-        if first == 0:  # a resumed epoch keeps the ranks it was dealt to (its checkpoint's)
-            self.epoch_parts = dealt_parts(source, self.world_size)
-        self.perm_gen.set_state(self.epoch_perm_state)
-        order = shuffled(source, rows, self.perm_gen, self.epoch_parts, (batch_size, n_batches))
+        order, first, n_batches = self._epoch_order(source, rows)
         tick = time.perf_counter()
         self._train_batches(source, order, first, n_batches, callbacks)
-        seconds = time.perf_counter() - tick
+        return self._epoch_record(rows, first, time.perf_counter() - tick, source.n_features)
+
+    def _epoch_order(self, source: RowSource, rows: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+        """The epoch's order of ``rows``, the batch to start from and the batch count."""
+        n_batches = batch_count(len(rows), self.config.batch_size)
+        if self.position["batch"] == 0:  # a resumed epoch keeps the ranks it was dealt to
+            self.epoch_parts = dealt_parts(source, self.world_size)
+        self.perm_gen.set_state(self.epoch_perm_state)
+        batches = (self.config.batch_size, n_batches)
+        order = shuffled(source, rows, self.perm_gen, self.epoch_parts, batches)
+        return order, self.position["batch"], n_batches
+
+    def _epoch_record(
+        self, rows: torch.Tensor, first: int, seconds: float, n_features: int
+    ) -> dict[str, Any]:
+        """The record of an epoch over ``rows`` trained from batch ``first`` in ``seconds``."""
         recon_sum, penalty_sum = self.ranks.all_sum(self.epoch_sums).tolist()  # one host sync
-        train_loss = recon_sum / (len(rows) * source.n_features)
+        train_loss = recon_sum / (len(rows) * n_features)
         if not math.isfinite(train_loss):
             raise self.diverged_error()
         return {
-            "epoch": epoch,
+            "epoch": self.position["epoch"] + 1,
             "train_loss": train_loss,
-            "penalty": penalty_sum / n_batches,
+            "penalty": penalty_sum / batch_count(len(rows), self.config.batch_size),
             "val_loss": None,
             "val_error": None,
             "lr": self.optimizer.param_groups[0]["lr"],
             "seconds": seconds,
-            "samples_per_s": (len(rows) - first * batch_size) / max(seconds, 1e-9),
+            "samples_per_s": (len(rows) - first * self.config.batch_size) / max(seconds, 1e-9),
         }
 
     def _validate(self, source: RowSource) -> dict[str, Any]:
@@ -321,7 +346,7 @@ class Trainer:
     # -- step -------------------------------------------------------------------------------
     def _step(self, x: torch.Tensor, global_rows: int, batch: int) -> None:
         """One optimiser step; adds this rank's loss and penalty sums to ``epoch_sums``."""
-        module, mcfg = self.module, self.module.config
+        module = self.module
         if self._forward_mutates:  # batch norm updates its running statistics here
             self._at_boundary = False
         with autocast(self.device, self.config.precision):
@@ -330,15 +355,7 @@ class Trainer:
             else:  # dense rows; a sparse batch made dense alone, never the whole matrix
                 x = as_dense(x)
                 clean = x if self._unscaled else module.scale_input(x)
-                noisy = self.objective.hidden(clean, self.noise_gen)  # missing values: masking
-                if mcfg.noise is not None:
-                    low, high = self._bounds if self._bounds is not None else (None, None)
-                    corrupted = corrupt(
-                        noisy, mcfg.noise, mcfg.noise_level, self.noise_gen, low=low, high=high
-                    )  # on top of the hidden entries: a hole stays a hole whatever noise writes
-                    noisy = (
-                        torch.where(noisy.isnan(), noisy, corrupted) if mcfg.missing else corrupted
-                    )
+                noisy = self.objective.inputs(clean, self.noise_gen, self._bounds)
                 out = self.net(noisy)
                 loss, recon_sum, penalty = self.objective(out, clean, len(x), global_rows)
         if self.device.type == "cpu" and not math.isfinite(loss.item()):  # free on the CPU
@@ -422,27 +439,7 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` output (a file's is checked by the checkpointer first)."""
-        self._at_boundary = False
-        self.module.load_state_dict(state["module"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and state["scheduler"] is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
-        for cb in self.callbacks:
-            if type(cb).__name__ in state["callbacks"]:
-                cb.load_state_dict(state["callbacks"][type(cb).__name__])
-        self.epoch_perm_state = state["epoch_perm_state"].clone()
-        self.perm_gen.set_state(self.epoch_perm_state)
-        self.epoch_parts = int(state.get("dealt_to", 1))  # older files: blocks were not dealt
-        self.noise_gen.set_state(state["noise_state"])
-        self._noise_mark = self.noise_gen.get_state()
-        sums = state["epoch_sums"].to(self.device, torch.float64).reshape(2)
-        # Under DDP rank 0 carries the sums so far, so that adding up the ranks counts them once.
-        self.epoch_sums = sums if self.is_main else self._zero_sums()
-        self.position = dict(state["position"])
-        self.history = History.from_dict(clone_state(state["history"]))
-        self._stop_reason = state["stop_reason"]
-        self.elapsed_before = float(state["elapsed"])
-        self._at_boundary = True
+        restore_state(self, state)
 
     # -- what callbacks read ----------------------------------------------------------------
     @property

@@ -1,0 +1,243 @@
+"""``aekit impute DATA -o FILLED``: a data file with its holes filled by an autoencoder.
+
+DATA is read whole with its columns' kinds (:mod:`aekit.data.frames`): a ``.csv``, ``.tsv`` or
+``.parquet`` table keeps its integer, float, text and boolean columns, a ``.npy``/``.npz``
+array its dtype. The imputer (:class:`~aekit.AutoencoderImputer`) is fitted on DATA's feature
+columns, or with ``--model DIR`` loaded from a folder it was saved to (``--save DIR``,
+:meth:`~aekit.AutoencoderImputer.save`), whose columns are then picked from DATA by name as
+every command picks a model's (:mod:`aekit.cli.inputs`). FILLED holds every column of DATA,
+in its order and kinds, with the holes of the feature columns filled (an integer column's
+fills rounded) and the other columns (``--label-column``, ``--drop``) as they were.
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from .options import add_estimator_options, estimator_kwargs
+
+__all__ = ["NOT_FOR_IMPUTERS", "cmd_impute", "register"]
+
+# Autoencoder options the imputer sets itself (missing values), that would clash between its
+# members (one checkpoint folder), or whose flag is FILLED's (--output, the output activation,
+# is the imputer's choice); random_state and categorical_features are the imputer's own.
+NOT_FOR_IMPUTERS = frozenset(
+    {"missing", "output", "checkpoint_dir", "checkpoint_every", "checkpoint_every_steps",
+     "keep_checkpoints"}
+)  # fmt: skip
+_IMPUTER_OWN = ("random_state", "categorical_features")
+
+
+def _estimators(text: str) -> int | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or auto: {text!r}") from None
+
+
+def _marker(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def register(command: Any, data: Any) -> None:
+    """Add ``impute`` to the parser (``command``: the parser's helper; ``data``: --columns...)."""
+    p = command(
+        "impute", cmd_impute, "fill the missing values of a data file with an autoencoder",
+        "aekit impute survey.csv -o filled.csv --save imputer/", [data],
+    )  # fmt: skip
+    p.add_argument("data", metavar="DATA", help=".csv .tsv .txt .parquet .npy or .npz file")
+    p.add_argument(
+        "-o", "--output", required=True, metavar="FILLED", dest="filled",
+        help="output: .csv .tsv .parquet (every column, kinds kept) or .npy .npz (numbers)",
+    )  # fmt: skip
+    p.add_argument("--model", metavar="DIR", help="use the imputer saved in DIR (no training)")
+    p.add_argument("--save", metavar="DIR", help="save the fitted imputer to DIR")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an imputer already saved in --save DIR, or DATA itself when FILLED is DATA",
+    )
+    group = p.add_argument_group("imputer", "aekit.AutoencoderImputer's parameters.")
+    group.add_argument(
+        "--n-estimators", type=_estimators, default=argparse.SUPPRESS, metavar="INT|auto",
+        help="autoencoders averaged (default: auto, 5 up to 100,000 entries, else 1)",
+    )  # fmt: skip
+    p.add_argument(
+        "--missing-values", type=_marker, metavar="MARKER",
+        help="a number or text that marks a missing cell too, besides empty cells and NA, "
+        "null, NaN, None (which always do)",
+    )  # fmt: skip
+    # the imputer's own default seed, 0: two runs on the same file fill the same values
+    add_estimator_options(p, exclude=NOT_FOR_IMPUTERS, defaults={"random_state": 0})
+
+
+def cmd_impute(args: argparse.Namespace) -> int:
+    """Fill DATA's holes and write FILLED; fit the imputer, or load it with ``--model``."""
+    from ..data.formats import check_output
+    from ..files.atomic import check_writable_folder
+    from ..files.layouts import check_can_save
+
+    output = check_output(args.filled)  # dest "filled": "output" is an Autoencoder parameter
+    if output.resolve() == Path(args.data).resolve() and not args.overwrite:
+        raise ConfigError(f"FILLED is DATA ({args.data}): pass --overwrite to replace it")
+    trained = estimator_kwargs(args)
+    own = {k: trained.pop(k) for k in _IMPUTER_OWN if k in trained}
+    if hasattr(args, "n_estimators"):
+        own["n_estimators"] = args.n_estimators
+    told = [k for k in [*trained, *own] if k != "random_state"]  # a loaded imputer needs no seed
+    if args.model is not None and (told or args.save):
+        given = ", ".join("--" + k.replace("_", "-") for k in told)
+        raise ConfigError(
+            f"--model {args.model} fills with the imputer saved there as it is: leave out "
+            f"{given or '--save'}"
+        )
+    if args.save is not None:
+        check_can_save(args.save, args.overwrite, "--overwrite")
+        check_writable_folder(args.save)
+    imputer = _loaded(args.model) if args.model is not None else None
+    frame, named = _read(args.data, args.missing_values)
+    columns = _columns(args, frame, imputer)
+    X = _features(frame, columns, named)
+    if imputer is None:
+        imputer = _fitted(X, trained, own)
+    elif imputer.n_features_in_ != len(columns):
+        raise DataError(
+            f"{args.data} has {len(columns)} feature columns, the imputer {args.model} "
+            f"expects {imputer.n_features_in_}"
+        )
+    with warnings.catch_warnings():  # columns matched by name here, or DATA names none
+        warnings.filterwarnings("ignore", "X does not have valid feature names")
+        filled, holes = _filled(frame, columns, X, imputer)
+    _write(output, filled, named)
+    line = f"wrote {output}: {len(X)} rows, {holes} missing values filled in {len(columns)} columns"
+    if args.save is not None:
+        imputer.save(args.save, overwrite=args.overwrite)
+        line += f"; imputer saved to {args.save}"
+    print(line)
+    return 0
+
+
+def _loaded(folder: str) -> Any:
+    """The imputer saved in ``folder``; another kind of folder is a ConfigError."""
+    from .. import load
+    from ..files.layouts import folder_kind
+
+    kind = folder_kind(folder) if Path(folder).is_dir() else None
+    if kind is not None and kind != "imputer":
+        raise ConfigError(
+            f"{folder} holds a saved {kind}, not an imputer (save one with 'aekit impute "
+            "--save DIR' or AutoencoderImputer.save)"
+        )
+    return load(folder)
+
+
+def _read(path: str, marker: float | str | None) -> tuple[Any, bool]:
+    """DATA whole with its kinds (:func:`~aekit.data.frames.read_frame`), ``marker`` cells missing.
+
+    An integer array with marked cells becomes float64 (NaN cannot be an integer), and is
+    written so.
+    """
+    from ..data.frames import read_frame
+
+    frame, named = read_frame(path)
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise DataError(f"{path} has no data ({frame.shape[0]} rows, {frame.shape[1]} columns)")
+    if marker is None:
+        return frame, named
+    if isinstance(frame, np.ndarray):
+        if isinstance(marker, str) or not np.issubdtype(frame.dtype, np.number):
+            raise DataError(f"--missing-values {marker!r}: {path} holds numbers only")
+        marked = frame == marker
+        if marked.any() and not np.issubdtype(frame.dtype, np.floating):
+            frame = frame.astype(np.float64)
+        frame[marked] = np.nan
+        return frame, named
+    values: list[Any] = [marker, str(marker)]
+    if isinstance(marker, float) and marker.is_integer():
+        values += [int(marker), str(int(marker))]
+    return frame.mask(frame.isin(values)), named
+
+
+def _columns(args: argparse.Namespace, frame: Any, imputer: Any) -> list[Any]:
+    """DATA's feature columns (names, or positions where DATA has no names), in model order."""
+    from .inputs import feature_columns, model_columns
+
+    expected = None if imputer is None else model_columns({}, imputer)
+    if not isinstance(frame, np.ndarray) and not isinstance(frame.columns[0], str):
+        expected = None  # a text table without a header: by position, as DATA has no names
+    picked = feature_columns(args, expected, args.label_column)
+    every = list(range(frame.shape[1])) if isinstance(frame, np.ndarray) else list(frame.columns)
+    label = args.label_column
+    if picked is None:
+        return [c for c in every if str(c) != str(label)]
+    out = []
+    for c in picked:
+        if c in every:
+            out.append(c)
+        elif str(c).isdigit() and int(c) < len(every):
+            out.append(every[int(c)])
+        else:
+            raise ConfigError(f"--columns {c!r}: DATA has no such column")
+    return out
+
+
+def _features(frame: Any, columns: list[Any], named: bool) -> Any:
+    """The imputer's input: an array, or a DataFrame of the feature columns (names kept)."""
+    import pandas as pd
+
+    from ..data.frames import plain_frame
+
+    if isinstance(frame, np.ndarray):
+        return frame[:, columns]
+    X = plain_frame(frame[columns])
+    numeric = all(pd.api.types.is_float_dtype(t) for t in X.dtypes)
+    return X if named or not numeric else X.to_numpy()
+
+
+def _fitted(X: Any, trained: dict[str, Any], own: dict[str, Any]) -> Any:
+    """An imputer fitted on ``X``: the default autoencoder, with the options given."""
+    from ..impute import AutoencoderImputer, imputer_autoencoder
+
+    base = None
+    if trained:  # the imputer's default autoencoder, as it would build it, with the options
+        holes = X.isna().to_numpy() if hasattr(X, "isna") else np.isnan(X.astype(np.float64))
+        layout = np.where(holes, np.nan, 0.0) if hasattr(X, "isna") else X.astype(np.float64)
+        base = imputer_autoencoder(layout).set_params(**trained)
+    return AutoencoderImputer(base, keep_empty_features=True, **own).fit(X)
+
+
+def _filled(frame: Any, columns: list[Any], X: Any, imputer: Any) -> tuple[Any, int]:
+    """DATA with its feature columns filled, and how many cells were missing."""
+    import pandas as pd
+
+    from ..data.frames import restore_kinds
+
+    out = imputer.transform(X)
+    if isinstance(frame, np.ndarray):
+        result = frame.copy()
+        holes = int(np.isnan(frame[:, columns].astype(np.float64)).sum())
+        result[:, columns] = np.asarray(out, dtype=np.float64)[:, : len(columns)]
+        return result, holes
+    holes = int(frame[columns].isna().to_numpy().sum())
+    values = out if isinstance(out, pd.DataFrame) else pd.DataFrame(
+        np.asarray(out)[:, : len(columns)], columns=columns, index=frame.index
+    )  # fmt: skip
+    values.columns = columns
+    return restore_kinds(values, frame), holes
+
+
+def _write(output: Path, filled: Any, named: bool) -> None:
+    from ..data.frames import write_frame
+
+    write_frame(output, filled, header=named)

@@ -1,0 +1,173 @@
+"""Whole tables in and out with their column types: what ``aekit impute`` reads and writes.
+
+:func:`read_frame` reads every column of a ``.csv``/``.tsv``/``.txt`` or ``.parquet`` file as a
+pandas DataFrame whose columns keep their kinds: an integer column stays integer even where
+it has empty cells (pandas' nullable ``Int64``), a text column stays text, a ``true``/``false``
+column stays boolean. A ``.npy`` or ``.npz`` file is an ndarray, its dtype kept.
+:func:`plain_frame` turns the nullable columns into the NumPy ones the estimators take (NaN
+for a missing cell, text and booleans as ``object``); :func:`restore_kinds` turns filled
+columns back (an integer column's fills rounded); :func:`write_frame` writes the result in
+the format its suffix names (atomically), so ``data.csv`` in gives ``filled.csv`` out with the
+same columns, order and kinds.
+
+Missing cells are the ones the readers of :mod:`aekit.data.readers` take as missing: empty,
+or ``NA``, ``N/A``, ``NaN``, ``null``, ``None`` (any case).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+from ..files.atomic import atomic_write
+from .formats import check_output, file_format, read_table, write_array
+from .readers import MISSING_TEXT, delimited_names, require
+
+__all__ = ["FRAME_FORMATS", "plain_frame", "read_frame", "restore_kinds", "write_frame"]
+
+FRAME_FORMATS = {"csv": ",", "tsv": "\t", "txt": "\t", "parquet": None}  # read as DataFrames
+_ARRAYS = ("npy", "npz")  # read and written as arrays
+_NA_TEXT = sorted({v for t in MISSING_TEXT for v in (t, t.upper(), t.title())} - {""})
+
+
+def read_frame(path: str | os.PathLike[str]) -> tuple[Any, bool]:
+    """Every column of a data file, with its kind; and whether the file names its columns.
+
+    Returns
+    -------
+    frame : DataFrame or ndarray
+        A DataFrame (nullable dtypes) for a text table or parquet file, an ndarray for
+        ``.npy``/``.npz``. A text table without a header gets columns ``0, 1, ...``.
+    named : bool
+        Whether the columns have names from the file (a header, a schema).
+
+    Raises
+    ------
+    DataError
+        Another format (expected ``.csv``, ``.tsv``, ``.txt``, ``.parquet``, ``.npy`` or
+        ``.npz``), a sparse ``.npz``, or a file that cannot be read.
+    """
+    path = Path(path)
+    kind = file_format(path).name
+    if kind in _ARRAYS:
+        X = read_table(path).X
+        if not isinstance(X, np.ndarray):
+            raise DataError(f"{path} holds sparse rows: impute reads dense rows only")
+        return X, False
+    if kind not in FRAME_FORMATS:
+        raise DataError(
+            f"cannot read {path} whole with its column kinds: expected a .csv, .tsv, .txt, "
+            f".parquet, .npy or .npz file, got a {kind} file"
+        )
+    require("pandas", f"reading {path} with its column kinds")
+    import pandas as pd
+
+    sep = FRAME_FORMATS[kind]
+    try:
+        if sep is None:
+            require("pyarrow", f"reading {path}")
+            return pd.read_parquet(path, dtype_backend="numpy_nullable"), True
+        names = delimited_names(path, sep=sep)
+        frame = pd.read_csv(
+            path, sep=sep, header=None if names is None else 0, skipinitialspace=True,
+            na_values=_NA_TEXT, keep_default_na=True, dtype_backend="numpy_nullable",
+            float_precision="round_trip",  # every observed number exactly as written
+        )  # fmt: skip
+    except (ValueError, OSError) as exc:
+        raise DataError(f"cannot read {path} as a table ({' '.join(str(exc).split())})") from exc
+    return frame, names is not None
+
+
+def plain_frame(frame: Any) -> Any:
+    """``frame`` with NumPy dtypes: numbers as float64 (NaN where missing), the rest ``object``.
+
+    Nullable integer and float columns become float64; nullable text and boolean columns
+    become ``object`` with NaN in their missing cells; a ``category`` column stays one.
+    """
+    import pandas as pd
+
+    out = {}
+    for name, column in frame.items():
+        dtype = column.dtype
+        if isinstance(dtype, pd.CategoricalDtype):
+            out[name] = column
+        elif pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
+            out[name] = column.astype(object).where(column.notna(), np.nan)
+        elif pd.api.types.is_numeric_dtype(dtype):
+            out[name] = column.astype("float64")
+        else:
+            out[name] = column.astype(object).where(column.notna(), np.nan)
+    return pd.DataFrame(out, index=frame.index, columns=frame.columns)
+
+
+def restore_kinds(filled: Any, like: Any) -> Any:
+    """Filled columns of ``filled`` back in the kinds of ``like`` (the frame as read).
+
+    An integer column's values are rounded; a column that still has a missing cell keeps
+    its nullable dtype. Columns of ``like`` absent from ``filled`` are taken from ``like``.
+    """
+    import pandas as pd
+
+    out = like.copy()
+    for name in like.columns:  # a column read nullable and complete: its NumPy kind
+        kind = like[name].dtype
+        if pd.api.types.is_string_dtype(kind) and not isinstance(kind, np.dtype):
+            out[name] = like[name].astype(object).where(like[name].notna(), None)
+        elif hasattr(kind, "numpy_dtype") and like[name].notna().all():
+            out[name] = like[name].astype(kind.numpy_dtype)
+    for name in filled.columns:
+        column, kind = filled[name], like[name].dtype
+        if pd.api.types.is_integer_dtype(kind) and column.notna().all():
+            column = np.round(column.astype("float64")).astype(kind.numpy_dtype)
+        elif pd.api.types.is_bool_dtype(kind) and column.notna().all():
+            column = column.astype(bool)
+        elif pd.api.types.is_float_dtype(kind) and column.notna().all():
+            column = column.astype(getattr(kind, "numpy_dtype", kind))
+        elif pd.api.types.is_string_dtype(kind) and not isinstance(kind, np.dtype):
+            column = column.astype(object)
+        elif not isinstance(kind, pd.CategoricalDtype):
+            column = column.astype(kind)
+        out[name] = column
+    return out
+
+
+def write_frame(path: str | os.PathLike[str], frame: Any, *, header: bool = True) -> Path:
+    """Write a DataFrame or an ndarray to ``path`` in its suffix's format, atomically.
+
+    A DataFrame goes to ``.csv``/``.tsv`` (a header line unless ``header=False``) or
+    ``.parquet`` with its columns' kinds; to ``.npy``/``.npz`` only if every column is a
+    number. An ndarray goes to any output format (:func:`~aekit.data.formats.write_array`).
+
+    Raises
+    ------
+    DataError
+        An output :func:`~aekit.data.formats.check_output` refuses, or text columns bound
+        for an array format.
+    """
+    path = check_output(path)
+    if isinstance(frame, np.ndarray):
+        return write_array(path, frame)
+    kind = file_format(path).name
+    if kind in _ARRAYS:
+        import pandas as pd
+
+        text = [str(c) for c, t in frame.dtypes.items() if not pd.api.types.is_numeric_dtype(t)]
+        if text:
+            raise DataError(
+                f"cannot write the text column(s) {text[:5]} to {path.name}: write a .csv, "
+                ".tsv or .parquet file"
+            )
+        names = [str(c) for c in frame.columns]
+        return write_array(path, frame.to_numpy(dtype=np.float64), names if header else None)
+    buffer = io.BytesIO()
+    if kind == "parquet":
+        frame.rename(columns=str).to_parquet(buffer, index=False)
+    else:
+        frame.to_csv(buffer, sep=FRAME_FORMATS[kind], index=False, header=header)
+    atomic_write(path, buffer.getvalue())
+    return path

@@ -1,0 +1,77 @@
+"""Fit an ensemble's :class:`Autoencoder` members in one pass, as one stacked network.
+
+The outlier detector's and the imputer's members are clones of one autoencoder that
+differ in ``random_state``. :func:`fit_members` prepares each member as its own
+:meth:`Autoencoder.fit` would (checked rows, ``"auto"`` rules, the network, its PCA start),
+then trains them together (:func:`aekit.training.ensemble.fit_together`): one forward,
+backward and optimiser step per batch for all members. Each member comes back a fitted
+:class:`Autoencoder` as if fitted alone (same seeds, same history, same weights up to float
+rounding), so the folders they are saved in are those of a sequential fit.
+
+Where the members cannot share a network (sparse or streamed rows, DDP, dropout,
+checkpoints...: :func:`aekit.training.ensemble.stack_refusal`), they are fitted one after
+another, each exactly as ``member.fit(X)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from ..training.ensemble import fit_together, stack_refusal
+from .autoencoder import Autoencoder
+
+__all__ = ["fit_members"]
+
+logger = logging.getLogger("aekit")
+
+
+def _alike(members: Sequence[Any]) -> bool:
+    """Whether ``members`` are plain Autoencoders whose parameters differ at most in seed."""
+    if not all(type(m) is Autoencoder for m in members):
+        return False
+    first = {**members[0].get_params(deep=False), "random_state": None}
+    return all(
+        repr({**m.get_params(deep=False), "random_state": None}) == repr(first) for m in members[1:]
+    )
+
+
+def fit_members(members: Sequence[Autoencoder], X: Any, *, together: bool = True) -> list[Any]:
+    """Fit ``members`` on ``X``; in one pass where they can train as one network.
+
+    Parameters
+    ----------
+    members : sequence of Autoencoder
+        Unfitted clones of one autoencoder, differing at most in ``random_state``. Other
+        estimators (or differing parameters) are fitted one after another.
+    X : array-like of shape (n_samples, n_features)
+        The training rows, as :meth:`Autoencoder.fit` takes them.
+    together : bool, default=True
+        False fits them one after another whatever they are (the reference the one-pass fit
+        is tested against).
+
+    Returns
+    -------
+    list
+        The members, fitted (the same objects).
+    """
+    if not together or len(members) < 2 or not _alike(members):
+        return [m.fit(X) for m in members]
+    with contextlib.ExitStack() as opened:
+        built, threads = [], None
+        for member in members:
+            rows, stats = opened.enter_context(member._training_rows(X, reset=True))
+            trainer, scaling = member._build(rows, stats, (), threads)
+            threads = trainer.thread_choice  # chosen (or probed) once for every member
+            built.append((rows, trainer, scaling))
+        trainers = [trainer for _, trainer, _ in built]
+        reason = stack_refusal(trainers, built[0][0])
+        if reason is None:
+            fit_together(trainers, built[0][0])
+        else:
+            logger.debug("ensemble members fitted one after another: %s", reason)
+            for rows, trainer, _ in built:
+                trainer.fit(rows)
+    return [m._keep_fit(t, scaling) for m, (_, t, scaling) in zip(members, built, strict=True)]

@@ -1,0 +1,110 @@
+"""A fitted imputer's ``transform`` as one torch module: what ONNX export writes out.
+
+:class:`FillGraph` maps raw rows with NaN holes to the filled rows that
+:meth:`AutoencoderImputer.transform <aekit.AutoencoderImputer.transform>` returns for numeric
+rows: each member scales the rows, reconstructs them (holes as 0 plus their mask, as the
+members were trained) and unscales; the members' mean reconstruction, clipped to each
+column's observed range in ``fit`` (``bounds_``), replaces the holes; observed entries pass
+through unchanged; a column with no value in ``fit`` is 0 (or dropped, as ``transform`` drops
+it); the missing-indicator columns follow with ``add_indicator=True``. It uses only tensor
+operations ONNX has (IsNaN, Where, Min/Max, Gather), so the exported graph is the same
+computation.
+
+An imputer fitted on a table with categorical columns is not a :class:`FillGraph`: its holes
+become categories decoded from one-hot blocks, which the graph would not reproduce
+(:func:`fill_graph` refuses it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+
+__all__ = ["FillGraph", "fill_graph"]
+
+
+class FillGraph(nn.Module):
+    """Raw rows with NaN holes → the rows with their holes filled.
+
+    Parameters
+    ----------
+    members : list of Hourglass
+        The imputer's autoencoders (trained with ``missing=True``).
+    bounds : ndarray of shape (2, n_features)
+        Lowest and highest observed value of each column (NaN: unbounded).
+    empty : ndarray of bool of shape (n_features,)
+        Columns with no observed value in ``fit``: filled with 0.
+    keep_empty : bool
+        Keep those columns in the output (else dropped).
+    flagged : ndarray of int or None
+        Columns whose missing indicator is appended (``add_indicator=True``), or None.
+    """
+
+    def __init__(
+        self,
+        members: list[nn.Module],
+        bounds: np.ndarray,
+        empty: np.ndarray,
+        keep_empty: bool,
+        flagged: np.ndarray | None,
+    ) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        low = np.nan_to_num(bounds[0], nan=-np.inf)
+        high = np.nan_to_num(bounds[1], nan=np.inf)
+        self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
+        self.register_buffer("high", torch.as_tensor(high, dtype=torch.float32))
+        self.register_buffer("empty", torch.as_tensor(np.asarray(empty, dtype=bool)))
+        kept = np.arange(len(empty)) if keep_empty else np.flatnonzero(~np.asarray(empty))
+        self.register_buffer("kept", torch.as_tensor(kept, dtype=torch.long))
+        flags = np.zeros(0, dtype=np.int64) if flagged is None else np.asarray(flagged)
+        self.register_buffer("flagged", torch.as_tensor(flags, dtype=torch.long))
+        self.has_flags = len(flags) > 0  # a Python bool: the traced graph has no branch
+
+    def guess(self, rows: torch.Tensor) -> torch.Tensor:
+        """The members' mean reconstruction in the original units, clipped to ``bounds``."""
+        total = torch.zeros_like(rows)
+        for member in self.members:
+            total = total + member.unscale_output(member(member.scale_input(rows)).recon)
+        mean = total / len(self.members)
+        return torch.maximum(torch.minimum(mean, self.high), self.low)
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        """Raw rows (NaN where missing) → filled rows, then the indicator's columns."""
+        holes = torch.isnan(rows)
+        filled = torch.where(holes, self.guess(rows), rows)
+        filled = torch.where(self.empty, torch.zeros((), dtype=rows.dtype), filled)
+        out = torch.index_select(filled, 1, self.kept)
+        if self.has_flags:
+            flags = torch.index_select(holes, 1, self.flagged).to(rows.dtype)
+            out = torch.cat([out, flags], dim=1)
+        return out
+
+
+def fill_graph(imputer: Any) -> FillGraph:
+    """The :class:`FillGraph` of a fitted :class:`~aekit.AutoencoderImputer` (a CPU float copy).
+
+    Raises
+    ------
+    ConfigError
+        The imputer is not fitted, or fills a table with categorical columns.
+    """
+    if not hasattr(imputer, "estimators_"):
+        raise ConfigError("to_onnx needs a fitted imputer: call fit first")
+    if getattr(imputer.estimator_, "table_layout_", None) is not None:
+        raise ConfigError(
+            "to_onnx exports imputers of numeric rows; this one fills a table with categorical "
+            "columns (its holes become categories decoded from one-hot blocks, which the ONNX "
+            "file would not do): export an imputer fitted on the numeric columns alone"
+        )
+    import copy
+
+    members = [copy.deepcopy(m.module_).to("cpu").float().eval() for m in imputer.estimators_]
+    indicator = imputer.indicator_
+    flagged = None if indicator is None else indicator.features_
+    return FillGraph(members, imputer.bounds_, imputer._empty, imputer.keep_empty_features, flagged)

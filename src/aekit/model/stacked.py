@@ -1,0 +1,211 @@
+"""Several hourglasses of one config run as one network: their weights stacked on a first axis.
+
+An ensemble's members (the outlier detector's, the imputer's) share an architecture and
+differ only in their weights. :class:`StackedHourglass` holds ``n`` :class:`Hourglass`
+members' parameters and buffers as tensors of shape ``(n, ...)`` and runs every member's
+forward pass at once: :func:`torch.func.vmap` over :func:`torch.func.functional_call` of the
+one :class:`Hourglass` definition, so a member computes exactly what its own module would,
+up to the rounding of a batched matrix product. One backward pass and one optimiser step
+then train every member: the members never mix (each stacked slice gets its own member's
+gradient), and Adam's update is element-wise.
+
+A plain MLP (no batch norm, categorical blocks, image layers or code penalty; missing
+values are fine) runs without ``vmap``: every operation of its forward pass takes a leading member
+axis as it is, except the linear layers, which :class:`MemberAxis` turns into one batched
+matrix product (``torch.baddbmm``) each. That saves ``vmap``'s per-operation cost, most of
+the step of a small model.
+
+Layers that draw random numbers inside the forward pass (dropout) cannot keep each member's
+own random stream under ``vmap``: :func:`stack_refusal` names such settings, and the caller
+trains those members one after another instead.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, vmap
+from torch.overrides import TorchFunctionMode
+
+from ..config.configs import ModelConfig
+from .hourglass import Hourglass, Output
+
+__all__ = ["MemberAxis", "StackedHourglass", "runs_on_member_axis", "stack_refusal"]
+
+
+def stack_refusal(members: Sequence[Hourglass]) -> str | None:
+    """Why ``members`` cannot run as one stacked network, or None when they can.
+
+    They must share one config, draw no random numbers in their forward pass (no dropout)
+    and need no per-member step outside it (an L1 code's decoder normalisation, top-k's
+    dead-unit counters).
+    """
+    if not members:
+        return "no members"
+    config = members[0].config
+    if any(m.config != config for m in members[1:]):
+        return "the members' model configs differ"
+    if config.dropout > 0:
+        return f"dropout={config.dropout} draws random numbers inside the forward pass"
+    if config.sparsity in ("l1", "topk"):
+        return f"sparsity={config.sparsity!r} updates each member outside its forward pass"
+    return None
+
+
+def runs_on_member_axis(config: ModelConfig) -> bool:
+    """Whether an hourglass of ``config`` runs on rows of shape (n, rows, features) as it is.
+
+    True for an MLP whose only layers that mix a row's features are linear ones: no batch
+    norm (statistics over axis 0), table blocks (sliced on axis 1), image layers or code
+    activations and penalties (top-k, L1, KL). Missing values' indicators join the feature
+    axis, the last.
+    """
+    return (
+        config.image_shape is None
+        and not config.batch_norm
+        and not config.categorical_blocks
+        and config.sparsity is None
+    )
+
+
+class MemberAxis(TorchFunctionMode):
+    """``F.linear`` with weights of shape (n, out, in): one batched product per member."""
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        if func is F.linear and args[1].dim() == 3:
+            x, weight = args[0], args[1]
+            bias = args[2] if len(args) > 2 else kwargs.get("bias")
+            if bias is None:
+                return torch.bmm(x, weight.transpose(1, 2))
+            return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+        return func(*args, **kwargs)
+
+
+def _set_tensor(module: nn.Module, name: str, value: torch.Tensor, parameter: bool) -> None:
+    """Put ``value`` in place of the parameter or buffer ``name`` (a dotted path)."""
+    owner_name, _, attr = name.rpartition(".")
+    owner = module.get_submodule(owner_name)
+    if parameter:
+        owner.register_parameter(attr, nn.Parameter(value))
+    else:
+        owner.register_buffer(attr, value, persistent=attr not in owner._non_persistent_buffers_set)
+
+
+class StackedHourglass:
+    """``n`` :class:`Hourglass` members of one config as one network with stacked weights.
+
+    Parameters
+    ----------
+    members : sequence of Hourglass
+        The members, one config (see :func:`stack_refusal`). Their weights are copied in;
+        :meth:`write_back` copies the stacked weights out to them again.
+
+    Attributes
+    ----------
+    net : Hourglass
+        A copy of the first member whose parameters and buffers have a leading member
+        axis: what an optimiser steps (``make_optimizer(stack.net, config)``). It is never
+        called directly; :meth:`map` runs it once per member.
+    positions : list of int
+        For each slice of the stack, the index of its member in ``members``.
+    """
+
+    def __init__(self, members: Sequence[Hourglass]) -> None:
+        reason = stack_refusal(members)
+        if reason is not None:
+            raise ValueError(f"these members cannot be stacked: {reason}")
+        self.members = list(members)
+        self.positions = list(range(len(self.members)))
+        self.net = copy.deepcopy(self.members[0])
+        with torch.no_grad():
+            for name, _ in list(self.net.named_parameters()):
+                each = [m.get_parameter(name) for m in self.members]
+                _set_tensor(self.net, name, torch.stack([p.detach() for p in each]), True)
+            for name, buffer in list(self.net.named_buffers()):
+                if buffer is not None:
+                    each = [m.get_buffer(name) for m in self.members]
+                    _set_tensor(self.net, name, torch.stack(each), False)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def train(self, mode: bool = True) -> StackedHourglass:
+        """Training or evaluation mode for every member (batch norm, dropout)."""
+        self.net.train(mode)
+        return self
+
+    def map(self, fn: Callable[..., Any], *stacked: Any) -> Any:
+        """``fn(forward, *args)`` for every member at once; results stacked on a first axis.
+
+        Parameters
+        ----------
+        fn : callable
+            Called as ``fn(forward, *args)`` with ``forward`` the member's forward pass
+            (:meth:`Hourglass.forward` with that member's weights) and ``args`` the member's
+            slices of ``stacked``. It must return tensors (or tuples of them).
+        *stacked : Tensor of shape (n_members, ...)
+            One slice per member.
+        """
+        params = dict(self.net.named_parameters())
+        buffers = {k: v for k, v in self.net.named_buffers() if v is not None}
+
+        def one(params: dict[str, Any], buffers: dict[str, Any], *args: Any) -> Any:
+            def forward(x: torch.Tensor) -> Any:
+                return functional_call(self.net, (params, buffers), (x,))
+
+            return fn(forward, *args)
+
+        return vmap(one, randomness="error")(params, buffers, *stacked)
+
+    @property
+    def native(self) -> bool:
+        """Whether :meth:`forward` runs without ``vmap`` (:func:`runs_on_member_axis`)."""
+        return runs_on_member_axis(self.net.config)
+
+    def forward(self, x: torch.Tensor) -> Output:
+        """Every member's :class:`~aekit.model.Output` for its scaled rows ``x[i]``.
+
+        Each field has a leading member axis (``recon`` of shape (n, rows, features)).
+        """
+        if self.native:
+            with MemberAxis():
+                return self.net(x)
+        return Output(*self.map(lambda forward, rows: tuple(forward(rows)), x))
+
+    @torch.no_grad()
+    def write_back(self) -> None:
+        """Copy each slice's weights and buffers into its member module."""
+        for slot, index in enumerate(self.positions):
+            member = self.members[index]
+            for name, value in self.net.named_parameters():
+                member.get_parameter(name).copy_(value[slot])
+            for name, value in self.net.named_buffers():
+                if value is not None:
+                    member.get_buffer(name).copy_(value[slot])
+
+    @torch.no_grad()
+    def keep(self, slots: Sequence[int]) -> dict[nn.Parameter, nn.Parameter]:
+        """Keep only the stack's ``slots`` (others' members are done); new parameters.
+
+        Returns
+        -------
+        dict
+            Each old stacked parameter → the new one that holds its kept slices, for an
+            optimiser's state to follow (:func:`aekit.training.ensemble` does so).
+        """
+        index = torch.tensor(list(slots), dtype=torch.long)
+        moved = {}
+        for name, old in list(self.net.named_parameters()):
+            _set_tensor(self.net, name, old.index_select(0, index.to(old.device)), True)
+            moved[old] = self.net.get_parameter(name)
+        for name, old in list(self.net.named_buffers()):
+            if old is not None:
+                _set_tensor(self.net, name, old.index_select(0, index.to(old.device)), False)
+        self.positions = [self.positions[s] for s in slots]
+        return moved

@@ -1,0 +1,145 @@
+"""``aekit impute DATA -o FILLED``: kinds kept, observed cells untouched, --model/--save."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aekit import AutoencoderImputer
+from aekit.cli import main
+
+TRAIN = ["--epochs", "3", "--n-estimators", "1", "--device", "cpu", "--seed", "0"]
+
+
+@pytest.fixture(scope="module")
+def table():
+    """120 rows: an id, two related floats, an integer count, a text and a boolean column."""
+    rng = np.random.default_rng(0)
+    n = 120
+    a = rng.normal(size=n)
+    full = pd.DataFrame(
+        {
+            "id": np.arange(n),
+            "x": a,
+            "y": 2 * a + rng.normal(scale=0.1, size=n),
+            "count": np.round(10 + 3 * a).astype(int),
+            "kind": np.where(a > 0, "hi", "lo"),
+            "flag": a > 0.5,
+        }
+    )
+    holed = full.astype({"count": "Int64", "flag": "boolean", "kind": object})
+    for column in ["x", "y", "count", "kind", "flag"]:
+        holed.loc[rng.choice(n, 15, replace=False), column] = pd.NA
+    return holed
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, table):
+    folder = tmp_path_factory.mktemp("impute")
+    table.to_csv(folder / "t.csv", index=False)
+    table.to_parquet(folder / "t.parquet", index=False)
+    return folder
+
+
+def kept(before, after):
+    """Same columns in the same order, every observed cell unchanged, no hole left."""
+    assert list(after.columns) == list(before.columns)
+    assert not after.isna().to_numpy().any()
+    for name in before.columns:
+        seen = before[name].notna().to_numpy()
+        assert (after[name].to_numpy()[seen] == before[name].to_numpy()[seen]).all(), name
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_table_comes_back_with_its_kinds_and_its_holes_filled(files, tmp_path, suffix, capsys):
+    out = tmp_path / f"filled{suffix}"
+    data = str(files / f"t{suffix}")
+    assert main(["impute", data, "-o", str(out), "--label-column", "id", *TRAIN]) == 0
+    assert "75 missing values filled in 5 columns" in capsys.readouterr().out
+    read = pd.read_csv if suffix == ".csv" else pd.read_parquet
+    before, after = read(data), read(out)
+    kept(before, after)
+    assert after["count"].dtype == np.int64  # an integer column with holes stays integer
+    assert after["flag"].dtype == bool
+    assert set(after["kind"]) == {"hi", "lo"}  # a text column gets categories it had
+    assert after["x"].dtype == np.float64
+    if suffix == ".csv":  # the observed numbers' text, digit for digit
+        text_in = (files / "t.csv").read_text().splitlines()[1].split(",")
+        text_out = out.read_text().splitlines()[1].split(",")
+        assert [v for v in text_in if v] == [v for v, w in zip(text_out, text_in, strict=True) if w]
+
+
+def test_npy_keeps_its_dtype_and_its_observed_entries(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(80, 4)).astype(np.float32)
+    X[:, 1] += X[:, 0]
+    X[rng.random(X.shape) < 0.15] = np.nan
+    np.save(tmp_path / "x.npy", X)
+    assert main(["impute", str(tmp_path / "x.npy"), "-o", str(tmp_path / "f.npy"), *TRAIN]) == 0
+    filled = np.load(tmp_path / "f.npy")
+    assert filled.dtype == np.float32 and not np.isnan(filled).any()
+    seen = ~np.isnan(X)
+    np.testing.assert_array_equal(filled[seen], X[seen])
+
+
+def test_a_saved_imputer_fills_alike_and_matches_columns_by_name(files, tmp_path, capsys):
+    first, saved = tmp_path / "a.csv", tmp_path / "imputer"
+    argv = ["impute", str(files / "t.csv"), "--label-column", "id", *TRAIN]
+    assert main([*argv, "-o", str(first), "--save", str(saved)]) == 0
+    assert isinstance(AutoencoderImputer.load(saved), AutoencoderImputer)
+    order = ["flag", "id", "y", "kind", "count", "x"]
+    shuffled = pd.read_csv(files / "t.csv", dtype_backend="numpy_nullable")[order]
+    shuffled.to_csv(tmp_path / "shuffled.csv", index=False)
+    again = tmp_path / "b.csv"
+    model = ["--model", str(saved), "--drop", "id"]
+    assert main(["impute", str(tmp_path / "shuffled.csv"), "-o", str(again), *model]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(again)[list(pd.read_csv(first))], pd.read_csv(first))
+    capsys.readouterr()
+    shuffled.drop(columns="y").to_csv(tmp_path / "less.csv", index=False)
+    assert main(["impute", str(tmp_path / "less.csv"), "-o", str(again), *model]) == 2
+    assert "lacks the column(s) 'y'" in capsys.readouterr().err
+    assert main([*argv, "-o", str(first), "--save", str(saved)]) != 0  # saved: not replaced
+    assert "--overwrite" in capsys.readouterr().err
+    assert main([*argv, "-o", str(first), "--save", str(saved), "--overwrite"]) == 0
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--model", "MODEL", "--epochs", "3"], "leave out --epochs"),
+        (["-o", "DATA"], "pass --overwrite to replace it"),
+        (["-o", "OUT.npy"], "cannot write the text column(s)"),
+        (["-o", "OUT.h5"], "unknown output format"),
+        (["--model", "NOWHERE"], "NOWHERE"),
+    ],
+    ids=["model-and-options", "overwrite-data", "text-to-npy", "bad-suffix", "no-model"],
+)
+def test_mistakes_are_one_line(files, tmp_path, capsys, extra, message):
+    names = {
+        "MODEL": str(files / "t.csv"),
+        "DATA": str(files / "t.csv"),
+        "OUT.npy": str(tmp_path / "o.npy"),
+        "OUT.h5": str(tmp_path / "o.h5"),
+        "NOWHERE": str(tmp_path / "nowhere"),
+    }
+    extra = [names.get(v, v) for v in extra]
+    out = [] if "-o" in extra else ["-o", str(tmp_path / "o.csv")]
+    argv = ["impute", str(files / "t.csv"), "--label-column", "id", *out, *extra]
+    assert main([*argv, "--device", "cpu"] if "--model" not in extra else argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("aekit: error:") and len(err.strip().splitlines()) == 1
+    assert message.replace("NOWHERE", names["NOWHERE"]) in err
+
+
+def test_a_marker_value_is_a_hole_too(tmp_path):
+    rng = np.random.default_rng(2)
+    X = np.round(rng.normal(size=(60, 3)) * 10).astype(np.int64)
+    X[:, 2] = X[:, 0] + X[:, 1]
+    X[rng.random(X.shape) < 0.1] = -999
+    np.save(tmp_path / "x.npy", X)
+    argv = ["impute", str(tmp_path / "x.npy"), "-o", str(tmp_path / "f.npy"), *TRAIN]
+    assert main([*argv, "--missing-values", "-999"]) == 0
+    filled = np.load(tmp_path / "f.npy")
+    marked = X == -999
+    assert marked.any() and not (filled == -999).any()
+    np.testing.assert_array_equal(filled[~marked], X[~marked])
+    assert (filled[marked] >= X[~marked].min()).all()  # within the observed range

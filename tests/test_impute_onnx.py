@@ -1,0 +1,94 @@
+"""ONNX export of a fitted AutoencoderImputer: rows with NaN in, the filled rows out."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_wine
+
+from aekit import Autoencoder, AutoencoderImputer, ConfigError
+from aekit.cli import main
+from aekit.export import IMPUTER_OUTPUTS, OnnxModel, to_onnx
+from tests.helpers import FAST
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+
+def holed(X, share, seed=0):
+    X = X.astype(np.float64, copy=True)
+    X[np.random.default_rng(seed).random(X.shape) < share] = np.nan
+    return X
+
+
+def fitted(X, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an empty column's warning
+        return AutoencoderImputer(Autoencoder(code_dim=3, **FAST), n_estimators=2, **kw).fit(X)
+
+
+def assert_matches(got, want, unit):
+    """Within 1e-5 of ``unit`` (each column's spread: the imputer's scaled space)."""
+    assert got.shape == want.shape
+    worst = float(np.max(np.abs(got - want) / unit))
+    assert worst <= 1e-5, worst
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"add_indicator": True}, {"keep_empty_features": True}],
+    ids=["plain", "indicator", "keep-empty"],
+)
+def test_the_onnx_graph_fills_as_transform_does(tmp_path, options):
+    wine = load_wine().data
+    X = holed(wine, 0.2)
+    X[:, 3] = np.nan  # a column with no value: dropped, or kept as 0
+    imputer = fitted(X, **options)
+    model = OnnxModel(to_onnx(imputer, tmp_path / "imputer.onnx"))
+    assert model.kind == "imputer" and model.outputs == IMPUTER_OUTPUTS
+    fresh = holed(wine, 0.3, seed=1)  # other holes than in fit
+    want = imputer.transform(fresh)
+    got = model.run(fresh)["filled"]
+    spread = np.nanstd(wine, axis=0)
+    kept = spread if options.get("keep_empty_features") else np.delete(spread, 3)
+    assert_matches(got, want, np.concatenate([kept, np.ones(want.shape[1] - len(kept))]))
+    seen = ~np.isnan(fresh)
+    if not options:  # observed entries exactly as given (float32 input)
+        columns = np.delete(np.arange(13), 3)
+        np.testing.assert_array_equal(
+            got[seen[:, columns]], fresh[:, columns][seen[:, columns]].astype(np.float32)
+        )
+
+
+def test_an_image_imputer_exports_with_its_global_scale(tmp_path, digits):
+    X = holed(digits[:300] * 16, 0.3)
+    imputer = fitted(X)
+    got = OnnxModel(to_onnx(imputer, tmp_path / "digits.onnx")).run(X)["filled"]
+    assert_matches(got, imputer.transform(X), 16.0)
+    assert not np.isnan(got).any()
+
+
+def test_a_table_imputer_with_categories_is_refused_in_one_line(tmp_path):
+    frame = pd.DataFrame({"x": [0.0, 1.0, np.nan, 3.0] * 10, "kind": ["a", "b", None, "a"] * 10})
+    imputer = fitted(frame)
+    with pytest.raises(ConfigError, match="categorical columns"):
+        to_onnx(imputer, tmp_path / "t.onnx")
+    with pytest.raises(ConfigError, match="fitted imputer"):
+        to_onnx(AutoencoderImputer(), tmp_path / "u.onnx")
+
+
+def test_aekit_export_writes_an_imputer_folder_that_score_refuses(tmp_path, capsys):
+    wine = load_wine().data
+    X = holed(wine, 0.1)
+    imputer = fitted(X)
+    imputer.save(tmp_path / "imputer")
+    out = tmp_path / "imputer.onnx"
+    assert main(["export", str(tmp_path / "imputer"), "-o", str(out)]) == 0
+    assert "the imputer in" in capsys.readouterr().out
+    got = OnnxModel(out).run(X)["filled"]
+    assert_matches(got, imputer.transform(X), np.nanstd(wine, axis=0))
+    np.savetxt(tmp_path / "x.csv", X, delimiter=",")
+    argv = ["score", str(out), str(tmp_path / "x.csv"), "-o", str(tmp_path / "s.csv")]
+    assert main(argv) == 2
+    assert "imputer's ONNX file" in capsys.readouterr().err

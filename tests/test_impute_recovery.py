@@ -1,0 +1,86 @@
+"""scikit-learn's low-rank recovery tests, adapted to AutoencoderImputer with their tolerances.
+
+From ``sklearn/impute/tests/test_impute.py`` (``test_iterative_imputer_rank_one``,
+``..._transform_recovery``, ``..._additive_matrix``): the same matrices, masks, splits and
+``assert_allclose`` tolerances, with ``AutoencoderImputer()`` (its defaults) in place of
+``IterativeImputer``. ``IterativeImputer`` recovers the hidden entries almost exactly.
+
+Today they fail, and are marked ``xfail(strict=True)`` with the error measured on the main
+branch at c048d6d (largest absolute error on the hidden entries; the tolerance): a pass
+then fails the suite, so that the mark is removed. Why (measured for issue 26): the one-pass
+fill of a network trained on 35 to 50 rows never reaches the exact low-rank solution (more
+epochs, a code as wide as the rank, a linear network: all still miss; its fills fed back as
+observed rows diverge), and on the additive matrix the clip to the range observed in ``fit``
+costs most (1.85 clipped, 1.00 not). An EM-PCA on the observed entries, its rank chosen on
+held-out entries, recovers all four to 2e-2 or better.
+"""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from aekit import AutoencoderImputer
+
+pytestmark = pytest.mark.slow  # five autoencoders each: 2 to 7 s
+
+
+def _missed(error: float, atol: float) -> pytest.MarkDecorator:
+    return pytest.mark.xfail(
+        strict=True,
+        reason=f"aekit's one-pass fill misses by up to {error} (atol {atol}); see the module "
+        "docstring",
+    )
+
+
+@_missed(0.355, 0.02)
+def test_rank_one():
+    rng = np.random.RandomState(0)
+    d = 50
+    A = rng.rand(d, 1)
+    B = rng.rand(1, d)
+    X = np.dot(A, B)
+    nan_mask = rng.rand(d, d) < 0.5
+    X_missing = X.copy()
+    X_missing[nan_mask] = np.nan
+
+    X_filled = AutoencoderImputer().fit_transform(X_missing)
+    assert_allclose(X_filled, X, atol=0.02)
+
+
+@pytest.mark.parametrize(
+    "rank", [pytest.param(3, marks=_missed(0.498, 0.1)), pytest.param(5, marks=_missed(0.773, 0.1))]
+)
+def test_transform_recovery(rank):
+    rng = np.random.RandomState(0)
+    n = 70
+    d = 70
+    A = rng.rand(n, rank)
+    B = rng.rand(rank, d)
+    X_filled = np.dot(A, B)
+    nan_mask = rng.rand(n, d) < 0.5
+    X_missing = X_filled.copy()
+    X_missing[nan_mask] = np.nan
+
+    n = n // 2  # fit on one half, fill the other
+    imputer = AutoencoderImputer().fit(X_missing[:n])
+    assert_allclose(X_filled[n:], imputer.transform(X_missing[n:]), atol=0.1)
+
+
+@_missed(1.847, 0.01)
+def test_additive_matrix():
+    rng = np.random.RandomState(0)
+    n = 100
+    d = 10
+    A = rng.randn(n, d)
+    B = rng.randn(n, d)
+    X_filled = np.zeros(A.shape)
+    for i in range(d):
+        for j in range(d):
+            X_filled[:, (i + j) % d] += (A[:, i] + B[:, j]) / 2
+    nan_mask = rng.rand(n, d) < 0.25  # a quarter is missing
+    X_missing = X_filled.copy()
+    X_missing[nan_mask] = np.nan
+
+    n = n // 2
+    imputer = AutoencoderImputer().fit(X_missing[:n])
+    assert_allclose(X_filled[n:], imputer.transform(X_missing[n:]), rtol=1e-3, atol=0.01)
