@@ -83,6 +83,7 @@ FAMILIES = (
     "data",
     "model",
     "training",
+    "sae",  # sparse autoencoders for interpretability: uses training's checkpoints, no estimator
     "estimator",
     "anomaly",
     "impute",

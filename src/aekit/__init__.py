@@ -13,7 +13,7 @@ Importing :mod:`aekit` is cheap: each public name is imported from its module on
 
 The package is a stack of families, each knowing only those below it (no import cycles,
 checked by ``tests/test_layout.py``): ``config`` → ``files`` → ``data`` → ``model`` →
-``training`` → ``estimator`` → ``anomaly`` → ``impute`` → ``analysis`` → ``export`` →
+``training`` → ``sae`` → ``estimator`` → ``anomaly`` → ``impute`` → ``analysis`` → ``export`` →
 this package door (:func:`load`) → ``cli``.
 Module paths of earlier releases (``aekit.outlier``, ``aekit.detectorfile``,
 ``aekit.report``, ...) still import: they are names of the modules that now hold their contents
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from .estimator.autoencoder import Autoencoder
     from .impute import AutoencoderImputer
     from .model.hourglass import Hourglass, Output
+    from .sae import SparseAutoencoder
     from .training import Callback, EarlyStopping, History, Trainer
 
 # public name -> the module that defines it
@@ -69,6 +70,7 @@ _HOMES = {
     "AutoencoderImputer": "impute",
     "Hourglass": "model",
     "Output": "model",
+    "SparseAutoencoder": "sae",
     "AutoencoderOutlierDetector": "anomaly",
     "Callback": "training",
     "EarlyStopping": "training",
@@ -95,6 +97,7 @@ __all__ = [
     "NotFittedError",
     "Output",
     "OutputError",
+    "SparseAutoencoder",
     "TrainConfig",
     "Trainer",
     "TrainingDivergedError",
@@ -121,7 +124,9 @@ def load(path: str | os.PathLike[str]) -> Any:
 
     An imputer folder (``imputer.json`` beside the model) loads as an
     :class:`AutoencoderImputer`, a detector folder (``detector.json``) as an
-    :class:`AutoencoderOutlierDetector`, a model folder as an :class:`Autoencoder`.
+    :class:`AutoencoderOutlierDetector`, a sparse autoencoder folder (``sae.json``, or
+    SAELens's ``cfg.json``) as a :class:`SparseAutoencoder`, a model folder as an
+    :class:`Autoencoder`.
 
     Raises
     ------
@@ -131,6 +136,10 @@ def load(path: str | os.PathLike[str]) -> Any:
     from .files.layouts import folder_kind
 
     kind = folder_kind(path)
+    if kind == "sae":
+        from .sae import SparseAutoencoder
+
+        return SparseAutoencoder.load(path)
     if kind == "imputer":
         from .impute import AutoencoderImputer
 

@@ -12,6 +12,7 @@ from .export import register as register_export
 from .fit import cmd_fit
 from .impute import register as register_impute
 from .options import NOT_FOR_COMPARISONS, add_estimator_options, add_quiet_option, int_list
+from .sae import register as register_sae
 
 __all__ = ["build_parser"]
 
@@ -147,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "--contamination", help="flag this share of rows (0-0.5], or auto (Tukey's fence)"
             )
     register_export(command, sub)  # aekit export; score also reads detectors and .onnx files
+    register_sae(command)  # aekit sae: sparse autoencoders for interpretability
     register_impute(command, data)  # aekit impute DATA -o FILLED
 
     cmp = command(

@@ -26,13 +26,23 @@ from .core import (
     tensor_bytes,
 )
 from .folderlock import LOCK_NAME, folder_lock, lock_path, saved_folder
-from .layouts import DETECTOR_NAME, IMPUTER_NAME, MODEL_CONFIG_NAME, folder_kind, is_detector
+from .layouts import (
+    DETECTOR_NAME,
+    IMPUTER_NAME,
+    MODEL_CONFIG_NAME,
+    SAE_NAME,
+    SAELENS_CONFIG_NAME,
+    folder_kind,
+    is_detector,
+)
 
 __all__ = [
     "DETECTOR_NAME",
     "IMPUTER_NAME",
     "LOCK_NAME",
     "MODEL_CONFIG_NAME",
+    "SAELENS_CONFIG_NAME",
+    "SAE_NAME",
     "atomic_file",
     "atomic_files",
     "atomic_write",

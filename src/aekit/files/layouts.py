@@ -2,7 +2,9 @@
 
 A model folder holds ``config.json``; a detector folder is a model folder with
 ``detector.json`` beside it (:mod:`aekit.anomaly.detectorfile`), an imputer folder one with
-``imputer.json`` beside it (:mod:`aekit.impute.imputerfile`). :func:`aekit.load` and the
+``imputer.json`` beside it (:mod:`aekit.impute.imputerfile`). A sparse autoencoder folder
+holds ``sae.json`` (:mod:`aekit.sae.files`), or SAELens's ``cfg.json`` and
+``sae_weights.safetensors``. :func:`aekit.load` and the
 commands ask :func:`folder_kind` which estimator to build, and every save asks
 :func:`check_can_save` before it replaces one. Loads no torch.
 """
@@ -19,6 +21,8 @@ __all__ = [
     "DETECTOR_NAME",
     "IMPUTER_NAME",
     "MODEL_CONFIG_NAME",
+    "SAELENS_CONFIG_NAME",
+    "SAE_NAME",
     "SAVED_NAMES",
     "check_can_save",
     "folder_kind",
@@ -30,10 +34,13 @@ __all__ = [
 MODEL_CONFIG_NAME = "config.json"
 DETECTOR_NAME = "detector.json"
 IMPUTER_NAME = "imputer.json"
+SAE_NAME = "sae.json"
+SAELENS_CONFIG_NAME = "cfg.json"
 
 SAVED_NAMES = frozenset(
     {MODEL_CONFIG_NAME, "weights.safetensors", DETECTOR_NAME, "detector.safetensors",
-     IMPUTER_NAME, "members", "fit.json", "history.json", "holdout.npy", "loss.png"}
+     IMPUTER_NAME, "members", "fit.json", "history.json", "holdout.npy", "loss.png",
+     SAE_NAME, "sae.safetensors", SAELENS_CONFIG_NAME, "sae_weights.safetensors"}
 )  # fmt: skip
 """Every name a save writes in a saved folder (a model's, detector's, imputer's, and
 ``aekit fit``'s record of the fit). A new save drops these from the folder it replaces
@@ -51,13 +58,20 @@ def is_detector(folder: str | os.PathLike[str]) -> bool:
 
 
 def folder_kind(folder: str | os.PathLike[str]) -> str:
-    """``"imputer"``, ``"detector"`` or ``"model"``: the kind of estimator saved in ``folder``.
+    """``"sae"``, ``"imputer"``, ``"detector"`` or ``"model"``: the kind saved in ``folder``.
 
     Told by the marker file beside the model (:data:`IMPUTER_NAME`, :data:`DETECTOR_NAME`),
     an entry of that name of any kind (a link or FIFO too: reading it gives the one clear
     error, rather than a plain autoencoder loaded silently). A folder that is none of them
-    is a ``"model"`` here; reading it gives the one clear error.
+    is a ``"model"`` here; reading it gives the one clear error. A folder with ``sae.json``,
+    or with SAELens's ``cfg.json`` and no ``config.json``, is an ``"sae"``.
     """
+    folder = Path(folder)
+    if os.path.lexists(folder / SAE_NAME) or (
+        os.path.lexists(folder / SAELENS_CONFIG_NAME)
+        and not os.path.lexists(folder / MODEL_CONFIG_NAME)
+    ):
+        return "sae"
     if os.path.lexists(Path(folder) / IMPUTER_NAME):
         return "imputer"
     return "detector" if is_detector(folder) else "model"
@@ -83,7 +97,7 @@ def check_can_save(
         ``folder`` holds a saved model, detector or imputer and ``overwrite`` is False.
     """
     path = Path(folder)
-    markers = (MODEL_CONFIG_NAME, DETECTOR_NAME, IMPUTER_NAME)
+    markers = (MODEL_CONFIG_NAME, DETECTOR_NAME, IMPUTER_NAME, SAE_NAME, SAELENS_CONFIG_NAME)
     if overwrite or not any((path / name).is_file() for name in markers):
         return
     kind = folder_kind(path)

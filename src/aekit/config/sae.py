@@ -1,0 +1,154 @@
+"""THE defaults of an interpretability SAE (:class:`~aekit.sae.SparseAutoencoder`).
+
+One field, one default, one text: the estimator's parameters are these fields, its docstring
+is written from them, and a saved SAE folder stores them (``sae.json``), so the SAE is rebuilt
+from this config plus its weights. The defaults follow the field's usual ones (SAELens,
+Gao et al. 2024, Bussmann et al. 2024, Rajamanoharan et al. 2024): Adam at 3e-4, batches of
+4,096 rows, JumpReLU's threshold and bandwidth at 0.001, AuxK at 1/32 with ``d_in // 2``
+auxiliary latents.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from .fields import JsonConfig, check, choice, documented, finite, option, positive_int
+
+__all__ = ["SAE_ARCHITECTURES", "SAE_B_DEC_INITS", "SAEConfig"]
+
+SAE_ARCHITECTURES = ("topk", "batchtopk", "jumprelu", "matryoshka", "l1")
+SAE_B_DEC_INITS = ("mean", "geometric_median", "zeros")
+
+
+@documented
+@dataclass(frozen=True)
+class SAEConfig(JsonConfig):
+    """How a sparse autoencoder is built and trained: every field with its default.
+
+    Parameters
+    ----------
+    {parameters}
+    """
+
+    architecture: str = option(
+        "batchtopk",
+        "The code: 'topk' (the k largest per row, with AuxK), 'batchtopk' (the k x batch "
+        "largest over the whole batch in training, a learned global threshold at inference, "
+        "i.e. a JumpReLU; with AuxK), 'jumprelu' (learned per-latent thresholds with a "
+        "straight-through L0 penalty), 'matryoshka' (BatchTopK whose nested prefixes of the "
+        "dictionary each reconstruct the input, their losses summed) or 'l1' (ReLU with an "
+        "L1 penalty).",
+        choices=SAE_ARCHITECTURES,
+    )
+    code_dim: int = option(4096, "Latents in the dictionary (d_sae); usually several times d_in.")
+    k: int = option(32, "Active latents per row for 'topk', 'batchtopk' and 'matryoshka'.")
+    sparsity_coef: float = option(
+        1.0,
+        "Weight of the sparsity penalty: the L0 penalty of 'jumprelu', the L1 penalty of 'l1' "
+        "(each row's sum of code values times decoder norms, which are 1).",
+    )
+    jumprelu_bandwidth: float = option(
+        0.001, "Width of the rectangle kernel of JumpReLU's pseudo-gradient (epsilon)."
+    )
+    jumprelu_init_threshold: float = option(0.001, "JumpReLU's threshold at the start.")
+    matryoshka_widths: tuple[int, ...] | None = option(
+        None,
+        "The nested prefix sizes of 'matryoshka', increasing, the last code_dim; None: "
+        "code_dim/8, code_dim/4, code_dim/2, code_dim.",
+    )
+    aux_k: int | None = option(
+        None, "Dead latents AuxK asks to explain the residual; None: n_features // 2."
+    )
+    aux_coef: float = option(1 / 32, "Weight of the AuxK loss (0: no dead-latent revival).")
+    dead_rows: int = option(
+        1_000_000, "A latent is dead when it has not fired over this many training rows."
+    )
+    threshold_lr: float = option(
+        0.01,
+        "Rate of the running mean of BatchTopK's smallest kept activation, the threshold used "
+        "at inference.",
+    )
+    batch_size: int = option(4096, "Rows per optimiser step.")
+    lr: float = option(3e-4, "Adam's learning rate.")
+    lr_warmup_steps: int = option(0, "Steps of linear learning-rate warm-up from 0.")
+    lr_decay_steps: int = option(0, "Final steps over which the learning rate falls to 0.")
+    n_epochs: int = option(1, "Passes over a finite dataset.")
+    max_rows: int | None = option(
+        None,
+        "Training rows in all (the run's budget: the schedule ends there); None: n_epochs "
+        "passes, or until an iterable ends.",
+    )
+    normalize: bool = option(
+        False,
+        "Scale the input so its mean squared norm is n_features (as SAELens's "
+        "'expected_average_only_in'), the factor estimated from the first init_rows rows.",
+    )
+    b_dec_init: str = option(
+        "mean",
+        "The decoder bias at the start: the mean of the first init_rows rows, their "
+        "geometric median, or zeros.",
+        choices=SAE_B_DEC_INITS,
+    )
+    init_rows: int = option(16384, "Rows read before training to set b_dec and the scale.")
+    log_every: int = option(100, "Steps between two records of the training history.")
+    checkpoint_dir: str | None = option(
+        None, "Folder of resumable checkpoints (None: no checkpoints)."
+    )
+    checkpoint_every: int = option(1000, "Steps between two checkpoints.")
+    keep_checkpoints: int = option(2, "Checkpoints kept in checkpoint_dir (the newest).")
+    device: str = option("cpu", "Where to train: 'cpu', 'cuda', 'cuda:N' or 'auto'.")
+    random_state: int = option(0, "Seed of the initial weights and of the data order.")
+
+    def __post_init__(self) -> None:
+        choice("architecture", self.architecture, SAE_ARCHITECTURES)
+        choice("b_dec_init", self.b_dec_init, SAE_B_DEC_INITS)
+        for name in ("code_dim", "k", "dead_rows", "batch_size", "n_epochs", "init_rows"):
+            positive_int(name, getattr(self, name))
+        for name in ("log_every", "checkpoint_every", "keep_checkpoints"):
+            positive_int(name, getattr(self, name))
+        for name in ("lr_warmup_steps", "lr_decay_steps"):
+            positive_int(name, getattr(self, name), minimum=0)
+        positive_int("random_state", self.random_state, minimum=0)
+        if self.aux_k is not None:
+            positive_int("aux_k", self.aux_k)
+        if self.max_rows is not None:
+            positive_int("max_rows", self.max_rows)
+        check(self.k <= self.code_dim, f"k={self.k} must be at most code_dim={self.code_dim}")
+        finite("sparsity_coef", self.sparsity_coef, 0.0, 1e12)
+        finite("jumprelu_bandwidth", self.jumprelu_bandwidth, 1e-12, 1e6)
+        finite("jumprelu_init_threshold", self.jumprelu_init_threshold, 1e-12, 1e6)
+        finite("aux_coef", self.aux_coef, 0.0, 1e6)
+        finite("threshold_lr", self.threshold_lr, 0.0, 1.0)
+        finite("lr", self.lr, 0.0, 1e3)
+        check(isinstance(self.normalize, bool), f"normalize must be a bool, got {self.normalize!r}")
+        check(isinstance(self.device, str), f"device must be a string, got {self.device!r}")
+        widths = self.matryoshka_widths
+        if widths is not None:
+            check(
+                isinstance(widths, tuple)
+                and len(widths) > 0
+                and all(isinstance(w, int) and not isinstance(w, bool) for w in widths)
+                and all(0 < a < b for a, b in itertools.pairwise(widths))
+                and widths[0] > 0
+                and widths[-1] == self.code_dim,
+                f"matryoshka_widths must be increasing positive integers ending at code_dim="
+                f"{self.code_dim}, got {widths!r}",
+            )
+
+    def prefix_widths(self) -> tuple[int, ...]:
+        """The nested prefix sizes Matryoshka trains (``(code_dim,)`` for the others)."""
+        if self.architecture != "matryoshka":
+            return (self.code_dim,)
+        if self.matryoshka_widths is not None:
+            return self.matryoshka_widths
+        widths = [self.code_dim // d for d in (8, 4, 2) if self.code_dim // d >= 1]
+        return tuple(sorted({*widths, self.code_dim}))
+
+    def uses_batch_threshold(self) -> bool:
+        """True for the codes trained with BatchTopK and served as a JumpReLU."""
+        return self.architecture in ("batchtopk", "matryoshka")
+
+    def uses_auxk(self) -> bool:
+        """True for the top-k family, whose dead latents AuxK revives."""
+        return self.architecture in ("topk", "batchtopk", "matryoshka") and self.aux_coef > 0

@@ -1,0 +1,186 @@
+"""The sparse autoencoder of interpretability: one linear encoder, one dictionary, a sparse code.
+
+``x`` (scaled by :attr:`SparseDictionary.input_scale`, 1 unless normalisation is on) is
+encoded as ``code = act((x - b_dec) W_enc + b_enc)`` and rebuilt as ``code W_dec + b_dec``,
+in SAELens's layout: ``W_enc`` is (d_in, d_sae), ``W_dec`` (d_sae, d_in), its rows the
+dictionary's directions, kept of unit norm (:meth:`SparseDictionary.normalize_decoder`), so a
+code value is the length of its direction in the reconstruction and a penalty on code
+values needs no decoder-norm factor.
+
+``act`` in training (:meth:`SparseDictionary.train_code`) and at inference
+(:meth:`SparseDictionary.encode`) per architecture (:class:`~aekit.config.sae.SAEConfig`):
+
+=============  ============================  ==========================================
+architecture   training                      inference
+=============  ============================  ==========================================
+topk           top k of ReLU per row         the same
+batchtopk      top k x batch of the batch    ReLU where ``pre > threshold`` (JumpReLU,
+                                             one threshold learned in training)
+matryoshka     as batchtopk                  as batchtopk
+jumprelu       JumpReLU, learned thresholds  the same
+l1             ReLU                          the same
+=============  ============================  ==========================================
+
+Initialisation (:meth:`SparseDictionary.reset_parameters`): decoder rows drawn at random
+(Kaiming-uniform, then unit norm), encoder = decoder transpose, ``b_enc`` = 0, ``b_dec`` set
+from data by the trainer (mean or geometric median).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from ..config.sae import SAEConfig
+from .regularize import topk_mask
+from .sae_codes import (
+    SparseCode,
+    batch_topk_sparse,
+    jumprelu,
+    kept_pre_activations,
+    topk_sparse,
+)
+
+__all__ = ["SparseDictionary", "TrainCode"]
+
+
+class TrainCode(NamedTuple):
+    """A training step's code, its pre-activations and the centred input ``x - b_dec``.
+
+    ``pre`` carries a graph for JumpReLU and ReLU codes, none for the top-k family (whose
+    ``code.values`` carry it).
+    """
+
+    code: SparseCode | torch.Tensor
+    pre: torch.Tensor
+    centered: torch.Tensor
+
+
+class SparseDictionary(nn.Module):
+    """A sparse autoencoder: linear encoder, sparse code, linear unit-norm dictionary.
+
+    Parameters
+    ----------
+    config : SAEConfig
+        The architecture and its sizes.
+    n_features : int
+        Input width (d_in).
+
+    Attributes
+    ----------
+    W_enc : Parameter of shape (n_features, code_dim)
+    b_enc : Parameter of shape (code_dim,)
+    W_dec : Parameter of shape (code_dim, n_features)
+    b_dec : Parameter of shape (n_features,)
+    log_threshold : Parameter of shape (code_dim,)
+        JumpReLU's thresholds, as logarithms (only for ``architecture="jumprelu"``).
+    threshold : buffer of shape ()
+        BatchTopK's inference threshold (``batchtopk`` and ``matryoshka``; 0 otherwise).
+    input_scale : buffer of shape ()
+        The factor inputs are multiplied by before encoding (outputs divided by after).
+    """
+
+    def __init__(self, config: SAEConfig, n_features: int) -> None:
+        super().__init__()
+        self.config = config
+        self.n_features = int(n_features)
+        d, m = self.n_features, config.code_dim
+        self.W_enc = nn.Parameter(torch.empty(d, m))
+        self.b_enc = nn.Parameter(torch.zeros(m))
+        self.W_dec = nn.Parameter(torch.empty(m, d))
+        self.b_dec = nn.Parameter(torch.zeros(d))
+        if config.architecture == "jumprelu":
+            start = math.log(config.jumprelu_init_threshold)
+            self.log_threshold = nn.Parameter(torch.full((m,), start))
+        self.register_buffer("threshold", torch.zeros(()))
+        self.register_buffer("input_scale", torch.ones(()))
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        """Random unit-norm decoder rows, the encoder their transpose, zero biases."""
+        bound = math.sqrt(6.0 / self.n_features)  # Kaiming-uniform for a fan-in of d_in
+        rows = torch.rand(self.W_dec.shape, generator=generator, device=self.W_dec.device)
+        self.W_dec.copy_((2 * rows - 1) * bound)
+        self.normalize_decoder()
+        self.W_enc.copy_(self.W_dec.T)
+        self.b_enc.zero_()
+        self.b_dec.zero_()
+
+    # -- the two halves -------------------------------------------------------------------
+    def pre_activations(self, x: torch.Tensor) -> torch.Tensor:
+        """``(x - b_dec) W_enc + b_enc`` for rows ``x`` already in the scaled space."""
+        return (x - self.b_dec) @ self.W_enc + self.b_enc
+
+    def thresholds(self) -> torch.Tensor:
+        """JumpReLU's per-latent thresholds, or BatchTopK's one, broadcast to (code_dim,)."""
+        if self.config.architecture == "jumprelu":
+            return self.log_threshold.exp()
+        return self.threshold.expand(self.config.code_dim)
+
+    def train_code(self, x: torch.Tensor) -> TrainCode:
+        """The code a training step uses for rows ``x`` in the scaled space (see the table).
+
+        BatchTopK and top-k give a :class:`~aekit.model.sae_codes.SparseCode` (the kept
+        entries only): their pre-activations are computed without a graph, and only the kept
+        entries carry one (:func:`~aekit.model.sae_codes.kept_pre_activations`), so the
+        backward pass never touches the ``rows x code_dim`` matrix. JumpReLU and ReLU give a
+        dense code.
+        """
+        arch = self.config.architecture
+        centered = x - self.b_dec
+        if arch in ("batchtopk", "matryoshka", "topk"):
+            with torch.no_grad():
+                pre = centered @ self.W_enc + self.b_enc
+                select = batch_topk_sparse if arch != "topk" else topk_sparse
+                kept = select(pre, self.config.k)
+            values = kept_pre_activations(centered, self.W_enc, self.b_enc, kept).relu()
+            return TrainCode(kept._replace(values=values), pre, centered)
+        # (x - b_dec) W_enc + b_enc, with b_dec's gradient a vector-matrix product rather
+        # than the dense (rows x code_dim) @ (code_dim x n_features) one the input's needs
+        pre = torch.addmm(self.b_enc - self.b_dec @ self.W_enc, x, self.W_enc)
+        if arch == "jumprelu":
+            code = jumprelu(pre, self.log_threshold.exp(), self.config.jumprelu_bandwidth)
+            return TrainCode(code, pre, centered)
+        return TrainCode(pre.relu(), pre, centered)
+
+    def code(self, pre: torch.Tensor) -> torch.Tensor:
+        """The inference code of pre-activations (see the module's table)."""
+        arch = self.config.architecture
+        if arch == "topk":
+            return topk_mask(pre.relu(), self.config.k)
+        if arch == "l1":
+            return pre.relu()
+        return pre.relu() * (pre > self.thresholds()).to(pre.dtype)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Inference codes of raw rows ``x`` (scaled by :attr:`input_scale` first)."""
+        return self.code(self.pre_activations(x * self.input_scale))
+
+    def decode_scaled(self, code: torch.Tensor) -> torch.Tensor:
+        """``code W_dec + b_dec``: the reconstruction in the scaled space."""
+        return code @ self.W_dec + self.b_dec
+
+    def decode(self, code: torch.Tensor) -> torch.Tensor:
+        """The reconstruction of raw rows from their codes (unscaled)."""
+        return self.decode_scaled(code) / self.input_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruct raw rows through the inference code."""
+        return self.decode(self.encode(x))
+
+    # -- the unit-norm dictionary ---------------------------------------------------------
+    @torch.no_grad()
+    def normalize_decoder(self) -> None:
+        """Rescale each decoder row to unit norm."""
+        self.W_dec.div_(self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12))
+
+    @torch.no_grad()
+    def remove_parallel_grads(self) -> None:
+        """Drop the part of each decoder row's gradient along the row (it only changes norms)."""
+        grad = self.W_dec.grad
+        if grad is not None:
+            along = (grad * self.W_dec).sum(dim=1, keepdim=True)
+            grad.sub_(along * self.W_dec)

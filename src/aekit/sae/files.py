@@ -1,0 +1,219 @@
+"""SAE folders: aekit's own (``sae.json`` + ``sae.safetensors``) and SAELens's (``cfg.json`` + ...).
+
+**aekit's folder** holds ``sae.json`` (format ``aekit-sae`` version 1: the
+:class:`~aekit.config.sae.SAEConfig`, ``n_features``, the history, the aekit version and the
+SHA-256 of the weights) and ``sae.safetensors`` (``W_enc``, ``b_enc``, ``W_dec``, ``b_dec``,
+``threshold``, ``input_scale``, and ``log_threshold`` for JumpReLU), written together,
+atomically. It reloads exactly, training settings included (:func:`aekit.load`).
+
+**SAELens's folder** (``cfg.json`` + ``sae_weights.safetensors``, as ``SAE.save_model``
+writes and ``SAE.load_from_disk`` reads) is for inference: ``W_enc`` (d_in, d_sae),
+``W_dec`` (d_sae, d_in), ``b_enc``, ``b_dec``, and ``threshold`` (d_sae) for a JumpReLU.
+The architectures map to SAELens's as ``topk`` → ``topk`` (with ``k``), ``l1`` →
+``standard``, ``jumprelu`` → ``jumprelu``, and ``batchtopk`` and ``matryoshka`` →
+``jumprelu`` with their learned threshold on every latent (how they are served). The input
+scale of ``normalize=True`` is folded into the weights (``W_enc * s``, ``W_dec / s``,
+``b_dec / s``, as SAELens's ``fold_activation_norm_scaling_factor``), so the folder
+reads raw activations with ``normalize_activations: "none"``. Reading one back gives an
+inference-only SAE of the matching aekit architecture (``batchtopk`` saved so reads back as
+``jumprelu``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .._version import __version__
+from ..config.sae import SAEConfig
+from ..errors import AekitError, ModelFileError
+from ..files import (
+    SAE_NAME,
+    SAELENS_CONFIG_NAME,
+    atomic_files,
+    check_header,
+    check_tensors,
+    json_bytes,
+    parse_safetensors,
+    read_checked,
+    read_json,
+    read_regular,
+    saved_folder,
+    sha256,
+    tensor_bytes,
+)
+from ..model.sae_dictionary import SparseDictionary
+
+__all__ = [
+    "SAELENS_WEIGHTS_NAME",
+    "SAE_FORMAT",
+    "SAE_WEIGHTS_NAME",
+    "read_sae",
+    "read_saelens",
+    "write_sae",
+    "write_saelens",
+]
+
+SAE_FORMAT = "aekit-sae"
+SAE_FORMAT_VERSION = 1
+SAE_WEIGHTS_NAME = "sae.safetensors"
+SAELENS_WEIGHTS_NAME = "sae_weights.safetensors"
+_TO_SAELENS = {
+    "topk": "topk",
+    "l1": "standard",
+    "jumprelu": "jumprelu",
+    "batchtopk": "jumprelu",
+    "matryoshka": "jumprelu",
+}
+_FROM_SAELENS = {"topk": "topk", "standard": "l1", "jumprelu": "jumprelu"}
+
+
+def _build(
+    config: SAEConfig, n_features: int, tensors: dict[str, torch.Tensor], source: Path
+) -> SparseDictionary:
+    with torch.device("meta"):  # shapes only: a tampered config allocates nothing
+        expected = SparseDictionary(config, n_features).state_dict()
+    check_tensors(expected, tensors, source)
+    module = SparseDictionary(config, n_features)
+    module.load_state_dict(tensors)
+    return module.eval()
+
+
+def write_sae(
+    folder: str | os.PathLike[str], module: SparseDictionary, meta: dict[str, Any]
+) -> Path:
+    """Write aekit's SAE folder (``sae.json`` last, naming the weights' checksum)."""
+    folder = Path(folder)
+    weights = tensor_bytes(module.state_dict())
+    header = {
+        "format": SAE_FORMAT,
+        "format_version": SAE_FORMAT_VERSION,
+        "aekit_version": __version__,
+        "config": module.config.to_dict(),
+        "n_features": module.n_features,
+        "weights_sha256": sha256(weights),
+        **meta,
+    }
+    with saved_folder(folder) as staged, atomic_files(staged) as put:  # all or nothing
+        put(SAE_WEIGHTS_NAME, weights)
+        put(SAE_NAME, json_bytes(header))
+    return folder
+
+
+def read_sae(folder: str | os.PathLike[str]) -> tuple[SparseDictionary, dict[str, Any]]:
+    """Read aekit's SAE folder: the module (CPU, eval mode) and the parsed ``sae.json``.
+
+    Raises
+    ------
+    ModelFileError
+        A missing, truncated, tampered or foreign file.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelFileError(f"no SAE folder at {folder}")
+    header = read_json(folder / SAE_NAME)
+    check_header(header, folder / SAE_NAME, SAE_FORMAT, SAE_FORMAT_VERSION)
+    raw = read_checked(folder / SAE_WEIGHTS_NAME, header.get("weights_sha256"), SAE_NAME)
+    n_features = header.get("n_features")
+    if not isinstance(n_features, int) or isinstance(n_features, bool) or n_features < 1:
+        raise ModelFileError(f"{folder / SAE_NAME}: n_features must be a positive int")
+    try:
+        config = SAEConfig.from_dict(header.get("config"))
+    except AekitError as exc:
+        raise ModelFileError(f"{folder / SAE_NAME}: invalid SAE config: {exc}") from exc
+    tensors = parse_safetensors(raw, folder / SAE_WEIGHTS_NAME)
+    return _build(config, n_features, tensors, folder / SAE_WEIGHTS_NAME), header
+
+
+def saelens_tensors(module: SparseDictionary) -> dict[str, torch.Tensor]:
+    """SAELens's tensors of the module, the input scale folded in."""
+    s = module.input_scale.detach().cpu()
+    out = {
+        "W_enc": module.W_enc.detach().cpu() * s,
+        "b_enc": module.b_enc.detach().cpu().clone(),
+        "W_dec": module.W_dec.detach().cpu() / s,
+        "b_dec": module.b_dec.detach().cpu() / s,
+    }
+    if _TO_SAELENS[module.config.architecture] == "jumprelu":
+        out["threshold"] = module.thresholds().detach().cpu().clone()
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+def write_saelens(folder: str | os.PathLike[str], module: SparseDictionary) -> Path:
+    """Write SAELens's folder (``cfg.json`` + ``sae_weights.safetensors``) for inference."""
+    folder = Path(folder)
+    config = module.config
+    architecture = _TO_SAELENS[config.architecture]
+    cfg: dict[str, Any] = {
+        "architecture": architecture,
+        "d_in": module.n_features,
+        "d_sae": config.code_dim,
+        "dtype": "float32",
+        "device": "cpu",
+        "apply_b_dec_to_input": True,
+        "normalize_activations": "none",
+        "reshape_activations": "none",
+        "metadata": {"model_name": None, "hook_name": None},
+        "aekit": {"architecture": config.architecture, "aekit_version": __version__},
+    }
+    if architecture == "topk":
+        cfg["k"] = config.k
+        cfg["rescale_acts_by_decoder_norm"] = False
+    with saved_folder(folder) as staged, atomic_files(staged) as put:  # all or nothing
+        put(SAELENS_WEIGHTS_NAME, tensor_bytes(saelens_tensors(module)))
+        put(SAELENS_CONFIG_NAME, json_bytes(cfg))
+    return folder
+
+
+def read_saelens(folder: str | os.PathLike[str]) -> SparseDictionary:
+    """Read SAELens's folder (``standard``, ``topk`` or ``jumprelu``) as an inference SAE.
+
+    Raises
+    ------
+    ModelFileError
+        A missing file, another architecture, normalisation other than ``"none"``, or
+        tensors that do not fit the config.
+    """
+    folder = Path(folder)
+    source = folder / SAELENS_CONFIG_NAME
+    cfg = read_json(source)
+    architecture = _FROM_SAELENS.get(cfg.get("architecture"))  # type: ignore[arg-type]
+    if architecture is None:
+        raise ModelFileError(
+            f"{source}: architecture {cfg.get('architecture')!r} is not one aekit reads "
+            "(standard, topk, jumprelu)"
+        )
+    if cfg.get("normalize_activations", "none") != "none" or not cfg.get(
+        "apply_b_dec_to_input", True
+    ):
+        raise ModelFileError(
+            f"{source}: aekit reads SAELens folders with normalize_activations='none' and "
+            "apply_b_dec_to_input=true"
+        )
+    if cfg.get("rescale_acts_by_decoder_norm", False):
+        raise ModelFileError(
+            f"{source}: rescale_acts_by_decoder_norm=true is not read by aekit (fold the "
+            "decoder norms into the encoder first: SAELens's fold_W_dec_norm)"
+        )
+    d_in, d_sae = cfg.get("d_in"), cfg.get("d_sae")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (d_in, d_sae)):
+        raise ModelFileError(f"{source}: d_in and d_sae must be positive ints")
+    weights = folder / SAELENS_WEIGHTS_NAME
+    tensors = {
+        k: v.to(torch.float32) for k, v in parse_safetensors(read_regular(weights), weights).items()
+    }
+    try:
+        config = SAEConfig(architecture=architecture, code_dim=d_sae, k=int(cfg.get("k", 1) or 1))
+    except AekitError as exc:
+        raise ModelFileError(f"{source}: {exc}") from exc
+    if architecture == "jumprelu":
+        threshold = tensors.pop("threshold", None)
+        if threshold is None or not bool((threshold >= 0).all()):
+            raise ModelFileError(f"{weights}: a jumprelu SAE needs a 'threshold' >= 0")
+        tiny = torch.finfo(torch.float32).tiny  # a threshold of 0 as the smallest positive
+        tensors["log_threshold"] = threshold.clamp_min(tiny).log()
+    ref = {"threshold": torch.zeros(()), "input_scale": torch.ones(())}
+    return _build(config, d_in, {**tensors, **ref}, weights)  # type: ignore[arg-type]

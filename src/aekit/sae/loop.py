@@ -1,0 +1,325 @@
+"""The SAE training loop, read top to bottom: start → epochs → steps, resumable bit for bit.
+
+Why a loop of its own rather than :class:`aekit.training.Trainer`: an SAE step differs in
+every part the Trainer owns: no validation split (the stream is the data; the field judges
+an SAE by explained variance, L0 and dead latents on the stream itself), a budget counted in
+rows rather than epochs (an iterable may have no length), per-step state the Trainer has no
+place for (BatchTopK's running threshold, each latent's rows since it last fired), and the
+unit-norm dictionary kept after every step. What it shares it takes from ``training/``: the
+checkpoint file format (:func:`~aekit.training.checkpoint.write_checkpoint`, atomic
+safetensors, no pickle), checkpoint names, finding the newest one, pruning, and
+:class:`~aekit.errors.TrainingDivergedError`.
+
+**Resuming.** A checkpoint holds the weights, Adam's state, BatchTopK's threshold, the
+rows-since-fired counters, the step, epoch and batch reached, the order generator's state at
+the start of the epoch, the figures summed since the last record, the history, and whether
+the dead latents AuxK works on (the loop finds them every 16 steps only: one host
+synchronisation per 16 steps instead of one per step, and AuxK's top-k runs over the dead
+latents' columns alone, usually few). A resumed
+run restores them, replays the epoch's order from the generator and skips the batches done:
+on the CPU the weights equal the uninterrupted run's bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import torch
+
+from ..config.sae import SAEConfig
+from ..errors import ConfigError, ModelFileError, TrainingDivergedError
+from ..files import check_fields
+from ..model.sae_codes import update_threshold
+from ..model.sae_dictionary import SparseDictionary
+from ..training.checkpoint import (
+    checkpoint_path,
+    find_checkpoint,
+    prune_checkpoints,
+    read_checkpoint,
+    write_checkpoint,
+)
+from .objective import STAT_NAMES, step_loss
+from .streams import Source
+
+__all__ = ["SAE_CHECKPOINT_FORMAT", "SAETrainer", "check_sae_state", "geometric_median"]
+
+SAE_CHECKPOINT_FORMAT = "aekit-sae-checkpoint"
+# THE schema of an SAE training state: its keys and their types.
+SAE_STATE_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "format": str,
+    "config": dict,
+    "n_features": int,
+    "module": dict,
+    "optimizer": dict,
+    "position": dict,
+    "epoch_state": torch.Tensor,
+    "order_state": torch.Tensor,
+    "since_fired": torch.Tensor,
+    "sums": torch.Tensor,
+    "history": list,
+    "elapsed": (int, float),
+    "aux_latents": torch.Tensor,
+}
+_AUX_CHECK_EVERY = 16  # steps between two looks for the dead latents (AuxK's)
+_RUN_FIELDS = ("checkpoint_dir", "checkpoint_every", "keep_checkpoints", "log_every", "device")
+
+
+def check_sae_state(state: object, source: object) -> dict[str, Any]:
+    """Check the keys and types of an SAE training state read from ``source``; return it.
+
+    Raises
+    ------
+    ModelFileError
+        A missing, unknown or mistyped key, or a state of another format.
+    """
+    state = check_fields(state, SAE_STATE_FIELDS, str(source))
+    if state["format"] != SAE_CHECKPOINT_FORMAT:
+        raise ModelFileError(f"{source} is not an SAE checkpoint")
+    positions = {"step": int, "epoch": int, "batch": int, "rows": int}
+    check_fields(state["position"], positions, f"{source} position")
+    return state
+
+
+def geometric_median(rows: torch.Tensor, iterations: int = 50) -> torch.Tensor:
+    """The point minimising the summed distances to ``rows`` (Weiszfeld's iterations)."""
+    point = rows.mean(dim=0)
+    for _ in range(iterations):
+        weights = 1.0 / (rows - point).norm(dim=1).clamp_min(1e-8)
+        point = (weights[:, None] * rows).sum(dim=0) / weights.sum()
+    return point
+
+
+class SAETrainer:
+    """Train a :class:`~aekit.model.sae_dictionary.SparseDictionary` on a batch source.
+
+    Parameters
+    ----------
+    module : SparseDictionary
+        Built from ``config``, on ``device``.
+    source : ArrayBatches, BlockBatches or IterableBatches
+    device : torch.device
+
+    Attributes
+    ----------
+    history : list of dict
+        One record every ``log_every`` steps and one at the end: ``step``, ``rows``,
+        ``epoch``, ``loss``, ``mse`` (squared error per row), ``explained_variance``,
+        ``fvu``, ``l0``, ``dead_fraction``, ``shrinkage``, ``aux_loss``, ``sparsity_loss``,
+        ``lr``, ``threshold`` (BatchTopK's), ``seconds`` and ``rows_per_s``.
+    step, rows_seen : int
+    stopped : bool
+        True when the run stopped at ``stop_after`` before its budget.
+    """
+
+    def __init__(self, module: SparseDictionary, source: Source, device: torch.device) -> None:
+        self.module, self.source, self.device = module, source, device
+        self.config: SAEConfig = module.config
+        self.optimizer = torch.optim.Adam(module.parameters(), lr=self.config.lr)
+        self.order = torch.Generator().manual_seed(self.config.random_state + 1)
+        self.epoch_state = self.order.get_state()
+        self.position = {"step": 0, "epoch": 0, "batch": 0, "rows": 0}
+        code_dim = self.config.code_dim
+        self.since_fired = torch.zeros(code_dim, dtype=torch.int64, device=device)
+        self.sums = torch.zeros(len(STAT_NAMES), dtype=torch.float64, device=device)
+        self.history: list[dict[str, Any]] = []
+        self.elapsed = 0.0
+        self.stopped = False
+        # the latents dead at the last look (every 16 steps): AuxK's
+        self.aux_latents = torch.zeros(0, dtype=torch.int64, device=device)
+
+    # -- the run ------------------------------------------------------------------------
+    def start(self, init_generator: torch.Generator) -> None:
+        """Initial weights, then ``b_dec`` and the input scale from the first rows."""
+        self.module.reset_parameters(init_generator)
+        rows = self.source.first_rows(self.order, self.config.init_rows).to(self.device)
+        with torch.no_grad():
+            if self.config.normalize:
+                mean_sq = rows.pow(2).sum(dim=1).mean().clamp_min(1e-12)
+                self.module.input_scale.fill_(math.sqrt(rows.shape[1] / float(mean_sq)))
+            rows = rows * self.module.input_scale
+            if self.config.b_dec_init == "mean":
+                self.module.b_dec.copy_(rows.mean(dim=0))
+            elif self.config.b_dec_init == "geometric_median":
+                self.module.b_dec.copy_(geometric_median(rows))
+
+    def total_steps(self) -> int | None:
+        """Steps of the whole run, when known (the schedule needs it to decay)."""
+        size = self.config.batch_size
+        if self.config.max_rows is not None:
+            return math.ceil(self.config.max_rows / size)
+        if self.source.n_rows is None:
+            return None
+        return self.config.n_epochs * math.ceil(self.source.n_rows / size)
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of a step: linear warm-up, constant, linear decay to 0."""
+        config, lr = self.config, self.config.lr
+        if config.lr_warmup_steps and step < config.lr_warmup_steps:
+            lr *= (step + 1) / config.lr_warmup_steps
+        total = self.total_steps()
+        if config.lr_decay_steps and total is not None:
+            left = total - step
+            if left < config.lr_decay_steps:
+                lr *= max(left, 0) / config.lr_decay_steps
+        return lr
+
+    def run(self, stop_after: int | None = None) -> None:
+        """Train until the budget (or ``stop_after`` steps in all), recording history."""
+        if self.config.lr_decay_steps and self.total_steps() is None:
+            raise ConfigError("lr_decay_steps needs a known length: set max_rows for an iterable")
+        started = time.perf_counter() - self.elapsed
+        budget = self.config.max_rows
+        while self.position["epoch"] < self.config.n_epochs:
+            if self.position["batch"] == 0:
+                self.epoch_state = self.order.get_state()
+            else:  # resumed inside an epoch: replay its order
+                self.order.set_state(self.epoch_state)
+            batches = self.source.epoch(self.order, self.config.batch_size, self.position["batch"])
+            for batch in batches:
+                if budget is not None and self.position["rows"] >= budget:
+                    break
+                if budget is not None:
+                    batch = batch[: budget - self.position["rows"]]
+                self._step(batch.to(self.device, non_blocking=True))
+                self.elapsed = time.perf_counter() - started
+                if self.position["step"] % self.config.log_every == 0:
+                    self._record()
+                if self._checkpoint_due():
+                    self.save_checkpoint()
+                if stop_after is not None and self.position["step"] >= stop_after:
+                    self.stopped = True
+                    if self.config.checkpoint_dir is not None:
+                        self.save_checkpoint()
+                    return
+            if budget is not None and self.position["rows"] >= budget:
+                break
+            self.position["epoch"] += 1
+            self.position["batch"] = 0
+            if self.source.n_rows is None and getattr(self.source, "one_shot", False):
+                break  # an iterator, once spent, has no second epoch
+        if self.sums[0] > 0 or not self.history:
+            self._record()
+        if self.config.checkpoint_dir is not None:
+            self.save_checkpoint()
+
+    # -- one step -----------------------------------------------------------------------
+    def _step(self, batch: torch.Tensor) -> None:
+        module, config = self.module, self.config
+        x = batch * module.input_scale
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr_at(self.position["step"])
+        if config.uses_auxk() and self.position["step"] % _AUX_CHECK_EVERY == 0:
+            dead = self.since_fired >= config.dead_rows
+            self.aux_latents = torch.nonzero(dead).flatten()  # one sync
+        aux_latents = self.aux_latents if len(self.aux_latents) else None
+        loss, fired, smallest, stats = step_loss(module, x, aux_latents)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        module.remove_parallel_grads()
+        self.optimizer.step()
+        module.normalize_decoder()
+        with torch.no_grad():
+            self.since_fired = torch.where(fired, 0, self.since_fired + len(x))
+            if config.uses_batch_threshold():
+                module.threshold.copy_(
+                    update_threshold(module.threshold, smallest, config.threshold_lr)
+                )
+            self.sums += stats.to(torch.float64)
+        self.position["step"] += 1
+        self.position["batch"] += 1
+        self.position["rows"] += len(x)
+
+    def _record(self) -> None:
+        """Close the figures summed since the last record into one history entry."""
+        sums = dict(zip(STAT_NAMES, self.sums.tolist(), strict=True))
+        n = max(sums["rows"], 1.0)
+        if not math.isfinite(sums["loss"]):
+            raise TrainingDivergedError(
+                f"the SAE's loss became {sums['loss']} by step {self.position['step']}; "
+                "lower lr or turn on normalize"
+            )
+        fvu = sums["sse"] / sums["sst"] if sums["sst"] > 0 else float("nan")
+        dead = float((self.since_fired >= self.config.dead_rows).float().mean())
+        self.history.append(
+            {
+                "step": self.position["step"],
+                "rows": self.position["rows"],
+                "epoch": self.position["epoch"],
+                "loss": sums["loss"] / n,
+                "mse": sums["sse"] / n,
+                "explained_variance": 1.0 - fvu,
+                "fvu": fvu,
+                "l0": sums["l0"] / n,
+                "dead_fraction": dead,
+                "shrinkage": sums["shrinkage"] / max(sums["nonzero_rows"], 1.0),
+                "aux_loss": sums["aux_loss"] / n,
+                "sparsity_loss": sums["sparsity_loss"] / n,
+                "lr": self.lr_at(max(self.position["step"] - 1, 0)),
+                "threshold": float(self.module.threshold),
+                "seconds": self.elapsed,
+                "rows_per_s": self.position["rows"] / max(self.elapsed, 1e-9),
+            }
+        )
+        self.sums.zero_()
+
+    # -- checkpoints --------------------------------------------------------------------
+    def _checkpoint_due(self) -> bool:
+        every = self.config.checkpoint_every
+        return self.config.checkpoint_dir is not None and self.position["step"] % every == 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs, for :func:`write_checkpoint`."""
+        return {
+            "format": SAE_CHECKPOINT_FORMAT,
+            "config": self.config.to_dict(),
+            "n_features": self.module.n_features,
+            "module": self.module.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "position": dict(self.position),
+            "epoch_state": self.epoch_state,
+            "order_state": self.order.get_state(),
+            "since_fired": self.since_fired,
+            "sums": self.sums,
+            "history": self.history,
+            "elapsed": self.elapsed,
+            "aux_latents": self.aux_latents,
+        }
+
+    def save_checkpoint(self) -> None:
+        """Write the state to ``checkpoint_dir`` (atomically) and prune old checkpoints."""
+        folder = self.config.checkpoint_dir
+        assert folder is not None
+        path = checkpoint_path(folder, self.position["epoch"], self.position["step"])
+        write_checkpoint(path, self.state_dict())
+        prune_checkpoints(folder, self.config.keep_checkpoints)
+
+    def load_checkpoint(self, path: str | None = None) -> bool:
+        """Restore the newest checkpoint of ``checkpoint_dir`` (or ``path``); False if none."""
+        if path is not None:
+            found, state = path, check_sae_state(read_checkpoint(path), path)
+        else:
+            newest = find_checkpoint(self.config.checkpoint_dir, check=check_sae_state)
+            if newest is None:
+                return False
+            found, state = newest
+        mine = {k: v for k, v in self.config.to_dict().items() if k not in _RUN_FIELDS}
+        theirs = {k: v for k, v in state["config"].items() if k not in _RUN_FIELDS}
+        if mine != theirs or state["n_features"] != self.module.n_features:
+            changed = sorted(k for k in mine if mine[k] != theirs.get(k))
+            raise ConfigError(
+                f"{found} was written by another run (settings that differ: "
+                f"{changed or ['n_features']}); resume with the same settings or start afresh"
+            )
+        self.module.load_state_dict(state["module"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.position = {k: int(v) for k, v in state["position"].items()}
+        self.epoch_state = state["epoch_state"]
+        self.order.set_state(state["order_state"])
+        self.since_fired = state["since_fired"].to(self.device)
+        self.sums = state["sums"].to(self.device)
+        self.history = list(state["history"])
+        self.elapsed = float(state["elapsed"])
+        self.aux_latents = state["aux_latents"].to(self.device)
+        return True
