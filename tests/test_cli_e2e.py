@@ -171,7 +171,17 @@ def test_help_imports_neither_torch_nor_sklearn():
         [sys.executable, "-c", _HELP], capture_output=True, text=True, check=True, timeout=60
     )
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    commands = ["fit", "encode", "reconstruct", "score", "export", "impute", "compare", "report"]
+    commands = [
+        "fit",
+        "encode",
+        "reconstruct",
+        "score",
+        "export",
+        "impute",
+        "sae",
+        "compare",
+        "report",
+    ]
     assert result["codes"] == dict.fromkeys([*commands, "demo", "aekit"], 0)
     assert result["heavy"] == []
 
