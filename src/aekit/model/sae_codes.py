@@ -11,6 +11,10 @@ Small pure functions on a batch of pre-activations ``pre`` (rows x latents), use
   Heaviside step's derivative replaced by a rectangle kernel of width ``bandwidth``,
   ``d/d theta = -(theta / eps) K((z - theta) / eps)``; ``z`` gets the plain gradient where the
   latent is on (no straight-through estimate for ``z``).
+* :class:`SparseCode` holds a top-k family code as its kept entries only and decodes them
+  with :func:`torch.nn.functional.embedding_bag` (``n_rows x k x d_in`` work, not
+  ``n_rows x code_dim x d_in``): what training uses (:func:`topk_sparse`,
+  :func:`batch_topk_sparse`).
 * :func:`step_l0` counts each row's active latents, ``sum_j H(z_j - theta_j)``, with the
   pseudo-gradient ``-(1 / eps) K((z - theta) / eps)`` to the thresholds: the L0 penalty.
 
@@ -20,11 +24,22 @@ and :func:`aekit.model.regularize.dead_unit_code`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
+import torch.nn.functional as F
 
-__all__ = ["batch_topk", "jumprelu", "rectangle", "step_l0", "update_threshold"]
+__all__ = [
+    "SparseCode",
+    "batch_topk",
+    "batch_topk_sparse",
+    "jumprelu",
+    "rectangle",
+    "smallest_positive",
+    "step_l0",
+    "topk_sparse",
+    "update_threshold",
+]
 
 
 def rectangle(x: torch.Tensor) -> torch.Tensor:
@@ -93,6 +108,62 @@ def step_l0(pre: torch.Tensor, threshold: torch.Tensor, bandwidth: float) -> tor
     return _Step.apply(pre, threshold, bandwidth).sum(dim=1)
 
 
+class SparseCode(NamedTuple):
+    """A code as its kept entries: ``values`` at columns ``cols``, row by row.
+
+    With ``offsets`` None, ``values`` and ``cols`` are (n_rows, k): row ``i`` keeps
+    ``values[i]`` at ``cols[i]``. Otherwise they are flat, sorted by row, and row ``i`` keeps
+    the entries ``offsets[i]:offsets[i + 1]`` (``offsets`` has ``n_rows`` entries, the
+    first 0, as :func:`torch.nn.functional.embedding_bag` takes them).
+    """
+
+    values: torch.Tensor
+    cols: torch.Tensor
+    offsets: torch.Tensor | None
+
+    def decode(self, weight: torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """``code @ weight`` from the kept entries only (those of columns ``start:stop``).
+
+        ``n_rows x k x n_features`` work instead of ``n_rows x code_dim x n_features``; the
+        gradients reach ``values`` and the rows of ``weight`` that were used.
+        """
+        values = self.values
+        if start > 0 or stop is not None:
+            inside = (self.cols >= start) & (self.cols < (stop or weight.shape[0]))
+            values = values * inside.to(values.dtype)
+        return F.embedding_bag(
+            self.cols, weight, self.offsets, mode="sum", per_sample_weights=values
+        )
+
+    def active(self, code_dim: int) -> torch.Tensor:
+        """Whether each latent fired (a positive kept value) in any row: (code_dim,) bool."""
+        hits = torch.zeros(code_dim, dtype=self.values.dtype, device=self.values.device)
+        on = (self.values > 0).to(self.values.dtype).reshape(-1)
+        return hits.index_add_(0, self.cols.reshape(-1), on) > 0
+
+    def l0_sum(self) -> torch.Tensor:
+        """Positive kept values in all: the batch's total L0."""
+        return (self.values > 0).sum()
+
+
+def topk_sparse(acts: torch.Tensor, k: int) -> SparseCode:
+    """The ``k`` largest entries of each row, as a :class:`SparseCode` (no dense code built)."""
+    values, cols = acts.topk(k, dim=1, sorted=False)
+    return SparseCode(values, cols, None)
+
+
+def batch_topk_sparse(acts: torch.Tensor, k: int) -> SparseCode:
+    """:func:`batch_topk`'s kept entries as a :class:`SparseCode`, sorted by row."""
+    n_rows, code_dim = acts.shape
+    kept = min(k * n_rows, acts.numel())
+    values, flat = acts.reshape(-1).topk(kept, sorted=False)
+    flat, order = flat.sort()
+    rows = torch.div(flat, code_dim, rounding_mode="floor")
+    counts = torch.bincount(rows, minlength=n_rows)
+    offsets = torch.cumsum(counts, 0) - counts
+    return SparseCode(values[order], flat - rows * code_dim, offsets)
+
+
 def batch_topk(acts: torch.Tensor, k: int) -> torch.Tensor:
     """Keep the ``k * n_rows`` largest entries of the whole batch, zero the others.
 
@@ -114,17 +185,21 @@ def batch_topk(acts: torch.Tensor, k: int) -> torch.Tensor:
     return torch.zeros_like(flat).scatter(0, indices, values).reshape(acts.shape)
 
 
-def update_threshold(threshold: torch.Tensor, code: torch.Tensor, rate: float) -> torch.Tensor:
+def smallest_positive(values: torch.Tensor) -> torch.Tensor:
+    """The smallest positive entry of ``values`` (infinity when none is), on the device."""
+    return torch.where(values > 0, values, torch.full_like(values, float("inf"))).min()
+
+
+def update_threshold(threshold: torch.Tensor, smallest: torch.Tensor, rate: float) -> torch.Tensor:
     """BatchTopK's running threshold after one batch: ``(1 - rate) * threshold + rate * m``.
 
-    ``m`` is the smallest positive entry of the batch's code, the smallest kept activation
-    (Bussmann et al. 2024); a batch with no positive entry leaves the threshold as it was.
-    Computed on the device, with no host synchronisation.
+    ``m`` (``smallest``) is the smallest positive activation the batch kept
+    (:func:`smallest_positive`; Bussmann et al. 2024); an infinite ``m`` (nothing kept) leaves
+    the threshold as it was. Computed on the device, with no host synchronisation.
 
     Parameters
     ----------
-    threshold : Tensor of shape ()
-    code : Tensor of shape (n_rows, code_dim)
+    threshold, smallest : Tensor of shape ()
     rate : float
         In [0, 1].
 
@@ -132,6 +207,5 @@ def update_threshold(threshold: torch.Tensor, code: torch.Tensor, rate: float) -
     -------
     Tensor of shape ()
     """
-    smallest = torch.where(code > 0, code, torch.full_like(code, float("inf"))).min()
     moved = (1 - rate) * threshold + rate * smallest
     return torch.where(torch.isfinite(smallest), moved, threshold)

@@ -35,7 +35,7 @@ from torch import nn
 
 from ..config.sae import SAEConfig
 from .regularize import topk_mask
-from .sae_codes import batch_topk, jumprelu
+from .sae_codes import SparseCode, batch_topk_sparse, jumprelu, topk_sparse
 
 __all__ = ["SparseDictionary"]
 
@@ -101,13 +101,17 @@ class SparseDictionary(nn.Module):
             return self.log_threshold.exp()
         return self.threshold.expand(self.config.code_dim)
 
-    def train_code(self, pre: torch.Tensor) -> torch.Tensor:
-        """The code a training step uses (BatchTopK over the batch, top-k per row, ...)."""
+    def train_code(self, pre: torch.Tensor) -> SparseCode | torch.Tensor:
+        """The code a training step uses (see the module's table).
+
+        BatchTopK and top-k as a :class:`~aekit.model.sae_codes.SparseCode` (the kept entries
+        only), JumpReLU and ReLU as a dense tensor.
+        """
         arch = self.config.architecture
         if arch in ("batchtopk", "matryoshka"):
-            return batch_topk(pre.relu(), self.config.k)
+            return batch_topk_sparse(pre.relu(), self.config.k)
         if arch == "topk":
-            return topk_mask(pre.relu(), self.config.k)
+            return topk_sparse(pre.relu(), self.config.k)
         if arch == "jumprelu":
             return jumprelu(pre, self.log_threshold.exp(), self.config.jumprelu_bandwidth)
         return pre.relu()

@@ -12,7 +12,9 @@ safetensors, no pickle), checkpoint names, finding the newest one, pruning, and
 
 **Resuming.** A checkpoint holds the weights, Adam's state, BatchTopK's threshold, the
 rows-since-fired counters, the step, epoch and batch reached, the order generator's state at
-the start of the epoch, the figures summed since the last record and the history. A resumed
+the start of the epoch, the figures summed since the last record, the history, and whether
+AuxK is on (the loop looks whether any latent is dead every 16 steps only: one host
+synchronisation per 16 steps instead of one per step). A resumed
 run restores them, replays the epoch's order from the generator and skips the batches done:
 on the CPU the weights equal the uninterrupted run's bit for bit.
 """
@@ -27,11 +29,12 @@ import torch
 
 from ..config.sae import SAEConfig
 from ..errors import ConfigError, ModelFileError, TrainingDivergedError
+from ..files import check_fields
 from ..model.sae_codes import update_threshold
 from ..model.sae_dictionary import SparseDictionary
 from ..training.checkpoint import (
     checkpoint_path,
-    latest_checkpoint,
+    find_checkpoint,
     prune_checkpoints,
     read_checkpoint,
     write_checkpoint,
@@ -39,10 +42,43 @@ from ..training.checkpoint import (
 from .objective import STAT_NAMES, step_loss
 from .streams import Source
 
-__all__ = ["SAE_CHECKPOINT_FORMAT", "SAETrainer", "geometric_median"]
+__all__ = ["SAE_CHECKPOINT_FORMAT", "SAETrainer", "check_sae_state", "geometric_median"]
 
 SAE_CHECKPOINT_FORMAT = "aekit-sae-checkpoint"
+# THE schema of an SAE training state: its keys and their types.
+SAE_STATE_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "format": str,
+    "config": dict,
+    "n_features": int,
+    "module": dict,
+    "optimizer": dict,
+    "position": dict,
+    "epoch_state": torch.Tensor,
+    "order_state": torch.Tensor,
+    "since_fired": torch.Tensor,
+    "sums": torch.Tensor,
+    "history": list,
+    "elapsed": (int, float),
+    "aux_on": bool,
+}
+_AUX_CHECK_EVERY = 16  # steps between two looks at whether any latent is dead (AuxK on/off)
 _RUN_FIELDS = ("checkpoint_dir", "checkpoint_every", "keep_checkpoints", "log_every", "device")
+
+
+def check_sae_state(state: object, source: object) -> dict[str, Any]:
+    """Check the keys and types of an SAE training state read from ``source``; return it.
+
+    Raises
+    ------
+    ModelFileError
+        A missing, unknown or mistyped key, or a state of another format.
+    """
+    state = check_fields(state, SAE_STATE_FIELDS, str(source))
+    if state["format"] != SAE_CHECKPOINT_FORMAT:
+        raise ModelFileError(f"{source} is not an SAE checkpoint")
+    positions = {"step": int, "epoch": int, "batch": int, "rows": int}
+    check_fields(state["position"], positions, f"{source} position")
+    return state
 
 
 def geometric_median(rows: torch.Tensor, iterations: int = 50) -> torch.Tensor:
@@ -89,6 +125,7 @@ class SAETrainer:
         self.history: list[dict[str, Any]] = []
         self.elapsed = 0.0
         self.stopped = False
+        self.aux_on = False  # some latent was dead at the last look (every 16 steps)
 
     # -- the run ------------------------------------------------------------------------
     def start(self, init_generator: torch.Generator) -> None:
@@ -171,20 +208,20 @@ class SAETrainer:
         x = batch * module.input_scale
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.position["step"])
-        dead = self.since_fired >= config.dead_rows if config.uses_auxk() else None
-        loss, code, stats = step_loss(module, x, dead)
+        if config.uses_auxk() and self.position["step"] % _AUX_CHECK_EVERY == 0:
+            self.aux_on = bool((self.since_fired >= config.dead_rows).any())  # one sync
+        dead = self.since_fired >= config.dead_rows if self.aux_on else None
+        loss, fired, smallest, stats = step_loss(module, x, dead)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         module.remove_parallel_grads()
         self.optimizer.step()
         module.normalize_decoder()
         with torch.no_grad():
-            code = code.detach()
-            fired = (code > 0).any(dim=0)
             self.since_fired = torch.where(fired, 0, self.since_fired + len(x))
             if config.uses_batch_threshold():
                 module.threshold.copy_(
-                    update_threshold(module.threshold, code, config.threshold_lr)
+                    update_threshold(module.threshold, smallest, config.threshold_lr)
                 )
             self.sums += stats.to(torch.float64)
         self.position["step"] += 1
@@ -244,6 +281,7 @@ class SAETrainer:
             "sums": self.sums,
             "history": self.history,
             "elapsed": self.elapsed,
+            "aux_on": self.aux_on,
         }
 
     def save_checkpoint(self) -> None:
@@ -256,12 +294,13 @@ class SAETrainer:
 
     def load_checkpoint(self, path: str | None = None) -> bool:
         """Restore the newest checkpoint of ``checkpoint_dir`` (or ``path``); False if none."""
-        found = path or latest_checkpoint(self.config.checkpoint_dir)
-        if found is None:
-            return False
-        state = read_checkpoint(found)
-        if state.get("format") != SAE_CHECKPOINT_FORMAT:
-            raise ModelFileError(f"{found} is not an SAE checkpoint")
+        if path is not None:
+            found, state = path, check_sae_state(read_checkpoint(path), path)
+        else:
+            newest = find_checkpoint(self.config.checkpoint_dir, check=check_sae_state)
+            if newest is None:
+                return False
+            found, state = newest
         mine = {k: v for k, v in self.config.to_dict().items() if k not in _RUN_FIELDS}
         theirs = {k: v for k, v in state["config"].items() if k not in _RUN_FIELDS}
         if mine != theirs or state["n_features"] != self.module.n_features:
@@ -279,4 +318,5 @@ class SAETrainer:
         self.sums = state["sums"].to(self.device)
         self.history = list(state["history"])
         self.elapsed = float(state["elapsed"])
+        self.aux_on = state["aux_on"]
         return True

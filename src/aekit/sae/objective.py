@@ -12,16 +12,19 @@ averaged over the rows (SAELens's ``mse_loss``), in the scaled space. Per archit
   decoder-norm-weighted L1 of SAELens's standard SAE).
 * **AuxK** (top-k family, Gao et al. 2024): the ``aux_k`` largest pre-activations of the
   dead latents (no activity over ``dead_rows`` rows) reconstruct the detached residual
-  ``x - x_hat``; ``+ aux_coef * ||e - e_hat||^2 / ||e - mean(e)||^2``, zero without dead
-  latents.
+  ``x - x_hat``; ``+ aux_coef * ||e - e_hat||^2 / ||e - mean(e)||^2``. The loop computes
+  it only while some latent is dead (checked every few steps, see :mod:`aekit.sae.loop`).
+
+The top-k family's code is decoded from its kept entries only
+(:class:`~aekit.model.sae_codes.SparseCode`): the dense ``rows x code_dim`` code is never
+built in training.
 """
 
 from __future__ import annotations
 
 import torch
 
-from ..model.regularize import dead_unit_code
-from ..model.sae_codes import step_l0
+from ..model.sae_codes import SparseCode, smallest_positive, step_l0, topk_sparse
 from ..model.sae_dictionary import SparseDictionary
 
 __all__ = ["STAT_NAMES", "step_loss"]
@@ -32,8 +35,8 @@ STAT_NAMES = ("rows", "sse", "sst", "l0", "shrinkage", "loss", "aux_loss", "spar
 
 def step_loss(
     module: SparseDictionary, x: torch.Tensor, dead: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The loss of a batch, its code, and its figures to add up.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The loss of a batch and what the loop keeps of it.
 
     Parameters
     ----------
@@ -46,8 +49,10 @@ def step_loss(
     Returns
     -------
     loss : Tensor of shape ()
-    code : Tensor of shape (n_rows, code_dim)
-        The training code (graph attached).
+    fired : Tensor of shape (code_dim,), bool
+        Latents active in some row of the batch.
+    smallest : Tensor of shape ()
+        The smallest positive code value of the batch (infinity if none).
     stats : Tensor of shape (len(STAT_NAMES),)
         Detached sums over the batch, in the order of :data:`STAT_NAMES`.
     """
@@ -58,30 +63,40 @@ def step_loss(
     loss = x.new_zeros(())
     start = 0
     for width in config.prefix_widths():
-        recon = recon + code[:, start:width] @ module.W_dec[start:width]
+        if isinstance(code, SparseCode):
+            stop = None if width == config.code_dim else width
+            part = code.decode(module.W_dec, start, stop)
+        else:
+            part = code[:, start:width] @ module.W_dec[start:width]
+        recon = recon + part
         loss = loss + (recon - x).pow(2).sum(dim=1).mean()
         start = width
     residual = x - recon
     sparsity = x.new_zeros(())
     if config.architecture == "jumprelu":
-        sparsity = (
-            config.sparsity_coef
-            * step_l0(pre, module.log_threshold.exp(), config.jumprelu_bandwidth).mean()
-        )
+        threshold = module.log_threshold.exp()
+        l0 = step_l0(pre, threshold, config.jumprelu_bandwidth)
+        sparsity = config.sparsity_coef * l0.mean()
     elif config.architecture == "l1":
-        sparsity = config.sparsity_coef * code.sum(dim=1).mean()
+        sparsity = config.sparsity_coef * code.sum(dim=1).mean()  # type: ignore[union-attr]
     aux = x.new_zeros(())
     if dead is not None:
         aux = config.aux_coef * auxk_loss(module, pre, residual.detach(), dead)
     total = loss + sparsity + aux
     with torch.no_grad():
+        if isinstance(code, SparseCode):
+            values = code.values.detach()
+            fired, active = code.active(config.code_dim), code.l0_sum().to(x.dtype)
+        else:
+            values = code.detach()
+            fired, active = (values > 0).any(dim=0), (values > 0).sum().to(x.dtype)
+        smallest = smallest_positive(values)
         sse = residual.pow(2).sum()
         sst = (x - x.mean(dim=0)).pow(2).sum()
-        l0 = (code > 0).sum().to(x.dtype)
         ratio = recon.norm(dim=1) / x.norm(dim=1).clamp_min(1e-12)
         n = x.new_tensor(float(len(x)))
-        stats = torch.stack([n, sse, sst, l0, ratio.sum(), total * n, aux * n, sparsity * n])
-    return total, code, stats.detach()
+        stats = torch.stack([n, sse, sst, active, ratio.sum(), total * n, aux * n, sparsity * n])
+    return total, fired, smallest, stats.detach()
 
 
 def auxk_loss(
@@ -90,7 +105,8 @@ def auxk_loss(
     """AuxK's normalised error of the dead latents' reconstruction of ``residual``."""
     config = module.config
     aux_k = min(config.aux_k or max(1, module.n_features // 2), config.code_dim)
-    aux_code = dead_unit_code(pre, dead, aux_k).relu()
-    error = (aux_code @ module.W_dec - residual).pow(2).sum(dim=1).mean()
+    masked = pre.relu().masked_fill(~dead, 0.0)
+    aux_code = topk_sparse(masked, aux_k)
+    error = (aux_code.decode(module.W_dec) - residual).pow(2).sum(dim=1).mean()
     scale = (residual - residual.mean(dim=0)).pow(2).sum(dim=1).mean().clamp_min(1e-12)
-    return error / scale * dead.any().to(pre.dtype)
+    return error / scale

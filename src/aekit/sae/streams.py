@@ -149,11 +149,18 @@ class IterableBatches:
             while self._pending:
                 yield self._pending.pop(0)
             self._iterator = self._iterator or self._fresh()
-            for item in self._iterator:
-                yield _rows(item, "a batch of the iterable")
+            items = self._iterator
         else:
-            for item in self._fresh():
-                yield _rows(item, "a batch of the iterable")
+            items = self._fresh()
+        for item in items:
+            rows = _rows(item, "a batch of the iterable")
+            expected = getattr(self, "n_features", rows.shape[1])
+            if rows.shape[1] != expected:
+                raise DataError(
+                    f"a batch of the iterable has {rows.shape[1]} features, the first had "
+                    f"{expected}"
+                )
+            yield rows
 
     def _first_item(self) -> torch.Tensor:
         items = self._items()
@@ -172,11 +179,6 @@ class IterableBatches:
         held: list[torch.Tensor] = []
         count = 0
         for item in self._items():
-            if item.shape[1] != self.n_features:
-                raise DataError(
-                    f"a batch of the iterable has {item.shape[1]} features, the first had "
-                    f"{self.n_features}"
-                )
             if to_skip:
                 dropped = min(to_skip, len(item))
                 item, to_skip = item[dropped:], to_skip - dropped
@@ -229,7 +231,7 @@ def activation_source(data: Any) -> Source:
                 "of .npy, parquet or .safetensors shards)"
             )
         return BlockBatches(rows)
-    if isinstance(data, np.memmap) and isinstance(data.filename, str):
+    if isinstance(data, np.memmap) and isinstance(data.filename, (str, os.PathLike)):
         path = Path(data.filename)
         if path.suffix == ".npy" and data.ndim == 2:
             rows = NpyRows(path)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -237,28 +238,36 @@ def check_optimizer_state(
 
 
 def find_checkpoint(
-    folder: str | os.PathLike[str] | None, run_id: str | None = None
+    folder: str | os.PathLike[str] | None,
+    run_id: str | None = None,
+    check: Callable[[object, Path], dict[str, Any]] | None = None,
 ) -> tuple[Path, dict[str, Any]] | None:
     """The newest checkpoint in ``folder`` that reads and checks, with its state.
 
     Unreadable or malformed files are skipped with a warning on the ``aekit`` logger. With
     ``run_id``, only checkpoints written by that launch count (:func:`write_checkpoint`).
+    ``check`` checks a state read back (default :func:`check_state`, the Trainer's schema;
+    the SAE loop passes its own) and raises :class:`ModelFileError` for a malformed one.
     """
+    check = check or check_state
     if folder is None or not Path(folder).is_dir():
         return None
     for path in sorted(Path(folder).glob(_GLOB), reverse=True):
         if run_id is not None and checkpoint_run(path) != run_id:
             continue
         try:
-            return path, check_state(read_checkpoint(path), path)
+            return path, check(read_checkpoint(path), path)
         except ModelFileError as exc:
             logger.warning("skipping unusable checkpoint %s: %s", path, exc)
     return None
 
 
-def latest_checkpoint(folder: str | os.PathLike[str] | None) -> Path | None:
+def latest_checkpoint(
+    folder: str | os.PathLike[str] | None,
+    check: Callable[[object, Path], dict[str, Any]] | None = None,
+) -> Path | None:
     """The newest usable checkpoint file in ``folder`` (None if there is none)."""
-    found = find_checkpoint(folder)
+    found = find_checkpoint(folder, check=check)
     return None if found is None else found[0]
 
 
