@@ -53,6 +53,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -349,6 +350,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--budget", type=int, help="training rows per run (2,000,000)")
     parser.add_argument("--architecture", choices=ARCHITECTURES, action="append")
     parser.add_argument("--library", choices=tuple(LIBRARIES), action="append")
+    parser.add_argument(
+        "--l0-coef", type=float, default=TRAIN["jumprelu_l0_coef"], help="JumpReLU's L0 penalty"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (both sides)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -361,6 +365,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name, default in zip(("data_size", "eval_size", "budget"), defaults, strict=True):
         if getattr(args, name) is None:
             setattr(args, name, default)
+    TRAIN["jumprelu_l0_coef"] = args.l0_coef
     torch.set_num_threads(args.threads)
     data = load_data(args, scale)
     rows = []
@@ -373,6 +378,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     results = {
         "benchmark": "sae",
+        "command": " ".join(
+            ["python benchmarks/sae.py", *(sys.argv[1:] if argv is None else argv)]
+        ),
         "quick": args.quick,
         "scale": {**scale, "true_l0": data["true_l0"]},
         "data_rows": args.data_size,
