@@ -351,3 +351,16 @@ def test_page_loads_in_chromium_without_errors(served, page):
     if page.startswith("search"):
         results = re.search(r'<ul[^>]*class="search"[^>]*>(.*?)</ul>', dom, flags=re.S)
         assert results and "linear_pca" in results.group(1), dom[-3000:]
+
+
+@pytest.mark.slow  # the docs build (minutes)
+def test_sae_example_finds_the_planted_features_and_round_trips(site):
+    out = printed(site, "plot_10_sae")
+    rows = {
+        r.split()[0]: _numbers(r)
+        for r in out.splitlines()
+        if r.split()[:1] in (["batchtopk"], ["jumprelu"], ["matryoshka"])
+    }
+    assert set(rows) == {"batchtopk", "jumprelu", "matryoshka"}, out
+    assert all(numbers[0] > 0.7 for numbers in rows.values()), out  # MCC
+    assert "largest code difference after the round trip: 0.0e+00" in out, out

@@ -20,6 +20,7 @@ from aekit.model.sae_codes import (
     batch_topk,
     batch_topk_sparse,
     jumprelu,
+    kept_pre_activations,
     smallest_positive,
     step_l0,
     topk_sparse,
@@ -348,3 +349,50 @@ def test_bad_settings_are_one_clear_error(data):
         small().fit(data[0], resume=True)
     with pytest.raises(aekit.NotFittedError):
         SparseAutoencoder().transform(data[0])
+
+
+# -- the command --------------------------------------------------------------------------
+def test_the_sae_command_fits_saves_and_prints_the_figures(tmp_path, data, capsys):
+    from aekit.cli import main
+
+    np.save(tmp_path / "acts.npy", data[0][:600])
+    out = tmp_path / "sae"
+    argv = ["sae", str(tmp_path / "acts.npy"), "-o", str(out), "--code-dim", "32", "--k", "2"]
+    argv += ["--batch-size", "100", "--lr", "0.005", "--format", "saelens"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "explained variance" in printed and "L0 2.0" in printed and "dead" in printed
+    assert (out / "cfg.json").is_file() and isinstance(aekit.load(out), SparseAutoencoder)
+    assert main(argv) == 1  # the folder holds an SAE: refused without --overwrite
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_a_saelens_folder_aekit_cannot_read_faithfully_is_refused(tmp_path, fitted):
+    fitted["topk"].save(tmp_path / "lens", format="saelens")
+    cfg_path = tmp_path / "lens" / "cfg.json"
+    cfg = json.loads(cfg_path.read_text())
+    for change in ({"rescale_acts_by_decoder_norm": True}, {"architecture": "gated"}):
+        cfg_path.write_text(json.dumps({**cfg, **change}))
+        with pytest.raises(aekit.ModelFileError, match=next(iter(change))):
+            aekit.load(tmp_path / "lens")
+
+
+def test_kept_pre_activations_have_the_dense_gradients():
+    gen = torch.Generator().manual_seed(0)
+    centered = torch.randn(6, 5, generator=gen, requires_grad=True)
+    w_enc = torch.randn(5, 9, generator=gen, requires_grad=True)
+    b_enc = torch.randn(9, generator=gen, requires_grad=True)
+    for select in (lambda p: batch_topk_sparse(p, 2), lambda p: topk_sparse(p, 3)):
+        with torch.no_grad():
+            kept = select(centered @ w_enc + b_enc)
+        sparse = kept_pre_activations(centered, w_enc, b_enc, kept)
+        weights = torch.randn(sparse.shape, generator=gen)
+        got = torch.autograd.grad((sparse * weights).sum(), (centered, w_enc, b_enc))
+        dense = centered @ w_enc + b_enc
+        mask = torch.zeros_like(dense)
+        rows, cols = kept.row_index(), kept.cols.reshape(-1)
+        mask[rows, cols] = weights.reshape(-1)
+        want = torch.autograd.grad((dense * mask).sum(), (centered, w_enc, b_enc))
+        torch.testing.assert_close(sparse, dense[rows, cols].reshape(sparse.shape))
+        for g, w in zip(got, want, strict=True):
+            torch.testing.assert_close(g, w)

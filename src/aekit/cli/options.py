@@ -230,18 +230,22 @@ def add_estimator_options(
     exclude: Collection[str] = (),
     required: Collection[str] = (),
     defaults: dict[str, Any] | None = None,
+    table: dict[str, Option] | None = None,
+    owner: str = "aekit.Autoencoder",
 ) -> list[str]:
     """Add one option per ``Autoencoder`` parameter (less :data:`EXCLUDED` and ``exclude``).
 
     ``required`` options must be given; ``defaults`` are a command's own defaults (the demo's
     seed), shown in its help and always forwarded. Every other option is forwarded only when
-    given. Returns the parameter names added, in the table's order.
+    given. Returns the parameter names added, in the table's order. ``table`` is another
+    estimator's table of parameters (``aekit sae``: :class:`~aekit.config.sae.SAEConfig`'s),
+    ``owner`` its name in the help.
     """
-    table = estimator_defaults()
+    table = estimator_defaults() if table is None else table
     defaults = defaults or {}
     group = parser.add_argument_group(
         "model and training",
-        "aekit.Autoencoder's parameters; an option not given keeps the library's default.",
+        f"{owner}'s parameters; an option not given keeps the library's default.",
     )
     names = [name for name in table if name not in EXCLUDED and name not in exclude]
     for name in names:

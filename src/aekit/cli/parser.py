@@ -11,6 +11,7 @@ from .explore import cmd_compare, cmd_demo, cmd_report
 from .export import register as register_export
 from .fit import cmd_fit
 from .options import NOT_FOR_COMPARISONS, add_estimator_options, add_quiet_option, int_list
+from .sae import register as register_sae
 
 __all__ = ["build_parser"]
 
@@ -146,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "--contamination", help="flag this share of rows (0-0.5], or auto (Tukey's fence)"
             )
     register_export(command, sub)  # aekit export; score also reads detectors and .onnx files
+    register_sae(command)  # aekit sae: sparse autoencoders for interpretability
 
     cmp = command(
         "compare", cmd_compare, "compare autoencoders with PCA at several code sizes",

@@ -91,7 +91,7 @@ class SAEConfig(JsonConfig):
         choices=SAE_B_DEC_INITS,
     )
     init_rows: int = option(16384, "Rows read before training to set b_dec and the scale.")
-    log_every: int = option(100, "Steps between two records of history_.")
+    log_every: int = option(100, "Steps between two records of the training history.")
     checkpoint_dir: str | None = option(
         None, "Folder of resumable checkpoints (None: no checkpoints)."
     )

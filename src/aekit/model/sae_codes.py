@@ -34,6 +34,7 @@ __all__ = [
     "batch_topk",
     "batch_topk_sparse",
     "jumprelu",
+    "kept_pre_activations",
     "rectangle",
     "smallest_positive",
     "step_l0",
@@ -144,6 +145,59 @@ class SparseCode(NamedTuple):
     def l0_sum(self) -> torch.Tensor:
         """Positive kept values in all: the batch's total L0."""
         return (self.values > 0).sum()
+
+    def row_index(self) -> torch.Tensor:
+        """The row of each kept entry, flat (in the order of ``values.reshape(-1)``)."""
+        if self.offsets is None:
+            n_rows, k = self.cols.shape
+            return torch.arange(n_rows, device=self.cols.device).repeat_interleave(k)
+        ends = torch.cat([self.offsets[1:], self.offsets.new_tensor([self.cols.numel()])])
+        rows = torch.arange(len(self.offsets), device=self.cols.device)
+        return rows.repeat_interleave(ends - self.offsets)
+
+
+class _KeptPre(torch.autograd.Function):
+    """Pre-activations at a code's kept entries; the backward pass touches those entries only."""
+
+    @staticmethod
+    def forward(ctx: Any, centered: Any, w_enc: Any, b_enc: Any, code: Any, pre: Any) -> Any:
+        ctx.save_for_backward(centered, w_enc)
+        ctx.code = code
+        return pre.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> Any:  # type: ignore[override]
+        centered, w_enc = ctx.saved_tensors
+        code: SparseCode = ctx.code
+        cols, flat = code.cols.reshape(-1), grad.reshape(-1)
+        n_rows, code_dim = centered.shape[0], w_enc.shape[1]
+        grad_centered = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:  # sum over a row's entries of grad * W_enc[:, col]
+            weights = SparseCode(grad, code.cols, code.offsets)
+            grad_centered = weights.decode(w_enc.T.contiguous())
+        if ctx.needs_input_grad[1]:  # (code_dim x n_rows sparse) @ centered, transposed
+            index = torch.stack([cols, code.row_index()])
+            sparse = torch.sparse_coo_tensor(
+                index, flat, (code_dim, n_rows), check_invariants=False
+            )
+            grad_w = torch.sparse.mm(sparse, centered).T
+        if ctx.needs_input_grad[2]:
+            grad_b = torch.zeros(code_dim, dtype=grad.dtype, device=grad.device)
+            grad_b.index_add_(0, cols, flat)
+        return grad_centered, grad_w, grad_b, None, None
+
+
+def kept_pre_activations(
+    centered: torch.Tensor, w_enc: torch.Tensor, b_enc: torch.Tensor, code: SparseCode
+) -> torch.Tensor:
+    """``(centered W_enc + b_enc)`` at ``code``'s kept entries, shaped as ``code.values``.
+
+    ``code.values`` must hold those pre-activations, computed without a graph; the result
+    carries the graph to ``centered``, ``W_enc`` and ``b_enc``, and its backward pass costs
+    ``kept entries x n_features`` instead of the dense ``n_rows x code_dim x n_features``
+    (the weight gradient is a sparse-dense product, the input gradient an embedding bag).
+    """
+    return _KeptPre.apply(centered, w_enc, b_enc, code, code.values)
 
 
 def topk_sparse(acts: torch.Tensor, k: int) -> SparseCode:

@@ -29,15 +29,34 @@ from data by the trainer (mean or geometric median).
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from ..config.sae import SAEConfig
 from .regularize import topk_mask
-from .sae_codes import SparseCode, batch_topk_sparse, jumprelu, topk_sparse
+from .sae_codes import (
+    SparseCode,
+    batch_topk_sparse,
+    jumprelu,
+    kept_pre_activations,
+    topk_sparse,
+)
 
-__all__ = ["SparseDictionary"]
+__all__ = ["SparseDictionary", "TrainCode"]
+
+
+class TrainCode(NamedTuple):
+    """A training step's code, its pre-activations and the centred input ``x - b_dec``.
+
+    ``pre`` carries a graph for JumpReLU and ReLU codes, none for the top-k family (whose
+    ``code.values`` carry it).
+    """
+
+    code: SparseCode | torch.Tensor
+    pre: torch.Tensor
+    centered: torch.Tensor
 
 
 class SparseDictionary(nn.Module):
@@ -101,20 +120,29 @@ class SparseDictionary(nn.Module):
             return self.log_threshold.exp()
         return self.threshold.expand(self.config.code_dim)
 
-    def train_code(self, pre: torch.Tensor) -> SparseCode | torch.Tensor:
-        """The code a training step uses (see the module's table).
+    def train_code(self, x: torch.Tensor) -> TrainCode:
+        """The code a training step uses for rows ``x`` in the scaled space (see the table).
 
-        BatchTopK and top-k as a :class:`~aekit.model.sae_codes.SparseCode` (the kept entries
-        only), JumpReLU and ReLU as a dense tensor.
+        BatchTopK and top-k give a :class:`~aekit.model.sae_codes.SparseCode` (the kept
+        entries only): their pre-activations are computed without a graph, and only the kept
+        entries carry one (:func:`~aekit.model.sae_codes.kept_pre_activations`), so the
+        backward pass never touches the ``rows x code_dim`` matrix. JumpReLU and ReLU give a
+        dense code.
         """
         arch = self.config.architecture
-        if arch in ("batchtopk", "matryoshka"):
-            return batch_topk_sparse(pre.relu(), self.config.k)
-        if arch == "topk":
-            return topk_sparse(pre.relu(), self.config.k)
+        centered = x - self.b_dec
+        if arch in ("batchtopk", "matryoshka", "topk"):
+            with torch.no_grad():
+                pre = centered @ self.W_enc + self.b_enc
+                select = batch_topk_sparse if arch != "topk" else topk_sparse
+                kept = select(pre, self.config.k)
+            values = kept_pre_activations(centered, self.W_enc, self.b_enc, kept).relu()
+            return TrainCode(kept._replace(values=values), pre, centered)
+        pre = centered @ self.W_enc + self.b_enc
         if arch == "jumprelu":
-            return jumprelu(pre, self.log_threshold.exp(), self.config.jumprelu_bandwidth)
-        return pre.relu()
+            code = jumprelu(pre, self.log_threshold.exp(), self.config.jumprelu_bandwidth)
+            return TrainCode(code, pre, centered)
+        return TrainCode(pre.relu(), pre, centered)
 
     def code(self, pre: torch.Tensor) -> torch.Tensor:
         """The inference code of pre-activations (see the module's table)."""

@@ -26,7 +26,7 @@ from .streams import activation_source
 
 __all__ = ["SparseAutoencoder"]
 
-_CHUNK = 8192  # rows per chunk of inference
+_CHUNK_VALUES = 2**24  # code values per chunk of inference (64 MiB of float32)
 
 
 class SparseAutoencoder(TransformerMixin, BaseEstimator):
@@ -45,7 +45,7 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
     ----------
     module_ : SparseDictionary
         The trained network (on the CPU).
-    components_ : ndarray of shape (code_dim, n_features_in_)
+    components_ : ndarray of shape (code_dim, n_features)
         The dictionary: decoder rows of unit norm (as PCA's ``components_``).
     threshold_ : ndarray of shape (code_dim,) or None
         The inference thresholds of the JumpReLU-served architectures.
@@ -215,8 +215,9 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
             raise DataError(
                 f"X has shape {tuple(X.shape)}; expected rows of {self.n_features_in_} features"
             )
-        for start in range(0, X.shape[0], _CHUNK):
-            part = X[start : start + _CHUNK]
+        rows = max(64, _CHUNK_VALUES // self.module_.config.code_dim)
+        for start in range(0, X.shape[0], rows):
+            part = X[start : start + rows]
             yield torch.as_tensor(np.asarray(part, dtype=np.float32))
 
     @torch.no_grad()

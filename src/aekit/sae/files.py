@@ -162,6 +162,7 @@ def write_saelens(folder: str | os.PathLike[str], module: SparseDictionary) -> P
     }
     if architecture == "topk":
         cfg["k"] = config.k
+        cfg["rescale_acts_by_decoder_norm"] = False
     folder.mkdir(parents=True, exist_ok=True)
     with folder_lock(folder), atomic_files(folder) as put:
         put(SAELENS_WEIGHTS_NAME, tensor_bytes(saelens_tensors(module)))
@@ -193,6 +194,11 @@ def read_saelens(folder: str | os.PathLike[str]) -> SparseDictionary:
         raise ModelFileError(
             f"{source}: aekit reads SAELens folders with normalize_activations='none' and "
             "apply_b_dec_to_input=true"
+        )
+    if cfg.get("rescale_acts_by_decoder_norm", False):
+        raise ModelFileError(
+            f"{source}: rescale_acts_by_decoder_norm=true is not read by aekit (fold the "
+            "decoder norms into the encoder first: SAELens's fold_W_dec_norm)"
         )
     d_in, d_sae = cfg.get("d_in"), cfg.get("d_sae")
     if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (d_in, d_sae)):

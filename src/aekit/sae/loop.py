@@ -13,8 +13,9 @@ safetensors, no pickle), checkpoint names, finding the newest one, pruning, and
 **Resuming.** A checkpoint holds the weights, Adam's state, BatchTopK's threshold, the
 rows-since-fired counters, the step, epoch and batch reached, the order generator's state at
 the start of the epoch, the figures summed since the last record, the history, and whether
-AuxK is on (the loop looks whether any latent is dead every 16 steps only: one host
-synchronisation per 16 steps instead of one per step). A resumed
+the dead latents AuxK works on (the loop finds them every 16 steps only: one host
+synchronisation per 16 steps instead of one per step, and AuxK's top-k runs over the dead
+latents' columns alone, usually few). A resumed
 run restores them, replays the epoch's order from the generator and skips the batches done:
 on the CPU the weights equal the uninterrupted run's bit for bit.
 """
@@ -59,9 +60,9 @@ SAE_STATE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "sums": torch.Tensor,
     "history": list,
     "elapsed": (int, float),
-    "aux_on": bool,
+    "aux_latents": torch.Tensor,
 }
-_AUX_CHECK_EVERY = 16  # steps between two looks at whether any latent is dead (AuxK on/off)
+_AUX_CHECK_EVERY = 16  # steps between two looks for the dead latents (AuxK's)
 _RUN_FIELDS = ("checkpoint_dir", "checkpoint_every", "keep_checkpoints", "log_every", "device")
 
 
@@ -125,7 +126,8 @@ class SAETrainer:
         self.history: list[dict[str, Any]] = []
         self.elapsed = 0.0
         self.stopped = False
-        self.aux_on = False  # some latent was dead at the last look (every 16 steps)
+        # the latents dead at the last look (every 16 steps): AuxK's
+        self.aux_latents = torch.zeros(0, dtype=torch.int64, device=device)
 
     # -- the run ------------------------------------------------------------------------
     def start(self, init_generator: torch.Generator) -> None:
@@ -209,9 +211,10 @@ class SAETrainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.position["step"])
         if config.uses_auxk() and self.position["step"] % _AUX_CHECK_EVERY == 0:
-            self.aux_on = bool((self.since_fired >= config.dead_rows).any())  # one sync
-        dead = self.since_fired >= config.dead_rows if self.aux_on else None
-        loss, fired, smallest, stats = step_loss(module, x, dead)
+            dead = self.since_fired >= config.dead_rows
+            self.aux_latents = torch.nonzero(dead).flatten()  # one sync
+        aux_latents = self.aux_latents if len(self.aux_latents) else None
+        loss, fired, smallest, stats = step_loss(module, x, aux_latents)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         module.remove_parallel_grads()
@@ -281,7 +284,7 @@ class SAETrainer:
             "sums": self.sums,
             "history": self.history,
             "elapsed": self.elapsed,
-            "aux_on": self.aux_on,
+            "aux_latents": self.aux_latents,
         }
 
     def save_checkpoint(self) -> None:
@@ -318,5 +321,5 @@ class SAETrainer:
         self.sums = state["sums"].to(self.device)
         self.history = list(state["history"])
         self.elapsed = float(state["elapsed"])
-        self.aux_on = state["aux_on"]
+        self.aux_latents = state["aux_latents"].to(self.device)
         return True

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from ..model.sae_codes import SparseCode, smallest_positive, step_l0, topk_sparse
+from ..model.sae_codes import SparseCode, kept_pre_activations, smallest_positive, step_l0
 from ..model.sae_dictionary import SparseDictionary
 
 __all__ = ["STAT_NAMES", "step_loss"]
@@ -34,7 +34,7 @@ STAT_NAMES = ("rows", "sse", "sst", "l0", "shrinkage", "loss", "aux_loss", "spar
 
 
 def step_loss(
-    module: SparseDictionary, x: torch.Tensor, dead: torch.Tensor | None
+    module: SparseDictionary, x: torch.Tensor, dead: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The loss of a batch and what the loop keeps of it.
 
@@ -43,8 +43,8 @@ def step_loss(
     module : SparseDictionary
     x : Tensor of shape (n_rows, n_features)
         Rows in the scaled space.
-    dead : Tensor of shape (code_dim,), bool, or None
-        Dead latents (AuxK); None: no AuxK term.
+    dead : Tensor of int64, shape (n_dead,), or None
+        The dead latents (AuxK's), at least one; None: no AuxK term.
 
     Returns
     -------
@@ -57,8 +57,7 @@ def step_loss(
         Detached sums over the batch, in the order of :data:`STAT_NAMES`.
     """
     config = module.config
-    pre = module.pre_activations(x)
-    code = module.train_code(pre)
+    code, pre, centered = module.train_code(x)
     recon = module.b_dec.expand_as(x)
     loss = x.new_zeros(())
     start = 0
@@ -81,7 +80,7 @@ def step_loss(
         sparsity = config.sparsity_coef * code.sum(dim=1).mean()  # type: ignore[union-attr]
     aux = x.new_zeros(())
     if dead is not None:
-        aux = config.aux_coef * auxk_loss(module, pre, residual.detach(), dead)
+        aux = config.aux_coef * auxk_loss(module, pre, centered, residual.detach(), dead)
     total = loss + sparsity + aux
     with torch.no_grad():
         if isinstance(code, SparseCode):
@@ -100,13 +99,24 @@ def step_loss(
 
 
 def auxk_loss(
-    module: SparseDictionary, pre: torch.Tensor, residual: torch.Tensor, dead: torch.Tensor
+    module: SparseDictionary,
+    pre: torch.Tensor,
+    centered: torch.Tensor,
+    residual: torch.Tensor,
+    dead: torch.Tensor,
 ) -> torch.Tensor:
-    """AuxK's normalised error of the dead latents' reconstruction of ``residual``."""
+    """AuxK's normalised error of the dead latents' reconstruction of ``residual``.
+
+    ``dead`` lists the dead latents; their ``min(aux_k, n_dead)`` largest ReLU
+    pre-activations per row are the auxiliary code (the top-k over their columns only),
+    whose gradient reaches the encoder through those entries alone.
+    """
     config = module.config
-    aux_k = min(config.aux_k or max(1, module.n_features // 2), config.code_dim)
-    masked = pre.relu().masked_fill(~dead, 0.0)
-    aux_code = topk_sparse(masked, aux_k)
-    error = (aux_code.decode(module.W_dec) - residual).pow(2).sum(dim=1).mean()
+    aux_k = min(config.aux_k or max(1, module.n_features // 2), len(dead))
+    with torch.no_grad():
+        values, picked = pre.index_select(1, dead).topk(aux_k, dim=1, sorted=False)
+    kept = SparseCode(values, dead[picked], None)
+    values = kept_pre_activations(centered, module.W_enc, module.b_enc, kept).relu()
+    error = (kept._replace(values=values).decode(module.W_dec) - residual).pow(2).sum(1).mean()
     scale = (residual - residual.mean(dim=0)).pow(2).sum(dim=1).mean().clamp_min(1e-12)
     return error / scale

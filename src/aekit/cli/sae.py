@@ -1,0 +1,82 @@
+"""``aekit sae``: fit a sparse autoencoder for interpretability to activations, save it.
+
+``aekit sae DATA -o SAE_DIR`` trains :class:`aekit.sae.SparseAutoencoder` on a ``.npy`` or
+parquet file, or a folder or glob of ``.npy``, parquet or ``.safetensors`` shards, streamed
+(never loaded whole), and saves it in aekit's folder or, with ``--format saelens``, in
+SAELens's. Every parameter of :class:`~aekit.config.sae.SAEConfig` is an option
+(``--code-dim``, ``--k``, ``--architecture``, ...). It ends with one line of the field's
+figures over the last logged steps: explained variance (FVU), L0, dead latents, shrinkage.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..config.fields import describe
+from ..config.sae import SAEConfig
+from ..files.layouts import check_can_save
+from .options import add_estimator_options, add_quiet_option
+
+__all__ = ["cmd_sae", "register", "summary"]
+
+
+def register(command: Any) -> None:
+    """Add ``sae`` to the parser (``command`` is the parser's helper that adds a subcommand)."""
+    p = command(
+        "sae", cmd_sae,
+        "fit a sparse autoencoder (BatchTopK, JumpReLU, Matryoshka, top-k, L1) to activations",
+        "aekit sae activations/ --code-dim 16384 --k 32 --normalize -o sae/ --format saelens",
+        [],
+    )  # fmt: skip
+    p.add_argument(
+        "data",
+        metavar="DATA",
+        help=".npy or .parquet file, or a folder or glob of .npy, .parquet or .safetensors "
+        "shards (streamed)",
+    )
+    p.add_argument("-o", "--out", required=True, metavar="SAE_DIR", help="SAE folder")
+    p.add_argument(
+        "--format",
+        choices=("aekit", "saelens"),
+        default="aekit",
+        help="aekit's folder (sae.json, reloads exactly) or SAELens's (cfg.json, "
+        "sae_weights.safetensors) (default: aekit)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an SAE saved in SAE_DIR")
+    p.add_argument(
+        "--resume", action="store_true", help="continue from --checkpoint-dir's newest checkpoint"
+    )
+    p.add_argument(
+        "--stop-after", type=int, metavar="STEPS", help="stop at this step (checkpointed)"
+    )
+    add_quiet_option(p)
+    add_estimator_options(p, table=describe(SAEConfig), owner="aekit.sae.SparseAutoencoder")
+
+
+def summary(history: list[dict[str, Any]]) -> str:
+    """The field's figures of a history's last record, as one line."""
+    if not history:
+        return "no steps"
+    last = history[-1]
+    return (
+        f"{last['step']:,} steps, {last['rows']:,} rows: explained variance "
+        f"{last['explained_variance']:.4f} (FVU {last['fvu']:.4f}), L0 {last['l0']:.1f}, "
+        f"dead {last['dead_fraction']:.1%}, shrinkage {last['shrinkage']:.3f}, "
+        f"{last['rows_per_s']:,.0f} rows/s"
+    )
+
+
+def cmd_sae(args: argparse.Namespace) -> int:
+    """Fit a sparse autoencoder to DATA and save it to SAE_DIR; print its figures."""
+    from ..sae import SparseAutoencoder
+
+    check_can_save(args.out, args.overwrite, "--overwrite")  # before any work
+    given = vars(args)
+    kwargs = {name: given[name] for name in describe(SAEConfig) if name in given}
+    sae = SparseAutoencoder(**kwargs).fit(args.data, resume=args.resume, stop_after=args.stop_after)
+    sae.save(args.out, overwrite=args.overwrite, format=args.format)
+    stopped = " (stopped early: --resume to go on)" if sae.stopped_early_ else ""
+    if not getattr(args, "quiet", False) or stopped:
+        print(f"wrote {args.out} ({args.format}){stopped}: {summary(sae.history_)}")
+    return 0
