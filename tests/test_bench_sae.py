@@ -61,6 +61,7 @@ def test_the_aekit_hook_serves_the_estimators_codes(monkeypatch, arch):
 
 
 def test_the_results_render_as_the_docs_table(monkeypatch):
+    pytest.importorskip("sphinx")  # the docs extension imports sphinx and docutils
     ext = load(ROOT / "docs" / "_ext" / "aekit_bench.py", "aekit_bench_for_test", monkeypatch)
     data = json.loads((ROOT / "benchmarks" / "results" / "sae.json").read_text())
     header, rows = ext.RENDERERS["sae"](data)
