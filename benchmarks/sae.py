@@ -45,7 +45,8 @@ SAELens 6.54 API used here (read from the installed package; /tmp notes shared w
   ``ShrinkageCalculator``, ``feature_uniqueness``; ``sae_lens.evals.ExplainedVarianceCalculator``.
 
 Run it in an environment with both (``pip install -e .[bench]``, which brings ``sae-lens``):
-``python benchmarks/sae.py`` (about 15 minutes here), ``--quick`` for a smoke test.
+``python benchmarks/sae.py`` (here, under contention: 15 minutes to generate and cache the rows
+the first time, then about 35 for the six runs), ``--quick`` for a smoke test (a minute).
 """
 
 from __future__ import annotations
@@ -347,7 +348,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--quick", action="store_true", help="a smoke test at a tiny scale")
     parser.add_argument("--data-size", type=int, help="training rows generated (400,000)")
     parser.add_argument("--eval-size", type=int, help="evaluation rows generated (20,000)")
-    parser.add_argument("--budget", type=int, help="training rows per run (2,000,000)")
+    parser.add_argument("--budget", type=int, help="training rows per run (1,000,000)")
     parser.add_argument("--architecture", choices=ARCHITECTURES, action="append")
     parser.add_argument("--library", choices=tuple(LIBRARIES), action="append")
     parser.add_argument(
@@ -361,7 +362,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     scale = QUICK_SCALE if args.quick else SCALE
-    defaults = (20_000, 4_000, 60_000) if args.quick else (400_000, 20_000, 2_000_000)
+    defaults = (20_000, 4_000, 60_000) if args.quick else (400_000, 20_000, 1_000_000)
     for name, default in zip(("data_size", "eval_size", "budget"), defaults, strict=True):
         if getattr(args, name) is None:
             setattr(args, name, default)
