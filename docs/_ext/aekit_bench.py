@@ -287,6 +287,23 @@ def adversarial(data: dict[str, Any]) -> Table:
     return ["kind", "tried", "good", "bad"], rows
 
 
+def sae(data: dict[str, Any]) -> Table:
+    """benchmarks/sae.py: each architecture trained by SAELens and by aekit, judged alike."""
+    rows = []
+    for r in data["rows"]:
+        if "error" in r:
+            rows.append([r["architecture"], r["library"], f"error: {r['error']}", *["–"] * 6])
+            continue
+        rows.append([
+            r["architecture"], r["library"], _f(r["mcc"]), _f(r["f1"]),
+            _f(r["explained_variance"]), _f(r["l0"], 1), _f(r["dead_pct"], 1),
+            f"{r['samples_per_s']:,.0f}",
+        ])  # fmt: skip
+    header = ["architecture", "library", "MCC", "F1", "explained variance", "L0", "dead %",
+              "samples/s"]  # fmt: skip
+    return header, rows
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], Table]] = {
     "adbench": adbench,
     "adversarial": adversarial,
@@ -304,6 +321,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], Table]] = {
     "sparse": sparse,
     "fixed_costs": fixed_costs,
     "epochs": epochs,
+    "sae": sae,
 }
 
 

@@ -1,0 +1,75 @@
+"""benchmarks/sae.py's aekit hook and its results table in the docs.
+
+The benchmark itself needs ``sae_lens`` (its generator, trainer and calculators); these tests
+check, without it, that the hook it trains aekit through serves the estimator's own codes,
+and that the committed results render as the docs' table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load(path: Path, name: str, monkeypatch: pytest.MonkeyPatch):
+    """Import a script by path, its folder first on ``sys.path`` (as ``python path`` does)."""
+    monkeypatch.syspath_prepend(str(path.parent))
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    monkeypatch.setitem(sys.modules, name, module)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+@pytest.mark.parametrize("arch", ["batchtopk", "jumprelu", "matryoshka"])
+def test_the_aekit_hook_serves_the_estimators_codes(monkeypatch, arch):
+    bench = load(ROOT / "benchmarks" / "sae.py", "bench_sae", monkeypatch)
+    rng = np.random.default_rng(0)
+    train = np.abs(rng.normal(size=(2048, 16))).astype(np.float32)
+    scale = {"hidden": 16, "true_features": 32, "width": 64, "k": 4}
+    args = argparse.Namespace(budget=4096, seed=0)
+    served, seconds = bench.train_aekit(arch, {"train": train}, args, scale)
+    assert seconds > 0 and served.W_dec.shape == (64, 16)
+    x = torch.from_numpy(train[:100])
+    codes = served.encode(x)
+    assert codes.shape == (100, 64) and (codes != 0).any()
+    assert served.decode(codes).shape == (100, 16)
+    # The same configuration fitted directly gives the same dictionary (the hook adds nothing).
+    from aekit.sae import SparseAutoencoder
+
+    params = {"code_dim": 64, "k": 4, "max_rows": 4096, "n_epochs": 2, "random_state": 0}
+    params |= {"batch_size": bench.TRAIN["batch_size"], "lr": bench.TRAIN["lr"]}
+    params |= {"dead_rows": bench.TRAIN["dead_steps"] * bench.TRAIN["batch_size"]}
+    params |= {"log_every": 10**9}
+    if arch == "matryoshka":
+        params["matryoshka_widths"] = bench.widths(64)
+    if arch == "jumprelu":
+        params["sparsity_coef"] = bench.TRAIN["jumprelu_l0_coef"]
+        params["jumprelu_bandwidth"] = bench.TRAIN["jumprelu_bandwidth"]
+        params["jumprelu_init_threshold"] = bench.TRAIN["jumprelu_init_threshold"]
+    direct = SparseAutoencoder(arch, **params).fit(train)
+    np.testing.assert_array_equal(served.W_dec.numpy(), direct.components_)
+
+
+def test_the_results_render_as_the_docs_table(monkeypatch):
+    pytest.importorskip("sphinx")  # the docs extension imports sphinx and docutils
+    ext = load(ROOT / "docs" / "_ext" / "aekit_bench.py", "aekit_bench_for_test", monkeypatch)
+    data = json.loads((ROOT / "benchmarks" / "results" / "sae.json").read_text())
+    header, rows = ext.RENDERERS["sae"](data)
+    assert header[:3] == ["architecture", "library", "MCC"]
+    assert all(len(row) == len(header) for row in rows)
+    pairs = {(row[0], row[1]) for row in rows}
+    for arch in ("batchtopk", "jumprelu", "matryoshka"):
+        assert {(arch, "aekit"), (arch, "sae_lens")} <= pairs
+    for r, row in zip(data["rows"], rows, strict=True):
+        if "error" not in r:
+            assert row[2] == f"{r['mcc']:.3f}" and row[-1] == f"{r['samples_per_s']:,.0f}"
