@@ -150,15 +150,18 @@ def test_cli_report_of_a_text_table_names_its_columns(text_model):
     assert "Largest: " in (out / "index.html").read_text()
 
 
-def test_cli_refuses_reconstruct_and_export_of_a_text_table_in_one_line(text_model, capsys):
+def test_cli_reconstructs_a_text_table_but_refuses_its_export_in_one_line(text_model, capsys):
+    """reconstruct writes the table (tests/test_misuse.py checks its columns); ONNX refuses."""
     model, data = str(text_model / "model"), str(text_model / "shops.csv")
-    assert main(["reconstruct", model, data, "-o", str(text_model / "rec.csv")]) != 0
+    assert main(["reconstruct", model, data, "-o", str(text_model / "rec.npy")]) != 0
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "categorical columns" in err
+    assert len(err.splitlines()) == 1 and not (text_model / "rec.npy").exists()
+    assert main(["reconstruct", model, data, "-o", str(text_model / "rec.csv")]) == 0
+    capsys.readouterr()
     assert main(["export", model, "-o", str(text_model / "m.onnx")]) != 0
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "one-hot" in err
-    assert not (text_model / "m.onnx").exists() and not (text_model / "rec.csv").exists()
+    assert not (text_model / "m.onnx").exists() and (text_model / "rec.csv").exists()
 
 
 def test_caption_says_when_the_start_was_kept(pixels):
