@@ -42,11 +42,11 @@ def _stats(n: int, d: int) -> dict[str, np.ndarray]:
 def test_folds_validate_every_row_once_and_repeat_with_the_seed() -> None:
     for n in (31, 300, 301, 2000):
         folds = cross_fit_folds(n, seed=5)
-        assert len(folds) == (3 if n <= 300 else 2)
+        assert len(folds) == (5 if n <= 300 else 3)
         every = np.sort(np.concatenate(folds))
         assert np.array_equal(every, np.arange(n))
         again = cross_fit_folds(n, seed=5)
-        assert all(np.array_equal(a, b) for a, b in zip(folds, again))
+        assert all(np.array_equal(a, b) for a, b in zip(folds, again, strict=True))
     assert not np.array_equal(cross_fit_folds(90, 1)[0], cross_fit_folds(90, 2)[0])
 
 
@@ -79,7 +79,7 @@ def test_where_pca_is_optimal_the_default_keeps_it_and_is_not_worse() -> None:
     train, test = split_indices(len(X), 0.25, 0)
     ae = Autoencoder(code_dim=2, hidden=(32,), random_state=0).fit(X[train])
     selection = ae.history_.initial["selection"]
-    assert selection["rule"] == "cross-fit" and selection["folds"] == 3
+    assert selection["rule"] == "cross-fit" and selection["folds"] == 5
     assert selection["init"] == "pca" and selection["z"] < 0  # random validates worse
     assert selection["errors"]["pca"] < selection["errors"]["random"]
     assert ae.model_config_.linear_path  # the PCA start's architecture

@@ -91,14 +91,14 @@ class EstimatorOptions:
         "± principal directions (exactly PCA with code_dim // 2 components); top-k and KL codes "
         "keep the random start (see the user guide). 'random': PyTorch's default "
         "initialisation (aekit 0.1's only start; use it to watch a linear autoencoder find "
-        "PCA's subspace). 'auto': chosen by cross-fitting where fits are cheap (in-memory "
-        "rows, at most 2,000 rows and 40,000 entries, at least 30 rows, epochs='auto' and no "
-        "max_time, no sparse code, one process, no checkpoint_dir): the rows are dealt into 3 folds (2 above 600 rows), "
-        "models from both starts are trained on the other folds so every row is validated "
-        "once, and the start that validates best is taken when it beats PCA's solution by "
-        "improvement_z standard errors paired over all the rows; the final fit on all rows "
-        "then keeps its best epoch. Otherwise, and on larger data, one fit as 'pca'. The "
-        "decision is recorded in history_.initial['selection'] (aekit.estimator.select).",
+        "PCA's subspace). 'auto' (cross-fitting where fits are cheap: in-memory rows, 30 to "
+        "2,000 rows and at most 40,000 entries, epochs='auto' and no max_time, no sparse "
+        "code, one process, no checkpoint_dir): the rows are dealt into 5 folds (3 above 300 "
+        "rows), models from both starts are trained on the other folds so that every row is "
+        "validated once, and the random start is taken where it beats the PCA start by 2 "
+        "standard errors paired over all the rows; the final model is then fitted on all "
+        "the rows from the chosen start. Elsewhere, one fit as 'pca'. Which rule decided is "
+        "recorded in history_.initial['selection'] (aekit.estimator.select).",
         choices=INITS,
     )
     missing: bool | str = option(
