@@ -98,7 +98,7 @@ class EstimatorOptions:
         "validated once, and the random start is taken where it beats the PCA start by 2 "
         "standard errors paired over all the rows; the final model is then fitted on all "
         "the rows from the chosen start. Elsewhere, one fit as 'pca'. Which rule decided is "
-        "recorded in history_.initial['selection'] (aekit.estimator.select).",
+        "recorded in the fit's history, initial['selection'] (aekit.estimator.select).",
         choices=INITS,
     )
     missing: bool | str = option(
