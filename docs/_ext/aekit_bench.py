@@ -41,23 +41,38 @@ def quality(data: dict[str, Any]) -> Table:
 
 
 def tabular(data: dict[str, Any]) -> Table:
-    """benchmarks/tabular.py: held-out error over PCA's, every bundled table, both starts."""
-    by_table: dict[str, dict[str, Any]] = {}
+    """benchmarks/tabular.py: held-out error over PCA's per table and code size, three starts."""
+    cells: dict[tuple[str, int], dict[str, Any]] = {}
     for s in data["summary"]:
-        by_table.setdefault(s["table"], {"fits": s["fits"]})[s["init"]] = s
-    rows = [
-        [
-            name.replace("_", " "),
-            str(entry["fits"]),
-            _f(entry["random"]["mean_ratio"]),
-            _f(entry["random"]["worst_ratio"]),
-            f"**{_f(entry['pca']['mean_ratio'])}**",
-            f"**{_f(entry['pca']['worst_ratio'])}**",
-        ]
-        for name, entry in by_table.items()
-    ]
-    header = ["table", "fits", "random start: mean", "worst", "PCA start: mean", "worst"]
+        cells.setdefault((s["table"], s["code_dim"]), {})[s["init"]] = s
+    rows = []
+    for (name, k), entry in cells.items():
+        row = [name.replace("_", " "), str(k)]
+        for init in ("pca", "random", "auto"):
+            found = entry.get(init)
+            bold = init == "auto"
+            mean = _f(found and found["mean_ratio"])
+            row += [f"**{mean}**" if bold else mean, _f(found and found["worst_ratio"])]
+        row.append(_f(entry.get("auto", {}).get("seconds"), 1))
+        rows.append(row)
+    header = ["table", "code", "pca: mean", "worst", "random: mean", "worst",
+              "default: mean", "worst", "default s"]  # fmt: skip
     return header, rows
+
+
+def tabular_tables(data: dict[str, Any]) -> Table:
+    """benchmarks/tabular.py: each table's mean ratio over its code sizes, per start."""
+    rows = []
+    for set_name in ("development", "confirmation"):
+        for name, means in data.get("targets", {}).get(set_name, {}).get("table_means", {}).items():
+            rows.append([f"{name.replace('_', ' ')} ({set_name})",
+                         *(_f(means.get(i)) for i in ("pca", "random", "auto"))])  # fmt: skip
+    median = data.get("targets", {}).get("median_of_table_means", {})
+    if median:
+        rows.append(
+            ["median of the tables", *(_f(median.get(i)) for i in ("pca", "random", "auto"))]
+        )
+    return ["table", "init='pca'", "init='random'", "init='auto'"], rows
 
 
 def anomaly(data: dict[str, Any]) -> Table:
@@ -310,6 +325,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], Table]] = {
     "adbench_tables": adbench_tables,
     "quality": quality,
     "tabular": tabular,
+    "tabular_tables": tabular_tables,
     "anomaly": anomaly,
     "speed": speed,
     "contention": contention,

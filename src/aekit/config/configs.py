@@ -53,7 +53,7 @@ PRECISIONS = ("fp32", "bf16")
 SCALINGS = ("auto", "standardize", "minmax", "global_minmax", "unit_variance", "none")
 SPARSE_PATHS = ("auto", "sparse", "densify")
 SPARSE_OPTIMIZERS = ("lazy", "dense")
-INITS = ("pca", "random")
+INITS = ("auto", "pca", "random")  # "auto": the estimator chooses (estimator/select.py)
 
 
 @documented

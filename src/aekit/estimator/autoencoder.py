@@ -41,6 +41,7 @@ from .inference import InferenceMixin
 from .modelfile import estimator_meta, read_estimator, write_model
 from .resolve import initial_model, resolve_configs
 from .rows import RowsMixin
+from .select import Selection, select_start
 
 __all__ = ["Autoencoder"]
 
@@ -262,8 +263,11 @@ class Autoencoder(
         self : Autoencoder
         """
         with self._training_rows(X, reset=True) as (rows, stats):
-            trainer, scaling = self._build(rows, stats, callbacks)
+            trainer, scaling, selection = self._build(rows, stats, callbacks)
             trainer.fit(rows, resume=resume)
+        if selection is not None:  # which rule chose the start: kept with the history
+            initial = trainer.history.initial or {}
+            trainer.history.initial = {**initial, "selection": selection.to_dict()}
         return self._keep_fit(trainer, scaling)
 
     def _keep_fit(self, trainer: Trainer, scaling: str) -> Autoencoder:
@@ -299,7 +303,7 @@ class Autoencoder(
         trainer = getattr(self, "_trainer_", None)
         with self._training_rows(X, reset=first) as (rows, stats):
             if first:
-                trainer, scaling = self._build(rows, stats, ())
+                trainer, scaling, _ = self._build(rows, stats, (), select=False)
                 module = trainer.module
                 self._set_fitted(module, module.config, trainer.config, scaling, trainer.history)
             elif bool(stats.get("has_missing", False)) and not self.model_config_.missing:
@@ -322,29 +326,41 @@ class Autoencoder(
         stats: dict[str, np.ndarray],
         callbacks: tuple[Callback, ...],
         threads: ThreadChoice | None = None,
-    ) -> tuple[Trainer, str]:
-        """A fresh model (scaling set from ``stats``) and its trainer; and the scaling used.
+        *,
+        select: bool = True,
+    ) -> tuple[Trainer, str, Selection | None]:
+        """A fresh model and its trainer, the scaling used, and how the start was chosen.
 
-        The thread count is chosen first (unless given: an ensemble's members share one), so
-        that the PCA start runs at the training's.
+        The scaling is set from ``stats``; the choice is that of ``init="auto"`` (None for
+        another ``init``). The thread count is chosen first (unless given: an ensemble's
+        members share one), so that the PCA start (and the search of
+        :func:`~aekit.estimator.select.select_start`) runs at the training's.
+        ``partial_fit`` (``select=False``) starts from PCA's solution for ``init="auto"``.
         """
         if self.verbose and not logger.handlers:
             logger.addHandler(logging.StreamHandler())
             logger.setLevel(logging.INFO)
         # a RandomState is drawn from once here, so the init and training seeds agree
         params = {**self.get_params(), "random_state": seed_from(self.random_state)}
+        auto = params["init"] == "auto"
+        if auto:
+            params["init"] = "pca"  # until the search decides: the threads are chosen for it
         resolved = resolve_configs(params, stats)
         tick = time.perf_counter()
         if threads is None:
             threads = choose_threads(resolved[1], resolved[0], rows)
         chosen = time.perf_counter()
+        selection = None
         with using_threads(threads.count):
+            if auto and select:
+                params, selection = select_start(params, rows, stats, threads)
+                resolved = resolve_configs(params, stats)
             module, train_config, scaling = initial_model(params, rows, stats, resolved)
         trainer = Trainer(module, train_config, callbacks)
         trainer.thread_choice = threads
         setup = {"threads": chosen - tick, "start": time.perf_counter() - chosen}
         trainer.history.setup_seconds.update(setup)
-        return trainer, scaling
+        return trainer, scaling, selection
 
     def _set_fitted(
         self,

@@ -63,7 +63,7 @@ def fit_members(members: Sequence[Autoencoder], X: Any, *, together: bool = True
         built, threads = [], None
         for member in members:
             rows, stats = opened.enter_context(member._training_rows(X, reset=True))
-            trainer, scaling = member._build(rows, stats, (), threads)
+            trainer, scaling, _ = member._build(rows, stats, (), threads, select=False)
             threads = trainer.thread_choice  # chosen (or probed) once for every member
             built.append((rows, trainer, scaling))
         trainers = [trainer for _, trainer, _ in built]

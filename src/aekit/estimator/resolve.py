@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 
+_PCA_STARTS = ("pca", "auto")  # "auto" outside the estimator's search: PCA's solution
+
 MIN_ROWS = 2  # the fewest training rows fit() (or partial_fit's first call) accepts
 
 
@@ -177,7 +179,7 @@ def resolve_configs(
         **params,
         "missing": _resolve_missing(params["missing"], bool(stats.get("has_missing", False))),
         # PCA's home in a deep model; linear models and dictionaries start in their own layers
-        "linear_path": params["init"] == "pca" and deep and params["sparsity"] is None,
+        "linear_path": params["init"] in _PCA_STARTS and deep and params["sparsity"] is None,
         "input_dim": n_features,
         "categorical_blocks": categorical_blocks(stats),
         "hidden": hidden,
@@ -231,7 +233,7 @@ def initial_model(
     # Scaling is monotone per column: if the extremes stay finite in float32, all do.
     extremes = torch.from_numpy(np.stack([stats["min"], stats["max"]]).astype(np.float32))
     check_finite_output(module.scale_input(extremes).numpy().T, "input scaling", "column")
-    if params["init"] == "pca" and module.pca_start is not None:
+    if params["init"] in _PCA_STARTS and module.pca_start is not None:
         if isinstance(rows, CsrRows):  # no holes: sparse rows refuse NaN
             mean, components = sparse_principal_directions(
                 rows, module.offset, module.scale, model_config.code_dim, seed=init_seed

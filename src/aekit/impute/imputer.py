@@ -76,8 +76,8 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     observed entry, mask indicators in the input, early stopping on held-out rows with entries
     hidden the same way (``patience=20``, ``improvement_z=0``, ``min_val_rows=20``: small tables
     keep more rows to train on), its own imputations never fed back, and the other
-    :class:`~aekit.Autoencoder` defaults (a PCA start of rows filled with column means,
-    ``epochs="auto"``). Image-like rows (:func:`shared_scale`: non-negative, most columns
+    :class:`~aekit.Autoencoder` defaults (``init="pca"``: a PCA start of rows filled with column
+    means, ``epochs="auto"``). Image-like rows (:func:`shared_scale`: non-negative, most columns
     reaching one maximum) keep one global scale; other tables are standardized. With
     ``n_estimators="auto"`` small data (up to 100,000 entries) gets an ensemble of 5.
 
