@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/impute.py                  # the whole grid (hours)
     .venv/bin/python benchmarks/impute.py --quick          # a smoke run: 2 tables, MCAR 30 %
     .venv/bin/python benchmarks/impute.py --sections grid --datasets wine,adbench:Pima --seeds 1
+    .venv/bin/python benchmarks/impute.py --merge a.json,b.json  # runs made in parts, as one
 
 **Grid** (the hyperimpute-style protocol; holes in ``_impute_data.py``): mechanisms MCAR, MAR
 (logistic on complete columns) and MNAR (self-masking) × 10 / 30 / 50 % of the entries ×
@@ -295,6 +296,23 @@ def print_grid(cells: list[dict[str, Any]], found: dict[str, Any], names: list[s
     print(f"{'median table':<34}" + shown)
 
 
+def merge(paths: list[Path]) -> dict[str, Any]:
+    """One report from runs written in parts (e.g. tables split over processes)."""
+    parts = [json.loads(p.read_text()) for p in paths]
+    report = {k: v for k, v in parts[0].items() if k not in SECTIONS}
+    report["merged_from"] = [str(p) for p in paths]
+    cells = [c for part in parts for c in part.get("grid", {}).get("cells", [])]
+    if cells:
+        names = list(cells[0]["means"])
+        report["grid"] = {"cells": cells, "summary": summaries(cells, names)}
+        print_grid(cells, report["grid"]["summary"], names)
+    for section in ("mnist", "categorical"):
+        found = [row for part in parts for row in part.get(section, [])]
+        if found:
+            report[section] = found
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT, help=f"shared data folder ({ROOT})")
@@ -308,7 +326,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per peer fit (600)")
     parser.add_argument("--aekit-params", default="{}", help="JSON: AutoencoderImputer params")
     parser.add_argument("--out", type=Path, default=OUT, help=f"JSON results ({OUT})")
+    parser.add_argument("--merge", help="comma-separated JSON files of runs to merge into --out")
     args = parser.parse_args(argv)
+    if args.merge:
+        write_json(args.out, merge([Path(p) for p in args.merge.split(",")]), indent=1)
+        return 0
     torch.set_num_threads(1)  # small models: one thread each, and kind to shared cores
     sections = args.sections.split(",")
     if args.quick:
