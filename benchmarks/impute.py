@@ -180,8 +180,9 @@ def score_cell(means: dict[str, Any]) -> dict[str, Any]:
     return {"best_peer": best, "ratio": aekit["rmse"] / peers[best]}
 
 
-def run_grid(args: argparse.Namespace) -> list[dict[str, Any]]:
-    cells = []
+def run_grid(args: argparse.Namespace, save: Callable[[list], None] = print) -> list[dict]:
+    """Every cell of the grid; ``save`` gets the cells so far after each (a partial JSON)."""
+    cells: list[dict[str, Any]] = []
     for table in args.datasets:
         X = load_table(table, args.data / "adbench")
         unit = X.std(axis=0)
@@ -204,6 +205,7 @@ def run_grid(args: argparse.Namespace) -> list[dict[str, Any]]:
                     "mechanism": mechanism, "rate": rate, "seeds": len(runs),
                     "means": means, **score_cell(means), "runs": runs,
                 })  # fmt: skip
+                save(cells)
     return cells
 
 
@@ -394,7 +396,12 @@ def main(argv: list[str] | None = None) -> int:
         **environment("versions", "threads", "cpus"),
     }
     if "grid" in sections:
-        cells = run_grid(args)
+
+        def save(cells: list[dict[str, Any]]) -> None:  # a long run leaves what it measured
+            grid = {"cells": cells, "summary": summaries(cells, args.imputers), "partial": True}
+            write_json(args.out, {**report, "grid": grid}, indent=1)
+
+        cells = run_grid(args, save)
         report["grid"] = {"cells": cells, "summary": summaries(cells, args.imputers)}
         print_grid(cells, report["grid"]["summary"], args.imputers)
     if "mnist" in sections:

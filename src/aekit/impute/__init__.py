@@ -6,7 +6,13 @@ one; :mod:`~aekit.impute.imputerfile` the imputer folder it saves to and loads f
 (``imputer.json`` beside model folders, no pickle).
 """
 
-from .defaults import IMPUTER_DEFAULTS, hide_share_for, imputer_autoencoder, shared_scale
+from .defaults import (
+    IMPUTER_DEFAULTS,
+    hide_share_for,
+    imputer_autoencoder,
+    patience_for,
+    shared_scale,
+)
 from .imputer import AutoencoderImputer
 from .imputerfile import IMPUTER_NAME, SavedImputer, read_imputer, save_imputer
 
@@ -17,6 +23,7 @@ __all__ = [
     "SavedImputer",
     "hide_share_for",
     "imputer_autoencoder",
+    "patience_for",
     "read_imputer",
     "save_imputer",
     "shared_scale",
