@@ -235,7 +235,7 @@ def summaries(cells: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
         mine = [c for c in cells if c["table"] == table]
         entry: dict[str, Any] = {"rows": mine[0]["rows"], "columns": mine[0]["columns"]}
         for name in names:
-            got = [c["means"][name]["seconds"] for c in mine if isinstance(c["means"][name], dict)]
+            got = [m["seconds"] for c in mine if isinstance(m := c["means"].get(name), dict)]
             entry[name] = float(np.mean(got)) if len(got) == len(mine) else None
         times[table] = entry
     median = {}
@@ -346,7 +346,9 @@ def merge(paths: list[Path]) -> dict[str, Any]:
     report["merged_from"] = [str(p) for p in paths]
     cells = [c for part in parts for c in part.get("grid", {}).get("cells", [])]
     if cells:
-        names = list(cells[0]["means"])
+        names = list(dict.fromkeys(n for c in cells for n in c["means"]))
+        for c in cells:  # a peer left out of one part's run reads "not run" there
+            c["means"] = {n: c["means"].get(n, "not run") for n in names}
         report["grid"] = {"cells": cells, "summary": summaries(cells, names)}
         print_grid(cells, report["grid"]["summary"], names)
     if any("outliers" in part for part in parts):
