@@ -440,3 +440,5 @@ def test_impute_grid_tables_render_summary_seconds_and_categories():
     assert rows == [["penguins", "species, sex", "30 %", "0.500", "0.800", "**0.900**"]]
     header, rows = bench.impute_mnist_grid(data)
     assert rows == [["quadrant", "0.2000", "timeout", "**–**"]]
+    header, rows = bench.impute_mnist_grid({"grid": data["grid"]})  # a run without MNIST
+    assert rows == [["not measured in this run", "–"]]

@@ -261,6 +261,8 @@ def impute_mnist_grid(data: dict[str, Any]) -> Table:
         got = [case["means"][n] for n in names]
         shown = [_f(g["rmse"], 4) if isinstance(g, dict) else str(g) for g in got]
         rows.append([case["case"], *shown, f"**{_f(case['ratio'])}**"])
+    if not rows:  # the section was not part of the run
+        return ["case", "aekit / best"], [["not measured in this run", "–"]]
     return ["case", *names, "aekit / best"], rows
 
 
@@ -270,7 +272,7 @@ def impute_categorical(data: dict[str, Any]) -> Table:
         [r["table"], ", ".join(r["categorical"]), f"{round(r['rate'] * 100)} %",
          _f(r["most_frequent"]), _f(r["random_forest"]), f"**{_f(r['aekit'])}**"]
         for r in data.get("categorical", [])
-    ]  # fmt: skip
+    ] or [["not measured in this run", "", "", "", "", ""]]  # fmt: skip
     return ["table", "columns", "MCAR", "most frequent", "random forest", "aekit"], rows
 
 
