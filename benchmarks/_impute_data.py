@@ -62,9 +62,12 @@ def load_table(name: str, data: Path) -> np.ndarray:
         X = _penguins()
     elif name.startswith("adbench:"):
         stem = name.split(":", 1)[1]
-        path = next(p for p in sorted(data.glob("*.npz")) if p.stem.split("_", 1)[1] == stem)
-        with np.load(path, allow_pickle=False) as found:
-            X = found["X"]
+        found = [p for p in sorted(data.glob("*.npz")) if p.stem.split("_", 1)[-1] == stem]
+        if not found:
+            raise KeyError(f"no ADBench table {stem!r} in {data} (expected NUMBER_{stem}.npz)")
+        path = found[0]
+        with np.load(path, allow_pickle=False) as table:
+            X = table["X"]
     else:
         raise KeyError(f"unknown table {name!r}")
     X = np.asarray(X, dtype=np.float64)
