@@ -312,14 +312,14 @@ def _ratio(value: Any) -> str:
 
 def print_grid(cells: list[dict[str, Any]], found: dict[str, Any], names: list[str]) -> None:
     print("\nRMSE on the hidden entries (standardized), mean over seeds; aekit / best peer")
-    print(f"{'table':<22}{'cell':<10}" + "".join(f"{n:>14}" for n in names) + f"{'ratio':>8}")
+    print(f"{'table':<26}{'cell':<10}" + "".join(f"{n:>14}" for n in names) + f"{'ratio':>8}")
     for c in cells:
         shown = [
             f"{m['rmse']:>14.4f}" if isinstance(m, dict) else f"{m[:13]:>14}"
             for m in (c["means"][n] for n in names)
         ]
         cell = f"{c['mechanism']} {round(c['rate'] * 100)}"
-        print(f"{c['table']:<22}{cell:<10}" + "".join(shown) + f"{_ratio(c['ratio']):>8}")
+        print(f"{c['table']:<26}{cell:<10}" + "".join(shown) + f"{_ratio(c['ratio']):>8}")
     for part in ("all", "decide", "confirm"):
         s = found[part]
         if s["cells"]:
@@ -330,13 +330,13 @@ def print_grid(cells: list[dict[str, Any]], found: dict[str, Any], names: list[s
                 f"{round(w['rate'] * 100)} % ({w['ratio']:.3f} vs {w['best_peer']})"
             )
     print("\nFit + transform seconds, mean over a table's cells")
-    print(f"{'table':<22}{'shape':<12}" + "".join(f"{n:>14}" for n in names))
+    print(f"{'table':<26}{'shape':<12}" + "".join(f"{n:>14}" for n in names))
     for table, t in found["seconds"].items():
         shown = "".join(f"{'–' if t[n] is None else f'{t[n]:.2f}':>14}" for n in names)
-        print(f"{table:<22}{t['rows']}×{t['columns']:<7}" + shown)
+        print(f"{table:<26}{t['rows']}×{t['columns']:<7}" + shown)
     median = found["median_seconds"]
     shown = "".join(f"{'–' if median[n] is None else f'{median[n]:.2f}':>14}" for n in names)
-    print(f"{'median table':<34}" + shown)
+    print(f"{'median table':<38}" + shown)
 
 
 def merge(paths: list[Path]) -> dict[str, Any]:
