@@ -1,33 +1,38 @@
-"""Imputation: aekit's AutoencoderImputer against scikit-learn's imputers.
+"""Imputation: aekit's AutoencoderImputer against the standard imputers, on a standard grid.
 
-    .venv/bin/python benchmarks/impute.py             # the README's table (long: IterativeImputer)
-    .venv/bin/python benchmarks/impute.py --quick     # a smoke run: 2 tables, 1 rate, 1 seed
-    .venv/bin/python benchmarks/impute.py --only tables --imputers aekit,simple,knn
+    .venv/bin/python benchmarks/impute.py                  # the whole grid (hours)
+    .venv/bin/python benchmarks/impute.py --quick          # a smoke run: 2 tables, MCAR 30 %
+    .venv/bin/python benchmarks/impute.py --sections grid --datasets wine,adbench:Pima --seeds 1
+    .venv/bin/python benchmarks/impute.py --merge a.json,b.json  # runs made in parts, as one
 
-**Tables** (scikit-learn's diabetes, wine, breast cancer and digits): each seed hides a
-random share (MCAR 10, 20, 40 %) of the entries; each imputer is fitted on the rows with
-holes and fills them; RMSE over the hidden entries in standardized units (each column
-divided by its standard deviation over the complete data). **MNIST** (the first 5,000 rows
-of ``--data``, pixels in [0, 1]): MCAR at the same rates, and a missing 14×14 quadrant (a
-random quadrant in half of the rows), RMSE in pixel units. Each run also reports a plain
-downstream model on the imputed rows (``LogisticRegression`` accuracy, ``Ridge`` R² for
-diabetes, on a fixed 70/30 split), and fit + impute wall-clock seconds (compare ratios
-within one run; the lead measures times on a quiet machine).
+**Grid** (the hyperimpute-style protocol; holes in ``_impute_data.py``): mechanisms MCAR, MAR
+(logistic on complete columns) and MNAR (self-masking) × 10 / 30 / 50 % of the entries ×
+``--seeds`` seeds, on scikit-learn's diabetes, wine, breast cancer and digits, the penguins'
+numeric columns and 16 ADBench tables of ``--data`` (labels dropped, ≤ 5,000 rows). Each
+imputer is fitted on the holed rows and fills them; RMSE and MAE over the hidden entries in
+standardized units (each column over its standard deviation in the complete data) and fit +
+transform seconds, measured one after the other on the same machine. Per cell (table ×
+mechanism × rate, mean over seeds): the best peer and aekit's RMSE over it. The summary:
+mean ratio, the share of cells where aekit is best, the worst cell, over the whole grid and
+over each half of the tables (*decide*: odd positions in the grid's order, where the
+defaults were tuned; *confirm*: even positions, kept to check them).
 
-The baselines: ``SimpleImputer`` (mean), ``KNNImputer`` (5 neighbours), and
-``IterativeImputer`` with ``BayesianRidge`` and with ``ExtraTreesRegressor`` (100 trees,
-``max_features="sqrt"``); on MNIST's 784 columns IterativeImputer uses
-``n_nearest_features=50`` (as scikit-learn recommends for wide data; all 784 would take
-hours). Every baseline fit runs in a subprocess killed after ``--timeout`` seconds (600):
-such a run reads "timeout".
+Peers with their defaults: ``SimpleImputer`` (mean), ``KNNImputer`` (5 neighbours),
+``IterativeImputer`` with ``BayesianRidge`` and with ``ExtraTreesRegressor`` (MissForest's
+idea; 100 trees) and ``hyperimpute``'s default when it imports (it does not install beside
+aekit's pinned stack: see the docs). Each runs in a subprocess killed after ``--timeout``
+seconds (then "timeout"; such a peer is left out of that cell's best).
 
+**MNIST** (the first 5,000 test images, pixel units): MCAR 10 / 30 / 50 % and a missing
+14×14 quadrant in half the images; peers ``SimpleImputer``, ``KNNImputer`` and
+``IterativeImputer(BayesianRidge, n_nearest_features=50)``. **Categorical cells**
+(``_impute_cells.py``): accuracy on hidden categorical cells of four public tables.
 **Outliers**: the breast-cancer set-up of ``benchmarks/anomaly.py`` (train on 70 % of the
 benign rows, score the rest and the malignant ones), 20 % MCAR in a random half of the test
-rows, seeds 0 to 4: the detector's AUROC on the rows with holes and on those without, and
-the same holed rows scored complete (the paired figure).
+rows: the detector's AUROC on the rows with holes, on those without, and on the holed rows
+scored complete (the paired figure).
 
-More datasets: add a loader to :data:`DATASETS` (the categorical columns' penguins row hooks
-in here) or a whole row to :data:`EXTRA_BENCHMARKS`.
+Writes ``benchmarks/results/impute_grid.json``; docs/benchmarks.rst renders it.
 """
 
 from __future__ import annotations
@@ -42,198 +47,228 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sklearn
 import torch
-from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_wine
+from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import ExtraTreesRegressor
 from sklearn.experimental import enable_iterative_imputer  # noqa: F401
 from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
-from sklearn.linear_model import BayesianRidge, LogisticRegression, Ridge
+from sklearn.linear_model import BayesianRidge
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import train_test_split
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from aekit import AutoencoderImputer, AutoencoderOutlierDetector
-from aekit.data.formats import read_idx
 
 from _common import environment, write_json
+from _impute_cells import print_cells, run_cells
+from _impute_data import MASKS, adbench_names, complete_rows_kept, load_table, mnist, quadrant
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
-OUT = Path(__file__).resolve().parent / "results" / "impute.json"
-RATES = (0.1, 0.2, 0.4)
-MNIST_ROWS = 5000
-
-
-# -- datasets: name -> () -> (X, y, kind); kind "table" (standardized RMSE) or "image" -------
-def _mnist(data: Path) -> tuple[np.ndarray, np.ndarray]:
-    images = read_idx(data / "t10k-images-idx3-ubyte.gz")[:MNIST_ROWS]
-    labels = read_idx(data / "t10k-labels-idx1-ubyte.gz")[:MNIST_ROWS].astype(int)
-    return images.reshape(len(images), -1).astype(np.float64) / 255.0, labels
+ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
+OUT = Path(__file__).resolve().parent / "results" / "impute_grid.json"
+TABLES = ["diabetes", "wine", "breast_cancer", "digits", "penguins", *adbench_names()]
+SECTIONS = ("grid", "mnist", "categorical", "outliers")
 
 
-DATASETS: dict[str, Callable[[argparse.Namespace], tuple[np.ndarray, np.ndarray, str]]] = {
-    "diabetes": lambda args: (*load_diabetes(return_X_y=True), "table"),
-    "wine": lambda args: (*load_wine(return_X_y=True), "table"),
-    "breast_cancer": lambda args: (*load_breast_cancer(return_X_y=True), "table"),
-    "digits": lambda args: (*load_digits(return_X_y=True), "table"),
-    "mnist": lambda args: (*_mnist(args.data), "image"),
-}
+class Hyperimpute:
+    """hyperimpute's default imputer (``Imputers().get("hyperimpute")``) as a transformer."""
 
-# Whole extra rows: name -> (args) -> a JSON-ready dict (printed as it is).
-EXTRA_BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {}
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def fit_transform(self, X: np.ndarray) -> np.ndarray:
+        """The rows ``X`` with their NaN holes filled."""
+        from hyperimpute.plugins.imputers import Imputers
+
+        return np.asarray(Imputers().get("hyperimpute", random_state=self.seed).fit_transform(X))
 
 
-# -- imputers: name -> (seed, wide) -> an unfitted imputer ------------------------------------
-def _iterative(estimator: Any, seed: int, wide: bool) -> IterativeImputer:
-    return IterativeImputer(
-        estimator=estimator,
-        random_state=seed,
-        max_iter=10,
-        n_nearest_features=50 if wide else None,
-        tol=1e-3,
-    )
+def _hyperimpute_installed() -> bool:
+    try:
+        import hyperimpute  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 IMPUTERS: dict[str, Callable[[int, bool, dict[str, Any]], Any]] = {
     "aekit": lambda seed, wide, params: AutoencoderImputer(random_state=seed, **params),
     "simple": lambda seed, wide, params: SimpleImputer(),
     "knn": lambda seed, wide, params: KNNImputer(),
-    "iterative_br": lambda seed, wide, params: _iterative(BayesianRidge(), seed, wide),
-    "iterative_et": lambda seed, wide, params: _iterative(
-        ExtraTreesRegressor(n_estimators=100, max_features="sqrt", random_state=seed, n_jobs=1),
-        seed,
-        wide,
+    "iterative_br": lambda seed, wide, params: IterativeImputer(
+        BayesianRidge(), random_state=seed, n_nearest_features=50 if wide else None
     ),
+    "iterative_et": lambda seed, wide, params: IterativeImputer(
+        ExtraTreesRegressor(random_state=seed, n_jobs=1), random_state=seed
+    ),
+    "hyperimpute": lambda seed, wide, params: Hyperimpute(seed),
 }
-IN_PROCESS = ("aekit", "simple")  # fast and in-process; the others run under the timeout
+IN_PROCESS = ("aekit", "simple")  # the others run in a subprocess under --timeout
 
 
 def _child(make: Callable[[], Any], X: np.ndarray, conn: Any) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        start = time.perf_counter()
-        filled = make().fit_transform(X)
-        conn.send((filled, time.perf_counter() - start))
+        try:
+            start = time.perf_counter()
+            filled = make().fit_transform(X)
+            conn.send((filled, time.perf_counter() - start))
+        except Exception as exc:  # a peer that fails on a cell is recorded, not fatal
+            conn.send(f"error: {type(exc).__name__}: {str(exc)[:200]}")
     conn.close()
 
 
-def impute(name: str, X: np.ndarray, seed: int, wide: bool, args: argparse.Namespace):
-    """``(filled rows, seconds)`` of imputer ``name`` fitted on ``X``; None on a timeout."""
+def impute(name: str, X: np.ndarray, seed: int, args: argparse.Namespace) -> Any:
+    """``(filled rows, seconds)`` of imputer ``name`` on ``X``; or "timeout" / "error: ..."."""
 
     def make() -> Any:
-        return IMPUTERS[name](seed, wide, args.aekit_params)
+        return IMPUTERS[name](seed, X.shape[1] > 100, args.aekit_params)
 
     if name in IN_PROCESS:
-        start = time.perf_counter()
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=sklearn.exceptions.ConvergenceWarning)
+            warnings.simplefilter("ignore")
+            start = time.perf_counter()
             filled = make().fit_transform(X)
-        return filled, time.perf_counter() - start
+            return filled, time.perf_counter() - start
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
     process = context.Process(target=_child, args=(make, X, send))
     process.start()
     send.close()
     try:
-        if not receive.poll(args.timeout):
-            return None
-        return receive.recv()
+        return receive.recv() if receive.poll(args.timeout) else "timeout"
+    except EOFError:
+        return "error: the subprocess died"
     finally:
         process.kill()
         process.join()
 
 
-# -- masks -------------------------------------------------------------------------------------
-def mcar(shape: tuple[int, int], rate: float, seed: int) -> np.ndarray:
-    """Each entry missing with probability ``rate``."""
-    return np.random.default_rng(seed).random(shape) < rate
-
-
-def quadrant(n_rows: int, seed: int, side: int = 28) -> np.ndarray:
-    """A random 14×14 quadrant missing in a random half of the images."""
-    rng = np.random.default_rng(seed)
-    mask = np.zeros((n_rows, side, side), dtype=bool)
-    half = side // 2
-    for row in rng.permutation(n_rows)[: n_rows // 2]:
-        top, left = rng.integers(0, 2, size=2) * half
-        mask[row, top : top + half, left : left + half] = True
-    return mask.reshape(n_rows, -1)
-
-
-def downstream(X: np.ndarray, y: np.ndarray, seed: int) -> float:
-    """A plain model on imputed rows: accuracy (classes) or R² (diabetes), 70/30 split."""
-    classes = y.dtype.kind in "iub"
-    split = train_test_split(
-        X, y, test_size=0.3, random_state=seed, stratify=y if classes else None
-    )
-    X_train, X_test, y_train, y_test = split
-    final = LogisticRegression(max_iter=300) if classes else Ridge()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = make_pipeline(StandardScaler(), final).fit(X_train, y_train)
-    return float(model.score(X_test, y_test))
-
-
-def run_case(X, y, kind, mask, seed, args) -> dict[str, Any]:
-    """Every imputer on one masked copy of ``X``: RMSE on the hidden entries, downstream, time."""
-    unit = X.std(axis=0) if kind == "table" else np.ones(X.shape[1])
-    unit = np.where(unit > 0, unit, 1.0)
+def run_case(X: np.ndarray, mask: np.ndarray, seed: int, unit: np.ndarray, args) -> dict:
+    """Every imputer on one holed copy of ``X``: RMSE and MAE on the hidden entries, seconds."""
     holed = np.where(mask, np.nan, X)
     results: dict[str, Any] = {}
     for name in args.imputers:
-        found = impute(name, holed, seed, X.shape[1] > 100, args)
-        if found is None:
-            results[name] = "timeout"
+        found = impute(name, holed, seed, args)
+        if isinstance(found, str):
+            results[name] = found
             continue
         filled, seconds = found
-        error = ((filled - X) / unit)[mask]
+        error = ((np.asarray(filled, dtype=np.float64) - X) / unit)[mask]
         results[name] = {
             "rmse": float(np.sqrt(np.mean(error**2))),
-            "downstream": downstream(filled, y, seed),
-            "seconds": seconds,
+            "mae": float(np.mean(np.abs(error))),
+            "seconds": float(seconds),
         }
     return results
 
 
-def summarize(runs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
-    """Mean RMSE, downstream score and time over seeds (a timeout in any seed: timeout)."""
+def cell_means(runs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """Per imputer the mean RMSE, MAE and seconds over seeds; a failure in any seed stays."""
     out: dict[str, Any] = {}
     for name in names:
         got = [r[name] for r in runs]
-        if any(g == "timeout" for g in got):
-            out[name] = "timeout"
-            continue
-        out[name] = {
-            k: float(np.mean([g[k] for g in got])) for k in ("rmse", "downstream", "seconds")
-        }
+        failed = next((g for g in got if isinstance(g, str)), None)
+        out[name] = failed or {k: float(np.mean([g[k] for g in got])) for k in got[0]}
     return out
 
 
-def run_imputation(args: argparse.Namespace) -> dict[str, Any]:
-    results: dict[str, Any] = {}
-    for dataset in args.datasets:
-        X, y, kind = DATASETS[dataset](args)
-        X = X.astype(np.float64)
-        shape = X.shape
-        cases: dict[str, Callable[[int], np.ndarray]] = {
-            f"mcar{round(rate * 100)}": (lambda seed, r=rate, s=shape: mcar(s, r, seed))
-            for rate in args.rates
-        }
-        if dataset == "mnist" and not args.quick:
-            cases["quadrant"] = lambda seed, n=shape[0]: quadrant(n, seed)
-        results[dataset] = {}
-        for case, make_mask in cases.items():
-            runs = []
-            for seed in args.seeds:
-                runs.append(run_case(X, y, kind, make_mask(seed), seed, args))
-                line = ", ".join(
-                    f"{n} {r['rmse']:.4f}" if isinstance(r, dict) else f"{n} {r}"
-                    for n, r in runs[-1].items()
-                )
-                print(f"  {dataset} {case} seed {seed}: {line}", flush=True)
-            results[dataset][case] = {"runs": runs, **summarize(runs, args.imputers)}
-    return results
+def score_cell(means: dict[str, Any]) -> dict[str, Any]:
+    """The best peer of a cell and aekit's RMSE over its RMSE."""
+    peers = {n: m["rmse"] for n, m in means.items() if n != "aekit" and isinstance(m, dict)}
+    aekit = means.get("aekit")
+    if not peers or not isinstance(aekit, dict):
+        return {"best_peer": None, "ratio": None}
+    best = min(peers, key=peers.get)
+    return {"best_peer": best, "ratio": aekit["rmse"] / peers[best]}
+
+
+def run_grid(args: argparse.Namespace, save: Callable[[list], None] = print) -> list[dict]:
+    """Every cell of the grid; ``save`` gets the cells so far after each (a partial JSON)."""
+    cells: list[dict[str, Any]] = []
+    for table in args.datasets:
+        X = load_table(table, args.data / "adbench")
+        unit = X.std(axis=0)
+        for mechanism in args.mechanisms:
+            for rate in args.rates:
+                runs = []
+                for seed in args.seeds:
+                    mask = complete_rows_kept(MASKS[mechanism](X, rate, seed))
+                    runs.append(run_case(X, mask, seed, unit, args))
+                    shown = ", ".join(
+                        f"{n} {r['rmse']:.4f} ({r['seconds']:.1f}s)"
+                        if isinstance(r, dict)
+                        else f"{n} {r}"
+                        for n, r in runs[-1].items()
+                    )
+                    print(f"  {table} {mechanism} {rate:.0%} seed {seed}: {shown}", flush=True)
+                means = cell_means(runs, args.imputers)
+                cells.append({
+                    "table": table, "rows": X.shape[0], "columns": X.shape[1],
+                    "mechanism": mechanism, "rate": rate, "seeds": len(runs),
+                    "means": means, **score_cell(means), "runs": runs,
+                })  # fmt: skip
+                save(cells)
+    return cells
+
+
+def summarize(cells: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean aekit / best-peer ratio, share of cells where aekit is best, the worst cell."""
+    scored = [c for c in cells if c["ratio"] is not None]
+    if not scored:
+        return {"cells": 0}
+    ratios = np.array([c["ratio"] for c in scored])
+    worst = scored[int(np.argmax(ratios))]
+    return {
+        "cells": len(scored),
+        "mean_ratio": float(ratios.mean()),
+        "share_best": float((ratios < 1).mean()),
+        "cells_above_1": int((ratios > 1).sum()),
+        "worst": {k: worst[k] for k in ("table", "mechanism", "rate", "ratio", "best_peer")},
+    }
+
+
+def summaries(cells: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """The summary over the whole grid, its decide and confirm halves, and the time table."""
+    order = [t for t in TABLES if any(c["table"] == t for c in cells)]
+    order += [t for t in dict.fromkeys(c["table"] for c in cells) if t not in order]
+    decide = {t for i, t in enumerate(TABLES) if i % 2 == 1}
+    times: dict[str, dict[str, Any]] = {}
+    for table in order:
+        mine = [c for c in cells if c["table"] == table]
+        entry: dict[str, Any] = {"rows": mine[0]["rows"], "columns": mine[0]["columns"]}
+        for name in names:
+            got = [m["seconds"] for c in mine if isinstance(m := c["means"].get(name), dict)]
+            entry[name] = float(np.mean(got)) if len(got) == len(mine) else None
+        times[table] = entry
+    median = {}
+    for name in names:
+        got = [t[name] for t in times.values()]
+        median[name] = float(np.median(got)) if got and None not in got else None
+    return {
+        "all": summarize(cells),
+        "decide": summarize([c for c in cells if c["table"] in decide]),
+        "confirm": summarize([c for c in cells if c["table"] not in decide]),
+        "decide_tables": [t for t in order if t in decide],
+        "seconds": times,
+        "median_seconds": median,
+    }
+
+
+def run_mnist(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """MNIST rows: MCAR at the grid's rates and the missing quadrant, pixel units."""
+    X = mnist(args.data / "mnist")
+    names = [n for n in args.imputers if n in ("aekit", "simple", "knn", "iterative_br")]
+    unit = np.ones(X.shape[1])
+    cases: dict[str, Callable[[int], np.ndarray]] = {
+        f"mcar{round(r * 100)}": (lambda s, r=r: MASKS["mcar"](X, r, s)) for r in args.rates
+    }
+    cases["quadrant"] = lambda s: quadrant(len(X), s)
+    inner = argparse.Namespace(**{**vars(args), "imputers": names})
+    out = []
+    for case, make in cases.items():
+        runs = [run_case(X, make(seed), seed, unit, inner) for seed in args.seeds[:1]]
+        means = cell_means(runs, names)
+        out.append({"case": case, "means": means, **score_cell(means), "runs": runs})
+        print(f"  mnist {case}: {json.dumps(means)}", flush=True)
+    return out
 
 
 def run_outliers(args: argparse.Namespace) -> dict[str, Any]:
@@ -271,79 +306,114 @@ def run_outliers(args: argparse.Namespace) -> dict[str, Any]:
     return {"runs": runs, **{f"mean_{k}": float(np.mean([r[k] for r in runs])) for k in keys}}
 
 
-# -- printing ----------------------------------------------------------------------------------
-def print_imputation(results: dict[str, Any], names: list[str]) -> None:
-    print("\nRMSE on the hidden entries (standardized units for tables, pixels for MNIST), mean")
-    print("over seeds; aekit/best = aekit's RMSE over the best scikit-learn imputer's")
-    header = (
-        f"{'data':<14}{'case':<10}" + "".join(f"{n:>14}" for n in names) + f"{'aekit/best':>12}"
-    )
-    print(header)
-    for dataset, cases in results.items():
-        for case, found in cases.items():
-            cells, best = [], np.inf
-            for name in names:
-                got = found[name]
-                if got == "timeout":
-                    cells.append(f"{'timeout':>14}")
-                    continue
-                cells.append(f"{got['rmse']:>14.4f}")
-                if name != "aekit":
-                    best = min(best, got["rmse"])
-            ratio = (
-                found["aekit"]["rmse"] / best if "aekit" in found and np.isfinite(best) else np.nan
+def _ratio(value: Any) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def print_grid(cells: list[dict[str, Any]], found: dict[str, Any], names: list[str]) -> None:
+    print("\nRMSE on the hidden entries (standardized), mean over seeds; aekit / best peer")
+    print(f"{'table':<26}{'cell':<10}" + "".join(f"{n:>14}" for n in names) + f"{'ratio':>8}")
+    for c in cells:
+        shown = [
+            f"{m['rmse']:>14.4f}" if isinstance(m, dict) else f"{m[:13]:>14}"
+            for m in (c["means"][n] for n in names)
+        ]
+        cell = f"{c['mechanism']} {round(c['rate'] * 100)}"
+        print(f"{c['table']:<26}{cell:<10}" + "".join(shown) + f"{_ratio(c['ratio']):>8}")
+    for part in ("all", "decide", "confirm"):
+        s = found[part]
+        if s["cells"]:
+            w = s["worst"]
+            print(
+                f"{part:>8}: {s['cells']} cells, mean ratio {s['mean_ratio']:.3f}, aekit best in "
+                f"{s['share_best']:.0%}, worst {w['table']} {w['mechanism']} "
+                f"{round(w['rate'] * 100)} % ({w['ratio']:.3f} vs {w['best_peer']})"
             )
-            print(f"{dataset:<14}{case:<10}" + "".join(cells) + f"{ratio:>12.3f}")
-    print("\nDownstream score (accuracy; diabetes: R²) and fit + impute seconds")
-    for dataset, cases in results.items():
-        for case, found in cases.items():
-            cells = [
-                f"{'timeout':>20}"
-                if found[n] == "timeout"
-                else f"{found[n]['downstream']:>11.3f}{found[n]['seconds']:>8.1f}s"
-                for n in names
-            ]
-            print(f"{dataset:<14}{case:<10}" + "".join(cells))
+    print("\nFit + transform seconds, mean over a table's cells")
+    print(f"{'table':<26}{'shape':<12}" + "".join(f"{n:>14}" for n in names))
+    for table, t in found["seconds"].items():
+        shown = "".join(f"{'–' if t[n] is None else f'{t[n]:.2f}':>14}" for n in names)
+        print(f"{table:<26}{t['rows']}×{t['columns']:<7}" + shown)
+    median = found["median_seconds"]
+    shown = "".join(f"{'–' if median[n] is None else f'{median[n]:.2f}':>14}" for n in names)
+    print(f"{'median table':<38}" + shown)
+
+
+def merge(paths: list[Path]) -> dict[str, Any]:
+    """One report from runs written in parts (e.g. tables split over processes)."""
+    parts = [json.loads(p.read_text()) for p in paths]
+    report = {k: v for k, v in parts[0].items() if k not in SECTIONS}
+    report["merged_from"] = [str(p) for p in paths]
+    cells = [c for part in parts for c in part.get("grid", {}).get("cells", [])]
+    if cells:
+        names = list(dict.fromkeys(n for c in cells for n in c["means"]))
+        for c in cells:  # a peer left out of one part's run reads "not run" there
+            c["means"] = {n: c["means"].get(n, "not run") for n in names}
+        report["grid"] = {"cells": cells, "summary": summaries(cells, names)}
+        print_grid(cells, report["grid"]["summary"], names)
+    if any("outliers" in part for part in parts):
+        report["outliers"] = next(part["outliers"] for part in parts if "outliers" in part)
+    for section in ("mnist", "categorical"):
+        found = [row for part in parts for row in part.get(section, [])]
+        if found:
+            report[section] = found
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DATA, help=f"MNIST folder ({DATA})")
-    parser.add_argument("--quick", action="store_true", help="2 tables, 1 rate, 1 seed")
-    parser.add_argument("--only", choices=("tables", "outliers"), help="run one part")
-    parser.add_argument("--datasets", help="comma-separated subset of " + ",".join(DATASETS))
+    parser.add_argument("--data", type=Path, default=ROOT, help=f"shared data folder ({ROOT})")
+    parser.add_argument("--quick", action="store_true", help="diabetes and wine, MCAR 30 %%")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=",".join(SECTIONS))
+    parser.add_argument("--datasets", help="comma-separated subset of " + ",".join(TABLES))
+    parser.add_argument("--mechanisms", default="mcar,mar,mnar", help="(mcar,mar,mnar)")
+    parser.add_argument("--rates", default="0.1,0.3,0.5", help="missing shares (0.1,0.3,0.5)")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds per cell (5)")
     parser.add_argument("--imputers", help="comma-separated subset of " + ",".join(IMPUTERS))
-    parser.add_argument("--rates", help="comma-separated missing rates (0.1,0.2,0.4)")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per case (3)")
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per baseline fit")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per peer fit (600)")
     parser.add_argument("--aekit-params", default="{}", help="JSON: AutoencoderImputer params")
     parser.add_argument("--out", type=Path, default=OUT, help=f"JSON results ({OUT})")
+    parser.add_argument("--merge", help="comma-separated JSON files of runs to merge into --out")
     args = parser.parse_args(argv)
+    if args.merge:
+        write_json(args.out, merge([Path(p) for p in args.merge.split(",")]), indent=1)
+        return 0
     torch.set_num_threads(1)  # small models: one thread each, and kind to shared cores
-    quick_sets = "diabetes,wine"
-    args.datasets = (args.datasets or (quick_sets if args.quick else ",".join(DATASETS))).split(",")
-    args.imputers = (args.imputers or ",".join(IMPUTERS)).split(",")
-    args.rates = [
-        float(r) for r in (args.rates or ("0.2" if args.quick else "0.1,0.2,0.4")).split(",")
-    ]
-    args.seeds = list(range(1 if args.quick else args.seeds))
-    args.outlier_seeds = list(range(1 if args.quick else 5))
+    sections = args.sections.split(",")
+    if args.quick:
+        args.datasets, args.mechanisms, args.rates, args.seeds = "diabetes,wine", "mcar", "0.3", 1
+        sections = [s for s in sections if s != "mnist"]
+    args.datasets = (args.datasets or ",".join(TABLES)).split(",")
+    args.mechanisms = args.mechanisms.split(",")
+    args.rates = [float(r) for r in args.rates.split(",")]
+    args.seeds = list(range(args.seeds))
+    default_names = [n for n in IMPUTERS if n != "hyperimpute" or _hyperimpute_installed()]
+    args.imputers = args.imputers.split(",") if args.imputers else default_names
     args.aekit_params = json.loads(args.aekit_params)
     report: dict[str, Any] = {
         "quick": args.quick,
         "aekit_params": args.aekit_params,
-        **environment("versions", "threads"),
+        "timeout": args.timeout,
+        "hyperimpute": "measured" if "hyperimpute" in args.imputers else "not installed",
+        **environment("versions", "threads", "cpus"),
     }
-    if args.only != "outliers":
-        report["imputation"] = run_imputation(args)
-    if args.only != "tables":
-        report["outliers"] = run_outliers(args)
-        for name, run in EXTRA_BENCHMARKS.items():
-            report[name] = run(args)
-    if "imputation" in report:
-        print_imputation(report["imputation"], args.imputers)
-    if "outliers" in report:
-        found = report["outliers"]
+    if "grid" in sections:
+
+        def save(cells: list[dict[str, Any]]) -> None:  # a long run leaves what it measured
+            grid = {"cells": cells, "summary": summaries(cells, args.imputers), "partial": True}
+            write_json(args.out, {**report, "grid": grid}, indent=1)
+
+        cells = run_grid(args, save)
+        report["grid"] = {"cells": cells, "summary": summaries(cells, args.imputers)}
+        print_grid(cells, report["grid"]["summary"], args.imputers)
+    if "mnist" in sections:
+        report["mnist"] = run_mnist(args)
+    if "categorical" in sections:
+        report["categorical"] = run_cells(args.rates, args.seeds, args.aekit_params)
+        print_cells(report["categorical"])
+    if "outliers" in sections:
+        args.outlier_seeds = args.seeds
+        report["outliers"] = found = run_outliers(args)
         print(
             "\nOutlier detector, breast cancer, 20 % MCAR in half the test rows: AUROC with "
             f"holes {found['mean_auroc_with_holes']:.3f}, without "

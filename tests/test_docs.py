@@ -364,3 +364,94 @@ def test_sae_example_finds_the_planted_features_and_round_trips(site):
     assert set(rows) == {"batchtopk", "jumprelu", "matryoshka"}, out
     assert all(numbers[0] > 0.7 for numbers in rows.values()), out  # MCC
     assert "largest code difference after the round trip: 0.0e+00" in out, out
+
+
+# -- the benchmark renderers, on a small JSON ------------------------------------------------------
+def _bench_extension():
+    """docs/_ext/aekit_bench.py, imported from its file (it is no package)."""
+    spec = importlib.util.spec_from_file_location("aekit_bench", DOCS / "_ext" / "aekit_bench.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _grid_json() -> dict:
+    def cell(table, mechanism, rate, aekit, knn):
+        ratio = aekit / knn
+        means = {
+            "aekit": {"rmse": aekit, "mae": aekit, "seconds": 2.0},
+            "knn": {"rmse": knn, "mae": knn, "seconds": 0.1},
+            "iterative_et": "timeout",
+        }
+        return {
+            "table": table,
+            "rows": 100,
+            "columns": 5,
+            "mechanism": mechanism,
+            "rate": rate,
+            "seeds": 1,
+            "means": means,
+            "best_peer": "knn",
+            "ratio": ratio,
+            "runs": [],
+        }
+
+    cells = [cell("wine", "mcar", 0.1, 0.5, 1.0), cell("wine", "mnar", 0.5, 1.3, 1.0),
+             cell("adbench:Pima", "mcar", 0.1, 0.9, 1.0)]  # fmt: skip
+    worst = {"table": "wine", "mechanism": "mnar", "rate": 0.5, "ratio": 1.3, "best_peer": "knn"}
+    summary = {
+        "all": {"cells": 3, "mean_ratio": 0.9, "share_best": 2 / 3, "cells_above_1": 1,
+                "worst": worst},
+        "decide": {"cells": 2, "mean_ratio": 0.9, "share_best": 0.5, "cells_above_1": 1,
+                   "worst": worst},
+        "confirm": {"cells": 0}, "decide_tables": ["wine"],
+        "seconds": {"wine": {"rows": 100, "columns": 5, "aekit": 2.0, "knn": 0.1,
+                             "iterative_et": None}},
+        "median_seconds": {"aekit": 2.0, "knn": 0.1, "iterative_et": None},
+    }  # fmt: skip
+    categorical = [
+        {
+            "table": "penguins",
+            "categorical": ["species", "sex"],
+            "rate": 0.3,
+            "seeds": 1,
+            "aekit": 0.9,
+            "most_frequent": 0.5,
+            "random_forest": 0.8,
+        }
+    ]
+    mnist = [{"case": "quadrant", "means": {"aekit": {"rmse": 0.2}, "knn": "timeout"},
+              "best_peer": None, "ratio": None}]  # fmt: skip
+    return {"grid": {"cells": cells, "summary": summary}, "categorical": categorical,
+            "mnist": mnist}  # fmt: skip
+
+
+def test_impute_grid_heat_map_colours_each_cell_by_its_ratio():
+    """Green where aekit beats the best peer, red where it loses, grey where nothing was scored."""
+    bench = _bench_extension()
+    page = bench.impute_grid_html(_grid_json())
+    assert page.count("<tr>") == 3  # the header, wine, Pima
+    assert "wine (decide), 100×5" in page and "Pima, 100×5" in page
+    assert "<th>MCAR 10 %</th>" in page and "<th>MNAR 50 %</th>" in page
+    assert 'style="background:rgb(120,255,120)" title="best peer: knn">0.50<' in page
+    assert 'style="background:rgb(255,120,120)" title="best peer: knn">1.30<' in page
+    assert 'background:#eeeeee" title="best peer: ">–<' in page  # Pima has no MNAR 50 cell
+    assert bench._colour(1.0) == "rgb(255,255,255)"
+
+
+def test_impute_grid_tables_render_summary_seconds_and_categories():
+    """The summary, time, MNIST and categorical tables show the JSON's figures."""
+    bench = _bench_extension()
+    data = _grid_json()
+    header, rows = bench.impute_grid_summary(data)
+    assert [r[0] for r in rows] == ["all", "decide"]  # an empty half is left out
+    assert rows[0][2:5] == ["**0.900**", "67%", "1"] and "wine mnar 50 %: 1.300 (knn)" in rows[0]
+    header, rows = bench.impute_grid_seconds(data)
+    assert header == ["table", "shape", "aekit", "knn", "iterative_et"]
+    assert rows[0] == ["wine", "100×5", "2.00", "0.10", "–"] and rows[-1][0] == "**median**"
+    header, rows = bench.impute_categorical(data)
+    assert rows == [["penguins", "species, sex", "30 %", "0.500", "0.800", "**0.900**"]]
+    header, rows = bench.impute_mnist_grid(data)
+    assert rows == [["quadrant", "0.2000", "timeout", "**–**"]]
+    header, rows = bench.impute_mnist_grid({"grid": data["grid"]})  # a run without MNIST
+    assert rows == [["not measured in this run", "–"]]

@@ -287,3 +287,13 @@ def test_an_imputer_member_linked_out_of_the_folder_is_refused(saved, tmp_path, 
     (folder / link).symlink_to(outside, target_is_directory=True)
     with pytest.raises(ModelFileError, match="symbolic link"):
         AutoencoderImputer.load(folder)
+
+
+def test_small_tables_wait_150_steps_before_stopping():
+    """patience_for: 20 epochs, or 150 optimiser steps where an epoch has few batches."""
+    from aekit.impute import IMPUTER_DEFAULTS, imputer_autoencoder, patience_for
+
+    assert patience_for(np.zeros((178, 4))) == 50  # wine: 158 training rows, 3 batches
+    assert patience_for(np.zeros((342, 4))) == 30  # penguins: 5 batches an epoch
+    assert patience_for(np.zeros((5000, 4))) == IMPUTER_DEFAULTS["patience"] == 20
+    assert imputer_autoencoder(np.zeros((178, 4))).patience == 50

@@ -7,6 +7,7 @@ the page. The directive also prints, under the table, which file and which comma
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -157,30 +158,6 @@ def ensembles(data: dict[str, Any]) -> Table:
 IMPUTERS = ("aekit", "simple", "knn", "iterative_br", "iterative_et")
 
 
-def impute(data: dict[str, Any]) -> Table:
-    """benchmarks/impute.py: RMSE on the hidden entries, mean over seeds, and aekit / best."""
-    names = [
-        n for n in IMPUTERS if any(n in c for d in data["imputation"].values() for c in d.values())
-    ]
-    rows = []
-    for dataset, cases in data["imputation"].items():
-        for case, found in cases.items():
-            cells, best = [], None
-            for name in names:
-                got = found.get(name)
-                if not isinstance(got, dict):
-                    cells.append("–" if got is None else str(got))
-                    continue
-                cells.append(_f(got["rmse"], 4))
-                if name != "aekit":
-                    best = got["rmse"] if best is None else min(best, got["rmse"])
-            aekit = found.get("aekit")
-            ratio = aekit["rmse"] / best if isinstance(aekit, dict) and best else None
-            seeds = len(found.get("runs", []))
-            rows.append([dataset.replace("_", " "), case, str(seeds), *cells, f"**{_f(ratio)}**"])
-    return ["data", "case", "seeds", *names, "aekit / best"], rows
-
-
 def impute_penguins(data: dict[str, Any]) -> Table:
     """benchmarks/impute_penguins.py: accuracy on hidden categorical cells, mean over seeds."""
     rows = [
@@ -319,6 +296,104 @@ def sae(data: dict[str, Any]) -> Table:
     return header, rows
 
 
+def _cell_label(cell: dict[str, Any]) -> str:
+    return f"{cell['mechanism'].upper()} {round(cell['rate'] * 100)} %"
+
+
+def _colour(ratio: float | None) -> str:
+    """Green below 1 (aekit beats every peer), white at 1, red from 1 up to 1.2 and beyond."""
+    if ratio is None:
+        return "#eeeeee"
+    depth = min(abs(ratio - 1.0) / 0.2, 1.0)
+    fade = round(255 - 135 * depth)
+    return f"rgb({fade},255,{fade})" if ratio < 1 else f"rgb(255,{fade},{fade})"
+
+
+def impute_grid_html(data: dict[str, Any]) -> str:
+    """benchmarks/impute.py: the grid as a heat map, aekit / best peer per table and cell."""
+    cells = data["grid"]["cells"]
+    columns = list(dict.fromkeys(_cell_label(c) for c in cells))
+    by_table: dict[str, dict[str, dict[str, Any]]] = {}
+    for c in cells:
+        by_table.setdefault(c["table"], {})[_cell_label(c)] = c
+    decide = set(data["grid"]["summary"].get("decide_tables", []))
+    parts = ['<table class="aekit-bench aekit-heatmap">', "<thead><tr><th>table</th>"]
+    parts += [f"<th>{html.escape(col)}</th>" for col in columns]
+    parts.append("</tr></thead><tbody>")
+    for table, row in by_table.items():
+        first = next(iter(row.values()))
+        mark = " (decide)" if table in decide else ""
+        name = f"{table.replace('adbench:', '')}{mark}, {first['rows']}×{first['columns']}"
+        parts.append(f"<tr><th>{html.escape(name)}</th>")
+        for col in columns:
+            cell = row.get(col)
+            ratio = None if cell is None else cell["ratio"]
+            peer = "" if cell is None or not cell["best_peer"] else cell["best_peer"]
+            text = "–" if ratio is None else f"{ratio:.2f}"
+            parts.append(
+                f'<td style="background:{_colour(ratio)}" title="best peer: '
+                f'{html.escape(peer)}">{text}</td>'
+            )
+        parts.append("</tr>")
+    parts.append("</tbody></table>")
+    return "".join(parts)
+
+
+def impute_grid_summary(data: dict[str, Any]) -> Table:
+    """benchmarks/impute.py: mean ratio, share of cells aekit wins, worst cell, per half."""
+    rows = []
+    for part, found in data["grid"]["summary"].items():
+        if part not in ("all", "decide", "confirm") or not found.get("cells"):
+            continue
+        worst = found["worst"]
+        rows.append([
+            part, str(found["cells"]), f"**{_f(found['mean_ratio'])}**",
+            f"{found['share_best']:.0%}", str(found["cells_above_1"]),
+            f"{worst['table']} {worst['mechanism']} {round(worst['rate'] * 100)} %: "
+            f"{_f(worst['ratio'])} ({worst['best_peer']})",
+        ])  # fmt: skip
+    return ["tables", "cells", "mean aekit / best", "aekit best", "cells > 1", "worst cell"], rows
+
+
+def impute_grid_seconds(data: dict[str, Any]) -> Table:
+    """benchmarks/impute.py: fit + transform seconds per table, mean over its cells."""
+    found = data["grid"]["summary"]
+    names = list(found["median_seconds"])
+    rows = [
+        [table, f"{t['rows']}×{t['columns']}", *(_f(t[n], 2) for n in names)]
+        for table, t in found["seconds"].items()
+    ]
+    rows.append(["**median**", "", *(f"**{_f(found['median_seconds'][n], 2)}**" for n in names)])
+    return ["table", "shape", *names], rows
+
+
+def impute_mnist_grid(data: dict[str, Any]) -> Table:
+    """benchmarks/impute.py --sections mnist: RMSE in pixel units and aekit / best peer."""
+    names = list(data["mnist"][0]["means"]) if data.get("mnist") else []
+    rows = []
+    for case in data.get("mnist", []):
+        got = [case["means"][n] for n in names]
+        shown = [_f(g["rmse"], 4) if isinstance(g, dict) else str(g) for g in got]
+        rows.append([case["case"], *shown, f"**{_f(case['ratio'])}**"])
+    if not rows:  # the section was not part of the run
+        return ["case", "aekit / best"], [["not measured in this run", "–"]]
+    return ["case", *names, "aekit / best"], rows
+
+
+def impute_categorical(data: dict[str, Any]) -> Table:
+    """benchmarks/impute.py --sections categorical: accuracy on hidden categorical cells."""
+    rows = [
+        [r["table"], ", ".join(r["categorical"]), f"{round(r['rate'] * 100)} %",
+         _f(r["most_frequent"]), _f(r["random_forest"]), f"**{_f(r['aekit'])}**"]
+        for r in data.get("categorical", [])
+    ] or [["not measured in this run", "", "", "", "", ""]]  # fmt: skip
+    return ["table", "columns", "MCAR", "most frequent", "random forest", "aekit"], rows
+
+
+HTML_RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "impute_grid": impute_grid_html,
+}
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], Table]] = {
     "adbench": adbench,
     "adversarial": adversarial,
@@ -330,8 +405,11 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], Table]] = {
     "speed": speed,
     "contention": contention,
     "ensembles": ensembles,
-    "impute": impute,
     "impute_penguins": impute_penguins,
+    "impute_grid_summary": impute_grid_summary,
+    "impute_grid_seconds": impute_grid_seconds,
+    "impute_mnist_grid": impute_mnist_grid,
+    "impute_categorical": impute_categorical,
     "shards": shards,
     "shards_curve": shards_curve,
     "sparse": sparse,
@@ -371,16 +449,20 @@ class AekitBenchmark(SphinxDirective):
         path = RESULTS / f"{name}.json"
         self.env.note_dependency(str(path))
         kind = self.options.get("kind", name.split("-")[0])
-        if kind not in RENDERERS:
-            raise self.error(f"no renderer {kind!r} for {path.name}; known: {sorted(RENDERERS)}")
+        if kind not in RENDERERS and kind not in HTML_RENDERERS:
+            known = sorted([*RENDERERS, *HTML_RENDERERS])
+            raise self.error(f"no renderer {kind!r} for {path.name}; known: {known}")
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise self.error(f"cannot read {path}: {exc}") from None
-        header, rows = RENDERERS[kind](data)
-        lines = list_table(header, rows)
-        lines += ["", f"*Generated from* ``benchmarks/results/{path.name}``."]
+        source = ["", f"*Generated from* ``benchmarks/results/{path.name}``."]
         container = nodes.container()
+        if kind in HTML_RENDERERS:
+            container += nodes.raw("", HTML_RENDERERS[kind](data), format="html")
+            lines = source
+        else:
+            lines = list_table(*RENDERERS[kind](data)) + source
         self.state.nested_parse(StringList(lines, source=str(path)), self.content_offset, container)
         return container.children
 

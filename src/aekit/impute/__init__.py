@@ -7,7 +7,13 @@ one; :mod:`~aekit.impute.imputerfile` the imputer folder it saves to and loads f
 as one torch module, for ONNX export.
 """
 
-from .defaults import IMPUTER_DEFAULTS, hide_share_for, imputer_autoencoder, shared_scale
+from .defaults import (
+    IMPUTER_DEFAULTS,
+    hide_share_for,
+    imputer_autoencoder,
+    patience_for,
+    shared_scale,
+)
 from .graph import FillGraph, fill_graph
 from .imputer import AutoencoderImputer
 from .imputerfile import IMPUTER_NAME, SavedImputer, read_imputer, save_imputer
@@ -21,6 +27,7 @@ __all__ = [
     "fill_graph",
     "hide_share_for",
     "imputer_autoencoder",
+    "patience_for",
     "read_imputer",
     "save_imputer",
     "shared_scale",

@@ -10,12 +10,14 @@ from typing import Any
 import numpy as np
 
 from ..estimator.autoencoder import Autoencoder
+from ..training.prepare import batches_per_epoch
 
 __all__ = [
     "ENSEMBLE_ENTRIES",
     "IMPUTER_DEFAULTS",
     "hide_share_for",
     "imputer_autoencoder",
+    "patience_for",
     "shared_scale",
 ]
 
@@ -29,13 +31,15 @@ IMPUTER_DEFAULTS: dict[str, Any] = {
     "init": "pca",  # what benchmarks/impute.py measured: one fit from PCA's solution
 }
 
+PATIENCE_STEPS = 150  # early stopping waits at least this many optimiser steps (patience_for)
 ENSEMBLE_ENTRIES = 100_000  # n_estimators="auto": 5 members up to this many entries, else 1
 
 
 def imputer_autoencoder(X: np.ndarray, random_state: int | None = None) -> Autoencoder:
     """The autoencoder :class:`AutoencoderImputer` trains by default on rows ``X``.
 
-    :data:`IMPUTER_DEFAULTS` with a code as wide as the rows (2 to 64 units), masking noise
+    :data:`IMPUTER_DEFAULTS` with a code as wide as the rows (2 to 64 units), early stopping's
+    patience in steps rather than epochs on small tables (:func:`patience_for`), masking noise
     that follows the rows' missing share (:func:`hide_share_for`) and, for image-like rows
     (:func:`shared_scale`), one global scale for every column.
     """
@@ -44,8 +48,24 @@ def imputer_autoencoder(X: np.ndarray, random_state: int | None = None) -> Autoe
         hide_share=hide_share_for(X),
         scaling="global_minmax" if shared_scale(X) else "auto",
         random_state=random_state,
-        **IMPUTER_DEFAULTS,
+        **{**IMPUTER_DEFAULTS, "patience": patience_for(X)},
     )
+
+
+def patience_for(X: np.ndarray) -> int:
+    """Early stopping's patience on rows ``X``: 20 epochs, or :data:`PATIENCE_STEPS` steps.
+
+    A table of a few hundred rows has 3 to 7 batches an epoch, so 20 epochs are 60 to 140
+    optimiser steps, and its 20 validation rows make the loss noisy: training stopped early on
+    a lucky epoch. Waiting 150 steps instead (wine, 3 batches an epoch: 50 epochs) took one
+    model from RMSE 0.876 to 0.773 at 30 % MCAR (the ensemble of 5 with 20 epochs: 0.770) and
+    glass from 0.866 to 0.811, at MNAR no worse; tables with 8 or more batches an epoch keep 20.
+    """
+    defaults = Autoencoder()
+    steps = batches_per_epoch(
+        len(X), defaults.batch_size, defaults.val_fraction, IMPUTER_DEFAULTS["min_val_rows"]
+    )
+    return max(int(IMPUTER_DEFAULTS["patience"]), -(-PATIENCE_STEPS // max(steps, 1)))
 
 
 def hide_share_for(X: np.ndarray) -> float:

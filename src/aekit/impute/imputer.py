@@ -74,8 +74,9 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     hiding 1.25 × the rows' missing share of the observed entries in each training batch, within
     [0.15, 0.5] (:func:`hide_share_for`; no masking is much worse everywhere), the loss on every
     observed entry, mask indicators in the input, early stopping on held-out rows with entries
-    hidden the same way (``patience=20``, ``improvement_z=0``, ``min_val_rows=20``: small tables
-    keep more rows to train on), its own imputations never fed back, and the other
+    hidden the same way (``patience=20`` epochs, or 150 optimiser steps where an epoch has fewer
+    than 8 batches, :func:`patience_for`; ``improvement_z=0``, ``min_val_rows=20``: small
+    tables keep more rows to train on), its own imputations never fed back, and the other
     :class:`~aekit.Autoencoder` defaults (``init="pca"``: a PCA start of rows filled with column
     means, ``epochs="auto"``). Image-like rows (:func:`shared_scale`: non-negative, most columns
     reaching one maximum) keep one global scale; other tables are standardized. With
