@@ -28,7 +28,7 @@ from aekit.model.sae_codes import (
 )
 from aekit.model.sae_dictionary import SparseDictionary
 from aekit.sae import SparseAutoencoder
-from aekit.sae.loop import geometric_median
+from aekit.sae.loop import check_sae_state, geometric_median
 from aekit.sae.metrics import RunningMetrics, explained_variance, l0, mcc, shrinkage, uniqueness
 from aekit.sae.objective import step_loss
 
@@ -256,6 +256,23 @@ def test_a_stopped_run_resumes_bit_for_bit(tmp_path, data, kind):
     assert_same_weights(whole, resumed)
     assert [r["loss"] for r in resumed.history_] == [r["loss"] for r in whole.history_]
     assert resumed.history_[0] == stopped.history_[0]  # its timing too: read from the checkpoint
+
+
+def test_a_checkpoint_without_the_threshold_param_resumes_as_log(tmp_path, data):
+    from aekit.training.checkpoint import find_checkpoint, read_checkpoint, write_checkpoint
+
+    X, folder = data[0][:800], str(tmp_path / "run")
+    options = {"batch_size": 64, "checkpoint_every": 5, "jumprelu_threshold_param": "log"}
+    whole = small("jumprelu", **options).fit(X)
+    small("jumprelu", **options, checkpoint_dir=folder).fit(X, stop_after=7)
+    path = find_checkpoint(folder, check=check_sae_state)[0]
+    state = read_checkpoint(path)
+    del state["config"]["jumprelu_threshold_param"]  # as format 1 wrote it
+    old = write_checkpoint(tmp_path / "old.safetensors", state)
+    resumed = small("jumprelu", **options, checkpoint_dir=folder).fit(X, resume=str(old))
+    assert_same_weights(whole, resumed)
+    with pytest.raises(ConfigError, match="jumprelu_threshold_param"):
+        small("jumprelu", batch_size=64, checkpoint_dir=folder).fit(X, resume=str(old))
 
 
 def test_resuming_with_other_settings_is_refused(tmp_path, data):
