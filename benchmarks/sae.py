@@ -75,7 +75,7 @@ TRAIN = {
     "batch_size": 1024,
     "lr": 1e-3,
     "dead_steps": 250,  # a latent is dead after this many steps without firing (AuxK)
-    "jumprelu_l0_coef": 0.02,  # L0 penalty of JumpReLU, per row (both use the same form)
+    "jumprelu_l0_coef": 0.2,  # L0 penalty of JumpReLU, per row (both use the same form)
     "jumprelu_bandwidth": 0.05,  # SAELens's default, given to aekit too
     "jumprelu_init_threshold": 0.01,  # SAELens's default, given to aekit too
 }
@@ -313,6 +313,8 @@ def evaluate(served: Served, data: dict[str, Any], chunk: int = 4096) -> dict[st
 def run(arch: str, library: str, data: dict, args: argparse.Namespace, scale: dict) -> dict:
     """Train and judge one (architecture, library); an error is recorded, not raised."""
     row: dict[str, Any] = {"architecture": arch, "library": library}
+    if arch == "jumprelu":
+        row["l0_coef"] = TRAIN["jumprelu_l0_coef"]
     try:
         served, seconds = LIBRARIES[library](arch, data, args, scale)
     except Exception as exc:  # one failing side must not end the run

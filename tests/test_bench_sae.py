@@ -67,9 +67,11 @@ def test_the_results_render_as_the_docs_table(monkeypatch):
     header, rows = ext.RENDERERS["sae"](data)
     assert header[:3] == ["architecture", "library", "MCC"]
     assert all(len(row) == len(header) for row in rows)
-    pairs = {(row[0], row[1]) for row in rows}
+    pairs = {(row[0].split(" (")[0], row[1]) for row in rows}  # "jumprelu (L0 coef 0.2)"
     for arch in ("batchtopk", "jumprelu", "matryoshka"):
         assert {(arch, "aekit"), (arch, "sae_lens")} <= pairs
     for r, row in zip(data["rows"], rows, strict=True):
         if "error" not in r:
             assert row[2] == f"{r['mcc']:.3f}" and row[-1] == f"{r['samples_per_s']:,.0f}"
+        if "l0_coef" in r:
+            assert row[0] == f"{r['architecture']} (L0 coef {r['l0_coef']:g})"

@@ -28,7 +28,7 @@ from aekit.model.sae_codes import (
 )
 from aekit.model.sae_dictionary import SparseDictionary
 from aekit.sae import SparseAutoencoder
-from aekit.sae.loop import geometric_median
+from aekit.sae.loop import check_sae_state, geometric_median
 from aekit.sae.metrics import RunningMetrics, explained_variance, l0, mcc, shrinkage, uniqueness
 from aekit.sae.objective import step_loss
 
@@ -50,7 +50,7 @@ ARCHITECTURES = {
     "batchtopk": {},
     "matryoshka": {"matryoshka_widths": (16, 32)},
     "jumprelu": {
-        "sparsity_coef": 1.0,
+        "sparsity_coef": 0.1,
         "jumprelu_init_threshold": 0.1,
         "jumprelu_bandwidth": 0.2,
         "lr": 1e-2,
@@ -113,6 +113,18 @@ def test_jumprelu_thresholds_move_from_their_start(fitted):
     start = ARCHITECTURES["jumprelu"]["jumprelu_init_threshold"]
     assert np.abs(thresholds - start).max() > 0.05
     assert thresholds.std() > 0  # per latent, not one value
+
+
+def test_direct_thresholds_move_by_about_lr_per_step_and_stay_non_negative(data):
+    X = data[0][:1000]
+    settings = {"jumprelu_init_threshold": 0.001, "lr": 1e-2, "sparsity_coef": 1.0}
+    direct = small("jumprelu", **settings).fit(X)  # 10 steps of 100 rows
+    logged = small("jumprelu", **settings, jumprelu_threshold_param="log").fit(X)
+    moved = np.abs(direct.threshold_ - 0.001).max()
+    assert 0.02 < moved <= 10 * 1e-2 * 1.01  # Adam: about lr per step, 10 steps
+    assert np.abs(logged.threshold_ - 0.001).max() < moved / 10  # exp(lr) per step
+    assert (direct.threshold_ >= 0).all()
+    assert "jumprelu_threshold" in weights(direct) and "log_threshold" in weights(logged)
 
 
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))
@@ -246,6 +258,23 @@ def test_a_stopped_run_resumes_bit_for_bit(tmp_path, data, kind):
     assert resumed.history_[0] == stopped.history_[0]  # its timing too: read from the checkpoint
 
 
+def test_a_checkpoint_without_the_threshold_param_resumes_as_log(tmp_path, data):
+    from aekit.training.checkpoint import find_checkpoint, read_checkpoint, write_checkpoint
+
+    X, folder = data[0][:800], str(tmp_path / "run")
+    options = {"batch_size": 64, "checkpoint_every": 5, "jumprelu_threshold_param": "log"}
+    whole = small("jumprelu", **options).fit(X)
+    small("jumprelu", **options, checkpoint_dir=folder).fit(X, stop_after=7)
+    path = find_checkpoint(folder, check=check_sae_state)[0]
+    state = read_checkpoint(path)
+    del state["config"]["jumprelu_threshold_param"]  # as format 1 wrote it
+    old = write_checkpoint(tmp_path / "old.safetensors", state)
+    resumed = small("jumprelu", **options, checkpoint_dir=folder).fit(X, resume=str(old))
+    assert_same_weights(whole, resumed)
+    with pytest.raises(ConfigError, match="jumprelu_threshold_param"):
+        small("jumprelu", batch_size=64, checkpoint_dir=folder).fit(X, resume=str(old))
+
+
 def test_resuming_with_other_settings_is_refused(tmp_path, data):
     folder = str(tmp_path / "run")
     small(checkpoint_dir=folder).fit(data[0][:300], stop_after=2)
@@ -303,6 +332,24 @@ def test_aekit_folder_round_trip_through_aekit_load(tmp_path, fitted, data):
     assert loaded.history_ == json.loads(json.dumps(sae.history_))
     with pytest.raises(aekit.OutputError):
         sae.save(tmp_path / "sae")
+
+
+def test_a_format_1_jumprelu_folder_loads_with_its_log_thresholds(tmp_path, data):
+    X = data[0][:400]
+    sae = small("jumprelu", jumprelu_threshold_param="log").fit(X)
+    sae.save(tmp_path / "v1")
+    header_path = tmp_path / "v1" / "sae.json"
+    header = json.loads(header_path.read_text())
+    assert header["format_version"] == 2
+    assert header["config"]["jumprelu_threshold_param"] == "log"
+    # what aekit-sae format 1 wrote: no jumprelu_threshold_param, log_threshold weights
+    header["format_version"] = 1
+    del header["config"]["jumprelu_threshold_param"]
+    header_path.write_text(json.dumps(header))
+    loaded = aekit.load(tmp_path / "v1")
+    assert loaded.get_params()["jumprelu_threshold_param"] == "log"
+    np.testing.assert_array_equal(loaded.transform(X), sae.transform(X))
+    assert SparseAutoencoder().get_params()["jumprelu_threshold_param"] == "direct"
 
 
 @pytest.mark.parametrize("arch", ["batchtopk", "jumprelu", "topk"])

@@ -17,6 +17,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from aekit.sae import SparseAutoencoder
+from aekit.sae.files import SAELENS_SCHEMA_VERSION
 
 D_IN, D_SAE, K = 12, 48, 3
 
@@ -86,7 +87,10 @@ def test_saelens_folder_matches_the_documented_schema(tmp_path, architecture):
     assert cfg["architecture"] == saelens_name
     assert (cfg["d_in"], cfg["d_sae"], cfg["dtype"]) == (D_IN, D_SAE, "float32")
     assert cfg["normalize_activations"] == "none" and cfg["apply_b_dec_to_input"] is True
-    assert isinstance(cfg["metadata"], dict)
+    # SAELens reads a folder of version >= 6.0 as is (older ones through its conversions)
+    assert int(cfg["metadata"]["sae_lens_version"].split(".")[0]) >= 6
+    training = {"matryoshka": "matryoshka_batchtopk", "l1": "standard"}.get(architecture)
+    assert cfg["metadata"]["training_architecture"] == (training or architecture)
     if saelens_name == "topk":
         assert cfg["k"] == K
     tensors = load_file(folder / "sae_weights.safetensors")
@@ -126,6 +130,7 @@ def test_saelens_loads_an_aekit_folder_and_codes_as_aekit(tmp_path, architecture
     sae.save(tmp_path / "f", format="saelens")
     theirs = sae_lens.SAE.load_from_disk(tmp_path / "f")
     assert theirs.cfg.architecture() == SAELENS_ARCHITECTURE[architecture][0]
+    assert theirs.cfg.metadata.sae_lens_version == SAELENS_SCHEMA_VERSION  # the 6.x path
 
     X = activations(300, seed=1)
     ours_codes = sae.transform(X)

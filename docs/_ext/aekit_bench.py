@@ -283,11 +283,14 @@ def sae(data: dict[str, Any]) -> Table:
     """benchmarks/sae.py: each architecture trained by SAELens and by aekit, judged alike."""
     rows = []
     for r in data["rows"]:
+        arch = r["architecture"]
+        if "l0_coef" in r:  # JumpReLU rows run at more than one L0 penalty
+            arch = f"{arch} (L0 coef {r['l0_coef']:g})"
         if "error" in r:
-            rows.append([r["architecture"], r["library"], f"error: {r['error']}", *["–"] * 6])
+            rows.append([arch, r["library"], f"error: {r['error']}", *["–"] * 6])
             continue
         rows.append([
-            r["architecture"], r["library"], _f(r["mcc"]), _f(r["f1"]),
+            arch, r["library"], _f(r["mcc"]), _f(r["f1"]),
             _f(r["explained_variance"]), _f(r["l0"], 1), _f(r["dead_pct"], 1),
             f"{r['samples_per_s']:,.0f}",
         ])  # fmt: skip

@@ -4,21 +4,26 @@ One field, one default, one text: the estimator's parameters are these fields, i
 is written from them, and a saved SAE folder stores them (``sae.json``), so the SAE is rebuilt
 from this config plus its weights. The defaults follow the field's usual ones (SAELens,
 Gao et al. 2024, Bussmann et al. 2024, Rajamanoharan et al. 2024): Adam at 3e-4, batches of
-4,096 rows, JumpReLU's threshold and bandwidth at 0.001, AuxK at 1/32 with ``d_in // 2``
-auxiliary latents.
+4,096 rows, JumpReLU's threshold trained directly from 0.01 with a kernel bandwidth of 0.05
+(SAELens 6's defaults), AuxK at 1/32 with ``d_in // 2`` auxiliary latents.
+
+A saved config without ``jumprelu_threshold_param`` (aekit-sae format 1) was trained with
+the threshold's logarithm, and reads back so (:attr:`SAEConfig.ABSENT_MEANS`).
 """
 
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from .fields import JsonConfig, check, choice, documented, finite, option, positive_int
 
-__all__ = ["SAE_ARCHITECTURES", "SAE_B_DEC_INITS", "SAEConfig"]
+__all__ = ["SAE_ARCHITECTURES", "SAE_B_DEC_INITS", "SAE_THRESHOLD_PARAMS", "SAEConfig"]
 
 SAE_ARCHITECTURES = ("topk", "batchtopk", "jumprelu", "matryoshka", "l1")
 SAE_B_DEC_INITS = ("mean", "geometric_median", "zeros")
+SAE_THRESHOLD_PARAMS = ("direct", "log")
 
 
 @documented
@@ -30,6 +35,9 @@ class SAEConfig(JsonConfig):
     ----------
     {parameters}
     """
+
+    # fields an older saved config lacks, and the behaviour it was trained with
+    ABSENT_MEANS: ClassVar[dict[str, Any]] = {"jumprelu_threshold_param": "log"}
 
     architecture: str = option(
         "batchtopk",
@@ -49,9 +57,18 @@ class SAEConfig(JsonConfig):
         "(each row's sum of code values times decoder norms, which are 1).",
     )
     jumprelu_bandwidth: float = option(
-        0.001, "Width of the rectangle kernel of JumpReLU's pseudo-gradient (epsilon)."
+        0.05, "Width of the rectangle kernel of JumpReLU's pseudo-gradient (epsilon)."
     )
-    jumprelu_init_threshold: float = option(0.001, "JumpReLU's threshold at the start.")
+    jumprelu_init_threshold: float = option(0.01, "JumpReLU's threshold at the start.")
+    jumprelu_threshold_param: str = option(
+        "direct",
+        "What Adam trains for JumpReLU's thresholds: 'direct' (the thresholds themselves, "
+        "kept >= 0 after each step, as SAELens 6 does: a step moves a threshold by about lr, "
+        "so the L0 penalty reaches its sparsity within a short run) or 'log' (their "
+        "logarithms, as Rajamanoharan et al. 2024 and aekit-sae format 1: a step scales a "
+        "threshold by about exp(lr), so a small start barely moves).",
+        choices=SAE_THRESHOLD_PARAMS,
+    )
     matryoshka_widths: tuple[int, ...] | None = option(
         None,
         "The nested prefix sizes of 'matryoshka', increasing, the last code_dim; None: "
@@ -103,6 +120,7 @@ class SAEConfig(JsonConfig):
     def __post_init__(self) -> None:
         choice("architecture", self.architecture, SAE_ARCHITECTURES)
         choice("b_dec_init", self.b_dec_init, SAE_B_DEC_INITS)
+        choice("jumprelu_threshold_param", self.jumprelu_threshold_param, SAE_THRESHOLD_PARAMS)
         for name in ("code_dim", "k", "dead_rows", "batch_size", "n_epochs", "init_rows"):
             positive_int(name, getattr(self, name))
         for name in ("log_every", "checkpoint_every", "keep_checkpoints"):

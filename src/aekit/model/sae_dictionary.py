@@ -75,8 +75,11 @@ class SparseDictionary(nn.Module):
     b_enc : Parameter of shape (code_dim,)
     W_dec : Parameter of shape (code_dim, n_features)
     b_dec : Parameter of shape (n_features,)
+    jumprelu_threshold : Parameter of shape (code_dim,)
+        JumpReLU's thresholds (``architecture="jumprelu"`` with
+        ``jumprelu_threshold_param="direct"``), kept >= 0 by :meth:`clamp_thresholds`.
     log_threshold : Parameter of shape (code_dim,)
-        JumpReLU's thresholds, as logarithms (only for ``architecture="jumprelu"``).
+        Their logarithms instead, with ``jumprelu_threshold_param="log"`` (format 1).
     threshold : buffer of shape ()
         BatchTopK's inference threshold (``batchtopk`` and ``matryoshka``; 0 otherwise).
     input_scale : buffer of shape ()
@@ -92,9 +95,12 @@ class SparseDictionary(nn.Module):
         self.b_enc = nn.Parameter(torch.zeros(m))
         self.W_dec = nn.Parameter(torch.empty(m, d))
         self.b_dec = nn.Parameter(torch.zeros(d))
-        if config.architecture == "jumprelu":
+        if config.architecture == "jumprelu" and config.jumprelu_threshold_param == "log":
             start = math.log(config.jumprelu_init_threshold)
             self.log_threshold = nn.Parameter(torch.full((m,), start))
+        elif config.architecture == "jumprelu":
+            start = config.jumprelu_init_threshold
+            self.jumprelu_threshold = nn.Parameter(torch.full((m,), start))
         self.register_buffer("threshold", torch.zeros(()))
         self.register_buffer("input_scale", torch.ones(()))
 
@@ -117,8 +123,25 @@ class SparseDictionary(nn.Module):
     def thresholds(self) -> torch.Tensor:
         """JumpReLU's per-latent thresholds, or BatchTopK's one, broadcast to (code_dim,)."""
         if self.config.architecture == "jumprelu":
-            return self.log_threshold.exp()
+            return self.jumprelu_thresholds()
         return self.threshold.expand(self.config.code_dim)
+
+    def jumprelu_thresholds(self) -> torch.Tensor:
+        """JumpReLU's trained thresholds, whichever way they are parameterised (with a graph)."""
+        if self.config.jumprelu_threshold_param == "log":
+            return self.log_threshold.exp()
+        return self.jumprelu_threshold
+
+    @torch.no_grad()
+    def clamp_thresholds(self) -> None:
+        """Keep directly trained JumpReLU thresholds >= 0.
+
+        Below 0 the gate would pass negative pre-activations. The values are projected after
+        the step (not clamped in the graph), so a threshold at 0 still gets its gradient.
+        """
+        config = self.config
+        if config.architecture == "jumprelu" and config.jumprelu_threshold_param == "direct":
+            self.jumprelu_threshold.clamp_(min=0.0)
 
     def train_code(self, x: torch.Tensor) -> TrainCode:
         """The code a training step uses for rows ``x`` in the scaled space (see the table).
@@ -142,7 +165,7 @@ class SparseDictionary(nn.Module):
         # than the dense (rows x code_dim) @ (code_dim x n_features) one the input's needs
         pre = torch.addmm(self.b_enc - self.b_dec @ self.W_enc, x, self.W_enc)
         if arch == "jumprelu":
-            code = jumprelu(pre, self.log_threshold.exp(), self.config.jumprelu_bandwidth)
+            code = jumprelu(pre, self.jumprelu_thresholds(), self.config.jumprelu_bandwidth)
             return TrainCode(code, pre, centered)
         return TrainCode(pre.relu(), pre, centered)
 

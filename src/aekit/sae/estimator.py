@@ -76,8 +76,9 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
         code_dim: int = 4096,
         k: int = 32,
         sparsity_coef: float = 1.0,
-        jumprelu_bandwidth: float = 0.001,
-        jumprelu_init_threshold: float = 0.001,
+        jumprelu_bandwidth: float = 0.05,
+        jumprelu_init_threshold: float = 0.01,
+        jumprelu_threshold_param: str = "direct",
         matryoshka_widths: tuple[int, ...] | None = None,
         aux_k: int | None = None,
         aux_coef: float = 1 / 32,
@@ -105,6 +106,7 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
         self.sparsity_coef = sparsity_coef
         self.jumprelu_bandwidth = jumprelu_bandwidth
         self.jumprelu_init_threshold = jumprelu_init_threshold
+        self.jumprelu_threshold_param = jumprelu_threshold_param
         self.matryoshka_widths = matryoshka_widths
         self.aux_k = aux_k
         self.aux_coef = aux_coef

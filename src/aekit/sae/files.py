@@ -1,10 +1,12 @@
 """SAE folders: aekit's own (``sae.json`` + ``sae.safetensors``) and SAELens's (``cfg.json`` + ...).
 
-**aekit's folder** holds ``sae.json`` (format ``aekit-sae`` version 1: the
+**aekit's folder** holds ``sae.json`` (format ``aekit-sae`` version 2: the
 :class:`~aekit.config.sae.SAEConfig`, ``n_features``, the history, the aekit version and the
 SHA-256 of the weights) and ``sae.safetensors`` (``W_enc``, ``b_enc``, ``W_dec``, ``b_dec``,
-``threshold``, ``input_scale``, and ``log_threshold`` for JumpReLU), written together,
-atomically. It reloads exactly, training settings included (:func:`aekit.load`).
+``threshold``, ``input_scale``, and ``jumprelu_threshold`` for JumpReLU), written together,
+atomically. It reloads exactly, training settings included (:func:`aekit.load`). Version 1
+folders (JumpReLU's thresholds trained and stored as ``log_threshold``, the config without
+``jumprelu_threshold_param``) keep loading, as ``jumprelu_threshold_param="log"``.
 
 **SAELens's folder** (``cfg.json`` + ``sae_weights.safetensors``, as ``SAE.save_model``
 writes and ``SAE.load_from_disk`` reads) is for inference: ``W_enc`` (d_in, d_sae),
@@ -48,6 +50,7 @@ from ..files import (
 from ..model.sae_dictionary import SparseDictionary
 
 __all__ = [
+    "SAELENS_SCHEMA_VERSION",
     "SAELENS_WEIGHTS_NAME",
     "SAE_FORMAT",
     "SAE_WEIGHTS_NAME",
@@ -58,7 +61,7 @@ __all__ = [
 ]
 
 SAE_FORMAT = "aekit-sae"
-SAE_FORMAT_VERSION = 1
+SAE_FORMAT_VERSION = 2  # 2: jumprelu_threshold_param, JumpReLU's direct thresholds
 SAE_WEIGHTS_NAME = "sae.safetensors"
 SAELENS_WEIGHTS_NAME = "sae_weights.safetensors"
 _TO_SAELENS = {
@@ -69,6 +72,18 @@ _TO_SAELENS = {
     "matryoshka": "jumprelu",
 }
 _FROM_SAELENS = {"topk": "topk", "standard": "l1", "jumprelu": "jumprelu"}
+# SAELens's name of each architecture as trained (``metadata.training_architecture``)
+_SAELENS_TRAINING = {
+    "topk": "topk",
+    "l1": "standard",
+    "jumprelu": "jumprelu",
+    "batchtopk": "batchtopk",
+    "matryoshka": "matryoshka_batchtopk",
+}
+# The SAELens release whose folder schema aekit writes (and its tests load): SAELens reads a
+# cfg.json whose metadata.sae_lens_version is >= 6.0 as is, older ones through its pre-6.0
+# conversions.
+SAELENS_SCHEMA_VERSION = "6.54.12"
 
 
 def _build(
@@ -156,7 +171,12 @@ def write_saelens(folder: str | os.PathLike[str], module: SparseDictionary) -> P
         "apply_b_dec_to_input": True,
         "normalize_activations": "none",
         "reshape_activations": "none",
-        "metadata": {"model_name": None, "hook_name": None},
+        "metadata": {
+            "sae_lens_version": SAELENS_SCHEMA_VERSION,
+            "training_architecture": _SAELENS_TRAINING[config.architecture],
+            "model_name": None,
+            "hook_name": None,
+        },
         "aekit": {"architecture": config.architecture, "aekit_version": __version__},
     }
     if architecture == "topk":
@@ -213,7 +233,6 @@ def read_saelens(folder: str | os.PathLike[str]) -> SparseDictionary:
         threshold = tensors.pop("threshold", None)
         if threshold is None or not bool((threshold >= 0).all()):
             raise ModelFileError(f"{weights}: a jumprelu SAE needs a 'threshold' >= 0")
-        tiny = torch.finfo(torch.float32).tiny  # a threshold of 0 as the smallest positive
-        tensors["log_threshold"] = threshold.clamp_min(tiny).log()
+        tensors["jumprelu_threshold"] = threshold
     ref = {"threshold": torch.zeros(()), "input_scale": torch.ones(())}
     return _build(config, d_in, {**tensors, **ref}, weights)  # type: ignore[arg-type]

@@ -220,6 +220,7 @@ class SAETrainer:
         module.remove_parallel_grads()
         self.optimizer.step()
         module.normalize_decoder()
+        module.clamp_thresholds()
         with torch.no_grad():
             self.since_fired = torch.where(fired, 0, self.since_fired + len(x))
             if config.uses_batch_threshold():
@@ -305,7 +306,8 @@ class SAETrainer:
                 return False
             found, state = newest
         mine = {k: v for k, v in self.config.to_dict().items() if k not in _RUN_FIELDS}
-        theirs = {k: v for k, v in state["config"].items() if k not in _RUN_FIELDS}
+        written = {**SAEConfig.ABSENT_MEANS, **state["config"]}  # older: the old behaviour
+        theirs = {k: v for k, v in written.items() if k not in _RUN_FIELDS}
         if mine != theirs or state["n_features"] != self.module.n_features:
             changed = sorted(k for k in mine if mine[k] != theirs.get(k))
             raise ConfigError(

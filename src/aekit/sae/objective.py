@@ -84,8 +84,7 @@ def step_loss(
     residual = x - recon
     sparsity = x.new_zeros(())
     if config.architecture == "jumprelu":
-        threshold = module.log_threshold.exp()
-        l0 = step_l0(pre, threshold, config.jumprelu_bandwidth)
+        l0 = step_l0(pre, module.jumprelu_thresholds(), config.jumprelu_bandwidth)
         sparsity = config.sparsity_coef * l0.mean()
     elif config.architecture == "l1":
         sparsity = config.sparsity_coef * code.sum(dim=1).mean()  # type: ignore[union-attr]
