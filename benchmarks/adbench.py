@@ -217,8 +217,9 @@ def run(
 ) -> dict[str, Any]:
     """One protocol over the tables; ``done(results so far)`` after each table."""
     tables = sorted(p for p in Path(args.data).glob("*.npz"))
-    if args.tables:
-        tables = [p for p in tables if p.stem in args.tables]
+    if args.tables:  # in the order given (e.g. smallest first, for a run that may be cut short)
+        by_name = {p.stem: p for p in tables}
+        tables = [by_name[t] for t in args.tables if t in by_name]
     if not tables:
         raise SystemExit(f"no .npz tables in {args.data}")
     published = json.loads(PUBLISHED.read_text())[
