@@ -377,7 +377,8 @@ def main() -> None:
 
     def partial(protocol: str) -> Callable[[dict[str, Any]], None]:
         def write(results: dict[str, Any]) -> None:
-            out["protocols"][protocol] = {"tables": results}
+            summary = (contextual_summary if contextual else summarize)(results, list(found))
+            out["protocols"][protocol] = {"tables": results, "summary": summary}
             out["total_seconds"] = time.perf_counter() - start
             write_json(args.out, out, indent=1)
 
