@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/adbench.py                      # both protocols, 5 seeds
     .venv/bin/python benchmarks/adbench.py --quick              # 6 small tables, 1 seed
     .venv/bin/python benchmarks/adbench.py --protocol one-class --seeds 1
+    .venv/bin/python benchmarks/adbench.py --protocol contextual   # 3 seeds, its own JSON
 
 **Data.** The ``.npz`` tables of ``--data`` (default ``../shared/data/adbench``: 31 of
 ADBench's 47 classical tables, Han et al., NeurIPS 2022), each with ``X`` and ``y``
@@ -13,7 +14,13 @@ method.
 **One-class** (the DTE paper's Table 1): half of the normal rows train; the other half and every
 anomaly test; a ``StandardScaler`` fitted on the training rows scales the rows of every method.
 **Unsupervised** (ADBench's): every row trains (labels unseen) and every row is scored; the
-scaler is fitted on all rows.
+scaler is fitted on all rows. **Contextual** (``benchmarks/_contextual.py``): on scikit-learn's
+tables and the normal rows of each ADBench table (at most 5,000, drawn with the seed), half of
+the rows train; in the other half, 5 % of the rows get two columns (drawn per row) replaced by
+the values of other rows, each value normal on its own; those rows are the anomalies. Its
+methods are the detector, PyOD's LOF, IForest and KNN; its target: the detector's AUROC at
+least LOF's and IForest's on every table (misses printed); it writes
+``results/adbench_contextual.json`` unless ``--out`` says otherwise.
 
 **Methods, each with its library defaults:** aekit's ``AutoencoderOutlierDetector()`` and the
 plain ``Autoencoder()`` reconstruction error; PyOD's KNN, LOF, IForest, PCA, OCSVM, ECOD, COPOD,
@@ -25,7 +32,8 @@ one thread, so fit and score seconds are comparable side by side (ratios, not ab
 seconds; per method: mean AUROC, mean rank among the measured methods (1 = best on a table), the
 number of tables more than 2 points below PCA; beside them the published DTE columns for the same
 tables (``benchmarks/published/dte_adbench.json``, with its source). Printed as tables and
-written to ``--out`` as JSON.
+written to ``--out`` as JSON, after every table as it goes (``"complete": false`` until the
+run ends), so that a run cut short keeps the tables it finished.
 """
 
 from __future__ import annotations
@@ -41,16 +49,19 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
-from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from aekit import Autoencoder, AutoencoderOutlierDetector
 
 from _common import environment, write_json
+from _contextual import MAX_NORMAL_ROWS as CONTEXTUAL_MAX_ROWS
+from _contextual import contextual_split, contextual_tables, scaled
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[1] / "shared" / "data" / "adbench"
 OUT = HERE / "results" / "adbench.json"
+CONTEXTUAL_OUT = HERE / "results" / "adbench_contextual.json"
+CONTEXTUAL_METHODS = ("aekit detector", "PyOD LOF", "PyOD IForest", "PyOD KNN")
 PUBLISHED = HERE / "published" / "dte_adbench.json"
 MAX_ROWS = 30_000
 QUICK_TABLES = ("4_breastw", "14_glass", "29_Pima", "43_WDBC", "47_yeast", "38_thyroid")
@@ -138,14 +149,8 @@ def split(X: np.ndarray, y: np.ndarray, protocol: str, seed: int) -> dict[str, n
         test_idx = np.concatenate([normal[half:], np.flatnonzero(y == 1)])
     else:
         train_idx = test_idx = np.arange(len(X))
-    train, test = X[train_idx], X[test_idx]
-    varying = train.std(axis=0) > 0
-    scaler = StandardScaler().fit(train[:, varying])
-    return {
-        "train": scaler.transform(train[:, varying]).astype(np.float32),
-        "test": scaler.transform(test[:, varying]).astype(np.float32),
-        "labels": y[test_idx],
-    }
+    train, test = scaled(X[train_idx], X[test_idx])
+    return {"train": train, "test": test, "labels": y[test_idx]}
 
 
 def measure(method: Method, rows: dict[str, np.ndarray], seed: int) -> dict[str, Any]:
@@ -188,10 +193,33 @@ def published_name(table: str) -> str:
     return table.split("_", 1)[1].lower()
 
 
-def run(args: argparse.Namespace, protocol: str, found: dict[str, Method]) -> dict[str, Any]:
+def aggregate(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Per method: the means over seeds of AUROC, AP, fit and score seconds; failures kept."""
+    table: dict[str, Any] = {
+        name: {
+            key: float(np.mean([r[key] for r in got]))
+            for key in ("auroc", "ap", "fit_s", "score_s")
+        }
+        for name, got in runs.items()
+    }
+    for name, got in runs.items():
+        failures = [r["failed"] for r in got if "failed" in r]
+        if failures:
+            table[name]["failed"] = failures
+    return table
+
+
+def run(
+    args: argparse.Namespace,
+    protocol: str,
+    found: dict[str, Method],
+    done: Callable[[dict[str, Any]], None] = lambda results: None,
+) -> dict[str, Any]:
+    """One protocol over the tables; ``done(results so far)`` after each table."""
     tables = sorted(p for p in Path(args.data).glob("*.npz"))
-    if args.tables:
-        tables = [p for p in tables if p.stem in args.tables]
+    if args.tables:  # in the order given (e.g. smallest first, for a run that may be cut short)
+        by_name = {p.stem: p for p in tables}
+        tables = [by_name[t] for t in args.tables if t in by_name]
     if not tables:
         raise SystemExit(f"no .npz tables in {args.data}")
     published = json.loads(PUBLISHED.read_text())[
@@ -205,17 +233,7 @@ def run(args: argparse.Namespace, protocol: str, found: dict[str, Method]) -> di
             rows = split(X, y, protocol, seed)
             for name, method in found.items():
                 runs[name].append(measure(method, rows, seed))
-        table: dict[str, Any] = {
-            name: {
-                key: float(np.mean([r[key] for r in got]))
-                for key in ("auroc", "ap", "fit_s", "score_s")
-            }
-            for name, got in runs.items()
-        }
-        for name, got in runs.items():
-            failures = [r["failed"] for r in got if "failed" in r]
-            if failures:
-                table[name]["failed"] = failures
+        table = aggregate(runs)
         table["_shape"] = {"rows": len(X), "features": int(X.shape[1]),
                            "anomalies": int(y.sum())}  # fmt: skip
         table["_published"] = {
@@ -225,7 +243,54 @@ def run(args: argparse.Namespace, protocol: str, found: dict[str, Method]) -> di
         results[path.stem] = table
         line = "  ".join(f"{n.split()[-1]} {table[n]['auroc']:.1f}" for n in found)
         print(f"{protocol:>12} {path.stem:<22} {line}", flush=True)
+        done(results)
     return {"tables": results, "summary": summarize(results, list(found))}
+
+
+def run_contextual(
+    args: argparse.Namespace,
+    found: dict[str, Method],
+    done: Callable[[dict[str, Any]], None] = lambda results: None,
+) -> dict[str, Any]:
+    """The contextual section: swapped features in half of each table's normal rows."""
+    results: dict[str, Any] = {}
+    for name, X in contextual_tables(Path(args.data), args.tables, load_table):
+        runs: dict[str, list[dict[str, Any]]] = {m: [] for m in found}
+        for seed in range(args.seeds):
+            rows = contextual_split(X, seed)
+            for m, method in found.items():
+                runs[m].append(measure(method, rows, seed))
+        table = aggregate(runs)
+        table["_shape"] = {"rows": min(len(X), CONTEXTUAL_MAX_ROWS),
+                           "features": int(X.shape[1])}  # fmt: skip
+        results[name] = table
+        line = "  ".join(f"{n.split()[-1]} {table[n]['auroc']:.1f}" for n in found)
+        print(f"  contextual {name:<22} {line}", flush=True)
+        done(results)
+    return {"tables": results, "summary": contextual_summary(results, list(found))}
+
+
+def contextual_summary(results: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """Per method its mean AUROC; the tables where the detector is below LOF or IForest."""
+    summary: dict[str, Any] = {
+        n: {"mean_auroc": float(np.mean([t[n]["auroc"] for t in results.values()]))} for n in names
+    }
+    if DETECTOR in names:
+        for peer in ("PyOD LOF", "PyOD IForest"):
+            if peer in names:
+                summary[DETECTOR][f"below {peer}"] = [
+                    t for t, tab in results.items() if tab[DETECTOR]["auroc"] < tab[peer]["auroc"]
+                ]
+    return summary
+
+
+def print_contextual(summary: dict[str, Any]) -> None:
+    print("\ncontextual: mean AUROC (x100)")
+    for name, s in sorted(summary.items(), key=lambda kv: -kv[1]["mean_auroc"]):
+        print(f"  {name:<28} {s['mean_auroc']:6.2f}")
+    for key, tables in summary.get(DETECTOR, {}).items():
+        if key.startswith("below"):
+            print(f"  target missed, detector {key}: {len(tables)} table(s) {tables}")
 
 
 def summarize(results: dict[str, Any], names: list[str]) -> dict[str, Any]:
@@ -271,23 +336,31 @@ def print_summary(protocol: str, summary: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(DATA), help="folder of ADBench .npz tables")
-    parser.add_argument("--out", default=str(OUT), help="JSON results file")
-    parser.add_argument("--protocol", choices=["one-class", "unsupervised", "both"], default="both")
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--out", help=f"JSON results file (default {OUT.name}, "
+                        f"{CONTEXTUAL_OUT.name} for the contextual protocol)")  # fmt: skip
+    parser.add_argument("--protocol", default="both",
+                        choices=["one-class", "unsupervised", "both", "contextual"])  # fmt: skip
+    parser.add_argument("--seeds", type=int, help="seeds (default 5; 3 for contextual)")
     parser.add_argument("--tables", nargs="*", help="table names (file stems) to run")
     parser.add_argument("--methods", nargs="*", help="method names to run (default: all)")
     parser.add_argument("--quick", action="store_true", help="6 small tables, 1 seed")
     args = parser.parse_args()
+    contextual = args.protocol == "contextual"
+    if args.seeds is None:
+        args.seeds = 3 if contextual else 5
+    if args.out is None:
+        args.out = str(CONTEXTUAL_OUT if contextual else OUT)
     if args.quick:
         args.seeds, args.tables = 1, args.tables or list(QUICK_TABLES)
-    found = methods(args.methods)
+    found = methods(args.methods or (list(CONTEXTUAL_METHODS) if contextual else None))
     protocols = ["one-class", "unsupervised"] if args.protocol == "both" else [args.protocol]
     torch.set_num_threads(1)
     start = time.perf_counter()
     out: dict[str, Any] = {
         "protocols": {},
+        "complete": False,
         "seeds": args.seeds,
-        "max_rows": MAX_ROWS,
+        "max_rows": CONTEXTUAL_MAX_ROWS if contextual else MAX_ROWS,
         "published_source": json.loads(PUBLISHED.read_text())["source"],
         **environment("versions", "cpus", "cpu"),
         "threads": 1,
@@ -296,12 +369,34 @@ def main() -> None:
             + (["--tables", *args.tables] if args.tables else [])
         ),
     }  # fmt: skip
+    if contextual:
+        out["swap"] = (
+            "5 % of the test rows (at least 1): two varying columns drawn per row, each set "
+            "to the value of a random other row whose value there differs"
+        )
+
+    def partial(protocol: str) -> Callable[[dict[str, Any]], None]:
+        def write(results: dict[str, Any]) -> None:
+            summary = (contextual_summary if contextual else summarize)(results, list(found))
+            out["protocols"][protocol] = {"tables": results, "summary": summary}
+            out["total_seconds"] = time.perf_counter() - start
+            write_json(args.out, out, indent=1)
+
+        return write
+
     with threadpool_limits(1):
         for protocol in protocols:
-            out["protocols"][protocol] = run(args, protocol, found)
+            if contextual:
+                out["protocols"][protocol] = run_contextual(args, found, partial(protocol))
+            else:
+                out["protocols"][protocol] = run(args, protocol, found, partial(protocol))
     out["total_seconds"] = time.perf_counter() - start
+    out["complete"] = True
     for protocol, got in out["protocols"].items():
-        print_summary(protocol, got["summary"])
+        if contextual:
+            print_contextual(got["summary"])
+        else:
+            print_summary(protocol, got["summary"])
     print(f"\ntotal {out['total_seconds']:.0f} s")
     write_json(args.out, out, indent=1)
 

@@ -266,6 +266,27 @@ def adbench_tables(data: dict[str, Any]) -> Table:
     return header, rows
 
 
+def adbench_contextual(data: dict[str, Any]) -> Table:
+    """benchmarks/adbench.py --protocol contextual: AUROC per table, misses against LOF/IForest."""
+    got = data["protocols"]["contextual"]
+    measured = ["aekit detector", "PyOD LOF", "PyOD IForest", "PyOD KNN"]
+    rows = []
+    for table, result in got["tables"].items():
+        best = max(v["auroc"] for k, v in result.items() if not k.startswith("_"))
+        cells = []
+        for name in measured:
+            value = result.get(name, {}).get("auroc")
+            text = _f(value, 1)
+            cells.append(f"**{text}**" if value is not None and value == best else text)
+        mine = result["aekit detector"]["auroc"]
+        missed = [p.removeprefix("PyOD ") for p in measured[1:3] if result[p]["auroc"] > mine]
+        rows.append([table, *cells, "below " + ", ".join(missed) if missed else "met"])
+    summary = got.get("summary", {})
+    rows.append(["mean", *(_f(summary.get(n, {}).get("mean_auroc"), 1) for n in measured), ""])
+    header = ["table", *(m.removeprefix("PyOD ") for m in measured), "target (≥ LOF, IForest)"]
+    return header, rows
+
+
 def adversarial(data: dict[str, Any]) -> Table:
     """scripts/adversarial.py: cases tried, good and bad by kind; the bombs' peak memory."""
     rows = [
@@ -401,6 +422,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], Table]] = {
     "adbench": adbench,
     "adversarial": adversarial,
     "adbench_tables": adbench_tables,
+    "adbench_contextual": adbench_contextual,
     "quality": quality,
     "tabular": tabular,
     "tabular_tables": tabular_tables,

@@ -1,0 +1,57 @@
+"""benchmarks/_contextual.py's swap: which rows change, how, and that marginals are kept."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def contextual(monkeypatch: pytest.MonkeyPatch):
+    """benchmarks/_contextual.py, imported by path as the scripts beside it import it."""
+    path = ROOT / "benchmarks" / "_contextual.py"
+    spec = importlib.util.spec_from_file_location("_contextual", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    monkeypatch.setitem(sys.modules, "_contextual", module)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_swap_changes_two_columns_of_five_percent_with_values_from_the_column(contextual):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 6))
+    X[:, 3] = 1.0  # a constant column is never drawn
+    altered, labels = contextual.swap_features(X, 0.05, np.random.default_rng(1))
+    assert labels.sum() == 10 and set(np.unique(labels)) == {0, 1}
+    changed = altered != X
+    assert (changed.sum(axis=1) == 2 * labels).all()  # exactly two cells in each altered row
+    assert not changed[:, 3].any()
+    for row, col in zip(*np.nonzero(changed), strict=True):
+        assert altered[row, col] in np.delete(X[:, col], row)  # a value of another row
+    assert X.shape == altered.shape and X[3, 3] == 1.0  # the input is left as it was
+
+
+def test_swap_is_fixed_by_the_seed_and_needs_two_varying_columns(contextual):
+    X = np.arange(40.0).reshape(20, 2)
+    first = contextual.swap_features(X, 0.1, np.random.default_rng(5))
+    again = contextual.swap_features(X, 0.1, np.random.default_rng(5))
+    assert np.array_equal(first[0], again[0]) and np.array_equal(first[1], again[1])
+    assert first[1].sum() == 2
+    with pytest.raises(ValueError, match="2 varying columns"):
+        contextual.swap_features(np.ones((20, 3)), 0.1, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="fraction"):
+        contextual.swap_features(X, 0.0, np.random.default_rng(0))
+
+
+def test_contextual_split_trains_on_half_and_labels_the_swapped_test_rows(contextual):
+    X = np.random.default_rng(2).normal(size=(300, 4))
+    rows = contextual.contextual_split(X, seed=0)
+    assert rows["train"].shape == (150, 4) and rows["test"].shape == (150, 4)
+    assert rows["labels"].sum() == round(0.05 * 150)
+    assert np.allclose(rows["train"].mean(axis=0), 0, atol=1e-5)  # scaled on the training half
