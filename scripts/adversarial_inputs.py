@@ -24,7 +24,7 @@ from adversarial_cases import (
     python_call,
 )
 
-from tests.helpers import FAST, ONNX_METADATA, REPLACEMENTS
+from tests.helpers import FAST, ONNX_METADATA, REPLACEMENTS, set_onnx_metadata
 
 ESTIMATORS = ("model", "detector", "imputer")
 
@@ -181,19 +181,10 @@ def column_cases() -> list[Case]:
 # -- ONNX metadata that cannot be --------------------------------------------------------------
 def _onnx_case(key: str, text: str, interface: str):
     def run(ctx: Context) -> Outcome:
-        import onnx
-
         from aekit.export import OnnxModel
 
         where = ctx.case_dir()
-        path = where / "d.onnx"
-        model = onnx.load(ctx.onnx)
-        props = {prop.key: prop for prop in model.metadata_props}
-        if key in props:
-            props[key].value = text
-        else:
-            model.metadata_props.add(key=key, value=text)
-        onnx.save(model, path)
+        path = set_onnx_metadata(ctx.onnx, where / "d.onnx", key, text)
         if interface == "python":
             return python_call(lambda: OnnxModel(path).run(ctx.frame.to_numpy()), None, where)
         out = where / "s.npy"

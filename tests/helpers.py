@@ -37,6 +37,7 @@ __all__ = [
     "npy_header_bytes",
     "score_in_worker",
     "set_field",
+    "set_onnx_metadata",
     "write_parquet",
 ]
 
@@ -224,6 +225,20 @@ ONNX_METADATA = [
     ("feature_names", "[[[[", "feature_names"),
     ("kind", "rocket", "kind"),
 ]
+
+
+def set_onnx_metadata(source, path, key: str, text: str):
+    """Copy the ONNX file ``source`` to ``path`` with metadata ``key`` set to ``text``."""
+    import onnx
+
+    model = onnx.load(source)
+    props = {prop.key: prop for prop in model.metadata_props}
+    if key in props:
+        props[key].value = text
+    else:
+        model.metadata_props.add(key=key, value=text)
+    onnx.save(model, path)
+    return path
 
 
 def npy_header_bytes(shape, dtype="<f8"):

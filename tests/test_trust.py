@@ -27,6 +27,7 @@ from tests.helpers import (
     TAMPERED_TEXT,
     make_fifo,
     npy_header_bytes,
+    set_onnx_metadata,
 )
 
 DEADLINE_S = 20.0  # a FIFO or /dev/zero must be refused at once, not hang or fill memory
@@ -212,18 +213,12 @@ def test_an_imputer_json_with_impossible_values_is_refused(saved_imputer, tmp_pa
 def test_onnx_metadata_that_cannot_be_is_refused(saved_detector, tmp_path, key, text, match):
     """Every field ``aekit score`` takes from an ONNX file's metadata is checked: one
     ModelFileError naming the field."""
-    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     from aekit.export import OnnxModel, to_onnx
 
     path = to_onnx(aekit.load(saved_detector), tmp_path / "d.onnx")
-    model = onnx.load(path)
-    props = {prop.key: prop for prop in model.metadata_props}
-    if key in props:
-        props[key].value = text
-    else:
-        model.metadata_props.add(key=key, value=text)
-    onnx.save(model, path)
+    set_onnx_metadata(path, path, key, text)
     with pytest.raises(ModelFileError, match=match) as caught:
         OnnxModel(path)
     assert "\n" not in str(caught.value) and len(str(caught.value)) < 300

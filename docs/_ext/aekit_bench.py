@@ -246,6 +246,17 @@ def adbench(data: dict[str, Any]) -> Table:
     return header, rows
 
 
+def _auroc_cells(result: dict[str, Any], measured: list[str]) -> list[str]:
+    """One table's AUROC of each ``measured`` method, the best of all its methods in bold."""
+    best = max(v["auroc"] for k, v in result.items() if not k.startswith("_"))
+    cells = []
+    for name in measured:
+        value = result.get(name, {}).get("auroc")
+        text = _f(value, 1)
+        cells.append(f"**{text}**" if value is not None and value == best else text)
+    return cells
+
+
 def adbench_tables(data: dict[str, Any]) -> Table:
     """benchmarks/adbench.py: one-class AUROC per table, aekit beside peers and DTE's columns."""
     got = data["protocols"]["one-class"]["tables"]
@@ -253,12 +264,7 @@ def adbench_tables(data: dict[str, Any]) -> Table:
     published = ["DTE-NP", "KNN", "PCA"]
     rows = []
     for table, result in got.items():
-        best = max(v["auroc"] for k, v in result.items() if not k.startswith("_"))
-        cells = []
-        for name in measured:
-            value = result.get(name, {}).get("auroc")
-            text = _f(value, 1)
-            cells.append(f"**{text}**" if value is not None and value == best else text)
+        cells = _auroc_cells(result, measured)
         cells += [_f(result["_published"].get(m), 1) for m in published]
         rows.append([table, *cells])
     header = ["table", *(m.removeprefix("PyOD ") for m in measured),
@@ -272,12 +278,7 @@ def adbench_contextual(data: dict[str, Any]) -> Table:
     measured = ["aekit detector", "PyOD LOF", "PyOD IForest", "PyOD KNN"]
     rows = []
     for table, result in got["tables"].items():
-        best = max(v["auroc"] for k, v in result.items() if not k.startswith("_"))
-        cells = []
-        for name in measured:
-            value = result.get(name, {}).get("auroc")
-            text = _f(value, 1)
-            cells.append(f"**{text}**" if value is not None and value == best else text)
+        cells = _auroc_cells(result, measured)
         mine = result["aekit detector"]["auroc"]
         missed = [p.removeprefix("PyOD ") for p in measured[1:3] if result[p]["auroc"] > mine]
         rows.append([table, *cells, "below " + ", ".join(missed) if missed else "met"])
