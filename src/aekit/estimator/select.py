@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from typing import Any
 
 import numpy as np
@@ -29,6 +28,7 @@ from ..data.sources import RowSource
 from ..model.hourglass import Hourglass
 from ..model.sparse_net import forward_rows
 from ..training.distributed import Ranks
+from ..training.objective import paired_z
 from ..training.prepare import derive_seeds
 from ..training.threads import ThreadChoice
 from ..training.trainer import Trainer
@@ -141,7 +141,7 @@ def select_start(
         for j, init in enumerate(CANDIDATES):
             fold_params = {**params, "init": init, "random_state": seeds[2 * i + j], "verbose": 0}
             found[init][held] = _fold_errors(fold_params, rows, stats, train, held, threads)
-    z = _paired_z(found["pca"], found["random"])
+    _, z = paired_z(found["pca"], found["random"])
     chosen = "random" if z >= SELECT_Z else "pca"
     means = {name: float(v.mean()) for name, v in found.items()}
     logger.info(
@@ -182,13 +182,3 @@ def _row_errors(module: Hourglass, rows: torch.Tensor) -> torch.Tensor:
     device = next(module.parameters()).device
     out, scaled = forward_rows(module, rows.to(device))
     return row_squared_error(out.recon, scaled, module.group_members).double().cpu()
-
-
-def _paired_z(before: torch.Tensor, after: torch.Tensor) -> float:
-    """Mean of ``before - after`` over its standard error (inf for a spread-free gain)."""
-    diff = (before - after).numpy()
-    mean = float(diff.mean())
-    spread = float(diff.std(ddof=1)) / math.sqrt(len(diff)) if len(diff) > 1 else 0.0
-    if spread == 0:
-        return math.inf if mean > 0 else 0.0
-    return mean / spread

@@ -43,9 +43,26 @@ __all__ = [
     "categorical_loss_sum",
     "dead_unit_loss_sum",
     "loss_sum",
+    "paired_z",
     "table_loss_sum",
     "uses_dead_unit_loss",
 ]
+
+
+def paired_z(before: torch.Tensor, after: torch.Tensor, ranks: Any = None) -> tuple[float, float]:
+    """Mean per-row improvement ``before - after`` (over all ``ranks``, if given), its z-score.
+
+    The z-score is the mean over its standard error (paired over the same rows); an
+    improvement with no spread at all counts as certain (infinite z).
+    """
+    diff = before - after
+    sums = torch.stack([diff.sum(), diff.square().sum(), diff.new_tensor(float(len(diff)))])
+    total, squares, n = (sums if ranks is None else ranks.all_sum(sums)).tolist()
+    mean = total / max(n, 1.0)
+    variance = max(squares / max(n, 1.0) - mean * mean, 0.0) * n / max(n - 1.0, 1.0)
+    error = math.sqrt(variance / max(n, 1.0))
+    return mean, (math.inf if mean > 0 else 0.0) if error == 0 else mean / error
+
 
 DEAD_AFTER_ROWS = 2048  # a top-k unit silent for this many training rows counts as dead
 
@@ -381,10 +398,4 @@ class Objective:
         The z-score is the mean over its standard error (paired over the same rows); an
         improvement with no spread at all counts as certain (infinite z).
         """
-        diff = before - after
-        sums = torch.stack([diff.sum(), diff.square().sum(), diff.new_tensor(float(len(diff)))])
-        total, squares, n = self.ranks.all_sum(sums).tolist()
-        mean = total / max(n, 1.0)
-        variance = max(squares / max(n, 1.0) - mean * mean, 0.0) * n / max(n - 1.0, 1.0)
-        error = math.sqrt(variance / max(n, 1.0))
-        return mean, (math.inf if mean > 0 else 0.0) if error == 0 else mean / error
+        return paired_z(before, after, self.ranks)
