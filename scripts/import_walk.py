@@ -1,77 +1,30 @@
 """The walk of X through Autoencoder.fit: module-to-module calls, and which go up the import graph.
 
-Import graph from the source (every import, inside functions too), cycles condensed (Tarjan);
-a module's level = 1 + the highest level it imports. A call from module a into module b is a
-move; it goes *up* when b's level is above a's (a lower module calling into a higher one, as
-through a callback or an object handed down), *in a cycle* when a and b share a cycle.
+Import graph from the source (every import, inside functions too), cycles condensed (Tarjan's
+algorithm, ``tests/import_graph.py``); a module's level = 1 + the highest level it imports. A
+call from module a into module b is a move; it goes *up* when b's level is above a's (a lower
+module calling into a higher one, as through a callback or an object handed down), *in a
+cycle* when a and b share a cycle.
 
     .venv/bin/python scripts/import_walk.py     # prints the figures as JSON
 """
 
-import ast
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-import aekit
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from aekit import Autoencoder
+from tests.import_graph import cycles, import_graph
 
-root = Path(aekit.__file__).parent
-files = {}
-for p in root.rglob("*.py"):
-    parts = list(p.relative_to(root.parent).with_suffix("").parts)
-    files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
-
-
-def imports(name, p):
-    """The aekit modules ``name`` (file ``p``) imports anywhere in its source."""
-    pkg = name.split(".") if p.name == "__init__.py" else name.split(".")[:-1]
-    out = set()
-    for n in ast.walk(ast.parse(p.read_text())):
-        if isinstance(n, ast.ImportFrom):
-            t = (
-                ".".join(pkg[: len(pkg) - n.level + 1] + ([n.module] if n.module else []))
-                if n.level
-                else (n.module or "")
-            )
-            for a in n.names:
-                out.add(f"{t}.{a.name}" if f"{t}.{a.name}" in files else t)
-    return {m for m in out if m in files and m != name}
-
-
-g = {m: imports(m, p) for m, p in files.items()}
-sys.setrecursionlimit(10000)
-index, low, stack, on, comp = {}, {}, [], set(), {}
-
-
-def visit(v):
-    """Tarjan's step: number ``v``, visit its imports, close its cycle."""
-    index[v] = low[v] = len(index)
-    stack.append(v)
-    on.add(v)
-    for w in sorted(g[v]):
-        if w not in index:
-            visit(w)
-            low[v] = min(low[v], low[w])
-        elif w in on:
-            low[v] = min(low[v], index[w])
-    if low[v] == index[v]:
-        members = []
-        while True:
-            w = stack.pop()
-            on.discard(w)
-            members.append(w)
-            if w == v:
-                break
-        for w in members:
-            comp[w] = v
-
-
-for v in sorted(g):
-    if v not in index:
-        visit(v)
+g = import_graph()
+files = set(g)
+comp = {v: v for v in g}  # each module its own component, a cycle's members share its first
+for members in cycles(g):
+    comp.update(dict.fromkeys(members, members[0]))
 cg = {}
 for v, ds in g.items():
     cg.setdefault(comp[v], set()).update(comp[d] for d in ds if comp[d] != comp[v])
