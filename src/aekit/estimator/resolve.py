@@ -234,21 +234,23 @@ def initial_model(
     extremes = torch.from_numpy(np.stack([stats["min"], stats["max"]]).astype(np.float32))
     check_finite_output(module.scale_input(extremes).numpy().T, "input scaling", "column")
     if params["init"] in _PCA_STARTS and module.pca_start is not None:
+        fill = None
         if isinstance(rows, CsrRows):  # no holes: sparse rows refuse NaN
             mean, components = sparse_principal_directions(
                 rows, module.offset, module.scale, model_config.code_dim, seed=init_seed
             )
         else:
-            scale = module.scale_input  # rows with holes: PCA of rows filled with 0 (scaled)
-            if model_config.missing:
+            # Rows with holes: PCA of the scaled rows filled with their observed column
+            # means, as aekit.analysis.measure's PCA; the mask indicators encode the fill.
+            fill = module.scale_input(mean) if model_config.missing else None
 
-                def scale(rows: torch.Tensor) -> torch.Tensor:
-                    return fill_holes(module.scale_input(rows))
+            def scale(rows: torch.Tensor) -> torch.Tensor:
+                return fill_holes(module.scale_input(rows), fill)
 
             mean, components = principal_directions(
                 rows, scale, model_config.code_dim, seed=init_seed
             )
-        module.start_from_pca_(mean, components)
+        module.start_from_pca_(mean, components, fill)
     _warn_if_identity_can_be_learned(model_config)
     return module, train_config, scaling
 
