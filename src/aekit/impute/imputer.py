@@ -101,7 +101,8 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     Parameters
     ----------
     estimator : Autoencoder, optional
-        The autoencoder to train (cloned, with ``missing=True, val_hidden=True``). None: the default above.
+        The autoencoder to train (cloned, with ``missing=True, val_hidden=True``). None: the
+        default above.
     missing_values : float, int, str or None, default=np.nan
         The placeholder of a missing value; every entry equal to it is imputed. As in
         scikit-learn, a text marker needs a table with text columns: on numeric rows it is
