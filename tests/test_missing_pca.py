@@ -70,3 +70,32 @@ def test_validation_hides_entries_only_where_asked():
     X = _table(n=120)
     imputer = AutoencoderImputer(Autoencoder(code_dim=2, epochs=2), n_estimators=1).fit(X)
     assert imputer.estimator_.val_hidden and imputer.estimator_.train_config_.val_hidden
+
+
+def _with_categories(n=300, seed=0):
+    """Numeric columns and two text columns, all functions of two latent factors, with holes."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    t = rng.normal(size=(n, 2))
+    frame = pd.DataFrame(t @ rng.normal(size=(2, 4)) + 0.1 * rng.normal(size=(n, 4)))
+    frame.columns = [f"x{j}" for j in range(4)]
+    frame["kind"] = np.where(t[:, 0] > 0.3, "a", np.where(t[:, 0] < -0.3, "b", "c"))
+    frame["side"] = np.where(t[:, 1] > 0, "left", "right")
+    frame = frame.mask(rng.random(frame.shape) < 0.05)  # holes in every column
+    return frame
+
+
+def test_a_categorical_start_fits_its_softmax_to_the_measured_pca():
+    from aekit.model.pca_start import BLOCK_SHARPNESS, sharpen_blocks_
+
+    X = _with_categories()
+    train, test = split_indices(len(X), 0.25, 0)
+    for k in (2, 4):
+        ae = Autoencoder(code_dim=k, epochs=1, lr=1e-30, random_state=0).fit(X.iloc[train])
+        assert ae.model_config_.categorical_blocks and ae.history_.best_epoch == 0
+        found = measure(ae, X.iloc[train], X.iloc[test])
+        assert found.ratio <= 1.0  # the first-order softmax alone: 1.01 to 1.05 here
+    rows = torch.from_numpy(ae.scale_rows(X.iloc[train])).float()
+    assert set(sharpen_blocks_(ae.module_, rows)) <= set(BLOCK_SHARPNESS)
+    assert sharpen_blocks_(Autoencoder(code_dim=2, epochs=1).fit(_table()).module_, rows) == ()
