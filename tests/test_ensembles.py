@@ -121,9 +121,10 @@ def test_one_pass_equals_members_fitted_one_by_one():
 def test_members_stop_early_on_their_own_and_match_one_by_one():
     """Masking noise from each member's generator, early stopping per member (frozen slices)."""
     X = _rows(missing=0.1)
-    base = Autoencoder(
-        code_dim=3, hidden=(16, 16), missing=True, patience=2, epochs=12, threads=1, device="cpu"
-    )
+    base = Autoencoder(  # validated with entries hidden, as the imputer's members are
+        code_dim=3, hidden=(16, 16), missing=True, val_hidden=True, patience=2, epochs=12,
+        threads=1, device="cpu",
+    )  # fmt: skip
     alone = fit_members(_members(base, 4), X, together=False)
     together = fit_members(_members(base, 4), X)
     assert len({m.n_iter_ for m in together}) > 1  # members stopped at different epochs

@@ -248,6 +248,7 @@ class TrainConfig(JsonConfig):
         "min_val_rows": 0,
         "improvement_z": 0.0,
         "threads": "torch",
+        "val_hidden": True,
     }
 
     epochs: int = option(
@@ -289,6 +290,14 @@ class TrainConfig(JsonConfig):
         "started from (per validation row, paired) must reach to replace it; below, the start "
         "(with init='pca': PCA's solution) is kept. Guards small data, where the best of many "
         "epochs on a few validation rows beats the start by luck; 0 takes any improvement.",
+    )
+    val_hidden: bool = option(
+        False,
+        "With missing values (ModelConfig.missing): validate with hide_share of the validation "
+        "rows' observed entries hidden (the same each time), so early stopping and the "
+        "improvement_z rule rank models by how they fill holes (the imputer's aim). False: by "
+        "the error of the rows as given, the unit aekit.analysis.measure compares with PCA, so "
+        "the PCA start is kept unless training beats it there (older files: True).",
     )
     min_delta: float = option(
         0.0, "Relative improvement of the validation loss that counts as progress."

@@ -38,9 +38,14 @@ __all__ = [
 ]
 
 
-def fill_holes(x: torch.Tensor) -> torch.Tensor:
-    """``x`` with NaN entries replaced by 0 (exported to ONNX as IsNaN + Where)."""
-    return torch.where(torch.isnan(x), torch.zeros((), dtype=x.dtype, device=x.device), x)
+def fill_holes(x: torch.Tensor, fill: torch.Tensor | None = None) -> torch.Tensor:
+    """``x`` with NaN entries replaced by 0, or by ``fill`` (one value per column).
+
+    0 is the model's input (exported to ONNX as IsNaN + Where); ``fill`` the observed column
+    means, where a PCA start is fitted on mean-filled rows as the PCA it is measured against.
+    """
+    value = torch.zeros((), dtype=x.dtype, device=x.device) if fill is None else fill.to(x)
+    return torch.where(torch.isnan(x), value, x)
 
 
 def with_indicators(x: torch.Tensor) -> torch.Tensor:

@@ -133,6 +133,7 @@ class Autoencoder(
         patience: int | None = 10,
         improvement_z: float = 2.0,
         min_delta: float = 0.0,
+        val_hidden: bool = False,
         max_time: float | None = None,
         device: str = "auto",
         threads: int | str = "auto",
@@ -181,6 +182,7 @@ class Autoencoder(
         self.patience = patience
         self.improvement_z = improvement_z
         self.min_delta = min_delta
+        self.val_hidden = val_hidden
         self.max_time = max_time
         self.device = device
         self.threads = threads

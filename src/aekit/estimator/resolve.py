@@ -18,7 +18,11 @@ from ..data.sources import RowSource
 from ..data.sparse import CsrRows
 from ..errors import AekitWarning, ConfigError, DataError
 from ..model.hourglass import Hourglass
-from ..model.pca_start import principal_directions, sparse_principal_directions
+from ..model.pca_start import (
+    principal_directions,
+    sharpen_blocks_,
+    sparse_principal_directions,
+)
 from ..training.trainer import batches_per_epoch, derive_seeds
 
 __all__ = [
@@ -234,23 +238,36 @@ def initial_model(
     extremes = torch.from_numpy(np.stack([stats["min"], stats["max"]]).astype(np.float32))
     check_finite_output(module.scale_input(extremes).numpy().T, "input scaling", "column")
     if params["init"] in _PCA_STARTS and module.pca_start is not None:
+        fill = None
         if isinstance(rows, CsrRows):  # no holes: sparse rows refuse NaN
             mean, components = sparse_principal_directions(
                 rows, module.offset, module.scale, model_config.code_dim, seed=init_seed
             )
         else:
-            scale = module.scale_input  # rows with holes: PCA of rows filled with 0 (scaled)
-            if model_config.missing:
+            # Rows with holes: PCA of the scaled rows filled with their observed column
+            # means, as aekit.analysis.measure's PCA; the mask indicators encode the fill.
+            fill = module.scale_input(mean) if model_config.missing else None
 
-                def scale(rows: torch.Tensor) -> torch.Tensor:
-                    return fill_holes(module.scale_input(rows))
+            def scale(rows: torch.Tensor) -> torch.Tensor:
+                return fill_holes(module.scale_input(rows), fill)
 
             mean, components = principal_directions(
                 rows, scale, model_config.code_dim, seed=init_seed
             )
-        module.start_from_pca_(mean, components)
+        module.start_from_pca_(mean, components, fill)
+        if model_config.categorical_blocks and not isinstance(rows, CsrRows):
+            sharpen_blocks_(module, module.scale_input(_sample(rows, init_seed)))
     _warn_if_identity_can_be_learned(model_config)
     return module, train_config, scaling
+
+
+def _sample(rows: torch.Tensor | RowSource, seed: int, size: int = 8192) -> torch.Tensor:
+    """At most ``size`` of the rows, drawn with ``seed``, in order (dense, on the CPU)."""
+    n = len(rows)
+    if n <= size:
+        return rows if isinstance(rows, torch.Tensor) else rows.take(torch.arange(n))
+    chosen = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size].sort()[0]
+    return rows[chosen] if isinstance(rows, torch.Tensor) else rows.take(chosen)
 
 
 def _warn_if_identity_can_be_learned(config: ModelConfig) -> None:

@@ -101,7 +101,8 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     Parameters
     ----------
     estimator : Autoencoder, optional
-        The autoencoder to train (cloned, with ``missing=True``). None: the default above.
+        The autoencoder to train (cloned, with ``missing=True, val_hidden=True``). None: the
+        default above.
     missing_values : float, int, str or None, default=np.nan
         The placeholder of a missing value; every entry equal to it is imputed. As in
         scikit-learn, a text marker needs a table with text columns: on numeric rows it is
@@ -263,7 +264,10 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         seed = self.random_state if self.random_state is not None else base.random_state
         given = {} if self.categorical_features is None else {"categorical_features": categorical}
         seeds = member_seeds(seed, int(n))
-        members = [clone(base).set_params(missing=True, random_state=s, **given) for s in seeds]
+        members = [
+            clone(base).set_params(missing=True, val_hidden=True, random_state=s, **given)
+            for s in seeds
+        ]
         self.estimators_ = fit_members(members, data)  # in one pass where they share a network
         self.estimator_ = self.estimators_[0]
         self._empty = np.isnan(rows).all(axis=0)

@@ -265,7 +265,9 @@ class Hourglass(nn.Module):
         return "logit" if config.output == "sigmoid" else "exact"
 
     @torch.no_grad()
-    def start_from_pca_(self, mean: torch.Tensor, components: torch.Tensor) -> bool:
+    def start_from_pca_(
+        self, mean: torch.Tensor, components: torch.Tensor, fill: torch.Tensor | None = None
+    ) -> bool:
         """Start at PCA's solution: codes are principal coordinates, outputs PCA's reconstruction.
 
         Parameters
@@ -274,6 +276,11 @@ class Hourglass(nn.Module):
             Mean of the scaled training rows.
         components : Tensor of shape (n_components, input_dim)
             Orthonormal principal directions of the scaled rows, largest variance first.
+        fill : Tensor of shape (input_dim,), optional
+            What a missing entry stands for in the PCA the start copies (the scaled rows'
+            observed column means; a model with ``missing``). Each mask indicator's encoder
+            weights start at the units times its column's fill, so a hole is encoded as that
+            value, as PCA of mean-filled rows encodes it. None: as 0.
 
         Returns
         -------
@@ -286,8 +293,11 @@ class Hourglass(nn.Module):
         ``Vᵀ h + mean`` (``V``: the first ``code_dim`` components; units beyond the number of
         components start at zero). In a deep model these are the linear path, and the
         nonlinear branches' last layers start at zero, so the whole model equals PCA until
-        training moves it. With a sigmoid output the decoder's logits start at the first-order
-        expansion of ``logit(PCA reconstruction)`` around the mean (clipped to [0.01, 0.99]).
+        training moves it (rows with holes: PCA of the rows filled with ``fill``). With a
+        sigmoid output the decoder's logits start at the first-order expansion of
+        ``logit(PCA reconstruction)`` around the mean (clipped to [0.01, 0.99]), and a
+        categorical block's softmax (whose one-hot mean ``m`` sums to 1) at
+        ``log m + (r - m) / m`` for PCA's reconstruction ``r``: equal to ``r`` to first order.
         """
         how = self.pca_start
         if how is None:
@@ -299,7 +309,7 @@ class Hourglass(nn.Module):
         decoder = self.linear_decoder if self.config.linear_path else self.decoder[-1]
         d = self.config.input_dim  # mask indicators (missing=True) start at zero
         encoder.weight[:n, :d] = units
-        encoder.weight[:n, d:] = 0
+        encoder.weight[:n, d:] = 0 if fill is None else units * fill.to(units)
         encoder.bias[:n] = -(units @ mean)
         if how == "logit":
             centre = mean.clamp(LOGIT_CLAMP, 1 - LOGIT_CLAMP)
@@ -308,6 +318,10 @@ class Hourglass(nn.Module):
         else:
             decoder.weight[:, :n] = units.T
             decoder.bias.copy_(mean)
+        for start, stop in self.config.categorical_blocks:  # softmax: its first-order expansion
+            centre = mean[start:stop].clamp(LOGIT_CLAMP, 1 - LOGIT_CLAMP)
+            decoder.weight[start:stop, :n] = units.T[start:stop] / centre[:, None]
+            decoder.bias[start:stop] = torch.log(centre)
         if self.config.linear_path:  # the nonlinear branches add nothing at the start
             for branch in (self.encoder, self.decoder):
                 last = [m for m in branch if isinstance(m, (nn.Linear, nn.ConvTranspose2d))][-1]

@@ -25,13 +25,16 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ..data.missing import row_squared_error
 from ..data.sources import RowSource, TensorRows
 from ..data.sparse import CsrRows
 
 __all__ = [
+    "BLOCK_SHARPNESS",
     "EXACT_MAX_FEATURES",
     "FAST_MIN_FEATURES",
     "principal_directions",
+    "sharpen_blocks_",
     "sparse_principal_directions",
 ]
 
@@ -44,6 +47,9 @@ _OVERSAMPLE = 10  # extra basis vectors of the subspace iteration
 _ITERATIONS = 7  # passes of the subspace iteration (each one pass over the rows)
 _SETTLED = 1e-10  # the iteration on a covariance stops when its Ritz values move less
 _MAX_SWEEPS = 100  # ... or after this many products with it
+# A categorical block's softmax starts at PCA's reconstruction to first order, times one of
+# these (the least error on the training rows, block by block; 1: the expansion itself).
+BLOCK_SHARPNESS = (1.0, 1.25, 1.5, 2.0, 3.0)
 
 
 def principal_directions(
@@ -202,3 +208,39 @@ def _chunks(
         stop = min(start + _CHUNK_ROWS, len(source))
         with torch.no_grad():
             yield scale(source.take(torch.arange(start, stop))).to("cpu")
+
+
+@torch.no_grad()
+def sharpen_blocks_(module: Any, rows: torch.Tensor) -> tuple[float, ...]:
+    """Scale each categorical block's PCA start by the :data:`BLOCK_SHARPNESS` that fits best.
+
+    A softmax cannot output PCA's reconstruction ``r`` of a one-hot block exactly; the start
+    (:meth:`aekit.model.Hourglass.start_from_pca_`) matches it to first order around the
+    block's mean, ``log m + (r - m) / m``, and is too soft where ``r`` is near a category. Each
+    block in turn takes the factor on ``(r - m) / m`` whose start has the least error on
+    ``rows`` (scaled training rows, NaN where missing) in aekit's unit
+    (:func:`aekit.data.missing.row_squared_error`), the other blocks' factors held.
+
+    Returns
+    -------
+    tuple of float
+        The factor of each block (empty where the model has no block or no PCA start).
+    """
+    config = module.config
+    if not config.categorical_blocks or module.pca_start not in ("exact", "logit"):
+        return ()
+    decoder = module.linear_decoder if config.linear_path else module.decoder[-1]
+    n, first = config.code_dim, decoder.weight[:, : config.code_dim].clone()
+    was_training = module.training
+    module.eval()
+    chosen = []
+    for start, stop in config.categorical_blocks:
+        errors = []
+        for factor in BLOCK_SHARPNESS:
+            decoder.weight[start:stop, :n] = factor * first[start:stop]
+            recon = module(rows).recon
+            errors.append(float(row_squared_error(recon, rows, module.group_members).sum()))
+        chosen.append(BLOCK_SHARPNESS[int(np.argmin(errors))])
+        decoder.weight[start:stop, :n] = chosen[-1] * first[start:stop]
+    module.train(was_training)
+    return tuple(chosen)

@@ -230,6 +230,7 @@ class Objective:
         self.counts_dead_units = uses_dead_unit_loss(module.config)
         self.penalised = module.config.sparsity in ("l1", "kl") or self.counts_dead_units
         self.missing = module.config.missing
+        self.val_hidden = config.val_hidden  # validation rows with entries hidden
 
     def hidden(self, clean: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """The model's input for scaled rows: a share of observed entries hidden (NaN).
@@ -267,7 +268,8 @@ class Objective:
         """A validation chunk: its scaled rows and the model's output (entries hidden).
 
         Sparse rows stay sparse where the model reads them so (:func:`forward_rows`); a model
-        with missing values gets them dense (one chunk), its entries hidden.
+        with missing values gets them dense (one chunk), its entries hidden where
+        ``TrainConfig.val_hidden`` says so.
         """
         rows = source.take(chunk).to(self.device)
         if not self.missing:
@@ -275,8 +277,9 @@ class Objective:
                 out, clean = forward_rows(self.module, rows)
             return clean, out
         clean = self.module.scale_input(as_dense(rows))
+        seen = self.hidden(clean, generator) if self.val_hidden else clean
         with autocast(self.device, self.precision):
-            out = self.module(self.hidden(clean, generator))
+            out = self.module(seen)
         return clean, out
 
     def _validation_generator(self) -> torch.Generator:
@@ -355,8 +358,8 @@ class Objective:
         mean per-row sum of squared errors in the scaled space, aekit's one error unit, which
         early stopping ranks epochs by whatever the loss (rows with holes: observed entries,
         rescaled, see :func:`aekit.data.missing.row_squared_error`; a model with missing values
-        sees validation rows with ``hide_share`` of their entries hidden, the same ones each
-        time). Leaves the model in eval mode.
+        and ``TrainConfig.val_hidden`` sees validation rows with ``hide_share`` of their
+        entries hidden, the same ones each time). Leaves the model in eval mode.
         """
         if len(rows) == 0:
             return None
