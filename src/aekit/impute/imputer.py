@@ -45,6 +45,8 @@ from ..errors import AekitWarning, ConfigError, DataTypeError
 from ..estimator.autoencoder import Autoencoder
 from ..estimator.ensemble import fit_members
 from ..training.prepare import member_seeds
+from .blend import blend_weight, held_out_cells, held_out_errors
+from .chain import fit_chain
 from .defaults import ENSEMBLE_ENTRIES, imputer_autoencoder
 from .imputerfile import read_imputer, save_imputer
 from .markers import is_nan_marker, mark_sparse_holes, numeric_marker
@@ -264,10 +266,15 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         given = {} if self.categorical_features is None else {"categorical_features": categorical}
         seeds = member_seeds(seed, int(n))
         members = [clone(base).set_params(missing=True, random_state=s, **given) for s in seeds]
-        self.estimators_ = fit_members(members, data)  # in one pass where they share a network
+        # the validated blend (aekit.impute.blend): default model, numeric rows, small data
+        blended = self.estimator is None and not self._table and rows.size <= ENSEMBLE_ENTRIES
+        hidden = held_out_cells(rows, seeds[0]) if blended else None
+        train = data if hidden is None else np.where(hidden, np.nan, rows)
+        self.estimators_ = fit_members(members, train)  # in one pass where they share a network
         self.estimator_ = self.estimators_[0]
         self._empty = np.isnan(rows).all(axis=0)
         self._warn_empty()
+        self.linear_, self.blend_ = None, 1.0
         numbers_seen = rows
         if self._table:  # the numeric columns in their units; categorical ones: no bounds
             layout = self.estimator_.table_layout_
@@ -278,6 +285,12 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             self.bounds_ = np.stack(
                 [np.nanmin(numbers_seen, axis=0), np.nanmax(numbers_seen, axis=0)]
             )
+        if hidden is not None:  # weigh the autoencoders against the chain on the hidden cells
+            fills = self._guess(train), fit_chain(train, seeds[0]).fill(train)
+            self.held_out_rmse_ = held_out_errors(rows, hidden, *fills)
+            self.blend_ = blend_weight(rows, hidden, *fills)
+            if self.blend_ < 1.0:  # refitted on every observed cell (cheap beside the members)
+                self.linear_ = fit_chain(rows, seeds[0])
         self.indicator_ = None
         if self.add_indicator:
             self.indicator_ = MissingIndicator(missing_values=np.nan, error_on_new=False)
@@ -316,9 +329,15 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         return filled
 
     def _guess(self, rows: np.ndarray) -> np.ndarray:
-        """The members' mean reconstruction of checked rows (all holes too), clipped."""
+        """The fill of checked rows (all holes too): the members' mean reconstruction,
+        clipped, blended with the linear chain's fill where one was chosen (``blend_``)."""
         guesses = [m.reconstruct(CheckedRows(rows)) for m in self.estimators_]
-        return self._clip(np.mean(guesses, axis=0))
+        guess = self._clip(np.mean(guesses, axis=0))
+        linear = getattr(self, "linear_", None)
+        if linear is None:
+            return guess
+        weight = self.blend_
+        return weight * guess + (1.0 - weight) * linear.fill(np.asarray(rows, np.float64))
 
     def _clip(self, values: np.ndarray, columns: Any = slice(None)) -> np.ndarray:
         """``values`` within the observed range (``bounds_``) of their ``columns``."""
@@ -466,6 +485,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             imputer.indicator_ = MissingIndicator(missing_values=np.nan, error_on_new=False)
             imputer.indicator_.fit(flags)
         imputer.n_features_in_, imputer._dtypes = len(saved.empty), saved.dtypes
+        imputer.linear_, imputer.blend_ = saved.linear, saved.blend
         if saved.feature_names is not None:
             imputer.feature_names_in_ = np.asarray(saved.feature_names, dtype=object)
         return imputer
