@@ -75,7 +75,8 @@ def blend_weight(
     autoencoders, linear : ndarray of shape (n_samples, n_features)
         The two fills of the rows with those cells hidden.
     """
-    return float(BLEND_WEIGHTS[int(np.argmin(held_out_errors(truth, hidden, autoencoders, linear)))])
+    errors = held_out_errors(truth, hidden, autoencoders, linear)
+    return float(BLEND_WEIGHTS[int(np.argmin(errors))])
 
 
 def held_out_errors(

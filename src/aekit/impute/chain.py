@@ -102,9 +102,7 @@ def fit_chain(rows: np.ndarray, random_state: int | None) -> LinearChain:
     from sklearn.impute import IterativeImputer
     from sklearn.linear_model import BayesianRidge
 
-    imputer = IterativeImputer(
-        BayesianRidge(), random_state=random_state, keep_empty_features=True
-    )
+    imputer = IterativeImputer(BayesianRidge(), random_state=random_state, keep_empty_features=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # ran its 10 rounds: still usable
         imputer.fit(rows)

@@ -91,7 +91,7 @@ class FillGraph(nn.Module):
         return self.blend * guess + (1.0 - self.blend) * self.chain_fill(rows)
 
     def chain_fill(self, rows: torch.Tensor) -> torch.Tensor:
-        """The linear chain's fill (:meth:`LinearChain.fill <aekit.impute.chain.LinearChain.fill>`)."""
+        """The linear chain's fill, as :meth:`aekit.impute.chain.LinearChain.fill` computes it."""
         holes = torch.isnan(rows)
         filled = torch.where(holes, self.chain_start.to(rows.dtype), rows)
         weights, intercept = self.chain_weights.to(rows.dtype), self.chain_intercept.to(rows.dtype)
