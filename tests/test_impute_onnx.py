@@ -10,6 +10,7 @@ from sklearn.datasets import load_wine
 from aekit import Autoencoder, AutoencoderImputer, ConfigError
 from aekit.cli import main
 from aekit.export import IMPUTER_OUTPUTS, OnnxModel, to_onnx
+from aekit.impute.chain import fit_chain
 from tests.helpers import FAST
 
 pytest.importorskip("onnx")
@@ -92,3 +93,15 @@ def test_aekit_export_writes_an_imputer_folder_that_score_refuses(tmp_path, caps
     argv = ["score", str(out), str(tmp_path / "x.csv"), "-o", str(tmp_path / "s.csv")]
     assert main(argv) == 2
     assert "imputer's ONNX file" in capsys.readouterr().err
+
+
+def test_the_graph_replays_a_blended_linear_chain(tmp_path):
+    wine = load_wine().data
+    X = holed(wine, 0.2)
+    imputer = fitted(X)
+    imputer.linear_, imputer.blend_ = fit_chain(X, 0), 0.25  # as the default's blend sets them
+    fresh = holed(wine, 0.3, seed=1)
+    want = imputer.transform(fresh)
+    assert not np.allclose(want, fitted(X).transform(fresh))  # the chain changes the fill
+    got = OnnxModel(to_onnx(imputer, tmp_path / "blend.onnx")).run(fresh)["filled"]
+    assert_matches(got, want, np.nanstd(wine, axis=0))

@@ -15,6 +15,7 @@ from ..training.prepare import batches_per_epoch
 __all__ = [
     "ENSEMBLE_ENTRIES",
     "IMPUTER_DEFAULTS",
+    "hidden_width_for",
     "hide_share_for",
     "imputer_autoencoder",
     "patience_for",
@@ -39,18 +40,31 @@ ENSEMBLE_ENTRIES = 100_000  # n_estimators="auto": 5 members up to this many ent
 def imputer_autoencoder(X: np.ndarray, random_state: int | None = None) -> Autoencoder:
     """The autoencoder :class:`AutoencoderImputer` trains by default on rows ``X``.
 
-    :data:`IMPUTER_DEFAULTS` with a code as wide as the rows (2 to 64 units), early stopping's
+    :data:`IMPUTER_DEFAULTS` with hidden layers sized to the columns (:func:`hidden_width_for`),
+    a code as wide as the rows (2 to 64 units), early stopping's
     patience in steps rather than epochs on small tables (:func:`patience_for`), masking noise
     that follows the rows' missing share (:func:`hide_share_for`) and, for image-like rows
     (:func:`shared_scale`), one global scale for every column.
     """
+    width = hidden_width_for(X)
     return Autoencoder(
         code_dim=int(min(64, max(2, X.shape[1]))),
         hide_share=hide_share_for(X),
         scaling="global_minmax" if shared_scale(X) else "auto",
         random_state=random_state,
-        **{**IMPUTER_DEFAULTS, "patience": patience_for(X)},
+        **{**IMPUTER_DEFAULTS, "hidden": (width, width), "patience": patience_for(X)},
     )
+
+
+def hidden_width_for(X: np.ndarray) -> int:
+    """The hidden layers' width on rows ``X``: 4 units a column, within [32, 256].
+
+    The work follows the table: on wine (13 columns, 30 % MCAR) five members of 52 units fit
+    about 3 x faster than of 256 (3.6 s against 10.5 s, under load) at RMSE 0.752 against
+    0.740, and the linear chain blended in (:mod:`aekit.impute.blend`) covers what narrow
+    layers miss on near-linear tables; 64 columns and more keep 256.
+    """
+    return int(min(256, max(32, 4 * X.shape[1])))
 
 
 def patience_for(X: np.ndarray) -> int:

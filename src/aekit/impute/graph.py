@@ -4,7 +4,9 @@
 :meth:`AutoencoderImputer.transform <aekit.AutoencoderImputer.transform>` returns for numeric
 rows: each member scales the rows, reconstructs them (holes as 0 plus their mask, as the
 members were trained) and unscales; the members' mean reconstruction, clipped to each
-column's observed range in ``fit`` (``bounds_``), replaces the holes; observed entries pass
+column's observed range in ``fit`` (``bounds_``), blended with the linear chain's fill where
+the imputer chose one (``linear_``, ``blend_``: :mod:`aekit.impute.blend`; the chain's steps
+are matrix products and Where), replaces the holes; observed entries pass
 through unchanged; a column with no value in ``fit`` is 0 (or dropped, as ``transform`` drops
 it); the missing-indicator columns follow with ``add_indicator=True``. It uses only tensor
 operations ONNX has (IsNaN, Where, Min/Max, Gather), so the exported graph is the same
@@ -43,6 +45,10 @@ class FillGraph(nn.Module):
         Keep those columns in the output (else dropped).
     flagged : ndarray of int or None
         Columns whose missing indicator is appended (``add_indicator=True``), or None.
+    linear : LinearChain or None
+        The imputer's linear chain (``linear_``), blended in with weight ``1 - blend``.
+    blend : float
+        The members' weight (``blend_``).
     """
 
     def __init__(
@@ -52,9 +58,16 @@ class FillGraph(nn.Module):
         empty: np.ndarray,
         keep_empty: bool,
         flagged: np.ndarray | None,
+        linear: Any = None,
+        blend: float = 1.0,
     ) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
+        self.blend, self.steps = float(blend), [] if linear is None else linear.feature.tolist()
+        if linear is not None:  # the chain's arrays as buffers: constants of the graph
+            for name in ("start", "weights", "intercept"):
+                value = torch.as_tensor(getattr(linear, name), dtype=torch.float32)
+                self.register_buffer(f"chain_{name}", value)
         low = np.nan_to_num(bounds[0], nan=-np.inf)
         high = np.nan_to_num(bounds[1], nan=np.inf)
         self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
@@ -72,7 +85,21 @@ class FillGraph(nn.Module):
         for member in self.members:
             total = total + member.unscale_output(member(member.scale_input(rows)).recon)
         mean = total / len(self.members)
-        return torch.maximum(torch.minimum(mean, self.high), self.low)
+        guess = torch.maximum(torch.minimum(mean, self.high), self.low)
+        if not self.steps:
+            return guess
+        return self.blend * guess + (1.0 - self.blend) * self.chain_fill(rows)
+
+    def chain_fill(self, rows: torch.Tensor) -> torch.Tensor:
+        """The linear chain's fill, as :meth:`aekit.impute.chain.LinearChain.fill` computes it."""
+        holes = torch.isnan(rows)
+        filled = torch.where(holes, self.chain_start.to(rows.dtype), rows)
+        weights, intercept = self.chain_weights.to(rows.dtype), self.chain_intercept.to(rows.dtype)
+        for step, j in enumerate(self.steps):
+            guess = filled @ weights[step] + intercept[step]
+            column = torch.where(holes[:, j], guess, filled[:, j])
+            filled = torch.cat([filled[:, :j], column[:, None], filled[:, j + 1 :]], dim=1)
+        return filled
 
     def forward(self, rows: torch.Tensor) -> torch.Tensor:
         """Raw rows (NaN where missing) → filled rows, then the indicator's columns."""
@@ -107,4 +134,8 @@ def fill_graph(imputer: Any) -> FillGraph:
     members = [copy.deepcopy(m.module_).to("cpu").float().eval() for m in imputer.estimators_]
     indicator = imputer.indicator_
     flagged = None if indicator is None else indicator.features_
-    return FillGraph(members, imputer.bounds_, imputer._empty, imputer.keep_empty_features, flagged)
+    linear, blend = getattr(imputer, "linear_", None), getattr(imputer, "blend_", 1.0)
+    return FillGraph(
+        members, imputer.bounds_, imputer._empty, imputer.keep_empty_features, flagged,
+        linear, blend,
+    )  # fmt: skip

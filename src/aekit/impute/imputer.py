@@ -41,13 +41,15 @@ from ..data.checks import (
 )
 from ..data.sparse import is_sparse
 from ..data.tables import needs_layout
-from ..errors import AekitWarning, ConfigError, DataTypeError
+from ..errors import ConfigError, DataTypeError
 from ..estimator.autoencoder import Autoencoder
 from ..estimator.ensemble import fit_members
 from ..training.prepare import member_seeds
+from .blend import blend_weight, held_out_cells, held_out_errors
+from .chain import fit_chain
 from .defaults import ENSEMBLE_ENTRIES, imputer_autoencoder
 from .imputerfile import read_imputer, save_imputer
-from .markers import is_nan_marker, mark_sparse_holes, numeric_marker
+from .markers import is_nan_marker, mark_sparse_holes, numeric_marker, warn_empty
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -70,7 +72,8 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     own units (``bounds_``); a categorical column's hole gets a category, never clipped.
 
     The default autoencoder (:func:`imputer_autoencoder`) is what won ``benchmarks/impute.py``:
-    two hidden layers of 256 units, a code as wide as the rows (2 to 64 units), masking noise
+    two hidden layers of 4 units a column (32 to 256, :func:`hidden_width_for`), a code as
+    wide as the rows (2 to 64 units), masking noise
     hiding 1.25 × the rows' missing share of the observed entries in each training batch, within
     [0.15, 0.5] (:func:`hide_share_for`; no masking is much worse everywhere), the loss on every
     observed entry, mask indicators in the input, early stopping on held-out rows with entries
@@ -81,6 +84,13 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     means, ``epochs="auto"``). Image-like rows (:func:`shared_scale`: non-negative, most columns
     reaching one maximum) keep one global scale; other tables are standardized. With
     ``n_estimators="auto"`` small data (up to 100,000 entries) gets an ensemble of 5.
+
+    **The validated blend** (default autoencoder, numeric rows of up to 100,000 entries;
+    :mod:`aekit.impute.blend`): 10 % of the observed cells are held out, hidden as other
+    rows' holes; the members and a linear chain (``IterativeImputer(BayesianRidge())``'s
+    steps, :mod:`aekit.impute.chain`) are fitted on the rest; the members' weight (1, 3/4,
+    1/2, 1/4 or 0) with the least error on the held-out cells is ``blend_``; below 1 the
+    chain is refitted on every observed cell and blended in (``linear_``).
 
     **Tables.** Fitted on a DataFrame with categorical columns (``category``, ``object``,
     string or ``bool`` dtypes), or with ``categorical_features``, the autoencoder one-hot
@@ -137,6 +147,12 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         The first of them.
     indicator_ : MissingIndicator or None
         The missing-value indicator (``add_indicator=True``).
+    blend_ : float
+        The members' weight in the fill (1.0: the members alone).
+    linear_ : LinearChain or None
+        The chain blended in with weight ``1 - blend_``.
+    held_out_rmse_ : list of float
+        RMSE on the held-out cells of each weight (1, 3/4, ..., 0); set where the blend ran.
     bounds_ : ndarray of shape (2, n_features_in)
         Each input column's lowest and highest observed value in ``fit``, the range its
         fills are clipped to; NaN for a categorical column and a column with no value.
@@ -268,10 +284,15 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             clone(base).set_params(missing=True, val_hidden=True, random_state=s, **given)
             for s in seeds
         ]
-        self.estimators_ = fit_members(members, data)  # in one pass where they share a network
+        # the validated blend (aekit.impute.blend): default model, numeric rows, small data
+        blended = self.estimator is None and not self._table and rows.size <= ENSEMBLE_ENTRIES
+        hidden = held_out_cells(rows, seeds[0]) if blended else None
+        train = data if hidden is None else np.where(hidden, np.nan, rows)
+        self.estimators_ = fit_members(members, train)  # in one pass where they share a network
         self.estimator_ = self.estimators_[0]
         self._empty = np.isnan(rows).all(axis=0)
-        self._warn_empty()
+        warn_empty(self._empty, getattr(self, "feature_names_in_", None), self.keep_empty_features)
+        self.linear_, self.blend_ = None, 1.0
         numbers_seen = rows
         if self._table:  # the numeric columns in their units; categorical ones: no bounds
             layout = self.estimator_.table_layout_
@@ -282,6 +303,12 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             self.bounds_ = np.stack(
                 [np.nanmin(numbers_seen, axis=0), np.nanmax(numbers_seen, axis=0)]
             )
+        if hidden is not None:  # weigh the autoencoders against the chain on the hidden cells
+            fills = self._guess(train), fit_chain(train, seeds[0]).fill(train)
+            self.held_out_rmse_ = held_out_errors(rows, hidden, *fills)
+            self.blend_ = blend_weight(rows, hidden, *fills)
+            if self.blend_ < 1.0:  # refitted on every observed cell (cheap beside the members)
+                self.linear_ = fit_chain(rows, seeds[0])
         self.indicator_ = None
         if self.add_indicator:
             self.indicator_ = MissingIndicator(missing_values=np.nan, error_on_new=False)
@@ -320,9 +347,18 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         return filled
 
     def _guess(self, rows: np.ndarray) -> np.ndarray:
-        """The members' mean reconstruction of checked rows (all holes too), clipped."""
+        """The fill of checked rows (all holes too), blended where ``blend_`` < 1.
+
+        The members' mean reconstruction, clipped; weighed with the linear chain's fill
+        where the held-out cells chose one (:mod:`aekit.impute.blend`).
+        """
         guesses = [m.reconstruct(CheckedRows(rows)) for m in self.estimators_]
-        return self._clip(np.mean(guesses, axis=0))
+        guess = self._clip(np.mean(guesses, axis=0))
+        linear = getattr(self, "linear_", None)
+        if linear is None:
+            return guess
+        weight = self.blend_
+        return weight * guess + (1.0 - weight) * linear.fill(np.asarray(rows, np.float64))
 
     def _clip(self, values: np.ndarray, columns: Any = slice(None)) -> np.ndarray:
         """``values`` within the observed range (``bounds_``) of their ``columns``."""
@@ -351,22 +387,6 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             flags = self.indicator_.transform(rows)
             filled = sparse.hstack([filled, flags.astype(filled.dtype)], format="csr")
         return filled
-
-    def _warn_empty(self) -> None:
-        """Warn of the columns with no observed value in ``fit`` (what ``transform`` does)."""
-        if not self._empty.any():
-            return
-        names = getattr(self, "feature_names_in_", None)
-        which = np.flatnonzero(self._empty)
-        shown = [str(names[j]) for j in which] if names is not None else which.tolist()
-        done = (
-            "kept in the output and filled with 0"
-            if self.keep_empty_features
-            else "dropped from the output (keep_empty_features=True keeps them, filled with 0)"
-        )
-        warnings.warn(
-            f"column(s) {shown} have no observed value in fit: {done}", AekitWarning, stacklevel=3
-        )
 
     # -- tables ---------------------------------------------------------------------------
     def _cells(self, X: Any, *, reset: bool) -> pd.DataFrame:
@@ -470,6 +490,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             imputer.indicator_ = MissingIndicator(missing_values=np.nan, error_on_new=False)
             imputer.indicator_.fit(flags)
         imputer.n_features_in_, imputer._dtypes = len(saved.empty), saved.dtypes
+        imputer.linear_, imputer.blend_ = saved.linear, saved.blend
         if saved.feature_names is not None:
             imputer.feature_names_in_ = np.asarray(saved.feature_names, dtype=object)
         return imputer

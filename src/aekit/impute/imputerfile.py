@@ -11,7 +11,9 @@ A fitted :class:`~aekit.impute.AutoencoderImputer` saves as (the detector's layo
                                          parameters, its fitted state (each column's observed
                                          range, the columns empty in fit, the indicator's
                                          columns, whether it fills a table), the feature names
-                                         and dtypes, and how many autoencoders there are
+                                         and dtypes, how many autoencoders there are, and
+                                         (version 2) the blend: the members' weight and the
+                                         linear chain's steps (:mod:`aekit.impute.chain`)
 
 The fitted state is a few numbers per column, stored in ``imputer.json`` itself (JSON keeps a
 float64 exactly; NaN, "no bound", as null). ``imputer.json`` is written last, after the
@@ -46,10 +48,11 @@ from ..files import (
     saved_folder,
 )
 from ..files.layouts import IMPUTER_NAME, check_can_save, member_folder, read_member_folder
+from .chain import LinearChain
 
 __all__ = ["IMPUTER_NAME", "SavedImputer", "imputer_feature_names", "read_imputer", "save_imputer"]
 
-_FORMAT, _VERSION = "aekit-imputer", 1
+_FORMAT, _VERSION = "aekit-imputer", 2  # 2: the blend (absent in 1: the members alone)
 
 # Keys of imputer.json and their JSON types.
 _FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -57,6 +60,7 @@ _FIELDS: dict[str, type | tuple[type, ...]] = {
     "estimator_given": bool, "n_members": int, "n_features_in": int,
     "feature_names": (list, type(None)), "dtypes": (list, type(None)), "table": bool,
     "empty": list, "low": list, "high": list, "indicator_features": (list, type(None)),
+    "blend": (int, float), "linear": (dict, type(None)),  # format version 2
 }  # fmt: skip
 _PARAMS: dict[str, type | tuple[type, ...]] = {
     "missing_values": (int, float, str, type(None)), "add_indicator": bool,
@@ -120,6 +124,8 @@ def _write_imputer(imputer: Any, folder: Path) -> None:
         "low": _numbers(imputer.bounds_[0]),
         "high": _numbers(imputer.bounds_[1]),
         "indicator_features": None if indicator is None else [int(j) for j in indicator.features_],
+        "blend": float(getattr(imputer, "blend_", 1.0)),
+        "linear": None if getattr(imputer, "linear_", None) is None else imputer.linear_.to_json(),
     }
     with atomic_files(folder) as put:
         put(IMPUTER_NAME, json_bytes(meta))
@@ -148,6 +154,10 @@ class SavedImputer:
     feature_names : list of str or None
     dtypes : list of str or None
         The input DataFrame's column dtypes in ``fit`` (None for other input).
+    blend : float
+        The members' weight in the fill (1.0 in format version 1: the members alone).
+    linear : LinearChain or None
+        The linear chain blended in (:mod:`aekit.impute.chain`), or None.
     """
 
     params: dict[str, Any]
@@ -159,6 +169,8 @@ class SavedImputer:
     indicator_features: list[int] | None
     feature_names: list[str] | None
     dtypes: list[str] | None
+    blend: float = 1.0
+    linear: LinearChain | None = None
 
 
 def _read_meta(folder: Path) -> dict[str, Any]:
@@ -167,7 +179,7 @@ def _read_meta(folder: Path) -> dict[str, Any]:
         raise ModelFileError(f"no imputer in {folder} (missing {IMPUTER_NAME})")
     meta = read_json(path)  # a JSON object, or one ModelFileError naming the file
     check_header(meta, path, _FORMAT, _VERSION)
-    check_fields(meta, _FIELDS, path)
+    check_fields(meta, _FIELDS, path, optional=("blend", "linear"))
     check_fields(meta["params"], _PARAMS, path)
     n = meta["n_features_in"]
     if meta["n_members"] < 1 or n < 1:
@@ -185,6 +197,14 @@ def _read_meta(folder: Path) -> dict[str, Any]:
     if flagged is not None and not all(_typed(j, (int,)) and 0 <= j < n for j in flagged):
         raise ModelFileError(f"{path}: indicator_features must be column indices below {n}")
     _check_values(meta, path)
+    blend = meta.setdefault("blend", 1.0)  # format version 1: the members alone
+    if not (_typed(blend, (int, float)) and 0.0 <= blend <= 1.0):
+        raise ModelFileError(f"{path}: 'blend' must be a number in [0, 1], got {blend!r:.40}")
+    linear = meta.setdefault("linear", None)
+    if linear is not None:
+        meta["linear"] = LinearChain.from_json(linear, n, str(path))
+    elif blend < 1.0:
+        raise ModelFileError(f"{path}: 'blend' below 1 needs the 'linear' chain it weighs")
     return meta
 
 
@@ -259,4 +279,6 @@ def read_imputer(folder: str | os.PathLike[str]) -> SavedImputer:
         indicator_features=meta["indicator_features"],
         feature_names=meta["feature_names"],
         dtypes=meta["dtypes"],
+        blend=float(meta["blend"]),
+        linear=meta["linear"],
     )

@@ -1,16 +1,17 @@
-"""The imputer's ``missing_values`` marker: what it is, and holes marked in sparse rows."""
+"""The imputer's ``missing_values`` marker, holes marked in sparse rows, empty columns."""
 
 from __future__ import annotations
 
 import numbers
+import warnings
 from typing import Any
 
 import numpy as np
 
 from ..data.checks import check_sparse_values
-from ..errors import DataError, DataTypeError
+from ..errors import AekitWarning, DataError, DataTypeError
 
-__all__ = ["is_nan_marker", "mark_sparse_holes", "numeric_marker"]
+__all__ = ["is_nan_marker", "mark_sparse_holes", "numeric_marker", "warn_empty"]
 
 
 def mark_sparse_holes(X: Any, marker: Any) -> None:
@@ -49,3 +50,19 @@ def is_nan_marker(value: Any) -> bool:
     if isinstance(value, numbers.Real):
         return bool(np.isnan(value))
     return str(value) == "<NA>"
+
+
+def warn_empty(empty: np.ndarray, names: Any, keep: bool) -> None:
+    """Warn of the columns with no observed value in ``fit`` and what ``transform`` does."""
+    if not empty.any():
+        return
+    which = np.flatnonzero(empty)
+    shown = [str(names[j]) for j in which] if names is not None else which.tolist()
+    done = (
+        "kept in the output and filled with 0"
+        if keep
+        else "dropped from the output (keep_empty_features=True keeps them, filled with 0)"
+    )
+    warnings.warn(
+        f"column(s) {shown} have no observed value in fit: {done}", AekitWarning, stacklevel=3
+    )
