@@ -41,7 +41,8 @@ change touches some tables only (the detector's density term: tables of at most 
 a run of those tables and methods with the same seeds replaces, per table, the entries of
 the methods it measured; the other methods' entries and the other tables stay; the
 summaries are recomputed over the methods every table has, and the subset's command is
-recorded under ``"merged"``. Refused when the seeds differ.
+recorded under ``"merged"``; only the protocols both files hold are merged. Refused when
+the seeds differ.
 """
 
 from __future__ import annotations
@@ -355,9 +356,11 @@ def merge(subset_path: str, out_path: str) -> None:
     if subset["seeds"] != full["seeds"]:
         raise SystemExit(f"{subset_path} has {subset['seeds']} seeds, {out_path} "
                          f"{full['seeds']}: a merge needs the same seeds")  # fmt: skip
-    for protocol, got in subset["protocols"].items():
-        if protocol not in full["protocols"]:
-            raise SystemExit(f"{out_path} has no {protocol} protocol to merge into")
+    common = [p for p in subset["protocols"] if p in full["protocols"]]
+    if not common:
+        raise SystemExit(f"{out_path} has none of {subset_path}'s protocols to merge into")
+    for protocol in common:
+        got = subset["protocols"][protocol]
         tables = full["protocols"][protocol]["tables"]
         for name, new in got["tables"].items():
             tables[name] = {**tables.get(name, {}), **new}
@@ -365,7 +368,7 @@ def merge(subset_path: str, out_path: str) -> None:
         full["protocols"][protocol]["summary"] = summary(tables, method_names(tables))
     full.setdefault("merged", []).append(
         {"command": subset["command"], "tables": sorted(
-            t for got in subset["protocols"].values() for t in got["tables"])}
+            t for p in common for t in subset["protocols"][p]["tables"])}
     )  # fmt: skip
     write_json(out_path, full, indent=1)
     for protocol, got in full["protocols"].items():
