@@ -195,23 +195,30 @@ class AnomalyScorer(nn.Module):
         """Mean distance of scaled rows to their :data:`NEIGHBOURS` nearest reference rows."""
         return self.nearest(scaled, NEIGHBOURS)[0].mean(dim=1)
 
-    def _reachability(self, scaled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean reachability distance of scaled rows and their neighbours' indices.
+    @staticmethod
+    def _reachability(
+        distance: torch.Tensor, index: torch.Tensor, k_distance: torch.Tensor
+    ) -> torch.Tensor:
+        """Mean reachability distance of rows to their neighbours (``index``, ``distance``).
 
         The reachability distance to a neighbour is the larger of the distance and the
         neighbour's own distance to its :data:`DENSITY_NEIGHBOURS`-th neighbour.
         """
-        distance, index = self.nearest(scaled, DENSITY_NEIGHBOURS)
-        reach = torch.maximum(distance, self.reference_reach.to(distance.dtype)[index])
-        return reach.mean(dim=1) + _LRD_FLOOR, index
+        reach = torch.maximum(distance, k_distance.to(distance.dtype)[index])
+        return reach.mean(dim=1) + _LRD_FLOOR
 
-    def local_outlier_factor(self, scaled: torch.Tensor) -> torch.Tensor:
+    def local_outlier_factor(
+        self, scaled: torch.Tensor, found: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """Local outlier factor of scaled rows among the reference rows (density term).
 
         The neighbours' mean local reachability density over the row's own; about 1 inside
-        a cluster, larger in a sparse gap.
+        a cluster, larger in a sparse gap. ``found``: the rows' nearest reference rows
+        (:meth:`nearest` with at least :data:`DENSITY_NEIGHBOURS`), if already searched.
         """
-        reach, index = self._reachability(scaled)
+        distance, index = self.nearest(scaled, DENSITY_NEIGHBOURS) if found is None else found
+        distance, index = distance[:, :DENSITY_NEIGHBOURS], index[:, :DENSITY_NEIGHBOURS]
+        reach = self._reachability(distance, index, self.reference_reach)
         density = self.reference_density.to(reach.dtype)[index]
         return density.mean(dim=1) * reach
 
@@ -243,10 +250,12 @@ class AnomalyScorer(nn.Module):
         neighbour = density = None
         for i in range(len(self.members)):
             scaled, recon, code = self.member_outputs(rows, i)
-            if self.n_reference and neighbour is None:
-                neighbour = self.neighbour_distance(scaled)
+            if self.n_reference and neighbour is None:  # one search serves both terms
+                k = max(NEIGHBOURS, DENSITY_NEIGHBOURS) if self.density_term else NEIGHBOURS
+                found = self.nearest(scaled, k)
+                neighbour = found[0][:, :NEIGHBOURS].mean(dim=1)
                 if self.density_term:
-                    density = self.local_outlier_factor(scaled)
+                    density = self.local_outlier_factor(scaled, found)
             holes = torch.isnan(scaled)
             residual = self._residual(fill_holes(recon - scaled))  # holes: no residual
             rescale = observed_share(holes, self.members[i].group_members).to(residual.dtype)
@@ -337,19 +346,19 @@ class AnomalyScorer(nn.Module):
             first, X, lambda r: fill_holes(first.scale_input(r)), np.float32, chunk_rows
         )
         self.reference.copy_(torch.from_numpy(np.ascontiguousarray(scaled)))
-        if self.density_term:  # each reference row's k-distance, then its density (scaled rows)
+        if self.density_term:  # each reference row's k-distance, then its density
+            k = DENSITY_NEIGHBOURS
 
-            def kth(rows: torch.Tensor) -> torch.Tensor:
-                return self.nearest(rows, DENSITY_NEIGHBOURS)[0][:, -1]
+            def search(rows: torch.Tensor) -> torch.Tensor:  # (distances, indices) side by side
+                distance, index = self.nearest(rows, k)
+                return torch.cat([distance.double(), index.double()], dim=1)
 
-            reach = run_in_chunks(first, scaled, kth, np.float32, chunk_rows)
-            self.reference_reach.copy_(torch.from_numpy(reach))
-
-            def inverse_reach(rows: torch.Tensor) -> torch.Tensor:
-                return 1.0 / self._reachability(rows)[0]
-
-            density = run_in_chunks(first, scaled, inverse_reach, np.float32, chunk_rows)
-            self.reference_density.copy_(torch.from_numpy(density))
+            found = torch.from_numpy(run_in_chunks(first, scaled, search, np.float64, chunk_rows))
+            k = found.shape[1] // 2  # (capped at n_reference - 1)
+            distance, index = found[:, :k].float(), found[:, k:].long()
+            k_distance = distance[:, -1]
+            self.reference_reach.copy_(k_distance)
+            self.reference_density.copy_(1.0 / self._reachability(distance, index, k_distance))
 
 
 def image_shape_of(member: Hourglass, image_shape: object) -> tuple[int, ...] | None:
