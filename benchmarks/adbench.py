@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/adbench.py --quick              # 6 small tables, 1 seed
     .venv/bin/python benchmarks/adbench.py --protocol one-class --seeds 1
     .venv/bin/python benchmarks/adbench.py --protocol contextual   # 3 seeds, its own JSON
+    .venv/bin/python benchmarks/adbench.py --merge SUBSET.json --out results/adbench.json
 
 **Data.** The ``.npz`` tables of ``--data`` (default ``../shared/data/adbench``: 31 of
 ADBench's 47 classical tables, Han et al., NeurIPS 2022), each with ``X`` and ``y``
@@ -34,6 +35,14 @@ number of tables more than 2 points below PCA; beside them the published DTE col
 tables (``benchmarks/published/dte_adbench.json``, with its source). Printed as tables and
 written to ``--out`` as JSON, after every table as it goes (``"complete": false`` until the
 run ends), so that a run cut short keeps the tables it finished.
+
+**Merging a subset run** (``--merge SUBSET.json --out FULL.json``, nothing is run): where a
+change touches some tables only (the detector's density term: tables of at most 8 columns),
+a run of those tables and methods with the same seeds replaces, per table, the entries of
+the methods it measured; the other methods' entries and the other tables stay; the
+summaries are recomputed over the methods every table has, and the subset's command is
+recorded under ``"merged"``; only the protocols both files hold are merged. Refused when
+the seeds differ.
 """
 
 from __future__ import annotations
@@ -333,6 +342,41 @@ def print_summary(protocol: str, summary: dict[str, Any]) -> None:
             print(f"  {name:<28} {s['mean_auroc']:6.2f}  (published, DTE README)")
 
 
+def method_names(results: dict[str, Any]) -> list[str]:
+    """The methods that every table of ``results`` has, in the first table's order."""
+    tables = list(results.values())
+    names = [k for k in tables[0] if not k.startswith("_")] if tables else []
+    return [n for n in names if all(n in t for t in tables)]
+
+
+def merge(subset_path: str, out_path: str) -> None:
+    """Replace, per table, ``out_path``'s entries of the methods ``subset_path`` measured."""
+    subset = json.loads(Path(subset_path).read_text())
+    full = json.loads(Path(out_path).read_text())
+    if subset["seeds"] != full["seeds"]:
+        raise SystemExit(f"{subset_path} has {subset['seeds']} seeds, {out_path} "
+                         f"{full['seeds']}: a merge needs the same seeds")  # fmt: skip
+    common = [p for p in subset["protocols"] if p in full["protocols"]]
+    if not common:
+        raise SystemExit(f"{out_path} has none of {subset_path}'s protocols to merge into")
+    for protocol in common:
+        got = subset["protocols"][protocol]
+        tables = full["protocols"][protocol]["tables"]
+        for name, new in got["tables"].items():
+            tables[name] = {**tables.get(name, {}), **new}
+        summary = contextual_summary if protocol == "contextual" else summarize
+        full["protocols"][protocol]["summary"] = summary(tables, method_names(tables))
+    full.setdefault("merged", []).append(
+        {"command": subset["command"], "tables": sorted(
+            t for p in common for t in subset["protocols"][p]["tables"])}
+    )  # fmt: skip
+    write_json(out_path, full, indent=1)
+    for protocol, got in full["protocols"].items():
+        (print_contextual if protocol == "contextual" else print_summary)(
+            *([got["summary"]] if protocol == "contextual" else [protocol, got["summary"]])
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(DATA), help="folder of ADBench .npz tables")
@@ -344,7 +388,14 @@ def main() -> None:
     parser.add_argument("--tables", nargs="*", help="table names (file stems) to run")
     parser.add_argument("--methods", nargs="*", help="method names to run (default: all)")
     parser.add_argument("--quick", action="store_true", help="6 small tables, 1 seed")
+    parser.add_argument("--merge", metavar="SUBSET_JSON",
+                        help="merge a subset run's tables into --out (nothing is run)")  # fmt: skip
     args = parser.parse_args()
+    if args.merge:
+        if not args.out:
+            raise SystemExit("--merge needs --out, the full results file to merge into")
+        merge(args.merge, args.out)
+        return
     contextual = args.protocol == "contextual"
     if args.seeds is None:
         args.seeds = 3 if contextual else 5

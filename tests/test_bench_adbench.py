@@ -55,3 +55,45 @@ def test_contextual_split_trains_on_half_and_labels_the_swapped_test_rows(contex
     assert rows["train"].shape == (150, 4) and rows["test"].shape == (150, 4)
     assert rows["labels"].sum() == round(0.05 * 150)
     assert np.allclose(rows["train"].mean(axis=0), 0, atol=1e-5)  # scaled on the training half
+
+
+@pytest.fixture
+def adbench(monkeypatch: pytest.MonkeyPatch, contextual):
+    """benchmarks/adbench.py, imported by path with its sibling modules."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("adbench", ROOT / "benchmarks" / "adbench.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def _entry(auroc: float) -> dict[str, float]:
+    return {"auroc": auroc, "ap": auroc / 2, "fit_s": 1.0, "score_s": 0.5}
+
+
+def test_merge_replaces_the_measured_methods_of_the_subset_tables_only(adbench, tmp_path):
+    import json
+
+    def table(det: float) -> dict:
+        published = dict.fromkeys(adbench.PUBLISHED_METHODS)
+        shape = {"_shape": {"rows": 10, "features": 3}, "_published": published}
+        return {"aekit detector": _entry(det), "PyOD PCA": _entry(70.0), **shape}
+
+    full = {"seeds": 1, "command": "all", "protocols": {"one-class": {"tables": {
+        "a": table(60.0), "b": table(80.0)}}}}  # fmt: skip
+    subset = {"seeds": 1, "command": "sub", "protocols": {"one-class": {"tables": {
+        "a": {"aekit detector": _entry(90.0)}}}}}  # fmt: skip
+    (tmp_path / "full.json").write_text(json.dumps(full))
+    (tmp_path / "sub.json").write_text(json.dumps(subset))
+    adbench.merge(str(tmp_path / "sub.json"), str(tmp_path / "full.json"))
+    merged = json.loads((tmp_path / "full.json").read_text())
+    got = merged["protocols"]["one-class"]
+    assert got["tables"]["a"]["aekit detector"]["auroc"] == 90.0
+    assert got["tables"]["a"]["PyOD PCA"]["auroc"] == 70.0  # an unmeasured method stays
+    assert got["tables"]["b"]["aekit detector"]["auroc"] == 80.0  # another table stays
+    assert got["summary"]["aekit detector"]["mean_auroc"] == 85.0
+    assert merged["merged"] == [{"command": "sub", "tables": ["a"]}]
+    subset["seeds"] = 3
+    (tmp_path / "sub.json").write_text(json.dumps(subset))
+    with pytest.raises(SystemExit, match="same seeds"):
+        adbench.merge(str(tmp_path / "sub.json"), str(tmp_path / "full.json"))

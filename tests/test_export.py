@@ -61,16 +61,25 @@ def conv(**kw):
             lambda: AutoencoderOutlierDetector(Autoencoder(code_dim=2, **FAST), n_estimators=2),
             "wine",
         ),
+        # a narrow table (6 columns): the density term (local outlier factor) too
+        (lambda: AutoencoderOutlierDetector(Autoencoder(code_dim=2, **FAST)), "narrow"),
         # images: pooled residuals; a convolutional model; a plain autoencoder
         (lambda: AutoencoderOutlierDetector(Autoencoder(code_dim=4, **FAST)), "digits"),
         (lambda: AutoencoderOutlierDetector(conv(), n_estimators=1), "digits"),
         (lambda: Autoencoder(code_dim=3, **FAST), "wine"),
         (lambda: Autoencoder(code_dim=3, sparsity="topk", sparsity_k=2, **FAST), "digits"),
     ],
-    ids=["table-detector", "image-detector", "conv-detector", "autoencoder", "topk"],
+    ids=[
+        "table-detector",
+        "narrow-detector",
+        "image-detector",
+        "conv-detector",
+        "autoencoder",
+        "topk",
+    ],
 )
 def test_onnx_matches_aekit(tmp_path, make, rows, wine, digits):
-    X = {"wine": wine, "digits": digits[:300]}[rows]
+    X = {"wine": wine, "narrow": wine[:, :6], "digits": digits[:300]}[rows]
     model = make().fit(X)
     path = to_onnx(model, tmp_path / "out" / "model.onnx")
     assert sorted(p.name for p in path.parent.iterdir()) == ["model.onnx"]  # no sidecar

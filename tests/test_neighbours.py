@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 from sklearn.datasets import load_wine
-from sklearn.neighbors import NearestNeighbors
+from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
 
 from aekit import Autoencoder, AutoencoderOutlierDetector
-from aekit.anomaly.scorer import NEIGHBOURS
+from aekit.anomaly import detector_density_term
+from aekit.anomaly.scorer import DENSITY_NEIGHBOURS, NEIGHBOURS
 from tests.helpers import FAST
 
 
@@ -24,7 +25,7 @@ def fitted(X, **params):
 
 def test_tables_get_the_neighbour_term_images_do_not(wine):
     det = fitted(wine)
-    assert det.scorer_.term_names == ("residual", "code", "neighbour")
+    assert det.scorer_.term_names == ("residual", "code", "neighbour")  # 13 columns: no density
     assert det.scorer_.n_reference == len(wine)
     pixels = np.random.default_rng(0).random((60, 64))
     assert "neighbour" not in fitted(pixels).scorer_.term_names
@@ -79,3 +80,65 @@ def test_a_detector_folder_of_format_1_loads_without_the_neighbour_term(wine, tm
     again = AutoencoderOutlierDetector.load(tmp_path / "d")
     assert again.neighbour_term is False and again.scorer_.n_reference == 0
     np.testing.assert_array_equal(again.anomaly_score(wine), det.anomaly_score(wine))
+
+
+def test_narrow_tables_get_the_density_term_by_the_width_rule(wine):
+    assert detector_density_term(8) and not detector_density_term(9)
+    narrow = fitted(wine[:, :8])
+    assert narrow.scorer_.term_names == ("residual", "code", "neighbour", "density")
+    assert narrow.scorer_.term_weights()[-1] == 1.0
+    assert "density" not in fitted(wine[:, :8], density_term=False).scorer_.term_names
+    assert "density" in fitted(wine, density_term=True).scorer_.term_names
+    # the density term lives among the neighbours: without them there is none
+    assert "density" not in fitted(wine[:, :8], neighbour_term=False).scorer_.term_names
+
+
+def test_the_density_term_is_scikit_learns_local_outlier_factor(wine):
+    det = fitted(wine[:, :6])
+    scaled = det.estimator_.scale_rows(wine[:, :6])
+    lof = LocalOutlierFactor(n_neighbors=DENSITY_NEIGHBOURS, novelty=True).fit(scaled)
+    shifted = scaled + 0.3
+    with torch.no_grad():
+        train = det.scorer_.local_outlier_factor(torch.as_tensor(scaled, dtype=torch.float32))
+        new = det.scorer_.local_outlier_factor(torch.as_tensor(shifted, dtype=torch.float32))
+    # training rows leave themselves out, as scikit-learn's negative_outlier_factor_ does
+    np.testing.assert_allclose(train.numpy(), -lof.negative_outlier_factor_, rtol=1e-4)
+    np.testing.assert_allclose(new.numpy(), -lof.score_samples(shifted), rtol=1e-4)
+
+
+def test_a_row_in_a_gap_between_two_dense_clusters_scores_high_by_density():
+    rng = np.random.default_rng(0)
+    tight = rng.normal(0, 0.05, (100, 3))
+    loose = rng.normal(0, 1.0, (100, 3)) + np.array([6.0, 0.0, 0.0])
+    X = np.vstack([tight, loose])
+    det = AutoencoderOutlierDetector(Autoencoder(code_dim=1, **FAST)).fit(X)
+    assert "density" in det.scorer_.term_names  # 3 columns: a narrow table
+    beside_tight = np.array(
+        [[0.6, 0.0, 0.0]]
+    )  # as far from the tight cluster as loose rows are apart
+    with torch.no_grad():
+        scaled = torch.as_tensor(det.estimator_.scale_rows(beside_tight), dtype=torch.float32)
+        factor = det.scorer_.local_outlier_factor(scaled)
+    assert factor.item() > 3  # ordinary rows are near 1
+
+
+def test_a_detector_folder_of_format_2_loads_without_the_density_term(wine, tmp_path):
+    det = fitted(wine[:, :6], density_term=False)
+    det.save(tmp_path / "d")
+    path = tmp_path / "d" / "detector.json"
+    meta = json.loads(path.read_text())
+    assert meta["format_version"] == 3 and meta["density_term"] is False
+    del meta["density_term"], meta["params"]["density_term"]  # as format 2 wrote it
+    meta["format_version"] = 2
+    path.write_text(json.dumps(meta))
+    again = AutoencoderOutlierDetector.load(tmp_path / "d")
+    assert again.density_term is False and "density" not in again.scorer_.term_names
+    np.testing.assert_array_equal(again.anomaly_score(wine[:, :6]), det.anomaly_score(wine[:, :6]))
+
+
+def test_saved_with_its_density_term_and_loaded_alike(wine, tmp_path):
+    det = fitted(wine[:, :6])
+    det.save(tmp_path / "d")
+    again = AutoencoderOutlierDetector.load(tmp_path / "d")
+    assert again.scorer_.term_names == det.scorer_.term_names
+    np.testing.assert_array_equal(again.anomaly_score(wine[:, :6]), det.anomaly_score(wine[:, :6]))

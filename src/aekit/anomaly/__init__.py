@@ -19,14 +19,19 @@ from ..files.layouts import DETECTOR_NAME, is_detector
 from .threshold import threshold_for
 
 if TYPE_CHECKING:
-    from .detector import AutoencoderOutlierDetector, detector_code_dim
+    from .detector import AutoencoderOutlierDetector, detector_code_dim, detector_density_term
 
-_LAZY = {"AutoencoderOutlierDetector": ".detector", "detector_code_dim": ".detector"}
+_LAZY = {
+    "AutoencoderOutlierDetector": ".detector",
+    "detector_code_dim": ".detector",
+    "detector_density_term": ".detector",
+}
 
 __all__ = [
     "DETECTOR_NAME",
     "AutoencoderOutlierDetector",
     "detector_code_dim",
+    "detector_density_term",
     "is_detector",
     "load_detector",
     "threshold_for",

@@ -37,9 +37,15 @@ from .detectorfile import read_detector, save_detector
 from .scorer import MAX_REFERENCE, AnomalyScorer, image_shape_of
 from .threshold import threshold_for
 
-__all__ = ["AutoencoderOutlierDetector", "detector_code_dim", "threshold_for"]
+__all__ = [
+    "AutoencoderOutlierDetector",
+    "detector_code_dim",
+    "detector_density_term",
+    "threshold_for",
+]
 
 _MAX_CODE = 16  # the default autoencoder's code: one unit per 8 features, 1 to 16 units
+_NARROW = 8  # the density term's rule: tables of at most this many (encoded) columns
 _DTYPES = [np.float64, np.float32, np.uint8]  # 8-bit rows stay 8-bit: images (global_minmax)
 
 
@@ -67,6 +73,20 @@ def detector_code_dim(n_features: int) -> int:
     return max(1, min(_MAX_CODE, n_features // 8))
 
 
+def detector_density_term(n_features: int) -> bool:
+    """Whether ``density_term="auto"`` adds the density term: tables of at most 8 columns.
+
+    Decided on the odd-indexed ADBench tables (sorted names) of ``benchmarks/adbench.py``'s
+    contextual protocol, seed 0, where LOF beat the detector mostly on narrow tables, and
+    confirmed on the even-indexed ones and the other protocols (see ``docs/benchmarks.rst``).
+    On few columns rows fill the space densely, an anomaly is an unusual combination of
+    values, and the ratio of local densities sees it where the distance to the nearest rows
+    and a one-unit code blur it; with 12 or 16 as the bound the one-class mean fell (tables of
+    9 to 16 columns such as vowels and Stamps lost), so 8 it is.
+    """
+    return n_features <= _NARROW
+
+
 class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
     """Outlier detection with autoencoders, following ``IsolationForest``'s conventions.
 
@@ -81,7 +101,11 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
     - for tables, the squared Mahalanobis distance of the code to the training codes;
     - for tables, the mean distance to the 3 nearest training rows in the scaled space, beside
       which the autoencoder's terms weigh 0.5: on ADBench's one-class tables the nearest
-      normal rows separate anomalies better than the reconstruction alone.
+      normal rows separate anomalies better than the reconstruction alone;
+    - for narrow tables (at most 8 columns, :func:`detector_density_term`), the local outlier
+      factor among the training rows with 10 neighbours (weight 1): on few columns an anomaly
+      is often an unusual combination of ordinary values, in a sparse gap between dense
+      clusters, which a density ratio sees better than a distance.
 
     Several autoencoders trained with different seeds average their scores.
 
@@ -104,6 +128,11 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         autoencoder's terms then weighing 0.5 each (see :mod:`aekit.anomaly.scorer`).
         ``"auto"``: for tables, not for images (not measured there). Detectors saved before
         this option load without it.
+    density_term : bool or "auto", default="auto"
+        Add the local outlier factor among the training rows kept as neighbours (needs the
+        neighbour term; see :mod:`aekit.anomaly.scorer`). ``"auto"``: for tables of at most
+        8 columns as the autoencoder sees them (:func:`detector_density_term`). Detectors
+        saved before this option load without it.
     image_shape : "auto", tuple of int or None, default="auto"
         ``(height, width)`` or ``(channels, height, width)`` of image rows, whose residuals
         are pooled over pixel neighbourhoods. ``"auto"``: a convolutional model's shape, or
@@ -156,6 +185,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         n_estimators: int = 1,
         code_term: bool | str = "auto",
         neighbour_term: bool | str = "auto",
+        density_term: bool | str = "auto",
         image_shape: str | tuple[int, ...] | None = "auto",
         contamination: str | float = "auto",
         prefit: bool = False,
@@ -165,6 +195,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         self.n_estimators = n_estimators
         self.code_term = code_term
         self.neighbour_term = neighbour_term
+        self.density_term = density_term
         self.image_shape = image_shape
         self.contamination = contamination
         self.prefit = prefit
@@ -233,7 +264,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         )
         positive_int("n_estimators", self.n_estimators)
         shape = self.image_shape
-        for name in ("code_term", "neighbour_term"):
+        for name in ("code_term", "neighbour_term", "density_term"):
             term = getattr(self, name)
             check(
                 term == "auto" if isinstance(term, str) else _is_bool(term),
@@ -283,7 +314,12 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         code_term = shape is None if self.code_term == "auto" else bool(self.code_term)
         neighbours = shape is None if self.neighbour_term == "auto" else bool(self.neighbour_term)
         n_reference = min(n_rows, MAX_REFERENCE) if neighbours and n_rows > 1 else 0
-        scorer = AnomalyScorer([m.module_ for m in members], shape, code_term, n_reference)
+        width = first.config.input_dim
+        auto = shape is None and detector_density_term(width)
+        density = auto if self.density_term == "auto" else bool(self.density_term)
+        scorer = AnomalyScorer(
+            [m.module_ for m in members], shape, code_term, n_reference, density and neighbours
+        )
         self._adopt(members, scorer.to(first.offset.device).eval())
 
     def _adopt(self, members: list[Autoencoder], scorer: AnomalyScorer) -> None:

@@ -56,18 +56,18 @@ __all__ = [
 ]
 
 STATS_NAME = "detector.safetensors"
-_FORMAT, _VERSION = "aekit-detector", 2  # 2: the neighbour term (n_reference)
+_FORMAT, _VERSION = "aekit-detector", 3  # 2: the neighbour term (n_reference); 3: density
 
 # Keys of detector.json and their JSON types.
 _FIELDS: dict[str, type | tuple[type, ...]] = {
     "format": str, "format_version": int, "aekit_version": str, "params": dict,
     "estimator_given": bool, "n_members": int, "image_shape": (list, type(None)),
     "code_term": bool, "n_reference": int, "threshold": float, "stats_sha256": str,
-    "n_features_in": int, "feature_names": (list, type(None)),
+    "n_features_in": int, "density_term": bool, "feature_names": (list, type(None)),
 }  # fmt: skip
 _PARAMS: dict[str, type | tuple[type, ...]] = {
     "n_estimators": int, "code_term": (bool, str), "neighbour_term": (bool, str),
-    "image_shape": (str, list, type(None)),
+    "density_term": (bool, str), "image_shape": (str, list, type(None)),
     "contamination": (str, float), "prefit": bool, "random_state": (int, type(None)),
 }  # fmt: skip
 
@@ -118,6 +118,7 @@ def _write_detector(detector: Any, folder: Path) -> None:
         "image_shape": None if scorer.image_shape is None else list(scorer.image_shape),
         "code_term": scorer.code_term,
         "n_reference": scorer.n_reference,
+        "density_term": scorer.density_term,
         "threshold": float(detector.threshold_),
         "n_features_in": int(detector.n_features_in_),
         "feature_names": None if names is None else [str(n) for n in names],
@@ -134,11 +135,13 @@ def _read_meta(folder: Path) -> dict[str, Any]:
         raise ModelFileError(f"no detector in {folder} (missing {DETECTOR_NAME})")
     meta = read_json(path)  # a JSON object, or one ModelFileError naming the file
     check_header(meta, path, _FORMAT, _VERSION)
-    # added in format 2; absent from older folders, which had no neighbour term
-    check_fields(meta, _FIELDS, path, optional=("n_reference",))
-    check_fields(meta["params"], _PARAMS, path, optional=("neighbour_term",))
+    # added in formats 2 (neighbour) and 3 (density); absent from older folders, without them
+    check_fields(meta, _FIELDS, path, optional=("n_reference", "density_term"))
+    check_fields(meta["params"], _PARAMS, path, optional=("neighbour_term", "density_term"))
     meta.setdefault("n_reference", 0)
+    meta.setdefault("density_term", False)
     meta["params"].setdefault("neighbour_term", False)
+    meta["params"].setdefault("density_term", False)
     _check_values(meta, path)
     return meta
 
@@ -164,6 +167,8 @@ def _check_values(meta: dict[str, Any], path: Path) -> None:
          params["code_term"] in (True, False, "auto")),
         ("neighbour_term", params["neighbour_term"], "true, false or 'auto'",
          params["neighbour_term"] in (True, False, "auto")),
+        ("density_term", params["density_term"], "true, false or 'auto'",
+         params["density_term"] in (True, False, "auto")),
         ("n_reference", meta["n_reference"], "an int in [0, 2**31)",
          0 <= meta["n_reference"] < 2**31),
         ("random_state", seed, "null or an int in [0, 2**63)", seed is None or 0 <= seed < 2**63),
@@ -238,7 +243,11 @@ def read_detector(folder: str | os.PathLike[str]) -> SavedDetector:
     shape = None if meta["image_shape"] is None else tuple(meta["image_shape"])
     try:
         scorer = AnomalyScorer(
-            [m.module_ for m in members], shape, meta["code_term"], meta["n_reference"]
+            [m.module_ for m in members],
+            shape,
+            meta["code_term"],
+            meta["n_reference"],
+            meta["density_term"],
         )
     except (RuntimeError, ValueError, TypeError, OverflowError) as exc:
         raise ModelFileError(f"{folder}: image_shape {shape} does not fit the model") from exc
