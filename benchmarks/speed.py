@@ -273,32 +273,37 @@ def run_training(
 def run_time_to_quality(
     args: argparse.Namespace, X: np.ndarray, X_test: np.ndarray, small: dict[str, Any]
 ) -> dict[str, Any] | None:
-    """Seconds aekit (its own defaults, bf16) needs to reach PyOD's best test error.
+    """Seconds aekit (its own defaults) needs to reach PyOD's best test error.
 
     Equal quality, read as time, each library with its own recipe on the same layers and
     batch size: aekit trains for the fewest epochs (1, 2, ...) whose median test error over
     ``--repeats`` seeds is at most every PyOD row's; PyOD's seconds are its medians from the
-    main runs (its ``--epochs`` epochs).
+    main runs (its ``--epochs`` epochs). aekit runs in bf16 where the hardware has it (a GPU,
+    or a CPU with ``avx512_bf16``/``amx_bf16``) and in its default fp32 elsewhere: emulated
+    bf16 is slower than fp32, and no user would pick it there.
     """
     c = small["contenders"]
     pyod = {name: v for name, v in c.items() if name.startswith("PyOD")}
     if PYOD not in pyod:
         return None
     bar = min(v["test_error"] for v in pyod.values())
-    fit = fit_aekit("bf16", args.device, defaults=True)
+    flags = environment("cpu_flags")["cpu_flags"]
+    hardware = args.device.startswith("cuda") or flags.get("avx512_bf16") or flags.get("amx_bf16")
+    precision = "bf16" if hardware else "fp32"
+    fit = fit_aekit(precision, args.device, defaults=True)
     for epochs in range(1, args.epochs + 1):
         runs = [fit(X, X_test, ARCHS["small"], small["batch_size"], epochs, rep)
                 for rep in range(args.repeats)]  # fmt: skip
         error = statistics.median(e for _, e in runs)
         print(
-            f"  aekit defaults bf16, {epochs} epochs: test error {error:.2f} "
+            f"  aekit defaults {precision}, {epochs} epochs: test error {error:.2f} "
             f"(PyOD's best {bar:.2f})"
         )
         if error <= bar:
             seconds = statistics.median(s for s, _ in runs)
             pyod_seconds = statistics.median(c[PYOD]["seconds"])
-            return {"pyod_error": bar, "aekit_epochs": epochs, "aekit_error": error,
-                    "aekit_seconds": seconds, "pyod_seconds": pyod_seconds,
+            return {"pyod_error": bar, "precision": precision, "aekit_epochs": epochs,
+                    "aekit_error": error, "aekit_seconds": seconds, "pyod_seconds": pyod_seconds,
                     "ratio": pyod_seconds / seconds}  # fmt: skip
     return None
 
@@ -360,7 +365,7 @@ def targets(res: dict[str, Any]) -> list[tuple[str, float, float]]:
             out.append(("large: aekit fp32 share of fp32 peak", gflops / peak, 0.6))
     if res.get("time_to_quality"):
         ratio = res["time_to_quality"]["ratio"]
-        out.append(("small: PyOD time / aekit time to its error", ratio, 4.0))
+        out.append(("small: PyOD time / aekit time to its error", ratio, 8.0))  # issue 28
     out.append(("transform / raw forward", res["transform"]["ratio"], 0.9))
     return out
 
@@ -394,10 +399,11 @@ def print_report(res: dict[str, Any]) -> None:
           f"({t['rows']} rows, chunks of {t['chunk']})")  # fmt: skip
     q = res.get("time_to_quality")
     if q:
-        print(f"\ntime to PyOD's best test error {q['pyod_error']:.2f}: aekit defaults bf16 "
-              f"{q['aekit_seconds']:.2f} s ({q['aekit_epochs']} epochs, error "
-              f"{q['aekit_error']:.2f}), PyOD (defaults) {q['pyod_seconds']:.2f} s")  # fmt: skip
-    print("\ntargets (issue 4)")
+        print(f"\ntime to PyOD's best test error {q['pyod_error']:.2f}: aekit defaults "
+              f"{q.get('precision', 'bf16')} {q['aekit_seconds']:.2f} s ({q['aekit_epochs']} "
+              f"epochs, error {q['aekit_error']:.2f}), "
+              f"PyOD (defaults) {q['pyod_seconds']:.2f} s")  # fmt: skip
+    print("\ntargets (issues 4 and 28)")
     for what, value, goal in res["targets"]:
         print(
             f"  {what:<40}{value:7.2f}  target ≥ {goal:<4}  {'met' if value >= goal else 'MISSED'}"
