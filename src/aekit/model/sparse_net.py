@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.sparse import SparseBatch
+from .gram_error import GramSquaredError
 from .hourglass import Hourglass, Output
 
 __all__ = [
@@ -216,26 +217,6 @@ def encode_rows(module: Hourglass, rows: torch.Tensor | SparseBatch) -> torch.Te
     return module.encode(module.scale_input(rows))
 
 
-def decoder_parts(
-    module: Hourglass, code: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(z, M, c)`` with ``decode_logits(code) == z @ M.T + c``: the last layers' inputs.
-
-    ``z`` joins the decoder's last hidden activations and (with a linear path) the code;
-    ``M`` their output weights side by side, ``c`` the summed biases.
-    """
-    last = module.decoder[-1]
-    z = module.decoder[:-1](code)
-    if not module.config.linear_path:
-        return z, last.weight, last.bias
-    lin = module.linear_decoder
-    return (
-        torch.cat([z, code], dim=1),
-        torch.cat([last.weight, lin.weight], dim=1),
-        last.bias + lin.bias,
-    )
-
-
 def gram_is_cheaper(module: Hourglass, batch_rows: int) -> bool:
     """Whether ``Mᵀ M`` (width × hidden²) costs less than ``x̂`` (batch × width × hidden)."""
     hidden = module.decoder[-1].in_features + (
@@ -263,13 +244,25 @@ def exact_squared_error(
             diff = diff + module.offset / module.scale
         diff = diff.index_put((rows, cols), -values, accumulate=True)
         return diff.square().sum()
-    z, weight, bias = decoder_parts(module, code)
+    z, pieces, bias = output_pieces(module, code)
     if shifted:
         bias = bias + module.offset / module.scale
-    # ‖x̂‖² − 2 x·x̂ + ‖x‖² cancels where x̂ is close to x: float64, or float32 loses the error
-    z, weight, bias, values = z.double(), weight.double(), bias.double(), values.double()
-    picked = (weight.index_select(0, cols) * z.index_select(0, rows)).sum(dim=1)
-    at_entries = picked + bias.index_select(0, cols)  # x̂ at the stored entries
-    zw = z @ (weight.t() @ weight)
-    recon_sq = (zw * z).sum() + 2 * (z @ (weight.t() @ bias)).sum() + len(z) * bias.square().sum()
-    return (recon_sq - 2 * (values * at_entries).sum() + values.square().sum()).float()
+    sink = getattr(module, "output_grad_sink", None) if torch.is_grad_enabled() else None
+    return GramSquaredError.apply(z, bias, rows, cols, values, sink, *pieces)
+
+
+def output_pieces(
+    module: Hourglass, code: torch.Tensor
+) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+    """``(z, [M's pieces], c)``, ``decode_logits(code) == z @ M.T + c``: the last inputs.
+
+    ``z`` joins the decoder's last hidden activations and (with a linear path) the code;
+    ``M`` is their output weights side by side (kept apart: each is a parameter), ``c`` the
+    summed biases.
+    """
+    last = module.decoder[-1]
+    z = module.decoder[:-1](code)
+    if not module.config.linear_path:
+        return z, [last.weight], last.bias
+    lin = module.linear_decoder
+    return torch.cat([z, code], dim=1), [last.weight, lin.weight], last.bias + lin.bias
