@@ -113,3 +113,82 @@ class GramSquaredError(torch.autograd.Function):
                 else:
                     grads[index][block] = piece
         return (grad_z.to(z.dtype), grad_b, None, None, None, None, *grads)
+
+
+def _entry_ranges(cols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The stored entries' order by feature, and that order's sorted features."""
+    order = torch.argsort(cols, stable=True)
+    return order, cols.index_select(0, order)
+
+
+class BlockSquaredError(torch.autograd.Function):
+    """``Σ (x − z Mᵀ − c)²`` over all entries, ``x̂`` formed a block of features at a time.
+
+    Where ``Mᵀ M`` costs more than ``x̂`` (more hidden units than rows in the batch),
+    ``x̂ − x`` is formed block by block (``rows × block``, the stored entries subtracted
+    entry by entry as the dense loss does) and squared; the backward pass forms each block
+    again and hands its weight gradient to the ``sink``, or writes it into a full gradient.
+    Inputs as :class:`GramSquaredError`'s.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        z: torch.Tensor,
+        bias: torch.Tensor,
+        rows: torch.Tensor,
+        cols: torch.Tensor,
+        values: torch.Tensor,
+        sink: BlockSink | None,
+        *weights: torch.Tensor,
+    ) -> torch.Tensor:
+        total = torch.zeros((), dtype=torch.float64)
+        for _, diff in _block_diffs(z, bias, rows, cols, values, weights):
+            total += diff.square().sum()
+        ctx.save_for_backward(z, bias, rows, cols, values, *weights)
+        ctx.sink = sink
+        return total.float()
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        z, bias, rows, cols, values, *weights = ctx.saved_tensors
+        want = ctx.needs_input_grad[6:]
+        full = [
+            None if ctx.sink or not w_ else torch.empty_like(w)
+            for w, w_ in zip(weights, want, strict=True)
+        ]
+        grad_z, grad_b = torch.zeros_like(z), torch.empty_like(bias)
+        widths = [w.shape[1] for w in weights]
+        for block, diff in _block_diffs(z, bias, rows, cols, values, weights):
+            d = diff.mul_(2 * grad_out)
+            grad_b[block] = d.sum(dim=0)
+            grad_z.addmm_(d, torch.cat([w[block] for w in weights], dim=1))
+            grad_w = d.t() @ z
+            for index, piece in enumerate(grad_w.split(widths, dim=1)):
+                if not want[index]:
+                    continue
+                if ctx.sink is not None:
+                    ctx.sink(index, block, piece)
+                else:
+                    full[index][block] = piece
+        return (grad_z, grad_b, None, None, None, None, *full)
+
+
+def _block_diffs(
+    z: torch.Tensor,
+    bias: torch.Tensor,
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    values: torch.Tensor,
+    weights: tuple[torch.Tensor, ...],
+) -> Iterator[tuple[slice, torch.Tensor]]:
+    """``(features, x̂ − x)`` for each block of features: ``rows × block`` at a time."""
+    order, sorted_cols = _entry_ranges(cols)
+    hidden = z.shape[1]
+    for block in row_blocks(len(bias), hidden * 8):
+        w = torch.cat([w[block] for w in weights], dim=1)
+        diff = torch.addmm(bias[block], z, w.t())
+        lo, hi = torch.searchsorted(sorted_cols, torch.tensor([block.start, block.stop])).tolist()
+        picked = order[lo:hi]
+        where = (rows.index_select(0, picked), cols.index_select(0, picked) - block.start)
+        yield block, diff.index_put(where, -values.index_select(0, picked), accumulate=True)

@@ -31,6 +31,7 @@ training: :func:`aekit.training.sparse_step.input_path`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -38,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.sparse import SparseBatch
-from .gram_error import GramSquaredError
+from .gram_error import BlockSquaredError, GramSquaredError
 from .hourglass import Hourglass, Output
 
 __all__ = [
@@ -226,7 +227,12 @@ def gram_is_cheaper(module: Hourglass, batch_rows: int) -> bool:
 
 
 def exact_squared_error(
-    module: Hourglass, code: torch.Tensor, scaled: SparseBatch, *, gram: bool
+    module: Hourglass,
+    code: torch.Tensor,
+    scaled: SparseBatch,
+    *,
+    gram: bool,
+    block_step: Callable[[torch.Tensor, slice, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
     """``Σ (x_scaled − x̂)²`` over every entry of the batch, zeros included (identity output).
 
@@ -234,21 +240,24 @@ def exact_squared_error(
     output bias). With ``gram`` the reconstruction is never formed: ``‖x̂‖²`` comes from
     ``Mᵀ M`` and ``x·x̂`` from the stored entries; else ``x̂`` is formed (batch × width) and the
     stored entries subtracted from it entry by entry, as the dense loss does (the same
-    rounding). Both equal the dense squared error.
+    rounding), a block of features at a time. Both equal the dense squared error.
+    ``block_step(weight, rows, grad)``: the output weights' gradients go to it a block of
+    rows at a time during the backward pass (an optimiser's step), never whole (see
+    :mod:`~aekit.model.gram_error`).
     """
     rows, cols, values = scaled.rows(), scaled.cols, scaled.values.float()
     shifted = bool((module.offset != 0).any())  # x_scaled = x/s - shift: the bias absorbs it
-    if not gram:  # x̂ - x entry by entry, as the dense loss subtracts: the same rounding
-        diff = module.decode_logits(code).float()
-        if shifted:
-            diff = diff + module.offset / module.scale
-        diff = diff.index_put((rows, cols), -values, accumulate=True)
-        return diff.square().sum()
     z, pieces, bias = output_pieces(module, code)
     if shifted:
         bias = bias + module.offset / module.scale
-    sink = getattr(module, "output_grad_sink", None) if torch.is_grad_enabled() else None
-    return GramSquaredError.apply(z, bias, rows, cols, values, sink, *pieces)
+    sink = None
+    if block_step is not None and torch.is_grad_enabled():
+
+        def sink(index: int, rows: slice, grad: torch.Tensor) -> None:
+            block_step(pieces[index], rows, grad)
+
+    kind = GramSquaredError if gram else BlockSquaredError
+    return kind.apply(z, bias, rows, cols, values, sink, *pieces)
 
 
 def output_pieces(

@@ -120,10 +120,57 @@ class _LazyColumns:
     decoupled = False
 
     @torch.no_grad()
+    def block_step(self, param: torch.Tensor, rows: slice, grad: torch.Tensor) -> None:
+        """Adam's step on rows ``rows`` of ``param``, whose gradient there is ``grad``.
+
+        Called during the backward pass by the output layers of the sparse path's exact
+        loss (:class:`~aekit.model.gram_error.GramSquaredError`), a block of rows at a time,
+        so that a gradient of the whole ``width × hidden`` weight is never held. Each
+        element's update is the fused kernel's, as :meth:`step` would apply it; the step
+        count moves on once, when :meth:`step` runs.
+        """
+        state = self.state[param]  # type: ignore[attr-defined]
+        if not state:
+            state["step"] = torch.zeros((), dtype=torch.float32, device=param.device)
+            state["exp_avg"] = torch.zeros_like(param)
+            state["exp_avg_sq"] = torch.zeros_like(param)
+        pending = param.__dict__.get("block_step")
+        if pending is None:  # the step's first block
+            pending = param.__dict__["block_step"] = state["step"] + 1
+        group = self._group_of(param)
+        kernel = torch._fused_adamw_ if self.decoupled else torch._fused_adam_
+        beta1, beta2 = group["betas"]
+        kernel(
+            [param[rows]],
+            [grad],
+            [state["exp_avg"][rows]],
+            [state["exp_avg_sq"][rows]],
+            [],
+            [pending],
+            amsgrad=False,
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+            maximize=False,
+        )
+
+    def _group_of(self, param: torch.Tensor) -> dict[str, Any]:
+        """The parameter group holding ``param``."""
+        for group in self.param_groups:  # type: ignore[attr-defined]
+            if any(p is param for p in group["params"]):
+                return group
+        raise KeyError("not a parameter of this optimiser")
+
+    @torch.no_grad()
     def step(self, closure: Any = None) -> Any:
         """Lazy steps for column gradients, then the dense step for the rest."""
         for group in self.param_groups:  # type: ignore[attr-defined]
             for param in group["params"]:
+                pending = param.__dict__.pop("block_step", None)
+                if pending is not None:  # stepped block by block in the backward pass
+                    self.state[param]["step"] = pending  # type: ignore[attr-defined]
                 parts = param.__dict__.get("lazy_grads")
                 if not parts:
                     continue
