@@ -167,8 +167,8 @@ class BlockSquaredError(torch.autograd.Function):
             for index, piece in enumerate(grad_w.split(widths, dim=1)):
                 if not want[index]:
                     continue
-                if ctx.sink is not None:
-                    ctx.sink(index, block, piece)
+                if ctx.sink is not None:  # a column slice: made contiguous for the kernel
+                    ctx.sink(index, block, piece.contiguous())
                 else:
                     full[index][block] = piece
         return (grad_z, grad_b, None, None, None, None, *full)
