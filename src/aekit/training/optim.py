@@ -174,9 +174,9 @@ class _LazyColumns:
                 parts = param.__dict__.get("lazy_grads")
                 if not parts:
                     continue
-                cols = torch.cat([c for c, _ in parts])
-                grads = torch.cat([g for _, g in parts], dim=1)
-                several = len(parts) > 1
+                several = len(parts) > 1  # (one part is used as it is: no copy)
+                cols = torch.cat([c for c, _ in parts]) if several else parts[0][0]
+                grads = torch.cat([g for _, g in parts], dim=1) if several else parts[0][1]
                 parts.clear()
                 if several or param.grad is not None:  # several parts, or a dense part too
                     dense = torch.zeros_like(param).index_add_(1, cols, grads)
@@ -202,7 +202,7 @@ class _LazyColumns:
             g = g + decay * weights
         m = state["exp_avg"].index_select(1, cols).mul_(beta1).add_(g, alpha=1 - beta1)
         v = state["exp_avg_sq"].index_select(1, cols).mul_(beta2).addcmul_(g, g, value=1 - beta2)
-        denom = (v.sqrt() / (1 - beta2**step) ** 0.5).add_(eps)
+        denom = v.sqrt().div_((1 - beta2**step) ** 0.5).add_(eps)  # in place: one temporary
         if decay and self.decoupled:
             weights.mul_(1 - lr * decay)
         weights.addcdiv_(m, denom, value=-lr / (1 - beta1**step))
