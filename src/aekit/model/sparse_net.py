@@ -18,7 +18,10 @@ A :class:`~aekit.data.sparse.SparseBatch` never becomes a dense ``batch × width
   ``x̂ = z Mᵀ + c``: ``‖x̂‖²`` needs ``Mᵀ M`` (hidden × hidden) and ``x·x̂`` only the stored
   entries (:func:`exact_squared_error`). ``Mᵀ M`` costs ``width × hidden²`` against the dense
   ``batch × width × hidden``, so it is used where the hidden width is at most the batch
-  (:func:`gram_is_cheaper`); either way the result is exact. Other outputs (sigmoid, BCE) are
+  (:func:`gram_is_cheaper`); either way the result is exact, and both work through the
+  output weights a block of features at a time (:mod:`~aekit.model.gram_error`): with the
+  lazy optimiser each block's gradient is applied as it is made, so no gradient of the
+  ``width × hidden`` output weights is held. Other outputs (sigmoid, BCE) are
   computed densely per batch, ``batch × width`` values, which the loss over all entries
   needs anyway.
 
