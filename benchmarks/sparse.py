@@ -319,12 +319,13 @@ def module_error(module: Any, X: Any) -> float:
 def section_speed(args: argparse.Namespace) -> dict[str, Any]:
     """Samples/s sparse vs densified, TruncatedSVD's time to its error, step parts by width."""
     widths = (2000, 5000) if args.quick else (10_000, 30_000, 100_000)
-    parts = [step_parts(width, args.per_row, args.quick) for width in widths]
+    parts = [step_parts(width, args.per_row, args.quick, args.step_repeats) for width in widths]
     table(parts, tuple(parts[0]))
-    return {"step_parts": parts, "throughput": throughput(args)}
+    command = " ".join(sys.argv[1:])
+    return {"step_parts": parts, "throughput": throughput(args), "command": command}
 
 
-def step_parts(width: int, per_row: int, quick: bool) -> dict[str, Any]:
+def step_parts(width: int, per_row: int, quick: bool, repeats: int = 20) -> dict[str, Any]:
     """Median seconds of one step and of its parts on a ``width``-wide synthetic batch."""
     import torch
 
@@ -347,7 +348,7 @@ def step_parts(width: int, per_row: int, quick: bool) -> dict[str, Any]:
     optimizer = make_optimizer(module, TrainConfig(), lazy=True)
     batch = scaled_batch(module, CsrRows(X).take(torch.arange(64)))
     first = module.encoder[0]
-    repeats = 3 if quick else 20
+    repeats = 3 if quick else repeats
 
     def timed(fn: Any) -> float:
         fn()
@@ -405,7 +406,7 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
     rows, cols = (5000, 5000) if args.quick else (args.speed_rows, args.cols)
     X = topic_csr(rows, cols, args.per_row)
     test = X[-2000:]
-    out: dict[str, Any] = {"shape": [rows, cols]}
+    out: dict[str, Any] = {"shape": [rows, cols], "steps": args.max_batches - 1}
     for path in ("sparse", "densify"):
 
         class Clock(Callback):
@@ -476,6 +477,7 @@ def main() -> None:
     parser.add_argument(
         "--speed-seconds", type=float, default=240.0, help="speed: the AE's time-to-error budget"
     )
+    parser.add_argument("--step-repeats", type=int, default=20, help="speed: timed steps")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="memory: held out")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--generate", help=argparse.SUPPRESS)
