@@ -1,15 +1,15 @@
 """A copy of a network's weights kept aside (early stopping's best epoch and start).
 
 A copy as large as the network itself would double its memory: a 100,000-feature model
-holds 435 MB of weights. Above :data:`SPILL_BYTES` the copy therefore goes to a temporary
-file (raw bytes, removed with the object or at exit) and is read back straight into the
-module's own tensors, so no second copy is ever held in memory; smaller ones stay in memory.
+holds 435 MB of weights. Above :data:`SPILL_BYTES` the copy therefore goes to an anonymous
+temporary file (raw bytes; it has no name, so nothing is left behind even if the process is
+killed) and is read back straight into the module's own tensors, so no second copy is ever
+held in memory; smaller ones stay in memory.
 Both give the same weights back, bit for bit.
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
 import weakref
 from typing import Any
@@ -43,23 +43,28 @@ class KeptWeights:
         on_cpu = all(t.device.type == "cpu" for t in state.values())
         self._layout = {k: (t.dtype, tuple(t.shape)) for k, t in state.items()}
         self._tensors: dict[str, torch.Tensor] | None = None
-        self.path: str | None = None
+        self._file: Any = None
         if size <= spill_bytes or not on_cpu:
             self._tensors = {k: t.detach().clone() for k, t in state.items()}
             return
-        fd, self.path = tempfile.mkstemp(prefix="aekit-weights-", suffix=".bin")
-        self._remove = weakref.finalize(self, os.unlink, self.path)
-        with os.fdopen(fd, "wb") as f:
-            for tensor in state.values():
-                f.write(_raw(tensor.contiguous()).data)
+        self._file = tempfile.TemporaryFile(prefix="aekit-weights-")  # noqa: SIM115 (lives with self)
+        weakref.finalize(self, self._file.close)  # closed (and gone) with this object
+        for tensor in state.values():
+            self._file.write(_raw(tensor.contiguous()).data)
+        self._file.flush()
 
     @classmethod
     def held(cls, tensors: dict[str, torch.Tensor]) -> KeptWeights:
         """Wrap tensors read from a checkpoint (kept in memory as they are, not copied)."""
         kept = cls.__new__(cls)
         kept._layout = {k: (t.dtype, tuple(t.shape)) for k, t in tensors.items()}
-        kept._tensors, kept.path = tensors, None
+        kept._tensors, kept._file = tensors, None
         return kept
+
+    @property
+    def spilled(self) -> bool:
+        """Whether the weights are kept in a temporary file (else in memory)."""
+        return self._file is not None
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """The kept state as tensors (read from the file into new ones when spilled)."""
@@ -83,14 +88,14 @@ class KeptWeights:
 
     def _read_into(self, targets: dict[str, torch.Tensor]) -> None:
         """Read the file's tensors, in order, straight into ``targets``' storage."""
-        assert self.path is not None
-        with open(self.path, "rb") as f:
-            for key in self._layout:
-                target = targets[key]
-                if target.is_contiguous():
-                    f.readinto(_raw(target).data)
-                else:
-                    dtype, shape = self._layout[key]
-                    staged = torch.empty(shape, dtype=dtype)
-                    f.readinto(_raw(staged).data)
-                    target.copy_(staged)
+        f = self._file
+        f.seek(0)
+        for key in self._layout:
+            target = targets[key]
+            if target.is_contiguous():
+                f.readinto(_raw(target).data)
+            else:
+                dtype, shape = self._layout[key]
+                staged = torch.empty(shape, dtype=dtype)
+                f.readinto(_raw(staged).data)
+                target.copy_(staged)
