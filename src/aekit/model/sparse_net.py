@@ -18,7 +18,10 @@ A :class:`~aekit.data.sparse.SparseBatch` never becomes a dense ``batch × width
   ``x̂ = z Mᵀ + c``: ``‖x̂‖²`` needs ``Mᵀ M`` (hidden × hidden) and ``x·x̂`` only the stored
   entries (:func:`exact_squared_error`). ``Mᵀ M`` costs ``width × hidden²`` against the dense
   ``batch × width × hidden``, so it is used where the hidden width is at most the batch
-  (:func:`gram_is_cheaper`); either way the result is exact. Other outputs (sigmoid, BCE) are
+  (:func:`gram_is_cheaper`); either way the result is exact, and both work through the
+  output weights a block of features at a time (:mod:`~aekit.model.gram_error`): with the
+  lazy optimiser each block's gradient is applied as it is made, so no gradient of the
+  ``width × hidden`` output weights is held. Other outputs (sigmoid, BCE) are
   computed densely per batch, ``batch × width`` values, which the loss over all entries
   needs anyway.
 
@@ -31,6 +34,7 @@ training: :func:`aekit.training.sparse_step.input_path`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -38,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.sparse import SparseBatch
+from .gram_error import BlockSquaredError, GramSquaredError
 from .hourglass import Hourglass, Output
 
 __all__ = [
@@ -216,26 +221,6 @@ def encode_rows(module: Hourglass, rows: torch.Tensor | SparseBatch) -> torch.Te
     return module.encode(module.scale_input(rows))
 
 
-def decoder_parts(
-    module: Hourglass, code: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(z, M, c)`` with ``decode_logits(code) == z @ M.T + c``: the last layers' inputs.
-
-    ``z`` joins the decoder's last hidden activations and (with a linear path) the code;
-    ``M`` their output weights side by side, ``c`` the summed biases.
-    """
-    last = module.decoder[-1]
-    z = module.decoder[:-1](code)
-    if not module.config.linear_path:
-        return z, last.weight, last.bias
-    lin = module.linear_decoder
-    return (
-        torch.cat([z, code], dim=1),
-        torch.cat([last.weight, lin.weight], dim=1),
-        last.bias + lin.bias,
-    )
-
-
 def gram_is_cheaper(module: Hourglass, batch_rows: int) -> bool:
     """Whether ``Mᵀ M`` (width × hidden²) costs less than ``x̂`` (batch × width × hidden)."""
     hidden = module.decoder[-1].in_features + (
@@ -245,7 +230,12 @@ def gram_is_cheaper(module: Hourglass, batch_rows: int) -> bool:
 
 
 def exact_squared_error(
-    module: Hourglass, code: torch.Tensor, scaled: SparseBatch, *, gram: bool
+    module: Hourglass,
+    code: torch.Tensor,
+    scaled: SparseBatch,
+    *,
+    gram: bool,
+    block_step: Callable[[torch.Tensor, slice, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
     """``Σ (x_scaled − x̂)²`` over every entry of the batch, zeros included (identity output).
 
@@ -253,23 +243,38 @@ def exact_squared_error(
     output bias). With ``gram`` the reconstruction is never formed: ``‖x̂‖²`` comes from
     ``Mᵀ M`` and ``x·x̂`` from the stored entries; else ``x̂`` is formed (batch × width) and the
     stored entries subtracted from it entry by entry, as the dense loss does (the same
-    rounding). Both equal the dense squared error.
+    rounding), a block of features at a time. Both equal the dense squared error.
+    ``block_step(weight, rows, grad)``: the output weights' gradients go to it a block of
+    rows at a time during the backward pass (an optimiser's step), never whole (see
+    :mod:`~aekit.model.gram_error`).
     """
     rows, cols, values = scaled.rows(), scaled.cols, scaled.values.float()
     shifted = bool((module.offset != 0).any())  # x_scaled = x/s - shift: the bias absorbs it
-    if not gram:  # x̂ - x entry by entry, as the dense loss subtracts: the same rounding
-        diff = module.decode_logits(code).float()
-        if shifted:
-            diff = diff + module.offset / module.scale
-        diff = diff.index_put((rows, cols), -values, accumulate=True)
-        return diff.square().sum()
-    z, weight, bias = decoder_parts(module, code)
+    z, pieces, bias = output_pieces(module, code)
     if shifted:
         bias = bias + module.offset / module.scale
-    # ‖x̂‖² − 2 x·x̂ + ‖x‖² cancels where x̂ is close to x: float64, or float32 loses the error
-    z, weight, bias, values = z.double(), weight.double(), bias.double(), values.double()
-    picked = (weight.index_select(0, cols) * z.index_select(0, rows)).sum(dim=1)
-    at_entries = picked + bias.index_select(0, cols)  # x̂ at the stored entries
-    zw = z @ (weight.t() @ weight)
-    recon_sq = (zw * z).sum() + 2 * (z @ (weight.t() @ bias)).sum() + len(z) * bias.square().sum()
-    return (recon_sq - 2 * (values * at_entries).sum() + values.square().sum()).float()
+    sink = None
+    if block_step is not None and torch.is_grad_enabled():
+
+        def sink(index: int, rows: slice, grad: torch.Tensor) -> None:
+            block_step(pieces[index], rows, grad)
+
+    kind = GramSquaredError if gram else BlockSquaredError
+    return kind.apply(z, bias, rows, cols, values, sink, *pieces)
+
+
+def output_pieces(
+    module: Hourglass, code: torch.Tensor
+) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+    """``(z, [M's pieces], c)``, ``decode_logits(code) == z @ M.T + c``: the last inputs.
+
+    ``z`` joins the decoder's last hidden activations and (with a linear path) the code;
+    ``M`` is their output weights side by side (kept apart: each is a parameter), ``c`` the
+    summed biases.
+    """
+    last = module.decoder[-1]
+    z = module.decoder[:-1](code)
+    if not module.config.linear_path:
+        return z, [last.weight], last.bias
+    lin = module.linear_decoder
+    return torch.cat([z, code], dim=1), [last.weight, lin.weight], last.bias + lin.bias

@@ -34,6 +34,7 @@ from .checkpoint import (
 )
 from .distributed import elastic_restart, fault_hook, run_id
 from .history import monitored_loss
+from .kept_weights import KeptWeights
 from .optim import scale_lr
 from .protocol import TrainerLike
 
@@ -136,11 +137,11 @@ class EarlyStopping(Callback):
         self.patience = patience
         self.min_delta = min_delta
         self.improvement_z = improvement_z
-        self.initial_state: dict[str, torch.Tensor] | None = None
+        self.initial_state: KeptWeights | None = None
         self.best = math.inf
         self.best_epoch: int | None = None
         self.bad_epochs = 0
-        self.best_state: dict[str, torch.Tensor] | None = None
+        self.best_state: KeptWeights | None = None
         self.monitor = "val_error"  # "val_loss" when resumed from an aekit 0.1 checkpoint
 
     def on_train_begin(self, trainer: TrainerLike, **kwargs: Any) -> None:
@@ -148,19 +149,15 @@ class EarlyStopping(Callback):
         initial = trainer.history.initial
         if initial is not None and self.best_epoch is None:
             self.best, self.best_epoch = float(initial["val_error"]), 0
-            self.best_state = {
-                k: v.detach().clone() for k, v in trainer.module.state_dict().items()
-            }
-            self.initial_state = self.best_state  # one copy: a new best is a new dict
+            self.best_state = self.initial_state = KeptWeights(trainer.module.state_dict())
 
     def on_epoch_end(self, trainer: TrainerLike, *, record: dict[str, Any], **kwargs: Any) -> None:
         """Track the best epoch; ask to stop after ``patience`` epochs without progress."""
         value = monitored_loss(record, self.monitor)
         if value < self.best * (1 - self.min_delta):
             self.best, self.best_epoch, self.bad_epochs = value, record["epoch"], 0
-            self.best_state = {
-                k: v.detach().clone() for k, v in trainer.module.state_dict().items()
-            }
+            self.best_state = None  # the old copy goes first (a new best is a new copy)
+            self.best_state = KeptWeights(trainer.module.state_dict())
         else:
             self.bad_epochs += 1
             if self.patience is not None and self.bad_epochs >= self.patience:
@@ -171,7 +168,7 @@ class EarlyStopping(Callback):
         if self.best_epoch and self.initial_state is not None and self.improvement_z > 0:
             self._keep_start_unless_clearly_beaten(trainer)
         if self.best_state is not None:
-            trainer.module.load_state_dict(self.best_state)
+            self.best_state.load_into(trainer.module)
         trainer.history.best_epoch = self.best_epoch
         if self.best_epoch == 0 and trainer.is_main:
             logger.info(
@@ -183,9 +180,9 @@ class EarlyStopping(Callback):
         """Compare the best epoch with the start row by row on the validation rows."""
         assert self.best_state is not None and self.initial_state is not None
         rows = trainer.val_idx
-        trainer.module.load_state_dict(self.best_state)
+        self.best_state.load_into(trainer.module)
         after = trainer.objective.row_errors(trainer.source, rows)
-        trainer.module.load_state_dict(self.initial_state)
+        self.initial_state.load_into(trainer.module)
         before = trainer.objective.row_errors(trainer.source, rows)
         gain, z = trainer.objective.paired_gain(before, after)
         if trainer.history.initial is not None:
@@ -201,12 +198,14 @@ class EarlyStopping(Callback):
 
     def state_dict(self) -> dict[str, Any]:
         """Best loss, epoch, patience counter and weights."""
+        initial, same = self.initial_state, self.initial_state is self.best_state
+        best = self.best_state and self.best_state.tensors()
         return {
             "best": self.best,
             "best_epoch": self.best_epoch,
             "bad_epochs": self.bad_epochs,
-            "best_state": self.best_state,
-            "initial_state": self.initial_state,
+            "best_state": best,
+            "initial_state": best if same else initial and initial.tensors(),
             "monitor": self.monitor,
         }
 
@@ -215,8 +214,10 @@ class EarlyStopping(Callback):
         self.best = float(state["best"])
         self.best_epoch = state["best_epoch"]
         self.bad_epochs = int(state["bad_epochs"])
-        self.best_state = state["best_state"]
-        self.initial_state = state.get("initial_state")  # aekit 0.1 had no start to keep
+        best, initial = state["best_state"], state.get("initial_state")  # 0.1: no start kept
+        self.best_state = None if best is None else KeptWeights.held(best)
+        same = initial is best  # one copy, as before the checkpoint
+        self.initial_state = self.best_state if same else initial and KeptWeights.held(initial)
         self.monitor = state.get("monitor", "val_loss")  # aekit 0.1 ranked by the loss
 
 

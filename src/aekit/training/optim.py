@@ -120,16 +120,63 @@ class _LazyColumns:
     decoupled = False
 
     @torch.no_grad()
+    def block_step(self, param: torch.Tensor, rows: slice, grad: torch.Tensor) -> None:
+        """Adam's step on rows ``rows`` of ``param``, whose gradient there is ``grad``.
+
+        Called during the backward pass by the output layers of the sparse path's exact
+        loss (:class:`~aekit.model.gram_error.GramSquaredError`), a block of rows at a time,
+        so that a gradient of the whole ``width × hidden`` weight is never held. Each
+        element's update is the fused kernel's, as :meth:`step` would apply it; the step
+        count moves on once, when :meth:`step` runs.
+        """
+        state = self.state[param]  # type: ignore[attr-defined]
+        if not state:
+            state["step"] = torch.zeros((), dtype=torch.float32, device=param.device)
+            state["exp_avg"] = torch.zeros_like(param)
+            state["exp_avg_sq"] = torch.zeros_like(param)
+        pending = param.__dict__.get("block_step")
+        if pending is None:  # the step's first block
+            pending = param.__dict__["block_step"] = state["step"] + 1
+        group = self._group_of(param)
+        kernel = torch._fused_adamw_ if self.decoupled else torch._fused_adam_
+        beta1, beta2 = group["betas"]
+        kernel(
+            [param[rows]],
+            [grad],
+            [state["exp_avg"][rows]],
+            [state["exp_avg_sq"][rows]],
+            [],
+            [pending],
+            amsgrad=False,
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+            maximize=False,
+        )
+
+    def _group_of(self, param: torch.Tensor) -> dict[str, Any]:
+        """The parameter group holding ``param``."""
+        for group in self.param_groups:  # type: ignore[attr-defined]
+            if any(p is param for p in group["params"]):
+                return group
+        raise KeyError("not a parameter of this optimiser")
+
+    @torch.no_grad()
     def step(self, closure: Any = None) -> Any:
         """Lazy steps for column gradients, then the dense step for the rest."""
         for group in self.param_groups:  # type: ignore[attr-defined]
             for param in group["params"]:
+                pending = param.__dict__.pop("block_step", None)
+                if pending is not None:  # stepped block by block in the backward pass
+                    self.state[param]["step"] = pending  # type: ignore[attr-defined]
                 parts = param.__dict__.get("lazy_grads")
                 if not parts:
                     continue
-                cols = torch.cat([c for c, _ in parts])
-                grads = torch.cat([g for _, g in parts], dim=1)
-                several = len(parts) > 1
+                several = len(parts) > 1  # (one part is used as it is: no copy)
+                cols = torch.cat([c for c, _ in parts]) if several else parts[0][0]
+                grads = torch.cat([g for _, g in parts], dim=1) if several else parts[0][1]
                 parts.clear()
                 if several or param.grad is not None:  # several parts, or a dense part too
                     dense = torch.zeros_like(param).index_add_(1, cols, grads)
@@ -155,7 +202,7 @@ class _LazyColumns:
             g = g + decay * weights
         m = state["exp_avg"].index_select(1, cols).mul_(beta1).add_(g, alpha=1 - beta1)
         v = state["exp_avg_sq"].index_select(1, cols).mul_(beta2).addcmul_(g, g, value=1 - beta2)
-        denom = (v.sqrt() / (1 - beta2**step) ** 0.5).add_(eps)
+        denom = v.sqrt().div_((1 - beta2**step) ** 0.5).add_(eps)  # in place: one temporary
         if decay and self.decoupled:
             weights.mul_(1 - lr * decay)
         weights.addcdiv_(m, denom, value=-lr / (1 - beta1**step))

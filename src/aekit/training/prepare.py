@@ -6,7 +6,9 @@ the estimator, to know an epoch's length before training).
 
 from __future__ import annotations
 
+import ctypes
 import math
+import sys
 
 import numpy as np
 import torch
@@ -26,6 +28,7 @@ __all__ = [
     "member_seeds",
     "noise_bounds",
     "read_counts",
+    "release_free_heap",
     "resolve_device",
     "seed_from",
     "seeded_generator",
@@ -227,3 +230,22 @@ def read_counts(
     counts[:, ranks.rank] = torch.tensor([marks[1] - marks[0], marks[2] - marks[1]])
     train, val = ranks.all_sum(counts).tolist()
     return {"bytes_read": train, "val_bytes_read": val}
+
+
+def release_free_heap() -> None:
+    """Give the heap's free pages back to the system before training (glibc only).
+
+    The set-up before the first step (the PCA start, the start's validation) allocates and
+    frees blocks of a few MB to tens of MB; glibc keeps much of that freed memory in its
+    heap, resident, where the training state (Adam's moments, as large as the network
+    twice) is allocated anew beside it. ``malloc_trim(0)`` returns it: 226 MB at 100,000
+    features (``benchmarks/sparse.py``, memory). A no-op elsewhere.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):  # musl and other C libraries have no malloc_trim
+        return
+    trim(0)

@@ -111,7 +111,9 @@ def sparse_loss(
     exact = config.output == "identity" and objective.loss == "mse"
     if exact and not objective.counts_dead_units:
         gram = gram_is_cheaper(module, len(batch))
-        recon_sum = exact_squared_error(module, code, scaled, gram=gram)
+        fused = lazy and trainer.optimizer.defaults.get("fused")  # block steps: fused kernel
+        block_step = getattr(trainer.optimizer, "block_step", None) if fused else None
+        recon_sum = exact_squared_error(module, code, scaled, gram=gram, block_step=block_step)
         out, clean = Output(code, code, code, pre), None  # penalties read only code and pre
     else:
         logits = module.decode_logits(code)

@@ -47,6 +47,7 @@ from .prepare import (
     derive_seeds,
     noise_bounds,
     read_counts,
+    release_free_heap,
     resolve_device,
     seeded_generator,
     to_device,
@@ -184,6 +185,7 @@ class Trainer(RunState):
             tick = time.perf_counter()
             self.history.initial = self._validate(source) if len(self.val_idx) else None
             self.history.setup_seconds["start_validation"] = time.perf_counter() - tick
+        release_free_heap()  # what the set-up freed, before the optimiser's state is made
         self._start = time.perf_counter()
         self._notify("on_train_begin")
 
@@ -397,8 +399,8 @@ class Trainer(RunState):
         if self.device.type == "cpu" and not math.isfinite(loss.item()):  # free on the CPU
             raise self.diverged_error(step=batch + 1)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self._at_boundary = False  # the weights change from here until the position moves
+        self._at_boundary = False  # the weights change from here (the sparse path's output
+        loss.backward()  # layers step in the backward pass) until the position moves
         self.optimizer.step()
         module.normalize_decoder_()
         self.epoch_sums[0].add_(recon_sum.detach())  # float64 on the device: no host sync
