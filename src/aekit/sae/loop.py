@@ -217,9 +217,13 @@ class SAETrainer:
         loss, fired, smallest, stats = step_loss(module, x, aux_latents)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        module.remove_parallel_grads()
+        if config.unit_decoder():
+            module.remove_parallel_grads()
+        if config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip)
         self.optimizer.step()
-        module.normalize_decoder()
+        if config.unit_decoder():
+            module.normalize_decoder()
         module.clamp_thresholds()
         with torch.no_grad():
             self.since_fired = torch.where(fired, 0, self.since_fired + len(x))
