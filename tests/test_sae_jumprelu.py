@@ -58,7 +58,7 @@ def test_a_crowded_code_stays_dense():
 
 def test_entries_above_keep_their_rows_and_empty_rows():
     pre = torch.tensor([[0.1, 0.9, 0.7], [0.0, 0.0, 0.0], [0.8, 0.2, 0.95]])
-    kept = entries_above(pre, torch.tensor([0.5, 0.5, 0.9]))
+    kept = entries_above(pre, pre > torch.tensor([0.5, 0.5, 0.9]))
     assert kept.cols.tolist() == [1, 0, 2] and kept.offsets.tolist() == [0, 1, 1]
     assert kept.values.tolist() == pytest.approx([0.9, 0.8, 0.95])
     dense = torch.where(pre > torch.tensor([0.5, 0.5, 0.9]), pre, 0.0)

@@ -119,8 +119,8 @@ def step_l0(pre: torch.Tensor, threshold: torch.Tensor, bandwidth: float) -> tor
     return _Step.apply(pre, threshold, bandwidth)
 
 
-def entries_above(pre: torch.Tensor, floor: torch.Tensor) -> SparseCode:
-    """The entries of ``pre`` above their column's ``floor``, as a :class:`SparseCode`.
+def entries_above(pre: torch.Tensor, above: torch.Tensor) -> SparseCode:
+    """The entries of ``pre`` where ``above`` is True, as a :class:`SparseCode`.
 
     Flat, sorted by row (``torch.nonzero``'s order), with every row's offset (a row with no
     entry is an empty bag). The values carry no graph: see :func:`kept_pre_activations`.
@@ -130,11 +130,11 @@ def entries_above(pre: torch.Tensor, floor: torch.Tensor) -> SparseCode:
     Parameters
     ----------
     pre : Tensor of shape (n_rows, code_dim)
-    floor : Tensor of shape (code_dim,)
+    above : Tensor of bool, shape (n_rows, code_dim)
     """
-    rows, cols = torch.nonzero(pre > floor, as_tuple=True)
+    rows, cols = torch.nonzero(above, as_tuple=True)
     counts = torch.bincount(rows, minlength=pre.shape[0])
-    return SparseCode(pre[rows, cols], cols, torch.cumsum(counts, 0) - counts)
+    return SparseCode(pre[rows, cols].detach(), cols, torch.cumsum(counts, 0) - counts)
 
 
 class SparseCode(NamedTuple):
