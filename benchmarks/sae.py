@@ -78,9 +78,9 @@ TRAIN = {
     "jumprelu_l0_coef": 0.15,  # L0 penalty of JumpReLU, per row (both use the same form)
     "jumprelu_bandwidth": 0.05,  # SAELens's default, given to aekit too
     "jumprelu_init_threshold": 0.01,  # SAELens's default, given to aekit too
-    # SAELens's JumpReLU geometry, given to aekit: decoder rows free from a norm of 0.1
-    # (folded to unit norm after fit), SAETrainer's gradient clipping, b_dec from zeros
-    "aekit_jumprelu": {"decoder_init_norm": 0.1, "grad_clip": 1.0, "b_dec_init": "zeros"},
+    # SAETrainer's gradient clipping and b_dec from zeros, given to aekit's JumpReLU (its
+    # decoder rows stay of unit norm; decoder_init_norm=0.1 is SAELens's free-norm geometry)
+    "aekit_jumprelu": {"grad_clip": 1.0, "b_dec_init": "zeros"},
 }
 
 
