@@ -75,9 +75,12 @@ TRAIN = {
     "batch_size": 1024,
     "lr": 1e-3,
     "dead_steps": 250,  # a latent is dead after this many steps without firing (AuxK)
-    "jumprelu_l0_coef": 0.2,  # L0 penalty of JumpReLU, per row (both use the same form)
+    "jumprelu_l0_coef": 0.15,  # L0 penalty of JumpReLU, per row (both use the same form)
     "jumprelu_bandwidth": 0.05,  # SAELens's default, given to aekit too
     "jumprelu_init_threshold": 0.01,  # SAELens's default, given to aekit too
+    # SAETrainer's gradient clipping and b_dec from zeros, given to aekit's JumpReLU (its
+    # decoder rows stay of unit norm; decoder_init_norm=0.1 is SAELens's free-norm geometry)
+    "aekit_jumprelu": {"grad_clip": 1.0, "b_dec_init": "zeros"},
 }
 
 
@@ -234,9 +237,11 @@ def train_aekit(arch: str, data: dict[str, Any], args: argparse.Namespace, scale
     if arch == "matryoshka":
         params["matryoshka_widths"] = widths(scale["width"])
     if arch == "jumprelu":
+        params.update(TRAIN["aekit_jumprelu"])
         params["sparsity_coef"] = TRAIN["jumprelu_l0_coef"]
         params["jumprelu_bandwidth"] = TRAIN["jumprelu_bandwidth"]
         params["jumprelu_init_threshold"] = TRAIN["jumprelu_init_threshold"]
+    params.update(args.aekit_params)
     t0 = time.perf_counter()
     sae = SparseAutoencoder(arch, **params).fit(data["train"])
     seconds = time.perf_counter() - t0
@@ -321,6 +326,8 @@ def run(arch: str, library: str, data: dict, args: argparse.Namespace, scale: di
         row["error"] = f"{type(exc).__name__}: {exc}"
         print(f"  {library} {arch}: {row['error']}")
         return row
+    if library == "aekit" and args.aekit_params:
+        row["aekit_params"] = args.aekit_params
     row.update(evaluate(served, data))
     row["train_seconds"] = seconds
     row["samples_per_s"] = args.budget / seconds
@@ -356,6 +363,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--l0-coef", type=float, default=TRAIN["jumprelu_l0_coef"], help="JumpReLU's L0 penalty"
     )
+    parser.add_argument(
+        "--aekit",
+        metavar="NAME=VALUE",
+        action="append",
+        default=[],
+        help="an extra SparseAutoencoder parameter (VALUE read as JSON), e.g. grad_clip=1.0",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (both sides)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -369,6 +383,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if getattr(args, name) is None:
             setattr(args, name, default)
     TRAIN["jumprelu_l0_coef"] = args.l0_coef
+    args.aekit_params = {}
+    for item in args.aekit:
+        name, _, value = item.partition("=")
+        args.aekit_params[name] = json.loads(value)
     torch.set_num_threads(args.threads)
     data = load_data(args, scale)
     rows = []

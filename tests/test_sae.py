@@ -340,11 +340,13 @@ def test_a_format_1_jumprelu_folder_loads_with_its_log_thresholds(tmp_path, data
     sae.save(tmp_path / "v1")
     header_path = tmp_path / "v1" / "sae.json"
     header = json.loads(header_path.read_text())
-    assert header["format_version"] == 2
+    assert header["format_version"] == 3
     assert header["config"]["jumprelu_threshold_param"] == "log"
-    # what aekit-sae format 1 wrote: no jumprelu_threshold_param, log_threshold weights
+    # what aekit-sae format 1 wrote: no jumprelu_threshold_param (nor format 3's
+    # decoder_init_norm and grad_clip), log_threshold weights
     header["format_version"] = 1
-    del header["config"]["jumprelu_threshold_param"]
+    for name in ("jumprelu_threshold_param", "decoder_init_norm", "grad_clip"):
+        del header["config"][name]
     header_path.write_text(json.dumps(header))
     loaded = aekit.load(tmp_path / "v1")
     assert loaded.get_params()["jumprelu_threshold_param"] == "log"

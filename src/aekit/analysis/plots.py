@@ -27,6 +27,7 @@ __all__ = [
     "loss_text",
     "require_matplotlib",
     "row_profiles",
+    "sae_history",
 ]
 
 _MAX_NAMES = 40  # feature names on an axis at most (every k-th beyond)
@@ -266,4 +267,16 @@ def code_activity(codes: np.ndarray, threshold: float = 1e-6) -> bytes:
     rate = np.sort(active.mean(axis=0))[::-1]
     right.bar(np.arange(len(rate)), rate, width=1.0)
     right.set(xlabel="code unit (sorted)", ylabel="share of rows active")
+    return _png(fig)
+
+
+def sae_history(history: Sequence[dict[str, Any]]) -> bytes:
+    """A sparse autoencoder's training: explained variance and L0 against the rows seen."""
+    fig = _figure(9, 3.4)
+    left, right = fig.subplots(1, 2)
+    rows = [record["rows"] for record in history]
+    left.plot(rows, [record["explained_variance"] for record in history], marker=".")
+    left.set(xlabel="training rows", ylabel="explained variance")
+    right.plot(rows, [record["l0"] for record in history], marker=".")
+    right.set(xlabel="training rows", ylabel="L0 (active latents per row)")
     return _png(fig)

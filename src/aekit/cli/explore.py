@@ -58,8 +58,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ..analysis.report import build_report
     from ..data.formats import names_columns, read_labels
     from ..files.atomic import check_writable_folder
+    from ..files.layouts import folder_kind
+    from .sae import sae_report
 
     check_writable_folder(args.output)
+    if folder_kind(args.model) == "sae":
+        return sae_report(args)
     info = fit_info(args.model)
     label_column = None
     labels_file = None

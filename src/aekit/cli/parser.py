@@ -169,8 +169,20 @@ def build_parser() -> argparse.ArgumentParser:
         "aekit report model/ t10k-images-idx3-ubyte.gz --labels t10k-labels-idx1-ubyte.gz "
         "-o report/", [data],
     )  # fmt: skip
-    rep.add_argument("model", metavar="MODEL", help="model folder from 'aekit fit'")
-    rep.add_argument("data", metavar="DATA", help="data file")
+    rep.add_argument("model", metavar="MODEL", help="model folder from 'aekit fit' or 'aekit sae'")
+    rep.add_argument("data", metavar="DATA", help="data file (a .npy of activations for an SAE)")
+    sae = rep.add_argument_group("sparse autoencoders (an SAE folder)")
+    sae.add_argument(
+        "--true-features", metavar="NPY", help="known feature directions (n_true x n_features)"
+    )
+    sae.add_argument(
+        "--true-codes",
+        metavar="NPY|NPZ",
+        help="which true features fire in each row of DATA (.npy, or a scipy.sparse .npz)",
+    )
+    sae.add_argument(
+        "--rows", type=int, default=100_000, help="the first rows of DATA measured (100,000)"
+    )
     rep.add_argument("--labels", metavar="COL|FILE", help="label column, or a file of labels")
     rep.add_argument("--image-shape", type=_image_shape, default="auto", help="HxW, auto, none")
     rep.add_argument("-o", "--output", required=True, metavar="DIR", help="report folder")

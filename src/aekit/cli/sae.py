@@ -18,7 +18,7 @@ from ..config.sae import SAEConfig
 from ..files.layouts import check_can_save
 from .options import add_estimator_options, add_quiet_option
 
-__all__ = ["cmd_sae", "register", "summary"]
+__all__ = ["cmd_sae", "register", "sae_report", "summary"]
 
 
 def register(command: Any) -> None:
@@ -79,4 +79,55 @@ def cmd_sae(args: argparse.Namespace) -> int:
     stopped = " (stopped early: --resume to go on)" if sae.stopped_early_ else ""
     if not getattr(args, "quiet", False) or stopped:
         print(f"wrote {args.out} ({args.format}){stopped}: {summary(sae.history_)}")
+    return 0
+
+
+def _read_array(path: str, what: str, rows: int | None = None) -> Any:
+    """A ``.npy`` array (its first ``rows`` rows), or a scipy.sparse ``.npz`` (CSR)."""
+    import numpy as np
+    import scipy.sparse
+
+    from ..errors import DataError
+
+    try:
+        if path.endswith(".npz"):
+            array = scipy.sparse.load_npz(path).tocsr()
+        else:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {what} {path}: expected a .npy or .npz file ({exc})") from exc
+    if array.ndim != 2:
+        raise DataError(f"{what} {path} has shape {array.shape}; expected a 2-D array")
+    return array if rows is None else array[:rows]
+
+
+def sae_report(args: argparse.Namespace) -> int:
+    """``aekit report`` for an SAE folder: the field's figures on DATA's first rows."""
+    import numpy as np
+
+    from ..analysis.sae_report import build_sae_report
+    from ..errors import ConfigError
+    from ..sae import SparseAutoencoder
+
+    if args.true_codes is not None and args.true_features is None:
+        raise ConfigError("--true-codes needs --true-features (F1 matches latents to them)")
+    sae = SparseAutoencoder.load(args.model)
+    X = np.array(_read_array(args.data, "DATA", args.rows), dtype=np.float32)  # a copy
+    features = None if args.true_features is None else _read_array(args.true_features, "features")
+    codes = None
+    if args.true_codes is not None:
+        codes = _read_array(args.true_codes, "true codes", args.rows)
+        if codes.shape[0] != len(X):
+            raise ConfigError(
+                f"--true-codes has {codes.shape[0]:,} rows for the {len(X):,} rows of DATA measured"
+            )
+    report = build_sae_report(
+        sae,
+        X,
+        true_features=None if features is None else np.asarray(features),
+        true_codes=codes,
+        title=f"aekit SAE report: {args.model} on {args.data}",
+    )
+    page = report.write(args.output)
+    print(f"wrote {page}: " + ", ".join(f"{k} {v:.4g}" for k, v in report.summary["sae"].items()))
     return 0

@@ -37,7 +37,11 @@ class SAEConfig(JsonConfig):
     """
 
     # fields an older saved config lacks, and the behaviour it was trained with
-    ABSENT_MEANS: ClassVar[dict[str, Any]] = {"jumprelu_threshold_param": "log"}
+    ABSENT_MEANS: ClassVar[dict[str, Any]] = {
+        "jumprelu_threshold_param": "log",
+        "decoder_init_norm": None,  # format 2 and older: unit-norm rows throughout
+        "grad_clip": None,
+    }
 
     architecture: str = option(
         "batchtopk",
@@ -68,6 +72,18 @@ class SAEConfig(JsonConfig):
         "logarithms, as Rajamanoharan et al. 2024 and aekit-sae format 1: a step scales a "
         "threshold by about exp(lr), so a small start barely moves).",
         choices=SAE_THRESHOLD_PARAMS,
+    )
+    decoder_init_norm: float | None = option(
+        None,
+        "None: the decoder rows are kept of unit norm throughout. A number (JumpReLU only): "
+        "they start at this norm (the encoder their transpose) and train freely, as "
+        "SAELens's JumpReLU does (0.1 there); the trained norms are folded into the encoder, "
+        "its bias and the thresholds at the end of fit, so the fitted dictionary has unit rows.",
+    )
+    grad_clip: float | None = option(
+        None,
+        "Largest norm of all the gradients together, rescaled to it before each step "
+        "(SAELens's trainer clips at 1.0); None: no clipping.",
     )
     matryoshka_widths: tuple[int, ...] | None = option(
         None,
@@ -128,6 +144,15 @@ class SAEConfig(JsonConfig):
         for name in ("lr_warmup_steps", "lr_decay_steps"):
             positive_int(name, getattr(self, name), minimum=0)
         positive_int("random_state", self.random_state, minimum=0)
+        if self.decoder_init_norm is not None:
+            finite("decoder_init_norm", self.decoder_init_norm, 1e-6, 1e6)
+            check(
+                self.architecture == "jumprelu",
+                f"decoder_init_norm={self.decoder_init_norm} (free decoder norms) is for "
+                f"architecture='jumprelu', not {self.architecture!r}; use None",
+            )
+        if self.grad_clip is not None:
+            finite("grad_clip", self.grad_clip, 1e-12, 1e12)
         if self.aux_k is not None:
             positive_int("aux_k", self.aux_k)
         if self.max_rows is not None:
@@ -162,6 +187,10 @@ class SAEConfig(JsonConfig):
             return self.matryoshka_widths
         widths = [self.code_dim // d for d in (8, 4, 2) if self.code_dim // d >= 1]
         return tuple(sorted({*widths, self.code_dim}))
+
+    def unit_decoder(self) -> bool:
+        """True when the decoder rows are kept of unit norm in training (the default)."""
+        return self.decoder_init_norm is None
 
     def uses_batch_threshold(self) -> bool:
         """True for the codes trained with BatchTopK and served as a JumpReLU."""

@@ -33,6 +33,7 @@ __all__ = [
     "SparseCode",
     "batch_topk",
     "batch_topk_sparse",
+    "entries_above",
     "jumprelu",
     "kept_pre_activations",
     "rectangle",
@@ -65,8 +66,8 @@ class _JumpReLU(torch.autograd.Function):
         pre, threshold = ctx.saved_tensors
         eps = ctx.bandwidth
         grad_pre = torch.where(pre > threshold, grad, 0.0)
-        window = torch.where(_in_window(pre, threshold, eps), grad, 0.0).sum(dim=0)
-        return grad_pre, -(threshold / eps) * window, None
+        window = torch.where(_in_window(pre, threshold, eps), grad, 0.0)
+        return grad_pre, -(threshold / eps) * window.sum_to_size(threshold.shape), None
 
 
 class _Step(torch.autograd.Function):
@@ -74,15 +75,15 @@ class _Step(torch.autograd.Function):
     def forward(ctx: Any, pre: torch.Tensor, threshold: torch.Tensor, bandwidth: float) -> Any:
         ctx.save_for_backward(pre, threshold)
         ctx.bandwidth = bandwidth
-        return (pre > threshold).sum(dim=1).to(pre.dtype)
+        return (pre > threshold).sum(dim=-1).to(pre.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> Any:  # type: ignore[override]
         pre, threshold = ctx.saved_tensors
         eps = ctx.bandwidth
         # d count_i / d theta_j = -(1/eps) K((pre_ij - theta_j) / eps): grad is per row
-        window = torch.where(_in_window(pre, threshold, eps), grad[:, None], 0.0).sum(dim=0)
-        return None, -(1.0 / eps) * window, None
+        window = torch.where(_in_window(pre, threshold, eps), grad[..., None], 0.0)
+        return None, -(1.0 / eps) * window.sum_to_size(threshold.shape), None
 
 
 def jumprelu(pre: torch.Tensor, threshold: torch.Tensor, bandwidth: float) -> torch.Tensor:
@@ -92,14 +93,15 @@ def jumprelu(pre: torch.Tensor, threshold: torch.Tensor, bandwidth: float) -> to
     ----------
     pre : Tensor of shape (n_rows, code_dim)
         Pre-activations.
-    threshold : Tensor of shape (code_dim,)
-        Positive per-latent thresholds.
+    threshold : Tensor of shape (code_dim,), or of ``pre``'s shape
+        Positive per-latent thresholds (or each entry's, e.g. the thresholds of the columns
+        of a :class:`SparseCode`'s kept entries: ``pre`` of shape (n_entries,) then).
     bandwidth : float
         Width of the kernel (epsilon).
 
     Returns
     -------
-    Tensor of shape (n_rows, code_dim)
+    Tensor of ``pre``'s shape
     """
     return _JumpReLU.apply(pre, threshold, bandwidth)
 
@@ -107,11 +109,32 @@ def jumprelu(pre: torch.Tensor, threshold: torch.Tensor, bandwidth: float) -> to
 def step_l0(pre: torch.Tensor, threshold: torch.Tensor, bandwidth: float) -> torch.Tensor:
     """Each row's count of latents above their threshold, differentiable in ``threshold``.
 
+    ``threshold`` is per latent, shape (code_dim,), or per entry (``pre``'s shape); a 1-D
+    ``pre`` is one row (e.g. a :class:`SparseCode`'s flat kept entries: their total count).
+
     Returns
     -------
-    Tensor of shape (n_rows,)
+    Tensor of shape (n_rows,), or () for a 1-D ``pre``
     """
     return _Step.apply(pre, threshold, bandwidth)
+
+
+def entries_above(pre: torch.Tensor, above: torch.Tensor) -> SparseCode:
+    """The entries of ``pre`` where ``above`` is True, as a :class:`SparseCode`.
+
+    Flat, sorted by row (``torch.nonzero``'s order), with every row's offset (a row with no
+    entry is an empty bag). The values carry no graph: see :func:`kept_pre_activations`.
+    JumpReLU's training code keeps the entries above ``threshold - bandwidth / 2``: those with
+    a value or a pseudo-gradient; the others give neither.
+
+    Parameters
+    ----------
+    pre : Tensor of shape (n_rows, code_dim)
+    above : Tensor of bool, shape (n_rows, code_dim)
+    """
+    rows, cols = torch.nonzero(above, as_tuple=True)
+    counts = torch.bincount(rows, minlength=pre.shape[0])
+    return SparseCode(pre[rows, cols].detach(), cols, torch.cumsum(counts, 0) - counts)
 
 
 class SparseCode(NamedTuple):

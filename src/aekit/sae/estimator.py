@@ -79,6 +79,8 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
         jumprelu_bandwidth: float = 0.05,
         jumprelu_init_threshold: float = 0.01,
         jumprelu_threshold_param: str = "direct",
+        decoder_init_norm: float | None = None,
+        grad_clip: float | None = None,
         matryoshka_widths: tuple[int, ...] | None = None,
         aux_k: int | None = None,
         aux_coef: float = 1 / 32,
@@ -107,6 +109,8 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
         self.jumprelu_bandwidth = jumprelu_bandwidth
         self.jumprelu_init_threshold = jumprelu_init_threshold
         self.jumprelu_threshold_param = jumprelu_threshold_param
+        self.decoder_init_norm = decoder_init_norm
+        self.grad_clip = grad_clip
         self.matryoshka_widths = matryoshka_widths
         self.aux_k = aux_k
         self.aux_coef = aux_coef
@@ -139,6 +143,9 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
             params["checkpoint_dir"] = os.fspath(params["checkpoint_dir"])
         for name in ("sparsity_coef", "jumprelu_bandwidth", "jumprelu_init_threshold"):
             params[name] = float(params[name])
+        for name in ("decoder_init_norm", "grad_clip"):
+            if params[name] is not None:
+                params[name] = float(params[name])
         return SAEConfig(**params)
 
     # -- fit --------------------------------------------------------------------------------
@@ -185,6 +192,8 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
         if not (resume and trainer.load_checkpoint(path)):
             trainer.start(torch.Generator(device=device).manual_seed(config.random_state))
         trainer.run(stop_after)
+        if not config.unit_decoder():  # the checkpoints keep the unfolded training state
+            module.fold_decoder_norms()
         self.module_ = module.cpu().eval()
         self.history_ = trainer.history
         self.n_steps_ = trainer.position["step"]

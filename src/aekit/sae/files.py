@@ -61,7 +61,8 @@ __all__ = [
 ]
 
 SAE_FORMAT = "aekit-sae"
-SAE_FORMAT_VERSION = 2  # 2: jumprelu_threshold_param, JumpReLU's direct thresholds
+# 2: jumprelu_threshold_param, JumpReLU's direct thresholds; 3: decoder_init_norm, grad_clip
+SAE_FORMAT_VERSION = 3
 SAE_WEIGHTS_NAME = "sae.safetensors"
 SAELENS_WEIGHTS_NAME = "sae_weights.safetensors"
 _TO_SAELENS = {

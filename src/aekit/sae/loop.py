@@ -116,7 +116,9 @@ class SAETrainer:
     def __init__(self, module: SparseDictionary, source: Source, device: torch.device) -> None:
         self.module, self.source, self.device = module, source, device
         self.config: SAEConfig = module.config
-        self.optimizer = torch.optim.Adam(module.parameters(), lr=self.config.lr)
+        # fused: one kernel for all the parameters (on one CPU thread about 4x faster than
+        # the per-tensor loop at 1,024 x 256: a tenth of a JumpReLU step)
+        self.optimizer = torch.optim.Adam(module.parameters(), lr=self.config.lr, fused=True)
         self.order = torch.Generator().manual_seed(self.config.random_state + 1)
         self.epoch_state = self.order.get_state()
         self.position = {"step": 0, "epoch": 0, "batch": 0, "rows": 0}
@@ -217,9 +219,13 @@ class SAETrainer:
         loss, fired, smallest, stats = step_loss(module, x, aux_latents)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        module.remove_parallel_grads()
+        if config.unit_decoder():
+            module.remove_parallel_grads()
+        if config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip)
         self.optimizer.step()
-        module.normalize_decoder()
+        if config.unit_decoder():
+            module.normalize_decoder()
         module.clamp_thresholds()
         with torch.no_grad():
             self.since_fired = torch.where(fired, 0, self.since_fired + len(x))

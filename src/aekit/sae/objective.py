@@ -7,7 +7,8 @@ averaged over the rows (SAELens's ``mse_loss``), in the scaled space. Per archit
   :meth:`~aekit.config.sae.SAEConfig.prefix_widths`, the reconstruction from the first ``m``
   latents alone (plus ``b_dec``) has its own error; the loss is their sum (the full
   dictionary's error is the last term). The code is BatchTopK's.
-* **JumpReLU**: ``+ sparsity_coef * L0``, L0 through :func:`~aekit.model.sae_codes.step_l0`.
+* **JumpReLU**: ``+ sparsity_coef * L0``, L0 through :func:`~aekit.model.sae_codes.step_l0`
+  (over the kept entries alone when the code is a :class:`~aekit.model.sae_codes.SparseCode`).
 * **L1**: ``+ sparsity_coef * sum |code|`` (decoder rows have unit norm, so this is the
   decoder-norm-weighted L1 of SAELens's standard SAE).
 * **AuxK** (top-k family, Gao et al. 2024): the ``aux_k`` largest pre-activations of the
@@ -84,8 +85,12 @@ def step_loss(
     residual = x - recon
     sparsity = x.new_zeros(())
     if config.architecture == "jumprelu":
-        l0 = step_l0(pre, module.jumprelu_thresholds(), config.jumprelu_bandwidth)
-        sparsity = config.sparsity_coef * l0.mean()
+        thresholds, eps = module.jumprelu_thresholds(), config.jumprelu_bandwidth
+        if isinstance(code, SparseCode):  # pre: the kept entries' pre-activations
+            l0 = step_l0(pre, thresholds[code.cols], eps) / len(x)
+        else:
+            l0 = step_l0(pre, thresholds, eps).mean()
+        sparsity = config.sparsity_coef * l0
     elif config.architecture == "l1":
         sparsity = config.sparsity_coef * code.sum(dim=1).mean()  # type: ignore[union-attr]
     aux = x.new_zeros(())
@@ -93,13 +98,14 @@ def step_loss(
         aux = config.aux_coef * auxk_loss(module, pre, centered, residual.detach(), dead)
     total = loss + sparsity + aux
     with torch.no_grad():
+        smallest = x.new_tensor(float("inf"))
         if isinstance(code, SparseCode):
             fired, active = code.active(config.code_dim), code.l0_sum().to(x.dtype)
-            smallest = smallest_positive(code.values.detach())  # BatchTopK's threshold
+            if config.uses_batch_threshold():
+                smallest = smallest_positive(code.values.detach())  # BatchTopK's threshold
         else:  # JumpReLU, ReLU: no running threshold
             on = code.detach() > 0
             fired, active = on.any(dim=0), on.sum().to(x.dtype)
-            smallest = x.new_tensor(float("inf"))
         sse = residual.pow(2).sum()
         sst = (x - x.mean(dim=0)).pow(2).sum()
         norms = x.norm(dim=1)
