@@ -99,3 +99,29 @@ def test_a_categorical_start_fits_its_softmax_to_the_measured_pca():
     rows = torch.from_numpy(ae.scale_rows(X.iloc[train])).float()
     assert set(sharpen_blocks_(ae.module_, rows)) <= set(BLOCK_SHARPNESS)
     assert sharpen_blocks_(Autoencoder(code_dim=2, epochs=1).fit(_table()).module_, rows) == ()
+
+
+def test_an_old_model_folder_keeps_hidden_entry_validation(tmp_path):
+    import json
+
+    X = _table(n=120)
+    folder = Autoencoder(code_dim=2, epochs=1, random_state=0).fit(X).save(tmp_path / "m")
+    config = json.loads((folder / "config.json").read_text())
+    config["format_version"] = 2  # written before val_hidden: no such parameter or field
+    del config["estimator"]["val_hidden"], config["train"]["val_hidden"]
+    (folder / "config.json").write_text(json.dumps(config))
+    loaded = Autoencoder.load(folder)
+    assert loaded.val_hidden and loaded.train_config_.val_hidden  # parameter and config agree
+
+
+def test_a_checkpoint_validated_on_hidden_entries_does_not_resume_a_run_that_does_not(tmp_path):
+    from aekit.errors import ModelFileError
+
+    X = _table(n=120)
+    params = {"code_dim": 2, "random_state": 0, "threads": 1}
+    Autoencoder(**params, epochs=2, val_hidden=True, checkpoint_dir=str(tmp_path)).fit(X)
+    checkpoint = sorted(tmp_path.glob("checkpoint-*.safetensors"))[0]
+    with pytest.raises(ModelFileError, match="val_hidden=True"):
+        Autoencoder(**params, epochs=3).fit(X, resume=checkpoint)
+    resumed = Autoencoder(**params, epochs=3, val_hidden=True).fit(X, resume=checkpoint)
+    assert resumed.n_iter_ == 3

@@ -70,3 +70,10 @@ def test_kept_weights_come_back_bit_for_bit(spill_bytes):
     for key, value in module.state_dict().items():
         assert torch.equal(value, before[key]), key
         assert torch.equal(kept.tensors()[key], before[key]), key
+
+
+def test_spilled_weights_refuse_a_module_whose_tensors_changed_shape_or_dtype():
+    module, _ = _model_and_batch((16, 8), True)
+    kept = KeptWeights(module.state_dict(), spill_bytes=0)
+    with pytest.raises(RuntimeError, match="kept weights"):
+        kept.load_into(module.double())  # float64 now: reading the float32 bytes would misalign

@@ -54,12 +54,14 @@ __all__ = [
 ]
 
 
-FORMAT_VERSION = 2  # 2: errors in the scaled space; estimator parameters may be absent (below)
+# 2: errors in the scaled space; estimator parameters may be absent (below)
+# 3: val_hidden (a model with holes validates on its rows as given)
+FORMAT_VERSION = 3
 
 # Estimator parameters added after format 1, with the value that gives an older folder the
 # behaviour it was saved with: ``{name: (format_version that added it, the old behaviour)}``.
 # A parameter whose estimator default is already the old behaviour needs no entry.
-LEGACY_PARAMETERS: dict[str, tuple[int, Any]] = {"init": (2, "random")}
+LEGACY_PARAMETERS: dict[str, tuple[int, Any]] = {"init": (2, "random"), "val_hidden": (3, True)}
 
 
 CONFIG_NAME = "config.json"

@@ -8,7 +8,7 @@ a block of ``M``'s rows at a time: a float64 copy of ``M`` (``width × hidden ×
 434 MB at 100,000 features and 542 hidden units) is never formed, nor the joined ``M`` of a
 model with a linear path. Each weight's gradient is written in float32 block by block; with
 a ``sink`` the blocks are handed to it (``sink(index, rows, block)``) and no gradient of the
-whole weight is kept (see :func:`aekit.training.optim.OutputBlockAdam`).
+whole weight is kept (see :meth:`aekit.training.optim.LazyAdam.block_step`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["BLOCK_BYTES", "GramSquaredError", "row_blocks"]
+__all__ = ["BLOCK_BYTES", "BlockSquaredError", "GramSquaredError", "row_blocks"]
 
 BLOCK_BYTES = 4 << 20  # a float64 block of the output weights: 4 MiB
 BlockSink = Callable[[int, slice, torch.Tensor], None]
@@ -142,7 +142,8 @@ class BlockSquaredError(torch.autograd.Function):
         sink: BlockSink | None,
         *weights: torch.Tensor,
     ) -> torch.Tensor:
-        total = torch.zeros((), dtype=torch.float64)
+        """The summed squared error (float64 sums, returned as float32)."""
+        total = torch.zeros((), dtype=torch.float64, device=z.device)
         for _, diff in _block_diffs(z, bias, rows, cols, values, weights):
             total += diff.square().sum()
         ctx.save_for_backward(z, bias, rows, cols, values, *weights)
@@ -151,6 +152,7 @@ class BlockSquaredError(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        """Gradients of ``z`` and ``c``; the weights' go to the sink or full gradients."""
         z, bias, rows, cols, values, *weights = ctx.saved_tensors
         want = ctx.needs_input_grad[6:]
         full = [
@@ -184,11 +186,13 @@ def _block_diffs(
 ) -> Iterator[tuple[slice, torch.Tensor]]:
     """``(features, x̂ − x)`` for each block of features: ``rows × block`` at a time."""
     order, sorted_cols = _entry_ranges(cols)
-    hidden = z.shape[1]
-    for block in row_blocks(len(bias), hidden * 8):
+    blocks = list(row_blocks(len(bias), z.shape[1] * 8))
+    bounds = torch.tensor([b.start for b in blocks] + [len(bias)], device=cols.device)
+    starts = torch.searchsorted(sorted_cols, bounds).tolist()  # one device sync per pass
+    for i, block in enumerate(blocks):
         w = torch.cat([w[block] for w in weights], dim=1)
         diff = torch.addmm(bias[block], z, w.t())
-        lo, hi = torch.searchsorted(sorted_cols, torch.tensor([block.start, block.stop])).tolist()
+        lo, hi = starts[i], starts[i + 1]
         picked = order[lo:hi]
         where = (rows.index_select(0, picked), cols.index_select(0, picked) - block.start)
         yield block, diff.index_put(where, -values.index_select(0, picked), accumulate=True)

@@ -90,6 +90,7 @@ RESUME_KEYS = (
     "optimizer",
     "lr_schedule",
     "loss",
+    "val_hidden",  # with holes: the unit early stopping compares in (hidden or as given)
 )
 
 
@@ -169,6 +170,8 @@ def check_resumable(
     ours = current["train_config"]
     theirs = {**TrainConfig.ABSENT_MEANS, **state["train_config"]}
     for key in RESUME_KEYS:
+        if key == "val_hidden" and not current["model_config"].get("missing"):
+            continue  # rows without holes validate alike either way
         if theirs.get(key) != ours[key]:
             raise ModelFileError(
                 f"{source} was written with {key}={theirs.get(key)!r}, "

@@ -3,9 +3,12 @@
 A copy as large as the network itself would double its memory: a 100,000-feature model
 holds 435 MB of weights. Above :data:`SPILL_BYTES` the copy therefore goes to an anonymous
 temporary file (raw bytes; it has no name, so nothing is left behind even if the process is
-killed) and is read back straight into the module's own tensors, so no second copy is ever
-held in memory; smaller ones stay in memory.
-Both give the same weights back, bit for bit.
+killed) and is read back straight into the module's own tensors, so training holds no second
+copy in memory; smaller ones stay in memory. Two moments still read a spilled copy back
+whole: writing a checkpoint (:meth:`KeptWeights.tensors`) and the copies a resumed run takes
+from its checkpoint, which stay in memory. The file lives in Python's temporary directory
+(``TMPDIR``): where that is a RAM-backed ``tmpfs``, spilling saves nothing. Both give the same
+weights back, bit for bit, and refuse a module whose tensors changed shape or dtype.
 """
 
 from __future__ import annotations
@@ -90,12 +93,16 @@ class KeptWeights:
         """Read the file's tensors, in order, straight into ``targets``' storage."""
         f = self._file
         f.seek(0)
-        for key in self._layout:
+        for key, (dtype, shape) in self._layout.items():
             target = targets[key]
-            if target.is_contiguous():
-                f.readinto(_raw(target).data)
-            else:
-                dtype, shape = self._layout[key]
-                staged = torch.empty(shape, dtype=dtype)
-                f.readinto(_raw(staged).data)
+            if (target.dtype, tuple(target.shape)) != (dtype, shape):  # never misaligned bytes
+                raise RuntimeError(
+                    f"kept weights: {key} is {target.dtype} {tuple(target.shape)} now, "
+                    f"kept as {dtype} {shape}"
+                )
+            staged = target if target.is_contiguous() else torch.empty(shape, dtype=dtype)
+            buffer = _raw(staged).data
+            if f.readinto(buffer) != buffer.nbytes:
+                raise RuntimeError(f"kept weights: the temporary file ended inside {key}")
+            if staged is not target:
                 target.copy_(staged)

@@ -124,8 +124,9 @@ class _LazyColumns:
         """Adam's step on rows ``rows`` of ``param``, whose gradient there is ``grad``.
 
         Called during the backward pass by the output layers of the sparse path's exact
-        loss (:class:`~aekit.model.gram_error.GramSquaredError`), a block of rows at a time,
-        so that a gradient of the whole ``width × hidden`` weight is never held. Each
+        loss (:class:`~aekit.model.gram_error.GramSquaredError` or ``BlockSquaredError``), a
+        block of rows at a time, so that a gradient of the whole ``width × hidden`` weight is
+        never held. Each
         element's update is the fused kernel's, as :meth:`step` would apply it; the step
         count moves on once, when :meth:`step` runs.
         """
