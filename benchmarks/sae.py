@@ -78,9 +78,10 @@ TRAIN = {
     "jumprelu_l0_coef": 0.15,  # L0 penalty of JumpReLU, per row (both use the same form)
     "jumprelu_bandwidth": 0.05,  # SAELens's default, given to aekit too
     "jumprelu_init_threshold": 0.01,  # SAELens's default, given to aekit too
-    # SAETrainer's gradient clipping and b_dec from zeros, given to aekit's JumpReLU (its
-    # decoder rows stay of unit norm; decoder_init_norm=0.1 is SAELens's free-norm geometry)
-    "aekit_jumprelu": {"grad_clip": 1.0, "b_dec_init": "zeros"},
+    # aekit's JumpReLU runs on its defaults: grad_clip="auto" and b_dec_init="auto" give it
+    # SAETrainer's clipping at 1.0 and b_dec from zeros (its decoder rows stay of unit norm;
+    # decoder_init_norm=0.1 would be SAELens's free-norm geometry)
+    "aekit_jumprelu": {},
 }
 
 

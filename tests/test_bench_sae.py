@@ -36,7 +36,7 @@ def test_the_aekit_hook_serves_the_estimators_codes(monkeypatch, arch):
     rng = np.random.default_rng(0)
     train = np.abs(rng.normal(size=(2048, 16))).astype(np.float32)
     scale = {"hidden": 16, "true_features": 32, "width": 64, "k": 4}
-    args = argparse.Namespace(budget=4096, seed=0)
+    args = argparse.Namespace(budget=4096, seed=0, aekit_params={})
     served, seconds = bench.train_aekit(arch, {"train": train}, args, scale)
     assert seconds > 0 and served.W_dec.shape == (64, 16)
     x = torch.from_numpy(train[:100])

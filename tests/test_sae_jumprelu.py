@@ -122,3 +122,15 @@ def test_grad_clip_bounds_the_step():
         ).fit(x)
         moved[clip] = float((sae.module_.W_enc - start.W_enc).detach().abs().max())
     assert moved[None] > 1e-3 and moved[1e-12] < 1e-5
+
+
+def test_auto_settings_give_jumprelu_saelens_recipe_and_keep_the_others():
+    jump = SAEConfig("jumprelu", code_dim=8, k=2)
+    assert jump.clip_norm() == 1.0 and jump.b_dec_start() == "zeros"
+    for arch in ("batchtopk", "matryoshka", "topk", "l1"):
+        other = SAEConfig(arch, code_dim=8, k=2)
+        assert other.clip_norm() is None and other.b_dec_start() == "mean"
+    given = SAEConfig("jumprelu", code_dim=8, k=2, grad_clip=None, b_dec_init="mean")
+    assert given.clip_norm() is None and given.b_dec_start() == "mean"
+    with pytest.raises(ConfigError, match="grad_clip"):
+        SAEConfig("jumprelu", code_dim=8, k=2, grad_clip="1.0")

@@ -22,7 +22,7 @@ from .fields import JsonConfig, check, choice, documented, finite, option, posit
 __all__ = ["SAE_ARCHITECTURES", "SAE_B_DEC_INITS", "SAE_THRESHOLD_PARAMS", "SAEConfig"]
 
 SAE_ARCHITECTURES = ("topk", "batchtopk", "jumprelu", "matryoshka", "l1")
-SAE_B_DEC_INITS = ("mean", "geometric_median", "zeros")
+SAE_B_DEC_INITS = ("auto", "mean", "geometric_median", "zeros")
 SAE_THRESHOLD_PARAMS = ("direct", "log")
 
 
@@ -80,10 +80,12 @@ class SAEConfig(JsonConfig):
         "SAELens's JumpReLU does (0.1 there); the trained norms are folded into the encoder, "
         "its bias and the thresholds at the end of fit, so the fitted dictionary has unit rows.",
     )
-    grad_clip: float | None = option(
-        None,
+    grad_clip: float | str | None = option(
+        "auto",
         "Largest norm of all the gradients together, rescaled to it before each step "
-        "(SAELens's trainer clips at 1.0); None: no clipping.",
+        "(SAELens's trainer clips at 1.0); None: no clipping; 'auto': 1.0 for 'jumprelu' "
+        "(whose straight-through threshold gradients need it to reach its L0 without losing "
+        "features), None for the others.",
     )
     matryoshka_widths: tuple[int, ...] | None = option(
         None,
@@ -118,9 +120,10 @@ class SAEConfig(JsonConfig):
         "'expected_average_only_in'), the factor estimated from the first init_rows rows.",
     )
     b_dec_init: str = option(
-        "mean",
+        "auto",
         "The decoder bias at the start: the mean of the first init_rows rows, their "
-        "geometric median, or zeros.",
+        "geometric median, or zeros; 'auto': zeros for 'jumprelu' (as SAELens starts it), "
+        "the mean for the others.",
         choices=SAE_B_DEC_INITS,
     )
     init_rows: int = option(16384, "Rows read before training to set b_dec and the scale.")
@@ -151,7 +154,11 @@ class SAEConfig(JsonConfig):
                 f"decoder_init_norm={self.decoder_init_norm} (free decoder norms) is for "
                 f"architecture='jumprelu', not {self.architecture!r}; use None",
             )
-        if self.grad_clip is not None:
+        if self.grad_clip is not None and self.grad_clip != "auto":
+            check(
+                isinstance(self.grad_clip, (int, float)) and not isinstance(self.grad_clip, bool),
+                f"grad_clip must be a number, 'auto' or None, got {self.grad_clip!r}",
+            )
             finite("grad_clip", self.grad_clip, 1e-12, 1e12)
         if self.aux_k is not None:
             positive_int("aux_k", self.aux_k)
@@ -187,6 +194,18 @@ class SAEConfig(JsonConfig):
             return self.matryoshka_widths
         widths = [self.code_dim // d for d in (8, 4, 2) if self.code_dim // d >= 1]
         return tuple(sorted({*widths, self.code_dim}))
+
+    def clip_norm(self) -> float | None:
+        """The gradient norm clipped to before each step (``grad_clip`` with 'auto' resolved)."""
+        if self.grad_clip == "auto":
+            return 1.0 if self.architecture == "jumprelu" else None
+        return None if self.grad_clip is None else float(self.grad_clip)
+
+    def b_dec_start(self) -> str:
+        """How ``b_dec`` starts (``b_dec_init`` with 'auto' resolved)."""
+        if self.b_dec_init == "auto":
+            return "zeros" if self.architecture == "jumprelu" else "mean"
+        return self.b_dec_init
 
     def unit_decoder(self) -> bool:
         """True when the decoder rows are kept of unit norm in training (the default)."""

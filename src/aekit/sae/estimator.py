@@ -80,7 +80,7 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
         jumprelu_init_threshold: float = 0.01,
         jumprelu_threshold_param: str = "direct",
         decoder_init_norm: float | None = None,
-        grad_clip: float | None = None,
+        grad_clip: float | str | None = "auto",
         matryoshka_widths: tuple[int, ...] | None = None,
         aux_k: int | None = None,
         aux_coef: float = 1 / 32,
@@ -93,7 +93,7 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
         n_epochs: int = 1,
         max_rows: int | None = None,
         normalize: bool = False,
-        b_dec_init: str = "mean",
+        b_dec_init: str = "auto",
         init_rows: int = 16384,
         log_every: int = 100,
         checkpoint_dir: str | None = None,
@@ -144,7 +144,7 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
         for name in ("sparsity_coef", "jumprelu_bandwidth", "jumprelu_init_threshold"):
             params[name] = float(params[name])
         for name in ("decoder_init_norm", "grad_clip"):
-            if params[name] is not None:
+            if params[name] is not None and params[name] != "auto":
                 params[name] = float(params[name])
         return SAEConfig(**params)
 

@@ -141,9 +141,10 @@ class SAETrainer:
                 mean_sq = rows.pow(2).sum(dim=1).mean().clamp_min(1e-12)
                 self.module.input_scale.fill_(math.sqrt(rows.shape[1] / float(mean_sq)))
             rows = rows * self.module.input_scale
-            if self.config.b_dec_init == "mean":
+            start = self.config.b_dec_start()
+            if start == "mean":
                 self.module.b_dec.copy_(rows.mean(dim=0))
-            elif self.config.b_dec_init == "geometric_median":
+            elif start == "geometric_median":
                 self.module.b_dec.copy_(geometric_median(rows))
 
     def total_steps(self) -> int | None:
@@ -221,8 +222,9 @@ class SAETrainer:
         loss.backward()
         if config.unit_decoder():
             module.remove_parallel_grads()
-        if config.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip)
+        clip = config.clip_norm()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(module.parameters(), clip)
         self.optimizer.step()
         if config.unit_decoder():
             module.normalize_decoder()
