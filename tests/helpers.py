@@ -248,6 +248,17 @@ def npy_header_bytes(shape, dtype="<f8"):
     return buffer.getvalue()
 
 
+def imputer_chain(**changed):
+    """A blend at 1/2 with a linear chain of 2 steps on 6 columns, ``changed`` fields replaced."""
+    chain = {
+        "start": [0.0] * 6,
+        "feature": [0, 5],
+        "weights": [[0.0, 0.5, 0, 0, 0, 0], [0.25, 0, 0, 0, 0, 0.0]],
+        "intercept": [0.0, 1.0],
+    }
+    return set_field(None, blend=0.5, linear={**chain, **changed})
+
+
 # Fields a tampered imputer.json may change, each refused with one ModelFileError naming it.
 IMPUTER_TAMPERED = {
     "n_members-10**30": (set_field(None, n_members=10**30), "n_members|members"),
@@ -264,6 +275,21 @@ IMPUTER_TAMPERED = {
     "format_version--1": (set_field(None, format_version=-1), "format_version"),
     "n_estimators-negative": (set_field("params", n_estimators=-1), "n_estimators|n_members"),
     "dtypes-short": (set_field(None, dtypes=["float64"]), "dtypes"),
+    "blend-text": (set_field(None, blend="0.5"), "blend"),
+    "linear-list": (set_field(None, blend=0.5, linear=[1, 2]), "linear"),
+    "linear-no-start": (set_field(None, blend=0.5, linear={"feature": []}), "start"),
+    "linear-feature-float": (imputer_chain(feature=[1.7, 5]), "feature"),
+    "linear-feature-bool": (imputer_chain(feature=[True, 5]), "feature"),
+    "linear-feature-beyond": (imputer_chain(feature=[0, 6]), "feature"),
+    "linear-feature-negative": (imputer_chain(feature=[-1, 5]), "feature"),
+    "linear-weights-text": (imputer_chain(weights=[["2"] * 6, [0.0] * 6]), "weights"),
+    "linear-weights-short": (imputer_chain(weights=[[0.0] * 5, [0.0] * 6]), "weights"),
+    "linear-weights-steps": (imputer_chain(weights=[[0.0] * 6]), "weights"),
+    "linear-weights-flat": (imputer_chain(weights=[0.0] * 12), "weights"),
+    "linear-start-bool": (imputer_chain(start=[True] * 6), "start"),
+    "linear-start-short": (imputer_chain(start=[0.0] * 5), "start"),
+    "linear-intercept-10**400": (imputer_chain(intercept=[0.0, 10**400]), "intercept"),
+    "linear-intercept-steps": (imputer_chain(intercept=[0.0]), "intercept"),
 }
 # Edits of imputer.json's text: a number no imputer can hold (a bound must be finite).
 IMPUTER_TAMPERED_TEXT = {

@@ -11,8 +11,16 @@ from sklearn.impute import IterativeImputer
 from sklearn.linear_model import BayesianRidge
 
 from aekit import Autoencoder, AutoencoderImputer, ModelFileError
-from aekit.impute.blend import BLEND_WEIGHTS, blend_weight, held_out_cells
+from aekit.impute.blend import (
+    BLEND_COLUMNS,
+    BLEND_WEIGHTS,
+    blend_runs,
+    blend_weight,
+    held_out_cells,
+    weigh_chain,
+)
 from aekit.impute.chain import LinearChain, fit_chain
+from aekit.impute.defaults import ENSEMBLE_ENTRIES
 from tests.helpers import FAST
 
 
@@ -35,7 +43,9 @@ def test_the_chain_replays_iterative_imputers_transform():
     np.testing.assert_allclose(chain.fill(fresh), reference.transform(fresh), atol=1e-9)
     again = LinearChain.from_json(json.loads(json.dumps(chain.to_json())), 13, "here")
     np.testing.assert_array_equal(again.fill(fresh), chain.fill(fresh))
-    with pytest.raises(ModelFileError, match="does not fit 12 columns"):
+    with pytest.raises(
+        ModelFileError, match=r"'linear'\['feature'\] must be column indices in \[0, 12\)"
+    ):
         LinearChain.from_json(chain.to_json(), 12, "here")
 
 
@@ -82,3 +92,77 @@ def test_a_blended_imputer_saves_and_a_version_1_folder_loads(tmp_path):
     meta_path.write_text(json.dumps(meta))  # what aekit 0.2's imputers wrote
     old = AutoencoderImputer.load(tmp_path / "blend")
     assert old.blend_ == 1.0 and old.linear_ is None
+
+
+def low_rank(n=120, d=5, share=0.2, seed=0):
+    rng = np.random.default_rng(seed)
+    return holed(rng.normal(size=(n, 2)) @ rng.normal(size=(2, d)), share, seed)
+
+
+def test_a_one_column_imputer_with_a_chain_of_no_steps_saves_and_loads(tmp_path):
+    X = holed(np.random.default_rng(0).normal(size=(80, 1)), 0.2)
+    imputer = AutoencoderImputer(n_estimators=1).fit(X)  # the default model: the blend runs
+    assert len(imputer.held_out_rmse_) == len(BLEND_WEIGHTS)
+    imputer.linear_, imputer.blend_ = fit_chain(X, 0), 0.5  # the chain: column means alone
+    assert imputer.linear_.feature.size == 0
+    imputer.save(tmp_path / "one")
+    assert json.loads((tmp_path / "one" / "imputer.json").read_text())["linear"]["weights"] == []
+    loaded = AutoencoderImputer.load(tmp_path / "one")
+    assert loaded.linear_.weights.shape == (0, 1)
+    np.testing.assert_array_equal(loaded.transform(X), imputer.transform(X))
+    members_alone = AutoencoderImputer.load(tmp_path / "one")
+    members_alone.linear_, members_alone.blend_ = None, 1.0
+    mean = np.nanmean(X)  # the chain of no steps fills the column's mean: blended in by half
+    want = 0.5 * members_alone.transform(X) + 0.5 * mean
+    np.testing.assert_allclose(loaded.transform(X)[np.isnan(X)], want[np.isnan(X)], rtol=1e-12)
+
+
+def test_wide_tables_skip_the_blend():
+    assert blend_runs(np.zeros((10, BLEND_COLUMNS)))
+    assert not blend_runs(np.zeros((10, BLEND_COLUMNS + 1)))
+    assert not blend_runs(np.zeros((ENSEMBLE_ENTRIES // 10 + 1, 10)))
+    X = holed(np.random.default_rng(0).normal(size=(30, BLEND_COLUMNS + 1)), 0.1)
+    imputer = AutoencoderImputer(n_estimators=1).fit(X)
+    assert imputer.linear_ is None and imputer.blend_ == 1.0
+    assert not hasattr(imputer, "held_out_rmse_")
+
+
+def test_blended_fills_stay_within_the_observed_range():
+    X = low_rank()
+    imputer = AutoencoderImputer(Autoencoder(code_dim=2, **FAST), n_estimators=1).fit(X)
+    wild = fit_chain(X, 0)
+    wild.weights[:], wild.intercept[:] = 0.0, 1e3  # fills far beyond every column's range
+    imputer.linear_, imputer.blend_ = wild, 0.0
+    filled = imputer.transform(X)
+    low, high = imputer.bounds_
+    assert ((filled >= low) & (filled <= high)).all()
+    assert (filled[np.isnan(X)] == np.broadcast_to(high, X.shape)[np.isnan(X)]).all()
+    hidden = held_out_cells(X, 0)
+    seen = []
+
+    def clip(values):
+        seen.append(values)
+        return np.clip(values, low, high)
+
+    means = np.broadcast_to(np.nanmean(X, axis=0), X.shape)  # a poor fill for the members'
+    weight, linear, errors = weigh_chain(X, hidden, means, clip, 0)
+    assert len(seen) == 1 and len(errors) == len(BLEND_WEIGHTS)  # the chain's fill, clipped
+    assert weight < 1.0 and linear is not None  # a low-rank table: the chain helps
+
+
+def test_a_saved_chain_is_checked_value_by_value():
+    chain = fit_chain(low_rank(), 0).to_json()
+    LinearChain.from_json(chain, 5, "here")
+    cases = {
+        "feature": [[1.7, *chain["feature"][1:]], [True, *chain["feature"][1:]], [5], "0"],
+        "weights": [[["2"] * 5] * len(chain["feature"]), [[0.0] * 5], []],
+        "start": [[float("nan")] * 5, [None] * 5, [0.0] * 4],
+        "intercept": [[float("inf")] * len(chain["feature"]), [0.0]],
+    }
+    for key, values in cases.items():
+        for value in values:
+            with pytest.raises(ModelFileError, match=rf"^here: 'linear'\['{key}'\]"):
+                LinearChain.from_json({**chain, key: value}, 5, "here")
+    for bad in (None, [], {"start": []}):
+        with pytest.raises(ModelFileError, match=r"^here: 'linear'"):
+            LinearChain.from_json(bad, 5, "here")

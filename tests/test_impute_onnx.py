@@ -105,3 +105,36 @@ def test_the_graph_replays_a_blended_linear_chain(tmp_path):
     assert not np.allclose(want, fitted(X).transform(fresh))  # the chain changes the fill
     got = OnnxModel(to_onnx(imputer, tmp_path / "blend.onnx")).run(fresh)["filled"]
     assert_matches(got, want, np.nanstd(wine, axis=0))
+
+
+def test_a_one_column_imputer_blends_its_mean_in_onnx_too(tmp_path):
+    X = holed(np.random.default_rng(0).normal(size=(80, 1)), 0.2)
+    imputer = AutoencoderImputer(n_estimators=1).fit(X)  # the default model: the blend runs
+    imputer.linear_, imputer.blend_ = fit_chain(X, 0), 0.5  # no steps: the column's mean
+    imputer.save(tmp_path / "one")
+    loaded = AutoencoderImputer.load(tmp_path / "one")
+    got = OnnxModel(to_onnx(loaded, tmp_path / "one.onnx")).run(X)["filled"]
+    assert_matches(got, imputer.transform(X), np.nanstd(X))
+
+
+def test_the_default_imputers_own_blend_saves_loads_and_exports(tmp_path):
+    rng = np.random.default_rng(0)
+    rank_two = rng.normal(size=(190, 2)) @ rng.normal(size=(2, 6))  # near-linear
+    X, fresh = holed(rank_two[:150], 0.2), holed(rank_two[150:], 0.3, seed=1)
+    imputer = AutoencoderImputer(n_estimators=1).fit(X)
+    assert imputer.blend_ < 1.0 and imputer.linear_ is not None  # the chain won weight
+    want = imputer.transform(fresh)
+    holes = np.isnan(fresh)
+    low, high = (np.broadcast_to(b, fresh.shape)[holes] for b in imputer.bounds_)
+    assert ((want[holes] >= low) & (want[holes] <= high)).all()
+    imputer.save(tmp_path / "blend")
+    loaded = AutoencoderImputer.load(tmp_path / "blend")
+    assert loaded.blend_ == imputer.blend_
+    np.testing.assert_array_equal(loaded.transform(fresh), want)
+    got = OnnxModel(to_onnx(loaded, tmp_path / "blend.onnx")).run(fresh)["filled"]
+    assert_matches(got, want, np.nanstd(X, axis=0))
+    wild = loaded.linear_
+    wild.weights[:], wild.intercept[:] = 0.0, 1e4  # beyond every column's observed range
+    got = OnnxModel(to_onnx(loaded, tmp_path / "wild.onnx")).run(fresh)["filled"]
+    assert_matches(got, loaded.transform(fresh), np.nanstd(X, axis=0))  # both clipped
+    assert (got[holes] <= high * (1 + 1e-6) + 1e-6).all()

@@ -28,6 +28,8 @@ from ..errors import ModelFileError
 
 __all__ = ["LinearChain", "fit_chain"]
 
+_FLOAT_MAX = float(np.finfo(np.float64).max)  # a Python float: compared exactly with any int
+
 
 @dataclass
 class LinearChain:
@@ -70,25 +72,63 @@ class LinearChain:
     def from_json(cls, saved: Any, n_features: int, where: str) -> LinearChain:
         """Rebuild a chain from :meth:`to_json`'s object, checked against ``n_features``.
 
+        Every value is checked as JSON gave it, before numpy converts anything (which would
+        turn ``1.7`` or ``true`` into the column 1 and ``"2"`` into the number 2): ``start``
+        is ``n_features`` numbers, ``feature`` column indices (ints, not bools) below
+        ``n_features``, ``weights`` one row of ``n_features`` numbers per step, ``intercept``
+        one number per step; every number finite.
+
         Raises
         ------
         ModelFileError
-            A field missing, of the wrong shape, not finite, or a column index out of range.
+            One line naming the first field that is missing, of the wrong type or shape, not
+            finite, or a column out of range.
         """
-        try:
-            start = np.asarray(saved["start"], dtype=np.float64)
-            feature = np.asarray(saved["feature"], dtype=np.int64).reshape(-1)
-            weights = np.asarray(saved["weights"], dtype=np.float64).reshape(len(feature), -1)
-            intercept = np.asarray(saved["intercept"], dtype=np.float64)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelFileError(f"{where}: 'linear' is not a saved linear chain ({exc})") from None
-        shapes_ok = start.shape == (n_features,) and intercept.shape == feature.shape
-        if not shapes_ok or weights.shape[1:] != (n_features,):
-            raise ModelFileError(f"{where}: 'linear' does not fit {n_features} columns")
-        finite = all(np.isfinite(a).all() for a in (start, weights, intercept))
-        if not finite or ((feature < 0) | (feature >= n_features)).any():
-            raise ModelFileError(f"{where}: 'linear' holds non-finite values or bad columns")
-        return cls(start, feature, weights, intercept)
+        prefix = f"{where}: 'linear'"
+        if not isinstance(saved, dict):
+            raise ModelFileError(f"{prefix} must be a JSON object, got {type(saved).__name__}")
+        for key in ("start", "feature", "weights", "intercept"):
+            if not isinstance(saved.get(key), list):
+                raise ModelFileError(
+                    f"{prefix}[{key!r}] must be a list, got {saved.get(key)!r:.40}"
+                )
+        feature = saved["feature"]
+        bad = [j for j in feature if not _is_int(j) or not 0 <= j < n_features]
+        if bad:
+            raise ModelFileError(
+                f"{prefix}['feature'] must be column indices in [0, {n_features}), "
+                f"got {bad[0]!r:.40}"
+            )
+        n_steps = len(feature)
+        rows = saved["weights"]
+        if len(rows) != n_steps or not all(isinstance(r, list) for r in rows):
+            raise ModelFileError(f"{prefix}['weights'] must be {n_steps} lists (one a step)")
+        _check_numbers(saved["start"], n_features, f"{prefix}['start']")
+        _check_numbers(saved["intercept"], n_steps, f"{prefix}['intercept']")
+        for row in rows:
+            _check_numbers(row, n_features, f"{prefix}['weights'] rows")
+        return cls(
+            start=np.asarray(saved["start"], dtype=np.float64),
+            feature=np.asarray(feature, dtype=np.int64).reshape(n_steps),
+            weights=np.asarray(rows, dtype=np.float64).reshape(n_steps, n_features),
+            intercept=np.asarray(saved["intercept"], dtype=np.float64).reshape(n_steps),
+        )
+
+
+def _is_int(value: object) -> bool:
+    """A JSON integer (a bool is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_numbers(values: list[Any], length: int, name: str) -> None:
+    """Refuse ``values`` unless they are ``length`` finite JSON numbers (no bools, no text)."""
+    if len(values) != length:
+        raise ModelFileError(f"{name} must be {length} numbers, got {len(values)}")
+    for value in values:
+        if not (isinstance(value, (int, float)) and not isinstance(value, bool)) or not (
+            abs(value) < _FLOAT_MAX  # finite (an int beyond float64 is not)
+        ):
+            raise ModelFileError(f"{name} must be finite numbers, got {value!r:.40}")
 
 
 def fit_chain(rows: np.ndarray, random_state: int | None) -> LinearChain:

@@ -4,11 +4,12 @@
 :meth:`AutoencoderImputer.transform <aekit.AutoencoderImputer.transform>` returns for numeric
 rows: each member scales the rows, reconstructs them (holes as 0 plus their mask, as the
 members were trained) and unscales; the members' mean reconstruction, clipped to each
-column's observed range in ``fit`` (``bounds_``), blended with the linear chain's fill where
-the imputer chose one (``linear_``, ``blend_``: :mod:`aekit.impute.blend`; the chain's steps
-are matrix products and Where), replaces the holes; observed entries pass
-through unchanged; a column with no value in ``fit`` is 0 (or dropped, as ``transform`` drops
-it); the missing-indicator columns follow with ``add_indicator=True``. It uses only tensor
+column's observed range in ``fit`` (``bounds_``), blended with the linear chain's fill
+(clipped the same way) where the imputer chose one (``linear_``, ``blend_``:
+:mod:`aekit.impute.blend`; the chain's steps are matrix products and Where), replaces the
+holes; observed entries pass through unchanged; a column with no value in ``fit`` is 0 (or
+dropped, as ``transform`` drops it); the missing-indicator columns follow with
+``add_indicator=True``. It uses only tensor
 operations ONNX has (IsNaN, Where, Min/Max, Gather), so the exported graph is the same
 computation.
 
@@ -64,6 +65,7 @@ class FillGraph(nn.Module):
         super().__init__()
         self.members = nn.ModuleList(members)
         self.blend, self.steps = float(blend), [] if linear is None else linear.feature.tolist()
+        self.has_chain = linear is not None  # a chain of no steps (one column) still blends
         if linear is not None:  # the chain's arrays as buffers: constants of the graph
             for name in ("start", "weights", "intercept"):
                 value = torch.as_tensor(getattr(linear, name), dtype=torch.float32)
@@ -80,15 +82,22 @@ class FillGraph(nn.Module):
         self.has_flags = len(flags) > 0  # a Python bool: the traced graph has no branch
 
     def guess(self, rows: torch.Tensor) -> torch.Tensor:
-        """The members' mean reconstruction in the original units, clipped to ``bounds``."""
+        """The fill of every cell: the members' mean reconstruction, clipped, blended.
+
+        The mean is in the original units and clipped to ``bounds``; where the imputer has a
+        linear chain, its fill (clipped too) is blended in with weight ``1 - blend``.
+        """
         total = torch.zeros_like(rows)
         for member in self.members:
             total = total + member.unscale_output(member(member.scale_input(rows)).recon)
-        mean = total / len(self.members)
-        guess = torch.maximum(torch.minimum(mean, self.high), self.low)
-        if not self.steps:
+        guess = self.clip(total / len(self.members))
+        if not self.has_chain:
             return guess
-        return self.blend * guess + (1.0 - self.blend) * self.chain_fill(rows)
+        return self.blend * guess + (1.0 - self.blend) * self.clip(self.chain_fill(rows))
+
+    def clip(self, values: torch.Tensor) -> torch.Tensor:
+        """``values`` within each column's observed range in ``fit`` (``bounds``)."""
+        return torch.maximum(torch.minimum(values, self.high), self.low)
 
     def chain_fill(self, rows: torch.Tensor) -> torch.Tensor:
         """The linear chain's fill, as :meth:`aekit.impute.chain.LinearChain.fill` computes it."""

@@ -45,8 +45,7 @@ from ..errors import ConfigError, DataTypeError
 from ..estimator.autoencoder import Autoencoder
 from ..estimator.ensemble import fit_members
 from ..training.prepare import member_seeds
-from .blend import blend_weight, held_out_cells, held_out_errors
-from .chain import fit_chain
+from .blend import blend_runs, held_out_cells, weigh_chain
 from .defaults import ENSEMBLE_ENTRIES, imputer_autoencoder
 from .imputerfile import read_imputer, save_imputer
 from .markers import is_nan_marker, mark_sparse_holes, numeric_marker, warn_empty
@@ -85,12 +84,13 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     reaching one maximum) keep one global scale; other tables are standardized. With
     ``n_estimators="auto"`` small data (up to 100,000 entries) gets an ensemble of 5.
 
-    **The validated blend** (default autoencoder, numeric rows of up to 100,000 entries;
-    :mod:`aekit.impute.blend`): 10 % of the observed cells are held out, hidden as other
-    rows' holes; the members and a linear chain (``IterativeImputer(BayesianRidge())``'s
-    steps, :mod:`aekit.impute.chain`) are fitted on the rest; the members' weight (1, 3/4,
-    1/2, 1/4 or 0) with the least error on the held-out cells is ``blend_``; below 1 the
-    chain is refitted on every observed cell and blended in (``linear_``).
+    **The validated blend** (default autoencoder, numeric rows of up to 100,000 entries and
+    64 columns, as the chain grows with the columns squared; :mod:`aekit.impute.blend`): 10 %
+    of the observed cells are held out, hidden as other rows' holes; the members and a linear
+    chain (``IterativeImputer(BayesianRidge())``'s steps, :mod:`aekit.impute.chain`) are
+    fitted on the rest; the members' weight (1, 3/4, 1/2, 1/4 or 0) with the least error on
+    the held-out cells (both fills clipped to ``bounds_``) is ``blend_``; below 1 the chain
+    is refitted on every observed cell and blended in (``linear_``), clipped to ``bounds_``.
 
     **Tables.** Fitted on a DataFrame with categorical columns (``category``, ``object``,
     string or ``bool`` dtypes), or with ``categorical_features``, the autoencoder one-hot
@@ -236,7 +236,11 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
 
     # -- fit / transform --------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> AutoencoderImputer:
-        """Train the autoencoder on the rows' observed entries.
+        """Train the autoencoders on the rows' observed entries (and weigh the blend).
+
+        Where the validated blend runs (see the class docstring), 10 % of the observed cells
+        are withheld from the members (and the first chain) to choose ``blend_``; the members
+        are not refitted on them, the chain is.
 
         Parameters
         ----------
@@ -284,8 +288,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             clone(base).set_params(missing=True, val_hidden=True, random_state=s, **given)
             for s in seeds
         ]
-        # the validated blend (aekit.impute.blend): default model, numeric rows, small data
-        blended = self.estimator is None and not self._table and rows.size <= ENSEMBLE_ENTRIES
+        blended = self.estimator is None and not self._table and blend_runs(rows)
         hidden = held_out_cells(rows, seeds[0]) if blended else None
         train = data if hidden is None else np.where(hidden, np.nan, rows)
         self.estimators_ = fit_members(members, train)  # in one pass where they share a network
@@ -304,11 +307,8 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
                 [np.nanmin(numbers_seen, axis=0), np.nanmax(numbers_seen, axis=0)]
             )
         if hidden is not None:  # weigh the autoencoders against the chain on the hidden cells
-            fills = self._guess(train), fit_chain(train, seeds[0]).fill(train)
-            self.held_out_rmse_ = held_out_errors(rows, hidden, *fills)
-            self.blend_ = blend_weight(rows, hidden, *fills)
-            if self.blend_ < 1.0:  # refitted on every observed cell (cheap beside the members)
-                self.linear_ = fit_chain(rows, seeds[0])
+            found = weigh_chain(rows, hidden, self._guess(train), self._clip, seeds[0])
+            self.blend_, self.linear_, self.held_out_rmse_ = found
         self.indicator_ = None
         if self.add_indicator:
             self.indicator_ = MissingIndicator(missing_values=np.nan, error_on_new=False)
@@ -350,15 +350,15 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         """The fill of checked rows (all holes too), blended where ``blend_`` < 1.
 
         The members' mean reconstruction, clipped; weighed with the linear chain's fill
-        where the held-out cells chose one (:mod:`aekit.impute.blend`).
+        (clipped too) where the held-out cells chose one (:mod:`aekit.impute.blend`).
         """
         guesses = [m.reconstruct(CheckedRows(rows)) for m in self.estimators_]
         guess = self._clip(np.mean(guesses, axis=0))
         linear = getattr(self, "linear_", None)
         if linear is None:
             return guess
-        weight = self.blend_
-        return weight * guess + (1.0 - weight) * linear.fill(np.asarray(rows, np.float64))
+        chain = self._clip(linear.fill(np.asarray(rows, np.float64)))
+        return self.blend_ * guess + (1.0 - self.blend_) * chain
 
     def _clip(self, values: np.ndarray, columns: Any = slice(None)) -> np.ndarray:
         """``values`` within the observed range (``bounds_``) of their ``columns``."""
