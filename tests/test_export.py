@@ -63,6 +63,8 @@ def conv(**kw):
         ),
         # a narrow table (6 columns): the density term (local outlier factor) too
         (lambda: AutoencoderOutlierDetector(Autoencoder(code_dim=2, **FAST)), "narrow"),
+        # ... with one row repeated 20 times (the density term's reachability floor)
+        (lambda: AutoencoderOutlierDetector(Autoencoder(code_dim=2, **FAST)), "duplicates"),
         # images: pooled residuals; a convolutional model; a plain autoencoder
         (lambda: AutoencoderOutlierDetector(Autoencoder(code_dim=4, **FAST)), "digits"),
         (lambda: AutoencoderOutlierDetector(conv(), n_estimators=1), "digits"),
@@ -72,6 +74,7 @@ def conv(**kw):
     ids=[
         "table-detector",
         "narrow-detector",
+        "duplicates-detector",
         "image-detector",
         "conv-detector",
         "autoencoder",
@@ -79,7 +82,9 @@ def conv(**kw):
     ],
 )
 def test_onnx_matches_aekit(tmp_path, make, rows, wine, digits):
-    X = {"wine": wine, "narrow": wine[:, :6], "digits": digits[:300]}[rows]
+    narrow = wine[:, :6]
+    copies = np.vstack([narrow, np.repeat(narrow[:1], 20, axis=0), narrow[:1] * 1.01])
+    X = {"wine": wine, "narrow": narrow, "duplicates": copies, "digits": digits[:300]}[rows]
     model = make().fit(X)
     path = to_onnx(model, tmp_path / "out" / "model.onnx")
     assert sorted(p.name for p in path.parent.iterdir()) == ["model.onnx"]  # no sidecar

@@ -1,5 +1,6 @@
 """The detector's neighbour term: distances to the nearest training rows, as saved and exported."""
 
+import hashlib
 import json
 
 import numpy as np
@@ -8,9 +9,9 @@ import torch
 from sklearn.datasets import load_wine
 from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
 
-from aekit import Autoencoder, AutoencoderOutlierDetector
+from aekit import Autoencoder, AutoencoderOutlierDetector, ModelFileError
 from aekit.anomaly import detector_density_term
-from aekit.anomaly.scorer import DENSITY_NEIGHBOURS, NEIGHBOURS
+from aekit.anomaly.scorer import DENSITY_NEIGHBOURS, NEIGHBOURS, REACH_FLOOR_SHARE
 from tests.helpers import FAST
 
 
@@ -142,3 +143,40 @@ def test_saved_with_its_density_term_and_loaded_alike(wine, tmp_path):
     again = AutoencoderOutlierDetector.load(tmp_path / "d")
     assert again.scorer_.term_names == det.scorer_.term_names
     np.testing.assert_array_equal(again.anomaly_score(wine[:, :6]), det.anomaly_score(wine[:, :6]))
+
+
+def test_a_row_beside_a_repeated_row_is_not_flagged_an_outlier_still_is():
+    # 20 copies of one row: each copy's k-distance is 0, its density unbounded without a
+    # floor, and a row 0.05 away scored about 1e9 (flagged) before the floor
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    X = np.vstack([X, np.repeat(X[:1], 20, axis=0)])
+    det = AutoencoderOutlierDetector(Autoencoder(code_dim=1, epochs=3, random_state=0)).fit(X)
+    assert "density" in det.scorer_.term_names
+    near, far = X[:1] + 0.025, np.full((1, 4), 4.0)  # 0.05 away; an obvious outlier
+    scores = det.anomaly_score(np.vstack([near, far]))
+    assert scores[0] < det.threshold_ < scores[1]
+    assert abs(scores[0]) < 10 and np.isfinite(det.anomaly_score(X)).all()
+    np.testing.assert_array_equal(det.predict(np.vstack([near, far])), [1, -1])
+    reach = det.scorer_.reference_reach
+    positive = reach[reach > reach.min()]  # the copies sit at the floor
+    floor = REACH_FLOOR_SHARE * float(positive.median())
+    assert float(reach.min()) == pytest.approx(floor, rel=0.05)
+
+
+def test_a_detector_file_with_a_lone_neighbour_is_refused(wine, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    det = fitted(wine[:, :6], density_term=False)  # (the density term needs two rows)
+    det.save(tmp_path / "d")
+    stats_path = tmp_path / "d" / "detector.safetensors"
+    stats = load_file(stats_path)
+    stats["reference"] = stats["reference"][:1].contiguous()  # keep one row
+    save_file(stats, stats_path)
+    path = tmp_path / "d" / "detector.json"
+    meta = json.loads(path.read_text())
+    meta["n_reference"] = 1  # consistent and checksummed: a row equal to it had no neighbour
+    meta["stats_sha256"] = hashlib.sha256(stats_path.read_bytes()).hexdigest()
+    path.write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="n_reference must be 0 or an int in"):
+        AutoencoderOutlierDetector.load(tmp_path / "d")

@@ -151,6 +151,8 @@ def _check_values(meta: dict[str, Any], path: Path) -> None:
 
     The threshold must be finite (NaN would flag every row, or none); the members as many as
     the parameters ask for (one when ``prefit``); the parameters in the detector's ranges;
+    ``n_reference`` 0 or at least 2 (a fitted detector never keeps one lone neighbour: a row
+    equal to it leaves itself out and has none);
     the pooling shape three positive sizes whose product is the input width.
     """
     params, shape = meta["params"], meta["image_shape"]
@@ -169,8 +171,8 @@ def _check_values(meta: dict[str, Any], path: Path) -> None:
          params["neighbour_term"] in (True, False, "auto")),
         ("density_term", params["density_term"], "true, false or 'auto'",
          params["density_term"] in (True, False, "auto")),
-        ("n_reference", meta["n_reference"], "an int in [0, 2**31)",
-         0 <= meta["n_reference"] < 2**31),
+        ("n_reference", meta["n_reference"], "0 or an int in [2, 2**31)",
+         meta["n_reference"] == 0 or 2 <= meta["n_reference"] < 2**31),
         ("random_state", seed, "null or an int in [0, 2**63)", seed is None or 0 <= seed < 2**63),
         ("params.image_shape", params["image_shape"], "'auto', null or a list",
          params["image_shape"] == "auto" or not isinstance(params["image_shape"], str)),
