@@ -60,6 +60,9 @@ def test_fit_writes_model_history_holdout_and_plot(model, files, capsys):
 
 
 def test_fit_options_reach_the_estimator(files, tmp_path, monkeypatch):
+    from aekit.training import objective
+
+    monkeypatch.setattr(objective, "cpu_has_bf16", lambda: True)  # no emulation warning here
     compiled = []
     monkeypatch.setattr(torch, "compile", lambda net: compiled.append(net) or net)
     argv = ["fit", str(files / "digits.npy"), "--code-dim", "8", *TINY, "-o", str(tmp_path)]

@@ -14,7 +14,7 @@ from aekit import (
     Trainer,
     TrainingDivergedError,
 )
-from aekit.training import Checkpointer, LogProgress, default_callbacks, optim
+from aekit.training import Checkpointer, LogProgress, default_callbacks, objective, optim
 from aekit.training.callbacks import DivergenceRetry
 from aekit.training.trainer import resolve_device
 
@@ -125,9 +125,10 @@ def test_schedules_change_the_learning_rate(schedule):
     assert lrs[-1] < lrs[0]
 
 
-def test_bf16_autocast_trains_in_bfloat16():
+def test_bf16_autocast_trains_in_bfloat16(monkeypatch):
     """precision="bf16" runs training and validation forward passes in bfloat16, and still
     learns; fp32 runs them in float32."""
+    monkeypatch.setattr(objective, "cpu_has_bf16", lambda: True)  # no emulation warning here
     dtypes, runs = {}, {}
     for precision in ("fp32", "bf16"):
         model, config = make(precision=precision, epochs=3, lr=1e-2)
@@ -141,6 +142,15 @@ def test_bf16_autocast_trains_in_bfloat16():
     assert np.isfinite(runs["bf16"]).all() and runs["bf16"][-1] < runs["bf16"][0]
     assert runs["bf16"] != runs["fp32"]  # rounded to bfloat16: not the fp32 run
     assert runs["bf16"] == pytest.approx(runs["fp32"], rel=0.05)
+
+
+def test_bf16_on_a_cpu_without_bf16_instructions_warns_it_is_emulated(monkeypatch):
+    monkeypatch.setattr(objective, "cpu_has_bf16", lambda: False)
+    model, config = make(precision="bf16", epochs=1)
+    with pytest.warns(RuntimeWarning, match="emulated"):
+        Trainer(model, config).fit(data())
+    model, config = make(precision="fp32", epochs=1)
+    Trainer(model, config).fit(data())  # fp32: no warning (warnings are errors in the suite)
 
 
 def test_compile_trains_through_torch_compile_and_keeps_the_module(monkeypatch):

@@ -41,6 +41,7 @@ __all__ = [
     "Objective",
     "autocast",
     "categorical_loss_sum",
+    "cpu_has_bf16",
     "dead_unit_loss_sum",
     "loss_sum",
     "paired_z",
@@ -72,10 +73,33 @@ _VALIDATION_SEED = 20_240_531  # the masking noise of validation rows (models wi
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
-    """bfloat16 autocast for ``precision="bf16"``, else nothing."""
+    """bfloat16 autocast for ``precision="bf16"``, else nothing.
+
+    On a CPU without bfloat16 instructions (``avx512_bf16``/``amx_bf16``) bf16 is emulated and
+    an order of magnitude slower than fp32 (2,133 against 34,373 samples/s in
+    ``benchmarks/speed.py`` on an AVX2 CPU): a ``RuntimeWarning`` says so (once per call site).
+    """
     if precision == "bf16":
+        if device.type == "cpu" and not cpu_has_bf16():
+            import warnings
+
+            warnings.warn(
+                "precision='bf16' on a CPU without bfloat16 instructions is emulated and much "
+                "slower than fp32; use precision='fp32' here",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+@functools.cache
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN runs bfloat16 natively on this CPU (True where it cannot tell)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return True
 
 
 def loss_sum(
