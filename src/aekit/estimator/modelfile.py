@@ -24,17 +24,11 @@ from ..config.configs import SCALINGS, ModelConfig, TrainConfig
 from ..data.tables import TableLayout
 from ..errors import AekitError, ConfigError, ModelFileError
 from ..files import (
-    atomic_files,
     check_fields,
-    check_header,
     check_tensors,
-    json_bytes,
     parse_safetensors,
-    read_checked,
-    read_json,
-    saved_folder,
-    sha256,
-    tensor_bytes,
+    read_checked_folder,
+    write_checked_folder,
 )
 from ..model.hourglass import Hourglass
 from ..training.history import History
@@ -103,22 +97,15 @@ def write_model(folder: str | os.PathLike[str], module: Hourglass, meta: dict[st
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ModelFileError(f"cannot save a model to {folder}: it exists and is not a folder")
-    weights = tensor_bytes(module.state_dict())
-    config = {
+    head = {
         "format": _MODEL_FORMAT,
         "format_version": FORMAT_VERSION,
         "aekit_version": __version__,
         "model": module.config.to_dict(),
-        "weights_sha256": sha256(weights),
-        **meta,
     }
-    # Both or neither replaced (a full disk stops the writes before any rename); weights
-    # first, config last, and the config names the checksum of the weights it belongs to, so
-    # a copy torn some other way is detected at load time rather than silently mixed.
-    with saved_folder(folder) as staged, atomic_files(staged) as put:  # the whole folder
-        put(WEIGHTS_NAME, weights)
-        put(CONFIG_NAME, json_bytes(config))
-    return folder
+    # Both or neither replaced, config last naming the checksum of its weights (files docs).
+    names = (CONFIG_NAME, WEIGHTS_NAME)
+    return write_checked_folder(folder, names, module.state_dict(), head, meta)
 
 
 def read_model(folder: str | os.PathLike[str]) -> tuple[Hourglass, dict[str, Any]]:
@@ -137,11 +124,8 @@ def read_model(folder: str | os.PathLike[str]) -> tuple[Hourglass, dict[str, Any
         If a file is missing, truncated, tampered with, or not an aekit model.
     """
     folder = Path(folder)
-    if not folder.is_dir():
-        raise ModelFileError(f"no model folder at {folder}")
-    config = read_json(folder / CONFIG_NAME)
-    check_header(config, folder / CONFIG_NAME, _MODEL_FORMAT, FORMAT_VERSION)
-    raw = read_checked(folder / WEIGHTS_NAME, config.get("weights_sha256"), CONFIG_NAME)
+    names = (CONFIG_NAME, WEIGHTS_NAME)
+    config, raw = read_checked_folder(folder, names, _MODEL_FORMAT, FORMAT_VERSION, "model")
     tensors = parse_safetensors(raw, folder / WEIGHTS_NAME)
     module = build_module(config.get("model"), tensors, folder)
     return module, config

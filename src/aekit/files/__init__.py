@@ -2,13 +2,15 @@
 
 :mod:`~aekit.files.core` holds headers, checksums, JSON and safetensors;
 :mod:`~aekit.files.atomic` writes a file (or a folder's set of files) all or nothing;
-:mod:`~aekit.files.folderlock` keeps two processes from writing one folder at once;
+:mod:`~aekit.files.checked_folder` writes and reads a weights file beside the header naming its
+checksum; :mod:`~aekit.files.folderlock` keeps two processes from writing one folder at once;
 :mod:`~aekit.files.layouts` tells which kind of estimator a folder holds. Nothing
 here builds a model or an estimator: the model, detector, imputer and checkpoint layouts
 live with what they build and read and write through these functions.
 """
 
 from .atomic import atomic_file, atomic_files, atomic_write, check_writable_folder, output_error
+from .checked_folder import read_checked_folder, write_checked_folder
 from .core import (
     check_fields,
     check_header,
@@ -59,6 +61,7 @@ __all__ = [
     "output_error",
     "parse_safetensors",
     "read_checked",
+    "read_checked_folder",
     "read_json",
     "read_prefix",
     "read_regular",
@@ -67,4 +70,5 @@ __all__ = [
     "saved_folder",
     "sha256",
     "tensor_bytes",
+    "write_checked_folder",
 ]

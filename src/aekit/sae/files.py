@@ -36,16 +36,15 @@ from ..files import (
     SAE_NAME,
     SAELENS_CONFIG_NAME,
     atomic_files,
-    check_header,
     check_tensors,
     json_bytes,
     parse_safetensors,
-    read_checked,
+    read_checked_folder,
     read_json,
     read_regular,
     saved_folder,
-    sha256,
     tensor_bytes,
+    write_checked_folder,
 )
 from ..model.sae_dictionary import SparseDictionary
 
@@ -102,21 +101,15 @@ def write_sae(
     folder: str | os.PathLike[str], module: SparseDictionary, meta: dict[str, Any]
 ) -> Path:
     """Write aekit's SAE folder (``sae.json`` last, naming the weights' checksum)."""
-    folder = Path(folder)
-    weights = tensor_bytes(module.state_dict())
-    header = {
+    head = {
         "format": SAE_FORMAT,
         "format_version": SAE_FORMAT_VERSION,
         "aekit_version": __version__,
         "config": module.config.to_dict(),
         "n_features": module.n_features,
-        "weights_sha256": sha256(weights),
-        **meta,
     }
-    with saved_folder(folder) as staged, atomic_files(staged) as put:  # all or nothing
-        put(SAE_WEIGHTS_NAME, weights)
-        put(SAE_NAME, json_bytes(header))
-    return folder
+    names = (SAE_NAME, SAE_WEIGHTS_NAME)
+    return write_checked_folder(folder, names, module.state_dict(), head, meta)
 
 
 def read_sae(folder: str | os.PathLike[str]) -> tuple[SparseDictionary, dict[str, Any]]:
@@ -128,11 +121,8 @@ def read_sae(folder: str | os.PathLike[str]) -> tuple[SparseDictionary, dict[str
         A missing, truncated, tampered or foreign file.
     """
     folder = Path(folder)
-    if not folder.is_dir():
-        raise ModelFileError(f"no SAE folder at {folder}")
-    header = read_json(folder / SAE_NAME)
-    check_header(header, folder / SAE_NAME, SAE_FORMAT, SAE_FORMAT_VERSION)
-    raw = read_checked(folder / SAE_WEIGHTS_NAME, header.get("weights_sha256"), SAE_NAME)
+    names = (SAE_NAME, SAE_WEIGHTS_NAME)
+    header, raw = read_checked_folder(folder, names, SAE_FORMAT, SAE_FORMAT_VERSION, "SAE")
     n_features = header.get("n_features")
     if not isinstance(n_features, int) or isinstance(n_features, bool) or n_features < 1:
         raise ModelFileError(f"{folder / SAE_NAME}: n_features must be a positive int")

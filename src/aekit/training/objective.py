@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import warnings
 from typing import Any
 
 import torch
@@ -81,8 +82,6 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     """
     if precision == "bf16":
         if device.type == "cpu" and not cpu_has_bf16():
-            import warnings
-
             warnings.warn(
                 "precision='bf16' on a CPU without bfloat16 instructions is emulated and much "
                 "slower than fp32; use precision='fp32' here",
