@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ModelFileError
 from .atomic import atomic_files
 from .core import check_header, json_bytes, read_checked, read_json, sha256, tensor_bytes
 from .folderlock import saved_folder
+
+if TYPE_CHECKING:  # torch is imported where tensors are made, never by the file core itself
+    import torch
 
 __all__ = ["read_checked_folder", "write_checked_folder"]
 
