@@ -104,13 +104,6 @@ def test_free_decoder_norms_train_and_end_folded():
     assert not np.allclose(free.components_, unit.components_)
 
 
-def test_free_decoder_norms_are_for_jumprelu_only():
-    with pytest.raises(ConfigError, match="decoder_init_norm"):
-        SAEConfig(architecture="batchtopk", decoder_init_norm=0.1)
-    with pytest.raises(ConfigError, match="grad_clip"):
-        SAEConfig(grad_clip=-1.0)
-
-
 def test_grad_clip_bounds_the_step():
     x = torch.randn(256, 8, generator=torch.Generator().manual_seed(5)).numpy()
     start = SparseDictionary(SAEConfig(architecture="jumprelu", code_dim=16, k=4), 8)

@@ -75,10 +75,12 @@ class SAEConfig(JsonConfig):
     )
     decoder_init_norm: float | None = option(
         None,
-        "None: the decoder rows are kept of unit norm throughout. A number (JumpReLU only): "
-        "they start at this norm (the encoder their transpose) and train freely, as "
-        "SAELens's JumpReLU does (0.1 there); the trained norms are folded into the encoder, "
-        "its bias and the thresholds at the end of fit, so the fitted dictionary has unit rows.",
+        "None: the decoder rows are kept of unit norm throughout. A number (not for 'l1'): "
+        "they start at this norm (the encoder their transpose) and train freely, as SAELens's "
+        "training SAEs do (0.1 there); the top-k family's code is then SAELens's "
+        "rescale_acts_by_decoder_norm one (pre-activations times the rows' norms, decoded by "
+        "the rows over their norms). The trained norms are folded into the encoder, its bias "
+        "and the thresholds at the end of fit, so the fitted dictionary has unit rows.",
     )
     grad_clip: float | str | None = option(
         "auto",
@@ -150,9 +152,9 @@ class SAEConfig(JsonConfig):
         if self.decoder_init_norm is not None:
             finite("decoder_init_norm", self.decoder_init_norm, 1e-6, 1e6)
             check(
-                self.architecture == "jumprelu",
-                f"decoder_init_norm={self.decoder_init_norm} (free decoder norms) is for "
-                f"architecture='jumprelu', not {self.architecture!r}; use None",
+                self.architecture != "l1",
+                f"decoder_init_norm={self.decoder_init_norm} (free decoder norms) is not for "
+                f"architecture='l1'; use None",
             )
         if self.grad_clip is not None and self.grad_clip != "auto":
             check(

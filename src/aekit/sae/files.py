@@ -60,8 +60,9 @@ __all__ = [
 ]
 
 SAE_FORMAT = "aekit-sae"
-# 2: jumprelu_threshold_param, JumpReLU's direct thresholds; 3: decoder_init_norm, grad_clip
-SAE_FORMAT_VERSION = 3
+# 2: jumprelu_threshold_param, JumpReLU's direct thresholds; 3: decoder_init_norm, grad_clip;
+# 4: decoder_init_norm for the top-k family too (a code rescaled by the decoder norms)
+SAE_FORMAT_VERSION = 4
 SAE_WEIGHTS_NAME = "sae.safetensors"
 SAELENS_WEIGHTS_NAME = "sae_weights.safetensors"
 _TO_SAELENS = {
