@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -118,15 +119,35 @@ def test_a_rescaled_matryoshka_trains_and_ends_with_unit_rows():
     assert 1.0 < (codes > 0).sum(axis=1).mean() < 4.0  # the learned threshold serves k ~ 2
 
 
+def test_matryoshka_trains_as_saelenss_trainer_by_default():
+    config = SAEConfig(architecture="matryoshka")
+    assert config.decoder_start() == 1.0 and not config.unit_decoder()
+    assert config.clip_norm() == 1.0 and config.b_dec_start() == "zeros"
+    batchtopk = SAEConfig(architecture="batchtopk")
+    assert batchtopk.unit_decoder() and batchtopk.clip_norm() is None
+    assert batchtopk.b_dec_start() == "mean"
+    assert SAEConfig(architecture="matryoshka", decoder_init_norm=None).unit_decoder()
+    with pytest.raises(ConfigError, match="decoder_init_norm"):
+        SAEConfig(decoder_init_norm="large")
+    module = SparseDictionary(dataclasses.replace(config, code_dim=WIDTH, k=K), D_IN)
+    module.reset_parameters(torch.Generator().manual_seed(0))
+    torch.testing.assert_close(module.W_dec.detach().norm(dim=1), torch.ones(WIDTH))
+    assert module.decoder_gains() is not None  # free rows, the code rescaled by their norms
+
+
 def test_a_format_3_matryoshka_folder_loads_as_it_was_written(tmp_path):
     X = np.random.default_rng(1).normal(size=(300, D_IN)).astype(np.float32)
-    sae = SparseAutoencoder("matryoshka", code_dim=WIDTH, k=2, batch_size=100).fit(X)
+    # what format 3 wrote for a default Matryoshka: unit rows, 'auto' = no clip, b_dec at mean
+    old = {"decoder_init_norm": None, "grad_clip": "auto", "b_dec_init": "auto"}
+    sae = SparseAutoencoder("matryoshka", code_dim=WIDTH, k=2, batch_size=100, **old).fit(X)
     sae.save(tmp_path / "v3")
     header_path = tmp_path / "v3" / "sae.json"
     header = json.loads(header_path.read_text())
-    assert header["format_version"] == 4 and header["config"]["decoder_init_norm"] is None
-    header["format_version"] = 3  # what format 3 wrote for a matryoshka: unit rows
+    assert header["format_version"] == 4 and header["config"]["grad_clip"] == "auto"
+    header["format_version"] = 3
     header_path.write_text(json.dumps(header))
     loaded = aekit.load(tmp_path / "v3")
-    assert loaded.get_params()["decoder_init_norm"] is None
+    params = loaded.get_params()
+    assert params["decoder_init_norm"] is None
+    assert params["grad_clip"] is None and params["b_dec_init"] == "mean"
     np.testing.assert_array_equal(loaded.transform(X), sae.transform(X))

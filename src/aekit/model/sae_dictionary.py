@@ -122,8 +122,9 @@ class SparseDictionary(nn.Module):
         rows = torch.rand(self.W_dec.shape, generator=generator, device=self.W_dec.device)
         self.W_dec.copy_((2 * rows - 1) * bound)
         self.normalize_decoder()
-        if self.config.decoder_init_norm is not None:
-            self.W_dec.mul_(self.config.decoder_init_norm)
+        start = self.config.decoder_start()
+        if start is not None:
+            self.W_dec.mul_(start)
         self.W_enc.copy_(self.W_dec.T)
         self.b_enc.zero_()
         self.b_dec.zero_()
