@@ -120,7 +120,7 @@ def test_grad_clip_bounds_the_step():
 def test_auto_settings_give_jumprelu_saelens_recipe_and_keep_the_others():
     jump = SAEConfig("jumprelu", code_dim=8, k=2)
     assert jump.clip_norm() == 1.0 and jump.b_dec_start() == "zeros" and jump.unit_decoder()
-    for arch in ("batchtopk", "topk", "l1"):  # Matryoshka's: tests/test_sae_rescaled.py
+    for arch in ("topk", "l1"):  # BatchTopK's and Matryoshka's: tests/test_sae_rescaled.py
         other = SAEConfig(arch, code_dim=8, k=2)
         assert other.clip_norm() is None and other.b_dec_start() == "mean"
     given = SAEConfig("jumprelu", code_dim=8, k=2, grad_clip=None, b_dec_init="mean")

@@ -119,13 +119,14 @@ def test_a_rescaled_matryoshka_trains_and_ends_with_unit_rows():
     assert 1.0 < (codes > 0).sum(axis=1).mean() < 4.0  # the learned threshold serves k ~ 2
 
 
-def test_matryoshka_trains_as_saelenss_trainer_by_default():
+def test_batchtopk_and_matryoshka_train_as_saelenss_trainer_by_default():
+    for arch in ("batchtopk", "matryoshka"):
+        found = SAEConfig(architecture=arch)
+        assert found.decoder_start() == 1.0 and not found.unit_decoder()
+        assert found.clip_norm() == 1.0 and found.b_dec_start() == "zeros"
     config = SAEConfig(architecture="matryoshka")
-    assert config.decoder_start() == 1.0 and not config.unit_decoder()
-    assert config.clip_norm() == 1.0 and config.b_dec_start() == "zeros"
-    batchtopk = SAEConfig(architecture="batchtopk")
-    assert batchtopk.unit_decoder() and batchtopk.clip_norm() is None
-    assert batchtopk.b_dec_start() == "mean"
+    topk = SAEConfig(architecture="topk")
+    assert topk.unit_decoder() and topk.clip_norm() is None and topk.b_dec_start() == "mean"
     assert SAEConfig(architecture="matryoshka", decoder_init_norm=None).unit_decoder()
     with pytest.raises(ConfigError, match="decoder_init_norm"):
         SAEConfig(decoder_init_norm="large")
@@ -135,11 +136,13 @@ def test_matryoshka_trains_as_saelenss_trainer_by_default():
     assert module.decoder_gains() is not None  # free rows, the code rescaled by their norms
 
 
-def test_a_format_3_matryoshka_folder_loads_as_it_was_written(tmp_path):
+@pytest.mark.parametrize("arch", ["batchtopk", "matryoshka"])
+def test_a_format_3_folder_loads_as_it_was_written(tmp_path, arch):
     X = np.random.default_rng(1).normal(size=(300, D_IN)).astype(np.float32)
-    # what format 3 wrote for a default Matryoshka: unit rows, 'auto' = no clip, b_dec at mean
+    # what format 3 wrote for a default BatchTopK or Matryoshka: unit rows, 'auto' = no clip,
+    # b_dec at the mean
     old = {"decoder_init_norm": None, "grad_clip": "auto", "b_dec_init": "auto"}
-    sae = SparseAutoencoder("matryoshka", code_dim=WIDTH, k=2, batch_size=100, **old).fit(X)
+    sae = SparseAutoencoder(arch, code_dim=WIDTH, k=2, batch_size=100, **old).fit(X)
     sae.save(tmp_path / "v3")
     header_path = tmp_path / "v3" / "sae.json"
     header = json.loads(header_path.read_text())

@@ -25,7 +25,7 @@ SAE_ARCHITECTURES = ("topk", "batchtopk", "jumprelu", "matryoshka", "l1")
 SAE_B_DEC_INITS = ("auto", "mean", "geometric_median", "zeros")
 SAE_THRESHOLD_PARAMS = ("direct", "log")
 # the architectures whose 'auto' settings are SAELens's trainer's: clipping at 1.0, b_dec from 0
-_SAELENS_TRAINER = ("jumprelu", "matryoshka")
+_SAELENS_TRAINER = ("jumprelu", "batchtopk", "matryoshka")
 
 
 @documented
@@ -83,16 +83,16 @@ class SAEConfig(JsonConfig):
         "rescale_acts_by_decoder_norm one (pre-activations times the rows' norms, decoded by "
         "the rows over their norms). The trained norms are folded into the encoder, its bias "
         "and the thresholds at the end of fit, so the fitted dictionary has unit rows. "
-        "'auto': 1.0 for 'matryoshka' (SAELens's free rows from aekit's unit start), None for "
-        "the others.",
+        "'auto': 1.0 for 'batchtopk' and 'matryoshka' (SAELens's free rows from aekit's unit "
+        "start), None for the others.",
     )
     grad_clip: float | str | None = option(
         "auto",
         "Largest norm of all the gradients together, rescaled to it before each step "
         "(SAELens's trainer clips at 1.0); None: no clipping; 'auto': 1.0 for 'jumprelu' "
         "(whose straight-through threshold gradients need it to reach its L0 without losing "
-        "features) and 'matryoshka' (SAELens's trainer with its free rows), None for the "
-        "others.",
+        "features), 'batchtopk' and 'matryoshka' (SAELens's trainer with its free rows), None "
+        "for the others.",
     )
     matryoshka_widths: tuple[int, ...] | None = option(
         None,
@@ -129,8 +129,8 @@ class SAEConfig(JsonConfig):
     b_dec_init: str = option(
         "auto",
         "The decoder bias at the start: the mean of the first init_rows rows, their "
-        "geometric median, or zeros; 'auto': zeros for 'jumprelu' and 'matryoshka' (as "
-        "SAELens starts it), the mean for the others.",
+        "geometric median, or zeros; 'auto': zeros for 'jumprelu', 'batchtopk' and "
+        "'matryoshka' (as SAELens starts it), the mean for the others.",
         choices=SAE_B_DEC_INITS,
     )
     init_rows: int = option(16384, "Rows read before training to set b_dec and the scale.")
@@ -223,7 +223,7 @@ class SAEConfig(JsonConfig):
     def decoder_start(self) -> float | None:
         """The decoder rows' starting norm when they train freely, None for unit rows."""
         if self.decoder_init_norm == "auto":
-            return 1.0 if self.architecture == "matryoshka" else None
+            return 1.0 if self.architecture in ("batchtopk", "matryoshka") else None
         return None if self.decoder_init_norm is None else float(self.decoder_init_norm)
 
     def unit_decoder(self) -> bool:
