@@ -25,8 +25,8 @@ import numpy as np
 
 from ..errors import DataError
 from ..files.atomic import atomic_write
-from .formats import check_output, file_format, read_table, write_array
-from .readers import MISSING_TEXT, delimited_names, require
+from .formats import check_output, column_names, file_format, read_table, write_array
+from .readers import MISSING_TEXT, require
 
 __all__ = ["FRAME_FORMATS", "plain_frame", "read_frame", "restore_kinds", "write_frame"]
 
@@ -68,11 +68,11 @@ def read_frame(path: str | os.PathLike[str]) -> tuple[Any, bool]:
     import pandas as pd
 
     sep = FRAME_FORMATS[kind]
+    names = column_names(path)  # refuses a name given to two columns
     try:
         if sep is None:
             require("pyarrow", f"reading {path}")
             return pd.read_parquet(path, dtype_backend="numpy_nullable"), True
-        names = delimited_names(path, sep=sep)
         frame = pd.read_csv(
             path, sep=sep, header=None if names is None else 0, skipinitialspace=True,
             na_values=_NA_TEXT, keep_default_na=True, dtype_backend="numpy_nullable",

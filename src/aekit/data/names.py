@@ -71,20 +71,30 @@ def validate_named(estimator: Any, X: Any, *, reset: bool, **checks: Any) -> Any
         return validate_data(estimator, X, reset=reset, **checks)
 
 
-def check_unique_names(X: Any) -> None:
-    """Refuse a DataFrame that has a column name more than once, naming it.
+def check_unique_names(X: Any, what: str = "X") -> None:
+    """Refuse a DataFrame, or a file's list of column names, that has a name more than once.
+
+    Parameters
+    ----------
+    X : DataFrame, list of str, or any rows
+        A DataFrame's columns, or the names themselves (a file's header); other rows pass.
+    what : str, default="X"
+        Whose columns they are in the message (a file's path).
 
     Raises
     ------
     DataError
         ``X`` names two of its columns alike (which of them would a name pick?).
     """
-    columns = getattr(X, "columns", None)
-    if columns is None or columns.is_unique:
+    columns = list(X) if isinstance(X, (list, tuple)) else getattr(X, "columns", None)
+    if columns is None or len(set(columns)) == len(columns):
         return
-    repeated = list(dict.fromkeys(columns[columns.duplicated()]))
+    seen: set[Any] = set()
+    repeated = list(dict.fromkeys(n for n in columns if n in seen or seen.add(n)))
     shown = ", ".join(repr(name) for name in repeated[:5])
-    raise DataError(f"X has the column name(s) {shown} more than once: give each column its own")
+    raise DataError(
+        f"{what} has the column name(s) {shown} more than once: give each column its own"
+    )
 
 
 def in_fitted_order(X: Any, fitted: Any) -> Any:
