@@ -1,0 +1,92 @@
+"""Bad activations for a sparse autoencoder: one clear error naming the data's first bad entry.
+
+NaN and infinity, in every source ``fit`` takes and in the rows and codes of inference,
+were a loss that "became nan" (blaming the learning rate), NaN codes or a raw traceback
+from ``aekit report``; text was a raw TypeError.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from aekit.cli import main
+from aekit.errors import DataError, DataTypeError
+from aekit.sae import SparseAutoencoder
+
+FAST = {"code_dim": 16, "k": 2, "batch_size": 32, "n_epochs": 1, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return np.random.default_rng(0).normal(size=(256, 8)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def sae(rows):
+    return SparseAutoencoder(**FAST).fit(rows)
+
+
+def _spoiled(rows, value):
+    bad = rows.copy()
+    bad[200, 5] = value  # met early in a shuffled epoch, but not the data's first
+    bad[37, 2] = value
+    return bad
+
+
+@pytest.mark.parametrize("value, kind", [(np.nan, "NaN"), (np.inf, "infinity")])
+@pytest.mark.parametrize("source", ["array", "tensor", "npy", "shards", "iterable"])
+def test_fit_names_the_first_bad_activation(tmp_path, rows, value, kind, source):
+    bad = _spoiled(rows, value)
+    if source == "npy":
+        np.save(tmp_path / "a.npy", bad)
+        data, what = str(tmp_path / "a.npy"), "a.npy"
+    elif source == "shards":
+        (tmp_path / "acts").mkdir()
+        np.save(tmp_path / "acts" / "0.npy", bad[:128])
+        np.save(tmp_path / "acts" / "1.npy", bad[128:])
+        data, what = str(tmp_path / "acts"), "acts"
+    else:
+        data = {"array": bad, "tensor": torch.from_numpy(bad), "iterable": [bad[:64], bad[64:]]}
+        data, what = data[source], "X" if source != "iterable" else "a batch of the iterable"
+    with pytest.raises(DataError, match=f"contains {kind} \\(first at row 37, column 2\\)") as err:
+        SparseAutoencoder(**FAST).fit(data)
+    assert what in str(err.value)
+
+
+def test_inference_refuses_nan_infinity_and_text(sae, rows):
+    for value, kind in [(np.nan, "NaN"), (np.inf, "infinity"), (1e39, "infinity")]:
+        bad = _spoiled(rows.astype(np.float64), value)
+        for method in (sae.transform, sae.reconstruct, sae.evaluate):
+            with pytest.raises(DataError, match=f"X contains {kind} \\(first at row 37, column 2"):
+                method(bad)
+    with pytest.raises(DataTypeError, match="expected numbers"):
+        sae.transform(np.full((3, 8), "a"))
+    np.testing.assert_array_equal(sae.transform(rows.astype(object)), sae.transform(rows))
+
+
+def test_inverse_transform_checks_the_codes(sae, rows):
+    codes = sae.transform(rows[:4])
+    with pytest.raises(DataError, match=r"codes must have shape \(n_samples, 16\)"):
+        sae.inverse_transform(codes[:, :15])
+    codes[1, 3] = np.inf
+    with pytest.raises(DataError, match="infinity"):
+        sae.inverse_transform(codes)
+
+
+def test_the_report_of_an_sae_on_bad_rows_is_one_line(tmp_path, sae, rows, capsys):
+    sae.save(tmp_path / "sae")
+    for value in (np.inf, np.nan):
+        np.save(tmp_path / "bad.npy", _spoiled(rows, value))
+        argv = [
+            "report",
+            str(tmp_path / "sae"),
+            str(tmp_path / "bad.npy"),
+            "-o",
+            str(tmp_path / "r"),
+        ]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("aekit: error: X contains") and err.count("\n") == 1, err
+    assert not (tmp_path / "r" / "index.html").exists()
