@@ -90,3 +90,20 @@ def test_the_report_of_an_sae_on_bad_rows_is_one_line(tmp_path, sae, rows, capsy
         err = capsys.readouterr().err
         assert err.startswith("aekit: error: X contains") and err.count("\n") == 1, err
     assert not (tmp_path / "r" / "index.html").exists()
+
+
+def test_an_sae_folder_given_as_a_model_is_named(tmp_path, sae, rows, capsys):
+    sae.save(tmp_path / "sae")
+    np.save(tmp_path / "rows.npy", rows)
+    for command in ("encode", "score", "reconstruct"):
+        argv = [
+            command,
+            str(tmp_path / "sae"),
+            str(tmp_path / "rows.npy"),
+            "-o",
+            str(tmp_path / "o.npy"),
+        ]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "holds a sparse autoencoder (SAE), not an autoencoder" in err, err
+        assert err.count("\n") == 1
