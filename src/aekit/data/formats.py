@@ -48,7 +48,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..files.atomic import check_writable_folder
-from .names import check_unique_names
+from .names import check_distinct_names
 from .readers import (
     Table,
     delimited_names,
@@ -318,7 +318,8 @@ def column_names(path: str | os.PathLike[str]) -> list[str] | None:
     if not path.exists():
         raise DataError(f"no such file: {path}")
     names = found.names(path)
-    check_unique_names(names, str(path))  # a name picks one column: which, if two have it?
+    if names is not None:  # a name picks one column: which, if two have it?
+        check_distinct_names(names, str(path))
     return names
 
 

@@ -10,14 +10,20 @@ estimator's name check goes through it (:func:`aekit.data.checks.validate_rows` 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..errors import DataError, DataTypeError
 
-__all__ = ["aekit_errors", "check_unique_names", "in_fitted_order", "validate_named"]
+__all__ = [
+    "aekit_errors",
+    "check_distinct_names",
+    "check_unique_names",
+    "in_fitted_order",
+    "validate_named",
+]
 
 
 @contextlib.contextmanager
@@ -71,26 +77,38 @@ def validate_named(estimator: Any, X: Any, *, reset: bool, **checks: Any) -> Any
         return validate_data(estimator, X, reset=reset, **checks)
 
 
-def check_unique_names(X: Any, what: str = "X") -> None:
-    """Refuse a DataFrame, or a file's list of column names, that has a name more than once.
-
-    Parameters
-    ----------
-    X : DataFrame, list of str, or any rows
-        A DataFrame's columns, or the names themselves (a file's header); other rows pass.
-    what : str, default="X"
-        Whose columns they are in the message (a file's path).
+def check_unique_names(X: Any) -> None:
+    """Refuse a DataFrame that has a column name more than once, naming it.
 
     Raises
     ------
     DataError
         ``X`` names two of its columns alike (which of them would a name pick?).
     """
-    columns = list(X) if isinstance(X, (list, tuple)) else getattr(X, "columns", None)
-    if columns is None or len(set(columns)) == len(columns):
+    columns = getattr(X, "columns", None)
+    if columns is not None and not columns.is_unique:
+        check_distinct_names(list(columns), "X")
+
+
+def check_distinct_names(names: Sequence[Any], what: str) -> None:
+    """Refuse column names (a DataFrame's, a file's header) that repeat a name, naming it.
+
+    Parameters
+    ----------
+    names : sequence
+        The column names, in order.
+    what : str
+        Whose columns they are in the message (``"X"``, a file's path).
+
+    Raises
+    ------
+    DataError
+        A name is given to more than one column.
+    """
+    if len(set(names)) == len(names):
         return
     seen: set[Any] = set()
-    repeated = list(dict.fromkeys(n for n in columns if n in seen or seen.add(n)))
+    repeated = list(dict.fromkeys(n for n in names if n in seen or seen.add(n)))
     shown = ", ".join(repr(name) for name in repeated[:5])
     raise DataError(
         f"{what} has the column name(s) {shown} more than once: give each column its own"
