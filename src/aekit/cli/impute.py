@@ -150,7 +150,10 @@ def _read(path: str, marker: float | str | None) -> tuple[Any, bool]:
     """
     from ..data.frames import read_frame
 
-    frame, named = read_frame(path)
+    values: list[Any] = [] if marker is None else [marker, str(marker)]
+    if isinstance(marker, float) and marker.is_integer():
+        values += [int(marker), str(int(marker))]
+    frame, named = read_frame(path, [v for v in values if isinstance(v, str)])
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         raise DataError(f"{path} has no data ({frame.shape[0]} rows, {frame.shape[1]} columns)")
     if marker is None:
@@ -163,10 +166,7 @@ def _read(path: str, marker: float | str | None) -> tuple[Any, bool]:
             frame = frame.astype(np.float64)
         frame[marked] = np.nan
         return frame, named
-    values: list[Any] = [marker, str(marker)]
-    if isinstance(marker, float) and marker.is_integer():
-        values += [int(marker), str(int(marker))]
-    return frame.mask(frame.isin(values)), named
+    return frame.mask(frame.isin(values)), named  # a text table's: marked on reading
 
 
 def _columns(args: argparse.Namespace, frame: Any, imputer: Any) -> list[Any]:
