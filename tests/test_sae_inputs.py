@@ -107,3 +107,15 @@ def test_an_sae_folder_given_as_a_model_is_named(tmp_path, sae, rows, capsys):
         err = capsys.readouterr().err
         assert "holds a sparse autoencoder (SAE), not an autoencoder" in err, err
         assert err.count("\n") == 1
+
+
+def test_no_rows_to_measure_is_an_error_not_nan_figures(tmp_path, sae, rows, capsys):
+    with pytest.raises(DataError, match="X has no rows"):
+        sae.evaluate(rows[:0])
+    sae.save(tmp_path / "sae")
+    np.save(tmp_path / "rows.npy", rows)
+    for count in ("0", "-5"):  # -5 was rows[:-5]: all but the last five, silently
+        argv = ["report", str(tmp_path / "sae"), str(tmp_path / "rows.npy"), "--rows", count]
+        assert main([*argv, "-o", str(tmp_path / "r")]) == 2
+        assert f"--rows: expected a positive integer, got '{count}'" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "index.html").exists()

@@ -48,6 +48,16 @@ def _image_shape(text: str) -> tuple[int, int] | str | None:
     return (height, width)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def _stream_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stream",
@@ -181,7 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="which true features fire in each row of DATA (.npy, or a scipy.sparse .npz)",
     )
     sae.add_argument(
-        "--rows", type=int, default=100_000, help="the first rows of DATA measured (100,000)"
+        "--rows",
+        type=_positive_int,
+        default=100_000,
+        help="the first rows of DATA measured (100,000)",
     )
     rep.add_argument("--labels", metavar="COL|FILE", help="label column, or a file of labels")
     rep.add_argument("--image-shape", type=_image_shape, default="auto", help="HxW, auto, none")

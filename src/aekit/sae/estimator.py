@@ -304,6 +304,8 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
             truth = None if true_codes is None else true_codes[start : start + len(chunk)]
             running.add(chunk, self.module_.decode(codes), codes, truth)
             start += len(chunk)
+        if start == 0:
+            raise DataError("X has no rows: the figures of an SAE are measured on rows")
         out = running.result()
         if true_features is not None:
             out.update(self.match_features(true_features))
