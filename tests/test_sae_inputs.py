@@ -119,3 +119,24 @@ def test_no_rows_to_measure_is_an_error_not_nan_figures(tmp_path, sae, rows, cap
         assert main([*argv, "-o", str(tmp_path / "r")]) == 2
         assert f"--rows: expected a positive integer, got '{count}'" in capsys.readouterr().err
     assert not (tmp_path / "r" / "index.html").exists()
+
+
+def test_ground_truth_is_checked_before_it_is_used(tmp_path, sae, rows, capsys):
+    rng = np.random.default_rng(1)
+    features, codes = rng.normal(size=(4, 8)), (rng.random((len(rows), 4)) < 0.3).astype(float)
+    bad_features, bad_codes = features.copy(), codes.copy()
+    bad_features[1, 3], bad_codes[7, 2] = np.nan, np.inf
+    cases = [  # a raw ValueError from the Hungarian match, an IndexError, an F1 of 0 from NaN
+        ({"true_features": bad_features}, "true_features contains NaN \\(first at row 1, column 3"),
+        ({"true_features": features, "true_codes": bad_codes}, "true_codes contains infinity"),
+        ({"true_features": features, "true_codes": codes[:, :3]}, "true_codes must be of shape"),
+    ]
+    for kwargs, match in cases:
+        with pytest.raises(DataError, match=match):
+            sae.evaluate(rows, **kwargs)
+    sae.save(tmp_path / "sae")
+    np.save(tmp_path / "rows.npy", rows)
+    np.save(tmp_path / "features.npy", bad_features)
+    argv = ["report", str(tmp_path / "sae"), str(tmp_path / "rows.npy"), "-o", str(tmp_path / "r")]
+    assert main([*argv, "--true-features", str(tmp_path / "features.npy")]) == 2
+    assert "aekit: error: true_features contains NaN" in capsys.readouterr().err

@@ -22,7 +22,7 @@ from ..model.sae_dictionary import SparseDictionary
 from ..training.prepare import resolve_device
 from .files import read_sae, read_saelens, write_sae, write_saelens
 from .loop import SAETrainer
-from .metrics import RunningMetrics, cosine_matrix, mcc, uniqueness
+from .metrics import RunningMetrics, check_true_codes, cosine_matrix, mcc, uniqueness
 from .streams import activation_rows, activation_source, check_activations
 
 __all__ = ["SparseAutoencoder"]
@@ -297,6 +297,8 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
         match = None
         if true_features is not None and true_codes is not None:
             match = cosine_matrix(self.components_, true_features).argmax(axis=1)
+            n_rows = X.shape[0] if hasattr(X, "shape") else len(X)
+            check_true_codes(true_codes, n_rows, len(np.asarray(true_features)))
         running = RunningMetrics(self.module_.config.code_dim, match)
         start = 0
         for chunk in self._chunks(X):
