@@ -140,3 +140,16 @@ def test_ground_truth_is_checked_before_it_is_used(tmp_path, sae, rows, capsys):
     argv = ["report", str(tmp_path / "sae"), str(tmp_path / "rows.npy"), "-o", str(tmp_path / "r")]
     assert main([*argv, "--true-features", str(tmp_path / "features.npy")]) == 2
     assert "aekit: error: true_features contains NaN" in capsys.readouterr().err
+
+
+def test_stop_after_is_positive_and_its_hint_holds(tmp_path, rows, capsys):
+    np.save(tmp_path / "rows.npy", rows)
+    argv = ["sae", str(tmp_path / "rows.npy"), "--code-dim", "16", "--k", "2", "--batch-size", "32"]
+    assert main([*argv, "-o", str(tmp_path / "a"), "--stop-after", "0"]) == 2  # saved untrained
+    assert "--stop-after: expected a positive integer, got '0'" in capsys.readouterr().err
+    assert main([*argv, "-o", str(tmp_path / "b"), "--stop-after", "2"]) == 0
+    out = capsys.readouterr().out  # '--resume to go on' without a checkpoint to resume from
+    assert "no --checkpoint-dir: it cannot be resumed" in out and "--resume" not in out
+    checkpoints = ["--checkpoint-dir", str(tmp_path / "ck")]
+    assert main([*argv, "-o", str(tmp_path / "c"), "--stop-after", "2", *checkpoints]) == 0
+    assert "--resume to go on" in capsys.readouterr().out

@@ -11,7 +11,13 @@ from .explore import cmd_compare, cmd_demo, cmd_report
 from .export import register as register_export
 from .fit import cmd_fit
 from .impute import register as register_impute
-from .options import NOT_FOR_COMPARISONS, add_estimator_options, add_quiet_option, int_list
+from .options import (
+    NOT_FOR_COMPARISONS,
+    add_estimator_options,
+    add_quiet_option,
+    int_list,
+    positive_int,
+)
 from .sae import register as register_sae
 
 __all__ = ["build_parser"]
@@ -46,16 +52,6 @@ def _image_shape(text: str) -> tuple[int, int] | str | None:
             f"expected HxW (e.g. 28x28), auto or none: {text!r}"
         ) from None
     return (height, width)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _stream_option(parser: argparse.ArgumentParser) -> None:
@@ -192,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sae.add_argument(
         "--rows",
-        type=_positive_int,
+        type=positive_int,
         default=100_000,
         help="the first rows of DATA measured (100,000)",
     )
