@@ -352,6 +352,31 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def merge(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+    """``old``'s results with ``new``'s rows in place of those of the same (architecture, library).
+
+    Both must come from the same data, scale, budget and seed; ``new``'s command and
+    environment are kept in ``merged_runs``, next to the rows they wrote.
+    """
+    same = ("scale", "data_rows", "eval_rows", "budget_rows", "seed", "quick")
+    differ = [name for name in same if new.get(name) != old.get(name)]
+    if differ:
+        raise SystemExit(f"cannot merge runs that differ in {differ}")
+    fresh = {(r["architecture"], r["library"]): r for r in new["rows"]}
+    rows = [fresh.pop((r["architecture"], r["library"]), r) for r in old["rows"]]
+    run = {
+        "command": new["command"],
+        "rows": [[r["architecture"], r["library"]] for r in new["rows"]],
+        "train": new["train"],
+        "environment": new["environment"],
+    }
+    return {
+        **old,
+        "rows": rows + list(fresh.values()),
+        "merged_runs": [*old.get("merged_runs", []), run],
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Parse the options, run every (architecture, library), print and write the results."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -377,7 +402,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--cache", type=Path, default=Path(tempfile.gettempdir()) / "aekit-sae-bench"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        metavar="FILE",
+        help="no training: put FILE's rows (a run's --out) into --out in place of those of the "
+        "same architecture and library",
+    )
     args = parser.parse_args(argv)
+    if args.merge is not None:
+        merged = merge(json.loads(args.merge.read_text()), json.loads(args.out.read_text()))
+        write_json(args.out, merged)
+        return merged
     scale = QUICK_SCALE if args.quick else SCALE
     defaults = (20_000, 4_000, 60_000) if args.quick else (400_000, 20_000, 1_000_000)
     for name, default in zip(("data_size", "eval_size", "budget"), defaults, strict=True):

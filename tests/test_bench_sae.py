@@ -75,3 +75,30 @@ def test_the_results_render_as_the_docs_table(monkeypatch):
             assert row[2] == f"{r['mcc']:.3f}" and row[-1] == f"{r['samples_per_s']:,.0f}"
         if "l0_coef" in r:
             assert row[0] == f"{r['architecture']} (L0 coef {r['l0_coef']:g})"
+
+
+def test_merge_replaces_the_pairs_it_ran_and_keeps_the_others(monkeypatch, tmp_path):
+    bench = load(ROOT / "benchmarks" / "sae.py", "bench_sae", monkeypatch)
+    head = {"scale": {"hidden": 4}, "data_rows": 10, "eval_rows": 5, "budget_rows": 20, "seed": 0}
+    head |= {"quick": False, "train": {}, "environment": {}}
+
+    def results(command, rows):
+        rows = [{"architecture": a, "library": lib, "mcc": m} for a, lib, m in rows]
+        return {**head, "command": command, "rows": rows}
+
+    old = results("all", [("batchtopk", "aekit", 0.1), ("matryoshka", "aekit", 0.2)])
+    new = results("mat", [("matryoshka", "aekit", 0.3), ("matryoshka", "sae_lens", 0.4)])
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    (tmp_path / "new.json").write_text(json.dumps(new))
+    merged = bench.main(
+        ["--merge", str(tmp_path / "new.json"), "--out", str(tmp_path / "old.json")]
+    )
+    assert json.loads((tmp_path / "old.json").read_text()) == merged
+    assert [(r["architecture"], r["library"], r["mcc"]) for r in merged["rows"]] == [
+        ("batchtopk", "aekit", 0.1),
+        ("matryoshka", "aekit", 0.3),
+        ("matryoshka", "sae_lens", 0.4),
+    ]
+    assert merged["command"] == "all" and merged["merged_runs"][0]["command"] == "mat"
+    with pytest.raises(SystemExit, match="budget_rows"):
+        bench.merge({**new, "budget_rows": 30}, old)

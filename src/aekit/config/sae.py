@@ -24,6 +24,8 @@ __all__ = ["SAE_ARCHITECTURES", "SAE_B_DEC_INITS", "SAE_THRESHOLD_PARAMS", "SAEC
 SAE_ARCHITECTURES = ("topk", "batchtopk", "jumprelu", "matryoshka", "l1")
 SAE_B_DEC_INITS = ("auto", "mean", "geometric_median", "zeros")
 SAE_THRESHOLD_PARAMS = ("direct", "log")
+# the architectures whose 'auto' settings are SAELens's trainer's: clipping at 1.0, b_dec from 0
+_SAELENS_TRAINER = ("jumprelu", "matryoshka")
 
 
 @documented
@@ -73,19 +75,24 @@ class SAEConfig(JsonConfig):
         "threshold by about exp(lr), so a small start barely moves).",
         choices=SAE_THRESHOLD_PARAMS,
     )
-    decoder_init_norm: float | None = option(
-        None,
-        "None: the decoder rows are kept of unit norm throughout. A number (JumpReLU only): "
-        "they start at this norm (the encoder their transpose) and train freely, as "
-        "SAELens's JumpReLU does (0.1 there); the trained norms are folded into the encoder, "
-        "its bias and the thresholds at the end of fit, so the fitted dictionary has unit rows.",
+    decoder_init_norm: float | str | None = option(
+        "auto",
+        "None: the decoder rows are kept of unit norm throughout. A number (not for 'l1'): "
+        "they start at this norm (the encoder their transpose) and train freely, as SAELens's "
+        "training SAEs do (0.1 there); the top-k family's code is then SAELens's "
+        "rescale_acts_by_decoder_norm one (pre-activations times the rows' norms, decoded by "
+        "the rows over their norms). The trained norms are folded into the encoder, its bias "
+        "and the thresholds at the end of fit, so the fitted dictionary has unit rows. "
+        "'auto': 1.0 for 'matryoshka' (SAELens's free rows from aekit's unit start), None for "
+        "the others.",
     )
     grad_clip: float | str | None = option(
         "auto",
         "Largest norm of all the gradients together, rescaled to it before each step "
         "(SAELens's trainer clips at 1.0); None: no clipping; 'auto': 1.0 for 'jumprelu' "
         "(whose straight-through threshold gradients need it to reach its L0 without losing "
-        "features), None for the others.",
+        "features) and 'matryoshka' (SAELens's trainer with its free rows), None for the "
+        "others.",
     )
     matryoshka_widths: tuple[int, ...] | None = option(
         None,
@@ -122,8 +129,8 @@ class SAEConfig(JsonConfig):
     b_dec_init: str = option(
         "auto",
         "The decoder bias at the start: the mean of the first init_rows rows, their "
-        "geometric median, or zeros; 'auto': zeros for 'jumprelu' (as SAELens starts it), "
-        "the mean for the others.",
+        "geometric median, or zeros; 'auto': zeros for 'jumprelu' and 'matryoshka' (as "
+        "SAELens starts it), the mean for the others.",
         choices=SAE_B_DEC_INITS,
     )
     init_rows: int = option(16384, "Rows read before training to set b_dec and the scale.")
@@ -147,12 +154,18 @@ class SAEConfig(JsonConfig):
         for name in ("lr_warmup_steps", "lr_decay_steps"):
             positive_int(name, getattr(self, name), minimum=0)
         positive_int("random_state", self.random_state, minimum=0)
-        if self.decoder_init_norm is not None:
+        if self.decoder_init_norm is not None and self.decoder_init_norm != "auto":
+            check(
+                isinstance(self.decoder_init_norm, (int, float))
+                and not isinstance(self.decoder_init_norm, bool),
+                f"decoder_init_norm must be a number, 'auto' or None, got "
+                f"{self.decoder_init_norm!r}",
+            )
             finite("decoder_init_norm", self.decoder_init_norm, 1e-6, 1e6)
             check(
-                self.architecture == "jumprelu",
-                f"decoder_init_norm={self.decoder_init_norm} (free decoder norms) is for "
-                f"architecture='jumprelu', not {self.architecture!r}; use None",
+                self.architecture != "l1",
+                f"decoder_init_norm={self.decoder_init_norm} (free decoder norms) is not for "
+                f"architecture='l1'; use None",
             )
         if self.grad_clip is not None and self.grad_clip != "auto":
             check(
@@ -198,18 +211,24 @@ class SAEConfig(JsonConfig):
     def clip_norm(self) -> float | None:
         """The gradient norm clipped to before each step (``grad_clip`` with 'auto' resolved)."""
         if self.grad_clip == "auto":
-            return 1.0 if self.architecture == "jumprelu" else None
+            return 1.0 if self.architecture in _SAELENS_TRAINER else None
         return None if self.grad_clip is None else float(self.grad_clip)
 
     def b_dec_start(self) -> str:
         """How ``b_dec`` starts (``b_dec_init`` with 'auto' resolved)."""
         if self.b_dec_init == "auto":
-            return "zeros" if self.architecture == "jumprelu" else "mean"
+            return "zeros" if self.architecture in _SAELENS_TRAINER else "mean"
         return self.b_dec_init
 
+    def decoder_start(self) -> float | None:
+        """The decoder rows' starting norm when they train freely, None for unit rows."""
+        if self.decoder_init_norm == "auto":
+            return 1.0 if self.architecture == "matryoshka" else None
+        return None if self.decoder_init_norm is None else float(self.decoder_init_norm)
+
     def unit_decoder(self) -> bool:
-        """True when the decoder rows are kept of unit norm in training (the default)."""
-        return self.decoder_init_norm is None
+        """True when the decoder rows are kept of unit norm in training."""
+        return self.decoder_start() is None
 
     def uses_batch_threshold(self) -> bool:
         """True for the codes trained with BatchTopK and served as a JumpReLU."""

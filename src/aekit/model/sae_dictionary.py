@@ -23,9 +23,10 @@ l1             ReLU                          the same
 
 Initialisation (:meth:`SparseDictionary.reset_parameters`): decoder rows drawn at random
 (Kaiming-uniform, then unit norm), encoder = decoder transpose, ``b_enc`` = 0, ``b_dec`` set
-from data by the trainer (mean or geometric median). With ``decoder_init_norm`` (JumpReLU,
-SAELens's geometry) the rows start at that norm and train freely;
-:meth:`SparseDictionary.fold_decoder_norms` gives them unit norm after training.
+from data by the trainer (mean or geometric median). With ``decoder_init_norm`` (SAELens's
+geometry) the rows start at that norm and train freely; the top-k family's code is then
+SAELens's ``rescale_acts_by_decoder_norm`` one (:meth:`SparseDictionary.decoder_gains`), and
+:meth:`SparseDictionary.fold_decoder_norms` gives the rows unit norm after training.
 """
 
 from __future__ import annotations
@@ -121,8 +122,9 @@ class SparseDictionary(nn.Module):
         rows = torch.rand(self.W_dec.shape, generator=generator, device=self.W_dec.device)
         self.W_dec.copy_((2 * rows - 1) * bound)
         self.normalize_decoder()
-        if self.config.decoder_init_norm is not None:
-            self.W_dec.mul_(self.config.decoder_init_norm)
+        start = self.config.decoder_start()
+        if start is not None:
+            self.W_dec.mul_(start)
         self.W_enc.copy_(self.W_dec.T)
         self.b_enc.zero_()
         self.b_dec.zero_()
@@ -167,11 +169,14 @@ class SparseDictionary(nn.Module):
         arch = self.config.architecture
         centered = x - self.b_dec
         if arch in ("batchtopk", "matryoshka", "topk"):
+            gains = self.decoder_gains()
             with torch.no_grad():
                 pre = centered @ self.W_enc + self.b_enc
+                if gains is not None:
+                    pre = pre * gains
                 select = batch_topk_sparse if arch != "topk" else topk_sparse
                 kept = select(pre, self.config.k)
-            values = kept_pre_activations(centered, self.W_enc, self.b_enc, kept).relu()
+            values = self.kept_values(centered, kept, gains).relu()
             return TrainCode(kept._replace(values=values), pre, centered)
         # (x - b_dec) W_enc + b_enc, with b_dec's gradient a vector-matrix product rather
         # than the dense (rows x code_dim) @ (code_dim x n_features) one the input's needs
@@ -183,6 +188,21 @@ class SparseDictionary(nn.Module):
             code = jumprelu(pre, self.jumprelu_thresholds(), self.config.jumprelu_bandwidth)
             return TrainCode(code, pre, centered)
         return TrainCode(pre.relu(), pre, centered)
+
+    def kept_values(
+        self, centered: torch.Tensor, kept: SparseCode, gains: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The pre-activations at ``kept``'s entries with a graph (before the ReLU).
+
+        ``kept.values`` holds them without one, times ``gains`` (:meth:`decoder_gains`)
+        when not None: the graph then runs through the unscaled pre-activations
+        (:func:`~aekit.model.sae_codes.kept_pre_activations`) and the gains.
+        """
+        if gains is None:
+            return kept_pre_activations(centered, self.W_enc, self.b_enc, kept)
+        scale = gains[kept.cols]
+        raw = kept._replace(values=kept.values / scale.detach())
+        return kept_pre_activations(centered, self.W_enc, self.b_enc, raw) * scale
 
     def _sparse_jumprelu(self, pre: torch.Tensor, centered: torch.Tensor) -> TrainCode | None:
         """JumpReLU's training code from its entries above ``threshold - bandwidth / 2``.
@@ -232,6 +252,27 @@ class SparseDictionary(nn.Module):
         return self.decode(self.encode(x))
 
     # -- the unit-norm dictionary ---------------------------------------------------------
+    def decoder_gains(self) -> torch.Tensor | None:
+        """The top-k family's decoder norms in training with free rows, else None.
+
+        With ``decoder_init_norm`` set, a top-k family code is SAELens's
+        ``rescale_acts_by_decoder_norm``: the pre-activations are multiplied by the decoder
+        norms (with a graph) before the top-k and the code decoded by the rows over their
+        norms (:meth:`decoder_rows`), so the code is what a unit-norm dictionary would need.
+        """
+        if self.config.unit_decoder() or self.config.architecture not in (
+            "batchtopk",
+            "matryoshka",
+            "topk",
+        ):
+            return None
+        return self.W_dec.norm(dim=1)
+
+    def decoder_rows(self) -> torch.Tensor:
+        """The rows training decodes with: ``W_dec``, over its norms for a rescaled code."""
+        gains = self.decoder_gains()
+        return self.W_dec if gains is None else self.W_dec / gains[:, None]
+
     @torch.no_grad()
     def normalize_decoder(self) -> None:
         """Rescale each decoder row to unit norm."""

@@ -80,7 +80,7 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
         jumprelu_bandwidth: float = 0.05,
         jumprelu_init_threshold: float = 0.01,
         jumprelu_threshold_param: str = "direct",
-        decoder_init_norm: float | None = None,
+        decoder_init_norm: float | str | None = "auto",
         grad_clip: float | str | None = "auto",
         matryoshka_widths: tuple[int, ...] | None = None,
         aux_k: int | None = None,

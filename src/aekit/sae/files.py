@@ -60,8 +60,12 @@ __all__ = [
 ]
 
 SAE_FORMAT = "aekit-sae"
-# 2: jumprelu_threshold_param, JumpReLU's direct thresholds; 3: decoder_init_norm, grad_clip
-SAE_FORMAT_VERSION = 3
+# 2: jumprelu_threshold_param, JumpReLU's direct thresholds; 3: decoder_init_norm, grad_clip;
+# 4: decoder_init_norm for the top-k family too (a code rescaled by the decoder norms), and
+# 'auto' giving Matryoshka SAELens's trainer (free rows from 1.0, clipping, b_dec from zeros)
+SAE_FORMAT_VERSION = 4
+# what 'auto' meant for each architecture before format 4, where it means something else now
+_AUTO_BEFORE_4 = {"matryoshka": {"grad_clip": None, "b_dec_init": "mean"}}
 SAE_WEIGHTS_NAME = "sae.safetensors"
 SAELENS_WEIGHTS_NAME = "sae_weights.safetensors"
 _TO_SAELENS = {
@@ -126,8 +130,12 @@ def read_sae(folder: str | os.PathLike[str]) -> tuple[SparseDictionary, dict[str
     n_features = header.get("n_features")
     if not isinstance(n_features, int) or isinstance(n_features, bool) or n_features < 1:
         raise ModelFileError(f"{folder / SAE_NAME}: n_features must be a positive int")
+    written = header.get("config")
+    if isinstance(written, dict) and header.get("format_version", 0) < 4:
+        old = _AUTO_BEFORE_4.get(written.get("architecture"), {})
+        written = {**written, **{k: v for k, v in old.items() if written.get(k) == "auto"}}
     try:
-        config = SAEConfig.from_dict(header.get("config"))
+        config = SAEConfig.from_dict(written)
     except AekitError as exc:
         raise ModelFileError(f"{folder / SAE_NAME}: invalid SAE config: {exc}") from exc
     tensors = parse_safetensors(raw, folder / SAE_WEIGHTS_NAME)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from ..model.sae_codes import SparseCode, kept_pre_activations, smallest_positive, step_l0
+from ..model.sae_codes import SparseCode, smallest_positive, step_l0
 from ..model.sae_dictionary import SparseDictionary
 
 __all__ = ["STAT_NAMES", "step_loss"]
@@ -71,14 +71,15 @@ def step_loss(
     config = module.config
     code, pre, centered = module.train_code(x)
     recon = module.b_dec.expand_as(x)
+    rows = module.decoder_rows()
     loss = x.new_zeros(())
     start = 0
     for width in config.prefix_widths():
         if isinstance(code, SparseCode):
             stop = None if width == config.code_dim else width
-            part = code.decode(module.W_dec, start, stop)
+            part = code.decode(rows, start, stop)
         else:
-            part = code[:, start:width] @ module.W_dec[start:width]
+            part = code[:, start:width] @ rows[start:width]
         recon = recon + part
         loss = loss + (recon - x).pow(2).sum(dim=1).mean()
         start = width
@@ -134,7 +135,8 @@ def auxk_loss(
     with torch.no_grad():
         values, picked = pre.index_select(1, dead).topk(aux_k, dim=1, sorted=False)
     kept = SparseCode(values, dead[picked], None)
-    values = kept_pre_activations(centered, module.W_enc, module.b_enc, kept).relu()
-    error = (kept._replace(values=values).decode(module.W_dec) - residual).pow(2).sum(1).mean()
+    values = module.kept_values(centered, kept, module.decoder_gains()).relu()
+    error = kept._replace(values=values).decode(module.decoder_rows()) - residual
+    error = error.pow(2).sum(1).mean()
     scale = (residual - residual.mean(dim=0)).pow(2).sum(dim=1).mean().clamp_min(1e-12)
     return error / scale
