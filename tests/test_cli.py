@@ -403,3 +403,12 @@ def test_module_entry_point_runs():
         [sys.executable, "-m", "aekit", "--version"], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0 and "aekit" in proc.stdout
+
+
+def test_compare_on_too_few_rows_to_hold_one_out_says_so(tmp_path, capsys):
+    """One row held out of one: it fitted on none, in scikit-learn's words about 0 samples."""
+    data = tmp_path / "one.csv"
+    data.write_text("x,y\n1,2\n")
+    assert main(["compare", str(data), "--code-dims", "1", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "1 row(s) leave none to fit on once 1 are held out" in err and err.count("\n") == 1

@@ -143,3 +143,35 @@ def test_a_marker_value_is_a_hole_too(tmp_path):
     assert marked.any() and not (filled == -999).any()
     np.testing.assert_array_equal(filled[~marked], X[~marked])
     assert (filled[marked] >= X[~marked].min()).all()  # within the observed range
+
+
+def test_a_text_marker_among_numbers_is_refused_or_marked(table, tmp_path, capsys):
+    """'?' for a hole: read as text, its numeric columns became categories and kept the '?'."""
+    data, out = tmp_path / "marked.csv", tmp_path / "filled.csv"
+    table[["id", "x", "y", "count"]].to_csv(data, index=False, na_rep="?")
+    assert main(["impute", str(data), "-o", str(out), *TRAIN]) == 2
+    err = capsys.readouterr().err
+    assert "column 'x' holds numbers and the text '?' (15 cell(s), first at row" in err
+    assert "--missing-values '?'" in err and err.count("\n") == 1 and not out.exists()
+    assert main(["impute", str(data), "-o", str(out), "--missing-values", "?", *TRAIN]) == 0
+    assert "45 missing values filled in 4 columns" in capsys.readouterr().out
+    filled = pd.read_csv(out)
+    assert filled["count"].dtype == np.int64 and filled["x"].dtype == np.float64
+    kept(pd.read_csv(data, na_values="?"), filled)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_infinity_is_named_by_file_row_and_column(table, tmp_path, capsys, suffix):
+    """Not 'Input X ... column 1': a position among the feature columns, not the file's."""
+    data = tmp_path / f"inf{suffix}"
+    spoiled = table.astype({"y": "float64"})
+    spoiled.loc[7, "y"], spoiled.loc[9, "x"] = np.inf, 1e39
+    spoiled.to_csv(data, index=False) if suffix == ".csv" else spoiled.to_parquet(data)
+    argv = ["impute", str(data), "-o", str(tmp_path / "f.csv"), "--label-column", "id", *TRAIN]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{data} contains infinity (first at row 7, column 'y')" in err, err
+    spoiled.loc[7, "y"] = 1.0
+    spoiled.to_csv(data, index=False) if suffix == ".csv" else spoiled.to_parquet(data)
+    assert main(argv) == 2
+    assert "beyond float32's range" in (err := capsys.readouterr().err) and "column 'x'" in err

@@ -156,6 +156,29 @@ def test_cli_extra_columns_left_out_when_told(saved, capsys, tmp_path):
     assert code == 2 and "'a'" in err and "cannot be left out" in err
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_column_name_twice_is_refused_by_every_command(saved, capsys, tmp_path, suffix):
+    """Picked by name, a repeated name read its first column twice: a silent wrong answer."""
+    folder, _, _ = saved
+    data = tmp_path / f"twice{suffix}"
+    if suffix == ".csv":  # pandas cannot write it: it would rename the second 'a'
+        data.write_text("a,b,a,d\n" + "\n".join(f"{i},{2 * i},{3 * i},{4 * i}" for i in range(9)))
+    else:
+        pa, pq = pytest.importorskip("pyarrow"), pytest.importorskip("pyarrow.parquet")
+        pq.write_table(pa.table([np.arange(9.0) * k for k in (1, 2, 3, 4)], list("abad")), data)
+    out = tmp_path / "out.npy"
+    for argv in (
+        ["fit", data, "-o", tmp_path / "m", "--code-dim", "1", "--epochs", "1"],
+        ["encode", folder / "model", data, "-o", out],
+        ["score", folder / "detector", data, "-o", out],
+        ["impute", data, "-o", tmp_path / f"filled{suffix}", "--epochs", "1"],
+    ):
+        code, _, err = _cli(capsys, *argv)
+        assert code == 2 and err.count("\n") == 1, (argv[0], err)
+        assert "has the column name(s) 'a' more than once" in err, (argv[0], err)
+    assert not out.exists() and not (tmp_path / "m").exists()
+
+
 def test_text_columns_in_another_order(tmp_path, capsys):
     rng = np.random.default_rng(1)
     table = pd.DataFrame(

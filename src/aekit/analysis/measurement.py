@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 from sklearn.decomposition import PCA
 
+from ..errors import DataError
+
 __all__ = [
     "Comparison",
     "Measurement",
@@ -327,9 +329,20 @@ class Comparison:
 def split_indices(
     n_rows: int, test_fraction: float, random_state: int | None = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Shuffle-split ``range(n_rows)`` into sorted (train, test) indices; fraction in (0, 1)."""
+    """Shuffle-split ``range(n_rows)`` into sorted (train, test) indices; fraction in (0, 1).
+
+    Raises
+    ------
+    DataError
+        Too few rows to keep one for training once one or more are held out.
+    """
     order = np.random.default_rng(random_state).permutation(n_rows)
     n_test = max(1, round(n_rows * test_fraction))
+    if n_test >= n_rows:
+        raise DataError(
+            f"{n_rows} row(s) leave none to fit on once {n_test} are held out "
+            f"(test fraction {test_fraction}): give more rows"
+        )
     return np.sort(order[n_test:]), np.sort(order[:n_test])
 
 

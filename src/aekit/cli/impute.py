@@ -150,9 +150,13 @@ def _read(path: str, marker: float | str | None) -> tuple[Any, bool]:
     """
     from ..data.frames import read_frame
 
-    frame, named = read_frame(path)
+    values: list[Any] = [] if marker is None else [marker, str(marker)]
+    if isinstance(marker, float) and marker.is_integer():
+        values += [int(marker), str(int(marker))]
+    frame, named = read_frame(path, [v for v in values if isinstance(v, str)])
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         raise DataError(f"{path} has no data ({frame.shape[0]} rows, {frame.shape[1]} columns)")
+    _check_finite(frame, path)
     if marker is None:
         return frame, named
     if isinstance(frame, np.ndarray):
@@ -163,10 +167,24 @@ def _read(path: str, marker: float | str | None) -> tuple[Any, bool]:
             frame = frame.astype(np.float64)
         frame[marked] = np.nan
         return frame, named
-    values: list[Any] = [marker, str(marker)]
-    if isinstance(marker, float) and marker.is_integer():
-        values += [int(marker), str(int(marker))]
-    return frame.mask(frame.isin(values)), named
+    return frame.mask(frame.isin(values)), named  # a text table's: marked on reading
+
+
+def _check_finite(frame: Any, path: str) -> None:
+    """Refuse infinity (and float32's overflow) in DATA, named by the file, row and column."""
+    import pandas as pd
+
+    from ..data.checks import check_finite_rows, first_unusable, unusable_message
+
+    if isinstance(frame, np.ndarray):
+        check_finite_rows(frame, path, allow_nan=True)
+        return
+    floats = [name for name, kind in frame.dtypes.items() if pd.api.types.is_float_dtype(kind)]
+    values = frame[floats].to_numpy(dtype=np.float64, na_value=np.nan)
+    where = first_unusable(values, float32=True, allow_nan=True)  # as the imputer would
+    if where is not None:
+        row, column = where
+        raise DataError(unusable_message(path, values[row, column], row, str(floats[column])))
 
 
 def _columns(args: argparse.Namespace, frame: Any, imputer: Any) -> list[Any]:

@@ -292,11 +292,17 @@ def model_and_data(
     from ..files.layouts import folder_kind
     from ..impute.imputerfile import imputer_feature_names
 
+    kind = folder_kind(args.model)
+    if kind == "sae":  # its codes and figures come from the SAE's own API and report
+        raise ConfigError(
+            f"{args.model} holds a sparse autoencoder (SAE), not an autoencoder: measure it "
+            f"with 'aekit report {args.model} ACTIVATIONS -o DIR', encode with "
+            "aekit.sae.SparseAutoencoder.load(...).transform"
+        )
     ae = load(args.model)  # a detector's or an imputer's first autoencoder
     info = fit_info(args.model)
     if label_column is None:
         label_column = args.label_column
-    kind = folder_kind(args.model)
     if kind != "model" and not info.get("columns"):  # the detector's or imputer's names
         names = {"detector": detector_feature_names, "imputer": imputer_feature_names}[kind]
         info = {**info, "columns": names(args.model)}

@@ -50,6 +50,7 @@ __all__ = [
     "estimator_kwargs",
     "int_list",
     "option_value",
+    "positive_int",
     "progress_callbacks",
     "run_seed",
 ]
@@ -95,6 +96,17 @@ def int_list(text: str) -> list[int]:
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
     return values
+
+
+def positive_int(text: str) -> int:
+    """``"5"`` → ``5``: one positive integer (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def _int_tuple(text: str) -> tuple[int, ...]:

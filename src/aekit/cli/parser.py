@@ -11,7 +11,13 @@ from .explore import cmd_compare, cmd_demo, cmd_report
 from .export import register as register_export
 from .fit import cmd_fit
 from .impute import register as register_impute
-from .options import NOT_FOR_COMPARISONS, add_estimator_options, add_quiet_option, int_list
+from .options import (
+    NOT_FOR_COMPARISONS,
+    add_estimator_options,
+    add_quiet_option,
+    int_list,
+    positive_int,
+)
 from .sae import register as register_sae
 
 __all__ = ["build_parser"]
@@ -181,7 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="which true features fire in each row of DATA (.npy, or a scipy.sparse .npz)",
     )
     sae.add_argument(
-        "--rows", type=int, default=100_000, help="the first rows of DATA measured (100,000)"
+        "--rows",
+        type=positive_int,
+        default=100_000,
+        help="the first rows of DATA measured (100,000)",
     )
     rep.add_argument("--labels", metavar="COL|FILE", help="label column, or a file of labels")
     rep.add_argument("--image-shape", type=_image_shape, default="auto", help="HxW, auto, none")

@@ -16,7 +16,7 @@ from typing import Any
 from ..config.fields import describe
 from ..config.sae import SAEConfig
 from ..files.layouts import check_can_save
-from .options import add_estimator_options, add_quiet_option
+from .options import add_estimator_options, add_quiet_option, positive_int
 
 __all__ = ["cmd_sae", "register", "sae_report", "summary"]
 
@@ -48,7 +48,10 @@ def register(command: Any) -> None:
         "--resume", action="store_true", help="continue from --checkpoint-dir's newest checkpoint"
     )
     p.add_argument(
-        "--stop-after", type=int, metavar="STEPS", help="stop at this step (checkpointed)"
+        "--stop-after",
+        type=positive_int,
+        metavar="STEPS",
+        help="stop at this step (checkpointed in --checkpoint-dir, if given)",
     )
     add_quiet_option(p)
     add_estimator_options(p, table=describe(SAEConfig), owner="aekit.sae.SparseAutoencoder")
@@ -76,7 +79,11 @@ def cmd_sae(args: argparse.Namespace) -> int:
     kwargs = {name: given[name] for name in describe(SAEConfig) if name in given}
     sae = SparseAutoencoder(**kwargs).fit(args.data, resume=args.resume, stop_after=args.stop_after)
     sae.save(args.out, overwrite=args.overwrite, format=args.format)
-    stopped = " (stopped early: --resume to go on)" if sae.stopped_early_ else ""
+    resumable = (
+        getattr(args, "checkpoint_dir", None) is not None
+    )  # else the stopped run cannot go on
+    go_on = "--resume to go on" if resumable else "no --checkpoint-dir: it cannot be resumed"
+    stopped = f" (stopped early: {go_on})" if sae.stopped_early_ else ""
     if not getattr(args, "quiet", False) or stopped:
         print(f"wrote {args.out} ({args.format}){stopped}: {summary(sae.history_)}")
     return 0

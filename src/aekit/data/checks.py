@@ -117,7 +117,12 @@ def first_unusable(
 
 
 def unusable_message(
-    what: str, value: float, row: int, column: int | None = None, *, during: str | None = None
+    what: str,
+    value: float,
+    row: int,
+    column: int | str | None = None,
+    *,
+    during: str | None = None,
 ) -> str:
     """The one line that names an unusable entry, its position, its kind and what to do.
 
@@ -130,8 +135,8 @@ def unusable_message(
         The entry: NaN, infinite, or finite but beyond float32's range.
     row : int
         Its row (numbered in the whole file for a chunk of one).
-    column : int, optional
-        Its column.
+    column : int or str, optional
+        Its column: a 0-based index, or a name (quoted in the message).
     during : str, optional
         The computation whose float32 result overflowed (``"the network"``): the message
         then blames the input's scale, not its values.
@@ -145,7 +150,8 @@ def unusable_message(
             f"{what} {row} overflows float32 in {during}; rescale the data (aekit computes "
             "in float32)"
         )
-    at = f"row {row}" if column is None else f"row {row}, column {column}"
+    shown = repr(column) if isinstance(column, str) else column
+    at = f"row {row}" if column is None else f"row {row}, column {shown}"
     if np.isnan(value) or np.isinf(value):
         kind = "NaN" if np.isnan(value) else "infinity"
         return f"{what} contains {kind} (first at {at}); drop or impute those values first"

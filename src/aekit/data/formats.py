@@ -48,6 +48,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..files.atomic import check_writable_folder
+from .names import check_distinct_names
 from .readers import (
     Table,
     delimited_names,
@@ -304,7 +305,7 @@ def column_names(path: str | os.PathLike[str]) -> list[str] | None:
     Raises
     ------
     DataError
-        A missing or unreadable file.
+        A missing or unreadable file, or one that names two columns alike.
     """
     found = find_format(path)
     if found is not None and found.dataset and names_columns(path):
@@ -316,7 +317,10 @@ def column_names(path: str | os.PathLike[str]) -> list[str] | None:
     path = Path(path)
     if not path.exists():
         raise DataError(f"no such file: {path}")
-    return found.names(path)
+    names = found.names(path)
+    if names is not None:  # a name picks one column: which, if two have it?
+        check_distinct_names(names, str(path))
+    return names
 
 
 def read_array(path: str | os.PathLike[str]) -> np.ndarray:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,8 @@ import numpy as np
 
 from ..errors import DataError
 from ..files.atomic import atomic_write
-from .formats import check_output, file_format, read_table, write_array
-from .readers import MISSING_TEXT, delimited_names, require
+from .formats import check_output, column_names, file_format, read_table, write_array
+from .readers import MISSING_TEXT, check_text_among_numbers, require
 
 __all__ = ["FRAME_FORMATS", "plain_frame", "read_frame", "restore_kinds", "write_frame"]
 
@@ -35,8 +36,12 @@ _ARRAYS = ("npy", "npz")  # read and written as arrays
 _NA_TEXT = sorted({v for t in MISSING_TEXT for v in (t, t.upper(), t.title())} - {""})
 
 
-def read_frame(path: str | os.PathLike[str]) -> tuple[Any, bool]:
+def read_frame(path: str | os.PathLike[str], missing: Sequence[str] = ()) -> tuple[Any, bool]:
     """Every column of a data file, with its kind; and whether the file names its columns.
+
+    ``missing``: texts that mark a missing cell of a text table too (``"?"``, ``"-999"``), so
+    that a column of numbers with such cells is read as numbers. A column of numbers with a
+    few other texts is refused (:func:`~aekit.data.readers.check_text_among_numbers`).
 
     Returns
     -------
@@ -68,18 +73,20 @@ def read_frame(path: str | os.PathLike[str]) -> tuple[Any, bool]:
     import pandas as pd
 
     sep = FRAME_FORMATS[kind]
+    names = column_names(path)  # refuses a name given to two columns
     try:
         if sep is None:
             require("pyarrow", f"reading {path}")
             return pd.read_parquet(path, dtype_backend="numpy_nullable"), True
-        names = delimited_names(path, sep=sep)
         frame = pd.read_csv(
             path, sep=sep, header=None if names is None else 0, skipinitialspace=True,
-            na_values=_NA_TEXT, keep_default_na=True, dtype_backend="numpy_nullable",
+            na_values=[*_NA_TEXT, *missing], keep_default_na=True,
+            dtype_backend="numpy_nullable",
             float_precision="round_trip",  # every observed number exactly as written
         )  # fmt: skip
     except (ValueError, OSError) as exc:
         raise DataError(f"cannot read {path} as a table ({' '.join(str(exc).split())})") from exc
+    check_text_among_numbers(frame, path)
     return frame, names is not None
 
 

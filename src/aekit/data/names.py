@@ -10,14 +10,20 @@ estimator's name check goes through it (:func:`aekit.data.checks.validate_rows` 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..errors import DataError, DataTypeError
 
-__all__ = ["aekit_errors", "check_unique_names", "in_fitted_order", "validate_named"]
+__all__ = [
+    "aekit_errors",
+    "check_distinct_names",
+    "check_unique_names",
+    "in_fitted_order",
+    "validate_named",
+]
 
 
 @contextlib.contextmanager
@@ -80,11 +86,33 @@ def check_unique_names(X: Any) -> None:
         ``X`` names two of its columns alike (which of them would a name pick?).
     """
     columns = getattr(X, "columns", None)
-    if columns is None or columns.is_unique:
+    if columns is not None and not columns.is_unique:
+        check_distinct_names(list(columns), "X")
+
+
+def check_distinct_names(names: Sequence[Any], what: str) -> None:
+    """Refuse column names (a DataFrame's, a file's header) that repeat a name, naming it.
+
+    Parameters
+    ----------
+    names : sequence
+        The column names, in order.
+    what : str
+        Whose columns they are in the message (``"X"``, a file's path).
+
+    Raises
+    ------
+    DataError
+        A name is given to more than one column.
+    """
+    if len(set(names)) == len(names):
         return
-    repeated = list(dict.fromkeys(columns[columns.duplicated()]))
+    seen: set[Any] = set()
+    repeated = list(dict.fromkeys(n for n in names if n in seen or seen.add(n)))
     shown = ", ".join(repr(name) for name in repeated[:5])
-    raise DataError(f"X has the column name(s) {shown} more than once: give each column its own")
+    raise DataError(
+        f"{what} has the column name(s) {shown} more than once: give each column its own"
+    )
 
 
 def in_fitted_order(X: Any, fitted: Any) -> Any:

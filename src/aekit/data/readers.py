@@ -36,6 +36,7 @@ from .limits import check_npz, check_unpacked_size, declared_bytes, npy_header
 __all__ = [
     "Table",
     "as_labels",
+    "check_text_among_numbers",
     "delimited_names",
     "open_parquet",
     "parquet_columns",
@@ -301,7 +302,43 @@ def _read_text_columns(
         raise DataError(f"cannot read {path} as a table ({exc})") from exc
     if names is None:
         table.columns = list(range(table.shape[1]))
+    check_text_among_numbers(table, path)
     return table.iloc[:, [sorted(feature_idx).index(i) for i in feature_idx]]
+
+
+_FEW_MARKERS = 3  # distinct texts in a column of numbers that read as markers, not categories
+
+
+def check_text_among_numbers(table: Any, path: str | os.PathLike[str]) -> None:
+    """Refuse a text table's column of numbers with a few text cells (``?``, ``-``, ``n.a.``).
+
+    Read as text, such a column would become categorical: its numbers categories, the marker
+    cells one category more, kept as they are where a hole would be filled. A column counts
+    when most of its cells are numbers and at most three distinct texts are not.
+
+    Raises
+    ------
+    DataError
+        Naming the column, the texts, their count and first row (0-based, after the header).
+    """
+    import pandas as pd
+
+    for name in table.columns:
+        column = table[name]
+        if not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)):
+            continue
+        present = column[column.notna()].astype(str)
+        numbers = pd.to_numeric(present, errors="coerce").notna().to_numpy()
+        texts = present[~numbers]
+        if not 2 * numbers.sum() > len(present) or not 0 < texts.nunique() <= _FEW_MARKERS:
+            continue
+        shown = ", ".join(repr(t) for t in dict.fromkeys(texts))
+        first = int(np.flatnonzero(column.index == texts.index[0])[0])
+        raise DataError(
+            f"{path} column {str(name)!r} holds numbers and the text {shown} ({len(texts)} "
+            f"cell(s), first at row {first}): if it marks a missing value, leave those cells "
+            f"empty (or pass aekit impute --missing-values {texts.iloc[0]!r}); else fix them"
+        )
 
 
 MISSING_TEXT = frozenset({"", "na", "n/a", "nan", "null", "none"})  # empty cells → NaN

@@ -14,6 +14,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from ..config.fields import describe, fill_parameters
 from ..config.sae import SAEConfig
+from ..data.checks import as_codes
 from ..errors import ConfigError, DataError, ModelFileError, NotFittedError
 from ..files import SAE_NAME, SAELENS_CONFIG_NAME
 from ..files.layouts import check_can_save
@@ -21,8 +22,8 @@ from ..model.sae_dictionary import SparseDictionary
 from ..training.prepare import resolve_device
 from .files import read_sae, read_saelens, write_sae, write_saelens
 from .loop import SAETrainer
-from .metrics import RunningMetrics, cosine_matrix, mcc, uniqueness
-from .streams import activation_source
+from .metrics import RunningMetrics, check_true_codes, cosine_matrix, mcc, uniqueness
+from .streams import activation_rows, activation_source, check_activations
 
 __all__ = ["SparseAutoencoder"]
 
@@ -228,8 +229,8 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
             )
         rows = max(64, _CHUNK_VALUES // self.module_.config.code_dim)
         for start in range(0, X.shape[0], rows):
-            part = X[start : start + rows]
-            yield torch.as_tensor(np.asarray(part, dtype=np.float32))
+            part = activation_rows(X[start : start + rows], "X")
+            yield check_activations(part, "X", start)  # no NaN, no infinity: named
 
     @torch.no_grad()
     def transform(self, X: Any, *, sparse: bool = False) -> Any:
@@ -255,8 +256,9 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
     def inverse_transform(self, codes: Any) -> np.ndarray:
         """Rows rebuilt from their codes (dense or sparse), in the input's units."""
         self._check_fitted()
-        dense = codes.toarray() if hasattr(codes, "toarray") else np.asarray(codes)
-        return self.module_.decode(torch.as_tensor(dense, dtype=torch.float32)).numpy()
+        dense = codes.toarray() if hasattr(codes, "toarray") else codes
+        checked = as_codes(dense, self.module_.config.code_dim)  # shape and values, named
+        return self.module_.decode(torch.as_tensor(checked, dtype=torch.float32)).numpy()
 
     @torch.no_grad()
     def reconstruct(self, X: Any) -> np.ndarray:
@@ -295,6 +297,8 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
         match = None
         if true_features is not None and true_codes is not None:
             match = cosine_matrix(self.components_, true_features).argmax(axis=1)
+            n_rows = X.shape[0] if hasattr(X, "shape") else len(X)
+            check_true_codes(true_codes, n_rows, len(np.asarray(true_features)))
         running = RunningMetrics(self.module_.config.code_dim, match)
         start = 0
         for chunk in self._chunks(X):
@@ -302,6 +306,8 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
             truth = None if true_codes is None else true_codes[start : start + len(chunk)]
             running.add(chunk, self.module_.decode(codes), codes, truth)
             start += len(chunk)
+        if start == 0:
+            raise DataError("X has no rows: the figures of an SAE are measured on rows")
         out = running.result()
         if true_features is not None:
             out.update(self.match_features(true_features))

@@ -33,10 +33,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..data.checks import check_finite_rows, check_sparse_values
 from ..errors import DataError
 
 __all__ = [
     "RunningMetrics",
+    "check_true_codes",
     "cosine_matrix",
     "dead_fraction",
     "explained_variance",
@@ -92,9 +94,27 @@ def cosine_matrix(decoder: Any, true_features: Any) -> np.ndarray:
         raise DataError(
             f"true_features must be of shape (n_true, {a.shape[-1]}), got {tuple(b.shape)}"
         )
+    check_finite_rows(b, "true_features")
     a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
     b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
     return a @ b.T
+
+
+def check_true_codes(true_codes: Any, n_rows: int, n_true: int) -> None:
+    """Refuse ``true_codes`` (dense or scipy.sparse) not of shape (n_rows, n_true), or unusable.
+
+    Raises
+    ------
+    DataError
+        Another shape, or a NaN or infinite entry (named with its row and column).
+    """
+    shape = tuple(getattr(true_codes, "shape", np.shape(true_codes)))
+    if shape != (n_rows, n_true):
+        raise DataError(f"true_codes must be of shape ({n_rows}, {n_true}), got {shape}")
+    if hasattr(true_codes, "indptr"):
+        check_sparse_values(true_codes, "true_codes")
+    else:
+        check_finite_rows(np.asarray(true_codes), "true_codes")
 
 
 def mcc(decoder: Any, true_features: Any) -> float:

@@ -31,24 +31,73 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..data.checks import first_unusable, unusable_message
 from ..data.formats import open_rows
 from ..data.safetensors_rows import SafetensorsRows, is_safetensors_dataset
 from ..data.stream import BlockRows, NpyRows
-from ..errors import DataError
+from ..errors import DataError, DataTypeError
 
-__all__ = ["ArrayBatches", "BlockBatches", "IterableBatches", "activation_source"]
+__all__ = [
+    "ArrayBatches",
+    "BlockBatches",
+    "IterableBatches",
+    "activation_rows",
+    "activation_source",
+    "check_activations",
+]
 
 
-def _rows(value: Any, where: str) -> torch.Tensor:
+def activation_rows(value: Any, where: str) -> torch.Tensor:
     """A 2-D float32 tensor of rows from an array-like, or one clear error."""
-    tensor = value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
+    if not isinstance(value, torch.Tensor):
+        value = np.asarray(value)
+        if value.dtype.kind == "O":  # numbers held as Python objects (a DataFrame's)
+            try:
+                value = value.astype(np.float64)
+            except (TypeError, ValueError) as exc:
+                raise DataTypeError(f"{where} holds non-numeric objects ({exc})") from exc
+        if value.dtype.kind not in "biuf":  # text, dates, complex numbers
+            raise DataTypeError(f"{where} holds {value.dtype} values, expected numbers")
+    tensor = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
     if tensor.ndim != 2:
         raise DataError(
             f"{where} must be rows of shape (n_rows, n_features), got {tuple(tensor.shape)}"
         )
-    if not (tensor.is_floating_point() or tensor.dtype in (torch.int32, torch.int64)):
-        raise DataError(f"{where} holds {tensor.dtype} values, expected numbers")
+    if tensor.is_complex():
+        raise DataTypeError(f"{where} holds {tensor.dtype} values, expected real numbers")
     return tensor.detach().to("cpu", torch.float32)
+
+
+def check_activations(
+    batch: torch.Tensor,
+    what: str,
+    rows: int | torch.Tensor = 0,
+    in_order: Callable[[], Iterable[tuple[int, torch.Tensor]]] | None = None,
+) -> torch.Tensor:
+    """``batch`` itself, or a :class:`DataError` naming the first NaN or infinity.
+
+    An activation has no missing value: NaN is refused like infinity (and like a value beyond
+    float32's range, which became infinite on the way in), with the row it has in the data.
+
+    Parameters
+    ----------
+    batch : Tensor of shape (n_rows, n_features)
+        Float32 rows.
+    what : str
+        Whose rows they are in the message (a file's path, ``"X"``).
+    rows : int or Tensor, default=0
+        The data's number of the batch's first row, or of each of its rows (a shuffled batch).
+    in_order : callable, optional
+        The data's rows in order, as ``(first row, rows)`` parts: once ``batch`` holds an
+        unusable value, they are read (only then) so that the message names the data's first.
+    """
+    where = first_unusable(batch)
+    if where is None:
+        return batch
+    for first, part in in_order() if in_order is not None else ():
+        check_activations(part, what, first)
+    row = int(rows[where[0]]) if isinstance(rows, torch.Tensor) else rows + where[0]
+    raise DataError(unusable_message(what, float(batch[where]), row, where[1]))
 
 
 class ArrayBatches:
@@ -60,16 +109,26 @@ class ArrayBatches:
     """
 
     def __init__(self, data: Any) -> None:
-        self.data = data if isinstance(data, np.memmap) else _rows(data, "X")
+        self.data = data if isinstance(data, np.memmap) else activation_rows(data, "X")
         self.n_rows, self.n_features = int(data.shape[0]), int(np.prod(data.shape[1:]))
         if self.n_rows == 0:
             raise DataError("X has no rows")
 
     def _take(self, index: torch.Tensor) -> torch.Tensor:
         if isinstance(self.data, np.memmap):  # rows of a raw memory map, read in file order
-            picked = np.sort(index.numpy())
-            return _rows(self.data[picked].reshape(len(picked), -1), "X")
-        return self.data.index_select(0, index)
+            index = index.sort().values
+            rows = activation_rows(self.data[index.numpy()].reshape(len(index), -1), "X")
+        else:
+            rows = self.data.index_select(0, index)
+        return check_activations(rows, "X", index, self._in_order)
+
+    def _in_order(self) -> Iterator[tuple[int, torch.Tensor]]:
+        step = max(1, 2**22 // max(self.n_features, 1))  # 16 MiB of float32 at a time
+        for first in range(0, self.n_rows, step):
+            part = self.data[first : first + step]
+            if isinstance(part, np.memmap):
+                part = activation_rows(part.reshape(len(part), -1), "X")
+            yield first, part
 
     def epoch(
         self, generator: torch.Generator, batch_size: int, skip: int
@@ -103,18 +162,22 @@ class BlockBatches:
     def _order(self, generator: torch.Generator) -> torch.Tensor:
         return self.rows.shuffle(torch.arange(self.n_rows), generator)
 
+    def _take(self, index: torch.Tensor) -> torch.Tensor:
+        rows = self.rows.take(index)
+        return check_activations(rows, str(self.rows.path), index, self.rows.chunks)
+
     def epoch(
         self, generator: torch.Generator, batch_size: int, skip: int
     ) -> Iterator[torch.Tensor]:
         """The epoch's batches after the first ``skip``, in a block-shuffled order."""
         order = self._order(generator)
         for start in range(skip * batch_size, self.n_rows, batch_size):
-            yield self.rows.take(order[start : start + batch_size])
+            yield self._take(order[start : start + batch_size])
 
     def first_rows(self, generator: torch.Generator, n_rows: int) -> torch.Tensor:
         """The first ``n_rows`` of the epoch ``generator`` would draw (left unchanged)."""
         clone = torch.Generator().set_state(generator.get_state())
-        return self.rows.take(self._order(clone)[:n_rows])
+        return self._take(self._order(clone)[:n_rows])
 
 
 class IterableBatches:
@@ -153,7 +216,9 @@ class IterableBatches:
         else:
             items = self._fresh()
         for item in items:
-            rows = _rows(item, "a batch of the iterable")
+            rows = check_activations(
+                activation_rows(item, "a batch of the iterable"), "a batch of the iterable"
+            )
             expected = getattr(self, "n_features", rows.shape[1])
             if rows.shape[1] != expected:
                 raise DataError(

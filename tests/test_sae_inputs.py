@@ -1,0 +1,155 @@
+"""Bad activations for a sparse autoencoder: one clear error naming the data's first bad entry.
+
+NaN and infinity, in every source ``fit`` takes and in the rows and codes of inference,
+were a loss that "became nan" (blaming the learning rate), NaN codes or a raw traceback
+from ``aekit report``; text was a raw TypeError.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from aekit.cli import main
+from aekit.errors import DataError, DataTypeError
+from aekit.sae import SparseAutoencoder
+
+FAST = {"code_dim": 16, "k": 2, "batch_size": 32, "n_epochs": 1, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return np.random.default_rng(0).normal(size=(256, 8)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def sae(rows):
+    return SparseAutoencoder(**FAST).fit(rows)
+
+
+def _spoiled(rows, value):
+    bad = rows.copy()
+    bad[200, 5] = value  # met early in a shuffled epoch, but not the data's first
+    bad[37, 2] = value
+    return bad
+
+
+@pytest.mark.parametrize("value, kind", [(np.nan, "NaN"), (np.inf, "infinity")])
+@pytest.mark.parametrize("source", ["array", "tensor", "npy", "shards", "iterable"])
+def test_fit_names_the_first_bad_activation(tmp_path, rows, value, kind, source):
+    bad = _spoiled(rows, value)
+    if source == "npy":
+        np.save(tmp_path / "a.npy", bad)
+        data, what = str(tmp_path / "a.npy"), "a.npy"
+    elif source == "shards":
+        (tmp_path / "acts").mkdir()
+        np.save(tmp_path / "acts" / "0.npy", bad[:128])
+        np.save(tmp_path / "acts" / "1.npy", bad[128:])
+        data, what = str(tmp_path / "acts"), "acts"
+    else:
+        data = {"array": bad, "tensor": torch.from_numpy(bad), "iterable": [bad[:64], bad[64:]]}
+        data, what = data[source], "X" if source != "iterable" else "a batch of the iterable"
+    with pytest.raises(DataError, match=f"contains {kind} \\(first at row 37, column 2\\)") as err:
+        SparseAutoencoder(**FAST).fit(data)
+    assert what in str(err.value)
+
+
+def test_inference_refuses_nan_infinity_and_text(sae, rows):
+    for value, kind in [(np.nan, "NaN"), (np.inf, "infinity"), (1e39, "infinity")]:
+        bad = _spoiled(rows.astype(np.float64), value)
+        for method in (sae.transform, sae.reconstruct, sae.evaluate):
+            with pytest.raises(DataError, match=f"X contains {kind} \\(first at row 37, column 2"):
+                method(bad)
+    with pytest.raises(DataTypeError, match="expected numbers"):
+        sae.transform(np.full((3, 8), "a"))
+    np.testing.assert_array_equal(sae.transform(rows.astype(object)), sae.transform(rows))
+
+
+def test_inverse_transform_checks_the_codes(sae, rows):
+    codes = sae.transform(rows[:4])
+    with pytest.raises(DataError, match=r"codes must have shape \(n_samples, 16\)"):
+        sae.inverse_transform(codes[:, :15])
+    codes[1, 3] = np.inf
+    with pytest.raises(DataError, match="infinity"):
+        sae.inverse_transform(codes)
+
+
+def test_the_report_of_an_sae_on_bad_rows_is_one_line(tmp_path, sae, rows, capsys):
+    sae.save(tmp_path / "sae")
+    for value in (np.inf, np.nan):
+        np.save(tmp_path / "bad.npy", _spoiled(rows, value))
+        argv = [
+            "report",
+            str(tmp_path / "sae"),
+            str(tmp_path / "bad.npy"),
+            "-o",
+            str(tmp_path / "r"),
+        ]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("aekit: error: X contains") and err.count("\n") == 1, err
+    assert not (tmp_path / "r" / "index.html").exists()
+
+
+def test_an_sae_folder_given_as_a_model_is_named(tmp_path, sae, rows, capsys):
+    sae.save(tmp_path / "sae")
+    np.save(tmp_path / "rows.npy", rows)
+    for command in ("encode", "score", "reconstruct"):
+        argv = [
+            command,
+            str(tmp_path / "sae"),
+            str(tmp_path / "rows.npy"),
+            "-o",
+            str(tmp_path / "o.npy"),
+        ]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "holds a sparse autoencoder (SAE), not an autoencoder" in err, err
+        assert err.count("\n") == 1
+
+
+def test_no_rows_to_measure_is_an_error_not_nan_figures(tmp_path, sae, rows, capsys):
+    with pytest.raises(DataError, match="X has no rows"):
+        sae.evaluate(rows[:0])
+    sae.save(tmp_path / "sae")
+    np.save(tmp_path / "rows.npy", rows)
+    for count in ("0", "-5"):  # -5 was rows[:-5]: all but the last five, silently
+        argv = ["report", str(tmp_path / "sae"), str(tmp_path / "rows.npy"), "--rows", count]
+        assert main([*argv, "-o", str(tmp_path / "r")]) == 2
+        assert f"--rows: expected a positive integer, got '{count}'" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "index.html").exists()
+
+
+def test_ground_truth_is_checked_before_it_is_used(tmp_path, sae, rows, capsys):
+    rng = np.random.default_rng(1)
+    features, codes = rng.normal(size=(4, 8)), (rng.random((len(rows), 4)) < 0.3).astype(float)
+    bad_features, bad_codes = features.copy(), codes.copy()
+    bad_features[1, 3], bad_codes[7, 2] = np.nan, np.inf
+    cases = [  # a raw ValueError from the Hungarian match, an IndexError, an F1 of 0 from NaN
+        ({"true_features": bad_features}, "true_features contains NaN \\(first at row 1, column 3"),
+        ({"true_features": features, "true_codes": bad_codes}, "true_codes contains infinity"),
+        ({"true_features": features, "true_codes": codes[:, :3]}, "true_codes must be of shape"),
+    ]
+    for kwargs, match in cases:
+        with pytest.raises(DataError, match=match):
+            sae.evaluate(rows, **kwargs)
+    sae.save(tmp_path / "sae")
+    np.save(tmp_path / "rows.npy", rows)
+    np.save(tmp_path / "features.npy", bad_features)
+    argv = ["report", str(tmp_path / "sae"), str(tmp_path / "rows.npy"), "-o", str(tmp_path / "r")]
+    assert main([*argv, "--true-features", str(tmp_path / "features.npy")]) == 2
+    assert "aekit: error: true_features contains NaN" in capsys.readouterr().err
+
+
+def test_stop_after_is_positive_and_its_hint_holds(tmp_path, rows, capsys):
+    np.save(tmp_path / "rows.npy", rows)
+    argv = ["sae", str(tmp_path / "rows.npy"), "--code-dim", "16", "--k", "2", "--batch-size", "32"]
+    assert main([*argv, "-o", str(tmp_path / "a"), "--stop-after", "0"]) == 2  # saved untrained
+    assert "--stop-after: expected a positive integer, got '0'" in capsys.readouterr().err
+    assert main([*argv, "-o", str(tmp_path / "b"), "--stop-after", "2"]) == 0
+    out = capsys.readouterr().out  # '--resume to go on' without a checkpoint to resume from
+    assert "no --checkpoint-dir: it cannot be resumed" in out and "--resume" not in out
+    checkpoints = ["--checkpoint-dir", str(tmp_path / "ck")]
+    assert main([*argv, "-o", str(tmp_path / "c"), "--stop-after", "2", *checkpoints]) == 0
+    assert "--resume to go on" in capsys.readouterr().out
