@@ -1,4 +1,4 @@
-"""The autoencoder vs PCA on public tables: init="pca" (the default), init="random", init="auto".
+"""The autoencoder vs PCA on public tables: init="pca", init="random", init="auto" (the default).
 
     .venv/bin/python benchmarks/tabular.py                    # the README table (long, 2 cores)
     .venv/bin/python benchmarks/tabular.py --seeds 2 --tables iris,wine   # a quick look
@@ -13,7 +13,7 @@ packages in the ``bench`` extra ship form the *confirmation* set: palmerpenguins
 (daily closing prices of ten series, holes where a series had not started). No table is
 fetched from the network. Each is split 80/20 with seed ``s`` and ``Autoencoder(code_dim=k,
 random_state=s)`` is fitted at every code size ``k`` from 1 to ``min(d - 1, 8)``, with
-``init="pca"`` (the default), ``init="random"`` and ``init="auto"`` (:mod:`aekit.estimator.select`).
+``init="pca"``, ``init="random"`` and ``init="auto"`` (the default, :mod:`aekit.estimator.select`).
 The ratio is the autoencoder's held-out error over PCA's with ``k`` components, both measured
 by :func:`aekit.analysis.measure` (squared error in the model's scaled space, PCA fitted on the
 same scaled training rows): below 1 the autoencoder wins. Prints every fit, then per table, code
