@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 from sklearn.datasets import load_diabetes
 
+import aekit
 from aekit import Autoencoder
 from aekit.analysis import measure, split_indices
 from aekit.estimator.select import (
@@ -183,3 +187,17 @@ def test_the_final_fit_is_exactly_the_chosen_candidates(monkeypatch, gains, same
     assert ae.model_config_.linear_path == (same_as["init"] == "pca")
     plain = Autoencoder(code_dim=2, hidden=(16,), random_state=0, **same_as).fit(X)
     assert np.array_equal(ae.transform(X), plain.transform(X))  # exactly that fit
+
+
+def test_saved_models_keep_the_start_they_were_fitted_with(tmp_path) -> None:
+    """Folders store ``init``: one written under the old default (``"pca"``) loads and refits
+    as ``"pca"``, without the search; aekit 0.1's folders (no ``init``) as ``"random"``."""
+    X = _linear_table(60)
+    before = Autoencoder(code_dim=2, hidden=(8,), random_state=0, init="pca").fit(X)
+    loaded = aekit.load(before.save(tmp_path / "model"))
+    assert loaded.init == "pca" and Autoencoder().init == "auto"
+    refit = clone(loaded).fit(X)
+    assert "selection" not in (refit.history_.initial or {})
+    assert np.array_equal(refit.transform(X), before.transform(X))
+    old = aekit.load(Path(__file__).parent / "fixtures" / "model-0.1.0-wine")
+    assert old.init == "random"
