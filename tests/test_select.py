@@ -201,3 +201,16 @@ def test_saved_models_keep_the_start_they_were_fitted_with(tmp_path) -> None:
     assert np.array_equal(refit.transform(X), before.transform(X))
     old = aekit.load(Path(__file__).parent / "fixtures" / "model-0.1.0-wine")
     assert old.init == "random"
+
+
+def test_the_search_needs_the_guards_own_threshold(monkeypatch) -> None:
+    """Each step needs ``improvement_z`` standard errors: a gain of some 2.5 passes the default
+    2 and not 3 (a user who asks the guard for more evidence asks the search too)."""
+    import aekit.estimator.select as select
+
+    monkeypatch.setattr(select, "_fold_errors", _fold_errors_where({"pca": 0.008, "random": -1}))
+    rows, stats = torch.from_numpy(_linear_table(120)).float(), _stats(120, 8)
+    params, record = select_start(_params(code_dim=2), rows, stats)
+    assert 2 <= record.z < 3 and record.improvement_z == 0.0 and params["improvement_z"] == 0
+    params, record = select_start(_params(code_dim=2, improvement_z=3.0), rows, stats)
+    assert 2 <= record.z < 3 and record.improvement_z is None and params["improvement_z"] == 3

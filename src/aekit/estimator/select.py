@@ -5,8 +5,8 @@ On small in-memory data (:func:`selection_applies`) the rows are dealt into 5 fo
 one trained from PCA's solution with early stopping alone (no ``improvement_z`` guard) and one
 trained from a random start. Every row is then validated once by each candidate, by models
 that never saw it, and once by PCA's solution fitted on the same other folds (the trained
-PCA start's epoch 0, free). Each step away from PCA's solution then needs :data:`SELECT_Z`
-standard errors of the per-row differences, paired over all the rows (not the few dozen rows
+PCA start's epoch 0, free). Each step away from PCA's solution then needs ``improvement_z``
+(2) standard errors of the per-row differences, paired over all the rows (not the few dozen rows
 of one validation split, so the test has power on small tables): the trained PCA start is
 taken where it beats PCA's solution so, the random start where it beats the better of those
 two so (:func:`_climb`); otherwise the model is trained from PCA's solution under its own
@@ -60,10 +60,9 @@ _MIN_ROWS = 30  # fewer rows: folds of a few rows rank starts by noise; PCA's st
 # On small data a fit is about 2,000 optimiser steps whatever its rows (resolve.auto_epochs),
 # so the search costs some ten fits on any table it runs on.
 _FOLDS = 5
-SELECT_Z = 2.0  # a trained candidate is taken where it beats PCA's solution by this many s.e.
 # The candidates: the parameters each one's fits change. PCA's start is trained with early
-# stopping alone: the cross-fit, over every row, is the test its improvement_z guard makes on
-# one validation split of a few dozen rows, with more power.
+# stopping alone: the cross-fit, over every row, makes the test of its improvement_z guard
+# (one validation split of a few dozen rows) with more power, at the same threshold.
 CANDIDATES: dict[str, dict[str, Any]] = {
     "pca": {"init": "pca", "improvement_z": 0.0},
     "random": {"init": "random"},
@@ -167,13 +166,14 @@ def select_start(
             found[name][held] = trained
             if name == "pca":  # the trained PCA start's epoch 0 is PCA's solution
                 found[REFERENCE][held] = start
-    chosen, z = _climb(found)
+    need = float(params["improvement_z"])  # the guard's threshold, with power
+    chosen, z = _climb(found, need)
     means = {name: float(found[name].mean()) for name in names}
     logger.info(
         "init='auto': %d-fold cross-fitted error per row: PCA's solution %.4g, trained from "
         "PCA's solution %.4g, from a random start %.4g: %s (%.2f standard errors; %g needed)",
         len(folds), means[REFERENCE], means["pca"], means["random"],
-        f"trained from the {chosen} start" if chosen else "PCA's start, guarded", z, SELECT_Z,
+        f"trained from the {chosen} start" if chosen else "PCA's start, guarded", z, need,
     )  # fmt: skip
     if chosen is None:
         return {**params, "init": "pca"}, Selection("cross-fit", "pca", len(folds), means, z)
@@ -184,10 +184,10 @@ def select_start(
     return {**params, **changes}, record
 
 
-def _climb(found: dict[str, torch.Tensor]) -> tuple[str | None, float]:
+def _climb(found: dict[str, torch.Tensor], need: float) -> tuple[str | None, float]:
     """The candidate taken (None: PCA's start, guarded) and its last step's z-score.
 
-    Each step away from PCA's solution needs :data:`SELECT_Z` standard errors of evidence,
+    Each step away from PCA's solution needs ``need`` standard errors of evidence,
     paired over every row: first the model trained from PCA's solution against that
     solution, then the random start against the best so far. The random start's fits vary
     more from seed to seed than the PCA start's, so a tie between the two trained models
@@ -195,10 +195,10 @@ def _climb(found: dict[str, torch.Tensor]) -> tuple[str | None, float]:
     """
     chosen, kept = None, found[REFERENCE]
     _, z = paired_z(kept, found["pca"])
-    if z >= SELECT_Z:
+    if z >= need:
         chosen, kept = "pca", found["pca"]
     _, z_random = paired_z(kept, found["random"])
-    if z_random >= SELECT_Z:
+    if z_random >= need:
         chosen, z = "random", z_random
     elif chosen is None:
         z = max(z, z_random)  # how near the better trained start came
