@@ -163,9 +163,12 @@ def test_each_step_away_from_pca_needs_two_standard_errors(
     assert params["improvement_z"] == (2.0 if improvement_z is None else improvement_z)
     assert record.improvement_z == improvement_z
     assert record.rule == "cross-fit" and record.folds == 5
-    assert record.errors["random"] == pytest.approx(
-        record.errors["pca_solution"] - random_gain, abs=0.01
-    )
+    # a random start that trails clearly after 2 folds is fitted on no more
+    assert record.random_folds == (2 if random_gain < pca_gain - 0.05 else 5)
+    if record.random_folds == 5:
+        assert record.errors["random"] == pytest.approx(
+            record.errors["pca_solution"] - random_gain, abs=0.01
+        )
     assert record.errors["pca"] == pytest.approx(record.errors["pca_solution"] - pca_gain, abs=0.01)
     if init == "random" or improvement_z == 0.0:
         assert record.z >= 2

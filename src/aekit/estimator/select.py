@@ -9,7 +9,7 @@ PCA start's epoch 0, free). Each step away from PCA's solution then needs ``impr
 (2) standard errors of the per-row differences, paired over all the rows (not the few dozen rows
 of one validation split, so the test has power on small tables): the trained PCA start is
 taken where it beats PCA's solution so, the random start where it beats the better of those
-two so (:func:`_climb`); otherwise the model is trained from PCA's solution under its own
+two so (:func:`_steps`); otherwise the model is trained from PCA's solution under its own
 ``improvement_z`` guard, as ``init="pca"`` trains. The estimator then fits once more, on all
 the rows, as the chosen candidate: that fit is exactly ``init="random"``'s, or
 ``init="pca"``'s with ``improvement_z=0`` (the search has already shown that training from
@@ -96,6 +96,10 @@ class Selection:
     improvement_z : float or None
         The final fit's ``improvement_z`` where the search set it: 0 when the trained PCA
         start won (the search made the guard's test already); None: the estimator's own.
+    random_folds : int
+        Folds the random start was fitted on: fewer than ``folds`` where it already trailed
+        the PCA side by ``improvement_z`` standard errors on 2 folds or more (its errors are
+        then those rows' mean). Its fits are the search's dearest: they train longest.
     """
 
     rule: str
@@ -104,6 +108,7 @@ class Selection:
     errors: dict[str, float] = dataclasses.field(default_factory=dict)
     z: float = 0.0
     improvement_z: float | None = None
+    random_folds: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -156,53 +161,63 @@ def select_start(
     n_rows = len(rows)
     folds = cross_fit_folds(n_rows, params["random_state"])
     seeds = derive_seeds(params["random_state"], 2 * len(folds) + 1)[1:]
+    need = float(params["improvement_z"])  # the guard's threshold, with power
     names = (REFERENCE, *CANDIDATES)
     found = {name: torch.zeros(n_rows, dtype=torch.float64) for name in names}
+    seen = torch.zeros(n_rows, dtype=torch.bool)  # the rows the random start validated
     for i, held in enumerate(folds):
         train = np.setdiff1d(np.arange(n_rows), held)
         for j, (name, changes) in enumerate(CANDIDATES.items()):
+            if name == "random" and i >= 2 and _steps(found, seen, need)[2] <= -need:
+                continue  # it trails clearly on 2 folds or more: it cannot be taken
             fold_params = {**params, **changes, "random_state": seeds[2 * i + j], "verbose": 0}
             start, trained = _fold_errors(fold_params, rows, stats, train, held, threads)
             found[name][held] = trained
             if name == "pca":  # the trained PCA start's epoch 0 is PCA's solution
                 found[REFERENCE][held] = start
-    need = float(params["improvement_z"])  # the guard's threshold, with power
-    chosen, z = _climb(found, need)
-    means = {name: float(found[name].mean()) for name in names}
+            else:
+                seen[torch.from_numpy(held)] = True
+    chosen, z_pca, z_random = _steps(found, seen, need)
+    # the z of the last step taken, or how near the better trained start came
+    z = z_random if chosen == "random" else z_pca if chosen else max(z_pca, z_random)
+    z = max(min(z, 1e9), -1e9)
+    means = {REFERENCE: float(found[REFERENCE].mean()), "pca": float(found["pca"].mean())}
+    means["random"] = float(found["random"][seen].mean())
+    random_folds = sum(bool(seen[torch.from_numpy(held)].all()) for held in folds)
     logger.info(
         "init='auto': %d-fold cross-fitted error per row: PCA's solution %.4g, trained from "
-        "PCA's solution %.4g, from a random start %.4g: %s (%.2f standard errors; %g needed)",
-        len(folds), means[REFERENCE], means["pca"], means["random"],
+        "PCA's solution %.4g, from a random start %.4g (%d folds): %s (%.2f standard errors; "
+        "%g needed)",
+        len(folds), means[REFERENCE], means["pca"], means["random"], random_folds,
         f"trained from the {chosen} start" if chosen else "PCA's start, guarded", z, need,
     )  # fmt: skip
-    if chosen is None:
-        return {**params, "init": "pca"}, Selection("cross-fit", "pca", len(folds), means, z)
-    changes = CANDIDATES[chosen]
+    changes = CANDIDATES[chosen] if chosen else {"init": "pca"}
+    improvement_z = changes.get("improvement_z")
     record = Selection(
-        "cross-fit", changes["init"], len(folds), means, z, changes.get("improvement_z")
+        "cross-fit", changes["init"], len(folds), means, z, improvement_z, random_folds
     )
     return {**params, **changes}, record
 
 
-def _climb(found: dict[str, torch.Tensor], need: float) -> tuple[str | None, float]:
-    """The candidate taken (None: PCA's start, guarded) and its last step's z-score.
+def _steps(
+    found: dict[str, torch.Tensor], seen: torch.Tensor, need: float
+) -> tuple[str | None, float, float]:
+    """The candidate taken (None: PCA's start, guarded) and the z-scores of both steps.
 
-    Each step away from PCA's solution needs ``need`` standard errors of evidence,
-    paired over every row: first the model trained from PCA's solution against that
-    solution, then the random start against the best so far. The random start's fits vary
-    more from seed to seed than the PCA start's, so a tie between the two trained models
-    keeps the PCA start.
+    Each step away from PCA's solution needs ``need`` standard errors of evidence, paired
+    over the rows: first the model trained from PCA's solution against that solution, then
+    the random start against the better of those two, on the rows it was validated on
+    (``seen``). The random start's fits vary more from seed to seed than the PCA start's, so a
+    tie between the two trained models keeps the PCA start.
     """
     chosen, kept = None, found[REFERENCE]
-    _, z = paired_z(kept, found["pca"])
-    if z >= need:
+    _, z_pca = paired_z(kept, found["pca"])
+    if z_pca >= need:
         chosen, kept = "pca", found["pca"]
-    _, z_random = paired_z(kept, found["random"])
+    z_random = paired_z(kept[seen], found["random"][seen])[1] if bool(seen.any()) else 0.0
     if z_random >= need:
-        chosen, z = "random", z_random
-    elif chosen is None:
-        z = max(z, z_random)  # how near the better trained start came
-    return chosen, max(min(z, 1e9), -1e9)
+        chosen = "random"
+    return chosen, z_pca, z_random
 
 
 def _fold_errors(
