@@ -13,7 +13,9 @@ two so (:func:`_steps`); otherwise the model is trained from PCA's solution unde
 ``improvement_z`` guard, as ``init="pca"`` trains. The estimator then fits once more, on all
 the rows, as the chosen candidate: that fit is exactly ``init="random"``'s, or
 ``init="pca"``'s with ``improvement_z=0`` (the search has already shown that training from
-PCA's solution beats it on rows it never saw) or with the estimator's own. Larger data,
+PCA's solution beats it on rows it never saw) or with the estimator's own. The random start's
+fold fits, the search's dearest, stop once it trails the PCA side by that many standard errors
+on 2 folds or more, and it is not taken then. Larger data,
 streamed or sparse rows, DDP, sparse codes and checkpointed runs, and fits given a fixed budget
 (``epochs`` other than ``"auto"``, or ``max_time``) skip the search: one fit from PCA's
 solution. :class:`Selection` is the record the fitted estimator keeps
@@ -169,7 +171,7 @@ def select_start(
         train = np.setdiff1d(np.arange(n_rows), held)
         for j, (name, changes) in enumerate(CANDIDATES.items()):
             if name == "random" and i >= 2 and _steps(found, seen, need)[2] <= -need:
-                continue  # it trails clearly on 2 folds or more: it cannot be taken
+                continue  # it trails clearly on 2 folds or more: it is not taken
             fold_params = {**params, **changes, "random_state": seeds[2 * i + j], "verbose": 0}
             start, trained = _fold_errors(fold_params, rows, stats, train, held, threads)
             found[name][held] = trained
