@@ -73,7 +73,7 @@ def tabular_tables(data: dict[str, Any]) -> Table:
         rows.append(
             ["median of the tables", *(_f(median.get(i)) for i in ("pca", "random", "auto"))]
         )
-    return ["table", "init='pca'", "init='random'", "init='auto'"], rows
+    return ["table", "init='pca'", "init='random'", "init='auto' (default)"], rows
 
 
 def anomaly(data: dict[str, Any]) -> Table:

@@ -289,7 +289,8 @@ class TrainConfig(JsonConfig):
         "How many standard errors a trained model's mean improvement over the model training "
         "started from (per validation row, paired) must reach to replace it; below, the start "
         "(with init='pca': PCA's solution) is kept. Guards small data, where the best of many "
-        "epochs on a few validation rows beats the start by luck; 0 takes any improvement.",
+        "epochs on a few validation rows beats the start by luck; 0 takes any improvement. "
+        "init='auto' asks the same of each step of its cross-fitted search, over every row.",
     )
     val_hidden: bool = option(
         False,

@@ -81,26 +81,28 @@ class EstimatorOptions:
         "enough epochs for 2,000 optimiser steps.",
     )
     init: str = option(
-        "pca",
-        "Where training starts. 'pca': at PCA's solution, computed from all the training rows "
-        "in the scaled space: with an identity output the first model reconstructs exactly as "
-        "PCA with code_dim components does (a linear path beside the nonlinear layers, whose "
-        "last layers start at zero), early stopping counts that start as epoch 0, so training "
-        "is kept only where it beats PCA on the validation rows. With a sigmoid output the "
-        "decoder starts at PCA's first-order equivalent in logits; an L1 dictionary starts at "
-        "± principal directions (exactly PCA with code_dim // 2 components); top-k and KL codes "
-        "keep the random start (see the user guide). 'random': PyTorch's default "
-        "initialisation (aekit 0.1's only start; use it to watch a linear autoencoder find "
-        "PCA's subspace). 'auto' (cross-fitting where fits are cheap: in-memory rows, 30 to "
-        "2,000 rows and at most 40,000 entries, epochs='auto' and no max_time, no sparse "
-        "code, one process, no checkpoint_dir): the rows are dealt into 5 folds (3 above 300 "
-        "rows), models from both starts are trained on the other folds so that every row is "
-        "validated once, and the random start is taken where it beats the PCA start by 2 "
-        "standard errors paired over all the rows; the final model is then fitted on all "
-        "the rows from the chosen start. Elsewhere, one fit as 'pca'. Which rule decided is "
-        "recorded in the fit's history, initial['selection'] (aekit.estimator.select). Not the "
-        "default: on nine public tables it kept the PCA start almost everywhere at 5-10x the "
-        "fit time (benchmarks/tabular.py).",
+        "auto",
+        "Where training starts. 'auto' (the default): cross-fitting where fits are cheap "
+        "(in-memory rows, 30 to 2,000 rows and at most 40,000 entries, epochs='auto' and no "
+        "max_time, no sparse code, one process, no checkpoint_dir): the rows are dealt into 5 "
+        "folds; on the other folds a model is trained from PCA's solution (early stopping "
+        "alone) and one from a random start, so that every row is validated once by each and "
+        "by PCA's solution itself. The trained PCA start is kept where it beats PCA's solution "
+        "by improvement_z (2) standard errors paired over all the rows, the random start where "
+        "it beats the better of those two so; the final model is then fitted on all the rows "
+        "as the chosen one ('random', or 'pca' with improvement_z=0), else as 'pca'. "
+        "Elsewhere, one fit as 'pca'. Which rule decided is recorded in the fit's history, "
+        "initial['selection'] "
+        "(aekit.estimator.select). 'pca': at PCA's solution, computed from all the training "
+        "rows in the scaled space: with an identity output the first model reconstructs "
+        "exactly as PCA with code_dim components does (a linear path beside the nonlinear "
+        "layers, whose last layers start at zero), early stopping counts that start as epoch "
+        "0, so training is kept only where it beats PCA on the validation rows "
+        "(improvement_z). With a sigmoid output the decoder starts at PCA's first-order "
+        "equivalent in logits; an L1 dictionary starts at ± principal directions (exactly PCA "
+        "with code_dim // 2 components); top-k and KL codes keep the random start (see the "
+        "user guide). 'random': PyTorch's default initialisation (aekit 0.1's only start; use "
+        "it to watch a linear autoencoder find PCA's subspace).",
         choices=INITS,
     )
     missing: bool | str = option(

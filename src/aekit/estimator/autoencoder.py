@@ -145,7 +145,7 @@ class Autoencoder(
         keep_checkpoints: int = 3,
         divergence_retries: int = 0,
         divergence_lr_factor: float = 0.1,
-        init: str = "pca",
+        init: str = "auto",
         transform_batch_size: int = 4096,
         categorical_features: Any = None,
         max_categories: int = 50,

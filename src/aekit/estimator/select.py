@@ -1,17 +1,25 @@
 """``init="auto"``: the start chosen by cross-fitting where fits are cheap.
 
-On small in-memory data (:func:`selection_applies`) the rows are dealt into folds
-(:func:`cross_fit_folds`); for each fold, a model trained from PCA's solution (with its own
-``improvement_z`` guard, as ``init="pca"`` trains) and one trained from a random start are
-fitted on the other folds, so every row is validated once, by models that never saw it. The
-random start is taken only where it beats the PCA start by :data:`SELECT_Z` standard errors
-of the per-row differences, paired over all the rows: not the few dozen rows of one
-validation split, so the test has power on small tables. The estimator then fits once more,
-on all the rows, from the chosen start: that fit is exactly ``init="pca"``'s or
-``init="random"``'s. Larger data, streamed or sparse rows, DDP, sparse codes and checkpointed
-runs, and fits given a fixed budget (``epochs`` other than ``"auto"``, or ``max_time``) skip
-the search: one fit from PCA's solution. :class:`Selection` is the record the fitted
-estimator keeps (``history_.initial["selection"]``).
+On small in-memory data (:func:`selection_applies`) the rows are dealt into 5 folds
+(:func:`cross_fit_folds`); for each fold, two candidate models are fitted on the other folds:
+one trained from PCA's solution with early stopping alone (no ``improvement_z`` guard) and one
+trained from a random start. Every row is then validated once by each candidate, by models
+that never saw it, and once by PCA's solution fitted on the same other folds (the trained
+PCA start's epoch 0, free). Each step away from PCA's solution then needs ``improvement_z``
+(2) standard errors of the per-row differences, paired over all the rows (not the few dozen rows
+of one validation split, so the test has power on small tables): the trained PCA start is
+taken where it beats PCA's solution so, the random start where it beats the better of those
+two so (:func:`_steps`); otherwise the model is trained from PCA's solution under its own
+``improvement_z`` guard, as ``init="pca"`` trains. The estimator then fits once more, on all
+the rows, as the chosen candidate: that fit is exactly ``init="random"``'s, or
+``init="pca"``'s with ``improvement_z=0`` (the search has already shown that training from
+PCA's solution beats it on rows it never saw) or with the estimator's own. The random start's
+fold fits, the search's dearest, stop once it trails the PCA side by that many standard errors
+on 2 folds or more, and it is not taken then. Larger data,
+streamed or sparse rows, DDP, sparse codes and checkpointed runs, and fits given a fixed budget
+(``epochs`` other than ``"auto"``, or ``max_time``) skip the search: one fit from PCA's
+solution. :class:`Selection` is the record the fitted estimator keeps
+(``history_.initial["selection"]``).
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from ..training.trainer import Trainer
 from .resolve import initial_model, resolve_configs
 
 __all__ = [
+    "CANDIDATES",
     "SELECT_MAX_ENTRIES",
     "SELECT_MAX_ROWS",
     "Selection",
@@ -48,12 +57,19 @@ logger = logging.getLogger("aekit")
 SELECT_MAX_ROWS = 2_000  # init="auto" searches on at most this many rows...
 SELECT_MAX_ENTRIES = 40_000  # ... and rows × columns: above, one fit from PCA's solution
 _MIN_ROWS = 30  # fewer rows: folds of a few rows rank starts by noise; PCA's start alone
-# Folds: 5 up to 300 rows, else 3. A fold fit sees (k - 1) / k of the rows, and a random
-# start gains more from rows than PCA's does: with 2 folds on 350-row tables the search chose
-# PCA where full-data fits from the random start won on held-out rows (benchmarks/tabular.py).
-_FOLDS_SMALL, _FOLDS_LARGE, _FOLDS_SWITCH = 5, 3, 300
-SELECT_Z = 2.0  # the random start is taken where it validates better by this many std. errors
-CANDIDATES = ("pca", "random")
+# Every fold fit sees 4/5 of the rows: a trained start gains more from rows than PCA's
+# solution does, so fewer folds (3 above 300 rows, aekit 0.2) understate what training gives.
+# On small data a fit is about 2,000 optimiser steps whatever its rows (resolve.auto_epochs),
+# so the search costs some ten fits on any table it runs on.
+_FOLDS = 5
+# The candidates: the parameters each one's fits change. PCA's start is trained with early
+# stopping alone: the cross-fit, over every row, makes the test of its improvement_z guard
+# (one validation split of a few dozen rows) with more power, at the same threshold.
+CANDIDATES: dict[str, dict[str, Any]] = {
+    "pca": {"init": "pca", "improvement_z": 0.0},
+    "random": {"init": "random"},
+}
+REFERENCE = "pca_solution"  # PCA's solution fitted on the other folds, untrained
 
 
 @dataclasses.dataclass
@@ -71,11 +87,21 @@ class Selection:
     folds : int
         Folds of the search (0 without it).
     errors : dict
-        Mean cross-fitted error per row of the model trained from each start (``"pca"``,
-        ``"random"``), in the scaled space, as ``reconstruction_error`` measures it.
+        Mean cross-fitted error per row, in the scaled space, as ``reconstruction_error``
+        measures it, of PCA's solution (``"pca_solution"``) and of the model trained from
+        each start (``"pca"``, ``"random"``). Records of aekit 0.2 have no ``"pca_solution"``.
     z : float
-        The random start's paired improvement over the PCA start, in standard errors
-        (negative where it is worse).
+        The paired z-score of the search's last step taken (the random start over the better
+        PCA-side model, or the trained PCA start over PCA's solution); where neither was taken,
+        the better trained start's over PCA's solution (negative where it is worse). In
+        records of aekit 0.2: the random start's over the PCA start's trained, guarded model.
+    improvement_z : float or None
+        The final fit's ``improvement_z`` where the search set it: 0 when the trained PCA
+        start won (the search made the guard's test already); None: the estimator's own.
+    random_folds : int
+        Folds the random start was fitted on: fewer than ``folds`` where it already trailed
+        the PCA side by ``improvement_z`` standard errors on 2 folds or more (its errors are
+        then those rows' mean). Its fits are the search's dearest: they train longest.
     """
 
     rule: str
@@ -83,6 +109,8 @@ class Selection:
     folds: int = 0
     errors: dict[str, float] = dataclasses.field(default_factory=dict)
     z: float = 0.0
+    improvement_z: float | None = None
+    random_folds: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -110,10 +138,9 @@ def selection_applies(params: dict[str, Any], rows: Any, stats: dict[str, np.nda
 
 
 def cross_fit_folds(n_rows: int, seed: int | None) -> list[np.ndarray]:
-    """Sorted row indices of each fold: 5 folds up to 300 rows, else 3, dealt at random."""
-    k = _FOLDS_SMALL if n_rows <= _FOLDS_SWITCH else _FOLDS_LARGE
+    """Sorted row indices of each of the 5 folds, dealt at random."""
     order = np.random.default_rng(derive_seeds(seed, 1)[0]).permutation(n_rows)
-    return [np.sort(order[i::k]) for i in range(k)]
+    return [np.sort(order[i::_FOLDS]) for i in range(_FOLDS)]
 
 
 def select_start(
@@ -125,8 +152,9 @@ def select_start(
     """The parameters of the final fit for ``init="auto"``, and the record of the choice.
 
     ``params`` are the estimator's parameters with ``random_state`` already a seed (or
-    None); the returned ones have ``init`` set to ``"pca"`` or ``"random"``. Each fold fit
-    draws its own seed from ``random_state``, so a fixed seed repeats the choice.
+    None); the returned ones have ``init`` set to ``"pca"`` or ``"random"`` (and
+    ``improvement_z`` to 0 where the trained PCA start won). Each fold fit draws its own seed
+    from ``random_state``, so a fixed seed repeats the choice.
     """
     rule = selection_applies(params, rows, stats)
     if rule != "cross-fit":
@@ -135,22 +163,63 @@ def select_start(
     n_rows = len(rows)
     folds = cross_fit_folds(n_rows, params["random_state"])
     seeds = derive_seeds(params["random_state"], 2 * len(folds) + 1)[1:]
-    found = {name: torch.zeros(n_rows, dtype=torch.float64) for name in CANDIDATES}
+    need = float(params["improvement_z"])  # the guard's threshold, with power
+    names = (REFERENCE, *CANDIDATES)
+    found = {name: torch.zeros(n_rows, dtype=torch.float64) for name in names}
+    seen = torch.zeros(n_rows, dtype=torch.bool)  # the rows the random start validated
     for i, held in enumerate(folds):
         train = np.setdiff1d(np.arange(n_rows), held)
-        for j, init in enumerate(CANDIDATES):
-            fold_params = {**params, "init": init, "random_state": seeds[2 * i + j], "verbose": 0}
-            found[init][held] = _fold_errors(fold_params, rows, stats, train, held, threads)
-    _, z = paired_z(found["pca"], found["random"])
-    chosen = "random" if z >= SELECT_Z else "pca"
-    means = {name: float(v.mean()) for name, v in found.items()}
+        for j, (name, changes) in enumerate(CANDIDATES.items()):
+            if name == "random" and i >= 2 and _steps(found, seen, need)[2] <= -need:
+                continue  # it trails clearly on 2 folds or more: it is not taken
+            fold_params = {**params, **changes, "random_state": seeds[2 * i + j], "verbose": 0}
+            start, trained = _fold_errors(fold_params, rows, stats, train, held, threads)
+            found[name][held] = trained
+            if name == "pca":  # the trained PCA start's epoch 0 is PCA's solution
+                found[REFERENCE][held] = start
+            else:
+                seen[torch.from_numpy(held)] = True
+    chosen, z_pca, z_random = _steps(found, seen, need)
+    # the z of the last step taken, or how near the better trained start came
+    z = z_random if chosen == "random" else z_pca if chosen else max(z_pca, z_random)
+    z = max(min(z, 1e9), -1e9)
+    means = {REFERENCE: float(found[REFERENCE].mean()), "pca": float(found["pca"].mean())}
+    means["random"] = float(found["random"][seen].mean())
+    random_folds = sum(bool(seen[torch.from_numpy(held)].all()) for held in folds)
     logger.info(
-        "init='auto': %d-fold cross-fitted error per row: PCA start %.4g, random start %.4g "
-        "(%.2f standard errors apart; %g needed): the %s start is kept",
-        len(folds), means["pca"], means["random"], z, SELECT_Z, chosen,
+        "init='auto': %d-fold cross-fitted error per row: PCA's solution %.4g, trained from "
+        "PCA's solution %.4g, from a random start %.4g (%d folds): %s (%.2f standard errors; "
+        "%g needed)",
+        len(folds), means[REFERENCE], means["pca"], means["random"], random_folds,
+        f"trained from the {chosen} start" if chosen else "PCA's start, guarded", z, need,
     )  # fmt: skip
-    record = Selection("cross-fit", chosen, len(folds), means, max(min(z, 1e9), -1e9))
-    return {**params, "init": chosen}, record
+    changes = CANDIDATES[chosen] if chosen else {"init": "pca"}
+    improvement_z = changes.get("improvement_z")
+    record = Selection(
+        "cross-fit", changes["init"], len(folds), means, z, improvement_z, random_folds
+    )
+    return {**params, **changes}, record
+
+
+def _steps(
+    found: dict[str, torch.Tensor], seen: torch.Tensor, need: float
+) -> tuple[str | None, float, float]:
+    """The candidate taken (None: PCA's start, guarded) and the z-scores of both steps.
+
+    Each step away from PCA's solution needs ``need`` standard errors of evidence, paired
+    over the rows: first the model trained from PCA's solution against that solution, then
+    the random start against the better of those two, on the rows it was validated on
+    (``seen``). The random start's fits vary more from seed to seed than the PCA start's, so a
+    tie between the two trained models keeps the PCA start.
+    """
+    chosen, kept = None, found[REFERENCE]
+    _, z_pca = paired_z(kept, found["pca"])
+    if z_pca >= need:
+        chosen, kept = "pca", found["pca"]
+    z_random = paired_z(kept[seen], found["random"][seen])[1] if bool(seen.any()) else 0.0
+    if z_random >= need:
+        chosen = "random"
+    return chosen, z_pca, z_random
 
 
 def _fold_errors(
@@ -160,16 +229,17 @@ def _fold_errors(
     train: np.ndarray,
     held: np.ndarray,
     threads: ThreadChoice | None,
-) -> torch.Tensor:
-    """Per-row errors on ``held`` of the model trained on ``train`` from ``params["init"]``."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row errors on ``held`` of the start and of the model trained on ``train`` from it."""
     train_rows, held_rows = rows[torch.from_numpy(train)], rows[torch.from_numpy(held)]
     fold_stats = {**stats, "n_rows": np.asarray(len(train))}
     resolved = resolve_configs(params, fold_stats)
     module, train_config, _ = initial_model(params, train_rows, fold_stats, resolved)
+    start = _row_errors(module, held_rows)
     trainer = Trainer(module, train_config)
     trainer.thread_choice = threads
     trainer.fit(train_rows)
-    return _row_errors(trainer.module, held_rows)
+    return start, _row_errors(trainer.module, held_rows)
 
 
 @torch.no_grad()

@@ -79,9 +79,10 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     hidden the same way (``patience=20`` epochs, or 150 optimiser steps where an epoch has fewer
     than 8 batches, :func:`patience_for`; ``improvement_z=0``, ``min_val_rows=20``: small
     tables keep more rows to train on), its own imputations never fed back, and the other
-    :class:`~aekit.Autoencoder` defaults (``init="pca"``: a PCA start of rows filled with column
-    means, ``epochs="auto"``). Image-like rows (:func:`shared_scale`: non-negative, most columns
-    reaching one maximum) keep one global scale; other tables are standardized. With
+    :class:`~aekit.Autoencoder` defaults (``epochs="auto"``), but ``init="pca"`` (a PCA start of
+    rows filled with column means), not the estimator's search. Image-like rows
+    (:func:`shared_scale`: non-negative, most columns reaching one maximum) keep one global
+    scale; other tables are standardized. With
     ``n_estimators="auto"`` small data (up to 100,000 entries) gets an ensemble of 5.
 
     **The validated blend** (default autoencoder, numeric rows of up to 100,000 entries and
