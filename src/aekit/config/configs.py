@@ -28,6 +28,7 @@ from .fields import (
 
 __all__ = [
     "ACTIVATIONS",
+    "HIDE_PATTERNS",
     "INITS",
     "LOSSES",
     "NOISES",
@@ -46,6 +47,7 @@ ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "sigmoid", "
 OUTPUTS = ("identity", "sigmoid")
 SPARSITIES = ("l1", "kl", "topk")
 NOISES = ("gaussian", "masking", "salt_and_pepper")
+HIDE_PATTERNS = ("entries", "rows")  # which observed entries training hides (missing=True)
 LOSSES = ("mse", "bce")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "cosine", "plateau")
@@ -123,6 +125,14 @@ class ModelConfig(JsonConfig):
         "training batch and counted in the loss, so the model learns to fill holes (0.3 won "
         "benchmarks/impute.py; 0 is much worse at imputing).",
     )
+    hide_pattern: str = option(
+        "entries",
+        "With missing=True, which observed entries a training batch hides: 'entries', a "
+        "random hide_share of them; 'rows', those another row of the batch (drawn at random) "
+        "is missing, so the model practises filling the holes the data has (a row missing a "
+        "block learns to fill blocks). hide_share=0 hides nothing either way.",
+        choices=HIDE_PATTERNS,
+    )
     linear_path: bool = option(
         False,
         "A linear encoder (input → code) and a linear decoder (code → output) added to the "
@@ -153,6 +163,7 @@ class ModelConfig(JsonConfig):
             isinstance(self.missing, bool), f"missing must be True or False, got {self.missing!r}"
         )
         finite("hide_share", self.hide_share, 0.0, 1.0, open_high=True)
+        choice("hide_pattern", self.hide_pattern, HIDE_PATTERNS)
         finite("dropout", self.dropout, 0.0, 1.0, open_high=True)
         check(
             isinstance(self.batch_norm, bool), f"batch_norm must be a bool, got {self.batch_norm!r}"

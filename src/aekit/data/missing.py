@@ -31,6 +31,7 @@ __all__ = [
     "group_matrix",
     "groups_from_blocks",
     "hide_entries",
+    "hide_like_rows",
     "observed_share",
     "random_entries",
     "row_squared_error",
@@ -155,6 +156,17 @@ def random_entries(
     if members is not None:
         hit = (hit.to(members.dtype) @ members.T) > 0
     return hit
+
+
+def hide_like_rows(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """A copy of ``x`` where each row also misses the entries a row drawn at random misses.
+
+    The draw: one row index per row (with replacement, the row itself possible), on ``x``'s
+    device. Holes are NaN; a categorical column's one-hot group is missing as a whole, so
+    whole groups are hidden.
+    """
+    donors = torch.randint(0, len(x), (len(x),), generator=generator, device=x.device)
+    return x.masked_fill(torch.isnan(x[donors]), float("nan"))
 
 
 def hide_entries(

@@ -120,6 +120,7 @@ class Autoencoder(
         noise_level: float = 0.3,
         missing: bool | str = "auto",
         hide_share: float = 0.3,
+        hide_pattern: str = "entries",
         scaling: str = "auto",
         loss: str = "auto",
         epochs: int | str = "auto",
@@ -169,6 +170,7 @@ class Autoencoder(
         self.noise_level = noise_level
         self.missing = missing
         self.hide_share = hide_share
+        self.hide_pattern = hide_pattern
         self.scaling = scaling
         self.loss = loss
         self.epochs = epochs

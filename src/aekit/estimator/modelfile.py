@@ -50,7 +50,8 @@ __all__ = [
 
 # 2: errors in the scaled space; estimator parameters may be absent (below)
 # 3: val_hidden (a model with holes validates on its rows as given)
-FORMAT_VERSION = 3
+# 4: hide_pattern (absent: "entries", the old behaviour)
+FORMAT_VERSION = 4
 
 # Estimator parameters added after format 1, with the value that gives an older folder the
 # behaviour it was saved with: ``{name: (format_version that added it, the old behaviour)}``.

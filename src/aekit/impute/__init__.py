@@ -9,6 +9,7 @@ as one torch module, for ONNX export.
 
 from .defaults import (
     IMPUTER_DEFAULTS,
+    hide_pattern_for,
     hide_share_for,
     imputer_autoencoder,
     patience_for,
@@ -25,6 +26,7 @@ __all__ = [
     "FillGraph",
     "SavedImputer",
     "fill_graph",
+    "hide_pattern_for",
     "hide_share_for",
     "imputer_autoencoder",
     "patience_for",

@@ -71,10 +71,10 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     own units (``bounds_``); a categorical column's hole gets a category, never clipped.
 
     The default autoencoder (:func:`imputer_autoencoder`) is what won ``benchmarks/impute.py``:
-    two hidden layers of 4 units a column (32 to 256, :func:`hidden_width_for`), a code as
-    wide as the rows (2 to 64 units), masking noise
-    hiding 1.25 × the rows' missing share of the observed entries in each training batch, within
-    [0.15, 0.5] (:func:`hide_share_for`; no masking is much worse everywhere), the loss on every
+    two hidden layers of 4 units a column (32 to 256, :func:`hidden_width_for`; 256 where no
+    chain is blended in), a code as wide as the rows (2 to 64 units), each training row hiding
+    the holes of another row (:func:`hide_pattern_for`; rows without any hole: a random 15 % of
+    the entries, :func:`hide_share_for`; no masking is much worse), the loss on every
     observed entry, mask indicators in the input, early stopping on held-out rows with entries
     hidden the same way (``patience=20`` epochs, or 150 optimiser steps where an epoch has fewer
     than 8 batches, :func:`patience_for`; ``improvement_z=0``, ``min_val_rows=20``: small
@@ -281,7 +281,10 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             n = 5 if rows.size <= ENSEMBLE_ENTRIES else 1
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
             raise ConfigError(f"n_estimators must be a positive integer or 'auto', got {n!r}")
-        base = imputer_autoencoder(rows) if self.estimator is None else self.estimator
+        blended = self.estimator is None and not self._table and blend_runs(rows)
+        base = (
+            imputer_autoencoder(rows, blended=blended) if self.estimator is None else self.estimator
+        )
         seed = self.random_state if self.random_state is not None else base.random_state
         given = {} if self.categorical_features is None else {"categorical_features": categorical}
         seeds = member_seeds(seed, int(n))
@@ -289,7 +292,6 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             clone(base).set_params(missing=True, val_hidden=True, random_state=s, **given)
             for s in seeds
         ]
-        blended = self.estimator is None and not self._table and blend_runs(rows)
         hidden = held_out_cells(rows, seeds[0]) if blended else None
         train = data if hidden is None else np.where(hidden, np.nan, rows)
         self.estimators_ = fit_members(members, train)  # in one pass where they share a network

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config.configs import TrainConfig
-from ..data.missing import hide_entries, row_squared_error
+from ..data.missing import hide_entries, hide_like_rows, row_squared_error
 from ..data.sources import RowSource
 from ..data.sparse import as_dense, source_chunk_rows
 from ..model.hourglass import Hourglass, Output
@@ -264,6 +264,8 @@ class Objective:
         share = self.module.config.hide_share
         if not self.missing or share == 0:
             return clean
+        if self.module.config.hide_pattern == "rows":  # another row's holes
+            return hide_like_rows(clean, generator)
         return hide_entries(clean, share, generator, self.module.group_members)
 
     def inputs(
