@@ -16,6 +16,9 @@ other three: fitted on its 35 or 50 rows alone the chain recovers
 them (rank 3: 0.019, rank 5: 0.066, additive: 0.0098), but fitted with 10 % of the observed
 cells held out it converges to a poor fill (additive: held-out RMSE 0.17 against the
 autoencoders' 0.15), so the held-out cells weigh the chain at 1/2 or less and the blend misses.
+Since the autoencoders hide other rows' holes in training (``hide_pattern="rows"``) the
+additive matrix's worst entry is off by 1.847 (0.923 with random entries hidden), rank 3 and
+5 by 0.531 and 0.787 (0.498, 0.773).
 """
 
 import numpy as np
@@ -51,7 +54,7 @@ def test_rank_one():
 
 
 @pytest.mark.parametrize(
-    "rank", [pytest.param(3, marks=_missed(0.498, 0.1)), pytest.param(5, marks=_missed(0.773, 0.1))]
+    "rank", [pytest.param(3, marks=_missed(0.531, 0.1)), pytest.param(5, marks=_missed(0.787, 0.1))]
 )
 def test_transform_recovery(rank):
     rng = np.random.RandomState(0)
@@ -69,7 +72,7 @@ def test_transform_recovery(rank):
     assert_allclose(X_filled[n:], imputer.transform(X_missing[n:]), atol=0.1)
 
 
-@_missed(0.923, 0.01)
+@_missed(1.847, 0.01)
 def test_additive_matrix():
     rng = np.random.RandomState(0)
     n = 100
