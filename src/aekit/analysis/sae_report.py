@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config.sae import BATCHTOPK_FAMILY
 from . import plots
 from .report import Report, Section
 
@@ -87,7 +88,7 @@ def build_sae_report(
         "rows measured": f"{len(X):,}",
         "training steps": f"{sae.n_steps_:,}",
     }
-    if config.architecture in ("topk", "batchtopk", "matryoshka"):
+    if config.architecture in ("topk", *BATCHTOPK_FAMILY):
         facts["k"] = str(config.k)
     sections = [
         Section(

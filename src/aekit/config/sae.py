@@ -19,13 +19,21 @@ from typing import Any, ClassVar
 
 from .fields import JsonConfig, check, choice, documented, finite, option, positive_int
 
-__all__ = ["SAE_ARCHITECTURES", "SAE_B_DEC_INITS", "SAE_THRESHOLD_PARAMS", "SAEConfig"]
+__all__ = [
+    "BATCHTOPK_FAMILY",
+    "SAE_ARCHITECTURES",
+    "SAE_B_DEC_INITS",
+    "SAE_THRESHOLD_PARAMS",
+    "SAEConfig",
+]
 
 SAE_ARCHITECTURES = ("topk", "batchtopk", "jumprelu", "matryoshka", "l1")
 SAE_B_DEC_INITS = ("auto", "mean", "geometric_median", "zeros")
 SAE_THRESHOLD_PARAMS = ("direct", "log")
+# trained with BatchTopK, served as a JumpReLU; free decoder rows from norm 1 by default
+BATCHTOPK_FAMILY = ("batchtopk", "matryoshka")
 # the architectures whose 'auto' settings are SAELens's trainer's: clipping at 1.0, b_dec from 0
-_SAELENS_TRAINER = ("jumprelu", "batchtopk", "matryoshka")
+_SAELENS_TRAINER = ("jumprelu", *BATCHTOPK_FAMILY)
 
 
 @documented
@@ -223,7 +231,7 @@ class SAEConfig(JsonConfig):
     def decoder_start(self) -> float | None:
         """The decoder rows' starting norm when they train freely, None for unit rows."""
         if self.decoder_init_norm == "auto":
-            return 1.0 if self.architecture in ("batchtopk", "matryoshka") else None
+            return 1.0 if self.architecture in BATCHTOPK_FAMILY else None
         return None if self.decoder_init_norm is None else float(self.decoder_init_norm)
 
     def unit_decoder(self) -> bool:
@@ -232,8 +240,8 @@ class SAEConfig(JsonConfig):
 
     def uses_batch_threshold(self) -> bool:
         """True for the codes trained with BatchTopK and served as a JumpReLU."""
-        return self.architecture in ("batchtopk", "matryoshka")
+        return self.architecture in BATCHTOPK_FAMILY
 
     def uses_auxk(self) -> bool:
         """True for the top-k family, whose dead latents AuxK revives."""
-        return self.architecture in ("topk", "batchtopk", "matryoshka") and self.aux_coef > 0
+        return self.architecture in ("topk", *BATCHTOPK_FAMILY) and self.aux_coef > 0

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from .._version import __version__
-from ..config.sae import SAEConfig
+from ..config.sae import BATCHTOPK_FAMILY, SAEConfig
 from ..errors import AekitError, ModelFileError
 from ..files import (
     SAE_NAME,
@@ -65,9 +65,7 @@ SAE_FORMAT = "aekit-sae"
 # 'auto' giving Matryoshka SAELens's trainer (free rows from 1.0, clipping, b_dec from zeros)
 SAE_FORMAT_VERSION = 4
 # what 'auto' meant for each architecture before format 4, where it means something else now
-_AUTO_BEFORE_4 = {
-    arch: {"grad_clip": None, "b_dec_init": "mean"} for arch in ("batchtopk", "matryoshka")
-}
+_AUTO_BEFORE_4 = {arch: {"grad_clip": None, "b_dec_init": "mean"} for arch in BATCHTOPK_FAMILY}
 SAE_WEIGHTS_NAME = "sae.safetensors"
 SAELENS_WEIGHTS_NAME = "sae_weights.safetensors"
 _TO_SAELENS = {
