@@ -12,6 +12,8 @@ from ..model.hourglass import Hourglass
 from .history import monitored_loss
 
 __all__ = [
+    "Adam",
+    "AdamW",
     "LazyAdam",
     "LazyAdamW",
     "make_optimizer",
@@ -35,12 +37,102 @@ def make_optimizer(
     if lazy:
         kind = LazyAdamW if cfg.optimizer == "adamw" else LazyAdam
     else:
-        kind = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        kind = AdamW if cfg.optimizer == "adamw" else Adam
     groups = param_groups(module, cfg.weight_decay)
     try:
         return kind(groups, lr=cfg.lr, fused=True)
     except RuntimeError:  # a device without fused Adam (e.g. MPS on older PyTorch)
         return kind(groups, lr=cfg.lr, foreach=True)
+
+
+def _undecorated(method: Any) -> Any:
+    """``method`` without PyTorch's lazy ``torch._dynamo`` wrapper (itself where it has none)."""
+    return getattr(method, "__wrapped__", method)
+
+
+class _DirectFused:
+    """Adam(W) that steps through the fused kernel itself, without importing ``torch._dynamo``.
+
+    PyTorch wraps ``Optimizer.add_param_group``, ``zero_grad``, ``state_dict``,
+    ``load_state_dict`` and ``Adam.step`` in guards that import ``torch._dynamo`` on their
+    first call: 1.2–1.8 s on this project's CPU machine, paid by every process that trains
+    (each CLI command), for a compiler aekit's eager training never uses. This class calls
+    the undecorated methods and, for the fused kernel with its default options, the kernel
+    itself (``torch._fused_adam_``/``torch._fused_adamw_``, one call per step and group, as
+    PyTorch's fused path makes on one device), so steps and state match
+    ``torch.optim.Adam(fused=True)`` bit for bit; any other option takes PyTorch's own step.
+    """
+
+    add_param_group = _undecorated(torch.optim.Optimizer.add_param_group)
+    zero_grad = _undecorated(torch.optim.Optimizer.zero_grad)
+    state_dict = _undecorated(torch.optim.Optimizer.state_dict)
+    load_state_dict = _undecorated(torch.optim.Optimizer.load_state_dict)
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        """One Adam(W) step of every parameter that has a gradient; ``closure``'s loss."""
+        if not all(self._direct(group) for group in self.param_groups):  # type: ignore[attr-defined]
+            return super().step(closure)  # type: ignore[misc]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:  # type: ignore[attr-defined]
+            params, grads, avgs, squares, steps = [], [], [], [], []  # type: ignore[var-annotated]
+            self._init_group(group, params, grads, avgs, squares, [], steps)  # type: ignore[attr-defined]
+            if not params:
+                continue
+            torch._foreach_add_(steps, 1)
+            kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
+            beta1, beta2 = group["betas"]
+            kernel(
+                params,
+                grads,
+                avgs,
+                squares,
+                [],
+                steps,
+                amsgrad=False,
+                lr=group["lr"],
+                beta1=beta1,
+                beta2=beta2,
+                weight_decay=group["weight_decay"],
+                eps=group["eps"],
+                maximize=False,
+            )
+        return loss
+
+    def _direct(self, group: dict[str, Any]) -> bool:
+        """Whether ``group``'s step may call the fused kernel directly.
+
+        It may with default options, one device and dtype, no gradient scaler attached, and
+        a PyTorch whose Adam and AdamW share one ``_init_group`` (those whose groups name
+        ``decoupled_weight_decay``).
+        """
+        if not group.get("fused") or "decoupled_weight_decay" not in group:
+            return False
+        if getattr(self, "grad_scale", None) is not None:
+            return False
+        if any(group.get(k) for k in ("amsgrad", "maximize", "differentiable", "capturable")):
+            return False
+        if isinstance(group["lr"], torch.Tensor):
+            return False
+        kinds = {(p.device, p.dtype) for p in group["params"]}
+        return len(kinds) <= 1
+
+
+class Adam(_DirectFused, torch.optim.Adam):
+    """``torch.optim.Adam`` whose fused steps do not import ``torch._dynamo``.
+
+    See :class:`_DirectFused`.
+    """
+
+
+class AdamW(_DirectFused, torch.optim.AdamW):
+    """``torch.optim.AdamW`` whose fused steps do not import ``torch._dynamo``.
+
+    See :class:`_DirectFused`.
+    """
 
 
 def param_groups(module: Hourglass, weight_decay: float) -> list[dict[str, Any]]:
@@ -212,11 +304,11 @@ class _LazyColumns:
         state["exp_avg_sq"].index_copy_(1, cols, v)
 
 
-class LazyAdam(_LazyColumns, torch.optim.Adam):
+class LazyAdam(_LazyColumns, Adam):
     """Adam, lazy for parameters with sparse gradients (see :class:`_LazyColumns`)."""
 
 
-class LazyAdamW(_LazyColumns, torch.optim.AdamW):
+class LazyAdamW(_LazyColumns, AdamW):
     """AdamW, lazy for parameters with sparse gradients (see :class:`_LazyColumns`)."""
 
     decoupled = True
