@@ -8,13 +8,21 @@ median share of the whole fit's wall-clock time: issue 28's target is at most 10
 one-epoch fit of the small model (the shape of ``speed.py``'s time-to-quality runs, where fixed
 costs weigh most) is measured the same way, interleaved with the default fits.
 
+A user's first fit in a new process (each CLI command) also pays one-off imports. The
+``fresh process`` part times, in new interpreters, a small fit (1,000 x 20 rows, 5 epochs)
+with aekit's optimiser and with PyTorch's own fused ``torch.optim.Adam`` patched in, whose
+first step imports ``torch._dynamo``; the variants alternate, repeat by repeat.
+
 Run ``python benchmarks/speed.py --section fixed-costs`` (about 5 minutes on 2 quiet cores);
 it writes ``benchmarks/results/speed_fixed_costs.json``.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -74,6 +82,47 @@ def run_fixed_costs(
     return out
 
 
+FRESH = """
+import json, sys, time
+tick = time.perf_counter()
+import numpy as np, torch
+import aekit.training.optim as optim
+from aekit import Autoencoder
+imported = time.perf_counter() - tick
+if sys.argv[1] == "pytorch":
+    optim.Adam, optim.AdamW = torch.optim.Adam, torch.optim.AdamW
+X = np.random.default_rng(0).normal(size=(1000, 20)).astype(np.float32)
+tick = time.perf_counter()
+Autoencoder(code_dim=4, epochs=5, random_state=0).fit(X)
+fit = time.perf_counter() - tick
+print(json.dumps({"import": imported, "fit": fit, "dynamo": "torch._dynamo" in sys.modules}))
+"""
+FRESH_VARIANTS = {"aekit Adam": "aekit", "torch.optim.Adam": "pytorch"}
+
+
+def run_fresh_process(repeats: int) -> dict[str, Any]:
+    """Median import and first-fit seconds in new interpreters, per optimiser variant."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in FRESH_VARIANTS}
+    for rep in range(repeats):
+        names = list(FRESH_VARIANTS)
+        for name in names[rep % len(names) :] + names[: rep % len(names)]:
+            out = subprocess.run(
+                [sys.executable, "-c", FRESH, FRESH_VARIANTS[name]],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            runs[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(f"  rep {rep + 1}: fresh process, {name}: {runs[name][-1]}", flush=True)
+    return {
+        name: {
+            "runs": found,
+            "median_import_s": statistics.median(r["import"] for r in found),
+            "median_first_fit_s": statistics.median(r["fit"] for r in found),
+            "imports_dynamo": all(r["dynamo"] for r in found),
+        }
+        for name, found in runs.items()
+    }
+
+
 def print_fixed_costs(res: dict[str, Any]) -> None:
     """The section's table: median seconds of each part and the fixed costs' share."""
     print(f"\nfixed costs ({res['rows']} rows, medians of {res['repeats']} interleaved repeats)")
@@ -84,6 +133,12 @@ def print_fixed_costs(res: dict[str, Any]) -> None:
         print(f"  {name:<24}{info['epochs']:7.0f}{m['total']:9.2f}"
               + "".join(f"{m[p]:18.3f}" for p in PARTS)
               + f"{100 * info['fixed_share']:12.1f}%")  # fmt: skip
+    fresh = res.get("fresh_process", {})
+    for name, info in fresh.items():
+        print(
+            f"  fresh process, {name:<17} import {info['median_import_s']:5.2f} s, first fit "
+            f"{info['median_first_fit_s']:5.2f} s, imports torch._dynamo: {info['imports_dynamo']}"
+        )
     share = res["fits"]["default fit"]["fixed_share"]
     verdict = "met" if share <= TARGET else "MISSED"
     print(f"  target: fixed costs ≤ {TARGET:.0%} of a default fit: {100 * share:.1f}% {verdict}")

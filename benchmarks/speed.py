@@ -41,7 +41,7 @@ from aekit.analysis import row_errors
 from aekit.data.formats import read_array
 
 from _common import environment, write_json
-from _fixed_costs import print_fixed_costs, run_fixed_costs
+from _fixed_costs import print_fixed_costs, run_fixed_costs, run_fresh_process
 
 CODE_DIM = 30
 ARCHS = {"small": (256,), "large": (1000, 500, 250)}
@@ -478,6 +478,7 @@ def fixed_costs(args: argparse.Namespace) -> int:
         "data": source, "rows": len(rows), "repeats": args.repeats,
         **environment("versions", "cpus", "cpu"), "load_average": {"start": os.getloadavg()},
     }  # fmt: skip
+    res["fresh_process"] = run_fresh_process(max(args.repeats, 3))
     res["fits"] = run_fixed_costs(rows, args.repeats, CODE_DIM, ARCHS["small"], args.batch_small)
     res["load_average"]["end"] = os.getloadavg()
     print_fixed_costs(res)

@@ -7,13 +7,13 @@ covariance (one d × d matrix, one pass); wider data never forms it: a randomize
 iteration multiplies the centred rows by a thin basis, a few passes over the data.
 
 The start is a fixed cost of every fit, so it is kept proportional to the work (issue 28).
-From :data:`FAST_MIN_FEATURES` features on, the covariance's products run in float32 on rows
-centred in float64 (each chunk's d × d product summed in float64; twice as fast as float64
-products, and far more precise than a start needs), and where the code is much narrower than
-the input the leading eigenvectors come from a subspace iteration on that d × d matrix, run
-until its Ritz values settle, instead of a full ``eigh`` (784 features, 30 directions: about
-a tenth of the work). Below that width everything is float64 and ``eigh``, as exact as
-scikit-learn's PCA.
+From :data:`FAST_MIN_FEATURES` features on, the covariance comes from one pass of float32
+products on rows shifted by the first chunk's mean (each chunk's d × d product summed in
+float64; twice as fast as float64 products, and far more precise than a start needs), and
+where the code is much narrower than the input the leading eigenvectors come from a subspace
+iteration on that d × d matrix, run until its Ritz values settle, instead of a full ``eigh``
+(784 features, 30 directions: about a tenth of the work). Below that width everything is
+float64 and ``eigh``, as exact as scikit-learn's PCA.
 """
 
 from __future__ import annotations
@@ -83,6 +83,9 @@ def principal_directions(
     n, d = len(source), source.n_features
     k = min(n_components, n, d)
     fast = d >= FAST_MIN_FEATURES
+    if fast and d <= EXACT_MAX_FEATURES:
+        mean, covariance = _shifted_moments(source, scale)
+        return mean, _directions(lambda basis: covariance, d, k, seed)
     sums = (
         c.sum(dim=0).double() if fast else c.double().sum(dim=0) for c in _chunks(source, scale)
     )
@@ -198,6 +201,34 @@ def _leading_eigenvectors(covariance: torch.Tensor, k: int, seed: int) -> torch.
             break
     _, vectors = torch.linalg.eigh(basis.T @ covariance @ basis)
     return (basis @ vectors[:, -k:].flip(1)).T
+
+
+def _shifted_moments(
+    source: RowSource, scale: Callable[[torch.Tensor], torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and covariance of the scaled rows in one pass, float32 products summed in float64.
+
+    Each chunk is shifted by the first chunk's mean (float32) before its ``d × d`` product,
+    so the products are of nearly centred rows, as precise as exact centring; the shift's
+    residual mean is taken out at the end (``Cov = YᵀY / n − ȳ ȳᵀ`` for the shifted rows
+    ``Y``). One read of the rows instead of two (a mean pass, then a centred pass), and no
+    float64 copy of each chunk.
+    """
+    shift: torch.Tensor | None = None
+    sums: torch.Tensor | None = None
+    gram: torch.Tensor | None = None
+    for chunk in _chunks(source, scale):
+        chunk = chunk.float()
+        if shift is None:
+            shift = chunk.mean(dim=0)
+        shifted = chunk - shift
+        part_sum, part_gram = shifted.sum(dim=0, dtype=torch.float64), (shifted.T @ shifted)
+        sums = part_sum if sums is None else sums + part_sum
+        gram = part_gram.double() if gram is None else gram + part_gram.double()
+    assert shift is not None and sums is not None and gram is not None
+    n = len(source)
+    residual = sums / n
+    return shift.double() + residual, gram / n - torch.outer(residual, residual)
 
 
 def _chunks(
