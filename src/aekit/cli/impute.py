@@ -116,6 +116,9 @@ def cmd_impute(args: argparse.Namespace) -> int:
             f"{args.data} has {len(columns)} feature columns, the imputer {args.model} "
             f"expects {imputer.n_features_in_}"
         )
+    labels = getattr(imputer, "_column_labels", None)  # fitted on integer labels in Python:
+    if labels is not None and hasattr(X, "columns"):  # a file has none, by position as before
+        X = X.set_axis(labels, axis=1)
     with warnings.catch_warnings():  # columns matched by name here, or DATA names none
         warnings.filterwarnings("ignore", "X does not have valid feature names")
         filled, holes = _filled(frame, columns, X, imputer)
