@@ -26,6 +26,7 @@ __all__ = [
     "aekit_errors",
     "check_distinct_names",
     "check_unique_names",
+    "first_text",
     "forget_names",
     "in_fitted_order",
     "in_labelled_order",
@@ -35,18 +36,51 @@ __all__ = [
 
 
 @contextlib.contextmanager
-def aekit_errors() -> Iterator[None]:
-    """Turn scikit-learn's input-check errors into aekit's, each in one line."""
+def aekit_errors(rows: Any = None) -> Iterator[None]:
+    """Turn scikit-learn's input-check errors into aekit's, each in one line.
+
+    ``rows``: the input being checked; where it holds text, the message names its first
+    cell that is not a number, by column (a DataFrame's name) and row (:func:`first_text`).
+    """
     try:
         with np.errstate(all="ignore"):  # inf - inf in its finiteness check: no warning
             yield
-    except TypeError as exc:
+    except TypeError as exc:  # cells that are no text either (a dict): scikit-learn's words
         raise DataTypeError(f"non-numeric input: {_one_line(exc)}") from exc
     except ValueError as exc:
         finiteness = "contains NaN" in str(exc) or "contains infinity" in str(exc)
         if not finiteness and ("could not convert" in str(exc) or "dtype" in str(exc)):
-            raise DataError(f"non-numeric input: {_one_line(exc)}") from exc
+            found = first_text(rows) or _one_line(exc)
+            raise DataError(f"non-numeric input: {found}") from exc
         raise DataError(_one_line(exc)) from exc
+
+
+def first_text(rows: Any) -> str | None:
+    """Where a table's first non-numeric cell is: ``"column 'b' holds 'x' (first at row 0)"``.
+
+    ``rows``: a DataFrame, or a 2-D array of objects (columns numbered from 0); None for
+    anything else, or when every cell reads as a number.
+    """
+    named = getattr(rows, "columns", None) is not None
+    if not named and not (isinstance(rows, np.ndarray) and rows.dtype.kind == "O"):
+        return None
+    import pandas as pd
+
+    rows = rows if named else pd.DataFrame(np.atleast_2d(rows))
+    for j, name in enumerate(rows.columns):
+        column = rows.iloc[:, j]
+        if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+            continue
+        try:
+            numbers = pd.to_numeric(column.astype(object), errors="coerce")
+        except (TypeError, ValueError):  # cells pandas cannot even try (lists, dicts)
+            numbers = pd.Series(np.nan, index=column.index)
+        bad = np.flatnonzero((numbers.isna() & column.notna()).to_numpy())
+        if len(bad):
+            shown = repr(name) if isinstance(name, str) else name
+            value = repr(column.iloc[bad[0]])[:40]
+            return f"column {shown} holds {value} (first at row {bad[0]}), not a number"
+    return None
 
 
 def _one_line(exc: Exception) -> str:
@@ -82,7 +116,7 @@ def validate_named(estimator: Any, X: Any, *, reset: bool, **checks: Any) -> Any
     if not reset:
         X = in_fitted_order(X, getattr(estimator, "feature_names_in_", None))
         X = in_labelled_order(X, getattr(estimator, "_column_labels", None))
-    with aekit_errors():
+    with aekit_errors(X):
         rows = validate_data(estimator, X, reset=reset, **checks)
     if reset:
         labels = integer_labels(X)

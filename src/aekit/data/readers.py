@@ -35,6 +35,7 @@ from .limits import check_npz, check_unpacked_size, declared_bytes, npy_header
 from .textcells import check_text_among_numbers
 
 __all__ = [
+    "StreamedTextError",
     "Table",
     "as_labels",
     "check_text_among_numbers",
@@ -377,6 +378,14 @@ def open_parquet(path: Path) -> Any:
         raise DataError(f"cannot read {path} as parquet ({exc})") from exc
 
 
+class StreamedTextError(DataTypeError):
+    """A streamed file's feature column holds text or another non-numeric kind.
+
+    Streamed rows are numbers only; read into memory, a file's text columns are encoded
+    (:mod:`aekit.data.tables`). The commands that can read it so say how (``--no-stream``).
+    """
+
+
 def parquet_columns(
     path: Path, schema: Any, columns: Columns, label_column: Label, *, text: bool = False
 ) -> tuple[int | None, list[int]]:
@@ -389,7 +398,8 @@ def parquet_columns(
     DataError
         No such column.
     DataTypeError
-        A feature column holds something other than integers, floats or booleans.
+        A feature column holds something other than integers, floats or booleans (a
+        :class:`StreamedTextError` without ``text``).
     """
     import pyarrow as pa
 
@@ -400,12 +410,10 @@ def parquet_columns(
         if not (
             pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
         ) and not (text and _is_text(kind)):
-            raise DataTypeError(
-                f"{path} column {names[i]!r} holds {kind} values, "
-                "expected numbers; pick numeric columns or name it as the label column"
-                + ("" if text else " (a streamed file must be numeric: --no-stream reads one "
-                   "with text columns into memory)")
-            )  # fmt: skip
+            found = f"{path} column {names[i]!r} holds {kind} values, expected numbers"
+            if not text:  # what to do instead is the caller's (aekit fit: --no-stream)
+                raise StreamedTextError(f"{found}: a streamed file's columns must be numeric")
+            raise DataTypeError(f"{found}; pick numeric columns or name it as the label column")
     return label_idx, feature_idx
 
 
