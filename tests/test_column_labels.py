@@ -136,3 +136,20 @@ def test_the_command_line_takes_a_labelled_imputers_columns_by_position(fitted, 
     assert "warning" not in capsys.readouterr().err
     filled = pd.read_csv(tmp_path / "f.csv")
     np.testing.assert_allclose(filled.to_numpy(), imputer.transform(holes), rtol=1e-6)
+
+
+def test_the_command_line_takes_a_labelled_tables_columns_by_position(tmp_path, capsys):
+    """A table model (text columns) keeps its frame to the end: relabelled, not refused."""
+    from aekit.cli import main
+
+    rng = np.random.default_rng(2)
+    table = pd.DataFrame(
+        {5: rng.normal(size=90), 2: rng.choice(["r", "g"], 90), 7: rng.normal(size=90) * 10}
+    )
+    ae = Autoencoder(code_dim=1, **FAST).fit(table)
+    ae.save(tmp_path / "m")
+    table.set_axis(["a", "b", "c"], axis=1).to_csv(tmp_path / "t.csv", index=False)
+    out = tmp_path / "s.npy"
+    assert main(["score", str(tmp_path / "m"), str(tmp_path / "t.csv"), "-o", str(out)]) == 0
+    assert "warning" not in capsys.readouterr().err
+    np.testing.assert_allclose(np.load(out)[:, 0], ae.reconstruction_error(table), rtol=1e-6)

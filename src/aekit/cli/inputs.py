@@ -34,6 +34,7 @@ __all__ = [
     "FIT_INFO",
     "HOLDOUT",
     "at_most",
+    "by_position",
     "feature_columns",
     "fingerprint",
     "fit_info",
@@ -333,12 +334,25 @@ def model_and_data(
                 f"{args.data} has {n_features} feature columns, the model {args.model} "
                 f"expects {ae.n_features_in_}"
             )
+        if source is None:
+            data.X = by_position(ae, data.X)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "X does not have valid feature names")
             yield ae, info, data
     finally:
         if source is not None:
             source.close()
+
+
+def by_position(model: Any, X: Any) -> Any:
+    """DATA's table given the integer column labels ``model`` was fitted on, by position.
+
+    A model fitted in Python on a DataFrame labelled by integers matches a DataFrame's labels
+    (:func:`aekit.data.names.in_labelled_order`); a file's columns have names or none, never
+    those labels, so the commands take them by position, as for a model fitted without names.
+    """
+    labels = getattr(model, "_column_labels", None)
+    return X.set_axis(labels, axis=1) if labels is not None and is_frame(X) else X
 
 
 def map_rows(data: Any, path: str, fn: Any) -> Iterator[np.ndarray]:
