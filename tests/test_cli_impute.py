@@ -160,6 +160,29 @@ def test_a_text_marker_among_numbers_is_refused_or_marked(table, tmp_path, capsy
     kept(pd.read_csv(data, na_values="?"), filled)
 
 
+def test_a_text_marker_in_a_parquet_string_column_is_refused_or_marked(table, tmp_path, capsys):
+    """A string column of numbers with '?' cells: refused, or numbers with holes, as in CSV."""
+    pytest.importorskip("pyarrow")
+    data, out = tmp_path / "marked.parquet", tmp_path / "filled.parquet"
+    numbers = table[["id", "x", "y", "count"]]
+    as_text = numbers.astype(object).where(numbers.notna(), "?").astype(str)
+    as_text.assign(id=numbers["id"]).to_parquet(data, index=False)  # id stays a number
+    for argv in (
+        ["impute", str(data), "-o", str(out), *TRAIN],
+        ["fit", str(data), "-o", str(tmp_path / "m"), "--code-dim", "1", "--epochs", "1"],
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "column 'x' holds numbers and the text '?' (15 cell(s), first at row" in err, err
+        assert "--missing-values '?'" in err and err.count("\n") == 1
+    assert not out.exists() and not (tmp_path / "m").exists()
+    assert main(["impute", str(data), "-o", str(out), "--missing-values", "?", *TRAIN]) == 0
+    assert "45 missing values filled in 4 columns" in capsys.readouterr().out
+    filled = pd.read_parquet(out)
+    assert filled["count"].dtype == np.int64 and filled["x"].dtype == np.float64
+    np.testing.assert_allclose(filled["x"][numbers["x"].notna()], numbers["x"].dropna())
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_infinity_is_named_by_file_row_and_column(table, tmp_path, capsys, suffix):
     """Not 'Input X ... column 1': a position among the feature columns, not the file's."""

@@ -80,7 +80,7 @@ def test_a_blended_imputer_saves_and_a_version_1_folder_loads(tmp_path):
     np.testing.assert_array_equal(loaded.transform(X), imputer.transform(X))
     meta_path = tmp_path / "blend" / "imputer.json"
     meta = json.loads(meta_path.read_text())
-    assert meta["format_version"] == 2
+    assert meta["format_version"] == 3
     meta["blend"] = 0.3
     meta.pop("linear")
     meta_path.write_text(json.dumps(meta))

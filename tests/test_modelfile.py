@@ -61,7 +61,7 @@ def test_model_folder_holds_no_pickle(fitted, tmp_path):
     fitted.save(tmp_path / "m")
     config = json.loads((tmp_path / "m" / CONFIG_NAME).read_text())
     assert (
-        config["format_version"] == aekit.estimator.modelfile.FORMAT_VERSION == 4
+        config["format_version"] == aekit.estimator.modelfile.FORMAT_VERSION == 5
         and config["model"]["code_dim"] == 4
     )
     raw = (tmp_path / "m" / WEIGHTS_NAME).read_bytes()

@@ -99,7 +99,7 @@ def build_report(
     *,
     labels: np.ndarray | None = None,
     holdout: np.ndarray | None = None,
-    image_shape: tuple[int, int] | str | None = "auto",
+    image_shape: tuple[int, ...] | str | None = "auto",
     title: str = "aekit report",
     notes: list[str] | None = None,
     feature_names: list[str] | None = None,
@@ -119,7 +119,7 @@ def build_report(
         Rows of ``X`` the model did not train on: the autoencoder and PCA (fitted on the
         other rows) are compared there. Without it both are measured on all of ``X``, PCA
         fitted on those same rows, which says so in the report.
-    image_shape : (int, int), "auto" or None, default="auto"
+    image_shape : (int, int), (1, int, int), "auto" or None, default="auto"
         Draw rows as images of this shape (see :func:`aekit.data.images.drawing_shape`).
     title : str
         Page title.

@@ -32,6 +32,7 @@ from ..errors import ConfigError, NotFittedError
 from ..estimator.autoencoder import Autoencoder
 from ..estimator.ensemble import fit_members
 from ..estimator.inference import run_in_chunks
+from ..files.names import adopt_names
 from ..training.prepare import member_seeds
 from .detectorfile import read_detector, save_detector
 from .scorer import MAX_REFERENCE, AnomalyScorer, image_shape_of
@@ -467,6 +468,5 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         detector._adopt(members, saved.scorer)
         detector._set_threshold_value(saved.threshold)
         detector.n_features_in_ = members[0].n_features_in_
-        if saved.feature_names is not None:
-            detector.feature_names_in_ = np.asarray(saved.feature_names, dtype=object)
+        adopt_names(detector, saved.feature_names, saved.column_labels)
         return detector

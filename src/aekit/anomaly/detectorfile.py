@@ -44,6 +44,7 @@ from ..files import (
     tensor_bytes,
 )
 from ..files.layouts import DETECTOR_NAME, check_can_save, member_folder, read_member_folder
+from ..files.names import NAME_FIELDS, check_saved_names, saved_names
 from .scorer import AnomalyScorer
 
 __all__ = [
@@ -56,14 +57,15 @@ __all__ = [
 ]
 
 STATS_NAME = "detector.safetensors"
-_FORMAT, _VERSION = "aekit-detector", 3  # 2: the neighbour term (n_reference); 3: density
+# 2: the neighbour term (n_reference); 3: density; 4: column_labels (a DataFrame's integers)
+_FORMAT, _VERSION = "aekit-detector", 4
 
 # Keys of detector.json and their JSON types.
 _FIELDS: dict[str, type | tuple[type, ...]] = {
     "format": str, "format_version": int, "aekit_version": str, "params": dict,
     "estimator_given": bool, "n_members": int, "image_shape": (list, type(None)),
     "code_term": bool, "n_reference": int, "threshold": float, "stats_sha256": str,
-    "n_features_in": int, "density_term": bool, "feature_names": (list, type(None)),
+    "n_features_in": int, "density_term": bool, **NAME_FIELDS,
 }  # fmt: skip
 _PARAMS: dict[str, type | tuple[type, ...]] = {
     "n_estimators": int, "code_term": (bool, str), "neighbour_term": (bool, str),
@@ -102,7 +104,6 @@ def _write_detector(detector: Any, folder: Path) -> None:
         if not name.startswith("members.")
     }
     raw = tensor_bytes(stats)
-    names = getattr(detector, "feature_names_in_", None)
     params = {key: detector.get_params()[key] for key in _PARAMS}
     if isinstance(params["image_shape"], tuple):
         params["image_shape"] = list(params["image_shape"])
@@ -121,7 +122,7 @@ def _write_detector(detector: Any, folder: Path) -> None:
         "density_term": scorer.density_term,
         "threshold": float(detector.threshold_),
         "n_features_in": int(detector.n_features_in_),
-        "feature_names": None if names is None else [str(n) for n in names],
+        **saved_names(detector),
         "stats_sha256": sha256(raw),
     }
     with atomic_files(folder) as put:  # both or neither
@@ -135,8 +136,8 @@ def _read_meta(folder: Path) -> dict[str, Any]:
         raise ModelFileError(f"no detector in {folder} (missing {DETECTOR_NAME})")
     meta = read_json(path)  # a JSON object, or one ModelFileError naming the file
     check_header(meta, path, _FORMAT, _VERSION)
-    # added in formats 2 (neighbour) and 3 (density); absent from older folders, without them
-    check_fields(meta, _FIELDS, path, optional=("n_reference", "density_term"))
+    # added in formats 2 (neighbour), 3 (density), 4 (labels); absent from older folders
+    check_fields(meta, _FIELDS, path, optional=("n_reference", "density_term", "column_labels"))
     check_fields(meta["params"], _PARAMS, path, optional=("neighbour_term", "density_term"))
     meta.setdefault("n_reference", 0)
     meta.setdefault("density_term", False)
@@ -218,6 +219,8 @@ class SavedDetector:
         The score's statistics, loaded, in eval mode.
     threshold : float
     feature_names : list of str or None
+    column_labels : list of int or None
+        A DataFrame's integer column labels (format 4; None: taken by position).
     """
 
     params: dict[str, Any]
@@ -226,6 +229,7 @@ class SavedDetector:
     scorer: AnomalyScorer
     threshold: float
     feature_names: list[str] | None
+    column_labels: list[int] | None = None
 
 
 def read_detector(folder: str | os.PathLike[str]) -> SavedDetector:
@@ -262,11 +266,7 @@ def read_detector(folder: str | os.PathLike[str]) -> SavedDetector:
     params = dict(meta["params"])
     if isinstance(params["image_shape"], list):
         params["image_shape"] = tuple(params["image_shape"])
-    names = meta["feature_names"]
-    if names is not None and (
-        len(names) != members[0].n_features_in_ or not all(isinstance(n, str) for n in names)
-    ):
-        raise ModelFileError(f"{folder}: feature_names must be {members[0].n_features_in_} strings")
+    names, labels = check_saved_names(meta, members[0].n_features_in_, folder)
     return SavedDetector(
-        params, meta["estimator_given"], members, scorer.eval(), meta["threshold"], names
+        params, meta["estimator_given"], members, scorer.eval(), meta["threshold"], names, labels
     )

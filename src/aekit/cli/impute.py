@@ -87,6 +87,7 @@ def cmd_impute(args: argparse.Namespace) -> int:
     from ..data.formats import check_output
     from ..files.atomic import check_writable_folder
     from ..files.layouts import check_can_save
+    from .inputs import by_position
 
     output = check_output(args.filled)  # dest "filled": "output" is an Autoencoder parameter
     if output.resolve() == Path(args.data).resolve() and not args.overwrite:
@@ -116,6 +117,7 @@ def cmd_impute(args: argparse.Namespace) -> int:
             f"{args.data} has {len(columns)} feature columns, the imputer {args.model} "
             f"expects {imputer.n_features_in_}"
         )
+    X = by_position(imputer, X)  # fitted in Python on integer column labels
     with warnings.catch_warnings():  # columns matched by name here, or DATA names none
         warnings.filterwarnings("ignore", "X does not have valid feature names")
         filled, holes = _filled(frame, columns, X, imputer)

@@ -28,12 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, DataError, ModelFileError
+from ..errors import ConfigError, DataError, DataTypeError, ModelFileError
 
 __all__ = [
     "FIT_INFO",
     "HOLDOUT",
     "at_most",
+    "by_position",
     "feature_columns",
     "fingerprint",
     "fit_info",
@@ -111,6 +112,7 @@ def fingerprint(X: Any) -> str:
 def open_streamed(data: str, stream: bool | None, columns: Any, label_column: str | None) -> Any:
     """DATA as a source read from disk block by block, or None (``stream``: ``--stream``)."""
     from ..data.formats import STREAM_SUFFIXES, can_stream, data_bytes, names_columns, open_rows
+    from ..data.readers import StreamedTextError
 
     path = Path(data)
     if not can_stream(path):
@@ -127,7 +129,13 @@ def open_streamed(data: str, stream: bool | None, columns: Any, label_column: st
             f"a streamed {what} is read with all its columns: drop --columns and "
             "--label-column, or pass --no-stream to read it into memory"
         )
-    source: Any = open_rows(path, columns=columns, label_column=label_column)
+    try:
+        source: Any = open_rows(path, columns=columns, label_column=label_column)
+    except StreamedTextError as exc:
+        raise DataTypeError(
+            f"{exc}; pick numeric columns (--columns), name it as the label column "
+            "(--label-column), or pass --no-stream to read it into memory"
+        ) from exc
     if len(source) == 0 or source.n_features == 0:
         source.close()
         raise DataError(f"{path} has no data ({len(source)} rows, {source.n_features} columns)")
@@ -288,6 +296,7 @@ def model_and_data(
     were matched by name here, or DATA has none and its width is checked.
     """
     from ..anomaly.detectorfile import detector_feature_names
+    from ..data.names import first_text
     from ..estimator import load
     from ..files.layouts import folder_kind
     from ..impute.imputerfile import imputer_feature_names
@@ -312,19 +321,38 @@ def model_and_data(
     try:
         data = source if source is not None else read_data(args.data, columns, label_column)
         if source is None and is_frame(data.X) and getattr(ae, "table_layout_", None) is None:
-            data.X = data.X.to_numpy()  # a numeric model: text columns are refused by value
+            text = first_text(data.X)  # a numeric model: a text column named, not numbered
+            if text is not None:
+                raise DataTypeError(
+                    f"non-numeric input: {args.data} {text}; the model {args.model} was "
+                    "fitted on numbers only"
+                )
+            data.X = data.X.to_numpy()
         n_features = source.n_features if source is not None else data.X.shape[1]
         if n_features != ae.n_features_in_:
             raise DataError(
                 f"{args.data} has {n_features} feature columns, the model {args.model} "
                 f"expects {ae.n_features_in_}"
             )
+        if source is None:
+            data.X = by_position(ae, data.X)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "X does not have valid feature names")
             yield ae, info, data
     finally:
         if source is not None:
             source.close()
+
+
+def by_position(model: Any, X: Any) -> Any:
+    """DATA's table given the integer column labels ``model`` was fitted on, by position.
+
+    A model fitted in Python on a DataFrame labelled by integers matches a DataFrame's labels
+    (:func:`aekit.data.names.in_labelled_order`); a file's columns have names or none, never
+    those labels, so the commands take them by position, as for a model fitted without names.
+    """
+    labels = getattr(model, "_column_labels", None)
+    return X.set_axis(labels, axis=1) if labels is not None and is_frame(X) else X
 
 
 def map_rows(data: Any, path: str, fn: Any) -> Iterator[np.ndarray]:

@@ -48,6 +48,7 @@ __all__ = [
     "add_estimator_options",
     "add_quiet_option",
     "estimator_kwargs",
+    "image_shape_type",
     "int_list",
     "option_value",
     "positive_int",
@@ -287,10 +288,29 @@ def add_estimator_options(
             group.add_argument(
                 *flags, type=_kind_and_number(name, row, table), action=_KindAndNumber, **kwargs
             )
+        elif name == "image_shape":  # the reader aekit report shares
+            read, kwargs["metavar"] = image_shape_type()
+            group.add_argument(*flags, type=read, **kwargs)
         else:
             kwargs["metavar"] = _metavar(name, row)
             group.add_argument(*flags, type=_value_parser(name, row), **kwargs)
     return names
+
+
+def image_shape_type() -> tuple[Callable[[str], Any], str]:
+    """The one ``--image-shape`` reader, and its metavar, of every command that has it.
+
+    ``1,28,28`` (channels, height, width), ``28,28`` (one channel), ``auto`` or ``none``,
+    as ``Autoencoder(image_shape=...)`` takes it (``28x28`` is read as ``28,28``).
+    """
+    row = estimator_defaults()["image_shape"]
+    parse = _value_parser("image_shape", row)
+
+    def read(text: str) -> Any:
+        return parse(text.strip().lower().replace("x", ","))
+
+    read.__name__ = "image_shape"
+    return read, _metavar("image_shape", row)
 
 
 def estimator_kwargs(args: argparse.Namespace) -> dict[str, Any]:

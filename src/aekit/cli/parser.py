@@ -15,6 +15,7 @@ from .options import (
     NOT_FOR_COMPARISONS,
     add_estimator_options,
     add_quiet_option,
+    image_shape_type,
     int_list,
     positive_int,
 )
@@ -40,18 +41,6 @@ def _data_options() -> argparse.ArgumentParser:
         "on is refused unless it is left out",
     )
     return opts
-
-
-def _image_shape(text: str) -> tuple[int, int] | str | None:
-    if text in ("auto", "none"):
-        return None if text == "none" else "auto"
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected HxW (e.g. 28x28), auto or none: {text!r}"
-        ) from None
-    return (height, width)
 
 
 def _stream_option(parser: argparse.ArgumentParser) -> None:
@@ -193,7 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="the first rows of DATA measured (100,000)",
     )
     rep.add_argument("--labels", metavar="COL|FILE", help="label column, or a file of labels")
-    rep.add_argument("--image-shape", type=_image_shape, default="auto", help="HxW, auto, none")
+    read, metavar = image_shape_type()  # fit's own reader and format
+    rep.add_argument(
+        "--image-shape",
+        type=read,
+        metavar=metavar,
+        default="auto",
+        help="draw rows as images of (height, width), or (1, height, width); auto: the "
+        "model's own, or square rows of pixels; none: never (default: auto)",
+    )
     rep.add_argument("-o", "--output", required=True, metavar="DIR", help="report folder")
 
     demo = command(

@@ -53,14 +53,26 @@ def register(command: Any) -> None:
         metavar="STEPS",
         help="stop at this step (checkpointed in --checkpoint-dir, if given)",
     )
+    p.add_argument(
+        "--key",
+        metavar="NAME",
+        help="the tensor to read in each .safetensors shard (default: a shard's only tensor)",
+    )
     add_quiet_option(p)
     add_estimator_options(p, table=describe(SAEConfig), owner="aekit.sae.SparseAutoencoder")
 
 
-def summary(history: list[dict[str, Any]]) -> str:
-    """The field's figures of a history's last record, as one line."""
+def summary(history: list[dict[str, Any]], n_steps: int = 0, log_every: int = 0) -> str:
+    """The field's figures of a history's last record, as one line.
+
+    With no record yet (``--stop-after`` below ``--log-every``), it says so: ``n_steps`` ran,
+    fewer than one log interval.
+    """
     if not history:
-        return "no steps"
+        return (
+            f"{n_steps:,} step(s), fewer than one log interval (--log-every {log_every:,}): "
+            "no figures recorded yet"
+        )
     last = history[-1]
     return (
         f"{last['step']:,} steps, {last['rows']:,} rows: explained variance "
@@ -77,7 +89,9 @@ def cmd_sae(args: argparse.Namespace) -> int:
     check_can_save(args.out, args.overwrite, "--overwrite")  # before any work
     given = vars(args)
     kwargs = {name: given[name] for name in describe(SAEConfig) if name in given}
-    sae = SparseAutoencoder(**kwargs).fit(args.data, resume=args.resume, stop_after=args.stop_after)
+    sae = SparseAutoencoder(**kwargs).fit(
+        _activations(args.data, args.key), resume=args.resume, stop_after=args.stop_after
+    )
     sae.save(args.out, overwrite=args.overwrite, format=args.format)
     resumable = (
         getattr(args, "checkpoint_dir", None) is not None
@@ -85,8 +99,21 @@ def cmd_sae(args: argparse.Namespace) -> int:
     go_on = "--resume to go on" if resumable else "no --checkpoint-dir: it cannot be resumed"
     stopped = f" (stopped early: {go_on})" if sae.stopped_early_ else ""
     if not getattr(args, "quiet", False) or stopped:
-        print(f"wrote {args.out} ({args.format}){stopped}: {summary(sae.history_)}")
+        figures = summary(sae.history_, sae.n_steps_, sae.sae_config().log_every)
+        print(f"wrote {args.out} ({args.format}){stopped}: {figures}")
     return 0
+
+
+def _activations(data: str, key: str | None) -> Any:
+    """DATA for the SAE: its path, or ``--key``'s tensor of its ``.safetensors`` shards."""
+    if key is None:
+        return data
+    from ..data.safetensors_rows import SafetensorsRows, is_safetensors_dataset
+    from ..errors import ConfigError
+
+    if not is_safetensors_dataset(data):
+        raise ConfigError(f"--key names a tensor of .safetensors shards: {data} holds none")
+    return SafetensorsRows(data, key=key)
 
 
 def _read_array(path: str, what: str, rows: int | None = None) -> Any:

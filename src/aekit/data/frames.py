@@ -27,7 +27,8 @@ import numpy as np
 from ..errors import DataError
 from ..files.atomic import atomic_write
 from .formats import check_output, column_names, file_format, read_table, write_array
-from .readers import MISSING_TEXT, check_text_among_numbers, require
+from .readers import MISSING_TEXT, require
+from .textcells import check_text_among_numbers, marked_numbers
 
 __all__ = ["FRAME_FORMATS", "plain_frame", "read_frame", "restore_kinds", "write_frame"]
 
@@ -39,9 +40,10 @@ _NA_TEXT = sorted({v for t in MISSING_TEXT for v in (t, t.upper(), t.title())} -
 def read_frame(path: str | os.PathLike[str], missing: Sequence[str] = ()) -> tuple[Any, bool]:
     """Every column of a data file, with its kind; and whether the file names its columns.
 
-    ``missing``: texts that mark a missing cell of a text table too (``"?"``, ``"-999"``), so
-    that a column of numbers with such cells is read as numbers. A column of numbers with a
-    few other texts is refused (:func:`~aekit.data.readers.check_text_among_numbers`).
+    ``missing``: texts that mark a missing cell of a text table, or of a parquet file's string
+    column, too (``"?"``, ``"-999"``), so that a column of numbers with such cells is read as
+    numbers (:func:`~aekit.data.textcells.marked_numbers`). A column of numbers with a few
+    other texts is refused (:func:`~aekit.data.textcells.check_text_among_numbers`).
 
     Returns
     -------
@@ -75,19 +77,20 @@ def read_frame(path: str | os.PathLike[str], missing: Sequence[str] = ()) -> tup
     sep = FRAME_FORMATS[kind]
     names = column_names(path)  # refuses a name given to two columns
     try:
-        if sep is None:
+        if sep is None:  # string columns of numbers and markers: numbers, as in a text table
             require("pyarrow", f"reading {path}")
-            return pd.read_parquet(path, dtype_backend="numpy_nullable"), True
-        frame = pd.read_csv(
-            path, sep=sep, header=None if names is None else 0, skipinitialspace=True,
-            na_values=[*_NA_TEXT, *missing], keep_default_na=True,
-            dtype_backend="numpy_nullable",
-            float_precision="round_trip",  # every observed number exactly as written
-        )  # fmt: skip
+            frame = marked_numbers(pd.read_parquet(path, dtype_backend="numpy_nullable"), missing)
+        else:
+            frame = pd.read_csv(
+                path, sep=sep, header=None if names is None else 0, skipinitialspace=True,
+                na_values=[*_NA_TEXT, *missing], keep_default_na=True,
+                dtype_backend="numpy_nullable",
+                float_precision="round_trip",  # every observed number exactly as written
+            )  # fmt: skip
     except (ValueError, OSError) as exc:
         raise DataError(f"cannot read {path} as a table ({' '.join(str(exc).split())})") from exc
     check_text_among_numbers(frame, path)
-    return frame, names is not None
+    return frame, sep is None or names is not None
 
 
 def plain_frame(frame: Any) -> Any:

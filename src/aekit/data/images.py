@@ -49,18 +49,19 @@ def image_shape(value: Any, n_features: int) -> tuple[int, ...] | None:
 
 
 def drawing_shape(
-    n_features: int, value: tuple[int, int] | str | None = "auto", *, pixels: bool = True
+    n_features: int, value: tuple[int, ...] | str | None = "auto", *, pixels: bool = True
 ) -> tuple[int, int] | None:
     """The ``(height, width)`` to draw rows as, or None for tabular data.
 
     ``"auto"`` follows :func:`image_shape` for rows that are ``pixels`` (data in [0, 1] or
     8-bit, which the model reconstructs through a sigmoid); a table whose width happens to be
-    a square is not drawn as an image. A given shape must multiply out to ``n_features``.
+    a square is not drawn as an image. A given shape, ``(height, width)`` or
+    ``(1, height, width)``, must multiply out to ``n_features``.
 
     Raises
     ------
     DataError
-        A given shape that does not hold ``n_features`` pixels.
+        A given shape that does not hold ``n_features`` pixels, or of more than one channel.
     """
     if value == "auto":
         if not pixels:
@@ -72,7 +73,10 @@ def drawing_shape(
         return None if shape is None else (int(shape[1]), int(shape[2]))
     if value is None or isinstance(value, str):
         return None
-    height, width = value
+    shape = tuple(value)[1:] if len(value) == 3 and value[0] == 1 else tuple(value)
+    if len(shape) != 2:
+        raise DataError(f"image shape {value!r}: rows are drawn as (height, width), one channel")
+    height, width = shape
     if height * width != n_features:
         raise DataError(
             f"image shape {height}x{width} has {height * width} pixels, the data has "

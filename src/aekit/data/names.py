@@ -5,6 +5,11 @@
 put in the fitted order where only the order differed (:func:`in_fitted_order`). Every
 estimator's name check goes through it (:func:`aekit.data.checks.validate_rows` and
 :func:`aekit.data.checks.check_table_names`).
+
+scikit-learn keeps names only when they are all strings; a DataFrame whose column labels are
+all integers has them kept here too (``_column_labels``: :func:`integer_labels`), so that the
+same labels in another order are put in the fitted order and other labels refused
+(:func:`in_labelled_order`), not read by position.
 """
 
 from __future__ import annotations
@@ -21,24 +26,61 @@ __all__ = [
     "aekit_errors",
     "check_distinct_names",
     "check_unique_names",
+    "first_text",
+    "forget_names",
     "in_fitted_order",
+    "in_labelled_order",
+    "integer_labels",
     "validate_named",
 ]
 
 
 @contextlib.contextmanager
-def aekit_errors() -> Iterator[None]:
-    """Turn scikit-learn's input-check errors into aekit's, each in one line."""
+def aekit_errors(rows: Any = None) -> Iterator[None]:
+    """Turn scikit-learn's input-check errors into aekit's, each in one line.
+
+    ``rows``: the input being checked; where it holds text, the message names its first
+    cell that is not a number, by column (a DataFrame's name) and row (:func:`first_text`).
+    """
     try:
         with np.errstate(all="ignore"):  # inf - inf in its finiteness check: no warning
             yield
-    except TypeError as exc:
+    except TypeError as exc:  # cells that are no text either (a dict): scikit-learn's words
         raise DataTypeError(f"non-numeric input: {_one_line(exc)}") from exc
     except ValueError as exc:
         finiteness = "contains NaN" in str(exc) or "contains infinity" in str(exc)
         if not finiteness and ("could not convert" in str(exc) or "dtype" in str(exc)):
-            raise DataError(f"non-numeric input: {_one_line(exc)}") from exc
+            found = first_text(rows) or _one_line(exc)
+            raise DataError(f"non-numeric input: {found}") from exc
         raise DataError(_one_line(exc)) from exc
+
+
+def first_text(rows: Any) -> str | None:
+    """Where a table's first non-numeric cell is: ``"column 'b' holds 'x' (first at row 0)"``.
+
+    ``rows``: a DataFrame, or a 2-D array of objects (columns numbered from 0); None for
+    anything else, or when every cell reads as a number.
+    """
+    named = getattr(rows, "columns", None) is not None
+    if not named and not (isinstance(rows, np.ndarray) and rows.dtype.kind == "O"):
+        return None
+    import pandas as pd
+
+    rows = rows if named else pd.DataFrame(np.atleast_2d(rows))
+    for j, name in enumerate(rows.columns):
+        column = rows.iloc[:, j]
+        if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+            continue
+        try:
+            numbers = pd.to_numeric(column.astype(object), errors="coerce")
+        except (TypeError, ValueError):  # cells pandas cannot even try (lists, dicts)
+            numbers = pd.Series(np.nan, index=column.index)
+        bad = np.flatnonzero((numbers.isna() & column.notna()).to_numpy())
+        if len(bad):
+            shown = repr(name) if isinstance(name, str) else name
+            value = repr(column.iloc[bad[0]])[:40]
+            return f"column {shown} holds {value} (first at row {bad[0]}), not a number"
+    return None
 
 
 def _one_line(exc: Exception) -> str:
@@ -73,8 +115,23 @@ def validate_named(estimator: Any, X: Any, *, reset: bool, **checks: Any) -> Any
     check_unique_names(X)
     if not reset:
         X = in_fitted_order(X, getattr(estimator, "feature_names_in_", None))
-    with aekit_errors():
-        return validate_data(estimator, X, reset=reset, **checks)
+        X = in_labelled_order(X, getattr(estimator, "_column_labels", None))
+    with aekit_errors(X):
+        rows = validate_data(estimator, X, reset=reset, **checks)
+    if reset:
+        labels = integer_labels(X)
+        if labels is not None:
+            estimator._column_labels = labels
+        elif hasattr(estimator, "_column_labels"):
+            del estimator._column_labels
+    return rows
+
+
+def forget_names(estimator: Any) -> None:
+    """Drop the names and integer labels recorded by an earlier fit (rows without names)."""
+    for name in ("feature_names_in_", "_column_labels"):
+        if hasattr(estimator, name):
+            delattr(estimator, name)
 
 
 def check_unique_names(X: Any) -> None:
@@ -128,3 +185,51 @@ def in_fitted_order(X: Any, fitted: Any) -> Any:
     if names == wanted or not all(isinstance(name, str) for name in names):
         return X
     return X[wanted] if len(set(names)) == len(names) and set(names) == set(wanted) else X
+
+
+def integer_labels(X: Any) -> list[int] | None:
+    """A DataFrame's column labels when every one is an integer (Python's or numpy's), else None.
+
+    scikit-learn keeps no ``feature_names_in_`` for them; aekit keeps them as
+    ``_column_labels`` (:func:`validate_named`). A bool is not an integer label here.
+    """
+    columns = getattr(X, "columns", None)
+    if columns is None or not len(columns):
+        return None
+    labels = list(columns)
+    if all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in labels):
+        return [int(n) for n in labels]
+    return None
+
+
+def in_labelled_order(X: Any, fitted: Sequence[int] | None) -> Any:
+    """A DataFrame put in the ``fitted`` integer-label order; other labels refused, in one line.
+
+    Rows without labels (an array) are taken by position, as before; a DataFrame with the
+    fitted labels in the fitted order comes back unchanged.
+
+    Raises
+    ------
+    DataError
+        The DataFrame's column labels are not the fitted ones (other, missing or extra
+        labels, or labels of another type).
+    """
+    columns = getattr(X, "columns", None)
+    if fitted is None or columns is None:
+        return X
+    labels, wanted = list(columns), list(fitted)
+    if integer_labels(X) is not None and set(labels) == set(wanted):
+        return X if labels == wanted else X[wanted]
+    unseen = [n for n in labels if integer_labels(X) is None or n not in set(wanted)]
+    missing = [n for n in wanted if n not in set(labels)]
+    found = [f"unseen at fit time: {_listed(unseen)}"] if unseen else []
+    found += [f"missing: {_listed(missing)}"] if missing else []
+    raise DataError(
+        f"X's column labels should match the integer labels seen in fit "
+        f"({_listed(wanted)}); {'; '.join(found)}"
+    )
+
+
+def _listed(labels: Sequence[Any]) -> str:
+    shown = ", ".join(repr(n) for n in labels[:5])
+    return shown + (f", ... ({len(labels)} in all)" if len(labels) > 5 else "")

@@ -32,8 +32,10 @@ import numpy as np
 
 from ..errors import AekitError, DataError, DataTypeError
 from .limits import check_npz, check_unpacked_size, declared_bytes, npy_header
+from .textcells import check_text_among_numbers
 
 __all__ = [
+    "StreamedTextError",
     "Table",
     "as_labels",
     "check_text_among_numbers",
@@ -306,41 +308,6 @@ def _read_text_columns(
     return table.iloc[:, [sorted(feature_idx).index(i) for i in feature_idx]]
 
 
-_FEW_MARKERS = 3  # distinct texts in a column of numbers that read as markers, not categories
-
-
-def check_text_among_numbers(table: Any, path: str | os.PathLike[str]) -> None:
-    """Refuse a text table's column of numbers with a few text cells (``?``, ``-``, ``n.a.``).
-
-    Read as text, such a column would become categorical: its numbers categories, the marker
-    cells one category more, kept as they are where a hole would be filled. A column counts
-    when most of its cells are numbers and at most three distinct texts are not.
-
-    Raises
-    ------
-    DataError
-        Naming the column, the texts, their count and first row (0-based, after the header).
-    """
-    import pandas as pd
-
-    for name in table.columns:
-        column = table[name]
-        if not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)):
-            continue
-        present = column[column.notna()].astype(str)
-        numbers = pd.to_numeric(present, errors="coerce").notna().to_numpy()
-        texts = present[~numbers]
-        if not 2 * numbers.sum() > len(present) or not 0 < texts.nunique() <= _FEW_MARKERS:
-            continue
-        shown = ", ".join(repr(t) for t in dict.fromkeys(texts))
-        first = int(np.flatnonzero(column.index == texts.index[0])[0])
-        raise DataError(
-            f"{path} column {str(name)!r} holds numbers and the text {shown} ({len(texts)} "
-            f"cell(s), first at row {first}): if it marks a missing value, leave those cells "
-            f"empty (or pass aekit impute --missing-values {texts.iloc[0]!r}); else fix them"
-        )
-
-
 MISSING_TEXT = frozenset({"", "na", "n/a", "nan", "null", "none"})  # empty cells → NaN
 
 
@@ -411,6 +378,14 @@ def open_parquet(path: Path) -> Any:
         raise DataError(f"cannot read {path} as parquet ({exc})") from exc
 
 
+class StreamedTextError(DataTypeError):
+    """A streamed file's feature column holds text or another non-numeric kind.
+
+    Streamed rows are numbers only; read into memory, a file's text columns are encoded
+    (:mod:`aekit.data.tables`). The commands that can read it so say how (``--no-stream``).
+    """
+
+
 def parquet_columns(
     path: Path, schema: Any, columns: Columns, label_column: Label, *, text: bool = False
 ) -> tuple[int | None, list[int]]:
@@ -423,7 +398,8 @@ def parquet_columns(
     DataError
         No such column.
     DataTypeError
-        A feature column holds something other than integers, floats or booleans.
+        A feature column holds something other than integers, floats or booleans (a
+        :class:`StreamedTextError` without ``text``).
     """
     import pyarrow as pa
 
@@ -434,12 +410,10 @@ def parquet_columns(
         if not (
             pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
         ) and not (text and _is_text(kind)):
-            raise DataTypeError(
-                f"{path} column {names[i]!r} holds {kind} values, "
-                "expected numbers; pick numeric columns or name it as the label column"
-                + ("" if text else " (a streamed file must be numeric: --no-stream reads one "
-                   "with text columns into memory)")
-            )  # fmt: skip
+            found = f"{path} column {names[i]!r} holds {kind} values, expected numbers"
+            if not text:  # what to do instead is the caller's (aekit fit: --no-stream)
+                raise StreamedTextError(f"{found}: a streamed file's columns must be numeric")
+            raise DataTypeError(f"{found}; pick numeric columns or name it as the label column")
     return label_idx, feature_idx
 
 
@@ -464,6 +438,7 @@ def read_parquet(path: Path, columns: Columns, label_column: Label) -> Table:
         raise DataError(f"cannot read {path} as parquet ({exc})") from exc
     if any(_is_text(schema.field(i).type) for i in feature_idx):
         X = table.select(feature_idx).to_pandas()
+        check_text_among_numbers(X, path)  # a string column of numbers and a few markers
     else:
         features = [table.column(i).to_numpy() for i in feature_idx]
         X = np.column_stack(features) if features else np.empty((table.num_rows, 0))

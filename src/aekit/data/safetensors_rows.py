@@ -94,8 +94,10 @@ class SafetensorsRows(BlockRows):
                     names = list(handle.keys())
                     name = key if key is not None else (names[0] if len(names) == 1 else None)
                     if name is None or name not in names:
+                        missing = "" if key is None else f"has no tensor {key!r}: it "
                         raise DataError(
-                            f"{file} holds tensors {names}; pass key= to name the one to read"
+                            f"{file} {missing}holds the tensors {names}; name the one to read "
+                            "(aekit sae --key NAME; key= of SafetensorsRows in Python)"
                         )
                     part = handle.get_slice(name)
                     file_shape, dtype = tuple(part.get_shape()), part.get_dtype()

@@ -32,6 +32,7 @@ from ..config.options import estimator_defaults
 from ..data.sources import RowSource
 from ..errors import DataError, NotFittedError
 from ..files.layouts import check_can_save
+from ..files.names import adopt_names
 from ..model.hourglass import Hourglass
 from ..model.sparse_net import encode_rows
 from ..training import Callback, History, Trainer
@@ -446,8 +447,7 @@ class Autoencoder(
         est._set_fitted(module, module.config, saved.train_config, saved.scaling, saved.history)
         est.n_features_in_ = saved.n_features_in
         est.table_layout_ = saved.table_layout
-        if saved.feature_names is not None:
-            est.feature_names_in_ = np.asarray(saved.feature_names, dtype=object)
+        adopt_names(est, saved.feature_names, saved.column_labels)
         return est
 
     def __getstate__(self) -> dict[str, Any]:

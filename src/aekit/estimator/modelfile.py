@@ -30,6 +30,7 @@ from ..files import (
     read_checked_folder,
     write_checked_folder,
 )
+from ..files.names import NAME_FIELDS, check_saved_names, saved_names
 from ..model.hourglass import Hourglass
 from ..training.history import History
 
@@ -51,7 +52,8 @@ __all__ = [
 # 2: errors in the scaled space; estimator parameters may be absent (below)
 # 3: val_hidden (a model with holes validates on its rows as given)
 # 4: hide_pattern (absent: "entries", the old behaviour)
-FORMAT_VERSION = 4
+# 5: column_labels (a DataFrame's integer labels; absent: columns taken by position)
+FORMAT_VERSION = 5
 
 # Estimator parameters added after format 1, with the value that gives an older folder the
 # behaviour it was saved with: ``{name: (format_version that added it, the old behaviour)}``.
@@ -72,10 +74,10 @@ _MODEL_FORMAT = "aekit-model"
 _SAVED_FIELDS: dict[str, type | tuple[type, ...]] = {
     "format": str, "format_version": int, "aekit_version": str, "model": dict,
     "weights_sha256": str, "train": dict, "estimator": dict, "scaling": str,
-    "n_features_in": int, "feature_names": (list, type(None)), "history": dict,
-    "table": (dict, type(None)),
+    "n_features_in": int, "history": dict, "table": (dict, type(None)), **NAME_FIELDS,
 }  # fmt: skip
-_OPTIONAL_FIELDS = ("table",)  # added later: absent from older folders (numeric input)
+# added later: absent from older folders (numeric input; columns taken by position)
+_OPTIONAL_FIELDS = ("table", "column_labels")
 
 
 def write_model(folder: str | os.PathLike[str], module: Hourglass, meta: dict[str, Any]) -> Path:
@@ -162,14 +164,13 @@ def estimator_meta(estimator: Any) -> dict[str, Any]:
     dict
         JSON-ready: training config, parameters, scaling, features, history, table layout.
     """
-    names = getattr(estimator, "feature_names_in_", None)
     layout = getattr(estimator, "table_layout_", None)
     meta = {
         "train": estimator.train_config_.to_dict(),
         "estimator": json_params(estimator.get_params()),
         "scaling": estimator.scaling_,
         "n_features_in": int(estimator.n_features_in_),
-        "feature_names": None if names is None else [str(n) for n in names],
+        **saved_names(estimator),
         "history": estimator.history_.to_dict(),
         "table": None if layout is None else layout.to_dict(),
     }
@@ -253,6 +254,8 @@ class SavedEstimator:
     n_features_in : int
     feature_names : list of str or None
     table_layout : TableLayout or None
+    column_labels : list of int or None
+        A DataFrame's integer column labels (format 5; None: taken by position).
     """
 
     module: Hourglass
@@ -263,6 +266,7 @@ class SavedEstimator:
     n_features_in: int
     feature_names: list[str] | None
     table_layout: TableLayout | None
+    column_labels: list[int] | None = None
 
 
 def read_estimator(folder: str | os.PathLike[str], known_params: set[str]) -> SavedEstimator:
@@ -311,7 +315,7 @@ def read_estimator(folder: str | os.PathLike[str], known_params: set[str]) -> Sa
     if "checkpoint_dir" in params:
         params["checkpoint_dir"] = None
     train_config = dataclasses.replace(train_config, checkpoint_dir=None)
-    scaling, n_features, names = config["scaling"], config["n_features_in"], config["feature_names"]
+    scaling, n_features = config["scaling"], config["n_features_in"]
     if scaling not in SCALINGS[1:]:
         raise ModelFileError(f"{source}: scaling={scaling!r} is not one of {SCALINGS[1:]}")
     layout = _read_layout(config.get("table"), module.config, source)
@@ -320,8 +324,7 @@ def read_estimator(folder: str | os.PathLike[str], known_params: set[str]) -> Sa
         raise ModelFileError(f"{source}: n_features_in does not match the table's columns")
     if width != module.config.input_dim:
         raise ModelFileError(f"{source}: n_features_in does not match the model's input_dim")
-    if names is not None and (
-        len(names) != n_features or not all(isinstance(n, str) for n in names)
-    ):
-        raise ModelFileError(f"{source}: feature_names must be {n_features} strings")
-    return SavedEstimator(module, params, train_config, scaling, history, n_features, names, layout)
+    names, labels = check_saved_names(config, n_features, source)
+    return SavedEstimator(
+        module, params, train_config, scaling, history, n_features, names, layout, labels
+    )

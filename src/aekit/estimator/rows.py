@@ -31,6 +31,7 @@ from ..data.checks import (
     validate_rows,
 )
 from ..data.formats import open_rows, read_array
+from ..data.names import forget_names
 from ..data.sources import RowSource, as_tensor
 from ..data.sparse import CsrRows, is_sparse
 from ..data.stats import array_stats, csr_stats, stream_stats
@@ -85,14 +86,13 @@ class RowsMixin:
     def _adopt_checked(self, X: CheckedRows, *, reset: bool) -> Any:
         """Rows checked by the caller: their feature count recorded or compared, nothing else.
 
-        ``reset`` records a plain (not a table's) feature count, no feature names: the
-        caller that checked them keeps those.
+        ``reset`` records a plain (not a table's) feature count, no feature names or column
+        labels: the caller that checked them keeps those.
         """
         if reset:
             self.n_features_in_ = X.shape[1]
             self.table_layout_ = None
-            if hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
+            forget_names(self)
         else:
             check_n_features(X.shape[1], self.n_features_in_, type(self).__name__)
         return X.as_floats()
@@ -133,8 +133,7 @@ class RowsMixin:
         if reset:
             self.n_features_in_ = X.n_features
             self.table_layout_ = None
-            if hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
+            forget_names(self)
         stats = stream_stats(X) if reset else {}
         stats["n_rows"] = np.asarray(len(X))
         stats["uint8"] = np.asarray(getattr(X, "dtype", None) == np.uint8)

@@ -44,6 +44,7 @@ from ..data.tables import needs_layout
 from ..errors import ConfigError, DataTypeError
 from ..estimator.autoencoder import Autoencoder
 from ..estimator.ensemble import fit_members
+from ..files.names import adopt_names
 from ..training.prepare import member_seeds
 from .blend import blend_runs, held_out_cells, weigh_chain
 from .defaults import ENSEMBLE_ENTRIES, imputer_autoencoder
@@ -494,6 +495,5 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             imputer.indicator_.fit(flags)
         imputer.n_features_in_, imputer._dtypes = len(saved.empty), saved.dtypes
         imputer.linear_, imputer.blend_ = saved.linear, saved.blend
-        if saved.feature_names is not None:
-            imputer.feature_names_in_ = np.asarray(saved.feature_names, dtype=object)
+        adopt_names(imputer, saved.feature_names, saved.column_labels)
         return imputer

@@ -48,17 +48,19 @@ from ..files import (
     saved_folder,
 )
 from ..files.layouts import IMPUTER_NAME, check_can_save, member_folder, read_member_folder
+from ..files.names import NAME_FIELDS, check_saved_names, saved_names
 from .chain import LinearChain
 
 __all__ = ["IMPUTER_NAME", "SavedImputer", "imputer_feature_names", "read_imputer", "save_imputer"]
 
-_FORMAT, _VERSION = "aekit-imputer", 2  # 2: the blend (absent in 1: the members alone)
+# 2: the blend (absent in 1: the members alone); 3: column_labels (a DataFrame's integers)
+_FORMAT, _VERSION = "aekit-imputer", 3
 
 # Keys of imputer.json and their JSON types.
 _FIELDS: dict[str, type | tuple[type, ...]] = {
     "format": str, "format_version": int, "aekit_version": str, "params": dict,
     "estimator_given": bool, "n_members": int, "n_features_in": int,
-    "feature_names": (list, type(None)), "dtypes": (list, type(None)), "table": bool,
+    **NAME_FIELDS, "dtypes": (list, type(None)), "table": bool,
     "empty": list, "low": list, "high": list, "indicator_features": (list, type(None)),
     "blend": (int, float), "linear": (dict, type(None)),  # format version 2
 }  # fmt: skip
@@ -107,7 +109,6 @@ def _write_imputer(imputer: Any, folder: Path) -> None:
     params = json_params(imputer.get_params(deep=False))
     params = {key: params[key] for key in _PARAMS}
     params["missing_values"] = _json_marker(params["missing_values"])
-    names = getattr(imputer, "feature_names_in_", None)
     indicator = imputer.indicator_
     meta = {
         "format": _FORMAT,
@@ -117,7 +118,7 @@ def _write_imputer(imputer: Any, folder: Path) -> None:
         "estimator_given": imputer.estimator is not None,
         "n_members": len(imputer.estimators_),
         "n_features_in": int(imputer.n_features_in_),
-        "feature_names": None if names is None else [str(n) for n in names],
+        **saved_names(imputer),
         "dtypes": getattr(imputer, "_dtypes", None),
         "table": bool(imputer._table),
         "empty": [bool(e) for e in imputer._empty],
@@ -158,6 +159,8 @@ class SavedImputer:
         The members' weight in the fill (1.0 in format version 1: the members alone).
     linear : LinearChain or None
         The linear chain blended in (:mod:`aekit.impute.chain`), or None.
+    column_labels : list of int or None
+        A DataFrame's integer column labels (format 3; None: taken by position).
     """
 
     params: dict[str, Any]
@@ -171,6 +174,7 @@ class SavedImputer:
     dtypes: list[str] | None
     blend: float = 1.0
     linear: LinearChain | None = None
+    column_labels: list[int] | None = None
 
 
 def _read_meta(folder: Path) -> dict[str, Any]:
@@ -179,7 +183,7 @@ def _read_meta(folder: Path) -> dict[str, Any]:
         raise ModelFileError(f"no imputer in {folder} (missing {IMPUTER_NAME})")
     meta = read_json(path)  # a JSON object, or one ModelFileError naming the file
     check_header(meta, path, _FORMAT, _VERSION)
-    check_fields(meta, _FIELDS, path, optional=("blend", "linear"))
+    check_fields(meta, _FIELDS, path, optional=("blend", "linear", "column_labels"))
     check_fields(meta["params"], _PARAMS, path)
     n = meta["n_features_in"]
     if meta["n_members"] < 1 or n < 1:
@@ -189,10 +193,10 @@ def _read_meta(folder: Path) -> dict[str, Any]:
         values = meta[key]
         if len(values) != n or not all(_typed(v, types) for v in values):
             raise ModelFileError(f"{path}: {key!r} must be {n} values of {types[0].__name__}")
-    for key in ("feature_names", "dtypes"):
-        values = meta[key]
-        if values is not None and (len(values) != n or not all(isinstance(v, str) for v in values)):
-            raise ModelFileError(f"{path}: {key!r} must be {n} strings")
+    check_saved_names(meta, n, path)
+    dtypes = meta["dtypes"]
+    if dtypes is not None and (len(dtypes) != n or not all(isinstance(v, str) for v in dtypes)):
+        raise ModelFileError(f"{path}: 'dtypes' must be {n} strings")
     flagged = meta["indicator_features"]
     if flagged is not None and not all(_typed(j, (int,)) and 0 <= j < n for j in flagged):
         raise ModelFileError(f"{path}: indicator_features must be column indices below {n}")
@@ -281,4 +285,5 @@ def read_imputer(folder: str | os.PathLike[str]) -> SavedImputer:
         dtypes=meta["dtypes"],
         blend=float(meta["blend"]),
         linear=meta["linear"],
+        column_labels=meta.get("column_labels"),
     )

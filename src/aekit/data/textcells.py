@@ -1,0 +1,101 @@
+"""Text cells among numbers: a column of numbers with a few texts (``?``, ``-``) that mark holes.
+
+Read as text, such a column would become categorical: its numbers categories, the marker
+cells one category more, kept as they are where a hole would be filled. Every reader of text
+(a text table's columns, a parquet file's string columns) refuses it with
+:func:`check_text_among_numbers`; texts the caller names as missing-value markers
+(``aekit impute --missing-values '?'``) make such a column numbers with holes instead: a
+text table's reader is told them (pandas' ``na_values``), a parquet file's string columns go
+through :func:`marked_numbers`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+
+__all__ = ["check_text_among_numbers", "marked_numbers"]
+
+
+_FEW_MARKERS = 3  # distinct texts in a column of numbers that read as markers, not categories
+
+
+def check_text_among_numbers(table: Any, path: str | os.PathLike[str]) -> None:
+    """Refuse a column of numbers with a few text cells (``?``, ``-``, ``n.a.``), naming them.
+
+    ``table``: a text table's columns, or a parquet file's (its string columns are looked
+    at). A column counts when most of its cells are numbers and at most three distinct texts
+    are not.
+
+    Raises
+    ------
+    DataError
+        Naming the column, the texts, their count and first row (0-based, after the header).
+    """
+    import pandas as pd
+
+    for name in table.columns:
+        column = table[name]
+        if not _texts(column):
+            continue
+        present = column[column.notna()].astype(str)
+        numbers = pd.to_numeric(present, errors="coerce").notna().to_numpy()
+        texts = present[~numbers]
+        if not 2 * numbers.sum() > len(present) or not 0 < texts.nunique() <= _FEW_MARKERS:
+            continue
+        shown = ", ".join(repr(t) for t in dict.fromkeys(texts))
+        first = int(np.flatnonzero(column.index == texts.index[0])[0])
+        raise DataError(
+            f"{path} column {str(name)!r} holds numbers and the text {shown} ({len(texts)} "
+            f"cell(s), first at row {first}): if it marks a missing value, leave those cells "
+            f"empty (or pass aekit impute --missing-values {texts.iloc[0]!r}); else fix them"
+        )
+
+
+def _texts(column: Any) -> bool:
+    import pandas as pd
+
+    return bool(pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column))
+
+
+def marked_numbers(table: Any, missing: Collection[str]) -> Any:
+    """``table`` with each text column of numbers and ``missing`` markers read as numbers.
+
+    A column counts when it holds a ``missing`` text and every other cell present is a
+    number: the marked cells become missing (``pd.NA``), the column nullable numbers (as a
+    text table's reader makes it with those markers). Other columns are left as they are.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Columns read with their kinds (a parquet file's, nullable dtypes).
+    missing : collection of str
+        The texts that mark a missing cell.
+
+    Returns
+    -------
+    DataFrame
+        ``table`` itself when no column changed, else a copy.
+    """
+    import pandas as pd
+
+    out = table
+    for name in table.columns:
+        column = table[name]
+        if not missing or not _texts(column):
+            continue
+        present = column[column.notna()].astype(str)
+        marked = present.isin(set(missing))
+        if not marked.any():
+            continue
+        numbers = pd.to_numeric(present[~marked], errors="coerce").notna().to_numpy()
+        if numbers.all():
+            out = out.copy() if out is table else out
+            holes = column.mask(column.isin(list(missing)))
+            out[name] = pd.to_numeric(holes, dtype_backend="numpy_nullable")
+    return out

@@ -1,0 +1,155 @@
+"""A DataFrame whose column labels are integers: matched by label, never read by position.
+
+scikit-learn keeps ``feature_names_in_`` for string names only; aekit keeps integer labels
+too, so the model, the outlier detector and the imputer put a frame with the fitted labels in
+another order back in the fitted order, refuse other labels in one line, and remember the
+labels in their saved folders (an older folder, without them, still takes columns by
+position).
+"""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aekit import Autoencoder, AutoencoderImputer, AutoencoderOutlierDetector
+from aekit.errors import DataError, ModelFileError
+from tests.helpers import FAST
+
+LABELS = [3, 1, 2, 0]  # integers, not 0..n-1 in order: a positional reading is caught too
+ORDER = [0, 3, 1, 2]  # the same labels, another order
+KINDS = (Autoencoder, AutoencoderOutlierDetector, AutoencoderImputer)
+
+
+@pytest.fixture(scope="module")
+def frame():
+    """Four columns on very different scales: a positional mix-up changes every answer."""
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(rng.normal(size=(150, 4)) * [1, 10, 100, 1000], columns=LABELS)
+
+
+@pytest.fixture(scope="module")
+def fitted(frame):
+    holes = frame.mask(np.random.default_rng(1).random(frame.shape) < 0.1)
+    return (
+        Autoencoder(code_dim=2, **FAST).fit(frame),
+        AutoencoderOutlierDetector(Autoencoder(code_dim=2, **FAST)).fit(frame),
+        AutoencoderImputer(Autoencoder(code_dim=2, **FAST), n_estimators=1).fit(holes),
+        holes,
+    )
+
+
+def _answers(ae, detector, imputer, X, holes):
+    return [
+        ae.transform(X), ae.reconstruct(X), ae.score_samples(X), ae.reconstruction_error(X),
+        detector.score_samples(X), detector.predict(X), detector.decision_function(X),
+        np.asarray(imputer.transform(holes)),
+    ]  # fmt: skip
+
+
+def test_integer_labels_in_another_order_are_put_in_the_fitted_order(fitted, frame):
+    ae, detector, imputer, holes = fitted
+    assert not hasattr(ae, "feature_names_in_")  # as scikit-learn: names are strings only
+    assert ae._column_labels == detector._column_labels == imputer._column_labels == LABELS
+    expected = _answers(ae, detector, imputer, frame, holes)
+    again = _answers(ae, detector, imputer, frame[ORDER], holes[ORDER])
+    for want, got in zip(expected, again, strict=True):
+        np.testing.assert_array_equal(got, want)
+    codes = ae.transform(frame)
+    np.testing.assert_array_equal(ae.inverse_transform(codes), ae.reconstruct(frame[ORDER]))
+    # rows without labels are still taken by position, as before
+    np.testing.assert_array_equal(ae.transform(frame.to_numpy()), codes)
+
+
+@pytest.mark.parametrize(
+    ("columns", "says"),
+    [
+        ([3, 1, 2, 7], "unseen at fit time: 7; missing: 0"),
+        (["3", "1", "2", "0"], "unseen at fit time: '3', '1', '2', '0'; missing: 3, 1, 2, 0"),
+        ([0, 1, 2, 3, 4], "unseen at fit time: 4"),
+    ],
+)
+def test_other_labels_are_refused_in_one_line(fitted, columns, says):
+    ae, detector, imputer, _ = fitted
+    X = pd.DataFrame(np.zeros((3, len(columns))), columns=columns)
+    for method in (ae.transform, ae.reconstruct, detector.predict, imputer.transform):
+        with pytest.raises(DataError, match="integer labels seen in fit") as caught:
+            method(X)
+        assert says in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_saved_folders_remember_the_labels_and_older_ones_load(fitted, frame, tmp_path):
+    ae, detector, imputer, holes = fitted
+    files = {"m": "config.json", "d": "detector.json", "i": "imputer.json"}
+    versions = {"m": 5, "d": 4, "i": 3}
+    for name, estimator in zip("mdi", (ae, detector, imputer), strict=True):
+        estimator.save(tmp_path / name)
+        meta = json.loads((tmp_path / name / files[name]).read_text())
+        assert meta["format_version"] == versions[name]
+        assert meta["column_labels"] == LABELS and meta["feature_names"] is None
+    loaded = [cls.load(tmp_path / n) for cls, n in zip(KINDS, "mdi", strict=True)]
+    expected = _answers(ae, detector, imputer, frame, holes)
+    for want, got in zip(expected, _answers(*loaded, frame[ORDER], holes[ORDER]), strict=True):
+        np.testing.assert_array_equal(got, want)
+    for name in "mdi":  # written before the labels: no such field, columns by position
+        path = tmp_path / name / files[name]
+        meta = json.loads(path.read_text())
+        del meta["column_labels"]
+        meta["format_version"] = versions[name] - 1
+        path.write_text(json.dumps(meta))
+    old = [cls.load(tmp_path / n) for cls, n in zip(KINDS, "mdi", strict=True)]
+    assert not any(hasattr(e, "_column_labels") for e in old)
+    np.testing.assert_array_equal(old[0].transform(frame.to_numpy()), ae.transform(frame))
+
+
+@pytest.mark.parametrize(
+    "labels", [[3, 1, 2], [3, 1, 2, "0"], [3, 3, 2, 0], [3, 1, 2, True], [3, 1, 2, 0.0]]
+)
+def test_saved_labels_that_do_not_fit_are_refused(fitted, tmp_path, labels):
+    ae = fitted[0]
+    ae.save(tmp_path / "m")
+    path = tmp_path / "m" / "config.json"
+    meta = json.loads(path.read_text())
+    meta["column_labels"] = labels
+    path.write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="column_labels must be 4 distinct integers"):
+        Autoencoder.load(tmp_path / "m")
+
+
+def test_a_refit_on_rows_without_labels_forgets_them(frame):
+    ae = Autoencoder(code_dim=2, **FAST).fit(frame)
+    ae.fit(frame.to_numpy())
+    assert not hasattr(ae, "_column_labels")
+    ae.transform(frame[ORDER])  # no labels kept: by position, as for any unnamed model
+
+
+def test_the_command_line_takes_a_labelled_imputers_columns_by_position(fitted, tmp_path, capsys):
+    """A file's columns have names, never integer labels: by position, as for unnamed models."""
+    from aekit.cli import main
+
+    imputer, holes = fitted[2], fitted[3]
+    imputer.save(tmp_path / "i")
+    holes.set_axis(list("abcd"), axis=1).to_csv(tmp_path / "d.csv", index=False)
+    assert main(["impute", "--model", str(tmp_path / "i"), str(tmp_path / "d.csv"), "-o",
+                 str(tmp_path / "f.csv")]) == 0  # fmt: skip
+    assert "warning" not in capsys.readouterr().err
+    filled = pd.read_csv(tmp_path / "f.csv")
+    np.testing.assert_allclose(filled.to_numpy(), imputer.transform(holes), rtol=1e-6)
+
+
+def test_the_command_line_takes_a_labelled_tables_columns_by_position(tmp_path, capsys):
+    """A table model (text columns) keeps its frame to the end: relabelled, not refused."""
+    from aekit.cli import main
+
+    rng = np.random.default_rng(2)
+    table = pd.DataFrame(
+        {5: rng.normal(size=90), 2: rng.choice(["r", "g"], 90), 7: rng.normal(size=90) * 10}
+    )
+    ae = Autoencoder(code_dim=1, **FAST).fit(table)
+    ae.save(tmp_path / "m")
+    table.set_axis(["a", "b", "c"], axis=1).to_csv(tmp_path / "t.csv", index=False)
+    out = tmp_path / "s.npy"
+    assert main(["score", str(tmp_path / "m"), str(tmp_path / "t.csv"), "-o", str(out)]) == 0
+    assert "warning" not in capsys.readouterr().err
+    np.testing.assert_allclose(np.load(out)[:, 0], ae.reconstruction_error(table), rtol=1e-6)
