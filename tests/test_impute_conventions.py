@@ -297,3 +297,13 @@ def test_small_tables_wait_150_steps_before_stopping():
     assert patience_for(np.zeros((342, 4))) == 30  # penguins: 5 batches an epoch
     assert patience_for(np.zeros((5000, 4))) == IMPUTER_DEFAULTS["patience"] == 20
     assert imputer_autoencoder(np.zeros((178, 4))).patience == 50
+
+
+def test_the_code_is_as_wide_as_the_rows_up_to_ten_columns_then_half():
+    """code_width_for: a PCA start at full width is the identity; wide rows get half a code."""
+    from aekit.impute import code_width_for, imputer_autoencoder
+
+    widths = {1: 2, 5: 5, 10: 10, 11: 6, 13: 7, 61: 31, 128: 64, 784: 64}
+    for columns, width in widths.items():
+        assert code_width_for(np.zeros((50, columns))) == width, columns
+    assert imputer_autoencoder(np.zeros((178, 61))).code_dim == 31

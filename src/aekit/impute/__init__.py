@@ -9,6 +9,7 @@ as one torch module, for ONNX export.
 
 from .defaults import (
     IMPUTER_DEFAULTS,
+    code_width_for,
     hide_pattern_for,
     hide_share_for,
     imputer_autoencoder,
@@ -25,6 +26,7 @@ __all__ = [
     "AutoencoderImputer",
     "FillGraph",
     "SavedImputer",
+    "code_width_for",
     "fill_graph",
     "hide_pattern_for",
     "hide_share_for",

@@ -73,9 +73,10 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
 
     The default autoencoder (:func:`imputer_autoencoder`) is what won ``benchmarks/impute.py``:
     two hidden layers of 4 units a column (32 to 256, :func:`hidden_width_for`; 256 where no
-    chain is blended in), a code as wide as the rows (2 to 64 units), each training row hiding
-    the holes of another row (:func:`hide_pattern_for`; rows without any hole: a random 15 % of
-    the entries, :func:`hide_share_for`; no masking is much worse), the loss on every
+    chain is blended in), a code one unit a column up to 10 columns and half as wide beyond
+    (2 to 64, :func:`code_width_for`), each training row hiding another row's holes
+    (:func:`hide_pattern_for`; rows without any hole: a random 15 % of the entries,
+    :func:`hide_share_for`; no masking is much worse), the loss on every
     observed entry, mask indicators in the input, early stopping on held-out rows with entries
     hidden the same way (``patience=20`` epochs, or 150 optimiser steps where an epoch has fewer
     than 8 batches, :func:`patience_for`; ``improvement_z=0``, ``min_val_rows=20``: small
