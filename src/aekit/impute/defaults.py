@@ -75,9 +75,12 @@ def code_width_for(X: np.ndarray) -> int:
     from the other columns, and training did not always leave it: on digits (61 columns,
     30 % MCAR) the full-width code reached RMSE 0.859 where ``KNNImputer`` reaches 0.630; half
     as wide, 0.554. Few columns carry little redundancy to compress, and there half a code
-    lost (glass, Pima, yeast, thyroid and Wilt, 5 to 8 columns: 11 of 15 cells worse). Chosen
-    on the grid's *decide* tables (30 %, seed 0; above 10 columns half a code won 7 of 12
-    cells, mean ratio 0.95) and checked on its *confirm* tables (see
+    lost. Chosen on the imputation grid's *decide* tables (30 % holes, seed 0, RMSE of half a
+    code over the full one): above 10 columns (wine, digits, Waveform, Cardiotocography,
+    landsat) better in 11 of 15 cells, mean 0.952; at 5 to 8 columns (glass, Pima, yeast,
+    thyroid, Wilt) better in 5 of 15, mean 1.008. Checked on the *confirm* tables above 10
+    columns (breast cancer, letter, vowels, WDBC, WPBC, SpamBase, pendigits): better in 18 of
+    21 cells, mean 0.970 (one-off runs under load; the grid's figures are in
     ``docs/benchmarks.rst``).
     """
     columns = X.shape[1]
