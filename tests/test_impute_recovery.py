@@ -18,7 +18,9 @@ cells held out it converges to a poor fill (additive: held-out RMSE 0.17 against
 autoencoders' 0.15), so the held-out cells weigh the chain at 1/2 or less and the blend misses.
 Since the autoencoders hide other rows' holes in training (``hide_pattern="rows"``) the
 additive matrix's worst entry is off by 1.847 (0.923 with random entries hidden), rank 3 and
-5 by 0.531 and 0.787 (0.498, 0.773).
+5 by 0.531 and 0.787 (0.498, 0.773); with half as wide a code on these 50- and 70-column
+rows (:func:`aekit.impute.code_width_for`) rank 3 by 0.492 and rank 5 by 0.886 (rank one
+unchanged at 0.0817, the additive matrix's 10 columns keep their full code).
 """
 
 import numpy as np
@@ -54,7 +56,7 @@ def test_rank_one():
 
 
 @pytest.mark.parametrize(
-    "rank", [pytest.param(3, marks=_missed(0.531, 0.1)), pytest.param(5, marks=_missed(0.787, 0.1))]
+    "rank", [pytest.param(3, marks=_missed(0.492, 0.1)), pytest.param(5, marks=_missed(0.886, 0.1))]
 )
 def test_transform_recovery(rank):
     rng = np.random.RandomState(0)
