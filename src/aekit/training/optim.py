@@ -50,6 +50,39 @@ def _undecorated(method: Any) -> Any:
     return getattr(method, "__wrapped__", method)
 
 
+def _fused_kernel(
+    group: dict[str, Any],
+    decoupled: bool,
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    exp_avgs: list[torch.Tensor],
+    exp_avg_sqs: list[torch.Tensor],
+    steps: list[torch.Tensor],
+) -> None:
+    """PyTorch's fused Adam kernel (AdamW's where ``decoupled``) on these tensors.
+
+    With ``group``'s hyper-parameters, no AMSGrad, not maximizing; ``steps`` already count
+    this step. The one call of both the direct step and the sparse path's block steps.
+    """
+    kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
+    beta1, beta2 = group["betas"]
+    kernel(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        [],
+        steps,
+        amsgrad=False,
+        lr=group["lr"],
+        beta1=beta1,
+        beta2=beta2,
+        weight_decay=group["weight_decay"],
+        eps=group["eps"],
+        maximize=False,
+    )
+
+
 class _DirectFused:
     """Adam(W) that steps through the fused kernel itself, without importing ``torch._dynamo``.
 
@@ -83,22 +116,8 @@ class _DirectFused:
             if not params:
                 continue
             torch._foreach_add_(steps, 1)
-            kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
-            beta1, beta2 = group["betas"]
-            kernel(
-                params,
-                grads,
-                avgs,
-                squares,
-                [],
-                steps,
-                amsgrad=False,
-                lr=group["lr"],
-                beta1=beta1,
-                beta2=beta2,
-                weight_decay=group["weight_decay"],
-                eps=group["eps"],
-                maximize=False,
+            _fused_kernel(
+                group, group["decoupled_weight_decay"], params, grads, avgs, squares, steps
             )
         return loss
 
@@ -222,32 +241,28 @@ class _LazyColumns:
         element's update is the fused kernel's, as :meth:`step` would apply it; the step
         count moves on once, when :meth:`step` runs.
         """
+        state = self._state_of(param)
+        pending = param.__dict__.get("block_step")
+        if pending is None:  # the step's first block
+            pending = param.__dict__["block_step"] = state["step"] + 1
+        _fused_kernel(
+            self._group_of(param),
+            self.decoupled,
+            [param[rows]],
+            [grad],
+            [state["exp_avg"][rows]],
+            [state["exp_avg_sq"][rows]],
+            [pending],
+        )
+
+    def _state_of(self, param: torch.Tensor) -> dict[str, Any]:
+        """``param``'s Adam state (``step``, ``exp_avg``, ``exp_avg_sq``), created at zero."""
         state = self.state[param]  # type: ignore[attr-defined]
         if not state:
             state["step"] = torch.zeros((), dtype=torch.float32, device=param.device)
             state["exp_avg"] = torch.zeros_like(param)
             state["exp_avg_sq"] = torch.zeros_like(param)
-        pending = param.__dict__.get("block_step")
-        if pending is None:  # the step's first block
-            pending = param.__dict__["block_step"] = state["step"] + 1
-        group = self._group_of(param)
-        kernel = torch._fused_adamw_ if self.decoupled else torch._fused_adam_
-        beta1, beta2 = group["betas"]
-        kernel(
-            [param[rows]],
-            [grad],
-            [state["exp_avg"][rows]],
-            [state["exp_avg_sq"][rows]],
-            [],
-            [pending],
-            amsgrad=False,
-            lr=group["lr"],
-            beta1=beta1,
-            beta2=beta2,
-            weight_decay=group["weight_decay"],
-            eps=group["eps"],
-            maximize=False,
-        )
+        return state
 
     def _group_of(self, param: torch.Tensor) -> dict[str, Any]:
         """The parameter group holding ``param``."""
@@ -281,11 +296,7 @@ class _LazyColumns:
     def _lazy_step(
         self, param: torch.Tensor, cols: torch.Tensor, g: torch.Tensor, group: dict[str, Any]
     ) -> None:
-        state = self.state[param]  # type: ignore[attr-defined]
-        if not state:
-            state["step"] = torch.zeros((), dtype=torch.float32, device=param.device)
-            state["exp_avg"] = torch.zeros_like(param)
-            state["exp_avg_sq"] = torch.zeros_like(param)
+        state = self._state_of(param)
         beta1, beta2 = group["betas"]
         lr, eps, decay = group["lr"], group["eps"], group["weight_decay"]
         state["step"] += 1
