@@ -17,8 +17,9 @@ from sklearn.base import clone
 from aekit import Autoencoder, AutoencoderImputer, AutoencoderOutlierDetector, ModelConfig
 from aekit.estimator import ensemble as estimator_ensemble
 from aekit.estimator.ensemble import fit_members
-from aekit.model.hourglass import Hourglass
-from aekit.model.stacked import StackedHourglass, stack_refusal
+from aekit.model.hourglass import Hourglass, Output
+from aekit.model.stacked import MemberLinear, StackedHourglass, stack_refusal
+from aekit.training.objective import loss_sum
 from aekit.training.prepare import member_seeds
 
 RTOL = 1e-5  # relative: batched matrix products round differently from one-by-one ones
@@ -83,6 +84,35 @@ def test_stacked_forward_is_each_members_forward(options, native):
         out = member.eval()(x[i])
         torch.testing.assert_close(recon[i], out.recon, rtol=RTOL, atol=1e-6)
         torch.testing.assert_close(code[i], out.code, rtol=RTOL, atol=1e-6)
+
+
+def test_native_stack_runs_member_linear_layers_and_leaves_members_plain():
+    config = ModelConfig(input_dim=6, code_dim=2, hidden=(5,), missing=True, linear_path=True)
+    members = [Hourglass(config, torch.Generator().manual_seed(s)) for s in range(2)]
+    stack = StackedHourglass(members)
+    linears = [m for m in stack.net.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(type(m) is MemberLinear for m in linears)
+    assert all(
+        type(m) is torch.nn.Linear for m in members[0].modules() if isinstance(m, torch.nn.Linear)
+    )
+
+
+@pytest.mark.parametrize("loss", ["mse", "bce"])
+@pytest.mark.parametrize("holes", [False, True])
+def test_loss_sum_per_member_is_each_members_sum(loss, holes):
+    g = torch.Generator().manual_seed(3)
+    recon, logits = torch.rand(3, 7, 4, generator=g), torch.randn(3, 7, 4, generator=g)
+    target = torch.rand(3, 7, 4, generator=g)
+    if holes:
+        target[1, :3, 2] = float("nan")
+    observed = ~torch.isnan(target) if holes else None
+    out = Output(recon, None, logits, None)
+    each = loss_sum(out, target, loss, observed, dim=(1, 2))
+    assert each.shape == (3,)
+    for i in range(3):
+        one = Output(recon[i], None, logits[i], None)
+        seen = None if observed is None else observed[i]
+        torch.testing.assert_close(each[i], loss_sum(one, target[i], loss, seen))
 
 
 def test_keep_drops_slices_and_write_back_fills_the_members():

@@ -308,10 +308,11 @@ def fault_hook(rank: int, step: int) -> None:
     scheduler pre-empting the job does; ``R:S:INT`` sends SIGINT to the whole process group,
     as Ctrl-C in a terminal does (torchrun then passes it on to its workers a second time).
     """
-    if _env_int("TORCHELASTIC_RESTART_COUNT", 0) > 0:
-        return
-    for name in (KILL_AT_STEP_ENV, SIGNAL_AT_STEP_ENV, WAIT_AT_STEP_ENV):
-        parts = os.environ.get(name, "").split(":", 2)
+    hooks = {n: os.environ.get(n) for n in (KILL_AT_STEP_ENV, SIGNAL_AT_STEP_ENV, WAIT_AT_STEP_ENV)}
+    if not any(hooks.values()) or _env_int("TORCHELASTIC_RESTART_COUNT", 0) > 0:
+        return  # every step calls this: the common case reads three variables only
+    for name, value in hooks.items():
+        parts = (value or "").split(":", 2)
         if parts[:2] != [str(rank), str(step)]:
             continue
         if name == KILL_AT_STEP_ENV:

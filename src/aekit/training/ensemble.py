@@ -32,7 +32,6 @@ from typing import Any
 import torch
 
 from ..data.sources import RowSource
-from ..model.hourglass import Output
 from ..model.stacked import StackedHourglass
 from ..model.stacked import stack_refusal as model_refusal
 from .denormals import flushing_denormals
@@ -157,11 +156,6 @@ def _fit_epoch(
         t._end_epoch(source, record, [None, None])
 
 
-def _slice(out: Output, member: int) -> Output:
-    """One member's :class:`~aekit.model.Output` out of the stack's."""
-    return Output(*(field[member] for field in out))
-
-
 def _member_loss(
     objective: Objective,
     local_rows: int,
@@ -196,11 +190,8 @@ def _step(
         noisy = torch.stack([t.objective.inputs(c, t.noise_gen, t._bounds) for t, c in pairs])
         if stack.native and not lead.objective.penalised:  # no vmap: the sum of the losses
             out = stack.forward(noisy)
-            total = lead.objective(out, clean, rows, rows)[0]
-            with torch.no_grad():  # each member's own figure, for its history
-                recon_sum = torch.stack(
-                    [lead.objective(_slice(out, i), c, rows, rows)[1] for i, c in enumerate(clean)]
-                )
+            recon_sum = lead.objective.member_sums(out, clean)  # each member's, for its history
+            total = lead.objective.total(recon_sum.sum(), out, clean, rows, rows)[0]
             penalty = torch.zeros_like(recon_sum)
         else:
             loss_fn = functools.partial(_member_loss, lead.objective, rows)

@@ -102,31 +102,45 @@ def cpu_has_bf16() -> bool:
 
 
 def loss_sum(
-    out: Output, target: torch.Tensor, loss: str, observed: torch.Tensor | None = None
+    out: Output,
+    target: torch.Tensor,
+    loss: str,
+    observed: torch.Tensor | None = None,
+    dim: tuple[int, ...] | None = None,
 ) -> torch.Tensor:
     """The reconstruction loss summed over rows and features, in float32.
 
     ``observed`` (the target's non-NaN entries, for a model with missing values) limits the
-    sum to observed entries; None: every entry counts (and the target has no NaN).
+    sum to observed entries; None: every entry counts (and the target has no NaN). ``dim``
+    sums over those axes only (a stacked ensemble's (members, rows, features) output summed
+    over ``(1, 2)``: each member's sum); None: over every axis.
     """
     if observed is not None:
         if loss != "bce":
-            return _squared_error_sum(out.recon, target, observed)
+            return _squared_error_sum(out.recon, target, observed, dim)
         target = torch.where(observed, target, torch.zeros((), dtype=target.dtype))
         each = F.binary_cross_entropy_with_logits(out.logits.float(), target, reduction="none")
-        return torch.where(observed, each, torch.zeros((), dtype=each.dtype)).sum()
+        return torch.where(observed, each, torch.zeros((), dtype=each.dtype)).sum(dim)
     if loss == "bce":
+        if dim is not None:
+            each = F.binary_cross_entropy_with_logits(out.logits.float(), target, reduction="none")
+            return each.sum(dim)
         return F.binary_cross_entropy_with_logits(out.logits.float(), target, reduction="sum")
-    return _squared_error_sum(out.recon, target)
+    return _squared_error_sum(out.recon, target, None, dim)
 
 
 def _squared_error_sum(
-    recon: torch.Tensor, target: torch.Tensor, observed: torch.Tensor | None = None
+    recon: torch.Tensor,
+    target: torch.Tensor,
+    observed: torch.Tensor | None = None,
+    dim: tuple[int, ...] | None = None,
 ) -> torch.Tensor:
     if observed is None:
+        if dim is not None:
+            return (recon.float() - target).square().sum(dim)
         return F.mse_loss(recon.float(), target, reduction="sum")
     diff = recon.float() - target
-    return torch.where(observed, diff, torch.zeros((), dtype=diff.dtype)).square().sum()
+    return torch.where(observed, diff, torch.zeros((), dtype=diff.dtype)).square().sum(dim)
 
 
 def categorical_loss_sum(
@@ -328,6 +342,18 @@ class Objective:
         observed = ~torch.isnan(clean) if self.missing else None
         recon_sum = table_loss_sum(out, clean, self.loss, self.blocks, observed)
         return self.total(recon_sum, out, clean, local_rows, global_rows)
+
+    def member_sums(self, out: Output, clean: torch.Tensor) -> torch.Tensor:
+        """Each member's summed reconstruction loss for a stacked ensemble's plain MLP.
+
+        ``out`` and ``clean`` have a leading member axis (members, rows, features); the
+        result has shape (members,). Only for models without categorical blocks (their
+        losses sum per block, :func:`table_loss_sum`).
+        """
+        if self.blocks:
+            raise ValueError("member_sums needs a model without categorical blocks")
+        observed = ~torch.isnan(clean) if self.missing else None
+        return loss_sum(out, clean, self.loss, observed, dim=(1, 2))
 
     def total(
         self,
