@@ -87,6 +87,7 @@ __all__ = [
     "NEIGHBOURS",
     "REACH_FLOOR_SHARE",
     "TERMS",
+    "TREE_MAX_FEATURES",
     "AnomalyScorer",
 ]
 
@@ -100,6 +101,7 @@ DENSITY_WEIGHT = 1.0  # weight of the density term (the neighbour term weighs 1)
 _LRD_FLOOR = 1e-10  # last-resort reachability floor (every reference row the same)
 REACH_FLOOR_SHARE = 0.1  # reachability floor: this share of the median positive k-distance
 _SAME_ROW = 1e-5  # a squared distance below this × (|row|² + 1) is the row itself
+TREE_MAX_FEATURES = 16  # up to this many features a k-d tree finds the neighbours (not ONNX)
 
 
 class AnomalyScorer(nn.Module):
@@ -185,18 +187,32 @@ class AnomalyScorer(nn.Module):
 
         A row that is one of the reference rows (its nearest distance is 0, up to rounding)
         leaves itself out, so a training row is measured as a new row would be. ``k`` is
-        capped at ``n_reference - 1``.
+        capped at ``n_reference - 1``. The distances are ``|x|² - 2 x·r + |r|²`` in the rows'
+        dtype, as the ONNX graph computes them; which reference rows are nearest comes from
+        all of them (the graph, and rows of more than :data:`TREE_MAX_FEATURES` features) or,
+        in Python on the CPU, from a k-d tree (:func:`_tree_candidates`), the same rows up to
+        ties at the last bits.
         """
         rows = fill_holes(scaled)
         ref = self.reference.to(rows.dtype)
         row_norm = rows.square().sum(dim=1, keepdim=True)
-        squared = (row_norm - 2 * rows @ ref.T + ref.square().sum(dim=1)[None, :]).clamp_min(0)
+        ref_norm = ref.square().sum(dim=1)
         k = min(k, self.n_reference - 1) if self.n_reference > 1 else 1
-        found = torch.topk(squared, min(k + 1, self.n_reference), dim=1, largest=False)
-        itself = found.values[:, :1] <= _SAME_ROW * (row_norm + 1)  # rounding of |x|²-2x·r+|r|²
-        distance = found.values.sqrt()
+        count = min(k + 1, self.n_reference)
+        candidates = _tree_candidates(rows, ref, count)
+        if candidates is None:  # every reference row: one matrix product
+            squared = (row_norm - 2 * rows @ ref.T + ref_norm[None, :]).clamp_min(0)
+            values, indices = torch.topk(squared, count, dim=1, largest=False)
+        else:  # the tree's candidates, measured as the product above measures them
+            near = ref[candidates]  # (rows, count, features)
+            dots = (near @ rows[:, :, None]).squeeze(2)
+            squared = (row_norm - 2 * dots + ref_norm[candidates]).clamp_min(0)
+            values, order = squared.sort(dim=1)
+            indices = candidates.gather(1, order)
+        itself = values[:, :1] <= _SAME_ROW * (row_norm + 1)  # rounding of |x|²-2x·r+|r|²
+        distance = values.sqrt()
         pick = torch.where(itself, 1, 0) + torch.arange(k, device=rows.device)[None, :]
-        return distance.gather(1, pick), found.indices.gather(1, pick)
+        return distance.gather(1, pick), indices.gather(1, pick)
 
     def neighbour_distance(self, scaled: torch.Tensor) -> torch.Tensor:
         """Mean distance of scaled rows to their :data:`NEIGHBOURS` nearest reference rows."""
@@ -279,7 +295,11 @@ class AnomalyScorer(nn.Module):
 
     def score(self, rows: torch.Tensor) -> torch.Tensor:
         """The anomaly score of raw rows: higher means more anomalous."""
-        z = (self.raw_terms(rows) - self.centre) / self.spread
+        return self.combine(self.raw_terms(rows))
+
+    def combine(self, terms: torch.Tensor) -> torch.Tensor:
+        """The anomaly score from :meth:`raw_terms`: normalised, weighted, averaged."""
+        z = (terms - self.centre.to(terms.dtype)) / self.spread.to(terms.dtype)
         if not self.n_reference:  # every term weighs 1
             return z.sum(dim=2).mean(dim=1)
         weighted = sum(z[:, :, j] * w for j, w in enumerate(self.term_weights()))
@@ -340,7 +360,8 @@ class AnomalyScorer(nn.Module):
         spread = np.maximum(q3 - q1, scale)
         self.centre.copy_(torch.from_numpy(median))
         self.spread.copy_(torch.from_numpy(spread))
-        return run_in_chunks(first, X, self.score, np.float64, chunk_rows)
+        found = torch.from_numpy(terms).to(self.centre.dtype)  # the scores without a 2nd search
+        return self.combine(found).double().numpy()
 
     def _keep_reference(self, X: np.ndarray, chunk_rows: int) -> None:
         """Keep the training rows (a seeded sample of :data:`MAX_REFERENCE`) as neighbours."""
@@ -366,6 +387,30 @@ class AnomalyScorer(nn.Module):
             k_distance = distance[:, -1].clamp_min(reach_floor(distance))
             self.reference_reach.copy_(k_distance)
             self.reference_density.copy_(1.0 / self._reachability(distance, index, k_distance))
+
+
+def _tree_candidates(rows: torch.Tensor, ref: torch.Tensor, count: int) -> torch.Tensor | None:
+    """Indices of each row's ``count`` nearest ``ref`` rows by a k-d tree, or None.
+
+    None (search every reference row) inside an ONNX export or a trace, off the CPU, and
+    above :data:`TREE_MAX_FEATURES` features, where a tree prunes little. On narrow tables
+    the tree takes the search from ``rows × reference`` distances to about ``log`` of the
+    reference per row: on ADBench's smtp (3 columns, 15,000 training rows, 10,000 reference
+    rows) the detector's fit spent 9.6 of its 15.7 s in the brute-force search.
+    """
+    if (
+        torch.onnx.is_in_onnx_export()
+        or torch.jit.is_tracing()
+        or rows.device.type != "cpu"
+        or rows.shape[1] > TREE_MAX_FEATURES
+        or not len(rows)
+    ):
+        return None
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(ref.detach().double().numpy())
+    _, index = tree.query(rows.detach().double().numpy(), k=count)
+    return torch.from_numpy(np.asarray(index, dtype=np.int64).reshape(len(rows), count))
 
 
 def reach_floor(distance: torch.Tensor) -> float:
