@@ -1,4 +1,4 @@
-"""The imputer's validated blend: the linear chain, the held-out cells, the weight, the file."""
+"""The imputer's validated blend: chain, neighbours, held-out cells, weights, the file."""
 
 import json
 import warnings
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_wine
 from sklearn.experimental import enable_iterative_imputer  # noqa: F401
-from sklearn.impute import IterativeImputer
+from sklearn.impute import IterativeImputer, KNNImputer
 from sklearn.linear_model import BayesianRidge
 
 from aekit import Autoencoder, AutoencoderImputer, ModelFileError
@@ -15,12 +15,13 @@ from aekit.impute.blend import (
     BLEND_COLUMNS,
     BLEND_WEIGHTS,
     blend_runs,
-    blend_weight,
+    blend_weights,
     held_out_cells,
-    weigh_chain,
+    weigh_candidates,
 )
 from aekit.impute.chain import LinearChain, fit_chain
 from aekit.impute.defaults import ENSEMBLE_ENTRIES
+from aekit.impute.neighbours import NeighbourFill
 from tests.helpers import FAST
 
 
@@ -64,9 +65,66 @@ def test_the_weight_goes_to_the_fill_that_is_right_on_the_hidden_cells():
     truth = np.random.default_rng(1).normal(size=(50, 4))
     hidden = np.random.default_rng(2).random(truth.shape) < 0.2
     noise = truth + np.random.default_rng(3).normal(size=truth.shape)
-    assert blend_weight(truth, hidden, noise, truth) == 0.0
-    assert blend_weight(truth, hidden, truth, noise) == 1.0
-    assert blend_weight(truth, hidden, truth, truth) == BLEND_WEIGHTS[0] == 1.0  # ties: members
+    assert blend_weights(truth, hidden, noise, truth, noise) == (0.0, 1.0, 0.0)
+    assert blend_weights(truth, hidden, truth, noise, noise) == (1.0, 0.0, 0.0)
+    assert blend_weights(truth, hidden, noise, noise, truth) == (0.0, 0.0, 1.0)
+    assert blend_weights(truth, hidden, truth, truth, truth) == BLEND_WEIGHTS[0]  # ties: members
+    assert BLEND_WEIGHTS[0] == (1.0, 0.0, 0.0) and len(BLEND_WEIGHTS) == 15
+    assert all(sum(w) == 1.0 for w in BLEND_WEIGHTS)
+
+
+def test_the_neighbour_fill_is_knn_imputers():
+    rng = np.random.default_rng(0)
+    X = holed(rng.normal(size=(300, 6)) @ rng.normal(size=(6, 6)), 0.3)
+    X[5, :] = np.nan  # a row of holes only: the columns' means
+    X[7, 1:] = np.nan
+    new = holed(rng.normal(size=(40, 6)) @ rng.normal(size=(6, 6)), 0.5, seed=1)
+    near = NeighbourFill.from_rows(X)
+    for rows in (X, new):
+        want = KNNImputer().fit(X).transform(rows)
+        got = np.where(np.isnan(rows), near.fill(rows), rows)
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    again = NeighbourFill.from_json(json.loads(json.dumps(near.to_json())), 6, "here")
+    np.testing.assert_array_equal(again.fill(new), near.fill(new))
+    for bad in ([], [[1.0] * 5], [["1"] * 6], [[float("inf")] * 6], {"rows": []}):
+        with pytest.raises(ModelFileError, match=r"^here: 'neighbours' rows"):
+            NeighbourFill.from_json(bad, 6, "here")
+
+
+def test_a_neighbour_blend_saves_loads_and_a_version_3_folder_loads_without_it(tmp_path):
+    X = holed(load_wine().data, 0.2)
+    imputer = AutoencoderImputer(Autoencoder(code_dim=3, **FAST), n_estimators=1).fit(X)
+    plain = imputer.transform(X)
+    imputer.linear_, imputer.blend_ = fit_chain(X, 0), 0.25
+    imputer.neighbours_, imputer.neighbour_weight_ = NeighbourFill.from_rows(X), 0.5
+    blended = imputer.transform(X)
+    holes = np.isnan(X)
+    chain = np.clip(imputer.linear_.fill(X), *imputer.bounds_)
+    near = np.clip(imputer.neighbours_.fill(X), *imputer.bounds_)
+    want = 0.25 * plain + 0.25 * chain + 0.5 * near
+    np.testing.assert_allclose(blended[holes], want[holes], rtol=1e-12)
+    imputer.save(tmp_path / "near")
+    loaded = AutoencoderImputer.load(tmp_path / "near")
+    assert loaded.neighbour_weight_ == 0.5 and loaded.blend_ == 0.25
+    np.testing.assert_array_equal(loaded.transform(X), blended)
+    meta_path = tmp_path / "near" / "imputer.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["format_version"] == 4
+    for weight in (0.8, 0.0, True, "0.5"):  # above 1 - blend, zero, not a number
+        meta_path.write_text(
+            json.dumps({**meta, "neighbours": {**meta["neighbours"], "weight": weight}})
+        )
+        with pytest.raises(ModelFileError, match="'neighbours' must hold 'weight'"):
+            AutoencoderImputer.load(tmp_path / "near")
+    meta_path.write_text(json.dumps({**meta, "neighbours": {"weight": 0.5}}))
+    with pytest.raises(ModelFileError, match="'neighbours' must hold"):
+        AutoencoderImputer.load(tmp_path / "near")
+    old = {k: v for k, v in meta.items() if k != "neighbours"}
+    meta_path.write_text(json.dumps({**old, "format_version": 3}))  # what 3 wrote: no neighbours
+    loaded = AutoencoderImputer.load(tmp_path / "near")
+    assert loaded.neighbours_ is None and loaded.neighbour_weight_ == 0.0
+    only_chain = 0.25 * plain + 0.75 * chain
+    np.testing.assert_allclose(loaded.transform(X)[holes], only_chain[holes], rtol=1e-12)
 
 
 def test_a_blended_imputer_saves_and_a_version_1_folder_loads(tmp_path):
@@ -80,7 +138,7 @@ def test_a_blended_imputer_saves_and_a_version_1_folder_loads(tmp_path):
     np.testing.assert_array_equal(loaded.transform(X), imputer.transform(X))
     meta_path = tmp_path / "blend" / "imputer.json"
     meta = json.loads(meta_path.read_text())
-    assert meta["format_version"] == 3
+    assert meta["format_version"] == 4
     meta["blend"] = 0.3
     meta.pop("linear")
     meta_path.write_text(json.dumps(meta))
@@ -104,6 +162,7 @@ def test_a_one_column_imputer_with_a_chain_of_no_steps_saves_and_loads(tmp_path)
     imputer = AutoencoderImputer(n_estimators=1).fit(X)  # the default model: the blend runs
     assert len(imputer.held_out_rmse_) == len(BLEND_WEIGHTS)
     imputer.linear_, imputer.blend_ = fit_chain(X, 0), 0.5  # the chain: column means alone
+    imputer.neighbours_, imputer.neighbour_weight_ = None, 0.0
     assert imputer.linear_.feature.size == 0
     imputer.save(tmp_path / "one")
     assert json.loads((tmp_path / "one" / "imputer.json").read_text())["linear"]["weights"] == []
@@ -112,6 +171,7 @@ def test_a_one_column_imputer_with_a_chain_of_no_steps_saves_and_loads(tmp_path)
     np.testing.assert_array_equal(loaded.transform(X), imputer.transform(X))
     members_alone = AutoencoderImputer.load(tmp_path / "one")
     members_alone.linear_, members_alone.blend_ = None, 1.0
+    members_alone.neighbours_, members_alone.neighbour_weight_ = None, 0.0
     mean = np.nanmean(X)  # the chain of no steps fills the column's mean: blended in by half
     want = 0.5 * members_alone.transform(X) + 0.5 * mean
     np.testing.assert_allclose(loaded.transform(X)[np.isnan(X)], want[np.isnan(X)], rtol=1e-12)
@@ -145,9 +205,9 @@ def test_blended_fills_stay_within_the_observed_range():
         return np.clip(values, low, high)
 
     means = np.broadcast_to(np.nanmean(X, axis=0), X.shape)  # a poor fill for the members'
-    weight, linear, errors = weigh_chain(X, hidden, means, clip, 0)
-    assert len(seen) == 1 and len(errors) == len(BLEND_WEIGHTS)  # the chain's fill, clipped
-    assert weight < 1.0 and linear is not None  # a low-rank table: the chain helps
+    blend, errors = weigh_candidates(X, hidden, means, clip, 0)
+    assert len(seen) == 2 and len(errors) == len(BLEND_WEIGHTS)  # chain and neighbours, clipped
+    assert blend.members < 1.0 and blend.linear is not None  # a low-rank table: the chain helps
 
 
 def test_a_saved_chain_is_checked_value_by_value():

@@ -11,6 +11,7 @@ from aekit import Autoencoder, AutoencoderImputer, ConfigError
 from aekit.cli import main
 from aekit.export import IMPUTER_OUTPUTS, OnnxModel, to_onnx
 from aekit.impute.chain import fit_chain
+from aekit.impute.neighbours import NeighbourFill
 from tests.helpers import FAST
 
 pytest.importorskip("onnx")
@@ -107,10 +108,30 @@ def test_the_graph_replays_a_blended_linear_chain(tmp_path):
     assert_matches(got, want, np.nanstd(wine, axis=0))
 
 
+def test_the_graph_replays_the_neighbour_fill(tmp_path):
+    wine = load_wine().data
+    X = holed(wine, 0.2)
+    X[3] = np.nan  # a row of holes only: the columns' means, in the graph too
+    imputer = fitted(X)
+    imputer.linear_, imputer.blend_ = fit_chain(X, 0), 0.25
+    imputer.neighbours_, imputer.neighbour_weight_ = NeighbourFill.from_rows(X), 0.5
+    fresh = holed(wine, 0.3, seed=1)
+    fresh[0] = np.nan
+    want = imputer.transform(fresh)
+    imputer.neighbours_, imputer.neighbour_weight_ = None, 0.0
+    assert not np.allclose(want, imputer.transform(fresh))  # the neighbours change the fill
+    imputer.neighbours_, imputer.neighbour_weight_ = NeighbourFill.from_rows(X), 0.5
+    imputer.save(tmp_path / "near")
+    loaded = AutoencoderImputer.load(tmp_path / "near")
+    got = OnnxModel(to_onnx(loaded, tmp_path / "near.onnx")).run(fresh)["filled"]
+    assert_matches(got, want, np.nanstd(wine, axis=0))
+
+
 def test_a_one_column_imputer_blends_its_mean_in_onnx_too(tmp_path):
     X = holed(np.random.default_rng(0).normal(size=(80, 1)), 0.2)
     imputer = AutoencoderImputer(n_estimators=1).fit(X)  # the default model: the blend runs
     imputer.linear_, imputer.blend_ = fit_chain(X, 0), 0.5  # no steps: the column's mean
+    imputer.neighbours_, imputer.neighbour_weight_ = None, 0.0
     imputer.save(tmp_path / "one")
     loaded = AutoencoderImputer.load(tmp_path / "one")
     got = OnnxModel(to_onnx(loaded, tmp_path / "one.onnx")).run(X)["filled"]

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import ModelFileError
 
-__all__ = ["LinearChain", "fit_chain"]
+__all__ = ["LinearChain", "check_json_numbers", "fit_chain"]
 
 _FLOAT_MAX = float(np.finfo(np.float64).max)  # a Python float: compared exactly with any int
 
@@ -103,10 +103,10 @@ class LinearChain:
         rows = saved["weights"]
         if len(rows) != n_steps or not all(isinstance(r, list) for r in rows):
             raise ModelFileError(f"{prefix}['weights'] must be {n_steps} lists (one a step)")
-        _check_numbers(saved["start"], n_features, f"{prefix}['start']")
-        _check_numbers(saved["intercept"], n_steps, f"{prefix}['intercept']")
+        check_json_numbers(saved["start"], n_features, f"{prefix}['start']")
+        check_json_numbers(saved["intercept"], n_steps, f"{prefix}['intercept']")
         for row in rows:
-            _check_numbers(row, n_features, f"{prefix}['weights'] rows")
+            check_json_numbers(row, n_features, f"{prefix}['weights'] rows")
         return cls(
             start=np.asarray(saved["start"], dtype=np.float64),
             feature=np.asarray(feature, dtype=np.int64).reshape(n_steps),
@@ -120,11 +120,17 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_numbers(values: list[Any], length: int, name: str) -> None:
-    """Refuse ``values`` unless they are ``length`` finite JSON numbers (no bools, no text)."""
-    if len(values) != length:
-        raise ModelFileError(f"{name} must be {length} numbers, got {len(values)}")
+def check_json_numbers(values: Any, length: int, name: str, *, null: bool = False) -> None:
+    """Refuse ``values`` unless a list of ``length`` finite JSON numbers (no bools, no text).
+
+    ``null``: a JSON null (a hole) is allowed too.
+    """
+    if not isinstance(values, list) or len(values) != length:
+        got = len(values) if isinstance(values, list) else type(values).__name__
+        raise ModelFileError(f"{name} must be {length} numbers, got {got}")
     for value in values:
+        if value is None and null:
+            continue
         if not (isinstance(value, (int, float)) and not isinstance(value, bool)) or not (
             abs(value) < _FLOAT_MAX  # finite (an int beyond float64 is not)
         ):

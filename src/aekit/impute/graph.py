@@ -4,13 +4,14 @@
 :meth:`AutoencoderImputer.transform <aekit.AutoencoderImputer.transform>` returns for numeric
 rows: each member scales the rows, reconstructs them (holes as 0 plus their mask, as the
 members were trained) and unscales; the members' mean reconstruction, clipped to each
-column's observed range in ``fit`` (``bounds_``), blended with the linear chain's fill
-(clipped the same way) where the imputer chose one (``linear_``, ``blend_``:
-:mod:`aekit.impute.blend`; the chain's steps are matrix products and Where), replaces the
-holes; observed entries pass through unchanged; a column with no value in ``fit`` is 0 (or
-dropped, as ``transform`` drops it); the missing-indicator columns follow with
-``add_indicator=True``. It uses only tensor
-operations ONNX has (IsNaN, Where, Min/Max, Gather), so the exported graph is the same
+column's observed range in ``fit`` (``bounds_``), blended with the linear chain's fill and
+the nearest-neighbour fill (each clipped the same way) where the imputer chose them
+(``blend_``, ``linear_``, ``neighbours_``: :mod:`aekit.impute.blend`; the chain's steps are
+matrix products and Where, the neighbours' distances to the fit rows kept in the graph are
+MatMul, TopK and Gather), replaces the holes; observed entries pass through unchanged; a
+column with no value in ``fit`` is 0 (or dropped, as ``transform`` drops it); the
+missing-indicator columns follow with ``add_indicator=True``. It uses only tensor operations
+ONNX has (IsNaN, Where, Min/Max, Gather, TopK), so the exported graph is the same
 computation.
 
 An imputer fitted on a table with categorical columns is not a :class:`FillGraph`: its holes
@@ -27,6 +28,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .neighbours import neighbour_fill
 
 __all__ = ["FillGraph", "fill_graph"]
 
@@ -50,6 +52,10 @@ class FillGraph(nn.Module):
         The imputer's linear chain (``linear_``), blended in with weight ``1 - blend``.
     blend : float
         The members' weight (``blend_``).
+    neighbours : NeighbourFill or None
+        The imputer's nearest-neighbour fill (``neighbours_``), blended in with weight
+        ``neighbour_weight``; the chain's weight is ``1 - blend - neighbour_weight``.
+    neighbour_weight : float
     """
 
     def __init__(
@@ -61,10 +67,19 @@ class FillGraph(nn.Module):
         flagged: np.ndarray | None,
         linear: Any = None,
         blend: float = 1.0,
+        neighbours: Any = None,
+        neighbour_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
         self.blend, self.steps = float(blend), [] if linear is None else linear.feature.tolist()
+        self.neighbour_weight = float(neighbour_weight)
+        self.has_neighbours = neighbours is not None
+        if neighbours is not None:  # the fit rows and column means: constants of the graph
+            self.register_buffer("donors", torch.as_tensor(neighbours.donors, dtype=torch.float32))
+            mean = torch.as_tensor(neighbours.column_mean, dtype=torch.float32)
+            self.register_buffer("donor_mean", mean)
+            self.donor_shape = tuple(int(n) for n in neighbours.donors.shape)
         self.has_chain = linear is not None  # a chain of no steps (one column) still blends
         if linear is not None:  # the chain's arrays as buffers: constants of the graph
             for name in ("start", "weights", "intercept"):
@@ -91,9 +106,18 @@ class FillGraph(nn.Module):
         for member in self.members:
             total = total + member.unscale_output(member(member.scale_input(rows)).recon)
         guess = self.clip(total / len(self.members))
-        if not self.has_chain:
+        if not self.has_chain and not self.has_neighbours:
             return guess
-        return self.blend * guess + (1.0 - self.blend) * self.clip(self.chain_fill(rows))
+        out = self.blend * guess
+        if self.has_chain:
+            chain = 1.0 - self.blend - self.neighbour_weight
+            out = out + chain * self.clip(self.chain_fill(rows))
+        if self.has_neighbours:
+            donors, mean = self.donors.to(rows.dtype), self.donor_mean.to(rows.dtype)
+            out = out + self.neighbour_weight * self.clip(
+                neighbour_fill(rows, donors, mean, self.donor_shape)
+            )
+        return out
 
     def clip(self, values: torch.Tensor) -> torch.Tensor:
         """``values`` within each column's observed range in ``fit`` (``bounds``)."""
@@ -143,8 +167,8 @@ def fill_graph(imputer: Any) -> FillGraph:
     members = [copy.deepcopy(m.module_).to("cpu").float().eval() for m in imputer.estimators_]
     indicator = imputer.indicator_
     flagged = None if indicator is None else indicator.features_
-    linear, blend = getattr(imputer, "linear_", None), getattr(imputer, "blend_", 1.0)
+    found = imputer._blend()
     return FillGraph(
         members, imputer.bounds_, imputer._empty, imputer.keep_empty_features, flagged,
-        linear, blend,
+        found.linear, found.members, found.neighbours, found.neighbour_weight,
     )  # fmt: skip

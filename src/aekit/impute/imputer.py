@@ -33,11 +33,7 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from ..data.checks import (
     CheckedRows,
-    check_float32_range,
-    check_observed,
     check_table_names,
-    validate_named,
-    validate_rows,
 )
 from ..data.sparse import is_sparse
 from ..data.tables import needs_layout
@@ -46,10 +42,10 @@ from ..estimator.autoencoder import Autoencoder
 from ..estimator.ensemble import fit_members
 from ..files.names import adopt_names
 from ..training.prepare import member_seeds
-from .blend import blend_runs, held_out_cells, weigh_chain
+from .blend import Blend, blend_runs, held_out_cells, weigh_candidates
 from .defaults import ENSEMBLE_ENTRIES, imputer_autoencoder
 from .imputerfile import read_imputer, save_imputer
-from .markers import is_nan_marker, mark_sparse_holes, numeric_marker, warn_empty
+from .markers import is_nan_marker, marked_rows, warn_empty
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -153,9 +149,13 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     blend_ : float
         The members' weight in the fill (1.0: the members alone).
     linear_ : LinearChain or None
-        The chain blended in with weight ``1 - blend_``.
+        The chain blended in with weight ``1 - blend_ - neighbour_weight_``.
+    neighbours_ : NeighbourFill or None
+        The nearest-neighbour fill blended in with weight ``neighbour_weight_``.
+    neighbour_weight_ : float
     held_out_rmse_ : list of float
-        RMSE on the held-out cells of each weight (1, 3/4, ..., 0); set where the blend ran.
+        RMSE on the held-out cells of each weight triple (``aekit.impute.blend.BLEND_WEIGHTS``);
+        set where the blend ran.
     bounds_ : ndarray of shape (2, n_features_in)
         Each input column's lowest and highest observed value in ``fit``, the range its
         fills are clipped to; NaN for a categorical column and a column with no value.
@@ -201,41 +201,8 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
 
     # -- input ----------------------------------------------------------------------------
     def _rows(self, X: Any, *, reset: bool) -> Any:
-        """Checked float rows with every missing value as NaN (infinity refused).
-
-        ``scipy.sparse`` rows come back as a CSR copy whose stored holes are NaN.
-        """
-        marker = numeric_marker(self.missing_values)
-        nan_marker = is_nan_marker(marker)
-        sparse_rows = is_sparse(X)
-        if sparse_rows and not nan_marker and marker == 0:
-            raise ConfigError(
-                "missing_values=0 cannot mark holes in scipy.sparse rows (every implicit "
-                "zero would be one): densify the rows (X.toarray()) or use another marker"
-            )
-        if sparse_rows:  # NaN marks a hole here too: scikit-learn's conversion, then marking
-            X = validate_named(
-                self,
-                X,
-                reset=reset,
-                accept_sparse="csr",
-                dtype=[np.float64, np.float32],
-                ensure_all_finite=False,  # NaN allowed, infinity refused when marking
-                copy=True,
-            )
-            mark_sparse_holes(X, marker)
-            return X
-        # NaN allowed (a missing value) unless another marker is: then refused before marking
-        X = validate_rows(
-            self, X, reset=reset, sparse=False, finite=nan_marker, copy=not nan_marker,
-            observed=False,
-        )  # fmt: skip
-        if not nan_marker:
-            check_float32_range(X)  # NaN is not the missing-value marker here
-            X[marker == X] = np.nan
-        if reset:  # holes everywhere: nothing to learn from (transform fills them)
-            check_observed(X)
-        return X
+        """Checked float rows, every hole NaN (:func:`~aekit.impute.markers.marked_rows`)."""
+        return marked_rows(self, X, self.missing_values, reset=reset)
 
     # -- fit / transform --------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> AutoencoderImputer:
@@ -300,7 +267,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         self.estimator_ = self.estimators_[0]
         self._empty = np.isnan(rows).all(axis=0)
         warn_empty(self._empty, getattr(self, "feature_names_in_", None), self.keep_empty_features)
-        self.linear_, self.blend_ = None, 1.0
+        self.linear_, self.blend_, self.neighbours_, self.neighbour_weight_ = None, 1.0, None, 0.0
         numbers_seen = rows
         if self._table:  # the numeric columns in their units; categorical ones: no bounds
             layout = self.estimator_.table_layout_
@@ -311,9 +278,12 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             self.bounds_ = np.stack(
                 [np.nanmin(numbers_seen, axis=0), np.nanmax(numbers_seen, axis=0)]
             )
-        if hidden is not None:  # weigh the autoencoders against the chain on the hidden cells
-            found = weigh_chain(rows, hidden, self._guess(train), self._clip, seeds[0])
-            self.blend_, self.linear_, self.held_out_rmse_ = found
+        if hidden is not None:  # weigh the autoencoders, chain and neighbours on hidden cells
+            found, self.held_out_rmse_ = weigh_candidates(
+                rows, hidden, self._guess(train), self._clip, seeds[0]
+            )
+            self.blend_, self.linear_ = found.members, found.linear
+            self.neighbours_, self.neighbour_weight_ = found.neighbours, found.neighbour_weight
         self.indicator_ = None
         if self.add_indicator:
             self.indicator_ = MissingIndicator(missing_values=np.nan, error_on_new=False)
@@ -359,11 +329,14 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         """
         guesses = [m.reconstruct(CheckedRows(rows)) for m in self.estimators_]
         guess = self._clip(np.mean(guesses, axis=0))
-        linear = getattr(self, "linear_", None)
-        if linear is None:
-            return guess
-        chain = self._clip(linear.fill(np.asarray(rows, np.float64)))
-        return self.blend_ * guess + (1.0 - self.blend_) * chain
+        return self._blend().fill(rows, guess, self._clip)
+
+    def _blend(self) -> Blend:
+        """The fitted blend (the members alone before it is weighed)."""
+        return Blend(
+            getattr(self, "blend_", 1.0), getattr(self, "linear_", None),
+            getattr(self, "neighbours_", None), getattr(self, "neighbour_weight_", 0.0),
+        )  # fmt: skip
 
     def _clip(self, values: np.ndarray, columns: Any = slice(None)) -> np.ndarray:
         """``values`` within the observed range (``bounds_``) of their ``columns``."""
@@ -496,5 +469,6 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             imputer.indicator_.fit(flags)
         imputer.n_features_in_, imputer._dtypes = len(saved.empty), saved.dtypes
         imputer.linear_, imputer.blend_ = saved.linear, saved.blend
+        imputer.neighbours_, imputer.neighbour_weight_ = saved.neighbours, saved.neighbour_weight
         adopt_names(imputer, saved.feature_names, saved.column_labels)
         return imputer

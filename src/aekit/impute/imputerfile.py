@@ -13,7 +13,9 @@ A fitted :class:`~aekit.impute.AutoencoderImputer` saves as (the detector's layo
                                          columns, whether it fills a table), the feature names
                                          and dtypes, how many autoencoders there are, and
                                          (version 2) the blend: the members' weight and the
-                                         linear chain's steps (:mod:`aekit.impute.chain`)
+                                         linear chain's steps (:mod:`aekit.impute.chain`);
+                                         (version 4) the nearest-neighbour fill's weight and
+                                         its rows (:mod:`aekit.impute.neighbours`)
 
 The fitted state is a few numbers per column, stored in ``imputer.json`` itself (JSON keeps a
 float64 exactly; NaN, "no bound", as null). ``imputer.json`` is written last, after the
@@ -50,11 +52,13 @@ from ..files import (
 from ..files.layouts import IMPUTER_NAME, check_can_save, member_folder, read_member_folder
 from ..files.names import NAME_FIELDS, check_saved_names, saved_names
 from .chain import LinearChain
+from .neighbours import NeighbourFill
 
 __all__ = ["IMPUTER_NAME", "SavedImputer", "imputer_feature_names", "read_imputer", "save_imputer"]
 
-# 2: the blend (absent in 1: the members alone); 3: column_labels (a DataFrame's integers)
-_FORMAT, _VERSION = "aekit-imputer", 3
+# 2: the blend (absent in 1: the members alone); 3: column_labels (a DataFrame's integers);
+# 4: neighbours (absent in 1-3: no nearest-neighbour fill)
+_FORMAT, _VERSION = "aekit-imputer", 4
 
 # Keys of imputer.json and their JSON types.
 _FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -63,6 +67,7 @@ _FIELDS: dict[str, type | tuple[type, ...]] = {
     **NAME_FIELDS, "dtypes": (list, type(None)), "table": bool,
     "empty": list, "low": list, "high": list, "indicator_features": (list, type(None)),
     "blend": (int, float), "linear": (dict, type(None)),  # format version 2
+    "neighbours": (dict, type(None)),  # format version 4: {"weight": w, "rows": [...]}
 }  # fmt: skip
 _PARAMS: dict[str, type | tuple[type, ...]] = {
     "missing_values": (int, float, str, type(None)), "add_indicator": bool,
@@ -127,9 +132,17 @@ def _write_imputer(imputer: Any, folder: Path) -> None:
         "indicator_features": None if indicator is None else [int(j) for j in indicator.features_],
         "blend": float(getattr(imputer, "blend_", 1.0)),
         "linear": None if getattr(imputer, "linear_", None) is None else imputer.linear_.to_json(),
+        "neighbours": _neighbours_json(imputer),
     }
     with atomic_files(folder) as put:
         put(IMPUTER_NAME, json_bytes(meta))
+
+
+def _neighbours_json(imputer: Any) -> dict[str, Any] | None:
+    near = getattr(imputer, "neighbours_", None)
+    if near is None:
+        return None
+    return {"weight": float(imputer.neighbour_weight_), "rows": near.to_json()}
 
 
 @dataclass
@@ -161,6 +174,10 @@ class SavedImputer:
         The linear chain blended in (:mod:`aekit.impute.chain`), or None.
     column_labels : list of int or None
         A DataFrame's integer column labels (format 3; None: taken by position).
+    neighbours : NeighbourFill or None
+        The nearest-neighbour fill blended in (format 4), or None.
+    neighbour_weight : float
+        Its weight (0.0 before format 4).
     """
 
     params: dict[str, Any]
@@ -175,6 +192,8 @@ class SavedImputer:
     blend: float = 1.0
     linear: LinearChain | None = None
     column_labels: list[int] | None = None
+    neighbours: NeighbourFill | None = None
+    neighbour_weight: float = 0.0
 
 
 def _read_meta(folder: Path) -> dict[str, Any]:
@@ -183,7 +202,7 @@ def _read_meta(folder: Path) -> dict[str, Any]:
         raise ModelFileError(f"no imputer in {folder} (missing {IMPUTER_NAME})")
     meta = read_json(path)  # a JSON object, or one ModelFileError naming the file
     check_header(meta, path, _FORMAT, _VERSION)
-    check_fields(meta, _FIELDS, path, optional=("blend", "linear", "column_labels"))
+    check_fields(meta, _FIELDS, path, optional=("blend", "linear", "column_labels", "neighbours"))
     check_fields(meta["params"], _PARAMS, path)
     n = meta["n_features_in"]
     if meta["n_members"] < 1 or n < 1:
@@ -204,10 +223,19 @@ def _read_meta(folder: Path) -> dict[str, Any]:
     blend = meta.setdefault("blend", 1.0)  # format version 1: the members alone
     if not (_typed(blend, (int, float)) and 0.0 <= blend <= 1.0):
         raise ModelFileError(f"{path}: 'blend' must be a number in [0, 1], got {blend!r:.40}")
+    near = meta.setdefault("neighbours", None)  # before format 4: none
+    weight = 0.0
+    if near is not None:
+        weight = near.get("weight") if set(near) == {"weight", "rows"} else None
+        if not (_typed(weight, (int, float)) and 0.0 < weight <= 1.0 - blend + 1e-12):
+            raise ModelFileError(
+                f"{path}: 'neighbours' must hold 'weight' in (0, 1 - blend] and 'rows'"
+            )
+        meta["neighbours"] = (NeighbourFill.from_json(near["rows"], n, str(path)), float(weight))
     linear = meta.setdefault("linear", None)
     if linear is not None:
         meta["linear"] = LinearChain.from_json(linear, n, str(path))
-    elif blend < 1.0:
+    elif blend + weight < 1.0:
         raise ModelFileError(f"{path}: 'blend' below 1 needs the 'linear' chain it weighs")
     return meta
 
@@ -286,4 +314,11 @@ def read_imputer(folder: str | os.PathLike[str]) -> SavedImputer:
         blend=float(meta["blend"]),
         linear=meta["linear"],
         column_labels=meta.get("column_labels"),
+        **_saved_neighbours(meta["neighbours"]),
     )
+
+
+def _saved_neighbours(found: tuple[NeighbourFill, float] | None) -> dict[str, Any]:
+    if found is None:
+        return {}
+    return {"neighbours": found[0], "neighbour_weight": found[1]}

@@ -8,10 +8,17 @@ from typing import Any
 
 import numpy as np
 
-from ..data.checks import check_sparse_values
-from ..errors import AekitWarning, DataError, DataTypeError
+from ..data.checks import (
+    check_float32_range,
+    check_observed,
+    check_sparse_values,
+    validate_named,
+    validate_rows,
+)
+from ..data.sparse import is_sparse
+from ..errors import AekitWarning, ConfigError, DataError, DataTypeError
 
-__all__ = ["is_nan_marker", "mark_sparse_holes", "numeric_marker", "warn_empty"]
+__all__ = ["is_nan_marker", "mark_sparse_holes", "marked_rows", "numeric_marker", "warn_empty"]
 
 
 def mark_sparse_holes(X: Any, marker: Any) -> None:
@@ -66,3 +73,44 @@ def warn_empty(empty: np.ndarray, names: Any, keep: bool) -> None:
     warnings.warn(
         f"column(s) {shown} have no observed value in fit: {done}", AekitWarning, stacklevel=3
     )
+
+
+def marked_rows(estimator: Any, X: Any, missing_values: Any, *, reset: bool) -> Any:
+    """An imputer's checked float rows with every missing value as NaN (infinity refused).
+
+    ``estimator`` records the feature count and names (``reset``: in ``fit``) as
+    scikit-learn's validation does.
+
+    ``scipy.sparse`` rows come back as a CSR copy whose stored holes are NaN.
+    """
+    marker = numeric_marker(missing_values)
+    nan_marker = is_nan_marker(marker)
+    sparse_rows = is_sparse(X)
+    if sparse_rows and not nan_marker and marker == 0:
+        raise ConfigError(
+            "missing_values=0 cannot mark holes in scipy.sparse rows (every implicit "
+            "zero would be one): densify the rows (X.toarray()) or use another marker"
+        )
+    if sparse_rows:  # NaN marks a hole here too: scikit-learn's conversion, then marking
+        X = validate_named(
+            estimator,
+            X,
+            reset=reset,
+            accept_sparse="csr",
+            dtype=[np.float64, np.float32],
+            ensure_all_finite=False,  # NaN allowed, infinity refused when marking
+            copy=True,
+        )
+        mark_sparse_holes(X, marker)
+        return X
+    # NaN allowed (a missing value) unless another marker is: then refused before marking
+    X = validate_rows(
+        estimator, X, reset=reset, sparse=False, finite=nan_marker, copy=not nan_marker,
+        observed=False,
+    )  # fmt: skip
+    if not nan_marker:
+        check_float32_range(X)  # NaN is not the missing-value marker here
+        X[marker == X] = np.nan
+    if reset:  # holes everywhere: nothing to learn from (transform fills them)
+        check_observed(X)
+    return X
