@@ -422,7 +422,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         holes = np.isnan(encoded[:, layout.starts])  # missing, or a category unseen in fit
         for j in np.flatnonzero((holes & table.notna().to_numpy()).any(axis=0)):
             table.iloc[holes[:, j], j] = np.nan  # unseen: a hole, not warned of again
-        out = table.copy()
+        out = layout.as_numbers(table, encoded)  # (a copy) numbers given as text: numbers
         if holes.any():  # numbers averaged over the members, categories by their votes
             votes = np.mean([layout.encode(m.reconstruct(table)) for m in self.estimators_], 0)
             guess = pd.DataFrame(layout.decode(votes))
