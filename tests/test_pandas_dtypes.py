@@ -18,7 +18,7 @@ import pytest
 
 from aekit import Autoencoder, AutoencoderImputer, AutoencoderOutlierDetector
 from aekit.data.tables import needs_layout
-from aekit.errors import DataTypeError
+from aekit.errors import DataError, DataTypeError
 from tests.helpers import FAST
 
 N = 40
@@ -150,3 +150,15 @@ def test_the_detector_refuses_dates_where_numbers_were_fitted():
     detector = AutoencoderOutlierDetector(Autoencoder(**AE)).fit(_frame(VALUES, text=True))
     with pytest.raises(DataTypeError, match=r"^column 'c' holds datetime64"):
         detector.score_samples(_frame(DATES["datetime64[ns]"], text=True))
+
+
+def test_numbers_with_a_marker_text_are_refused_not_made_categories():
+    """``[1.5, "?", 2.3, ...]``: each number was a category (the files' rule, now every input's)."""
+    marked = pd.Series(np.where(HOLES, "?", VALUES.astype(object)), dtype=object)
+    with pytest.raises(DataError, match=r"^column 'c' holds numbers and the text '\?' \(6 cell"):
+        Autoencoder(**AE).fit(_frame(marked))
+    Autoencoder(**AE).fit(_frame(marked.astype("category")))  # categories, as asked
+    imputer = AutoencoderImputer(Autoencoder(**AE), n_estimators=1, missing_values="?")
+    filled = imputer.fit_transform(_frame(marked))  # numbers with holes: filled as numbers
+    assert imputer.estimator_.table_layout_ is None and not np.isnan(filled).any()
+    np.testing.assert_array_equal(filled[~HOLES, 2], VALUES[~HOLES])

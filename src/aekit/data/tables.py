@@ -45,6 +45,7 @@ from ..errors import AekitWarning, ConfigError, DataError, ModelFileError
 from .kinds import column_numbers, holds_numbers, is_number_dtype, refuse_times
 from .names import check_unique_names
 from .readers import require
+from .textcells import check_marked_column
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -360,6 +361,8 @@ def _fit_column(name: Any, values: pd.Series, chosen: bool, max_categories: int)
     if isinstance(dtype, pd.CategoricalDtype):
         categories, ordered = list(dtype.categories), bool(dtype.ordered)
     else:
+        if not chosen:  # numbers with a few texts ("?"): holes, not categories
+            check_marked_column(name, values)
         present = values[values.notna()].unique()
         categories, ordered = _sorted(list(present)), False
     if len(categories) > max_categories:

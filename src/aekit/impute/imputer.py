@@ -205,7 +205,9 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
 
         ``scipy.sparse`` rows come back as a CSR copy whose stored holes are NaN.
         """
-        marker = numeric_marker(self.missing_values)
+        text_frame = isinstance(self.missing_values, str) and hasattr(X, "columns")
+        X = self._cells(X, reset=reset) if text_frame else X  # a frame's text marker: holes
+        marker = np.nan if text_frame else numeric_marker(self.missing_values)
         nan_marker = is_nan_marker(marker)
         sparse_rows = is_sparse(X)
         if sparse_rows and not nan_marker and marker == 0:
@@ -215,14 +217,9 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             )
         if sparse_rows:  # NaN marks a hole here too: scikit-learn's conversion, then marking
             X = validate_named(
-                self,
-                X,
-                reset=reset,
-                accept_sparse="csr",
-                dtype=[np.float64, np.float32],
-                ensure_all_finite=False,  # NaN allowed, infinity refused when marking
-                copy=True,
-            )
+                self, X, reset=reset, accept_sparse="csr", dtype=[np.float64, np.float32],
+                ensure_all_finite=False, copy=True,  # NaN allowed, infinity refused when marking
+            )  # fmt: skip
             mark_sparse_holes(X, marker)
             return X
         # NaN allowed (a missing value) unless another marker is: then refused before marking
@@ -268,7 +265,8 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             raise ConfigError(f"add_indicator must be True or False, got {self.add_indicator!r}")
         own = self.estimator.categorical_features if self.estimator is not None else None
         categorical = own if self.categorical_features is None else self.categorical_features
-        self._table = needs_layout(X, categorical)
+        text_frame = isinstance(self.missing_values, str) and hasattr(X, "columns")
+        self._table = needs_layout(self._cells(X, reset=True) if text_frame else X, categorical)
         frame_dtypes = getattr(X, "dtypes", None)  # a DataFrame's, recorded in a saved folder
         self._dtypes = None if frame_dtypes is None else [str(t) for t in frame_dtypes]
         if self._table:  # the members encode the table; the defaults see its cells' holes
