@@ -15,6 +15,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from aekit import Autoencoder, AutoencoderImputer, AutoencoderOutlierDetector
 from aekit.data.tables import needs_layout
@@ -162,3 +163,25 @@ def test_numbers_with_a_marker_text_are_refused_not_made_categories():
     filled = imputer.fit_transform(_frame(marked))  # numbers with holes: filled as numbers
     assert imputer.estimator_.table_layout_ is None and not np.isnan(filled).any()
     np.testing.assert_array_equal(filled[~HOLES, 2], VALUES[~HOLES])
+
+
+def test_a_parquet_decimal_column_is_read_as_numbers(tmp_path):
+    """Whole and streamed (``aekit fit``, ``score``...): was "holds decimal128 values"."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    from aekit.data import read_table
+    from aekit.data.stream import ParquetRows
+
+    decimals = pa.array(
+        [None if h else Decimal(str(v)) for v, h in zip(VALUES, HOLES, strict=True)],
+        pa.decimal128(9, 2),
+    )
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"x": VALUES, "c": decimals}), path)
+    want = np.column_stack([VALUES, np.where(HOLES, np.nan, VALUES)])
+    np.testing.assert_array_equal(read_table(path).X, want)
+    streamed = ParquetRows(path)
+    got = streamed.take(torch.arange(N)).numpy()
+    streamed.close()
+    np.testing.assert_allclose(got, want, rtol=1e-7)  # float32
