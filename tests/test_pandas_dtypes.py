@@ -185,3 +185,17 @@ def test_a_parquet_decimal_column_is_read_as_numbers(tmp_path):
     got = streamed.take(torch.arange(N)).numpy()
     streamed.close()
     np.testing.assert_allclose(got, want, rtol=1e-7)  # float32
+
+
+def test_aekit_impute_names_a_parquet_timestamp_column_by_its_dtype(tmp_path, capsys):
+    """Was "holds datetime values (dtype object)", the column made object on the way in."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    from aekit.cli import main
+
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"x": VALUES, "when": pd.date_range("2024", periods=N)}), path)
+    argv = ["impute", str(path), "-o", str(tmp_path / "f.parquet"), "--epochs", "3"]
+    assert main([*argv, "--n-estimators", "1", "--device", "cpu"]) == 2
+    assert "column 'when' holds datetime64[ns] values" in capsys.readouterr().err
