@@ -20,6 +20,7 @@ from aekit import (
     DataTypeError,
     Hourglass,
     ModelConfig,
+    NotFittedError,
 )
 from aekit.data.sparse import CsrRows, SparseBatch
 from aekit.data.stats import array_stats, csr_stats
@@ -216,6 +217,34 @@ def test_partial_fit_on_sparse_batches(counts):
     for start in range(0, 300, 100):
         ae.partial_fit(counts[start : start + 100])
     assert ae.input_path_ == "sparse" and len(ae.history_) == 3
+
+
+def test_a_partial_fit_stopped_inside_its_block_steps_is_refused_not_kept(counts, tmp_path):
+    """Review #13: an exception in the backward pass after some output-weight blocks stepped
+    leaves a model no run passes through: transform, save and partial_fit refuse it (they
+    went on from it silently); fit starts afresh."""
+    ae = Autoencoder(code_dim=2, hidden=(8,), sparse_path="sparse", **FAST)
+    ae.partial_fit(counts[:100])
+    optimizer, calls = ae._trainer_.optimizer, []
+
+    def out_of_memory(param, rows, grad):  # the first block steps, then the backward fails
+        LazyAdam.block_step(optimizer, param, rows, grad)
+        calls.append(rows)
+        raise MemoryError("simulated")
+
+    optimizer.block_step = out_of_memory
+    with pytest.raises(MemoryError):
+        ae.partial_fit(counts[100:200])
+    assert len(calls) == 1
+    torn = r"partial_fit stopped inside an optimiser step \(MemoryError\)"
+    for use in (ae.transform, ae.partial_fit):
+        with pytest.raises(NotFittedError, match=torn):
+            use(counts[:10])
+    with pytest.raises(NotFittedError, match=torn):
+        ae.save(tmp_path / "model")
+    assert not (tmp_path / "model").exists()
+    ae.fit(counts)
+    assert ae.transform(counts[:10]).shape == (10, 2)
 
 
 def test_a_sparse_batch_densifies_to_its_rows(counts):

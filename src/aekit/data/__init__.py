@@ -9,6 +9,8 @@
 - :mod:`aekit.data.shares`: each DDP rank's share of a streamed epoch.
 - :mod:`aekit.data.checks`: the input check (shape, dtype, NaN/infinity, float32's range).
 - :mod:`aekit.data.tables`: a table's categorical columns as one-hot blocks and back.
+- :mod:`aekit.data.kinds`: what a DataFrame's column is (numbers, categorical, or a date
+  refused by name), from its dtype and an ``object`` column's values.
 """
 
 from __future__ import annotations

@@ -97,15 +97,16 @@ def plain_frame(frame: Any) -> Any:
     """``frame`` with NumPy dtypes: numbers as float64 (NaN where missing), the rest ``object``.
 
     Nullable integer and float columns become float64; nullable text and boolean columns
-    become ``object`` with NaN in their missing cells; a ``category`` column stays one.
+    become ``object`` with NaN in their missing cells; a ``category`` column stays one, and so
+    does a date or duration column (which the estimators refuse, naming its dtype).
     """
     import pandas as pd
 
     out = {}
     for name, column in frame.items():
         dtype = column.dtype
-        if isinstance(dtype, pd.CategoricalDtype):
-            out[name] = column
+        if isinstance(dtype, pd.CategoricalDtype) or getattr(dtype, "kind", "O") in "mM":
+            out[name] = column  # (dates: refused by name and dtype, aekit.data.kinds)
         elif pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
             out[name] = column.astype(object).where(column.notna(), np.nan)
         elif pd.api.types.is_numeric_dtype(dtype):

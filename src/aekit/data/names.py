@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError, DataTypeError
+from ..errors import AekitError, DataError, DataTypeError
+from .kinds import first_text, numeric_frame
 
 __all__ = [
     "aekit_errors",
@@ -45,6 +46,8 @@ def aekit_errors(rows: Any = None) -> Iterator[None]:
     try:
         with np.errstate(all="ignore"):  # inf - inf in its finiteness check: no warning
             yield
+    except AekitError:  # aekit's own, one line already (a date column named by TableLayout)
+        raise
     except TypeError as exc:  # cells that are no text either (a dict): scikit-learn's words
         raise DataTypeError(f"non-numeric input: {_one_line(exc)}") from exc
     except ValueError as exc:
@@ -53,34 +56,6 @@ def aekit_errors(rows: Any = None) -> Iterator[None]:
             found = first_text(rows) or _one_line(exc)
             raise DataError(f"non-numeric input: {found}") from exc
         raise DataError(_one_line(exc)) from exc
-
-
-def first_text(rows: Any) -> str | None:
-    """Where a table's first non-numeric cell is: ``"column 'b' holds 'x' (first at row 0)"``.
-
-    ``rows``: a DataFrame, or a 2-D array of objects (columns numbered from 0); None for
-    anything else, or when every cell reads as a number.
-    """
-    named = getattr(rows, "columns", None) is not None
-    if not named and not (isinstance(rows, np.ndarray) and rows.dtype.kind == "O"):
-        return None
-    import pandas as pd
-
-    rows = rows if named else pd.DataFrame(np.atleast_2d(rows))
-    for j, name in enumerate(rows.columns):
-        column = rows.iloc[:, j]
-        if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
-            continue
-        try:
-            numbers = pd.to_numeric(column.astype(object), errors="coerce")
-        except (TypeError, ValueError):  # cells pandas cannot even try (lists, dicts)
-            numbers = pd.Series(np.nan, index=column.index)
-        bad = np.flatnonzero((numbers.isna() & column.notna()).to_numpy())
-        if len(bad):
-            shown = repr(name) if isinstance(name, str) else name
-            value = repr(column.iloc[bad[0]])[:40]
-            return f"column {shown} holds {value} (first at row {bad[0]}), not a number"
-    return None
 
 
 def _one_line(exc: Exception) -> str:
@@ -106,7 +81,9 @@ def validate_named(estimator: Any, X: Any, *, reset: bool, **checks: Any) -> Any
     """scikit-learn's ``validate_data`` on rows put in the fitted column order first.
 
     THE place where aekit's estimators compare an input's column names with the fitted ones:
-    :func:`in_fitted_order`, then ``validate_data(estimator, X, reset=reset, **checks)``,
+    :func:`in_fitted_order`, a DataFrame's columns that are not numbers made numbers (or
+    refused, by name) by :func:`~aekit.data.kinds.numeric_frame` unless
+    ``skip_check_array``, then ``validate_data(estimator, X, reset=reset, **checks)``,
     its errors made aekit's (:func:`aekit_errors`): a renamed, missing or extra column is
     one line naming it.
     """
@@ -116,6 +93,8 @@ def validate_named(estimator: Any, X: Any, *, reset: bool, **checks: Any) -> Any
     if not reset:
         X = in_fitted_order(X, getattr(estimator, "feature_names_in_", None))
         X = in_labelled_order(X, getattr(estimator, "_column_labels", None))
+    if not checks.get("skip_check_array"):  # text, category and date columns: named here
+        X = numeric_frame(X)
     with aekit_errors(X):
         rows = validate_data(estimator, X, reset=reset, **checks)
     if reset:

@@ -401,20 +401,38 @@ def parquet_columns(
         A feature column holds something other than integers, floats or booleans (a
         :class:`StreamedTextError` without ``text``).
     """
-    import pyarrow as pa
-
     names = [str(n) for n in schema.names]
     label_idx, feature_idx = _pick_columns(path, names, len(names), columns, label_column)
     for i in feature_idx:
         kind = schema.field(i).type
-        if not (
-            pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
-        ) and not (text and _is_text(kind)):
+        if not _numeric_type(kind) and not (text and _is_text(kind)):
             found = f"{path} column {names[i]!r} holds {kind} values, expected numbers"
             if not text:  # what to do instead is the caller's (aekit fit: --no-stream)
                 raise StreamedTextError(f"{found}: a streamed file's columns must be numeric")
             raise DataTypeError(f"{found}; pick numeric columns or name it as the label column")
     return label_idx, feature_idx
+
+
+def _numbers(column: Any) -> np.ndarray:
+    """A parquet column of numbers as an array (decimals as float64, not ``Decimal`` objects)."""
+    import pyarrow as pa
+
+    if pa.types.is_decimal(column.type):  # through their text: each as written (0.35, where
+        text = column.cast(pa.string()).to_numpy(zero_copy_only=False)  # a cast gives 0.35...03)
+        return text.astype(np.float64)  # (a null, None, becomes NaN)
+    return column.to_numpy()
+
+
+def _numeric_type(kind: Any) -> bool:
+    """Integers, floats, decimals and booleans: a parquet column read as numbers."""
+    import pyarrow as pa
+
+    return bool(
+        pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_decimal(kind)
+        or pa.types.is_boolean(kind)
+    )
 
 
 def _is_text(kind: Any) -> bool:
@@ -440,7 +458,7 @@ def read_parquet(path: Path, columns: Columns, label_column: Label) -> Table:
         X = table.select(feature_idx).to_pandas()
         check_text_among_numbers(X, path)  # a string column of numbers and a few markers
     else:
-        features = [table.column(i).to_numpy() for i in feature_idx]
+        features = [_numbers(table.column(i)) for i in feature_idx]
         X = np.column_stack(features) if features else np.empty((table.num_rows, 0))
     labels = None
     if label_idx is not None:

@@ -1,7 +1,8 @@
 """Tables with categorical columns: one-hot blocks into the model, categories back out.
 
-A :class:`TableLayout` is fitted from a pandas DataFrame (``category``, ``object``, string and
-``bool`` columns are categorical, numeric ones numeric) or from an array whose integer-coded
+A :class:`TableLayout` is fitted from a pandas DataFrame (``category``, text, ``bool`` and mixed
+``object`` columns are categorical; numeric ones, and ``object`` columns of numbers alone, are
+numeric: :func:`~aekit.data.kinds.holds_numbers`) or from an array whose integer-coded
 columns ``categorical_features`` names (by index, by name, or as a boolean mask, as scikit-learn's
 ``HistGradientBoosting*`` take it). :meth:`TableLayout.encode` expands each categorical column
 into a one-hot block of float columns (numeric columns pass through), the rows the network
@@ -19,8 +20,10 @@ Rules, stated once here:
 - **Too many categories**: a column with more than ``max_categories`` distinct values (a
   free-text or identifier column) is a :class:`~aekit.errors.DataError` naming the column and
   its count.
-- **Dates and times** (datetime, timedelta, period columns) are a
-  :class:`~aekit.errors.DataTypeError` naming the column: turn them into numbers first (a
+- **Dates and times** (datetime, timedelta, period columns, ``object`` columns of dates),
+  at ``fit`` and where a numeric column gets them at ``encode``, are a
+  :class:`~aekit.errors.DataTypeError` naming the column
+  (:func:`~aekit.data.kinds.refuse_times`): turn them into numbers first (a
   timestamp, a day of the year) or drop them.
 
 The layout is JSON (:meth:`TableLayout.to_dict`, saved in a model's ``config.json``): the
@@ -38,9 +41,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import AekitWarning, ConfigError, DataError, DataTypeError, ModelFileError
+from ..errors import AekitWarning, ConfigError, DataError, ModelFileError
+from .kinds import column_numbers, holds_numbers, is_number_dtype, refuse_times
 from .names import check_unique_names
 from .readers import require
+from .textcells import check_marked_column
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -191,9 +196,22 @@ class TableLayout:
         for j, (start, column) in enumerate(zip(self.starts, self.columns, strict=True)):
             values = table.iloc[:, j]
             if column.categories is None:
-                out[:, start] = _numbers(values, column.name)
+                out[:, start] = column_numbers(values, column.name)
             else:
                 out[:, start : start + column.width] = _one_hot(values, column)
+        return out
+
+    def as_numbers(self, table: pd.DataFrame, encoded: np.ndarray) -> pd.DataFrame:
+        """A copy of ``table`` whose numeric columns given in another dtype are float64.
+
+        A column numeric in the layout that came as text, booleans or ``object`` values gets
+        its numbers from ``encoded`` (:meth:`encode` of ``table``), so that numbers can be
+        written into it (the imputer's fills); columns of numbers keep their dtype.
+        """
+        out = table.copy()
+        for j, (start, column) in enumerate(zip(self.starts, self.columns, strict=True)):
+            if column.categories is None and not is_number_dtype(out.dtypes.iloc[j]):
+                out.isetitem(j, encoded[:, start])
         return out
 
     def decode(self, encoded: np.ndarray) -> pd.DataFrame | np.ndarray:
@@ -260,15 +278,15 @@ def needs_layout(X: Any, categorical_features: Any = None) -> bool:
     """Whether ``X`` has categorical columns: a layout must encode it for the model.
 
     True when ``categorical_features`` names columns, or ``X`` is a DataFrame with a column
-    that is not plain numeric (category, object, strings, booleans, or a date/time column,
-    which :meth:`TableLayout.fit` refuses by name).
+    that is not numbers (:func:`~aekit.data.kinds.holds_numbers`: category, text, booleans,
+    mixed values, or a date/time column, which :meth:`TableLayout.fit` refuses by name).
     """
     if _given(categorical_features):
         return True
     pd = sys.modules.get("pandas")  # without pandas imported, X is no DataFrame
     if pd is None or not isinstance(X, pd.DataFrame):
         return False
-    return any(not _plain_number(dtype) for dtype in X.dtypes)
+    return not all(holds_numbers(X.iloc[:, j]) for j in range(X.shape[1]))
 
 
 def fit_layout(X: Any, categorical_features: Any, max_categories: int) -> TableLayout | None:
@@ -285,16 +303,6 @@ def _given(categorical_features: Any) -> bool:
     if isinstance(categorical_features, str):
         return bool(categorical_features.strip())
     return bool(len(categorical_features))
-
-
-def _plain_number(dtype: Any) -> bool:
-    """Integers and floats, NumPy or pandas' nullable ones; not booleans."""
-    import pandas as pd
-
-    if isinstance(dtype, pd.CategoricalDtype):
-        return False
-    kind = getattr(dtype, "kind", "O")
-    return kind in "iuf"
 
 
 def _as_frame(X: Any) -> pd.DataFrame:
@@ -347,19 +355,14 @@ def _fit_column(name: Any, values: pd.Series, chosen: bool, max_categories: int)
         raise DataError(f"column names must be strings or integers, got {name!r}")
     name = name if isinstance(name, str) else int(name)
     dtype = values.dtype
-    if getattr(dtype, "kind", "O") in "mMc" or isinstance(
-        dtype, (pd.PeriodDtype, pd.DatetimeTZDtype)
-    ):
-        raise DataTypeError(
-            f"column {name!r} holds {dtype} values: aekit does not encode dates, times or "
-            "complex numbers; turn them into numbers first (a timestamp, a day of the year) "
-            "or drop the column"
-        )
-    if _plain_number(dtype) and not chosen:
+    refuse_times(name, values)
+    if not chosen and holds_numbers(values):
         return Column(name, str(dtype))
     if isinstance(dtype, pd.CategoricalDtype):
         categories, ordered = list(dtype.categories), bool(dtype.ordered)
     else:
+        if not chosen:  # numbers with a few texts ("?"): holes, not categories
+            check_marked_column(name, values)
         present = values[values.notna()].unique()
         categories, ordered = _sorted(list(present)), False
     if len(categories) > max_categories:
@@ -391,13 +394,6 @@ def _json_scalar(name: Any, value: Any) -> Any:
             "must be strings, numbers or booleans"
         )
     return value
-
-
-def _numbers(values: pd.Series, name: Any) -> np.ndarray:
-    try:
-        return values.to_numpy(dtype=np.float64, na_value=np.nan)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"column {name!r} is numeric in the layout but holds {exc}") from exc
 
 
 def _one_hot(values: pd.Series, column: Column) -> np.ndarray:

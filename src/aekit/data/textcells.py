@@ -6,7 +6,8 @@ cells one category more, kept as they are where a hole would be filled. Every re
 :func:`check_text_among_numbers`; texts the caller names as missing-value markers
 (``aekit impute --missing-values '?'``) make such a column numbers with holes instead: a
 text table's reader is told them (pandas' ``na_values``), a parquet file's string columns go
-through :func:`marked_numbers`.
+through :func:`marked_numbers`. A DataFrame's column given to an estimator is refused alike
+(:func:`check_marked_column`, from :meth:`aekit.data.tables.TableLayout.fit`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["check_text_among_numbers", "marked_numbers"]
+__all__ = ["check_marked_column", "check_text_among_numbers", "marked_numbers"]
 
 
 _FEW_MARKERS = 3  # distinct texts in a column of numbers that read as markers, not categories
@@ -37,24 +38,53 @@ def check_text_among_numbers(table: Any, path: str | os.PathLike[str]) -> None:
     DataError
         Naming the column, the texts, their count and first row (0-based, after the header).
     """
+    for name in table.columns:
+        found = _markers(table[name])
+        if found is not None:
+            shown, count, first, text = found
+            raise DataError(
+                f"{path} column {str(name)!r} holds numbers and the text {shown} ({count} "
+                f"cell(s), first at row {first}): if it marks a missing value, leave those cells "
+                f"empty (or pass aekit impute --missing-values {text!r}); else fix them"
+            )
+
+
+def check_marked_column(name: Any, values: Any) -> None:
+    """:func:`check_text_among_numbers` for a DataFrame's column given to an estimator.
+
+    Read as categories, its numbers would each be one, the marker cells one more; a
+    ``category`` column, or one named in ``categorical_features``, is not checked.
+
+    Raises
+    ------
+    DataError
+        Naming the column, the texts, their count and first row, and the two ways out.
+    """
+    found = _markers(values)
+    if found is not None:
+        shown, count, first, text = found
+        raise DataError(
+            f"column {name!r} holds numbers and the text {shown} ({count} cell(s), first at "
+            f"row {first}): if it marks a missing value, make those cells NaN "
+            f"(X.replace({text!r}, np.nan)); if the column is categorical, make it a "
+            "'category' column or name it in categorical_features"
+        )
+
+
+def _markers(column: Any) -> tuple[str, int, int, str] | None:
+    """(the texts shown, their cell count, first row, first text) of a marked column, or None."""
     import pandas as pd
 
-    for name in table.columns:
-        column = table[name]
-        if not _texts(column):
-            continue
-        present = column[column.notna()].astype(str)
-        numbers = pd.to_numeric(present, errors="coerce").notna().to_numpy()
-        texts = present[~numbers]
-        if not 2 * numbers.sum() > len(present) or not 0 < texts.nunique() <= _FEW_MARKERS:
-            continue
-        shown = ", ".join(repr(t) for t in dict.fromkeys(texts))
-        first = int(np.flatnonzero(column.index == texts.index[0])[0])
-        raise DataError(
-            f"{path} column {str(name)!r} holds numbers and the text {shown} ({len(texts)} "
-            f"cell(s), first at row {first}): if it marks a missing value, leave those cells "
-            f"empty (or pass aekit impute --missing-values {texts.iloc[0]!r}); else fix them"
-        )
+    if not _texts(column):
+        return None
+    present = column[column.notna()].astype(str)
+    numbers = pd.to_numeric(present, errors="coerce").notna().to_numpy()
+    texts = present[~numbers]
+    if not 2 * numbers.sum() > len(present) or not 0 < texts.nunique() <= _FEW_MARKERS:
+        return None
+    shown = ", ".join(repr(t) for t in dict.fromkeys(texts))
+    first = int(np.flatnonzero(column.index == texts.index[0])[0])
+    return shown, len(texts), first, str(texts.iloc[0])
 
 
 def _texts(column: Any) -> bool:

@@ -36,6 +36,7 @@ from ..files.names import adopt_names
 from ..model.hourglass import Hourglass
 from ..model.sparse_net import encode_rows
 from ..training import Callback, History, Trainer
+from ..training.optim import partly_stepped
 from ..training.prepare import seed_from
 from ..training.threads import ThreadChoice, choose_threads, using_threads
 from .inference import InferenceMixin
@@ -215,7 +216,7 @@ class Autoencoder(
         return tags
 
     def __sklearn_is_fitted__(self) -> bool:
-        return hasattr(self, "module_")
+        return hasattr(self, "module_") and not getattr(self, "_torn_", None)
 
     @property
     def _n_features_out(self) -> int:
@@ -227,6 +228,16 @@ class Autoencoder(
             raise NotFittedError(
                 f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
                 "appropriate arguments before using this estimator."
+            )
+        self._check_whole()
+
+    def _check_whole(self) -> None:
+        """Refuse a model that a ``partial_fit`` left partly stepped (:func:`partly_stepped`)."""
+        torn = getattr(self, "_torn_", None)
+        if torn:
+            raise NotFittedError(
+                f"the last partial_fit stopped inside an optimiser step ({torn}): some of the "
+                "weights took the step and others did not; fit again, or load a saved copy"
             )
 
     # -- fit ------------------------------------------------------------------------------
@@ -304,6 +315,7 @@ class Autoencoder(
         -------
         self : Autoencoder
         """
+        self._check_whole()
         first = not hasattr(self, "module_")
         trainer = getattr(self, "_trainer_", None)
         with self._training_rows(X, reset=first) as (rows, stats):
@@ -320,7 +332,12 @@ class Autoencoder(
                 trainer = Trainer(self.module_, self.train_config_)
                 trainer.history = self.history_
             self._trainer_ = trainer
-            trainer.partial_fit(rows)
+            try:
+                trainer.partial_fit(rows)
+            except BaseException as exc:  # (MemoryError, Ctrl-C) in the backward pass
+                if partly_stepped(trainer.optimizer):
+                    self._torn_ = type(exc).__name__
+                raise
             self.input_path_ = trainer.input_path
         self.history_, self.n_iter_ = trainer.history, len(trainer.history)
         return self
@@ -375,7 +392,7 @@ class Autoencoder(
         scaling: str,
         history: History,
     ) -> None:
-        self.module_ = module
+        self.module_, self._torn_ = module, None
         self.model_config_ = model_config
         self.train_config_ = train_config
         self.scaling_ = scaling

@@ -201,7 +201,12 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
 
     # -- input ----------------------------------------------------------------------------
     def _rows(self, X: Any, *, reset: bool) -> Any:
-        """Checked float rows, every hole NaN (:func:`~aekit.impute.markers.marked_rows`)."""
+        """Checked float rows, every hole NaN (:func:`~aekit.impute.markers.marked_rows`).
+
+        A DataFrame with a text ``missing_values`` has its holes marked as its cells are read.
+        """
+        if isinstance(self.missing_values, str) and hasattr(X, "columns"):
+            return marked_rows(self, self._cells(X, reset=reset), np.nan, reset=reset)
         return marked_rows(self, X, self.missing_values, reset=reset)
 
     # -- fit / transform --------------------------------------------------------------------
@@ -235,7 +240,8 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             raise ConfigError(f"add_indicator must be True or False, got {self.add_indicator!r}")
         own = self.estimator.categorical_features if self.estimator is not None else None
         categorical = own if self.categorical_features is None else self.categorical_features
-        self._table = needs_layout(X, categorical)
+        text_frame = isinstance(self.missing_values, str) and hasattr(X, "columns")
+        self._table = needs_layout(self._cells(X, reset=True) if text_frame else X, categorical)
         frame_dtypes = getattr(X, "dtypes", None)  # a DataFrame's, recorded in a saved folder
         self._dtypes = None if frame_dtypes is None else [str(t) for t in frame_dtypes]
         if self._table:  # the members encode the table; the defaults see its cells' holes
@@ -395,7 +401,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         holes = np.isnan(encoded[:, layout.starts])  # missing, or a category unseen in fit
         for j in np.flatnonzero((holes & table.notna().to_numpy()).any(axis=0)):
             table.iloc[holes[:, j], j] = np.nan  # unseen: a hole, not warned of again
-        out = table.copy()
+        out = layout.as_numbers(table, encoded)  # (a copy) numbers given as text: numbers
         if holes.any():  # numbers averaged over the members, categories by their votes
             votes = np.mean([layout.encode(m.reconstruct(table)) for m in self.estimators_], 0)
             guess = pd.DataFrame(layout.decode(votes))

@@ -19,6 +19,7 @@ __all__ = [
     "make_optimizer",
     "make_scheduler",
     "param_groups",
+    "partly_stepped",
     "scale_lr",
     "step_schedule",
 ]
@@ -209,6 +210,18 @@ def scale_lr(optimizer: torch.optim.Optimizer, scheduler: Any, factor: float) ->
             if hasattr(scheduler, name):
                 values = getattr(scheduler, name)
                 setattr(scheduler, name, [v * factor for v in values])
+
+
+def partly_stepped(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether a step of ``optimizer`` stopped partway: some weight blocks took it, some not.
+
+    The sparse path's output weights are stepped a block of rows at a time during the backward
+    pass (:meth:`_LazyColumns.block_step`), their step count settled by the :meth:`step` that
+    follows. An exception in between (``MemoryError``, ``KeyboardInterrupt``) leaves the blocks
+    stepped so far moved and the rest not: a state no uninterrupted run passes through, which
+    nothing may continue from or save (:meth:`aekit.Autoencoder.partial_fit` refuses it).
+    """
+    return any("block_step" in p.__dict__ for g in optimizer.param_groups for p in g["params"])
 
 
 class _LazyColumns:
