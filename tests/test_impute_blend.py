@@ -14,6 +14,7 @@ from aekit import Autoencoder, AutoencoderImputer, ModelFileError
 from aekit.impute.blend import (
     BLEND_COLUMNS,
     BLEND_WEIGHTS,
+    PRIOR,
     blend_runs,
     blend_weights,
     held_out_cells,
@@ -68,9 +69,25 @@ def test_the_weight_goes_to_the_fill_that_is_right_on_the_hidden_cells():
     assert blend_weights(truth, hidden, noise, truth, noise) == (0.0, 1.0, 0.0)
     assert blend_weights(truth, hidden, truth, noise, noise) == (1.0, 0.0, 0.0)
     assert blend_weights(truth, hidden, noise, noise, truth) == (0.0, 0.0, 1.0)
-    assert blend_weights(truth, hidden, truth, truth, truth) == BLEND_WEIGHTS[0]  # ties: members
+    assert blend_weights(truth, hidden, truth, truth, truth) == PRIOR  # nothing shown: the prior
     assert BLEND_WEIGHTS[0] == (1.0, 0.0, 0.0) and len(BLEND_WEIGHTS) == 15
-    assert all(sum(w) == 1.0 for w in BLEND_WEIGHTS)
+    assert all(sum(w) == 1.0 for w in BLEND_WEIGHTS) and PRIOR in BLEND_WEIGHTS
+
+
+def test_the_prior_stays_unless_the_held_out_cells_show_better_by_two_standard_errors():
+    rng = np.random.default_rng(4)
+    truth = rng.normal(size=(400, 5))
+    hidden = rng.random(truth.shape) < 0.1
+    base = truth + rng.normal(size=truth.shape)
+
+    def shifted(by):  # a fill whose error differs from base's by a share of its cells
+        return np.where(rng.random(truth.shape) < by, truth, base)
+
+    # the members' fill slightly better on a few cells: not shown, the prior stays
+    assert blend_weights(truth, hidden, shifted(0.02), base, base) == PRIOR
+    # far better on most cells: shown, the members alone
+    assert blend_weights(truth, hidden, shifted(0.9), base, base) == (1.0, 0.0, 0.0)
+    assert blend_weights(truth, np.zeros_like(hidden), base, base, base) == PRIOR  # no cell
 
 
 def test_the_neighbour_fill_is_knn_imputers():
