@@ -240,3 +240,15 @@ def test_imputer_fills_as_with_members_fitted_alone(one_by_one, tmp_path):
     np.testing.assert_array_equal(loaded.transform(X), filled)  # the folder is the same kind
     one_by_one(imputer_module)
     np.testing.assert_allclose(filled, make().fit(X).transform(X), rtol=1e-4, atol=1e-5)
+
+
+def test_a_lone_member_starts_as_five_do_without_the_init_search():
+    """init="auto" in an ensemble starts from PCA's solution, one member or several."""
+    X = _rows(n=120, d=6)
+    base = Autoencoder(code_dim=2, hidden=(8,), threads=1, device="cpu")  # init="auto"
+    for n in (1, 2):
+        members = fit_members(_members(base, n), X)
+        for m in members:
+            assert "selection" not in (m.history_.initial or {})
+    alone = clone(base).set_params(random_state=0).fit(X)
+    assert "selection" in alone.history_.initial  # a plain fit still searches
