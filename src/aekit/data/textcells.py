@@ -39,14 +39,12 @@ def check_text_among_numbers(table: Any, path: str | os.PathLike[str]) -> None:
         Naming the column, the texts, their count and first row (0-based, after the header).
     """
     for name in table.columns:
-        found = _markers(table[name])
-        if found is not None:
-            shown, count, first, text = found
-            raise DataError(
-                f"{path} column {str(name)!r} holds numbers and the text {shown} ({count} "
-                f"cell(s), first at row {first}): if it marks a missing value, leave those cells "
-                f"empty (or pass aekit impute --missing-values {text!r}); else fix them"
-            )
+        _refuse(
+            _markers(table[name]),
+            f"{path} column {str(name)!r}",
+            "if it marks a missing value, leave those cells empty (or pass aekit impute "
+            "--missing-values {text!r}); else fix them",
+        )
 
 
 def check_marked_column(name: Any, values: Any) -> None:
@@ -60,14 +58,25 @@ def check_marked_column(name: Any, values: Any) -> None:
     DataError
         Naming the column, the texts, their count and first row, and the two ways out.
     """
-    found = _markers(values)
+    _refuse(
+        _markers(values),
+        f"column {name!r}",
+        "if it marks a missing value, make those cells NaN (X.replace({text!r}, np.nan)); if "
+        "the column is categorical, make it a 'category' column or name it in "
+        "categorical_features",
+    )
+
+
+def _refuse(found: tuple[str, int, int, str] | None, where: str, advice: str) -> None:
+    """Raise the one-line error for a column with marker texts (``found``), if it has any.
+
+    ``advice`` is formatted with the first text as ``text``.
+    """
     if found is not None:
         shown, count, first, text = found
         raise DataError(
-            f"column {name!r} holds numbers and the text {shown} ({count} cell(s), first at "
-            f"row {first}): if it marks a missing value, make those cells NaN "
-            f"(X.replace({text!r}, np.nan)); if the column is categorical, make it a "
-            "'category' column or name it in categorical_features"
+            f"{where} holds numbers and the text {shown} ({count} cell(s), first at row "
+            f"{first}): " + advice.format(text=text)
         )
 
 
