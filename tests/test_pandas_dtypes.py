@@ -199,3 +199,10 @@ def test_aekit_impute_names_a_parquet_timestamp_column_by_its_dtype(tmp_path, ca
     argv = ["impute", str(path), "-o", str(tmp_path / "f.parquet"), "--epochs", "3"]
     assert main([*argv, "--n-estimators", "1", "--device", "cpu"]) == 2
     assert "column 'when' holds datetime64[ns] values" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cell", [lambda i: {"k": i}, lambda i: [i], lambda i: {i}])
+def test_unhashable_cells_are_refused_by_name(cell):
+    X = pd.DataFrame({"a": np.arange(12.0), "b": [cell(i) for i in range(12)]})
+    with pytest.raises(DataTypeError, match=r"^column 'b' holds \w+ values such as"):
+        Autoencoder(code_dim=1, **FAST).fit(X)

@@ -33,6 +33,7 @@ categories are JSON strings, numbers and booleans, nothing is pickled.
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 import warnings
 from collections.abc import Sequence
@@ -41,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import AekitWarning, ConfigError, DataError, ModelFileError
+from ..errors import AekitWarning, ConfigError, DataError, DataTypeError, ModelFileError
 from .kinds import column_numbers, holds_numbers, is_number_dtype, refuse_times
 from .names import check_unique_names
 from .readers import require
@@ -363,7 +364,15 @@ def _fit_column(name: Any, values: pd.Series, chosen: bool, max_categories: int)
     else:
         if not chosen:  # numbers with a few texts ("?"): holes, not categories
             check_marked_column(name, values)
-        present = values[values.notna()].unique()
+        present = values[values.notna()]
+        try:
+            present = present.unique()
+        except TypeError:  # unhashable cells (dicts, lists): not categories
+            odd = next(v for v in present if not isinstance(v, (str, numbers.Number)))
+            raise DataTypeError(
+                f"column {name!r} holds {type(odd).__name__} values such as {odd!r:.40}: a "
+                "category must be a string, a number or a boolean"
+            ) from None
         categories, ordered = _sorted(list(present)), False
     if len(categories) > max_categories:
         raise DataError(
