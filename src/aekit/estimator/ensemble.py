@@ -75,9 +75,12 @@ def fit_members(members: Sequence[Autoencoder], X: Any, *, together: bool = True
             threads = trainer.thread_choice  # chosen (or probed) once for every member
             built.append((rows, trainer, scaling))
         trainers = [trainer for _, trainer, _ in built]
-        reason = "one member" if len(trainers) < 2 else stack_refusal(trainers, built[0][0])
         if not together:
-            reason = "together=False"
+            reason: str | None = "together=False"
+        elif len(trainers) < 2:
+            reason = "one member"
+        else:
+            reason = stack_refusal(trainers, built[0][0])
         if reason is None:
             fit_together(trainers, built[0][0])
         else:

@@ -150,15 +150,14 @@ def weigh_candidates(
     """
     train = np.where(hidden, np.nan, rows)
     chain, near = clip(fit_chain(train, seed).fill(train)), NeighbourFill.from_rows(train)
-    fills = members_fill, chain, clip(near.fill(train))
-    errors = held_out_errors(rows, hidden, *fills)
-    members, linear, neighbours = blend_weights(rows, hidden, *fills)
+    errors = _cell_errors(rows, hidden, members_fill, chain, clip(near.fill(train)))
+    members, linear, neighbours = _choose(errors)
     return Blend(
         members,
         fit_chain(rows, seed) if linear > 0 else None,  # refitted on every observed cell
         NeighbourFill.from_rows(rows) if neighbours > 0 else None,
         neighbours,
-    ), errors
+    ), _rmse(errors)
 
 
 def held_out_cells(rows: np.ndarray, seed: int) -> np.ndarray:
@@ -208,12 +207,15 @@ def blend_weights(
     autoencoders, linear, neighbours : ndarray of shape (n_samples, n_features)
         The three fills of the rows with those cells hidden.
     """
-    prior = BLEND_WEIGHTS.index(PRIOR)
-    squared = (
-        np.asarray(BLEND_WEIGHTS) @ _cell_errors(truth, hidden, autoencoders, linear, neighbours)
-    ) ** 2
+    return _choose(_cell_errors(truth, hidden, autoencoders, linear, neighbours))
+
+
+def _choose(errors: np.ndarray) -> tuple[float, float, float]:
+    """:func:`blend_weights` from the fills' errors on the hidden cells (:func:`_cell_errors`)."""
+    squared = (np.asarray(BLEND_WEIGHTS) @ errors) ** 2
     if squared.shape[1] < 2:
         return PRIOR
+    prior = BLEND_WEIGHTS.index(PRIOR)
     gain = squared - squared[prior]
     spread = gain.std(axis=1, ddof=1) / np.sqrt(squared.shape[1])
     shown = gain.mean(axis=1) < -BLEND_Z * spread
@@ -230,7 +232,11 @@ def held_out_errors(
     neighbours: np.ndarray,
 ) -> list[float]:
     """RMSE on the hidden cells (columns in units of their spread) of each weight triple."""
-    errors = _cell_errors(truth, hidden, autoencoders, linear, neighbours)
+    return _rmse(_cell_errors(truth, hidden, autoencoders, linear, neighbours))
+
+
+def _rmse(errors: np.ndarray) -> list[float]:
+    """:func:`held_out_errors` from the fills' errors on the hidden cells."""
     if not errors.shape[1]:
         return [0.0] * len(BLEND_WEIGHTS)
     squared = (np.asarray(BLEND_WEIGHTS) @ errors) ** 2
