@@ -205,9 +205,13 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
 
         A DataFrame with a text ``missing_values`` has its holes marked as its cells are read.
         """
-        if isinstance(self.missing_values, str) and hasattr(X, "columns"):
+        if self._text_frame(X):
             return marked_rows(self, self._cells(X, reset=reset), np.nan, reset=reset)
         return marked_rows(self, X, self.missing_values, reset=reset)
+
+    def _text_frame(self, X: Any) -> bool:
+        """Whether ``X`` is a DataFrame whose holes a text ``missing_values`` marks."""
+        return isinstance(self.missing_values, str) and hasattr(X, "columns")
 
     # -- fit / transform --------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> AutoencoderImputer:
@@ -240,13 +244,15 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             raise ConfigError(f"add_indicator must be True or False, got {self.add_indicator!r}")
         own = self.estimator.categorical_features if self.estimator is not None else None
         categorical = own if self.categorical_features is None else self.categorical_features
-        text_frame = isinstance(self.missing_values, str) and hasattr(X, "columns")
-        self._table = needs_layout(self._cells(X, reset=True) if text_frame else X, categorical)
+        cells = self._cells(X, reset=True) if self._text_frame(X) else None  # read once
+        self._table = needs_layout(X if cells is None else cells, categorical)
         frame_dtypes = getattr(X, "dtypes", None)  # a DataFrame's, recorded in a saved folder
         self._dtypes = None if frame_dtypes is None else [str(t) for t in frame_dtypes]
         if self._table:  # the members encode the table; the defaults see its cells' holes
-            data = self._cells(X, reset=True)
+            data = self._cells(X, reset=True) if cells is None else cells
             rows = np.where(data.isna().to_numpy(), np.nan, 0.0)
+        elif cells is not None:
+            data = rows = marked_rows(self, cells, np.nan, reset=True)
         else:
             data = rows = self._rows(X, reset=True)
             if is_sparse(rows):  # the members train on dense rows with NaN holes
