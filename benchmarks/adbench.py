@@ -34,7 +34,8 @@ seconds; per method: mean AUROC, mean rank among the measured methods (1 = best 
 number of tables more than 2 points below PCA; beside them the published DTE columns for the same
 tables (``benchmarks/published/dte_adbench.json``, with its source). Printed as tables and
 written to ``--out`` as JSON, after every table as it goes (``"complete": false`` until the
-run ends), so that a run cut short keeps the tables it finished.
+run ends), so that a run cut short keeps the tables it finished. After a merge, ``"complete"``
+says whether every table of ``--data`` has every method's entry in every protocol.
 
 **Merging a subset run** (``--merge SUBSET.json --out FULL.json``, nothing is run): where a
 change touches some tables only (the detector's density term: tables of at most 8 columns),
@@ -349,8 +350,21 @@ def method_names(results: dict[str, Any]) -> list[str]:
     return [n for n in names if all(n in t for t in tables)]
 
 
-def merge(subset_path: str, out_path: str) -> None:
-    """Replace, per table, ``out_path``'s entries of the methods ``subset_path`` measured."""
+def covers(full: dict[str, Any], expected: list[str]) -> bool:
+    """Whether every protocol of ``full`` has every ``expected`` table with every method."""
+    for got in full["protocols"].values():
+        tables = got["tables"]
+        every = {k for t in tables.values() for k in t if not k.startswith("_")}
+        if not set(expected) <= set(tables) or set(method_names(tables)) != every:
+            return False
+    return True
+
+
+def merge(subset_path: str, out_path: str, data: Path) -> None:
+    """Replace, per table, ``out_path``'s entries of the methods ``subset_path`` measured.
+
+    ``"complete"`` is then whether every table of ``data`` has every method (:func:`covers`).
+    """
     subset = json.loads(Path(subset_path).read_text())
     full = json.loads(Path(out_path).read_text())
     if subset["seeds"] != full["seeds"]:
@@ -366,6 +380,7 @@ def merge(subset_path: str, out_path: str) -> None:
             tables[name] = {**tables.get(name, {}), **new}
         summary = contextual_summary if protocol == "contextual" else summarize
         full["protocols"][protocol]["summary"] = summary(tables, method_names(tables))
+    full["complete"] = covers(full, sorted(p.stem for p in data.glob("*.npz")))
     full.setdefault("merged", []).append(
         {"command": subset["command"], "tables": sorted(
             t for p in common for t in subset["protocols"][p]["tables"])}
@@ -394,7 +409,7 @@ def main() -> None:
     if args.merge:
         if not args.out:
             raise SystemExit("--merge needs --out, the full results file to merge into")
-        merge(args.merge, args.out)
+        merge(args.merge, args.out, Path(args.data))
         return
     contextual = args.protocol == "contextual"
     if args.seeds is None:

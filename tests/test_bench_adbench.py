@@ -85,7 +85,11 @@ def test_merge_replaces_the_measured_methods_of_the_subset_tables_only(adbench, 
         "a": {"aekit detector": _entry(90.0)}}}}}  # fmt: skip
     (tmp_path / "full.json").write_text(json.dumps(full))
     (tmp_path / "sub.json").write_text(json.dumps(subset))
-    adbench.merge(str(tmp_path / "sub.json"), str(tmp_path / "full.json"))
+    data = tmp_path / "data"  # the tables the full run is judged complete against
+    data.mkdir()
+    for name in ("a", "b"):
+        (data / f"{name}.npz").write_bytes(b"")
+    adbench.merge(str(tmp_path / "sub.json"), str(tmp_path / "full.json"), data)
     merged = json.loads((tmp_path / "full.json").read_text())
     got = merged["protocols"]["one-class"]
     assert got["tables"]["a"]["aekit detector"]["auroc"] == 90.0
@@ -93,7 +97,20 @@ def test_merge_replaces_the_measured_methods_of_the_subset_tables_only(adbench, 
     assert got["tables"]["b"]["aekit detector"]["auroc"] == 80.0  # another table stays
     assert got["summary"]["aekit detector"]["mean_auroc"] == 85.0
     assert merged["merged"] == [{"command": "sub", "tables": ["a"]}]
+    assert merged["complete"] is True  # every table of the data folder, every method
+    (data / "c.npz").write_bytes(b"")  # a table the results lack
+    adbench.merge(str(tmp_path / "sub.json"), str(tmp_path / "full.json"), data)
+    assert json.loads((tmp_path / "full.json").read_text())["complete"] is False
     subset["seeds"] = 3
     (tmp_path / "sub.json").write_text(json.dumps(subset))
     with pytest.raises(SystemExit, match="same seeds"):
-        adbench.merge(str(tmp_path / "sub.json"), str(tmp_path / "full.json"))
+        adbench.merge(str(tmp_path / "sub.json"), str(tmp_path / "full.json"), data)
+
+
+def test_covers_needs_every_method_on_every_table(adbench):
+    tables = {"a": {"m": _entry(1.0), "n": _entry(2.0)}, "b": {"m": _entry(1.0)}}
+    full = {"protocols": {"one-class": {"tables": tables}}}
+    assert not adbench.covers(full, ["a", "b"])  # "n" lacks table b
+    tables["b"]["n"] = _entry(3.0)
+    assert adbench.covers(full, ["a", "b"])
+    assert not adbench.covers(full, ["a", "b", "c"])
