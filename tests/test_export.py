@@ -128,6 +128,29 @@ def test_onnx_refuses_bad_input_and_bad_files(tmp_path, wine):
         to_onnx(object(), tmp_path / "other.onnx")
 
 
+def test_onnx_takes_a_dataframe_by_the_exported_names(tmp_path):
+    pd = pytest.importorskip("pandas")
+    data = load_wine(as_frame=True).data
+    model = Autoencoder(code_dim=2, **FAST).fit(data)
+    onnx_model = OnnxModel(to_onnx(model, tmp_path / "m.onnx"))
+    want = onnx_model.run(data.to_numpy())["error"]  # an array: by position
+    reordered = data[list(reversed(data.columns))]
+    np.testing.assert_array_equal(onnx_model.run(reordered)["error"], want)
+    np.testing.assert_array_equal(onnx_model.run(data)["error"], want)
+    # before, both were read by position: a silently wrong score, or a renamed column taken
+    renamed = data.rename(columns={"alcohol": "alcohol_pct"})
+    with pytest.raises(DataError, match="unseen at fit time: 'alcohol_pct'; missing: 'alcohol'"):
+        onnx_model.run(renamed)
+    doubled = data.iloc[:, [0, *range(12)]]
+    with pytest.raises(DataError, match="'alcohol' more than once"):
+        onnx_model.run(doubled)
+    rows = data.to_numpy()
+    unnamed = OnnxModel(to_onnx(Autoencoder(code_dim=2, **FAST).fit(rows), tmp_path / "u.onnx"))
+    assert unnamed.feature_names is None  # no names: a frame is taken by position
+    frame = pd.DataFrame(rows, columns=[f"x{i}" for i in range(13)])
+    np.testing.assert_array_equal(unnamed.run(frame)["code"], unnamed.run(rows)["code"])
+
+
 @pytest.fixture(scope="module")
 def cli_files(tmp_path_factory, wine):
     folder = tmp_path_factory.mktemp("cli")

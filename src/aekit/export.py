@@ -232,11 +232,13 @@ class OnnxModel:
         DataError, DataTypeError
             The estimators' input check (:func:`aekit.data.checks.checked_array`): if ``X``
             is not 2-D with ``n_features`` numeric columns, or holds infinity or a value
-            beyond float32's range (NaN is a missing value, scored on the observed entries).
+            beyond float32's range (NaN is a missing value, scored on the observed entries);
+            a DataFrame whose columns are not ``feature_names`` (the same names in another
+            order are put in the exported order; an array is taken by position).
         """
         from .data.checks import checked_array
 
-        rows = checked_array(X, self.n_features, "the ONNX model")
+        rows = checked_array(X, self.n_features, "the ONNX model", self.feature_names)
         rows = np.ascontiguousarray(rows, dtype=np.float32)  # checked: within float32's range
         parts = [
             self.session.run(None, {INPUT: rows[start : start + _CHUNK_ROWS]})

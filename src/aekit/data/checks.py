@@ -28,13 +28,14 @@ reads the same wherever it comes in::
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..errors import DataError, DataTypeError
-from .names import aekit_errors, in_fitted_order, validate_named
+from .names import aekit_errors, in_fitted_order, in_named_order, validate_named
 
 if TYPE_CHECKING:  # torch and scikit-learn are imported where used: the ONNX runner needs neither
     import torch
@@ -443,20 +444,25 @@ def check_table_names(estimator: Any, X: Any, *, reset: bool) -> Any:
     return validate_named(estimator, X, reset=reset, skip_check_array=True)
 
 
-def checked_array(X: Any, n_features: int, who: str) -> np.ndarray:
+def checked_array(
+    X: Any, n_features: int, who: str, names: Sequence[str] | None = None
+) -> np.ndarray:
     """The input check for a runner without an estimator (an ONNX file): dense rows only.
 
     The conversion and messages of :func:`validate_rows` (any number of rows, including
-    none), the feature count by :func:`check_n_features`, the values by :func:`check_rows`.
+    none), the feature count by :func:`check_n_features`, the values by :func:`check_rows`;
+    a DataFrame's columns are taken by the ``names`` the runner was saved with, where it has
+    them (:func:`~aekit.data.names.in_named_order`), else by position.
 
     Raises
     ------
     DataError, DataTypeError
-        For sparse or non-numeric rows, a shape other than ``(n_rows, n_features)``, and
-        unusable values.
+        For sparse or non-numeric rows, a shape other than ``(n_rows, n_features)``, columns
+        other than ``names``, and unusable values.
     """
     from sklearn.utils.validation import check_array
 
+    X = in_named_order(X, names, who)
     if sp.issparse(X):
         raise DataTypeError(f"{who} takes dense rows: densify them first (X.toarray())")
     with aekit_errors():

@@ -31,6 +31,7 @@ __all__ = [
     "forget_names",
     "in_fitted_order",
     "in_labelled_order",
+    "in_named_order",
     "integer_labels",
     "validate_named",
 ]
@@ -200,13 +201,46 @@ def in_labelled_order(X: Any, fitted: Sequence[int] | None) -> Any:
     if integer_labels(X) is not None and set(labels) == set(wanted):
         return X if labels == wanted else X[wanted]
     unseen = [n for n in labels if integer_labels(X) is None or n not in set(wanted)]
+    raise DataError(
+        f"X's column labels should match the integer labels seen in fit "
+        f"({_listed(wanted)}); {_differences(unseen, labels, wanted)}"
+    )
+
+
+def in_named_order(X: Any, names: Sequence[str] | None, who: str) -> Any:
+    """A DataFrame put in the order of the column ``names`` a runner was saved with.
+
+    For a runner without an estimator (an ONNX file's ``feature_names``): rows without
+    column labels (an array), or a runner without names, are taken by position; a DataFrame
+    with the same names in another order is reordered; any other labels are refused.
+
+    Raises
+    ------
+    DataError
+        The DataFrame's columns are not ``names`` (other, missing, extra or repeated ones).
+    """
+    columns = getattr(X, "columns", None)
+    if names is None or columns is None:
+        return X
+    labels, wanted = list(columns), list(names)
+    if labels == wanted:
+        return X
+    if len(set(labels)) == len(labels) and set(labels) == set(wanted):
+        return X[wanted]
+    check_distinct_names(labels, "X")
+    unseen = [n for n in labels if n not in set(wanted)]
+    raise DataError(
+        f"X's columns should match the names {who} was saved with ({_listed(wanted)}); "
+        f"{_differences(unseen, labels, wanted)}"
+    )
+
+
+def _differences(unseen: Sequence[Any], labels: Sequence[Any], wanted: Sequence[Any]) -> str:
+    """What a frame's column labels have that the fitted ones lack, and the other way round."""
     missing = [n for n in wanted if n not in set(labels)]
     found = [f"unseen at fit time: {_listed(unseen)}"] if unseen else []
     found += [f"missing: {_listed(missing)}"] if missing else []
-    raise DataError(
-        f"X's column labels should match the integer labels seen in fit "
-        f"({_listed(wanted)}); {'; '.join(found)}"
-    )
+    return "; ".join(found)
 
 
 def _listed(labels: Sequence[Any]) -> str:
