@@ -343,7 +343,7 @@ def test_a_format_1_jumprelu_folder_loads_with_its_log_thresholds(tmp_path, data
     sae.save(tmp_path / "v1")
     header_path = tmp_path / "v1" / "sae.json"
     header = json.loads(header_path.read_text())
-    assert header["format_version"] == 4
+    assert header["format_version"] == 5
     assert header["config"]["jumprelu_threshold_param"] == "log"
     # what aekit-sae format 1 wrote: no jumprelu_threshold_param (nor format 3's
     # decoder_init_norm and grad_clip), log_threshold weights

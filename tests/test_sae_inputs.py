@@ -153,3 +153,53 @@ def test_stop_after_is_positive_and_its_hint_holds(tmp_path, rows, capsys):
     checkpoints = ["--checkpoint-dir", str(tmp_path / "ck")]
     assert main([*argv, "-o", str(tmp_path / "c"), "--stop-after", "2", *checkpoints]) == 0
     assert "--resume to go on" in capsys.readouterr().out
+
+
+def test_a_dataframe_is_read_by_its_columns_not_their_positions(tmp_path, rows):
+    import json
+
+    import pandas as pd
+
+    import aekit
+
+    frame = pd.DataFrame(rows * np.arange(1, 9, dtype=np.float32), columns=list("abcdefgh"))
+    sae = SparseAutoencoder(**FAST).fit(frame)
+    assert list(sae.feature_names_in_) == list("abcdefgh")
+    want = sae.transform(frame)
+    # before, a reordered frame was encoded by position (other codes) and a renamed one taken
+    np.testing.assert_array_equal(sae.transform(frame[list("hgfedcba")]), want)
+    with pytest.raises(DataError, match="unseen at fit time: 'z'; missing: 'a'"):
+        sae.transform(frame.rename(columns={"a": "z"}))
+    sae.save(tmp_path / "named")
+    loaded = aekit.load(tmp_path / "named")
+    np.testing.assert_array_equal(loaded.transform(frame[list("hgfedcba")]), want)
+    labelled = SparseAutoencoder(**FAST).fit(pd.DataFrame(rows))  # integer labels
+    assert not hasattr(labelled, "feature_names_in_")
+    np.testing.assert_array_equal(
+        labelled.transform(pd.DataFrame(rows)[list(range(7, -1, -1))]), labelled.transform(rows)
+    )
+    # a format 4 folder has no column_labels: a frame is read by position, as it was then
+    header_path = tmp_path / "named" / "sae.json"
+    header = json.loads(header_path.read_text())
+    assert header["format_version"] == 5 and header["column_labels"] == list("abcdefgh")
+    del header["column_labels"]
+    header["format_version"] = 4
+    header_path.write_text(json.dumps(header))
+    old = aekit.load(tmp_path / "named")
+    np.testing.assert_array_equal(old.transform(frame.rename(columns={"a": "z"})), want)
+
+
+@pytest.mark.parametrize("labels", [["a"] * 8, list("abc"), [1, "b", 2, 3, 4, 5, 6, 7], "abc"])
+def test_a_folder_with_bad_column_labels_is_refused(tmp_path, sae, labels):
+    import json
+
+    import aekit
+    from aekit.errors import ModelFileError
+
+    sae.save(tmp_path / "s")
+    header_path = tmp_path / "s" / "sae.json"
+    header = json.loads(header_path.read_text())
+    header["column_labels"] = labels
+    header_path.write_text(json.dumps(header))
+    with pytest.raises(ModelFileError, match="column_labels must be null or 8 distinct"):
+        aekit.load(tmp_path / "s")

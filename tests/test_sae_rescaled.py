@@ -146,7 +146,7 @@ def test_a_format_3_folder_loads_as_it_was_written(tmp_path, arch):
     sae.save(tmp_path / "v3")
     header_path = tmp_path / "v3" / "sae.json"
     header = json.loads(header_path.read_text())
-    assert header["format_version"] == 4 and header["config"]["grad_clip"] == "auto"
+    assert header["format_version"] == 5 and header["config"]["grad_clip"] == "auto"
     header["format_version"] = 3
     header_path.write_text(json.dumps(header))
     loaded = aekit.load(tmp_path / "v3")

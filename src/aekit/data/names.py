@@ -27,6 +27,7 @@ __all__ = [
     "aekit_errors",
     "check_distinct_names",
     "check_unique_names",
+    "column_labels",
     "first_text",
     "forget_names",
     "in_fitted_order",
@@ -182,6 +183,21 @@ def integer_labels(X: Any) -> list[int] | None:
     return None
 
 
+def column_labels(X: Any) -> list[str] | list[int] | None:
+    """A DataFrame's column labels when all are strings or all integers, else None.
+
+    What a runner without scikit-learn's name check records to read a DataFrame by its
+    columns later (:func:`in_named_order`); rows without labels, or labels of mixed types,
+    are taken by position.
+    """
+    columns = getattr(X, "columns", None)
+    if columns is None or not len(columns):
+        return None
+    if all(isinstance(name, str) for name in columns):
+        return list(columns)
+    return integer_labels(X)
+
+
 def in_labelled_order(X: Any, fitted: Sequence[int] | None) -> Any:
     """A DataFrame put in the ``fitted`` integer-label order; other labels refused, in one line.
 
@@ -230,7 +246,7 @@ def in_named_order(X: Any, names: Sequence[str] | None, who: str) -> Any:
     check_distinct_names(labels, "X")
     unseen = [n for n in labels if n not in set(wanted)]
     raise DataError(
-        f"X's columns should match the names {who} was saved with ({_listed(wanted)}); "
+        f"X's columns should match the columns {who} was fitted on ({_listed(wanted)}); "
         f"{_differences(unseen, labels, wanted)}"
     )
 

@@ -15,6 +15,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from ..config.fields import describe, fill_parameters
 from ..config.sae import SAEConfig
 from ..data.checks import as_codes
+from ..data.names import column_labels, in_named_order
 from ..errors import ConfigError, DataError, ModelFileError, NotFittedError
 from ..files import SAE_NAME, SAELENS_CONFIG_NAME
 from ..files.layouts import check_can_save
@@ -184,6 +185,7 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
         config = self.sae_config()
         if resume and config.checkpoint_dir is None and not isinstance(resume, (str, os.PathLike)):
             raise ConfigError("resume=True needs checkpoint_dir, the folder of the checkpoints")
+        labels = column_labels(X)  # a DataFrame is read by these later, not by position
         source = activation_source(X)
         device = resolve_device(config.device)
         torch.manual_seed(config.random_state)  # nothing draws from it; kept for user modules
@@ -199,13 +201,18 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
         self.history_ = trainer.history
         self.n_steps_ = trainer.position["step"]
         self.stopped_early_ = trainer.stopped
-        self._set_fitted(source.n_features)
+        self._set_fitted(source.n_features, labels)
         if true_features is not None and self.history_:
             self.history_[-1].update(self.match_features(true_features))
         return self
 
-    def _set_fitted(self, n_features: int) -> None:
+    def _set_fitted(self, n_features: int, labels: list[Any] | None) -> None:
         self.n_features_in_ = int(n_features)
+        self._column_labels = labels  # all str or all int: a DataFrame's columns at fit
+        if labels is not None and all(isinstance(n, str) for n in labels):
+            self.feature_names_in_ = np.asarray(labels, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
         self.components_ = self.module_.W_dec.detach().numpy().copy()
         arch = self.module_.config.architecture
         thresholds = self.module_.thresholds().detach().numpy().copy()
@@ -219,6 +226,7 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
 
     def _chunks(self, X: Any) -> Iterator[torch.Tensor]:
         self._check_fitted()
+        X = in_named_order(X, getattr(self, "_column_labels", None), "this SparseAutoencoder")
         if isinstance(X, torch.Tensor):
             X = X.detach().cpu()
         elif not hasattr(X, "shape"):
@@ -332,7 +340,8 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
         check_can_save(path, overwrite)
         if format == "saelens":
             return write_saelens(path, self.module_)
-        return write_sae(path, self.module_, {"history": self.history_, "n_steps": self.n_steps_})
+        meta = {"history": self.history_, "n_steps": self.n_steps_}
+        return write_sae(path, self.module_, meta | {"column_labels": self._column_labels})
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> SparseAutoencoder:
@@ -347,8 +356,9 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
         if (folder / SAE_NAME).exists():
             module, header = read_sae(folder)
             history, steps = header.get("history", []), header.get("n_steps", 0)
+            labels = header.get("column_labels")  # checked by read_sae; absent before format 5
         elif (folder / SAELENS_CONFIG_NAME).exists():
-            module, history, steps = read_saelens(folder), [], 0
+            module, history, steps, labels = read_saelens(folder), [], 0, None
         else:
             raise ModelFileError(f"no SAE folder at {folder} (neither {SAE_NAME} nor cfg.json)")
         params = {
@@ -360,7 +370,7 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
         sae.history_ = list(history) if isinstance(history, list) else []
         sae.n_steps_ = int(steps) if isinstance(steps, int) else 0
         sae.stopped_early_ = False
-        sae._set_fitted(module.n_features)
+        sae._set_fitted(module.n_features, labels)
         return sae
 
 

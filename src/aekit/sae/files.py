@@ -1,9 +1,11 @@
 """SAE folders: aekit's own (``sae.json`` + ``sae.safetensors``) and SAELens's (``cfg.json`` + ...).
 
-**aekit's folder** holds ``sae.json`` (format ``aekit-sae`` version 2: the
-:class:`~aekit.config.sae.SAEConfig`, ``n_features``, the history, the aekit version and the
-SHA-256 of the weights) and ``sae.safetensors`` (``W_enc``, ``b_enc``, ``W_dec``, ``b_dec``,
-``threshold``, ``input_scale``, and ``jumprelu_threshold`` for JumpReLU), written together,
+**aekit's folder** holds ``sae.json`` (format ``aekit-sae`` version 5: the
+:class:`~aekit.config.sae.SAEConfig`, ``n_features``, ``column_labels`` (a DataFrame's
+columns at fit, by which ``transform`` reads a DataFrame; new in version 5, absent or null:
+by position), the history, the aekit version and the SHA-256 of the weights) and
+``sae.safetensors`` (``W_enc``, ``b_enc``, ``W_dec``, ``b_dec``, ``threshold``,
+``input_scale``, and ``jumprelu_threshold`` for JumpReLU), written together,
 atomically. It reloads exactly, training settings included (:func:`aekit.load`). Version 1
 folders (JumpReLU's thresholds trained and stored as ``log_threshold``, the config without
 ``jumprelu_threshold_param``) keep loading, as ``jumprelu_threshold_param="log"``.
@@ -63,7 +65,7 @@ SAE_FORMAT = "aekit-sae"
 # 2: jumprelu_threshold_param, JumpReLU's direct thresholds; 3: decoder_init_norm, grad_clip;
 # 4: decoder_init_norm for the top-k family too (a code rescaled by the decoder norms), and
 # 'auto' giving Matryoshka SAELens's trainer (free rows from 1.0, clipping, b_dec from zeros)
-SAE_FORMAT_VERSION = 4
+SAE_FORMAT_VERSION = 5
 # what 'auto' meant for each architecture before format 4, where it means something else now
 _AUTO_BEFORE_4 = {arch: {"grad_clip": None, "b_dec_init": "mean"} for arch in BATCHTOPK_FAMILY}
 SAE_WEIGHTS_NAME = "sae.safetensors"
@@ -138,8 +140,22 @@ def read_sae(folder: str | os.PathLike[str]) -> tuple[SparseDictionary, dict[str
         config = SAEConfig.from_dict(written)
     except AekitError as exc:
         raise ModelFileError(f"{folder / SAE_NAME}: invalid SAE config: {exc}") from exc
+    labels = header.get("column_labels")  # format 5: a DataFrame's columns at fit, or null
+    if labels is not None and not _column_labels_ok(labels, n_features):
+        raise ModelFileError(
+            f"{folder / SAE_NAME}: column_labels must be null or {n_features} distinct names "
+            "(all text or all integers)"
+        )
     tensors = parse_safetensors(raw, folder / SAE_WEIGHTS_NAME)
     return _build(config, n_features, tensors, folder / SAE_WEIGHTS_NAME), header
+
+
+def _column_labels_ok(labels: Any, n_features: int) -> bool:
+    """Whether ``sae.json``'s ``column_labels`` are ``n_features`` distinct str or int labels."""
+    if not isinstance(labels, list) or len(labels) != n_features or len(set(labels)) != n_features:
+        return False
+    texts = all(isinstance(n, str) for n in labels)
+    return texts or all(isinstance(n, int) and not isinstance(n, bool) for n in labels)
 
 
 def saelens_tensors(module: SparseDictionary) -> dict[str, torch.Tensor]:
