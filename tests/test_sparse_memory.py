@@ -9,9 +9,15 @@ import torch
 
 from aekit import Autoencoder, Callback
 from aekit.config import ModelConfig, TrainConfig
-from aekit.data.sparse import CsrRows
+from aekit.data.sparse import CsrRows, source_chunk_rows
 from aekit.model import Hourglass, gram_error, sparse_net
-from aekit.model.sparse_net import exact_squared_error, lazy_grads, scaled_batch, sparse_encode_pre
+from aekit.model.sparse_net import (
+    exact_squared_error,
+    forward_rows,
+    lazy_grads,
+    scaled_batch,
+    sparse_encode_pre,
+)
 from aekit.training.kept_weights import KeptWeights
 from aekit.training.optim import _LazyColumns, make_optimizer
 
@@ -155,3 +161,35 @@ def test_a_sparse_fit_equals_the_fit_without_row_blocks_bit_for_bit(monkeypatch)
     assert losses == reference_losses
     for key, value in reference_weights.items():
         assert torch.equal(weights[key], value), key
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_validation_sums_the_squared_error_once_with_the_same_bits(sparse):
+    from aekit.data.sources import TensorRows
+    from aekit.training.distributed import Ranks
+    from aekit.training.objective import Objective, _squared_error_sum, table_loss_sum
+
+    module, _ = _model_and_batch((32, 16), True)
+    X = sp.random(300, 700, density=0.02, format="csr", dtype=np.float32, random_state=3)
+    source = CsrRows(X) if sparse else TensorRows(torch.from_numpy(X.toarray()))
+    rows = torch.arange(300)
+    objective = Objective(module, TrainConfig(), Ranks.current(), torch.device("cpu"))
+    loss, error = objective.validation(source, rows)
+    sums = torch.zeros(2, dtype=torch.float64)  # as validation summed them before
+    with torch.no_grad():
+        for chunk in rows.split(source_chunk_rows(source, 4096)):
+            out, clean = forward_rows(module, source.take(chunk))
+            sums[0] += table_loss_sum(out, clean, "mse", ()).double()
+            sums[1] += _squared_error_sum(out.recon, clean).double()
+    assert loss == sums[0].item() / (300 * 700)
+    assert error == sums[1].item() / 300
+
+
+def test_decoding_without_gradients_adds_the_linear_path_in_place_with_the_same_bits():
+    module, _ = _model_and_batch((32, 16), True)
+    code = torch.randn(50, 5)
+    with torch.no_grad():
+        in_place = module.decode_logits(code)
+    expected = module.decoder(code) + module.linear_decoder(code)  # with gradients: a new sum
+    assert torch.equal(in_place, expected.detach())
+    assert module.decode_logits(code).requires_grad
