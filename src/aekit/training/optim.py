@@ -280,7 +280,9 @@ class _LazyColumns:
         the step count moves on once, when :meth:`step` runs.
         """
         state = self._state_of(param)
-        step = float(self._pending_step(param, state))
+        step = param.__dict__.get("block_step_count")
+        if step is None:  # read once a step (a device sync on a GPU)
+            step = param.__dict__["block_step_count"] = float(self._pending_step(param, state))
         self._lazy_block(param, state, rows, cols, grad, self._group_of(param), step)
 
     @staticmethod
@@ -313,6 +315,7 @@ class _LazyColumns:
         for group in self.param_groups:  # type: ignore[attr-defined]
             for param in group["params"]:
                 pending = param.__dict__.pop("block_step", None)
+                param.__dict__.pop("block_step_count", None)
                 if pending is not None:  # stepped block by block in the backward pass
                     self.state[param]["step"] = pending  # type: ignore[attr-defined]
                 parts = param.__dict__.get("lazy_grads")
