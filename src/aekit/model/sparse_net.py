@@ -7,12 +7,14 @@ A :class:`~aekit.data.sparse.SparseBatch` never becomes a dense ``batch × width
   :class:`SparseLinear`. Its weight gradient touches only the columns of features present in
   the batch; with ``lazy=True`` it is kept aside as ``(columns, hidden × columns)``
   (:func:`lazy_grads`), and :class:`~aekit.training.optim.LazyAdam` applies it to those
-  columns only. Input scaling divides the stored values by each feature's scale; an offset (a
-  centred scaling) cannot be subtracted from a sparse row without densifying it, so it goes
-  through the layer's bias instead: ``W (x - o) / s + b = W (x / s) + (b - W o / s)``
-  (implicit centring, as scikit-learn's PCA does for sparse input). ``scaling="auto"`` picks
-  scalings without an offset for sparse input, so that term is normally absent; with one the
-  ``W o / s`` product costs ``width × hidden`` a step (still exact).
+  columns only (training hands it to the optimiser a block of 64 rows at a time during the
+  backward pass instead, ``column_step``: never held whole). Input scaling divides the
+  stored values by each feature's scale; an offset (a centred scaling) cannot be subtracted
+  from a sparse row without densifying it, so it goes through the layer's bias instead:
+  ``W (x - o) / s + b = W (x / s) + (b - W o / s)`` (implicit centring, as scikit-learn's
+  PCA does for sparse input). ``scaling="auto"`` picks scalings without an offset for
+  sparse input, so that term is normally absent; with one the ``W o / s`` product costs
+  ``width × hidden`` a step (still exact).
 * **Output side.** The loss is over all entries, zeros included, and equals the dense path's.
   For an identity output and squared error, ``‖x − x̂‖² = ‖x̂‖² − 2 x·x̂ + ‖x‖²`` with
   ``x̂ = z Mᵀ + c``: ``‖x̂‖²`` needs ``Mᵀ M`` (hidden × hidden) and ``x·x̂`` only the stored
