@@ -144,7 +144,7 @@ class BlockSquaredError(torch.autograd.Function):
     ) -> torch.Tensor:
         """The summed squared error (float64 sums, returned as float32)."""
         total = torch.zeros((), dtype=torch.float64, device=z.device)
-        for _, diff in _block_diffs(z, bias, rows, cols, values, weights):
+        for _, _, diff in _block_diffs(z, bias, rows, cols, values, weights):
             total += diff.square().sum()
         ctx.save_for_backward(z, bias, rows, cols, values, *weights)
         ctx.sink = sink
@@ -161,10 +161,10 @@ class BlockSquaredError(torch.autograd.Function):
         ]
         grad_z, grad_b = torch.zeros_like(z), torch.empty_like(bias)
         widths = [w.shape[1] for w in weights]
-        for block, diff in _block_diffs(z, bias, rows, cols, values, weights):
+        for block, joined, diff in _block_diffs(z, bias, rows, cols, values, weights):
             d = diff.mul_(2 * grad_out)
             grad_b[block] = d.sum(dim=0)
-            grad_z.addmm_(d, torch.cat([w[block] for w in weights], dim=1))
+            grad_z.addmm_(d, joined)  # (the forward's join of the block's weights, not a new one)
             grad_w = d.t() @ z
             for index, piece in enumerate(grad_w.split(widths, dim=1)):
                 if not want[index]:
@@ -183,16 +183,18 @@ def _block_diffs(
     cols: torch.Tensor,
     values: torch.Tensor,
     weights: tuple[torch.Tensor, ...],
-) -> Iterator[tuple[slice, torch.Tensor]]:
-    """``(features, x̂ − x)`` for each block of features: ``rows × block`` at a time."""
+) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
+    """``(features, their weights side by side, x̂ − x)`` for each block of features."""
     order, sorted_cols = _entry_ranges(cols)
     blocks = list(row_blocks(len(bias), z.shape[1] * 8))
     bounds = torch.tensor([b.start for b in blocks] + [len(bias)], device=cols.device)
     starts = torch.searchsorted(sorted_cols, bounds).tolist()  # one device sync per pass
     for i, block in enumerate(blocks):
-        w = torch.cat([w[block] for w in weights], dim=1)
-        diff = torch.addmm(bias[block], z, w.t())
+        joined = torch.cat([w[block] for w in weights], dim=1)
+        diff = torch.addmm(bias[block], z, joined.t())
         lo, hi = starts[i], starts[i + 1]
         picked = order[lo:hi]
         where = (rows.index_select(0, picked), cols.index_select(0, picked) - block.start)
-        yield block, diff.index_put(where, -values.index_select(0, picked), accumulate=True)
+        diff = diff.index_put(where, -values.index_select(0, picked), accumulate=True)
+        yield block, joined, diff
+        del joined, diff  # (before the next block's are made)

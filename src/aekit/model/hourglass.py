@@ -401,7 +401,12 @@ class Hourglass(nn.Module):
     def decode_logits(self, code: torch.Tensor) -> torch.Tensor:
         """Codes → reconstruction before the output activation."""
         logits = self.decoder(code)
-        return logits + self.linear_decoder(code) if self.config.linear_path else logits
+        if not self.config.linear_path:
+            return logits
+        linear = self.linear_decoder(code)
+        if torch.is_grad_enabled() or linear.dtype != logits.dtype:
+            return logits + linear
+        return logits.add_(linear)  # no gradient: no third rows × width tensor (same values)
 
     def output_activation(self, logits: torch.Tensor) -> torch.Tensor:
         """Apply the output activation (identity or sigmoid), and a softmax per one-hot block.

@@ -7,12 +7,14 @@ A :class:`~aekit.data.sparse.SparseBatch` never becomes a dense ``batch × width
   :class:`SparseLinear`. Its weight gradient touches only the columns of features present in
   the batch; with ``lazy=True`` it is kept aside as ``(columns, hidden × columns)``
   (:func:`lazy_grads`), and :class:`~aekit.training.optim.LazyAdam` applies it to those
-  columns only. Input scaling divides the stored values by each feature's scale; an offset (a
-  centred scaling) cannot be subtracted from a sparse row without densifying it, so it goes
-  through the layer's bias instead: ``W (x - o) / s + b = W (x / s) + (b - W o / s)``
-  (implicit centring, as scikit-learn's PCA does for sparse input). ``scaling="auto"`` picks
-  scalings without an offset for sparse input, so that term is normally absent; with one the
-  ``W o / s`` product costs ``width × hidden`` a step (still exact).
+  columns only (training hands it to the optimiser a block of 64 rows at a time during the
+  backward pass instead, ``column_step``: never held whole). Input scaling divides the
+  stored values by each feature's scale; an offset (a centred scaling) cannot be subtracted
+  from a sparse row without densifying it, so it goes through the layer's bias instead:
+  ``W (x - o) / s + b = W (x / s) + (b - W o / s)`` (implicit centring, as scikit-learn's
+  PCA does for sparse input). ``scaling="auto"`` picks scalings without an offset for
+  sparse input, so that term is normally absent; with one the ``W o / s`` product costs
+  ``width × hidden`` a step (still exact).
 * **Output side.** The loss is over all entries, zeros included, and equals the dense path's.
   For an identity output and squared error, ``‖x − x̂‖² = ‖x̂‖² − 2 x·x̂ + ‖x‖²`` with
   ``x̂ = z Mᵀ + c``: ``‖x̂‖²`` needs ``Mᵀ M`` (hidden × hidden) and ``x·x̂`` only the stored
@@ -34,7 +36,8 @@ training: :func:`aekit.training.sparse_step.input_path`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -46,7 +49,9 @@ from .gram_error import BlockSquaredError, GramSquaredError
 from .hourglass import Hourglass, Output
 
 __all__ = [
+    "LAZY_BLOCK_VALUES",
     "SparseLinear",
+    "aligned_row_blocks",
     "encode_rows",
     "exact_squared_error",
     "first_layers",
@@ -63,6 +68,11 @@ __all__ = [
 ]
 
 
+# values in each block of the first layer's column gradient and lazy step (the temporaries)
+LAZY_BLOCK_VALUES = 1 << 16
+ColumnSink = Callable[[torch.Tensor, slice, torch.Tensor], None]
+
+
 class SparseLinear(torch.autograd.Function):
     """``rows @ weightᵀ`` for a CSR batch: ``nnz × out`` work forward and backward.
 
@@ -70,7 +80,10 @@ class SparseLinear(torch.autograd.Function):
     the weight's :func:`lazy_grads`) it is appended there as ``(columns, out × columns
     gradient)`` and autograd gets none, for :class:`~aekit.training.optim.LazyAdam` to apply
     to those columns only (a sparse COO gradient would need a sort of ``out × columns``
-    entries each step); without, it is returned dense (for dense Adam).
+    entries each step); with a callable ``sink`` (``sink(columns, rows, gradient)``, the
+    optimiser's :meth:`~aekit.training.optim.LazyAdam.column_step`) the gradient is made and
+    handed over a block of the weight's rows at a time (:func:`aligned_row_blocks`), never
+    whole; without, it is returned dense (for dense Adam).
     """
 
     @staticmethod
@@ -81,7 +94,7 @@ class SparseLinear(torch.autograd.Function):
         cols: torch.Tensor,
         values: torch.Tensor,
         n_rows: int,
-        sink: list[tuple[torch.Tensor, torch.Tensor]] | None,
+        sink: list[tuple[torch.Tensor, torch.Tensor]] | ColumnSink | None,
     ) -> torch.Tensor:
         ctx.save_for_backward(weight, rows, cols, values)
         ctx.sink, ctx.n_rows = sink, n_rows
@@ -93,12 +106,31 @@ class SparseLinear(torch.autograd.Function):
         weight, rows, cols, values = ctx.saved_tensors
         touched, where = torch.unique(cols, return_inverse=True)
         transposed = _coo(where, rows, values.to(grad_out.dtype), (len(touched), ctx.n_rows))
-        grouped = torch.sparse.mm(transposed, grad_out).t().contiguous()  # out × touched
+        if callable(ctx.sink):  # the same values, a block of rows (of ``grad_out``'s columns)
+            transposed = transposed.coalesce()  # (what each product would do again)
+            for block in aligned_row_blocks(grad_out.shape[1], len(touched)):
+                part = torch.sparse.mm(transposed, grad_out[:, block].contiguous())
+                ctx.sink(touched, block, part.t())
+            return None, None, None, None, None, None
+        grouped = torch.sparse.mm(transposed, grad_out).t()  # out × touched (a view: no copy)
         if ctx.sink is not None:
             ctx.sink.append((touched, grouped))
             return None, None, None, None, None, None
         grad = weight.new_zeros(weight.shape).index_copy_(1, touched, grouped)
         return grad, None, None, None, None, None
+
+
+def aligned_row_blocks(n_rows: int, row_values: int) -> Iterator[slice]:
+    """Slices of ``n_rows`` rows of ``row_values`` values: whole multiples of 64 rows.
+
+    Each holds about :data:`LAZY_BLOCK_VALUES` values (at least 64 rows). A block of a
+    contiguous ``n_rows × row_values`` tensor then starts at a multiple of 64 values, so
+    element-wise kernels split each block into vector and scalar parts exactly where they
+    split the whole: a computation done block by block gives the same bits.
+    """
+    step = 64 * max(1, LAZY_BLOCK_VALUES // (64 * max(1, row_values)))
+    for start in range(0, n_rows, step):
+        yield slice(start, min(n_rows, start + step))
 
 
 def _coo(
@@ -162,25 +194,43 @@ def scaled_batch(module: Hourglass, batch: SparseBatch) -> SparseBatch:
 
 
 def _sparse_layer(
-    layer: nn.Linear, batch: SparseBatch, shift: torch.Tensor | None, lazy: bool
+    layer: nn.Linear,
+    batch: SparseBatch,
+    shift: torch.Tensor | None,
+    lazy: bool,
+    column_step: Callable[..., None] | None = None,
 ) -> torch.Tensor:
     """``layer(x - shift)`` for the sparse scaled rows ``x``."""
-    sink = lazy_grads(layer.weight) if lazy and torch.is_grad_enabled() else None
+    sink: list[tuple[torch.Tensor, torch.Tensor]] | ColumnSink | None = None
+    if lazy and torch.is_grad_enabled():
+        sink = lazy_grads(layer.weight)
+        if column_step is not None and shift is None:  # (a shift gives a dense part too)
+            sink = functools.partial(column_step, layer.weight)
     out = SparseLinear.apply(layer.weight, batch.rows(), batch.cols, batch.values, len(batch), sink)
     bias = layer.bias if shift is None else layer.bias - F.linear(shift, layer.weight)
     return out + bias
 
 
-def sparse_encode_pre(module: Hourglass, batch: SparseBatch, *, lazy: bool = False) -> torch.Tensor:
+def sparse_encode_pre(
+    module: Hourglass,
+    batch: SparseBatch,
+    *,
+    lazy: bool = False,
+    column_step: Callable[..., None] | None = None,
+) -> torch.Tensor:
     """Codes before the code activation, from sparse scaled rows (``x / scale``).
 
-    Equals ``module.encode_pre(module.scale_input(x))`` on the dense rows.
+    Equals ``module.encode_pre(module.scale_input(x))`` on the dense rows. ``lazy``: the
+    layers reading the rows keep their column gradients aside (:func:`lazy_grads`); with
+    ``column_step(weight, columns, rows, gradient)`` as well (the lazy optimiser's
+    :meth:`~aekit.training.optim.LazyAdam.column_step`), the backward pass hands them to it
+    a block of rows at a time instead, where the layer's weight gets no other gradient.
     """
     shift = input_shift(module)
     first, *_ = first_layers(module)
-    pre = module.encoder[1:](_sparse_layer(first, batch, shift, lazy))
+    pre = module.encoder[1:](_sparse_layer(first, batch, shift, lazy, column_step))
     if module.config.linear_path:
-        pre = pre + _sparse_layer(module.linear_encoder, batch, shift, lazy)
+        pre = pre + _sparse_layer(module.linear_encoder, batch, shift, lazy, column_step)
     return pre
 
 

@@ -106,7 +106,8 @@ def sparse_loss(
         draw = torch.rand(scaled.nnz, generator=trainer.noise_gen, device=scaled.device)
         noisy = scaled.with_values(scaled.values.masked_fill(draw < config.noise_level, 0.0))
     lazy = trainer.config.sparse_optimizer == "lazy"
-    pre = sparse_encode_pre(module, noisy, lazy=lazy)
+    column_step = getattr(trainer.optimizer, "column_step", None) if lazy else None
+    pre = sparse_encode_pre(module, noisy, lazy=lazy, column_step=column_step)
     code = module.code_activation(pre)
     exact = config.output == "identity" and objective.loss == "mse"
     if exact and not objective.counts_dead_units:
