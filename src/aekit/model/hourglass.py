@@ -404,7 +404,7 @@ class Hourglass(nn.Module):
         if not self.config.linear_path:
             return logits
         linear = self.linear_decoder(code)
-        if torch.is_grad_enabled() or linear.dtype != logits.dtype:
+        if torch.is_grad_enabled() or linear.dtype != logits.dtype or logits is code:
             return logits + linear
         return logits.add_(linear)  # no gradient: no third rows × width tensor (same values)
 
