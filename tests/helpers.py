@@ -223,6 +223,10 @@ ONNX_METADATA = [
     ("feature_names", '["a", "a", "b", "c", "d", "e"]', "feature_names"),
     ("feature_names", '{"a": 1}', "feature_names"),
     ("feature_names", "[[[[", "feature_names"),
+    ("column_labels", '["a", "b", "c", "d", "e", "f"]', "column_labels"),
+    ("column_labels", "[0, 1, 2]", "column_labels"),
+    ("column_labels", "[0, 0, 1, 2, 3, 4]", "column_labels"),
+    ("column_labels", "[true, false, 2, 3, 4, 5]", "column_labels"),
     ("kind", "rocket", "kind"),
 ]
 

@@ -151,6 +151,20 @@ def test_onnx_takes_a_dataframe_by_the_exported_names(tmp_path):
     np.testing.assert_array_equal(unnamed.run(frame)["code"], unnamed.run(rows)["code"])
 
 
+def test_onnx_takes_a_dataframe_by_the_integer_labels_fitted_on(tmp_path):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(load_wine().data)  # unnamed columns: integer labels 0..12
+    detector = AutoencoderOutlierDetector(Autoencoder(code_dim=2, **FAST)).fit(frame)
+    onnx_model = OnnxModel(to_onnx(detector, tmp_path / "d.onnx"))
+    assert onnx_model.feature_names is None and onnx_model.column_labels == list(range(13))
+    want = onnx_model.run(frame.to_numpy())["anomaly_score"]
+    reordered = frame[list(range(12, -1, -1))]  # before: read by position, other scores
+    np.testing.assert_array_equal(onnx_model.run(reordered)["anomaly_score"], want)
+    np.testing.assert_allclose(want, detector.anomaly_score(reordered), rtol=1e-4, atol=1e-4)
+    with pytest.raises(DataError, match="unseen at fit time: 'x'"):
+        onnx_model.run(frame.rename(columns={0: "x"}))
+
+
 @pytest.fixture(scope="module")
 def cli_files(tmp_path_factory, wine):
     folder = tmp_path_factory.mktemp("cli")

@@ -97,20 +97,28 @@ def _scorer_of(model: Any, feature_names: Any) -> tuple[Any, dict[str, str]]:
             "to_onnx exports models of numeric rows; this one encodes a table with categorical "
             "columns (one-hot blocks), which the ONNX file would not"
         )
-    meta |= {"outputs": ", ".join(OUTPUTS)} | _described(first, feature_names)
+    meta |= {"outputs": ", ".join(OUTPUTS)} | _described(first, feature_names, model)
     return copy.deepcopy(scorer).to("cpu").float().eval(), meta
 
 
-def _described(fitted: Any, feature_names: Any) -> dict[str, str]:
-    """The metadata every export records: the aekit version, the feature count and names."""
+def _described(fitted: Any, feature_names: Any, owner: Any = None) -> dict[str, str]:
+    """The metadata every export records: the aekit version, the feature count and names.
+
+    Without names, the integer column labels the estimator (``owner``, else ``fitted``) was
+    fitted on, if any, as ``column_labels``: :meth:`OnnxModel.run` reads a DataFrame by them.
+    """
     names = getattr(fitted, "feature_names_in_", None) if feature_names is None else feature_names
     if names is not None and len(names) != fitted.n_features_in_:
         raise ConfigError(f"{len(names)} feature names for {fitted.n_features_in_} features")
-    return {
+    meta = {
         "aekit_version": __version__,
         "n_features": str(int(fitted.n_features_in_)),
         "feature_names": json.dumps(None if names is None else [str(n) for n in names]),
     }
+    labels = getattr(fitted if owner is None else owner, "_column_labels", None)
+    if names is None and labels is not None:
+        meta["column_labels"] = json.dumps([int(n) for n in labels])
+    return meta
 
 
 def to_onnx(
@@ -193,6 +201,9 @@ class OnnxModel:
         Columns each row must have.
     feature_names : list of str or None
         The training columns' names, when it had any.
+    column_labels : list of int or None
+        The training columns' integer labels (a DataFrame of unnamed columns), when it had
+        them and no names.
     threshold : float or None
         A detector's threshold on ``anomaly_score`` (rows above it are outliers).
     """
@@ -219,7 +230,8 @@ class OnnxModel:
                 f"(expected {' or '.join(kinds)})"
             )
         self.n_features = _n_features(meta["n_features"], self.session.get_inputs()[0], path)
-        self.feature_names = _feature_names(meta.get("feature_names"), self.n_features, path)
+        self.feature_names = _labels(meta.get("feature_names"), self.n_features, path, str)
+        self.column_labels = _labels(meta.get("column_labels"), self.n_features, path, int)
         self.threshold = _threshold(meta.get("threshold"), path)
 
     def run(self, X: Any) -> dict[str, np.ndarray]:
@@ -238,7 +250,8 @@ class OnnxModel:
         """
         from .data.checks import checked_array
 
-        rows = checked_array(X, self.n_features, "the ONNX model", self.feature_names)
+        names = self.feature_names if self.feature_names is not None else self.column_labels
+        rows = checked_array(X, self.n_features, "the ONNX model", names)
         rows = np.ascontiguousarray(rows, dtype=np.float32)  # checked: within float32's range
         parts = [
             self.session.run(None, {INPUT: rows[start : start + _CHUNK_ROWS]})
@@ -266,8 +279,10 @@ def _n_features(text: str, graph_input: Any, path: Path) -> int:
     return value
 
 
-def _feature_names(text: str | None, n_features: int, path: Path) -> list[str] | None:
-    """``feature_names`` from ONNX metadata: None, or ``n_features`` unique strings.
+def _labels(text: str | None, n_features: int, path: Path, kind: type) -> list[Any] | None:
+    """``feature_names`` (``kind`` str) or ``column_labels`` (int) from ONNX metadata.
+
+    None (absent or null), or ``n_features`` distinct values of ``kind``.
 
     Raises
     ------
@@ -285,12 +300,12 @@ def _feature_names(text: str | None, n_features: int, path: Path) -> list[str] |
     if (
         not isinstance(names, list)
         or len(names) != n_features
-        or not all(isinstance(name, str) for name in names)
+        or not all(isinstance(n, kind) and not isinstance(n, bool) for n in names)
         or len(set(names)) != len(names)
     ):
+        field, what = ("feature_names", "strings") if kind is str else ("column_labels", "integers")
         raise ModelFileError(
-            f"{path}: feature_names in the metadata must be a JSON list of {n_features} "
-            "distinct strings"
+            f"{path}: {field} in the metadata must be a JSON list of {n_features} distinct {what}"
         )
     return names
 
