@@ -380,7 +380,10 @@ def merge(subset_path: str, out_path: str, data: Path) -> None:
             tables[name] = {**tables.get(name, {}), **new}
         summary = contextual_summary if protocol == "contextual" else summarize
         full["protocols"][protocol]["summary"] = summary(tables, method_names(tables))
-    full["complete"] = covers(full, sorted(p.stem for p in data.glob("*.npz")))
+    expected = sorted(p.stem for p in data.glob("*.npz"))
+    if not expected:  # complete against nothing would say nothing
+        raise SystemExit(f"no ADBench tables (.npz) in {data}: --data names the folder")
+    full["complete"] = covers(full, expected)
     full.setdefault("merged", []).append(
         {"command": subset["command"], "tables": sorted(
             t for p in common for t in subset["protocols"][p]["tables"])}

@@ -168,13 +168,47 @@ def _column_case(kind: str, how: str, interface: str):
     return run
 
 
+def _runner_column_case(kind: str, how: str):
+    """The same for a runner without scikit-learn's name check: an ONNX file, an SAE."""
+
+    def run(ctx: Context) -> Outcome:
+        where = ctx.case_dir()
+        if kind == "onnx":
+            from aekit.export import OnnxModel
+
+            runner = OnnxModel(ctx.onnx)
+            use = lambda X: runner.run(X)["anomaly_score"]  # noqa: E731
+        else:
+            from aekit.sae import SparseAutoencoder
+
+            sae = SparseAutoencoder(code_dim=8, k=2, batch_size=32, n_epochs=1, random_state=0)
+            use = sae.fit(ctx.frame).transform
+        X = _variant(ctx.frame, how)
+        return python_call(lambda: use(X), _same(use(ctx.frame)) if how == "reordered" else None,
+                           where)  # fmt: skip
+
+    return run
+
+
 def column_cases() -> list[Case]:
-    """The fitted columns reordered, renamed, missing or extra, by Python and the CLI."""
+    """The fitted columns reordered, renamed, missing or extra, by Python and the CLI.
+
+    The three estimators by both; an exported ONNX file (``OnnxModel.run``) and a
+    ``SparseAutoencoder`` by Python: they read a DataFrame by its columns, not their places.
+    """
+    hows = ("reordered", "renamed", "missing", "extra")
     return [
-        Case("other columns", f"{kind}:{how}", interface, _column_case(kind, how, interface))
-        for kind in ESTIMATORS
-        for how in ("reordered", "renamed", "missing", "extra")
-        for interface in ("python", "cli")
+        *[
+            Case("other columns", f"{kind}:{how}", interface, _column_case(kind, how, interface))
+            for kind in ESTIMATORS
+            for how in hows
+            for interface in ("python", "cli")
+        ],
+        *[
+            Case("other columns", f"{kind}:{how}", "python", _runner_column_case(kind, how))
+            for kind in ("onnx", "sae")
+            for how in hows
+        ],
     ]
 
 

@@ -101,6 +101,8 @@ def test_merge_replaces_the_measured_methods_of_the_subset_tables_only(adbench, 
     (data / "c.npz").write_bytes(b"")  # a table the results lack
     adbench.merge(str(tmp_path / "sub.json"), str(tmp_path / "full.json"), data)
     assert json.loads((tmp_path / "full.json").read_text())["complete"] is False
+    with pytest.raises(SystemExit, match="no ADBench tables"):  # complete against nothing
+        adbench.merge(str(tmp_path / "sub.json"), str(tmp_path / "full.json"), tmp_path / "no")
     subset["seeds"] = 3
     (tmp_path / "sub.json").write_text(json.dumps(subset))
     with pytest.raises(SystemExit, match="same seeds"):

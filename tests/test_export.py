@@ -151,6 +151,43 @@ def test_onnx_takes_a_dataframe_by_the_exported_names(tmp_path):
     np.testing.assert_array_equal(unnamed.run(frame)["code"], unnamed.run(rows)["code"])
 
 
+def test_a_detector_on_named_columns_exports_their_names(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    data = load_wine(as_frame=True).data
+    detector = AutoencoderOutlierDetector(Autoencoder(code_dim=2, **FAST)).fit(data)
+    onnx_model = OnnxModel(to_onnx(detector, tmp_path / "d.onnx"))
+    assert onnx_model.feature_names == list(data.columns)  # was None: its member keeps none
+    want = onnx_model.run(data.to_numpy())["anomaly_score"]
+    reordered = data[list(reversed(data.columns))]
+    np.testing.assert_array_equal(onnx_model.run(reordered)["anomaly_score"], want)
+    # a pyarrow table has no DataFrame columns to match: by position, as an array
+    np.testing.assert_array_equal(onnx_model.run(pa.table(data))["anomaly_score"], want)
+
+
+def test_in_named_order_keeps_label_kinds_apart():
+    pd = pytest.importorskip("pandas")
+    from aekit.data.names import in_named_order
+
+    frame = pd.DataFrame([[1.0, 2.0]], columns=[False, True])
+    with pytest.raises(DataError, match="unseen at fit time: False, True; missing: 0, 1"):
+        in_named_order(frame, [0, 1], "the model")  # False == 0 in Python, not as a label
+    numbered = pd.DataFrame([[1.0, 2.0]], columns=["1", "0"])
+    with pytest.raises(DataError, match="unseen at fit time: '1', '0'"):
+        in_named_order(numbered, [0, 1], "the model")
+    assert list(in_named_order(numbered, ["0", "1"], "the model").columns) == ["0", "1"]
+
+
+def test_cli_scores_with_an_onnx_file_of_integer_labels(tmp_path):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(load_wine().data)
+    detector = AutoencoderOutlierDetector(Autoencoder(code_dim=2, **FAST)).fit(frame)
+    path = to_onnx(detector, tmp_path / "d.onnx")
+    frame.to_csv(tmp_path / "x.csv", index=False, header=False)  # no names: by position
+    assert main(["score", str(path), str(tmp_path / "x.csv"), "-o", str(tmp_path / "s.npy")]) == 0
+    got = np.load(tmp_path / "s.npy")
+    np.testing.assert_allclose(got[:, 1], detector.anomaly_score(frame), rtol=1e-4, atol=1e-4)
+
+
 def test_onnx_takes_a_dataframe_by_the_integer_labels_fitted_on(tmp_path):
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame(load_wine().data)  # unnamed columns: integer labels 0..12

@@ -189,7 +189,23 @@ def test_a_dataframe_is_read_by_its_columns_not_their_positions(tmp_path, rows):
     np.testing.assert_array_equal(old.transform(frame.rename(columns={"a": "z"})), want)
 
 
-@pytest.mark.parametrize("labels", [["a"] * 8, list("abc"), [1, "b", 2, 3, 4, 5, 6, 7], "abc"])
+def test_column_labels_named_twice_or_missing_from_an_old_pickle(tmp_path, rows):
+    import pandas as pd
+
+    import aekit
+
+    with pytest.raises(DataError, match="'a' more than once"):
+        SparseAutoencoder(**FAST).fit(pd.DataFrame(rows, columns=list("aabcdefg")))
+    sae = SparseAutoencoder(**FAST).fit(rows)
+    del sae._column_labels  # an SAE pickled before format 5
+    sae.save(tmp_path / "old")
+    np.testing.assert_array_equal(aekit.load(tmp_path / "old").transform(rows), sae.transform(rows))
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [["a"] * 8, list("abc"), [1, "b", 2, 3, 4, 5, 6, 7], "abc", [[0]] * 8, [True, *range(7)]],
+)
 def test_a_folder_with_bad_column_labels_is_refused(tmp_path, sae, labels):
     import json
 

@@ -107,7 +107,8 @@ def _described(fitted: Any, feature_names: Any, owner: Any = None) -> dict[str, 
     Without names, the integer column labels the estimator (``owner``, else ``fitted``) was
     fitted on, if any, as ``column_labels``: :meth:`OnnxModel.run` reads a DataFrame by them.
     """
-    names = getattr(fitted, "feature_names_in_", None) if feature_names is None else feature_names
+    source = fitted if owner is None else owner  # a detector keeps the names, not its members
+    names = getattr(source, "feature_names_in_", None) if feature_names is None else feature_names
     if names is not None and len(names) != fitted.n_features_in_:
         raise ConfigError(f"{len(names)} feature names for {fitted.n_features_in_} features")
     meta = {
@@ -115,7 +116,7 @@ def _described(fitted: Any, feature_names: Any, owner: Any = None) -> dict[str, 
         "n_features": str(int(fitted.n_features_in_)),
         "feature_names": json.dumps(None if names is None else [str(n) for n in names]),
     }
-    labels = getattr(fitted if owner is None else owner, "_column_labels", None)
+    labels = getattr(source, "_column_labels", None)
     if names is None and labels is not None:
         meta["column_labels"] = json.dumps([int(n) for n in labels])
     return meta

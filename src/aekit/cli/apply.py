@@ -15,7 +15,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .inputs import feature_columns, map_rows, model_and_data, model_columns, write_rows
+from .inputs import (
+    by_position,
+    feature_columns,
+    map_rows,
+    model_and_data,
+    model_columns,
+    write_rows,
+)
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
@@ -153,7 +160,7 @@ def _score_onnx(args: argparse.Namespace) -> int:
             "scores (run it with aekit.export.OnnxModel, or 'aekit impute' on its folder)"
         )
     columns = feature_columns(args, model_columns({}, model), args.label_column)  # by name
-    X = read_table(args.data, columns=columns, label_column=args.label_column).X
+    X = by_position(model, read_table(args.data, columns=columns, label_column=args.label_column).X)
     if X.shape[0] == 0 or X.shape[1] != model.n_features:
         raise DataError(
             f"{args.data} has {X.shape[1]} feature columns and {X.shape[0]} rows, the model "

@@ -351,7 +351,7 @@ def by_position(model: Any, X: Any) -> Any:
     (:func:`aekit.data.names.in_labelled_order`); a file's columns have names or none, never
     those labels, so the commands take them by position, as for a model fitted without names.
     """
-    labels = getattr(model, "_column_labels", None)
+    labels = getattr(model, "_column_labels", getattr(model, "column_labels", None))  # ONNX's
     return X.set_axis(labels, axis=1) if labels is not None and is_frame(X) else X
 
 

@@ -183,19 +183,39 @@ def integer_labels(X: Any) -> list[int] | None:
     return None
 
 
+def _frame_columns(X: Any) -> list[Any] | None:
+    """A pandas DataFrame's column labels; None for anything else.
+
+    (A pyarrow Table's ``columns`` are its data, not its names.)
+    """
+    if type(X).__name__ != "DataFrame" or not hasattr(X, "iloc"):
+        return None
+    return list(X.columns)
+
+
 def column_labels(X: Any) -> list[str] | list[int] | None:
     """A DataFrame's column labels when all are strings or all integers, else None.
 
     What a runner without scikit-learn's name check records to read a DataFrame by its
-    columns later (:func:`in_named_order`); rows without labels, or labels of mixed types,
-    are taken by position.
+    columns later (:func:`in_named_order`); rows without labels (arrays, pyarrow tables),
+    or labels of mixed types, are taken by position.
     """
-    columns = getattr(X, "columns", None)
-    if columns is None or not len(columns):
+    columns = _frame_columns(X)
+    if not columns:
         return None
     if all(isinstance(name, str) for name in columns):
-        return list(columns)
+        return columns
     return integer_labels(X)
+
+
+def _is_label(name: Any, like: Any) -> bool:
+    """Whether ``name`` is a label of ``like``'s kind: text, or an integer (not a bool).
+
+    ``False`` is not the label ``0``, nor ``0.0``.
+    """
+    if isinstance(like, str):
+        return isinstance(name, str)
+    return isinstance(name, (int, np.integer)) and not isinstance(name, (bool, np.bool_))
 
 
 def in_labelled_order(X: Any, fitted: Sequence[int] | None) -> Any:
@@ -216,7 +236,8 @@ def in_labelled_order(X: Any, fitted: Sequence[int] | None) -> Any:
     labels, wanted = list(columns), list(fitted)
     if integer_labels(X) is not None and set(labels) == set(wanted):
         return X if labels == wanted else X[wanted]
-    unseen = [n for n in labels if integer_labels(X) is None or n not in set(wanted)]
+    known, integers = set(wanted), integer_labels(X) is not None
+    unseen = [n for n in labels if not integers or n not in known]
     raise DataError(
         f"X's column labels should match the integer labels seen in fit "
         f"({_listed(wanted)}); {_differences(unseen, labels, wanted)}"
@@ -235,25 +256,28 @@ def in_named_order(X: Any, names: Sequence[str] | None, who: str) -> Any:
     DataError
         The DataFrame's columns are not ``names`` (other, missing, extra or repeated ones).
     """
-    columns = getattr(X, "columns", None)
-    if names is None or columns is None:
+    labels = _frame_columns(X)
+    if not names or labels is None:
         return X
-    labels, wanted = list(columns), list(names)
-    if labels == wanted:
+    wanted = list(names)
+    same_kind = all(_is_label(n, wanted[0]) for n in labels) if wanted else not labels
+    if same_kind and labels == wanted:
         return X
-    if len(set(labels)) == len(labels) and set(labels) == set(wanted):
+    if same_kind and len(set(labels)) == len(labels) and set(labels) == set(wanted):
         return X[wanted]
     check_distinct_names(labels, "X")
-    unseen = [n for n in labels if n not in set(wanted)]
+    known = set(wanted)
+    unseen = [n for n in labels if not (_is_label(n, wanted[0]) and n in known)]
     raise DataError(
         f"X's columns should match the columns {who} was fitted on ({_listed(wanted)}); "
-        f"{_differences(unseen, labels, wanted)}"
+        f"{_differences(unseen, [n for n in labels if _is_label(n, wanted[0])], wanted)}"
     )
 
 
 def _differences(unseen: Sequence[Any], labels: Sequence[Any], wanted: Sequence[Any]) -> str:
     """What a frame's column labels have that the fitted ones lack, and the other way round."""
-    missing = [n for n in wanted if n not in set(labels)]
+    given = set(labels)
+    missing = [n for n in wanted if n not in given]
     found = [f"unseen at fit time: {_listed(unseen)}"] if unseen else []
     found += [f"missing: {_listed(missing)}"] if missing else []
     return "; ".join(found)

@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from ..config.fields import describe, fill_parameters
 from ..config.sae import SAEConfig
 from ..data.checks import as_codes
-from ..data.names import column_labels, in_named_order
+from ..data.names import check_unique_names, column_labels, in_named_order
 from ..errors import ConfigError, DataError, ModelFileError, NotFittedError
 from ..files import SAE_NAME, SAELENS_CONFIG_NAME
 from ..files.layouts import check_can_save
@@ -185,6 +185,7 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
         config = self.sae_config()
         if resume and config.checkpoint_dir is None and not isinstance(resume, (str, os.PathLike)):
             raise ConfigError("resume=True needs checkpoint_dir, the folder of the checkpoints")
+        check_unique_names(X)  # (a name given twice: which column would it read?)
         labels = column_labels(X)  # a DataFrame is read by these later, not by position
         source = activation_source(X)
         device = resolve_device(config.device)
@@ -341,7 +342,8 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
         if format == "saelens":
             return write_saelens(path, self.module_)
         meta = {"history": self.history_, "n_steps": self.n_steps_}
-        return write_sae(path, self.module_, meta | {"column_labels": self._column_labels})
+        labels = getattr(self, "_column_labels", None)  # (none on an SAE pickled before 5)
+        return write_sae(path, self.module_, meta | {"column_labels": labels})
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> SparseAutoencoder:

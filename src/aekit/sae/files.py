@@ -152,10 +152,12 @@ def read_sae(folder: str | os.PathLike[str]) -> tuple[SparseDictionary, dict[str
 
 def _column_labels_ok(labels: Any, n_features: int) -> bool:
     """Whether ``sae.json``'s ``column_labels`` are ``n_features`` distinct str or int labels."""
-    if not isinstance(labels, list) or len(labels) != n_features or len(set(labels)) != n_features:
+    if not isinstance(labels, list) or len(labels) != n_features:
         return False
     texts = all(isinstance(n, str) for n in labels)
-    return texts or all(isinstance(n, int) and not isinstance(n, bool) for n in labels)
+    if not texts and not all(isinstance(n, int) and not isinstance(n, bool) for n in labels):
+        return False
+    return len(set(labels)) == n_features
 
 
 def saelens_tensors(module: SparseDictionary) -> dict[str, torch.Tensor]:
