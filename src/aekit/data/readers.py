@@ -267,7 +267,19 @@ def read_delimited(path: Path, columns: Columns, label_column: Label, *, sep: st
 
 
 def _header(path: Path, sep: str) -> tuple[list[str], list[str] | None]:
-    """The first row of a text table, and its names if it is a header (not all numbers)."""
+    """The first row of a text table, and its names if it is a header.
+
+    A first row is a header unless every field is a number; but ``0,1,...,n-1`` written as
+    integers, with at least 3 columns, is the header pandas writes for a DataFrame of unnamed
+    columns (``pd.DataFrame(X).to_csv(path, index=False)``), not a row of data.
+
+    Raises
+    ------
+    DataError
+        An empty file, or a header that leaves a column without a name: the first one is
+        how pandas writes its row index (``to_csv`` without ``index=False``), which would
+        otherwise be read as a feature.
+    """
     try:
         with path.open(encoding="utf-8", newline="") as handle:
             first = next(csv.reader(handle, delimiter=sep), [])
@@ -275,7 +287,20 @@ def _header(path: Path, sep: str) -> tuple[list[str], list[str] | None]:
         raise DataError(f"cannot read {path} as text ({exc})") from exc
     if not first or first == [""]:
         raise DataError(f"{path} is empty")
-    return first, None if all(_is_number(c) for c in first) else [c.strip() for c in first]
+    fields = [c.strip() for c in first]
+    pandas_labels = len(fields) >= 3 and fields == [str(i) for i in range(len(fields))]
+    if all(_is_number(c) for c in first) and not pandas_labels:
+        return first, None
+    if "" in fields:
+        where = fields.index("")
+        hint = (
+            "pandas writes its row index so (DataFrame.to_csv without index=False): save "
+            "without it, or name the column"
+            if where == 0
+            else "name it"
+        )
+        raise DataError(f"{path}: column {where} of the header has no name; {hint}")
+    return first, fields
 
 
 def delimited_names(path: Path, *, sep: str) -> list[str] | None:

@@ -1,0 +1,61 @@
+"""Text tables written by pandas: its header of unnamed columns and its row index.
+
+``pd.DataFrame(rows).to_csv(path, index=False)`` writes ``0,1,...,n-1`` as its header: aekit read
+that line as a row of data (one row too many, the first made of the labels). ``to_csv``
+without ``index=False`` writes the row index as a first column with no name: aekit read it
+as a feature. Both were silently wrong answers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aekit.cli import main
+from aekit.data.formats import read_table
+from aekit.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return np.random.default_rng(0).normal(size=(40, 5))
+
+
+def test_the_header_of_unnamed_columns_is_a_header(tmp_path, rows):
+    path = tmp_path / "x.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    table = read_table(path)
+    assert table.X.shape == rows.shape  # was (41, 5), the first row 0, 1, 2, 3, 4
+    np.testing.assert_allclose(table.X, rows, rtol=1e-15)
+    assert table.columns == ["0", "1", "2", "3", "4"]
+
+
+def test_a_row_of_numbers_that_is_not_that_header_stays_data(tmp_path):
+    for first in ("0,1", "1,2,3", "0,1,3", "0.0,1.0,2.0"):  # too few columns, or not 0..n-1
+        path = tmp_path / "y.csv"
+        width = first.count(",") + 1
+        path.write_text(first + "\n" + ",".join(["5"] * width) + "\n")
+        table = read_table(path)
+        assert table.X.shape == (2, width) and table.columns is None
+
+
+def test_a_row_index_written_by_pandas_is_refused_in_one_line(tmp_path, rows, capsys):
+    path = tmp_path / "indexed.csv"
+    pd.DataFrame(rows, columns=list("abcde")).to_csv(path)  # a first column "" of 0 ... 39
+    with pytest.raises(DataError, match=r"column 0 of the header has no name; pandas writes"):
+        read_table(path)
+    assert main(["fit", str(path), "-o", str(tmp_path / "m"), "--code-dim", "2"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("aekit: error: ") and "index=False" in err and "\n" not in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_nameless_column_or_a_first_row_with_a_hole_is_refused(tmp_path):
+    path = tmp_path / "z.csv"
+    path.write_text("a,,c\n1,2,3\n")
+    with pytest.raises(DataError, match="column 1 of the header has no name; name it"):
+        read_table(path)
+    path.write_text("1.5,,3.5\n1,2,3\n")  # was read as a header named '1.5', '', '3.5'
+    with pytest.raises(DataError, match="column 1 of the header has no name"):
+        read_table(path)
