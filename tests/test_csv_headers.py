@@ -59,3 +59,19 @@ def test_a_nameless_column_or_a_first_row_with_a_hole_is_refused(tmp_path):
     path.write_text("1.5,,3.5\n1,2,3\n")  # was read as a header named '1.5', '', '3.5'
     with pytest.raises(DataError, match="column 1 of the header has no name"):
         read_table(path)
+
+
+def test_a_pandas_row_index_stored_in_parquet_is_not_a_feature(tmp_path, rows):
+    pytest.importorskip("pyarrow")
+    frame = pd.DataFrame(rows, columns=list("abcde"))
+    kept = frame[frame["a"] > 0]  # a filtered frame: its index is stored as a column
+    path = tmp_path / "kept.parquet"
+    kept.to_parquet(path)
+    table = read_table(path)
+    assert table.columns == list("abcde")  # was a sixth feature, __index_level_0__
+    np.testing.assert_array_equal(table.X, kept.to_numpy())
+    named = kept.rename_axis("row_id")
+    named.to_parquet(path)
+    assert read_table(path).columns == list("abcde")
+    picked = read_table(path, columns=["a", "row_id"])  # still there when asked for
+    np.testing.assert_array_equal(picked.X[:, 1], kept.index.to_numpy())

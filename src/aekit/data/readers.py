@@ -269,16 +269,9 @@ def read_delimited(path: Path, columns: Columns, label_column: Label, *, sep: st
 def _header(path: Path, sep: str) -> tuple[list[str], list[str] | None]:
     """The first row of a text table, and its names if it is a header.
 
-    A first row is a header unless every field is a number; but ``0,1,...,n-1`` written as
-    integers, with at least 3 columns, is the header pandas writes for a DataFrame of unnamed
-    columns (``pd.DataFrame(X).to_csv(path, index=False)``), not a row of data.
-
-    Raises
-    ------
-    DataError
-        An empty file, or a header that leaves a column without a name: the first one is
-        how pandas writes its row index (``to_csv`` without ``index=False``), which would
-        otherwise be read as a feature.
+    A header is a row not all numbers, or ``0,1,...,n-1`` over 3 columns or more (pandas'
+    header of unnamed columns). An empty file, or a header leaving a column unnamed (as
+    pandas writes its row index, which would be read as a feature), is a DataError.
     """
     try:
         with path.open(encoding="utf-8", newline="") as handle:
@@ -292,14 +285,10 @@ def _header(path: Path, sep: str) -> tuple[list[str], list[str] | None]:
     if all(_is_number(c) for c in first) and not pandas_labels:
         return first, None
     if "" in fields:
-        where = fields.index("")
-        hint = (
-            "pandas writes its row index so (DataFrame.to_csv without index=False): save "
-            "without it, or name the column"
-            if where == 0
-            else "name it"
-        )
-        raise DataError(f"{path}: column {where} of the header has no name; {hint}")
+        at = fields.index("")
+        hint = "pandas writes its row index so (DataFrame.to_csv without index=False): save "
+        hint = hint + "without it, or name the column" if at == 0 else "name it"
+        raise DataError(f"{path}: column {at} of the header has no name; {hint}")
     return first, fields
 
 
@@ -416,7 +405,9 @@ def parquet_columns(
 ) -> tuple[int | None, list[int]]:
     """(label index, feature indices) of a parquet schema; the features must be numeric.
 
-    With ``text``, string and dictionary (categorical) feature columns are allowed too.
+    With ``text``, string and dictionary (categorical) feature columns are allowed too. The
+    default features leave out the label and the row index pandas stored (a DataFrame whose
+    index is not ``0..n-1``, after a filter or a sample, keeps it as a column).
 
     Raises
     ------
@@ -428,6 +419,9 @@ def parquet_columns(
     """
     names = [str(n) for n in schema.names]
     label_idx, feature_idx = _pick_columns(path, names, len(names), columns, label_column)
+    if columns is None:
+        index = _pandas_index_columns(schema)
+        feature_idx = [i for i in feature_idx if names[i] not in index]
     for i in feature_idx:
         kind = schema.field(i).type
         if not _numeric_type(kind) and not (text and _is_text(kind)):
@@ -466,6 +460,16 @@ def _is_text(kind: Any) -> bool:
     return bool(
         pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_dictionary(kind)
     )
+
+
+def _pandas_index_columns(schema: Any) -> set[str]:
+    """The columns of a parquet schema that hold a pandas row index (its pandas metadata)."""
+    try:
+        meta = schema.pandas_metadata or {}
+    except (ValueError, TypeError):  # metadata that is not pandas' JSON: no index known
+        return set()
+    listed = meta.get("index_columns", []) if isinstance(meta, dict) else []
+    return {str(c) for c in listed if isinstance(c, str)} if isinstance(listed, list) else set()
 
 
 def read_parquet(path: Path, columns: Columns, label_column: Label) -> Table:
