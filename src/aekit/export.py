@@ -298,12 +298,9 @@ def _labels(text: str | None, n_features: int, path: Path, kind: type) -> list[A
         names = 0  # refused below
     if names is None:
         return None
-    if (
-        not isinstance(names, list)
-        or len(names) != n_features
-        or not all(isinstance(n, kind) and not isinstance(n, bool) for n in names)
-        or len(set(names)) != len(names)
-    ):
+    from .data.names import label_kind
+
+    if label_kind(names, n_features) is not kind:
         field, what = ("feature_names", "strings") if kind is str else ("column_labels", "integers")
         raise ModelFileError(
             f"{path}: {field} in the metadata must be a JSON list of {n_features} distinct {what}"

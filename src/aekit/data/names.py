@@ -34,6 +34,7 @@ __all__ = [
     "in_labelled_order",
     "in_named_order",
     "integer_labels",
+    "label_kind",
     "validate_named",
 ]
 
@@ -218,6 +219,20 @@ def _is_label(name: Any, like: Any) -> bool:
     return isinstance(name, (int, np.integer)) and not isinstance(name, (bool, np.bool_))
 
 
+def label_kind(labels: Any, n_features: int) -> type | None:
+    """The kind of a saved file's column labels: ``str``, ``int`` or None (not valid labels).
+
+    Valid labels are a list of ``n_features`` distinct labels all of one kind (an integer is
+    not a bool).
+    """
+    if not isinstance(labels, list) or len(labels) != n_features:
+        return None
+    for kind in (str, int):
+        if all(isinstance(n, kind) and not isinstance(n, bool) for n in labels):
+            return kind if len(set(labels)) == n_features else None
+    return None
+
+
 def in_labelled_order(X: Any, fitted: Sequence[int] | None) -> Any:
     """A DataFrame put in the ``fitted`` integer-label order; other labels refused, in one line.
 
@@ -260,17 +275,17 @@ def in_named_order(X: Any, names: Sequence[str] | None, who: str) -> Any:
     if not names or labels is None:
         return X
     wanted = list(names)
-    same_kind = all(_is_label(n, wanted[0]) for n in labels) if wanted else not labels
-    if same_kind and labels == wanted:
+    kindred = [n for n in labels if _is_label(n, wanted[0])]  # labels of the fitted kind
+    if len(kindred) == len(labels) and labels == wanted:
         return X
-    if same_kind and len(set(labels)) == len(labels) and set(labels) == set(wanted):
+    if len(kindred) == len(labels) == len(set(labels)) and set(labels) == set(wanted):
         return X[wanted]
     check_distinct_names(labels, "X")
     known = set(wanted)
     unseen = [n for n in labels if not (_is_label(n, wanted[0]) and n in known)]
     raise DataError(
         f"X's columns should match the columns {who} was fitted on ({_listed(wanted)}); "
-        f"{_differences(unseen, [n for n in labels if _is_label(n, wanted[0])], wanted)}"
+        f"{_differences(unseen, kindred, wanted)}"
     )
 
 

@@ -33,6 +33,7 @@ import torch
 
 from .._version import __version__
 from ..config.sae import BATCHTOPK_FAMILY, SAEConfig
+from ..data.names import label_kind
 from ..errors import AekitError, ModelFileError
 from ..files import (
     SAE_NAME,
@@ -141,23 +142,13 @@ def read_sae(folder: str | os.PathLike[str]) -> tuple[SparseDictionary, dict[str
     except AekitError as exc:
         raise ModelFileError(f"{folder / SAE_NAME}: invalid SAE config: {exc}") from exc
     labels = header.get("column_labels")  # format 5: a DataFrame's columns at fit, or null
-    if labels is not None and not _column_labels_ok(labels, n_features):
+    if labels is not None and label_kind(labels, n_features) is None:
         raise ModelFileError(
             f"{folder / SAE_NAME}: column_labels must be null or {n_features} distinct names "
             "(all text or all integers)"
         )
     tensors = parse_safetensors(raw, folder / SAE_WEIGHTS_NAME)
     return _build(config, n_features, tensors, folder / SAE_WEIGHTS_NAME), header
-
-
-def _column_labels_ok(labels: Any, n_features: int) -> bool:
-    """Whether ``sae.json``'s ``column_labels`` are ``n_features`` distinct str or int labels."""
-    if not isinstance(labels, list) or len(labels) != n_features:
-        return False
-    texts = all(isinstance(n, str) for n in labels)
-    if not texts and not all(isinstance(n, int) and not isinstance(n, bool) for n in labels):
-        return False
-    return len(set(labels)) == n_features
 
 
 def saelens_tensors(module: SparseDictionary) -> dict[str, torch.Tensor]:
