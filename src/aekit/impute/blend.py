@@ -50,6 +50,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -68,6 +69,7 @@ __all__ = [
     "blend_weights",
     "held_out_cells",
     "held_out_errors",
+    "mix_fills",
     "weigh_candidates",
 ]
 
@@ -105,15 +107,39 @@ class Blend:
         self, rows: np.ndarray, members_fill: np.ndarray, clip: Callable[[np.ndarray], np.ndarray]
     ) -> np.ndarray:
         """The blended fill of ``rows`` (NaN holes) given the members' (clipped) fill."""
-        if self.linear is None and self.neighbours is None:
-            return members_fill
-        out = self.members * members_fill
-        if self.linear is not None:
-            chain = 1.0 - self.members - self.neighbour_weight
-            out = out + chain * clip(self.linear.fill(np.asarray(rows, np.float64)))
-        if self.neighbours is not None:
-            out = out + self.neighbour_weight * clip(self.neighbours.fill(rows))
-        return out
+        chain = self.linear
+        near = self.neighbours
+        return mix_fills(
+            members_fill,
+            self.members,
+            None if chain is None else lambda: clip(chain.fill(np.asarray(rows, np.float64))),
+            None if near is None else lambda: clip(near.fill(rows)),
+            self.neighbour_weight,
+        )
+
+
+def mix_fills(
+    members_fill: Any,
+    members: float,
+    chain_fill: Callable[[], Any] | None,
+    neighbours_fill: Callable[[], Any] | None,
+    neighbour_weight: float,
+) -> Any:
+    """The blend of the members' fill with the chain's and the neighbours' (each clipped).
+
+    ``members`` weighs the members' fill, ``neighbour_weight`` the neighbours', and the chain
+    takes the rest; ``chain_fill`` and ``neighbours_fill`` compute their fills (None: not
+    blended). Arithmetic only, so NumPy arrays (``transform``) and torch tensors (the ONNX
+    graph, :class:`~aekit.impute.graph.FillGraph`) blend by the same code.
+    """
+    if chain_fill is None and neighbours_fill is None:
+        return members_fill
+    out = members * members_fill
+    if chain_fill is not None:
+        out = out + (1.0 - members - neighbour_weight) * chain_fill()
+    if neighbours_fill is not None:
+        out = out + neighbour_weight * neighbours_fill()
+    return out
 
 
 def blend_runs(rows: np.ndarray) -> bool:

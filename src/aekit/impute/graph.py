@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .blend import mix_fills
 from .neighbours import neighbour_fill
 
 __all__ = ["FillGraph", "fill_graph"]
@@ -106,18 +107,18 @@ class FillGraph(nn.Module):
         for member in self.members:
             total = total + member.unscale_output(member(member.scale_input(rows)).recon)
         guess = self.clip(total / len(self.members))
-        if not self.has_chain and not self.has_neighbours:
-            return guess
-        out = self.blend * guess
-        if self.has_chain:
-            chain = 1.0 - self.blend - self.neighbour_weight
-            out = out + chain * self.clip(self.chain_fill(rows))
-        if self.has_neighbours:
+
+        def near() -> torch.Tensor:
             donors, mean = self.donors.to(rows.dtype), self.donor_mean.to(rows.dtype)
-            out = out + self.neighbour_weight * self.clip(
-                neighbour_fill(rows, donors, mean, self.donor_shape)
-            )
-        return out
+            return self.clip(neighbour_fill(rows, donors, mean, self.donor_shape))
+
+        return mix_fills(
+            guess,
+            self.blend,
+            (lambda: self.clip(self.chain_fill(rows))) if self.has_chain else None,
+            near if self.has_neighbours else None,
+            self.neighbour_weight,
+        )
 
     def clip(self, values: torch.Tensor) -> torch.Tensor:
         """``values`` within each column's observed range in ``fit`` (``bounds``)."""
