@@ -9,7 +9,7 @@ import torch
 
 from aekit import Autoencoder, Callback
 from aekit.config import ModelConfig, TrainConfig
-from aekit.data.sparse import CsrRows, source_chunk_rows
+from aekit.data.sparse import DENSE_CHUNK_VALUES, CsrRows, source_chunk_rows
 from aekit.model import Hourglass, gram_error, sparse_net
 from aekit.model.sparse_net import (
     exact_squared_error,
@@ -167,7 +167,12 @@ def test_a_sparse_fit_equals_the_fit_without_row_blocks_bit_for_bit(monkeypatch)
 def test_validation_sums_the_squared_error_once_with_the_same_bits(sparse):
     from aekit.data.sources import TensorRows
     from aekit.training.distributed import Ranks
-    from aekit.training.objective import Objective, _squared_error_sum, table_loss_sum
+    from aekit.training.objective import (
+        Objective,
+        _squared_error_sum,
+        eval_chunk_rows,
+        table_loss_sum,
+    )
 
     module, _ = _model_and_batch((32, 16), True)
     X = sp.random(300, 700, density=0.02, format="csr", dtype=np.float32, random_state=3)
@@ -177,12 +182,30 @@ def test_validation_sums_the_squared_error_once_with_the_same_bits(sparse):
     loss, error = objective.validation(source, rows)
     sums = torch.zeros(2, dtype=torch.float64)  # as validation summed them before
     with torch.no_grad():
-        for chunk in rows.split(source_chunk_rows(source, 4096)):
+        for chunk in rows.split(eval_chunk_rows(source)):
             out, clean = forward_rows(module, source.take(chunk))
             sums[0] += table_loss_sum(out, clean, "mse", ()).double()
             sums[1] += _squared_error_sum(out.recon, clean).double()
     assert loss == sums[0].item() / (300 * 700)
     assert error == sums[1].item() / 300
+
+
+def test_validation_of_wide_sparse_rows_densifies_small_chunks():
+    """An epoch's end holds a few dense arrays of a chunk: at 100,000 features, ~4 MB each."""
+    from aekit.training.distributed import Ranks
+    from aekit.training.objective import _EVAL_VALUES, Objective
+
+    width = 100_000
+    X = sp.random(60, width, density=5e-4, format="csr", dtype=np.float32, random_state=3)
+    source = CsrRows(sp.csr_array(X))
+    module = Hourglass(ModelConfig(input_dim=width, code_dim=2, hidden=(4,)))
+    chunks = []
+    module.decoder.register_forward_pre_hook(lambda _, args: chunks.append(args[0].shape[0]))
+    objective = Objective(module, TrainConfig(), Ranks.current(), torch.device("cpu"))
+    objective.validation(source, torch.arange(60))
+    assert sum(chunks) == 60
+    assert max(chunks) * width <= _EVAL_VALUES < DENSE_CHUNK_VALUES
+    assert max(chunks) < source_chunk_rows(source, 4096)  # (the chunks of transform, larger)
 
 
 def test_decoding_without_gradients_adds_the_linear_path_in_place_with_the_same_bits():

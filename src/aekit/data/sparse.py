@@ -35,15 +35,18 @@ def is_sparse(X: Any) -> bool:
     return bool(sp.issparse(X))
 
 
-def chunk_rows_for(n_features: int, rows: int) -> int:
-    """At most ``rows`` rows, fewer so that a dense block of them holds few enough values."""
-    return max(1, min(rows, DENSE_CHUNK_VALUES // max(n_features, 1)))
+def chunk_rows_for(n_features: int, rows: int, values: int = DENSE_CHUNK_VALUES) -> int:
+    """At most ``rows`` rows, fewer so that a dense block of them holds at most ``values``."""
+    return max(1, min(rows, values // max(n_features, 1)))
 
 
-def source_chunk_rows(source: Any, rows: int) -> int:
-    """Rows per evaluation chunk of a source: ``rows``, fewer for sparse rows (densified)."""
+def source_chunk_rows(source: Any, rows: int, values: int = DENSE_CHUNK_VALUES) -> int:
+    """Rows per evaluation chunk of a source: ``rows``, fewer for sparse rows (densified).
+
+    A chunk of sparse rows holds at most ``values`` values once dense.
+    """
     inner = getattr(source, "source", source)  # a RowSubset's rows
-    return chunk_rows_for(source.n_features, rows) if isinstance(inner, CsrRows) else rows
+    return chunk_rows_for(source.n_features, rows, values) if isinstance(inner, CsrRows) else rows
 
 
 class SparseBatch:

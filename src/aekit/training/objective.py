@@ -44,6 +44,7 @@ __all__ = [
     "categorical_loss_sum",
     "cpu_has_bf16",
     "dead_unit_loss_sum",
+    "eval_chunk_rows",
     "loss_sum",
     "paired_z",
     "table_loss_sum",
@@ -66,9 +67,18 @@ def paired_z(before: torch.Tensor, after: torch.Tensor, ranks: Any = None) -> tu
     return mean, (math.inf if mean > 0 else 0.0) if error == 0 else mean / error
 
 
+def eval_chunk_rows(source: RowSource) -> int:
+    """Rows per chunk when validating ``source``'s rows (fewer for wide sparse rows)."""
+    return source_chunk_rows(source, _EVAL_ROWS, _EVAL_VALUES)
+
+
 DEAD_AFTER_ROWS = 2048  # a top-k unit silent for this many training rows counts as dead
 
 _EVAL_ROWS = 4096  # rows per chunk when validating
+# ... and at most this many values in a chunk of sparse rows made dense: validation holds
+# about four dense arrays of a chunk at once (rows, logits, output, squares), ~16 MB here;
+# at DENSE_CHUNK_VALUES they lifted an epoch's peak memory by ~70 MB at 100,000 features
+_EVAL_VALUES = 2**20
 
 _VALIDATION_SEED = 20_240_531  # the masking noise of validation rows (models with missing values)
 
@@ -417,7 +427,7 @@ class Objective:
         self.module.eval()
         sums = torch.zeros(2, device=self.device, dtype=torch.float64)
         generator = self._validation_generator()
-        for chunk in self.ranks.share(rows).split(source_chunk_rows(source, _EVAL_ROWS)):
+        for chunk in self.ranks.share(rows).split(eval_chunk_rows(source)):
             clean, out = self._held_out(source, chunk, generator)
             if self.missing:
                 observed = ~torch.isnan(clean)
@@ -445,7 +455,7 @@ class Objective:
         self.module.eval()
         parts = []
         generator = self._validation_generator()
-        for chunk in self.ranks.share(rows).split(source_chunk_rows(source, _EVAL_ROWS)):
+        for chunk in self.ranks.share(rows).split(eval_chunk_rows(source)):
             clean, out = self._held_out(source, chunk, generator)
             parts.append(row_squared_error(out.recon, clean, self.module.group_members))
         return (
