@@ -3,7 +3,9 @@
 ``pd.DataFrame(rows).to_csv(path, index=False)`` writes ``0,1,...,n-1`` as its header: aekit read
 that line as a row of data (one row too many, the first made of the labels). ``to_csv``
 without ``index=False`` writes the row index as a first column with no name: aekit read it
-as a feature. Both were silently wrong answers.
+as a feature. Both were silently wrong answers. So was a file that starts with UTF-8's
+byte-order mark (Excel's "CSV UTF-8"): the mark became part of the first column's name, or
+made a first row of numbers look like a header (one row lost, numbers taken as names).
 """
 
 from __future__ import annotations
@@ -75,3 +77,28 @@ def test_a_pandas_row_index_stored_in_parquet_is_not_a_feature(tmp_path, rows):
     assert read_table(path).columns == list("abcde")
     picked = read_table(path, columns=["a", "row_id"])  # still there when asked for
     np.testing.assert_array_equal(picked.X[:, 1], kept.index.to_numpy())
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_name(tmp_path, rows):
+    path = tmp_path / "excel.csv"
+    pd.DataFrame(rows, columns=list("abcde")).to_csv(path, index=False, encoding="utf-8-sig")
+    table = read_table(path)
+    assert table.columns == list("abcde")  # was "\ufeffa" first
+    np.testing.assert_allclose(table.X, rows, rtol=1e-15)
+
+
+def test_a_byte_order_mark_before_a_row_of_numbers_keeps_the_row(tmp_path, rows):
+    path = tmp_path / "excel.csv"
+    pd.DataFrame(rows).to_csv(path, index=False, header=False, encoding="utf-8-sig")
+    table = read_table(path)
+    assert table.columns is None  # was the first row's numbers as names
+    assert table.X.shape == rows.shape  # was one row short
+    np.testing.assert_allclose(table.X, rows, rtol=1e-15)
+
+
+def test_a_byte_order_mark_before_a_table_with_text(tmp_path):
+    path = tmp_path / "excel.csv"
+    frame = pd.DataFrame({"size": [1.0, 2.5, 3.0, 4.5], "kind": ["x", "y", "x", "y"]})
+    frame.to_csv(path, index=False, encoding="utf-8-sig")
+    table = read_table(path)
+    assert table.columns == ["size", "kind"]

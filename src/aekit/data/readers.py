@@ -55,6 +55,7 @@ __all__ = [
 
 Columns = Sequence[str | int] | None  # feature columns to keep, by name or 0-based index
 Label = str | int | None  # the label column, by name or 0-based index
+TEXT_ENCODING = "utf-8-sig"  # a leading byte-order mark (Excel's "CSV UTF-8") is not text
 
 
 @dataclass
@@ -243,7 +244,7 @@ def read_delimited(path: Path, columns: Columns, label_column: Label, *, sep: st
     label_idx, feature_idx = _pick_columns(path, names, len(first), columns, label_column)
     skip = int(names is not None)
     every = feature_idx == list(range(len(first)))  # then ragged rows are an error
-    options = {"delimiter": sep, "skiprows": skip, "quotechar": '"'}
+    options = {"delimiter": sep, "skiprows": skip, "quotechar": '"', "encoding": TEXT_ENCODING}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "input contained no data" → checked below
         try:
@@ -274,7 +275,7 @@ def _header(path: Path, sep: str) -> tuple[list[str], list[str] | None]:
     pandas writes its row index, which would be read as a feature), is a DataError.
     """
     try:
-        with path.open(encoding="utf-8", newline="") as handle:
+        with path.open(encoding=TEXT_ENCODING, newline="") as handle:
             first = next(csv.reader(handle, delimiter=sep), [])
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read {path} as text ({exc})") from exc
@@ -346,7 +347,7 @@ def _explain_bad_text(
     path: Path, sep: str, skip: int, feature_idx: list[int], names: list[str] | None
 ) -> AekitError:
     """Find the first ragged row or non-numeric cell and say where it is."""
-    with path.open(encoding="utf-8", newline="") as handle:
+    with path.open(encoding=TEXT_ENCODING, newline="") as handle:
         rows = csv.reader(handle, delimiter=sep)
         width = None
         for line, row in enumerate(rows, start=1):
