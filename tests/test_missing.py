@@ -21,6 +21,7 @@ from aekit.data.missing import (
     row_squared_error,
     with_indicators,
 )
+from aekit.data.sources import TensorRows
 from aekit.data.stream import NpyRows, array_stats, stream_stats
 from aekit.errors import AekitWarning
 from aekit.model import Hourglass
@@ -299,6 +300,20 @@ def test_imputer_indicator_empty_features_names_and_pandas(holed):
         tiny_imputer(missing_values=-1.0).fit(marked).transform(marked),
         tiny_imputer().fit(holed).transform(holed),
     )
+
+
+def test_a_column_with_no_observed_value_is_warned_of(holed):
+    X = holed.copy()
+    X[:, 2] = np.nan  # nothing of it can be learned: its reconstruction is a constant
+    frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(6)])
+    empty = r"1 column\(s\) have no observed value in the training rows \({}\)"
+    with pytest.warns(AekitWarning, match=empty.format("'f2'")):
+        model = Autoencoder(2, **FAST).fit(frame)
+    assert np.ptp(model.reconstruct(frame.fillna(0.0))[:, 2]) < 1e-9
+    with pytest.warns(AekitWarning, match=empty.format("2, 0-based")):
+        AutoencoderOutlierDetector(Autoencoder(2, **FAST), n_estimators=1).fit(X)
+    with pytest.warns(AekitWarning, match=empty.format("2, 0-based")):  # streamed rows
+        Autoencoder(2, **FAST).fit(TensorRows(torch.from_numpy(X.astype(np.float32))))
 
 
 def test_imputer_in_a_pipeline(holed):

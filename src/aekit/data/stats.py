@@ -14,7 +14,7 @@ from .checks import check_finite_rows
 from .sources import RowSource
 from .sparse import CsrRows
 
-__all__ = ["array_stats", "csr_stats", "stream_stats"]
+__all__ = ["array_stats", "csr_stats", "never_observed", "stream_stats"]
 
 _STAT_VALUES = 2**22  # stored values per chunk when taking a sparse source's statistics
 
@@ -50,6 +50,18 @@ def array_stats(X: np.ndarray) -> dict[str, np.ndarray]:
         "std": np.where(empty, 1.0, np.sqrt(var)).astype(X.dtype),
         "has_missing": np.asarray(True),
     }
+
+
+def never_observed(stats: dict[str, np.ndarray]) -> np.ndarray:
+    """Which columns had no observed value, from :func:`array_stats`'s or :func:`stream_stats`'s.
+
+    Both give such a column min and max 0 and std 1 (scaled as 0 ± 1), which no observed
+    column has: one whose values are all 0 has std 0.
+    """
+    if not bool(stats.get("has_missing", False)):
+        return np.zeros(np.shape(stats["min"]), dtype=bool)
+    low, high, std = (np.asarray(stats[k]) for k in ("min", "max", "std"))
+    return (low == 0) & (high == 0) & (std == 1)
 
 
 def stream_stats(source: RowSource, chunk_rows: int = 8192) -> dict[str, np.ndarray]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,11 +35,11 @@ from ..data.formats import open_rows, read_array
 from ..data.names import forget_names
 from ..data.sources import RowSource, as_tensor
 from ..data.sparse import CsrRows, is_sparse
-from ..data.stats import array_stats, csr_stats, stream_stats
+from ..data.stats import array_stats, csr_stats, never_observed, stream_stats
 from ..data.tables import fit_layout, needs_layout
-from ..errors import DataTypeError
+from ..errors import AekitWarning, DataTypeError
 
-__all__ = ["RowsMixin"]
+__all__ = ["EMPTY_COLUMNS", "RowsMixin"]
 
 
 class RowsMixin:
@@ -124,17 +125,42 @@ class RowsMixin:
                 rows = CsrRows(X)
                 return rows, {**csr_stats(rows), "uint8": np.asarray(False), "sparse": True}
             stats = {**array_stats(X), "uint8": np.asarray(bytes_in)}
+            if reset:
+                _warn_of_empty_columns(
+                    never_observed(stats), getattr(self, "feature_names_in_", None)
+                )
             layout = getattr(self, "table_layout_", None)  # absent from older pickles
             if layout is not None:
                 stats["categorical_blocks"] = np.asarray(layout.blocks).reshape(-1, 2)
             return as_tensor(X), stats
         if not reset:
             check_n_features(X.n_features, self.n_features_in_, type(self).__name__)
+        stats: dict[str, np.ndarray] = {}
         if reset:
             self.n_features_in_ = X.n_features
             self.table_layout_ = None
             forget_names(self)
-        stats = stream_stats(X) if reset else {}
+            stats = stream_stats(X)
+            _warn_of_empty_columns(never_observed(stats), getattr(X, "columns", None))
         stats["n_rows"] = np.asarray(len(X))
         stats["uint8"] = np.asarray(getattr(X, "dtype", None) == np.uint8)
         return X, stats
+
+
+EMPTY_COLUMNS = ".* no observed value in the training rows"  # the warning's text, to filter
+
+
+def _warn_of_empty_columns(empty: np.ndarray, names: Any) -> None:
+    """Warn of training columns with no observed value (``empty``): nothing of them is learned."""
+    where = np.flatnonzero(empty)
+    if not where.size:
+        return
+    shown = ", ".join(repr(names[i]) if names is not None else str(i) for i in where[:5])
+    shown += f" and {where.size - 5} more" if where.size > 5 else ""
+    shown += "" if names is not None else ", 0-based"
+    warnings.warn(
+        f"{where.size} column(s) have no observed value in the training rows ({shown}): "
+        "the model learns nothing of them (each reconstructs as about a constant); drop them",
+        AekitWarning,
+        stacklevel=7,  # the caller of Autoencoder.fit (through _training_rows' context)
+    )

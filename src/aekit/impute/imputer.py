@@ -37,9 +37,10 @@ from ..data.checks import (
 )
 from ..data.sparse import is_sparse
 from ..data.tables import needs_layout
-from ..errors import ConfigError, DataTypeError
+from ..errors import AekitWarning, ConfigError, DataTypeError
 from ..estimator.autoencoder import Autoencoder
 from ..estimator.ensemble import fit_members
+from ..estimator.rows import EMPTY_COLUMNS
 from ..files.names import adopt_names
 from ..training.prepare import member_seeds
 from .blend import Blend, blend_runs, held_out_cells, weigh_candidates
@@ -275,7 +276,9 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         ]
         hidden = held_out_cells(rows, seeds[0]) if blended else None
         train = data if hidden is None else np.where(hidden, np.nan, rows)
-        self.estimators_ = fit_members(members, train)  # in one pass where they share a network
+        with warnings.catch_warnings():  # empty columns: warn_empty below says it the imputer's way
+            warnings.filterwarnings("ignore", EMPTY_COLUMNS, AekitWarning)
+            self.estimators_ = fit_members(members, train)  # one pass where they share a network
         self.estimator_ = self.estimators_[0]
         self._empty = np.isnan(rows).all(axis=0)
         warn_empty(self._empty, getattr(self, "feature_names_in_", None), self.keep_empty_features)
