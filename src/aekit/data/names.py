@@ -259,12 +259,15 @@ def in_labelled_order(X: Any, fitted: Sequence[int] | None) -> Any:
     )
 
 
-def in_named_order(X: Any, names: Sequence[str] | None, who: str) -> Any:
+def in_named_order(
+    X: Any, names: Sequence[Any] | None, who: str, *, what: str = "X's columns"
+) -> Any:
     """A DataFrame put in the order of the column ``names`` a runner was saved with.
 
     For a runner without an estimator (an ONNX file's ``feature_names``): rows without
     column labels (an array), or a runner without names, are taken by position; a DataFrame
     with the same names in another order is reordered; any other labels are refused.
+    ``what`` names the columns in the message (``"X's columns"``), ``who`` the runner.
 
     Raises
     ------
@@ -284,7 +287,7 @@ def in_named_order(X: Any, names: Sequence[str] | None, who: str) -> Any:
     known = set(wanted)
     unseen = [n for n in labels if not (_is_label(n, wanted[0]) and n in known)]
     raise DataError(
-        f"X's columns should match the columns {who} was fitted on ({_listed(wanted)}); "
+        f"{what} should match the columns {who} was fitted on ({_listed(wanted)}); "
         f"{_differences(unseen, kindred, wanted)}"
     )
 
