@@ -35,6 +35,7 @@ __all__ = [
     "in_named_order",
     "integer_labels",
     "label_kind",
+    "named_order",
     "validate_named",
 ]
 
@@ -298,12 +299,30 @@ def in_named_order(
     labels = _frame_columns(X)
     if not names or labels is None:
         return X
-    wanted = list(names)
+    order = named_order(labels, names, who, what=what)
+    return X if order is None else _in_order(X, order)
+
+
+def named_order(
+    labels: Sequence[Any], names: Sequence[Any], who: str, *, what: str = "X's columns"
+) -> list[Any] | None:
+    """How to read columns ``labels`` by the fitted ``names``: None (as they are), or the order.
+
+    The rule of :func:`in_named_order`, on a table's labels or a file's column names: the
+    same names in the same order are read as they are, in another order put in the fitted
+    order (the list returned); any other labels are refused, ``what`` and ``who`` named.
+
+    Raises
+    ------
+    DataError
+        ``labels`` are not ``names`` (other, missing, extra or repeated ones).
+    """
+    labels, wanted = list(labels), list(names)
     kindred = [n for n in labels if _is_label(n, wanted[0])]  # labels of the fitted kind
     if len(kindred) == len(labels) and labels == wanted:
-        return X
+        return None
     if len(kindred) == len(labels) == len(set(labels)) and set(labels) == set(wanted):
-        return _in_order(X, wanted)
+        return wanted
     check_distinct_names(labels, "X")
     known = set(wanted)
     unseen = [n for n in labels if not (_is_label(n, wanted[0]) and n in known)]
