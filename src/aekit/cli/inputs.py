@@ -35,6 +35,7 @@ __all__ = [
     "HOLDOUT",
     "at_most",
     "by_position",
+    "checked_output",
     "feature_columns",
     "fingerprint",
     "fit_info",
@@ -151,6 +152,28 @@ def rows_at(X: Any, index: np.ndarray) -> np.ndarray:
     import torch
 
     return X.take(torch.from_numpy(index.astype(np.int64))).numpy()
+
+
+def checked_output(output: str, data: str, what: str, refusal: str) -> Path:
+    """``output`` checked as an output path, and refused where it is the DATA file itself.
+
+    :func:`~aekit.data.formats.check_output`'s checks; then an ``output`` that is DATA under
+    any name (a link, ``./``), which writing it would replace, is refused: ``what`` names
+    the output in the message (``"OUTPUT"``), ``refusal`` says what to do instead.
+
+    Raises
+    ------
+    ConfigError
+        ``output`` is DATA.
+    """
+    import os
+
+    from ..data.formats import check_output
+
+    path = check_output(output)
+    if path.exists() and Path(data).exists() and os.path.samefile(path, data):
+        raise ConfigError(f"{what} is DATA ({data}): {refusal}")
+    return path
 
 
 def at_most(index: np.ndarray, count: int, seed: int) -> np.ndarray:
