@@ -296,3 +296,15 @@ def test_partial_fit_reads_a_named_file_by_the_fitted_column_names(tmp_path, suf
     renamed = written("renamed", frame.rename(columns={"a": "z"}))
     with pytest.raises(DataError, match=r"renamed.* unseen at fit time: 'z'; missing: 'a'"):
         copy.deepcopy(fitted).partial_fit(renamed)
+
+
+def test_the_detector_and_imputer_refuse_a_path_saying_so(tmp_path):
+    """They take rows: a path was "non-numeric input: could not convert string to float"."""
+    from aekit import AutoencoderImputer, AutoencoderOutlierDetector
+
+    path = tmp_path / "rows.npy"
+    np.save(path, np.zeros((10, 3), np.float32))
+    for estimator in (AutoencoderOutlierDetector(), AutoencoderImputer()):
+        for given in (path, str(path)):
+            with pytest.raises(DataTypeError, match=r"got the path .*rows.npy': Autoencoder"):
+                estimator.fit(given)

@@ -15,6 +15,7 @@ same labels in another order are put in the fitted order and other labels refuse
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -93,6 +94,11 @@ def validate_named(estimator: Any, X: Any, *, reset: bool, **checks: Any) -> Any
     """
     from sklearn.utils.validation import validate_data
 
+    if isinstance(X, (str, os.PathLike)):  # not a row of one text cell
+        raise DataTypeError(
+            f"got the path {str(X)!r}: {type(estimator).__name__} takes rows, not a file; read "
+            "them into a DataFrame or an array first (pandas.read_parquet, aekit.data.read_array)"
+        )
     check_unique_names(X)
     _check_label_kinds(X)
     if not reset:
