@@ -220,3 +220,25 @@ def test_a_sharded_streamed_fit_resumes_bit_identically(parquet_folder, tmp_path
     for name, tensor in whole.module_.state_dict().items():
         assert torch.equal(resumed.module_.state_dict()[name], tensor), name
     assert resumed.history_.train_loss == whole.history_.train_loss
+
+
+def test_parquet_shards_are_matched_by_column_name(tmp_path):
+    """A shard with the columns in another order, or with pandas' row index stored, was
+    refused; it is read by the first shard's column names (never by position)."""
+    pd = pytest.importorskip("pandas")
+    X = _rows(4)
+    frame = pd.DataFrame(X, columns=list("abcd"))
+    root = tmp_path / "data"
+    root.mkdir()
+    frame.iloc[:40].to_parquet(root / "part-0.parquet", index=False)
+    frame.iloc[40:70][list("dbca")].to_parquet(root / "part-1.parquet", index=False)
+    frame.iloc[70:].to_parquet(root / "part-2.parquet")  # a pandas index stored as a column
+    table = read_table(root)
+    assert table.columns == list("abcd")
+    np.testing.assert_array_equal(table.X, X)
+    source = open_rows(root)
+    assert source.columns == list("abcd")
+    np.testing.assert_array_equal(torch.cat([r for _, r in source.chunks()]).numpy(), X)
+    np.testing.assert_array_equal(read_table(root, columns=["c", "a"]).X, X[:, [2, 0]])
+    with pytest.raises(DataError, match=r"part-1.parquet .* columns picked by position need"):
+        read_table(root, columns=[0, 1])
