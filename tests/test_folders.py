@@ -242,3 +242,27 @@ def test_parquet_shards_are_matched_by_column_name(tmp_path):
     np.testing.assert_array_equal(read_table(root, columns=["c", "a"]).X, X[:, [2, 0]])
     with pytest.raises(DataError, match=r"part-1.parquet .* columns picked by position need"):
         read_table(root, columns=[0, 1])
+
+
+def test_an_output_in_the_dataset_is_refused(tmp_path, capsys):
+    """``aekit reconstruct MODEL shards/ -o shards/r.npy`` wrote rows that the next fit on
+    ``shards/`` read as data, without a word (and ``-o shards/part-1.npy`` replaced a shard)."""
+    X = _rows(4)
+    root = tmp_path / "shards"
+    root.mkdir()
+    np.save(root / "part-0.npy", X[:50])
+    np.save(root / "part-1.npy", X[50:])
+    model = tmp_path / "model"
+    assert main(["fit", str(root), "-o", str(model), "--code-dim", "2", "--epochs", "1"]) == 0
+    capsys.readouterr()
+    for data, output in [
+        (root, root / "r.npy"),
+        (root, root / "part-1.npy"),
+        (root / "*.npy", root / "r.npy"),
+    ]:
+        assert main(["reconstruct", str(model), str(data), "-o", str(output)]) == 2
+        err = capsys.readouterr().err
+        assert "would be read as one of its shards" in err and err.count("\n") == 1
+    assert sorted(p.name for p in root.iterdir()) == ["part-0.npy", "part-1.npy"]
+    np.testing.assert_array_equal(np.load(root / "part-1.npy"), X[50:])
+    assert main(["reconstruct", str(model), str(root), "-o", str(tmp_path / "r.npy")]) == 0

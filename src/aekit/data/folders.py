@@ -28,6 +28,7 @@ dealt to DDP ranks exactly as one file is (:mod:`aekit.data.stream`, :mod:`aekit
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
 from collections.abc import Sequence
@@ -47,6 +48,7 @@ __all__ = [
     "list_shards",
     "read_folder",
     "shard_format",
+    "would_be_shard",
 ]
 
 # The streamed formats a dataset's shards may have (each class names its format's suffix).
@@ -78,6 +80,19 @@ def list_shards(path: str | os.PathLike[str]) -> list[Path]:
         raise DataError(f"{path} {found} (expected .parquet or .npy shards)")
     shard_format(files, path)
     return files
+
+
+def would_be_shard(output: str | os.PathLike[str], dataset: str | os.PathLike[str]) -> bool:
+    """Whether a file written at ``output`` would be read as a shard of ``dataset`` next time.
+
+    ``dataset``: a folder (an output anywhere under it whose name does not start with ``_``
+    or ``.``) or a glob pattern (an output it matches).
+    """
+    root, out = Path(dataset), Path(os.path.abspath(output))
+    if root.is_dir():
+        root = Path(os.path.abspath(root))
+        return out.is_relative_to(root) and not _skipped(out.relative_to(root))
+    return fnmatch.fnmatchcase(str(out), os.path.abspath(dataset))  # (* also spans folders)
 
 
 def shard_format(
