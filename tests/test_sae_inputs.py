@@ -265,3 +265,25 @@ def test_an_iterable_of_frames_is_read_by_the_first_frame_s_columns(rows):
         SparseAutoencoder(**FAST).fit(renamed)
     with pytest.raises(DataError, match="'a' more than once"):
         SparseAutoencoder(**FAST).fit([frame, frame.rename(columns={"b": "a"})])
+
+
+def test_a_resumed_run_on_other_columns_is_refused(tmp_path, rows):
+    """A checkpoint keeps the data's column names: resuming on a file whose columns are
+    in another order (or renamed) trained on by position before."""
+    import pandas as pd
+
+    from aekit.errors import ConfigError
+
+    frame = pd.DataFrame(rows, columns=list("abcdefgh"))
+    frame.to_parquet(tmp_path / "same.parquet", index=False)
+    frame[list("hgfedcba")].to_parquet(tmp_path / "reordered.parquet", index=False)
+    frame.rename(columns={"a": "z"}).to_parquet(tmp_path / "renamed.parquet", index=False)
+    options = {**FAST, "checkpoint_dir": str(tmp_path / "run"), "checkpoint_every": 2}
+    SparseAutoencoder(**options).fit(str(tmp_path / "same.parquet"), stop_after=4)
+    with pytest.raises(ConfigError, match="same columns in another order"):
+        SparseAutoencoder(**options).fit(str(tmp_path / "reordered.parquet"), resume=True)
+    with pytest.raises(DataError, match="unseen at fit time: 'z'; missing: 'a'"):
+        SparseAutoencoder(**options).fit(str(tmp_path / "renamed.parquet"), resume=True)
+    resumed = SparseAutoencoder(**options).fit(str(tmp_path / "same.parquet"), resume=True)
+    assert resumed.n_steps_ == 8 and list(resumed.feature_names_in_) == list("abcdefgh")
+    SparseAutoencoder(**options).fit(rows, resume=True)  # rows without names: by position
