@@ -182,3 +182,24 @@ def test_labels_mixing_text_with_other_kinds_are_one_data_error(frame):
     mixed = frame.set_axis([3, "b", True, 0], axis=1)
     with pytest.raises(DataError, match=r"mix text with other kinds \(bool, int, str\)"):
         Autoencoder(code_dim=2, **FAST).fit(mixed)
+
+
+@pytest.mark.parametrize("columns", [list("abcd"), LABELS])
+def test_a_resumed_fit_on_other_columns_is_refused(frame, tmp_path, columns):
+    """A checkpoint keeps the columns' names or labels: a resumed fit on a DataFrame with
+    them in another order trained the checkpoint's weights on the wrong columns."""
+    from aekit.errors import ModelFileError
+    from tests.helpers import InterruptAt
+
+    named = frame.set_axis(columns, axis=1)
+    options = {**FAST, "code_dim": 2, "epochs": 3, "checkpoint_dir": str(tmp_path)}
+    with pytest.raises(KeyboardInterrupt):
+        Autoencoder(**options).fit(named, callbacks=(InterruptAt(3),))
+    shuffled = [columns[i] for i in (3, 1, 0, 2)]
+    with pytest.raises(ModelFileError, match="same columns in another order"):
+        Autoencoder(**options).fit(named[shuffled], resume=True)
+    with pytest.raises(DataError, match="unseen at fit time"):
+        other = "z" if isinstance(columns[0], str) else 99
+        Autoencoder(**options).fit(named.set_axis([*columns[:3], other], axis=1), resume=True)
+    resumed = Autoencoder(**options).fit(named, resume=True)
+    assert resumed.n_iter_ == 3
