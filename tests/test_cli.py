@@ -205,6 +205,20 @@ def test_a_bad_row_in_a_streamed_file_keeps_the_old_output(model, files, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.npy", "codes.npy"]
 
 
+@pytest.mark.parametrize("command", ["score", "encode", "reconstruct"])
+def test_an_output_that_is_data_is_refused(model, files, tmp_path, capsys, command):
+    """``aekit score MODEL d.npy -o d.npy`` replaced the data with its scores, without a word."""
+    data = tmp_path / "d.npy"
+    data.write_bytes((files / "digits.npy").read_bytes())
+    (tmp_path / "link.npy").symlink_to(data)
+    for output in (data, tmp_path / "link.npy"):
+        assert main([command, str(model), str(data), "-o", str(output)]) == 2
+        err = capsys.readouterr().err
+        assert f"OUTPUT is DATA ({data}): writing there would replace the data" in err
+        assert err.count("\n") == 1
+    assert data.read_bytes() == (files / "digits.npy").read_bytes()
+
+
 @pytest.mark.parametrize(
     ("data", "extra", "message"),
     [

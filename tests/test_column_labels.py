@@ -153,3 +153,53 @@ def test_the_command_line_takes_a_labelled_tables_columns_by_position(tmp_path, 
     assert main(["score", str(tmp_path / "m"), str(tmp_path / "t.csv"), "-o", str(out)]) == 0
     assert "warning" not in capsys.readouterr().err
     np.testing.assert_allclose(np.load(out)[:, 0], ae.reconstruction_error(table), rtol=1e-6)
+
+
+def test_a_pyarrow_table_is_read_by_its_column_names(fitted, frame):
+    """A pyarrow Table: its names were refused in a raw AttributeError (its ``columns``
+    are its data, not its names), and a model fitted on names read it by position."""
+    pa = pytest.importorskip("pyarrow")
+    from aekit.sae import SparseAutoencoder
+
+    named = frame.set_axis(list("dbca"), axis=1)
+    table = pa.Table.from_pandas(named, preserve_index=False)
+    reordered = table.select(["a", "c", "d", "b"])
+    ae = Autoencoder(code_dim=2, **FAST).fit(table)
+    detector = AutoencoderOutlierDetector(Autoencoder(code_dim=2, **FAST)).fit(table)
+    assert list(ae.feature_names_in_) == list("dbca")
+    np.testing.assert_array_equal(ae.transform(reordered), ae.transform(named))
+    np.testing.assert_array_equal(detector.score_samples(reordered), detector.score_samples(named))
+    sae = SparseAutoencoder(code_dim=8, k=2, batch_size=32, device="cpu").fit(named)
+    np.testing.assert_array_equal(sae.transform(reordered), sae.transform(named))
+    with pytest.raises(DataError, match="unseen at fit time: z"):
+        ae.transform(table.rename_columns(list("zbca")))
+    # integer labels at fit: a table's names are text, refused in one line
+    with pytest.raises(DataError, match="integer labels seen in fit"):
+        fitted[0].transform(pa.Table.from_pandas(frame.set_axis(list("dbca"), axis=1)))
+
+
+def test_labels_mixing_text_with_other_kinds_are_one_data_error(frame):
+    mixed = frame.set_axis([3, "b", True, 0], axis=1)
+    with pytest.raises(DataError, match=r"mix text with other kinds \(bool, int, str\)"):
+        Autoencoder(code_dim=2, **FAST).fit(mixed)
+
+
+@pytest.mark.parametrize("columns", [list("abcd"), LABELS])
+def test_a_resumed_fit_on_other_columns_is_refused(frame, tmp_path, columns):
+    """A checkpoint keeps the columns' names or labels: a resumed fit on a DataFrame with
+    them in another order trained the checkpoint's weights on the wrong columns."""
+    from aekit.errors import ModelFileError
+    from tests.helpers import InterruptAt
+
+    named = frame.set_axis(columns, axis=1)
+    options = {**FAST, "code_dim": 2, "epochs": 3, "checkpoint_dir": str(tmp_path)}
+    with pytest.raises(KeyboardInterrupt):
+        Autoencoder(**options).fit(named, callbacks=(InterruptAt(3),))
+    shuffled = [columns[i] for i in (3, 1, 0, 2)]
+    with pytest.raises(ModelFileError, match="same columns in another order"):
+        Autoencoder(**options).fit(named[shuffled], resume=True)
+    with pytest.raises(DataError, match="unseen at fit time"):
+        other = "z" if isinstance(columns[0], str) else 99
+        Autoencoder(**options).fit(named.set_axis([*columns[:3], other], axis=1), resume=True)
+    resumed = Autoencoder(**options).fit(named, resume=True)
+    assert resumed.n_iter_ == 3

@@ -220,3 +220,49 @@ def test_a_sharded_streamed_fit_resumes_bit_identically(parquet_folder, tmp_path
     for name, tensor in whole.module_.state_dict().items():
         assert torch.equal(resumed.module_.state_dict()[name], tensor), name
     assert resumed.history_.train_loss == whole.history_.train_loss
+
+
+def test_parquet_shards_are_matched_by_column_name(tmp_path):
+    """A shard with the columns in another order, or with pandas' row index stored, was
+    refused; it is read by the first shard's column names (never by position)."""
+    pd = pytest.importorskip("pandas")
+    X = _rows(4)
+    frame = pd.DataFrame(X, columns=list("abcd"))
+    root = tmp_path / "data"
+    root.mkdir()
+    frame.iloc[:40].to_parquet(root / "part-0.parquet", index=False)
+    frame.iloc[40:70][list("dbca")].to_parquet(root / "part-1.parquet", index=False)
+    frame.iloc[70:].to_parquet(root / "part-2.parquet")  # a pandas index stored as a column
+    table = read_table(root)
+    assert table.columns == list("abcd")
+    np.testing.assert_array_equal(table.X, X)
+    source = open_rows(root)
+    assert source.columns == list("abcd")
+    np.testing.assert_array_equal(torch.cat([r for _, r in source.chunks()]).numpy(), X)
+    np.testing.assert_array_equal(read_table(root, columns=["c", "a"]).X, X[:, [2, 0]])
+    with pytest.raises(DataError, match=r"part-1.parquet .* columns picked by position need"):
+        read_table(root, columns=[0, 1])
+
+
+def test_an_output_in_the_dataset_is_refused(tmp_path, capsys):
+    """``aekit reconstruct MODEL shards/ -o shards/r.npy`` wrote rows that the next fit on
+    ``shards/`` read as data, without a word (and ``-o shards/part-1.npy`` replaced a shard)."""
+    X = _rows(4)
+    root = tmp_path / "shards"
+    root.mkdir()
+    np.save(root / "part-0.npy", X[:50])
+    np.save(root / "part-1.npy", X[50:])
+    model = tmp_path / "model"
+    assert main(["fit", str(root), "-o", str(model), "--code-dim", "2", "--epochs", "1"]) == 0
+    capsys.readouterr()
+    for data, output in [
+        (root, root / "r.npy"),
+        (root, root / "part-1.npy"),
+        (root / "*.npy", root / "r.npy"),
+    ]:
+        assert main(["reconstruct", str(model), str(data), "-o", str(output)]) == 2
+        err = capsys.readouterr().err
+        assert "would be read as one of its shards" in err and err.count("\n") == 1
+    assert sorted(p.name for p in root.iterdir()) == ["part-0.npy", "part-1.npy"]
+    np.testing.assert_array_equal(np.load(root / "part-1.npy"), X[50:])
+    assert main(["reconstruct", str(model), str(root), "-o", str(tmp_path / "r.npy")]) == 0

@@ -219,3 +219,71 @@ def test_a_folder_with_bad_column_labels_is_refused(tmp_path, sae, labels):
     header_path.write_text(json.dumps(header))
     with pytest.raises(ModelFileError, match="column_labels must be null or 8 distinct"):
         aekit.load(tmp_path / "s")
+
+
+@pytest.mark.parametrize("layout", ["file", "folder"])
+def test_a_fit_on_parquet_reads_frames_by_the_file_s_column_names(tmp_path, rows, layout):
+    import json
+
+    import pandas as pd
+
+    frame = pd.DataFrame(rows * np.arange(1, 9, dtype=np.float32), columns=list("abcdefgh"))
+    if layout == "file":
+        frame.to_parquet(path := tmp_path / "acts.parquet", index=False)
+    else:
+        (path := tmp_path / "acts").mkdir()
+        frame.iloc[:100].to_parquet(path / "part-0.parquet", index=False)
+        frame.iloc[100:].to_parquet(path / "part-1.parquet", index=False)
+    sae = SparseAutoencoder(**FAST).fit(str(path))
+    assert list(sae.feature_names_in_) == list("abcdefgh")
+    # before, a file's fit recorded no names: a reordered frame was encoded by position
+    np.testing.assert_array_equal(
+        sae.transform(frame[list("hgfedcba")]), sae.transform(frame.values)
+    )
+    with pytest.raises(DataError, match="unseen at fit time: 'z'; missing: 'a'"):
+        sae.transform(frame.rename(columns={"a": "z"}))
+    sae.save(tmp_path / "saved")
+    header = json.loads((tmp_path / "saved" / "sae.json").read_text())
+    assert header["column_labels"] == list("abcdefgh")
+
+
+def test_an_iterable_of_frames_is_read_by_the_first_frame_s_columns(rows):
+    import pandas as pd
+
+    frame = pd.DataFrame(rows * np.arange(1, 9, dtype=np.float32), columns=list("abcdefgh"))
+    in_order = SparseAutoencoder(**FAST).fit([frame.iloc[:128], frame.iloc[128:]])
+    # before, the second frame's reordered columns were trained on by position
+    shuffled = [frame.iloc[:128], frame.iloc[128:][list("hgfedcba")]]
+    reordered = SparseAutoencoder(**FAST).fit(shuffled)
+    assert list(reordered.feature_names_in_) == list("abcdefgh")
+    np.testing.assert_array_equal(reordered.components_, in_order.components_)
+    np.testing.assert_array_equal(
+        reordered.transform(shuffled[1]), in_order.transform(frame.values[128:])
+    )
+    renamed = [frame.iloc[:128], frame.iloc[128:].rename(columns={"c": "z"})]
+    with pytest.raises(DataError, match=r"a batch of the iterable's columns .* unseen at fit time"):
+        SparseAutoencoder(**FAST).fit(renamed)
+    with pytest.raises(DataError, match="'a' more than once"):
+        SparseAutoencoder(**FAST).fit([frame, frame.rename(columns={"b": "a"})])
+
+
+def test_a_resumed_run_on_other_columns_is_refused(tmp_path, rows):
+    """A checkpoint keeps the data's column names: resuming on a file whose columns are
+    in another order (or renamed) trained on by position before."""
+    import pandas as pd
+
+    from aekit.errors import ConfigError
+
+    frame = pd.DataFrame(rows, columns=list("abcdefgh"))
+    frame.to_parquet(tmp_path / "same.parquet", index=False)
+    frame[list("hgfedcba")].to_parquet(tmp_path / "reordered.parquet", index=False)
+    frame.rename(columns={"a": "z"}).to_parquet(tmp_path / "renamed.parquet", index=False)
+    options = {**FAST, "checkpoint_dir": str(tmp_path / "run"), "checkpoint_every": 2}
+    SparseAutoencoder(**options).fit(str(tmp_path / "same.parquet"), stop_after=4)
+    with pytest.raises(ConfigError, match="same columns in another order"):
+        SparseAutoencoder(**options).fit(str(tmp_path / "reordered.parquet"), resume=True)
+    with pytest.raises(DataError, match="unseen at fit time: 'z'; missing: 'a'"):
+        SparseAutoencoder(**options).fit(str(tmp_path / "renamed.parquet"), resume=True)
+    resumed = SparseAutoencoder(**options).fit(str(tmp_path / "same.parquet"), resume=True)
+    assert resumed.n_steps_ == 8 and list(resumed.feature_names_in_) == list("abcdefgh")
+    SparseAutoencoder(**options).fit(rows, resume=True)  # rows without names: by position

@@ -270,3 +270,41 @@ def test_fit_on_parquet_resumes_exactly_after_ctrl_c(digits, tmp_path):
     resumed = Autoencoder(**params, checkpoint_dir=folder).fit(path, resume=True)
     assert np.array_equal(resumed.transform(digits), reference.transform(digits))
     assert resumed.history_.train_loss == reference.history_.train_loss
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_partial_fit_reads_a_named_file_by_the_fitted_column_names(tmp_path, suffix):
+    import copy
+
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(120, 4)) * [1, 10, 100, 1000], columns=list("abcd"))
+    fitted = Autoencoder(epochs=1, **FAST).fit(frame)
+
+    def written(name, table):
+        path = tmp_path / (name + suffix)
+        table.to_parquet(path, index=False) if suffix == ".parquet" else table.to_csv(
+            path, index=False
+        )
+        return str(path)
+
+    as_fitted = copy.deepcopy(fitted).partial_fit(written("same", frame))
+    # before, the reordered file was trained on by position: other weights, no word
+    reordered = copy.deepcopy(fitted).partial_fit(written("reversed", frame[list("dcba")]))
+    np.testing.assert_allclose(reordered.transform(frame), as_fitted.transform(frame), rtol=1e-6)
+    renamed = written("renamed", frame.rename(columns={"a": "z"}))
+    with pytest.raises(DataError, match=r"renamed.* unseen at fit time: 'z'; missing: 'a'"):
+        copy.deepcopy(fitted).partial_fit(renamed)
+
+
+def test_the_detector_and_imputer_refuse_a_path_saying_so(tmp_path):
+    """They take rows: a path was "non-numeric input: could not convert string to float"."""
+    from aekit import AutoencoderImputer, AutoencoderOutlierDetector
+
+    path = tmp_path / "rows.npy"
+    np.save(path, np.zeros((10, 3), np.float32))
+    for estimator in (AutoencoderOutlierDetector(), AutoencoderImputer()):
+        for given in (path, str(path)):
+            with pytest.raises(DataTypeError, match=r"got the path .*rows.npy': Autoencoder"):
+                estimator.fit(given)

@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from .inputs import (
     by_position,
+    checked_output,
     feature_columns,
     map_rows,
     model_and_data,
@@ -24,12 +25,13 @@ from .inputs import (
     write_rows,
 )
 
+# an OUTPUT that is DATA would replace the data with what was computed from it
+_ELSEWHERE = "writing there would replace the data; give another OUTPUT"
+
 
 def cmd_encode(args: argparse.Namespace) -> int:
     """Write the codes of DATA's rows."""
-    from ..data.formats import check_output
-
-    check_output(args.output)
+    checked_output(args.output, args.data, "OUTPUT", _ELSEWHERE)
     with model_and_data(args, stream=True) as (ae, _, data):
         names = list(ae.get_feature_names_out())
         codes = map_rows(data, args.data, ae.transform)
@@ -40,9 +42,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     """Write DATA's rows as the model reconstructs them."""
-    from ..data.formats import check_output
-
-    check_output(args.output)
+    checked_output(args.output, args.data, "OUTPUT", _ELSEWHERE)
     with model_and_data(args, stream=True) as (ae, _, data):
         if getattr(ae, "table_layout_", None) is not None:  # a DataFrame, its dtypes kept
             from ..data.frames import write_frame
@@ -94,9 +94,9 @@ def _threshold(args: argparse.Namespace, scores: np.ndarray, default: float | No
 
 def _score_errors(args: argparse.Namespace) -> int:
     """An autoencoder folder: each row's reconstruction error, flagged above a threshold."""
-    from ..data.formats import check_output, write_array
+    from ..data.formats import write_array
 
-    check_output(args.output)
+    checked_output(args.output, args.data, "OUTPUT", _ELSEWHERE)
     with model_and_data(args, stream=True) as (ae, _, data):
         parts = map_rows(data, args.data, ae.reconstruction_error)
         errors = np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])
@@ -132,9 +132,8 @@ def _write_scores(args: argparse.Namespace, table: np.ndarray, default: float | 
 
 def _score_detector(args: argparse.Namespace) -> int:
     from ..anomaly import load_detector
-    from ..data.formats import check_output
 
-    check_output(args.output)
+    checked_output(args.output, args.data, "OUTPUT", _ELSEWHERE)
     detector = load_detector(args.model)
 
     def both(X: np.ndarray) -> np.ndarray:
@@ -147,10 +146,10 @@ def _score_detector(args: argparse.Namespace) -> int:
 
 def _score_onnx(args: argparse.Namespace) -> int:
     """Score with ONNX Runtime: reads DATA with aekit's readers, imports no torch."""
-    from ..data.formats import check_output, read_table
+    from ..data.formats import read_table
     from ..export import OnnxModel
 
-    check_output(args.output)
+    checked_output(args.output, args.data, "OUTPUT", _ELSEWHERE)
     if args.stream:
         raise ConfigError("--stream reads with PyTorch's row sources: not with an .onnx MODEL")
     model = OnnxModel(args.model)

@@ -35,6 +35,7 @@ __all__ = [
     "HOLDOUT",
     "at_most",
     "by_position",
+    "checked_output",
     "feature_columns",
     "fingerprint",
     "fit_info",
@@ -151,6 +152,35 @@ def rows_at(X: Any, index: np.ndarray) -> np.ndarray:
     import torch
 
     return X.take(torch.from_numpy(index.astype(np.int64))).numpy()
+
+
+def checked_output(output: str, data: str, what: str, refusal: str) -> Path:
+    """``output`` checked as an output path, and refused where it is the DATA file itself.
+
+    :func:`~aekit.data.formats.check_output`'s checks; then an ``output`` that is DATA under
+    any name (a link, ``./``), which writing it would replace, is refused (``what`` names
+    the output in the message, ``"OUTPUT"``; ``refusal`` says what to do instead), and so is
+    one in a dataset folder or glob DATA, which would be read as one of its shards.
+
+    Raises
+    ------
+    ConfigError
+        ``output`` is DATA, or would be one of its shards.
+    """
+    import os
+
+    from ..data.folders import would_be_shard
+    from ..data.formats import check_output, is_dataset
+
+    path = check_output(output)
+    if path.exists() and Path(data).exists() and os.path.samefile(path, data):
+        raise ConfigError(f"{what} is DATA ({data}): {refusal}")
+    if is_dataset(data) and would_be_shard(path, data):
+        raise ConfigError(
+            f"{what} ({output}) is in the dataset {data}: it would be read as one of its "
+            "shards next time (or replace one); write it elsewhere"
+        )
+    return path
 
 
 def at_most(index: np.ndarray, count: int, seed: int) -> np.ndarray:

@@ -16,9 +16,11 @@ The layouts Spark, Dask, pandas and pyarrow write are read as they are:
 as strings), each shard's rows in file order (parquet: its row groups in turn). ``encode``,
 ``score`` and ``reconstruct`` write rows in that order, and row numbers in messages count in it.
 
-Every shard must have the first shard's schema: the same column names in the same order with
-the same types (parquet), the same row shape and dtype (``.npy``); a mismatch is one
-:class:`~aekit.errors.DataError` naming the shard, the first shard and what differs. Empty
+Every shard must match the first one: parquet shards the same feature column names with the
+same types, read by name in the first shard's order (columns picked by position need the same
+order in every shard; a row index pandas stored is no feature), ``.npy`` shards the same row
+shape and dtype; a mismatch is one :class:`~aekit.errors.DataError` naming the shard, the
+first shard and what differs. Empty
 shards (Spark writes some) are skipped. Each block of a shard (a parquet row group, a range
 of ``.npy`` rows) is a block of :class:`ShardedRows`, so the dataset streams, shuffles and is
 dealt to DDP ranks exactly as one file is (:mod:`aekit.data.stream`, :mod:`aekit.data.shares`).
@@ -26,6 +28,7 @@ dealt to DDP ranks exactly as one file is (:mod:`aekit.data.stream`, :mod:`aekit
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
 from collections.abc import Sequence
@@ -36,7 +39,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .readers import Table, open_parquet
+from .readers import Table, open_parquet, parquet_columns
 from .stream import BlockRows, NpyRows, ParquetRows
 
 __all__ = [
@@ -45,6 +48,7 @@ __all__ = [
     "list_shards",
     "read_folder",
     "shard_format",
+    "would_be_shard",
 ]
 
 # The streamed formats a dataset's shards may have (each class names its format's suffix).
@@ -76,6 +80,19 @@ def list_shards(path: str | os.PathLike[str]) -> list[Path]:
         raise DataError(f"{path} {found} (expected .parquet or .npy shards)")
     shard_format(files, path)
     return files
+
+
+def would_be_shard(output: str | os.PathLike[str], dataset: str | os.PathLike[str]) -> bool:
+    """Whether a file written at ``output`` would be read as a shard of ``dataset`` next time.
+
+    ``dataset``: a folder (an output anywhere under it whose name does not start with ``_``
+    or ``.``) or a glob pattern (an output it matches).
+    """
+    root, out = Path(dataset), Path(os.path.abspath(output))
+    if root.is_dir():
+        root = Path(os.path.abspath(root))
+        return out.is_relative_to(root) and not _skipped(out.relative_to(root))
+    return fnmatch.fnmatchcase(str(out), os.path.abspath(dataset))  # (* also spans folders)
 
 
 def shard_format(
@@ -115,20 +132,40 @@ def _partition_keys(files: Sequence[Path], root: Path) -> set[str]:
     return keys
 
 
-def _schema_difference(schema: Any, reference: Any) -> str | None:
-    """What differs between two arrow schemas (names, their order, types), or None."""
-    names, expected = list(schema.names), list(reference.names)
-    if names != expected:
-        missing = [n for n in expected if n not in names]
-        extra = [n for n in names if n not in expected]
-        if missing or extra:
-            return f"columns {missing or 'none'} missing and {extra or 'none'} extra"
-        return f"its columns are in another order ({names}, not {expected})"
-    for name in names:
+def _schema_difference(
+    schema: Any, reference: Any, names: list[str], wanted: list[str], by_position: bool
+) -> str | None:
+    """What differs between a shard's arrow schema and the first shard's, or None.
+
+    ``names`` and ``wanted`` are the two shards' feature columns. They are matched by name
+    (the same names in another order are read by name); columns picked by position
+    (``by_position``) need every column in the same order.
+    """
+    if by_position and list(schema.names) != list(reference.names):
+        found, expected = list(schema.names), list(reference.names)
+        if set(found) == set(expected):
+            return (
+                f"its columns are in another order ({found}, not {expected}): columns "
+                "picked by position need the same order in every shard"
+            )
+        names, wanted = found, expected
+    missing = [n for n in wanted if n not in names]
+    extra = [n for n in names if n not in wanted]
+    if missing or extra:
+        return f"columns {missing or 'none'} missing and {extra or 'none'} extra"
+    for name in wanted:
         kind, want = schema.field(name).type, reference.field(name).type
         if kind != want:
             return f"column {name!r} holds {kind}, not {want}"
     return None
+
+
+def _feature_names(
+    file: Path, schema: Any, columns: Sequence[str | int] | None, label_column: str | int | None
+) -> list[str]:
+    """A parquet shard's feature columns (:func:`~aekit.data.readers.parquet_columns`)."""
+    _, picked = parquet_columns(file, schema, columns, label_column)
+    return [str(schema.names[i]) for i in picked]
 
 
 class ShardedRows(BlockRows):
@@ -205,20 +242,27 @@ class ShardedRows(BlockRows):
         window_blocks: int,
         max_buffer_bytes: int,
     ) -> None:
-        reference = None
+        reference: tuple[Path, Any, list[str]] | None = None
+        by_position = any(isinstance(c, int) for c in [*(columns or ()), label_column])
         for file in files:
             parquet = open_parquet(file)
-            schema, n_rows = parquet.schema_arrow.remove_metadata(), parquet.metadata.num_rows
+            schema, n_rows = parquet.schema_arrow, parquet.metadata.num_rows
             parquet.close()
-            if reference is None:
-                reference, first = schema, file
+            if reference is None:  # (a partition key named as a column: said so first)
                 self._check_keys(files, schema, columns, label_column)
-            elif (difference := _schema_difference(schema, reference)) is not None:
-                raise DataError(f"shard {file} does not match shard {first}: {difference}")
+            names = _feature_names(file, schema, columns, label_column)
+            if reference is None:
+                reference = (file, schema, names)
+            elif (
+                difference := _schema_difference(
+                    schema, reference[1], names, reference[2], by_position
+                )
+            ) is not None:
+                raise DataError(f"shard {file} does not match shard {reference[0]}: {difference}")
             if n_rows:
-                shard = ParquetRows(
+                shard = ParquetRows(  # the first shard's columns, by name in every shard
                     file,
-                    columns=columns,
+                    columns=columns if names == reference[2] else reference[2],
                     label_column=label_column,
                     window_blocks=window_blocks,
                     max_buffer_bytes=max_buffer_bytes,
@@ -280,7 +324,10 @@ def read_folder(
     files = list_shards(path)
     shards = shard_format(files, path)
     picks = {"columns": columns, "label_column": label_column} if shards.named_columns else {}
-    ShardedRows(path, **picks).close()  # the schema check (.npy columns are picked below)
+    sharded = ShardedRows(path, **picks)  # the schema check (.npy columns are picked below)
+    sharded.close()
+    if sharded.columns is not None:  # parquet: the first shard's columns, by name in each
+        columns = sharded.columns
     read = shards.read
     tables = [read(file, columns, label_column) for file in files]
     labels = [t.labels for t in tables]

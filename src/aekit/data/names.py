@@ -15,6 +15,7 @@ same labels in another order are put in the fitted order and other labels refuse
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -35,6 +36,7 @@ __all__ = [
     "in_named_order",
     "integer_labels",
     "label_kind",
+    "named_order",
     "validate_named",
 ]
 
@@ -92,7 +94,13 @@ def validate_named(estimator: Any, X: Any, *, reset: bool, **checks: Any) -> Any
     """
     from sklearn.utils.validation import validate_data
 
+    if isinstance(X, (str, os.PathLike)):  # not a row of one text cell
+        raise DataTypeError(
+            f"got the path {str(X)!r}: {type(estimator).__name__} takes rows, not a file; read "
+            "them into a DataFrame or an array first (pandas.read_parquet, aekit.data.read_array)"
+        )
     check_unique_names(X)
+    _check_label_kinds(X)
     if not reset:
         X = in_fitted_order(X, getattr(estimator, "feature_names_in_", None))
         X = in_labelled_order(X, getattr(estimator, "_column_labels", None))
@@ -107,6 +115,17 @@ def validate_named(estimator: Any, X: Any, *, reset: bool, **checks: Any) -> Any
         elif hasattr(estimator, "_column_labels"):
             del estimator._column_labels
     return rows
+
+
+def _check_label_kinds(X: Any) -> None:
+    """Refuse column labels mixing text with other kinds (scikit-learn's TypeError), in one line."""
+    labels = _frame_columns(X) or []
+    kinds = sorted({type(name).__name__ for name in labels})
+    if len(kinds) > 1 and any(isinstance(name, str) for name in labels):
+        raise DataError(
+            f"X's column labels mix text with other kinds ({', '.join(kinds)}): make them all "
+            "text (X.columns = X.columns.astype(str)) or all integers"
+        )
 
 
 def forget_names(estimator: Any) -> None:
@@ -124,9 +143,9 @@ def check_unique_names(X: Any) -> None:
     DataError
         ``X`` names two of its columns alike (which of them would a name pick?).
     """
-    columns = getattr(X, "columns", None)
-    if columns is not None and not columns.is_unique:
-        check_distinct_names(list(columns), "X")
+    columns = _frame_columns(X)
+    if columns is not None:
+        check_distinct_names(columns, "X")
 
 
 def check_distinct_names(names: Sequence[Any], what: str) -> None:
@@ -160,13 +179,14 @@ def in_fitted_order(X: Any, fitted: Any) -> Any:
     Anything else (no fitted names, other, missing, extra or repeated names, rows without
     names) comes back unchanged, for scikit-learn's name check to refuse or take.
     """
-    columns = getattr(X, "columns", None)
-    if fitted is None or columns is None or len(columns) != len(fitted):
+    names = _frame_columns(X)
+    if fitted is None or names is None or len(names) != len(fitted):
         return X
-    names, wanted = list(columns), list(fitted)
+    wanted = list(fitted)
     if names == wanted or not all(isinstance(name, str) for name in names):
         return X
-    return X[wanted] if len(set(names)) == len(names) and set(names) == set(wanted) else X
+    same = len(set(names)) == len(names) and set(names) == set(wanted)
+    return _in_order(X, wanted) if same else X
 
 
 def integer_labels(X: Any) -> list[int] | None:
@@ -175,31 +195,39 @@ def integer_labels(X: Any) -> list[int] | None:
     scikit-learn keeps no ``feature_names_in_`` for them; aekit keeps them as
     ``_column_labels`` (:func:`validate_named`). A bool is not an integer label here.
     """
-    columns = getattr(X, "columns", None)
-    if columns is None or not len(columns):
+    labels = _frame_columns(X)
+    if not labels:
         return None
-    labels = list(columns)
     if all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in labels):
         return [int(n) for n in labels]
     return None
 
 
 def _frame_columns(X: Any) -> list[Any] | None:
-    """A pandas DataFrame's column labels; None for anything else.
+    """A pandas or polars DataFrame's column labels, a pyarrow Table's; None otherwise.
 
-    (A pyarrow Table's ``columns`` are its data, not its names.)
+    (A pyarrow Table's ``columns`` are its data, not its names: ``column_names``.)
     """
-    if type(X).__name__ != "DataFrame" or not hasattr(X, "iloc"):
-        return None
-    return list(X.columns)
+    kind, module = type(X).__name__, type(X).__module__
+    if kind == "Table" and module.startswith("pyarrow"):
+        return list(X.column_names)
+    if kind == "DataFrame" and (hasattr(X, "iloc") or module.startswith("polars")):
+        return list(X.columns)
+    return None
+
+
+def _in_order(X: Any, wanted: list[Any]) -> Any:
+    """A table's columns ``wanted``, in that order (pandas' ``X[wanted]``, else ``select``)."""
+    return X[wanted] if hasattr(X, "iloc") else X.select(wanted)
 
 
 def column_labels(X: Any) -> list[str] | list[int] | None:
     """A DataFrame's column labels when all are strings or all integers, else None.
 
     What a runner without scikit-learn's name check records to read a DataFrame by its
-    columns later (:func:`in_named_order`); rows without labels (arrays, pyarrow tables),
-    or labels of mixed types, are taken by position.
+    columns later (:func:`in_named_order`); rows without labels (arrays), or labels of
+    mixed types, are taken by position. (A pyarrow Table's or a polars DataFrame's names
+    are all strings.)
     """
     columns = _frame_columns(X)
     if not columns:
@@ -245,12 +273,12 @@ def in_labelled_order(X: Any, fitted: Sequence[int] | None) -> Any:
         The DataFrame's column labels are not the fitted ones (other, missing or extra
         labels, or labels of another type).
     """
-    columns = getattr(X, "columns", None)
-    if fitted is None or columns is None:
+    labels = _frame_columns(X)
+    if fitted is None or labels is None:
         return X
-    labels, wanted = list(columns), list(fitted)
+    wanted = list(fitted)
     if integer_labels(X) is not None and set(labels) == set(wanted):
-        return X if labels == wanted else X[wanted]
+        return X if labels == wanted else _in_order(X, wanted)
     known, integers = set(wanted), integer_labels(X) is not None
     unseen = [n for n in labels if not integers or n not in known]
     raise DataError(
@@ -259,12 +287,15 @@ def in_labelled_order(X: Any, fitted: Sequence[int] | None) -> Any:
     )
 
 
-def in_named_order(X: Any, names: Sequence[str] | None, who: str) -> Any:
+def in_named_order(
+    X: Any, names: Sequence[Any] | None, who: str, *, what: str = "X's columns"
+) -> Any:
     """A DataFrame put in the order of the column ``names`` a runner was saved with.
 
     For a runner without an estimator (an ONNX file's ``feature_names``): rows without
     column labels (an array), or a runner without names, are taken by position; a DataFrame
     with the same names in another order is reordered; any other labels are refused.
+    ``what`` names the columns in the message (``"X's columns"``), ``who`` the runner.
 
     Raises
     ------
@@ -274,17 +305,35 @@ def in_named_order(X: Any, names: Sequence[str] | None, who: str) -> Any:
     labels = _frame_columns(X)
     if not names or labels is None:
         return X
-    wanted = list(names)
+    order = named_order(labels, names, who, what=what)
+    return X if order is None else _in_order(X, order)
+
+
+def named_order(
+    labels: Sequence[Any], names: Sequence[Any], who: str, *, what: str = "X's columns"
+) -> list[Any] | None:
+    """How to read columns ``labels`` by the fitted ``names``: None (as they are), or the order.
+
+    The rule of :func:`in_named_order`, on a table's labels or a file's column names: the
+    same names in the same order are read as they are, in another order put in the fitted
+    order (the list returned); any other labels are refused, ``what`` and ``who`` named.
+
+    Raises
+    ------
+    DataError
+        ``labels`` are not ``names`` (other, missing, extra or repeated ones).
+    """
+    labels, wanted = list(labels), list(names)
     kindred = [n for n in labels if _is_label(n, wanted[0])]  # labels of the fitted kind
     if len(kindred) == len(labels) and labels == wanted:
-        return X
+        return None
     if len(kindred) == len(labels) == len(set(labels)) and set(labels) == set(wanted):
-        return X[wanted]
+        return wanted
     check_distinct_names(labels, "X")
     known = set(wanted)
     unseen = [n for n in labels if not (_is_label(n, wanted[0]) and n in known)]
     raise DataError(
-        f"X's columns should match the columns {who} was fitted on ({_listed(wanted)}); "
+        f"{what} should match the columns {who} was fitted on ({_listed(wanted)}); "
         f"{_differences(unseen, kindred, wanted)}"
     )
 

@@ -32,7 +32,7 @@ from ..config.options import estimator_defaults
 from ..data.sources import RowSource
 from ..errors import DataError, NotFittedError
 from ..files.layouts import check_can_save
-from ..files.names import adopt_names
+from ..files.names import adopt_names, saved_names
 from ..model.hourglass import Hourglass
 from ..model.sparse_net import encode_rows
 from ..training import Callback, History, Trainer
@@ -280,6 +280,8 @@ class Autoencoder(
         """
         with self._training_rows(X, reset=True) as (rows, stats):
             trainer, scaling, selection = self._build(rows, stats, callbacks)
+            names = saved_names(self)  # a resumed run's columns must be the checkpoint's
+            trainer.column_names = names["feature_names"] or names["column_labels"]
             trainer.fit(rows, resume=resume)
         if selection is not None:  # which rule chose the start: kept with the history
             initial = trainer.history.initial or {}

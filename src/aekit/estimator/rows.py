@@ -31,8 +31,8 @@ from ..data.checks import (
     refuse_sparse_table,
     validate_rows,
 )
-from ..data.formats import open_rows, read_array
-from ..data.names import forget_names
+from ..data.formats import open_rows, read_table
+from ..data.names import forget_names, named_order
 from ..data.sources import RowSource, as_tensor
 from ..data.sparse import CsrRows, is_sparse
 from ..data.stats import array_stats, csr_stats, never_observed, stream_stats
@@ -107,17 +107,42 @@ class RowsMixin:
         A file opened here from a path is closed when the block ends.
         """
         opened = open_rows(X) if isinstance(X, (str, os.PathLike)) else None
+        order = self._file_order(X, getattr(opened, "columns", None), reset=reset)
+        if opened is not None and order is not None and order != opened.columns:  # by name
+            opened.close()
+            opened = open_rows(X, columns=order)
         try:
             yield self._rows_and_stats(X if opened is None else opened, reset=reset)
         finally:
             if opened is not None:
                 opened.close()
 
+    def _file_order(self, path: Any, columns: Any, *, reset: bool) -> list[str] | None:
+        """The order to read a named file's ``columns`` in, for an estimator fitted on names.
+
+        None where the file is read by position: a fit (``reset``), a file without column
+        names, an estimator fitted without names. Else the fitted names: the file's columns
+        are the same names, maybe in another order (other names are refused in one line,
+        :func:`~aekit.data.names.named_order`; they were read by position).
+        """
+        fitted = getattr(self, "feature_names_in_", None)
+        if reset or fitted is None or columns is None or not isinstance(path, (str, os.PathLike)):
+            return None
+        names, who = [str(c) for c in columns], type(self).__name__
+        named_order(names, list(fitted), who, what=f"{path}'s columns")
+        return [str(n) for n in fitted]
+
     def _rows_and_stats(
         self, X: Any, *, reset: bool
     ) -> tuple[torch.Tensor | RowSource, dict[str, np.ndarray]]:
         if isinstance(X, (str, os.PathLike)):  # a format that is not streamed
-            X = read_array(X)
+            table = read_table(X)
+            order = self._file_order(X, table.columns, reset=reset)
+            X = table.X
+            if order is not None and isinstance(X, np.ndarray):  # by name, not position
+                import pandas as pd
+
+                X = pd.DataFrame(X[:, [table.columns.index(n) for n in order]], columns=order)
         if not isinstance(X, RowSource):
             bytes_in = getattr(X, "dtype", None) == np.uint8
             X = self._validate(X, reset=reset)

@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from ..config.fields import describe, fill_parameters
 from ..config.sae import SAEConfig
 from ..data.checks import as_codes
-from ..data.names import check_unique_names, column_labels, in_named_order
+from ..data.names import check_unique_names, in_named_order
 from ..errors import ConfigError, DataError, ModelFileError, NotFittedError
 from ..files import SAE_NAME, SAELENS_CONFIG_NAME
 from ..files.layouts import check_can_save
@@ -186,8 +186,8 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
         if resume and config.checkpoint_dir is None and not isinstance(resume, (str, os.PathLike)):
             raise ConfigError("resume=True needs checkpoint_dir, the folder of the checkpoints")
         check_unique_names(X)  # (a name given twice: which column would it read?)
-        labels = column_labels(X)  # a DataFrame is read by these later, not by position
         source = activation_source(X)
+        labels = source.labels  # a DataFrame's or a file's: frames are read by them later
         device = resolve_device(config.device)
         torch.manual_seed(config.random_state)  # nothing draws from it; kept for user modules
         module = SparseDictionary(config, source.n_features).to(device)

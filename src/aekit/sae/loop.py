@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from ..config.sae import SAEConfig
+from ..data.names import named_order
 from ..errors import ConfigError, ModelFileError, TrainingDivergedError
 from ..files import check_fields
 from ..model.sae_codes import update_threshold
@@ -62,6 +63,7 @@ SAE_STATE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "history": list,
     "elapsed": (int, float),
     "aux_latents": torch.Tensor,
+    "column_labels": (list, type(None)),  # the data's column names; absent before 0.2
 }
 _AUX_CHECK_EVERY = 16  # steps between two looks for the dead latents (AuxK's)
 _RUN_FIELDS = ("checkpoint_dir", "checkpoint_every", "keep_checkpoints", "log_every", "device")
@@ -75,7 +77,7 @@ def check_sae_state(state: object, source: object) -> dict[str, Any]:
     ModelFileError
         A missing, unknown or mistyped key, or a state of another format.
     """
-    state = check_fields(state, SAE_STATE_FIELDS, str(source))
+    state = check_fields(state, SAE_STATE_FIELDS, str(source), optional=("column_labels",))
     if state["format"] != SAE_CHECKPOINT_FORMAT:
         raise ModelFileError(f"{source} is not an SAE checkpoint")
     positions = {"step": int, "epoch": int, "batch": int, "rows": int}
@@ -295,6 +297,7 @@ class SAETrainer:
             "history": self.history,
             "elapsed": self.elapsed,
             "aux_latents": self.aux_latents,
+            "column_labels": getattr(self.source, "labels", None),
         }
 
     def save_checkpoint(self) -> None:
@@ -322,6 +325,14 @@ class SAETrainer:
             raise ConfigError(
                 f"{found} was written by another run (settings that differ: "
                 f"{changed or ['n_features']}); resume with the same settings or start afresh"
+            )
+        labels, mine = state.get("column_labels"), getattr(self.source, "labels", None)
+        if labels is not None and mine is not None and list(labels) != list(mine):
+            who = f"the run that wrote {found}"
+            named_order(mine, labels, who, what="the data's columns")  # other names: said
+            raise ConfigError(
+                f"{found} was written by a run on the same columns in another order: resume "
+                "on the same data, its columns in the same order"
             )
         self.module.load_state_dict(state["module"])
         self.optimizer.load_state_dict(state["optimizer"])

@@ -33,6 +33,7 @@ import torch
 
 from ..data.checks import first_unusable, unusable_message
 from ..data.formats import open_rows
+from ..data.names import check_unique_names, column_labels, in_named_order
 from ..data.safetensors_rows import SafetensorsRows, is_safetensors_dataset
 from ..data.stream import BlockRows, NpyRows
 from ..errors import DataError, DataTypeError
@@ -105,10 +106,16 @@ class ArrayBatches:
 
     Parameters
     ----------
-    data : ndarray or Tensor of shape (n_rows, n_features)
+    data : ndarray, DataFrame or Tensor of shape (n_rows, n_features)
+
+    Attributes
+    ----------
+    labels : list of str or int, or None
+        A DataFrame's column labels (all strings or all integers), read by name later.
     """
 
     def __init__(self, data: Any) -> None:
+        self.labels = column_labels(data)
         self.data = data if isinstance(data, np.memmap) else activation_rows(data, "X")
         self.n_rows, self.n_features = int(data.shape[0]), int(np.prod(data.shape[1:]))
         if self.n_rows == 0:
@@ -151,10 +158,17 @@ class BlockBatches:
     ----------
     rows : BlockRows
         A ``.npy``, parquet, ``.safetensors`` or shard-folder source.
+
+    Attributes
+    ----------
+    labels : list of str or None
+        The names of a parquet source's feature columns (None for unnamed rows).
     """
 
     def __init__(self, rows: BlockRows) -> None:
         self.rows = rows
+        names = getattr(rows, "columns", None)
+        self.labels = None if names is None else [str(name) for name in names]
         self.n_rows, self.n_features = len(rows), int(rows.n_features)
         if self.n_rows == 0:
             raise DataError(f"{rows.path} has no rows")
@@ -187,9 +201,16 @@ class IterableBatches:
     ----------
     data : iterable of array-like, or a callable returning one
         Each item holds some rows (shape ``(n, n_features)``).
+
+    Attributes
+    ----------
+    labels : list of str or int, or None
+        The first item's column labels when it is a DataFrame: every later DataFrame is put
+        in their order (other labels refused, :func:`~aekit.data.names.in_named_order`).
     """
 
     n_rows: int | None = None
+    labels: list[Any] | None = None
 
     def __init__(self, data: Iterable[Any] | Callable[[], Iterable[Any]]) -> None:
         self.data = data
@@ -216,6 +237,15 @@ class IterableBatches:
         else:
             items = self._fresh()
         for item in items:
+            check_unique_names(item)
+            if not hasattr(self, "n_features"):  # the first item: its labels, if a frame's
+                self.labels = column_labels(item)
+            item = in_named_order(
+                item,
+                self.labels,
+                "this SparseAutoencoder",
+                what="a batch of the iterable's columns",
+            )
             rows = check_activations(
                 activation_rows(item, "a batch of the iterable"), "a batch of the iterable"
             )

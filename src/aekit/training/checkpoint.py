@@ -24,6 +24,7 @@ import torch
 from safetensors.torch import save as save_safetensors_bytes
 
 from ..config.configs import ModelConfig, TrainConfig
+from ..data.names import named_order
 from ..errors import ConfigError, ModelFileError
 from ..files.atomic import atomic_write
 from ..files.core import (
@@ -79,6 +80,7 @@ STATE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "stop_reason": str,
     "elapsed": (int, float),
     "n_rows": int,
+    "column_names": (list, type(None)),  # the data's column names or labels; absent: none
 }
 
 # Training-config fields a resumed run must share with the checkpoint to repeat the run.
@@ -119,7 +121,7 @@ def check_state(state: object, source: str | os.PathLike[str]) -> dict[str, Any]
     ModelFileError
         If a key is missing, unknown or of the wrong type, or the format is not aekit's.
     """
-    state = check_fields(state, STATE_FIELDS, source, optional=("dealt_to",))
+    state = check_fields(state, STATE_FIELDS, source, optional=("dealt_to", "column_names"))
     if state["format"] != CHECKPOINT_FORMAT:
         raise ModelFileError(f"{source}: format {state['format']!r} is not {CHECKPOINT_FORMAT!r}")
     position = check_fields(state["position"], {"epoch": int, "batch": int}, f"{source} position")
@@ -167,6 +169,7 @@ def check_resumable(
         raise ModelFileError(
             f"{source} was written for {state['n_rows']} rows, not {current['n_rows']}"
         )
+    _check_columns(state.get("column_names"), current["column_names"], source)
     ours = current["train_config"]
     theirs = {**TrainConfig.ABSENT_MEANS, **state["train_config"]}
     for key in RESUME_KEYS:
@@ -187,6 +190,21 @@ def check_resumable(
     check_optimizer_state(current["optimizer"], state["optimizer"], params, f"{source} optimizer")
     if current["scheduler"] is not None:
         check_like(current["scheduler"], state["scheduler"], f"{source} scheduler")
+
+
+def _check_columns(written: list[Any] | None, ours: list[Any] | None, source: Any) -> None:
+    """Refuse a run on named columns other than those the checkpoint was written for.
+
+    Either without names (rows without names, a file older than the field): nothing to
+    compare, the columns are taken by position as before.
+    """
+    if written is None or ours is None or list(written) == list(ours):
+        return
+    named_order(ours, written, f"the run that wrote {source}", what="X's columns")
+    raise ModelFileError(
+        f"{source} was written for the same columns in another order: resume on X's columns "
+        "in the order of that run"
+    )
 
 
 def check_like(template: object, value: object, source: str) -> None:

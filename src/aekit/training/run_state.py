@@ -39,6 +39,7 @@ class RunState:
     _noise_mark: torch.Tensor
     _stop_reason: str
     _at_boundary: bool
+    column_names: list[Any] | None = None  # the data's (set by the estimator), checkpointed
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue this run exactly, as of the last step boundary.
@@ -61,6 +62,7 @@ class RunState:
             stop_reason=self._stop_reason,
             elapsed=self.elapsed(),
             n_rows=len(self.train_idx) + len(self.val_idx),
+            column_names=self.column_names,
         )
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
