@@ -426,3 +426,32 @@ def test_compare_on_too_few_rows_to_hold_one_out_says_so(tmp_path, capsys):
     assert main(["compare", str(data), "--code-dims", "1", "--epochs", "1"]) == 2
     err = capsys.readouterr().err
     assert "1 row(s) leave none to fit on once 1 are held out" in err and err.count("\n") == 1
+
+
+def test_resume_reads_the_checkpointed_runs_columns_by_name(files, tmp_path, capsys):
+    """A resumed run on the same CSV with its columns in another order trains on them by name.
+
+    It trained the checkpoint's weights on the columns by position before (silently)."""
+    import pandas as pd
+
+    table = pd.read_csv(files / "digits.csv")
+    features = [c for c in table.columns if c != "digit"]
+    shuffled = tmp_path / "shuffled.csv"
+    table[[*reversed(features), "digit"]].to_csv(shuffled, index=False)
+    common = ["--code-dim", "2", "--label-column", "digit", *TINY]
+    check = ["--checkpoint-dir", str(tmp_path / "ckpt")]
+    assert main(["fit", str(files / "digits.csv"), *common, *check, "-o", str(tmp_path / "a")]) == 0
+    assert json.loads((tmp_path / "ckpt" / "columns.json").read_text()) == features
+    more = [*common, "--epochs", "3", *check, "--resume"]  # (the later --epochs wins)
+    assert main(["fit", str(files / "digits.csv"), *more, "-o", str(tmp_path / "b")]) == 0
+    assert main(["fit", str(shuffled), *more, "-o", str(tmp_path / "c")]) == 0
+    b, c = aekit.load(tmp_path / "b"), aekit.load(tmp_path / "c")
+    assert b.n_iter_ == c.n_iter_ == 3
+    rows = table[features].to_numpy(np.float32)
+    np.testing.assert_array_equal(b.transform(rows), c.transform(rows))
+    renamed = tmp_path / "renamed.csv"
+    table.rename(columns={"p0": "q0"}).to_csv(renamed, index=False)
+    capsys.readouterr()
+    assert main(["fit", str(renamed), *more, "-o", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert "q0" in err and "p0" in err and "Traceback" not in err

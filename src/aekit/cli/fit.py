@@ -42,6 +42,8 @@ from .options import (
     run_seed,
 )
 
+CHECKPOINT_COLUMNS = "columns.json"  # aekit fit's record of its data's columns, for --resume
+
 if TYPE_CHECKING:
     from ..training.distributed import DistributedContext
 
@@ -156,10 +158,48 @@ def _fit(args: argparse.Namespace, ctx: DistributedContext) -> int:
             columns = table.columns
         else:
             X, columns = source, getattr(source, "columns", None)
+        if checkpoint_dir and columns is not None:
+            X, columns = _checkpointed_columns(Path(checkpoint_dir), X, columns, args, ctx)
         return _fit_rows(args, X, columns, ctx, out, seed)
     finally:
         if source is not None:
             source.close()
+
+
+def _checkpointed_columns(
+    folder: Path, X: Any, columns: list[str], args: argparse.Namespace, ctx: DistributedContext
+) -> tuple[Any, list[str]]:
+    """The rows in the column order of the run the checkpoints in ``folder`` belong to.
+
+    A fresh run records its data's column names there (:data:`CHECKPOINT_COLUMNS`); a
+    resumed one reads them: the same names in another order are put back in that order (rows
+    in memory), other names are refused, so the checkpoint's weights never train on other
+    columns. A folder without the record (an older run) resumes by position, as before.
+    """
+    from ..data.names import named_order
+    from ..files.atomic import atomic_write
+
+    record = folder / CHECKPOINT_COLUMNS
+    if not args.resume:
+        if ctx.is_main:
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write(record, json.dumps(list(columns)).encode())
+        return X, columns
+    if not record.is_file():
+        return X, columns
+    written = json.loads(record.read_text(encoding="utf-8"))
+    who = f"the run whose checkpoints are in {folder}"
+    order = named_order(columns, written, who, what=f"{args.data}'s columns")
+    if order is None:
+        return X, columns
+    if not is_frame(X) and not isinstance(X, np.ndarray):
+        raise DataError(
+            f"{args.data} has the checkpointed run's columns in another order; a streamed "
+            f"file is read in its own order: write it with the columns {written}"
+        )
+    if is_frame(X):
+        return X[order], order
+    return X[:, [list(columns).index(name) for name in order]], order
 
 
 def _resume_command(args: argparse.Namespace, seed: int, world_size: int) -> str:
