@@ -169,13 +169,16 @@ def checked_output(output: str, data: str, what: str, refusal: str) -> Path:
     """
     import os
 
-    from ..data.folders import would_be_shard
     from ..data.formats import check_output, is_dataset
 
     path = check_output(output)
     if path.exists() and Path(data).exists() and os.path.samefile(path, data):
         raise ConfigError(f"{what} is DATA ({data}): {refusal}")
-    if is_dataset(data) and would_be_shard(path, data):
+    if not is_dataset(data):  # (a file: data.folders, which imports torch, is not needed)
+        return path
+    from ..data.folders import would_be_shard
+
+    if would_be_shard(path, data):
         raise ConfigError(
             f"{what} ({output}) is in the dataset {data}: it would be read as one of its "
             "shards next time (or replace one); write it elsewhere"
