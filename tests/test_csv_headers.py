@@ -102,3 +102,10 @@ def test_a_byte_order_mark_before_a_table_with_text(tmp_path):
     frame.to_csv(path, index=False, encoding="utf-8-sig")
     table = read_table(path)
     assert table.columns == ["size", "kind"]
+
+
+def test_a_semicolon_separated_file_is_refused_naming_the_separator_read(tmp_path, rows):
+    path = tmp_path / "european.csv"
+    pd.DataFrame(rows, columns=list("abcde")).to_csv(path, index=False, sep=";", decimal=",")
+    with pytest.raises(DataError, match="not a numeric table with fields separated by ','"):
+        read_table(path)

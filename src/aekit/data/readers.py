@@ -363,7 +363,7 @@ def _explain_bad_text(
                         f"{path} column {column} holds a non-numeric value {row[i]!r} at "
                         f"line {line}; pick numeric columns or name it as the label column"
                     )
-    return DataError(f"{path} is not a numeric table")
+    return DataError(f"{path} is not a numeric table with fields separated by {sep!r}")
 
 
 def _is_number(text: str) -> bool:
