@@ -37,6 +37,7 @@ __all__ = [
     "integer_labels",
     "label_kind",
     "named_order",
+    "refuse_other_columns",
     "validate_named",
 ]
 
@@ -335,6 +336,30 @@ def named_order(
     raise DataError(
         f"{what} should match the columns {who} was fitted on ({_listed(wanted)}); "
         f"{_differences(unseen, kindred, wanted)}"
+    )
+
+
+def refuse_other_columns(
+    written: Sequence[Any] | None,
+    ours: Sequence[Any] | None,
+    source: Any,
+    error: type[Exception],
+    *,
+    what: str = "X's columns",
+) -> None:
+    """Refuse to resume a checkpoint (``source``) on columns other than those it was written on.
+
+    ``written`` are the checkpoint's column names, ``ours`` the data's. Where either has none
+    (rows without names, a checkpoint older than the field) there is nothing to compare: the
+    columns are taken by position, as before. Other names are :func:`named_order`'s
+    DataError; the same names in another order are ``error``: a run resumes on its own order.
+    """
+    if written is None or ours is None or list(written) == list(ours):
+        return
+    named_order(ours, written, f"the run that wrote {source}", what=what)  # other names: said
+    raise error(
+        f"{source} was written for the same columns in another order: resume on {what} in "
+        "the order of that run"
     )
 
 

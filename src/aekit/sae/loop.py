@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from ..config.sae import SAEConfig
-from ..data.names import named_order
+from ..data.names import refuse_other_columns
 from ..errors import ConfigError, ModelFileError, TrainingDivergedError
 from ..files import check_fields
 from ..model.sae_codes import update_threshold
@@ -327,13 +327,7 @@ class SAETrainer:
                 f"{changed or ['n_features']}); resume with the same settings or start afresh"
             )
         labels, mine = state.get("column_labels"), getattr(self.source, "labels", None)
-        if labels is not None and mine is not None and list(labels) != list(mine):
-            who = f"the run that wrote {found}"
-            named_order(mine, labels, who, what="the data's columns")  # other names: said
-            raise ConfigError(
-                f"{found} was written by a run on the same columns in another order: resume "
-                "on the same data, its columns in the same order"
-            )
+        refuse_other_columns(labels, mine, found, ConfigError, what="the data's columns")
         self.module.load_state_dict(state["module"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.position = {k: int(v) for k, v in state["position"].items()}

@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import save as save_safetensors_bytes
 
 from ..config.configs import ModelConfig, TrainConfig
-from ..data.names import named_order
+from ..data.names import refuse_other_columns
 from ..errors import ConfigError, ModelFileError
 from ..files.atomic import atomic_write
 from ..files.core import (
@@ -169,7 +169,7 @@ def check_resumable(
         raise ModelFileError(
             f"{source} was written for {state['n_rows']} rows, not {current['n_rows']}"
         )
-    _check_columns(state.get("column_names"), current["column_names"], source)
+    refuse_other_columns(state.get("column_names"), current["column_names"], source, ModelFileError)
     ours = current["train_config"]
     theirs = {**TrainConfig.ABSENT_MEANS, **state["train_config"]}
     for key in RESUME_KEYS:
@@ -190,21 +190,6 @@ def check_resumable(
     check_optimizer_state(current["optimizer"], state["optimizer"], params, f"{source} optimizer")
     if current["scheduler"] is not None:
         check_like(current["scheduler"], state["scheduler"], f"{source} scheduler")
-
-
-def _check_columns(written: list[Any] | None, ours: list[Any] | None, source: Any) -> None:
-    """Refuse a run on named columns other than those the checkpoint was written for.
-
-    Either without names (rows without names, a file older than the field): nothing to
-    compare, the columns are taken by position as before.
-    """
-    if written is None or ours is None or list(written) == list(ours):
-        return
-    named_order(ours, written, f"the run that wrote {source}", what="X's columns")
-    raise ModelFileError(
-        f"{source} was written for the same columns in another order: resume on X's columns "
-        "in the order of that run"
-    )
 
 
 def check_like(template: object, value: object, source: str) -> None:
