@@ -455,3 +455,14 @@ def test_resume_reads_the_checkpointed_runs_columns_by_name(files, tmp_path, cap
     assert main(["fit", str(renamed), *more, "-o", str(tmp_path / "d")]) == 2
     err = capsys.readouterr().err
     assert "q0" in err and "p0" in err and "Traceback" not in err
+
+
+def test_a_fresh_run_on_unnamed_rows_drops_an_earlier_runs_column_record(files, tmp_path):
+    """Else resuming it on a named file would reorder the rows by another run's names."""
+    check = ["--checkpoint-dir", str(tmp_path / "ckpt")]
+    named = ["fit", str(files / "digits.csv"), "--code-dim", "2", "--label-column", "digit"]
+    assert main([*named, *TINY, *check, "-o", str(tmp_path / "a")]) == 0
+    assert (tmp_path / "ckpt" / "columns.json").is_file()
+    unnamed = ["fit", str(files / "digits.npy"), "--code-dim", "2", *TINY, *check]
+    assert main([*unnamed, "-o", str(tmp_path / "b")]) == 0
+    assert not (tmp_path / "ckpt" / "columns.json").exists()

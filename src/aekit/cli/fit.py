@@ -158,7 +158,7 @@ def _fit(args: argparse.Namespace, ctx: DistributedContext) -> int:
             columns = table.columns
         else:
             X, columns = source, getattr(source, "columns", None)
-        if checkpoint_dir and columns is not None:
+        if checkpoint_dir:
             X, columns = _checkpointed_columns(Path(checkpoint_dir), X, columns, args, ctx)
         return _fit_rows(args, X, columns, ctx, out, seed)
     finally:
@@ -167,25 +167,32 @@ def _fit(args: argparse.Namespace, ctx: DistributedContext) -> int:
 
 
 def _checkpointed_columns(
-    folder: Path, X: Any, columns: list[str], args: argparse.Namespace, ctx: DistributedContext
-) -> tuple[Any, list[str]]:
+    folder: Path,
+    X: Any,
+    columns: list[str] | None,
+    args: argparse.Namespace,
+    ctx: DistributedContext,
+) -> tuple[Any, list[str] | None]:
     """The rows in the column order of the run the checkpoints in ``folder`` belong to.
 
     A fresh run records its data's column names there (:data:`CHECKPOINT_COLUMNS`); a
     resumed one reads them: the same names in another order are put back in that order (rows
     in memory), other names are refused, so the checkpoint's weights never train on other
-    columns. A folder without the record (an older run) resumes by position, as before.
+    columns. A folder without the record (an older run, or rows without names) resumes by
+    position, as before; a fresh run on rows without names removes an earlier run's record.
     """
     from ..data.names import named_order
     from ..files.atomic import atomic_write
 
     record = folder / CHECKPOINT_COLUMNS
     if not args.resume:
-        if ctx.is_main:
+        if ctx.is_main and columns is not None:
             folder.mkdir(parents=True, exist_ok=True)
             atomic_write(record, json.dumps(list(columns)).encode())
+        elif ctx.is_main:  # an earlier run's names would reorder this run's rows on resume
+            record.unlink(missing_ok=True)
         return X, columns
-    if not record.is_file():
+    if columns is None or not record.is_file():
         return X, columns
     written = json.loads(record.read_text(encoding="utf-8"))
     who = f"the run whose checkpoints are in {folder}"
