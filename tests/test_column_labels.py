@@ -8,13 +8,14 @@ position).
 """
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from aekit import Autoencoder, AutoencoderImputer, AutoencoderOutlierDetector
-from aekit.errors import DataError, ModelFileError
+from aekit.errors import AekitWarning, DataError, ModelFileError
 from tests.helpers import FAST
 
 LABELS = [3, 1, 2, 0]  # integers, not 0..n-1 in order: a positional reading is caught too
@@ -41,11 +42,21 @@ def fitted(frame):
 
 
 def _answers(ae, detector, imputer, X, holes):
-    return [
-        ae.transform(X), ae.reconstruct(X), ae.score_samples(X), ae.reconstruction_error(X),
-        detector.score_samples(X), detector.predict(X), detector.decision_function(X),
-        np.asarray(imputer.transform(holes)),
-    ]  # fmt: skip
+    """Every method's answer; where ``X`` is reordered, reconstruct and the fill say they come
+    in the fitted order (a column per feature), nothing else warns."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        answers = [
+            ae.transform(X), ae.reconstruct(X), ae.score_samples(X), ae.reconstruction_error(X),
+            detector.score_samples(X), detector.predict(X), detector.decision_function(X),
+            np.asarray(imputer.transform(holes)),
+        ]  # fmt: skip
+    said = [str(w.message).split(":")[1] for w in caught]
+    reordered = list(X.columns) != LABELS
+    assert said == ([" reconstruct returns its columns in the fitted order (3, 1, 2, 0), not X's",
+                     " transform returns its columns in the fitted order (3, 1, 2, 0), not X's"]
+                    if reordered else []), said  # fmt: skip
+    return answers
 
 
 def test_integer_labels_in_another_order_are_put_in_the_fitted_order(fitted, frame):
@@ -57,7 +68,8 @@ def test_integer_labels_in_another_order_are_put_in_the_fitted_order(fitted, fra
     for want, got in zip(expected, again, strict=True):
         np.testing.assert_array_equal(got, want)
     codes = ae.transform(frame)
-    np.testing.assert_array_equal(ae.inverse_transform(codes), ae.reconstruct(frame[ORDER]))
+    with pytest.warns(AekitWarning, match=r"in the fitted order \(3, 1, 2, 0\)"):
+        np.testing.assert_array_equal(ae.inverse_transform(codes), ae.reconstruct(frame[ORDER]))
     # rows without labels are still taken by position, as before
     np.testing.assert_array_equal(ae.transform(frame.to_numpy()), codes)
 

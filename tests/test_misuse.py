@@ -17,7 +17,7 @@ import pytest
 from aekit import Autoencoder, AutoencoderOutlierDetector, load
 from aekit.anomaly import load_detector
 from aekit.cli import main
-from aekit.errors import DataError, OutputError
+from aekit.errors import AekitWarning, DataError, OutputError
 from tests.helpers import FAST
 
 COLUMNS = ["a", "b", "c", "d"]
@@ -80,17 +80,28 @@ def test_python_methods_refuse_other_columns_in_one_line(saved, frame, kind):
         assert "\n" not in str(caught.value)
 
 
+COLUMN_SHAPED = {"reconstruct", "reconstruct_scaled", "scale_rows"}  # a column per feature
+
+
 def test_python_methods_reorder_columns_by_name(saved, frame):
-    """Only the order differs: the same answer as in the fitted order, without a warning."""
+    """Only the order differs: the same answer as in the fitted order. Without a warning, except
+    where the answer has a column per feature: it comes in the fitted order, and is said to."""
     _, ae, detector = saved
     reordered = frame[COLUMNS[::-1]]
-    for estimator, method in _methods(ae, detector):
+    for estimator, method in [*_methods(ae, detector), (ae, "scale_rows")]:
         expected = getattr(estimator, method)(frame)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             np.testing.assert_array_equal(getattr(estimator, method)(reordered), expected)
+        said = [str(w.message) for w in caught]
+        if method in COLUMN_SHAPED:
+            assert len(said) == 1 and f"{method} returns its columns in the fitted order" in said[0]
+            assert "('a', 'b', 'c', 'd')" in said[0] and caught[0].filename == __file__
+        else:
+            assert said == [], (method, said)
     codes = ae.transform(frame)
-    np.testing.assert_array_equal(ae.inverse_transform(codes), ae.reconstruct(reordered))
+    with pytest.warns(AekitWarning, match="fitted order"):
+        np.testing.assert_array_equal(ae.inverse_transform(codes), ae.reconstruct(reordered))
 
 
 def _cli(capsys, *argv):
@@ -109,14 +120,18 @@ def test_cli_picks_reordered_columns_by_name(saved, capsys, tmp_path, which, dat
     assert _cli(capsys, "score", folder / which, folder / data, "-o", tmp_path / "re.npy")[0] == 0
     np.testing.assert_array_equal(np.load(tmp_path / "re.npy"), np.load(tmp_path / "ok.npy"))
     for command in ("encode", "reconstruct"):
-        assert (
-            _cli(capsys, command, folder / which, folder / "ok.csv", "-o", tmp_path / "a.npy")[0]
-            == 0
+        code, _, err = _cli(
+            capsys, command, folder / which, folder / "ok.csv", "-o", tmp_path / "a.npy"
         )
-        assert (
-            _cli(capsys, command, folder / which, folder / data, "-o", tmp_path / "b.npy")[0] == 0
+        assert code == 0 and "note" not in err
+        code, _, err = _cli(
+            capsys, command, folder / which, folder / data, "-o", tmp_path / "b.npy"
         )
+        assert code == 0
         np.testing.assert_array_equal(np.load(tmp_path / "b.npy"), np.load(tmp_path / "a.npy"))
+        # a .npy names no columns: a reconstruction's are said to be the model's, not DATA's
+        said = "names no columns: they are in the model's order ('a', 'b', 'c', 'd'), not "
+        assert (said in err) == (command == "reconstruct"), err
 
 
 @pytest.mark.parametrize("which", ["model", "detector"])
@@ -354,9 +369,16 @@ def test_imputer_refuses_other_columns_and_overwrites_only_when_asked(frame, tmp
         with pytest.raises(DataError, match=named) as caught:
             imputer.transform(X)
         assert "\n" not in str(caught.value)
-    np.testing.assert_array_equal(  # only the order differs: reordered by name
-        imputer.transform(holes[COLUMNS[::-1]]), imputer.transform(holes)
-    )
+    with pytest.warns(AekitWarning, match="transform returns its columns in the fitted order"):
+        filled = imputer.transform(holes[COLUMNS[::-1]])  # only the order differs: by name
+    np.testing.assert_array_equal(filled, imputer.transform(holes))
+    imputer.set_output(transform="pandas")  # labelled by the fitted names: nothing to say
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        labelled = imputer.transform(holes[COLUMNS[::-1]])
+    assert list(labelled.columns) == COLUMNS
+    np.testing.assert_array_equal(labelled.to_numpy(), filled)
+    imputer.set_output(transform="default")
     imputer.save(tmp_path / "imp")
     with pytest.raises(OutputError, match="imp already holds a saved imputer: pass overwrite"):
         imputer.save(tmp_path / "imp")

@@ -248,10 +248,19 @@ class OnnxModel:
             beyond float32's range (NaN is a missing value, scored on the observed entries);
             a DataFrame whose columns are not ``feature_names`` (the same names in another
             order are put in the exported order; an array is taken by position).
+
+        Notes
+        -----
+        ``reconstruction`` and ``filled`` have their columns in the exported order
+        (``feature_names``), whatever the order of a DataFrame's; for ``filled``, the whole
+        answer of an imputer's graph, an AekitWarning says so where the orders differ.
         """
         from .data.checks import checked_array
+        from .data.names import warn_of_fitted_order
 
         names = self.feature_names if self.feature_names is not None else self.column_labels
+        if self.outputs == IMPUTER_OUTPUTS:  # (a model's reconstruction: said above)
+            warn_of_fitted_order(X, names, "run's 'filled'")
         rows = checked_array(X, self.n_features, "the ONNX model", names)
         rows = np.ascontiguousarray(rows, dtype=np.float32)  # checked: within float32's range
         parts = [

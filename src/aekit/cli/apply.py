@@ -8,6 +8,7 @@ file from ``aekit export`` (:mod:`aekit.cli.export`), run with ONNX Runtime with
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,30 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         names = getattr(data, "columns", None)  # a table's, or a streamed parquet file's
         n = write_rows(args.output, data, parts, ae.n_features_in_, names)
     print(f"wrote {args.output}: {n} reconstructed rows")
+    _note_order(args, names)
     return 0
+
+
+def _note_order(args: argparse.Namespace, written: Any) -> None:
+    """Say where OUTPUT holds no names and its columns, the model's, are DATA's reordered.
+
+    The columns were picked by name in the model's order; a ``.npy`` of them read in DATA's
+    order would be mislabelled without a word.
+    """
+    from ..data.formats import column_names, find_format
+
+    found = find_format(args.output)
+    if written is None or found is None or found.named_columns:
+        return
+    ours = [str(n) for n in written]
+    theirs = [n for n in column_names(args.data) or [] if n in set(ours)]
+    if theirs != ours and len(theirs) == len(ours):
+        listed = ", ".join(repr(n) for n in ours[:8]) + (", ..." if len(ours) > 8 else "")
+        print(
+            f"aekit: note: {args.output} names no columns: they are in the model's order "
+            f"({listed}), not {args.data}'s",
+            file=sys.stderr,
+        )
 
 
 def cmd_score(args: argparse.Namespace) -> int:

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from ..errors import AekitError, DataError, DataTypeError
+from ..errors import AekitError, AekitWarning, DataError, DataTypeError
 from .kinds import first_text, numeric_frame
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "check_unique_names",
     "column_labels",
     "first_text",
+    "fitted_labels",
     "forget_names",
     "in_fitted_order",
     "in_labelled_order",
@@ -39,6 +41,7 @@ __all__ = [
     "named_order",
     "refuse_other_columns",
     "validate_named",
+    "warn_of_fitted_order",
 ]
 
 
@@ -188,6 +191,15 @@ def in_fitted_order(X: Any, fitted: Any) -> Any:
         return X
     same = len(set(names)) == len(names) and set(names) == set(wanted)
     return _in_order(X, wanted) if same else X
+
+
+def fitted_labels(estimator: Any) -> Any:
+    """The column labels ``estimator`` was fitted on, or None (rows without labels).
+
+    ``feature_names_in_``, else the integer labels it keeps (``_column_labels``).
+    """
+    names = getattr(estimator, "feature_names_in_", None)
+    return names if names is not None else getattr(estimator, "_column_labels", None)
 
 
 def integer_labels(X: Any) -> list[int] | None:
@@ -361,6 +373,35 @@ def refuse_other_columns(
         f"{source} was written for the same columns in another order: resume on {what} in "
         "the order of that run"
     )
+
+
+def warn_of_fitted_order(
+    X: Any, fitted: Sequence[Any] | None, what: str, *, stacklevel: int = 2
+) -> None:
+    """Warn that ``what``'s columns come in the ``fitted`` order where ``X``'s differ.
+
+    The estimators read a DataFrame whose columns are the fitted ones in another order by
+    name; an output with one unlabelled column per feature (a reconstruction, an imputer's
+    fill) then comes in the fitted order, which ``pd.DataFrame(out, columns=X.columns)`` would
+    mislabel without a word. Nothing is said for rows without labels, columns in the fitted
+    order, or other labels (the input check refuses those). ``stacklevel`` is that of a
+    ``warnings.warn`` in the caller: 2 points at the caller's caller.
+    """
+    labels = _frame_columns(X)
+    if fitted is None or labels is None or len(fitted) == 0:
+        return
+    wanted = list(fitted)
+    kindred = all(_is_label(n, wanted[0]) for n in labels)
+    if not kindred or labels == wanted or len(set(labels)) != len(labels):
+        return
+    if len(labels) == len(wanted) and set(labels) == set(wanted):
+        warnings.warn(
+            f"X's columns are the fitted ones in another order: {what} returns its columns in "
+            f"the fitted order ({_listed(wanted)}), not X's: label them in that order, not by "
+            "X.columns",
+            AekitWarning,
+            stacklevel=stacklevel + 1,
+        )
 
 
 def _differences(unseen: Sequence[Any], labels: Sequence[Any], wanted: Sequence[Any]) -> str:

@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_array
 
 from ..data.checks import FLOATS, aekit_errors, as_codes, check_finite_chunk, check_finite_output
 from ..data.missing import row_squared_error
+from ..data.names import fitted_labels, warn_of_fitted_order
 from ..data.sources import as_tensor
 from ..data.sparse import SparseBatch, as_dense, chunk_rows_for, is_sparse
 from ..errors import ConfigError, DataError
@@ -175,6 +176,15 @@ class InferenceMixin:
             sparse=True,
         )
 
+    def _warn_of_order(self, X: Any, what: str) -> None:
+        """Warn where ``what`` returns a reordered DataFrame's columns in the fitted order.
+
+        (:func:`~aekit.data.names.warn_of_fitted_order`; a table fitted with categorical
+        columns comes back as a labelled DataFrame, or at its encoded width: nothing said.)
+        """
+        if getattr(self, "table_layout_", None) is None:
+            warn_of_fitted_order(X, fitted_labels(self), what, stacklevel=3)
+
     def inverse_transform(self, X: Any) -> np.ndarray:
         """Decode codes back into rows in the original units.
 
@@ -205,6 +215,7 @@ class InferenceMixin:
             As :meth:`inverse_transform` returns it.
         """
         self._check_fitted()
+        self._warn_of_order(X, "reconstruct")
         X = self._validate(X, reset=False, finite=False)
         check_dense_output(X.shape[0], X.shape[1], X.dtype, "reconstruct")
         module = self.module_
@@ -224,6 +235,7 @@ class InferenceMixin:
             categories' probabilities. ``reconstruct`` is :meth:`unscale_rows` of it, decoded.
         """
         self._check_fitted()
+        self._warn_of_order(X, "reconstruct_scaled")
         X = self._validate(X, reset=False, finite=False)
         width = self.model_config_.input_dim
         check_dense_output(X.shape[0], width, np.float64, "reconstruct_scaled")
@@ -254,6 +266,7 @@ class InferenceMixin:
             missing entries stay NaN.
         """
         self._check_fitted()
+        self._warn_of_order(X, "scale_rows")
         X = self._validate(X, reset=False, finite=False)
         check_dense_output(X.shape[0], X.shape[1], np.float64, "scale_rows")
         module = self.module_

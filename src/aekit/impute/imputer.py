@@ -29,12 +29,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.impute import MissingIndicator
+from sklearn.utils._set_output import _get_output_config
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from ..data.checks import (
     CheckedRows,
     check_table_names,
 )
+from ..data.names import fitted_labels, warn_of_fitted_order
 from ..data.sparse import is_sparse
 from ..data.tables import needs_layout
 from ..errors import AekitWarning, ConfigError, DataTypeError
@@ -323,6 +325,8 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "estimator_")
         if getattr(self, "_table", False):
             return self._fill_table(X)
+        if _get_output_config("transform", self)["dense"] == "default":  # else labelled
+            warn_of_fitted_order(X, fitted_labels(self), "transform")
         rows = self._rows(X, reset=False)
         if is_sparse(rows):
             return self._fill_sparse(rows)

@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from ..config.fields import describe, fill_parameters
 from ..config.sae import SAEConfig
 from ..data.checks import as_codes
-from ..data.names import check_unique_names, in_named_order
+from ..data.names import check_unique_names, in_named_order, warn_of_fitted_order
 from ..errors import ConfigError, DataError, ModelFileError, NotFittedError
 from ..files import SAE_NAME, SAELENS_CONFIG_NAME
 from ..files.layouts import check_can_save
@@ -271,7 +271,9 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
 
     @torch.no_grad()
     def reconstruct(self, X: Any) -> np.ndarray:
-        """``X`` through the SAE: ``inverse_transform(transform(X))``."""
+        """``X`` through the SAE: ``inverse_transform(transform(X))``, columns in fitted order."""
+        labels = getattr(self, "_column_labels", None)  # stacklevel 3: past no_grad's wrapper
+        warn_of_fitted_order(X, labels, "reconstruct", stacklevel=3)
         return torch.cat([self.module_(chunk) for chunk in self._chunks(X)]).numpy()
 
     def match_features(self, true_features: Any) -> dict[str, float]:
