@@ -7,8 +7,10 @@ fields; links, FIFOs, devices and folders in place of saved files; members linke
 their folder; input bombs (``.npz`` and gzipped IDX files that unpack to 1 GiB, headers of
 ``.npy``, ``.npz`` and Matrix Market files that claim more than they hold); DataFrames no
 estimator can take (duplicate names, list cells, mixed name types, all NaN...); the fitted
-columns reordered, renamed, missing or extra; ONNX metadata that cannot be; checkpoint files
-that are not regular files. The case tables are the tests' (``tests/helpers.py``).
+columns reordered, renamed, missing or extra (DataFrames and pyarrow Tables); ONNX metadata
+that cannot be; checkpoint files that are not regular files; an OUTPUT that is DATA or inside a
+dataset folder; CSV files with a byte-order mark; a path given where rows are taken
+(``adversarial_recent.py``). The case tables are the tests' (``tests/helpers.py``).
 
 A case is **good** when it ends with the right answer (reordered columns give the answer of
 the fitted order; a resumed run the uninterrupted model) or with one clear line (an
@@ -55,10 +57,11 @@ def all_cases() -> list:
         frame_cases,
         onnx_cases,
     )
+    from adversarial_recent import recent_cases
 
     return [
         *tamper_cases(), *file_cases(), *bomb_cases(), *frame_cases(), *column_cases(),
-        *onnx_cases(), *checkpoint_cases(),
+        *onnx_cases(), *checkpoint_cases(), *recent_cases(),
     ]  # fmt: skip
 
 

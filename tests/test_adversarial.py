@@ -2,7 +2,8 @@
 
 A few dozen of its generated cases (every kind: tampered config, detector and imputer
 fields, links, FIFOs and devices in place of files, input bombs, bad DataFrames, other
-columns, ONNX metadata, checkpoint files), each ending with the right answer or one clear
+columns, ONNX metadata, checkpoint files, outputs over their data, byte-order marks, paths
+given for rows), each ending with the right answer or one clear
 line, none with a traceback, a hang, a wrong answer or a leftover file. The full run is by
 hand: ``python scripts/adversarial.py`` (benchmarks/results/adversarial.json).
 """
@@ -19,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 KINDS = {
     "tampered config.json", "tampered detector.json", "tampered imputer.json",
     "not a regular file", "member linked out", "bomb", "bad DataFrame", "other columns",
-    "ONNX metadata", "checkpoint file",
+    "ONNX metadata", "checkpoint file", "output over data", "byte-order mark", "path for rows",
 }  # fmt: skip
 
 
