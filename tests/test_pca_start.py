@@ -1,14 +1,16 @@
 """init="pca": training starts at PCA's solution and keeps it unless an epoch clearly beats it."""
 
 import logging
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
-from sklearn.datasets import load_digits, load_wine
+from sklearn.datasets import load_diabetes, load_digits, load_wine
 from sklearn.decomposition import PCA
 
-from aekit import Autoencoder
+from aekit import Autoencoder, EarlyStopping
+from aekit.analysis import measure, split_indices
 from aekit.estimator.resolve import initial_model
 from aekit.model.pca_start import principal_directions
 
@@ -107,3 +109,47 @@ def test_a_clear_improvement_replaces_the_start():
     assert ae.history_.best_epoch > 0
     assert ae.history_.initial["best_epoch_z"] > 2
     assert min(r["val_error"] for r in ae.history_.records) < ae.history_.initial["val_error"]
+
+
+def _stopping_run(values, patience=3, initial=1.0):
+    """Feed EarlyStopping a start's validation error and epochs' values; (stops, stopping)."""
+    module = torch.nn.Linear(2, 2)
+    stops = []
+    trainer = SimpleNamespace(
+        history=SimpleNamespace(initial={"val_error": initial}),
+        module=module,
+        request_stop=lambda reason: stops.append(reason),
+    )
+    stopping = EarlyStopping(patience)
+    stopping.on_train_begin(trainer)
+    for epoch, value in enumerate(values, start=1):
+        stopping.on_epoch_end(trainer, record={"epoch": epoch, "val_error": value})
+        if stops:
+            return epoch, stopping
+    return None, stopping
+
+
+def test_patience_counts_from_the_best_trained_epoch_not_from_the_start():
+    # The first epochs of a run from PCA's solution are worse than the start on the
+    # validation rows (the start saw them) but improving: training goes on past them.
+    stopped, stopping = _stopping_run([1.05, 1.04, 1.03, 1.02, 0.95, 0.97])
+    assert stopped is None and stopping.best_epoch == 5
+    # Trained epochs that stop improving among themselves still stop the run...
+    stopped, stopping = _stopping_run([1.05, 1.06, 1.07, 1.08, 0.5])
+    assert stopped == 4 and stopping.best_epoch == 0  # ... and the start is kept
+    # ... as do epochs that no longer beat the best trained one.
+    stopped, stopping = _stopping_run([0.9, 0.95, 0.96, 0.97])
+    assert stopped == 4 and stopping.best_epoch == 1
+
+
+def test_a_run_from_pca_trains_on_past_first_epochs_worse_than_the_start():
+    # diabetes, 80 % of its rows, code 6: the first epochs score worse than PCA's solution on
+    # the validation rows (which that solution was fitted on); the run used to stop there.
+    X = load_diabetes().data
+    train, test = split_indices(len(X), 0.2, 1)
+    ae = Autoencoder(code_dim=6, init="pca", random_state=1, device="cpu").fit(X[train])
+    history = ae.history_
+    start = history.initial["val_error"]
+    assert min(r["val_error"] for r in history.records[:2]) > start
+    assert history.best_epoch > 10 and history.initial["best_epoch_z"] > 2
+    assert measure(ae, X[train], X[test]).ratio < 0.9  # held-out rows: below PCA's error

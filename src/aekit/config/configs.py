@@ -293,7 +293,9 @@ class TrainConfig(JsonConfig):
         "val_fraction (a dozen rows rank epochs by noise); 0 holds out exactly val_fraction.",
     )
     patience: int | None = option(
-        10, "Epochs without validation improvement before stopping (None: never)."
+        10,
+        "Epochs without validation improvement before stopping (None: never); counted from "
+        "the best trained epoch: the model training started from does not count.",
     )
     improvement_z: float = option(
         2.0,

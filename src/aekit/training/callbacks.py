@@ -4,18 +4,18 @@ Every run has :func:`default_callbacks`: :class:`EarlyStopping`, :class:`Diverge
 (with ``divergence_retries``), :class:`LogProgress` (with ``verbose``) and
 :class:`Checkpointer`, which alone saves checkpoints and resumes from them. Hooks take
 keyword arguments and ``**kwargs``, so that a hook can be given more later without breaking
-the callbacks written against it.
+the callbacks written against it. :class:`Callback` (:mod:`.hooks`) and :class:`EarlyStopping`
+(:mod:`.early_stopping`) live in modules of their own and are imported from here too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
@@ -33,8 +33,8 @@ from .checkpoint import (
     write_checkpoint,
 )
 from .distributed import elastic_restart, fault_hook, run_id
-from .history import monitored_loss
-from .kept_weights import KeptWeights
+from .early_stopping import EarlyStopping
+from .hooks import Callback
 from .optim import scale_lr
 from .protocol import TrainerLike
 
@@ -50,175 +50,6 @@ __all__ = [
 
 
 logger = logging.getLogger("aekit")
-
-
-class Callback:
-    """Hooks called by :class:`~aekit.training.Trainer`; override the ones you need.
-
-    Hooks are called with keyword arguments; accept ``**kwargs`` for any added later. A
-    callback with state that must survive a resume implements :meth:`state_dict` and
-    :meth:`load_state_dict` (tensors and JSON scalars only).
-
-    Attributes
-    ----------
-    order : int
-        Callbacks run by ascending ``order``, then in the order given: divergence retries
-        (-20) and early stopping (-10) before yours (0), epoch logging (10) and checkpoints
-        (20) after them, so that a checkpoint holds what every other callback did.
-    """
-
-    order: ClassVar[int] = 0
-
-    def on_train_begin(self, trainer: TrainerLike, **kwargs: Any) -> None:
-        """Before the first epoch (also after a resume)."""
-
-    def on_epoch_begin(self, trainer: TrainerLike, *, epoch: int, **kwargs: Any) -> None:
-        """Before each epoch (``epoch`` is 1-based)."""
-
-    def on_batch_end(
-        self, trainer: TrainerLike, *, batch: int, n_batches: int, **kwargs: Any
-    ) -> None:
-        """After each optimiser step (``batch`` counts from 1): a step boundary."""
-
-    def on_epoch_end(self, trainer: TrainerLike, *, record: dict[str, Any], **kwargs: Any) -> None:
-        """After validation; ``trainer.request_stop(reason)`` ends training here."""
-
-    def on_epoch_boundary(self, trainer: TrainerLike, *, epoch: int, **kwargs: Any) -> None:
-        """After :meth:`on_epoch_end`, the schedule step and the ranks' agreement to stop.
-
-        The state is the next epoch's start: a step boundary, where checkpoints are taken.
-        """
-
-    def on_interrupt(self, trainer: TrainerLike, **kwargs: Any) -> None:
-        """On Ctrl-C (``KeyboardInterrupt``) during the epochs; it is re-raised after."""
-
-    def on_diverged(
-        self, trainer: TrainerLike, *, error: TrainingDivergedError, **kwargs: Any
-    ) -> None:
-        """On a non-finite loss; ``error`` is raised after, unless a callback recovers.
-
-        A callback recovers by loading a good state back (``trainer.load_state_dict``);
-        training then goes on from there.
-        """
-
-    def on_train_end(self, trainer: TrainerLike, **kwargs: Any) -> None:
-        """After the last epoch, also when training stops early."""
-
-    def state_dict(self) -> dict[str, Any]:
-        """State to keep in checkpoints."""
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` output."""
-
-
-class EarlyStopping(Callback):
-    """Stop when the monitored loss stops improving, and keep the best weights.
-
-    Monitors the validation error (squared error in the scaled space, whatever the training
-    loss), or the training loss when there is no validation split. With validation rows the
-    starting model is epoch 0 (:attr:`History.initial`): when no epoch beats it, its weights
-    are kept and ``best_epoch`` is 0 (with ``init="pca"``: PCA's solution).
-
-    Parameters
-    ----------
-    patience : int or None
-        Epochs without improvement before stopping; None never stops (the best weights are
-        still restored at the end).
-    min_delta : float, default=0.0
-        Relative improvement that counts as progress.
-    """
-
-    order = -10
-
-    def __init__(
-        self, patience: int | None, min_delta: float = 0.0, improvement_z: float = 0.0
-    ) -> None:
-        self.patience = patience
-        self.min_delta = min_delta
-        self.improvement_z = improvement_z
-        self.initial_state: KeptWeights | None = None
-        self.best = math.inf
-        self.best_epoch: int | None = None
-        self.bad_epochs = 0
-        self.best_state: KeptWeights | None = None
-        self.monitor = "val_error"  # "val_loss" when resumed from an aekit 0.1 checkpoint
-
-    def on_train_begin(self, trainer: TrainerLike, **kwargs: Any) -> None:
-        """Count the starting model as epoch 0, the first best (on a fresh start)."""
-        initial = trainer.history.initial
-        if initial is not None and self.best_epoch is None:
-            self.best, self.best_epoch = float(initial["val_error"]), 0
-            self.best_state = self.initial_state = KeptWeights(trainer.module.state_dict())
-
-    def on_epoch_end(self, trainer: TrainerLike, *, record: dict[str, Any], **kwargs: Any) -> None:
-        """Track the best epoch; ask to stop after ``patience`` epochs without progress."""
-        value = monitored_loss(record, self.monitor)
-        if value < self.best * (1 - self.min_delta):
-            self.best, self.best_epoch, self.bad_epochs = value, record["epoch"], 0
-            self.best_state = None  # the old copy goes first (a new best is a new copy)
-            self.best_state = KeptWeights(trainer.module.state_dict())
-        else:
-            self.bad_epochs += 1
-            if self.patience is not None and self.bad_epochs >= self.patience:
-                trainer.request_stop("early_stopping")
-
-    def on_train_end(self, trainer: TrainerLike, **kwargs: Any) -> None:
-        """Load the best weights back (the start's, unless training beat it clearly)."""
-        if self.best_epoch and self.initial_state is not None and self.improvement_z > 0:
-            self._keep_start_unless_clearly_beaten(trainer)
-        if self.best_state is not None:
-            self.best_state.load_into(trainer.module)
-        trainer.history.best_epoch = self.best_epoch
-        if self.best_epoch == 0 and trainer.is_main:
-            logger.info(
-                "no epoch beat the starting model on the validation rows: it is kept (epoch 0%s)",
-                ", PCA's solution" if getattr(trainer.module, "pca_started", False) else "",
-            )
-
-    def _keep_start_unless_clearly_beaten(self, trainer: TrainerLike) -> None:
-        """Compare the best epoch with the start row by row on the validation rows."""
-        assert self.best_state is not None and self.initial_state is not None
-        rows = trainer.val_idx
-        self.best_state.load_into(trainer.module)
-        after = trainer.objective.row_errors(trainer.source, rows)
-        self.initial_state.load_into(trainer.module)
-        before = trainer.objective.row_errors(trainer.source, rows)
-        gain, z = trainer.objective.paired_gain(before, after)
-        if trainer.history.initial is not None:
-            trainer.history.initial.update(best_epoch_gain=gain, best_epoch_z=min(z, 1e9))
-        if z < self.improvement_z:
-            if trainer.is_main:
-                logger.info(
-                    "epoch %d beat the starting model by %.3g per validation row, within noise "
-                    "(%.2f standard errors < improvement_z=%g): the start is kept",
-                    self.best_epoch, gain, z, self.improvement_z,
-                )  # fmt: skip
-            self.best_epoch, self.best_state = 0, self.initial_state
-
-    def state_dict(self) -> dict[str, Any]:
-        """Best loss, epoch, patience counter and weights."""
-        initial, same = self.initial_state, self.initial_state is self.best_state
-        best = self.best_state and self.best_state.tensors()
-        return {
-            "best": self.best,
-            "best_epoch": self.best_epoch,
-            "bad_epochs": self.bad_epochs,
-            "best_state": best,
-            "initial_state": best if same else initial and initial.tensors(),
-            "monitor": self.monitor,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` output."""
-        self.best = float(state["best"])
-        self.best_epoch = state["best_epoch"]
-        self.bad_epochs = int(state["bad_epochs"])
-        best, initial = state["best_state"], state.get("initial_state")  # 0.1: no start kept
-        self.best_state = None if best is None else KeptWeights.held(best)
-        same = initial is best  # one copy, as before the checkpoint
-        self.initial_state = self.best_state if same else initial and KeptWeights.held(initial)
-        self.monitor = state.get("monitor", "val_loss")  # aekit 0.1 ranked by the loss
 
 
 class DivergenceRetry(Callback):
