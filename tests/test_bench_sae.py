@@ -36,7 +36,7 @@ def test_the_aekit_hook_serves_the_estimators_codes(monkeypatch, arch):
     rng = np.random.default_rng(0)
     train = np.abs(rng.normal(size=(2048, 16))).astype(np.float32)
     scale = {"hidden": 16, "true_features": 32, "width": 64, "k": 4}
-    args = argparse.Namespace(budget=4096, seed=0, aekit_params={})
+    args = argparse.Namespace(budget=4096, seed=5, train_seed=0, aekit_params={})
     served, seconds = bench.train_aekit(arch, {"train": train}, args, scale)
     assert seconds > 0 and served.W_dec.shape == (64, 16)
     x = torch.from_numpy(train[:100])
@@ -102,3 +102,20 @@ def test_merge_replaces_the_pairs_it_ran_and_keeps_the_others(monkeypatch, tmp_p
     assert merged["command"] == "all" and merged["merged_runs"][0]["command"] == "mat"
     with pytest.raises(SystemExit, match="budget_rows"):
         bench.merge({**new, "budget_rows": 30}, old)
+
+
+def test_merge_keeps_each_train_seed_as_its_own_row(monkeypatch):
+    bench = load(ROOT / "benchmarks" / "sae.py", "bench_sae", monkeypatch)
+    head = {"scale": {"hidden": 4}, "data_rows": 10, "eval_rows": 5, "budget_rows": 20, "seed": 0}
+    head |= {"quick": False, "train": {}, "environment": {}}
+    # A file from before --train-seed: its rows were trained with the data's seed, 0.
+    old = {**head, "command": "old", "rows": [{"architecture": "jumprelu", "library": "aekit"}]}
+    old["rows"][0]["mcc"] = 0.1
+    new = {**head, "command": "s1", "train_seed": 1, "rows": []}
+    new["rows"] = [{"architecture": "jumprelu", "library": "aekit", "train_seed": 1, "mcc": 0.2}]
+    merged = bench.merge(new, old)
+    assert [(r["train_seed"], r["mcc"]) for r in merged["rows"]] == [(0, 0.1), (1, 0.2)]
+    assert merged["merged_runs"][0]["rows"] == [["jumprelu", "aekit", 1]]
+    again = {**new, "rows": [{**new["rows"][0], "mcc": 0.3}]}  # the same seed rerun: replaced
+    merged = bench.merge(again, merged)
+    assert [(r["train_seed"], r["mcc"]) for r in merged["rows"]] == [(0, 0.1), (1, 0.3)]
