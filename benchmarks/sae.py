@@ -47,6 +47,9 @@ SAELens 6.54 API used here (read from the installed package; /tmp notes shared w
 Run it in an environment with both (``pip install -e .[bench]``, which brings ``sae-lens``):
 ``python benchmarks/sae.py`` (here, under contention: 15 minutes to generate and cache the rows
 the first time, then about 35 for the six runs), ``--quick`` for a smoke test (a minute).
+``--seed`` draws the data; ``--train-seed`` (default ``--seed``) both libraries' training: aekit's
+``random_state`` (initialisation, order of rows), SAELens's torch seed (its initialisation;
+its batches come in order). ``benchmarks/sae_seeds.py`` summarises runs over train seeds.
 """
 
 from __future__ import annotations

@@ -95,11 +95,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--note", default="", help="a sentence added to the file's note")
     args = parser.parse_args(argv)
     results = [json.loads(path.read_text()) for path in args.runs]
-    merged = results[0]
-    merged["rows"] = [
-        {**r, "train_seed": merged.get("train_seed", merged["seed"])} for r in merged["rows"]
-    ]
-    for new in results[1:]:
+    merged = {**results[0], "rows": [], "merged_runs": []}  # every run in merged_runs
+    for new in results:
         merged = merge(new, merged)
     summary = summarise(merged["rows"])
     print(table(summary, merged["rows"]))
