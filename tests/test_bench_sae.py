@@ -119,3 +119,23 @@ def test_merge_keeps_each_train_seed_as_its_own_row(monkeypatch):
     again = {**new, "rows": [{**new["rows"][0], "mcc": 0.3}]}  # the same seed rerun: replaced
     merged = bench.merge(again, merged)
     assert [(r["train_seed"], r["mcc"]) for r in merged["rows"]] == [(0, 0.1), (1, 0.3)]
+
+
+def test_the_seeds_summary_gives_each_sides_mean_spread_and_gap(monkeypatch):
+    bench = load(ROOT / "benchmarks" / "sae.py", "bench_sae", monkeypatch)
+    monkeypatch.setitem(sys.modules, "sae", bench)  # what sae_seeds.py imports
+    seeds = load(ROOT / "benchmarks" / "sae_seeds.py", "bench_sae_seeds", monkeypatch)
+    figures = dict.fromkeys(seeds.FIGURES, 1.0)
+    rows = [
+        {**figures, "architecture": "jumprelu", "library": lib, "train_seed": s, "mcc": m}
+        for lib, s, m in [("aekit", 0, 0.60), ("aekit", 1, 0.62), ("sae_lens", 0, 0.63)]
+    ]
+    summary = seeds.summarise([*rows, {**rows[2], "train_seed": 1, "mcc": 0.61}])["jumprelu"]
+    assert summary["aekit"]["train_seeds"] == [0, 1]
+    assert summary["aekit"]["mean"]["mcc"] == pytest.approx(0.61)
+    assert summary["aekit"]["std"]["mcc"] == pytest.approx(np.std([0.60, 0.62], ddof=1))
+    assert summary["aekit_minus_sae_lens"]["mcc"] == pytest.approx(-0.01)
+    assert summary["target_met"] is False  # 0.01 below: more than 0.005
+    assert seeds.summarise(rows[:1])["jumprelu"]["aekit"]["std"]["mcc"] is None
+    with pytest.raises(SystemExit, match="other settings"):
+        seeds.summarise([rows[0], {**rows[1], "aekit_params": {"lr": 0.1}}])
