@@ -47,6 +47,9 @@ SAELens 6.54 API used here (read from the installed package; /tmp notes shared w
 Run it in an environment with both (``pip install -e .[bench]``, which brings ``sae-lens``):
 ``python benchmarks/sae.py`` (here, under contention: 15 minutes to generate and cache the rows
 the first time, then about 35 for the six runs), ``--quick`` for a smoke test (a minute).
+``--seed`` draws the data; ``--train-seed`` (default ``--seed``) both libraries' training: aekit's
+``random_state`` (initialisation, order of rows), SAELens's torch seed (its initialisation;
+its batches come in order). ``benchmarks/sae_seeds.py`` summarises runs over train seeds.
 """
 
 from __future__ import annotations
@@ -179,6 +182,10 @@ def train_saelens(arch: str, data: dict[str, Any], args: argparse.Namespace, sca
     from sae_lens.config import LoggingConfig, SAETrainerConfig
 
     d_in, width, k = scale["hidden"], scale["width"], scale["k"]
+    # Seeded before the SAE is built: its initialisation is the only draw in SAELens's training
+    # (the batches come in order). Files before --train-seed seeded after it: their SAELens
+    # rows used torch's default start state, whatever --seed said.
+    torch.manual_seed(args.train_seed)
     if arch == "batchtopk":
         sae = sae_lens.BatchTopKTrainingSAE(
             sae_lens.BatchTopKTrainingSAEConfig(d_in=d_in, d_sae=width, k=k)
@@ -207,7 +214,6 @@ def train_saelens(arch: str, data: dict[str, Any], args: argparse.Namespace, sca
         dead_feature_window=TRAIN["dead_steps"],
         logger=LoggingConfig(log_to_wandb=False),
     )
-    torch.manual_seed(args.seed)
     t0 = time.perf_counter()
     trainer = sae_lens.SAETrainer(
         cfg=config, sae=sae, data_provider=passes(data["train"], TRAIN["batch_size"])
@@ -233,7 +239,7 @@ def train_aekit(arch: str, data: dict[str, Any], args: argparse.Namespace, scale
         "n_epochs": -(-args.budget // len(data["train"])),
         "dead_rows": TRAIN["dead_steps"] * TRAIN["batch_size"],
         "log_every": 10**9,
-        "random_state": args.seed,
+        "random_state": args.train_seed,
     }
     if arch == "matryoshka":
         params["matryoshka_widths"] = widths(scale["width"])
@@ -318,7 +324,7 @@ def evaluate(served: Served, data: dict[str, Any], chunk: int = 4096) -> dict[st
 
 def run(arch: str, library: str, data: dict, args: argparse.Namespace, scale: dict) -> dict:
     """Train and judge one (architecture, library); an error is recorded, not raised."""
-    row: dict[str, Any] = {"architecture": arch, "library": library}
+    row: dict[str, Any] = {"architecture": arch, "library": library, "train_seed": args.train_seed}
     if arch == "jumprelu":
         row["l0_coef"] = TRAIN["jumprelu_l0_coef"]
     try:
@@ -352,21 +358,34 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def merge(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
-    """``old``'s results with ``new``'s rows in place of those of the same (architecture, library).
+def row_key(row: dict[str, Any], results: dict[str, Any]) -> tuple[str, str, int]:
+    """A row's (architecture, library, train seed).
 
-    Both must come from the same data, scale, budget and seed; ``new``'s command and
-    environment are kept in ``merged_runs``, next to the rows they wrote.
+    Rows written before ``train_seed`` was recorded were trained with the data's seed.
+    """
+    seed = row.get("train_seed", results.get("train_seed", results["seed"]))
+    return row["architecture"], row["library"], seed
+
+
+def merge(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+    """``old``'s results with ``new``'s rows in place of those of the same key (:func:`row_key`).
+
+    Rows of another train seed are added next to the old ones: seeds are runs to compare.
+
+    Both must come from the same data (scale, sizes, data seed) and budget; ``new``'s command
+    and environment are kept in ``merged_runs``, next to the rows they wrote.
     """
     same = ("scale", "data_rows", "eval_rows", "budget_rows", "seed", "quick")
     differ = [name for name in same if new.get(name) != old.get(name)]
     if differ:
         raise SystemExit(f"cannot merge runs that differ in {differ}")
-    fresh = {(r["architecture"], r["library"]): r for r in new["rows"]}
-    rows = [fresh.pop((r["architecture"], r["library"]), r) for r in old["rows"]]
+    for results in (new, old):  # each row says its train seed once merged
+        results["rows"] = [{**r, "train_seed": row_key(r, results)[2]} for r in results["rows"]]
+    fresh = {row_key(r, new): r for r in new["rows"]}
+    rows = [fresh.pop(row_key(r, old), r) for r in old["rows"]]
     run = {
         "command": new["command"],
-        "rows": [[r["architecture"], r["library"]] for r in new["rows"]],
+        "rows": [list(row_key(r, new)) for r in new["rows"]],
         "train": new["train"],
         "environment": new["environment"],
     }
@@ -397,7 +416,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="an extra SparseAutoencoder parameter (VALUE read as JSON), e.g. grad_clip=1.0",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (both sides)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the data's seed")
+    parser.add_argument(
+        "--train-seed", type=int, help="both libraries' training seed (default: --seed)"
+    )
     parser.add_argument(
         "--cache", type=Path, default=Path(tempfile.gettempdir()) / "aekit-sae-bench"
     )
@@ -410,6 +432,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "same architecture and library",
     )
     args = parser.parse_args(argv)
+    args.train_seed = args.seed if args.train_seed is None else args.train_seed
     if args.merge is not None:
         merged = merge(json.loads(args.merge.read_text()), json.loads(args.out.read_text()))
         write_json(args.out, merged)
@@ -448,6 +471,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "train": TRAIN,
         "matryoshka_widths": widths(scale["width"]),
         "seed": args.seed,
+        "train_seed": args.train_seed,
         "sae_lens": sae_lens.__version__,
         "environment": environment("versions", "threads", "cpus", "cpu", "platform"),
         "note": "2-core machine shared with other jobs: samples/s are under contention",

@@ -36,7 +36,7 @@ def test_the_aekit_hook_serves_the_estimators_codes(monkeypatch, arch):
     rng = np.random.default_rng(0)
     train = np.abs(rng.normal(size=(2048, 16))).astype(np.float32)
     scale = {"hidden": 16, "true_features": 32, "width": 64, "k": 4}
-    args = argparse.Namespace(budget=4096, seed=0, aekit_params={})
+    args = argparse.Namespace(budget=4096, seed=5, train_seed=0, aekit_params={})
     served, seconds = bench.train_aekit(arch, {"train": train}, args, scale)
     assert seconds > 0 and served.W_dec.shape == (64, 16)
     x = torch.from_numpy(train[:100])
@@ -102,3 +102,40 @@ def test_merge_replaces_the_pairs_it_ran_and_keeps_the_others(monkeypatch, tmp_p
     assert merged["command"] == "all" and merged["merged_runs"][0]["command"] == "mat"
     with pytest.raises(SystemExit, match="budget_rows"):
         bench.merge({**new, "budget_rows": 30}, old)
+
+
+def test_merge_keeps_each_train_seed_as_its_own_row(monkeypatch):
+    bench = load(ROOT / "benchmarks" / "sae.py", "bench_sae", monkeypatch)
+    head = {"scale": {"hidden": 4}, "data_rows": 10, "eval_rows": 5, "budget_rows": 20, "seed": 0}
+    head |= {"quick": False, "train": {}, "environment": {}}
+    # A file from before --train-seed: its rows were trained with the data's seed, 0.
+    old = {**head, "command": "old", "rows": [{"architecture": "jumprelu", "library": "aekit"}]}
+    old["rows"][0]["mcc"] = 0.1
+    new = {**head, "command": "s1", "train_seed": 1, "rows": []}
+    new["rows"] = [{"architecture": "jumprelu", "library": "aekit", "train_seed": 1, "mcc": 0.2}]
+    merged = bench.merge(new, old)
+    assert [(r["train_seed"], r["mcc"]) for r in merged["rows"]] == [(0, 0.1), (1, 0.2)]
+    assert merged["merged_runs"][0]["rows"] == [["jumprelu", "aekit", 1]]
+    again = {**new, "rows": [{**new["rows"][0], "mcc": 0.3}]}  # the same seed rerun: replaced
+    merged = bench.merge(again, merged)
+    assert [(r["train_seed"], r["mcc"]) for r in merged["rows"]] == [(0, 0.1), (1, 0.3)]
+
+
+def test_the_seeds_summary_gives_each_sides_mean_spread_and_gap(monkeypatch):
+    bench = load(ROOT / "benchmarks" / "sae.py", "bench_sae", monkeypatch)
+    monkeypatch.setitem(sys.modules, "sae", bench)  # what sae_seeds.py imports
+    seeds = load(ROOT / "benchmarks" / "sae_seeds.py", "bench_sae_seeds", monkeypatch)
+    figures = dict.fromkeys(seeds.FIGURES, 1.0)
+    rows = [
+        {**figures, "architecture": "jumprelu", "library": lib, "train_seed": s, "mcc": m}
+        for lib, s, m in [("aekit", 0, 0.60), ("aekit", 1, 0.62), ("sae_lens", 0, 0.63)]
+    ]
+    summary = seeds.summarise([*rows, {**rows[2], "train_seed": 1, "mcc": 0.61}])["jumprelu"]
+    assert summary["aekit"]["train_seeds"] == [0, 1]
+    assert summary["aekit"]["mean"]["mcc"] == pytest.approx(0.61)
+    assert summary["aekit"]["std"]["mcc"] == pytest.approx(np.std([0.60, 0.62], ddof=1))
+    assert summary["aekit_minus_sae_lens"]["mcc"] == pytest.approx(-0.01)
+    assert summary["target_met"] is False  # 0.01 below: more than 0.005
+    assert seeds.summarise(rows[:1])["jumprelu"]["aekit"]["std"]["mcc"] is None
+    with pytest.raises(SystemExit, match="other settings"):
+        seeds.summarise([rows[0], {**rows[1], "aekit_params": {"lr": 0.1}}])
