@@ -278,6 +278,32 @@ def test_a_checkpoint_without_the_threshold_param_resumes_as_log(tmp_path, data)
         small("jumprelu", batch_size=64, checkpoint_dir=folder).fit(X, resume=str(old))
 
 
+def test_a_jumprelu_checkpoint_of_unit_rows_resumes_as_it_was_trained(tmp_path, data):
+    """Earlier 0.2 builds' 'auto' kept a JumpReLU's decoder rows of unit norm (now they train
+    freely): its checkpoint resumes with decoder_init_norm=None, bit for bit, and the default
+    is refused in one line naming the setting, not trained on with the other geometry."""
+    from aekit.training.checkpoint import find_checkpoint, read_checkpoint, write_checkpoint
+
+    X, folder = data[0][:800], str(tmp_path / "run")
+    options = {"batch_size": 64, "checkpoint_every": 5, "decoder_init_norm": None}
+    whole = small("jumprelu", **options).fit(X)
+    small("jumprelu", **options, checkpoint_dir=folder).fit(X, stop_after=7)
+    path = find_checkpoint(folder, check=check_sae_state)[0]
+    state = read_checkpoint(path)
+    assert state["decoder_start"] is None
+    del state["decoder_start"]  # as aekit 0.2 wrote it, with the setting's word
+    state["config"]["decoder_init_norm"] = "auto"
+    old = write_checkpoint(tmp_path / "old.safetensors", state)
+    with pytest.raises(ConfigError, match=r"decoder_init_norm \(written None\)"):
+        small("jumprelu", batch_size=64, checkpoint_every=5).fit(X, resume=str(old))
+    resumed = small("jumprelu", **options, checkpoint_dir=folder).fit(X, resume=str(old))
+    assert_same_weights(whole, resumed)
+    free = small("jumprelu", batch_size=64, checkpoint_every=5, checkpoint_dir=str(tmp_path / "f"))
+    free.fit(X, stop_after=7)  # today's default: free rows from 1.0, recorded and resumed
+    state = find_checkpoint(str(tmp_path / "f"), check=check_sae_state)[1]
+    assert state["decoder_start"] == 1.0 and state["config"]["decoder_init_norm"] == "auto"
+
+
 def test_resuming_with_other_settings_is_refused(tmp_path, data):
     folder = str(tmp_path / "run")
     small(checkpoint_dir=folder).fit(data[0][:300], stop_after=2)

@@ -119,10 +119,12 @@ def test_grad_clip_bounds_the_step():
 
 def test_auto_settings_give_jumprelu_saelens_recipe_and_keep_the_others():
     jump = SAEConfig("jumprelu", code_dim=8, k=2)
-    assert jump.clip_norm() == 1.0 and jump.b_dec_start() == "zeros" and jump.unit_decoder()
+    assert jump.clip_norm() == 1.0 and jump.b_dec_start() == "zeros"
+    assert jump.decoder_start() == 1.0 and not jump.unit_decoder()  # SAELens's free rows
     for arch in ("topk", "l1"):  # BatchTopK's and Matryoshka's: tests/test_sae_rescaled.py
         other = SAEConfig(arch, code_dim=8, k=2)
         assert other.clip_norm() is None and other.b_dec_start() == "mean"
+        assert other.unit_decoder()
     given = SAEConfig("jumprelu", code_dim=8, k=2, grad_clip=None, b_dec_init="mean")
     assert given.clip_norm() is None and given.b_dec_start() == "mean"
     with pytest.raises(ConfigError, match="grad_clip"):

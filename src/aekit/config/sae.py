@@ -91,8 +91,9 @@ class SAEConfig(JsonConfig):
         "rescale_acts_by_decoder_norm one (pre-activations times the rows' norms, decoded by "
         "the rows over their norms). The trained norms are folded into the encoder, its bias "
         "and the thresholds at the end of fit, so the fitted dictionary has unit rows. "
-        "'auto': 1.0 for 'batchtopk' and 'matryoshka' (SAELens's free rows from aekit's unit "
-        "start), None for the others.",
+        "'auto': 1.0 for 'batchtopk', 'matryoshka' and 'jumprelu' (SAELens's free rows from "
+        "aekit's unit start; 'jumprelu' kept unit rows in earlier 0.2 builds), None for the "
+        "others.",
     )
     grad_clip: float | str | None = option(
         "auto",
@@ -231,7 +232,7 @@ class SAEConfig(JsonConfig):
     def decoder_start(self) -> float | None:
         """The decoder rows' starting norm when they train freely, None for unit rows."""
         if self.decoder_init_norm == "auto":
-            return 1.0 if self.architecture in BATCHTOPK_FAMILY else None
+            return 1.0 if self.architecture in _SAELENS_TRAINER else None
         return None if self.decoder_init_norm is None else float(self.decoder_init_norm)
 
     def unit_decoder(self) -> bool:

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from ..config.sae import SAEConfig
+from ..config.sae import BATCHTOPK_FAMILY, SAEConfig
 from ..data.names import refuse_other_columns
 from ..errors import ConfigError, ModelFileError, TrainingDivergedError
 from ..files import check_fields
@@ -64,9 +64,25 @@ SAE_STATE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "elapsed": (int, float),
     "aux_latents": torch.Tensor,
     "column_labels": (list, type(None)),  # the data's column names; absent before 0.2
+    "decoder_start": (float, type(None)),  # config.decoder_start(); absent: an older run
 }
 _AUX_CHECK_EVERY = 16  # steps between two looks for the dead latents (AuxK's)
 _RUN_FIELDS = ("checkpoint_dir", "checkpoint_every", "keep_checkpoints", "log_every", "device")
+
+
+def _written_start(state: dict[str, Any], written: dict[str, Any]) -> float | None:
+    """The decoder rows' start (None: unit rows) a checkpoint's run trained with.
+
+    Recorded as ``decoder_start`` since JumpReLU's rows train freely; before, ``"auto"`` meant
+    free rows from 1.0 for the BatchTopK family only, and unit rows for a JumpReLU run, which
+    resumes with ``decoder_init_norm=None`` (the default now frees its rows too).
+    """
+    if "decoder_start" in state:
+        return state["decoder_start"]
+    norm = written.get("decoder_init_norm")
+    if norm == "auto":
+        return 1.0 if written.get("architecture") in BATCHTOPK_FAMILY else None
+    return None if norm is None else float(norm)
 
 
 def check_sae_state(state: object, source: object) -> dict[str, Any]:
@@ -77,7 +93,8 @@ def check_sae_state(state: object, source: object) -> dict[str, Any]:
     ModelFileError
         A missing, unknown or mistyped key, or a state of another format.
     """
-    state = check_fields(state, SAE_STATE_FIELDS, str(source), optional=("column_labels",))
+    optional = ("column_labels", "decoder_start")
+    state = check_fields(state, SAE_STATE_FIELDS, str(source), optional=optional)
     if state["format"] != SAE_CHECKPOINT_FORMAT:
         raise ModelFileError(f"{source} is not an SAE checkpoint")
     positions = {"step": int, "epoch": int, "batch": int, "rows": int}
@@ -298,6 +315,7 @@ class SAETrainer:
             "elapsed": self.elapsed,
             "aux_latents": self.aux_latents,
             "column_labels": getattr(self.source, "labels", None),
+            "decoder_start": self.config.decoder_start(),
         }
 
     def save_checkpoint(self) -> None:
@@ -317,11 +335,17 @@ class SAETrainer:
             if newest is None:
                 return False
             found, state = newest
-        mine = {k: v for k, v in self.config.to_dict().items() if k not in _RUN_FIELDS}
+        skip = (*_RUN_FIELDS, "decoder_init_norm")  # compared as the start it resolves to
+        mine = {k: v for k, v in self.config.to_dict().items() if k not in skip}
         written = {**SAEConfig.ABSENT_MEANS, **state["config"]}  # older: the old behaviour
-        theirs = {k: v for k, v in written.items() if k not in _RUN_FIELDS}
+        theirs = {k: v for k, v in written.items() if k not in skip}
+        start, written_start = self.config.decoder_start(), _written_start(state, written)
+        if start != written_start:
+            mine["decoder_init_norm"], theirs["decoder_init_norm"] = start, written_start
         if mine != theirs or state["n_features"] != self.module.n_features:
-            changed = sorted(k for k in mine if mine[k] != theirs.get(k))
+            changed = sorted(
+                f"{k} (written {theirs.get(k)!r})" for k in mine if mine[k] != theirs.get(k)
+            )
             raise ConfigError(
                 f"{found} was written by another run (settings that differ: "
                 f"{changed or ['n_features']}); resume with the same settings or start afresh"
