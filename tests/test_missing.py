@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -339,3 +341,22 @@ def test_noise_on_top_of_hidden_entries_keeps_them_hidden(monkeypatch):
     params = {**SMALL, "missing": True, "hide_share": 0.5, "noise": "masking", "epochs": 1}
     Autoencoder(**params).fit(_holes(_rows(), 0.2))
     assert shares and min(shares) > 0.4  # 20 % holes + half the rest hidden ≈ 60 %
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_aekit_fit_names_an_empty_column(holed, tmp_path, capsys, streamed):
+    """The command line says the column's name, not its 0-based index, in memory or streamed
+    (a held-out split of a streamed file keeps its source's columns)."""
+    from aekit.cli import main
+
+    X = holed.copy()
+    X[:, 2] = np.nan
+    data = tmp_path / ("x.parquet" if streamed else "x.csv")
+    frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(6)])
+    frame.to_parquet(data) if streamed else frame.to_csv(data, index=False)
+    argv = [str(data), "-o", str(tmp_path / "m"), "--code-dim", "2", "--epochs", "1", "-q"]
+    with warnings.catch_warnings():  # the command prints its warnings, one line each
+        warnings.simplefilter("always")
+        assert main(["fit", *argv, *(["--stream"] if streamed else [])]) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "no observed" in line]
+    assert len(said) == 1 and "in the training rows ('f2')" in said[0], said

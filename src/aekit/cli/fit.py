@@ -14,6 +14,7 @@ import json
 import os
 import shlex
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -234,6 +235,7 @@ def _fit_rows(
     from ..data.sources import RowSource, RowSubset
     from ..data.sparse import chunk_rows_for
     from ..estimator.autoencoder import Autoencoder
+    from ..estimator.rows import EMPTY_COLUMNS, warn_of_empty_columns
     from ..files.atomic import atomic_write
     from ..files.folderlock import saved_folder
     from ..training.progress import StopOnSignal
@@ -250,7 +252,10 @@ def _fit_rows(
     ae = Autoencoder(**{**estimator_kwargs(args), "random_state": seed, "device": ctx.device})
     stopper = StopOnSignal()
     try:
-        with stopper.installed():
+        with stopper.installed(), warnings.catch_warnings():
+            if columns is not None and isinstance(train, np.ndarray) and train.dtype.kind == "f":
+                warn_of_empty_columns(np.isnan(train).all(axis=0), list(columns), 2)
+                warnings.filterwarnings("ignore", EMPTY_COLUMNS)  # (the fit's: by index)
             ae.fit(train, callbacks=(*progress_callbacks(args), stopper), resume=args.resume)
     except KeyboardInterrupt:
         if not ctx.is_main:  # rank 0 says how to go on; every rank leaves the group alike

@@ -88,6 +88,7 @@ class RowSubset:
         self.n_features = source.n_features
         self.dtype = getattr(source, "dtype", None)
         self.path = getattr(source, "path", None)
+        self.columns = getattr(source, "columns", None)  # the same columns, fewer rows
 
     def __len__(self) -> int:
         return len(self.indices)

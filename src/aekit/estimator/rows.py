@@ -39,7 +39,7 @@ from ..data.stats import array_stats, csr_stats, never_observed, stream_stats
 from ..data.tables import fit_layout, needs_layout
 from ..errors import AekitWarning, DataTypeError
 
-__all__ = ["EMPTY_COLUMNS", "RowsMixin"]
+__all__ = ["EMPTY_COLUMNS", "RowsMixin", "warn_of_empty_columns"]
 
 
 class RowsMixin:
@@ -151,7 +151,7 @@ class RowsMixin:
                 return rows, {**csr_stats(rows), "uint8": np.asarray(False), "sparse": True}
             stats = {**array_stats(X), "uint8": np.asarray(bytes_in)}
             if reset:
-                _warn_of_empty_columns(
+                warn_of_empty_columns(
                     never_observed(stats), getattr(self, "feature_names_in_", None)
                 )
             layout = getattr(self, "table_layout_", None)  # absent from older pickles
@@ -166,7 +166,7 @@ class RowsMixin:
             self.table_layout_ = None
             forget_names(self)
             stats = stream_stats(X)
-            _warn_of_empty_columns(never_observed(stats), getattr(X, "columns", None))
+            warn_of_empty_columns(never_observed(stats), getattr(X, "columns", None))
         stats["n_rows"] = np.asarray(len(X))
         stats["uint8"] = np.asarray(getattr(X, "dtype", None) == np.uint8)
         return X, stats
@@ -175,8 +175,12 @@ class RowsMixin:
 EMPTY_COLUMNS = ".* no observed value in the training rows"  # the warning's text, to filter
 
 
-def _warn_of_empty_columns(empty: np.ndarray, names: Any) -> None:
-    """Warn of training columns with no observed value (``empty``): nothing of them is learned."""
+def warn_of_empty_columns(empty: np.ndarray, names: Any, stacklevel: int = 7) -> None:
+    """Warn of training columns with no observed value (``empty``): nothing of them is learned.
+
+    ``names`` are the columns' names (None: 0-based indices); ``stacklevel`` points the warning
+    at the caller of ``Autoencoder.fit`` by default.
+    """
     where = np.flatnonzero(empty)
     if not where.size:
         return
@@ -187,5 +191,5 @@ def _warn_of_empty_columns(empty: np.ndarray, names: Any) -> None:
         f"{where.size} column(s) have no observed value in the training rows ({shown}): "
         "the model learns nothing of them (each reconstructs as about a constant); drop them",
         AekitWarning,
-        stacklevel=7,  # the caller of Autoencoder.fit (through _training_rows' context)
+        stacklevel=stacklevel,  # 7: Autoencoder.fit's caller (through _training_rows' context)
     )
