@@ -96,6 +96,11 @@ def test_too_many_categories_and_dates_name_the_column():
     with pytest.raises(DataError, match=r"column 'user' has 60 distinct values.*max_categories=50"):
         Autoencoder(**FAST).fit(ids)
     TableLayout.fit(ids, max_categories=60)  # allowed when raised
+    # numbers written with thousands separators are text to a reader without thousands=','
+    written = ids.assign(user=[f"{1000 + 37 * i:,}" for i in range(60)])  # '1,000', '1,037'...
+    with pytest.raises(DataError, match=r"thousands separators \(such as '1,000'\)") as caught:
+        Autoencoder(**FAST).fit(written)
+    assert "thousands=','" in str(caught.value)
     dates = pd.DataFrame({"x": [1.0, 2.0], "when": pd.to_datetime(["2024-01-01", "2024-02-01"])})
     with pytest.raises(DataTypeError, match=r"column 'when' holds datetime64"):
         Autoencoder(**FAST).fit(dates)

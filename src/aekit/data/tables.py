@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -375,14 +376,23 @@ def _fit_column(name: Any, values: pd.Series, chosen: bool, max_categories: int)
             ) from None
         categories, ordered = _sorted(list(present)), False
     if len(categories) > max_categories:
+        grouped = [v for v in categories if isinstance(v, str) and _GROUPED.fullmatch(v.strip())]
         raise DataError(
             f"column {name!r} has {len(categories)} distinct values, more than "
-            f"max_categories={max_categories}: a free-text or identifier column? drop it, "
-            "or raise max_categories"
+            f"max_categories={max_categories}: "
+            + (
+                f"numbers written with thousands separators (such as {grouped[0]!r})? read "
+                "them as numbers first (pandas.read_csv(..., thousands=','))"
+                if len(grouped) * 2 > len(categories)
+                else "a free-text or identifier column? drop it, or raise max_categories"
+            )
         )
     if not categories:
         raise DataError(f"column {name!r} has no values (every entry is missing)")
     return Column(name, str(dtype), tuple(_json_scalar(name, v) for v in categories), ordered)
+
+
+_GROUPED = re.compile(r"[+-]?\d{1,3}([,.' ]\d{3})+([.,]\d+)?")  # '1,234.5', '1.234,5'
 
 
 def _sorted(values: list[Any]) -> list[Any]:
