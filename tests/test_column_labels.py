@@ -8,6 +8,7 @@ position).
 """
 
 import json
+import shutil
 import warnings
 
 import numpy as np
@@ -15,6 +16,7 @@ import pandas as pd
 import pytest
 
 from aekit import Autoencoder, AutoencoderImputer, AutoencoderOutlierDetector
+from aekit.data.names import fitted_labels
 from aekit.errors import AekitWarning, DataError, ModelFileError
 from tests.helpers import FAST
 
@@ -197,10 +199,10 @@ def test_labels_mixing_text_with_other_kinds_are_one_data_error(frame):
 
 
 @pytest.mark.parametrize("columns", [list("abcd"), LABELS])
-def test_a_resumed_fit_on_other_columns_is_refused(frame, tmp_path, columns):
+def test_a_resumed_fit_reads_the_checkpoints_columns_by_name(frame, tmp_path, columns):
     """A checkpoint keeps the columns' names or labels: a resumed fit on a DataFrame with
-    them in another order trained the checkpoint's weights on the wrong columns."""
-    from aekit.errors import ModelFileError
+    them in another order trained the checkpoint's weights on the wrong columns; now it reads
+    them by name, and refuses other names."""
     from tests.helpers import InterruptAt
 
     named = frame.set_axis(columns, axis=1)
@@ -208,10 +210,15 @@ def test_a_resumed_fit_on_other_columns_is_refused(frame, tmp_path, columns):
     with pytest.raises(KeyboardInterrupt):
         Autoencoder(**options).fit(named, callbacks=(InterruptAt(3),))
     shuffled = [columns[i] for i in (3, 1, 0, 2)]
-    with pytest.raises(ModelFileError, match="same columns in another order"):
-        Autoencoder(**options).fit(named[shuffled], resume=True)
     with pytest.raises(DataError, match="unseen at fit time"):
         other = "z" if isinstance(columns[0], str) else 99
         Autoencoder(**options).fit(named.set_axis([*columns[:3], other], axis=1), resume=True)
     resumed = Autoencoder(**options).fit(named, resume=True)
     assert resumed.n_iter_ == 3
+    # the same columns in another order are read by name, as aekit fit --resume reads a file
+    # (before, they were refused; earlier still, trained on by position)
+    first = shutil.copy(sorted(tmp_path.glob("checkpoint-*.safetensors"))[0], tmp_path / "c")
+    in_order = Autoencoder(**options).fit(named, resume=first)
+    reordered = Autoencoder(**options).fit(named[shuffled], resume=first)
+    assert list(fitted_labels(reordered)) == columns and reordered.n_iter_ == 3
+    np.testing.assert_array_equal(reordered.transform(named), in_order.transform(named))

@@ -7,6 +7,8 @@ from ``aekit report``; text was a raw TypeError.
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -287,3 +289,9 @@ def test_a_resumed_run_on_other_columns_is_refused(tmp_path, rows):
     resumed = SparseAutoencoder(**options).fit(str(tmp_path / "same.parquet"), resume=True)
     assert resumed.n_steps_ == 8 and list(resumed.feature_names_in_) == list("abcdefgh")
     SparseAutoencoder(**options).fit(rows, resume=True)  # rows without names: by position
+    # a DataFrame in memory is read by name, as Autoencoder.fit and aekit fit --resume read it
+    kept = shutil.copy(sorted((tmp_path / "run").glob("checkpoint-*"))[0], tmp_path / "c")
+    in_order = SparseAutoencoder(**options).fit(frame, resume=kept)
+    shuffled = SparseAutoencoder(**options).fit(frame[list("hgfedcba")], resume=kept)
+    assert list(shuffled.feature_names_in_) == list("abcdefgh")
+    np.testing.assert_array_equal(shuffled.components_, in_order.components_)

@@ -29,6 +29,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 
 from ..config.configs import ModelConfig, TrainConfig, fill_parameters
 from ..config.options import estimator_defaults
+from ..data.names import in_named_order
 from ..data.sources import RowSource
 from ..errors import DataError, NotFittedError
 from ..files.layouts import check_can_save
@@ -36,6 +37,7 @@ from ..files.names import adopt_names, saved_names
 from ..model.hourglass import Hourglass
 from ..model.sparse_net import encode_rows
 from ..training import Callback, History, Trainer
+from ..training.checkpoint import checkpoint_columns
 from ..training.optim import partly_stepped
 from ..training.prepare import seed_from
 from ..training.threads import ThreadChoice, choose_threads, using_threads
@@ -272,12 +274,16 @@ class Autoencoder(
             Extra training hooks (progress bars...).
         resume : bool or path, default=False
             ``True`` continues from the newest valid checkpoint in ``checkpoint_dir``; a path
-            names one checkpoint file.
+            names one checkpoint file. A DataFrame with the checkpoint's columns in another
+            order is read by name (as ``aekit fit --resume``); other columns are refused.
 
         Returns
         -------
         self : Autoencoder
         """
+        if resume:  # a DataFrame of the checkpoint's columns in another order: read by name
+            written = checkpoint_columns(self.checkpoint_dir, resume, "column_names")
+            X = in_named_order(X, written, "the checkpointed run")
         with self._training_rows(X, reset=True) as (rows, stats):
             trainer, scaling, selection = self._build(rows, stats, callbacks)
             names = saved_names(self)  # a resumed run's columns must be the checkpoint's

@@ -20,6 +20,7 @@ from ..errors import ConfigError, DataError, ModelFileError, NotFittedError
 from ..files import SAE_NAME, SAELENS_CONFIG_NAME
 from ..files.layouts import check_can_save
 from ..model.sae_dictionary import SparseDictionary
+from ..training.checkpoint import checkpoint_columns
 from ..training.prepare import resolve_device
 from .files import read_sae, read_saelens, write_sae, write_saelens
 from .loop import SAETrainer
@@ -170,7 +171,9 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
             Ignored.
         resume : bool or path, default=False
             True: continue from the newest checkpoint of ``checkpoint_dir`` (start afresh
-            when there is none); a path: from that checkpoint file.
+            when there is none); a path: from that checkpoint file. A DataFrame with the
+            checkpoint's columns in another order is read by name; a file or an iterable
+            whose columns differ from the checkpoint's, in names or order, is refused.
         stop_after : int or None, default=None
             Stop at a step boundary once this many steps are done in all (a checkpoint is
             written when ``checkpoint_dir`` is set); the schedule is the full run's.
@@ -186,6 +189,9 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
         if resume and config.checkpoint_dir is None and not isinstance(resume, (str, os.PathLike)):
             raise ConfigError("resume=True needs checkpoint_dir, the folder of the checkpoints")
         check_unique_names(X)  # (a name given twice: which column would it read?)
+        if resume:  # a DataFrame of the checkpoint's columns in another order: read by name
+            written = checkpoint_columns(config.checkpoint_dir, resume, "column_labels")
+            X = in_named_order(X, written, "the checkpointed run")
         source = activation_source(X)
         labels = source.labels  # a DataFrame's or a file's: frames are read by them later
         device = resolve_device(config.device)

@@ -44,6 +44,7 @@ __all__ = [
     "check_optimizer_state",
     "check_resumable",
     "check_state",
+    "checkpoint_columns",
     "checkpoint_path",
     "checkpoint_run",
     "clone_state",
@@ -354,6 +355,32 @@ def checkpoint_run(path: str | os.PathLike[str]) -> str | None:
     except (ModelFileError, KeyError, TypeError, AttributeError):
         return None
     return found if isinstance(found, str) else None
+
+
+def checkpoint_columns(
+    folder: str | os.PathLike[str] | None, resume: bool | str | os.PathLike[str], key: str
+) -> list[Any] | None:
+    """The data's column names (state ``key``) a resumed run's checkpoint was written for.
+
+    ``resume`` is True (the newest checkpoint in ``folder``) or a checkpoint's path; read from
+    the file's header alone (the weights stay on disk). None where there is no such file, it
+    records no names, or it does not read: the resume itself then says what is wrong.
+    """
+    if not resume:
+        return None
+    if resume is True:
+        newest = sorted(Path(folder).glob(_GLOB))[-1:] if folder is not None else []
+        if not newest:
+            return None
+        path = newest[0]
+    else:
+        path = Path(resume)
+    try:
+        meta = safetensors_header(path)[0]["__metadata__"]
+        names = dict(json.loads(meta[_CHECKPOINT_KEY])["__dict__"]).get(key)  # (_flatten's)
+    except (ModelFileError, OSError, KeyError, TypeError, ValueError, AttributeError):
+        return None
+    return names if isinstance(names, list) and names else None
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
