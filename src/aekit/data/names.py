@@ -391,10 +391,11 @@ def warn_of_fitted_order(
     if fitted is None or labels is None or len(fitted) == 0:
         return
     wanted = list(fitted)
-    kindred = all(_is_label(n, wanted[0]) for n in labels)
-    if not kindred or labels == wanted or len(set(labels)) != len(labels):
+    try:  # THE rule of what is the same columns in another order
+        reordered = named_order(labels, wanted, "the estimator") is not None
+    except AekitError:  # other labels: the input check refuses them, in its own words
         return
-    if len(labels) == len(wanted) and set(labels) == set(wanted):
+    if reordered:
         warnings.warn(
             f"X's columns are the fitted ones in another order: {what} returns its columns in "
             f"the fitted order ({_listed(wanted)}), not X's: label them in that order, not by "
