@@ -376,13 +376,18 @@ def _fit_column(name: Any, values: pd.Series, chosen: bool, max_categories: int)
             ) from None
         categories, ordered = _sorted(list(present)), False
     if len(categories) > max_categories:
-        grouped = [v for v in categories if isinstance(v, str) and _GROUPED.fullmatch(v.strip())]
+        grouped = [
+            m for v in categories if isinstance(v, str) and (m := _GROUPED.fullmatch(v.strip()))
+        ]
         raise DataError(
             f"column {name!r} has {len(categories)} distinct values, more than "
             f"max_categories={max_categories}: "
             + (
-                f"numbers written with thousands separators (such as {grouped[0]!r})? read "
-                "them as numbers first (pandas.read_csv(..., thousands=','))"
+                f"numbers written with thousands separators (such as {grouped[0][0]!r})? "
+                f"read them as numbers first (pandas.read_csv(..., "
+                f"thousands={grouped[0][1][0]!r}"
+                + (", decimal=','" if (grouped[0][2] or "").startswith(",") else "")
+                + "))"
                 if len(grouped) * 2 > len(categories)
                 else "a free-text or identifier column? drop it, or raise max_categories"
             )
