@@ -7,11 +7,13 @@
 The imputer's and the outlier detector's members train as one stacked network
 (:func:`aekit.estimator.ensemble.fit_members`). On one table, this times, in one run:
 
-- ``AutoencoderImputer`` with its defaults and 1 member, 5 members in one pass, and 5
-  members fitted one after another (the code path before the one-pass fit, kept as
-  ``fit_members(..., together=False)``); the rows have 20 % of their entries missing
-  (MCAR), and the imputation RMSE on them (standardized units) shows the two 5-member fits
-  agree;
+- ``AutoencoderImputer`` with its defaults (its own autoencoder, validated blend and all:
+  what a user fits; with ``--epochs``, :func:`~aekit.impute.defaults.imputer_autoencoder`'s
+  members of that many epochs, without the blend, whose layers are 256 units wide) and 1
+  member, 5 members in one pass, and 5 members fitted one after another (the code path
+  before the one-pass fit, kept as ``fit_members(..., together=False)``); the rows have
+  20 % of their entries missing (MCAR), and the imputation RMSE on them (standardized
+  units) shows the two 5-member fits agree;
 - ``AutoencoderOutlierDetector`` with its default autoencoder and 1, 2 and 5 members in one
   pass, and 5 one after another, on the complete rows.
 
@@ -19,9 +21,9 @@ Each row's "× one member" divides its seconds by the 1-member fit's seconds of 
 estimator (the issue's target: a 5-member ensemble ≤ 1.5 × one member); the same for the
 process's CPU seconds (all threads), steadier than wall-clock on a busy machine. Each fit
 chooses its thread count (``threads="auto"``; the one-pass fit once for all members) unless
-``--threads`` fixes it; the table shows the counts used. An ensemble runs as
-many epochs as its longest-training member (early stopping is per member), so the table
-also shows each fit's largest epoch count.
+``--threads`` fixes it (``torch.set_num_threads``, as a user would); the table shows the
+counts used. An ensemble runs as many epochs as its longest-training member (early
+stopping is per member), so the table also shows each fit's largest epoch count.
 
 The table is synthetic unless ``--table`` names a ``.npy`` or ``.csv`` file of numbers:
 1,800 rows × 21 columns, five latent factors mixed linearly plus noise (the imputation
@@ -41,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from aekit import AutoencoderImputer, AutoencoderOutlierDetector
 from aekit.anomaly import detector as detector_module
@@ -100,10 +103,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     threads = args.threads if args.threads == "auto" else int(args.threads)
     rows: list[dict[str, Any]] = []
 
+    if threads != "auto":  # an explicit count, as a user sets it (the imputer's own members)
+        torch.set_num_threads(threads)
+
     def imputer(k: int) -> AutoencoderImputer:
         from aekit.impute.defaults import imputer_autoencoder
 
-        base = imputer_autoencoder(X).set_params(threads=threads, **extra)
+        if not extra:  # the default imputer, its validated blend and all: what users fit
+            return AutoencoderImputer(n_estimators=k, random_state=args.seed)
+        base = imputer_autoencoder(X).set_params(threads=threads, **extra)  # 256-unit members
         return AutoencoderImputer(base, n_estimators=k, random_state=args.seed)
 
     def detector(k: int) -> AutoencoderOutlierDetector:
@@ -135,7 +143,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     # untimed warm-up: first calls (imports, vmap, kernels) cost seconds, once per process
     for make, rows_in in ((imputer, X), (detector, full.astype(np.float32))):
         warm = make(2)
-        warm.estimator.set_params(epochs=1)
+        if warm.estimator is not None:
+            warm.estimator.set_params(epochs=1)
         warm.fit(rows_in[:300])
     one = timed(lambda: imputer(1), X)
     add("imputer", 1, "alone", one, one, rmse=rmse(one[0]))

@@ -18,7 +18,7 @@ from aekit import Autoencoder, AutoencoderImputer, AutoencoderOutlierDetector, M
 from aekit.estimator import ensemble as estimator_ensemble
 from aekit.estimator.ensemble import fit_members
 from aekit.model.hourglass import Hourglass, Output
-from aekit.model.stacked import MemberLinear, StackedHourglass, stack_refusal
+from aekit.model.stacked import MemberBatchNorm1d, MemberLinear, StackedHourglass, stack_refusal
 from aekit.training.objective import loss_sum
 from aekit.training.prepare import member_seeds
 
@@ -67,7 +67,8 @@ def _assert_same_fit(
         ({}, True),
         ({"missing": True}, True),
         ({"missing": True, "categorical_blocks": ((6, 9),)}, False),
-        ({"batch_norm": True, "output": "sigmoid", "linear_path": True}, False),
+        ({"batch_norm": True, "output": "sigmoid", "linear_path": True}, True),
+        ({"batch_norm": True, "missing": True, "categorical_blocks": ((6, 9),)}, False),
         ({"image_shape": (1, 4, 4), "hidden": (3,), "input_dim": 16}, False),
     ],
 )
@@ -95,6 +96,51 @@ def test_native_stack_runs_member_linear_layers_and_leaves_members_plain():
     assert all(
         type(m) is torch.nn.Linear for m in members[0].modules() if isinstance(m, torch.nn.Linear)
     )
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_member_batch_norm_trains_as_each_members_batch_norm(momentum):
+    # training mode: each member's rows normalised by their own statistics, and each
+    # member's running statistics (and batch count) moved as its own BatchNorm1d moves them
+    config = ModelConfig(input_dim=6, code_dim=2, hidden=(5,), batch_norm=True, missing=True)
+
+    def built() -> list[Hourglass]:
+        nets = [Hourglass(config, torch.Generator().manual_seed(s)) for s in range(3)]
+        for norm in (m for net in nets for m in net.modules()):
+            if isinstance(norm, torch.nn.BatchNorm1d):
+                norm.momentum = momentum
+        return nets
+
+    members, twins = built(), built()
+    stack = StackedHourglass(members).train(True)
+    assert any(type(m) is MemberBatchNorm1d for m in stack.net.modules())
+    g = torch.Generator().manual_seed(4)
+    for _ in range(3):
+        x = torch.randn(3, 9, 6, generator=g) * torch.tensor([1.0, 3.0, 0.5]).view(3, 1, 1)
+        x[1, :2, 4] = float("nan")
+        recon = stack.forward(x).recon
+        for i, twin in enumerate(twins):
+            torch.testing.assert_close(recon[i], twin.train()(x[i]).recon, rtol=RTOL, atol=1e-6)
+    stack.write_back()
+    for member, twin in zip(members, twins, strict=True):
+        ours, theirs = member.state_dict(), twin.state_dict()
+        moved = [k for k in ours if "running" in k or "num_batches" in k]
+        assert moved
+        for name in moved:
+            torch.testing.assert_close(ours[name], theirs[name], rtol=RTOL, atol=1e-6, msg=name)
+
+
+def test_members_view_their_slices_until_write_back():
+    config = ModelConfig(input_dim=5, code_dim=2, hidden=(4,), batch_norm=True)
+    members = [Hourglass(config, torch.Generator().manual_seed(s)) for s in range(2)]
+    stack = StackedHourglass(members)
+    with torch.no_grad():
+        stack.net.encoder[0].weight.add_(1.0)  # as an optimiser step does
+    assert torch.equal(members[1].encoder[0].weight, stack.net.encoder[0].weight[1])
+    stack.write_back()
+    with torch.no_grad():
+        stack.net.encoder[0].weight.add_(1.0)
+    assert torch.equal(members[1].encoder[0].weight + 1.0, stack.net.encoder[0].weight[1])
 
 
 @pytest.mark.parametrize("loss", ["mse", "bce"])

@@ -186,6 +186,25 @@ def test_a_run_probed_under_a_passing_load_takes_more_threads_when_it_has_passed
     assert history.threads == 4 and torch.get_num_threads() == 4  # put back: torch's own 4
 
 
+def test_members_in_one_pass_probe_again_once_an_epoch_and_record_one_count(four_cpus, monkeypatch):
+    from aekit.estimator.ensemble import fit_members
+
+    timings = iter([{1: 1.0, 2: 1.0, 4: 1.0}] + [{1: 1.0, 2: 0.5, 4: 0.4}] * 9)
+    probes = []
+    monkeypatch.setattr(threads, "probe_seconds", lambda *a, **k: probes.append(1) or next(timings))
+    monkeypatch.setattr(rethreads, "REPROBE_SECONDS", 0.0)
+    monkeypatch.setattr(rethreads, "SLOW", math.inf)
+    members = [
+        Autoencoder(code_dim=2, hidden=[6], epochs=3, patience=None, random_state=s)
+        for s in range(3)
+    ]
+    fitted = fit_members(members, rows().numpy())
+    # one probe before the first step, one after the first epoch (then at the budget): not
+    # one a member, each of which would have switched the count on its own
+    assert len(probes) == 2
+    assert [m.history_.threads for m in fitted] == [4, 4, 4]
+
+
 def test_an_explicit_count_is_never_probed_again(four_cpus, monkeypatch):
     monkeypatch.setattr(threads, "probe_seconds", lambda *a, **k: pytest.fail("probed"))
     monkeypatch.setattr(rethreads, "REPROBE_SECONDS", 0.0)

@@ -12,7 +12,10 @@ A member that stops (early stopping, ``max_time``) is frozen: its weights stay t
 last epoch (its callbacks then load its best ones), and the stack drops its slice, so the
 remaining members train as a smaller stack. The results equal a sequential fit's up to the
 rounding of batched matrix products (``tests/test_ensembles.py`` compares them member by
-member). Two figures are the stack's rather than the member's: an epoch's ``seconds`` (and
+member). The stack runs at one thread count, the first member's (chosen once, and probed
+again between epochs by the first member still training alone: each member probing on its
+own cost one probe a member and let them disagree), and every member's history records it.
+Two figures are the stack's rather than the member's: an epoch's ``seconds`` (and
 ``samples_per_s``) are the joint epoch's, and ``max_time`` counts the joint run's seconds, so
 where it binds a member trains fewer epochs than alone.
 
@@ -27,6 +30,7 @@ import functools
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -112,6 +116,8 @@ def fit_together(trainers: Sequence[Trainer], data: torch.Tensor) -> list[Histor
             for t in trainers:
                 t._notify("on_interrupt")
             raise
+        finally:
+            stack.write_back()  # each member its own weights, none held by the stack
         for t in trainers:
             t._finish()
     return [t.history for t in trainers]
@@ -149,11 +155,18 @@ def _fit_epoch(
             t.position["batch"] = batch + 1
             for cb in t.callbacks:
                 cb.on_batch_end(t, batch=batch + 1, n_batches=n_batches)
-    seconds = time.perf_counter() - tick
-    stack.write_back()  # validation and early stopping read the members' modules
-    for t in members:
+    seconds = time.perf_counter() - tick  # the members' modules view the stack: no copy
+    probed = [t.thread_choice for t in members if t.thread_choice and t.thread_choice.seconds]
+    choice = probed[0] if probed else members[0].thread_choice  # one count for the stack:
+    for t in members:  # the first member probes again where its epoch asks, no other one
+        if choice is not None:
+            t.thread_choice = choice if t is members[0] else replace(choice, seconds={})
         record = t._epoch_record(t.train_idx, 0, seconds, source.n_features)
         t._end_epoch(source, record, [None, None])
+    choice = members[0].thread_choice
+    for t in members[1:]:  # ... and every member records the count the stack ran at
+        if choice is not None:
+            t.thread_choice, t.history.threads = replace(choice, seconds={}), choice.count
 
 
 def _member_loss(
