@@ -15,7 +15,7 @@ from aekit import (
     NotFittedError,
 )
 from aekit.anomaly import is_detector, load_detector
-from aekit.anomaly.detector import detector_code_dim, threshold_for
+from aekit.anomaly.detector import detector_batch_size, detector_code_dim, threshold_for
 from tests.helpers import FAST
 
 
@@ -135,6 +135,26 @@ def wine_split():
 def test_default_code_size_grows_with_the_features():
     sizes = {d: detector_code_dim(d) for d in (1, 13, 30, 64, 784, 10_000)}
     assert sizes == {1: 1, 13: 1, 30: 3, 64: 8, 784: 16, 10_000: 16}
+
+
+def test_default_batch_grows_on_long_tables(monkeypatch):
+    # 256 where epochs="auto" keeps its 100 epochs: 20 batches of 256 after the validation
+    # rows (10 %, at least 50): from 5,406 rows on
+    sizes = {n: detector_batch_size(n) for n in (10, 2048, 5405, 5406, 30_000)}
+    assert sizes == {10: 64, 2048: 64, 5405: 64, 5406: 256, 30_000: 256}
+    fitted = []  # what fit hands the members: the rule at the training rows' count
+    monkeypatch.setattr(
+        "aekit.anomaly.detector.fit_members", lambda members, X: fitted.extend(members) or 1 / 0
+    )
+    for n, batch in ((300, 64), (6000, 256)):
+        with pytest.raises(ZeroDivisionError):
+            AutoencoderOutlierDetector(n_estimators=2).fit(np.zeros((n, 3)))
+        assert [m.batch_size for m in fitted] == [batch, batch]
+        fitted.clear()
+    given = Autoencoder(code_dim=1, batch_size=32)  # a given autoencoder keeps its own
+    with pytest.raises(ZeroDivisionError):
+        AutoencoderOutlierDetector(given).fit(np.zeros((3000, 3)))
+    assert [m.batch_size for m in fitted] == [32]
 
 
 def test_defaults_weigh_every_column_fairly_on_wine(wine_split):

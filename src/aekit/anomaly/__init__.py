@@ -19,10 +19,16 @@ from ..files.layouts import DETECTOR_NAME, is_detector
 from .threshold import threshold_for
 
 if TYPE_CHECKING:
-    from .detector import AutoencoderOutlierDetector, detector_code_dim, detector_density_term
+    from .detector import (
+        AutoencoderOutlierDetector,
+        detector_batch_size,
+        detector_code_dim,
+        detector_density_term,
+    )
 
 _LAZY = {
     "AutoencoderOutlierDetector": ".detector",
+    "detector_batch_size": ".detector",
     "detector_code_dim": ".detector",
     "detector_density_term": ".detector",
 }
@@ -30,6 +36,7 @@ _LAZY = {
 __all__ = [
     "DETECTOR_NAME",
     "AutoencoderOutlierDetector",
+    "detector_batch_size",
     "detector_code_dim",
     "detector_density_term",
     "is_detector",

@@ -26,6 +26,8 @@ from ..model.pca_start import (
 from ..training.trainer import batches_per_epoch, derive_seeds
 
 __all__ = [
+    "AUTO_EPOCHS",
+    "AUTO_MIN_STEPS",
     "MIN_ROWS",
     "auto_epochs",
     "auto_hidden",
@@ -52,10 +54,10 @@ def auto_hidden(n_features: int, code_dim: int) -> tuple[int, ...]:
     return (first, second)
 
 
-_AUTO_EPOCHS = 100  # epochs="auto" on data with enough rows: tuned on MNIST (113 steps an epoch)
+AUTO_EPOCHS = 100  # epochs="auto" on data with enough rows: tuned on MNIST (113 steps an epoch)
 
 
-_MIN_STEPS = 2_000  # epochs="auto" on small data: at least this many optimiser steps
+AUTO_MIN_STEPS = 2_000  # epochs="auto" on small data: at least this many optimiser steps
 
 
 def auto_epochs(n_rows: int, batch_size: int, val_fraction: float, min_val_rows: int = 0) -> int:
@@ -70,7 +72,7 @@ def auto_epochs(n_rows: int, batch_size: int, val_fraction: float, min_val_rows:
     (1,280 training rows at the default batch of 64) this is 100.
     """
     steps = batches_per_epoch(n_rows, batch_size, val_fraction, min_val_rows)
-    return max(_AUTO_EPOCHS, math.ceil(_MIN_STEPS / steps))
+    return max(AUTO_EPOCHS, math.ceil(AUTO_MIN_STEPS / steps))
 
 
 AUTO_CHANNELS = (32, 64)  # hidden="auto" with image_shape: two stride-2 convolutions
