@@ -116,3 +116,23 @@ def test_covers_needs_every_method_on_every_table(adbench):
     tables["b"]["n"] = _entry(3.0)
     assert adbench.covers(full, ["a", "b"])
     assert not adbench.covers(full, ["a", "b", "c"])
+
+
+def test_a_named_batch_runs_the_default_detector_in_batches_of_that_size(adbench, monkeypatch):
+    batches = []
+    real = adbench.AutoencoderOutlierDetector
+
+    def spy(estimator=None, **kwargs):
+        batches.append(None if estimator is None else estimator.batch_size)
+        return real(estimator, **kwargs)
+
+    monkeypatch.setattr(adbench, "AutoencoderOutlierDetector", spy)
+    found = adbench.methods(["aekit detector", "aekit detector batch=32"])
+    assert list(found) == ["aekit detector", "aekit detector batch=32"]
+    X = np.random.default_rng(0).normal(size=(60, 4))
+    for method in found.values():
+        assert method(X, 0)(X).shape == (60,)
+    assert batches == [None, 32]  # the default's own rule, then the named batch
+    assert "aekit detector batch=32" not in adbench.methods(None)  # never run unless named
+    with pytest.raises(SystemExit, match="unknown method"):
+        adbench.methods(["aekit detector batch=x"])
