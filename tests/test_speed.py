@@ -205,6 +205,39 @@ def test_members_in_one_pass_probe_again_once_an_epoch_and_record_one_count(four
     assert [m.history_.threads for m in fitted] == [4, 4, 4]
 
 
+@pytest.mark.parametrize("stops", [(1, 4, 4), (4, 4, 1)])
+def test_members_in_one_pass_go_on_probing_when_the_prober_stops(four_cpus, monkeypatch, stops):
+    # the first member stops after epoch 1: the others still probe again (they took 4
+    # threads as alone); a member that stops records the count it ran at, not the next one
+    from aekit.training.ensemble import fit_together
+
+    timings = iter([{1: 1.0, 2: 1.0, 4: 1.0}] + [{1: 1.0, 2: 0.5, 4: 0.4}] * 9)
+    monkeypatch.setattr(threads, "probe_seconds", lambda *a, **k: next(timings))
+    monkeypatch.setattr(rethreads, "REPROBE_SECONDS", 0.0)
+    monkeypatch.setattr(rethreads, "SLOW", math.inf)
+
+    class StopAt(Callback):
+        def __init__(self, epoch: int) -> None:
+            self.epoch = epoch
+
+        def on_epoch_end(self, trainer, *, record, **kwargs):
+            if record["epoch"] >= self.epoch:
+                trainer.request_stop("early_stopping")
+
+    config = ModelConfig(input_dim=8, code_dim=2, hidden=(5,))
+    fits = [
+        Trainer(
+            Hourglass(config, torch.Generator().manual_seed(s)),
+            TrainConfig(epochs=4, patience=None, random_state=s, threads="auto"),
+            [StopAt(stop)],
+        )
+        for s, stop in enumerate(stops)
+    ]
+    histories = fit_together(fits, rows())
+    assert [len(h) for h in histories] == list(stops)
+    assert [h.threads for h in histories] == [1 if stop == 1 else 4 for stop in stops]
+
+
 def test_an_explicit_count_is_never_probed_again(four_cpus, monkeypatch):
     monkeypatch.setattr(threads, "probe_seconds", lambda *a, **k: pytest.fail("probed"))
     monkeypatch.setattr(rethreads, "REPROBE_SECONDS", 0.0)

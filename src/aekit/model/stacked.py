@@ -132,6 +132,12 @@ class MemberBatchNorm1d(nn.BatchNorm1d):
         return out.view(rows, n, width).transpose(0, 1)
 
 
+def _own_tensors(module: nn.Module) -> None:
+    """Give ``module``'s parameters and buffers their own copies of the values they view."""
+    for tensor in (*module.parameters(), *module.buffers()):
+        tensor.data = tensor.data.clone()
+
+
 def _set_tensor(module: nn.Module, name: str, value: torch.Tensor, parameter: bool) -> None:
     """Put ``value`` in place of the parameter or buffer ``name`` (a dotted path)."""
     owner_name, _, attr = name.rpartition(".")
@@ -251,11 +257,10 @@ class StackedHourglass:
         """Give each member its own copy of its weights and buffers, unlinked from the stack.
 
         Until then a member's tensors are views of its slice (:meth:`_link`); a member whose
-        slice :meth:`keep` dropped views the values it ended with.
+        slice :meth:`keep` dropped has its own copy already.
         """
         for member in self.members:
-            for tensor in (*member.parameters(), *member.buffers()):
-                tensor.data = tensor.data.clone()
+            _own_tensors(member)
 
     @torch.no_grad()
     def keep(self, slots: Sequence[int]) -> dict[nn.Parameter, nn.Parameter]:
@@ -275,6 +280,9 @@ class StackedHourglass:
         for name, old in list(self.net.named_buffers()):
             if old is not None:
                 _set_tensor(self.net, name, old.index_select(0, index.to(old.device)), False)
+        for slot, member in enumerate(self.positions):  # done: their own copies, so that
+            if slot not in slots:  # no old stacked tensor is kept alive by their views
+                _own_tensors(self.members[member])
         self.positions = [self.positions[s] for s in slots]
-        self._link()  # the kept members follow their new slices; the others keep their last
+        self._link()  # the kept members follow their new slices
         return moved

@@ -43,7 +43,7 @@ from .history import History
 from .objective import Objective, autocast
 from .optim import make_optimizer
 from .prepare import to_device
-from .threads import run_threads, using_threads
+from .threads import ThreadChoice, run_threads, using_threads
 from .trainer import Trainer
 
 __all__ = ["fit_together", "stack_refusal"]
@@ -108,9 +108,10 @@ def fit_together(trainers: Sequence[Trainer], data: torch.Tensor) -> list[Histor
             t._begin(source)
         stack = StackedHourglass([t.module for t in trainers])
         optimizer = make_optimizer(stack.net, lead.config)
+        choice = lead.thread_choice  # the stack's count, with its probe's timings
         try:
             while len(stack):
-                _fit_epoch(trainers, stack, optimizer, sources[0])
+                choice = _fit_epoch(trainers, stack, optimizer, sources[0], choice)
                 optimizer = _drop_finished(trainers, stack, optimizer)
         except KeyboardInterrupt:
             for t in trainers:
@@ -132,8 +133,14 @@ def _fit_epoch(
     stack: StackedHourglass,
     optimizer: torch.optim.Optimizer,
     source: RowSource,
-) -> None:
-    """One epoch of every member still training: joint steps, then each member's own end."""
+    choice: ThreadChoice | None,
+) -> ThreadChoice | None:
+    """One epoch of every member still training: joint steps, then each member's own end.
+
+    ``choice`` is the stack's thread count: the first member still training holds it (and
+    probes again where its epoch asks), the others a copy without the probe's timings, so
+    one probe at most an epoch decides for all. Returns the count for the next epoch.
+    """
     members = [trainers[i] for i in stack.positions]
     orders = []
     for t in members:
@@ -156,17 +163,19 @@ def _fit_epoch(
             for cb in t.callbacks:
                 cb.on_batch_end(t, batch=batch + 1, n_batches=n_batches)
     seconds = time.perf_counter() - tick  # the members' modules view the stack: no copy
-    probed = [t.thread_choice for t in members if t.thread_choice and t.thread_choice.seconds]
-    choice = probed[0] if probed else members[0].thread_choice  # one count for the stack:
-    for t in members:  # the first member probes again where its epoch asks, no other one
+    prober = members[0]
+    for t in members:
         if choice is not None:
-            t.thread_choice = choice if t is members[0] else replace(choice, seconds={})
+            t.thread_choice = choice if t is prober else replace(choice, seconds={})
         record = t._epoch_record(t.train_idx, 0, seconds, source.n_features)
         t._end_epoch(source, record, [None, None])
-    choice = members[0].thread_choice
-    for t in members[1:]:  # ... and every member records the count the stack ran at
-        if choice is not None:
+    if choice is None:
+        return None
+    choice = prober.thread_choice or choice  # probed again, or as it was
+    for t in members[1:]:  # those that go on record the count they train at next
+        if not _finished(t):
             t.thread_choice, t.history.threads = replace(choice, seconds={}), choice.count
+    return choice
 
 
 def _member_loss(
