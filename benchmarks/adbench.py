@@ -65,7 +65,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from threadpoolctl import threadpool_limits
 
 from aekit import Autoencoder, AutoencoderOutlierDetector
-from aekit.anomaly import detector_code_dim
+from aekit.anomaly import detector_autoencoder
 
 from _common import environment, write_json
 from _contextual import MAX_NORMAL_ROWS as CONTEXTUAL_MAX_ROWS
@@ -128,8 +128,7 @@ def detector_in_batches(batch_size: int) -> Method:
     """The default detector but for its autoencoder's batch (``"aekit detector batch=N"``)."""
 
     def fit(X: np.ndarray, seed: int) -> Scorer:
-        code = detector_code_dim(X.shape[1])
-        base = Autoencoder(code_dim=code, loss="mse", init="pca", batch_size=batch_size)
+        base = detector_autoencoder(*X.shape).set_params(batch_size=batch_size)
         return AutoencoderOutlierDetector(base, random_state=seed).fit(X).anomaly_score
 
     return fit

@@ -115,11 +115,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return AutoencoderImputer(base, n_estimators=k, random_state=args.seed)
 
     def detector(k: int) -> AutoencoderOutlierDetector:
-        from aekit import Autoencoder
-        from aekit.anomaly.detector import detector_code_dim
+        from aekit.anomaly import detector_autoencoder
 
-        base = Autoencoder(code_dim=detector_code_dim(full.shape[1]), loss="mse")
-        base.set_params(threads=threads, **extra)
+        base = detector_autoencoder(*full.shape).set_params(threads=threads, **extra)
         return AutoencoderOutlierDetector(base, n_estimators=k, random_state=args.seed)
 
     def add(name: str, k: int, how: str, run: tuple[Any, float, float], one: tuple, **more: Any):

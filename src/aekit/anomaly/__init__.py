@@ -21,6 +21,7 @@ from .threshold import threshold_for
 if TYPE_CHECKING:
     from .detector import (
         AutoencoderOutlierDetector,
+        detector_autoencoder,
         detector_batch_size,
         detector_code_dim,
         detector_density_term,
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "AutoencoderOutlierDetector": ".detector",
+    "detector_autoencoder": ".detector",
     "detector_batch_size": ".detector",
     "detector_code_dim": ".detector",
     "detector_density_term": ".detector",
@@ -36,6 +38,7 @@ _LAZY = {
 __all__ = [
     "DETECTOR_NAME",
     "AutoencoderOutlierDetector",
+    "detector_autoencoder",
     "detector_batch_size",
     "detector_code_dim",
     "detector_density_term",

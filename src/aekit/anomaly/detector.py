@@ -41,6 +41,7 @@ from .threshold import threshold_for
 
 __all__ = [
     "AutoencoderOutlierDetector",
+    "detector_autoencoder",
     "detector_batch_size",
     "detector_code_dim",
     "detector_density_term",
@@ -50,7 +51,6 @@ __all__ = [
 _MAX_CODE = 16  # the default autoencoder's code: one unit per 8 features, 1 to 16 units
 _NARROW = 8  # the density term's rule: tables of at most this many (encoded) columns
 _LONG_BATCH = 256  # the batch rule's long-table batch (detector_batch_size)
-_VAL = (0.1, 50)  # Autoencoder's val_fraction and min_val_rows defaults, for that rule
 _DTYPES = [np.float64, np.float32, np.uint8]  # 8-bit rows stay 8-bit: images (global_minmax)
 
 
@@ -89,10 +89,17 @@ def detector_batch_size(n_rows: int) -> int:
     ``benchmarks/adbench.py``'s one-class protocol (seed 0, mean AUROC 88.84 → 88.82), cost
     the unsupervised protocol 0.6 to 0.7 points at two seeds (musk 74 → 57, its anomalies
     learned), where this rule moved it by 0.2 either way; one-class, 5 seeds, 86.03 → 86.07,
-    and the fits of the long tables 2 to 5 times faster (see ``docs/benchmarks.rst``).
+    and the fits of the long tables 1.7 to 5.7 times faster (see ``docs/benchmarks.rst``).
     """
-    long = batches_per_epoch(n_rows, _LONG_BATCH, *_VAL) >= AUTO_MIN_STEPS // AUTO_EPOCHS
-    return _LONG_BATCH if long else 64
+    held = Autoencoder()  # the validation rows it holds out: the estimator's own defaults
+    steps = batches_per_epoch(n_rows, _LONG_BATCH, held.val_fraction, held.min_val_rows)
+    return _LONG_BATCH if steps >= AUTO_MIN_STEPS // AUTO_EPOCHS else 64
+
+
+def detector_autoencoder(n_rows: int, n_features: int) -> Autoencoder:
+    """The autoencoder ``estimator=None`` trains on ``n_rows`` × ``n_features`` rows."""
+    code, batch = detector_code_dim(n_features), detector_batch_size(n_rows)
+    return Autoencoder(code_dim=code, loss="mse", init="pca", batch_size=batch)
 
 
 def detector_density_term(n_features: int) -> bool:
@@ -134,11 +141,10 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
     Parameters
     ----------
     estimator : Autoencoder or None, default=None
-        The autoencoder to train (cloned in ``fit``). None: ``Autoencoder(code_dim=
-        detector_code_dim(n_features), loss="mse", init="pca", batch_size=
-        detector_batch_size(n_rows))``, a code of one unit per 8 features (1 to 16) trained on
-        the squared error the score measures, one fit from PCA's solution a member (no search
-        of starts), in batches of 64 rows (256 from about 5,400 training rows on).
+        The autoencoder to train (cloned in ``fit``). None: :func:`detector_autoencoder`, a
+        code of one unit per 8 features (1 to 16) trained on the squared error the score
+        measures, one fit from PCA's solution a member (no search of starts), in batches of 64
+        rows (256 from about 5,400 training rows on).
     n_estimators : int, default=1
         Autoencoders trained with different seeds, their scores averaged. On the development
         split of ``benchmarks/anomaly.py`` two gained at most 0.001 AUROC for twice the fit
@@ -319,12 +325,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         """``n_estimators`` clones of the base autoencoder, each with its own seed."""
         if self.estimator is None:
             # one fit a member: the ensemble, not a search of starts, is the detector's remedy
-            base = Autoencoder(
-                code_dim=detector_code_dim(n_features),
-                loss="mse",
-                init="pca",
-                batch_size=detector_batch_size(n_rows),
-            )
+            base = detector_autoencoder(n_rows, n_features)
         else:
             base = self.estimator
         own = base.get_params().get("random_state")
