@@ -190,8 +190,10 @@ def test_members_in_one_pass_probe_again_once_an_epoch_and_record_one_count(four
     from aekit.estimator.ensemble import fit_members
 
     timings = iter([{1: 1.0, 2: 1.0, 4: 1.0}] + [{1: 1.0, 2: 0.5, 4: 0.4}] * 9)
-    probes = []
-    monkeypatch.setattr(threads, "probe_seconds", lambda *a, **k: probes.append(1) or next(timings))
+    probes = []  # the models each probe stepped at once
+    monkeypatch.setattr(
+        threads, "probe_seconds", lambda *a, **k: probes.append(k["members"]) or next(timings)
+    )
     monkeypatch.setattr(rethreads, "REPROBE_SECONDS", 0.0)
     monkeypatch.setattr(rethreads, "SLOW", math.inf)
     members = [
@@ -200,8 +202,9 @@ def test_members_in_one_pass_probe_again_once_an_epoch_and_record_one_count(four
     ]
     fitted = fit_members(members, rows().numpy())
     # one probe before the first step, one after the first epoch (then at the budget): not
-    # one a member, each of which would have switched the count on its own
-    assert len(probes) == 2
+    # one a member, each of which would have switched the count on its own; both time the
+    # three members' stack, not one member's model
+    assert probes == [3, 3]
     assert [m.history_.threads for m in fitted] == [4, 4, 4]
 
 
@@ -212,7 +215,10 @@ def test_members_in_one_pass_go_on_probing_when_the_prober_stops(four_cpus, monk
     from aekit.training.ensemble import fit_together
 
     timings = iter([{1: 1.0, 2: 1.0, 4: 1.0}] + [{1: 1.0, 2: 0.5, 4: 0.4}] * 9)
-    monkeypatch.setattr(threads, "probe_seconds", lambda *a, **k: next(timings))
+    probes = []  # the models each probe stepped at once: the stack of the epoch before
+    monkeypatch.setattr(
+        threads, "probe_seconds", lambda *a, **k: probes.append(k["members"]) or next(timings)
+    )
     monkeypatch.setattr(rethreads, "REPROBE_SECONDS", 0.0)
     monkeypatch.setattr(rethreads, "SLOW", math.inf)
 
@@ -236,6 +242,31 @@ def test_members_in_one_pass_go_on_probing_when_the_prober_stops(four_cpus, monk
     histories = fit_together(fits, rows())
     assert [len(h) for h in histories] == list(stops)
     assert [h.threads for h in histories] == [1 if stop == 1 else 4 for stop in stops]
+    # before the first step, then after the first epoch that the prober goes on from (the
+    # first member's last is the first: the others take over at the next, two of them)
+    assert probes == ([3, 2] if stops[0] == 1 else [3, 3])
+
+
+def test_the_probe_of_members_in_one_pass_steps_their_stack(monkeypatch):
+    from aekit.model import stacked
+
+    built = []
+
+    class Recorded(stacked.StackedHourglass):
+        def __init__(self, members):
+            built.append(len(members))
+            super().__init__(members)
+
+    monkeypatch.setattr(threads, "StackedHourglass", Recorded)
+    batch = rows(40)
+    config = ModelConfig(input_dim=8, code_dim=2, hidden=(6,), batch_norm=True)
+    for members in (1, 3):
+        seconds = threads.probe_seconds(config, TrainConfig(), batch, [2, 1], members=members)
+        assert set(seconds) == {1, 2} and all(s > 0 for s in seconds.values())
+    # dropout keeps members from one stack: the probe steps one model, as they will train
+    dropped = dataclasses.replace(config, dropout=0.1)
+    threads.probe_seconds(dropped, TrainConfig(), batch, [2, 1], members=3, budget=0.0)
+    assert built == [3]
 
 
 def test_an_explicit_count_is_never_probed_again(four_cpus, monkeypatch):

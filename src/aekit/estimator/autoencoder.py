@@ -358,13 +358,14 @@ class Autoencoder(
         threads: ThreadChoice | None = None,
         *,
         select: bool = True,
+        members: int = 1,
     ) -> tuple[Trainer, str, Selection | None]:
         """A fresh model and its trainer, the scaling used, and how the start was chosen.
 
         The scaling is set from ``stats``; the choice is that of ``init="auto"`` (None for
         another ``init``). The thread count is chosen first (unless given: an ensemble's
-        members share one), so that the PCA start (and the search of
-        :func:`~aekit.estimator.select.select_start`) runs at the training's.
+        members share one, probed for ``members`` trained at once), so that the PCA start (and
+        the search of :func:`~aekit.estimator.select.select_start`) runs at the training's.
         ``partial_fit`` (``select=False``) starts from PCA's solution for ``init="auto"``.
         """
         if self.verbose and not logger.handlers:
@@ -378,7 +379,7 @@ class Autoencoder(
         resolved = resolve_configs(params, stats)
         tick = time.perf_counter()
         if threads is None:
-            threads = choose_threads(resolved[1], resolved[0], rows)
+            threads = choose_threads(resolved[1], resolved[0], rows, members=members)
         chosen = time.perf_counter()
         selection = None
         with using_threads(threads.count):

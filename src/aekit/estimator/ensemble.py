@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from ..training.ensemble import fit_together, stack_refusal
@@ -68,11 +69,13 @@ def fit_members(members: Sequence[Autoencoder], X: Any, *, together: bool = True
     if not _alike(members):
         return [m.fit(X) for m in members]
     with contextlib.ExitStack() as opened:
-        built, threads = [], None
+        built, threads, stacked = [], None, len(members) if together else 1
         for member in members:
             rows, stats = opened.enter_context(member._training_rows(X, reset=True))
-            trainer, scaling, _ = member._build(rows, stats, (), threads, select=False)
-            threads = trainer.thread_choice  # chosen (or probed) once for every member
+            trainer, scaling, _ = member._build(
+                rows, stats, (), threads, select=False, members=stacked
+            )
+            threads = trainer.thread_choice  # chosen (or probed) once, for the stack
             built.append((rows, trainer, scaling))
         trainers = [trainer for _, trainer, _ in built]
         if not together:
@@ -86,5 +89,7 @@ def fit_members(members: Sequence[Autoencoder], X: Any, *, together: bool = True
         else:
             logger.debug("ensemble members fitted one after another: %s", reason)
             for rows, trainer, _ in built:
+                if trainer.thread_choice is not None:  # probed again (if so) as one model
+                    trainer.thread_choice = replace(trainer.thread_choice, members=1)
                 trainer.fit(rows)
     return [m._keep_fit(t, scaling) for m, (_, t, scaling) in zip(members, built, strict=True)]

@@ -38,6 +38,7 @@ is read once, when torch loads OpenMP: it must be in the environment before ``im
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import logging
 import math
@@ -53,6 +54,7 @@ from ..config.configs import ModelConfig, TrainConfig
 from ..data.sources import RowSource, TensorRows
 from ..data.sparse import SparseBatch
 from ..model.hourglass import Hourglass
+from ..model.stacked import StackedHourglass, runs_on_member_axis, stack_refusal
 from .cpus import SHARE_ENV, process_share, usable_cpus
 from .distributed import Ranks
 from .objective import autocast, loss_sum
@@ -108,6 +110,10 @@ class ThreadChoice:
         The most threads the run may take (its share, at most torch's count).
     probed_at : float
         When the probe's timings were taken (``time.monotonic()``; 0 without a probe).
+    members : int
+        The models a step trains at once: an ensemble's members trained in one pass
+        (:mod:`~aekit.training.ensemble`) are probed as their stacked network, whose batched
+        products want other counts than one member's.
     """
 
     count: int
@@ -118,6 +124,7 @@ class ThreadChoice:
     seconds: dict[int, float] = field(default_factory=dict)
     budget: int = 1
     probed_at: float = 0.0
+    members: int = 1
 
 
 def explicit_threads(setting: int | str) -> tuple[int, str] | None:
@@ -156,10 +163,11 @@ def fewest_within(seconds: dict[int, float], margin: float = MARGIN) -> int:
     return min(count for count, s in seconds.items() if s <= best * (1 + margin))
 
 
-def run_threads(trainer: TrainerLike, source: RowSource) -> int:
+def run_threads(trainer: TrainerLike, source: RowSource, members: int = 1) -> int:
     """A training run's thread count: its checkpoint's when resumed, else chosen once.
 
-    Kept in ``trainer.thread_choice`` and recorded as ``trainer.history.threads``.
+    Kept in ``trainer.thread_choice`` and recorded as ``trainer.history.threads``. A choice
+    set beforehand is kept; ``members``: models trained with this one in one stacked network.
     """
     recorded = trainer.history.threads
     choice = trainer.thread_choice
@@ -167,7 +175,9 @@ def run_threads(trainer: TrainerLike, source: RowSource) -> int:
         config, model_config = trainer.config, trainer.module.config
         tick = time.perf_counter()
         choice = choose_threads(
-            config, model_config, source, trainer.device, trainer.ranks, recorded=recorded
+            *(config, model_config, source, trainer.device, trainer.ranks),
+            recorded=recorded,
+            members=members,
         )
         trainer.history.setup_seconds["threads"] = time.perf_counter() - tick
         trainer.thread_choice = choice
@@ -183,6 +193,7 @@ def choose_threads(
     ranks: Ranks | None = None,
     *,
     recorded: int | None = None,
+    members: int = 1,
 ) -> ThreadChoice:
     """Decide a run's thread count (see the module docstring for the rule); log it.
 
@@ -202,6 +213,9 @@ def choose_threads(
         The training processes (the running process group by default).
     recorded : int, optional
         The count a resumed run's checkpoint recorded.
+    members : int, default=1
+        Models that will train at once as one stacked network (an ensemble in one pass):
+        the probe steps that stack (:func:`probe_seconds`).
 
     Returns
     -------
@@ -214,18 +228,18 @@ def choose_threads(
     share = process_share(usable, processes)
     explicit = explicit_threads(config.threads)
     if explicit is not None:
-        choice = ThreadChoice(*explicit, usable, share, processes)
+        choice = ThreadChoice(*explicit, usable, share, processes, members=members)
     elif recorded is not None:
         why = "the count the resumed run recorded"
-        choice = ThreadChoice(recorded, why, usable, share, processes)
+        choice = ThreadChoice(recorded, why, usable, share, processes, members=members)
     else:
         budget = min(share, torch.get_num_threads())
         why = f"its share of {usable} usable CPU(s)" if processes > 1 else "usable CPUs"
-        choice = ThreadChoice(budget, why, usable, share, processes, budget=budget)
+        choice = ThreadChoice(budget, why, usable, share, processes, budget=budget, members=members)
         local_batch = math.ceil(config.batch_size / ranks.world_size)
         batch = _first_rows(rows, local_batch) if budget > 1 and device.type == "cpu" else None
         if batch is not None and len(batch) > 1:  # (batch norm needs two rows)
-            seconds, age = _probed(model_config, config, batch, ladder(budget))
+            seconds, age = _probed(model_config, config, batch, ladder(budget), members=members)
             choice = probed_choice(choice, seconds, age)
     choice = ranks.from_main(choice)
     if ranks.is_main:
@@ -269,13 +283,17 @@ def probe_seconds(
     counts: Sequence[int],
     *,
     budget: float = PROBE_SECONDS,
+    members: int = 1,
 ) -> dict[int, float]:
     """Median seconds per training step of a throwaway model at each thread count.
 
     A model freshly built from ``model_config`` takes steps (forward, loss, backward, the
-    run's optimiser) on ``batch``. One thread goes first (the baseline); each other count
-    then times one forward pass, then one step, and is out at once where either is
-    :data:`COLLAPSE` times one thread's: a count that collapses costs about one forward pass.
+    run's optimiser) on ``batch``; with ``members`` > 1, ``members`` such models stacked
+    as an ensemble trains them in one pass (:class:`~aekit.model.stacked.StackedHourglass`,
+    where the config runs on the member axis), each on ``batch``. One thread goes first (the
+    baseline); each other count then times one forward pass, then one step, and is out at
+    once where either is :data:`COLLAPSE` times one thread's: a count that collapses costs
+    about one forward pass.
     Then rounds in which every remaining count in turn (the order rotating) times about
     :data:`WINDOW_SECONDS` of steps, so a load that comes and goes slows every count alike;
     a count twice as slow as the best is dropped, and the rounds stop after ``budget``
@@ -294,6 +312,8 @@ def probe_seconds(
         Thread counts to compare; 1 is added if missing.
     budget : float, default=PROBE_SECONDS
         Seconds of timed rounds, beyond the first :data:`MIN_ROUNDS`.
+    members : int, default=1
+        Models stepped at once as one stacked network (1: the model alone).
 
     Returns
     -------
@@ -304,10 +324,13 @@ def probe_seconds(
     with torch.random.fork_rng(devices=[]), using_threads(1):
         generator = torch.Generator().manual_seed(0)
         net = Hourglass(model_config, generator).train()
-        net.set_generator(generator)
-        optimizer = make_optimizer(net, config)
         low, high = batch.min(dim=0).values, batch.max(dim=0).values
         rows = torch.nan_to_num((batch - low) / (high - low).clamp_min(1e-12))
+        if members > 1 and runs_on_member_axis(model_config) and not stack_refusal([net]):
+            stack = StackedHourglass([net, *(copy.deepcopy(net) for _ in range(members - 1))])
+            net, rows = stack.net.train(), rows.expand(members, *rows.shape).contiguous()
+        net.set_generator(generator)
+        optimizer = make_optimizer(net, config)
 
         def seconds_per_step(count: int, steps: int) -> float:
             torch.set_num_threads(count)
@@ -359,17 +382,21 @@ def _probed(
     counts: list[int],
     *,
     fresh: bool = False,
+    members: int = 1,
 ) -> tuple[dict[int, float], float]:
     """:func:`probe_seconds`'s timings and their age: the same probe's, if that recent.
 
-    A probe of the same model and batch made in the last :data:`REUSE_SECONDS` is not
-    repeated (unless ``fresh``), so a grid search does not pay for one at every fit.
+    A probe of the same model, batch and ``members`` made in the last :data:`REUSE_SECONDS`
+    is not repeated (unless ``fresh``), so a grid search does not pay for one at every fit.
     """
-    key = (model_config, config.optimizer, config.precision, tuple(batch.shape), tuple(counts))
+    key = (
+        *(model_config, config.optimizer, config.precision, tuple(batch.shape)),
+        *(tuple(counts), members),
+    )
     now = time.monotonic()
     if not fresh and key in _RECENT and now - _RECENT[key][0] < REUSE_SECONDS:
         return _RECENT[key][1], now - _RECENT[key][0]
-    seconds = probe_seconds(model_config, config, batch, counts)
+    seconds = probe_seconds(model_config, config, batch, counts, members=members)
     _RECENT.clear()  # one architecture at a time: no growth, no stale entries
     _RECENT[key] = (time.monotonic(), seconds)
     return seconds, 0.0
