@@ -339,12 +339,42 @@ def print_grid(cells: list[dict[str, Any]], found: dict[str, Any], names: list[s
     print(f"{'median table':<38}" + shown)
 
 
+def join_cells(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Cells of one table, mechanism and rate from several runs as one cell, rescored.
+
+    Runs of other imputers on the same holes (``--imputers``: the same seeds make the same
+    masks) add their results to the cell, seed by seed; a later run's result for an imputer
+    replaces an earlier one's. Cells with other seed counts are refused (not the same holes).
+    """
+    joined: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for cell in cells:
+        key = (cell["table"], cell["mechanism"], cell["rate"])
+        if key not in joined:
+            joined[key] = {**cell, "runs": [dict(run) for run in cell["runs"]]}
+            continue
+        into = joined[key]
+        if into["seeds"] != cell["seeds"]:
+            raise SystemExit(f"{key}: {into['seeds']} and {cell['seeds']} seeds: not one grid")
+        for run, more in zip(into["runs"], cell["runs"], strict=True):
+            run.update(more)
+    for cell in joined.values():
+        names = list(dict.fromkeys(n for run in cell["runs"] for n in run))
+        for run in cell["runs"]:  # an imputer one run left out reads "not run" in it
+            run.update({n: "not run" for n in names if n not in run})
+        cell["means"] = cell_means(cell["runs"], names)
+        cell.update(score_cell(cell["means"]))
+    return list(joined.values())
+
+
 def merge(paths: list[Path]) -> dict[str, Any]:
-    """One report from runs written in parts (e.g. tables split over processes)."""
+    """One report from runs written in parts (tables split over processes, or other peers).
+
+    Grid cells of one table, mechanism and rate are joined (:func:`join_cells`).
+    """
     parts = [json.loads(p.read_text()) for p in paths]
     report = {k: v for k, v in parts[0].items() if k not in SECTIONS}
     report["merged_from"] = [str(p) for p in paths]
-    cells = [c for part in parts for c in part.get("grid", {}).get("cells", [])]
+    cells = join_cells([c for part in parts for c in part.get("grid", {}).get("cells", [])])
     if cells:
         names = list(dict.fromkeys(n for c in cells for n in c["means"]))
         for c in cells:  # a peer left out of one part's run reads "not run" there
