@@ -222,3 +222,20 @@ def test_a_resumed_fit_reads_the_checkpoints_columns_by_name(frame, tmp_path, co
     reordered = Autoencoder(**options).fit(named[shuffled], resume=first)
     assert list(fitted_labels(reordered)) == columns and reordered.n_iter_ == 3
     np.testing.assert_array_equal(reordered.transform(named), in_order.transform(named))
+
+
+@pytest.mark.parametrize("broken", [b"", b"not a checkpoint", "cut"])
+def test_a_resumed_fit_reads_the_columns_of_the_checkpoint_it_resumes(frame, tmp_path, broken):
+    """A broken newest file is skipped by the resume: its columns are read from the one the
+    resume takes (they were read from the broken file, none, and reordered columns refused)."""
+    from tests.helpers import InterruptAt
+
+    options = {**FAST, "code_dim": 2, "epochs": 3, "checkpoint_dir": str(tmp_path)}
+    with pytest.raises(KeyboardInterrupt):
+        Autoencoder(**options).fit(frame, callbacks=(InterruptAt(3),))
+    newest = sorted(tmp_path.glob("checkpoint-*.safetensors"))[-1]
+    later = tmp_path / "checkpoint-e999999-b000000.safetensors"
+    later.write_bytes(newest.read_bytes()[:-50] if broken == "cut" else broken)
+    shuffled = frame[[frame.columns[i] for i in (3, 1, 0, 2)]]
+    resumed = Autoencoder(**options).fit(shuffled, resume=True)
+    assert resumed.n_iter_ == 3 and list(fitted_labels(resumed)) == list(frame.columns)

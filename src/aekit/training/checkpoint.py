@@ -362,25 +362,28 @@ def checkpoint_columns(
 ) -> list[Any] | None:
     """The data's column names (state ``key``) a resumed run's checkpoint was written for.
 
-    ``resume`` is True (the newest checkpoint in ``folder``) or a checkpoint's path; read from
-    the file's header alone (the weights stay on disk). None where there is no such file, it
-    records no names, or it does not read: the resume itself then says what is wrong.
+    ``resume`` is True (the newest checkpoint in ``folder`` whose header reads and whose size
+    is the one it declares, as :func:`find_checkpoint` skips a broken newest file) or a
+    checkpoint's path; read from the file's header alone (the weights stay on disk). None
+    where there is no such file, it records no names, or it does not read: the resume itself
+    then says what is wrong.
     """
     if not resume:
         return None
-    if resume is True:
-        newest = sorted(Path(folder).glob(_GLOB))[-1:] if folder is not None else []
-        if not newest:
-            return None
-        path = newest[0]
-    else:
-        path = Path(resume)
-    try:
-        meta = safetensors_header(path)[0]["__metadata__"]
-        names = dict(json.loads(meta[_CHECKPOINT_KEY])["__dict__"]).get(key)  # (_flatten's)
-    except (ModelFileError, OSError, KeyError, TypeError, ValueError, AttributeError):
-        return None
-    return names if isinstance(names, list) and names else None
+    paths = [Path(resume)] if resume is not True else []
+    if resume is True and folder is not None:
+        paths = sorted(Path(folder).glob(_GLOB), reverse=True)
+    for path in paths:
+        try:
+            header, size = safetensors_header(path)
+            if path.stat().st_size != size:
+                continue  # truncated: the resume skips it too
+            meta = header["__metadata__"][_CHECKPOINT_KEY]
+            names = dict(json.loads(meta)["__dict__"]).get(key)  # (_flatten's)
+        except (ModelFileError, OSError, KeyError, TypeError, ValueError, AttributeError):
+            continue
+        return names if isinstance(names, list) and names else None
+    return None
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
