@@ -1,11 +1,14 @@
 """``aekit impute DATA -o FILLED``: kinds kept, observed cells untouched, --model/--save."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from aekit import AutoencoderImputer
 from aekit.cli import main
+from aekit.errors import AekitWarning
 
 TRAIN = ["--epochs", "3", "--n-estimators", "1", "--device", "cpu", "--seed", "0"]
 
@@ -198,3 +201,55 @@ def test_infinity_is_named_by_file_row_and_column(table, tmp_path, capsys, suffi
     spoiled.to_csv(data, index=False) if suffix == ".csv" else spoiled.to_parquet(data)
     assert main(argv) == 2
     assert "beyond float32's range" in (err := capsys.readouterr().err) and "column 'x'" in err
+
+
+@pytest.mark.parametrize("indicator", [True, False])
+@pytest.mark.parametrize("suffix", [".npy", ".csv"])
+def test_a_model_that_dropped_an_empty_column_fills_each_column_in_place(
+    tmp_path, suffix, indicator, capsys
+):
+    # a Python-saved imputer (keep_empty_features=False by default) drops a column empty in
+    # fit and appends indicator columns: the file was written with every column shifted left
+    # (the last ones the 0/1 flags), or the run failed with a traceback
+    from aekit import Autoencoder
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3)).round(2)
+    X[:, 0] = np.nan
+    X[[1, 5], 2] = np.nan
+    base = Autoencoder(code_dim=2, hidden=[8], epochs=3, random_state=0)
+    imputer = AutoencoderImputer(base, n_estimators=1, add_indicator=indicator)
+    data = tmp_path / f"e{suffix}"
+    rows = X if suffix == ".npy" else pd.DataFrame(X, columns=["e", "b", "c"])
+    with pytest.warns(UserWarning, match="no observed value in fit: dropped"):
+        imputer.fit(rows)
+    np.save(data, X) if suffix == ".npy" else rows.to_csv(data, index=False)
+    imputer.save(tmp_path / "m")
+    out = tmp_path / f"o{suffix}"
+    with warnings.catch_warnings():  # as a shell runs it: the CLI says the warning on stderr
+        warnings.simplefilter("always", AekitWarning)
+        assert main(["impute", str(data), "-o", str(out), "--model", str(tmp_path / "m")]) == 0
+    said = capsys.readouterr()
+    assert "2 missing values filled in 3 columns" in said.out
+    name = "0" if suffix == ".npy" else "'e'"
+    assert f"warning: column(s) {name} had no value when the imputer was fitted" in said.err
+    got = np.load(out) if suffix == ".npy" else pd.read_csv(out).to_numpy()
+    assert got.shape == X.shape and np.isnan(got[:, 0]).all()  # nothing to fill it from
+    np.testing.assert_array_equal(got[:, 1], X[:, 1])
+    seen = ~np.isnan(X[:, 2])
+    np.testing.assert_array_equal(got[seen, 2], X[seen, 2])
+    filled = np.asarray(imputer.transform(rows), dtype=float)
+    np.testing.assert_allclose(got[~seen, 2], filled[~seen, 1])
+
+
+def test_a_table_model_with_an_indicator_writes_the_table_alone(tmp_path, table, capsys):
+    from aekit import Autoencoder
+
+    base = Autoencoder(code_dim=2, hidden=[8], epochs=3, random_state=0)
+    features = table.drop(columns="id")
+    AutoencoderImputer(base, n_estimators=1, add_indicator=True).fit(features).save(tmp_path / "m")
+    table.to_csv(tmp_path / "t.csv", index=False)
+    out = tmp_path / "o.csv"
+    argv = ["impute", str(tmp_path / "t.csv"), "-o", str(out), "--model", str(tmp_path / "m")]
+    assert main([*argv, "--label-column", "id"]) == 0  # was: ValueError Length mismatch
+    kept(pd.read_csv(tmp_path / "t.csv"), pd.read_csv(out))

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import AekitWarning, ConfigError, DataError
 from .options import add_estimator_options, estimator_kwargs
 
 __all__ = ["NOT_FOR_IMPUTERS", "cmd_impute", "register"]
@@ -239,24 +239,48 @@ def _fitted(X: Any, trained: dict[str, Any], own: dict[str, Any]) -> Any:
     return AutoencoderImputer(base, keep_empty_features=True, **own).fit(X)
 
 
+def _kept(imputer: Any, columns: list[Any]) -> list[Any]:
+    """The feature columns that ``transform``'s output starts with, in order.
+
+    A column empty when the imputer was fitted is not among them where it was fitted with
+    ``keep_empty_features=False`` (as in Python; the CLI's own fits keep it): it is written
+    as read, with a warning where it has holes. The indicator's columns that ``add_indicator``
+    appends are not written either.
+    """
+    names = getattr(imputer, "feature_names_in_", None)
+    names = [f"x{i}" for i in range(len(columns))] if names is None else list(names)
+    out = set(imputer.get_feature_names_out()[: len(columns)])
+    return [c for c, name in zip(columns, names, strict=True) if name in out]
+
+
 def _filled(frame: Any, columns: list[Any], X: Any, imputer: Any) -> tuple[Any, int]:
-    """DATA with its feature columns filled, and how many cells were missing."""
+    """DATA with its feature columns filled, and how many cells were filled."""
     import pandas as pd
 
     from ..data.frames import restore_kinds
 
-    out = imputer.transform(X)
+    out, kept = imputer.transform(X), _kept(imputer, columns)  # then the indicator's columns
     if isinstance(frame, np.ndarray):
         result = frame.copy()
-        holes = int(np.isnan(frame[:, columns].astype(np.float64)).sum())
-        result[:, columns] = np.asarray(out, dtype=np.float64)[:, : len(columns)]
-        return result, holes
-    holes = int(frame[columns].isna().to_numpy().sum())
-    values = out if isinstance(out, pd.DataFrame) else pd.DataFrame(
-        np.asarray(out)[:, : len(columns)], columns=columns, index=frame.index
-    )  # fmt: skip
-    values.columns = columns
-    return restore_kinds(values, frame), holes
+        missing = np.isnan(frame[:, columns].astype(np.float64))
+        result[:, kept] = np.asarray(out, dtype=np.float64)[:, : len(kept)]
+    else:
+        missing = frame[columns].isna().to_numpy()
+        if isinstance(out, pd.DataFrame):  # a table's: its kinds, named by the model
+            values = out.iloc[:, : len(kept)].set_axis(kept, axis=1)
+        else:
+            values = pd.DataFrame(np.asarray(out)[:, : len(kept)], columns=kept, index=frame.index)
+        result = restore_kinds(values, frame)
+    left = [c for c, holes in zip(columns, missing.any(axis=0), strict=True) if holes]
+    left = [c for c in left if c not in kept]
+    if left:
+        warnings.warn(
+            f"column(s) {', '.join(map(repr, left))} had no value when the imputer was fitted "
+            "(keep_empty_features=False): their holes are left missing",
+            AekitWarning,
+            stacklevel=2,
+        )
+    return result, int(missing[:, [c in kept for c in columns]].sum())
 
 
 def _write(output: Path, filled: Any, named: bool) -> None:
