@@ -63,6 +63,21 @@ def test_the_onnx_graph_fills_as_transform_does(tmp_path, options):
         )
 
 
+@pytest.mark.parametrize("indicator", [False, True])
+def test_the_graph_fills_the_imputers_own_marker_as_transform_does(tmp_path, indicator):
+    # missing_values=-1: the graph read NaN alone as a hole, so every -1 came back unfilled
+    wine = load_wine().data
+    X = np.where(np.isnan(holed(wine, 0.2)), -1.0, wine)
+    imputer = fitted(X, missing_values=-1, add_indicator=indicator)
+    model = OnnxModel(to_onnx(imputer, tmp_path / "imputer.onnx"))
+    fresh = np.where(np.isnan(holed(wine, 0.3, seed=1)), -1.0, wine)
+    want = imputer.transform(fresh)
+    got = model.run(fresh)["filled"]
+    assert not (got == -1).any()
+    flags = np.ones(want.shape[1] - 13)
+    assert_matches(got, want, np.concatenate([np.nanstd(wine, axis=0), flags]))
+
+
 def test_an_image_imputer_exports_with_its_global_scale(tmp_path, digits):
     X = holed(digits[:300] * 16, 0.3)
     imputer = fitted(X)

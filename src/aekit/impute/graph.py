@@ -29,6 +29,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .blend import mix_fills
+from .markers import is_nan_marker
 from .neighbours import neighbour_fill
 
 __all__ = ["FillGraph", "fill_graph"]
@@ -57,6 +58,10 @@ class FillGraph(nn.Module):
         The imputer's nearest-neighbour fill (``neighbours_``), blended in with weight
         ``neighbour_weight``; the chain's weight is ``1 - blend - neighbour_weight``.
     neighbour_weight : float
+    marker : float or None
+        The imputer's numeric ``missing_values`` where it is not NaN: cells equal to it are
+        holes (a NaN cell is one too: the graph cannot refuse it as ``transform`` does). None:
+        NaN alone.
     """
 
     def __init__(
@@ -70,8 +75,10 @@ class FillGraph(nn.Module):
         blend: float = 1.0,
         neighbours: Any = None,
         neighbour_weight: float = 0.0,
+        marker: float | None = None,
     ) -> None:
         super().__init__()
+        self.marker = marker
         self.members = nn.ModuleList(members)
         self.blend, self.steps = float(blend), [] if linear is None else linear.feature.tolist()
         self.neighbour_weight = float(neighbour_weight)
@@ -136,7 +143,9 @@ class FillGraph(nn.Module):
         return filled
 
     def forward(self, rows: torch.Tensor) -> torch.Tensor:
-        """Raw rows (NaN where missing) → filled rows, then the indicator's columns."""
+        """Raw rows (NaN, or the marker, where missing) → filled rows, then the indicator's."""
+        if self.marker is not None:  # a Python float: the traced graph has no branch
+            rows = torch.where(rows == self.marker, torch.full_like(rows, float("nan")), rows)
         holes = torch.isnan(rows)
         filled = torch.where(holes, self.guess(rows), rows)
         filled = torch.where(self.empty, torch.zeros((), dtype=rows.dtype), filled)
@@ -169,7 +178,9 @@ def fill_graph(imputer: Any) -> FillGraph:
     indicator = imputer.indicator_
     flagged = None if indicator is None else indicator.features_
     found = imputer._blend()
+    marker = imputer.missing_values  # a number on numeric rows (a text one is refused in fit)
     return FillGraph(
         members, imputer.bounds_, imputer._empty, imputer.keep_empty_features, flagged,
         found.linear, found.members, found.neighbours, found.neighbour_weight,
+        None if is_nan_marker(marker) else float(marker),
     )  # fmt: skip
