@@ -258,3 +258,19 @@ def test_cli_exports_a_plain_model_folder(tmp_path, wine):
     assert main(["export", str(tmp_path / "model"), "-o", str(tmp_path / "m.onnx")]) == 0
     got = OnnxModel(tmp_path / "m.onnx").run(wine)
     close(got["anomaly_score"], model.reconstruction_error(wine))
+
+
+def test_a_row_with_no_observed_value_scores_nan_in_python_and_onnx(tmp_path, wine):
+    # it scored as a typical row (no residual; the code and neighbours of a mean-filled row),
+    # so predict called it an inlier; a training row like it no longer moves the threshold
+    train = np.vstack([wine, np.full((1, wine.shape[1]), np.nan)])
+    detector = AutoencoderOutlierDetector(Autoencoder(code_dim=2, **FAST)).fit(train)
+    assert np.isfinite(detector.threshold_)
+    rows = wine[:3].copy()
+    rows[1] = np.nan
+    rows[2, :5] = np.nan  # partly observed: scored
+    scores = detector.anomaly_score(rows)
+    assert np.isnan(scores[1]) and np.isfinite(scores[[0, 2]]).all()
+    assert detector.predict(rows)[1] == -1
+    got = OnnxModel(to_onnx(detector, tmp_path / "d.onnx")).run(rows)["anomaly_score"]
+    assert np.isnan(got[1]) and np.allclose(got[[0, 2]], scores[[0, 2]], atol=1e-4)

@@ -136,7 +136,8 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
       is often an unusual combination of ordinary values, in a sparse gap between dense
       clusters, which a density ratio sees better than a distance.
 
-    Several autoencoders trained with different seeds average their scores.
+    Several autoencoders trained with different seeds average their scores. A row with no
+    observed value scores NaN (``predict``: -1), not a typical row's score.
 
     Parameters
     ----------
@@ -146,9 +147,8 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         measures, one fit from PCA's solution a member (no search of starts), in batches of 64
         rows (256 from about 5,400 training rows on).
     n_estimators : int, default=1
-        Autoencoders trained with different seeds, their scores averaged. On the development
-        split of ``benchmarks/anomaly.py`` two gained at most 0.001 AUROC for twice the fit
-        time, so one is the default.
+        Autoencoders trained with different seeds, their scores averaged (two gained at most
+        0.001 AUROC for twice the fit time on ``benchmarks/anomaly.py``'s development split).
     code_term : bool or "auto", default="auto"
         Add the code's Mahalanobis distance to the training codes. ``"auto"``: for tables,
         not for images (where it measured worse; see :mod:`aekit.anomaly.scorer`).
@@ -417,14 +417,10 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
             errors = [m.reconstruction_error(X) for m in self.estimators_]
             return np.mean(np.asarray(errors, dtype=np.float64), axis=0)
         first = self.estimator_
-        return run_in_chunks(
-            first.module_,
-            X,
-            self.scorer_.score,
-            np.dtype(np.float64),
-            first.transform_batch_size,
-            check_input=True,
-        )
+        return run_in_chunks(  # NaN: a row with no observed value (AnomalyScorer.score)
+            first.module_, X, self.scorer_.score, np.dtype(np.float64),
+            first.transform_batch_size, check_input=True, holes_out=True,
+        )  # fmt: skip
 
     def score_samples(self, X: Any) -> np.ndarray:
         """Minus the anomaly score (:meth:`anomaly_score`): the lower, the more abnormal.

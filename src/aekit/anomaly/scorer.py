@@ -294,8 +294,14 @@ class AnomalyScorer(nn.Module):
         return torch.stack(per_member, dim=1)
 
     def score(self, rows: torch.Tensor) -> torch.Tensor:
-        """The anomaly score of raw rows: higher means more anomalous."""
-        return self.combine(self.raw_terms(rows))
+        """The anomaly score of raw rows: higher means more anomalous.
+
+        NaN for a row with no observed value: nothing in it can show it normal or not (its
+        terms read a typical row: no residual, the codes and neighbours of a mean-filled row).
+        """
+        score = self.combine(self.raw_terms(rows))
+        nothing = torch.isnan(rows).all(dim=1)
+        return torch.where(nothing, torch.full_like(score, float("nan")), score)
 
     def combine(self, terms: torch.Tensor) -> torch.Tensor:
         """The anomaly score from :meth:`raw_terms`: normalised, weighted, averaged."""

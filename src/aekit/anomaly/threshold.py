@@ -21,7 +21,8 @@ def threshold_for(errors: np.ndarray, contamination: str | float = "auto") -> fl
     Parameters
     ----------
     errors : ndarray of shape (n_samples,)
-        Per-row anomaly scores (or reconstruction errors) of the reference rows.
+        Per-row anomaly scores (or reconstruction errors) of the reference rows; NaN (a row
+        with no observed value) is left out.
     contamination : "auto" or float in (0, 0.5], default="auto"
         A float flags that share of the reference rows; ``"auto"`` is Tukey's fence,
         ``Q3 + 1.5·IQR``.
@@ -30,6 +31,8 @@ def threshold_for(errors: np.ndarray, contamination: str | float = "auto") -> fl
     -------
     threshold : float
     """
+    errors = np.asarray(errors, dtype=np.float64)
+    errors = errors[~np.isnan(errors)]
     if contamination == "auto":
         q1, q3 = np.percentile(errors, [25, 75])
         return float(q3 + _TUKEY * (q3 - q1))
