@@ -203,3 +203,25 @@ def test_cli_fits_and_scores_a_csv_with_text_columns(tmp_path, capsys):
     scores = np.loadtxt(out, skiprows=1)
     assert scores.shape == (200,) and np.isfinite(scores).all()
     assert load(tmp_path / "m").table_layout_.blocks == ((3, 6), (6, 8))
+
+
+def test_an_empty_column_after_a_categorical_one_is_named_in_the_warning():
+    # the mask of empty columns was in one-hot space, the names in the input's: an IndexError,
+    # or the wrong column named (a full one after a three-category column)
+    import warnings
+
+    from aekit import Autoencoder, AutoencoderImputer
+    from aekit.errors import AekitWarning
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({
+        "s": rng.choice(list("pqr"), 40), "e": np.nan, "a": rng.normal(size=40),
+        "b": rng.normal(size=40), "c": rng.normal(size=40),
+    })  # fmt: skip
+    with pytest.warns(AekitWarning, match=r"1 column\(s\) .* \('e'\)"):
+        Autoencoder(code_dim=2, hidden=[8], epochs=2, random_state=0).fit(frame)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AekitWarning)  # its own warning of the empty column
+        base = Autoencoder(code_dim=2, hidden=[8], epochs=2, random_state=0)
+        filled = AutoencoderImputer(base, n_estimators=1).fit_transform(frame.iloc[:, [2, 0, 1]])
+    assert list(filled.columns) == ["a", "s"] and not filled.isna().any().any()

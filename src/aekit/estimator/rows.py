@@ -150,11 +150,11 @@ class RowsMixin:
                 rows = CsrRows(X)
                 return rows, {**csr_stats(rows), "uint8": np.asarray(False), "sparse": True}
             stats = {**array_stats(X), "uint8": np.asarray(bytes_in)}
-            if reset:
-                warn_of_empty_columns(
-                    never_observed(stats), getattr(self, "feature_names_in_", None)
-                )
             layout = getattr(self, "table_layout_", None)  # absent from older pickles
+            if reset:  # a table's encoded columns: each input column's first one
+                empty = never_observed(stats)
+                empty = empty if layout is None else empty[np.asarray(layout.starts)]
+                warn_of_empty_columns(empty, getattr(self, "feature_names_in_", None))
             if layout is not None:
                 stats["categorical_blocks"] = np.asarray(layout.blocks).reshape(-1, 2)
             return as_tensor(X), stats
