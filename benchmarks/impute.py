@@ -373,7 +373,10 @@ def merge(paths: list[Path]) -> dict[str, Any]:
     """
     parts = [json.loads(p.read_text()) for p in paths]
     report = {k: v for k, v in parts[0].items() if k not in SECTIONS}
-    report["merged_from"] = [str(p) for p in paths]
+    report["merged_from"] = [  # a part that is a merge itself lists its own parts
+        source for path, part in zip(paths, parts, strict=True)
+        for source in part.get("merged_from", [str(path)])
+    ]  # fmt: skip
     cells = join_cells([c for part in parts for c in part.get("grid", {}).get("cells", [])])
     if cells:
         names = list(dict.fromkeys(n for c in cells for n in c["means"]))
