@@ -109,3 +109,21 @@ def test_real_penguins_go_through():
     assert list(out.columns) == list(penguins.columns) and (out.dtypes == penguins.dtypes).all()
     assert not out.isna().any().any()
     assert set(out["sex"]) == {"female", "male"}
+
+
+def test_a_numeric_marker_in_an_integer_column_of_a_table_keeps_its_kind():
+    # marking the -1 cells wrote NaN into the int64 column, which became float64, and its
+    # fills were not rounded (45.7647)
+    rng = np.random.default_rng(0)
+    n = 60
+    frame = pd.DataFrame({
+        "a": rng.normal(size=n), "i": rng.integers(20, 80, size=n),
+        "c": pd.Categorical(rng.choice(list("pq"), n)),
+    })  # fmt: skip
+    frame.loc[[3, 8, 13], "i"] = -1
+    base = Autoencoder(code_dim=2, hidden=[8], epochs=3, random_state=0)
+    filled = AutoencoderImputer(base, n_estimators=1, missing_values=-1).fit(frame).transform(frame)
+    assert filled["i"].dtype == np.int64 and list(filled.dtypes) == list(frame.dtypes)
+    assert (filled["i"] >= 20).all()  # filled within the observed range, whole numbers
+    kept = frame["i"] != -1
+    assert (filled.loc[kept, "i"] == frame.loc[kept, "i"]).all()
