@@ -16,6 +16,7 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from aekit import (
+    Autoencoder,
     Callback,
     ConfigError,
     Hourglass,
@@ -519,3 +520,15 @@ def test_autoencoder_fit_resumes_exactly_after_ctrl_c(tmp_path, digits):
     resumed = Autoencoder(**params, checkpoint_dir=folder).fit(X, resume=True)
     assert np.array_equal(resumed.transform(X), reference.transform(X))
     assert resumed.history_.train_loss == reference.history_.train_loss
+
+
+def test_resume_refuses_other_data_of_the_same_shape(tmp_path):
+    # the checkpoint's input scaling came back with its weights: a run resumed on other rows
+    # of the same shape trained on them in the old rows' units (errors ~50,000 against ~1)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4))
+    options = {"code_dim": 2, "hidden": [8], "checkpoint_dir": str(tmp_path), "random_state": 0}
+    Autoencoder(epochs=3, **options).fit(X)
+    with pytest.raises(ModelFileError, match=r"written for other data: its input offset"):
+        Autoencoder(epochs=6, **options).fit(X * 100 + 500, resume=True)
+    assert Autoencoder(epochs=6, **options).fit(X, resume=True).n_iter_ == 6  # the same rows

@@ -182,6 +182,7 @@ def check_resumable(
                 f"this run has {key}={ours[key]!r}"
             )
     check_tensors(current["module"], state["module"], source)
+    refuse_other_scaling(current["module"], state["module"], source)
     early = state["callbacks"].get("EarlyStopping", {})
     for key, what in (("best_state", "best weights"), ("initial_state", "starting weights")):
         if early.get(key) is not None:
@@ -191,6 +192,29 @@ def check_resumable(
     check_optimizer_state(current["optimizer"], state["optimizer"], params, f"{source} optimizer")
     if current["scheduler"] is not None:
         check_like(current["scheduler"], state["scheduler"], f"{source} scheduler")
+
+
+def refuse_other_scaling(
+    ours: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor], source: str | os.PathLike[str]
+) -> None:
+    """Refuse a checkpoint whose input scaling is not the one this run's rows give.
+
+    The scaling (``offset`` and ``scale``, set from the training rows' statistics before
+    training) is in the checkpoint's weights: a run resumed on other rows of the same shape
+    and columns trained on, and reported errors in, the old rows' units. Equal within float
+    rounding (``rtol=1e-4``) for the same rows.
+    """
+    for name in ("offset", "scale"):
+        mine, written = ours.get(name), theirs.get(name)
+        if mine is None or written is None:
+            continue
+        mine, written = mine.double().cpu(), written.double().cpu()
+        if not torch.allclose(mine, written, rtol=1e-4, atol=1e-6, equal_nan=True):
+            j = int(torch.nan_to_num((mine - written).abs(), nan=0.0).argmax())
+            raise ModelFileError(
+                f"{source} was written for other data: its input {name} differs from this "
+                f"data's (column {j}: {float(written[j]):.6g} there, {float(mine[j]):.6g} here)"
+            )
 
 
 def check_like(template: object, value: object, source: str) -> None:
