@@ -344,7 +344,8 @@ def join_cells(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     Runs of other imputers on the same holes (``--imputers``: the same seeds make the same
     masks) add their results to the cell, seed by seed; a later run's result for an imputer
-    replaces an earlier one's. Cells with other seed counts are refused (not the same holes).
+    replaces an earlier one's ("not run" never replaces a result). Cells with other seed
+    counts are refused (not the same holes).
     """
     joined: dict[tuple[Any, ...], dict[str, Any]] = {}
     for cell in cells:
@@ -356,7 +357,7 @@ def join_cells(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if into["seeds"] != cell["seeds"]:
             raise SystemExit(f"{key}: {into['seeds']} and {cell['seeds']} seeds: not one grid")
         for run, more in zip(into["runs"], cell["runs"], strict=True):
-            run.update(more)
+            run.update({n: r for n, r in more.items() if r != "not run" or n not in run})
     for cell in joined.values():
         names = list(dict.fromkeys(n for run in cell["runs"] for n in run))
         for run in cell["runs"]:  # an imputer one run left out reads "not run" in it

@@ -61,3 +61,11 @@ def test_merge_refuses_cells_of_other_seed_counts(impute, tmp_path):
     (tmp_path / "b.json").write_text(json.dumps({"grid": {"cells": [two]}}))
     with pytest.raises(SystemExit, match="seeds"):
         impute.merge([tmp_path / "a.json", tmp_path / "b.json"])
+
+
+def test_merge_never_lets_not_run_replace_a_result(impute):
+    measured = _cell("wine", [{"iterative_et": 0.5}])
+    later = _cell("wine", [{"aekit": 0.6}])
+    later["runs"][0]["iterative_et"] = "not run"  # a merged report's placeholder
+    (cell,) = impute.join_cells([measured, later])
+    assert cell["means"]["iterative_et"]["rmse"] == 0.5 and cell["ratio"] == pytest.approx(1.2)

@@ -277,6 +277,24 @@ def test_score_flags_outliers(model, files, tmp_path, capsys):
     assert read_table(out).columns == ["error"]
 
 
+def test_score_flags_a_detectors_row_with_no_observed_value(tmp_path, capsys):
+    # its score is NaN; NaN > threshold is False, so the file said 0 where predict says -1
+    from aekit import Autoencoder, AutoencoderOutlierDetector
+
+    X = np.random.default_rng(0).normal(size=(80, 4))
+    base = Autoencoder(code_dim=2, hidden=[8], epochs=2, random_state=0)
+    detector = AutoencoderOutlierDetector(base).fit(X)
+    detector.save(tmp_path / "d")
+    rows = X[:5].copy()
+    rows[2] = np.nan
+    np.save(tmp_path / "x.npy", rows)
+    out = tmp_path / "s.csv"
+    assert main(["score", str(tmp_path / "d"), str(tmp_path / "x.npy"), "-o", str(out)]) == 0
+    table = read_table(out)
+    assert np.isnan(table.X[2, 1]) and table.X[2, 2] == 1
+    assert list(table.X[:, 2] == 1) == list(detector.predict(rows) == -1)
+
+
 def test_compare_writes_table_json_and_plot(files, tmp_path, capsys):
     argv = ["compare", str(files / "digits.npy"), "--code-dims", "2,4", *TINY]
     assert main([*argv, "-o", str(tmp_path)]) == 0

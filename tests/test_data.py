@@ -377,3 +377,19 @@ def test_outputs_that_overflow_and_sklearn_s_finiteness_errors_are_one_line():
     for bad in (np.nan, np.inf):  # a finiteness error is not a non-numeric one
         with pytest.raises(DataError, match=r"^Input X contains (NaN|infinity)"), aekit_errors():
             check_array(np.array([[1.0, bad]]), input_name="X")
+
+
+@pytest.mark.parametrize("holes", [False, True])
+def test_array_stats_of_float32_rows_are_summed_in_float64(holes):
+    # a float32 accumulator put the mean of 400,000 rows near 10,000 off by 6.5, so a float32
+    # and a float64 copy of one file scaled (and a resume compared) differently
+    from aekit.data.stats import array_stats
+
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(400_000, 3)) * [1, 100, 3] + [0, 50, 10_000]).astype(np.float32)
+    if holes:
+        X[::7, 1] = np.nan
+    single, double = array_stats(X), array_stats(X.astype(np.float64))
+    assert single["mean"].dtype == np.float32  # returned in the rows' dtype, as before
+    for name in ("mean", "std"):
+        np.testing.assert_allclose(single[name], double[name], rtol=1e-6)

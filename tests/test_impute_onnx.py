@@ -174,3 +174,18 @@ def test_the_default_imputers_own_blend_saves_loads_and_exports(tmp_path):
     got = OnnxModel(to_onnx(loaded, tmp_path / "wild.onnx")).run(fresh)["filled"]
     assert_matches(got, loaded.transform(fresh), np.nanstd(X, axis=0))  # both clipped
     assert (got[holes] <= high * (1 + 1e-6) + 1e-6).all()
+
+
+def test_a_table_imputer_with_a_text_marker_still_exports(tmp_path):
+    # the marker "?" is read as a hole as the cells are read: the graph has no marker (it
+    # tried float("?") and failed)
+    import pandas as pd
+
+    X = holed(load_wine().data[:, :4], 0.0)
+    frame = pd.DataFrame(X, columns=list("abcd")).astype(object)
+    frame.iloc[::7, 1] = "?"
+    imputer = fitted(frame, missing_values="?")
+    model = OnnxModel(to_onnx(imputer, tmp_path / "imputer.onnx"))
+    numbers = np.where(frame.to_numpy() == "?", np.nan, frame.to_numpy()).astype(np.float64)
+    want = np.asarray(imputer.transform(frame), dtype=np.float64)
+    assert_matches(model.run(numbers)["filled"], want, np.nanstd(numbers, axis=0))

@@ -127,3 +127,14 @@ def test_a_numeric_marker_in_an_integer_column_of_a_table_keeps_its_kind():
     assert (filled["i"] >= 20).all()  # filled within the observed range, whole numbers
     kept = frame["i"] != -1
     assert (filled.loc[kept, "i"] == frame.loc[kept, "i"]).all()
+
+
+def test_a_numeric_marker_in_an_integer_array_with_categories_stays_numeric():
+    # the marked column was Int64 while filled and the array came back of dtype object
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.integers(0, 3, 60), rng.integers(20, 80, 60)])
+    X[[3, 8], 1] = -1
+    base = Autoencoder(code_dim=2, hidden=[8], epochs=3, random_state=0)
+    imputer = AutoencoderImputer(base, n_estimators=1, missing_values=-1, categorical_features=[0])
+    filled = imputer.fit(X).transform(X)
+    assert filled.dtype == np.int64 and (filled[[3, 8], 1] >= 20).all()

@@ -295,3 +295,17 @@ def test_a_resumed_run_on_other_columns_is_refused(tmp_path, rows):
     shuffled = SparseAutoencoder(**options).fit(frame[list("hgfedcba")], resume=kept)
     assert list(shuffled.feature_names_in_) == list("abcdefgh")
     np.testing.assert_array_equal(shuffled.components_, in_order.components_)
+
+
+def test_a_resumed_run_on_other_rows_is_refused_with_normalize(tmp_path, rows):
+    """normalize's input scale comes back with the checkpoint: a run resumed on rows 100
+    times larger trained on at the old scale (1.01 where its own would be 0.0101)."""
+    from aekit.errors import ConfigError
+
+    options = {
+        **FAST, "normalize": True, "checkpoint_dir": str(tmp_path), "checkpoint_every": 2,
+    }  # fmt: skip
+    SparseAutoencoder(**options).fit(rows, stop_after=4)
+    with pytest.raises(ConfigError, match="written for other data: its input scale"):
+        SparseAutoencoder(**options).fit(rows * 100, resume=True)
+    assert SparseAutoencoder(**options).fit(rows, resume=True).n_steps_ == 8

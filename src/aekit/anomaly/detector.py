@@ -36,7 +36,7 @@ from ..estimator.resolve import AUTO_EPOCHS, AUTO_MIN_STEPS
 from ..files.names import adopt_names
 from ..training.prepare import batches_per_epoch, member_seeds
 from .detectorfile import read_detector, save_detector
-from .scorer import MAX_REFERENCE, AnomalyScorer, image_shape_of
+from .scorer import MAX_REFERENCE, AnomalyScorer, image_shape_of, rows_with_values
 from .threshold import threshold_for
 
 __all__ = [
@@ -268,6 +268,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         if table:  # the scorer takes the rows the autoencoders see: one-hot blocks
             X = members[0].table_layout_.encode(X, np.float64)
         if all(isinstance(m, Autoencoder) for m in members):
+            X = rows_with_values(X)  # a row with no observed value: NaN, calibrated without
             self._set_scorer(members, X.shape[0])
             train_scores = self.scorer_.calibrate_(X, int(members[0].transform_batch_size))
         else:  # another object with reconstruction_error: its errors are the score

@@ -69,6 +69,8 @@ weight 1 beat 0.5 on the confirm tables. Only tables of at most 8 columns change
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -89,6 +91,7 @@ __all__ = [
     "TERMS",
     "TREE_MAX_FEATURES",
     "AnomalyScorer",
+    "rows_with_values",
 ]
 
 TERMS = ("residual", "code", "neighbour", "density")  # the order of ``centre``/``spread``
@@ -102,6 +105,18 @@ _LRD_FLOOR = 1e-10  # last-resort reachability floor (every reference row the sa
 REACH_FLOOR_SHARE = 0.1  # reachability floor: this share of the median positive k-distance
 _SAME_ROW = 1e-5  # a squared distance below this × (|row|² + 1) is the row itself
 TREE_MAX_FEATURES = 16  # up to this many features a k-d tree finds the neighbours (not ONNX)
+
+
+def rows_with_values(X: Any) -> Any:
+    """``X`` without its rows that have no observed value (dense float rows; others as given).
+
+    Such a row scores NaN (:meth:`AnomalyScorer.score`): the scorer is calibrated, and its
+    reference rows kept, without it (a mean-filled row at the centre of the data).
+    """
+    if not isinstance(X, np.ndarray) or X.dtype.kind != "f":
+        return X
+    empty = np.isnan(X).all(axis=1)
+    return X[~empty] if empty.any() and not empty.all() else X
 
 
 class AnomalyScorer(nn.Module):
@@ -323,6 +338,8 @@ class AnomalyScorer(nn.Module):
     @torch.no_grad()
     def calibrate_(self, X: np.ndarray, chunk_rows: int) -> np.ndarray:
         """Learn weights, code statistics and each term's median and IQR from training rows.
+
+        The detector gives it the rows with an observed value (:func:`rows_with_values`).
 
         Returns
         -------

@@ -129,7 +129,7 @@ def _score_errors(args: argparse.Namespace) -> int:
     if threshold is None:
         write_array(args.output, errors, ["error"])
     else:
-        flags = (errors > threshold).astype(np.float64)
+        flags = (~(errors <= threshold)).astype(np.float64)  # NaN: flagged, as predict does
         write_array(args.output, np.column_stack([errors, flags]), ["error", "outlier"])
         line += f"; {int(flags.sum())} outliers (error > {threshold:.4g})"
     print(line)
@@ -146,7 +146,7 @@ def _write_scores(args: argparse.Namespace, table: np.ndarray, default: float | 
     if threshold is None:
         write_array(args.output, table, ["error", "anomaly_score"])
     else:
-        flags = (scores > threshold).astype(np.float64)
+        flags = (~(scores <= threshold)).astype(np.float64)  # NaN (nothing observed): flagged
         names = ["error", "anomaly_score", "outlier"]
         write_array(args.output, np.column_stack([table, flags]), names)
         line += f"; {int(flags.sum())} outliers (anomaly score > {threshold:.4g})"

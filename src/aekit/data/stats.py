@@ -24,7 +24,10 @@ def array_stats(X: np.ndarray) -> dict[str, np.ndarray]:
 
     What :func:`stream_stats` gives for a streamed source. Missing values (NaN) are left
     out: each statistic is over a column's observed values (a column with none gets min,
-    max and mean 0 and std 1), and ``has_missing`` says whether there were any.
+    max and mean 0 and std 1), and ``has_missing`` says whether there were any. Sums are
+    accumulated in float64 (as :func:`stream_stats` does), returned in ``X``'s dtype: a float32
+    accumulator put the mean of 400,000 rows near 10,000 off by 6.5 (and a float32 and a
+    float64 copy of the same rows apart).
     """
     low = X.min(axis=0)  # NaN propagates: a column with holes has a NaN minimum
     if not np.isnan(low).any():
@@ -32,15 +35,15 @@ def array_stats(X: np.ndarray) -> dict[str, np.ndarray]:
             "n_rows": np.asarray(X.shape[0]),
             "min": low,
             "max": X.max(axis=0),
-            "mean": X.mean(axis=0),
-            "std": X.std(axis=0),
+            "mean": X.mean(axis=0, dtype=np.float64).astype(X.dtype),
+            "std": X.std(axis=0, dtype=np.float64).astype(X.dtype),
             "has_missing": np.asarray(False),
         }
     seen = ~np.isnan(X)
     count = seen.sum(axis=0)
-    filled = np.where(seen, X, 0.0)
-    mean = filled.sum(axis=0) / np.maximum(count, 1)
-    var = (np.where(seen, X - mean, 0.0) ** 2).sum(axis=0) / np.maximum(count, 1)
+    mean = np.where(seen, X, 0.0).sum(axis=0, dtype=np.float64) / np.maximum(count, 1)
+    centred = np.where(seen, X - mean.astype(X.dtype), 0.0)
+    var = np.square(centred).sum(axis=0, dtype=np.float64) / np.maximum(count, 1)
     empty = count == 0
     return {
         "n_rows": np.asarray(X.shape[0]),

@@ -21,6 +21,7 @@ become categories decoded from one-hot blocks, which the graph would not reprodu
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -178,9 +179,10 @@ def fill_graph(imputer: Any) -> FillGraph:
     indicator = imputer.indicator_
     flagged = None if indicator is None else indicator.features_
     found = imputer._blend()
-    marker = imputer.missing_values  # a number on numeric rows (a text one is refused in fit)
+    marker = imputer.missing_values  # a text one marks a table's cells as they are read
+    number = isinstance(marker, numbers.Real) and not is_nan_marker(marker)
     return FillGraph(
         members, imputer.bounds_, imputer._empty, imputer.keep_empty_features, flagged,
         found.linear, found.members, found.neighbours, found.neighbour_weight,
-        None if is_nan_marker(marker) else float(marker),
+        float(marker) if number else None,
     )  # fmt: skip

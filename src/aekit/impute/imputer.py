@@ -401,8 +401,10 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         if not is_nan_marker(self.missing_values):
             marked = table == self.missing_values
             for j in np.flatnonzero(marked.to_numpy().any(axis=0)):
-                if isinstance(table.dtypes.iloc[j], np.dtype) and table.dtypes.iloc[j].kind in "iu":
-                    table[table.columns[j]] = table.iloc[:, j].astype("Int64")  # NaN: a float
+                kind = table.dtypes.iloc[j]  # NaN would make an integer column a float one
+                if isinstance(kind, np.dtype) and kind.kind in "iu":  # int64 -> Int64 ...
+                    nullable = kind.name.replace("ui", "UI").replace("in", "In")
+                    table[table.columns[j]] = table.iloc[:, j].astype(nullable)
                 table.iloc[marked.iloc[:, j].to_numpy(), j] = np.nan
         return table
 
@@ -429,7 +431,8 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
                     values = np.round(values.astype(np.float64))
                 out.iloc[holes[:, j], j] = values
         out.iloc[:, self._empty] = 0.0
-        kinds = getattr(X, "dtypes", out.dtypes)  # a NumPy integer column marked: back to it
+        kinds = getattr(X, "dtypes", None)  # a NumPy integer column marked: back to its kind
+        kinds = pd.DataFrame(np.asarray(X)[:0]).dtypes if kinds is None else kinds
         out = out.astype({n: k for n, k in kinds.items() if out[n].dtype != k and k.kind in "iu"})
         if not self.keep_empty_features:
             out = out.iloc[:, ~self._empty]

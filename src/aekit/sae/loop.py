@@ -43,7 +43,7 @@ from ..training.checkpoint import (
 )
 from ..training.optim import Adam
 from .objective import STAT_NAMES, step_loss
-from .streams import Source
+from .streams import IterableBatches, Source
 
 __all__ = ["SAE_CHECKPOINT_FORMAT", "SAETrainer", "check_sae_state", "geometric_median"]
 
@@ -68,6 +68,12 @@ SAE_STATE_FIELDS: dict[str, type | tuple[type, ...]] = {
 }
 _AUX_CHECK_EVERY = 16  # steps between two looks for the dead latents (AuxK's)
 _RUN_FIELDS = ("checkpoint_dir", "checkpoint_every", "keep_checkpoints", "log_every", "device")
+
+
+def _scale_of(rows: torch.Tensor) -> float:
+    """``normalize``'s input scale: rows times it have a mean squared norm of ``n_features``."""
+    mean_sq = rows.pow(2).sum(dim=1).mean().clamp_min(1e-12)
+    return math.sqrt(rows.shape[1] / float(mean_sq))
 
 
 def _written_start(state: dict[str, Any], written: dict[str, Any]) -> float | None:
@@ -158,8 +164,7 @@ class SAETrainer:
         rows = self.source.first_rows(self.order, self.config.init_rows).to(self.device)
         with torch.no_grad():
             if self.config.normalize:
-                mean_sq = rows.pow(2).sum(dim=1).mean().clamp_min(1e-12)
-                self.module.input_scale.fill_(math.sqrt(rows.shape[1] / float(mean_sq)))
+                self.module.input_scale.fill_(_scale_of(rows))
             rows = rows * self.module.input_scale
             start = self.config.b_dec_start()
             if start == "mean":
@@ -352,6 +357,15 @@ class SAETrainer:
             )
         labels, mine = state.get("column_labels"), getattr(self.source, "labels", None)
         refuse_other_columns(labels, mine, found, ConfigError, what="the data's columns")
+        if self.config.normalize and not isinstance(self.source, IterableBatches):
+            # the scale start() set from the first rows (a one-shot stream is not read ahead)
+            rows = self.source.first_rows(self.order, self.config.init_rows).to(self.device)
+            ours, theirs = _scale_of(rows), float(state["module"]["input_scale"])
+            if not math.isclose(ours, theirs, rel_tol=1e-4):
+                raise ConfigError(
+                    f"{found} was written for other data: its input scale {theirs:.6g} is not "
+                    f"this data's {ours:.6g} (normalize=True); resume on the same rows"
+                )
         self.module.load_state_dict(state["module"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.position = {k: int(v) for k, v in state["position"].items()}
