@@ -116,6 +116,8 @@ def test_threshold_for_checks_contamination():
     assert threshold_for(errors, 0.1) == pytest.approx(90.0)
     with pytest.raises(ConfigError, match="contamination"):
         threshold_for(errors, 0.7)
+    with pytest.raises(aekit.errors.DataError, match="no row with an observed value"):
+        threshold_for(np.full(4, np.nan), 0.1)  # was numpy's IndexError
 
 
 # -- the anomaly score (aekit 0.2): normalised terms, defaults, ensembles, saved detectors ---

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 
 __all__ = ["threshold_for"]
 
@@ -30,9 +30,16 @@ def threshold_for(errors: np.ndarray, contamination: str | float = "auto") -> fl
     Returns
     -------
     threshold : float
+
+    Raises
+    ------
+    DataError
+        No score to set it from (every one NaN, or none).
     """
     errors = np.asarray(errors, dtype=np.float64)
     errors = errors[~np.isnan(errors)]
+    if not errors.size:
+        raise DataError("no row with an observed value to set the threshold from")
     if contamination == "auto":
         q1, q3 = np.percentile(errors, [25, 75])
         return float(q3 + _TUKEY * (q3 - q1))
