@@ -271,8 +271,8 @@ def _filled(frame: Any, columns: list[Any], X: Any, imputer: Any) -> tuple[Any, 
         else:
             values = pd.DataFrame(np.asarray(out)[:, : len(kept)], columns=kept, index=frame.index)
         result = restore_kinds(values, frame)
-    left = [c for c, holes in zip(columns, missing.any(axis=0), strict=True) if holes]
-    left = [c for c in left if c not in kept]
+    holed = zip(columns, missing.any(axis=0), strict=True)
+    left = [c for c, holes in holed if holes and c not in kept]  # dropped by the model
     if left:
         warnings.warn(
             f"column(s) {', '.join(map(repr, left))} had no value when the imputer was fitted "

@@ -398,9 +398,10 @@ def checkpoint_columns(
     """
     if not resume:
         return None
-    paths = [Path(resume)] if resume is not True else []
-    if resume is True and folder is not None:
-        paths = sorted(Path(folder).glob(_GLOB), reverse=True)
+    if resume is True:  # newest first, as find_checkpoint tries them
+        paths = sorted(Path(folder).glob(_GLOB), reverse=True) if folder is not None else []
+    else:
+        paths = [Path(resume)]
     for path in paths:
         try:
             header, size = safetensors_header(path)

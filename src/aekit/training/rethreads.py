@@ -83,7 +83,7 @@ def rethread(trainer: TrainerLike) -> None:
     batch = _first_rows(trainer.source, config.batch_size)
     if len(batch) < 2:
         return
-    counts = ladder(choice.budget)  # the stack an ensemble trains in one pass, where it does
+    counts = ladder(choice.budget)  # members: the stack an ensemble trains in one pass, if so
     timings, _ = _probed(model_config, config, batch, counts, fresh=True, members=choice.members)
     fresh = probed_choice(choice, timings, 0.0)
     trainer.thread_choice = fresh

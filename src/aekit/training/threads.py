@@ -175,7 +175,11 @@ def run_threads(trainer: TrainerLike, source: RowSource, members: int = 1) -> in
         config, model_config = trainer.config, trainer.module.config
         tick = time.perf_counter()
         choice = choose_threads(
-            *(config, model_config, source, trainer.device, trainer.ranks),
+            config,
+            model_config,
+            source,
+            trainer.device,
+            trainer.ranks,
             recorded=recorded,
             members=members,
         )
@@ -389,10 +393,8 @@ def _probed(
     A probe of the same model, batch and ``members`` made in the last :data:`REUSE_SECONDS`
     is not repeated (unless ``fresh``), so a grid search does not pay for one at every fit.
     """
-    key = (
-        *(model_config, config.optimizer, config.precision, tuple(batch.shape)),
-        *(tuple(counts), members),
-    )
+    shape, wanted = tuple(batch.shape), tuple(counts)
+    key = (model_config, config.optimizer, config.precision, shape, wanted, members)
     now = time.monotonic()
     if not fresh and key in _RECENT and now - _RECENT[key][0] < REUSE_SECONDS:
         return _RECENT[key][1], now - _RECENT[key][0]
