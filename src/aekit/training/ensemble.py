@@ -17,7 +17,8 @@ again between epochs by the first member still training alone: each member probi
 own cost one probe a member and let them disagree), and every member's history records it.
 The probes time the stack, not one member (``ThreadChoice.members``): its batched products
 gain from threads where one member's small products do not (the imputer's five 120-unit
-members on breast cancer, a step at 1 and 2 threads: 5.0 and 3.6 ms; one member 1.7 and 1.5).
+members on breast cancer, a step at 1 and 2 threads: 5.0 and 3.6 ms; one member 1.7 and 1.5;
+one scratch call of ``probe_seconds`` each).
 Two figures are the stack's rather than the member's: an epoch's ``seconds`` (and
 ``samples_per_s``) are the joint epoch's, and ``max_time`` counts the joint run's seconds, so
 where it binds a member trains fewer epochs than alone.
