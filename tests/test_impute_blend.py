@@ -126,7 +126,7 @@ def test_a_neighbour_blend_saves_loads_and_a_version_3_folder_loads_without_it(t
     np.testing.assert_array_equal(loaded.transform(X), blended)
     meta_path = tmp_path / "near" / "imputer.json"
     meta = json.loads(meta_path.read_text())
-    assert meta["format_version"] == 4
+    assert meta["format_version"] == 5 and meta["trees"] is None
     for weight in (0.8, 0.0, True, "0.5"):  # above 1 - blend, zero, not a number
         meta_path.write_text(
             json.dumps({**meta, "neighbours": {**meta["neighbours"], "weight": weight}})
@@ -136,7 +136,7 @@ def test_a_neighbour_blend_saves_loads_and_a_version_3_folder_loads_without_it(t
     meta_path.write_text(json.dumps({**meta, "neighbours": {"weight": 0.5}}))
     with pytest.raises(ModelFileError, match="'neighbours' must hold"):
         AutoencoderImputer.load(tmp_path / "near")
-    old = {k: v for k, v in meta.items() if k != "neighbours"}
+    old = {k: v for k, v in meta.items() if k not in ("neighbours", "trees")}
     meta_path.write_text(json.dumps({**old, "format_version": 3}))  # what 3 wrote: no neighbours
     loaded = AutoencoderImputer.load(tmp_path / "near")
     assert loaded.neighbours_ is None and loaded.neighbour_weight_ == 0.0
@@ -155,14 +155,14 @@ def test_a_blended_imputer_saves_and_a_version_1_folder_loads(tmp_path):
     np.testing.assert_array_equal(loaded.transform(X), imputer.transform(X))
     meta_path = tmp_path / "blend" / "imputer.json"
     meta = json.loads(meta_path.read_text())
-    assert meta["format_version"] == 4
+    assert meta["format_version"] == 5
     meta["blend"] = 0.3
     meta.pop("linear")
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(ModelFileError, match="needs the 'linear' chain"):
         AutoencoderImputer.load(tmp_path / "blend")
     meta.update(format_version=1)
-    for key in ("blend", "linear"):
+    for key in ("blend", "linear", "neighbours", "trees"):  # none of them in version 1
         meta.pop(key, None)
     meta_path.write_text(json.dumps(meta))  # what aekit 0.2's imputers wrote
     old = AutoencoderImputer.load(tmp_path / "blend")

@@ -39,8 +39,8 @@ SAELENS_CONFIG_NAME = "cfg.json"
 
 SAVED_NAMES = frozenset(
     {MODEL_CONFIG_NAME, "weights.safetensors", DETECTOR_NAME, "detector.safetensors",
-     IMPUTER_NAME, "members", "fit.json", "history.json", "holdout.npy", "loss.png",
-     SAE_NAME, "sae.safetensors", SAELENS_CONFIG_NAME, "sae_weights.safetensors"}
+     IMPUTER_NAME, "trees.safetensors", "members", "fit.json", "history.json", "holdout.npy",
+     "loss.png", SAE_NAME, "sae.safetensors", SAELENS_CONFIG_NAME, "sae_weights.safetensors"}
 )  # fmt: skip
 """Every name a save writes in a saved folder (a model's, detector's, imputer's, and
 ``aekit fit``'s record of the fit). A new save drops these from the folder it replaces

@@ -8,11 +8,12 @@ column's observed range in ``fit`` (``bounds_``), blended with the linear chain'
 the nearest-neighbour fill (each clipped the same way) where the imputer chose them
 (``blend_``, ``linear_``, ``neighbours_``: :mod:`aekit.impute.blend`; the chain's steps are
 matrix products and Where, the neighbours' distances to the fit rows kept in the graph are
-MatMul, TopK and Gather), replaces the holes; observed entries pass through unchanged; a
-column with no value in ``fit`` is 0 (or dropped, as ``transform`` drops it); the
-missing-indicator columns follow with ``add_indicator=True``. It uses only tensor operations
-ONNX has (IsNaN, Where, Min/Max, Gather, TopK), so the exported graph is the same
-computation.
+MatMul, TopK and CumSum), then with the extra trees grown on that fill (``trees_``; the
+walk down the trees is Gather, GatherElements, LessOrEqual and Where), replaces the holes;
+observed entries pass through unchanged; a column with no value in ``fit`` is 0 (or
+dropped, as ``transform`` drops it); the missing-indicator columns follow with
+``add_indicator=True``. It uses only tensor operations ONNX has (IsNaN, Where, Min/Max,
+Gather, TopK), so the exported graph is the same computation.
 
 An imputer fitted on a table with categorical columns is not a :class:`FillGraph`: its holes
 become categories decoded from one-hot blocks, which the graph would not reproduce
@@ -32,6 +33,7 @@ from ..errors import ConfigError
 from .blend import mix_fills
 from .markers import is_nan_marker
 from .neighbours import neighbour_fill
+from .trees import tree_predict
 
 __all__ = ["FillGraph", "fill_graph"]
 
@@ -63,6 +65,10 @@ class FillGraph(nn.Module):
         The imputer's numeric ``missing_values`` where it is not NaN: cells equal to it are
         holes (a NaN cell is one too: the graph cannot refuse it as ``transform`` does). None:
         NaN alone.
+    trees : TreeFill or None
+        The imputer's extra trees (``trees_``), grown on the rest of the fill and blended in
+        with weight ``tree_weight`` against it.
+    tree_weight : float
     """
 
     def __init__(
@@ -77,9 +83,16 @@ class FillGraph(nn.Module):
         neighbours: Any = None,
         neighbour_weight: float = 0.0,
         marker: float | None = None,
+        trees: Any = None,
+        tree_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.marker = marker
+        self.tree_weight, self.has_trees = float(tree_weight), trees is not None
+        if trees is not None:  # the node arrays: constants of the graph
+            self.tree_depth = int(trees.depth)
+            for name, value in trees.tensors().items():
+                self.register_buffer(f"tree_{name}", value.clone())
         self.members = nn.ModuleList(members)
         self.blend, self.steps = float(blend), [] if linear is None else linear.feature.tolist()
         self.neighbour_weight = float(neighbour_weight)
@@ -120,13 +133,24 @@ class FillGraph(nn.Module):
             donors, mean = self.donors.to(rows.dtype), self.donor_mean.to(rows.dtype)
             return self.clip(neighbour_fill(rows, donors, mean, self.donor_shape))
 
-        return mix_fills(
+        first = mix_fills(
             guess,
             self.blend,
             (lambda: self.clip(self.chain_fill(rows))) if self.has_chain else None,
             near if self.has_neighbours else None,
             self.neighbour_weight,
         )
+        if not self.has_trees:
+            return first
+        return (1.0 - self.tree_weight) * first + self.tree_weight * self.grown(rows, first)
+
+    def grown(self, rows: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+        """The trees' fill (clipped) of ``rows`` whose holes ``first`` fills (``blend.grown``)."""
+        start = torch.where(torch.isnan(rows), first, rows)
+        names = ("roots", "column", "feature", "threshold", "left", "right", "value")
+        arrays = {k: getattr(self, f"tree_{k}") for k in names}
+        found = self.clip(tree_predict(start, arrays, self.tree_depth, rows.shape[1]))
+        return torch.where(torch.isnan(found), first, found)
 
     def clip(self, values: torch.Tensor) -> torch.Tensor:
         """``values`` within each column's observed range in ``fit`` (``bounds``)."""
@@ -184,5 +208,5 @@ def fill_graph(imputer: Any) -> FillGraph:
     return FillGraph(
         members, imputer.bounds_, imputer._empty, imputer.keep_empty_features, flagged,
         found.linear, found.members, found.neighbours, found.neighbour_weight,
-        float(marker) if number else None,
+        float(marker) if number else None, found.trees, found.tree_weight,
     )  # fmt: skip

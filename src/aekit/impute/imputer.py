@@ -32,14 +32,11 @@ from sklearn.impute import MissingIndicator
 from sklearn.utils._set_output import _get_output_config
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
-from ..data.checks import (
-    CheckedRows,
-    check_table_names,
-)
+from ..data.checks import CheckedRows
 from ..data.names import fitted_labels, warn_of_fitted_order
 from ..data.sparse import is_sparse
 from ..data.tables import needs_layout
-from ..errors import AekitWarning, ConfigError, DataTypeError
+from ..errors import AekitWarning, ConfigError
 from ..estimator.autoencoder import Autoencoder
 from ..estimator.ensemble import fit_members
 from ..estimator.rows import EMPTY_COLUMNS
@@ -48,7 +45,7 @@ from ..training.prepare import member_seeds
 from .blend import Blend, blend_runs, held_out_cells, weigh_candidates
 from .defaults import ENSEMBLE_ENTRIES, imputer_autoencoder
 from .imputerfile import read_imputer, save_imputer
-from .markers import is_nan_marker, marked_rows, warn_empty
+from .markers import marked_cells, marked_rows, warn_empty
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -87,12 +84,12 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     ``n_estimators="auto"`` small data (up to 100,000 entries) gets an ensemble of 5.
 
     **The validated blend** (default autoencoder, numeric rows of up to 100,000 entries and
-    64 columns, as the chain grows with the columns squared; :mod:`aekit.impute.blend`): 10 %
-    of the observed cells are held out, hidden as other rows' holes; the members and a linear
-    chain (``IterativeImputer(BayesianRidge())``'s steps, :mod:`aekit.impute.chain`) are
-    fitted on the rest; the members' weight (1, 3/4, 1/2, 1/4 or 0) with the least error on
-    the held-out cells (both fills clipped to ``bounds_``) is ``blend_``; below 1 the chain
-    is refitted on every observed cell and blended in (``linear_``), clipped to ``bounds_``.
+    64 columns; :mod:`aekit.impute.blend`): 10 % of the observed cells are held out, hidden as
+    other rows' holes; the members, a linear chain (:mod:`aekit.impute.chain`) and a
+    nearest-neighbour fill (:mod:`aekit.impute.neighbours`) are weighed on them (``blend_``,
+    ``neighbour_weight_``), then extra trees grown on that blend's fill
+    (:mod:`aekit.impute.trees`, ``tree_weight_``); every fill is clipped to ``bounds_``, and
+    what gets a weight besides the members is refitted on every observed cell.
 
     **Tables.** Fitted on a DataFrame with categorical columns (``category``, ``object``,
     string or ``bool`` dtypes), or with ``categorical_features``, the autoencoder one-hot
@@ -156,6 +153,9 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     neighbours_ : NeighbourFill or None
         The nearest-neighbour fill blended in with weight ``neighbour_weight_``.
     neighbour_weight_ : float
+    trees_ : TreeFill or None
+        Extra trees blended in with weight ``tree_weight_`` against the rest of the fill.
+    tree_weight_ : float
     held_out_rmse_ : list of float
         RMSE on the held-out cells of each weight triple (``aekit.impute.blend.BLEND_WEIGHTS``);
         set where the blend ran.
@@ -285,6 +285,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         self._empty = np.isnan(rows).all(axis=0)
         warn_empty(self._empty, getattr(self, "feature_names_in_", None), self.keep_empty_features)
         self.linear_, self.blend_, self.neighbours_, self.neighbour_weight_ = None, 1.0, None, 0.0
+        self.trees_, self.tree_weight_ = None, 0.0
         numbers_seen = rows
         if self._table:  # the numeric columns in their units; categorical ones: no bounds
             layout = self.estimator_.table_layout_
@@ -297,10 +298,11 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             )
         if hidden is not None:  # weigh the autoencoders, chain and neighbours on hidden cells
             found, self.held_out_rmse_ = weigh_candidates(
-                rows, hidden, self._guess(train), self._clip, seeds[0]
+                rows, hidden, self._guess(train), self._clip, seeds[0], self._guess(rows)
             )
             self.blend_, self.linear_ = found.members, found.linear
             self.neighbours_, self.neighbour_weight_ = found.neighbours, found.neighbour_weight
+            self.trees_, self.tree_weight_ = found.trees, found.tree_weight
         self.indicator_ = None
         if self.add_indicator:
             self.indicator_ = MissingIndicator(missing_values=np.nan, error_on_new=False)
@@ -355,6 +357,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         return Blend(
             getattr(self, "blend_", 1.0), getattr(self, "linear_", None),
             getattr(self, "neighbours_", None), getattr(self, "neighbour_weight_", 0.0),
+            getattr(self, "trees_", None), getattr(self, "tree_weight_", 0.0),
         )  # fmt: skip
 
     def _clip(self, values: np.ndarray, columns: Any = slice(None)) -> np.ndarray:
@@ -388,25 +391,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     # -- tables ---------------------------------------------------------------------------
     def _cells(self, X: Any, *, reset: bool) -> pd.DataFrame:
         """The input as a DataFrame copy, its columns checked, ``missing_values`` as NaN."""
-        import pandas as pd
-        from scipy import sparse
-
-        if sparse.issparse(X):
-            raise DataTypeError(
-                "categorical_features needs dense rows or a DataFrame, got a scipy.sparse "
-                "matrix: densify it first (X.toarray())"
-            )
-        X = check_table_names(self, X, reset=reset)  # (in the fitted column order)
-        table = X.copy() if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X))
-        if not is_nan_marker(self.missing_values):
-            marked = table == self.missing_values
-            for j in np.flatnonzero(marked.to_numpy().any(axis=0)):
-                kind = table.dtypes.iloc[j]  # NaN would make an integer column a float one
-                if isinstance(kind, np.dtype) and kind.kind in "iu":  # int64 -> Int64 ...
-                    nullable = kind.name.replace("ui", "UI").replace("in", "In")
-                    table[table.columns[j]] = table.iloc[:, j].astype(nullable)
-                table.iloc[marked.iloc[:, j].to_numpy(), j] = np.nan
-        return table
+        return marked_cells(self, X, reset=reset)
 
     def _fill_table(self, X: Any) -> Any:
         """:meth:`transform` on a table: each hole gets the members' numbers or category."""
@@ -496,5 +481,6 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         imputer.n_features_in_, imputer._dtypes = len(saved.empty), saved.dtypes
         imputer.linear_, imputer.blend_ = saved.linear, saved.blend
         imputer.neighbours_, imputer.neighbour_weight_ = saved.neighbours, saved.neighbour_weight
+        imputer.trees_, imputer.tree_weight_ = saved.trees, saved.tree_weight
         adopt_names(imputer, saved.feature_names, saved.column_labels)
         return imputer

@@ -15,7 +15,10 @@ A fitted :class:`~aekit.impute.AutoencoderImputer` saves as (the detector's layo
                                          (version 2) the blend: the members' weight and the
                                          linear chain's steps (:mod:`aekit.impute.chain`);
                                          (version 4) the nearest-neighbour fill's weight and
-                                         its rows (:mod:`aekit.impute.neighbours`)
+                                         its rows (:mod:`aekit.impute.neighbours`); (version
+                                         5) the extra trees' weight, depth and checksum
+      trees.safetensors                  (version 5, where the blend has trees) the trees'
+                                         node arrays (:mod:`aekit.impute.trees`)
 
 The fitted state is a few numbers per column, stored in ``imputer.json`` itself (JSON keeps a
 float64 exactly; NaN, "no bound", as null). ``imputer.json`` is written last, after the
@@ -46,19 +49,25 @@ from ..files import (
     check_fields,
     check_header,
     json_bytes,
+    parse_safetensors,
+    read_checked,
     read_json,
     saved_folder,
+    sha256,
+    tensor_bytes,
 )
 from ..files.layouts import IMPUTER_NAME, check_can_save, member_folder, read_member_folder
 from ..files.names import NAME_FIELDS, check_saved_names, saved_names
 from .chain import LinearChain
 from .neighbours import NeighbourFill
+from .trees import TreeFill
 
 __all__ = ["IMPUTER_NAME", "SavedImputer", "imputer_feature_names", "read_imputer", "save_imputer"]
 
 # 2: the blend (absent in 1: the members alone); 3: column_labels (a DataFrame's integers);
-# 4: neighbours (absent in 1-3: no nearest-neighbour fill)
-_FORMAT, _VERSION = "aekit-imputer", 4
+# 4: neighbours (absent in 1-3: no nearest-neighbour fill); 5: trees (absent in 1-4: none)
+_FORMAT, _VERSION = "aekit-imputer", 5
+TREES_NAME = "trees.safetensors"
 
 # Keys of imputer.json and their JSON types.
 _FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -68,6 +77,7 @@ _FIELDS: dict[str, type | tuple[type, ...]] = {
     "empty": list, "low": list, "high": list, "indicator_features": (list, type(None)),
     "blend": (int, float), "linear": (dict, type(None)),  # format version 2
     "neighbours": (dict, type(None)),  # format version 4: {"weight": w, "rows": [...]}
+    "trees": (dict, type(None)),  # format version 5: {"weight", "depth", "sha256"}
 }  # fmt: skip
 _PARAMS: dict[str, type | tuple[type, ...]] = {
     "missing_values": (int, float, str, type(None)), "add_indicator": bool,
@@ -133,8 +143,16 @@ def _write_imputer(imputer: Any, folder: Path) -> None:
         "blend": float(getattr(imputer, "blend_", 1.0)),
         "linear": None if getattr(imputer, "linear_", None) is None else imputer.linear_.to_json(),
         "neighbours": _neighbours_json(imputer),
+        "trees": None,
     }
+    trees = getattr(imputer, "trees_", None)
     with atomic_files(folder) as put:
+        if trees is not None:  # the arrays first: imputer.json, written last, names them
+            raw = tensor_bytes(trees.tensors())
+            meta["trees"] = {
+                "weight": float(imputer.tree_weight_), "depth": trees.depth, "sha256": sha256(raw),
+            }  # fmt: skip
+            put(TREES_NAME, raw)
         put(IMPUTER_NAME, json_bytes(meta))
 
 
@@ -178,6 +196,10 @@ class SavedImputer:
         The nearest-neighbour fill blended in (format 4), or None.
     neighbour_weight : float
         Its weight (0.0 before format 4).
+    trees : TreeFill or None
+        The extra trees blended in (format 5), or None.
+    tree_weight : float
+        Their weight against the rest of the fill (0.0 before format 5).
     """
 
     params: dict[str, Any]
@@ -194,6 +216,8 @@ class SavedImputer:
     column_labels: list[int] | None = None
     neighbours: NeighbourFill | None = None
     neighbour_weight: float = 0.0
+    trees: TreeFill | None = None
+    tree_weight: float = 0.0
 
 
 def _read_meta(folder: Path) -> dict[str, Any]:
@@ -202,7 +226,9 @@ def _read_meta(folder: Path) -> dict[str, Any]:
         raise ModelFileError(f"no imputer in {folder} (missing {IMPUTER_NAME})")
     meta = read_json(path)  # a JSON object, or one ModelFileError naming the file
     check_header(meta, path, _FORMAT, _VERSION)
-    check_fields(meta, _FIELDS, path, optional=("blend", "linear", "column_labels", "neighbours"))
+    check_fields(
+        meta, _FIELDS, path, optional=("blend", "linear", "column_labels", "neighbours", "trees")
+    )
     check_fields(meta["params"], _PARAMS, path)
     n = meta["n_features_in"]
     if meta["n_members"] < 1 or n < 1:
@@ -315,6 +341,7 @@ def read_imputer(folder: str | os.PathLike[str]) -> SavedImputer:
         linear=meta["linear"],
         column_labels=meta.get("column_labels"),
         **_saved_neighbours(meta["neighbours"]),
+        **_saved_trees(folder, meta.get("trees"), meta["n_features_in"]),
     )
 
 
@@ -322,3 +349,17 @@ def _saved_neighbours(found: tuple[NeighbourFill, float] | None) -> dict[str, An
     if found is None:
         return {}
     return {"neighbours": found[0], "neighbour_weight": found[1]}
+
+
+def _saved_trees(folder: Path, saved: Any, n_features: int) -> dict[str, Any]:
+    """The trees named in ``imputer.json`` (format 5), read from their checked arrays."""
+    if saved is None:  # before format 5, or no trees
+        return {}
+    where = folder / IMPUTER_NAME
+    weight = saved.get("weight") if set(saved) == {"weight", "depth", "sha256"} else None
+    if not (_typed(weight, (int, float)) and 0.0 < weight <= 1.0):
+        raise ModelFileError(f"{where}: 'trees' must hold 'weight' in (0, 1], 'depth', 'sha256'")
+    raw = read_checked(folder / TREES_NAME, saved["sha256"], str(where))
+    tensors = parse_safetensors(raw, folder / TREES_NAME)
+    trees = TreeFill.from_tensors(tensors, saved["depth"], n_features, str(folder / TREES_NAME))
+    return {"trees": trees, "tree_weight": float(weight)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -12,13 +12,24 @@ from ..data.checks import (
     check_float32_range,
     check_observed,
     check_sparse_values,
+    check_table_names,
     validate_named,
     validate_rows,
 )
 from ..data.sparse import is_sparse
 from ..errors import AekitWarning, ConfigError, DataError, DataTypeError
 
-__all__ = ["is_nan_marker", "mark_sparse_holes", "marked_rows", "numeric_marker", "warn_empty"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "is_nan_marker",
+    "mark_sparse_holes",
+    "marked_cells",
+    "marked_rows",
+    "numeric_marker",
+    "warn_empty",
+]
 
 
 def mark_sparse_holes(X: Any, marker: Any) -> None:
@@ -114,3 +125,30 @@ def marked_rows(estimator: Any, X: Any, missing_values: Any, *, reset: bool) -> 
     if reset:  # holes everywhere: nothing to learn from (transform fills them)
         check_observed(X)
     return X
+
+
+def marked_cells(imputer: Any, X: Any, *, reset: bool) -> pd.DataFrame:
+    """``X`` as a DataFrame copy, columns checked, ``imputer.missing_values`` cells as NaN.
+
+    The columns are checked against the imputer's (:func:`~aekit.data.checks.check_table_names`);
+    an integer column with a marked cell becomes its nullable kind (``Int64``...).
+    """
+    import pandas as pd
+    from scipy import sparse
+
+    if sparse.issparse(X):
+        raise DataTypeError(
+            "categorical_features needs dense rows or a DataFrame, got a scipy.sparse "
+            "matrix: densify it first (X.toarray())"
+        )
+    X = check_table_names(imputer, X, reset=reset)  # (in the fitted column order)
+    table = X.copy() if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X))
+    if not is_nan_marker(imputer.missing_values):
+        marked = table == imputer.missing_values
+        for j in np.flatnonzero(marked.to_numpy().any(axis=0)):
+            kind = table.dtypes.iloc[j]  # NaN would make an integer column a float one
+            if isinstance(kind, np.dtype) and kind.kind in "iu":  # int64 -> Int64 ...
+                nullable = kind.name.replace("ui", "UI").replace("in", "In")
+                table[table.columns[j]] = table.iloc[:, j].astype(nullable)
+            table.iloc[marked.iloc[:, j].to_numpy(), j] = np.nan
+    return table

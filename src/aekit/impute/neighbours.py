@@ -5,7 +5,7 @@ among the rows seen in ``fit`` that observe the hole's column, the :data:`NEIGHB
 by the NaN-Euclidean distance (over the coordinates both rows observe, scaled up by the share
 they observe) give the mean of their values; a row that shares no observed column with any of
 them gets the column's observed mean. :func:`neighbour_fill` is that computation in tensor
-operations ONNX has (MatMul, TopK, Where, Gather), the one code for ``transform`` (float64)
+operations ONNX has (MatMul, TopK, CumSum, Where), the one code for ``transform`` (float64)
 and for :class:`~aekit.impute.graph.FillGraph` (float32).
 
 Why it is there: at few holes a row's nearest complete neighbours are close and many, and a
@@ -67,16 +67,54 @@ def neighbour_fill(
     width = float(shape[1])
     inf = torch.full((), float("inf"), dtype=rows.dtype)
     distance = torch.where(shared > 0, squared.clamp_min(0) * width / shared.clamp_min(1), inf)
+    distance = torch.where(torch.isnan(distance), inf, distance)  # inf - inf in float32: none
     count = min(NEIGHBOURS, shape[0])
     columns = []
     for j in range(shape[1]):
         near = torch.where(given[:, j][None, :], distance, inf)
-        values, index = torch.topk(near, count, dim=1, largest=False)
-        valid = torch.isfinite(values).to(rows.dtype)
-        total = (y[:, j][index] * valid).sum(dim=1)
-        found = valid.sum(dim=1)
+        total, found = _nearest_sum(near, y[:, j], count)
         columns.append(torch.where(found > 0, total / found.clamp_min(1), column_mean[j]))
     return torch.stack(columns, dim=1)
+
+
+def _nearest_sum(
+    distance: torch.Tensor, values: torch.Tensor, count: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sum of the nearest donors' ``values`` and how many there are (:func:`_nearest`).
+
+    An exported graph takes the mask of :func:`_nearest` for every row; in Python ``topk``'s
+    own pick is kept where it is the same set (no donor left out at the ``count``-th
+    distance), and only the other rows take the mask: the same donors, fewer passes.
+    """
+    if torch.jit.is_tracing():
+        chosen = _nearest(distance, count).to(values.dtype)
+        return chosen @ values, chosen.sum(dim=1)
+    top, index = torch.topk(distance, count, dim=1, largest=False)
+    valid = torch.isfinite(top).to(values.dtype)
+    total, found = (values[index] * valid).sum(dim=1), valid.sum(dim=1)
+    kth = top[:, -1:]
+    left_out = (distance == kth).sum(dim=1) > (top == kth).sum(dim=1)
+    ambiguous = torch.nonzero(left_out & torch.isfinite(kth[:, 0]))[:, 0]
+    if len(ambiguous):
+        chosen = _nearest(distance[ambiguous], count).to(values.dtype)
+        total[ambiguous], found[ambiguous] = chosen @ values, chosen.sum(dim=1)
+    return total, found
+
+
+def _nearest(distance: torch.Tensor, count: int) -> torch.Tensor:
+    """Each row's ``count`` finite least distances, as a mask; ties go to the lower index.
+
+    ``topk`` gives the ``count``-th least distance; every closer donor is taken and the rest
+    from the donors at that distance, lowest index first. ``topk``'s own order among equal
+    values differs between torch and ONNX runtimes (donors at equal distances are common in
+    integer columns), and the mask does not depend on it: ``transform`` and the exported
+    graph pick the same donors.
+    """
+    kth = torch.topk(distance, count, dim=1, largest=False).values[:, -1:]
+    closer, tied = distance < kth, distance == kth
+    room = count - closer.to(distance.dtype).sum(dim=1, keepdim=True)
+    first = torch.cumsum(tied.to(distance.dtype), dim=1) <= room
+    return (closer | (tied & first)) & torch.isfinite(distance)
 
 
 @dataclass
