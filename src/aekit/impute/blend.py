@@ -144,14 +144,19 @@ class Blend:
 
 
 def grown(
-    trees: TreeFill, rows: np.ndarray, first: np.ndarray, clip: Callable[[np.ndarray], np.ndarray]
+    trees: TreeFill,
+    rows: np.ndarray,
+    first: np.ndarray,
+    clip: Callable[[np.ndarray], np.ndarray],
+    wanted: np.ndarray | None = None,
 ) -> np.ndarray:
     """The trees' fill (clipped) of the holes of ``rows`` (NaN), which ``first`` fills.
 
-    Elsewhere, and in a column without trees (fewer than two values in ``fit``), ``first``.
+    ``wanted``: the cells the trees fill (None: every hole). Elsewhere, and in a column
+    without trees (fewer than two values in ``fit``), ``first``.
     """
     holes = np.isnan(rows)
-    found = clip(trees.fill(np.where(holes, first, rows), holes))
+    found = clip(trees.fill(np.where(holes, first, rows), holes if wanted is None else wanted))
     return np.where(np.isnan(found), first, found)
 
 
@@ -237,7 +242,7 @@ def weigh_candidates(
         first = members * members_fill + linear * chain + neighbours * near
         trees = TreeFill.fit(np.where(np.isnan(train), first, train), train, seed)
         if trees is not None:  # columns with two observed values
-            tried = _cell_errors(rows, hidden, first, grown(trees, train, first, clip))
+            tried = _cell_errors(rows, hidden, first, grown(trees, train, first, clip, hidden))
             weight = _choose(tried, TREE_WEIGHTS, TREE_PRIOR)[1]
             if weight > 0:  # grown again on every observed cell
                 whole = found.fill(rows, members_fill_all, clip)

@@ -33,7 +33,7 @@ from ..errors import ConfigError
 from .blend import mix_fills
 from .markers import is_nan_marker
 from .neighbours import neighbour_fill
-from .trees import tree_predict
+from .trees import ARRAYS, tree_predict
 
 __all__ = ["FillGraph", "fill_graph"]
 
@@ -147,8 +147,7 @@ class FillGraph(nn.Module):
     def grown(self, rows: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
         """The trees' fill (clipped) of ``rows`` whose holes ``first`` fills (``blend.grown``)."""
         start = torch.where(torch.isnan(rows), first, rows)
-        names = ("roots", "column", "feature", "threshold", "left", "right", "value")
-        arrays = {k: getattr(self, f"tree_{k}") for k in names}
+        arrays = {k: getattr(self, f"tree_{k}") for k in ARRAYS}
         found = self.clip(tree_predict(start, arrays, self.tree_depth, rows.shape[1]))
         return torch.where(torch.isnan(found), first, found)
 

@@ -36,17 +36,17 @@ import torch
 
 from ..errors import ModelFileError
 
-__all__ = ["NODE_BUDGET", "TREES", "TreeFill", "leaf_rows", "tree_predict"]
+__all__ = ["ARRAYS", "NODE_BUDGET", "TREES", "TreeFill", "leaf_rows", "tree_predict"]
 
 TREES = 30  # trees a column (50: within 0.004 RMSE on 10 grid cells, 1.7 x the time)
 MAX_FEATURES = 1.0  # share of the other columns a split draws from (0.5: worse in 8 of 12 cells)
 NODE_BUDGET = 1_000_000  # nodes over every column's trees (leaf_rows keeps within it)
 CHUNK_CELLS = 4_000_000  # rows x trees walked at once in TreeFill.fill
-_ARRAYS = ("roots", "column", "feature", "threshold", "left", "right", "value")
 _DTYPES = {  # each saved array's dtype
     "roots": np.int64, "column": np.int64, "feature": np.int64, "threshold": np.float32,
     "left": np.int64, "right": np.int64, "value": np.float64,
 }  # fmt: skip
+ARRAYS = tuple(_DTYPES)  # the node arrays' names
 _TORCH = {np.int64: torch.int64, np.float32: torch.float32, np.float64: torch.float64}
 _NODE = ("feature", "threshold", "left", "right", "value")  # one entry a node
 MAX_DEPTH = 10_000  # the deepest tree a file may hold
@@ -166,7 +166,7 @@ class TreeFill:
         from sklearn.ensemble import ExtraTreesRegressor
 
         n, d = rows.shape
-        parts: dict[str, list[np.ndarray]] = {k: [] for k in _ARRAYS}
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in ARRAYS}
         depth, offset = 0, 0
         leaf = leaf_rows(n, d)
         for j in range(d):
@@ -240,7 +240,7 @@ class TreeFill:
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The node arrays by name (what an imputer folder saves)."""
-        return {k: getattr(self, k) for k in _ARRAYS}
+        return {k: getattr(self, k) for k in ARRAYS}
 
     @property
     def n_nodes(self) -> int:
