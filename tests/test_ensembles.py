@@ -184,6 +184,17 @@ def test_stack_refusal_names_what_cannot_be_stacked():
     assert "differ" in stack_refusal([Hourglass(plain), Hourglass(dropout)])
     with pytest.raises(ValueError, match="dropout"):
         StackedHourglass([Hourglass(dropout), Hourglass(dropout)])
+    normed = ModelConfig(input_dim=5, code_dim=2, hidden=(4,), batch_norm=True)
+    pair = [Hourglass(normed), Hourglass(normed)]
+    norms = [[m for m in net.modules() if isinstance(m, torch.nn.BatchNorm1d)] for net in pair]
+    for norm in norms[0] + norms[1]:
+        norm.momentum = None  # a cumulative average: one over the member's own count
+    assert stack_refusal(pair) is None
+    norms[1][0].num_batches_tracked.fill_(7)
+    assert "counted different numbers of batches" in stack_refusal(pair)
+    for norm in norms[0] + norms[1]:
+        norm.momentum = 0.1  # a fixed factor: counts may differ
+    assert stack_refusal(pair) is None
 
 
 def test_one_pass_equals_members_fitted_one_by_one():

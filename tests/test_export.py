@@ -275,3 +275,7 @@ def test_a_row_with_no_observed_value_scores_nan_in_python_and_onnx(tmp_path, wi
     assert detector.predict(rows)[1] == -1
     got = OnnxModel(to_onnx(detector, tmp_path / "d.onnx")).run(rows)["anomaly_score"]
     assert np.isnan(got[1]) and np.allclose(got[[0, 2]], scores[[0, 2]], atol=1e-4)
+    rows[2] = 3e38  # in float32's range, but its terms overflow (inf - inf): not "no value"
+    with pytest.raises(DataError, match=r"^row 2 overflows float32 in the network; rescale"):
+        detector.anomaly_score(rows)
+    assert np.isinf(OnnxModel(tmp_path / "d.onnx").run(rows)["anomaly_score"][2])

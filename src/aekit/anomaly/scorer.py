@@ -313,8 +313,11 @@ class AnomalyScorer(nn.Module):
 
         NaN for a row with no observed value: nothing in it can show it normal or not (its
         terms read a typical row: no residual, the codes and neighbours of a mean-filled row).
+        Infinity for a row with values whose terms overflowed float32 (``inf - inf`` would
+        otherwise read as NaN, a row without values): the caller refuses it, naming the row.
         """
         score = self.combine(self.raw_terms(rows))
+        score = torch.where(torch.isnan(score), torch.full_like(score, float("inf")), score)
         nothing = torch.isnan(rows).all(dim=1)
         return torch.where(nothing, torch.full_like(score, float("nan")), score)
 
@@ -415,11 +418,13 @@ class AnomalyScorer(nn.Module):
 def _tree_candidates(rows: torch.Tensor, ref: torch.Tensor, count: int) -> torch.Tensor | None:
     """Indices of each row's ``count`` nearest ``ref`` rows by a k-d tree, or None.
 
-    None (search every reference row) inside an ONNX export or a trace, off the CPU, and
-    above :data:`TREE_MAX_FEATURES` features, where a tree prunes little. On narrow tables
-    the tree takes the search from ``rows × reference`` distances to about ``log`` of the
-    reference per row: on ADBench's smtp (3 columns, 15,000 training rows, 10,000 reference
-    rows) the detector's fit spent 9.6 of its 15.7 s in the brute-force search.
+    None (search every reference row) inside an ONNX export or a trace, off the CPU, above
+    :data:`TREE_MAX_FEATURES` features, where a tree prunes little, and for rows that
+    overflowed float32 in scaling (the tree refuses them; their score is refused after). On
+    narrow tables the tree takes the search from ``rows × reference`` distances to about
+    ``log`` of the reference per row: on ADBench's smtp (3 columns, 15,000 training rows,
+    10,000 reference rows) the detector's fit spent 9.6 of its 15.7 s in the brute-force
+    search.
     """
     if (
         torch.onnx.is_in_onnx_export()
@@ -427,6 +432,7 @@ def _tree_candidates(rows: torch.Tensor, ref: torch.Tensor, count: int) -> torch
         or rows.device.type != "cpu"
         or rows.shape[1] > TREE_MAX_FEATURES
         or not len(rows)
+        or not bool(torch.isfinite(rows).all())  # an overflow: refused by the caller
     ):
         return None
     from scipy.spatial import cKDTree

@@ -51,9 +51,9 @@ __all__ = [
 def stack_refusal(members: Sequence[Hourglass]) -> str | None:
     """Why ``members`` cannot run as one stacked network, or None when they can.
 
-    They must share one config, draw no random numbers in their forward pass (no dropout)
-    and need no per-member step outside it (an L1 code's decoder normalisation, top-k's
-    dead-unit counters).
+    They must share one config, draw no random numbers in their forward pass (no dropout),
+    need no per-member step outside it (an L1 code's decoder normalisation, top-k's
+    dead-unit counters) and share the count of any cumulative (``momentum=None``) batch norm.
     """
     if not members:
         return "no members"
@@ -64,7 +64,24 @@ def stack_refusal(members: Sequence[Hourglass]) -> str | None:
         return f"dropout={config.dropout} draws random numbers inside the forward pass"
     if config.sparsity in ("l1", "topk"):
         return f"sparsity={config.sparsity!r} updates each member outside its forward pass"
+    if len({_cumulative_counts(m) for m in members}) > 1:
+        return "batch norms with momentum=None have counted different numbers of batches"
     return None
+
+
+def _cumulative_counts(member: Hourglass) -> tuple[int, ...]:
+    """The batch counts of ``member``'s batch norms that average cumulatively (no momentum).
+
+    A stacked batch norm steps every member's running statistics by one shared factor, which
+    for ``momentum=None`` is one over the count: members must have counted alike.
+    """
+    return tuple(
+        int(m.num_batches_tracked)
+        for m in member.modules()
+        if isinstance(m, nn.BatchNorm1d)
+        and m.momentum is None
+        and m.num_batches_tracked is not None
+    )
 
 
 def runs_on_member_axis(config: ModelConfig) -> bool:
@@ -102,7 +119,7 @@ class MemberBatchNorm1d(nn.BatchNorm1d):
     on the rows laid side by side, ``(rows, n · features)``: its channels are every member's
     features, and a channel's statistics are over the rows alone. The momentum rule is
     ``nn.BatchNorm1d``'s (``momentum=None``: a cumulative average over the members' shared
-    count of batches).
+    count of batches; :func:`stack_refusal` refuses members that counted differently).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
