@@ -253,3 +253,57 @@ def test_a_table_model_with_an_indicator_writes_the_table_alone(tmp_path, table,
     argv = ["impute", str(tmp_path / "t.csv"), "-o", str(out), "--model", str(tmp_path / "m")]
     assert main([*argv, "--label-column", "id"]) == 0  # was: ValueError Length mismatch
     kept(pd.read_csv(tmp_path / "t.csv"), pd.read_csv(out))
+
+
+def test_only_feature_cells_change_the_rest_is_written_as_read(tmp_path, capsys):
+    # the marker and NA-like texts once emptied the label and dropped columns too; integers
+    # above 2**53 went through float64; a postcode lost its leading zero
+    rows = [
+        ("1700000000123456789", "02134", "1.5", "", "-999", "x"),
+        ("1700000000123456790", "10001", "", "3.5", "1", "NA"),
+        ("1700000000123456791", "02135", "2.5", "-999", "2", "None"),
+        ("1700000000123456792", "", "3.5", "4.5", "-999", "-999"),
+        ("1700000000123456793", "02134", "1", "1.5", "3", "y"),
+        ("1700000000123456794", "10001", "2", "2.5", "4", "z"),
+    ]
+    text = "ts,zip,a,b,lab,note\n" + "".join(",".join(r) + "\n" for r in rows)
+    (tmp_path / "d.csv").write_text(text)
+    args = ["--label-column", "lab", "--drop", "note", "--missing-values", "-999"]
+    assert main(["impute", str(tmp_path / "d.csv"), "-o", str(tmp_path / "f.csv"), *args,
+                 *TRAIN]) == 0  # fmt: skip
+    assert "4 missing values filled in 4 columns" in capsys.readouterr().out
+    out = [line.split(",") for line in (tmp_path / "f.csv").read_text().splitlines()[1:]]
+    assert [r[0] for r in out] == [r[0] for r in rows]  # every digit kept
+    assert [r[4:] for r in out] == [list(r[4:]) for r in rows]  # label and dropped: as read
+    assert [r[1] for r in out][:3] == ["02134", "10001", "02135"]
+    assert out[3][1] in {"02134", "10001", "02135"}  # a postcode is a category
+    assert all(r[2] and r[3] for r in out)
+
+
+def test_parquet_keeps_its_index_and_pandas_labels_are_names(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    X[rng.random(X.shape) < 0.2] = np.nan
+    frame = pd.DataFrame(X, columns=list("abc")).assign(id=np.arange(100, 140))
+    frame.set_index("id").to_parquet(tmp_path / "p.parquet")
+    for name in ("o.parquet", "o.csv"):
+        assert main(["impute", str(tmp_path / "p.parquet"), "-o", str(tmp_path / name),
+                     *TRAIN]) == 0  # fmt: skip
+    assert pd.read_parquet(tmp_path / "o.parquet").index.tolist() == list(range(100, 140))
+    assert (tmp_path / "o.csv").read_text().startswith("id,a,b,c\n100,")
+    # labels 0, 1, 2 (pandas.DataFrame(X)) are the parquet file's names: matched by name later
+    pd.DataFrame(X).to_parquet(tmp_path / "a.parquet")
+    assert main(["impute", str(tmp_path / "a.parquet"), "-o", str(tmp_path / "f.parquet"),
+                 "--save", str(tmp_path / "imp"), *TRAIN]) == 0  # fmt: skip
+    holed = X.copy()
+    holed[:, :2] = np.nan
+    pd.DataFrame(holed)[[2, 0, 1]].to_parquet(tmp_path / "b.parquet")
+    assert main(["impute", str(tmp_path / "b.parquet"), "--model", str(tmp_path / "imp"),
+                 "-o", str(tmp_path / "g.csv")]) == 0  # fmt: skip
+    got = pd.read_csv(tmp_path / "g.csv")
+    assert list(got.columns) == ["2", "0", "1"]
+    imputer = AutoencoderImputer.load(tmp_path / "imp")
+    assert list(imputer.feature_names_in_) == ["0", "1", "2"]
+    want = imputer.transform(pd.DataFrame(holed, columns=["0", "1", "2"]))
+    np.testing.assert_allclose(got[["0", "1", "2"]].to_numpy(), np.asarray(want), atol=1e-12)
+    capsys.readouterr()

@@ -53,14 +53,44 @@ def test_a_row_index_written_by_pandas_is_refused_in_one_line(tmp_path, rows, ca
     assert not (tmp_path / "m").exists()
 
 
-def test_a_nameless_column_or_a_first_row_with_a_hole_is_refused(tmp_path):
+def test_a_nameless_column_is_refused_and_a_first_row_of_numbers_with_a_hole_is_data(tmp_path):
     path = tmp_path / "z.csv"
     path.write_text("a,,c\n1,2,3\n")
     with pytest.raises(DataError, match="column 1 of the header has no name; name it"):
         read_table(path)
-    path.write_text("1.5,,3.5\n1,2,3\n")  # was read as a header named '1.5', '', '3.5'
-    with pytest.raises(DataError, match="column 1 of the header has no name"):
+    path.write_text("1.5,,3.5\n1,2,3\n")  # was refused as a header with a nameless column
+    table = read_table(path)
+    assert table.columns is None
+    np.testing.assert_array_equal(table.X, [[1.5, np.nan, 3.5], [1, 2, 3]])
+    path.write_text(",0,1\n0,1.5,2.5\n1,1,2\n")  # pandas' row index over unnamed columns
+    with pytest.raises(DataError, match="column 0 of the header has no name; pandas writes"):
         read_table(path)
+
+
+def test_every_row_has_the_headers_width_whichever_columns_are_read(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("x,price,qty\n1.5,1,234,3\n2.5,500,4\n")  # a thousands comma
+    for picked in ({"label_column": "qty"}, {"columns": ["x", "price"]}, {}):
+        with pytest.raises(DataError, match=r"^\S+r.csv line 2 has 4 fields, expected 3$"):
+            read_table(path, **picked)
+
+
+def test_a_hash_is_text_not_a_comment(tmp_path):
+    path = tmp_path / "h.csv"
+    path.write_text("a,b,tag\n1,2,x\n3,4,#y\n5,6,red#1\n")
+    table = read_table(path, label_column="tag")
+    assert list(table.labels) == ["x", "#y", "red#1"]
+    assert table.X.shape == (3, 2)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "shown"),
+    [("x.txt", "1.5 2.5 3\n4 5 6\n", "spaces"), ("s.csv", "a;b;c\n1.5;2;0\n3;4;0\n", "';'")],
+)
+def test_numbers_split_by_another_separator_are_refused_by_name(tmp_path, name, text, shown):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(DataError, match=f"one column whose first line {shown} split into 3 fields"):
+        read_table(tmp_path / name)
 
 
 def test_a_pandas_row_index_stored_in_parquet_is_not_a_feature(tmp_path, rows):
@@ -107,5 +137,5 @@ def test_a_byte_order_mark_before_a_table_with_text(tmp_path):
 def test_a_semicolon_separated_file_is_refused_naming_the_separator_read(tmp_path, rows):
     path = tmp_path / "european.csv"
     pd.DataFrame(rows, columns=list("abcde")).to_csv(path, index=False, sep=";", decimal=",")
-    with pytest.raises(DataError, match="not a numeric table with fields separated by ','"):
+    with pytest.raises(DataError, match=r"first line ';' split into 5 fields: .* separated by ','"):
         read_table(path)

@@ -110,7 +110,8 @@ def cmd_impute(args: argparse.Namespace) -> int:
         check_writable_folder(args.save)
     imputer = _loaded(args.model) if args.model is not None else None
     frame, named = _read(args.data, args.missing_values)
-    columns = _columns(args, frame, imputer)
+    columns = _columns(args, frame, imputer, named)
+    frame = _marked(frame, columns, args.data, args.missing_values)
     X = _features(frame, columns, named)
     if imputer is None:
         imputer = _fitted(X, trained, own)
@@ -147,31 +148,59 @@ def _loaded(folder: str) -> Any:
 
 
 def _read(path: str, marker: float | str | None) -> tuple[Any, bool]:
-    """DATA whole with its kinds (:func:`~aekit.data.frames.read_frame`), ``marker`` cells missing.
+    """DATA whole with its kinds (:func:`~aekit.data.frames.read_frame`), text ``marker`` read.
 
-    An integer array with marked cells becomes float64 (NaN cannot be an integer), and is
-    written so.
+    A text ``marker`` makes a text table's column of numbers with such cells numbers; which
+    cells are missing is :func:`_marked`'s, once the feature columns are known.
     """
     from ..data.frames import read_frame
 
-    values: list[Any] = [] if marker is None else [marker, str(marker)]
-    if isinstance(marker, float) and marker.is_integer():
-        values += [int(marker), str(int(marker))]
-    frame, named = read_frame(path, [v for v in values if isinstance(v, str)])
+    frame, named = read_frame(path, [v for v in _marks(marker) if isinstance(v, str)])
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         raise DataError(f"{path} has no data ({frame.shape[0]} rows, {frame.shape[1]} columns)")
     _check_finite(frame, path)
-    if marker is None:
-        return frame, named
+    return frame, named
+
+
+def _marks(marker: float | str | None) -> list[Any]:
+    """The values that ``--missing-values`` names: the marker as given, as text, as an integer."""
+    values: list[Any] = [] if marker is None else [marker, str(marker)]
+    if isinstance(marker, float) and marker.is_integer():
+        values += [int(marker), str(int(marker))]
+    return values
+
+
+def _marked(frame: Any, columns: list[Any], path: str, marker: float | str | None) -> Any:
+    """DATA with its feature ``columns``' marked cells missing, the other columns as written.
+
+    The other columns (the label, dropped ones) are read again as written
+    (:func:`~aekit.data.frames.read_verbatim`): no marker, ``NA`` or ``None`` text in them is
+    a missing value, so FILLED has them as DATA does. An integer array with marked cells
+    becomes float64 (NaN cannot be an integer), and is written so.
+    """
+    from ..data.frames import read_verbatim
+
+    values = _marks(marker)
     if isinstance(frame, np.ndarray):
-        if isinstance(marker, str) or not np.issubdtype(frame.dtype, np.number):
+        if isinstance(marker, str) or (values and not np.issubdtype(frame.dtype, np.number)):
             raise DataError(f"--missing-values {marker!r}: {path} holds numbers only")
-        marked = frame == marker
-        if marked.any() and not np.issubdtype(frame.dtype, np.floating):
-            frame = frame.astype(np.float64)
-        frame[marked] = np.nan
-        return frame, named
-    return frame.mask(frame.isin(values)), named  # a text table's: marked on reading
+        marked = np.zeros(frame.shape, dtype=bool)
+        if values:
+            marked[:, columns] = frame[:, columns] == marker
+        if marked.any():  # a copy: a .npy file's rows are memory-mapped, read-only
+            floats = np.issubdtype(frame.dtype, np.floating)
+            frame = frame.astype(frame.dtype if floats else np.float64)
+            frame[marked] = np.nan
+        return frame
+    others = [c for c in frame.columns if c not in columns]
+    frame = frame.copy()
+    if values:
+        frame[columns] = frame[columns].mask(frame[columns].isin(values))
+    if others:
+        as_written = read_verbatim(path, others)
+        for c in others:
+            frame[c] = as_written[c]
+    return frame
 
 
 def _check_finite(frame: Any, path: str) -> None:
@@ -191,22 +220,25 @@ def _check_finite(frame: Any, path: str) -> None:
         raise DataError(unusable_message(path, values[row, column], row, str(floats[column])))
 
 
-def _columns(args: argparse.Namespace, frame: Any, imputer: Any) -> list[Any]:
-    """DATA's feature columns (names, or positions where DATA has no names), in model order."""
+def _columns(args: argparse.Namespace, frame: Any, imputer: Any, named: bool) -> list[Any]:
+    """DATA's feature columns (names, or positions where DATA has no names), in model order.
+
+    A parquet file's columns are names even where pandas labels them ``0, 1, ...``.
+    """
     from .inputs import feature_columns, model_columns
 
-    expected = None if imputer is None else model_columns({}, imputer)
-    if not isinstance(frame, np.ndarray) and not isinstance(frame.columns[0], str):
-        expected = None  # a text table without a header: by position, as DATA has no names
+    expected = None if imputer is None or not named else model_columns({}, imputer)
     picked = feature_columns(args, expected, args.label_column)
     every = list(range(frame.shape[1])) if isinstance(frame, np.ndarray) else list(frame.columns)
-    label = args.label_column
+    label, by_name = args.label_column, {str(c): c for c in every} if named else {}
     if picked is None:
         return [c for c in every if str(c) != str(label)]
     out = []
     for c in picked:
         if c in every:
             out.append(c)
+        elif str(c) in by_name:
+            out.append(by_name[str(c)])
         elif str(c).isdigit() and int(c) < len(every):
             out.append(every[int(c)])
         else:
@@ -224,7 +256,9 @@ def _features(frame: Any, columns: list[Any], named: bool) -> Any:
         return frame[:, columns]
     X = plain_frame(frame[columns])
     numeric = all(pd.api.types.is_float_dtype(t) for t in X.dtypes)
-    return X if named or not numeric else X.to_numpy()
+    if named:  # names the imputer records (pandas' 0, 1, ... are no names to scikit-learn)
+        return X.set_axis([str(c) for c in X.columns], axis=1)
+    return X if not numeric else X.to_numpy()
 
 
 def _fitted(X: Any, trained: dict[str, Any], own: dict[str, Any]) -> Any:

@@ -48,12 +48,11 @@ import numpy as np
 
 from ..errors import DataError
 from ..files.atomic import check_writable_folder
+from .delimited import delimited_names, read_delimited
 from .names import check_distinct_names
 from .readers import (
     Table,
-    delimited_names,
     parquet_names,
-    read_delimited,
     read_idx,
     read_idx_table,
     read_npy,

@@ -26,8 +26,9 @@ import numpy as np
 
 from ..errors import DataError
 from ..files.atomic import atomic_write
+from .delimited import MISSING_TEXT
 from .formats import check_output, column_names, file_format, read_table, write_array
-from .readers import MISSING_TEXT, require
+from .readers import require
 from .textcells import check_text_among_numbers, marked_numbers
 
 __all__ = ["FRAME_FORMATS", "plain_frame", "read_frame", "restore_kinds", "write_frame"]
@@ -43,7 +44,9 @@ def read_frame(path: str | os.PathLike[str], missing: Sequence[str] = ()) -> tup
     ``missing``: texts that mark a missing cell of a text table, or of a parquet file's string
     column, too (``"?"``, ``"-999"``), so that a column of numbers with such cells is read as
     numbers (:func:`~aekit.data.textcells.marked_numbers`). A column of numbers with a few
-    other texts is refused (:func:`~aekit.data.textcells.check_text_among_numbers`).
+    other texts is refused (:func:`~aekit.data.textcells.check_text_among_numbers`); one with
+    a number written with a leading zero is text (``02134``). A parquet file's stored index
+    (``DataFrame.set_index``) is the frame's index, not a column: :func:`write_frame` keeps it.
 
     Returns
     -------
@@ -78,19 +81,62 @@ def read_frame(path: str | os.PathLike[str], missing: Sequence[str] = ()) -> tup
     names = column_names(path)  # refuses a name given to two columns
     try:
         if sep is None:  # string columns of numbers and markers: numbers, as in a text table
-            require("pyarrow", f"reading {path}")
-            frame = marked_numbers(pd.read_parquet(path, dtype_backend="numpy_nullable"), missing)
+            frame = marked_numbers(_parquet(path), missing)
         else:
             frame = pd.read_csv(
-                path, sep=sep, header=None if names is None else 0, skipinitialspace=True,
-                na_values=[*_NA_TEXT, *missing], keep_default_na=True,
-                dtype_backend="numpy_nullable",
-                float_precision="round_trip",  # every observed number exactly as written
+                path, **_text_options(path, sep, names), na_values=[*_NA_TEXT, *missing],
+                keep_default_na=True,
             )  # fmt: skip
     except (ValueError, OSError) as exc:
         raise DataError(f"cannot read {path} as a table ({' '.join(str(exc).split())})") from exc
     check_text_among_numbers(frame, path)
     return frame, sep is None or names is not None
+
+
+def read_verbatim(path: str | os.PathLike[str], columns: Sequence[Any]) -> Any:
+    """``columns`` of a text table or parquet file as :func:`read_frame` reads them, but as written.
+
+    No marker and no ``NA``-like text is a missing value: only an empty cell of a text table
+    is (and a parquet file's nulls). ``aekit impute`` writes its label and dropped columns so.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    sep = FRAME_FORMATS[file_format(path).name]
+    if sep is None:
+        return _parquet(path)[list(columns)]
+    try:
+        return pd.read_csv(
+            path, **_text_options(path, sep, column_names(path)), usecols=list(columns),
+            keep_default_na=False, na_values={c: [""] for c in columns},
+        )  # fmt: skip
+    except (ValueError, OSError) as exc:
+        raise DataError(f"cannot read {path} as a table ({' '.join(str(exc).split())})") from exc
+
+
+def _parquet(path: Path) -> Any:
+    """A parquet file as a DataFrame with nullable dtypes (a stored index kept as the index)."""
+    import pandas as pd
+
+    require("pyarrow", f"reading {path}")
+    return pd.read_parquet(path, dtype_backend="numpy_nullable")
+
+
+def _text_options(path: Path, sep: str, names: list[str] | None) -> dict[str, Any]:
+    """``pandas.read_csv``'s options for a text table: header, kinds, numbers as written.
+
+    A column with a number written with a leading zero (``02134``, a code or a postcode) is
+    read as text: as an integer it would lose its zeros.
+    """
+    import pandas as pd
+
+    common = {"sep": sep, "header": None if names is None else 0, "skipinitialspace": True}
+    raw = pd.read_csv(path, **common, dtype=str, keep_default_na=False)
+    zeros = [c for c in raw.columns if raw[c].str.fullmatch(r"[+-]?0\d+(\.\d*)?").any()]
+    return {
+        **common, "dtype": dict.fromkeys(zeros, "string"), "dtype_backend": "numpy_nullable",
+        "float_precision": "round_trip",  # every observed number exactly as written
+    }  # fmt: skip
 
 
 def plain_frame(frame: Any) -> Any:
@@ -119,8 +165,9 @@ def plain_frame(frame: Any) -> Any:
 def restore_kinds(filled: Any, like: Any) -> Any:
     """Filled columns of ``filled`` back in the kinds of ``like`` (the frame as read).
 
-    An integer column's values are rounded; a column that still has a missing cell keeps
-    its nullable dtype. Columns of ``like`` absent from ``filled`` are taken from ``like``.
+    An integer column's fills are rounded, its observed values kept as read (exact above
+    2**53, where a float64 is not); a column that still has a missing cell keeps its
+    nullable dtype. Columns of ``like`` absent from ``filled`` are taken from ``like``.
     """
     import pandas as pd
 
@@ -134,7 +181,11 @@ def restore_kinds(filled: Any, like: Any) -> Any:
     for name in filled.columns:
         column, kind = filled[name], like[name].dtype
         if pd.api.types.is_integer_dtype(kind) and column.notna().all():
-            column = np.round(column.astype("float64")).astype(kind.numpy_dtype)
+            holes = like[name].isna().to_numpy()  # observed integers as read: a float64
+            rounded = np.round(column.astype("float64").to_numpy()[holes])  # loses above 2**53
+            column = like[name].copy()
+            column[holes] = rounded.astype(getattr(kind, "numpy_dtype", kind))
+            column = column.astype(getattr(kind, "numpy_dtype", kind))
         elif pd.api.types.is_bool_dtype(kind) and column.notna().all():
             column = column.astype(bool)
         elif pd.api.types.is_float_dtype(kind) and column.notna().all():
@@ -150,8 +201,9 @@ def restore_kinds(filled: Any, like: Any) -> Any:
 def write_frame(path: str | os.PathLike[str], frame: Any, *, header: bool = True) -> Path:
     """Write a DataFrame or an ndarray to ``path`` in its suffix's format, atomically.
 
-    A DataFrame goes to ``.csv``/``.tsv`` (a header line unless ``header=False``) or
-    ``.parquet`` with its columns' kinds; to ``.npy``/``.npz`` only if every column is a
+    A DataFrame goes to ``.csv``/``.tsv`` (a header line unless ``header=False``; a named
+    index as the first column) or ``.parquet`` (any index but ``0, 1, ...`` stored) with its
+    columns' kinds; to ``.npy``/``.npz`` only if every column is a
     number. An ndarray goes to any output format (:func:`~aekit.data.formats.write_array`).
 
     Raises
@@ -176,9 +228,10 @@ def write_frame(path: str | os.PathLike[str], frame: Any, *, header: bool = True
         names = [str(c) for c in frame.columns]
         return write_array(path, frame.to_numpy(dtype=np.float64), names if header else None)
     buffer = io.BytesIO()
-    if kind == "parquet":
-        frame.rename(columns=str).to_parquet(buffer, index=False)
+    named_index = any(n is not None for n in frame.index.names)  # a parquet file's stored one
+    if kind == "parquet":  # any index but 0, 1, ... is stored, as pandas stores it
+        frame.rename(columns=str).to_parquet(buffer, index=None)
     else:
-        frame.to_csv(buffer, sep=FRAME_FORMATS[kind], index=False, header=header)
+        frame.to_csv(buffer, sep=FRAME_FORMATS[kind], index=named_index, header=header)
     atomic_write(path, buffer.getvalue())
     return path

@@ -3,7 +3,8 @@
 Each reader takes ``(path, columns, label_column)`` and returns a :class:`Table`: the numeric
 feature columns, the label column if one was asked for, and the column names if the file has
 them. Arrays (``.npy``, ``.npz``, IDX) have unnamed columns, picked by 0-based index; text
-tables (``.csv``, ``.tsv``) and parquet files name theirs. A text table or parquet file
+tables (``.csv``, ``.tsv``; their reader is :mod:`aekit.data.delimited`) and parquet files
+name theirs. A text table or parquet file
 whose feature columns hold text (or, in parquet, categories) gives X as a pandas DataFrame
 instead, for :mod:`aekit.data.tables` to encode.
 
@@ -16,11 +17,9 @@ the bytes the file holds; the arrays of a ``.npz`` archive (compressed or not) a
 
 from __future__ import annotations
 
-import csv
 import gzip
 import importlib
 import os
-import warnings
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -30,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import AekitError, DataError, DataTypeError
+from ..errors import DataError, DataTypeError
 from .limits import check_npz, check_unpacked_size, declared_bytes, npy_header
 from .textcells import check_text_among_numbers
 
@@ -39,12 +38,10 @@ __all__ = [
     "Table",
     "as_labels",
     "check_text_among_numbers",
-    "delimited_names",
     "open_parquet",
     "parquet_columns",
     "parquet_names",
     "pick_columns",
-    "read_delimited",
     "read_idx",
     "read_idx_table",
     "read_npy",
@@ -55,7 +52,6 @@ __all__ = [
 
 Columns = Sequence[str | int] | None  # feature columns to keep, by name or 0-based index
 Label = str | int | None  # the label column, by name or 0-based index
-TEXT_ENCODING = "utf-8-sig"  # a leading byte-order mark (Excel's "CSV UTF-8") is not text
 
 
 @dataclass
@@ -184,6 +180,8 @@ def _array_table(path: Path, array: np.ndarray, columns: Columns, label_column: 
     """Rows of a numeric array (images flattened), with columns picked by index."""
     if array.dtype.kind not in "biuf":
         raise DataTypeError(f"{path} holds {array.dtype} data, expected numbers")
+    if array.ndim == 0:
+        raise DataError(f"{path} holds one number (a 0-d array), expected rows")
     if array.ndim == 1:
         array = array[:, None]
     elif array.ndim > 2:
@@ -237,144 +235,12 @@ def _as_labels(values: np.ndarray) -> np.ndarray:
     return numbers
 
 
-# -- text tables: .csv, .tsv -------------------------------------------------------------------
-def read_delimited(path: Path, columns: Columns, label_column: Label, *, sep: str) -> Table:
-    """A text table with fields separated by ``sep``; a header row is detected."""
-    first, names = _header(path, sep)
-    label_idx, feature_idx = _pick_columns(path, names, len(first), columns, label_column)
-    skip = int(names is not None)
-    every = feature_idx == list(range(len(first)))  # then ragged rows are an error
-    options = {"delimiter": sep, "skiprows": skip, "quotechar": '"', "encoding": TEXT_ENCODING}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "input contained no data" → checked below
-        try:
-            labels = None
-            if label_idx is not None:
-                raw = np.loadtxt(path, ndmin=1, dtype=str, usecols=[label_idx], **options)
-                labels = _as_labels(raw)
-            if feature_idx:
-                X = _read_numbers(path, None if every else feature_idx, options)
-            else:
-                X = np.empty((0 if labels is None else len(labels), 0))
-        except ValueError as exc:
-            problem = _explain_bad_text(path, sep, skip, feature_idx, names)
-            if not isinstance(problem, DataTypeError):
-                raise problem from exc
-            X = _read_text_columns(path, sep, names, feature_idx)
-    if X.shape[0] == 0 and (labels is None or len(labels) == 0):
-        raise DataError(f"{path} has no data rows")
-    feature_names = None if names is None else [names[i] for i in feature_idx]
-    return Table(X, labels, feature_names)
-
-
-def _header(path: Path, sep: str) -> tuple[list[str], list[str] | None]:
-    """The first row of a text table, and its names if it is a header.
-
-    A header is a row not all numbers, or ``0,1,...,n-1`` over 3 columns or more (pandas'
-    header of unnamed columns). An empty file, or a header leaving a column unnamed (as
-    pandas writes its row index, which would be read as a feature), is a DataError.
-    """
-    try:
-        with path.open(encoding=TEXT_ENCODING, newline="") as handle:
-            first = next(csv.reader(handle, delimiter=sep), [])
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read {path} as text ({exc})") from exc
-    if not first or first == [""]:
-        raise DataError(f"{path} is empty")
-    fields = [c.strip() for c in first]
-    pandas_labels = len(fields) >= 3 and fields == [str(i) for i in range(len(fields))]
-    if all(_is_number(c) for c in first) and not pandas_labels:
-        return first, None
-    if "" in fields:
-        at = fields.index("")
-        hint = "pandas writes its row index so (DataFrame.to_csv without index=False): save "
-        hint = hint + "without it, or name the column" if at == 0 else "name it"
-        raise DataError(f"{path}: column {at} of the header has no name; {hint}")
-    return first, fields
-
-
-def delimited_names(path: Path, *, sep: str) -> list[str] | None:
-    """The header names of a text table (None when its first row is numbers): one line read."""
-    return _header(path, sep)[1]
-
-
+# -- parquet -----------------------------------------------------------------------------------
 def parquet_names(path: Path) -> list[str]:
     """The column names of a parquet file, from its schema (no rows read)."""
     return [str(n) for n in open_parquet(path).schema_arrow.names]
 
 
-def _read_text_columns(
-    path: Path, sep: str, names: list[str] | None, feature_idx: list[int]
-) -> Any:
-    """The feature columns of a text table with text in them, as a pandas DataFrame."""
-    require("pandas", f"reading the text columns of {path}")
-    import pandas as pd
-
-    try:
-        table = pd.read_csv(
-            path, sep=sep, header=None if names is None else 0, usecols=feature_idx,
-            skipinitialspace=True,
-        )  # fmt: skip
-    except (ValueError, OSError) as exc:
-        raise DataError(f"cannot read {path} as a table ({exc})") from exc
-    if names is None:
-        table.columns = list(range(table.shape[1]))
-    check_text_among_numbers(table, path)
-    return table.iloc[:, [sorted(feature_idx).index(i) for i in feature_idx]]
-
-
-MISSING_TEXT = frozenset({"", "na", "n/a", "nan", "null", "none"})  # empty cells → NaN
-
-
-def _read_numbers(path: Path, usecols: list[int] | None, options: dict[str, Any]) -> np.ndarray:
-    """The numeric cells of a text table; empty (or NA, null) cells become NaN, missing values.
-
-    The fast reader first; a file it refuses is read again cell by cell with missing cells.
-    """
-    try:
-        return np.loadtxt(path, ndmin=2, dtype=np.float64, usecols=usecols, **options)
-    except ValueError:
-        return np.loadtxt(
-            path, ndmin=2, dtype=np.float64, usecols=usecols, converters=_cell, **options
-        )
-
-
-def _cell(text: str) -> float:
-    return np.nan if text.strip().lower() in MISSING_TEXT else float(text)
-
-
-def _explain_bad_text(
-    path: Path, sep: str, skip: int, feature_idx: list[int], names: list[str] | None
-) -> AekitError:
-    """Find the first ragged row or non-numeric cell and say where it is."""
-    with path.open(encoding=TEXT_ENCODING, newline="") as handle:
-        rows = csv.reader(handle, delimiter=sep)
-        width = None
-        for line, row in enumerate(rows, start=1):
-            if line <= skip or not row:
-                continue
-            width = width or len(row)
-            if len(row) != width:
-                return DataError(f"{path} line {line} has {len(row)} fields, expected {width}")
-            for i in feature_idx:
-                if not _is_number(row[i]) and row[i].strip().lower() not in MISSING_TEXT:
-                    column = repr(names[i]) if names else f"{i} (0-based)"
-                    return DataTypeError(
-                        f"{path} column {column} holds a non-numeric value {row[i]!r} at "
-                        f"line {line}; pick numeric columns or name it as the label column"
-                    )
-    return DataError(f"{path} is not a numeric table with fields separated by {sep!r}")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-# -- parquet -----------------------------------------------------------------------------------
 def open_parquet(path: Path) -> Any:
     """A ``pyarrow.parquet.ParquetFile`` over ``path``, with aekit's errors.
 
