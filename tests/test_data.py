@@ -393,3 +393,9 @@ def test_array_stats_of_float32_rows_are_summed_in_float64(holes):
     assert single["mean"].dtype == np.float32  # returned in the rows' dtype, as before
     for name in ("mean", "std"):
         np.testing.assert_allclose(single[name], double[name], rtol=1e-6)
+
+
+def test_a_zero_dimensional_array_file_is_one_data_error(tmp_path):
+    np.save(tmp_path / "one.npy", np.float64(3.0))  # was an IndexError from the CLI
+    with pytest.raises(DataError, match=r"one.npy holds one number \(a 0-d array\), expected rows"):
+        read_table(tmp_path / "one.npy")
