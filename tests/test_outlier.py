@@ -278,3 +278,41 @@ def test_random_state_may_be_a_numpy_random_state():
     a = AutoencoderOutlierDetector(ae, random_state=np.random.RandomState(3)).fit(X)
     b = AutoencoderOutlierDetector(ae, random_state=np.random.RandomState(3)).fit(X)
     np.testing.assert_array_equal(a.anomaly_score(X), b.anomaly_score(X))
+
+
+def test_numpy_integers_are_parameters_like_ints_and_save(tmp_path):
+    # GridSearchCV over np.arange hands np.int64: refused as "not an integer", or saved by
+    # json as a TypeError after a successful fit
+    from sklearn.model_selection import GridSearchCV
+
+    X = np.random.default_rng(0).normal(size=(60, 4))
+    grid = GridSearchCV(Autoencoder(epochs=2, random_state=0), {"code_dim": np.arange(1, 3)}, cv=2)
+    assert grid.fit(X).best_params_["code_dim"] in (1, 2)
+    numpy = {"code_dim": np.int64(2), "hidden": (np.int64(6),), "epochs": np.int64(2),
+             "batch_size": np.int64(16), "random_state": np.int64(5)}  # fmt: skip
+    ae = Autoencoder(device="cpu", **numpy).fit(X)
+    python = {"code_dim": 2, "hidden": (6,), "epochs": 2, "batch_size": 16, "random_state": 5}
+    np.testing.assert_array_equal(
+        ae.transform(X), Autoencoder(device="cpu", **python).fit(X).transform(X)
+    )
+    ae.save(tmp_path / "m")
+    assert aekit.load(tmp_path / "m").get_params()["random_state"] == 5
+    detector = AutoencoderOutlierDetector(small_ae(), n_estimators=np.int64(2),
+                                          random_state=np.int64(3)).fit(X)  # fmt: skip
+    detector.save(tmp_path / "d")
+    np.testing.assert_allclose(load_detector(tmp_path / "d").anomaly_score(X),
+                               detector.anomaly_score(X), rtol=1e-6)  # fmt: skip
+
+
+def test_prefit_takes_a_frame_by_the_estimators_column_names():
+    # it took the columns by position: scores of another order differed by up to 3.7
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(80, 3)) * [1, 10, 100], columns=list("abc"))
+    ae = small_ae().fit(frame)
+    as_fitted = AutoencoderOutlierDetector(ae, prefit=True).fit(frame)
+    reordered = AutoencoderOutlierDetector(ae, prefit=True).fit(frame[["c", "b", "a"]])
+    assert list(reordered.feature_names_in_) == ["a", "b", "c"]
+    np.testing.assert_array_equal(reordered.anomaly_score(frame), as_fitted.anomaly_score(frame))
+    with pytest.raises(DataError, match=r"the prefit estimator was fitted on .*unseen at fit time"):
+        AutoencoderOutlierDetector(ae, prefit=True).fit(frame.set_axis(list("xyz"), axis=1))

@@ -27,6 +27,7 @@ from ..data.checks import (
     refuse_sparse_table,
     validate_rows,
 )
+from ..data.names import fitted_labels, in_named_order
 from ..data.tables import needs_layout
 from ..errors import ConfigError, NotFittedError
 from ..estimator.autoencoder import Autoencoder
@@ -251,6 +252,8 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         self : AutoencoderOutlierDetector
         """
         self._check_params()
+        if self.prefit:  # a DataFrame in the columns' order the estimator was fitted on
+            X = in_named_order(X, fitted_labels(self.estimator), "the prefit estimator")
         table = self._is_table(X)
         refuse_sparse_table(X, table)
         if table:  # the autoencoders encode (and check) the table themselves

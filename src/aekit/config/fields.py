@@ -33,6 +33,7 @@ __all__ = [
     "option",
     "ordered_pairs",
     "parameters_doc",
+    "plain",
     "positive_int",
 ]
 
@@ -54,8 +55,22 @@ MAX_INT = 2**31 - 1
 """The largest count, width or size a config holds: beyond it a value is a tampered file."""
 
 
+def plain(value: Any) -> Any:
+    """``value`` with NumPy scalars as Python ones (``np.int64(3)`` → ``3``), in tuples too.
+
+    Estimator parameters come so from ``np.arange`` grids (``GridSearchCV``); configs and
+    JSON files hold Python values.
+    """
+    if isinstance(value, (tuple, list)):
+        return type(value)(plain(v) for v in value)
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
+        return value.item()
+    return value
+
+
 def positive_int(name: str, value: object, *, minimum: int = 1) -> None:
     """Refuse ``value`` unless it is an int (not a bool) in ``[minimum, MAX_INT]``."""
+    value = plain(value)
     is_int = isinstance(value, int) and not isinstance(value, bool)
     check(is_int and value >= minimum, f"{name} must be an integer >= {minimum}, got {value!r:.60}")
     check(value <= MAX_INT, f"{name} must be at most {MAX_INT}, got {value!r:.60}")

@@ -316,7 +316,7 @@ def in_named_order(
         The DataFrame's columns are not ``names`` (other, missing, extra or repeated ones).
     """
     labels = _frame_columns(X)
-    if not names or labels is None:
+    if names is None or not len(names) or labels is None:  # (an ndarray of names too)
         return X
     order = named_order(labels, names, who, what=what)
     return X if order is None else _in_order(X, order)

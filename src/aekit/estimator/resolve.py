@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..config.configs import INITS, SCALINGS, ModelConfig, TrainConfig, is_linear
+from ..config.fields import plain
 from ..data import images
 from ..data.checks import check_finite_output
 from ..data.missing import fill_holes
@@ -143,13 +144,15 @@ def resolve_configs(
     :data:`MIN_ROWS` rows are refused (:class:`~aekit.errors.DataError`). Every ``"auto"`` is
     decided here, from the data, and ``hidden`` given as one int becomes a 1-tuple.
     ``linear_path`` (``init="pca"`` in a deep model without sparsity), ``input_dim`` and
-    ``categorical_blocks`` (from the data) are not parameters but set here. The seed is
+    ``categorical_blocks`` (from the data) are not parameters but set here; NumPy scalars
+    become Python values (:func:`~aekit.config.fields.plain`). The seed is
     not passed on as given: ``TrainConfig.random_state`` is the second of two seeds derived
     from ``random_state`` (:func:`~aekit.training.prepare.derive_seeds`; the first seeds the
     network's weights in :func:`initial_model`), None stays None. Every other parameter goes
     into the config field of the same name unchanged, so a config default and an estimator
     default cannot drift apart.
     """
+    params = {name: plain(value) for name, value in params.items()}  # np.int64(8) → 8
     if int(stats["n_rows"]) < MIN_ROWS:
         raise DataError(
             f"X has {int(stats['n_rows'])} sample(s) (rows); fitting needs at least "

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..config.fields import plain
 from ..errors import ModelFileError
 
 if TYPE_CHECKING:
@@ -139,8 +140,19 @@ def check_inside(folder: Path, sub: Path) -> Path:
 
 
 def json_bytes(obj: object) -> bytes:
-    """``obj`` as indented, key-sorted JSON text with a final newline, in UTF-8."""
-    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
+    """``obj`` as indented, key-sorted JSON text with a final newline, in UTF-8.
+
+    A NumPy scalar (an estimator parameter from an ``np.arange`` grid) is written as the
+    Python number it holds; any other object JSON has no form for is a TypeError.
+    """
+    return (json.dumps(obj, indent=2, sort_keys=True, default=_numpy_scalar) + "\n").encode()
+
+
+def _numpy_scalar(value: object) -> object:
+    number = plain(value)
+    if number is value:
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+    return number
 
 
 def sha256(raw: bytes) -> str:
