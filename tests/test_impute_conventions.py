@@ -307,3 +307,22 @@ def test_the_code_is_as_wide_as_the_rows_up_to_ten_columns_then_half():
     for columns, width in widths.items():
         assert code_width_for(np.zeros((50, columns))) == width, columns
     assert imputer_autoencoder(np.zeros((178, 61))).code_dim == 31
+
+
+def test_a_text_marker_among_numbers_makes_a_column_of_numbers_not_categories():
+    # "45", "43.5" and "?" were categories: holes filled by vote with a text, bounds NaN
+    rng = np.random.default_rng(0)
+    n = 80
+    age = rng.integers(20, 70, n).astype(str).astype(object)
+    income = np.round(rng.normal(50, 10, n), 1).astype(str).astype(object)
+    age[:12], income[12:24] = "?", "?"
+    frame = pd.DataFrame({"age": age, "income": income, "kind": rng.choice(["x", "y"], n)})
+    imputer = AutoencoderImputer(Autoencoder(code_dim=1, **FAST), n_estimators=1,
+                                 missing_values="?", random_state=0)  # fmt: skip
+    filled = imputer.fit(frame).transform(frame)
+    assert str(filled.dtypes["age"]) == "Int64" and str(filled.dtypes["income"]) == "Float64"
+    assert filled["age"].between(20, 69).all() and filled["income"].notna().all()
+    np.testing.assert_array_equal(filled["age"][12:], age[12:].astype(int))
+    assert np.isfinite(imputer.bounds_[:, :2]).all()
+    with pytest.raises(DataError, match=r"column numbers \(X\['age'\] = pd.to_numeric"):
+        Autoencoder(code_dim=1, **FAST).fit(frame)

@@ -24,12 +24,13 @@ def fitted(X, **params):
     return AutoencoderOutlierDetector(Autoencoder(code_dim=2, **FAST), **params).fit(X)
 
 
-def test_tables_get_the_neighbour_term_images_do_not(wine):
+def test_tables_get_the_neighbour_term_images_do_not(wine, digits):
     det = fitted(wine)
     assert det.scorer_.term_names == ("residual", "code", "neighbour")  # 13 columns: no density
     assert det.scorer_.n_reference == len(wine)
-    pixels = np.random.default_rng(0).random((60, 64))
-    assert "neighbour" not in fitted(pixels).scorer_.term_names
+    assert "neighbour" not in fitted(digits[:60]).scorer_.term_names
+    noise = np.random.default_rng(0).random((60, 64))  # in [0, 1], 8 x 8, but no picture
+    assert "neighbour" in fitted(noise).scorer_.term_names
     assert "neighbour" not in fitted(wine, neighbour_term=False).scorer_.term_names
 
 

@@ -205,6 +205,26 @@ def test_image_rows_pool_their_residuals_and_tables_add_the_code_term(digits):
         AutoencoderOutlierDetector(ae, image_shape=(7, 7)).fit(digits[:200])
 
 
+def test_a_table_in_unit_range_with_a_square_width_is_not_an_image(digits):
+    # min-max scaled, 16 columns were pooled as 4 x 4 pixels: scores tied to the column order
+    from sklearn.preprocessing import MinMaxScaler
+
+    from aekit.data.images import spatially_coherent
+
+    rng = np.random.default_rng(0)
+    X = MinMaxScaler().fit_transform(rng.normal(size=(200, 16)))
+    order = rng.permutation(16)
+    ae = Autoencoder(code_dim=4, **FAST)
+    table = AutoencoderOutlierDetector(ae, n_estimators=1).fit(X)
+    shuffled = AutoencoderOutlierDetector(ae, n_estimators=1).fit(X[:, order])
+    assert table.scorer_.image_shape is None and table.scorer_.code_term
+    np.testing.assert_allclose(table.anomaly_score(X), shuffled.anomaly_score(X[:, order]),
+                               rtol=1e-4, atol=1e-5)  # fmt: skip
+    assert spatially_coherent(digits[:200], (8, 8)) and not spatially_coherent(X, (4, 4))
+    given = AutoencoderOutlierDetector(ae, n_estimators=1, image_shape=(4, 4)).fit(X)
+    assert given.scorer_.image_shape == (1, 4, 4)  # a shape given is taken as given
+
+
 def test_eight_bit_rows_stay_images(digits):
     pixels = np.round(digits[:200] * 255).astype(np.uint8)
     det = AutoencoderOutlierDetector(Autoencoder(code_dim=4, **FAST), n_estimators=1).fit(pixels)

@@ -166,8 +166,9 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
     image_shape : "auto", tuple of int or None, default="auto"
         ``(height, width)`` or ``(channels, height, width)`` of image rows, whose residuals
         are pooled over pixel neighbourhoods. ``"auto"``: a convolutional model's shape, or
-        one square channel for pixel data (in [0, 1] or 8-bit, with a square feature
-        count); None: a table.
+        one square channel for pixel data (in [0, 1] or 8-bit, a square feature count,
+        neighbouring pixels alike: :func:`~aekit.data.images.spatially_coherent`); None:
+        a table.
     contamination : "auto" or float, default="auto"
         Expected share of outliers in the training rows, in (0, 0.5]: the threshold is the
         score that many rows exceed. ``"auto"``: Tukey's fence on the training scores,
@@ -272,12 +273,12 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
             X = members[0].table_layout_.encode(X, np.float64)
         if all(isinstance(m, Autoencoder) for m in members):
             X = rows_with_values(X)  # a row with no observed value: NaN, calibrated without
-            self._set_scorer(members, X.shape[0])
+            self._set_scorer(members, X)
             train_scores = self.scorer_.calibrate_(X, int(members[0].transform_batch_size))
         else:  # another object with reconstruction_error: its errors are the score
             self.estimator_, self.estimators_, self.scorer_ = members[0], members, None
             train_scores = self.anomaly_score(X)
-        self._set_threshold(train_scores)
+        self._set_threshold_value(threshold_for(train_scores, self.contamination))
         return self
 
     def _check_params(self) -> None:
@@ -340,10 +341,10 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
             return [clone(base) for _ in seeds]
         return [clone(base).set_params(random_state=s) for s in seeds]
 
-    def _set_scorer(self, members: list[Autoencoder], n_rows: int) -> None:
+    def _set_scorer(self, members: list[Autoencoder], X: Any) -> None:
         """Build the scorer over fitted ``members`` (weights shared, nothing copied)."""
-        first = members[0].module_
-        shape = image_shape_of(first, self.image_shape)
+        first, n_rows = members[0].module_, X.shape[0]
+        shape = image_shape_of(first, self.image_shape, X)
         code_term = shape is None if self.code_term == "auto" else bool(self.code_term)
         neighbours = shape is None if self.neighbour_term == "auto" else bool(self.neighbour_term)
         n_reference = min(n_rows, MAX_REFERENCE) if neighbours and n_rows > 1 else 0
@@ -358,9 +359,6 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
     def _adopt(self, members: list[Autoencoder], scorer: AnomalyScorer) -> None:
         """Take fitted ``members`` and their scorer as this detector's fitted state."""
         self.estimator_, self.estimators_, self.scorer_ = members[0], members, scorer
-
-    def _set_threshold(self, train_scores: np.ndarray) -> None:
-        self._set_threshold_value(threshold_for(train_scores, self.contamination))
 
     def _set_threshold_value(self, threshold: float) -> None:
         self.threshold_ = float(threshold)

@@ -76,7 +76,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.images import pooling_shape
+from ..data.images import pooling_shape, spatially_coherent
 from ..data.missing import fill_holes, observed_share, row_squared_error
 from ..estimator.inference import run_in_chunks
 from ..model.hourglass import Hourglass
@@ -467,13 +467,17 @@ def reach_floor(distance: torch.Tensor) -> float:
     return 0.0
 
 
-def image_shape_of(member: Hourglass, image_shape: object) -> tuple[int, ...] | None:
+def image_shape_of(member: Hourglass, image_shape: object, rows: Any) -> tuple[int, ...] | None:
     """The ``(channels, height, width)`` a detector pools residuals over, or None (a table).
 
     The one rule of :func:`aekit.data.images.pooling_shape`, for ``member``'s input: a
     convolutional model's own shape, else rows it reconstructs through a sigmoid whose
-    feature count is a square.
+    feature count is a square, where the training ``rows`` drawn so look like images
+    (:func:`~aekit.data.images.spatially_coherent`): a table scaled to [0, 1] whose width
+    happens to be a square is not pooled, which would tie its scores to its column order.
     """
     config = member.config
     pixels = config.output == "sigmoid"
-    return pooling_shape(image_shape, config.input_dim, config.image_shape, pixels=pixels)
+    shape = pooling_shape(image_shape, config.input_dim, config.image_shape, pixels=pixels)
+    guessed = image_shape == "auto" and config.image_shape is None
+    return None if guessed and shape and not spatially_coherent(rows, shape) else shape

@@ -11,9 +11,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from ..errors import ConfigError, DataError
 
-__all__ = ["drawing_shape", "image_shape", "pooling_shape"]
+__all__ = ["COHERENCE", "drawing_shape", "image_shape", "pooling_shape", "spatially_coherent"]
+
+COHERENCE = 0.7  # neighbouring pixels differ by at most this share of random pairs' difference
+_COHERENCE_ROWS = 2000  # rows the measure reads
 
 
 def image_shape(value: Any, n_features: int) -> tuple[int, ...] | None:
@@ -107,3 +112,35 @@ def pooling_shape(
         return tuple(model_shape)
     square = drawing_shape(n_features, "auto", pixels=pixels)
     return None if square is None else (1, *square)
+
+
+def spatially_coherent(rows: Any, shape: tuple[int, ...]) -> bool:
+    """Whether ``rows`` drawn as ``shape`` images look like images: neighbours alike.
+
+    The mean absolute difference between horizontally and vertically neighbouring pixels
+    (of the first :data:`_COHERENCE_ROWS` rows; holes left out) over the mean difference
+    between pixels paired at random (one fixed permutation), at most :data:`COHERENCE`. In
+    a picture neighbouring pixels are alike; in a table laid out as a square, columns
+    side by side are no more alike than any two. Measured on [0, 1] data: MNIST 0.32,
+    scikit-learn's and ADBench's 8 x 8 digits 0.63 and 0.63; the ADBench tables of a square
+    width, min-max scaled (landsat, pendigits, satimage-2, shuttle, Stamps, breastw), 1.04
+    to 1.19, the square first columns of the others 0.74 (ALOI) to 1.21, and random
+    columns 1.06.
+    """
+    dense = rows[:_COHERENCE_ROWS]
+    dense = dense.toarray() if hasattr(dense, "toarray") else np.asarray(dense, np.float64)
+    height, width = shape[-2:]
+    pictures = dense.reshape(len(dense), -1, height, width)
+    near = np.concatenate(
+        [np.abs(np.diff(pictures, axis=3)).ravel(), np.abs(np.diff(pictures, axis=2)).ravel()]
+    )
+    order = np.random.default_rng(0).permutation(dense.shape[1])
+    far = np.abs(dense - dense[:, order])
+    near_mean, far_mean = _mean_seen(near), _mean_seen(far)
+    return bool(near_mean <= COHERENCE * far_mean) if far_mean > 0 else False
+
+
+def _mean_seen(values: np.ndarray) -> float:
+    """The mean of the values that are not NaN; 0 where there are none."""
+    seen = values[~np.isnan(values)]
+    return float(seen.mean()) if seen.size else 0.0

@@ -61,8 +61,9 @@ def check_marked_column(name: Any, values: Any) -> None:
     _refuse(
         _markers(values),
         f"column {name!r}",
-        "if it marks a missing value, make those cells NaN (X.replace({text!r}, np.nan)); if "
-        "the column is categorical, make it a 'category' column or name it in "
+        f"if it marks a missing value, make those cells NaN and the column numbers "
+        f"(X[{name!r}] = pd.to_numeric(X[{name!r}].replace({{text!r}}, np.nan))); if the "
+        "column is categorical, make it a 'category' column or name it in "
         "categorical_features",
     )
 

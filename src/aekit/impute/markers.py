@@ -17,6 +17,7 @@ from ..data.checks import (
     validate_rows,
 )
 from ..data.sparse import is_sparse
+from ..data.textcells import marked_numbers
 from ..errors import AekitWarning, ConfigError, DataError, DataTypeError
 
 if TYPE_CHECKING:
@@ -131,7 +132,9 @@ def marked_cells(imputer: Any, X: Any, *, reset: bool) -> pd.DataFrame:
     """``X`` as a DataFrame copy, columns checked, ``imputer.missing_values`` cells as NaN.
 
     The columns are checked against the imputer's (:func:`~aekit.data.checks.check_table_names`);
-    an integer column with a marked cell becomes its nullable kind (``Int64``...).
+    an integer column with a marked cell becomes its nullable kind (``Int64``...), and a text
+    column of numbers with text-marker cells (``"?"``) nullable numbers, as ``aekit impute``
+    reads a file (:func:`~aekit.data.textcells.marked_numbers`), not categories.
     """
     import pandas as pd
     from scipy import sparse
@@ -143,8 +146,10 @@ def marked_cells(imputer: Any, X: Any, *, reset: bool) -> pd.DataFrame:
         )
     X = check_table_names(imputer, X, reset=reset)  # (in the fitted column order)
     table = X.copy() if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X))
+    if isinstance(imputer.missing_values, str):  # "?" among numbers: a column of numbers
+        table = marked_numbers(table, [imputer.missing_values])
     if not is_nan_marker(imputer.missing_values):
-        marked = table == imputer.missing_values
+        marked = table.isin([imputer.missing_values])  # (NA in nullable columns: False)
         for j in np.flatnonzero(marked.to_numpy().any(axis=0)):
             kind = table.dtypes.iloc[j]  # NaN would make an integer column a float one
             if isinstance(kind, np.dtype) and kind.kind in "iu":  # int64 -> Int64 ...
