@@ -12,7 +12,7 @@ import pytest
 
 from aekit import Autoencoder, AutoencoderImputer
 from aekit.data.names import warn_of_fitted_order
-from aekit.errors import AekitWarning
+from aekit.errors import AekitWarning, DataError
 from aekit.sae import SparseAutoencoder
 from tests.helpers import FAST
 
@@ -94,3 +94,15 @@ def test_an_imputer_graphs_fill_is_warned_of(tmp_path):
     model = Autoencoder(code_dim=2, **FAST).fit(frame)
     scores = OnnxModel(to_onnx(model, tmp_path / "m.onnx"))
     assert _said(scores.run, frame[NAMES[::-1]]) == []  # four outputs, scores among them
+
+
+def test_a_model_fitted_on_a_named_file_takes_frames_by_those_names(tmp_path):
+    # fitted on a path, it forgot the file's names: a reordered frame was read by position
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(80, 3)) * [1, 10, 100], columns=list("abc"))
+    frame.to_csv(tmp_path / "x.csv", index=False)
+    ae = Autoencoder(code_dim=1, epochs=2, random_state=0, device="cpu").fit(tmp_path / "x.csv")
+    assert list(ae.feature_names_in_) == ["a", "b", "c"]
+    np.testing.assert_array_equal(ae.transform(frame), ae.transform(frame[["c", "b", "a"]]))
+    with pytest.raises(DataError, match="unseen at fit time"):
+        ae.transform(frame.set_axis(list("xyz"), axis=1))

@@ -135,16 +135,19 @@ class RowsMixin:
     def _rows_and_stats(
         self, X: Any, *, reset: bool
     ) -> tuple[torch.Tensor | RowSource, dict[str, np.ndarray]]:
+        names = None  # a named file's, recorded as a DataFrame's in fit
         if isinstance(X, (str, os.PathLike)):  # a format that is not streamed
+            import pandas as pd
+
             table = read_table(X)
             order = self._file_order(X, table.columns, reset=reset)
-            X = table.X
+            X, names = table.X, table.columns if reset else None
             if order is not None and isinstance(X, np.ndarray):  # by name, not position
-                import pandas as pd
-
                 X = pd.DataFrame(X[:, [table.columns.index(n) for n in order]], columns=order)
         if not isinstance(X, RowSource):
             bytes_in = getattr(X, "dtype", None) == np.uint8
+            if names is not None and isinstance(X, np.ndarray):
+                X = pd.DataFrame(X, columns=names, copy=False)
             X = self._validate(X, reset=reset)
             if is_sparse(X):  # converted to CSR float32 once, batches sliced from it
                 rows = CsrRows(X)
