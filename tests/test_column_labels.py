@@ -240,3 +240,15 @@ def test_a_resumed_fit_reads_the_columns_of_the_checkpoint_it_resumes(frame, tmp
     shuffled = frame[[frame.columns[i] for i in (3, 1, 0, 2)]]
     resumed = Autoencoder(**options).fit(shuffled, resume=True)
     assert resumed.n_iter_ == 3 and list(fitted_labels(resumed)) == list(frame.columns)
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [pd.MultiIndex.from_product([["a", "b"], [1, 2]]), [0.5, 1.5, 2.5, 3.5],
+     pd.date_range("2020-01-01", periods=4)],
+)  # fmt: skip
+def test_labels_neither_text_nor_integers_are_refused(labels):
+    # scikit-learn keeps no names for them: a reordered frame was taken by position, unwarned
+    X = pd.DataFrame(np.random.default_rng(0).normal(size=(40, 4)), columns=labels)
+    with pytest.raises(DataError, match="X's column labels must be text or integers, got "):
+        Autoencoder(code_dim=1, epochs=1, random_state=0).fit(X)

@@ -122,13 +122,26 @@ def validate_named(estimator: Any, X: Any, *, reset: bool, **checks: Any) -> Any
 
 
 def _check_label_kinds(X: Any) -> None:
-    """Refuse column labels mixing text with other kinds (scikit-learn's TypeError), in one line."""
+    """Refuse column labels mixing text with other kinds (scikit-learn's TypeError), in one line.
+
+    Labels neither text nor integers (a MultiIndex's tuples, floats, dates, booleans) are
+    refused too: scikit-learn keeps no names for them, so the columns would be taken by
+    position whatever their order later.
+    """
     labels = _frame_columns(X) or []
     kinds = sorted({type(name).__name__ for name in labels})
     if len(kinds) > 1 and any(isinstance(name, str) for name in labels):
         raise DataError(
             f"X's column labels mix text with other kinds ({', '.join(kinds)}): make them all "
             "text (X.columns = X.columns.astype(str)) or all integers"
+        )
+    plain = (str, int, np.integer)
+    odd = [n for n in labels if not isinstance(n, plain) or isinstance(n, (bool, np.bool_))]
+    if odd:
+        raise DataError(
+            f"X's column labels must be text or integers, got {type(odd[0]).__name__} "
+            f"{odd[0]!r:.40}: name the columns with text (a MultiIndex's: X.columns = "
+            "['_'.join(map(str, c)) for c in X.columns])"
         )
 
 
