@@ -85,7 +85,9 @@ def _scorer_of(model: Any, feature_names: Any) -> tuple[Any, dict[str, str]]:
     elif isinstance(model, Autoencoder):
         if not hasattr(model, "module_"):
             raise ConfigError("to_onnx needs a fitted autoencoder: call fit first")
-        scorer = AnomalyScorer([model.module_], image_shape=None, code_term=False)
+        scorer = AnomalyScorer(  # anomaly_score = error, 0 for a row without values too
+            [model.module_], image_shape=None, code_term=False, empty_rows_nan=False
+        )
         first, meta = model, {"kind": "autoencoder"}
     else:
         raise ConfigError(

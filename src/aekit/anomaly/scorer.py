@@ -136,6 +136,9 @@ class AnomalyScorer(nn.Module):
         Training rows kept for the neighbour term; 0: no neighbour term.
     density_term : bool, default=False
         Add the local outlier factor among the reference rows (needs ``n_reference > 1``).
+    empty_rows_nan : bool, default=True
+        A row with no observed value scores NaN (a detector's rule); False: as the terms
+        give it (an exported autoencoder's score is its error, 0 for such a row).
 
     Attributes
     ----------
@@ -161,8 +164,11 @@ class AnomalyScorer(nn.Module):
         code_term: bool,
         n_reference: int = 0,
         density_term: bool = False,
+        *,
+        empty_rows_nan: bool = True,
     ) -> None:
         super().__init__()
+        self.empty_rows_nan = bool(empty_rows_nan)  # False: an autoencoder's error (0) as is
         self.members = nn.ModuleList(members)
         self.image_shape = None if image_shape is None else tuple(int(n) for n in image_shape)
         self.code_term = bool(code_term)
@@ -318,6 +324,8 @@ class AnomalyScorer(nn.Module):
         """
         score = self.combine(self.raw_terms(rows))
         score = torch.where(torch.isnan(score), torch.full_like(score, float("inf")), score)
+        if not self.empty_rows_nan:
+            return score
         nothing = torch.isnan(rows).all(dim=1)
         return torch.where(nothing, torch.full_like(score, float("nan")), score)
 
