@@ -310,7 +310,10 @@ class Autoencoder(
         builds the model and fixes the input scaling (and a table's categories) from that
         first ``X``; each call then makes one shuffled pass of ``batch_size`` steps over its
         rows, keeping the optimiser's state between calls. No rows are held out: ``val_fraction``,
-        ``patience``, ``lr_schedule`` and ``epochs`` do not apply.
+        ``patience``, ``lr_schedule`` (the rate stays ``lr``) and ``epochs`` do not apply. The
+        settings are the first call's (``set_params`` between calls changes nothing); the
+        optimiser's state lives in memory: after pickling, copying or ``save``/``load`` the
+        next call starts a fresh one.
 
         Parameters
         ----------
