@@ -225,3 +225,14 @@ def test_an_empty_column_after_a_categorical_one_is_named_in_the_warning():
         base = Autoencoder(code_dim=2, hidden=[8], epochs=2, random_state=0)
         filled = AutoencoderImputer(base, n_estimators=1).fit_transform(frame.iloc[:, [2, 0, 1]])
     assert list(filled.columns) == ["a", "s"] and not filled.isna().any().any()
+
+
+def test_partial_fit_names_an_unseen_category_among_the_missing_values():
+    # it said "X contains NaN" of a chunk without any: its new category is read as missing
+    rng = np.random.default_rng(0)
+    first = pd.DataFrame({"x": rng.normal(size=40), "kind": rng.choice(["a", "b"], 40)})
+    ae = Autoencoder(code_dim=1, epochs=1, random_state=0, missing=False).partial_fit(first)
+    later = first.assign(kind=["c"] * 40)
+    unseen = pytest.warns(aekit.AekitWarning, match=r"not seen in fit \('c'\)")
+    with unseen, pytest.raises(DataError, match="or categories the first call did not see"):
+        ae.partial_fit(later)

@@ -336,8 +336,8 @@ class Autoencoder(
                 self._set_fitted(module, module.config, trainer.config, scaling, trainer.history)
             elif bool(stats.get("has_missing", False)) and not self.model_config_.missing:
                 raise DataError(
-                    "X contains NaN (missing values) but the model was first fitted on complete "
-                    "rows (missing=False); fit it with missing=True to train on rows with holes"
+                    "X has missing values (NaN, or categories the first call did not see) but the "
+                    "model was first fitted on complete rows (missing=False); fit with missing=True"
                 )
             if trainer is None:  # after fit() or unpickling: a fresh optimiser, same weights
                 trainer = Trainer(self.module_, self.train_config_)
