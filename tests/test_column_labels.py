@@ -96,7 +96,7 @@ def test_other_labels_are_refused_in_one_line(fitted, columns, says):
 def test_saved_folders_remember_the_labels_and_older_ones_load(fitted, frame, tmp_path):
     ae, detector, imputer, holes = fitted
     files = {"m": "config.json", "d": "detector.json", "i": "imputer.json"}
-    versions = {"m": 5, "d": 4, "i": 5}
+    versions = {"m": 5, "d": 5, "i": 6}
     before = {"m": 4, "d": 3, "i": 2}  # the versions before column_labels
     for name, estimator in zip("mdi", (ae, detector, imputer), strict=True):
         estimator.save(tmp_path / name)

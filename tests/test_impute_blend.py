@@ -126,7 +126,7 @@ def test_a_neighbour_blend_saves_loads_and_a_version_3_folder_loads_without_it(t
     np.testing.assert_array_equal(loaded.transform(X), blended)
     meta_path = tmp_path / "near" / "imputer.json"
     meta = json.loads(meta_path.read_text())
-    assert meta["format_version"] == 5 and meta["trees"] is None
+    assert meta["format_version"] == 6 and meta["trees"] is None
     for weight in (0.8, 0.0, True, "0.5"):  # above 1 - blend, zero, not a number
         meta_path.write_text(
             json.dumps({**meta, "neighbours": {**meta["neighbours"], "weight": weight}})
@@ -155,7 +155,7 @@ def test_a_blended_imputer_saves_and_a_version_1_folder_loads(tmp_path):
     np.testing.assert_array_equal(loaded.transform(X), imputer.transform(X))
     meta_path = tmp_path / "blend" / "imputer.json"
     meta = json.loads(meta_path.read_text())
-    assert meta["format_version"] == 5
+    assert meta["format_version"] == 6
     meta["blend"] = 0.3
     meta.pop("linear")
     meta_path.write_text(json.dumps(meta))

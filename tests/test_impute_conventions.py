@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import sparse
+from sklearn.base import clone
 
 import aekit
 from aekit import Autoencoder, AutoencoderImputer, AutoencoderOutlierDetector
@@ -259,6 +260,8 @@ def _copy(saved, tmp_path):
         (lambda meta: meta["params"].update(random_state="x"), "'random_state' must be"),
         (lambda meta: meta.update(table=True), "'table' does not match"),
         (lambda meta: meta.update(indicator_features=[7]), "indicator_features must be"),
+        (lambda meta: meta.update(estimator_params={"bogus": 1}), "parameter\\(s\\) 'bogus'"),
+        (lambda meta: meta.update(estimator_params=[1]), "'estimator_params' must be"),
     ],
 )
 def test_tampered_imputer_json_is_one_model_file_error(saved, tmp_path, change, message):
@@ -326,3 +329,26 @@ def test_a_text_marker_among_numbers_makes_a_column_of_numbers_not_categories():
     assert np.isfinite(imputer.bounds_[:, :2]).all()
     with pytest.raises(DataError, match=r"column numbers \(X\['age'\] = pd.to_numeric"):
         Autoencoder(code_dim=1, **FAST).fit(frame)
+
+
+def test_a_loaded_ensemble_keeps_the_estimator_it_was_given(tmp_path):
+    # it got its first member's parameters back (missing 'auto' -> True, random_state None ->
+    # the member's seed): a refit of the loaded one trained another model than the saved one
+    given = Autoencoder(code_dim=1, epochs=2, batch_size=16, device="cpu")
+    X = np.random.default_rng(0).normal(size=(60, 4))
+    holed = X.copy()
+    holed[::7, 1] = np.nan
+    imputer = AutoencoderImputer(given, n_estimators=2, random_state=0).fit(holed)
+    detector = AutoencoderOutlierDetector(given, n_estimators=2, random_state=0).fit(X)
+    answers = {"AutoencoderImputer": "transform", "AutoencoderOutlierDetector": "anomaly_score"}
+    for fitted, data in ((imputer, holed), (detector, X)):
+        fitted.save(tmp_path / type(fitted).__name__)
+        loaded = aekit.load(tmp_path / type(fitted).__name__)
+        assert loaded.estimator.get_params() == given.get_params()
+        assert not hasattr(loaded.estimator, "module_")  # unfitted, as given
+        answer = answers[type(fitted).__name__]  # a refit of the loaded one: the same fit
+        np.testing.assert_array_equal(
+            getattr(clone(loaded).fit(data), answer)(data), getattr(fitted, answer)(data)
+        )
+    assert json.loads((tmp_path / "AutoencoderImputer" / "imputer.json").read_text())[
+        "estimator_params"]["missing"] == "auto"  # fmt: skip

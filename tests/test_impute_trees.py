@@ -145,7 +145,7 @@ def test_a_step_table_gets_trees_that_fill_it_better_and_they_save_and_load(tmp_
     assert loaded.tree_weight_ == imputer.tree_weight_
     meta_path = tmp_path / "trees" / "imputer.json"
     meta = json.loads(meta_path.read_text())
-    assert meta["format_version"] == 5 and set(meta["trees"]) == {"weight", "depth", "sha256"}
+    assert meta["format_version"] == 6 and set(meta["trees"]) == {"weight", "depth", "sha256"}
     for weight in (0.0, 1.5, True):
         meta_path.write_text(json.dumps({**meta, "trees": {**meta["trees"], "weight": weight}}))
         with pytest.raises(ModelFileError, match="'trees' must hold 'weight'"):

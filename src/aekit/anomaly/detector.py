@@ -488,8 +488,8 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         params, members = saved.params, saved.members
         if params["prefit"]:
             params["estimator"] = members[0]
-        elif saved.estimator_given:
-            params["estimator"] = clone(members[0])
+        elif saved.estimator_given:  # as given (format 5), else its first member's parameters
+            params["estimator"] = clone(members[0]) if saved.estimator is None else saved.estimator
         detector = cls(**params)
         detector._adopt(members, saved.scorer)
         detector._set_threshold_value(saved.threshold)

@@ -8,9 +8,10 @@ A fitted :class:`~aekit.AutoencoderOutlierDetector` saves as::
       members/1/, members/2/, ...        the other autoencoders, model folders too
       detector.safetensors               the score's statistics: feature weights, code mean
                                          and precision, each term's median and IQR
-      detector.json                      format and version, the detector's parameters, its
-                                         threshold, pooling shape and terms, and the SHA-256
-                                         of detector.safetensors
+      detector.json                      format and version, the detector's parameters (and
+                                         the given estimator's, version 5), its threshold,
+                                         pooling shape and terms, and the SHA-256 of
+                                         detector.safetensors
 
 ``detector.json`` is written last, so an interrupted save is caught by its checksum. Loading
 parses JSON and safetensors only (the autoencoders through
@@ -30,6 +31,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import ModelFileError
 from ..estimator.autoencoder import Autoencoder
+from ..estimator.modelfile import given_estimator, json_params
 from ..files import (
     atomic_files,
     check_fields,
@@ -57,8 +59,9 @@ __all__ = [
 ]
 
 STATS_NAME = "detector.safetensors"
-# 2: the neighbour term (n_reference); 3: density; 4: column_labels (a DataFrame's integers)
-_FORMAT, _VERSION = "aekit-detector", 4
+# 2: the neighbour term (n_reference); 3: density; 4: column_labels (a DataFrame's integers);
+# 5: estimator_params (the given estimator's own; absent: its first member's, cloned)
+_FORMAT, _VERSION = "aekit-detector", 5
 
 # Keys of detector.json and their JSON types.
 _FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -66,6 +69,7 @@ _FIELDS: dict[str, type | tuple[type, ...]] = {
     "estimator_given": bool, "n_members": int, "image_shape": (list, type(None)),
     "code_term": bool, "n_reference": int, "threshold": float, "stats_sha256": str,
     "n_features_in": int, "density_term": bool, **NAME_FIELDS,
+    "estimator_params": (dict, type(None)),
 }  # fmt: skip
 _PARAMS: dict[str, type | tuple[type, ...]] = {
     "n_estimators": int, "code_term": (bool, str), "neighbour_term": (bool, str),
@@ -115,6 +119,7 @@ def _write_detector(detector: Any, folder: Path) -> None:
         "aekit_version": __version__,
         "params": params,
         "estimator_given": detector.estimator is not None,
+        "estimator_params": _given_params(detector),
         "n_members": len(detector.estimators_),
         "image_shape": None if scorer.image_shape is None else list(scorer.image_shape),
         "code_term": scorer.code_term,
@@ -130,14 +135,23 @@ def _write_detector(detector: Any, folder: Path) -> None:
         put(DETECTOR_NAME, json_bytes(meta))
 
 
+def _given_params(detector: Any) -> dict[str, Any] | None:
+    """The given (unfitted) autoencoder's parameters; None without one, or with ``prefit``."""
+    given = detector.estimator
+    if given is None or detector.prefit or not isinstance(given, Autoencoder):
+        return None
+    return json_params(given.get_params())
+
+
 def _read_meta(folder: Path) -> dict[str, Any]:
     path = folder / DETECTOR_NAME
     if not os.path.lexists(path):
         raise ModelFileError(f"no detector in {folder} (missing {DETECTOR_NAME})")
     meta = read_json(path)  # a JSON object, or one ModelFileError naming the file
     check_header(meta, path, _FORMAT, _VERSION)
-    # added in formats 2 (neighbour), 3 (density), 4 (labels); absent from older folders
-    check_fields(meta, _FIELDS, path, optional=("n_reference", "density_term", "column_labels"))
+    # added in formats 2 (neighbour), 3 (density), 4 (labels), 5; absent from older folders
+    optional = ("n_reference", "density_term", "column_labels", "estimator_params")
+    check_fields(meta, _FIELDS, path, optional=optional)
     check_fields(meta["params"], _PARAMS, path, optional=("neighbour_term", "density_term"))
     meta.setdefault("n_reference", 0)
     meta.setdefault("density_term", False)
@@ -221,6 +235,9 @@ class SavedDetector:
     feature_names : list of str or None
     column_labels : list of int or None
         A DataFrame's integer column labels (format 4; None: taken by position).
+    estimator : Autoencoder or None
+        The estimator the detector was given, unfitted, from its stored parameters (format
+        5); None where none was given (or ``prefit``) or stored.
     """
 
     params: dict[str, Any]
@@ -230,6 +247,7 @@ class SavedDetector:
     threshold: float
     feature_names: list[str] | None
     column_labels: list[int] | None = None
+    estimator: Any = None
 
 
 def read_detector(folder: str | os.PathLike[str]) -> SavedDetector:
@@ -267,6 +285,8 @@ def read_detector(folder: str | os.PathLike[str]) -> SavedDetector:
     if isinstance(params["image_shape"], list):
         params["image_shape"] = tuple(params["image_shape"])
     names, labels = check_saved_names(meta, members[0].n_features_in_, folder)
+    given = given_estimator(meta.get("estimator_params"), folder / DETECTOR_NAME, Autoencoder)
     return SavedDetector(
-        params, meta["estimator_given"], members, scorer.eval(), meta["threshold"], names, labels
-    )
+        params, meta["estimator_given"], members, scorer.eval(), meta["threshold"], names, labels,
+        given,
+    )  # fmt: skip

@@ -41,7 +41,9 @@ __all__ = [
     "WEIGHTS_NAME",
     "SavedEstimator",
     "build_module",
+    "checked_params",
     "estimator_meta",
+    "given_estimator",
     "json_params",
     "read_estimator",
     "read_model",
@@ -201,6 +203,50 @@ def _plain(value: Any) -> Any:
 _RESOLVED_ELSEWHERE = ("image_shape",)
 
 
+def checked_params(params: dict[str, Any], known: set[str], source: Path) -> dict[str, Any]:
+    """Stored estimator parameters made the estimator's: unknown names refused, tuples back.
+
+    ``checkpoint_dir`` becomes None: a path is the caller's choice, never a file's (a refit
+    of a loaded model writes no checkpoints until the caller sets it again).
+
+    Raises
+    ------
+    ModelFileError
+        A parameter the estimator does not have.
+    """
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ModelFileError(
+            f"{source}: unknown estimator parameter(s) {', '.join(map(repr, unknown))}"
+        )
+    params = dict(params)
+    for key in ("hidden", "image_shape"):
+        if isinstance(params.get(key), list):
+            params[key] = tuple(params[key])
+    if "checkpoint_dir" in params:
+        params["checkpoint_dir"] = None
+    return params
+
+
+def given_estimator(stored: object, source: Path, kind: type) -> Any:
+    """The unfitted estimator a saved detector or imputer was given, from its parameters.
+
+    ``stored``: ``json_params(estimator.get_params())`` as the file keeps it, or None (none
+    given, or a folder older than the field): then None. ``kind``: its class
+    (:class:`~aekit.Autoencoder`).
+
+    Raises
+    ------
+    ModelFileError
+        ``stored`` is not an object, or names a parameter the Autoencoder does not have.
+    """
+    if stored is None:
+        return None
+    if not isinstance(stored, dict):
+        raise ModelFileError(f"{source}: estimator_params must be an object or null")
+    return kind(**checked_params(stored, set(kind().get_params()), source))
+
+
 def _check_params_match(params: dict[str, Any], model: ModelConfig, source: Path) -> None:
     """Refuse stored estimator parameters that disagree with the model config they built.
 
@@ -296,24 +342,14 @@ def read_estimator(folder: str | os.PathLike[str], known_params: set[str]) -> Sa
     for name, (since, old_value) in LEGACY_PARAMETERS.items():
         if config["format_version"] < since:
             params.setdefault(name, old_value)
-    unknown = sorted(set(params) - known_params)
-    if unknown:
-        raise ModelFileError(
-            f"{source}: unknown estimator parameter(s) {', '.join(map(repr, unknown))}"
-        )
+    checked = checked_params(params, known_params, source)
     try:
         train_config = TrainConfig.from_dict(config["train"])
         history = History.from_dict(config["history"])
     except (ConfigError, ModelFileError) as exc:
         raise ModelFileError(f"{source} is incomplete or invalid ({exc})") from exc
-    _check_params_match(params, module.config, source)
-    for key in ("hidden", "image_shape"):
-        if isinstance(params.get(key), list):
-            params[key] = tuple(params[key])
-    # A path is the caller's choice, never a file's: a refit of a loaded model writes no
-    # checkpoints until the caller sets checkpoint_dir again.
-    if "checkpoint_dir" in params:
-        params["checkpoint_dir"] = None
+    _check_params_match(params, module.config, source)  # as stored: lists
+    params = checked
     train_config = dataclasses.replace(train_config, checkpoint_dir=None)
     scaling, n_features = config["scaling"], config["n_features_in"]
     if scaling not in SCALINGS[1:]:

@@ -467,8 +467,9 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         """
         saved = read_imputer(folder)
         params = dict(saved.params)
-        if saved.estimator_given:
-            params["estimator"] = clone(saved.members[0])
+        if saved.estimator_given:  # as given (format 6), else its first member's parameters
+            given = saved.estimator
+            params["estimator"] = clone(saved.members[0]) if given is None else given
         imputer = cls(**params)
         imputer.estimators_, imputer.estimator_ = saved.members, saved.members[0]
         imputer._table, imputer._empty, imputer.bounds_ = saved.table, saved.empty, saved.bounds

@@ -16,7 +16,8 @@ A fitted :class:`~aekit.impute.AutoencoderImputer` saves as (the detector's layo
                                          linear chain's steps (:mod:`aekit.impute.chain`);
                                          (version 4) the nearest-neighbour fill's weight and
                                          its rows (:mod:`aekit.impute.neighbours`); (version
-                                         5) the extra trees' weight, depth and checksum
+                                         5) the extra trees' weight, depth and checksum;
+                                         (version 6) the given estimator's parameters
       trees.safetensors                  (version 5, where the blend has trees) the trees'
                                          node arrays (:mod:`aekit.impute.trees`)
 
@@ -43,7 +44,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import ModelFileError
 from ..estimator.autoencoder import Autoencoder
-from ..estimator.modelfile import json_params
+from ..estimator.modelfile import given_estimator, json_params
 from ..files import (
     atomic_files,
     check_fields,
@@ -65,8 +66,9 @@ from .trees import TreeFill
 __all__ = ["IMPUTER_NAME", "SavedImputer", "imputer_feature_names", "read_imputer", "save_imputer"]
 
 # 2: the blend (absent in 1: the members alone); 3: column_labels (a DataFrame's integers);
-# 4: neighbours (absent in 1-3: no nearest-neighbour fill); 5: trees (absent in 1-4: none)
-_FORMAT, _VERSION = "aekit-imputer", 5
+# 4: neighbours (absent in 1-3: no nearest-neighbour fill); 5: trees (absent in 1-4: none);
+# 6: estimator_params (the given estimator's own; absent in 1-5: its first member's, cloned)
+_FORMAT, _VERSION = "aekit-imputer", 6
 TREES_NAME = "trees.safetensors"
 
 # Keys of imputer.json and their JSON types.
@@ -78,6 +80,7 @@ _FIELDS: dict[str, type | tuple[type, ...]] = {
     "blend": (int, float), "linear": (dict, type(None)),  # format version 2
     "neighbours": (dict, type(None)),  # format version 4: {"weight": w, "rows": [...]}
     "trees": (dict, type(None)),  # format version 5: {"weight", "depth", "sha256"}
+    "estimator_params": (dict, type(None)),  # format version 6
 }  # fmt: skip
 _PARAMS: dict[str, type | tuple[type, ...]] = {
     "missing_values": (int, float, str, type(None)), "add_indicator": bool,
@@ -131,6 +134,9 @@ def _write_imputer(imputer: Any, folder: Path) -> None:
         "aekit_version": __version__,
         "params": params,
         "estimator_given": imputer.estimator is not None,
+        "estimator_params": None
+        if imputer.estimator is None
+        else json_params(imputer.estimator.get_params()),
         "n_members": len(imputer.estimators_),
         "n_features_in": int(imputer.n_features_in_),
         **saved_names(imputer),
@@ -200,6 +206,9 @@ class SavedImputer:
         The extra trees blended in (format 5), or None.
     tree_weight : float
         Their weight against the rest of the fill (0.0 before format 5).
+    estimator : Autoencoder or None
+        The estimator the imputer was given, unfitted, from its stored parameters (format
+        6); None where none was given or stored.
     """
 
     params: dict[str, Any]
@@ -218,6 +227,7 @@ class SavedImputer:
     neighbour_weight: float = 0.0
     trees: TreeFill | None = None
     tree_weight: float = 0.0
+    estimator: Any = None
 
 
 def _read_meta(folder: Path) -> dict[str, Any]:
@@ -227,7 +237,10 @@ def _read_meta(folder: Path) -> dict[str, Any]:
     meta = read_json(path)  # a JSON object, or one ModelFileError naming the file
     check_header(meta, path, _FORMAT, _VERSION)
     check_fields(
-        meta, _FIELDS, path, optional=("blend", "linear", "column_labels", "neighbours", "trees")
+        meta,
+        _FIELDS,
+        path,
+        optional=("blend", "linear", "column_labels", "neighbours", "trees", "estimator_params"),
     )
     check_fields(meta["params"], _PARAMS, path)
     n = meta["n_features_in"]
@@ -330,6 +343,7 @@ def read_imputer(folder: str | os.PathLike[str]) -> SavedImputer:
     return SavedImputer(
         params=params,
         estimator_given=meta["estimator_given"],
+        estimator=given_estimator(meta.get("estimator_params"), folder / IMPUTER_NAME, Autoencoder),
         members=members,
         table=meta["table"],
         empty=np.array(meta["empty"], dtype=bool),
