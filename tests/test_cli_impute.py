@@ -133,9 +133,10 @@ def test_mistakes_are_one_line(files, tmp_path, capsys, extra, message):
     assert message.replace("NOWHERE", names["NOWHERE"]) in err
 
 
-def test_a_marker_value_is_a_hole_too(tmp_path):
+@pytest.mark.parametrize("dtype", [np.int64, np.float32])  # float32: in a read-only memory map
+def test_a_marker_value_is_a_hole_too(tmp_path, dtype):
     rng = np.random.default_rng(2)
-    X = np.round(rng.normal(size=(60, 3)) * 10).astype(np.int64)
+    X = np.round(rng.normal(size=(60, 3)) * 10).astype(dtype)
     X[:, 2] = X[:, 0] + X[:, 1]
     X[rng.random(X.shape) < 0.1] = -999
     np.save(tmp_path / "x.npy", X)
