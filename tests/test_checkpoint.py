@@ -527,8 +527,24 @@ def test_resume_refuses_other_data_of_the_same_shape(tmp_path):
     # of the same shape trained on them in the old rows' units (errors ~50,000 against ~1)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 4))
-    options = {"code_dim": 2, "hidden": [8], "checkpoint_dir": str(tmp_path), "random_state": 0}
+    options = {"code_dim": 2, "hidden": [8], "checkpoint_dir": str(tmp_path), "random_state": 0,
+               "lr_schedule": "constant"}  # fmt: skip
     Autoencoder(epochs=3, **options).fit(X)
     with pytest.raises(ModelFileError, match=r"written for other data: its input offset"):
         Autoencoder(epochs=6, **options).fit(X * 100 + 500, resume=True)
     assert Autoencoder(epochs=6, **options).fit(X, resume=True).n_iter_ == 6  # the same rows
+
+
+def test_resume_refuses_other_training_settings(tmp_path):
+    # lr, weight decay and a scheduled run's epochs came from the checkpoint, silently, while
+    # the saved model recorded the new values (a cosine rate rose again after its last epoch)
+    X = np.random.default_rng(0).normal(size=(60, 4))
+    options = {"code_dim": 2, "checkpoint_dir": str(tmp_path), "random_state": 0, "epochs": 2}
+    Autoencoder(**options).fit(X)
+    for change, said in (
+        ({"lr": 0.1}, "lr=0.003, this run has lr=0.1"),
+        ({"weight_decay": 0.5}, "weight_decay=1e-05, this run has"),
+        ({"epochs": 5}, "epochs=2, this run has epochs=5 \\(2 done; only"),
+    ):
+        with pytest.raises(ModelFileError, match=said):
+            Autoencoder(**{**options, **change}).fit(X, resume=True)

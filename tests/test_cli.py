@@ -353,6 +353,10 @@ def one_error_line(capsys):
         (["fit", "{tmp}/ok.npy", "--code-dim", "0", "-o", "{tmp}/m"], 2, "code_dim"),
         (["score", "{model}", "{tmp}/ok.npy", "-o", "{tmp}/s.csv", "--contamination", "0.9"], 2,
          "contamination"),
+        (["score", "{model}", "{tmp}/ok.npy", "-o", "{tmp}/s.csv", "--contamination", "abc"], 2,
+         "--contamination must be auto or a share"),  # was a traceback after scoring every row
+        (["score", "{model}", "{tmp}/ok.npy", "-o", "{tmp}/s.csv", "--threshold", "nan"], 2,
+         "--threshold must be a finite number, got nan"),  # flagged every row, exit 0
     ],
 )  # fmt: skip
 def test_errors_are_one_line_and_leave_no_file(model, tmp_path, capsys, argv, code, message):
@@ -456,7 +460,7 @@ def test_resume_reads_the_checkpointed_runs_columns_by_name(files, tmp_path, cap
     features = [c for c in table.columns if c != "digit"]
     shuffled = tmp_path / "shuffled.csv"
     table[[*reversed(features), "digit"]].to_csv(shuffled, index=False)
-    common = ["--code-dim", "2", "--label-column", "digit", *TINY]
+    common = ["--code-dim", "2", "--label-column", "digit", *TINY, "--lr-schedule", "constant"]
     check = ["--checkpoint-dir", str(tmp_path / "ckpt")]
     assert main(["fit", str(files / "digits.csv"), *common, *check, "-o", str(tmp_path / "a")]) == 0
     assert json.loads((tmp_path / "ckpt" / "columns.json").read_text()) == features

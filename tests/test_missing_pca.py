@@ -118,7 +118,7 @@ def test_a_checkpoint_validated_on_hidden_entries_does_not_resume_a_run_that_doe
     from aekit.errors import ModelFileError
 
     X = _table(n=120)
-    params = {"code_dim": 2, "random_state": 0, "threads": 1}
+    params = {"code_dim": 2, "random_state": 0, "threads": 1, "lr_schedule": "constant"}
     Autoencoder(**params, epochs=2, val_hidden=True, checkpoint_dir=str(tmp_path)).fit(X)
     checkpoint = sorted(tmp_path.glob("checkpoint-*.safetensors"))[0]
     with pytest.raises(ModelFileError, match="val_hidden=True"):

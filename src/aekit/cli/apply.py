@@ -8,6 +8,7 @@ file from ``aekit export`` (:mod:`aekit.cli.export`), run with ONNX Runtime with
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,6 +92,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     """
     if args.threshold is not None and args.contamination is not None:
         raise ConfigError("give --threshold or --contamination, not both")
+    _check_flagging(args)
     if Path(args.model).suffix.lower() == ".onnx":
         return _score_onnx(args)
     from ..anomaly import is_detector
@@ -98,6 +100,26 @@ def cmd_score(args: argparse.Namespace) -> int:
     if is_detector(args.model):
         return _score_detector(args)
     return _score_errors(args)
+
+
+def _check_flagging(args: argparse.Namespace) -> None:
+    """Refuse bad flagging options before any row is scored.
+
+    A ``--threshold`` that is not a finite number (NaN flagged every row, or none), and a
+    ``--contamination`` that is neither ``auto`` nor a share in (0, 0.5].
+    """
+    if args.threshold is not None and not math.isfinite(args.threshold):
+        raise ConfigError(f"--threshold must be a finite number, got {args.threshold}")
+    share = args.contamination
+    if share is None or share.strip().lower() == "auto":
+        args.contamination = None if share is None else "auto"
+        return
+    try:
+        args.contamination = float(share)
+    except ValueError:
+        args.contamination = math.nan
+    if not 0 < args.contamination <= 0.5:
+        raise ConfigError(f"--contamination must be auto or a share in (0, 0.5], got {share!r}")
 
 
 def _threshold(args: argparse.Namespace, scores: np.ndarray, default: float | None) -> Any:

@@ -86,6 +86,8 @@ STATE_FIELDS: dict[str, type | tuple[type, ...]] = {
 
 # Training-config fields a resumed run must share with the checkpoint to repeat the run.
 RESUME_KEYS = (
+    "lr",
+    "weight_decay",
     "batch_size",
     "val_fraction",
     "min_val_rows",
@@ -181,6 +183,7 @@ def check_resumable(
                 f"{source} was written with {key}={theirs.get(key)!r}, "
                 f"this run has {key}={ours[key]!r}"
             )
+    _check_epochs(theirs.get("epochs"), ours, state["position"]["epoch"], source)
     check_tensors(current["module"], state["module"], source)
     refuse_other_scaling(current["module"], state["module"], source)
     early = state["callbacks"].get("EarlyStopping", {})
@@ -192,6 +195,24 @@ def check_resumable(
     check_optimizer_state(current["optimizer"], state["optimizer"], params, f"{source} optimizer")
     if current["scheduler"] is not None:
         check_like(current["scheduler"], state["scheduler"], f"{source} scheduler")
+
+
+def _check_epochs(
+    written: object, ours: dict[str, Any], done: int, source: str | os.PathLike[str]
+) -> None:
+    """Refuse another epoch count unless the rate is constant and the run is not past it.
+
+    A scheduled rate (cosine, plateau) spans the run's epochs: another count would restart or
+    cut it (the cosine rose again after the checkpoint's last epoch), so a resumed run keeps
+    the count. A constant rate may train longer.
+    """
+    if written == ours["epochs"]:
+        return
+    if ours["lr_schedule"] != "constant" or ours["epochs"] < done:
+        raise ModelFileError(
+            f"{source} was written with epochs={written!r}, this run has epochs={ours['epochs']!r}"
+            f" ({done} done; only a run with lr_schedule='constant' may resume to train longer)"
+        )
 
 
 def refuse_other_scaling(
