@@ -129,7 +129,7 @@ def test_a_detector_folder_of_format_2_loads_without_the_density_term(wine, tmp_
     det.save(tmp_path / "d")
     path = tmp_path / "d" / "detector.json"
     meta = json.loads(path.read_text())
-    assert meta["format_version"] == 4 and meta["density_term"] is False
+    assert meta["format_version"] == 5 and meta["density_term"] is False
     del meta["density_term"], meta["params"]["density_term"]  # as format 2 wrote it
     meta["format_version"] = 2
     path.write_text(json.dumps(meta))
