@@ -458,6 +458,33 @@ def test_a_saelens_folder_aekit_cannot_read_faithfully_is_refused(tmp_path, fitt
             aekit.load(tmp_path / "lens")
 
 
+def test_an_older_saelens_topk_folder_reads_as_topk_and_odd_activations_are_refused(
+    tmp_path, data, fitted
+):
+    # SAELens before 6 wrote top-k SAEs as "standard" with the activation named apart: read as
+    # ReLU, their codes were dense and the reconstructions wrong
+    X = data[0]
+    fitted["topk"].save(tmp_path / "lens", format="saelens")
+    cfg_path = tmp_path / "lens" / "cfg.json"
+    cfg = json.loads(cfg_path.read_text())
+    k = cfg.pop("k")
+    old = {**cfg, "architecture": "standard", "activation_fn_str": "topk"}
+    cfg_path.write_text(json.dumps({**old, "activation_fn_kwargs": {"k": k}}))
+    loaded = aekit.load(tmp_path / "lens")
+    codes = loaded.transform(X[:50])
+    assert loaded.module_.config.architecture == "topk" and loaded.module_.config.k == k
+    np.testing.assert_allclose(codes, fitted["topk"].transform(X[:50]), atol=1e-5)
+    assert ((codes != 0).sum(axis=1) <= k).all()
+    for bad, match in (
+        ({**old, "activation_fn_kwargs": {}}, "positive integer 'k'"),
+        ({**cfg, "architecture": "standard", "activation_fn_str": "tanh-relu"}, "tanh-relu"),
+        ({**cfg, "architecture": "topk"}, "positive integer 'k'"),
+    ):
+        cfg_path.write_text(json.dumps(bad))
+        with pytest.raises(aekit.ModelFileError, match=match):
+            aekit.load(tmp_path / "lens")
+
+
 def test_kept_pre_activations_have_the_dense_gradients():
     gen = torch.Generator().manual_seed(0)
     centered = torch.randn(6, 5, generator=gen, requires_grad=True)

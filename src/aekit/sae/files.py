@@ -233,8 +233,9 @@ def read_saelens(folder: str | os.PathLike[str]) -> SparseDictionary:
     tensors = {
         k: v.to(torch.float32) for k, v in parse_safetensors(read_regular(weights), weights).items()
     }
+    architecture, k = _activation(cfg, architecture, source)
     try:
-        config = SAEConfig(architecture=architecture, code_dim=d_sae, k=int(cfg.get("k", 1) or 1))
+        config = SAEConfig(architecture=architecture, code_dim=d_sae, k=k)
     except AekitError as exc:
         raise ModelFileError(f"{source}: {exc}") from exc
     if architecture == "jumprelu":
@@ -244,3 +245,29 @@ def read_saelens(folder: str | os.PathLike[str]) -> SparseDictionary:
         tensors["jumprelu_threshold"] = threshold
     ref = {"threshold": torch.zeros(()), "input_scale": torch.ones(())}
     return _build(config, d_in, {**tensors, **ref}, weights)  # type: ignore[arg-type]
+
+
+def _activation(cfg: dict, architecture: str, source: Path) -> tuple[str, int]:
+    """Return the architecture and ``k`` a SAELens config's activation function means.
+
+    SAELens before version 6 wrote a top-k SAE as ``architecture: "standard"`` with
+    ``activation_fn_str: "topk"`` (older: ``activation_fn``) and ``k`` in
+    ``activation_fn_kwargs``: read as ReLU, its codes would be silently dense. Any
+    activation other than ReLU or top-k, and a top-k without a positive integer ``k``,
+    is refused.
+    """
+    activation = cfg.get("activation_fn_str", cfg.get("activation_fn"))
+    kwargs = cfg.get("activation_fn_kwargs") or {}
+    if activation == "topk" and architecture in ("l1", "topk"):
+        architecture = "topk"
+    elif activation not in (None, "relu"):
+        raise ModelFileError(
+            f"{source}: activation function {activation!r} is not one aekit reads for "
+            f"a {cfg.get('architecture')!r} SAE (relu, or topk with k)"
+        )
+    if architecture != "topk":
+        return architecture, 1
+    k = cfg.get("k", kwargs.get("k") if isinstance(kwargs, dict) else None)
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ModelFileError(f"{source}: a topk SAE needs a positive integer 'k', got {k!r}")
+    return architecture, k
