@@ -26,10 +26,12 @@ from aekit import (
     Trainer,
     TrainingDivergedError,
 )
+from aekit.sae import SparseAutoencoder
 from aekit.training.checkpoint import (
     STATE_FIELDS,
     build_state,
     check_state,
+    checkpoint_path,
     find_checkpoint,
     latest_checkpoint,
     read_checkpoint,
@@ -548,3 +550,30 @@ def test_resume_refuses_other_training_settings(tmp_path):
     ):
         with pytest.raises(ModelFileError, match=said):
             Autoencoder(**{**options, **change}).fit(X, resume=True)
+
+
+def test_a_fresh_run_is_refused_where_another_runs_checkpoints_are(tmp_path):
+    # a fresh run's checkpoints were pruned by name among the earlier run's: its epoch-1 file
+    # went at once while the old epoch-4 one stayed, and a resume then continued the old run
+    make_trainer(tmp_path, epochs=4, keep_checkpoints=1).fit(rows())
+    kept = sorted(p.name for p in tmp_path.glob("checkpoint-*"))
+    with pytest.raises(ConfigError, match=r"holds checkpoints of an earlier run .*e000004"):
+        make_trainer(tmp_path, epochs=2, keep_checkpoints=1).fit(rows())
+    assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == kept  # nothing touched
+    make_trainer(tmp_path / "new", epochs=2).fit(rows())  # another folder: fine
+    with pytest.raises(ConfigError, match="earlier run"):
+        SparseAutoencoder("topk", code_dim=8, k=2, checkpoint_dir=str(tmp_path), n_epochs=1).fit(
+            np.random.default_rng(0).normal(size=(64, 6)).astype(np.float32)
+        )
+
+
+def test_a_restarted_launch_finds_its_own_newest_checkpoint(tmp_path):
+    # torchrun's restart of a launch takes that launch's checkpoints, not a newer-named one
+    # another launch left in the folder
+    trainer = make_trainer(epochs=1)
+    trainer.fit(rows())
+    state = trainer.state_dict()
+    mine = write_checkpoint(checkpoint_path(tmp_path, 1, 1), state, "mine")
+    write_checkpoint(checkpoint_path(tmp_path, 1, 4), state, "another")
+    assert find_checkpoint(tmp_path, "mine")[0] == mine
+    assert find_checkpoint(tmp_path)[0].name == "checkpoint-e000001-b000004.safetensors"

@@ -486,5 +486,8 @@ def test_a_fresh_run_on_unnamed_rows_drops_an_earlier_runs_column_record(files, 
     assert main([*named, *TINY, *check, "-o", str(tmp_path / "a")]) == 0
     assert (tmp_path / "ckpt" / "columns.json").is_file()
     unnamed = ["fit", str(files / "digits.npy"), "--code-dim", "2", *TINY, *check]
+    assert main([*unnamed, "-o", str(tmp_path / "b")]) == 2  # its checkpoints are there
+    for old in (tmp_path / "ckpt").glob("checkpoint-*"):
+        old.unlink()
     assert main([*unnamed, "-o", str(tmp_path / "b")]) == 0
     assert not (tmp_path / "ckpt" / "columns.json").exists()

@@ -357,15 +357,11 @@ def uninterrupted(tmp_path_factory):
 @pytest.mark.slow  # torchrun / several processes
 def test_a_killed_rank_restarts_the_group_which_resumes_its_own_checkpoint(tmp_path, uninterrupted):
     """Rank 1 is SIGKILLed after step 7 (epoch 2, batch 2); torchrun restarts both ranks,
-    which resume from the run's checkpoint after step 6, not from another run's newer one,
-    and end with the uninterrupted run's weights, bit for bit."""
-    from aekit.training.checkpoint import read_checkpoint, write_checkpoint
-
-    data, expected, other = uninterrupted
+    which resume from the run's checkpoint after step 6 and end with the uninterrupted run's
+    weights, bit for bit. (A fresh launch refuses a folder with another run's checkpoints,
+    test_checkpoint.py; a restart takes its own launch's only, the test below.)"""
+    data, expected, _ = uninterrupted
     ck = tmp_path / "ck"
-    state = read_checkpoint(other / "checkpoint-e000002-b000000.safetensors")
-    state["module"] = {name: value + 1 for name, value in state["module"].items()}
-    stale = write_checkpoint(ck / "checkpoint-e000001-b000004.safetensors", state, "another")
     argv = ["fit", data, *RESILIENT, "--out", tmp_path / "m", "--checkpoint-dir", ck,
             "--checkpoint-every-steps", "3", "--max-restarts", "1"]  # fmt: skip
     done = aekit_run(argv, AEKIT_TEST_KILL_AT_STEP="1:7")
@@ -374,7 +370,6 @@ def test_a_killed_rank_restarts_the_group_which_resumes_its_own_checkpoint(tmp_p
     assert f"restarted the group: resuming from {ck / 'checkpoint-e000001-b000001'}" in (
         done.stderr
     )
-    assert stale.exists()
     assert_same_bits(weights(tmp_path / "m"), expected)
 
 

@@ -261,6 +261,48 @@ def test_a_stopped_run_resumes_bit_for_bit(tmp_path, data, kind):
     assert resumed.history_[0] == stopped.history_[0]  # its timing too: read from the checkpoint
 
 
+def test_ctrl_c_saves_the_step_boundary_and_the_run_resumes_bit_for_bit(
+    tmp_path, data, monkeypatch, caplog, capsys
+):
+    # Ctrl-C lost every step since the last periodic checkpoint (and `aekit sae` said nothing
+    # of resuming): it now stops at the next step boundary and saves that step
+    import os
+    import signal
+
+    from aekit.cli import main
+    from aekit.sae.loop import SAETrainer
+
+    X, folder = data[0][:800], str(tmp_path / "run")
+    options = {"batch_size": 64, "n_epochs": 2, "checkpoint_every": 100, "log_every": 5}
+    whole = small(**options).fit(X)
+    step = SAETrainer._step
+
+    def interrupted_step(self, batch):
+        step(self, batch)
+        if self.position["step"] == 11:  # the signal lands inside the 11th step
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(SAETrainer, "_step", interrupted_step)
+    with pytest.raises(KeyboardInterrupt), caplog.at_level("WARNING", logger="aekit"):
+        small(**options, checkpoint_dir=folder).fit(X)
+    assert "interrupted at step 11: checkpoint saved" in caplog.text
+    assert [p.name for p in (tmp_path / "run").glob("checkpoint-*")] == [
+        "checkpoint-e000000-b000011.safetensors"
+    ]
+    monkeypatch.setattr(SAETrainer, "_step", step)
+    resumed = small(**options, checkpoint_dir=folder).fit(X, resume=True)
+    assert resumed.n_steps_ == whole.n_steps_
+    assert_same_weights(whole, resumed)
+    assert [r["loss"] for r in resumed.history_] == [r["loss"] for r in whole.history_]
+    monkeypatch.setattr(SAETrainer, "_step", interrupted_step)  # and from the shell
+    np.save(tmp_path / "acts.npy", X)
+    argv = ["sae", str(tmp_path / "acts.npy"), "-o", str(tmp_path / "sae"), "--code-dim", "32"]
+    argv += ["--k", "2", "--batch-size", "64", "--checkpoint-dir", str(tmp_path / "cli")]
+    assert main(argv) == 130
+    assert "run the same command with --resume" in capsys.readouterr().err
+    assert not (tmp_path / "sae").exists()
+
+
 def test_a_checkpoint_without_the_threshold_param_resumes_as_log(tmp_path, data):
     from aekit.training.checkpoint import find_checkpoint, read_checkpoint, write_checkpoint
 

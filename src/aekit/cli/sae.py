@@ -16,7 +16,12 @@ from typing import Any
 from ..config.fields import describe
 from ..config.sae import SAEConfig
 from ..files.layouts import check_can_save
-from .options import add_estimator_options, add_quiet_option, positive_int
+from .options import (
+    InterruptedRunError,
+    add_estimator_options,
+    add_quiet_option,
+    positive_int,
+)
 
 __all__ = ["cmd_sae", "register", "sae_report", "summary"]
 
@@ -89,9 +94,16 @@ def cmd_sae(args: argparse.Namespace) -> int:
     check_can_save(args.out, args.overwrite, "--overwrite")  # before any work
     given = vars(args)
     kwargs = {name: given[name] for name in describe(SAEConfig) if name in given}
-    sae = SparseAutoencoder(**kwargs).fit(
-        _activations(args.data, args.key), resume=args.resume, stop_after=args.stop_after
-    )
+    try:
+        sae = SparseAutoencoder(**kwargs).fit(
+            _activations(args.data, args.key), resume=args.resume, stop_after=args.stop_after
+        )
+    except KeyboardInterrupt:
+        if getattr(args, "checkpoint_dir", None) is None:
+            why = "nothing saved (add --checkpoint-dir DIR to make training resumable)"
+        else:
+            why = f"checkpoint in {args.checkpoint_dir}; run the same command with --resume"
+        raise InterruptedRunError(f"interrupted; {why}") from None
     sae.save(args.out, overwrite=args.overwrite, format=args.format)
     resumable = (
         getattr(args, "checkpoint_dir", None) is not None

@@ -20,7 +20,7 @@ from ..errors import ConfigError, DataError, ModelFileError, NotFittedError
 from ..files import SAE_NAME, SAELENS_CONFIG_NAME
 from ..files.layouts import check_can_save
 from ..model.sae_dictionary import SparseDictionary
-from ..training.checkpoint import checkpoint_columns
+from ..training.checkpoint import checkpoint_columns, refuse_fresh_run
 from ..training.prepare import resolve_device
 from .files import read_sae, read_saelens, write_sae, write_saelens
 from .loop import SAETrainer
@@ -188,6 +188,8 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
         config = self.sae_config()
         if resume and config.checkpoint_dir is None and not isinstance(resume, (str, os.PathLike)):
             raise ConfigError("resume=True needs checkpoint_dir, the folder of the checkpoints")
+        if not resume:  # its checkpoints would be pruned among another run's
+            refuse_fresh_run(config.checkpoint_dir)
         check_unique_names(X)  # (a name given twice: which column would it read?)
         if resume:  # a DataFrame of the checkpoint's columns in another order: read by name
             written = checkpoint_columns(config.checkpoint_dir, resume, "column_labels")

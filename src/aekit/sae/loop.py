@@ -22,6 +22,7 @@ on the CPU the weights equal the uninterrupted run's bit for bit.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from typing import Any
@@ -42,10 +43,13 @@ from ..training.checkpoint import (
     write_checkpoint,
 )
 from ..training.optim import Adam
+from ..training.progress import StopOnSignal
 from .objective import STAT_NAMES, step_loss
 from .streams import IterableBatches, Source
 
 __all__ = ["SAE_CHECKPOINT_FORMAT", "SAETrainer", "check_sae_state", "geometric_median"]
+
+logger = logging.getLogger("aekit")
 
 SAE_CHECKPOINT_FORMAT = "aekit-sae-checkpoint"
 # THE schema of an SAE training state: its keys and their types.
@@ -154,6 +158,7 @@ class SAETrainer:
         self.history: list[dict[str, Any]] = []
         self.elapsed = 0.0
         self.stopped = False
+        self._whole = True  # False inside a step: no consistent state to save there
         # the latents dead at the last look (every 16 steps): AuxK's
         self.aux_latents = torch.zeros(0, dtype=torch.int64, device=device)
 
@@ -194,9 +199,44 @@ class SAETrainer:
         return lr
 
     def run(self, stop_after: int | None = None) -> None:
-        """Train until the budget (or ``stop_after`` steps in all), recording history."""
+        """Train until the budget (or ``stop_after`` steps in all), recording history.
+
+        With ``checkpoint_dir``, Ctrl-C (or SIGTERM) in the main thread stops at the next
+        step boundary, saves that step's checkpoint and raises ``KeyboardInterrupt``; a
+        second one interrupts at once (then a checkpoint is saved only where the state is
+        whole, between two steps).
+        """
         if self.config.lr_decay_steps and self.total_steps() is None:
             raise ConfigError("lr_decay_steps needs a known length: set max_rows for an iterable")
+        if self.config.checkpoint_dir is None:
+            self._run(stop_after, None)
+            return
+        stopper = StopOnSignal()
+        try:
+            with stopper.installed():
+                self._run(stop_after, stopper)
+        except KeyboardInterrupt:
+            self._save_interrupted()
+            raise
+
+    def _save_interrupted(self) -> None:
+        """Save the state on an interrupt that landed between two steps; else say so."""
+        if not self._whole:
+            logger.warning(
+                "interrupted inside a step, where no consistent state can be saved; "
+                "resume continues from the last checkpoint in %s",
+                self.config.checkpoint_dir,
+            )
+            return
+        self.save_checkpoint()
+        logger.warning(
+            "interrupted at step %d: checkpoint saved to %s; continue with resume=True "
+            "(aekit sae --resume)",
+            self.position["step"],
+            self.config.checkpoint_dir,
+        )
+
+    def _run(self, stop_after: int | None, stopper: StopOnSignal | None) -> None:
         started = time.perf_counter() - self.elapsed
         budget = self.config.max_rows
         while self.position["epoch"] < self.config.n_epochs:
@@ -210,12 +250,16 @@ class SAETrainer:
                     break
                 if budget is not None:
                     batch = batch[: budget - self.position["rows"]]
+                self._whole = False  # until the step and its bookkeeping are done
                 self._step(batch.to(self.device, non_blocking=True))
                 self.elapsed = time.perf_counter() - started
                 if self.position["step"] % self.config.log_every == 0:
                     self._record()
                 if self._checkpoint_due():
                     self.save_checkpoint()
+                self._whole = True
+                if stopper is not None and stopper.requested:
+                    raise KeyboardInterrupt
                 if stop_after is not None and self.position["step"] >= stop_after:
                     self.stopped = True
                     if self.config.checkpoint_dir is not None:
@@ -223,8 +267,10 @@ class SAETrainer:
                     return
             if budget is not None and self.position["rows"] >= budget:
                 break
+            self._whole = False
             self.position["epoch"] += 1
             self.position["batch"] = 0
+            self._whole = True
             if self.source.n_rows is None and getattr(self.source, "one_shot", False):
                 break  # an iterator, once spent, has no second epoch
         if self.sums[0] > 0 or not self.history:

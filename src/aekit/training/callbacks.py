@@ -30,6 +30,7 @@ from .checkpoint import (
     find_checkpoint,
     prune_checkpoints,
     read_checkpoint,
+    refuse_fresh_run,
     write_checkpoint,
 )
 from .distributed import elastic_restart, fault_hook, run_id
@@ -175,6 +176,8 @@ class Checkpointer(Callback):
                     resume = path
             if resume:
                 self.resume(trainer, resume)
+            else:
+                trainer.ranks.agree(lambda: refuse_fresh_run(folder))
             yield
 
     def on_batch_end(

@@ -52,6 +52,7 @@ __all__ = [
     "latest_checkpoint",
     "prune_checkpoints",
     "read_checkpoint",
+    "refuse_fresh_run",
     "write_checkpoint",
 ]
 
@@ -330,6 +331,28 @@ def latest_checkpoint(
     """The newest usable checkpoint file in ``folder`` (None if there is none)."""
     found = find_checkpoint(folder, check=check)
     return None if found is None else found[0]
+
+
+def refuse_fresh_run(folder: str | os.PathLike[str] | None) -> None:
+    """Refuse to start a run afresh in a ``folder`` that holds checkpoints of another run.
+
+    Its checkpoints would be pruned by name among the earlier run's: one of a later epoch
+    outlives the fresh run's own, which a resume would then silently continue from.
+
+    Raises
+    ------
+    ConfigError
+        If ``folder`` holds a checkpoint file.
+    """
+    if folder is None or not Path(folder).is_dir():
+        return
+    found = sorted(Path(folder).glob(_GLOB))
+    if found:
+        raise ConfigError(
+            f"{folder} holds checkpoints of an earlier run (newest {found[-1].name}): resume "
+            "to continue it (resume=True, --resume), or start afresh in another folder or "
+            "after removing them"
+        )
 
 
 def prune_checkpoints(folder: str | os.PathLike[str], keep: int) -> None:
