@@ -242,6 +242,29 @@ def test_onnx_export_scores_rows_with_holes(tmp_path, holed, fitted):
     np.testing.assert_allclose(got["reconstruction"], fitted.reconstruct(holed[:20]), atol=1e-4)
 
 
+@pytest.mark.parametrize("hidden", [(8,), ()])
+def test_a_convolutional_model_takes_holes_as_indicator_channels(tmp_path, hidden):
+    # the indicators doubled the row, and the reshape to the image doubled the batch instead
+    # of the channels: every image model with holes (and so its imputer) raised RuntimeError
+    pytest.importorskip("onnxruntime")
+    from sklearn.datasets import load_digits
+
+    from aekit.export import OnnxModel, to_onnx
+
+    X = load_digits().data[:200] / 16
+    X[::3, 20] = np.nan
+    X[1::5, 40:44] = np.nan
+    ae = Autoencoder(code_dim=4, hidden=hidden, epochs=2, image_shape=(1, 8, 8), random_state=0)
+    ae.fit(X)
+    assert ae.module_.config.missing
+    recon = ae.reconstruct(X)
+    assert recon.shape == X.shape and np.isfinite(recon).all()
+    got = OnnxModel(to_onnx(ae, tmp_path / "m.onnx")).run(X[:20])
+    np.testing.assert_allclose(got["reconstruction"], recon[:20], atol=1e-5)
+    filled = AutoencoderImputer(ae, n_estimators=1).fit_transform(X)
+    assert np.isfinite(filled).all() and (filled[~np.isnan(X)] == X[~np.isnan(X)]).all()
+
+
 def test_cli_fit_and_score_a_csv_with_empty_cells(tmp_path, capsys):
     X = _rows(300)
     text = "\n".join(

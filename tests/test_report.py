@@ -92,3 +92,31 @@ def test_image_shapes():
 def test_labels_must_match_rows(digits, sparse_model):
     with pytest.raises(DataError, match="3 labels for 10 rows"):
         build_report(sparse_model, digits[:10], labels=np.arange(3))
+
+
+def test_a_report_draws_user_text_as_written_and_takes_many_text_labels(tmp_path):
+    # "$" pairs in column names or labels started matplotlib's maths (a ParseSyntaxException
+    # or garbled italics); more than 20 text labels, or None among texts, raised ValueError
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    names = ["cost_$_per_$_unit", "$x_1_2$", "$^$", "b", "c"]
+    frame = pd.DataFrame(rng.normal(size=(150, 5)), columns=names)
+    ae = Autoencoder(code_dim=2, **FAST).fit(frame)
+    many = np.array([f"g{i % 25}" for i in range(150)])
+    with_none = np.array([f"${i % 3}$" for i in range(150)], dtype=object)
+    with_none[5] = None
+    for labels in (many, with_none):
+        page = build_report(ae, frame, labels=labels).html()
+        assert len(decoded_images(page)) >= 3
+
+
+def test_a_report_of_image_rows_with_holes_shows_pcas_reconstructions(digits, tmp_path):
+    # PCA's reconstructions beside the examples raised "Input X contains NaN"
+    rows = digits[:200].copy()
+    rows[::3, 20] = np.nan
+    ae = Autoencoder(code_dim=4, **FAST).fit(rows)
+    page = build_report(ae, rows).html()
+    assert "Originals and reconstructions" in page and len(decoded_images(page)) >= 3
+    filled = pca_reconstruction(rows[:150], rows[150:], 4)
+    assert np.isfinite(filled).all()

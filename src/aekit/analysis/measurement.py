@@ -63,8 +63,16 @@ def normalized_mse(X: np.ndarray, X_hat: np.ndarray, mean: np.ndarray | None = N
 def pca_reconstruction(
     X_train: np.ndarray, X_test: np.ndarray, n_components: int, *, random_state: int = 0
 ) -> np.ndarray:
-    """Fit PCA on ``X_train`` and return its reconstruction of ``X_test``."""
+    """Fit PCA on ``X_train`` and return its reconstruction of ``X_test``.
+
+    Holes (NaN) in either are filled with the training rows' observed column means first (0
+    where a column has none), as :func:`pca_error_curve` measures rows with holes.
+    """
     k = min(n_components, X_train.shape[0], X_train.shape[1])
+    X_train, X_test = np.asarray(X_train, np.float64), np.asarray(X_test, np.float64)
+    if np.isnan(X_train).any() or np.isnan(X_test).any():
+        X_train, means = _mean_filled(X_train)
+        X_test = np.where(np.isnan(X_test), means, X_test)
     pca = PCA(n_components=k, random_state=random_state).fit(X_train)
     return pca.inverse_transform(pca.transform(X_test))
 
@@ -118,6 +126,14 @@ def pca_error_curve(
     return np.arange(1, k + 1), np.clip(errors, 0.0, None).mean(axis=0)
 
 
+def _mean_filled(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``X`` with its holes filled by its observed column means (0 where none), and them."""
+    means = np.zeros(X.shape[1])
+    seen = ~np.isnan(X)
+    np.divide(np.where(seen, X, 0.0).sum(axis=0), seen.sum(axis=0), means, where=seen.any(0))
+    return np.where(seen, X, means), means
+
+
 def _pca_curve_with_holes(
     X_train: np.ndarray,
     X_test: np.ndarray,
@@ -136,11 +152,8 @@ def _pca_curve_with_holes(
 
     from ..data.missing import group_matrix, row_squared_error
 
-    X_train = np.asarray(X_train, dtype=np.float64)
-    means = np.zeros(X_train.shape[1])
-    seen = ~np.isnan(X_train)
-    np.divide(np.where(seen, X_train, 0.0).sum(axis=0), seen.sum(axis=0), means, where=seen.any(0))
-    pca = PCA(n_components=k, random_state=random_state).fit(np.where(seen, X_train, means))
+    filled, means = _mean_filled(np.asarray(X_train, dtype=np.float64))
+    pca = PCA(n_components=k, random_state=random_state).fit(filled)
     members = None if groups is None else group_matrix(tuple(groups)).double()
     target = torch.from_numpy(X_test - pca.mean_)  # centred, NaN where missing
     centred = np.where(np.isnan(X_test), means, X_test) - pca.mean_

@@ -201,7 +201,12 @@ def _name_features(ax: Any, names: Sequence[str] | None) -> None:
         return
     step = max(1, -(-len(names) // _MAX_NAMES))
     ticks = np.arange(0, len(names), step)
-    ax.set_xticks(ticks, [str(names[t]) for t in ticks], rotation=60, ha="right", fontsize=7)
+    ax.set_xticks(ticks, [_verbatim(names[t]) for t in ticks], rotation=60, ha="right", fontsize=7)
+
+
+def _verbatim(value: object) -> str:
+    """``value`` as text matplotlib draws as written (a ``$`` pair would start maths)."""
+    return str(value).replace("$", r"\$")
 
 
 def code_map(points: np.ndarray, labels: np.ndarray | None, *, xlabel: str, ylabel: str) -> bytes:
@@ -212,7 +217,9 @@ def code_map(points: np.ndarray, labels: np.ndarray | None, *, xlabel: str, ylab
     if labels is None:
         ax.scatter(points[:, 0], points[:, 1], **style)
     else:
-        values = np.unique(labels)
+        if labels.dtype == object:  # texts with None among them: np.unique cannot sort
+            labels = np.array([str(v) for v in labels])
+        values, codes = np.unique(labels, return_inverse=True)
         if len(values) <= _MAX_LEGEND:
             import matplotlib
 
@@ -220,12 +227,18 @@ def code_map(points: np.ndarray, labels: np.ndarray | None, *, xlabel: str, ylab
             for i, value in enumerate(values):
                 keep = labels == value
                 ax.scatter(
-                    points[keep, 0], points[keep, 1], color=colours(i), label=str(value), **style
+                    points[keep, 0],
+                    points[keep, 1],
+                    color=colours(i),
+                    label=_verbatim(value),
+                    **style,
                 )
             ax.legend(markerscale=3, fontsize="small", loc="best")
         else:
-            art = ax.scatter(points[:, 0], points[:, 1], c=labels.astype(float), **style)
-            fig.colorbar(art, ax=ax, label="label")
+            numbers = labels.dtype.kind in "biuf"  # else: texts, coloured by their rank
+            colour = labels.astype(float) if numbers else codes.astype(float)
+            art = ax.scatter(points[:, 0], points[:, 1], c=colour, **style)
+            fig.colorbar(art, ax=ax, label="label" if numbers else "label (in sorted order)")
     # Frame the bulk of the points: a few far-out codes would squash everything else.
     low, high = np.percentile(points, [0.5, 99.5], axis=0)
     pad = 0.05 * np.maximum(high - low, 1e-12)

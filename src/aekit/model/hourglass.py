@@ -112,10 +112,11 @@ def _conv_pair(config: ModelConfig) -> tuple[list[nn.Module], list[nn.Module]]:
     for fan_in, fan_out in itertools.pairwise(channels):
         encoder += [nn.Conv2d(fan_in, fan_out, 3, stride=2, padding=1), *_extras(fan_out, config)]
     encoder += [nn.Flatten(), nn.Linear(flat, config.code_dim)]
+    back = [config.image_shape[0], *config.hidden]  # the output: no indicator channels
     steps = list(
-        zip(reversed(channels[1:]), reversed(channels[:-1]), reversed(sizes[:-1]), strict=True)
+        zip(reversed(back[1:]), reversed(back[:-1]), reversed(sizes[:-1]), strict=True)
     )
-    decoder: list[nn.Module] = [nn.Linear(config.code_dim, flat)]
+    decoder: list[nn.Module] = [nn.Linear(config.code_dim, back[-1] * h * w)]
     if steps:
         decoder += [*_extras(None, config), nn.Unflatten(1, (channels[-1], h, w))]
     for i, (fan_in, fan_out, (out_h, out_w)) in enumerate(steps):
@@ -389,8 +390,9 @@ class Hourglass(nn.Module):
         elif not self.training:  # trained on complete rows: a hole is the training mean
             x = fill_holes(x)
         rows = x
-        if self.config.image_shape is not None:
-            x = x.reshape(-1, *self.config.image_shape)
+        if self.config.image_shape is not None:  # the indicators: as many channels more
+            channels, *size = self.config.image_shape
+            x = x.reshape(-1, channels * (2 if self.config.missing else 1), *size)
         pre = self.encoder(x)
         return pre + self.linear_encoder(rows) if self.config.linear_path else pre
 
