@@ -305,6 +305,31 @@ def test_compare_writes_table_json_and_plot(files, tmp_path, capsys):
     assert (tmp_path / "compare.png").read_bytes().startswith(PNG)
 
 
+@pytest.mark.filterwarnings("ignore:code_dim=8 >= 6 features")
+@pytest.mark.filterwarnings("ignore:1 column\\(s\\) have no observed value")
+def test_compare_and_report_write_json_that_strict_parsers_read(tmp_path):
+    # a code size above the width gave PCA's error NaN, written as the token NaN that
+    # JSON.parse and jq refuse; so did a column empty everywhere in summary.json
+    def strict(path):
+        return json.loads(path.read_text(), parse_constant=lambda word: pytest.fail(word))
+
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(120, 6))
+    np.save(tmp_path / "w.npy", rows)
+    argv = ["compare", str(tmp_path / "w.npy"), "--code-dims", "2,8", *TINY]
+    assert main([*argv, "-o", str(tmp_path / "c")]) == 0
+    result = strict(tmp_path / "c" / "compare.json")
+    assert result["rows"][1]["pca_error"] is None and result["rows"][0]["pca_error"] > 0
+    rows[:, 3] = np.nan
+    np.save(tmp_path / "holes.npy", rows)
+    fit = ["fit", str(tmp_path / "holes.npy"), "-o", str(tmp_path / "m"), "--code-dim", "2"]
+    assert main([*fit, *TINY]) == 0
+    report = ["report", str(tmp_path / "m"), str(tmp_path / "holes.npy"), "-o"]
+    assert main([*report, str(tmp_path / "r")]) == 0
+    summary = strict(tmp_path / "r" / "summary.json")
+    assert summary["feature_error"][3] is None and summary["feature_error"][0] > 0
+
+
 def test_report_uses_the_holdout_of_the_fit_time_data(model, files, tmp_path):
     assert main(["report", str(model), str(files / "digits.csv"), "-o", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())

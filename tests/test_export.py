@@ -282,4 +282,23 @@ def test_a_row_with_no_observed_value_scores_nan_in_python_and_onnx(tmp_path, wi
     rows[2] = 3e38  # in float32's range, but its terms overflow (inf - inf): not "no value"
     with pytest.raises(DataError, match=r"^row 2 overflows float32 in the network; rescale"):
         detector.anomaly_score(rows)
-    assert np.isinf(OnnxModel(tmp_path / "d.onnx").run(rows)["anomaly_score"][2])
+    with pytest.raises(DataError, match=r"^row 2 overflows float32 in the ONNX model"):
+        OnnxModel(tmp_path / "d.onnx").run(rows)  # (it gave inf, and NaN codes)
+
+
+def test_onnx_refuses_what_overflowed_and_names_given_twice(tmp_path, wine):
+    # a value within float32 but far beyond the data gave NaN codes and a NaN error (the mark
+    # of a row without values) or an infinite one, where Python refuses the row; names given
+    # twice were written, and the file then refused on loading
+    ae = Autoencoder(code_dim=3, **FAST).fit(wine)
+    model = OnnxModel(to_onnx(ae, tmp_path / "m.onnx"))
+    for value in (3e38, 1e30):
+        rows = wine[:3].copy()
+        rows[1, 0] = value
+        with pytest.raises(DataError, match="row 1 overflows float32 in the ONNX model"):
+            model.run(rows)
+    empty = np.full((1, wine.shape[1]), np.nan)
+    assert np.isfinite(model.run(np.vstack([wine[:2], empty]))["error"][:2]).all()
+    with pytest.raises(ConfigError, match="distinct"):
+        to_onnx(ae, tmp_path / "dup.onnx", feature_names=["a"] * wine.shape[1])
+    assert not (tmp_path / "dup.onnx").exists()

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from ._version import __version__
-from .errors import ConfigError, ModelFileError
+from .errors import ConfigError, DataError, ModelFileError
 from .files.atomic import atomic_write
 
 __all__ = ["IMPUTER_OUTPUTS", "INPUT", "OUTPUTS", "OnnxModel", "to_onnx"]
@@ -113,6 +113,8 @@ def _described(fitted: Any, feature_names: Any, owner: Any = None) -> dict[str, 
     names = getattr(source, "feature_names_in_", None) if feature_names is None else feature_names
     if names is not None and len(names) != fitted.n_features_in_:
         raise ConfigError(f"{len(names)} feature names for {fitted.n_features_in_} features")
+    if names is not None and len({str(n) for n in names}) < len(names):
+        raise ConfigError("feature_names must be distinct: a name given twice names no column")
     meta = {
         "aekit_version": __version__,
         "n_features": str(int(fitted.n_features_in_)),
@@ -269,7 +271,29 @@ class OnnxModel:
             self.session.run(None, {INPUT: rows[start : start + _CHUNK_ROWS]})
             for start in range(0, max(len(rows), 1), _CHUNK_ROWS)
         ]
-        return {name: np.concatenate([p[i] for p in parts]) for i, name in enumerate(self.outputs)}
+        out = {name: np.concatenate([p[i] for p in parts]) for i, name in enumerate(self.outputs)}
+        _check_overflow(out, rows)
+        return out
+
+
+def _check_overflow(out: dict[str, np.ndarray], rows: np.ndarray) -> None:
+    """Refuse outputs that overflowed float32, as the estimators do (:class:`DataError`).
+
+    Infinity is never an answer, nor NaN for a row with an observed value (NaN is the
+    score of a row without one: the graph's ``inf - inf`` must not pass for it).
+    """
+    from .data.checks import unusable_message
+
+    observed = ~np.isnan(rows).all(axis=1)
+    for name, values in out.items():
+        flat = values.reshape(len(values), int(np.prod(values.shape[1:])))
+        bad = np.isinf(flat).any(axis=1) | (observed & np.isnan(flat).any(axis=1))
+        if bad.any():
+            row = int(np.argmax(bad))
+            value = float(flat[row][~np.isfinite(flat[row])][0])
+            raise DataError(
+                unusable_message("row", value, row, during=f"the ONNX model's {name!r}")
+            )
 
 
 def _n_features(text: str, graph_input: Any, path: Path) -> int:

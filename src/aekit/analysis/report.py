@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from .._version import __version__
 from ..data.images import drawing_shape
 from ..errors import DataError
 from ..files.atomic import atomic_files
+from ..files.core import json_bytes
 from . import plots
 from .measurement import measure, pca_reconstruction, sparsity_stats
 
@@ -88,7 +88,7 @@ class Report:
         if folder.exists() and not folder.is_dir():
             raise DataError(f"cannot write a report to {folder}: it exists and is not a folder")
         with atomic_files(folder) as put:  # both or neither
-            put("summary.json", (json.dumps(self.summary, indent=2) + "\n").encode())
+            put("summary.json", json_bytes(self.summary, sort_keys=False, strict=True))
             put("index.html", self.html().encode())
         return folder / "index.html"
 

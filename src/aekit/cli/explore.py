@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from ..analysis.measurement import compare, split_indices
     from ..analysis.plots import error_vs_code_size
     from ..files.atomic import atomic_write, check_writable_folder
+    from ..files.core import json_bytes
 
     if args.out is not None:
         check_writable_folder(args.out)
@@ -46,7 +46,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(f"seed {seed}")
     if args.out is not None:
         out = Path(args.out)
-        atomic_write(out / "compare.json", (json.dumps(result.to_dict(), indent=2) + "\n").encode())
+        atomic_write(
+            out / "compare.json", json_bytes(result.to_dict(), sort_keys=False, strict=True)
+        )
         dims = ([r.code_dim for r in result.rows], [r.ae_error for r in result.rows])
         write_png(out / "compare.png", error_vs_code_size, result.pca_curve, dims)
         print(f"wrote {out / 'compare.json'} and the plot compare.png")

@@ -21,6 +21,7 @@ import contextlib
 import errno
 import hashlib
 import json
+import math
 import os
 import stat
 from collections.abc import Iterator
@@ -139,13 +140,32 @@ def check_inside(folder: Path, sub: Path) -> Path:
     return sub
 
 
-def json_bytes(obj: object) -> bytes:
-    """``obj`` as indented, key-sorted JSON text with a final newline, in UTF-8.
+def json_bytes(obj: object, *, sort_keys: bool = True, strict: bool = False) -> bytes:
+    """``obj`` as indented (by default key-sorted) JSON text with a final newline, in UTF-8.
 
     A NumPy scalar (an estimator parameter from an ``np.arange`` grid) is written as the
-    Python number it holds; any other object JSON has no form for is a TypeError.
+    Python number it holds; any other object JSON has no form for is a TypeError. With
+    ``strict``, NaN and infinity are written ``null``: strict parsers (``JSON.parse``,
+    ``jq``) refuse Python's ``NaN`` token (files for other tools: reports, comparisons).
     """
-    return (json.dumps(obj, indent=2, sort_keys=True, default=_numpy_scalar) + "\n").encode()
+    if strict:
+        obj = _finite_or_none(obj)
+    text = json.dumps(
+        obj, indent=2, sort_keys=sort_keys, default=_numpy_scalar, allow_nan=not strict
+    )
+    return (text + "\n").encode()
+
+
+def _finite_or_none(obj: object) -> object:
+    """``obj`` with every non-finite float (NumPy's too) replaced by None, recursively."""
+    if isinstance(obj, dict):
+        return {key: _finite_or_none(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_none(value) for value in obj]
+    number = plain(obj)
+    if isinstance(number, float) and not math.isfinite(number):
+        return None
+    return number
 
 
 def _numpy_scalar(value: object) -> object:

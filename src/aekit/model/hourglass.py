@@ -113,9 +113,7 @@ def _conv_pair(config: ModelConfig) -> tuple[list[nn.Module], list[nn.Module]]:
         encoder += [nn.Conv2d(fan_in, fan_out, 3, stride=2, padding=1), *_extras(fan_out, config)]
     encoder += [nn.Flatten(), nn.Linear(flat, config.code_dim)]
     back = [config.image_shape[0], *config.hidden]  # the output: no indicator channels
-    steps = list(
-        zip(reversed(back[1:]), reversed(back[:-1]), reversed(sizes[:-1]), strict=True)
-    )
+    steps = list(zip(reversed(back[1:]), reversed(back[:-1]), reversed(sizes[:-1]), strict=True))
     decoder: list[nn.Module] = [nn.Linear(config.code_dim, back[-1] * h * w)]
     if steps:
         decoder += [*_extras(None, config), nn.Unflatten(1, (channels[-1], h, w))]
