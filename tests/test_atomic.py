@@ -429,3 +429,22 @@ def test_a_fit_into_a_folder_of_the_users_files_keeps_them(tmp_path, digits, cap
     written = {p.name for p in folder.iterdir()} - {"a.npy"}
     assert (folder / "a.npy").is_file() and written and written <= SAVED_NAMES
     np.testing.assert_array_equal(np.load(folder / "a.npy"), digits[:120])
+
+
+def test_a_save_onto_a_file_is_refused_and_the_file_kept(tmp_path, fitted, digits, capsys):
+    # the file was swapped out for the model's folder, overwrite or not: `aekit sae x.npy -o
+    # x.npy` deleted the training data
+    from aekit.sae import SparseAutoencoder
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    sae = SparseAutoencoder("topk", code_dim=16, k=2, n_epochs=1).fit(digits[:100])
+    saves = (lambda: fitted.save(notes, overwrite=True), lambda: sae.save(notes))
+    for save in saves:
+        with pytest.raises(OutputError, match="exists and is not a folder"):
+            save()
+    np.save(tmp_path / "x.npy", digits[:100].astype(np.float32))
+    argv = ["sae", str(tmp_path / "x.npy"), "-o", str(tmp_path / "x.npy"), "--code-dim", "16"]
+    assert main([*argv, "--k", "2"]) == 1
+    assert "exists and is not a folder" in capsys.readouterr().err
+    assert notes.read_text() == "mine" and np.load(tmp_path / "x.npy").shape == (100, 64)

@@ -546,3 +546,58 @@ def test_kept_pre_activations_have_the_dense_gradients():
         torch.testing.assert_close(sparse, dense[rows, cols].reshape(sparse.shape))
         for g, w in zip(got, want, strict=True):
             torch.testing.assert_close(g, w)
+
+
+def test_a_diverging_run_writes_no_checkpoint_that_is_not_finite(tmp_path, data):
+    # the loss is looked at every log_every steps: NaN checkpoints were written meanwhile and
+    # pruned the good ones, so the run could not be resumed
+    rows = data[0][:400].copy()
+    rows[200:] *= 1e20  # their squares overflow float32
+    folder = tmp_path / "run"
+    sae = small("topk", batch_size=40, init_rows=40, checkpoint_dir=str(folder))
+    sae.set_params(checkpoint_every=1, log_every=100, keep_checkpoints=2)
+    with pytest.raises(aekit.TrainingDivergedError, match="no checkpoint written"):
+        sae.fit([rows])
+    kept = sorted(folder.glob("checkpoint-*"))
+    assert kept and all(all(np.isfinite(v).all() for v in load_file(str(p)).values()) for p in kept)
+
+
+def test_stop_after_at_the_resumed_step_trains_no_more(tmp_path, data):
+    X, folder = data[0][:800], str(tmp_path / "run")
+    small(batch_size=64, checkpoint_dir=folder).fit(X, stop_after=5)
+    again = small(batch_size=64, checkpoint_dir=folder).fit(X, stop_after=5, resume=True)
+    assert again.n_steps_ == 5 and again.stopped_early_  # it took a sixth step
+
+
+def test_max_rows_beyond_the_epochs_sizes_the_decay_by_the_run(data):
+    # the decay was sized for max_rows, the run ended with n_epochs: the rate never fell
+    sae = small(batch_size=50, n_epochs=1, max_rows=3000, lr_decay_steps=3, log_every=1)
+    sae.fit(data[0][:300])
+    rates = [r["lr"] for r in sae.history_]
+    assert sae.n_steps_ == 6 and rates[-1] < rates[0] / 2
+
+
+def test_sae_inputs_and_parameters_are_refused_in_one_line(tmp_path, data):
+    X = data[0][:200]
+    np.save(tmp_path / "cache.npy", X.reshape(50, 4, D_IN))  # (batch, seq, d_model)
+    with pytest.raises(DataError, match=rf"shape \(50, 4, {D_IN}\).*reshape it to \(-1, {D_IN}\)"):
+        small().fit(str(tmp_path / "cache.npy"))
+    for bad, match in (
+        ({"grad_clip": "none"}, "grad_clip must be a number"),
+        ({"sparsity_coef": None}, "sparsity_coef must be a number"),
+        ({"matryoshka_widths": [8, "x", 32]}, "matryoshka_widths must be integers"),
+        ({"checkpoint_dir": 123}, "checkpoint_dir must be a path"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            small(**bad).fit(X)
+    with pytest.raises(DataError, match=r"true_features must be of shape"):
+        small(n_epochs=1000).fit(X, true_features=np.eye(8))  # at once, not after training
+    sae = small().fit(X)
+    assert sae.reconstruct(X[:0]).shape == (0, D_IN)
+    with pytest.raises(DataError, match="rows in memory"):
+        sae.transform(str(tmp_path / "cache.npy"))
+    truth = scipy.sparse.coo_matrix((X[:, :3] > 0.5).astype(float))
+    with pytest.raises(ConfigError, match="true_codes needs true_features"):
+        sae.evaluate(X, true_codes=truth)
+    figures = sae.evaluate(X, true_features=np.eye(3, D_IN), true_codes=truth)
+    assert 0 <= figures["f1"] <= 1

@@ -31,6 +31,7 @@ __all__ = [
     "check_writable_folder",
     "output_error",
     "recover_folder",
+    "refuse_non_folder",
     "refused_write",
 ]
 
@@ -164,6 +165,21 @@ def atomic_files(folder: str | os.PathLike[str]) -> Iterator[Callable[[str, byte
 _NEW, _OLD = ".aekit-new-", ".aekit-old-"  # temporary folders beside a target: .NAME.aekit-...
 
 
+def refuse_non_folder(target: str | os.PathLike[str]) -> None:
+    """Refuse a folder's path where something else is (a file the folder would replace).
+
+    Raises
+    ------
+    OutputError
+        If ``target`` exists and is not a folder (nor a link to one).
+    """
+    if os.path.lexists(target) and not os.path.isdir(target):
+        raise OutputError(
+            f"{target} exists and is not a folder: aekit saves a folder there, which would "
+            "replace it; choose another path"
+        )
+
+
 @contextlib.contextmanager
 def atomic_folder(
     target: str | os.PathLike[str], replaced: Collection[str] = frozenset()
@@ -192,6 +208,7 @@ def atomic_folder(
     target = Path(target)
     if target.is_symlink():  # a link to the folder: replace the folder, keep the link
         target = target.resolve()
+    refuse_non_folder(target)
     with _translated(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         recover_folder(target)

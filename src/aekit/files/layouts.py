@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from ..errors import OutputError
+from .atomic import refuse_non_folder
 from .core import check_inside
 
 __all__ = [
@@ -94,9 +95,11 @@ def check_can_save(
     Raises
     ------
     OutputError
-        ``folder`` holds a saved model, detector or imputer and ``overwrite`` is False.
+        ``folder`` holds a saved model, detector or imputer and ``overwrite`` is False, or
+        is a file (a save would replace it, ``overwrite`` or not).
     """
     path = Path(folder)
+    refuse_non_folder(path)  # before any work: the save would refuse it at the end
     markers = (MODEL_CONFIG_NAME, DETECTOR_NAME, IMPUTER_NAME, SAE_NAME, SAELENS_CONFIG_NAME)
     if overwrite or not any((path / name).is_file() for name in markers):
         return

@@ -24,7 +24,14 @@ from ..training.checkpoint import checkpoint_columns, refuse_fresh_run
 from ..training.prepare import resolve_device
 from .files import read_sae, read_saelens, write_sae, write_saelens
 from .loop import SAETrainer
-from .metrics import RunningMetrics, check_true_codes, cosine_matrix, mcc, uniqueness
+from .metrics import (
+    RunningMetrics,
+    check_true_codes,
+    check_true_features,
+    cosine_matrix,
+    mcc,
+    uniqueness,
+)
 from .streams import activation_rows, activation_source, check_activations
 
 __all__ = ["SparseAutoencoder"]
@@ -141,14 +148,18 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
         params = self.get_params()
         widths = params["matryoshka_widths"]
         if widths is not None:
-            params["matryoshka_widths"] = tuple(int(w) for w in widths)
+            params["matryoshka_widths"] = tuple(
+                _converted(int, "matryoshka_widths", w, "integers") for w in widths
+            )
         if params["checkpoint_dir"] is not None:
-            params["checkpoint_dir"] = os.fspath(params["checkpoint_dir"])
+            params["checkpoint_dir"] = _converted(
+                os.fspath, "checkpoint_dir", params["checkpoint_dir"], "a path"
+            )
         for name in ("sparsity_coef", "jumprelu_bandwidth", "jumprelu_init_threshold"):
-            params[name] = float(params[name])
+            params[name] = _converted(float, name, params[name], "a number")
         for name in ("decoder_init_norm", "grad_clip"):
             if params[name] is not None and params[name] != "auto":
-                params[name] = float(params[name])
+                params[name] = _converted(float, name, params[name], "a number, 'auto' or None")
         return SAEConfig(**params)
 
     # -- fit --------------------------------------------------------------------------------
@@ -195,6 +206,8 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
             written = checkpoint_columns(config.checkpoint_dir, resume, "column_labels")
             X = in_named_order(X, written, "the checkpointed run")
         source = activation_source(X)
+        if true_features is not None:  # before training, not after it
+            check_true_features(true_features, source.n_features)
         labels = source.labels  # a DataFrame's or a file's: frames are read by them later
         device = resolve_device(config.device)
         torch.manual_seed(config.random_state)  # nothing draws from it; kept for user modules
@@ -236,6 +249,13 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
     def _chunks(self, X: Any) -> Iterator[torch.Tensor]:
         self._check_fitted()
         X = in_named_order(X, getattr(self, "_column_labels", None), "this SparseAutoencoder")
+        if isinstance(X, (str, os.PathLike)) or (
+            not hasattr(X, "shape") and not isinstance(X, (list, tuple))
+        ):
+            raise DataError(
+                f"X must be rows in memory (an array, a tensor, a DataFrame or a list of rows), "
+                f"got {type(X).__name__}: fit streams files and iterables, transform does not"
+            )
         if isinstance(X, torch.Tensor):
             X = X.detach().cpu()
         elif not hasattr(X, "shape"):
@@ -282,7 +302,8 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
         """``X`` through the SAE: ``inverse_transform(transform(X))``, columns in fitted order."""
         labels = getattr(self, "_column_labels", None)  # stacklevel 3: past no_grad's wrapper
         warn_of_fitted_order(X, labels, "reconstruct", stacklevel=3)
-        return torch.cat([self.module_(chunk) for chunk in self._chunks(X)]).numpy()
+        parts = [self.module_(chunk) for chunk in self._chunks(X)]
+        return torch.cat(parts).numpy() if parts else np.zeros((0, self.n_features_in_), np.float32)
 
     def match_features(self, true_features: Any) -> dict[str, float]:
         """``mcc`` and ``uniqueness`` of the dictionary against known feature directions."""
@@ -314,6 +335,10 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
             ground-truth figures asked for.
         """
         match = None
+        if true_codes is not None and true_features is None:
+            raise ConfigError("true_codes needs true_features: F1 matches latents to them")
+        if true_codes is not None and hasattr(true_codes, "tocsr"):
+            true_codes = true_codes.tocsr()  # (a COO matrix takes no row slices)
         if true_features is not None and true_codes is not None:
             match = cosine_matrix(self.components_, true_features).argmax(axis=1)
             n_rows = X.shape[0] if hasattr(X, "shape") else len(X)
@@ -387,3 +412,13 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
 
 
 SparseAutoencoder.__doc__ = fill_parameters(SparseAutoencoder.__doc__, describe(SAEConfig))
+
+
+def _converted(kind: Any, name: str, value: Any, what: str) -> Any:
+    """``kind(value)``, or a :class:`ConfigError` saying parameter ``name`` must be ``what``."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{name} must be {what}, got {value!r}")
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be {what}, got {value!r}") from None

@@ -180,11 +180,13 @@ class SAETrainer:
     def total_steps(self) -> int | None:
         """Steps of the whole run, when known (the schedule needs it to decay)."""
         size = self.config.batch_size
-        if self.config.max_rows is not None:
-            return math.ceil(self.config.max_rows / size)
-        if self.source.n_rows is None:
-            return None
-        return self.config.n_epochs * math.ceil(self.source.n_rows / size)
+        whole = None  # n_epochs over the data, when its length is known
+        if self.source.n_rows is not None:
+            whole = self.config.n_epochs * math.ceil(self.source.n_rows / size)
+        if self.config.max_rows is None:
+            return whole
+        budget = math.ceil(self.config.max_rows / size)  # the run ends at the smaller
+        return budget if whole is None else min(budget, whole)
 
     def lr_at(self, step: int) -> float:
         """The learning rate of a step: linear warm-up, constant, linear decay to 0."""
@@ -228,7 +230,11 @@ class SAETrainer:
                 self.config.checkpoint_dir,
             )
             return
-        self.save_checkpoint()
+        try:
+            self.save_checkpoint()
+        except TrainingDivergedError as exc:
+            logger.warning("interrupted, but not saved: %s", exc)
+            return
         logger.warning(
             "interrupted at step %d: checkpoint saved to %s; continue with resume=True "
             "(aekit sae --resume)",
@@ -248,6 +254,9 @@ class SAETrainer:
             for batch in batches:
                 if budget is not None and self.position["rows"] >= budget:
                     break
+                if stop_after is not None and self.position["step"] >= stop_after:
+                    self.stopped = True  # (resumed at or past it: no step more)
+                    return
                 if budget is not None:
                     batch = batch[: budget - self.position["rows"]]
                 self._whole = False  # until the step and its bookkeeping are done
@@ -370,9 +379,23 @@ class SAETrainer:
         }
 
     def save_checkpoint(self) -> None:
-        """Write the state to ``checkpoint_dir`` (atomically) and prune old checkpoints."""
+        """Write the state to ``checkpoint_dir`` (atomically) and prune old checkpoints.
+
+        Raises
+        ------
+        TrainingDivergedError
+            Instead of writing weights or figures that are no longer finite (the loss is
+            looked at every ``log_every`` steps only: such a checkpoint would prune the
+            good ones).
+        """
         folder = self.config.checkpoint_dir
         assert folder is not None
+        finite = all(bool(torch.isfinite(p).all()) for p in self.module.parameters())
+        if not (finite and bool(torch.isfinite(self.sums).all())):
+            raise TrainingDivergedError(
+                f"the SAE's weights or loss stopped being finite by step {self.position['step']} "
+                "(no checkpoint written; the last one is kept); lower lr or turn on normalize"
+            )
         path = checkpoint_path(folder, self.position["epoch"], self.position["step"])
         write_checkpoint(path, self.state_dict())
         prune_checkpoints(folder, self.config.keep_checkpoints)

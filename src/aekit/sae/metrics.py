@@ -39,6 +39,7 @@ from ..errors import DataError
 __all__ = [
     "RunningMetrics",
     "check_true_codes",
+    "check_true_features",
     "cosine_matrix",
     "dead_fraction",
     "explained_variance",
@@ -87,14 +88,27 @@ def shrinkage(x: Any, x_hat: Any) -> float:
     return float(ratios.mean()) if len(ratios) else float("nan")
 
 
-def cosine_matrix(decoder: Any, true_features: Any) -> np.ndarray:
-    """Cosines between each decoder row and each true direction: (code_dim, n_true)."""
-    a, b = _np(decoder).astype(np.float64), _np(true_features).astype(np.float64)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+def check_true_features(true_features: Any, n_features: int) -> np.ndarray:
+    """``true_features`` as float64, refused unless of shape (n_true, n_features) and finite.
+
+    Raises
+    ------
+    DataError
+        Another shape, or a NaN or infinite entry.
+    """
+    b = _np(true_features).astype(np.float64)
+    if b.ndim != 2 or b.shape[1] != n_features:
         raise DataError(
-            f"true_features must be of shape (n_true, {a.shape[-1]}), got {tuple(b.shape)}"
+            f"true_features must be of shape (n_true, {n_features}), got {tuple(b.shape)}"
         )
     check_finite_rows(b, "true_features")
+    return b
+
+
+def cosine_matrix(decoder: Any, true_features: Any) -> np.ndarray:
+    """Cosines between each decoder row and each true direction: (code_dim, n_true)."""
+    a = _np(decoder).astype(np.float64)
+    b = check_true_features(true_features, a.shape[-1])
     a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
     b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
     return a @ b.T

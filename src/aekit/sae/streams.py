@@ -116,6 +116,8 @@ class ArrayBatches:
 
     def __init__(self, data: Any) -> None:
         self.labels = column_labels(data)
+        if isinstance(data, np.memmap):
+            _check_rows_shape(data.shape, "X")
         self.data = data if isinstance(data, np.memmap) else activation_rows(data, "X")
         self.n_rows, self.n_features = int(data.shape[0]), int(np.prod(data.shape[1:]))
         if self.n_rows == 0:
@@ -325,6 +327,7 @@ def activation_source(data: Any) -> Source:
                 f"{data} is not a streamed format (a .npy or parquet file, or a folder or glob "
                 "of .npy, parquet or .safetensors shards)"
             )
+        _check_rows_shape(getattr(rows, "shape", (rows.n_rows, rows.n_features)), str(data))
         return BlockBatches(rows)
     if isinstance(data, np.memmap) and isinstance(data.filename, (str, os.PathLike)):
         path = Path(data.filename)
@@ -339,3 +342,15 @@ def activation_source(data: Any) -> Source:
     raise DataError(
         f"cannot train on a {type(data).__name__}: expected rows, a path or an iterable"
     )
+
+
+def _check_rows_shape(shape: tuple[int, ...], what: str) -> None:
+    """Refuse an array that is not 2-D rows.
+
+    A cache of (batch, seq, d_model) activations would otherwise train as fewer, wider rows.
+    """
+    if len(shape) != 2:
+        raise DataError(
+            f"{what} has shape {tuple(shape)}: an SAE trains on rows of shape (n_rows, "
+            f"d_model); reshape it to (-1, {shape[-1]}) for rows of {shape[-1]} features"
+        )
