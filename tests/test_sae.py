@@ -601,3 +601,13 @@ def test_sae_inputs_and_parameters_are_refused_in_one_line(tmp_path, data):
         sae.evaluate(X, true_codes=truth)
     figures = sae.evaluate(X, true_features=np.eye(3, D_IN), true_codes=truth)
     assert 0 <= figures["f1"] <= 1
+
+
+def test_a_list_of_rows_trains_as_rows_and_ignored_settings_are_said(data):
+    X = data[0][:300]
+    listed = small(n_epochs=1).fit(X.tolist())  # each row was taken for a batch: refused
+    assert_same_weights(listed, small(n_epochs=1).fit(X))
+    with pytest.raises(ConfigError, match="matryoshka_widths is for architecture='matryoshka'"):
+        small("batchtopk", matryoshka_widths=(16, 32)).fit(X)
+    with pytest.warns(aekit.AekitWarning, match="an iterator is read once"):
+        small(n_epochs=2).fit(iter(np.split(X, 3)))

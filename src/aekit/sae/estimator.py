@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from ..config.fields import describe, fill_parameters
 from ..config.sae import SAEConfig
 from ..data.checks import as_codes
 from ..data.names import check_unique_names, in_named_order, warn_of_fitted_order
-from ..errors import ConfigError, DataError, ModelFileError, NotFittedError
+from ..errors import AekitWarning, ConfigError, DataError, ModelFileError, NotFittedError
 from ..files import SAE_NAME, SAELENS_CONFIG_NAME
 from ..files.layouts import check_can_save
 from ..model.sae_dictionary import SparseDictionary
@@ -199,6 +200,11 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
         config = self.sae_config()
         if resume and config.checkpoint_dir is None and not isinstance(resume, (str, os.PathLike)):
             raise ConfigError("resume=True needs checkpoint_dir, the folder of the checkpoints")
+        if config.matryoshka_widths is not None and config.architecture != "matryoshka":
+            raise ConfigError(
+                f"matryoshka_widths is for architecture='matryoshka', not "
+                f"{config.architecture!r}: it would be ignored"
+            )
         if not resume:  # its checkpoints would be pruned among another run's
             refuse_fresh_run(config.checkpoint_dir)
         check_unique_names(X)  # (a name given twice: which column would it read?)
@@ -206,6 +212,13 @@ class SparseAutoencoder(TransformerMixin, BaseEstimator):
             written = checkpoint_columns(config.checkpoint_dir, resume, "column_labels")
             X = in_named_order(X, written, "the checkpointed run")
         source = activation_source(X)
+        if config.n_epochs > 1 and getattr(source, "one_shot", False):
+            warnings.warn(
+                f"n_epochs={config.n_epochs}, but an iterator is read once: one epoch is "
+                "trained (pass a callable that returns a fresh iterable for more)",
+                AekitWarning,
+                stacklevel=2,
+            )
         if true_features is not None:  # before training, not after it
             check_true_features(true_features, source.n_features)
         labels = source.labels  # a DataFrame's or a file's: frames are read by them later

@@ -337,6 +337,8 @@ def activation_source(data: Any) -> Source:
                 return BlockBatches(rows)
     if isinstance(data, (np.ndarray, torch.Tensor)) or hasattr(data, "__array__"):
         return ArrayBatches(data)
+    if isinstance(data, (list, tuple)) and data and np.ndim(data[0]) < 2:
+        return ArrayBatches(np.asarray(data))  # a list of rows, not of batches
     if callable(data) or isinstance(data, Iterable):
         return IterableBatches(data)
     raise DataError(
