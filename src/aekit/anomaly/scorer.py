@@ -80,6 +80,7 @@ from ..data.images import pooling_shape, spatially_coherent
 from ..data.missing import fill_holes, observed_share, row_squared_error
 from ..estimator.inference import run_in_chunks
 from ..model.hourglass import Hourglass
+from .search import TREE_MAX_FEATURES, nearest_squared
 
 __all__ = [
     "DENSITY_NEIGHBOURS",
@@ -104,7 +105,6 @@ DENSITY_WEIGHT = 1.0  # weight of the density term (the neighbour term weighs 1)
 _LRD_FLOOR = 1e-10  # last-resort reachability floor (every reference row the same)
 REACH_FLOOR_SHARE = 0.1  # reachability floor: this share of the median positive k-distance
 _SAME_ROW = 1e-5  # a squared distance below this × (|row|² + 1) is the row itself
-TREE_MAX_FEATURES = 16  # up to this many features a k-d tree finds the neighbours (not ONNX)
 
 
 def rows_with_values(X: Any) -> Any:
@@ -209,27 +209,14 @@ class AnomalyScorer(nn.Module):
         A row that is one of the reference rows (its nearest distance is 0, up to rounding)
         leaves itself out, so a training row is measured as a new row would be. ``k`` is
         capped at ``n_reference - 1``. The distances are ``|x|² - 2 x·r + |r|²`` in the rows'
-        dtype, as the ONNX graph computes them; which reference rows are nearest comes from
-        all of them (the graph, and rows of more than :data:`TREE_MAX_FEATURES` features) or,
-        in Python on the CPU, from a k-d tree (:func:`_tree_candidates`), the same rows up to
-        ties at the last bits.
+        dtype, as the ONNX graph computes them; which reference rows are nearest, ties by
+        index as ONNX's ``TopK`` takes them: :func:`~aekit.anomaly.search.nearest_squared`.
         """
         rows = fill_holes(scaled)
         ref = self.reference.to(rows.dtype)
         row_norm = rows.square().sum(dim=1, keepdim=True)
-        ref_norm = ref.square().sum(dim=1)
         k = min(k, self.n_reference - 1) if self.n_reference > 1 else 1
-        count = min(k + 1, self.n_reference)
-        candidates = _tree_candidates(rows, ref, count)
-        if candidates is None:  # every reference row: one matrix product
-            squared = (row_norm - 2 * rows @ ref.T + ref_norm[None, :]).clamp_min(0)
-            values, indices = torch.topk(squared, count, dim=1, largest=False)
-        else:  # the tree's candidates, measured as the product above measures them
-            near = ref[candidates]  # (rows, count, features)
-            dots = (near @ rows[:, :, None]).squeeze(2)
-            squared = (row_norm - 2 * dots + ref_norm[candidates]).clamp_min(0)
-            values, order = squared.sort(dim=1)
-            indices = candidates.gather(1, order)
+        values, indices = nearest_squared(rows, ref, min(k + 1, self.n_reference))
         itself = values[:, :1] <= _SAME_ROW * (row_norm + 1)  # rounding of |x|²-2x·r+|r|²
         distance = values.sqrt()
         pick = torch.where(itself, 1, 0) + torch.arange(k, device=rows.device)[None, :]
@@ -421,33 +408,6 @@ class AnomalyScorer(nn.Module):
             k_distance = distance[:, -1].clamp_min(reach_floor(distance))
             self.reference_reach.copy_(k_distance)
             self.reference_density.copy_(1.0 / self._reachability(distance, index, k_distance))
-
-
-def _tree_candidates(rows: torch.Tensor, ref: torch.Tensor, count: int) -> torch.Tensor | None:
-    """Indices of each row's ``count`` nearest ``ref`` rows by a k-d tree, or None.
-
-    None (search every reference row) inside an ONNX export or a trace, off the CPU, above
-    :data:`TREE_MAX_FEATURES` features, where a tree prunes little, and for rows that
-    overflowed float32 in scaling (the tree refuses them; their score is refused after). On
-    narrow tables the tree takes the search from ``rows × reference`` distances to about
-    ``log`` of the reference per row: on ADBench's smtp (3 columns, 15,000 training rows,
-    10,000 reference rows) the detector's fit spent 9.6 of its 15.7 s in the brute-force
-    search.
-    """
-    if (
-        torch.onnx.is_in_onnx_export()
-        or torch.jit.is_tracing()
-        or rows.device.type != "cpu"
-        or rows.shape[1] > TREE_MAX_FEATURES
-        or not len(rows)
-        or not bool(torch.isfinite(rows).all())  # an overflow: refused by the caller
-    ):
-        return None
-    from scipy.spatial import cKDTree
-
-    tree = cKDTree(ref.detach().double().numpy())
-    _, index = tree.query(rows.detach().double().numpy(), k=count)
-    return torch.from_numpy(np.asarray(index, dtype=np.int64).reshape(len(rows), count))
 
 
 def reach_floor(distance: torch.Tensor) -> float:
