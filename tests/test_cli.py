@@ -516,3 +516,25 @@ def test_a_fresh_run_on_unnamed_rows_drops_an_earlier_runs_column_record(files, 
         old.unlink()
     assert main([*unnamed, "-o", str(tmp_path / "b")]) == 0
     assert not (tmp_path / "ckpt" / "columns.json").exists()
+
+
+def test_streamed_fits_check_every_row_first_and_name_it_in_the_file(tmp_path, capsys):
+    # an infinity in a held-out row ended the run after the model was written; one in a
+    # training row was named by its place among the training rows; categorical_features
+    # was ignored by a streamed fit; a 0-column .npy raised ZeroDivisionError
+    rows = np.random.default_rng(0).normal(size=(500, 3)).astype(np.float32)
+    rows[450, 2] = np.inf
+    np.save(tmp_path / "inf.npy", rows)
+    for seed in ("0", "2"):  # row 450 trains under one seed, is held out under the other
+        out = tmp_path / f"m{seed}"
+        argv = ["fit", str(tmp_path / "inf.npy"), "--stream", "--code-dim", "2", "-o", str(out)]
+        assert main([*argv, *UNSEEDED, "--seed", seed]) == 2
+        assert "row 450, column 2" in capsys.readouterr().err and not out.exists()
+    np.save(tmp_path / "cat.npy", np.abs(rows[:400]))
+    argv = ["fit", str(tmp_path / "cat.npy"), "--stream", "--code-dim", "2", *TINY]
+    assert main([*argv, "--categorical-features", "0", "-o", str(tmp_path / "c")]) == 2
+    assert "categorical_features needs the rows in memory" in capsys.readouterr().err
+    np.save(tmp_path / "w0.npy", np.zeros((10, 0), np.float32))
+    argv = ["fit", str(tmp_path / "w0.npy"), "--stream", "--code-dim", "2", *TINY]
+    assert main([*argv, "-o", str(tmp_path / "w")]) == 2
+    assert "has no data (10 rows, 0 columns)" in capsys.readouterr().err

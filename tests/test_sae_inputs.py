@@ -309,3 +309,15 @@ def test_a_resumed_run_on_other_rows_is_refused_with_normalize(tmp_path, rows):
     with pytest.raises(ConfigError, match="written for other data: its input scale"):
         SparseAutoencoder(**options).fit(rows * 100, resume=True)
     assert SparseAutoencoder(**options).fit(rows, resume=True).n_steps_ == 8
+
+
+def test_a_folder_of_safetensors_shards_and_other_data_files_is_refused(tmp_path):
+    # the .npy beside the shards was left out without a word (aekit fit refuses such a folder)
+    from safetensors.numpy import save_file
+
+    rows = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)
+    save_file({"acts": rows[:150]}, str(tmp_path / "a.safetensors"))
+    save_file({"acts": rows[150:]}, str(tmp_path / "b.safetensors"))
+    np.save(tmp_path / "c.npy", rows)
+    with pytest.raises(DataError, match=r"other data files \(c\.npy\)"):
+        SparseAutoencoder("topk", code_dim=16, k=2, n_epochs=1).fit(str(tmp_path))

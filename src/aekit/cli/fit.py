@@ -234,6 +234,7 @@ def _fit_rows(
     from ..analysis.plots import loss_curves
     from ..data.sources import RowSource, RowSubset
     from ..data.sparse import chunk_rows_for
+    from ..data.stats import stream_stats
     from ..estimator.autoencoder import Autoencoder
     from ..estimator.rows import EMPTY_COLUMNS, warn_of_empty_columns
     from ..files.atomic import atomic_write
@@ -249,6 +250,8 @@ def _fit_rows(
         train = rows_at(X, train_idx)
     else:
         train = RowSubset(X, train_idx) if len(holdout_idx) else X
+        if len(holdout_idx):  # the held-out rows are read after training: check them first
+            stream_stats(RowSubset(X, holdout_idx))
     ae = Autoencoder(**{**estimator_kwargs(args), "random_state": seed, "device": ctx.device})
     stopper = StopOnSignal()
     try:

@@ -25,6 +25,7 @@ from .stream import BlockRows
 __all__ = ["SafetensorsRows", "is_safetensors_dataset", "safetensors_files"]
 
 _SUFFIX = ".safetensors"
+_OTHER_DATA = frozenset({".npy", ".npz", ".parquet", ".csv", ".tsv", ".txt"})  # refused beside
 _BLOCK_BYTES = 16 * 2**20
 
 
@@ -36,9 +37,16 @@ def safetensors_files(path: str | os.PathLike[str]) -> list[Path]:
     if path.is_dir():
         found = [
             p
-            for p in path.rglob(f"*{_SUFFIX}")
+            for p in path.rglob("*")
             if p.is_file() and not any(s.startswith(("_", ".")) for s in p.relative_to(path).parts)
         ]
+        shards = [p for p in found if p.name.endswith(_SUFFIX)]
+        others = [p for p in found if p.suffix.lower() in _OTHER_DATA]
+        if shards and others:  # they would be left out without a word
+            raise DataError(
+                f"{path} holds .safetensors shards and other data files ({others[0].name}): "
+                "a dataset folder holds one kind of shard; move the others out"
+            )
     else:
         found = [Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file()]
     return sorted((p for p in found if p.name.endswith(_SUFFIX)), key=lambda p: p.as_posix())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .checks import check_finite_rows
+from .checks import check_finite_rows, first_unusable
 from .sources import RowSource
 from .sparse import CsrRows
 
@@ -78,6 +78,7 @@ def stream_stats(source: RowSource, chunk_rows: int = 8192) -> dict[str, np.ndar
         are over each column's observed values and ``has_missing`` says there were some.
     """
     what = str(getattr(source, "path", None) or "the rows")
+    picked = getattr(source, "indices", None)  # a RowSubset's rows of its source
     d = source.n_features
     low, high = np.full(d, np.inf), np.full(d, -np.inf)
     mean, m2, count = np.zeros(d), np.zeros(d), np.zeros(d)
@@ -85,7 +86,11 @@ def stream_stats(source: RowSource, chunk_rows: int = 8192) -> dict[str, np.ndar
     for start in range(0, len(source), chunk_rows):
         stop = min(start + chunk_rows, len(source))
         x = source.take(torch.arange(start, stop)).double().numpy()
-        check_finite_rows(x, what, first_row=start, allow_nan=True)
+        bad = first_unusable(x, allow_nan=True)
+        if bad is not None:  # named by its row in the file (a subset's rows are a selection)
+            at = start + bad[0]
+            number = int(picked[at]) if picked is not None else at
+            check_finite_rows(x[bad[0] : bad[0] + 1], what, first_row=number, allow_nan=True)
         seen = ~np.isnan(x)
         if seen.all():
             n = np.full(d, float(stop - start))

@@ -253,6 +253,8 @@ class NpyRows(BlockRows):
         self.dtype, self.shape = dtype, tuple(shape)
         self.n_rows = int(shape[0])
         self.n_features = int(np.prod(shape[1:]))
+        if self.n_features == 0:
+            raise DataError(f"{self.path} has no data ({self.n_rows} rows, 0 columns)")
         expected = self.offset + self.n_rows * self.n_features * dtype.itemsize
         if self.path.stat().st_size < expected:
             raise DataError(f"{self.path} is truncated: expected at least {expected} bytes")

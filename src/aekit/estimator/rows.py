@@ -37,7 +37,7 @@ from ..data.sources import RowSource, as_tensor
 from ..data.sparse import CsrRows, is_sparse
 from ..data.stats import array_stats, csr_stats, never_observed, stream_stats
 from ..data.tables import fit_layout, needs_layout
-from ..errors import AekitWarning, DataTypeError
+from ..errors import AekitWarning, ConfigError, DataTypeError
 
 __all__ = ["EMPTY_COLUMNS", "RowsMixin", "warn_of_empty_columns"]
 
@@ -164,6 +164,12 @@ class RowsMixin:
         if not reset:
             check_n_features(X.n_features, self.n_features_in_, type(self).__name__)
         stats: dict[str, np.ndarray] = {}
+        if reset and needs_layout(None, self.categorical_features):  # it was ignored
+            raise ConfigError(
+                "categorical_features needs the rows in memory: a streamed source (a .npy or "
+                "parquet file, a shard folder) is read as numbers; load it first (np.load, "
+                "pandas; aekit fit --no-stream)"
+            )
         if reset:
             self.n_features_in_ = X.n_features
             self.table_layout_ = None
