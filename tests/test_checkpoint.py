@@ -577,3 +577,19 @@ def test_a_restarted_launch_finds_its_own_newest_checkpoint(tmp_path):
     write_checkpoint(checkpoint_path(tmp_path, 1, 4), state, "another")
     assert find_checkpoint(tmp_path, "mine")[0] == mine
     assert find_checkpoint(tmp_path)[0].name == "checkpoint-e000001-b000004.safetensors"
+
+
+def test_a_resume_refuses_rows_drawn_another_way_than_its_checkpoints(tmp_path):
+    # a streamed file's epochs are drawn by blocks, rows in memory by a permutation: a
+    # mid-epoch resume on the other kind trained some rows of that epoch twice, others never
+    rows = np.random.default_rng(0).normal(size=(300, 4)).astype(np.float32)
+    np.save(tmp_path / "x.npy", rows)
+    params = {"code_dim": 2, "hidden": [8], "random_state": 0, "lr_schedule": "constant"}
+    for first, then in ((str(tmp_path / "x.npy"), rows), (rows, str(tmp_path / "x.npy"))):
+        folder = str(tmp_path / f"ck-{type(first).__name__}")
+        Autoencoder(**params, epochs=1, checkpoint_dir=folder).fit(first)
+        with pytest.raises(ModelFileError, match="was written with the rows"):
+            Autoencoder(**params, epochs=3, checkpoint_dir=folder).fit(then, resume=True)
+        assert Autoencoder(**params, epochs=2, checkpoint_dir=folder).fit(first, resume=True)
+    state = read_checkpoint(sorted((tmp_path / "ck-str").glob("checkpoint-*"))[-1])
+    assert state["row_order"] == "blocks"

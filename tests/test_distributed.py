@@ -428,3 +428,29 @@ def test_sparse_rows_under_ddp_densify_each_batch_and_match_one_process(tmp_path
         np.testing.assert_allclose(
             load(out).module_.state_dict()[name].numpy(), tensor.numpy(), rtol=1e-4, atol=1e-6
         )
+
+
+OTHER_ROWS_SCRIPT = """
+import sys
+import numpy as np
+from aekit import Autoencoder, DataError
+from aekit.training.distributed import distributed_session, exit_process
+
+with distributed_session("cpu") as ctx:
+    X = np.random.default_rng(0).normal(size=(211, 12)).astype(np.float32)
+    X = X[: 211 - 20 * ctx.rank] if sys.argv[1] == "rows" else X + 10 * ctx.rank
+    try:
+        Autoencoder(code_dim=2, hidden=(8,), epochs=1, random_state=0, threads=1).fit(X)
+    except DataError as exc:
+        assert "rank 1 holds other data than rank 0" in str(exc), exc
+        exit_process(0)
+raise SystemExit("trained")
+"""
+
+
+@pytest.mark.slow  # torchrun / several processes
+@pytest.mark.parametrize("change", ["rows", "values"])
+def test_ranks_holding_other_rows_are_refused_on_every_rank(tmp_path, change):
+    # other row counts deadlocked the first collective; other values trained, silently, in
+    # rank 0's input scaling
+    run_two_ranks(tmp_path, OTHER_ROWS_SCRIPT, change)

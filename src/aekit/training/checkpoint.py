@@ -83,6 +83,7 @@ STATE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "elapsed": (int, float),
     "n_rows": int,
     "column_names": (list, type(None)),  # the data's column names or labels; absent: none
+    "row_order": str,  # "blocks" (a streamed source's shuffle) or "rows"; absent: unknown
 }
 
 # Training-config fields a resumed run must share with the checkpoint to repeat the run.
@@ -125,7 +126,9 @@ def check_state(state: object, source: str | os.PathLike[str]) -> dict[str, Any]
     ModelFileError
         If a key is missing, unknown or of the wrong type, or the format is not aekit's.
     """
-    state = check_fields(state, STATE_FIELDS, source, optional=("dealt_to", "column_names"))
+    state = check_fields(
+        state, STATE_FIELDS, source, optional=("dealt_to", "column_names", "row_order")
+    )
     if state["format"] != CHECKPOINT_FORMAT:
         raise ModelFileError(f"{source}: format {state['format']!r} is not {CHECKPOINT_FORMAT!r}")
     position = check_fields(state["position"], {"epoch": int, "batch": int}, f"{source} position")
@@ -174,6 +177,16 @@ def check_resumable(
             f"{source} was written for {state['n_rows']} rows, not {current['n_rows']}"
         )
     refuse_other_columns(state.get("column_names"), current["column_names"], source, ModelFileError)
+    order = state.get("row_order", current["row_order"])
+    how = {"blocks": "streamed from a file", "rows": "held in memory"}
+    if order not in how:
+        raise ModelFileError(f"{source}: row_order {order!r} is not 'blocks' or 'rows'")
+    if order != current["row_order"]:  # each shuffles an epoch its own way
+        raise ModelFileError(
+            f"{source} was written with the rows {how[order]}, this run has them "
+            f"{how[current['row_order']]}: resume them the same way (aekit fit --stream or "
+            "--no-stream as before)"
+        )
     ours = current["train_config"]
     theirs = {**TrainConfig.ABSENT_MEANS, **state["train_config"]}
     for key in RESUME_KEYS:

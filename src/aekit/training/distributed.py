@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
-from ..errors import AekitError, ConfigError
+from ..errors import AekitError, ConfigError, DataError
 from .cpus import SHARE_ENV, process_share, usable_cpus
 
 __all__ = [
@@ -112,6 +112,33 @@ class Ranks:
             dist.broadcast_object_list(holder, src=0)
             value = holder[0]
         return value
+
+    def check_same_data(self, source: Any, module: torch.nn.Module) -> None:
+        """Refuse ranks whose rows differ from rank 0's: their count, width or scaling.
+
+        Every rank reads the same data and trains on its share. Rows of another count
+        deadlocked the first collective; other values trained, silently, in rank 0's input
+        scaling (DDP sends rank 0's buffers); another width raised DDP's own error.
+
+        Raises
+        ------
+        DataError
+            On every rank, naming the first rank that differs.
+        """
+        if self.world_size == 1:
+            return
+        buffers = [getattr(module, name, None) for name in ("offset", "scale")]
+        scaling = [float(b.double().sum()) for b in buffers if isinstance(b, torch.Tensor)]
+        mine = (len(source), int(source.n_features), *scaling)
+        every: list[Any] = [None] * self.world_size
+        dist.all_gather_object(every, mine)
+        odd = next((r for r, theirs in enumerate(every) if theirs != every[0]), None)
+        if odd is not None:
+            raise DataError(
+                f"rank {odd} holds other data than rank 0 (rows, features and the sums of "
+                f"the input offset and scale: {every[odd]} against {every[0]}); every rank "
+                "must read the same rows"
+            )
 
     def agree(self, make: Any) -> Any:
         """Run ``make()`` on rank 0 alone; its result, or its error, on every rank.

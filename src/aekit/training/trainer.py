@@ -411,8 +411,8 @@ class Trainer(RunState):
     def _setup(self, data: RowSource | torch.Tensor) -> tuple[RowSource, torch.Generator]:
         """Move model and rows to the device, seed the generators, build the optimiser."""
         cfg = self.config
-        source = as_source(data, self.device)
-        module = self.module.to(self.device)
+        source, module = as_source(data, self.device), self.module.to(self.device)
+        self.ranks.check_same_data(source, module)  # before DDP sends rank 0's weights
         seeds = self.ranks.from_main(derive_seeds(cfg.random_state, 3))
         split_gen = seeded_generator(seeds[0], torch.device("cpu"))
         self.perm_gen = seeded_generator(seeds[1], torch.device("cpu"))
