@@ -88,3 +88,23 @@ def test_true_codes_of_other_rows_are_one_clear_error(tmp_path, planted, capsys)
     err = capsys.readouterr().err
     assert "400 rows" in err and "500 rows" in err and "Traceback" not in err
     assert not (tmp_path / "rep").exists()
+
+
+def test_aekit_report_reads_an_sae_on_every_format_it_trains_on(tmp_path, planted, capsys):
+    # a parquet file was refused as "pickled (object) data"; only .npy and .npz were read
+    import pandas as pd
+    from safetensors.numpy import save_file
+
+    X, _, _, sae = planted
+    sae.save(tmp_path / "sae")
+    pd.DataFrame(X[:300]).rename(columns=str).to_parquet(tmp_path / "acts.parquet")
+    save_file({"acts": X[:300]}, str(tmp_path / "acts.safetensors"))
+    expected = sae.evaluate(X[:200])
+    for name in ("acts.parquet", "acts.safetensors"):
+        argv = ["report", str(tmp_path / "sae"), str(tmp_path / name), "--rows", "200", "-o"]
+        assert main([*argv, str(tmp_path / name.replace(".", "-"))]) == 0
+        summary = json.loads((tmp_path / name.replace(".", "-") / "summary.json").read_text())
+        assert summary["rows"] == 200 and summary["sae"] == pytest.approx(expected)
+    (tmp_path / "text.csv").write_text("a,b\n1,x\n2,y\n")
+    assert main(["report", str(tmp_path / "sae"), str(tmp_path / "text.csv"), "-o", "r"]) == 2
+    assert "has text columns" in capsys.readouterr().err

@@ -147,6 +147,25 @@ def _read_array(path: str, what: str, rows: int | None = None) -> Any:
     return array if rows is None else array[:rows]
 
 
+def _report_rows(data: str, rows: int | None) -> Any:
+    """DATA's first ``rows`` rows in any format ``aekit sae`` trains on (all where None)."""
+    import torch
+
+    from ..data.formats import read_table
+    from ..data.safetensors_rows import SafetensorsRows, is_safetensors_dataset
+    from ..errors import DataTypeError
+
+    if data.endswith((".npy", ".npz")):
+        return _read_array(data, "DATA", rows)
+    if is_safetensors_dataset(data):
+        source = SafetensorsRows(data)
+        return source.take(torch.arange(min(rows or len(source), len(source)))).numpy()
+    X = read_table(data).X
+    if getattr(X, "dtype", None) is None or X.dtype.kind not in "biuf":  # (a frame: text)
+        raise DataTypeError(f"{data} has text columns: an SAE trains on numbers (activations)")
+    return X[:rows]
+
+
 def sae_report(args: argparse.Namespace) -> int:
     """``aekit report`` for an SAE folder: the field's figures on DATA's first rows."""
     import numpy as np
@@ -158,7 +177,7 @@ def sae_report(args: argparse.Namespace) -> int:
     if args.true_codes is not None and args.true_features is None:
         raise ConfigError("--true-codes needs --true-features (F1 matches latents to them)")
     sae = SparseAutoencoder.load(args.model)
-    X = np.array(_read_array(args.data, "DATA", args.rows), dtype=np.float32)  # a copy
+    X = np.array(_report_rows(args.data, args.rows), dtype=np.float32)  # a copy
     features = None if args.true_features is None else _read_array(args.true_features, "features")
     codes = None
     if args.true_codes is not None:
