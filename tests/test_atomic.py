@@ -448,3 +448,15 @@ def test_a_save_onto_a_file_is_refused_and_the_file_kept(tmp_path, fitted, digit
     assert main([*argv, "--k", "2"]) == 1
     assert "exists and is not a folder" in capsys.readouterr().err
     assert notes.read_text() == "mine" and np.load(tmp_path / "x.npy").shape == (100, 64)
+
+
+def test_a_file_in_the_place_of_an_output_folder_is_named(tmp_path, fitted, capsys):
+    # Python's "afile: File exists" was all the message said
+    fitted.save(tmp_path / "m")
+    (tmp_path / "afile").write_text("mine")
+    for out in ("afile/x.onnx", "afile/deeper/x.onnx"):
+        assert main(["export", str(tmp_path / "m"), "-o", str(tmp_path / out)]) == 1
+        assert f"{tmp_path / 'afile'} is a file, not a folder" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "m"), "-o", str(tmp_path / ".onnx")]) == 2
+    assert "must be a NAME.onnx file" in capsys.readouterr().err
+    assert (tmp_path / "afile").read_text() == "mine"

@@ -593,3 +593,24 @@ def test_a_resume_refuses_rows_drawn_another_way_than_its_checkpoints(tmp_path):
         assert Autoencoder(**params, epochs=2, checkpoint_dir=folder).fit(first, resume=True)
     state = read_checkpoint(sorted((tmp_path / "ck-str").glob("checkpoint-*"))[-1])
     assert state["row_order"] == "blocks"
+
+
+def test_an_ensembles_members_checkpoint_in_folders_of_their_own(tmp_path):
+    # the members shared the folder: each pruned the others' checkpoints (now the second
+    # member's fresh run would be refused there)
+    from aekit import AutoencoderImputer, AutoencoderOutlierDetector
+
+    rows = np.random.default_rng(0).normal(size=(200, 5))
+    for name, make in (("det", AutoencoderOutlierDetector), ("imp", AutoencoderImputer)):
+        folder = tmp_path / name
+        given = Autoencoder(code_dim=2, epochs=1, checkpoint_dir=str(folder))
+        fitted = make(given, n_estimators=3).fit(rows if name == "det" else _holed(rows))
+        assert sorted(p.name for p in folder.iterdir()) == ["member-0", "member-1", "member-2"]
+        assert all(list((folder / f"member-{i}").glob("checkpoint-*")) for i in range(3))
+        assert fitted.estimator.checkpoint_dir == str(folder)  # the given one's, unchanged
+
+
+def _holed(rows):
+    holed = rows.copy()
+    holed[::5, 1] = np.nan
+    return holed

@@ -5,8 +5,10 @@ import pytest
 import torch
 
 from aekit import (
+    Autoencoder,
     Callback,
     ConfigError,
+    DataError,
     EarlyStopping,
     Hourglass,
     ModelConfig,
@@ -364,3 +366,49 @@ def test_running_loss_is_the_epoch_loss_at_its_last_step():
     for last, record in ((seen[5], seen[6]), (seen[12], seen[13])):
         assert last[:2] == (6, 6) and last[2] == record
     assert all(np.isfinite(s[2]) for s in seen if isinstance(s, tuple))
+
+
+def test_a_failed_refit_keeps_the_fitted_model_whole():
+    # the new data's names and layout were kept over the old model: it then took columns by
+    # them, and its codes of the same frame moved by up to 242 without a word
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(200, 2))
+    frame = pd.DataFrame(np.c_[z, z.sum(1), 10 * z[:, 0]], columns=list("abcd"))
+    ae = Autoencoder(code_dim=2, epochs=3, random_state=0).fit(frame)
+    before = ae.transform(frame)
+    with pytest.raises(ConfigError, match="lr must be > 0"):
+        ae.set_params(lr=0).fit(frame[list("dcba")])
+    assert list(ae.feature_names_in_) == list("abcd")
+    np.testing.assert_array_equal(ae.transform(frame), before)
+
+
+def test_settings_that_cannot_train_are_refused_before_training(tmp_path, capsys):
+    from aekit.cli import main
+
+    X = np.random.default_rng(0).normal(size=(120, 5)).astype(np.float32)
+    # BCE on standardized rows (outside [0, 1]) has no minimum: it trained without a word
+    with pytest.raises(ConfigError, match="loss='bce' needs scaled rows in"):
+        Autoencoder(code_dim=2, loss="bce", output="sigmoid").fit(X)
+    Autoencoder(code_dim=2, loss="bce", scaling="minmax", epochs=1).fit(X)  # in [0, 1]: fine
+    # with epochs="auto" these met arithmetic before their checks (ZeroDivisionError...)
+    for bad in ({"batch_size": 0}, {"val_fraction": float("nan")}, {"min_val_rows": None}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            Autoencoder(code_dim=2, **bad).fit(X)
+    np.save(tmp_path / "x.npy", X)
+    argv = ["fit", str(tmp_path / "x.npy"), "--code-dim", "2", "-o", str(tmp_path / "m")]
+    assert main([*argv, "--batch-size", "0"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_a_trainer_trains_once_and_partial_fit_refuses_one_row_for_batch_norm():
+    rows = torch.from_numpy(np.random.default_rng(0).random((64, 4)).astype(np.float32))
+    module = Hourglass(ModelConfig(input_dim=4, code_dim=2, hidden=(8,)))
+    trainer = Trainer(module, TrainConfig(epochs=2, random_state=0, device="cpu"))
+    trainer.fit(rows)
+    with pytest.raises(ConfigError, match="trains once"):
+        trainer.fit(rows)  # it returned the first run's weights (its best), history doubled
+    ae = Autoencoder(code_dim=2, batch_norm=True, epochs=1).fit(rows.numpy())
+    with pytest.raises(DataError, match="batch_norm=True needs at least 2 training rows"):
+        ae.partial_fit(rows.numpy()[:1])

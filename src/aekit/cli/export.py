@@ -46,8 +46,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .inputs import fit_info, model_columns
 
     output = Path(args.output)
-    if output.suffix.lower() != ".onnx":
-        raise ConfigError(f"the output must be an .onnx file, got {output.name}")
+    if output.suffix.lower() != ".onnx":  # (".onnx" alone is a hidden file's name)
+        raise ConfigError(f"the output must be a NAME.onnx file, got {output.name!r}")
     model = load(args.model)
     columns = model_columns(fit_info(args.model), model)  # recorded: score picks by name
     to_onnx(model, output, feature_names=columns)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -54,6 +55,9 @@ def fit_members(members: Sequence[Autoencoder], X: Any, *, together: bool = True
         False fits them one after another whatever they are (the reference the one-pass fit
         is tested against).
 
+    With a ``checkpoint_dir``, member ``i`` writes its checkpoints in its folder
+    ``member-i`` (a fresh run into a folder with another run's checkpoints is refused).
+
     Members start as their ``init`` says, except that ``init="auto"`` starts from PCA's
     solution without its cross-fitted search (as ``partial_fit`` does): one member or five,
     in one pass or one after another, every member of an ensemble does the same work. (Before,
@@ -66,7 +70,12 @@ def fit_members(members: Sequence[Autoencoder], X: Any, *, together: bool = True
     list
         The members, fitted (the same objects).
     """
-    if not _alike(members):
+    alike = _alike(members)
+    folder = getattr(members[0], "checkpoint_dir", None) if len(members) > 1 else None
+    if folder is not None:  # each member's checkpoints in a folder of its own
+        for i, member in enumerate(members):
+            member.set_params(checkpoint_dir=os.path.join(os.fspath(folder), f"member-{i}"))
+    if not alike:
         return [m.fit(X) for m in members]
     with contextlib.ExitStack() as opened:
         built, threads, stacked = [], None, len(members) if together else 1

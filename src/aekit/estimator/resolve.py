@@ -199,17 +199,21 @@ def resolve_configs(
         if params["loss"] == "auto"
         else params["loss"],
     }
-    if params["epochs"] == "auto":
-        resolved["epochs"] = auto_epochs(
-            int(stats["n_rows"]),
-            params["batch_size"],
-            params["val_fraction"],
-            params["min_val_rows"],
+    if resolved["loss"] == "bce" and not unit_after_scaling:  # BCE has no minimum there
+        raise ConfigError(
+            f"loss='bce' needs scaled rows in [0, 1], but scaling={scaling!r} leaves these "
+            "outside it: use scaling='minmax' (or data in [0, 1]), or loss='mse'"
         )
+    auto = params["epochs"] == "auto"  # counted from the settings once they are checked
+    resolved["epochs"] = 1 if auto else params["epochs"]
     seed = params["random_state"]
     resolved["random_state"] = None if seed is None else derive_seeds(seed, 2)[1]
     model = ModelConfig(**{f.name: resolved[f.name] for f in dataclasses.fields(ModelConfig)})
     train = TrainConfig(**{f.name: resolved[f.name] for f in dataclasses.fields(TrainConfig)})
+    if auto:
+        n_rows = int(stats["n_rows"])
+        epochs = auto_epochs(n_rows, train.batch_size, train.val_fraction, train.min_val_rows)
+        train = dataclasses.replace(train, epochs=epochs)
     return model, train, scaling
 
 

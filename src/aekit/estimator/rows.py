@@ -104,15 +104,25 @@ class RowsMixin:
     ) -> Iterator[tuple[torch.Tensor | RowSource, dict[str, np.ndarray]]]:
         """Training rows (a tensor, or a source streamed from disk) and their column stats.
 
-        A file opened here from a path is closed when the block ends.
+        A file opened here from a path is closed when the block ends. A fit (``reset``)
+        that fails inside the block, or is interrupted, gives the estimator back its
+        attributes as they were: else the old model stayed fitted with the new data's
+        column names and layout, and took columns by them (codes silently wrong).
         """
-        opened = open_rows(X) if isinstance(X, (str, os.PathLike)) else None
-        order = self._file_order(X, getattr(opened, "columns", None), reset=reset)
-        if opened is not None and order is not None and order != opened.columns:  # by name
-            opened.close()
-            opened = open_rows(X, columns=order)
+        before = dict(vars(self)) if reset else None
+        opened = None
         try:
+            opened = open_rows(X) if isinstance(X, (str, os.PathLike)) else None
+            order = self._file_order(X, getattr(opened, "columns", None), reset=reset)
+            if opened is not None and order is not None and order != opened.columns:
+                opened.close()  # (read by name)
+                opened = open_rows(X, columns=order)
             yield self._rows_and_stats(X if opened is None else opened, reset=reset)
+        except BaseException:
+            if before is not None:
+                vars(self).clear()
+                vars(self).update(before)
+            raise
         finally:
             if opened is not None:
                 opened.close()

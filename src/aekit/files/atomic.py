@@ -59,6 +59,22 @@ def output_error(path: str | os.PathLike[str], exc: OSError) -> OutputError:
     return error
 
 
+def _make_parent(target: Path) -> None:
+    """Create ``target``'s folder and the missing ones above it.
+
+    Raises
+    ------
+    OutputError
+        Where a file stands in the place of one of them (Python's "File exists").
+    """
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        above = (target.parent, *target.parent.parents)
+        in_the_way = next((p for p in above if p.is_file()), target.parent)
+        raise OutputError(f"cannot write {target}: {in_the_way} is a file, not a folder") from exc
+
+
 @contextlib.contextmanager
 def _translated(path: Path) -> Iterator[None]:
     """Turn a refused write inside the block into :func:`output_error`."""
@@ -79,7 +95,7 @@ def _temporary(target: Path) -> Iterator[tuple[BinaryIO, str]]:
     Yields the open file and its path; on an exception the file is removed. The caller
     renames it over ``target`` (:func:`_replace`).
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         if hasattr(os, "fchmod"):  # mkstemp makes 0600; give the usual umask-based mode
@@ -210,7 +226,7 @@ def atomic_folder(
         target = target.resolve()
     refuse_non_folder(target)
     with _translated(target):
-        target.parent.mkdir(parents=True, exist_ok=True)
+        _make_parent(target)
         recover_folder(target)
         staged = Path(tempfile.mkdtemp(prefix=f".{target.name}{_NEW}", dir=target.parent))
     leftover: Path | None = staged  # removed at the end: the new folder on failure, else the old

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..data.sources import RowSource, TensorRows
 from ..data.sparse import as_dense, source_chunk_rows
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..model.hourglass import Hourglass
 from .distributed import Ranks
 
@@ -190,6 +190,21 @@ def batches_per_epoch(
 ) -> int:
     """Optimiser steps in one epoch of :meth:`Trainer.fit` on ``n_rows`` rows (all ranks)."""
     return batch_count(n_rows - _n_val(n_rows, val_fraction, min_val_rows), batch_size)
+
+
+def check_batch_norm_rows(module: Hourglass, n_rows: int) -> None:
+    """Refuse fewer than 2 training rows for a model with batch norm (one row has no spread).
+
+    Raises
+    ------
+    DataError
+        Naming the count and the way out (``batch_norm=False``).
+    """
+    if module.config.batch_norm and n_rows < 2:
+        raise DataError(
+            f"batch_norm=True needs at least 2 training rows, got {n_rows} sample(s); pass "
+            "batch_norm=False for a single sample"
+        )
 
 
 def batch_count(n_rows: int, batch_size: int) -> int:

@@ -31,7 +31,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ..config.configs import TrainConfig
 from ..data.sources import RowSource, TensorRows, dealt_parts, shuffled
 from ..data.sparse import SparseBatch, as_dense
-from ..errors import ConfigError, DataError, TrainingDivergedError
+from ..errors import ConfigError, TrainingDivergedError
 from ..model.hourglass import Hourglass
 from .budget import past_deadline
 from .callbacks import Callback, Checkpointer, run_callbacks
@@ -44,6 +44,7 @@ from .prepare import (
     as_source,
     batch_count,
     batches_per_epoch,
+    check_batch_norm_rows,
     derive_seeds,
     noise_bounds,
     read_counts,
@@ -137,18 +138,20 @@ class Trainer(RunState):
             If the loss becomes NaN or infinite (after ``divergence_retries`` retries).
         ModelFileError
             If the checkpoint to resume from is unusable or belongs to another run.
+        ConfigError
+            On a second call: the first run's history and best weights would carry over.
         KeyboardInterrupt
             Re-raised after the callbacks' ``on_interrupt`` (a checkpoint is written when
             ``checkpoint_dir`` is set).
         """
+        if self.history.records or hasattr(self, "optimizer"):  # its history, best weights...
+            raise ConfigError("a Trainer trains once: build a new one for another fit")
         source = self._prepare(data)
         checkpointer = next((c for c in self.callbacks if isinstance(c, Checkpointer)), None)
         if resume and checkpointer is None:
             raise ConfigError("resuming needs a Checkpointer among the callbacks")
         # the checkpointer holds its folder and resumes (as asked, or after an elastic restart)
-        session = (
-            contextlib.nullcontext() if checkpointer is None else checkpointer.session(self, resume)
-        )
+        session = checkpointer.session(self, resume) if checkpointer else contextlib.nullcontext()
         # (after the session: a resumed run's count is its checkpoint's); torch's own count and
         # the CPU's denormal mode back on return
         with session, using_threads(run_threads(self, source)), flushing_denormals(self.device):
@@ -169,11 +172,7 @@ class Trainer(RunState):
         self.train_idx, self.val_idx = validation_split(
             len(source), cfg.val_fraction, split_gen, cfg.min_val_rows
         )
-        if self.module.config.batch_norm and len(self.train_idx) < 2:
-            raise DataError(
-                f"batch_norm=True needs at least 2 training rows, got {len(self.train_idx)} "
-                "sample(s); pass batch_norm=False for a single sample"
-            )
+        check_batch_norm_rows(self.module, len(self.train_idx))
         self.n_batches = batch_count(len(self.train_idx), cfg.batch_size)
         self._bounds = noise_bounds(source, self.train_idx, self.module, self.device)
         return source
@@ -260,6 +259,7 @@ class Trainer(RunState):
             source = as_source(data, self.device)
             self.module.set_generator(self.noise_gen)
         rows = torch.arange(len(source))
+        check_batch_norm_rows(self.module, len(rows))  # (a chunk of one row)
         self._bounds = noise_bounds(source, rows, self.module, self.device)
         self.position["batch"] = 0
         self.epoch_sums = self._zero_sums()
