@@ -614,3 +614,24 @@ def _holed(rows):
     holed = rows.copy()
     holed[::5, 1] = np.nan
     return holed
+
+
+def test_a_retried_epoch_keeps_the_runs_clock(tmp_path):
+    # the epoch's saved state brought back its elapsed time on top of the clock that had run
+    # since the start: the time before the epoch counted twice, and max_time stopped early
+    import time
+
+    class Clock(Callback):
+        def on_train_begin(self, trainer, **kwargs):
+            self.begin, self.drift = time.perf_counter(), []
+
+        def on_epoch_end(self, trainer, **kwargs):
+            wall = time.perf_counter() - self.begin
+            self.drift.append(trainer.elapsed() - wall)
+
+    clock = Clock()
+    trainer = make_trainer(epochs=6, divergence_retries=1, callbacks=[PoisonAt(step=30), clock])
+    trainer.fit(rows())
+    assert trainer.history.records[-1]["epoch"] == 6 and len(clock.drift) == 6
+    # (the clocks start a callback apart; after the retry the gap grew by the time before it)
+    assert max(clock.drift) - min(clock.drift) < 0.005

@@ -87,7 +87,9 @@ class DivergenceRetry(Callback):
         if self._start is None:
             return
         self._left -= 1
+        before = trainer.elapsed_before  # the clock runs on: the state's time is counted
         trainer.load_state_dict(self._start)
+        trainer.elapsed_before = before
         scale_lr(trainer.optimizer, trainer.scheduler, self.lr_factor)
         logger.warning(
             "%s; retrying from the start of epoch %d with lr=%g (%d retries left)",

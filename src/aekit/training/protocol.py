@@ -45,6 +45,7 @@ class TrainerLike(Protocol):
     noise_gen: torch.Generator
     epoch_sums: torch.Tensor
     thread_choice: Any
+    elapsed_before: float  # seconds trained before this process's clock started
 
     @property
     def world_size(self) -> int:
