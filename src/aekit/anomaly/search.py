@@ -42,12 +42,12 @@ def nearest_squared(
     row_norm = rows.square().sum(dim=1, keepdim=True)
     ref_norm = ref.square().sum(dim=1)
     if torch.onnx.is_in_onnx_export() or torch.jit.is_tracing():
-        squared = (row_norm - 2 * rows @ ref.T + ref_norm[None, :]).clamp_min(0)
+        squared = _squared(rows, row_norm, ref, ref_norm)
         return _in_order(*_nearest_of(squared, row_norm, count), row_norm)
     more = min(2 * count, len(ref))
     candidates = _tree_candidates(rows, ref, more)
     if candidates is None:  # every reference row: one matrix product
-        squared = (row_norm - 2 * rows @ ref.T + ref_norm[None, :]).clamp_min(0)
+        squared = _squared(rows, row_norm, ref, ref_norm)
         candidates = torch.topk(squared, more, dim=1, largest=False)[1].sort(dim=1).values
         values = squared.gather(1, candidates)
     else:  # the tree's candidates, measured as the product above measures them
@@ -62,21 +62,28 @@ def nearest_squared(
         open_ties = torch.nonzero(values.max(dim=1).values <= last + width).flatten()
         if len(open_ties):  # from repeated rows: each distinct row is settled once
             distinct, copy_of = torch.unique(rows[open_ties], dim=0, return_inverse=True)
-            settled, settled_at = _settle(distinct, ref, count)
+            settled, settled_at = _settle(distinct, ref, ref_norm, count)
             found[open_ties], indices[open_ties] = settled[copy_of], settled_at[copy_of]
     return _in_order(found, indices, row_norm)
 
 
-def _settle(rows: torch.Tensor, ref: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _squared(
+    rows: torch.Tensor, row_norm: torch.Tensor, ref: torch.Tensor, ref_norm: torch.Tensor
+) -> torch.Tensor:
+    """Squared distances of ``rows`` to every ``ref`` row, as the ONNX graph computes them."""
+    return (row_norm - 2 * rows @ ref.T + ref_norm[None, :]).clamp_min(0)
+
+
+def _settle(
+    rows: torch.Tensor, ref: torch.Tensor, ref_norm: torch.Tensor, count: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`_nearest_of` over every reference row, in chunks of rows (to bound memory)."""
     row_norm = rows.square().sum(dim=1, keepdim=True)
-    ref_norm = ref.square().sum(dim=1)
     step = max(1, _TIE_CHUNK_VALUES // len(ref))
     values, indices = [], []
     for start in range(0, len(rows), step):
         part, norm = rows[start : start + step], row_norm[start : start + step]
-        squared = (norm - 2 * part @ ref.T + ref_norm[None, :]).clamp_min(0)
-        found = _nearest_of(squared, norm, count)
+        found = _nearest_of(_squared(part, norm, ref, ref_norm), norm, count)
         values.append(found[0])
         indices.append(found[1])
     return torch.cat(values), torch.cat(indices)

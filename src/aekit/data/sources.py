@@ -16,7 +16,15 @@ import torch
 
 from ..errors import DataError
 
-__all__ = ["RowSource", "RowSubset", "TensorRows", "as_tensor", "dealt_parts", "shuffled"]
+__all__ = [
+    "RowSource",
+    "RowSubset",
+    "TensorRows",
+    "as_tensor",
+    "dealt_parts",
+    "row_order",
+    "shuffled",
+]
 
 
 @runtime_checkable
@@ -145,6 +153,18 @@ def shuffled(
     if shuffle is not None:
         return shuffle(rows, generator) if parts == 1 else shuffle(rows, generator, parts, batches)
     return rows[torch.randperm(len(rows), generator=generator)]
+
+
+def row_order(source: RowSource) -> str:
+    """How :func:`shuffled` draws an epoch of ``source``: ``"blocks"`` or ``"rows"``.
+
+    ``"blocks"`` for a file source's own shuffle (a subset's is its source's), ``"rows"``
+    for a plain permutation of rows in memory. A checkpoint records it: a resume drawn the
+    other way would train some rows of the interrupted epoch twice, others never.
+    """
+    while isinstance(source, RowSubset):
+        source = source.source
+    return "blocks" if hasattr(source, "shuffle") else "rows"
 
 
 def dealt_parts(source: RowSource, world_size: int) -> int:

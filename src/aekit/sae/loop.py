@@ -36,6 +36,7 @@ from ..files import check_fields
 from ..model.sae_codes import update_threshold
 from ..model.sae_dictionary import SparseDictionary
 from ..training.checkpoint import (
+    all_finite,
     checkpoint_path,
     find_checkpoint,
     prune_checkpoints,
@@ -390,8 +391,7 @@ class SAETrainer:
         """
         folder = self.config.checkpoint_dir
         assert folder is not None
-        finite = all(bool(torch.isfinite(p).all()) for p in self.module.parameters())
-        if not (finite and bool(torch.isfinite(self.sums).all())):
+        if not all_finite(self.module, self.sums):
             raise TrainingDivergedError(
                 f"the SAE's weights or loss stopped being finite by step {self.position['step']} "
                 "(no checkpoint written; the last one is kept); lower lr or turn on normalize"

@@ -17,12 +17,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..config.configs import TrainConfig
 from ..errors import ConfigError, ModelFileError, TrainingDivergedError
 from ..files.folderlock import folder_lock
 from .checkpoint import (
+    all_finite,
     check_resumable,
     check_state,
     checkpoint_path,
@@ -254,8 +253,7 @@ class Checkpointer(Callback):
         if folder is None:
             return None
         sums = trainer.ranks.all_sum(trainer.epoch_sums)
-        finite = all(bool(torch.isfinite(p).all()) for p in trainer.module.parameters())
-        if not (finite and bool(torch.isfinite(sums).all())):  # same verdict on every rank
+        if not all_finite(trainer.module, sums):  # same verdict on every rank
             raise trainer.diverged_error()
         path = checkpoint_path(folder, **trainer.position)
 

@@ -39,6 +39,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "RESUME_KEYS",
     "STATE_FIELDS",
+    "all_finite",
     "build_state",
     "check_like",
     "check_optimizer_state",
@@ -346,20 +347,22 @@ def latest_checkpoint(
     return None if found is None else found[0]
 
 
+def all_finite(module: torch.nn.Module, *tensors: torch.Tensor) -> bool:
+    """True when ``module``'s parameters and ``tensors`` are finite (else no checkpoint)."""
+    return all(bool(torch.isfinite(t).all()) for t in (*module.parameters(), *tensors))
+
+
 def refuse_fresh_run(folder: str | os.PathLike[str] | None) -> None:
     """Refuse to start a run afresh in a ``folder`` that holds checkpoints of another run.
 
-    Its checkpoints would be pruned by name among the earlier run's: one of a later epoch
-    outlives the fresh run's own, which a resume would then silently continue from.
+    Its own would be pruned by name among them, and a resume would continue the other run.
 
     Raises
     ------
     ConfigError
         If ``folder`` holds a checkpoint file.
     """
-    if folder is None or not Path(folder).is_dir():
-        return
-    found = sorted(Path(folder).glob(_GLOB))
+    found = sorted(Path(folder).glob(_GLOB)) if folder is not None else []
     if found:
         raise ConfigError(
             f"{folder} holds checkpoints of an earlier run (newest {found[-1].name}): resume "

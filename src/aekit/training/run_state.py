@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from ..data.sources import RowSubset
+from ..data.sources import row_order
 from .checkpoint import build_state, clone_state
 from .history import History
 
@@ -43,14 +43,6 @@ class RunState:
     column_names: list[Any] | None = None  # the data's (set by the estimator), checkpointed
     source: Any = None  # the rows being trained on
 
-    @property
-    def row_order(self) -> str:
-        """How an epoch's order is drawn: ``"blocks"`` (a file's own shuffle) or ``"rows"``."""
-        source = self.source
-        while isinstance(source, RowSubset):  # (a subset shuffles as its source does)
-            source = source.source
-        return "blocks" if hasattr(source, "shuffle") else "rows"
-
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue this run exactly, as of the last step boundary.
 
@@ -73,7 +65,7 @@ class RunState:
             elapsed=self.elapsed(),
             n_rows=len(self.train_idx) + len(self.val_idx),
             column_names=self.column_names,
-            row_order=self.row_order,
+            row_order=row_order(self.source),
         )
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
