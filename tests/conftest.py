@@ -74,6 +74,35 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason=f"{marker}: {reason}"))
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto`` (in ``addopts``): one worker per CPU this process may use, at most 8.
+
+    xdist's own count is the machine's cores, blind to a cgroup quota (a 2-CPU CI container
+    on a 64-core host would start 64 workers); :func:`aekit.training.cpus.usable_cpus` reads
+    the affinity and the quota. Each worker trains on one torch thread (``one_thread``) and
+    ``--dist loadfile`` keeps a file's tests, and its module fixtures, on one worker.
+    """
+    from aekit.training.cpus import usable_cpus
+
+    return max(1, min(usable_cpus(), 8))
+
+
+def pytest_sessionfinish(session):
+    """On an xdist worker, hand the docs build's times to the controller's summary."""
+    times = session.config.stash.get(DOCS_TIMES, None)
+    if times and hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["docs_times"] = times
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """On the xdist controller, keep the docs times a worker sent (``pytest_sessionfinish``)."""
+    times = getattr(node, "workeroutput", {}).get("docs_times")
+    if times:
+        node.config.stash[DOCS_TIMES] = times
+
+
 def pytest_terminal_summary(terminalreporter, config):
     """Print the docs build's and each gallery example's time when tests/test_docs.py ran."""
     times = config.stash.get(DOCS_TIMES, None)
