@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 
 import numpy as np
@@ -240,6 +241,34 @@ def test_onnx_export_scores_rows_with_holes(tmp_path, holed, fitted):
     onnx_model = OnnxModel(to_onnx(fitted, tmp_path / "m.onnx"))
     got = onnx_model.run(holed[:20])
     np.testing.assert_allclose(got["reconstruction"], fitted.reconstruct(holed[:20]), atol=1e-4)
+
+
+def test_a_row_with_nothing_observed_has_no_error_nor_score(tmp_path, holed, fitted):
+    # it read as error 0, the most normal row of all; the detector already scored it NaN
+    from aekit.analysis.measurement import measure
+
+    rows = holed[:20].copy()
+    rows[3] = np.nan
+    errors = fitted.reconstruction_error(rows)
+    assert np.isnan(errors[3]) and np.isfinite(np.delete(errors, 3)).all()
+    assert np.isnan(fitted.score_samples(rows)[3])
+    assert fitted.score(rows) == pytest.approx(-np.delete(errors, 3).mean())
+    with pytest.raises(DataError, match="no observed value"):  # no row to measure at all
+        fitted.score(np.full((2, 6), np.nan))
+    both = measure(fitted, holed, rows)
+    assert both.n_test == 19 and both.ae_error == pytest.approx(np.delete(errors, 3).mean())
+    if importlib.util.find_spec("onnxruntime") is not None:
+        from aekit.export import OnnxModel, to_onnx
+
+        got = OnnxModel(to_onnx(fitted, tmp_path / "m.onnx")).run(rows)
+        for name in ("error", "anomaly_score"):
+            assert np.isnan(got[name][3]), name
+            np.testing.assert_allclose(np.delete(got[name], 3), np.delete(errors, 3), rtol=1e-4)
+    np.save(tmp_path / "x.npy", rows)
+    model = tmp_path / "model"
+    fitted.save(model)
+    code = main(["score", str(model), str(tmp_path / "x.npy"), "-o", str(tmp_path / "s.npy")])
+    assert code == 0 and np.isnan(np.load(tmp_path / "s.npy")[3]).all()
 
 
 @pytest.mark.parametrize("hidden", [(8,), ()])

@@ -8,7 +8,7 @@ inside, no external-data sidecar). Its input ``rows`` is a float32 array of shap
 - ``code`` (n_rows, code_dim): the (first) autoencoder's code, as ``transform`` gives it;
 - ``reconstruction`` (n_rows, n_features): its reconstruction in the original units;
 - ``error`` (n_rows,): its reconstruction error in the model's scaled space, aekit's one unit
-  (``Autoencoder.reconstruction_error``);
+  (``Autoencoder.reconstruction_error``), NaN for a row with no observed value;
 - ``anomaly_score`` (n_rows,): higher is more anomalous. A detector's
   :meth:`~aekit.AutoencoderOutlierDetector.anomaly_score` (scaling, residual weights or
   pooling, the code term and the ensemble included); for an autoencoder, ``error``.
@@ -85,9 +85,7 @@ def _scorer_of(model: Any, feature_names: Any) -> tuple[Any, dict[str, str]]:
     elif isinstance(model, Autoencoder):
         if not hasattr(model, "module_"):
             raise ConfigError("to_onnx needs a fitted autoencoder: call fit first")
-        scorer = AnomalyScorer(  # anomaly_score = error, 0 for a row without values too
-            [model.module_], image_shape=None, code_term=False, empty_rows_nan=False
-        )
+        scorer = AnomalyScorer([model.module_], image_shape=None, code_term=False)  # = error
         first, meta = model, {"kind": "autoencoder"}
     else:
         raise ConfigError(

@@ -266,7 +266,8 @@ def measure(
     X_train : array-like of shape (n_train, n_features)
         Rows PCA is fitted on (scaled with the autoencoder's scaling first).
     X_test : array-like of shape (n_test, n_features)
-        Held-out rows both are measured on.
+        Held-out rows both are measured on; a row with no observed value is left out (its
+        error is NaN), and ``n_test`` counts the rows measured.
     max_components : int, optional
         Length of PCA's error curve (default: the code size).
 
@@ -278,17 +279,21 @@ def measure(
 
     config = estimator.model_config_
     code_dim = int(config.code_dim)
-    ae_error = float(estimator.reconstruction_error(X_test).mean())
+    ae_errors = np.asarray(estimator.reconstruction_error(X_test), dtype=np.float64)
+    measured = ~np.isnan(ae_errors)  # a row with no observed value measures nothing (NaN)
+    if not measured.any():
+        raise DataError("no held-out row has an observed value: nothing to measure")
+    scaled_test = estimator.scale_rows(X_test)
+    if not measured.all():
+        scaled_test = scaled_test[measured]
     blocks = config.categorical_blocks  # the model's feature groups (Hourglass.group_members)
     groups = groups_from_blocks(config.input_dim, blocks) if blocks else None
     ks, errors = pca_error_curve(
-        estimator.scale_rows(X_train),
-        estimator.scale_rows(X_test),
-        max_components or code_dim,
-        groups=groups,
+        estimator.scale_rows(X_train), scaled_test, max_components or code_dim, groups=groups
     )
-    rows = [x.shape[0] if hasattr(x, "shape") else len(x) for x in (X_train, X_test)]
-    return Measurement(ae_error, ks, errors, code_dim, *rows)  # (sparse rows have no len)
+    n_train = X_train.shape[0] if hasattr(X_train, "shape") else len(X_train)  # (sparse: no len)
+    return Measurement(float(ae_errors[measured].mean()), ks, errors, code_dim, n_train,
+                       int(measured.sum()))  # fmt: skip
 
 
 @dataclass

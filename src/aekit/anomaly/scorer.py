@@ -77,7 +77,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.images import pooling_shape, spatially_coherent
-from ..data.missing import fill_holes, observed_share, row_squared_error
+from ..data.missing import empty_rows, fill_holes, observed_share, row_squared_error
 from ..estimator.inference import run_in_chunks
 from ..model.hourglass import Hourglass
 from .search import TREE_MAX_FEATURES, nearest_squared
@@ -113,10 +113,14 @@ def rows_with_values(X: Any) -> Any:
     Such a row scores NaN (:meth:`AnomalyScorer.score`): the scorer is calibrated, and its
     reference rows kept, without it (a mean-filled row at the centre of the data).
     """
-    if not isinstance(X, np.ndarray) or X.dtype.kind != "f":
-        return X
-    empty = np.isnan(X).all(axis=1)
-    return X[~empty] if empty.any() and not empty.all() else X
+    empty = empty_rows(X)
+    return X if empty is None or empty.all() else X[~empty]
+
+
+def _nothing_observed_nan(rows: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """``values`` (one per row) with NaN where the row has no observed value."""
+    nothing = torch.isnan(rows).all(dim=1)
+    return torch.where(nothing, torch.full_like(values, float("nan")), values)
 
 
 class AnomalyScorer(nn.Module):
@@ -136,9 +140,6 @@ class AnomalyScorer(nn.Module):
         Training rows kept for the neighbour term; 0: no neighbour term.
     density_term : bool, default=False
         Add the local outlier factor among the reference rows (needs ``n_reference > 1``).
-    empty_rows_nan : bool, default=True
-        A row with no observed value scores NaN (a detector's rule); False: as the terms
-        give it (an exported autoencoder's score is its error, 0 for such a row).
 
     Attributes
     ----------
@@ -164,11 +165,8 @@ class AnomalyScorer(nn.Module):
         code_term: bool,
         n_reference: int = 0,
         density_term: bool = False,
-        *,
-        empty_rows_nan: bool = True,
     ) -> None:
         super().__init__()
-        self.empty_rows_nan = bool(empty_rows_nan)  # False: an autoencoder's error (0) as is
         self.members = nn.ModuleList(members)
         self.image_shape = None if image_shape is None else tuple(int(n) for n in image_shape)
         self.code_term = bool(code_term)
@@ -311,10 +309,7 @@ class AnomalyScorer(nn.Module):
         """
         score = self.combine(self.raw_terms(rows))
         score = torch.where(torch.isnan(score), torch.full_like(score, float("inf")), score)
-        if not self.empty_rows_nan:
-            return score
-        nothing = torch.isnan(rows).all(dim=1)
-        return torch.where(nothing, torch.full_like(score, float("nan")), score)
+        return _nothing_observed_nan(rows, score)
 
     def combine(self, terms: torch.Tensor) -> torch.Tensor:
         """The anomaly score from :meth:`raw_terms`: normalised, weighted, averaged."""
@@ -327,9 +322,13 @@ class AnomalyScorer(nn.Module):
     def forward(
         self, rows: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Raw rows → (code, reconstruction in original units, error, anomaly score)."""
+        """Raw rows → (code, reconstruction in original units, error, anomaly score).
+
+        The error and the score are NaN for a row with no observed value, as in Python.
+        """
         scaled, recon, code = self.member_outputs(rows, 0)
         error = row_squared_error(recon, scaled, self.members[0].group_members, dtype=recon.dtype)
+        error = _nothing_observed_nan(rows, error)
         return code, self.members[0].unscale_output(recon), error, self.score(rows)
 
     # -- learning the normalisation from the training rows ------------------------------

@@ -147,7 +147,11 @@ def _score_errors(args: argparse.Namespace) -> int:
         parts = map_rows(data, args.data, ae.reconstruction_error)
         errors = np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])
     threshold = _threshold(args, errors, None)
-    line = f"wrote {args.output}: {len(errors)} rows, mean error {errors.mean():.4g}"
+    empty = int(np.isnan(errors).sum())  # rows with no observed value: NaN, nothing measured
+    mean = float(np.nanmean(errors)) if empty < len(errors) else float("nan")
+    line = f"wrote {args.output}: {len(errors)} rows, mean error {mean:.4g}"
+    if empty:
+        line += f" ({empty} row(s) with no observed value: error NaN, left out of the mean)"
     if threshold is None:
         write_array(args.output, errors, ["error"])
     else:

@@ -10,7 +10,8 @@ The one home of what a hole in a row means, in the model's scaled space:
   *observed* entries, times ``n_columns / n_observed_columns``: a row with holes is measured
   on the scale of a complete row (its observed entries' mean error, times the width), so
   errors and anomaly scores of rows with and without holes are comparable. A complete row's
-  error is the plain sum, bit for bit. A row with no observed entry has error 0.
+  error is the plain sum, bit for bit. A row with no observed entry adds 0 to a training
+  loss; the errors and scores handed to users make it NaN (:func:`empty_rows`).
 - **Masking noise** (:func:`hide_entries`): training hides a share of the observed entries
   (they become NaN in the input) and the loss counts every observed entry, hidden ones
   included, so the model learns to fill what is missing.
@@ -24,9 +25,13 @@ every column is its own group.
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import torch
 
 __all__ = [
+    "empty_rows",
     "fill_holes",
     "group_matrix",
     "groups_from_blocks",
@@ -91,6 +96,19 @@ def groups_from_blocks(input_dim: int, blocks: tuple[tuple[int, int], ...]) -> t
         group, column = group + 1, stop
     ids.extend(range(group, group + input_dim - column))
     return tuple(ids)
+
+
+def empty_rows(X: Any) -> np.ndarray | None:
+    """Which rows of ``X`` have no observed value (all NaN); None where none can be.
+
+    Dense float arrays only: scipy.sparse rows hold no hole, and other inputs (a table
+    before its encoding) are checked once encoded. Nothing in such a row shows how well it is
+    reconstructed, so its error and score are NaN, not the 0 of an empty sum.
+    """
+    if not isinstance(X, np.ndarray) or X.dtype.kind != "f" or X.ndim != 2:
+        return None
+    empty = np.isnan(X).all(axis=1) if X.shape[1] else np.zeros(len(X), dtype=bool)
+    return empty if empty.any() else None
 
 
 def observed_share(holes: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:

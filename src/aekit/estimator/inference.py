@@ -15,7 +15,7 @@ import torch
 from sklearn.utils.validation import check_array
 
 from ..data.checks import FLOATS, aekit_errors, as_codes, check_finite_chunk, check_finite_output
-from ..data.missing import row_squared_error
+from ..data.missing import empty_rows, row_squared_error
 from ..data.names import fitted_labels, warn_of_fitted_order
 from ..data.sources import as_tensor
 from ..data.sparse import SparseBatch, as_dense, chunk_rows_for, is_sparse
@@ -313,7 +313,8 @@ class InferenceMixin:
             of squared errors times ``n_features / n_observed`` (a categorical column's
             one-hot block counts as one feature), so rows with and without holes are on one
             scale; a complete row's error is the plain sum, and a row with no observed
-            entry has error 0. Missing entries are what :meth:`reconstruct` fills in.
+            entry has error NaN (nothing in it is measured). Missing entries are what
+            :meth:`reconstruct` fills in.
 
         Returns
         -------
@@ -336,10 +337,15 @@ class InferenceMixin:
 
         errors = self._run(X, squared_error, X.dtype, check_input=True)
         check_finite_output(errors, "its float32 error (pass float64 rows)")
+        empty = empty_rows(X)
+        if empty is not None:  # nothing observed, nothing measured (not the empty sum's 0)
+            errors[empty] = np.nan
         return errors
 
     def score_samples(self, X: Any) -> np.ndarray:
         """Minus each row's reconstruction error (scaled space): higher means more normal.
+
+        NaN for a row with no observed value, as :meth:`reconstruction_error`.
 
         Returns
         -------
@@ -350,8 +356,12 @@ class InferenceMixin:
     def score(self, X: Any, y: None = None) -> float:
         """Minus the mean reconstruction error (scaled space), as scikit-learn scores go.
 
+        The mean is over the rows with an observed value (NaN if there is none).
+
         Returns
         -------
         score : float
         """
-        return float(np.mean(self.score_samples(X)))
+        scores = self.score_samples(X)
+        measured = scores[~np.isnan(scores)]
+        return float(measured.mean()) if measured.size else float("nan")
