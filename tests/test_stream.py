@@ -165,6 +165,16 @@ def test_partial_fit_on_chunks_learns_and_checks_features(digits):
     assert ae.n_iter_ == 20
 
 
+def test_partial_fit_after_fit_numbers_its_passes_on_and_holds_the_last(digits):
+    ae = Autoencoder(**{**FAST, "epochs": 3, "init": "random"}).fit(digits[:300])
+    assert ae.history_.best_epoch is not None  # validated: fit kept one of its epochs
+    ae.partial_fit(digits[300:600])
+    ae = pickle.loads(pickle.dumps(ae))  # a fresh optimiser numbers on too
+    ae.partial_fit(digits[600:900])
+    assert [r["epoch"] for r in ae.history_.records] == [1, 2, 3, 4, 5]  # was 1, 2, 3, 1, 1
+    assert ae.history_.best_epoch == 5  # the weights held are the last pass's, not fit's pick
+
+
 # -- parquet ------------------------------------------------------------------------------
 def write_parquet(path, X, group_rows, **extra):
     pa = pytest.importorskip("pyarrow")

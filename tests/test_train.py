@@ -85,6 +85,12 @@ def test_max_time_stops_training():
     assert history.stop_reason == "max_time" and len(history) < 10_000
 
 
+def test_a_run_that_trained_every_epoch_stopped_by_epochs_even_past_max_time(monkeypatch):
+    model, config = make(epochs=3, max_time=0.0, patience=None)  # past it after any epoch
+    monkeypatch.setattr(Trainer, "elapsed", lambda self: 0.0 if len(self.history) < 3 else 9.0)
+    assert Trainer(model, config).fit(data()).stop_reason == "epochs"  # it said "max_time"
+
+
 def test_divergence_raises_with_epoch_and_step():
     model, config = make(lr=1e6, epochs=50)
     with pytest.raises(TrainingDivergedError, match=r"epoch \d+"):

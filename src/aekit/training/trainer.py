@@ -18,7 +18,6 @@ loads a good state back.
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 import os
 import time
@@ -63,9 +62,6 @@ from .threads import ThreadChoice, run_threads, using_threads
 __all__ = ["Trainer", "batches_per_epoch", "derive_seeds", "resolve_device"]
 
 
-logger = logging.getLogger("aekit")
-
-
 class Trainer(RunState):
     """Fit an :class:`~aekit.model.Hourglass` to rows.
 
@@ -96,10 +92,9 @@ class Trainer(RunState):
     train_idx, val_idx : Tensor of shape (n_train,) and (n_val,)
         The rows :meth:`fit` trains on and validates on, set when it starts.
     thread_choice : ThreadChoice or None
-        The intra-op thread count training runs at, and why
-        (:mod:`~aekit.training.threads`); decided before the first step unless set before
-        :meth:`fit` (the estimator decides it before the PCA start, which then runs at it
-        too). Recorded as ``history.threads``; a resumed run takes its checkpoint's.
+        The intra-op thread count training runs at, and why (:mod:`~aekit.training.threads`);
+        decided before the first step unless set before :meth:`fit` (the estimator decides it
+        before the PCA start, which runs at it). ``history.threads``; a resume takes its own.
     """
 
     def __init__(
@@ -152,8 +147,7 @@ class Trainer(RunState):
             raise ConfigError("resuming needs a Checkpointer among the callbacks")
         # the checkpointer holds its folder and resumes (as asked, or after an elastic restart)
         session = checkpointer.session(self, resume) if checkpointer else contextlib.nullcontext()
-        # (after the session: a resumed run's count is its checkpoint's); torch's own count and
-        # the CPU's denormal mode back on return
+        # (after the session: a resume takes its checkpoint's count); both put back on return
         with session, using_threads(run_threads(self, source)), flushing_denormals(self.device):
             self._begin(source)
             try:
@@ -226,11 +220,12 @@ class Trainer(RunState):
         self._close_epoch(record)
         self._notify("on_epoch_end", record=record)
         step_schedule(self.scheduler, record)
-        if self.config.max_time is not None and self.elapsed() > self.config.max_time:
+        more = self.position["epoch"] < self.config.epochs  # (the last: "epochs" ended it)
+        if more and self.config.max_time is not None and self.elapsed() > self.config.max_time:
             self.request_stop("max_time")
         if self.ranks.any(bool(self._stop_reason), self.device) and not self._stop_reason:
             self._stop_reason = "max_time"  # another rank's clock ran out
-        if not self._stop_reason and self.position["epoch"] < self.config.epochs:
+        if not self._stop_reason and more:
             rethread(self)  # a slow epoch, or fewer threads than the budget for a while
         self._at_boundary = True
         self._notify("on_epoch_boundary", epoch=record["epoch"])
@@ -240,8 +235,9 @@ class Trainer(RunState):
 
         The first call sets up the optimiser and the generators; later calls keep them, so
         a sequence of calls trains like the epochs of one run, each on new rows (as
-        ``IncrementalPCA.partial_fit``). No validation, early stopping, schedule, checkpoint
-        or callback is involved.
+        ``IncrementalPCA.partial_fit``), numbered on from :attr:`history`'s epochs, whose
+        ``best_epoch`` (after a fit) becomes the latest pass: its weights are the ones held.
+        No validation, early stopping, schedule, checkpoint or callback is involved.
 
         Parameters
         ----------
@@ -255,6 +251,7 @@ class Trainer(RunState):
         """
         if not hasattr(self, "optimizer"):
             source, _ = self._setup(data)
+            self.position["epoch"] = len(self.history)  # after a fit: its epochs, then these
         else:
             source = as_source(data, self.device)
             self.module.set_generator(self.noise_gen)
@@ -266,6 +263,8 @@ class Trainer(RunState):
         with using_threads(run_threads(self, source)), flushing_denormals(self.device):
             record = self._train_epoch(source, rows, ())
         self._close_epoch(record)
+        if self.history.best_epoch is not None:
+            self.history.best_epoch = record["epoch"]
         self.module.eval()
         self.module.set_generator(None)
         return record
