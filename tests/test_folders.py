@@ -94,6 +94,18 @@ def test_a_npy_folder_is_one_dataset(npy_folder, tmp_path):
         read_table(str(root / "*.parquet"))
 
 
+def test_an_infinity_in_a_folder_names_its_shard_and_row_there(npy_folder, tmp_path, capsys):
+    root, _ = npy_folder
+    files = list_shards(root)  # part-10 (7 rows), part-11 (0), part-2, ...
+    rows = np.load(files[2])
+    rows[4, 1] = np.inf
+    np.save(files[2], rows)
+    with pytest.raises(DataError, match=rf"^{re.escape(str(files[2]))}.* row 4\b"):
+        Autoencoder(code_dim=2, **FAST).fit(ShardedRows(root))  # said the folder, row 4 + n
+    assert main(["fit", str(root), "--code-dim", "2", "-o", str(tmp_path / "m")]) == 2
+    assert f"{files[2]} contains infinity (first at row 4, column 1)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from .checks import check_finite_rows
 from .readers import Table, open_parquet, parquet_columns
 from .stream import BlockRows, NpyRows, ParquetRows
 
@@ -302,6 +303,12 @@ class ShardedRows(BlockRows):
             if len(shard):
                 self.shards.append(shard)
 
+    def locate(self, row: int) -> tuple[Path, int]:
+        """The shard file that holds row ``row`` of the folder, and the row's number in it."""
+        ends = np.cumsum([len(shard) for shard in self.shards])
+        index = int(np.searchsorted(ends, row, side="right"))
+        return Path(self.shards[index].path), row - (int(ends[index - 1]) if index else 0)
+
     def _read_block(self, block: int, target: torch.Tensor) -> None:
         index = int(self._shard_of[block])
         self.shards[index]._read_block(int(self._local[block]), target)
@@ -330,6 +337,9 @@ def read_folder(
         columns = sharded.columns
     read = shards.read
     tables = [read(file, columns, label_column) for file in files]
+    for file, table in zip(files, tables, strict=True):  # an infinity named by its shard
+        if table.X.dtype.kind == "f":
+            check_finite_rows(table.X, str(file), allow_nan=True)
     labels = [t.labels for t in tables]
     return Table(
         np.concatenate([t.X for t in tables]),

@@ -90,6 +90,10 @@ def stream_stats(source: RowSource, chunk_rows: int = 8192) -> dict[str, np.ndar
         if bad is not None:  # named by its row in the file (a subset's rows are a selection)
             at = start + bad[0]
             number = int(picked[at]) if picked is not None else at
+            whole = getattr(source, "source", source)  # a subset's source
+            if hasattr(whole, "locate"):  # a folder: the shard's file, and the row in it
+                shard, number = whole.locate(number)
+                what = str(shard)
             check_finite_rows(x[bad[0] : bad[0] + 1], what, first_row=number, allow_nan=True)
         seen = ~np.isnan(x)
         if seen.all():
