@@ -352,3 +352,39 @@ def test_a_loaded_ensemble_keeps_the_estimator_it_was_given(tmp_path):
         )
     assert json.loads((tmp_path / "AutoencoderImputer" / "imputer.json").read_text())[
         "estimator_params"]["missing"] == "auto"  # fmt: skip
+
+
+def test_a_column_empty_in_fit_keeps_its_observed_values_at_transform():
+    # keep_empty_features=True made the whole column 0 (aekit impute --model wrote 0.0 over
+    # every observed value of it); SimpleImputer fills its holes with 0 and keeps the rest
+    X = _holed()
+    X[:, 1] = np.nan
+    with pytest.warns(AekitWarning, match="no observed value"):
+        imputer = _tiny(keep_empty_features=True).fit(X)
+    fresh = np.random.default_rng(5).normal(size=(6, 5))
+    fresh[[0, 3], 1] = np.nan
+    want = np.where(np.isnan(fresh[:, 1]), 0.0, fresh[:, 1])
+    np.testing.assert_array_equal(imputer.transform(fresh)[:, 1], want)
+    np.testing.assert_array_equal(imputer.transform(sparse.csr_array(fresh)).toarray()[:, 1], want)
+    frame = pd.DataFrame(fresh, columns=list("abcde")).assign(t=list("xyxyxy"))
+    train = pd.DataFrame(X, columns=list("abcde")).assign(t=np.where(np.arange(120) % 2, "x", "y"))
+    with pytest.warns(AekitWarning, match="no observed value"):
+        tables = _tiny(keep_empty_features=True).fit(train)
+    np.testing.assert_array_equal(tables.transform(frame)["b"].to_numpy(), want)
+
+
+def test_the_callers_array_is_left_as_it_was_on_the_table_path():
+    # marked cells and unseen categories were written as NaN into the caller's array
+    rng = np.random.default_rng(0)
+    A = np.column_stack([rng.normal(size=100), rng.integers(0, 3, 100).astype(float)])
+    A[rng.random(A.shape) < 0.2] = -1
+    given = A.copy()
+    imputer = _tiny(missing_values=-1, categorical_features=[1]).fit(A)
+    np.testing.assert_array_equal(A, given)
+    B = given.copy()
+    B[0, 1] = 7.0  # a category unseen in fit
+    with pytest.warns(AekitWarning, match="not seen"):
+        imputer.transform(B)
+    B0 = given.copy()
+    B0[0, 1] = 7.0
+    np.testing.assert_array_equal(B, B0)

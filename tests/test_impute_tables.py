@@ -138,3 +138,11 @@ def test_a_numeric_marker_in_an_integer_array_with_categories_stays_numeric():
     imputer = AutoencoderImputer(base, n_estimators=1, missing_values=-1, categorical_features=[0])
     filled = imputer.fit(X).transform(X)
     assert filled.dtype == np.int64 and (filled[[3, 8], 1] >= 20).all()
+
+
+def test_rows_without_labels_are_read_by_position_after_a_fit_on_integer_labels():
+    # positions 0 and 1 were read as the fitted labels 0 and 1: the columns swapped
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({1: rng.choice(["a", "b"], 100), 0: rng.choice(["p", "q"], 100)})
+    imputer = AutoencoderImputer(Autoencoder(code_dim=1, **FAST), n_estimators=1).fit(frame)
+    np.testing.assert_array_equal(imputer.transform(frame.to_numpy()), frame.to_numpy())

@@ -292,6 +292,19 @@ def test_bad_parameters_are_one_config_error_before_training(params, match):
         AutoencoderOutlierDetector(**params).fit(X)
 
 
+def test_rows_with_many_copies_keep_the_neighbour_term_on_the_datas_scale():
+    # most rows had 3+ exact copies: the neighbour term's IQR was 0, floored at 1e-6, and
+    # every new row a hair away from the copies scored ~37,000 and was flagged
+    rng = np.random.default_rng(1)
+    X = np.random.default_rng(0).integers(0, 3, (300, 3)).astype(float)  # 27 distinct rows
+    detector = AutoencoderOutlierDetector(
+        Autoencoder(code_dim=1, epochs=3, random_state=0), contamination=0.05
+    ).fit(X)
+    near = rng.integers(0, 3, (200, 3)) + rng.normal(scale=0.02, size=(200, 3))
+    assert (detector.predict(near) == -1).mean() < 0.2
+    assert np.median(detector.anomaly_score(near)) < 5
+
+
 def test_random_state_may_be_a_numpy_random_state():
     X = np.random.default_rng(0).normal(size=(40, 4))
     ae = Autoencoder(code_dim=2, **FAST)

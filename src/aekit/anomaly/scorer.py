@@ -378,6 +378,9 @@ class AnomalyScorer(nn.Module):
         q1, median, q3 = np.percentile(terms, [25, 50, 75], axis=0)
         scale = np.maximum(np.abs(median), 1.0) * 1e-6
         spread = np.maximum(q3 - q1, scale)
+        if "neighbour" in self.term_names:  # duplicated rows: an IQR of 0, see row_spacing
+            j = self.term_names.index("neighbour")
+            spread[:, j] = np.maximum(spread[:, j], REACH_FLOOR_SHARE * row_spacing(self.reference))
         self.centre.copy_(torch.from_numpy(median))
         self.spread.copy_(torch.from_numpy(spread))
         found = torch.from_numpy(terms).to(self.centre.dtype)  # the scores without a 2nd search
@@ -432,6 +435,27 @@ def reach_floor(distance: torch.Tensor) -> float:
         if positive.numel():
             return REACH_FLOOR_SHARE * float(positive.median())
     return 0.0
+
+
+def row_spacing(reference: torch.Tensor, queries: int = 2_000) -> float:
+    """The median distance from a distinct reference row to the nearest other one (0: one row).
+
+    The neighbour term's spread is at least :data:`REACH_FLOOR_SHARE` of it. Where most
+    training rows have three or more exact copies their neighbour term is 0, and so is its
+    interquartile range: unfloored, a new row a hair away from the copies scored in the
+    tens of thousands and every new row was flagged. The spacing of the *distinct* rows keeps
+    the term on the data's scale, as :func:`reach_floor` keeps the density term's. Measured
+    from at most ``queries`` distinct rows (a seeded sample) to all of them.
+    """
+    distinct = torch.unique(reference.float(), dim=0)
+    if len(distinct) < 2:
+        return 0.0
+    rows = distinct
+    if len(distinct) > queries:
+        pick = np.random.default_rng(0).choice(len(distinct), queries, replace=False)
+        rows = distinct[torch.from_numpy(np.sort(pick))]
+    values, _ = nearest_squared(rows, distinct, 2)  # itself, then the nearest other row
+    return float(values[:, 1].clamp_min(0.0).sqrt().median())
 
 
 def image_shape_of(member: Hourglass, image_shape: object, rows: Any) -> tuple[int, ...] | None:

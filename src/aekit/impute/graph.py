@@ -172,7 +172,8 @@ class FillGraph(nn.Module):
             rows = torch.where(rows == self.marker, torch.full_like(rows, float("nan")), rows)
         holes = torch.isnan(rows)
         filled = torch.where(holes, self.guess(rows), rows)
-        filled = torch.where(self.empty, torch.zeros((), dtype=rows.dtype), filled)
+        empty_holes = holes & self.empty  # a column empty in fit: 0 in its holes only
+        filled = torch.where(empty_holes, torch.zeros((), dtype=rows.dtype), filled)
         out = torch.index_select(filled, 1, self.kept)
         if self.has_flags:
             flags = torch.index_select(holes, 1, self.flagged).to(rows.dtype)

@@ -334,7 +334,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             return self._fill_sparse(rows)
         holes = np.isnan(rows)
         filled = np.where(holes, self._guess(rows).astype(rows.dtype, copy=False), rows)
-        filled[:, self._empty] = 0.0
+        filled[holes & self._empty] = 0.0  # a column empty in fit: observed values kept
         if not self.keep_empty_features:
             filled = filled[:, ~self._empty]
         if self.indicator_ is not None:
@@ -380,7 +380,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             here = holes[np.isin(row_of[holes], chunk)]
             local = np.searchsorted(chunk, row_of[here])
             filled.data[here] = guess[local, rows.indices[here]]
-        filled.data[self._empty[filled.indices]] = 0.0
+        filled.data[holes[self._empty[rows.indices[holes]]]] = 0.0  # (observed values kept)
         if not self.keep_empty_features:
             filled = filled[:, np.flatnonzero(~self._empty)]
         if self.indicator_ is not None:
@@ -415,7 +415,8 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
                 if pd.api.types.is_integer_dtype(out.dtypes.iloc[j]):
                     values = np.round(values.astype(np.float64))
                 out.iloc[holes[:, j], j] = values
-        out.iloc[:, self._empty] = 0.0
+        for j in np.flatnonzero(self._empty):  # 0 in the holes; observed values kept
+            out.iloc[holes[:, j], j] = 0.0
         kinds = getattr(X, "dtypes", None)  # a NumPy integer column marked: back to its kind
         kinds = pd.DataFrame(np.asarray(X)[:0]).dtypes if kinds is None else kinds
         out = out.astype({n: k for n, k in kinds.items() if out[n].dtype != k and k.kind in "iu"})

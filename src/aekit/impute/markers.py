@@ -16,6 +16,7 @@ from ..data.checks import (
     validate_named,
     validate_rows,
 )
+from ..data.names import fitted_labels
 from ..data.sparse import is_sparse
 from ..data.textcells import marked_numbers
 from ..errors import AekitWarning, ConfigError, DataError, DataTypeError
@@ -145,7 +146,10 @@ def marked_cells(imputer: Any, X: Any, *, reset: bool) -> pd.DataFrame:
             "matrix: densify it first (X.toarray())"
         )
     X = check_table_names(imputer, X, reset=reset)  # (in the fitted column order)
-    table = X.copy() if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X))
+    if isinstance(X, pd.DataFrame):
+        table = X.copy()
+    else:  # a copy (pandas may share the array), by position: labelled as fitted
+        table = pd.DataFrame(np.array(X), columns=None if reset else fitted_labels(imputer))
     if isinstance(imputer.missing_values, str):  # "?" among numbers: a column of numbers
         table = marked_numbers(table, [imputer.missing_values])
     if not is_nan_marker(imputer.missing_values):
