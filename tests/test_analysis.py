@@ -113,3 +113,17 @@ def test_pca_error_curve_counts_a_group_once():
     _, complete = pca_error_curve(train, np.nan_to_num(test), 1, groups=(0, 1, 1, 1))
     _, ungrouped = pca_error_curve(train, np.nan_to_num(test), 1)
     assert complete == pytest.approx(ungrouped, rel=1e-12)  # complete rows: the plain sum
+
+
+def test_a_held_out_row_with_no_observed_value_is_left_out_of_every_figure():
+    # PCA's curve counted it as error 0 (the mean times 49/50); compare said 20 rows
+    from aekit.analysis.measurement import compare, pca_error_curve
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 2)) @ rng.normal(size=(2, 5)) + 0.1 * rng.normal(size=(120, 5))
+    train, test = X[:100], X[100:].copy()
+    test[0] = np.nan
+    np.testing.assert_allclose(pca_error_curve(train, test, 2)[1],
+                               pca_error_curve(train, test[1:], 2)[1])  # fmt: skip
+    found = compare(train, test, [2], epochs=2, random_state=0)
+    assert found.n_test == 19 and "on 19 held-out rows" in found.table()

@@ -305,12 +305,16 @@ def test_rows_with_many_copies_keep_the_neighbour_term_on_the_datas_scale():
     assert np.median(detector.anomaly_score(near)) < 5
 
 
-def test_random_state_may_be_a_numpy_random_state():
+def test_random_state_may_be_a_numpy_random_state(tmp_path):
     X = np.random.default_rng(0).normal(size=(40, 4))
     ae = Autoencoder(code_dim=2, **FAST)
     a = AutoencoderOutlierDetector(ae, random_state=np.random.RandomState(3)).fit(X)
     b = AutoencoderOutlierDetector(ae, random_state=np.random.RandomState(3)).fit(X)
     np.testing.assert_array_equal(a.anomaly_score(X), b.anomaly_score(X))
+    a.save(tmp_path / "d")  # json's TypeError; saved as None, as an estimator's RandomState
+    loaded = load_detector(tmp_path / "d")
+    assert loaded.random_state is None
+    np.testing.assert_array_equal(loaded.anomaly_score(X), a.anomaly_score(X))
 
 
 def test_numpy_integers_are_parameters_like_ints_and_save(tmp_path):

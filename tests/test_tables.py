@@ -72,6 +72,9 @@ def test_integer_coded_columns_of_an_array_by_index_and_mask():
     assert not needs_layout(X) and needs_layout(X, [0])
     with pytest.raises(ConfigError, match="no column 5"):
         TableLayout.fit(X, [5])
+    for scalar in (1, np.int64(1), True, 1.0):  # TypeError: object of type 'int' has no len()
+        with pytest.raises(ConfigError, match=r"must be a list of column names.*\[1\]"):
+            Autoencoder(code_dim=1, epochs=1, categorical_features=scalar).fit(X)
 
 
 def test_missing_and_unseen_categories_become_missing_blocks():
@@ -236,3 +239,15 @@ def test_partial_fit_names_an_unseen_category_among_the_missing_values():
     unseen = pytest.warns(aekit.AekitWarning, match=r"not seen in fit \('c'\)")
     with unseen, pytest.raises(DataError, match="or categories the first call did not see"):
         ae.partial_fit(later)
+
+
+def test_reconstructions_of_a_table_keep_its_index(fitted):
+    # a fresh 0..n-1 index: assigned back to the input's rows, every value became NaN
+    ae, df = fitted
+    rows = df.iloc[60:65].copy()
+    back = ae.reconstruct(rows)
+    assert list(back.index) == list(rows.index)
+    rows["kind_hat"] = back["kind"]
+    assert rows["kind_hat"].notna().all()
+    codes = pd.DataFrame(ae.transform(rows[df.columns]), index=rows.index)
+    assert list(ae.inverse_transform(codes).index) == list(rows.index)

@@ -146,7 +146,7 @@ def _pca_curve_with_holes(
     Holes (training and test) are filled with the training rows' observed column means;
     each test row's error is :func:`aekit.data.missing.row_squared_error` of its
     reconstruction (observed entries, rescaled with the feature ``groups``), as the
-    autoencoder's is.
+    autoencoder's is; a row with no observed value is left out of the mean.
     """
     import torch
 
@@ -162,7 +162,8 @@ def _pca_curve_with_holes(
     for i in range(k):
         recon += np.outer(coords[:, i], pca.components_[i])
         errors[i] = float(row_squared_error(torch.from_numpy(recon), target, members).sum())
-    return errors / max(len(X_test), 1)
+    measured = int((~np.isnan(X_test).all(axis=1)).sum()) if X_test.shape[1] else len(X_test)
+    return errors / max(measured, 1)  # a row with no observed value measures nothing
 
 
 def principal_angles(A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -401,7 +402,7 @@ def compare(
     """
     from ..estimator.autoencoder import Autoencoder
 
-    rows, models, curve = [], [], None
+    rows, models, curve, n_test = [], [], None, len(X_test)
     code_dims = [int(k) for k in code_dims]
     for k in code_dims:
         tick = time.perf_counter()
@@ -409,9 +410,10 @@ def compare(
         seconds = time.perf_counter() - tick
         found = measure(ae, X_train, X_test, max_components=max(code_dims))
         curve = curve or (found.pca_components, found.pca_errors)  # the scaling is the data's
+        n_test = found.n_test  # the rows measured: not those with no observed value
         pca_error = found.pca_error if found.pca_error is not None else float("nan")
         ratio = found.ratio if found.ratio is not None else float("nan")
         rows.append(ComparisonRow(int(k), found.ae_error, pca_error, ratio, seconds, ae.n_iter_))
         if keep_models:
             models.append(ae)
-    return Comparison(rows, len(X_train), len(X_test), dict(params), models, curve)
+    return Comparison(rows, len(X_train), n_test, dict(params), models, curve)

@@ -109,6 +109,7 @@ def _write_detector(detector: Any, folder: Path) -> None:
     }
     raw = tensor_bytes(stats)
     params = {key: detector.get_params()[key] for key in _PARAMS}
+    params = json_params(params)  # (a RandomState is saved as None, as an estimator's is)
     if isinstance(params["image_shape"], tuple):
         params["image_shape"] = list(params["image_shape"])
     if not isinstance(params["contamination"], str):

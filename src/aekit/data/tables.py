@@ -304,6 +304,11 @@ def _given(categorical_features: Any) -> bool:
         return False
     if isinstance(categorical_features, str):
         return bool(categorical_features.strip())
+    if not hasattr(categorical_features, "__len__"):  # 1, True, 1.0: not a list of columns
+        raise ConfigError(
+            f"categorical_features={categorical_features!r} must be a list of column names, "
+            "positions or a boolean mask (e.g. [1]), or a comma-separated string"
+        )
     return bool(len(categorical_features))
 
 

@@ -204,7 +204,7 @@ class InferenceMixin:
         check_dense_output(len(codes), self.n_features_in_, codes.dtype, "inverse_transform")
         module = self.module_
         rows = self._run(codes, lambda c: module.unscale_output(module.decode(c)), codes.dtype)
-        return self._as_table(rows)
+        return self._as_table(rows, X)
 
     def reconstruct(self, X: Any) -> np.ndarray:
         """Encode and decode rows: ``inverse_transform(transform(X))`` in one pass.
@@ -216,14 +216,14 @@ class InferenceMixin:
         """
         self._check_fitted()
         self._warn_of_order(X, "reconstruct")
-        X = self._validate(X, reset=False, finite=False)
+        given, X = X, self._validate(X, reset=False, finite=False)
         check_dense_output(X.shape[0], X.shape[1], X.dtype, "reconstruct")
         module = self.module_
 
         def recon(rows: torch.Tensor) -> torch.Tensor:
             return module.unscale_output(forward_rows(module, rows)[0].recon)
 
-        return self._as_table(self._run(X, recon, X.dtype, check_input=True))
+        return self._as_table(self._run(X, recon, X.dtype, check_input=True), given)
 
     def reconstruct_scaled(self, X: Any) -> np.ndarray:
         """Reconstructions in the model's scaled space (:meth:`scale_rows`'s), not decoded.
@@ -247,14 +247,18 @@ class InferenceMixin:
             check_input=True,
         )
 
-    def _as_table(self, rows: np.ndarray) -> Any:
+    def _as_table(self, rows: np.ndarray, given: Any = None) -> Any:
         """Model rows back as the input's table (categories by the largest probability).
 
         Unchanged for numeric input; a DataFrame (or an object array) for a table fitted with
-        categorical columns (:meth:`aekit.data.tables.TableLayout.decode`).
+        categorical columns (:meth:`aekit.data.tables.TableLayout.decode`), with the index
+        of ``given`` (the input) where that is a DataFrame: assigned back, rows align.
         """
         layout = getattr(self, "table_layout_", None)
-        return rows if layout is None else layout.decode(rows)
+        if layout is None:
+            return rows
+        table, index = layout.decode(rows), getattr(given, "index", None)
+        return table.set_axis(index) if hasattr(table, "set_axis") and index is not None else table
 
     def scale_rows(self, X: Any) -> np.ndarray:
         """Rows in the model's scaled space, where it trains and errors are measured.
