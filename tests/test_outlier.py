@@ -353,3 +353,9 @@ def test_prefit_takes_a_frame_by_the_estimators_column_names():
     np.testing.assert_array_equal(reordered.anomaly_score(frame), as_fitted.anomaly_score(frame))
     with pytest.raises(DataError, match=r"the prefit estimator was fitted on .*unseen at fit time"):
         AutoencoderOutlierDetector(ae, prefit=True).fit(frame.set_axis(list("xyz"), axis=1))
+    # fitted on the array: the estimator's names still name the columns (its ONNX file read
+    # a reordered frame by position, 296 of 300 rows flagged)
+    by_position = AutoencoderOutlierDetector(ae, prefit=True).fit(frame.to_numpy())
+    assert list(by_position.feature_names_in_) == ["a", "b", "c"]
+    np.testing.assert_array_equal(by_position.anomaly_score(frame[["c", "b", "a"]]),
+                                  as_fitted.anomaly_score(frame))  # fmt: skip

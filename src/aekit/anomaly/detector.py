@@ -34,7 +34,7 @@ from ..estimator.autoencoder import Autoencoder
 from ..estimator.ensemble import fit_members
 from ..estimator.inference import run_in_chunks
 from ..estimator.resolve import AUTO_EPOCHS, AUTO_MIN_STEPS
-from ..files.names import adopt_names
+from ..files.names import adopt_fitted_names, adopt_names
 from ..training.prepare import batches_per_epoch, member_seeds
 from .detectorfile import read_detector, save_detector
 from .scorer import MAX_REFERENCE, AnomalyScorer, image_shape_of, rows_with_values
@@ -265,6 +265,8 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
             if self.estimator is None or not hasattr(self.estimator, "n_features_in_"):
                 raise NotFittedError("prefit=True needs a fitted estimator")
             check_n_features(X.shape[1], self.estimator.n_features_in_, "the estimator")
+            if fitted_labels(self) is None:  # rows by position: the estimator's names hold
+                adopt_fitted_names(self, self.estimator)
             members = [self.estimator]
         else:
             unfitted = self._unfitted_members(*X.shape)  # one pass where they share a network

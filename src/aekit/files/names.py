@@ -19,7 +19,13 @@ import numpy as np
 
 from ..errors import ModelFileError
 
-__all__ = ["NAME_FIELDS", "adopt_names", "check_saved_names", "saved_names"]
+__all__ = [
+    "NAME_FIELDS",
+    "adopt_fitted_names",
+    "adopt_names",
+    "check_saved_names",
+    "saved_names",
+]
 
 # The two keys and their JSON types; "column_labels" is optional (absent before it came in).
 NAME_FIELDS: dict[str, tuple[type, ...]] = {
@@ -73,3 +79,9 @@ def adopt_names(estimator: Any, names: list[str] | None, labels: list[int] | Non
         estimator.feature_names_in_ = np.asarray(names, dtype=object)
     if labels is not None:
         estimator._column_labels = list(labels)
+
+
+def adopt_fitted_names(estimator: Any, source: Any) -> None:
+    """Give ``estimator`` the ``feature_names_in_`` and column labels ``source`` was fitted on."""
+    names, labels = (getattr(source, n, None) for n in ("feature_names_in_", "_column_labels"))
+    adopt_names(estimator, None if names is None else list(names), labels)
