@@ -191,3 +191,18 @@ def test_a_table_imputer_with_a_text_marker_still_exports(tmp_path):
     numbers = np.where(frame.to_numpy() == "?", np.nan, frame.to_numpy()).astype(np.float64)
     want = np.asarray(imputer.transform(frame), dtype=np.float64)
     assert_matches(model.run(numbers)["filled"], want, np.nanstd(numbers, axis=0))
+
+
+def test_the_neighbour_fill_picks_the_same_donors_far_from_zero(tmp_path):
+    # |x|² + |y|² - 2x·y cancelled in float32 at an offset of 1,000: other donors than
+    # float64's, fills 0.36 column spreads apart; centred, what is left is float32's input
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2)) @ rng.normal(size=(2, 5)) + 0.3 * rng.normal(size=(200, 5))
+    imputer = AutoencoderImputer(n_estimators=1).fit(holed(X, 0.2) + 1000.0)
+    assert imputer.neighbour_weight_ > 0  # the neighbour fill counts in the blend
+    fresh = holed(rng.normal(size=(100, 2)) @ rng.normal(size=(2, 5)), 0.3, seed=1) + 1000.0
+    got = OnnxModel(to_onnx(imputer, tmp_path / "imputer.onnx")).run(fresh)["filled"]
+    worst = np.max(np.abs(got - imputer.transform(fresh)) / X.std(axis=0))
+    # float32 holds 1,000 + x to about 6e-5, and the linear chain's products of numbers
+    # near 1,000 cancel too (0.006 spreads here: not centred yet)
+    assert worst < 0.01, worst

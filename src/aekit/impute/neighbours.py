@@ -60,7 +60,10 @@ def neighbour_fill(
     """
     seen, given = ~torch.isnan(rows), ~torch.isnan(donors)
     zero = torch.zeros((), dtype=rows.dtype)
-    x, y = torch.where(seen, rows, zero), torch.where(given, donors, zero)
+    # centred first: |x|² + |y|² - 2x·y cancels in float32 where a column's mean is far
+    # larger than its spread (an offset of 1,000 picked other donors than float64 did)
+    centre = torch.nan_to_num(column_mean.to(rows.dtype))
+    x, y = torch.where(seen, rows - centre, zero), torch.where(given, donors - centre, zero)
     s, g = seen.to(rows.dtype), given.to(rows.dtype)
     squared = (x * x) @ g.T + s @ (y * y).T - 2.0 * (x @ y.T)  # over shared columns only
     shared = s @ g.T
@@ -73,7 +76,8 @@ def neighbour_fill(
     for j in range(shape[1]):
         near = torch.where(given[:, j][None, :], distance, inf)
         total, found = _nearest_sum(near, y[:, j], count)
-        columns.append(torch.where(found > 0, total / found.clamp_min(1), column_mean[j]))
+        mean = total / found.clamp_min(1) + centre[j]
+        columns.append(torch.where(found > 0, mean, column_mean[j].to(rows.dtype)))
     return torch.stack(columns, dim=1)
 
 
