@@ -203,6 +203,6 @@ def test_the_neighbour_fill_picks_the_same_donors_far_from_zero(tmp_path):
     fresh = holed(rng.normal(size=(100, 2)) @ rng.normal(size=(2, 5)), 0.3, seed=1) + 1000.0
     got = OnnxModel(to_onnx(imputer, tmp_path / "imputer.onnx")).run(fresh)["filled"]
     worst = np.max(np.abs(got - imputer.transform(fresh)) / X.std(axis=0))
-    # float32 holds 1,000 + x to about 6e-5, and the linear chain's products of numbers
-    # near 1,000 cancel too (0.006 spreads here: not centred yet)
+    # float32 holds 1,000 + x to about 6e-5: a value that near a tree's split goes the
+    # other way (0.006 spreads here, the trees' share of one cell)
     assert worst < 0.01, worst

@@ -104,9 +104,15 @@ class FillGraph(nn.Module):
             self.donor_shape = tuple(int(n) for n in neighbours.donors.shape)
         self.has_chain = linear is not None  # a chain of no steps (one column) still blends
         if linear is not None:  # the chain's arrays as buffers: constants of the graph
-            for name in ("start", "weights", "intercept"):
-                value = torch.as_tensor(getattr(linear, name), dtype=torch.float32)
-                self.register_buffer(f"chain_{name}", value)
+            # centred on whole numbers near the start: products of numbers far from 0 cancel
+            # in float32, so each step's intercept takes the centre's share (in float64)
+            start, weights = np.asarray(linear.start, np.float64), np.asarray(linear.weights)
+            centre = np.round(np.nan_to_num(start))
+            columns = np.asarray(linear.feature, dtype=np.int64)
+            shifted = np.asarray(linear.intercept) + weights @ centre - centre[columns]
+            arrays = {"start": start - centre, "centre": centre, "weights": weights}
+            for name, value in (*arrays.items(), ("intercept", shifted)):
+                self.register_buffer(f"chain_{name}", torch.as_tensor(value, dtype=torch.float32))
         low = np.nan_to_num(bounds[0], nan=-np.inf)
         high = np.nan_to_num(bounds[1], nan=np.inf)
         self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
@@ -157,14 +163,14 @@ class FillGraph(nn.Module):
 
     def chain_fill(self, rows: torch.Tensor) -> torch.Tensor:
         """The linear chain's fill, as :meth:`aekit.impute.chain.LinearChain.fill` computes it."""
-        holes = torch.isnan(rows)
-        filled = torch.where(holes, self.chain_start.to(rows.dtype), rows)
+        holes, centre = torch.isnan(rows), self.chain_centre.to(rows.dtype)
+        filled = torch.where(holes, self.chain_start.to(rows.dtype), rows - centre)  # centred
         weights, intercept = self.chain_weights.to(rows.dtype), self.chain_intercept.to(rows.dtype)
         for step, j in enumerate(self.steps):
             guess = filled @ weights[step] + intercept[step]
             column = torch.where(holes[:, j], guess, filled[:, j])
             filled = torch.cat([filled[:, :j], column[:, None], filled[:, j + 1 :]], dim=1)
-        return filled
+        return filled + centre
 
     def forward(self, rows: torch.Tensor) -> torch.Tensor:
         """Raw rows (NaN, or the marker, where missing) → filled rows, then the indicator's."""

@@ -61,8 +61,10 @@ def neighbour_fill(
     seen, given = ~torch.isnan(rows), ~torch.isnan(donors)
     zero = torch.zeros((), dtype=rows.dtype)
     # centred first: |x|² + |y|² - 2x·y cancels in float32 where a column's mean is far
-    # larger than its spread (an offset of 1,000 picked other donors than float64 did)
-    centre = torch.nan_to_num(column_mean.to(rows.dtype))
+    # larger than its spread (an offset of 1,000 picked other donors than float64 did); on
+    # a whole number, so that integer columns keep exact distances and ties (float32 and
+    # float64 alike: the donors ONNX picks among equally near ones are transform's)
+    centre = torch.round(torch.nan_to_num(column_mean.to(rows.dtype)))
     x, y = torch.where(seen, rows - centre, zero), torch.where(given, donors - centre, zero)
     s, g = seen.to(rows.dtype), given.to(rows.dtype)
     squared = (x * x) @ g.T + s @ (y * y).T - 2.0 * (x @ y.T)  # over shared columns only
