@@ -150,7 +150,7 @@ def _pca_curve_with_holes(
     """
     import torch
 
-    from ..data.missing import group_matrix, row_squared_error
+    from ..data.missing import empty_rows, group_matrix, row_squared_error
 
     filled, means = _mean_filled(np.asarray(X_train, dtype=np.float64))
     pca = PCA(n_components=k, random_state=random_state).fit(filled)
@@ -162,8 +162,9 @@ def _pca_curve_with_holes(
     for i in range(k):
         recon += np.outer(coords[:, i], pca.components_[i])
         errors[i] = float(row_squared_error(torch.from_numpy(recon), target, members).sum())
-    measured = int((~np.isnan(X_test).all(axis=1)).sum()) if X_test.shape[1] else len(X_test)
-    return errors / max(measured, 1)  # a row with no observed value measures nothing
+    empty = empty_rows(X_test)  # a row with no observed value measures nothing
+    measured = len(X_test) - (0 if empty is None else int(empty.sum()))
+    return errors / max(measured, 1)
 
 
 def principal_angles(A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -284,13 +285,13 @@ def measure(
     measured = ~np.isnan(ae_errors)  # a row with no observed value measures nothing (NaN)
     if not measured.any():
         raise DataError("no held-out row has an observed value: nothing to measure")
-    scaled_test = estimator.scale_rows(X_test)
-    if not measured.all():
-        scaled_test = scaled_test[measured]
     blocks = config.categorical_blocks  # the model's feature groups (Hourglass.group_members)
     groups = groups_from_blocks(config.input_dim, blocks) if blocks else None
-    ks, errors = pca_error_curve(
-        estimator.scale_rows(X_train), scaled_test, max_components or code_dim, groups=groups
+    ks, errors = pca_error_curve(  # (which leaves the same rows out of its mean)
+        estimator.scale_rows(X_train),
+        estimator.scale_rows(X_test),
+        max_components or code_dim,
+        groups=groups,
     )
     n_train = X_train.shape[0] if hasattr(X_train, "shape") else len(X_train)  # (sparse: no len)
     return Measurement(float(ae_errors[measured].mean()), ks, errors, code_dim, n_train,
