@@ -61,6 +61,22 @@ def test_the_node_arrays_predict_as_scikit_learns_forest():
     np.testing.assert_allclose(trees.fill(probe)[:, 0], forest.predict(probe[:, 1:]), rtol=1e-12)
 
 
+def test_the_forests_grown_in_threads_are_the_forests_grown_in_turn(monkeypatch):
+    from aekit.impute import trees as module
+
+    rows = holed(steps(), 0.2)
+    start = np.nan_to_num(rows)
+    grown = {}
+    for workers in (1, 3):
+        monkeypatch.setattr(module, "fit_workers", lambda n, workers=workers: workers)
+        grown[workers] = TreeFill.fit(start, rows, 0).arrays()
+    assert grown[1].keys() == grown[3].keys()
+    for name, values in grown[1].items():  # node for node, column by column, in order
+        np.testing.assert_array_equal(grown[3][name], values)
+    monkeypatch.undo()
+    assert module.fit_workers(1) == 1 and 1 <= module.fit_workers(64) <= torch.get_num_threads()
+
+
 def test_leaves_grow_with_the_table_so_the_trees_stay_within_the_budget():
     assert leaf_rows(200, 10) == 1
     assert leaf_rows(5000, 20) == 6  # 2 x 5000 x 30 x 20 nodes at most / 1,000,000

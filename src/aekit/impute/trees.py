@@ -21,6 +21,8 @@ where its value, as a float32, is at most the threshold; thresholds are stored a
 largest float32 not above scikit-learn's float64 one, so a row takes the path scikit-learn's
 own ``predict`` gives it (which compares float32 values too).
 
+The columns' forests grow in threads (:func:`fit_workers`): the same trees in any number.
+
 Size: a tree of ``n`` rows and leaves of one row has about ``2 n`` nodes; leaves are made
 large enough (:func:`leaf_rows`) that the candidate stays within :data:`NODE_BUDGET` nodes
 (36 bytes a node: about 36 MB as saved arrays, and as the ONNX graph's constants).
@@ -28,6 +30,7 @@ large enough (:func:`leaf_rows`) that the candidate stays within :data:`NODE_BUD
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +38,7 @@ import numpy as np
 import torch
 
 from ..errors import ModelFileError
+from ..training.cpus import usable_cpus
 
 __all__ = ["ARRAYS", "NODE_BUDGET", "TREES", "TreeFill", "leaf_rows", "tree_predict"]
 
@@ -163,25 +167,12 @@ class TreeFill:
         seed : int or None
             The forests' ``random_state``.
         """
-        from sklearn.ensemble import ExtraTreesRegressor
-
-        n, d = rows.shape
+        d = rows.shape[1]
         parts: dict[str, list[np.ndarray]] = {k: [] for k in ARRAYS}
         depth, offset = 0, 0
-        leaf = leaf_rows(n, d)
-        for j in range(d):
-            seen = ~np.isnan(rows[:, j])
-            if seen.sum() < 2 or d < 2:
-                continue
+        columns = [j for j in range(d) if d > 1 and np.count_nonzero(~np.isnan(rows[:, j])) > 1]
+        for j, forest in zip(columns, _grow(start, rows, columns, seed), strict=True):
             other = np.r_[0:j, j + 1 : d]
-            forest = ExtraTreesRegressor(
-                n_estimators=TREES,
-                min_samples_leaf=leaf,
-                max_features=MAX_FEATURES,
-                random_state=seed,
-                n_jobs=1,
-            )
-            forest.fit(start[seen][:, other], rows[seen, j])
             for tree in forest.estimators_:
                 t = tree.tree_
                 here = np.arange(t.node_count) + offset
@@ -293,6 +284,45 @@ class TreeFill:
         if _depth(roots, left, right) != depth:
             raise ModelFileError(f"{prefix}: depth {depth} is not the trees' depth")
         return cls(roots, column, feature, arrays["threshold"], left, right, value, depth)
+
+
+def fit_workers(n_tasks: int) -> int:
+    """Threads that grow the columns' forests: the CPUs usable here, at most torch's count.
+
+    ``torch.set_num_threads`` is how a user limits aekit's threads (the members train at
+    most at that count), and the forests follow it.
+    """
+    return max(1, min(n_tasks, usable_cpus(), torch.get_num_threads()))
+
+
+def _grow(start: np.ndarray, rows: np.ndarray, columns: list[int], seed: int | None) -> list[Any]:
+    """Each of ``columns``' fitted ``ExtraTreesRegressor`` (:meth:`TreeFill.fit`), in order.
+
+    The forests grow in threads, a column each (:func:`fit_workers`; scikit-learn grows a
+    tree without Python's lock), and each forest draws from its own ``random_state``, so
+    they are the same trees in any number of threads (synthetic rows, 30 % holes, on 2
+    cores: 1,456 x 12 in 1.46 s in one thread, 0.97 s in two; 2,114 x 21 in 4.6 s and 2.8 s).
+    """
+    from sklearn.ensemble import ExtraTreesRegressor
+
+    d, leaf = rows.shape[1], leaf_rows(*rows.shape)
+
+    def grow(j: int) -> Any:
+        seen = ~np.isnan(rows[:, j])
+        forest = ExtraTreesRegressor(
+            n_estimators=TREES,
+            min_samples_leaf=leaf,
+            max_features=MAX_FEATURES,
+            random_state=seed,
+            n_jobs=1,
+        )
+        return forest.fit(start[seen][:, np.r_[0:j, j + 1 : d]], rows[seen, j])
+
+    workers = fit_workers(len(columns))
+    if workers == 1:
+        return [grow(j) for j in columns]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(grow, columns))
 
 
 def _depth(roots: np.ndarray, left: np.ndarray, right: np.ndarray) -> int:
