@@ -153,10 +153,13 @@ def _fold_errors_where(gains: dict[str, float]):
     """A stand-in for the fold fits: PCA's solution errs 1 to 7 on a row (row-dependent), the
     model trained from each start ``gains[init]`` less, with a little spread of its own."""
 
-    def fold_errors(params, rows, stats, train, held, threads):
-        base = 1.0 + torch.from_numpy(held % 7).double()
-        own = 0.05 * torch.from_numpy(np.cos(held * (1.0 if params["init"] == "pca" else 2.0)))
-        return base, base + own - gains[params["init"]]
+    def fold_errors(fits, rows, stats, threads):
+        found = []
+        for params, held in fits:
+            base = 1.0 + torch.from_numpy(held % 7).double()
+            own = 0.05 * torch.from_numpy(np.cos(held * (1.0 if params["init"] == "pca" else 2.0)))
+            found.append((base, base + own - gains[params["init"]]))
+        return found
 
     return fold_errors
 
@@ -193,6 +196,38 @@ def test_each_step_away_from_pca_needs_two_standard_errors(
         assert record.z >= 2
     elif pca_gain < 0:
         assert record.z < -2
+
+
+def test_the_fold_fits_trained_together_are_the_fold_fits_one_by_one(monkeypatch) -> None:
+    """A start's fold fits of as many rows train as one stacked network, each on its own
+    rows: the errors they give are those of fitting each alone, up to float rounding."""
+    import aekit.estimator.select as select
+    import aekit.training.ensemble as ensemble
+
+    ae = Autoencoder(code_dim=2, hidden=(16,), epochs=6, random_state=0)
+    with ae._training_rows(_linear_table(123), reset=True) as (X, stats):  # 123 rows: folds
+        pass  # of 25 and 24 rows, so two stacks
+    folds = select.cross_fit_folds(123, 0)
+    params = {
+        **_params(code_dim=2, hidden=(16,), epochs=6, init="random", improvement_z=0.0),
+        "verbose": 0,
+    }
+    fits = [({**params, "random_state": i}, held) for i, held in enumerate(folds)]
+    stacked = []
+    spy = ensemble.fit_together
+
+    def counted(trainers, data):
+        stacked.append(len(trainers))
+        return spy(trainers, data)
+
+    monkeypatch.setattr(select, "fit_together", counted)
+    together = select._fold_errors(fits, X, stats, None)
+    assert sorted(stacked) == [2, 3]  # the fits of 98 and 99 training rows: two stacks
+    monkeypatch.setattr(select, "stack_refusal", lambda trainers, data: "one by one")
+    alone = select._fold_errors(fits, X, stats, None)
+    for (start, trained), (start_alone, trained_alone) in zip(together, alone, strict=True):
+        assert torch.equal(start, start_alone) and not torch.equal(trained, start)
+        torch.testing.assert_close(trained, trained_alone, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize(("gains", "same_as"), [

@@ -58,12 +58,18 @@ def stack_refusal(trainers: Sequence[Trainer], data: Any) -> str | None:
 
     They can where their model configs are one (:func:`aekit.model.stacked.stack_refusal`),
     their training configs differ at most in ``random_state``, their input scalings are
-    one, the rows are a dense tensor in memory, and no feature needs a member alone: DDP,
-    ``compile``, checkpoints, divergence retries, a plateau schedule (each member's rate
-    would follow its own losses).
+    one, the rows are a dense tensor in memory (or one such tensor a member, all as many
+    rows), and no feature needs a member alone: DDP, ``compile``, checkpoints, divergence
+    retries, a plateau schedule (each member's rate would follow its own losses).
     """
     if len(trainers) < 2:
         return "fewer than 2 members"
+    if isinstance(data, (list, tuple)):  # a tensor a member: each member's own rows
+        if len(data) != len(trainers) or not all(isinstance(d, torch.Tensor) for d in data):
+            return "the rows are not a dense tensor a member"
+        if len({tuple(d.shape) for d in data}) > 1:
+            return "the members' rows differ in shape"
+        data = data[0]
     reason = model_refusal([t.module for t in trainers])
     if reason is not None:
         return reason
@@ -87,11 +93,16 @@ def stack_refusal(trainers: Sequence[Trainer], data: Any) -> str | None:
     return next((why for why, refused in refusals.items() if refused), None)
 
 
-def fit_together(trainers: Sequence[Trainer], data: torch.Tensor) -> list[History]:
+def fit_together(
+    trainers: Sequence[Trainer], data: torch.Tensor | Sequence[torch.Tensor]
+) -> list[History]:
     """Train every trainer's module on ``data`` in one pass; each one's :class:`History`.
 
     Equivalent to ``[t.fit(data) for t in trainers]`` (within float rounding) for trainers
     that :func:`stack_refusal` accepts; the modules end with their best weights as there.
+    ``data`` may be a sequence of tensors, one a trainer, of one shape: each member then
+    trains (and validates) on its own rows, as ``[t.fit(d) for t, d in zip(trainers, data)]``
+    (the cross-fitted search of ``init="auto"`` trains its fold fits so).
 
     Raises
     ------
@@ -103,7 +114,10 @@ def fit_together(trainers: Sequence[Trainer], data: torch.Tensor) -> list[Histor
     reason = stack_refusal(trainers, data)
     if reason is not None:
         raise ValueError(f"these members cannot train together: {reason}")
-    sources = [t._prepare(data) for t in trainers]
+    each = list(data) if isinstance(data, (list, tuple)) else [data] * len(trainers)
+    sources = [t._prepare(rows) for t, rows in zip(trainers, each, strict=True)]
+    if not isinstance(data, (list, tuple)):  # shared rows: one source reads them for all
+        sources = [sources[0]] * len(trainers)
     lead = trainers[0]
     count = run_threads(lead, sources[0], members=len(trainers))  # probed as the stack
     with using_threads(count), flushing_denormals(lead.device):
@@ -116,7 +130,7 @@ def fit_together(trainers: Sequence[Trainer], data: torch.Tensor) -> list[Histor
         choice = lead.thread_choice  # the stack's count, with its probe's timings
         try:
             while len(stack):
-                choice = _fit_epoch(trainers, stack, optimizer, sources[0], choice)
+                choice = _fit_epoch(trainers, stack, optimizer, sources, choice)
                 optimizer = _drop_finished(trainers, stack, optimizer)
         except KeyboardInterrupt:
             for t in trainers:
@@ -137,31 +151,39 @@ def _fit_epoch(
     trainers: Sequence[Trainer],
     stack: StackedHourglass,
     optimizer: torch.optim.Optimizer,
-    source: RowSource,
+    sources: Sequence[RowSource],
     choice: ThreadChoice | None,
 ) -> ThreadChoice | None:
     """One epoch of every member still training: joint steps, then each member's own end.
+
+    ``sources``: each trainer's rows (one source for all where they share them).
 
     ``choice`` is the stack's thread count: the first member still training holds it (and
     probes again where its epoch asks), the others a copy without the probe's timings, so
     one probe at most an epoch decides for all. Returns the count for the next epoch.
     """
     members = [trainers[i] for i in stack.positions]
+    reads = [sources[i] for i in stack.positions]
+    shared = all(s is reads[0] for s in reads)  # one gather of every member's rows
     orders = []
-    for t in members:
+    for t, source in zip(members, reads, strict=True):
         t._notify("on_epoch_begin", epoch=t.position["epoch"] + 1)
         order, _, n_batches = t._epoch_order(source, t.train_idx)
         orders.append(order)
     for group, own in zip(optimizer.param_groups, members[0].optimizer.param_groups, strict=True):
         group["lr"] = own["lr"]  # the members' schedules agree: one config, one epoch count
-    order = torch.stack(orders).to(source.data.device)  # type: ignore[attr-defined]
+    order = torch.stack(orders).to(reads[0].data.device)  # type: ignore[attr-defined]
     batch_size = members[0].config.batch_size
     tick = time.perf_counter()
     stack.train()
     for batch in range(n_batches):
         end = order.shape[1] if batch == n_batches - 1 else (batch + 1) * batch_size
         rows = order[:, batch * batch_size : end]
-        x = to_device(source.take(rows.reshape(-1)), members[0].device)
+        if shared:
+            x = to_device(reads[0].take(rows.reshape(-1)), members[0].device)
+        else:
+            parts = zip(reads, rows, strict=True)  # each member's own rows
+            x = torch.cat([to_device(s.take(r), members[0].device) for s, r in parts])
         _step(members, stack, optimizer, x.view(len(members), rows.shape[1], -1), batch)
         for t in members:
             t.position["batch"] = batch + 1
@@ -171,7 +193,7 @@ def _fit_epoch(
     prober = members[0]
     if choice is not None:  # a probe again times this epoch's stack
         choice = replace(choice, members=len(members))
-    for t in members:
+    for t, source in zip(members, reads, strict=True):
         if choice is not None:
             t.thread_choice = choice if t is prober else replace(choice, seconds={})
         record = t._epoch_record(t.train_idx, 0, seconds, source.n_features)
