@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/tabular.py --params '{"batch_norm": true}'
     .venv/bin/python benchmarks/tabular.py --seeds 1 --jobs 1 --inits pca,auto --codes 2,8 \
         --out benchmarks/results/tabular_times.json   # fit seconds, one process
+    .venv/bin/python benchmarks/tabular.py --merge all.json,auto.json   # one start rerun
 
 Tables: the five scikit-learn bundles, as they come (iris, wine, breast cancer, diabetes; the
 estimator standardizes them) and the 8×8 digits (pixels divided by 16, as the demo has them)
@@ -210,8 +211,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="{}", help="extra Autoencoder arguments (JSON)")
     parser.add_argument("--jobs", type=int, default=2, help="processes (default: 2)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON file to write")
+    parser.add_argument(
+        "--merge", help="comma-separated JSON runs to join into --out (later fits replace earlier)"
+    )
     args = parser.parse_args(argv)
     params = json.loads(args.params)
+    if args.merge:
+        rows = merged_fits([Path(p) for p in args.merge.split(",")])
+        args.inits = ",".join(i for i in INITS if any(r["init"] == i for r in rows))
+        report(rows, args, params, argv)
+        return 0
     jobs = []
     for name in args.tables.split(","):
         d = TABLES[name]().shape[1]
@@ -232,6 +241,27 @@ def main(argv: list[str] | None = None) -> int:
                 f"{row['seconds']:.1f} s {chosen}",
                 flush=True,
             )
+    report(rows, args, params, argv)
+    return 0
+
+
+def merged_fits(paths: list[Path]) -> list[dict[str, Any]]:
+    """The fits of several runs as one; a later run's fit replaces an earlier one's.
+
+    Fits are matched by table, code, seed and start: a start rerun after a change replaces
+    that start's fits, the others are kept.
+    """
+    fits: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for path in paths:
+        for row in json.loads(path.read_text())["fits"]:
+            fits[row["table"], row["code_dim"], row["seed"], row["init"]] = row
+    return list(fits.values())
+
+
+def report(
+    rows: list[dict[str, Any]], args: argparse.Namespace, params: Any, argv: list[str] | None
+) -> None:
+    """Print the per-table summary and the targets of ``rows``; write the JSON report."""
     summary = summarize(rows)
     fitted = [i for i in INITS if i in args.inits.split(",")]  # summarize's order
     print(
@@ -253,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
             print("  default fits over 10 s: " + (", ".join(found["fits_over_10_s"]) or "none"))
     if checked:
         print(f"\nall tables: median of per-table means {checked['median_of_table_means']}")
-    report = {
+    found = {
         "benchmark": "tabular",
         "command": " ".join(["benchmarks/tabular.py", *(sys.argv[1:] if argv is None else argv)]),
         "machine": environment("platform", "torch", "cpus"),
@@ -262,8 +292,12 @@ def main(argv: list[str] | None = None) -> int:
         "targets": checked,
         "fits": rows,
     }
-    write_json(args.out, report)
-    return 0
+    if args.merge:  # each part's own command
+        parts = [Path(p) for p in args.merge.split(",")]
+        found["merged_from"] = [
+            {"file": str(p), "command": json.loads(p.read_text()).get("command")} for p in parts
+        ]
+    write_json(args.out, found)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from ..data.missing import row_squared_error
 from ..data.sources import RowSource
 from ..model.hourglass import Hourglass
 from ..model.sparse_net import forward_rows
+from ..model.stacked import runs_on_member_axis
 from ..training.distributed import Ranks
 from ..training.ensemble import fit_together, stack_refusal
 from ..training.objective import paired_z
@@ -270,10 +271,13 @@ def _fold_errors(
     (:func:`~aekit.training.ensemble.fit_together`), each on its own rows, as an ensemble's
     members do: the same models up to float rounding. The folds differ in size by a row at
     most (more where copies of a row keep to one fold), so a start's five fits train as one
-    or two stacks. Side by side on this project's 2-core machine (``benchmarks/tabular.py
-    --seeds 1 --jobs 1 --inits auto --codes 1,2,3``, before and after, twice each): the 21
-    fits that searched took 0.90 x the time in all (medians of the two runs; stocks 0.73,
-    wine 0.83, breast cancer 0.86, iris 1.10), a stack running as long as its longest fit.
+    or two stacks, each as long as its longest fit. Side by side on this project's 2-core
+    machine (``benchmarks/tabular.py --seeds 1 --jobs 1 --inits auto --codes 1,2,3``, before
+    and after, four times each, medians): the 15 fits of the numeric tables that searched
+    took 0.82 x the time (wine 0.66, breast cancer 0.75, stocks 0.79, diabetes 0.92, iris
+    0.96), every start chosen as before. Models whose stack runs through ``vmap`` (not
+    :func:`~aekit.model.stacked.runs_on_member_axis`: categorical blocks, images, sparse
+    codes) train one after another: stacked, the penguins tables took 1.12 and 1.16 x.
     """
     built = []
     for params, held in fits:
@@ -290,7 +294,8 @@ def _fold_errors(
         sizes.setdefault(len(train_rows), []).append(i)
     for group in sizes.values():
         trainers, data = [built[i][0] for i in group], [built[i][1] for i in group]
-        if stack_refusal(trainers, data) is None:
+        native = runs_on_member_axis(trainers[0].module.config)  # (vmap'd stacks: no faster)
+        if native and stack_refusal(trainers, data) is None:
             fit_together(trainers, data)
         else:
             for trainer, train_rows in zip(trainers, data, strict=True):
