@@ -7,6 +7,9 @@ noise draws come from its own generators, called in the same order), its callbac
 stopping, its best weights, logging), its history and its learning-rate schedule. What is
 shared is the work: one gather of the members' batches, one forward and backward pass of
 the stacked network and one optimiser step per batch, for every member still training.
+The members may also train on rows of their own, as many each (the cross-fitted search of
+``init="auto"``: each fold fit on the other folds); each batch is then gathered member by
+member.
 
 A member that stops (early stopping, ``max_time``) is frozen: its weights stay those of its
 last epoch (its callbacks then load its best ones), and the stack drops its slice, so the
