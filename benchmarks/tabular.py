@@ -252,9 +252,19 @@ def merged_fits(paths: list[Path]) -> list[dict[str, Any]]:
     that start's fits, the others are kept.
     """
     fits: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for path in paths:
-        for row in json.loads(path.read_text())["fits"]:
+    parts = [json.loads(path.read_text()) for path in paths]
+    if len({json.dumps(part.get("params"), sort_keys=True) for part in parts}) > 1:
+        raise SystemExit("--merge: the runs were made with different --params")
+    for part in parts:
+        for row in part["fits"]:
             fits[row["table"], row["code_dim"], row["seed"], row["init"]] = row
+    starts = {init for *_, init in fits}
+    cells = {key[:3] for key in fits}
+    missing = [cell for cell in cells if any((*cell, init) not in fits for init in starts)]
+    if missing:  # the summary and targets compare the starts cell by cell
+        raise SystemExit(
+            f"--merge: {len(missing)} fits lack a start the others have, e.g. {sorted(missing)[0]}"
+        )
     return list(fits.values())
 
 
@@ -294,8 +304,11 @@ def report(
     }
     if args.merge:  # each part's own command
         parts = [Path(p) for p in args.merge.split(",")]
+        found["params"] = json.loads(parts[0].read_text()).get("params")  # one (checked)
         found["merged_from"] = [
-            {"file": str(p), "command": json.loads(p.read_text()).get("command")} for p in parts
+            {key: json.loads(p.read_text()).get(key) for key in ("command", "machine")}
+            | {"file": str(p)}
+            for p in parts
         ]
     write_json(args.out, found)
 
