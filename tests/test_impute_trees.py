@@ -77,6 +77,30 @@ def test_the_forests_grown_in_threads_are_the_forests_grown_in_turn(monkeypatch)
     assert module.fit_workers(1) == 1 and 1 <= module.fit_workers(64) <= torch.get_num_threads()
 
 
+def test_the_fit_holds_a_forest_or_two_at_a_time_not_every_columns(monkeypatch):
+    import gc
+    import weakref
+
+    from aekit.impute import trees as module
+
+    alive: weakref.WeakSet = weakref.WeakSet()
+    counts = []
+    grow = module._grow
+
+    def watched(*args):
+        for forest in grow(*args):
+            alive.add(forest)
+            gc.collect()
+            counts.append(len(alive))
+            yield forest
+
+    monkeypatch.setattr(module, "fit_workers", lambda n: 1)
+    monkeypatch.setattr(module, "_grow", watched)
+    rows = holed(steps(), 0.2)
+    assert TreeFill.fit(np.nan_to_num(rows), rows, 0) is not None
+    assert len(counts) == 5 and max(counts) <= 2  # the one taken, and the one before it
+
+
 def test_leaves_grow_with_the_table_so_the_trees_stay_within_the_budget():
     assert leaf_rows(200, 10) == 1
     assert leaf_rows(5000, 20) == 6  # 2 x 5000 x 30 x 20 nodes at most / 1,000,000
