@@ -217,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     params = json.loads(args.params)
     if args.merge:
+        given = [f"--{o}" for o in ("seeds", "tables", "inits", "codes", "params", "jobs")]
+        if any(a.split("=")[0] in given for a in (sys.argv[1:] if argv is None else argv)):
+            raise SystemExit("--merge joins finished runs: it takes only --out (and the runs)")
         rows = merged_fits([Path(p) for p in args.merge.split(",")])
         args.inits = ",".join(i for i in INITS if any(r["init"] == i for r in rows))
         report(rows, args, params, argv)
@@ -246,16 +249,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def merged_fits(paths: list[Path]) -> list[dict[str, Any]]:
-    """The fits of several runs as one; a later run's fit replaces an earlier one's.
+    """The fits of several runs as one; a later run's start replaces an earlier run's.
 
-    Fits are matched by table, code, seed and start: a start rerun after a change replaces
-    that start's fits, the others are kept.
+    A run that fitted a start (``init``) replaces every fit of that start made by the runs
+    before it, so a start rerun after a change is one run's fits, never old and new mixed
+    (a rerun of fewer seeds, codes or tables leaves cells without that start, refused
+    below); the other starts are kept.
     """
     fits: dict[tuple[Any, ...], dict[str, Any]] = {}
     parts = [json.loads(path.read_text()) for path in paths]
-    if len({json.dumps(part.get("params"), sort_keys=True) for part in parts}) > 1:
+    if len({json.dumps(part.get("params") or {}, sort_keys=True) for part in parts}) > 1:
         raise SystemExit("--merge: the runs were made with different --params")
     for part in parts:
+        brought = {row["init"] for row in part["fits"]}
+        fits = {key: row for key, row in fits.items() if key[3] not in brought}
         for row in part["fits"]:
             fits[row["table"], row["code_dim"], row["seed"], row["init"]] = row
     starts = {init for *_, init in fits}

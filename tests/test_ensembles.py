@@ -197,6 +197,24 @@ def test_stack_refusal_names_what_cannot_be_stacked():
     assert stack_refusal(pair) is None
 
 
+def test_trainers_refuse_to_stack_on_rows_that_are_not_one_dense_tensor_a_member():
+    from aekit.config import TrainConfig
+    from aekit.training.ensemble import stack_refusal as training_refusal
+    from aekit.training.trainer import Trainer
+
+    config = ModelConfig(input_dim=6, code_dim=2, hidden=(4,))
+    pair = [
+        Trainer(Hourglass(config, torch.Generator().manual_seed(s)), TrainConfig(random_state=s))
+        for s in (0, 1)
+    ]
+    rows = torch.from_numpy(_rows(40, 6))
+    assert training_refusal(pair, rows) is None
+    assert training_refusal(pair, [rows, rows + 1]) is None
+    assert "dense" in training_refusal(pair, rows.to_sparse())
+    assert "dense" in training_refusal(pair, [rows.to_sparse(), rows.to_sparse()])
+    assert training_refusal(pair, [rows, rows, rows]) == "3 row tensors for 2 members"
+
+
 def test_one_pass_equals_members_fitted_one_by_one():
     X = _rows()
     base = Autoencoder(code_dim=3, epochs=4, threads=1, device="cpu", loss="mse")

@@ -77,6 +77,24 @@ def test_the_forests_grown_in_threads_are_the_forests_grown_in_turn(monkeypatch)
     assert module.fit_workers(1) == 1 and 1 <= module.fit_workers(64) <= torch.get_num_threads()
 
 
+def test_without_a_seed_the_forests_follow_numpys_global_state_in_any_thread_count(
+    monkeypatch,
+):
+    from aekit.impute import trees as module
+
+    rows = holed(steps(), 0.2)
+    grown = []
+    for workers in (1, 3, 3):
+        monkeypatch.setattr(module, "fit_workers", lambda n, workers=workers: workers)
+        np.random.seed(123)  # noqa: NPY002 (the global state is what is tested)
+        grown.append(TreeFill.fit(np.nan_to_num(rows), rows, None).value)
+    np.random.seed(124)  # noqa: NPY002
+    other = TreeFill.fit(np.nan_to_num(rows), rows, None).value
+    np.testing.assert_array_equal(grown[1], grown[0])
+    np.testing.assert_array_equal(grown[2], grown[0])
+    assert not np.array_equal(other, grown[0])
+
+
 def test_the_fit_holds_a_forest_or_two_at_a_time_not_every_columns(monkeypatch):
     import gc
     import weakref

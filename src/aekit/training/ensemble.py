@@ -68,7 +68,9 @@ def stack_refusal(trainers: Sequence[Trainer], data: Any) -> str | None:
     if len(trainers) < 2:
         return "fewer than 2 members"
     if isinstance(data, (list, tuple)):  # a tensor a member: each member's own rows
-        if len(data) != len(trainers) or not all(isinstance(d, torch.Tensor) for d in data):
+        if len(data) != len(trainers):
+            return f"{len(data)} row tensors for {len(trainers)} members"
+        if not all(_dense(d) for d in data):
             return "the rows are not a dense tensor a member"
         if len({tuple(d.shape) for d in data}) > 1:
             return "the members' rows differ in shape"
@@ -81,7 +83,7 @@ def stack_refusal(trainers: Sequence[Trainer], data: Any) -> str | None:
         return "the members' training configs differ"
     cfg = trainers[0].config
     refusals = {
-        "the rows are not a dense tensor in memory": not isinstance(data, torch.Tensor),
+        "the rows are not a dense tensor in memory": not _dense(data),
         "DDP trains one model per process group": trainers[0].world_size > 1,
         "compile=True": cfg.compile,
         "checkpoints are written per member": cfg.checkpoint_dir is not None,
@@ -94,6 +96,11 @@ def stack_refusal(trainers: Sequence[Trainer], data: Any) -> str | None:
         for t in trainers
     )
     return next((why for why, refused in refusals.items() if refused), None)
+
+
+def _dense(data: Any) -> bool:
+    """Whether ``data`` is a dense (strided) tensor: not a sparse one, not a stream."""
+    return isinstance(data, torch.Tensor) and data.layout == torch.strided
 
 
 def fit_together(
