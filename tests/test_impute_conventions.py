@@ -388,3 +388,19 @@ def test_the_callers_array_is_left_as_it_was_on_the_table_path():
     B0 = given.copy()
     B0[0, 1] = 7.0
     np.testing.assert_array_equal(B, B0)
+
+
+@pytest.mark.parametrize("container", ["frame", "fortran"])
+def test_the_callers_rows_with_an_empty_column_are_left_as_they_were(container):
+    # the linear chain handed the caller's view to IterativeImputer, which writes 0 into an
+    # empty column: the frame's column came back all 0, and a later fit thought it observed
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=60)
+    X = np.column_stack([np.where(np.arange(60) % 5 == 0, np.nan, a), 2 * a, np.full(60, np.nan)])
+    if container == "frame":  # built column by column, as read_csv builds one
+        rows = pd.DataFrame({name: X[:, j].copy() for j, name in enumerate("abe")})
+    else:
+        rows = np.asfortranarray(X)
+    with pytest.warns(AekitWarning, match="no observed value"):
+        AutoencoderImputer(estimator=None, n_estimators=1, keep_empty_features=True).fit(rows)
+    np.testing.assert_array_equal(np.asarray(rows), X)

@@ -57,6 +57,7 @@ neighbours are the rows themselves). The terms:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -349,7 +350,8 @@ def _cell_errors(truth: np.ndarray, hidden: np.ndarray, *fills: np.ndarray) -> n
     -------
     ndarray of shape (n_fills, n_hidden_cells)
     """
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an empty column: NaN, unit 1 below
         spread = np.nanstd(truth, axis=0)
     unit = np.where(np.isfinite(spread) & (spread > 0), spread, 1.0)
     cols = np.nonzero(hidden)[1]

@@ -151,7 +151,7 @@ def fit_chain(rows: np.ndarray, random_state: int | None) -> LinearChain:
     imputer = IterativeImputer(BayesianRidge(), random_state=random_state, keep_empty_features=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # ran its 10 rounds: still usable
-        imputer.fit(rows)
+        imputer.fit(np.array(rows, dtype=np.float64))  # a copy: it writes 0 into empty columns
     d = rows.shape[1]
     steps = imputer.imputation_sequence_
     weights = np.zeros((len(steps), d))
