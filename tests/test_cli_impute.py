@@ -113,8 +113,12 @@ def test_a_saved_imputer_fills_alike_and_matches_columns_by_name(files, tmp_path
         (["-o", "OUT.npy"], "cannot write the text column(s)"),
         (["-o", "OUT.h5"], "unknown output format"),
         (["--model", "NOWHERE"], "NOWHERE"),
+        (["--label-column", "ID"], "--label-column 'ID': DATA has no such column"),
     ],
-    ids=["model-and-options", "overwrite-data", "text-to-npy", "bad-suffix", "no-model"],
+    ids=[
+        "model-and-options", "overwrite-data", "text-to-npy", "bad-suffix", "no-model",
+        "no-such-label",
+    ],  # fmt: skip
 )
 def test_mistakes_are_one_line(files, tmp_path, capsys, extra, message):
     names = {
@@ -308,3 +312,37 @@ def test_parquet_keeps_its_index_and_pandas_labels_are_names(tmp_path, capsys):
     want = imputer.transform(pd.DataFrame(holed, columns=["0", "1", "2"]))
     np.testing.assert_allclose(got[["0", "1", "2"]].to_numpy(), np.asarray(want), atol=1e-12)
     capsys.readouterr()
+
+
+def test_a_column_empty_in_data_is_filled_in_the_kind_the_model_saw(files, tmp_path, capsys):
+    # a column with no value in DATA was read as integers: a float column's fills came back
+    # rounded, a text column's ended in a traceback, a boolean column's were written 1 / 0
+    saved = tmp_path / "imputer"
+    argv = ["impute", str(files / "t.csv"), "--label-column", "id", *TRAIN]
+    assert main([*argv, "-o", str(tmp_path / "a.csv"), "--save", str(saved)]) == 0
+    data = pd.read_csv(files / "t.csv", dtype_backend="numpy_nullable")
+    imputer = AutoencoderImputer.load(saved)
+    for column in ["x", "kind", "flag"]:
+        empty = data.assign(**{column: pd.NA})
+        empty.to_csv(tmp_path / "e.csv", index=False)
+        out = tmp_path / f"e_{column}.csv"
+        capsys.readouterr()
+        model = ["--model", str(saved), "--drop", "id"]
+        got = main(["impute", str(tmp_path / "e.csv"), "-o", str(out), *model])
+        assert got == 0, capsys.readouterr().err
+        after = pd.read_csv(out)
+        assert after[column].notna().all()
+        if column == "x":  # the fills as the imputer gives them, not rounded
+            want = imputer.transform(plain(empty.drop(columns="id")))["x"].to_numpy()
+            np.testing.assert_allclose(after["x"].to_numpy(), want, rtol=1e-12)
+            assert not np.allclose(after["x"], np.round(after["x"]))
+        elif column == "kind":
+            assert set(after["kind"]) <= {"hi", "lo"}
+        else:
+            assert after["flag"].dtype == bool
+
+
+def plain(frame):
+    from aekit.data.frames import plain_frame
+
+    return plain_frame(frame)

@@ -112,6 +112,8 @@ def cmd_impute(args: argparse.Namespace) -> int:
     frame, named = _read(args.data, args.missing_values)
     columns = _columns(args, frame, imputer, named)
     frame = _marked(frame, columns, args.data, args.missing_values)
+    if imputer is not None:
+        frame = _fitted_kinds(frame, columns, imputer)
     X = _features(frame, columns, named)
     if imputer is None:
         imputer = _fitted(X, trained, own)
@@ -203,6 +205,31 @@ def _marked(frame: Any, columns: list[Any], path: str, marker: float | str | Non
     return frame
 
 
+def _fitted_kinds(frame: Any, columns: list[Any], imputer: Any) -> Any:
+    """DATA with each feature column that has no value at all in the kind seen in ``fit``.
+
+    A column with only empty cells has no kind of its own (the CSV reader makes it an integer
+    column, whose fills would be rounded): it takes the one the saved imputer was fitted on,
+    numbers (float, the fills as they are) or categories (text, booleans: a category each).
+    """
+    import pandas as pd
+
+    kinds = getattr(imputer, "_dtypes", None)
+    if isinstance(frame, np.ndarray) or kinds is None or len(kinds) != len(columns):
+        return frame
+    empty = [(c, k) for c, k in zip(columns, kinds, strict=True) if frame[c].isna().all()]
+    if not empty:
+        return frame
+    frame = frame.copy()
+    for column, kind in empty:
+        numeric = pd.api.types.is_numeric_dtype(pd.Series(dtype=kind)) and kind != "bool"
+        if not numeric:
+            frame[column] = frame[column].astype(object)
+        elif not pd.api.types.is_integer_dtype(pd.Series(dtype=kind)):
+            frame[column] = frame[column].astype("Float64")
+    return frame
+
+
 def _check_finite(frame: Any, path: str) -> None:
     """Refuse infinity (and float32's overflow) in DATA, named by the file, row and column."""
     import pandas as pd
@@ -231,6 +258,8 @@ def _columns(args: argparse.Namespace, frame: Any, imputer: Any, named: bool) ->
     picked = feature_columns(args, expected, args.label_column)
     every = list(range(frame.shape[1])) if isinstance(frame, np.ndarray) else list(frame.columns)
     label, by_name = args.label_column, {str(c): c for c in every} if named else {}
+    if label is not None and str(label) not in {str(c) for c in every}:
+        raise ConfigError(f"--label-column {label!r}: DATA has no such column")
     if picked is None:
         return [c for c in every if str(c) != str(label)]
     out = []
