@@ -408,11 +408,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--aekit-params", default="{}", help="JSON: AutoencoderImputer params")
     parser.add_argument("--out", type=Path, default=OUT, help=f"JSON results ({OUT})")
     parser.add_argument("--merge", help="comma-separated JSON files of runs to merge into --out")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1; a user's default: the cores)"
+    )
     args = parser.parse_args(argv)
     if args.merge:
         write_json(args.out, merge([Path(p) for p in args.merge.split(",")]), indent=1)
         return 0
-    torch.set_num_threads(1)  # small models: one thread each, and kind to shared cores
+    torch.set_num_threads(args.threads)  # 1: small models, kind to shared cores
     sections = args.sections.split(",")
     if args.quick:
         args.datasets, args.mechanisms, args.rates, args.seeds = "diabetes,wine", "mcar", "0.3", 1

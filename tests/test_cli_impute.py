@@ -116,9 +116,13 @@ def test_a_saved_imputer_fills_alike_and_matches_columns_by_name(files, tmp_path
         (["--label-column", "ID"], "--label-column 'ID': DATA has no such column"),
     ],
     ids=[
-        "model-and-options", "overwrite-data", "text-to-npy", "bad-suffix", "no-model",
+        "model-and-options",
+        "overwrite-data",
+        "text-to-npy",
+        "bad-suffix",
+        "no-model",
         "no-such-label",
-    ],  # fmt: skip
+    ],
 )
 def test_mistakes_are_one_line(files, tmp_path, capsys, extra, message):
     names = {
