@@ -350,3 +350,17 @@ def plain(frame):
     from aekit.data.frames import plain_frame
 
     return plain_frame(frame)
+
+
+def test_a_number_marker_leaves_the_boolean_columns_as_read(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=60)
+    data = pd.DataFrame({"a": a, "b": np.where(np.arange(60) % 6 == 0, 0.0, 2 * a), "t": a > 0})
+    data.to_csv(tmp_path / "d.csv", index=False)
+    out = tmp_path / "f.csv"
+    argv = ["impute", str(tmp_path / "d.csv"), "-o", str(out), "--missing-values", "0"]
+    assert main([*argv, *TRAIN]) == 0
+    assert "10 missing values filled" in capsys.readouterr().out  # the zeros of b alone
+    after = pd.read_csv(out)
+    pd.testing.assert_series_equal(after["t"], data["t"])
+    assert (after["b"] != 0).all()

@@ -404,3 +404,18 @@ def test_the_callers_rows_with_an_empty_column_are_left_as_they_were(container):
     with pytest.warns(AekitWarning, match="no observed value"):
         AutoencoderImputer(estimator=None, n_estimators=1, keep_empty_features=True).fit(rows)
     np.testing.assert_array_equal(np.asarray(rows), X)
+
+
+def test_a_number_marker_never_marks_a_boolean_cell():
+    # False == 0 in Python: missing_values=0 made every False of a boolean column a hole
+    x = np.r_[0.0, np.arange(1, 60.0)]
+    frame = pd.DataFrame({"x": x, "y": 2 * x, "t": [True, False] * 30, "o": [False, "a"] * 30})
+    out = AutoencoderImputer(missing_values=0, n_estimators=1).fit_transform(frame)
+    pd.testing.assert_series_equal(out["t"], frame["t"])
+    pd.testing.assert_series_equal(out["o"], frame["o"])
+    assert out["x"].iloc[0] != 0  # the marked number is still a hole
+    flags = pd.DataFrame({"t": [True, False, True], "n": [0, 1, 2]})
+    from aekit.data.textcells import marker_cells
+
+    assert marker_cells(flags, [False])["t"].tolist() == [False, True, False]  # a bool marker
+    assert marker_cells(flags, [0])["n"].tolist() == [True, False, False]

@@ -181,6 +181,7 @@ def _marked(frame: Any, columns: list[Any], path: str, marker: float | str | Non
     becomes float64 (NaN cannot be an integer), and is written so.
     """
     from ..data.frames import read_verbatim
+    from ..data.textcells import marker_cells
 
     values = _marks(marker)
     if isinstance(frame, np.ndarray):
@@ -197,7 +198,7 @@ def _marked(frame: Any, columns: list[Any], path: str, marker: float | str | Non
     others = [c for c in frame.columns if c not in columns]
     frame = frame.copy()
     if values:
-        frame[columns] = frame[columns].mask(frame[columns].isin(values))
+        frame[columns] = frame[columns].mask(marker_cells(frame[columns], values))
     if others:
         as_written = read_verbatim(path, others)
         for c in others:

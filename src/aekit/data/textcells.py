@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["check_marked_column", "check_text_among_numbers", "marked_numbers"]
+__all__ = ["check_marked_column", "check_text_among_numbers", "marked_numbers", "marker_cells"]
 
 
 _FEW_MARKERS = 3  # distinct texts in a column of numbers that read as markers, not categories
@@ -139,3 +139,25 @@ def marked_numbers(table: Any, missing: Collection[str]) -> Any:
             holes = column.mask(column.isin(list(missing)))
             out[name] = pd.to_numeric(holes, dtype_backend="numpy_nullable")
     return out
+
+
+def marker_cells(table: Any, markers: Collection[Any]) -> Any:
+    """Which cells of DataFrame ``table`` hold one of ``markers``: a bool DataFrame.
+
+    As ``table.isin(markers)``, but a boolean cell is never a number's marker: Python counts
+    ``False == 0`` and ``True == 1``, so ``missing_values=0`` would make every ``False`` of a
+    boolean column a hole (a boolean marker, ``False``, still marks them). NA is no marker.
+    """
+    import pandas as pd
+
+    marked = table.isin(list(markers))
+    if any(isinstance(m, (bool, np.bool_)) for m in markers):
+        return marked
+    for j in np.flatnonzero(marked.to_numpy().any(axis=0)):
+        column = table.iloc[:, j]
+        if pd.api.types.is_bool_dtype(column.dtype):
+            marked.iloc[:, j] = False
+        elif column.dtype == object:
+            flags = column.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(bool)
+            marked.iloc[flags, j] = False
+    return marked

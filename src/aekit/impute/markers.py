@@ -18,7 +18,7 @@ from ..data.checks import (
 )
 from ..data.names import fitted_labels
 from ..data.sparse import is_sparse
-from ..data.textcells import marked_numbers
+from ..data.textcells import marked_numbers, marker_cells
 from ..errors import AekitWarning, ConfigError, DataError, DataTypeError
 
 if TYPE_CHECKING:
@@ -153,7 +153,7 @@ def marked_cells(imputer: Any, X: Any, *, reset: bool) -> pd.DataFrame:
     if isinstance(imputer.missing_values, str):  # "?" among numbers: a column of numbers
         table = marked_numbers(table, [imputer.missing_values])
     if not is_nan_marker(imputer.missing_values):
-        marked = table.isin([imputer.missing_values])  # (NA in nullable columns: False)
+        marked = marker_cells(table, [imputer.missing_values])  # (NA in nullable columns: no)
         for j in np.flatnonzero(marked.to_numpy().any(axis=0)):
             kind = table.dtypes.iloc[j]  # NaN would make an integer column a float one
             if isinstance(kind, np.dtype) and kind.kind in "iu":  # int64 -> Int64 ...
