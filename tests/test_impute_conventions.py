@@ -419,3 +419,14 @@ def test_a_number_marker_never_marks_a_boolean_cell():
 
     assert marker_cells(flags, [False])["t"].tolist() == [False, True, False]  # a bool marker
     assert marker_cells(flags, [0])["n"].tolist() == [True, False, False]
+
+
+def test_a_table_imputer_fills_an_array_of_the_same_cells():
+    # an imputer fitted on a frame with a text column raised KeyError: 0 on the frame's array
+    frame = pd.DataFrame({"x": np.r_[np.nan, np.arange(59.0)], "c": list("pq") * 30})
+    imputer = AutoencoderImputer(n_estimators=1).fit(frame)
+    with pytest.warns(UserWarning, match="does not have valid feature names"):  # sklearn's
+        filled = imputer.transform(frame.to_numpy())
+    assert isinstance(filled, np.ndarray) and filled.shape == (60, 2)
+    assert filled[0, 0] == imputer.transform(frame)["x"].iloc[0]
+    assert list(filled[:, 1]) == list(frame["c"])

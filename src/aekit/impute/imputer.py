@@ -418,7 +418,8 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         for j in np.flatnonzero(self._empty):  # 0 in the holes; observed values kept
             out.iloc[holes[:, j], j] = 0.0
         kinds = getattr(X, "dtypes", None)  # a NumPy integer column marked: back to its kind
-        kinds = pd.DataFrame(np.asarray(X)[:0]).dtypes if kinds is None else kinds
+        if kinds is None:  # an array: one dtype, the columns labelled as fitted
+            kinds = pd.Series(np.asarray(X).dtype, index=out.columns)
         out = out.astype({n: k for n, k in kinds.items() if out[n].dtype != k and k.kind in "iu"})
         if not self.keep_empty_features:
             out = out.iloc[:, ~self._empty]
