@@ -155,6 +155,11 @@ def test_a_marker_value_is_a_hole_too(tmp_path, dtype):
     assert marked.any() and not (filled == -999).any()
     np.testing.assert_array_equal(filled[~marked], X[~marked])
     assert (filled[marked] >= X[~marked].min()).all()  # within the observed range
+    assert filled.dtype == dtype  # integers in, integers out: the fills rounded
+    csv = tmp_path / "f.csv"  # and written as integers
+    assert main([*argv[:2], "-o", str(csv), *TRAIN, "--missing-values", "-999"]) == 0
+    text = csv.read_text()
+    assert ("." in text) == (dtype == np.float32)
 
 
 def test_a_text_marker_among_numbers_is_refused_or_marked(table, tmp_path, capsys):

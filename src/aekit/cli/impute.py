@@ -110,6 +110,7 @@ def cmd_impute(args: argparse.Namespace) -> int:
         check_writable_folder(args.save)
     imputer = _loaded(args.model) if args.model is not None else None
     frame, named = _read(args.data, args.missing_values)
+    read_as = getattr(frame, "dtype", None)  # an array's dtype, before marking makes it float
     columns = _columns(args, frame, imputer, named)
     frame = _marked(frame, columns, args.data, args.missing_values)
     if imputer is not None:
@@ -126,6 +127,8 @@ def cmd_impute(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():  # columns matched by name here, or DATA names none
         warnings.filterwarnings("ignore", "X does not have valid feature names")
         filled, holes = _filled(frame, columns, X, imputer)
+    if read_as is not None and read_as.kind in "iu" and not np.isnan(filled).any():
+        filled = np.round(filled).astype(read_as)  # integers in, integers out (fills rounded)
     _write(output, filled, named)
     line = f"wrote {output}: {len(X)} rows, {holes} missing values filled in {len(columns)} columns"
     if args.save is not None:
@@ -178,7 +181,9 @@ def _marked(frame: Any, columns: list[Any], path: str, marker: float | str | Non
     The other columns (the label, dropped ones) are read again as written
     (:func:`~aekit.data.frames.read_verbatim`): no marker, ``NA`` or ``None`` text in them is
     a missing value, so FILLED has them as DATA does. An integer array with marked cells
-    becomes float64 (NaN cannot be an integer), and is written so.
+    becomes float64 (NaN cannot be an integer) until filled: FILLED is then written in its
+    integer dtype, the fills rounded (as a table's integer column's are), unless a hole is
+    left (a column the imputer dropped).
     """
     from ..data.frames import read_verbatim
     from ..data.textcells import marker_cells
