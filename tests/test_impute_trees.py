@@ -279,3 +279,18 @@ def test_the_quick_pick_of_donors_is_the_masks_pick():
     chosen = _nearest(distance, 5).to(values.dtype)
     np.testing.assert_allclose(total.numpy(), (chosen @ values).numpy(), rtol=1e-12)
     np.testing.assert_array_equal(found.numpy(), chosen.sum(dim=1).numpy())
+
+
+def test_the_neighbours_means_are_the_loaded_folders_to_the_last_bit():
+    # the means were summed in the fit rows' memory order (a frame's or a Fortran array's):
+    # a loaded folder's C-ordered rows summed them 1 ulp apart, and an all-NaN row's fill
+    # (the column means) changed on load
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3)) * [1, 3, 0.1] + [0.3, -2, 7]
+    X[rng.random(X.shape) < 0.2] = np.nan
+    for rows in (np.asfortranarray(X), X[:, ::-1][:, ::-1]):
+        fitted = NeighbourFill.from_rows(rows)
+        loaded = NeighbourFill.from_json(fitted.to_json(), 3, "test")
+        np.testing.assert_array_equal(loaded.column_mean, fitted.column_mean)
+        empty = np.full((1, 3), np.nan)
+        np.testing.assert_array_equal(loaded.fill(empty), fitted.fill(empty))

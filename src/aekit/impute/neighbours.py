@@ -141,11 +141,13 @@ class NeighbourFill:
     @classmethod
     def from_rows(cls, rows: np.ndarray) -> NeighbourFill:
         """The candidate fitted on ``rows`` (NaN holes): the rows themselves and their means."""
-        donors = np.asarray(rows, dtype=np.float64)
+        # a C-ordered copy: the means summed as a loaded folder's rows sum them (a sum's
+        # rounding follows the memory order; a view of a frame gave means 1 ulp apart)
+        donors = np.array(rows, dtype=np.float64, order="C")
         seen = ~np.isnan(donors)
         totals = np.where(seen, donors, 0.0).sum(axis=0)
         mean = np.where(seen.any(axis=0), totals / np.maximum(seen.sum(axis=0), 1), 0.0)
-        return cls(donors.copy(), mean)
+        return cls(donors, mean)
 
     def fill(self, rows: np.ndarray) -> np.ndarray:
         """Every cell of ``rows`` (NaN where missing) filled from its nearest donors, float64."""
