@@ -114,6 +114,7 @@ def test_a_saved_imputer_fills_alike_and_matches_columns_by_name(files, tmp_path
         (["-o", "OUT.h5"], "unknown output format"),
         (["--model", "NOWHERE"], "NOWHERE"),
         (["--label-column", "ID"], "--label-column 'ID': DATA has no such column"),
+        (["--columns", "x", "--drop", "x"], "--columns 'x': --drop leaves none of them"),
     ],
     ids=[
         "model-and-options",
@@ -122,6 +123,7 @@ def test_a_saved_imputer_fills_alike_and_matches_columns_by_name(files, tmp_path
         "bad-suffix",
         "no-model",
         "no-such-label",
+        "columns-all-dropped",
     ],
 )
 def test_mistakes_are_one_line(files, tmp_path, capsys, extra, message):

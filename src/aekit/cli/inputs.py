@@ -280,6 +280,8 @@ def feature_columns(
         candidate = [names[int(c)] if c not in names and str(c).isdigit() and int(c) < len(names)
                      else str(c) for c in args.columns]  # fmt: skip
         candidate = [c for c in candidate if c not in drop]
+        if not candidate:
+            raise ConfigError(f"--columns {_listed(args.columns)}: --drop leaves none of them")
     else:
         left_out = {label_column, *drop}
         if fit_label is not None and (expected is None or fit_label not in expected):
