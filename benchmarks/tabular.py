@@ -217,8 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     params = json.loads(args.params)
     if args.merge:
-        given = [f"--{o}" for o in ("seeds", "tables", "inits", "codes", "params", "jobs")]
-        if any(a.split("=")[0] in given for a in (sys.argv[1:] if argv is None else argv)):
+        options = ("seeds", "tables", "inits", "codes", "params", "jobs")  # (abbreviated too)
+        if any(getattr(args, o) != parser.get_default(o) for o in options):
             raise SystemExit("--merge joins finished runs: it takes only --out (and the runs)")
         rows = merged_fits([Path(p) for p in args.merge.split(",")])
         args.inits = ",".join(i for i in INITS if any(r["init"] == i for r in rows))

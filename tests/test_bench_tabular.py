@@ -52,3 +52,5 @@ def test_merge_refuses_other_params_and_run_options(tabular, tmp_path):
         tabular.merged_fits([a, b])
     with pytest.raises(SystemExit, match="takes only --out"):
         tabular.main(["--merge", f"{a},{b}", "--seeds", "2", "--out", str(tmp_path / "o.json")])
+    with pytest.raises(SystemExit, match="takes only --out"):  # an abbreviation too
+        tabular.main(["--merge", f"{a},{b}", "--seed", "2", "--out", str(tmp_path / "o.json")])

@@ -333,7 +333,7 @@ def test_a_column_empty_in_data_is_filled_in_the_kind_the_model_saw(files, tmp_p
     assert main([*argv, "-o", str(tmp_path / "a.csv"), "--save", str(saved)]) == 0
     data = pd.read_csv(files / "t.csv", dtype_backend="numpy_nullable")
     imputer = AutoencoderImputer.load(saved)
-    for column in ["x", "kind", "flag"]:
+    for column in ["x", "count", "kind", "flag"]:
         empty = data.assign(**{column: pd.NA})
         empty.to_csv(tmp_path / "e.csv", index=False)
         out = tmp_path / f"e_{column}.csv"
@@ -347,6 +347,8 @@ def test_a_column_empty_in_data_is_filled_in_the_kind_the_model_saw(files, tmp_p
             want = imputer.transform(plain(empty.drop(columns="id")))["x"].to_numpy()
             np.testing.assert_allclose(after["x"].to_numpy(), want, rtol=1e-12)
             assert not np.allclose(after["x"], np.round(after["x"]))
+        elif column == "count":  # an integer column as read in fit: rounded fills
+            assert after["count"].dtype == np.int64
         elif column == "kind":
             assert set(after["kind"]) <= {"hi", "lo"}
         else:
@@ -371,3 +373,39 @@ def test_a_number_marker_leaves_the_boolean_columns_as_read(tmp_path, capsys):
     after = pd.read_csv(out)
     pd.testing.assert_series_equal(after["t"], data["t"])
     assert (after["b"] != 0).all()
+
+
+def test_a_model_fitted_on_nullable_kinds_fills_an_empty_boolean_column_with_booleans(
+    files, tmp_path, capsys
+):
+    data = pd.read_csv(files / "t.csv", dtype_backend="numpy_nullable").drop(columns="id")
+    assert str(data["flag"].dtype) == "boolean"
+    imputer = AutoencoderImputer(n_estimators=1, random_state=0).fit(data)
+    imputer.save(tmp_path / "imputer")
+    data.assign(flag=pd.NA).to_csv(tmp_path / "e.csv", index=False)
+    out = tmp_path / "f.csv"
+    argv = ["impute", str(tmp_path / "e.csv"), "-o", str(out), "--model", str(tmp_path / "imputer")]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert pd.read_csv(out)["flag"].dtype == bool  # not 0.0 / 1.0
+
+
+def test_an_integer_array_keeps_its_cells_exactly_and_its_fills_within_its_dtype(tmp_path):
+    from aekit.cli.impute import _integers
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 50, 60)
+    X = np.column_stack([2**53 + 1 + np.arange(60), a, 2 * a + 1]).astype(np.int64)
+    X[::7, 1] = -1
+    np.save(tmp_path / "big.npy", X)
+    argv = ["impute", str(tmp_path / "big.npy"), "-o", str(tmp_path / "f.npy"), *TRAIN]
+    assert main([*argv, "--missing-values", "-1", "--columns", "1,2"]) == 0
+    filled = np.load(tmp_path / "f.npy")
+    assert filled.dtype == np.int64
+    np.testing.assert_array_equal(filled[X != -1], X[X != -1])  # ids beyond 2**53 exact
+    read = np.array([[250, 0], [3, 7]], dtype=np.uint8)
+    marked = np.array([[250.0, np.nan], [3.0, 7.0]])
+    within = _integers(read, marked, np.array([[250.0, 254.6], [3.0, 7.0]]), "d.npy")
+    assert within.dtype == np.uint8 and within[0, 1] == 255
+    with pytest.warns(AekitWarning, match="beyond uint8's range"):  # 508 would wrap to 252
+        beyond = _integers(read, marked, np.array([[250.0, 508.0], [3.0, 7.0]]), "d.npy")
+    assert beyond.dtype == np.float64 and beyond[0, 1] == 508.0

@@ -430,3 +430,16 @@ def test_a_table_imputer_fills_an_array_of_the_same_cells():
     assert isinstance(filled, np.ndarray) and filled.shape == (60, 2)
     assert filled[0, 0] == imputer.transform(frame)["x"].iloc[0]
     assert list(filled[:, 1]) == list(frame["c"])
+
+
+def test_an_object_array_gets_rounded_fills_in_a_column_fitted_as_integers():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 50, 60)
+    frame = pd.DataFrame({"a": a, "b": 2 * a + 1, "c": list("pq") * 30})
+    frame.loc[::7, "a"] = -1
+    imputer = AutoencoderImputer(n_estimators=1, missing_values=-1).fit(frame)
+    with pytest.warns(UserWarning, match="does not have valid feature names"):  # sklearn's
+        filled = imputer.transform(frame.to_numpy())
+    fills = filled[::7, 0].astype(np.float64)
+    np.testing.assert_array_equal(fills, np.round(fills))
+    np.testing.assert_array_equal(fills, imputer.transform(frame)["a"].to_numpy()[::7])

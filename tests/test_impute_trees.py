@@ -4,6 +4,7 @@ import copy
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.ensemble import ExtraTreesRegressor
@@ -288,7 +289,9 @@ def test_the_neighbours_means_are_the_loaded_folders_to_the_last_bit():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 3)) * [1, 3, 0.1] + [0.3, -2, 7]
     X[rng.random(X.shape) < 0.2] = np.nan
-    for rows in (np.asfortranarray(X), X[:, ::-1][:, ::-1]):
+    built = pd.DataFrame({j: X[:, j].copy() for j in range(3)}).to_numpy()  # as read_csv's
+    assert not built.flags.c_contiguous
+    for rows in (np.asfortranarray(X), built):
         fitted = NeighbourFill.from_rows(rows)
         loaded = NeighbourFill.from_json(fitted.to_json(), 3, "test")
         np.testing.assert_array_equal(loaded.column_mean, fitted.column_mean)

@@ -109,15 +109,16 @@ def cmd_impute(args: argparse.Namespace) -> int:
         check_can_save(args.save, args.overwrite, "--overwrite")
         check_writable_folder(args.save)
     imputer = _loaded(args.model) if args.model is not None else None
-    frame, named = _read(args.data, args.missing_values)
-    read_as = getattr(frame, "dtype", None)  # an array's dtype, before marking makes it float
-    columns = _columns(args, frame, imputer, named)
-    frame = _marked(frame, columns, args.data, args.missing_values)
+    read, named = _read(args.data, args.missing_values)
+    columns = _columns(args, read, imputer, named)
+    frame = _marked(read, columns, args.data, args.missing_values)
     if imputer is not None:
         frame = _fitted_kinds(frame, columns, imputer)
     X = _features(frame, columns, named)
     if imputer is None:
         imputer = _fitted(X, trained, own)
+        if not isinstance(frame, np.ndarray):  # the kinds as read (Int64, boolean...), which
+            imputer._dtypes = [str(t) for t in frame[columns].dtypes]  # --model gives back
     elif imputer.n_features_in_ != len(columns):
         raise DataError(
             f"{args.data} has {len(columns)} feature columns, the imputer {args.model} "
@@ -127,8 +128,8 @@ def cmd_impute(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():  # columns matched by name here, or DATA names none
         warnings.filterwarnings("ignore", "X does not have valid feature names")
         filled, holes = _filled(frame, columns, X, imputer)
-    if read_as is not None and read_as.kind in "iu" and not np.isnan(filled).any():
-        filled = np.round(filled).astype(read_as)  # integers in, integers out (fills rounded)
+    if isinstance(read, np.ndarray) and read.dtype.kind in "iu":
+        filled = _integers(read, frame, filled, args.data)
     _write(output, filled, named)
     line = f"wrote {output}: {len(X)} rows, {holes} missing values filled in {len(columns)} columns"
     if args.save is not None:
@@ -220,6 +221,8 @@ def _fitted_kinds(frame: Any, columns: list[Any], imputer: Any) -> Any:
     """
     import pandas as pd
 
+    from ..data.frames import dtype_named
+
     kinds = getattr(imputer, "_dtypes", None)
     if isinstance(frame, np.ndarray) or kinds is None or len(kinds) != len(columns):
         return frame
@@ -228,12 +231,40 @@ def _fitted_kinds(frame: Any, columns: list[Any], imputer: Any) -> Any:
         return frame
     frame = frame.copy()
     for column, kind in empty:
-        numeric = pd.api.types.is_numeric_dtype(pd.Series(dtype=kind)) and kind != "bool"
-        if not numeric:
-            frame[column] = frame[column].astype(object)
-        elif not pd.api.types.is_integer_dtype(pd.Series(dtype=kind)):
+        dtype = dtype_named(kind)  # (a kind this pandas does not know: object, categories)
+        if pd.api.types.is_bool_dtype(dtype):
+            frame[column] = frame[column].astype("boolean")
+        elif pd.api.types.is_integer_dtype(dtype):
+            frame[column] = frame[column].astype("Int64")
+        elif pd.api.types.is_float_dtype(dtype):
             frame[column] = frame[column].astype("Float64")
+        else:
+            frame[column] = frame[column].astype(object)
     return frame
+
+
+def _integers(read: np.ndarray, marked: np.ndarray, filled: np.ndarray, path: str) -> np.ndarray:
+    """FILLED in the dtype of DATA's integer array ``read``: its cells as read, fills rounded.
+
+    Only the marked cells (NaN in ``marked``) take a fill, so the other cells stay exact (an
+    int64 beyond 2**53 would not survive a float64). Where a fill is missing or beyond the
+    dtype's range (fills keep to the range the imputer saw in ``fit``, which may be wider),
+    FILLED stays float64, with a warning.
+    """
+    holes = np.isnan(marked) if marked.dtype.kind == "f" else np.zeros(read.shape, bool)
+    values = np.round(np.asarray(filled, dtype=np.float64)[holes])
+    limits = np.iinfo(read.dtype)
+    if np.isnan(values).any() or (values < limits.min).any() or (values > limits.max).any():
+        warnings.warn(
+            f"{path}: some fills are missing or beyond {read.dtype}'s range: FILLED is "
+            "written as float64",
+            AekitWarning,
+            stacklevel=2,
+        )
+        return filled
+    out = read.copy()
+    out[holes] = values.astype(read.dtype)
+    return out
 
 
 def _check_finite(frame: Any, path: str) -> None:

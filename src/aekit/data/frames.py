@@ -31,7 +31,14 @@ from .formats import check_output, column_names, file_format, read_table, write_
 from .readers import require
 from .textcells import check_text_among_numbers, marked_numbers
 
-__all__ = ["FRAME_FORMATS", "plain_frame", "read_frame", "restore_kinds", "write_frame"]
+__all__ = [
+    "FRAME_FORMATS",
+    "dtype_named",
+    "plain_frame",
+    "read_frame",
+    "restore_kinds",
+    "write_frame",
+]
 
 FRAME_FORMATS = {"csv": ",", "tsv": "\t", "txt": "\t", "parquet": None}  # read as DataFrames
 _ARRAYS = ("npy", "npz")  # read and written as arrays
@@ -160,6 +167,16 @@ def plain_frame(frame: Any) -> Any:
         else:
             out[name] = column.astype(object).where(column.notna(), np.nan)
     return pd.DataFrame(out, index=frame.index, columns=frame.columns)
+
+
+def dtype_named(name: str) -> Any:
+    """The dtype a saved name (``str(dtype)``) stands for; ``object`` where pandas has none."""
+    import pandas as pd
+
+    try:
+        return pd.api.types.pandas_dtype(name)
+    except TypeError:
+        return np.dtype(object)
 
 
 def restore_kinds(filled: Any, like: Any) -> Any:

@@ -33,6 +33,7 @@ from sklearn.utils._set_output import _get_output_config
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from ..data.checks import CheckedRows
+from ..data.frames import dtype_named
 from ..data.names import fitted_labels, warn_of_fitted_order
 from ..data.sparse import is_sparse
 from ..data.tables import needs_layout
@@ -404,6 +405,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         for j in np.flatnonzero((holes & table.notna().to_numpy()).any(axis=0)):
             table.iloc[holes[:, j], j] = np.nan  # unseen: a hole, not warned of again
         out = layout.as_numbers(table, encoded)  # (a copy) numbers given as text: numbers
+        kinds = self._kinds(X, out.columns)
         if holes.any():  # numbers averaged over the members, categories by their votes
             votes = np.mean([layout.encode(m.reconstruct(table)) for m in self.estimators_], 0)
             guess = pd.DataFrame(layout.decode(votes))
@@ -412,14 +414,11 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
                 values = guess.iloc[holes[:, j], j].to_numpy()
                 if numeric[j]:  # within the column's observed range in fit
                     values = self._clip(values.astype(np.float64), j)
-                if pd.api.types.is_integer_dtype(out.dtypes.iloc[j]):
+                if {out.dtypes.iloc[j].kind, kinds[out.columns[j]].kind} & set("iu"):  # integers
                     values = np.round(values.astype(np.float64))
                 out.iloc[holes[:, j], j] = values
         for j in np.flatnonzero(self._empty):  # 0 in the holes; observed values kept
             out.iloc[holes[:, j], j] = 0.0
-        kinds = getattr(X, "dtypes", None)  # a NumPy integer column marked: back to its kind
-        if kinds is None:  # an array: one dtype, the columns labelled as fitted
-            kinds = pd.Series(np.asarray(X).dtype, index=out.columns)
         out = out.astype({n: k for n, k in kinds.items() if out[n].dtype != k and k.kind in "iu"})
         if not self.keep_empty_features:
             out = out.iloc[:, ~self._empty]
@@ -430,6 +429,18 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             flags = flags if frame else flags.astype(np.float64)
             out = pd.concat([out, pd.DataFrame(flags, columns=names, index=out.index)], axis=1)
         return out if frame else out.to_numpy()
+
+    def _kinds(self, X: Any, columns: Any) -> Any:
+        """Each column's kind: ``X``'s own (a frame), else (an object array) the fitted frame's."""
+        import pandas as pd
+
+        kinds = getattr(X, "dtypes", None)  # a NumPy integer column marked: back to its kind
+        if kinds is not None:
+            return kinds
+        fitted = [dtype_named(k) for k in getattr(self, "_dtypes", None) or []]
+        if len(fitted) == len(columns) and np.asarray(X).dtype == object:
+            return pd.Series(fitted, index=columns)
+        return pd.Series(np.asarray(X).dtype, index=columns)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Names of the output columns: the kept input features, then the indicator's.
