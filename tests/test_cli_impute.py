@@ -409,3 +409,22 @@ def test_an_integer_array_keeps_its_cells_exactly_and_its_fills_within_its_dtype
     with pytest.warns(AekitWarning, match="beyond uint8's range"):  # 508 would wrap to 252
         beyond = _integers(read, marked, np.array([[250.0, 508.0], [3.0, 7.0]]), "d.npy")
     assert beyond.dtype == np.float64 and beyond[0, 1] == 508.0
+
+
+def test_a_model_given_columns_of_other_kinds_is_one_line(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=80)
+    rows = pd.DataFrame({"a": a, "b": 2 * a, "c": np.where(a > 0, "hi", "lo")})
+    rows.loc[1::5, "a"] = np.nan
+    rows.to_csv(tmp_path / "h.csv", index=False, header=False)
+    saved = tmp_path / "imputer"
+    argv = ["impute", str(tmp_path / "h.csv"), "-o", str(tmp_path / "f.csv")]
+    assert main([*argv, "--save", str(saved), *TRAIN]) == 0
+    capsys.readouterr()
+    rows.assign(c=np.nan).to_csv(tmp_path / "e.csv", index=False, header=False)
+    again = ["impute", str(tmp_path / "e.csv"), "-o", str(tmp_path / "g.csv")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the numbers in the text column: unseen categories
+        assert main([*again, "--model", str(saved), "--columns", "2,1,0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("aekit: error:") and "do not fit DATA's columns in kind" in err[-1]

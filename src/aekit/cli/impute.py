@@ -127,7 +127,14 @@ def cmd_impute(args: argparse.Namespace) -> int:
     X = by_position(imputer, X)  # fitted in Python on integer column labels
     with warnings.catch_warnings():  # columns matched by name here, or DATA names none
         warnings.filterwarnings("ignore", "X does not have valid feature names")
-        filled, holes = _filled(frame, columns, X, imputer)
+        try:
+            filled, holes = _filled(frame, columns, X, imputer)
+        except (ValueError, TypeError) as exc:  # a category where DATA has numbers...
+            raise DataError(
+                f"{args.data}: the imputer's fills do not fit DATA's columns in kind "
+                f"({' '.join(str(exc).split())}): are they the columns it was fitted on, in "
+                "its order (--columns)?"
+            ) from exc
     if isinstance(read, np.ndarray) and read.dtype.kind in "iu":
         filled = _integers(read, frame, filled, args.data)
     _write(output, filled, named)
