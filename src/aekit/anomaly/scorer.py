@@ -216,7 +216,9 @@ class AnomalyScorer(nn.Module):
         k = min(k, self.n_reference - 1) if self.n_reference > 1 else 1
         values, indices = nearest_squared(rows, ref, min(k + 1, self.n_reference))
         itself = values[:, :1] <= _SAME_ROW * (row_norm + 1)  # rounding of |x|²-2x·r+|r|²
-        distance = values.sqrt()
+        # the root in float64: float32's torch.sqrt here gave roots 1e-4 off now and then
+        # (one call in four of a process scoring 300 rows twice), and the scores with them
+        distance = values.double().sqrt().to(values.dtype)
         pick = torch.where(itself, 1, 0) + torch.arange(k, device=rows.device)[None, :]
         return distance.gather(1, pick), indices.gather(1, pick)
 
@@ -455,7 +457,7 @@ def row_spacing(reference: torch.Tensor, queries: int = 2_000) -> float:
         pick = np.random.default_rng(0).choice(len(distinct), queries, replace=False)
         rows = distinct[torch.from_numpy(np.sort(pick))]
     values, _ = nearest_squared(rows, distinct, 2)  # itself, then the nearest other row
-    return float(values[:, 1].clamp_min(0.0).sqrt().median())
+    return float(values[:, 1].clamp_min(0.0).double().sqrt().median())
 
 
 def image_shape_of(member: Hourglass, image_shape: object, rows: Any) -> tuple[int, ...] | None:
