@@ -538,3 +538,26 @@ def test_streamed_fits_check_every_row_first_and_name_it_in_the_file(tmp_path, c
     argv = ["fit", str(tmp_path / "w0.npy"), "--stream", "--code-dim", "2", *TINY]
     assert main([*argv, "-o", str(tmp_path / "w")]) == 2
     assert "has no data (10 rows, 0 columns)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["score", "encode"])
+def test_an_output_in_the_model_folder_is_refused(model, files, command, capsys):
+    # aekit score MODEL DATA -o MODEL/holdout.npy replaced the saved held-out rows
+    before = {p.name: p.read_bytes() for p in model.iterdir() if p.is_file()}
+    out = model / "holdout.npy"
+    argv = [command, str(model), str(files / "digits.csv"), "--label-column", "digit"]
+    assert main([*argv, "-o", str(out)]) == 2
+    assert "is in the model folder" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in model.iterdir() if p.is_file()} == before
+
+
+def test_fit_refuses_to_save_into_its_dataset_folder(tmp_path, capsys):
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        np.save(shards / f"p{i}.npy", rng.normal(size=(40, 4)).astype(np.float32))
+    argv = ["fit", str(shards), "--code-dim", "1", *TINY, "-o", str(shards)]
+    assert main(argv) == 2
+    assert "is the dataset folder DATA" in capsys.readouterr().err
+    assert sorted(p.name for p in shards.iterdir()) == ["p0.npy", "p1.npy"]

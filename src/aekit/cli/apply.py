@@ -33,7 +33,7 @@ _ELSEWHERE = "writing there would replace the data; give another OUTPUT"
 
 def cmd_encode(args: argparse.Namespace) -> int:
     """Write the codes of DATA's rows."""
-    checked_output(args.output, args.data, "OUTPUT", _ELSEWHERE)
+    checked_output(args.output, args.data, "OUTPUT", _ELSEWHERE, models=[args.model])
     with model_and_data(args, stream=True) as (ae, _, data):
         names = list(ae.get_feature_names_out())
         codes = map_rows(data, args.data, ae.transform)
@@ -44,7 +44,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     """Write DATA's rows as the model reconstructs them."""
-    checked_output(args.output, args.data, "OUTPUT", _ELSEWHERE)
+    checked_output(args.output, args.data, "OUTPUT", _ELSEWHERE, models=[args.model])
     with model_and_data(args, stream=True) as (ae, _, data):
         if getattr(ae, "table_layout_", None) is not None:  # a DataFrame, its dtypes kept
             from ..data.frames import write_frame
@@ -142,7 +142,7 @@ def _score_errors(args: argparse.Namespace) -> int:
     """An autoencoder folder: each row's reconstruction error, flagged above a threshold."""
     from ..data.formats import write_array
 
-    checked_output(args.output, args.data, "OUTPUT", _ELSEWHERE)
+    checked_output(args.output, args.data, "OUTPUT", _ELSEWHERE, models=[args.model])
     with model_and_data(args, stream=True) as (ae, _, data):
         parts = map_rows(data, args.data, ae.reconstruction_error)
         errors = np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])
@@ -183,7 +183,7 @@ def _write_scores(args: argparse.Namespace, table: np.ndarray, default: float | 
 def _score_detector(args: argparse.Namespace) -> int:
     from ..anomaly import load_detector
 
-    checked_output(args.output, args.data, "OUTPUT", _ELSEWHERE)
+    checked_output(args.output, args.data, "OUTPUT", _ELSEWHERE, models=[args.model])
     detector = load_detector(args.model)
 
     def both(X: np.ndarray) -> np.ndarray:
@@ -199,7 +199,7 @@ def _score_onnx(args: argparse.Namespace) -> int:
     from ..data.formats import read_table
     from ..export import OnnxModel
 
-    checked_output(args.output, args.data, "OUTPUT", _ELSEWHERE)
+    checked_output(args.output, args.data, "OUTPUT", _ELSEWHERE, models=[args.model])
     if args.stream:
         raise ConfigError("--stream reads with PyTorch's row sources: not with an .onnx MODEL")
     model = OnnxModel(args.model)

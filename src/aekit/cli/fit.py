@@ -76,24 +76,30 @@ def cmd_fit(args: argparse.Namespace) -> int:
     with distributed_session(option_value(args, "device")) as ctx, contextlib.ExitStack() as held:
 
         def hold() -> None:  # rank 0 writes the model folder: it holds it for the whole run
-            held.enter_context(folder_lock(_checked_out(args.out, args.overwrite)))
+            held.enter_context(folder_lock(_checked_out(args.out, args.overwrite, args.data)))
 
         ctx.agree(hold)  # a second run writing the same folder is refused, on every rank
         return _fit(args, ctx)
 
 
-def _checked_out(out: str, overwrite: bool) -> Path:
+def _checked_out(out: str, overwrite: bool, data: str) -> Path:
     """The model folder, checked before training: a writable folder, no model unless told.
 
     A folder that holds a saved model is refused unless ``--overwrite``, so that no trained
-    model is lost by mistake.
+    model is lost by mistake; so is a dataset folder DATA (its files would join its shards).
     """
+    from ..data.formats import is_dataset
     from ..files.atomic import check_writable_folder
     from ..files.layouts import check_can_save
 
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise DataError(f"cannot save a model to {path}: it exists and is not a folder")
+    if is_dataset(data) and Path(data).is_dir() and path.resolve() == Path(data).resolve():
+        raise ConfigError(
+            f"-o {out} is the dataset folder DATA: the model's files would be read as its "
+            "shards next time; save the model elsewhere"
+        )
     check_can_save(path, overwrite, "--overwrite")
     return check_writable_folder(path)
 

@@ -87,13 +87,14 @@ def cmd_impute(args: argparse.Namespace) -> int:
     from ..data.formats import check_output
     from ..files.atomic import check_writable_folder
     from ..files.layouts import check_can_save
-    from .inputs import by_position, checked_output
+    from .inputs import by_position, checked_output, refuse_in_models
 
     # dest "filled": "output" is an Autoencoder parameter; FILLED over DATA with --overwrite
     if args.overwrite:
         output = check_output(args.filled)
     else:
         output = checked_output(args.filled, args.data, "FILLED", "pass --overwrite to replace it")
+    refuse_in_models(output, "FILLED", [args.model, args.save])
     trained = estimator_kwargs(args)
     own = {k: trained.pop(k) for k in _IMPUTER_OWN if k in trained}
     if hasattr(args, "n_estimators"):

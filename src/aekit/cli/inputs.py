@@ -154,18 +154,21 @@ def rows_at(X: Any, index: np.ndarray) -> np.ndarray:
     return X.take(torch.from_numpy(index.astype(np.int64))).numpy()
 
 
-def checked_output(output: str, data: str, what: str, refusal: str) -> Path:
+def checked_output(
+    output: str, data: str, what: str, refusal: str, *, models: Sequence[str | None] = ()
+) -> Path:
     """``output`` checked as an output path, and refused where it is the DATA file itself.
 
     :func:`~aekit.data.formats.check_output`'s checks; then an ``output`` that is DATA under
     any name (a link, ``./``), which writing it would replace, is refused (``what`` names
     the output in the message, ``"OUTPUT"``; ``refusal`` says what to do instead), and so is
-    one in a dataset folder or glob DATA, which would be read as one of its shards.
+    one in a dataset folder or glob DATA, which would be read as one of its shards, and one
+    inside a model folder of ``models`` (it could replace a file the model loads from).
 
     Raises
     ------
     ConfigError
-        ``output`` is DATA, or would be one of its shards.
+        ``output`` is DATA, would be one of its shards, or is in a model folder.
     """
     import os
 
@@ -174,6 +177,7 @@ def checked_output(output: str, data: str, what: str, refusal: str) -> Path:
     path = check_output(output)
     if path.exists() and Path(data).exists() and os.path.samefile(path, data):
         raise ConfigError(f"{what} is DATA ({data}): {refusal}")
+    refuse_in_models(path, what, models)
     if not is_dataset(data):  # (a file: data.folders, which imports torch, is not needed)
         return path
     from ..data.folders import would_be_shard
@@ -184,6 +188,34 @@ def checked_output(output: str, data: str, what: str, refusal: str) -> Path:
             "shards next time (or replace one); write it elsewhere"
         )
     return path
+
+
+def refuse_in_models(path: Path, what: str, models: Sequence[str | None]) -> None:
+    """Refuse an output ``path`` inside one of the saved ``models`` folders (None: none).
+
+    A folder counts where it holds a model's config (``config.json``, ``sae.json``,
+    SAELens's ``cfg.json``); another folder is left to the loader's own error.
+    """
+    from ..files.layouts import MODEL_CONFIG_NAME, SAE_NAME, SAELENS_CONFIG_NAME
+
+    names = (MODEL_CONFIG_NAME, SAE_NAME, SAELENS_CONFIG_NAME)
+    for model in models:
+        if model is None or not any((Path(model) / n).exists() for n in names):
+            continue
+        if _inside(path, Path(model)):
+            raise ConfigError(
+                f"{what} ({path}) is in the model folder {model}: it could replace a file "
+                "the model is loaded from; write it elsewhere"
+            )
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` (existing or not) lies in ``folder``, links resolved."""
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
 
 
 def at_most(index: np.ndarray, count: int, seed: int) -> np.ndarray:
