@@ -561,3 +561,23 @@ def test_fit_refuses_to_save_into_its_dataset_folder(tmp_path, capsys):
     assert main(argv) == 2
     assert "is the dataset folder DATA" in capsys.readouterr().err
     assert sorted(p.name for p in shards.iterdir()) == ["p0.npy", "p1.npy"]
+
+
+@pytest.mark.parametrize(
+    "columns, message",
+    [
+        (["--columns", "p1,p1,p2"], "--columns names 'p1' more than once"),
+        (["--columns", "p1,1"], "--columns names 'p1' more than once"),
+        (["--columns", ""], "--columns names no column"),
+        ([f"--drop=p{i}" for i in range(64)], "--label-column and --drop leave no feature"),
+    ],
+    ids=["twice", "name-and-position", "empty", "all-dropped"],
+)
+def test_fit_refuses_columns_that_repeat_or_leave_nothing(
+    files, tmp_path, columns, message, capsys
+):
+    # --columns a,a,b fitted a model on one column twice; dropping every column said "no rows"
+    argv = ["fit", str(files / "digits.csv"), "--label-column", "digit", "--code-dim", "1"]
+    assert main([*argv, *columns, *TINY, "-o", str(tmp_path / "m")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()

@@ -190,6 +190,13 @@ def checked_output(
     return path
 
 
+def _refuse_twice(columns: Sequence[Any]) -> None:
+    """Refuse ``--columns`` that name a column twice (by name or position)."""
+    twice = sorted({str(c) for c in columns if list(columns).count(c) > 1})
+    if twice:
+        raise ConfigError(f"--columns names {_listed(twice)} more than once")
+
+
 def refuse_in_models(path: Path, what: str, models: Sequence[str | None]) -> None:
     """Refuse an output ``path`` inside one of the saved ``models`` folders (None: none).
 
@@ -304,6 +311,7 @@ def feature_columns(
                 f"--drop picks columns by name, and {args.data} does not name its columns "
                 "(pick them by 0-based index with --columns)"
             )
+        _refuse_twice([str(c) for c in args.columns or []])
         return args.columns
     unknown = [c for c in drop if c not in names]
     if unknown:
@@ -311,14 +319,18 @@ def feature_columns(
     if args.columns is not None:
         candidate = [names[int(c)] if c not in names and str(c).isdigit() and int(c) < len(names)
                      else str(c) for c in args.columns]  # fmt: skip
+        _refuse_twice(candidate)
         candidate = [c for c in candidate if c not in drop]
         if not candidate:
-            raise ConfigError(f"--columns {_listed(args.columns)}: --drop leaves none of them")
+            left = ": --drop leaves none of them" if drop else " names no column"
+            raise ConfigError(f"--columns {_listed(args.columns)}{left}")
     else:
         left_out = {label_column, *drop}
         if fit_label is not None and (expected is None or fit_label not in expected):
             left_out.add(fit_label)
         candidate = [n for n in names if n not in left_out]
+        if not candidate:
+            raise ConfigError(f"{args.data}: --label-column and --drop leave no feature column")
     if expected is None:
         return candidate if args.columns is not None or drop else None
     model = getattr(args, "model", "the model")
