@@ -359,3 +359,16 @@ def test_prefit_takes_a_frame_by_the_estimators_column_names():
     assert list(by_position.feature_names_in_) == ["a", "b", "c"]
     np.testing.assert_array_equal(by_position.anomaly_score(frame[["c", "b", "a"]]),
                                   as_fitted.anomaly_score(frame))  # fmt: skip
+
+
+def test_a_batch_of_rows_with_nothing_observed_scores_nan():
+    # such a row scores NaN among others, but alone it was refused ("X has no observed value")
+    X = np.random.default_rng(0).normal(size=(200, 4))
+    detector = AutoencoderOutlierDetector(
+        Autoencoder(code_dim=2, epochs=3, random_state=0), random_state=0
+    ).fit(X)
+    empty = np.full((2, 4), np.nan)
+    assert np.isnan(detector.score_samples(empty)).all()
+    assert (detector.predict(empty) == -1).all()
+    with pytest.raises(DataError, match="no observed value"):  # nothing to fit on
+        AutoencoderOutlierDetector(Autoencoder(code_dim=2, epochs=3)).fit(empty)

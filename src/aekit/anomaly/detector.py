@@ -387,7 +387,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         rows come back as CSR (densified chunk by chunk when scored), their stored values
         checked by :func:`~aekit.data.checks.check_sparse_values`.
         """
-        return validate_rows(self, X, reset=reset, dtype=_DTYPES, finite=finite)
+        return validate_rows(self, X, reset=reset, dtype=_DTYPES, finite=finite, observed=reset)
 
     def reconstruction_error(self, X: Any) -> np.ndarray:
         """The first autoencoder's per-row sum of squared errors in its scaled space.
