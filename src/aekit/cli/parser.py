@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any
 
 from .._version import __version__
@@ -52,6 +53,9 @@ def _stream_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+_NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``aekit`` command."""
     parser = argparse.ArgumentParser(
@@ -77,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
             parents=[*parents, debug],
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+        # a number in e-notation is a value, not an option: --threshold -1e9 (argparse before
+        # Python 3.13 knew only -1 and -1.5 as negative numbers)
+        p._negative_number_matcher = _NEGATIVE_NUMBER
         p.set_defaults(func=func)
         return p
 
