@@ -425,6 +425,12 @@ def _json_scalar(name: Any, value: Any) -> Any:
     return value
 
 
+def _kind(values: list[Any]) -> str | None:
+    """``"text"`` or ``"numbers"`` where every value is one of them, else None."""
+    numbers = all(isinstance(v, (int, float, np.number)) and type(v) is not bool for v in values)
+    return "text" if all(isinstance(v, str) for v in values) else "numbers" if numbers else None
+
+
 def _one_hot(values: pd.Series, column: Column) -> np.ndarray:
     import pandas as pd
 
@@ -437,6 +443,12 @@ def _one_hot(values: pd.Series, column: Column) -> np.ndarray:
     if unseen.any():
         found = list(dict.fromkeys(values[unseen].tolist()))
         shown = ", ".join(map(repr, found[:_SHOWN])) + (", ..." if len(found) > _SHOWN else "")
+        kinds = [_kind(found), _kind(categories)]  # "1" in one file, 1.0 in another
+        if unseen.sum() == (~missing).sum() and None not in kinds and kinds[0] != kinds[1]:
+            raise DataError(
+                f"column {column.name!r}: none of its values ({shown}, {kinds[0]}) was seen in "
+                f"fit, whose categories were {kinds[1]}: store the column as one kind in both"
+            )
         warnings.warn(
             f"column {column.name!r}: {len(found)} value(s) not seen in fit ({shown}) in "
             f"{int(unseen.sum())} row(s), treated as missing",
