@@ -259,7 +259,7 @@ def test_a_column_of_text_categories_given_numbers_is_refused_not_emptied():
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"a": rng.normal(size=90), "cat": ["1", "2", "3"] * 30})
     model = Autoencoder(code_dim=1, epochs=2, random_state=0).fit(frame)
-    with pytest.raises(DataError, match="none of its values .* was seen in fit, whose categories"):
+    with pytest.raises(DataError, match=r"none of its values .* was seen in fit, whose categories"):
         model.transform(frame.assign(cat=[1.0, 2.0, 3.0] * 30))
     with pytest.warns(AekitWarning, match="not seen in fit"):  # a new category: a hole
         model.transform(frame.assign(cat="4"))
