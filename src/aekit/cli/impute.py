@@ -191,8 +191,8 @@ def _marked(frame: Any, columns: list[Any], path: str, marker: float | str | Non
     (:func:`~aekit.data.frames.read_verbatim`): no marker, ``NA`` or ``None`` text in them is
     a missing value, so FILLED has them as DATA does. An integer array with marked cells
     becomes float64 (NaN cannot be an integer) until filled: FILLED is then written in its
-    integer dtype, the fills rounded (as a table's integer column's are), unless a hole is
-    left (a column the imputer dropped).
+    integer dtype, the fills rounded (as a table's integer column's are), unless a fill is
+    missing or beyond the dtype's range (:func:`_integers`).
     """
     from ..data.frames import read_verbatim
     from ..data.textcells import marker_cells

@@ -264,9 +264,9 @@ def _fold_errors(
     stats: dict[str, np.ndarray],
     threads: ThreadChoice | None,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Per ``(params, held)`` fit: errors on ``held`` of the start and of the model trained.
+    """Each ``(params, held)`` fit's per-row errors on ``held``: of the start, and trained.
 
-    Each row's error, of the start and of the model trained from it on the other rows.
+    The model is trained from the start on the other rows.
 
     Fits of as many training rows train as one stacked network
     (:func:`~aekit.training.ensemble.fit_together`), each on its own rows, as an ensemble's
